@@ -1,0 +1,166 @@
+/**
+ * End-to-end encryption benchmarks: 1 KiB application messages sealed (MLS encrypt + signed
+ * envelope) and opened (verify + MLS decrypt + commitment check) against the same run's floor
+ * (AES-GCM + one Ed25519 signature + one verification on node:crypto), and add/remove commit
+ * cost for groups of 2, 8, 32 and 128 devices.
+ * Run: node --import tsx bench/e2ee.ts
+ */
+import { createCipheriv, createHash, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
+import { ed25519Node, nodeMlsCrypto } from '../packages/client/src/sdk/mls-crypto.node.ts';
+import {
+  commitEvent,
+  decodeEnvelope,
+  encodeDeviceCertificate,
+  encodeSealedEvent,
+  type EventId,
+  issueDeviceCertificate,
+  keyPairFromSeed,
+  openSealedEvent,
+  type SignatureSuite,
+  signEnvelope,
+  utf8,
+  verifyEnvelope,
+} from '../packages/protocol/src/index.ts';
+import {
+  COMPAT_SUITE,
+  DEFAULT_SUITE,
+  encodeKeyPackage,
+  type GroupConfig,
+  GroupSession,
+  generateDeviceKeyPackage,
+  suiteImpl,
+} from '../packages/protocol/src/group/index.ts';
+
+type Row = Record<string, number | string>;
+const suite: SignatureSuite = { sign: ed25519Node.sign, verify: ed25519Node.verify };
+const allow = { credential: () => true, commit: () => true };
+
+function device(i: number) {
+  const root = keyPairFromSeed(new Uint8Array(32).fill(200));
+  const key = keyPairFromSeed(new Uint8Array(createHash('sha256').update(`bench device ${i}`).digest()));
+  const cert = issueDeviceCertificate({
+    rootSecretKey: root.secretKey,
+    rootPublicKey: root.publicKey,
+    devicePublicKey: key.publicKey,
+    name: `d${i}`,
+    role: 'principal',
+    notBefore: 0,
+    notAfter: Date.now() + 1e10,
+  });
+  return { key, cert: encodeDeviceCertificate(cert), id: cert.body.device };
+}
+
+async function group(cfg: GroupConfig, n: number) {
+  const impl = await suiteImpl(cfg.suite, cfg.crypto);
+  const kp = async (i: number) => {
+    const d = device(i);
+    return generateDeviceKeyPackage({
+      certificate: d.cert,
+      deviceSecretKey: d.key.secretKey,
+      devicePublicKey: d.key.publicKey,
+      nowSeconds: Math.floor(Date.now() / 1000),
+      impl,
+    });
+  };
+  const a = await GroupSession.create(cfg, utf8('c_bench'), await kp(0));
+  const bKp = await kp(1);
+  const others = await Promise.all(Array.from({ length: n - 2 }, (_, i) => kp(i + 2)));
+  const c = await a.commit({ add: [bKp, ...others].map((k) => encodeKeyPackage(k.publicPackage)) });
+  const { session: b } = await GroupSession.join(cfg, c.welcome as Uint8Array, [bKp]);
+  return { a, b, kp };
+}
+
+export async function benchE2ee(): Promise<Row[]> {
+  const rows: Row[] = [];
+  // Floor: AES-128-GCM over 1 KiB + one Ed25519 sign + one verify (node:crypto, cached keys).
+  const key = randomBytes(16);
+  const kib = randomBytes(1024);
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const N = 3000;
+  let t0 = performance.now();
+  for (let i = 0; i < N; i++) {
+    const c = createCipheriv('aes-128-gcm', key, randomBytes(12));
+    const ct = Buffer.concat([c.update(kib), c.final(), c.getAuthTag()]);
+    const s = sign(null, ct, privateKey);
+    verify(null, ct, publicKey, s);
+  }
+  const floorUs = ((performance.now() - t0) * 1000) / N;
+  rows.push({ bench: 'floor: AES-GCM 1 KiB + Ed25519 sign + verify', us: +floorUs.toFixed(1) });
+
+  for (const name of [COMPAT_SUITE, DEFAULT_SUITE]) {
+    const cfg: GroupConfig = { suite: name, crypto: nodeMlsCrypto, policy: allow };
+    const { a, b } = await group(cfg, 2);
+    const sender = device(0);
+    const text = 'x'.repeat(1000);
+    const wires: Uint8Array[] = [];
+    t0 = performance.now();
+    for (let i = 0; i < N; i++) {
+      const id = `e_${String(i).padStart(22, 'A')}` as EventId;
+      const event = { v: 1 as const, kind: 'message' as const, id, at: 1, text };
+      const salt = randomBytes(16);
+      const mls = await a.encrypt(encodeSealedEvent({ event, salt }), utf8(id));
+      wires.push(
+        signEnvelope(
+          {
+            v: 1,
+            channel: 'c_AAAAAAAAAAAAAAAAAAAAAA' as never,
+            sender: sender.id,
+            msgId: id,
+            epoch: a.epoch,
+            kind: 'application',
+            mls,
+            commitment: commitEvent(event, salt),
+            sentAt: 1,
+          },
+          sender.key.secretKey,
+          suite,
+        ).wire,
+      );
+    }
+    const sealUs = ((performance.now() - t0) * 1000) / N;
+    t0 = performance.now();
+    for (const w of wires) {
+      const env = decodeEnvelope(w);
+      if (!env.ok || !verifyEnvelope(env.value, sender.key.publicKey, suite)) throw new Error('verify');
+      const r = await b.process(env.value.body.mls);
+      if (
+        r.kind !== 'application' ||
+        !openSealedEvent(r.plaintext, env.value.body.commitment as Uint8Array).ok
+      )
+        throw new Error('open');
+    }
+    const openUs = ((performance.now() - t0) * 1000) / N;
+    rows.push({
+      bench: `seal+open 1 KiB, ${name}`,
+      seal_per_s: Math.round(1e6 / sealUs),
+      open_per_s: Math.round(1e6 / openUs),
+      seal_us: +sealUs.toFixed(1),
+      open_us: +openUs.toFixed(1),
+      over_floor: +((sealUs + openUs) / floorUs).toFixed(2),
+      wire_bytes: (wires[0] as Uint8Array).length,
+    });
+  }
+
+  const cfg: GroupConfig = { suite: DEFAULT_SUITE, crypto: nodeMlsCrypto, policy: allow };
+  for (const n of [2, 8, 32, 128]) {
+    const { a, kp } = await group(cfg, n);
+    const extra = await kp(1000 + n);
+    t0 = performance.now();
+    await a.commit({ add: [encodeKeyPackage(extra.publicPackage)] });
+    const addMs = performance.now() - t0;
+    const last = a.members().at(-1)?.leafIndex as number;
+    t0 = performance.now();
+    await a.commit({ removeLeaves: [last] });
+    const removeMs = performance.now() - t0;
+    rows.push({
+      bench: `commit in a group of ${n}`,
+      add_ms: +addMs.toFixed(1),
+      remove_ms: +removeMs.toFixed(1),
+    });
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const r of await benchE2ee()) console.log(JSON.stringify(r));
+}

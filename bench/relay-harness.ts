@@ -1,0 +1,447 @@
+/**
+ * Bench harness for the relay: spawn a relay process on a fresh data dir, read its RSS and CPU
+ * from /proc, set up parties and devices, post envelopes over keep-alive HTTP, receive over
+ * WebSocket. Used by bench/relay-w1.ts (and the relay crash test's ideas, not its code).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  createHash,
+  createPrivateKey,
+  randomBytes,
+  sign,
+  createPublicKey,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type ChannelId,
+  channelIdFrom,
+  type DeviceId,
+  decodeEntry,
+  encodeContactCard,
+  encodeDeviceCertificate,
+  eventIdFrom,
+  issueDeviceCertificate,
+  type KeyPair,
+  keyPairFromSeed,
+  makeContactCard,
+  type PartyId,
+  partyIdFromKey,
+  type Role,
+  requestHeaders,
+  type SignatureSuite,
+  type SignedEnvelope,
+  signEnvelope,
+  signRequest,
+  toBase64url,
+  verifyEnvelope,
+} from '@backchannel/protocol';
+import WebSocket from 'ws';
+
+const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+const PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** node:crypto Ed25519 with cached key objects (what a Node client uses). */
+export function nodeSuite(): SignatureSuite {
+  const pub = new Map<string, KeyObject>();
+  const sec = new Map<string, KeyObject>();
+  const k = (b: Uint8Array) => Buffer.from(b).toString('base64');
+  return {
+    sign: (m, sk) => {
+      let ko = sec.get(k(sk));
+      if (ko === undefined) {
+        ko = createPrivateKey({ key: Buffer.concat([PKCS8, sk]), format: 'der', type: 'pkcs8' });
+        sec.set(k(sk), ko);
+      }
+      return new Uint8Array(sign(null, m, ko));
+    },
+    verify: (s, m, pk) => {
+      let ko = pub.get(k(pk));
+      if (ko === undefined) {
+        ko = createPublicKey({ key: Buffer.concat([SPKI, pk]), format: 'der', type: 'spki' });
+        pub.set(k(pk), ko);
+      }
+      try {
+        return verify(null, m, ko, s);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+export const suite = nodeSuite();
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface SpawnedRelay {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  /** Peak resident set (VmHWM) in MB. */
+  rssMb(): number;
+  /** User + system CPU seconds so far. */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+const CLK_TCK = 100;
+
+export async function spawnRelay(config: Record<string, unknown> = {}): Promise<SpawnedRelay> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bc-bench-relay-'));
+  const port = await freePort();
+  const cfgPath = join(dataDir, 'bench-config.json');
+  writeFileSync(cfgPath, JSON.stringify(config));
+  const prof =
+    process.env.BENCH_RELAY_PROF === undefined
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_RELAY_PROF}`];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'packages/server/src/main.node.ts'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      BACKCHANNEL_DATA: join(dataDir, 'data'),
+      BACKCHANNEL_CONFIG: cfgPath,
+      LOG_LEVEL: 'warn',
+    },
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const until = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`relay exited: ${stderr}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > until) throw new Error('relay did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const pid = child.pid as number;
+  return {
+    url,
+    port,
+    pid,
+    dataDir,
+    child,
+    rssMb: () => {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return m === null ? Number.NaN : Number(m[1]) / 1024;
+    },
+    cpuSeconds: () => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Party {
+  readonly root: KeyPair;
+  readonly party: PartyId;
+}
+export interface Device {
+  readonly kp: KeyPair;
+  readonly device: DeviceId;
+  readonly certificate: Uint8Array;
+}
+
+const seed = () => new Uint8Array(randomBytes(32));
+
+export function party(): Party {
+  const root = keyPairFromSeed(seed());
+  return { root, party: partyIdFromKey(root.publicKey) };
+}
+
+export function device(p: Party, name: string, role: Role): Device {
+  const kp = keyPairFromSeed(seed());
+  const now = Date.now();
+  const cert = issueDeviceCertificate({
+    rootSecretKey: p.root.secretKey,
+    rootPublicKey: p.root.publicKey,
+    devicePublicKey: kp.publicKey,
+    name,
+    role,
+    notBefore: now - 3_600_000,
+    notAfter: now + 86_400_000,
+  });
+  return { kp, device: cert.body.device, certificate: encodeDeviceCertificate(cert) };
+}
+
+/** Keep-alive HTTP client with a fixed pool (one socket per in-flight request). */
+export class HttpClient {
+  readonly #agent: Agent;
+  readonly #host: string;
+  readonly #port: number;
+
+  constructor(url: string, sockets: number) {
+    const u = new URL(url);
+    this.#host = u.hostname;
+    this.#port = Number(u.port);
+    this.#agent = new Agent({ keepAlive: true, maxSockets: sockets });
+  }
+
+  send(
+    method: string,
+    path: string,
+    body: Uint8Array | undefined,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: this.#host,
+          port: this.#port,
+          method,
+          path,
+          agent: this.#agent,
+          headers: { ...headers, ...(body === undefined ? {} : { 'content-length': String(body.length) }) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    });
+  }
+
+  async json(method: string, path: string, body: unknown, as?: Device): Promise<unknown> {
+    const bytes = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+    if (as !== undefined)
+      Object.assign(
+        headers,
+        requestHeaders(as.device, as.kp.secretKey, method, path, Date.now(), bytes, suite),
+      );
+    const r = await this.send(method, path, body === undefined ? undefined : bytes, headers);
+    if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
+    return JSON.parse(r.text);
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+}
+
+export async function publish(http: HttpClient, p: Party, devices: readonly Device[]): Promise<void> {
+  const card = makeContactCard({
+    rootSecretKey: p.root.secretKey,
+    rootPublicKey: p.root.publicKey,
+    displayName: 'bench',
+    relays: [],
+    devices: [],
+    issuedAt: Date.now(),
+  });
+  await http.json('PUT', '/v1/cards', { card: toBase64url(encodeContactCard(card)) });
+  for (const d of devices)
+    await http.json('POST', '/v1/devices', { certificate: toBase64url(d.certificate) });
+}
+
+export function newChannel(): ChannelId {
+  return channelIdFrom(randomBytes(16));
+}
+
+export function envelopeFrom(
+  sender: Device,
+  channel: ChannelId,
+  kind: 'application' | 'commit',
+  epoch: number,
+  mlsBytes: number,
+  members?: { add: DeviceId[]; remove: DeviceId[] },
+): SignedEnvelope {
+  return signEnvelope(
+    {
+      v: 1,
+      channel,
+      sender: sender.device,
+      msgId: eventIdFrom(randomBytes(16)),
+      epoch,
+      kind,
+      mls: randomBytes(mlsBytes),
+      ...(kind === 'application' ? { commitment: randomBytes(32) } : {}),
+      sentAt: Date.now(),
+      ...(members === undefined ? {} : { members }),
+    },
+    sender.kp.secretKey,
+    suite,
+  );
+}
+
+/** Posts one envelope as the SDK does (JSON, signed request) or unsigned (the envelope authenticates). */
+export async function postEnvelope(
+  http: HttpClient,
+  as: Device,
+  env: SignedEnvelope,
+  signed: boolean,
+): Promise<{ status: number; text: string }> {
+  const path = `/v1/channels/${env.body.channel}/envelopes`;
+  const bytes = Buffer.from(`{"envelope":"${Buffer.from(env.wire).toString('base64url')}"}`);
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (signed)
+    Object.assign(
+      headers,
+      requestHeaders(as.device, as.kp.secretKey, 'POST', path, Date.now(), bytes, suite),
+    );
+  return http.send('POST', path, bytes, headers);
+}
+
+/** Sends envelopes over an authenticated WebSocket (`send` frames), answers matched by id. */
+export class WsSender {
+  readonly #ws: WebSocket;
+  readonly #pending = new Map<number, (ok: boolean) => void>();
+  #next = 0;
+
+  private constructor(ws: WebSocket) {
+    this.#ws = ws;
+    ws.on('message', (data) => {
+      const f = JSON.parse(data.toString()) as { type: string; id?: number };
+      if ((f.type === 'ack' || f.type === 'error') && typeof f.id === 'number') {
+        const done = this.#pending.get(f.id);
+        this.#pending.delete(f.id);
+        done?.(f.type === 'ack');
+      }
+    });
+  }
+
+  static async connect(url: string, me: Device): Promise<WsSender> {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      ws.once('message', (d) => {
+        const f = JSON.parse(d.toString()) as { type: string };
+        if (f.type === 'ready') resolve();
+        else reject(new Error(`ws auth: ${d.toString()}`));
+      });
+    });
+    const time = Date.now();
+    ws.send(
+      JSON.stringify({
+        type: 'auth',
+        device: me.device,
+        time,
+        sig: toBase64url(signRequest(me.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+      }),
+    );
+    await ready;
+    return new WsSender(ws);
+  }
+
+  send(env: SignedEnvelope): Promise<boolean> {
+    const id = this.#next++;
+    return new Promise((resolve) => {
+      this.#pending.set(id, resolve);
+      this.#ws.send(`{"type":"send","id":${id},"envelope":"${Buffer.from(env.wire).toString('base64url')}"}`);
+    });
+  }
+
+  close(): void {
+    this.#ws.close();
+  }
+}
+
+export interface Received {
+  readonly seq: number;
+  readonly msgId: string;
+  readonly at: number;
+}
+
+/**
+ * A receiving device on the WebSocket: authenticates, subscribes, verifies every envelope's
+ * signature (sender key known), and reports each entry with its receipt time.
+ */
+export async function receiver(
+  url: string,
+  me: Device,
+  channel: ChannelId,
+  from: number,
+  senderKeys: ReadonlyMap<string, Uint8Array>,
+  onEntry: (r: Received) => void,
+): Promise<{ close(): void; bad: () => number }> {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
+  let bad = 0;
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    ws.on('message', (data) => {
+      const f = JSON.parse(data.toString()) as { type: string; seq?: number; entry?: string; code?: string };
+      if (f.type === 'ready') {
+        ws.send(JSON.stringify({ type: 'subscribe', channel, from }));
+      } else if (f.type === 'subscribed') {
+        resolve();
+      } else if (f.type === 'entry') {
+        const raw = Buffer.from(f.entry as string, 'base64url');
+        const d = decodeEntry(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+        if (!d.ok) {
+          bad++;
+          return;
+        }
+        const env = d.value.envelope;
+        const key = senderKeys.get(env.body.sender);
+        if (key === undefined || !verifyEnvelope(env, key, suite)) {
+          bad++;
+          return;
+        }
+        onEntry({ seq: d.value.entry.seq, msgId: env.body.msgId, at: performance.now() });
+      } else if (f.type === 'error') {
+        reject(new Error(`ws error ${f.code}`));
+      }
+    });
+  });
+  const time = Date.now();
+  ws.send(
+    JSON.stringify({
+      type: 'auth',
+      device: me.device,
+      time,
+      sig: toBase64url(signRequest(me.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+    }),
+  );
+  await ready;
+  return { close: () => ws.close(), bad: () => bad };
+}
+
+export function sha256hex(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}

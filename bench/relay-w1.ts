@@ -1,0 +1,319 @@
+/**
+ * Workload W1 (bench/W1.md in the shared spec) against the relay: W1-relay, W1-16, W1-offline.
+ * The relay runs as a separate process on a fresh data dir (SQLite, WAL, synchronous=FULL);
+ * this process is the load (A sends, B receives over WebSocket and verifies every envelope
+ * signature). Envelopes are built and signed before the clock starts; their MLS field is random
+ * bytes of MLS-ciphertext size (~1 KiB plaintext → 1,130 bytes): the relay never parses MLS.
+ *
+ *   npm run bench:relay                 # all three, 3 runs each, human table + JSON lines
+ *   npm run bench:relay -- --json       # JSON lines only
+ *   npm run bench:relay -- --n 4000 --runs 1 --only W1-relay
+ *   npm run bench:relay -- --unsigned   # envelope posts without request signatures (PROTOCOL.md §11)
+ *   npm run bench:relay -- --transport ws   # A sends `send` frames on its authenticated WebSocket
+ */
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { ChannelId, SignedEnvelope } from '@backchannel/protocol';
+import {
+  type Device,
+  device,
+  envelopeFrom,
+  HttpClient,
+  newChannel,
+  party,
+  postEnvelope,
+  publish,
+  type Received,
+  receiver,
+  spawnRelay,
+  WsSender,
+} from './relay-harness.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    n: { type: 'string', default: '20000' },
+    runs: { type: 'string', default: '3' },
+    only: { type: 'string' },
+    inflight: { type: 'string', default: '64' },
+    unsigned: { type: 'boolean', default: false },
+    transport: { type: 'string', default: 'http' },
+  },
+});
+
+const N = Number(args.n);
+const RUNS = Number(args.runs);
+const INFLIGHT = Number(args.inflight);
+const SIGNED = !args.unsigned;
+const TRANSPORT = args.transport === 'ws' ? 'ws' : 'http';
+const MLS_BYTES = 1130;
+/** Rate limits are raised for the load generator (one device sending as fast as it can). */
+const RELAY_CONFIG = {
+  rateLimits: { device: { perSecond: 1e6, burst: 1e6 }, ip: { perSecond: 1e6, burst: 1e6 } },
+};
+
+type Workload = 'W1-relay' | 'W1-16' | 'W1-offline';
+
+interface Result {
+  workload: Workload;
+  n: number;
+  accepted_per_s: number;
+  delivered_per_s: number | null;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  lost: number;
+  duplicated: number;
+  server_rss_mb: number;
+  server_cpu_s: number;
+  client_cpu_s: number;
+  drain_s: number | null;
+  store: 'sqlite';
+  nodes: 1;
+  node: string;
+  cores: number;
+}
+
+interface Pair {
+  readonly a: Device;
+  readonly b: Device;
+  readonly channel: ChannelId;
+  readonly envelopes: SignedEnvelope[];
+}
+
+const say = (s: string) => {
+  if (!args.json) process.stderr.write(`${s}\n`);
+};
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** Resolves with p, or after ms (without keeping the process alive afterwards). */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise<void>((r) => (t = setTimeout(r, ms)))]);
+  clearTimeout(t);
+}
+
+async function runOnce(workload: Workload, n: number): Promise<Result> {
+  const relay = await spawnRelay(RELAY_CONFIG);
+  const pairsN = workload === 'W1-16' ? 16 : 1;
+  const perPair = Math.ceil(n / pairsN);
+  const http = new HttpClient(relay.url, INFLIGHT * pairsN);
+  try {
+    // Setup (untimed): two parties, one device each per pair, a channel per pair.
+    const A = party();
+    const B = party();
+    const pairs: Pair[] = [];
+    const as: Device[] = [];
+    const bs: Device[] = [];
+    for (let i = 0; i < pairsN; i++) {
+      as.push(device(A, `a${i}`, 'admin'));
+      bs.push(device(B, `b${i}`, 'principal'));
+    }
+    await publish(http, A, as);
+    await publish(http, B, bs);
+    const senderKeys = new Map<string, Uint8Array>(as.map((a) => [a.device, a.kp.publicKey]));
+    for (let i = 0; i < pairsN; i++) {
+      const a = as[i] as Device;
+      const b = bs[i] as Device;
+      const channel = newChannel();
+      const created = await postEnvelope(
+        http,
+        a,
+        envelopeFrom(a, channel, 'commit', 0, 256, { add: [b.device], remove: [] }),
+        true,
+      );
+      if (created.status !== 201) throw new Error(`channel: ${created.status} ${created.text}`);
+      const envelopes: SignedEnvelope[] = [];
+      for (let k = 0; k < perPair; k++) envelopes.push(envelopeFrom(a, channel, 'application', 1, MLS_BYTES));
+      pairs.push({ a, b, channel, envelopes });
+    }
+    const total = perPair * pairsN;
+    const sentAt = new Map<string, number>();
+    const seen = new Map<string, Set<number>>();
+    const latencies: number[] = [];
+    let received = 0;
+    let duplicated = 0;
+    let lastReceipt = 0;
+    let allReceived: () => void = () => {};
+    const done = new Promise<void>((r) => {
+      allReceived = r;
+    });
+    const onEntry = (channel: ChannelId) => (r: Received) => {
+      if (r.seq === 0) return; // the channel's creating commit
+      let s = seen.get(channel);
+      if (s === undefined) {
+        s = new Set();
+        seen.set(channel, s);
+      }
+      if (s.has(r.seq)) {
+        duplicated++;
+        return;
+      }
+      s.add(r.seq);
+      received++;
+      lastReceipt = r.at;
+      const t = sentAt.get(r.msgId);
+      if (t !== undefined) latencies.push(r.at - t);
+      if (received === total) allReceived();
+    };
+    const receivers: Array<{ close(): void; bad(): number }> = [];
+    const connectAll = async () => {
+      for (const p of pairs)
+        receivers.push(await receiver(relay.url, p.b, p.channel, 0, senderKeys, onEntry(p.channel)));
+    };
+    if (workload !== 'W1-offline') await connectAll();
+
+    const wsSenders = new Map<Pair, WsSender>();
+    if (TRANSPORT === 'ws') for (const p of pairs) wsSenders.set(p, await WsSender.connect(relay.url, p.a));
+
+    // Timed: A sends with up to INFLIGHT requests in flight per sender.
+    const cpu0 = relay.cpuSeconds();
+    const client0 = process.cpuUsage();
+    const t0 = performance.now();
+    let accepted = 0;
+    let failed = 0;
+    let lastAck = 0;
+    await Promise.all(
+      pairs.map(async (p) => {
+        let next = 0;
+        const worker = async () => {
+          for (;;) {
+            const i = next++;
+            if (i >= p.envelopes.length) return;
+            const env = p.envelopes[i] as SignedEnvelope;
+            sentAt.set(env.body.msgId, performance.now());
+            const ws = wsSenders.get(p);
+            const ok =
+              ws === undefined ? (await postEnvelope(http, p.a, env, SIGNED)).status === 201 : await ws.send(env);
+            if (ok) accepted++;
+            else failed++;
+            lastAck = performance.now();
+          }
+        };
+        await Promise.all(Array.from({ length: INFLIGHT }, worker));
+      }),
+    );
+    const acceptSeconds = (lastAck - t0) / 1000;
+    let drainSeconds: number | null = null;
+    if (workload === 'W1-offline') {
+      const d0 = performance.now();
+      await connectAll();
+      await within(done, 60_000);
+      drainSeconds = (performance.now() - d0) / 1000;
+    } else {
+      await within(done, 60_000);
+    }
+    const cpu = relay.cpuSeconds() - cpu0;
+    if (process.env.BENCH_METRICS !== undefined) {
+      const m = await (await fetch(`${relay.url}/metrics`)).text();
+      process.stderr.write(
+        `${m
+          .split('\n')
+          .filter((l) => /^bc_append_(batch|commit)/.test(l))
+          .join('\n')}\n`,
+      );
+    }
+    const client = process.cpuUsage(client0);
+    if (failed > 0) say(`  ${failed} sends were refused`);
+    const bad = receivers.reduce((s, r) => s + r.bad(), 0);
+    if (bad > 0) say(`  ${bad} received entries failed verification`);
+    for (const r of receivers) r.close();
+    for (const w of wsSenders.values()) w.close();
+    latencies.sort((x, y) => x - y);
+    const offline = workload === 'W1-offline';
+    return {
+      workload,
+      n: total,
+      accepted_per_s: round(accepted / acceptSeconds, 0),
+      delivered_per_s: offline ? null : round(received / ((lastReceipt - t0) / 1000), 0),
+      p50_ms: offline ? null : round(percentile(latencies, 50), 2),
+      p95_ms: offline ? null : round(percentile(latencies, 95), 2),
+      p99_ms: offline ? null : round(percentile(latencies, 99), 2),
+      lost: total - received + bad,
+      duplicated,
+      server_rss_mb: round(relay.rssMb(), 1),
+      server_cpu_s: round(cpu, 2),
+      client_cpu_s: round((client.user + client.system) / 1e6, 2),
+      drain_s: drainSeconds === null ? null : round(drainSeconds, 2),
+      store: 'sqlite',
+      nodes: 1,
+      node: process.version,
+      cores: availableParallelism(),
+    };
+  } finally {
+    http.close();
+    await relay.stop();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function summarize(runs: Result[]): Record<string, unknown> {
+  const first = runs[0] as Result;
+  const out: Record<string, unknown> = { ...first };
+  const spread: Record<string, [number, number]> = {};
+  for (const k of Object.keys(first) as (keyof Result)[]) {
+    const vals = runs.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
+    if (vals.length !== runs.length || k === 'n' || k === 'cores' || k === 'nodes') continue;
+    out[k] = k === 'lost' || k === 'duplicated' ? Math.max(...vals) : round(median(vals), 2);
+    if (runs.length > 1) spread[k] = [Math.min(...vals), Math.max(...vals)];
+  }
+  return {
+    ...out,
+    runs: runs.length,
+    spread,
+    fsync: 'FULL (WAL)',
+    mls_bytes: MLS_BYTES,
+    inflight_per_sender: INFLIGHT,
+    transport: TRANSPORT,
+    request_auth: TRANSPORT === 'ws' ? 'ws-session' : SIGNED ? 'signed' : 'envelope-only',
+    note: 'relay and load share the same 2 cores; MLS field is random bytes of ciphertext size (the relay never parses MLS)',
+  };
+}
+
+const workloads: Workload[] = ['W1-relay', 'W1-16', 'W1-offline'];
+const selected = args.only === undefined ? workloads : workloads.filter((w) => w === args.only);
+const lines: Record<string, unknown>[] = [];
+for (const w of selected) {
+  const n = w === 'W1-offline' ? Math.round(N / 4) : N;
+  const runs: Result[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    say(`${w} run ${i + 1}/${RUNS} (n=${n})…`);
+    runs.push(await runOnce(w, n));
+  }
+  const line = summarize(runs);
+  lines.push(line);
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+if (!args.json) {
+  const cols = [
+    'workload',
+    'n',
+    'accepted_per_s',
+    'delivered_per_s',
+    'p50_ms',
+    'p95_ms',
+    'p99_ms',
+    'lost',
+    'duplicated',
+    'server_rss_mb',
+    'server_cpu_s',
+    'client_cpu_s',
+    'drain_s',
+  ];
+  process.stderr.write(`\n${cols.join('\t')}\n`);
+  for (const l of lines) process.stderr.write(`${cols.map((c) => String(l[c] ?? '—')).join('\t')}\n`);
+  process.stderr.write(
+    `\nmedian of ${RUNS} run(s); relay and load on the same ${availableParallelism()} cores; SQLite WAL synchronous=FULL; ${SIGNED ? 'signed requests' : 'envelope-authenticated posts'}\n`,
+  );
+}

@@ -1,0 +1,152 @@
+/**
+ * Workload W1-e2e (../shared/bench/W1.md) through the SDK: A sends N messages of 1 KiB, each
+ * MLS-encrypted and signed as in production, up to 64 in flight, each persisted on A's device
+ * before it is posted; B syncs, verifies, decrypts and folds every one. Latency is A's send call
+ * → B's decryption, on one process clock. Also: cold sync of a long channel on a new device.
+ * Run: node --import tsx bench/w1-e2e.ts [--n 20000] [--json]
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRelayProcess } from '../packages/client/src/cli/relay-process.node.ts';
+import type { DraftEvent } from '../packages/client/src/sdk/channel.ts';
+import { Backchannel } from '../packages/client/src/sdk/client.ts';
+import { createMlsFactory } from '../packages/client/src/sdk/mls-factory.ts';
+import { ed25519Node, nodeMlsCrypto } from '../packages/client/src/sdk/mls-crypto.node.ts';
+import { SqliteLocalStore } from '../packages/client/src/sdk/sqlite.node.ts';
+
+const arg = (name: string, def: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const N = arg('--n', 20_000);
+const json = process.argv.includes('--json');
+const root = mkdtempSync(join(tmpdir(), 'bc-w1e2e-'));
+
+async function device(name: string, relay: string) {
+  return Backchannel.open({
+    store: SqliteLocalStore.open({
+      path: join(root, name, 'device.db'),
+      passphrase: name,
+      kdf: { N: 1 << 10, r: 8, p: 1 },
+    }),
+    mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
+    relays: [relay],
+    random: (n) => new Uint8Array(randomBytes(n)),
+    signatures: ed25519Node,
+    updateEveryMessages: 1_000_000,
+  });
+}
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * (xs.length - 1)))] ?? 0;
+
+const relay = await startRelayProcess(join(root, 'relay'));
+try {
+  const a = await device('A', relay.url);
+  const b = await device('B', relay.url);
+  await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
+  const B = await b.createParty({ partyName: 'B', deviceName: 'b', role: 'principal', relays: [relay.url] });
+  const chA = await a.outreach(B.party, 'bench');
+  await b.checkInbox();
+  const chB = await b.channel(chA.id);
+  await chB.sync();
+  await chB.send({ kind: 'channel.accept' } as DraftEvent);
+  await b.outbox.flush();
+  await chA.sync();
+  const base = chB.record.nextSeq + 1;
+
+  const text = 'x'.repeat(1024);
+  const sentAt = new Map<string, number>();
+  const latencies: number[] = [];
+  let received = 0;
+  let duplicated = 0;
+  const seen = new Set<string>();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let acceptedAt = 0;
+  const sender = (async () => {
+    for (let i = 0; i < N; i += 64) {
+      const k = Math.min(64, N - i);
+      const t = performance.now();
+      const ids = await chA.sendMany(
+        Array.from({ length: k }, () => ({ kind: 'message', text }) as DraftEvent),
+      );
+      for (const id of ids) sentAt.set(id, t);
+      await a.outbox.flush(64);
+    }
+    acceptedAt = performance.now();
+  })();
+  const receiver = (async () => {
+    while (received < N) {
+      const fresh = await chB.sync();
+      for (const r of fresh) {
+        if (!('event' in r) || r.event.kind !== 'message') continue;
+        if (seen.has(r.event.id)) duplicated++;
+        seen.add(r.event.id);
+        const s = sentAt.get(r.event.id);
+        if (s !== undefined) latencies.push(performance.now() - s);
+        received++;
+      }
+      if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  await Promise.all([sender, receiver]);
+  const total = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  latencies.sort((x, y) => x - y);
+  const line = {
+    workload: 'W1-e2e',
+    n: N,
+    accepted_per_s: Math.round((N / (acceptedAt - t0 / 1)) * 1000) / 1,
+    delivered_per_s: Math.round((N / total) * 1000),
+    p50_ms: +pct(latencies, 0.5).toFixed(1),
+    p95_ms: +pct(latencies, 0.95).toFixed(1),
+    p99_ms: +pct(latencies, 0.99).toFixed(1),
+    lost: N - seen.size,
+    duplicated,
+    server_rss_mb: null,
+    server_cpu_s: null,
+    client_cpu_s: +((cpu.user + cpu.system) / 1e6).toFixed(1),
+    drain_s: null,
+    store: 'sqlite',
+    nodes: 1,
+    node: process.version,
+    cores: cpus().length,
+  };
+  console.log(JSON.stringify({ ...line, accepted_per_s: Math.round((N / (acceptedAt - t0)) * 1000) }));
+
+  // Cold sync: a new device of party B joins the channel and verifies + decrypts what it can.
+  const b2 = await device('B2', relay.url);
+  const t1 = performance.now();
+  const id2 = await b.addDevice('b2', 'staff');
+  await b2.enroll(id2);
+  const chB2raw = await b.channel(chA.id);
+  await chB2raw.sync();
+  const kps = (await b.relay.claimKeyPackages(B.party)).filter((k) => k.device === id2.device);
+  await chB2raw.commit(
+    (g) => g.add(kps.map((k) => k.keyPackage)),
+    { add: kps.map((k) => k.device as never), remove: [] },
+    [B.party],
+  );
+  await b2.checkInbox();
+  const chB2 = await b2.channel(chA.id);
+  const tSync = performance.now();
+  await chB2.sync();
+  const coldS = (performance.now() - tSync) / 1000;
+  console.log(
+    JSON.stringify({
+      workload: 'cold-sync',
+      entries: chB2.record.nextSeq,
+      seconds: +coldS.toFixed(2),
+      per_s: Math.round(chB2.record.nextSeq / coldS),
+      verified_checkpoint: chB2.record.checkpointSize,
+      setup_s: +((tSync - t1) / 1000).toFixed(2),
+    }),
+  );
+  void base;
+  if (!json) console.log(`\nW1-e2e: ${N} messages; see docs/PERFORMANCE.md for the table`);
+  for (const d of [a, b, b2]) d.close();
+} finally {
+  await relay.stop();
+}

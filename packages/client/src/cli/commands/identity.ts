@@ -1,0 +1,242 @@
+/** init, device add/list/revoke, card publish/show/fingerprint. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import {
+  decodeContactCard,
+  decodeDeviceCertificate,
+  decodeRevocation,
+  fingerprint,
+  type PartyId,
+  parsePartyId,
+  ROLES,
+  type Role,
+  toBase64url,
+} from '@backchannel/protocol';
+import { type Command, Option } from 'commander';
+import { ClientError } from '../../sdk/errors.ts';
+import { newInviteCode, openInvite, sealInvite } from '../../sdk/invite.node.ts';
+import { type GlobalOptions, openDevice } from '../device.node.ts';
+import type { Out } from '../output.ts';
+
+type Action = (o: GlobalOptions, out: Out, ...args: never[]) => Promise<void>;
+export type Runner = (fn: Action) => (...args: unknown[]) => Promise<void>;
+
+const roleOption = () => new Option('--role <role>', 'the device role').choices([...ROLES]).default('staff');
+
+export function identityCommands(program: Command, run: Runner): void {
+  const init = program
+    .command('init')
+    .description('set up this device: a new party, or a device of an existing one');
+  init
+    .command('party')
+    .description('create a new party (root key) with this device as its admin device')
+    .requiredOption('--name <name>', 'the party name others will see, e.g. "Foreign Ministry"')
+    .requiredOption('--device <name>', 'this device, e.g. "minister-laptop"')
+    .option('--role <role>', 'this device role (admin holds the root key)', 'admin')
+    .addHelpText(
+      'after',
+      '\nExample:\n  backchannel init party --name "Foreign Ministry" --device admin-desk --relay http://127.0.0.1:8787',
+    )
+    .action(
+      run(async (o, out, opts: { name: string; device: string; role: Role }) => {
+        if (o.relay === undefined || o.relay.length === 0) {
+          throw new ClientError('INVALID_ARGUMENT', 'say which relay this party uses: --relay URL');
+        }
+        const bc = await openDevice(o);
+        try {
+          const id = await bc.createParty({
+            partyName: opts.name,
+            deviceName: opts.device,
+            role: opts.role,
+            relays: o.relay,
+          });
+          out.result(
+            { party: id.party, device: id.device, role: opts.role, fingerprint: bc.fingerprint() },
+            (v: { party: string; device: string; fingerprint: string }) =>
+              `party ${v.party} created\ndevice ${v.device} (${opts.role})\nfingerprint ${v.fingerprint}\ncompare this fingerprint with the other party out of band`,
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+  init
+    .command('device')
+    .description('enroll this device from an invite file and its one-time code')
+    .requiredOption('--invite <file>', 'the invite file an admin created with `backchannel device add`')
+    .requiredOption('--code <code>', 'the one-time code the admin read to you')
+    .addHelpText(
+      'after',
+      '\nExample:\n  backchannel init device --invite staff1.invite.json --code ABCD-EFGH-JKMN-PQRS',
+    )
+    .action(
+      run(async (o, out, opts: { invite: string; code: string }) => {
+        const identity = openInvite(JSON.parse(readFileSync(opts.invite, 'utf8')), opts.code);
+        const bc = await openDevice(o);
+        try {
+          await bc.enroll(identity);
+          out.result(
+            {
+              party: identity.party,
+              device: identity.device,
+              name: identity.deviceName,
+              role: identity.certificate.body.role,
+            },
+            (v: { device: string; name: string; role: string }) =>
+              `device ${v.device} "${v.name}" (${v.role}) enrolled`,
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+
+  const device = program.command('device').description('the devices of your party');
+  device
+    .command('add')
+    .description('admin: certify a new device and write its invite file (give the code separately)')
+    .requiredOption('--name <name>', 'member and device, e.g. "staff-1 laptop"')
+    .addOption(roleOption())
+    .requiredOption('--out <file>', 'where to write the invite file')
+    .addHelpText(
+      'after',
+      '\nExample:\n  backchannel device add --name staff-1 --role staff --out staff1.invite.json',
+    )
+    .action(
+      run(async (o, out, opts: { name: string; role: Role; out: string }) => {
+        const bc = await openDevice(o);
+        try {
+          const identity = await bc.addDevice(opts.name, opts.role);
+          const code = newInviteCode();
+          writeFileSync(opts.out, JSON.stringify(sealInvite(identity, code, kdfForInvites())), {
+            mode: 0o600,
+          });
+          out.result(
+            { device: identity.device, role: opts.role, invite: opts.out, code },
+            (v: { device: string; invite: string; code: string }) =>
+              `device ${v.device} certified\ninvite written to ${v.invite}\none-time code: ${v.code}  (send it by another route than the file)`,
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+  device
+    .command('list')
+    .description('list your party devices, with roles and revocations')
+    .action(
+      run(async (o, out) => {
+        const bc = await openDevice(o);
+        try {
+          const { certificates, revocations } = await bc.relay.listDevices(bc.identity.party);
+          const revoked = new Set(
+            revocations.map((r) => decodeRevocation(r)).flatMap((r) => (r.ok ? [r.value.body.device] : [])),
+          );
+          const rows = certificates
+            .map((c) => decodeDeviceCertificate(c))
+            .flatMap((c) => (c.ok ? [c.value.body] : []))
+            .map((b) => ({
+              device: b.device,
+              name: b.name,
+              role: b.role,
+              revoked: revoked.has(b.device),
+              self: b.device === bc.identity.device,
+            }));
+          out.result(rows, (v: typeof rows) =>
+            v
+              .map(
+                (r) =>
+                  `${r.device}  ${r.role.padEnd(10)} ${r.name}${r.self ? '  (this device)' : ''}${r.revoked ? '  REVOKED' : ''}`,
+              )
+              .join('\n'),
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+  device
+    .command('revoke <device>')
+    .description('admin: revoke a device and remove it from every channel')
+    .requiredOption('--reason <text>', 'why (kept on record)')
+    .addHelpText('after', '\nExample:\n  backchannel device revoke d_AbC… --reason "left the delegation"')
+    .action(
+      run(async (o, out, deviceId: string, opts: { reason: string }) => {
+        const bc = await openDevice(o);
+        try {
+          await bc.revokeDevice(deviceId, opts.reason);
+          out.result({ revoked: deviceId }, () => `device ${deviceId} revoked and removed from its channels`);
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+
+  const card = program.command('card').description('contact cards: what an outreach is sent to');
+  card
+    .command('publish')
+    .description('admin: sign and publish your party contact card on the relay')
+    .action(
+      run(async (o, out) => {
+        const bc = await openDevice(o);
+        try {
+          const bytes = await bc.publishCard();
+          out.result(
+            { party: bc.identity.party, card: toBase64url(bytes), fingerprint: bc.fingerprint() },
+            () => `card of ${bc.identity.party} published\nfingerprint ${bc.fingerprint()}`,
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+  card
+    .command('show [party]')
+    .description('show a party contact card (yours by default)')
+    .action(
+      run(async (o, out, party?: string) => {
+        const bc = await openDevice(o);
+        try {
+          const p = party === undefined ? bc.identity.party : parsePartyId(party);
+          const c = decodeContactCard(await bc.relay.getCard(p));
+          if (!c.ok) throw new ClientError('CARD_UNKNOWN', `the card of ${p} does not verify: ${c.message}`);
+          const v = {
+            party: c.value.body.party,
+            name: c.value.body.displayName,
+            relays: c.value.body.relays,
+            devices: c.value.body.devices.length,
+            issuedAt: new Date(c.value.body.issuedAt).toISOString(),
+            fingerprint: fingerprint(c.value.body.rootPublicKey),
+          };
+          out.result(
+            v,
+            (x: typeof v) =>
+              `${x.name} (${x.party})\nrelays: ${x.relays.join(', ')}\nissued ${x.issuedAt}\nfingerprint ${x.fingerprint}`,
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+  card
+    .command('fingerprint [party]')
+    .description('the safety number to compare out of band (yours by default)')
+    .action(
+      run(async (o, out, party?: string) => {
+        const bc = await openDevice(o);
+        try {
+          const p: PartyId = party === undefined ? bc.identity.party : parsePartyId(party);
+          const c = decodeContactCard(await bc.relay.getCard(p));
+          if (!c.ok) throw new ClientError('CARD_UNKNOWN', `the card of ${p} does not verify: ${c.message}`);
+          const fp = fingerprint(c.value.body.rootPublicKey);
+          out.result({ party: p, fingerprint: fp }, () => fp);
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+}
+
+function kdfForInvites() {
+  const n = process.env.BACKCHANNEL_KDF_N;
+  return n === undefined ? undefined : { N: Number(n), r: 8, p: 1 };
+}

@@ -1,0 +1,60 @@
+/** `backchannel relay` (runs the relay process) and `backchannel demo`. */
+import { spawn } from 'node:child_process';
+import type { Command } from 'commander';
+import { runDemo } from '../demo.node.ts';
+import { relayEntry, tsxImport } from '../relay-process.node.ts';
+import type { Runner } from './identity.ts';
+
+/** Path of the relay's entry point (run as its own process: the client never imports the server). */
+export function relayCommands(program: Command, run: Runner): void {
+  program
+    .command('relay')
+    .description('run a relay (HTTP + WebSocket) with an embedded SQLite store')
+    .option('--port <port>', 'port (env PORT)', process.env.PORT ?? '8787')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--data <dir>', 'data directory (env BACKCHANNEL_DATA)', process.env.BACKCHANNEL_DATA ?? './data')
+    .option('--store <url>', 'storage: sqlite (default) or postgres://…')
+    .option('--fanout <url>', 'fan-out between relay nodes: nats://…')
+    .addHelpText('after', '\nExample:\n  backchannel relay --port 8787 --data ./data')
+    .action(
+      run(
+        async (
+          _o,
+          _out,
+          opts: { port: string; host: string; data: string; store?: string; fanout?: string },
+        ) => {
+          const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry()], {
+            stdio: 'inherit',
+            env: {
+              ...process.env,
+              PORT: opts.port,
+              HOST: opts.host,
+              BACKCHANNEL_DATA: opts.data,
+              ...(opts.store === undefined ? {} : { BACKCHANNEL_STORE: opts.store }),
+              ...(opts.fanout === undefined ? {} : { BACKCHANNEL_FANOUT: opts.fanout }),
+            },
+          });
+          for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+          await new Promise<void>((resolve) => {
+            child.on('exit', (code) => {
+              process.exitCode = code ?? 0;
+              resolve();
+            });
+          });
+        },
+      ),
+    );
+
+  program
+    .command('demo')
+    .description(
+      'play the reference scenario (steps 1–8) against a local relay it starts, narrating each step',
+    )
+    .option('--out <dir>', 'also write each party exported transcript there')
+    .option('--port <port>', 'port for the demo relay', '0')
+    .action(
+      run(async (o, out, opts: { out?: string; port: string }) => {
+        await runDemo({ out, json: o.json === true, outDir: opts.out, port: Number(opts.port) });
+      }),
+    );
+}

@@ -1,0 +1,373 @@
+/** outreach, inbox, accept/decline, send, points, propose, respond, readout, notice, read, track, channel. */
+import {
+  type ChannelId,
+  type EventId,
+  parseEventId,
+  parsePartyId,
+  type TrackId,
+  trackIdFrom,
+} from '@backchannel/protocol';
+import type { Command } from 'commander';
+import { randomBytes } from 'node:crypto';
+import type { Backchannel } from '../../sdk/client.ts';
+import type { Channel, DraftEvent } from '../../sdk/channel.ts';
+import { ClientError } from '../../sdk/errors.ts';
+import { type GlobalOptions, openDevice } from '../device.node.ts';
+import { type Out, parseDuration } from '../output.ts';
+import type { Runner } from './identity.ts';
+
+/** Opens the device, syncs the channel, runs `fn`, delivers the outbox. */
+export async function withChannel<T>(
+  o: GlobalOptions,
+  channelId: string,
+  fn: (ch: Channel, bc: Backchannel) => Promise<T>,
+): Promise<T> {
+  const bc = await openDevice(o);
+  try {
+    // Offline is normal: work from the local state and keep sends in the outbox.
+    let offline: ClientError | undefined;
+    try {
+      await bc.checkInbox();
+      await bc.outbox.flush();
+    } catch (e) {
+      if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
+      offline = e;
+    }
+    const ch = await bc.channel(channelId);
+    if (offline === undefined) await ch.sync();
+    const r = await fn(ch, bc);
+    const f = await bc.outbox.flush();
+    if (f.pending > 0) {
+      throw new ClientError(
+        'RELAY_UNREACHABLE',
+        `the relay is unreachable: ${f.pending} message(s) kept in the outbox, sent by the next command or \`backchannel sync\``,
+        { retryable: true },
+      );
+    }
+    return r;
+  } finally {
+    bc.close();
+  }
+}
+
+export function resolveTrack(ch: Channel, nameOrId: string | undefined): TrackId | undefined {
+  if (nameOrId === undefined) return undefined;
+  const tracks = ch.view.state.tracks;
+  if (nameOrId in tracks) return nameOrId as TrackId;
+  const hit = Object.entries(tracks).find(([, t]) => t.name === nameOrId);
+  if (hit === undefined)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `channel ${ch.id} has no track "${nameOrId}" (see \`backchannel track list ${ch.id}\`)`,
+    );
+  return hit[0] as TrackId;
+}
+
+function sendCmd(
+  run: Runner,
+  build: (ch: Channel, args: never) => DraftEvent,
+  what: string,
+): (...args: unknown[]) => Promise<void> {
+  return run(async (o, out, ...args: unknown[]) => {
+    const id = await withChannel(o, String(args[0]), async (ch) =>
+      ch.send(build(ch, args.slice(1) as never)),
+    );
+    out.result({ channel: args[0], event: id }, () => `${what} ${id} sent on ${args[0]}`);
+  });
+}
+
+const trackOf = (ch: Channel, opts: { track?: string }) => {
+  const t = resolveTrack(ch, opts.track);
+  return t === undefined ? {} : { track: t };
+};
+
+export function talkCommands(program: Command, run: Runner): void {
+  program
+    .command('outreach <party>')
+    .description("open a channel to another party's contact card")
+    .requiredOption('--note <text>', 'what the outreach says')
+    .addHelpText('after', '\nExample:\n  backchannel outreach p_Xy… --note "We are ready to talk."')
+    .action(
+      run(async (o, out, party: string, opts: { note: string }) => {
+        const bc = await openDevice(o);
+        try {
+          const ch = await bc.outreach(parsePartyId(party), opts.note);
+          out.result(
+            { channel: ch.id },
+            () => `outreach sent: channel ${ch.id} (waiting for ${party} to accept)`,
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+
+  program
+    .command('inbox')
+    .description('join channels you were invited to and list outreach waiting for a decision')
+    .action(
+      run(async (o, out) => {
+        const bc = await openDevice(o);
+        try {
+          await bc.syncAll();
+          const rows: Array<{
+            channel: string;
+            lifecycle: string;
+            initiator: string | null;
+            parties: readonly string[];
+          }> = [];
+          for (const id of await bc.channelIds()) {
+            const ch = await bc.channel(id);
+            const s = ch.view.state;
+            rows.push({
+              channel: id,
+              lifecycle: s.lifecycle,
+              initiator: s.initiator ?? null,
+              parties: s.parties,
+            });
+          }
+          out.result(rows, (v: typeof rows) =>
+            v.length === 0
+              ? 'no channels yet'
+              : v
+                  .map(
+                    (r) =>
+                      `${r.channel}  ${r.lifecycle}${r.lifecycle === 'proposed' ? '  ← outreach waiting: `backchannel accept` or `decline`' : ''}`,
+                  )
+                  .join('\n'),
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+
+  program
+    .command('accept <channel>')
+    .description('accept an outreach: the channel opens')
+    .action(sendCmd(run, () => ({ kind: 'channel.accept' }) as DraftEvent, 'acceptance'));
+  program
+    .command('decline <channel>')
+    .description('decline an outreach')
+    .option('--reason <text>', 'why (kept on record)')
+    .action(
+      sendCmd(
+        run,
+        (_ch, [opts]: [{ reason?: string }]) =>
+          ({
+            kind: 'channel.decline',
+            ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+          }) as DraftEvent,
+        'decline',
+      ),
+    );
+
+  program
+    .command('send <channel> <text>')
+    .description('send a message')
+    .option('--track <track>', 'track name or id')
+    .addHelpText('after', '\nExample:\n  backchannel send c_… "We received your note." --track nuclear')
+    .action(
+      sendCmd(
+        run,
+        (ch, [text, opts]: [string, { track?: string }]) =>
+          ({ kind: 'message', text, ...trackOf(ch, opts) }) as DraftEvent,
+        'message',
+      ),
+    );
+
+  program
+    .command('points <channel> <items...>')
+    .description('convey a structured list of points')
+    .requiredOption('--title <title>', 'heading of the points')
+    .option('--track <track>', 'track name or id')
+    .addHelpText(
+      'after',
+      '\nExample:\n  backchannel points c_… "Halt enrichment above 5%" "Inspections resume" --title "Conditions"',
+    )
+    .action(
+      sendCmd(
+        run,
+        (ch, [items, opts]: [string[], { title: string; track?: string }]) =>
+          ({ kind: 'points', title: opts.title, items, ...trackOf(ch, opts) }) as DraftEvent,
+        'points',
+      ),
+    );
+
+  program
+    .command('propose <channel> <text>')
+    .description('make a proposal')
+    .requiredOption('--title <title>', 'short title')
+    .option('--track <track>', 'track name or id')
+    .action(
+      sendCmd(
+        run,
+        (ch, [text, opts]: [string, { title: string; track?: string }]) =>
+          ({ kind: 'proposal', title: opts.title, text, ...trackOf(ch, opts) }) as DraftEvent,
+        'proposal',
+      ),
+    );
+
+  program
+    .command('respond <channel> <event> <text>')
+    .description('respond to a proposal, points or notice')
+    .option('--stance <stance>', 'accept | reject | counter | note', 'note')
+    .option('--track <track>', 'track name or id')
+    .action(
+      sendCmd(
+        run,
+        (
+          ch,
+          [event, text, opts]: [
+            string,
+            string,
+            { stance: 'accept' | 'reject' | 'counter' | 'note'; track?: string },
+          ],
+        ) =>
+          ({
+            kind: 'response',
+            to: parseEventId(event),
+            stance: opts.stance,
+            text,
+            ...trackOf(ch, opts),
+          }) as DraftEvent,
+        'response',
+      ),
+    );
+
+  program
+    .command('readout <channel> <text>')
+    .description('record a public read-out of a round of talks')
+    .requiredOption('--round <name>', 'which round, e.g. "Geneva 3"')
+    .action(
+      sendCmd(
+        run,
+        (_ch, [text, opts]: [string, { round: string }]) =>
+          ({ kind: 'readout', round: opts.round, text }) as DraftEvent,
+        'read-out',
+      ),
+    );
+
+  program
+    .command('notice <channel> <text>')
+    .description('send a formal notice that must be acknowledged before a deadline')
+    .requiredOption('--title <title>', 'short title')
+    .option('--ack-within <duration>', 'deadline, e.g. 2h', '24h')
+    .action(
+      sendCmd(
+        run,
+        (_ch, [text, opts]: [string, { title: string; ackWithin: string }]) =>
+          ({
+            kind: 'notice',
+            title: opts.title,
+            text,
+            ackBy: Date.now() + parseDuration(opts.ackWithin),
+          }) as DraftEvent,
+        'notice',
+      ),
+    );
+
+  program
+    .command('read <channel> [events...]')
+    .description('send read receipts (all unread events from other parties by default)')
+    .action(
+      run(async (o, out, channel: string, events: string[]) => {
+        const sent = await withChannel(o, channel, async (ch, bc) => {
+          const ids: EventId[] =
+            events.length > 0
+              ? events.map((e) => parseEventId(e))
+              : ch.view.timeline.flatMap((r) =>
+                  'event' in r &&
+                  r.status === 'ok' &&
+                  r.party !== bc.identity.party &&
+                  r.event.kind !== 'receipt' &&
+                  r.event.kind !== 'heartbeat' &&
+                  ch.view.state.receipts.get(r.event.id) !== undefined &&
+                  ch.view.state.receipts.get(r.event.id)?.read[bc.identity.party] === undefined
+                    ? [r.event.id]
+                    : [],
+                );
+          if (ids.length === 0) return [];
+          await ch.send({ kind: 'receipt', type: 'read', of: ids } as DraftEvent);
+          return ids;
+        });
+        out.result({ channel, read: sent }, () =>
+          sent.length === 0 ? 'nothing unread' : `read receipts sent for ${sent.length} event(s)`,
+        );
+      }),
+    );
+
+  const track = program
+    .command('track')
+    .description('topics inside a channel: open, suspend, revive, conclude, list');
+  track
+    .command('open <channel> <name>')
+    .description('open a new track')
+    .action(
+      run(async (o, out, channel: string, name: string) => {
+        const trackId = trackIdFrom(new Uint8Array(randomBytes(16)));
+        await withChannel(o, channel, (ch) => ch.send({ kind: 'track.open', trackId, name } as DraftEvent));
+        out.result({ channel, track: trackId, name }, () => `track "${name}" opened: ${trackId}`);
+      }),
+    );
+  for (const [verb, kind, needsReason] of [
+    ['suspend', 'track.suspend', true],
+    ['revive', 'track.revive', false],
+    ['conclude', 'track.conclude', false],
+  ] as const) {
+    const c = track.command(`${verb} <channel> <track>`).description(`${verb} a track (name or id)`);
+    if (needsReason) c.requiredOption('--reason <text>', 'why (kept on record)');
+    else c.option('--reason <text>', 'why (kept on record)');
+    c.action(
+      run(async (o, out, channel: string, t: string, opts: { reason?: string }) => {
+        await withChannel(o, channel, (ch) =>
+          ch.send({
+            kind,
+            trackId: resolveTrack(ch, t),
+            ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+          } as DraftEvent),
+        );
+        out.result({ channel, track: t, action: verb }, () => `track ${t}: ${verb} sent`);
+      }),
+    );
+  }
+  track
+    .command('list <channel>')
+    .description('tracks with their status and history')
+    .action(
+      run(async (o, out, channel: string) => {
+        const tracks = await withChannel(o, channel, async (ch) => ch.view.state.tracks);
+        out.result(
+          tracks,
+          (v: typeof tracks) =>
+            Object.entries(v)
+              .map(
+                ([id, t]) =>
+                  `${t.name} (${id}): ${t.status}\n${t.history.map((h) => `   ${new Date(h.at).toISOString()} ${h.status}${h.reason === undefined ? '' : ` — ${h.reason}`}`).join('\n')}`,
+              )
+              .join('\n') || 'no tracks',
+        );
+      }),
+    );
+
+  const channelCmd = program.command('channel').description('channel lifecycle: suspend, reopen, close');
+  for (const [verb, kind, needsReason] of [
+    ['suspend', 'channel.suspend', true],
+    ['reopen', 'channel.reopen', false],
+    ['close', 'channel.close', false],
+  ] as const) {
+    const c = channelCmd.command(`${verb} <channel>`).description(`${verb} the channel`);
+    if (needsReason) c.requiredOption('--reason <text>', 'why (kept on record)');
+    else c.option('--reason <text>', 'why (kept on record)');
+    c.action(
+      run(async (o, out, channel: string, opts: { reason?: string }) => {
+        await withChannel(o, channel, (ch) =>
+          ch.send({ kind, ...(opts.reason === undefined ? {} : { reason: opts.reason }) } as DraftEvent),
+        );
+        out.result({ channel, action: verb }, () => `channel ${channel}: ${verb} sent`);
+      }),
+    );
+  }
+}
+
+export type { ChannelId, Out };

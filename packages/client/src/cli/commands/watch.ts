@@ -1,0 +1,288 @@
+/** status, watch, heartbeat, sync, export. */
+import { writeFileSync } from 'node:fs';
+import {
+  type ChannelState,
+  liveness,
+  overdueNotices,
+  type PartyId,
+  toBase64url,
+} from '@backchannel/protocol';
+import type { Command } from 'commander';
+import type { Channel, DraftEvent } from '../../sdk/channel.ts';
+import type { EventRecord } from '../../sdk/channel-record.ts';
+import { openDevice } from '../device.node.ts';
+import { parseDuration } from '../output.ts';
+import type { Runner } from './identity.ts';
+import { withChannel } from './talk.ts';
+
+export interface StatusReport {
+  readonly channel: string;
+  readonly lifecycle: ChannelState['lifecycle'];
+  readonly since: number | null;
+  readonly reason: string | null;
+  readonly parties: ReadonlyArray<{ party: PartyId; liveness: string; lastHeard: number | null }>;
+  readonly tracks: ReadonlyArray<{ id: string; name: string; status: string; reason: string | null }>;
+  readonly size: number;
+  readonly verifiedCheckpoint: number;
+  readonly outstandingReceipts: number;
+  readonly overdueNotices: number;
+}
+
+export function statusOf(ch: Channel, now: number): StatusReport {
+  const s = ch.view.state;
+  const last = s.lifecycleHistory.at(-1);
+  return {
+    channel: ch.id,
+    lifecycle: s.lifecycle,
+    since: last?.at ?? null,
+    reason: last?.reason ?? null,
+    parties: s.parties.map((p) => ({
+      party: p,
+      liveness: liveness(s, p, now),
+      lastHeard: s.lastHeard[p] ?? null,
+    })),
+    tracks: Object.entries(s.tracks).map(([id, t]) => ({
+      id,
+      name: t.name,
+      status: t.status,
+      reason: t.history.at(-1)?.reason ?? null,
+    })),
+    size: ch.record.nextSeq,
+    verifiedCheckpoint: ch.record.checkpointSize,
+    outstandingReceipts: [...s.receipts.values()].filter((r) =>
+      s.parties.some((p) => p !== r.from && r.delivered[p] === undefined),
+    ).length,
+    overdueNotices: overdueNotices(s, now).length,
+  };
+}
+
+const ago = (t: number | null, now: number) =>
+  t === null ? 'never' : `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
+
+export function renderStatus(r: StatusReport, now: number): string {
+  const lines = [
+    `channel ${r.channel}: ${r.lifecycle.toUpperCase()}${r.since === null ? '' : ` since ${new Date(r.since).toISOString()}`}${r.reason === null ? '' : ` — ${r.reason}`}`,
+    ...r.parties.map((p) => `  party ${p.party}: ${p.liveness}, last heard ${ago(p.lastHeard, now)}`),
+    ...r.tracks.map((t) => `  track "${t.name}": ${t.status}${t.reason === null ? '' : ` — ${t.reason}`}`),
+    `  transcript: ${r.size} entries, verified checkpoint at ${r.verifiedCheckpoint}`,
+    `  awaiting delivery receipts: ${r.outstandingReceipts}; overdue notices: ${r.overdueNotices}`,
+  ];
+  return lines.join('\n');
+}
+
+export function describe(r: EventRecord): string {
+  const when = new Date(r.receivedAt).toISOString();
+  if (!('event' in r)) return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]`;
+  const e = r.event;
+  const head = `#${r.seq} ${when} ${r.party}/${r.role}${r.status === 'rejected' ? ` [REJECTED ${r.code}]` : ''}`;
+  switch (e.kind) {
+    case 'message':
+      return `${head} message: ${e.text}`;
+    case 'points':
+      return `${head} points "${e.title}":\n${e.items.map((i, n) => `     ${n + 1}. ${i}`).join('\n')}`;
+    case 'proposal':
+      return `${head} proposal "${e.title}": ${e.text}`;
+    case 'response':
+      return `${head} response (${e.stance}) to ${e.to}: ${e.text}`;
+    case 'readout':
+      return `${head} read-out (${e.round}): ${e.text ?? '[committed]'}`;
+    case 'notice':
+      return `${head} NOTICE "${e.title}" (acknowledge by ${new Date(e.ackBy).toISOString()}): ${e.text}`;
+    case 'receipt':
+      return `${head} ${e.type} receipt for ${e.of.length} event(s)`;
+    case 'heartbeat':
+      return `${head} heartbeat (every ${Math.round(e.intervalMs / 1000)}s)`;
+    case 'outreach':
+      return `${head} OUTREACH from ${e.from} to ${e.to}: ${e.note}`;
+    case 'track.open':
+      return `${head} track "${e.name}" opened (${e.trackId})`;
+    default:
+      return `${head} ${e.kind}${'reason' in e && e.reason !== undefined ? ` — ${e.reason}` : ''}`;
+  }
+}
+
+export function watchCommands(program: Command, run: Runner): void {
+  program
+    .command('status [channel]')
+    .description('is the line open? lifecycle, liveness per party, tracks, receipts')
+    .action(
+      run(async (o, out, channel?: string) => {
+        const bc = await openDevice(o);
+        try {
+          await bc.syncAll();
+          const now = Date.now();
+          const ids = channel === undefined ? await bc.channelIds() : [channel];
+          const reports: StatusReport[] = [];
+          for (const id of ids) reports.push(statusOf(await bc.channel(id), now));
+          out.result(channel === undefined ? reports : reports[0], () =>
+            reports.length === 0 ? 'no channels yet' : reports.map((r) => renderStatus(r, now)).join('\n\n'),
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+
+  program
+    .command('log <channel>')
+    .description('the channel timeline as this device verified it')
+    .option('--limit <n>', 'last n events', '50')
+    .action(
+      run(async (o, out, channel: string, opts: { limit: string }) => {
+        const records = await withChannel(o, channel, async (ch) =>
+          ch.view.timeline.slice(-Number(opts.limit)),
+        );
+        out.result(records, (v: EventRecord[]) => v.map(describe).join('\n') || 'nothing yet');
+      }),
+    );
+
+  program
+    .command('sync')
+    .description('deliver the outbox, join welcomed channels, fetch and verify everything new')
+    .action(
+      run(async (o, out) => {
+        const bc = await openDevice(o);
+        try {
+          let last = 0;
+          await bc.syncAll((p) => {
+            if (!out.json && process.stderr.isTTY && p.size > 1000 && p.seq - last >= 1000) {
+              last = p.seq;
+              process.stderr.write(`\r${progressBar(p.seq, p.size)} ${p.channel}`);
+            }
+          });
+          if (last > 0) process.stderr.write('\n');
+          const pending = await bc.outbox.pending();
+          out.result(
+            { channels: (await bc.channelIds()).length, outboxPending: pending },
+            () => `synced; ${pending} message(s) still in the outbox`,
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+
+  program
+    .command('heartbeat <channel>')
+    .description('send a heartbeat (with --daemon, keep sending every interval: the duty device)')
+    .option('--interval <duration>', 'heartbeat interval', '60s')
+    .option('--daemon', 'keep running, one heartbeat per interval')
+    .action(
+      run(async (o, out, channel: string, opts: { interval: string; daemon?: boolean }) => {
+        const intervalMs = parseDuration(opts.interval);
+        const beat = () =>
+          withChannel(o, channel, (ch) => ch.send({ kind: 'heartbeat', intervalMs } as DraftEvent));
+        out.result({ channel, heartbeat: await beat() }, () => `heartbeat sent on ${channel}`);
+        if (opts.daemon === true) {
+          for (;;) {
+            await new Promise((r) => setTimeout(r, intervalMs));
+            try {
+              await beat();
+              out.say(`${new Date().toISOString()} heartbeat`);
+            } catch (e) {
+              out.say(`${new Date().toISOString()} heartbeat failed: ${(e as Error).message} (will retry)`);
+            }
+          }
+        }
+      }),
+    );
+
+  program
+    .command('watch [channel]')
+    .description('follow channels live: new events, liveness alerts')
+    .option('--every <duration>', 'poll interval', '2s')
+    .option('--for <duration>', 'stop after this long (default: until interrupted)')
+    .action(
+      run(async (o, out, channel: string | undefined, opts: { every: string; for?: string }) => {
+        const bc = await openDevice(o);
+        const until =
+          opts.for === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(opts.for);
+        const lastLiveness = new Map<string, string>();
+        try {
+          for (;;) {
+            await bc.checkInbox();
+            await bc.outbox.flush();
+            for (const id of channel === undefined ? await bc.channelIds() : [channel]) {
+              const ch = await bc.channel(id);
+              if (ch.record.removed) continue;
+              for (const r of await ch.sync()) {
+                if (out.json) out.result({ channel: id, ...r });
+                else out.say(`${id} ${describe(r)}`);
+              }
+              const now = Date.now();
+              for (const p of ch.view.state.parties) {
+                const l = liveness(ch.view.state, p, now);
+                const key = `${id}/${p}`;
+                if (lastLiveness.get(key) !== l && lastLiveness.has(key)) {
+                  const alert = { channel: id, party: p, liveness: l, at: now };
+                  if (out.json) out.result({ alert });
+                  else out.say(`ALERT ${id}: party ${p} is now ${l.toUpperCase()}`);
+                }
+                lastLiveness.set(key, l);
+              }
+            }
+            if (Date.now() >= until) break;
+            await new Promise((r) => setTimeout(r, parseDuration(opts.every)));
+          }
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+
+  program
+    .command('export <channel>')
+    .description('the transcript as JSON: every entry, the verified checkpoint, and what this device read')
+    .requiredOption('--out <file>', 'where to write it')
+    .action(
+      run(async (o, out, channel: string, opts: { out: string }) => {
+        const bc = await openDevice(o);
+        try {
+          const ch = await bc.channel(channel);
+          await ch.sync();
+          const entries = [];
+          for (let from = 0; ; ) {
+            const page = await bc.store.entries(channel, from, 1000);
+            if (page.length === 0) break;
+            for (const e of page) entries.push({ seq: e.seq, entry: toBase64url(e.entry) });
+            from = (page.at(-1) as { seq: number }).seq + 1;
+          }
+          const doc = {
+            kind: 'backchannel-transcript',
+            v: 1,
+            channel,
+            exportedBy: { party: bc.identity.party, device: bc.identity.device },
+            checkpoint: ch.record.checkpoint ?? null,
+            size: ch.record.nextSeq,
+            entries,
+            events: ch.view.timeline.flatMap((r) =>
+              'event' in r
+                ? [
+                    {
+                      seq: r.seq,
+                      party: r.party,
+                      status: r.status,
+                      event: r.event,
+                      salt: toBase64url(r.salt),
+                    },
+                  ]
+                : [],
+            ),
+          };
+          writeFileSync(opts.out, JSON.stringify(doc, null, 1));
+          out.result(
+            { channel, out: opts.out, entries: entries.length },
+            () => `transcript of ${channel} (${entries.length} entries) written to ${opts.out}`,
+          );
+        } finally {
+          bc.close();
+        }
+      }),
+    );
+}
+
+function progressBar(done: number, total: number): string {
+  const w = 30;
+  const f = Math.min(w, Math.round((done / Math.max(1, total)) * w));
+  return `[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}`;
+}

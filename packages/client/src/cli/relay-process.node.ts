@@ -1,0 +1,102 @@
+/** Starts and stops a relay as a child process (demo and end-to-end tests). */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** `--import` argument for tsx, resolved from this package (works from any working directory). */
+export function tsxImport(): string {
+  return import.meta.resolve('tsx');
+}
+
+export function relayEntry(): string {
+  const override = process.env.BACKCHANNEL_RELAY_ENTRY;
+  if (override !== undefined && override !== '') return override;
+  // The relay package's entry (src/index.ts) sits next to its process entry point.
+  return join(dirname(fileURLToPath(import.meta.resolve('@backchannel/server'))), 'main.node.ts');
+}
+
+export interface RelayProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  child: ChildProcess;
+  /** kill -9 (a crash), then wait for the exit. */
+  crash(): Promise<void>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitReady(url: string, child: ChildProcess, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`relay exited with code ${child.exitCode}`);
+    try {
+      const r = await fetch(`${url}/readyz`);
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('relay did not become ready in time');
+}
+
+export async function startRelayProcess(
+  dataDir: string,
+  port?: number,
+  env: Record<string, string> = {},
+): Promise<RelayProcess> {
+  const p = port === undefined || port === 0 ? await freePort() : port;
+  const url = `http://127.0.0.1:${p}`;
+  const launch = () => {
+    const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry()], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: {
+        ...process.env,
+        PORT: String(p),
+        HOST: '127.0.0.1',
+        BACKCHANNEL_DATA: dataDir,
+        LOG_LEVEL: 'warn',
+        ...env,
+      },
+    });
+    child.stderr?.resume();
+    return child;
+  };
+  const rp: RelayProcess = {
+    url,
+    port: p,
+    dataDir,
+    child: launch(),
+    async crash() {
+      const exited = new Promise((r) => rp.child.once('exit', r));
+      rp.child.kill('SIGKILL');
+      await exited;
+    },
+    async restart() {
+      rp.child = launch();
+      await waitReady(url, rp.child);
+    },
+    async stop() {
+      if (rp.child.exitCode !== null) return;
+      const exited = new Promise((r) => rp.child.once('exit', r));
+      rp.child.kill('SIGTERM');
+      await exited;
+    },
+  };
+  await waitReady(url, rp.child);
+  return rp;
+}

@@ -1,0 +1,101 @@
+/** What the device persists per channel, besides its MLS state and the entries themselves. */
+import {
+  type ChannelEvent,
+  type ChannelId,
+  type DeviceId,
+  decodeCanonical,
+  encodeCanonical,
+  type EventId,
+  type PartyId,
+  parseEvent,
+  type Role,
+  unwrap,
+} from '@backchannel/protocol';
+
+export interface ChannelRecord {
+  readonly channel: ChannelId;
+  /** The MLS epoch at which this device joined (it cannot read what came before). */
+  readonly joinedEpoch: number;
+  /** Next transcript sequence number to fetch. */
+  readonly nextSeq: number;
+  /** Compact Merkle frontier of the transcript so far (RFC 9162 perfect subtree roots). */
+  readonly frontier: readonly Uint8Array[];
+  /** The last relay checkpoint this device verified against its own copy of the log. */
+  readonly checkpoint: string | undefined;
+  readonly checkpointSize: number;
+  /** Set once this device was removed from the channel. */
+  readonly removed: boolean;
+  /** Post-compromise security: when this device last refreshed its MLS leaf, and messages since. */
+  readonly lastUpdateAt: number;
+  readonly sentSinceUpdate: number;
+}
+
+export function encodeChannelRecord(r: ChannelRecord): Uint8Array {
+  return encodeCanonical({ ...r, frontier: [...r.frontier], checkpoint: r.checkpoint ?? null });
+}
+
+export function decodeChannelRecord(b: Uint8Array): ChannelRecord {
+  const v = unwrap(decodeCanonical(b)) as Record<string, unknown>;
+  return {
+    channel: v.channel as ChannelId,
+    joinedEpoch: v.joinedEpoch as number,
+    nextSeq: v.nextSeq as number,
+    frontier: (v.frontier as Uint8Array[]) ?? [],
+    checkpoint: typeof v.checkpoint === 'string' ? v.checkpoint : undefined,
+    checkpointSize: (v.checkpointSize as number) ?? 0,
+    removed: v.removed === true,
+    lastUpdateAt: typeof v.lastUpdateAt === 'number' ? v.lastUpdateAt : 0,
+    sentSinceUpdate: typeof v.sentSinceUpdate === 'number' ? v.sentSinceUpdate : 0,
+  };
+}
+
+/** One transcript position as this device understood it. */
+export type EventRecord =
+  | {
+      readonly seq: number;
+      readonly receivedAt: number;
+      readonly sender: DeviceId;
+      readonly party: PartyId;
+      readonly role: Role;
+      readonly status: 'ok' | 'rejected';
+      /** For rejected events: the reducer's or verifier's code. */
+      readonly code?: string;
+      readonly event: ChannelEvent;
+      readonly salt: Uint8Array;
+    }
+  | {
+      readonly seq: number;
+      readonly receivedAt: number;
+      readonly sender: DeviceId;
+      readonly status: 'unreadable' | 'handshake';
+      readonly code: string;
+    };
+
+export function encodeEventRecord(r: EventRecord): Uint8Array {
+  return encodeCanonical(r);
+}
+
+export function decodeEventRecord(b: Uint8Array): EventRecord {
+  const v = unwrap(decodeCanonical(b)) as Record<string, unknown>;
+  if (v.status === 'ok' || v.status === 'rejected') {
+    return { ...(v as unknown as EventRecord), event: unwrap(parseEvent(v.event)) } as EventRecord;
+  }
+  return v as unknown as EventRecord;
+}
+
+export const keys = {
+  channel: (c: string) => `ch:${c}`,
+  mls: (c: string) => `mls:${c}`,
+  event: (c: string, seq: number) => `ev:${c}:${String(seq).padStart(12, '0')}`,
+  eventPrefix: (c: string) => `ev:${c}:`,
+  own: (c: string, id: EventId | string) => `own:${c}:${id}`,
+  identity: 'identity',
+  keyPackage: (n: number) => `kp:${String(n).padStart(8, '0')}`,
+  keyPackagePrefix: 'kp:',
+  card: (party: string) => `card:${party}`,
+  cardPrefix: 'card:',
+  inboxCursor: 'inbox:cursor',
+  relayKey: 'relay:vkey',
+  receiptSent: (c: string, last: string) => `rcpt:${c}:${last}`,
+  settings: 'settings',
+} as const;

@@ -1,0 +1,460 @@
+/**
+ * One channel on this device: its MLS group, its verified copy of the relay's transcript,
+ * the decrypted events and the channel state folded from them.
+ *
+ * Sync verifies every entry before use: sequence continuity, the sender's device signature
+ * and certificate, the MLS decryption and the salted commitment the sender signed, and the
+ * relay's checkpoint against the device's own Merkle root of the same entries.
+ */
+import {
+  type ChannelEvent,
+  type ChannelId,
+  type ChannelState,
+  commitEvent,
+  constantTimeEqual,
+  fold,
+  type DecodedEntry,
+  type DeviceId,
+  decodeEntry,
+  encodeSealedEvent,
+  type EnvelopeBody,
+  type EventId,
+  eventIdFrom,
+  openSealedEvent,
+  type PartyId,
+  type SignedEnvelope,
+  signEnvelope,
+  utf8,
+  verifyEnvelope,
+} from '@backchannel/protocol';
+import {
+  type ChannelRecord,
+  decodeChannelRecord,
+  decodeEventRecord,
+  type EventRecord,
+  encodeChannelRecord,
+  encodeEventRecord,
+  keys,
+} from './channel-record.ts';
+import type { EngineContext } from './context.ts';
+import { ClientError } from './errors.ts';
+import type { MlsGroup } from './mls.ts';
+import type { OutboxItem } from './storage.ts';
+import { type ChannelView, foldRecords, type ViewState } from './view.ts';
+import { checkCheckpoint, appendLeaf } from './verify-log.ts';
+
+export type DraftEvent = ChannelEvent extends infer E
+  ? E extends ChannelEvent
+    ? Omit<E, 'v' | 'id' | 'at'>
+    : never
+  : never;
+
+export interface SyncProgress {
+  readonly channel: ChannelId;
+  readonly seq: number;
+  readonly size: number;
+}
+
+export class Channel {
+  readonly id: ChannelId;
+  readonly #ctx: EngineContext;
+  #group: MlsGroup | undefined;
+  #rec: ChannelRecord;
+  #view: ViewState;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(ctx: EngineContext, rec: ChannelRecord, group: MlsGroup | undefined, view: ViewState) {
+    this.id = rec.channel;
+    this.#ctx = ctx;
+    this.#rec = rec;
+    this.#group = group;
+    this.#view = view;
+  }
+
+  static async load(ctx: EngineContext, id: ChannelId): Promise<Channel> {
+    const recBytes = await ctx.store.get(keys.channel(id));
+    if (recBytes === undefined) throw new ClientError('CHANNEL_UNKNOWN', `this device has no channel ${id}`);
+    const rec = decodeChannelRecord(recBytes);
+    const mlsBytes = await ctx.store.get(keys.mls(id));
+    const group = mlsBytes === undefined ? undefined : await ctx.mls.restore(mlsBytes);
+    const records: EventRecord[] = [];
+    for (const k of await ctx.store.keys(keys.eventPrefix(id))) {
+      const b = await ctx.store.get(k);
+      if (b !== undefined) records.push(decodeEventRecord(b));
+    }
+    for (const m of group?.members() ?? []) ctx.certs.check(m.certificate, ctx.now());
+    return new Channel(ctx, rec, group, foldRecords(id, records));
+  }
+
+  /** Registers a channel this device just created or joined, with its first MLS state. */
+  static async adopt(
+    ctx: EngineContext,
+    id: ChannelId,
+    group: MlsGroup,
+    joinedEpoch: number,
+  ): Promise<Channel> {
+    for (const m of group.members()) ctx.certs.check(m.certificate, ctx.now());
+    const rec: ChannelRecord = {
+      channel: id,
+      joinedEpoch,
+      nextSeq: 0,
+      frontier: [],
+      checkpoint: undefined,
+      checkpointSize: 0,
+      removed: false,
+      lastUpdateAt: ctx.now(),
+      sentSinceUpdate: 0,
+    };
+    await ctx.store.put([
+      [keys.channel(id), encodeChannelRecord(rec)],
+      [keys.mls(id), group.exportState()],
+    ]);
+    return new Channel(ctx, rec, group, foldRecords(id, []));
+  }
+
+  get view(): ChannelView {
+    return this.#view.view;
+  }
+
+  get record(): ChannelRecord {
+    return this.#rec;
+  }
+
+  get group(): MlsGroup | undefined {
+    return this.#group;
+  }
+
+  /** Serializes every operation on this channel (MLS state must have one owner). */
+  #run<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(op, op);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Encrypts, signs and queues an event; returns its id. The outbox delivers it. */
+  /** Encrypts, signs and queues an event; returns its id. The outbox delivers it. */
+  async send(draft: DraftEvent, opts: { to?: PartyId[] } = {}): Promise<EventId> {
+    return (await this.sendMany([draft], opts))[0] as EventId;
+  }
+
+  /**
+   * Encrypts, signs and queues several events with ONE durable write (the client's group
+   * commit): the MLS state, our own plaintexts and the outbox items are written together,
+   * before anything leaves the device, so a crash can neither reuse a ratchet key nor lose an
+   * acknowledged send.
+   */
+  sendMany(drafts: readonly DraftEvent[], opts: { to?: PartyId[] } = {}): Promise<EventId[]> {
+    return this.#run(async () => {
+      const group = this.#requireGroup();
+      const me = this.#ctx.identity;
+      const records: [string, Uint8Array][] = [];
+      const outbox: OutboxItem[] = [];
+      let state = this.#view.view.state;
+      for (const draft of drafts) {
+        const id = eventIdFrom(this.#ctx.random(16));
+        const now = this.#ctx.now();
+        const event = { ...draft, v: 1, id, at: now } as ChannelEvent;
+        // The channel rules are checked before anything is encrypted or sent: the user gets the
+        // reason now, not a silently refused event in the transcript later.
+        const pre = fold(state, {
+          event,
+          sender: { device: me.device, party: me.party, role: me.certificate.body.role },
+          seq: this.#rec.nextSeq,
+          receivedAt: now,
+        });
+        if (!pre.ok) {
+          throw new ClientError('EVENT_REJECTED', explainRefusal(this.id, state, pre.code, pre.reason), {
+            causeCode: pre.code,
+          });
+        }
+        state = pre.state;
+        const salt = this.#ctx.random(16);
+        const sealed = encodeSealedEvent({ event, salt });
+        const mls = await group.encrypt(sealed, senderBinding(me.device, id));
+        const env = this.#sign({
+          kind: 'application',
+          msgId: id,
+          epoch: group.epoch,
+          mls,
+          commitment: commitEvent(event, salt),
+          ...(opts.to === undefined ? {} : { to: opts.to }),
+        });
+        records.push([keys.own(this.id, id), sealed]);
+        outbox.push({ id, channel: this.id, createdAt: now, wire: env.wire });
+      }
+      this.#rec = { ...this.#rec, sentSinceUpdate: this.#rec.sentSinceUpdate + drafts.length };
+      records.push(
+        [keys.mls(this.id), group.exportState()],
+        [keys.channel(this.id), encodeChannelRecord(this.#rec)],
+      );
+      await this.#ctx.store.put(records, outbox);
+      return outbox.map((o) => o.id as EventId);
+    });
+  }
+
+  /** Builds a signed envelope from this device. */
+  #sign(fields: Omit<EnvelopeBody, 'v' | 'channel' | 'sender' | 'sentAt'>): SignedEnvelope {
+    return signEnvelope(
+      {
+        v: 1,
+        channel: this.id,
+        sender: this.#ctx.identity.device,
+        sentAt: this.#ctx.now(),
+        ...fields,
+      } as EnvelopeBody,
+      this.#ctx.identity.deviceSecretKey,
+      this.#ctx.suite,
+    );
+  }
+
+  /**
+   * Runs a commit (add/remove/update): posts it directly (commits must be ordered by the
+   * relay before anyone builds on them) and keeps the new MLS state only once accepted.
+   */
+  commit(
+    make: (g: MlsGroup) => Promise<{ commit: Uint8Array; welcome?: Uint8Array }>,
+    members: { add: DeviceId[]; remove: DeviceId[] },
+    welcomeTo: PartyId[] = [],
+  ): Promise<{ seq: number }> {
+    return this.#run(async () => {
+      const group = this.#requireGroup();
+      const before = group.exportState();
+      const epoch = group.epoch;
+      const made = await make(group);
+      const env = this.#sign({
+        kind: 'commit',
+        msgId: eventIdFrom(this.#ctx.random(16)),
+        epoch,
+        mls: made.commit,
+        members,
+      });
+      let seq: number;
+      try {
+        seq = (await this.#ctx.relay.postEnvelope(this.id, env.wire)).seq;
+      } catch (e) {
+        this.#group = await this.#ctx.mls.restore(before);
+        throw e;
+      }
+      await this.#ctx.store.put([[keys.mls(this.id), group.exportState()]]);
+      if (made.welcome !== undefined) {
+        const w = this.#sign({
+          kind: 'welcome',
+          msgId: eventIdFrom(this.#ctx.random(16)),
+          epoch: group.epoch,
+          mls: made.welcome,
+          to: welcomeTo,
+        });
+        await this.#ctx.relay.postEnvelope(this.id, w.wire);
+      }
+      return { seq };
+    });
+  }
+
+  /** Whether this device should refresh its MLS leaf (every `maxAgeMs` or `maxMessages`). */
+  updateDue(maxAgeMs = 7 * 24 * 3600 * 1000, maxMessages = 1000): boolean {
+    if (this.#rec.removed || this.#group === undefined) return false;
+    return this.#ctx.now() - this.#rec.lastUpdateAt >= maxAgeMs || this.#rec.sentSinceUpdate >= maxMessages;
+  }
+
+  /** Post-compromise security: a commit that replaces this device's leaf keys. */
+  async selfUpdate(): Promise<void> {
+    await this.commit((g) => g.selfUpdate(), { add: [], remove: [] });
+    await this.#run(async () => {
+      this.#rec = { ...this.#rec, lastUpdateAt: this.#ctx.now(), sentSinceUpdate: 0 };
+      await this.#ctx.store.put([[keys.channel(this.id), encodeChannelRecord(this.#rec)]]);
+    });
+  }
+
+  #requireGroup(): MlsGroup {
+    if (this.#rec.removed || this.#group === undefined) {
+      throw new ClientError('CHANNEL_NOT_JOINED', `this device is no longer a member of channel ${this.id}`);
+    }
+    return this.#group;
+  }
+
+  /** Fetches, verifies, decrypts and folds everything new. Returns the new event records. */
+  sync(onProgress?: (p: SyncProgress) => void): Promise<EventRecord[]> {
+    return this.#run(async () => {
+      const out: EventRecord[] = [];
+      for (;;) {
+        const page = await this.#ctx.relay.getEntries(this.id, this.#rec.nextSeq, 1000);
+        if (page.entries.length === 0) {
+          await this.#verifyCheckpoint(page.checkpoint);
+          break;
+        }
+        out.push(...(await this.#ingest(page.entries)));
+        onProgress?.({ channel: this.id, seq: this.#rec.nextSeq, size: checkpointSizeOf(page.checkpoint) });
+        if (this.#rec.nextSeq >= checkpointSizeOf(page.checkpoint)) {
+          await this.#verifyCheckpoint(page.checkpoint);
+          break;
+        }
+      }
+      return out;
+    });
+  }
+
+  /** Ingests entries pushed over WebSocket (same verification as sync). */
+  ingestPushed(entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>): Promise<EventRecord[]> {
+    return this.#run(async () => {
+      const fresh = entries.filter((e) => e.seq >= this.#rec.nextSeq);
+      if (fresh.length === 0 || (fresh[0] as { seq: number }).seq !== this.#rec.nextSeq) return [];
+      return this.#ingest(fresh);
+    });
+  }
+
+  async #verifyCheckpoint(note: string): Promise<void> {
+    const r = checkCheckpoint(this.id, note, this.#rec, this.#ctx);
+    if (r.kind === 'fork') {
+      await this.#ctx.store.put([
+        [`fork:${this.id}:${this.#ctx.now()}`, new TextEncoder().encode(r.evidence)],
+      ]);
+      throw new ClientError('FORK_DETECTED', r.reason);
+    }
+    if (r.kind === 'verified') {
+      this.#rec = { ...this.#rec, checkpoint: note, checkpointSize: r.size };
+      await this.#ctx.store.put([[keys.channel(this.id), encodeChannelRecord(this.#rec)]]);
+    }
+  }
+
+  async #ingest(entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>): Promise<EventRecord[]> {
+    const records: EventRecord[] = [];
+    const writes: [string, Uint8Array][] = [];
+    let frontier = this.#rec.frontier;
+    let nextSeq = this.#rec.nextSeq;
+    let removed = this.#rec.removed;
+    for (const { seq, entry } of entries) {
+      if (seq !== nextSeq) {
+        throw new ClientError(
+          'TRANSCRIPT_INVALID',
+          `relay skipped or repeated entries (expected ${nextSeq}, got ${seq})`,
+        );
+      }
+      const d = decodeEntry(entry);
+      if (!d.ok || d.value.entry.seq !== seq || d.value.entry.channel !== this.id) {
+        throw new ClientError('TRANSCRIPT_INVALID', `entry ${seq} is malformed or misplaced`);
+      }
+      frontier = appendLeaf(frontier, seq, entry);
+      nextSeq = seq + 1;
+      const rec = await this.#understand(d.value);
+      if (rec.status === 'handshake' && rec.code === 'REMOVED_SELF') removed = true;
+      records.push(rec);
+      writes.push([keys.event(this.id, seq), encodeEventRecord(rec)]);
+    }
+    this.#rec = { ...this.#rec, frontier, nextSeq, removed };
+    await this.#ctx.store.appendEntries(this.id, entries);
+    writes.push([keys.channel(this.id), encodeChannelRecord(this.#rec)]);
+    if (this.#group !== undefined) writes.push([keys.mls(this.id), this.#group.exportState()]);
+    await this.#ctx.store.put(writes);
+    this.#view = this.#view.fold(records);
+    return records;
+  }
+
+  /** Verifies one entry and turns it into an event record (never throws on a bad entry). */
+  async #understand(d: DecodedEntry): Promise<EventRecord> {
+    const { entry, envelope } = d;
+    const base = { seq: entry.seq, receivedAt: entry.receivedAt, sender: envelope.body.sender };
+    const now = this.#ctx.now();
+    const parties =
+      this.#view.view.state.parties.length > 0 ? this.#view.view.state.parties : this.#ctx.certs.parties();
+    const cert = await this.#ctx.certs.find(envelope.body.sender, parties, now);
+    if (cert === undefined) return { ...base, status: 'unreadable', code: 'SENDER_UNKNOWN' };
+    if (!verifyEnvelope(envelope, cert.body.devicePublicKey, this.#ctx.suite))
+      return { ...base, status: 'unreadable', code: 'SIG_INVALID' };
+    const body = envelope.body;
+    if (body.kind === 'welcome' || body.kind === 'proposal')
+      return { ...base, status: 'handshake', code: body.kind };
+    const group = this.#group;
+    if (body.kind === 'commit') {
+      if (group === undefined || this.#rec.removed || body.epoch < group.epoch) {
+        return { ...base, status: 'handshake', code: 'COMMIT_SEEN' };
+      }
+      try {
+        const p = await group.process(body.mls);
+        if (p.kind !== 'commit') return { ...base, status: 'handshake', code: 'NOT_A_COMMIT' };
+        if (!sameSet(p.added, body.members?.add ?? []) || !sameSet(p.removed, body.members?.remove ?? [])) {
+          return { ...base, status: 'handshake', code: 'MEMBERS_MISDECLARED' };
+        }
+        if (p.removedSelf) return { ...base, status: 'handshake', code: 'REMOVED_SELF' };
+        return { ...base, status: 'handshake', code: 'COMMIT_APPLIED' };
+      } catch (e) {
+        return { ...base, status: 'handshake', code: errorCode(e) };
+      }
+    }
+    // application
+    let sealed: Uint8Array | undefined;
+    if (body.sender === this.#ctx.identity.device) {
+      sealed = await this.#ctx.store.get(keys.own(this.id, body.msgId));
+      if (sealed === undefined) return { ...base, status: 'unreadable', code: 'OWN_MESSAGE_LOST' };
+    } else {
+      if (group === undefined || this.#rec.removed)
+        return { ...base, status: 'unreadable', code: 'NOT_A_MEMBER' };
+      if (body.epoch < this.#rec.joinedEpoch) return { ...base, status: 'unreadable', code: 'BEFORE_JOIN' };
+      try {
+        const p = await group.process(body.mls);
+        if (p.kind !== 'application') return { ...base, status: 'unreadable', code: 'NOT_APPLICATION' };
+        // The MLS author bound (device, message id) into its authenticated data: an envelope that
+        // re-wraps someone else's ciphertext is refused.
+        if (!constantTimeEqual(p.authenticatedData, senderBinding(body.sender, body.msgId))) {
+          return { ...base, status: 'unreadable', code: 'SENDER_MISMATCH' };
+        }
+        sealed = p.plaintext;
+      } catch (e) {
+        return { ...base, status: 'unreadable', code: errorCode(e) };
+      }
+    }
+    const opened = openSealedEvent(sealed, body.commitment ?? new Uint8Array(0));
+    if (!opened.ok) return { ...base, status: 'unreadable', code: opened.code };
+    if (opened.value.event.id !== body.msgId)
+      return { ...base, status: 'unreadable', code: 'EVENT_ID_MISMATCH' };
+    const stillValid = this.#ctx.certs.check(cert, Math.min(now, entry.receivedAt));
+    return {
+      ...base,
+      party: cert.body.party,
+      role: cert.body.role,
+      status: stillValid === undefined ? 'ok' : 'rejected',
+      ...(stillValid === undefined ? {} : { code: 'CERT_INVALID' }),
+      event: opened.value.event,
+      salt: opened.value.salt,
+    };
+  }
+}
+
+/** A refusal in words a negotiator can act on. */
+export function explainRefusal(channel: string, state: ChannelState, code: string, reason: string): string {
+  const last = state.lifecycleHistory.at(-1);
+  const since = last === undefined ? '' : ` since ${new Date(last.at).toISOString()}`;
+  switch (code) {
+    case 'CHANNEL_NOT_OPEN':
+      if (state.lifecycle === 'suspended') {
+        return `channel ${channel} is suspended${since}${last?.reason === undefined ? '' : ` (${last.reason})`}; reopen it with \`backchannel channel reopen ${channel}\``;
+      }
+      if (state.lifecycle === 'proposed')
+        return `channel ${channel} is waiting for the outreach to be accepted: \`backchannel accept ${channel}\``;
+      return `channel ${channel} is ${state.lifecycle}: ${reason}`;
+    case 'CHANNEL_CLOSED':
+      return `channel ${channel} was closed${since}; nothing more can be sent on it`;
+    case 'ROLE_FORBIDDEN':
+      return `${reason} (ask a principal or your admin)`;
+    default:
+      return `${code}: ${reason}`;
+  }
+}
+
+export function senderBinding(device: DeviceId, msgId: string): Uint8Array {
+  return utf8(`${device} ${msgId}`);
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().join() === [...b].sort().join();
+}
+
+function errorCode(e: unknown): string {
+  const c = (e as { code?: unknown }).code;
+  return typeof c === 'string' ? c : 'MLS_DECRYPT_FAILED';
+}
+
+function checkpointSizeOf(note: string): number {
+  const line = note.split('\n')[1];
+  const n = Number(line);
+  return Number.isSafeInteger(n) ? n : 0;
+}

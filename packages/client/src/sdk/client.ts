@@ -1,0 +1,421 @@
+/**
+ * The Backchannel SDK: one device's view of its party, its channels and the relay.
+ * Used by the CLI, the tests and (with an IndexedDB store) the web app.
+ */
+import {
+  type ChannelId,
+  channelIdFrom,
+  type EventId,
+  decodeEntry,
+  encodeContactCard,
+  encodeDeviceCertificate,
+  encodeRevocation,
+  fingerprint,
+  issueRevocation,
+  makeContactCard,
+  nobleEd25519,
+  type PartyId,
+  parseChannelId,
+  type Role,
+  type SignatureSuite,
+  utf8,
+} from '@backchannel/protocol';
+import { Channel, type DraftEvent } from './channel.ts';
+import { keys } from './channel-record.ts';
+import { CertificateBook, type EngineContext } from './context.ts';
+import { ClientError } from './errors.ts';
+import {
+  decodeIdentity,
+  type DeviceIdentity,
+  encodeIdentity,
+  issueMemberDevice,
+  newParty,
+} from './identity.ts';
+import type { GeneratedKeyPackage, MlsFactory } from './mls.ts';
+import { Outbox } from './outbox.ts';
+import { RelayClient } from './relay-client.ts';
+import type { LocalStore } from './storage.ts';
+
+export interface BackchannelOptions {
+  readonly store: LocalStore;
+  readonly mls: (identity: DeviceIdentity, certs: CertificateBook) => MlsFactory;
+  readonly relays?: readonly string[];
+  readonly now?: () => number;
+  readonly random: (n: number) => Uint8Array;
+  /** Ed25519 backend; Node callers pass the node:crypto one (ed25519Node). Default: noble. */
+  readonly signatures?: SignatureSuite;
+  readonly fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /** Post-compromise security: refresh this device's MLS leaf this often (default 7 days)… */
+  readonly updateEveryMs?: number;
+  /** …or after this many sent messages (default 1,000). */
+  readonly updateEveryMessages?: number;
+}
+
+const KEY_PACKAGE_POOL = 10;
+
+export class Backchannel {
+  readonly #opts: BackchannelOptions;
+  readonly #store: LocalStore;
+  #identity: DeviceIdentity | undefined;
+  #ctx: EngineContext | undefined;
+  #outbox: Outbox | undefined;
+  readonly #channels = new Map<ChannelId, Channel>();
+  #relayKey: string | undefined;
+
+  private constructor(opts: BackchannelOptions, identity: DeviceIdentity | undefined) {
+    this.#opts = opts;
+    this.#store = opts.store;
+    this.#identity = identity;
+  }
+
+  static async open(opts: BackchannelOptions): Promise<Backchannel> {
+    const idBytes = await opts.store.get(keys.identity);
+    const bc = new Backchannel(opts, idBytes === undefined ? undefined : decodeIdentity(idBytes));
+    if (bc.#identity !== undefined) await bc.#wire(bc.#identity);
+    return bc;
+  }
+
+  get now(): number {
+    return (this.#opts.now ?? Date.now)();
+  }
+
+  get identity(): DeviceIdentity {
+    if (this.#identity === undefined) {
+      throw new ClientError(
+        'NOT_INITIALIZED',
+        'this device has no identity yet: run `backchannel init` first',
+      );
+    }
+    return this.#identity;
+  }
+
+  get initialized(): boolean {
+    return this.#identity !== undefined;
+  }
+
+  get store(): LocalStore {
+    return this.#store;
+  }
+
+  get relay(): RelayClient {
+    return this.#context().relay;
+  }
+
+  get outbox(): Outbox {
+    if (this.#outbox === undefined) throw new ClientError('NOT_INITIALIZED', 'device not initialized');
+    return this.#outbox;
+  }
+
+  #context(): EngineContext {
+    if (this.#ctx === undefined) throw new ClientError('NOT_INITIALIZED', 'device not initialized');
+    return this.#ctx;
+  }
+
+  async #wire(identity: DeviceIdentity): Promise<void> {
+    const relays =
+      this.#opts.relays !== undefined && this.#opts.relays.length > 0 ? this.#opts.relays : identity.relays;
+    const relay = new RelayClient({
+      endpoints: relays,
+      auth: {
+        device: identity.device,
+        secretKey: identity.deviceSecretKey,
+        suite: this.#opts.signatures ?? nobleEd25519,
+      },
+      ...(this.#opts.fetch === undefined ? {} : { fetch: this.#opts.fetch }),
+      ...(this.#opts.now === undefined ? {} : { now: this.#opts.now }),
+    });
+    const suite = this.#opts.signatures ?? nobleEd25519;
+    const certs = new CertificateBook(this.#store, relay, identity, suite);
+    await certs.load();
+    const pinned = await this.#store.get(keys.relayKey);
+    this.#relayKey = pinned === undefined ? undefined : new TextDecoder().decode(pinned);
+    this.#ctx = {
+      store: this.#store,
+      relay,
+      identity,
+      mls: this.#opts.mls(identity, certs),
+      certs,
+      now: this.#opts.now ?? Date.now,
+      random: this.#opts.random,
+      suite,
+      relayKey: () => this.#relayKey,
+    };
+    this.#outbox = new Outbox(this.#store, relay, {
+      onAcked: async () => undefined,
+      onRejected: async (item, err) => {
+        await this.#store.put([
+          [`rejected:${item.channel}:${item.id}`, utf8(`${err.cause_code ?? err.code}`)],
+        ]);
+      },
+    });
+  }
+
+  async #saveIdentity(identity: DeviceIdentity): Promise<void> {
+    if (this.#identity !== undefined) {
+      throw new ClientError('ALREADY_INITIALIZED', 'this device already has an identity');
+    }
+    await this.#store.put([[keys.identity, encodeIdentity(identity)]]);
+    this.#identity = identity;
+    await this.#wire(identity);
+    // Trust on first use: pin the relay's checkpoint key; every later checkpoint must carry it.
+    const info = await this.relay.relayInfo();
+    this.#relayKey = info.vkey;
+    await this.#store.put([[keys.relayKey, utf8(info.vkey)]]);
+  }
+
+  /** Creates a new party with this device as its first (admin-capable) device, and registers it. */
+  async createParty(opts: {
+    partyName: string;
+    deviceName: string;
+    role?: Role;
+    relays: string[];
+  }): Promise<DeviceIdentity> {
+    const identity = newParty({
+      rootSeed: this.#opts.random(32),
+      deviceSeed: this.#opts.random(32),
+      partyName: opts.partyName,
+      deviceName: opts.deviceName,
+      role: opts.role ?? 'admin',
+      relays: opts.relays,
+      now: this.now,
+    });
+    await this.#saveIdentity(identity);
+    await this.publishCard();
+    await this.relay.registerDevice(encodeDeviceCertificate(identity.certificate));
+    await this.#replenishKeyPackages();
+    return identity;
+  }
+
+  /** Enrolls this device from an identity an admin sealed into an invite. */
+  async enroll(identity: DeviceIdentity): Promise<void> {
+    await this.#saveIdentity(identity);
+    await this.relay.registerDevice(encodeDeviceCertificate(identity.certificate));
+    await this.#replenishKeyPackages();
+  }
+
+  /** Admin: issues a certificate for a new device; returns its identity to seal in an invite. */
+  async addDevice(name: string, role: Role): Promise<DeviceIdentity> {
+    const { certificate, identity } = issueMemberDevice(
+      this.identity,
+      this.#opts.random(32),
+      name,
+      role,
+      this.now,
+    );
+    await this.relay.registerDevice(encodeDeviceCertificate(certificate));
+    return identity;
+  }
+
+  /** Admin: revokes a device at the relay and removes it from every channel this device administers. */
+  async revokeDevice(device: string, reason: string): Promise<void> {
+    const id = this.identity;
+    if (id.rootSecretKey === undefined)
+      throw new ClientError('NOT_ADMIN', 'only the admin device can revoke devices');
+    const r = issueRevocation(id.rootSecretKey, id.rootPublicKey, device as never, this.now, reason);
+    await this.relay.revoke(encodeRevocation(r));
+    for (const chId of await this.channelIds()) {
+      const ch = await this.channel(chId);
+      if (ch.group?.members().some((m) => m.device === device) === true) {
+        await ch.sync();
+        await ch.commit((g) => g.remove([device as never]), { add: [], remove: [device as never] });
+      }
+    }
+  }
+
+  async publishCard(): Promise<Uint8Array> {
+    const id = this.identity;
+    if (id.rootSecretKey === undefined)
+      throw new ClientError('NOT_ADMIN', 'only the admin device can publish the card');
+    const card = encodeContactCard(
+      makeContactCard({
+        rootSecretKey: id.rootSecretKey,
+        rootPublicKey: id.rootPublicKey,
+        displayName: id.partyName,
+        relays: [...id.relays],
+        devices: [id.certificate],
+        issuedAt: this.now,
+      }),
+    );
+    await this.relay.putCard(card);
+    return card;
+  }
+
+  fingerprint(): string {
+    return fingerprint(this.identity.rootPublicKey);
+  }
+
+  async #replenishKeyPackages(): Promise<void> {
+    const ctx = this.#context();
+    const existing = await this.#store.keys(keys.keyPackagePrefix);
+    const fresh: GeneratedKeyPackage[] = [];
+    const writes: [string, Uint8Array][] = [];
+    let n = existing.length === 0 ? 0 : Number((existing.at(-1) as string).slice(3)) + 1;
+    const hasLastResort = existing.length > 0;
+    const lastResort = hasLastResort ? undefined : await ctx.mls.generateKeyPackage(true);
+    if (lastResort !== undefined) writes.push([keys.keyPackage(n++), encodeKp(lastResort)]);
+    for (let i = existing.length; i < KEY_PACKAGE_POOL; i++) {
+      const kp = await ctx.mls.generateKeyPackage(false);
+      fresh.push(kp);
+      writes.push([keys.keyPackage(n++), encodeKp(kp)]);
+    }
+    if (writes.length === 0) return;
+    await this.#store.put(writes);
+    await this.relay.uploadKeyPackages(
+      fresh.map((k) => k.publicBytes),
+      lastResort?.publicBytes,
+    );
+  }
+
+  async channelIds(): Promise<ChannelId[]> {
+    return (await this.#store.keys('ch:')).map((k) => k.slice(3) as ChannelId);
+  }
+
+  async channel(id: string): Promise<Channel> {
+    const cid = parseChannelId(id);
+    let ch = this.#channels.get(cid);
+    if (ch === undefined) {
+      ch = await Channel.load(this.#context(), cid);
+      this.#channels.set(cid, ch);
+    }
+    return ch;
+  }
+
+  /** Opens a channel to another party's contact card: the outreach. */
+  async outreach(toParty: PartyId, note: string): Promise<Channel> {
+    const ctx = this.#context();
+    const me = this.identity;
+    await ctx.certs.rememberCard(await this.relay.getCard(toParty));
+    const theirs = await this.relay.claimKeyPackages(toParty);
+    if (theirs.length === 0)
+      throw new ClientError('NO_KEY_PACKAGES', `party ${toParty} has no device to reach`);
+    // Our other devices join too; having none is fine.
+    const mine = (
+      await this.relay.claimKeyPackages(me.party).catch((e: unknown) => {
+        if (e instanceof ClientError && e.cause_code === 'KEY_PACKAGES_EXHAUSTED') return [];
+        throw e;
+      })
+    ).filter((k) => k.device !== me.device);
+    for (const k of [...theirs, ...mine]) {
+      if (ctx.certs.accept(k.certificate, this.now) === undefined) {
+        throw new ClientError(
+          'NO_KEY_PACKAGES',
+          `the relay handed out a key package for device ${k.device} whose certificate does not verify`,
+        );
+      }
+    }
+    const id = channelIdFrom(this.#opts.random(16));
+    const own = await ctx.mls.generateKeyPackage(false);
+    const group = await ctx.mls.create(utf8(id), own);
+    const ch = await Channel.adopt(ctx, id, group, 0);
+    this.#channels.set(id, ch);
+    const all = [...theirs, ...mine];
+    await ch.commit(
+      (g) => g.add(all.map((k) => k.keyPackage)),
+      { add: all.map((k) => k.device as never), remove: [] },
+      [toParty, me.party],
+    );
+    await ch.send({ kind: 'outreach', from: me.party, to: toParty, note }, { to: [toParty] });
+    await this.outbox.flush();
+    return ch;
+  }
+
+  /** Reads the party inbox: joins channels this device was welcomed to. Returns the joined ones. */
+  async checkInbox(): Promise<ChannelId[]> {
+    const ctx = this.#context();
+    const cursorBytes = await this.#store.get(keys.inboxCursor);
+    let cursor = cursorBytes === undefined ? 0 : Number(new TextDecoder().decode(cursorBytes));
+    const joined: ChannelId[] = [];
+    const items = await this.relay.getInbox(cursor);
+    for (const item of items) {
+      cursor = Math.max(cursor, item.cursor);
+      const d = decodeEntry(item.entry);
+      if (!d.ok || d.value.envelope.body.kind !== 'welcome') continue;
+      const channel = d.value.entry.channel;
+      if ((await this.#store.get(keys.channel(channel))) !== undefined) continue;
+      for (const p of d.value.envelope.body.to ?? []) {
+        if (ctx.certs.rootKey(p) === undefined) await ctx.certs.rememberCard(await this.relay.getCard(p));
+        await ctx.certs.refreshParty(p, this.now);
+      }
+      const kpKeys = await this.#store.keys(keys.keyPackagePrefix);
+      const candidates: GeneratedKeyPackage[] = [];
+      for (const k of kpKeys) {
+        const b = await this.#store.get(k);
+        if (b !== undefined) candidates.push(decodeKp(b));
+      }
+      let result: Awaited<ReturnType<MlsFactory['join']>>;
+      try {
+        result = await ctx.mls.join(d.value.envelope.body.mls, candidates);
+      } catch {
+        continue; // not for this device (or refused by our credential policy)
+      }
+      const ch = await Channel.adopt(ctx, channel, result.group, result.group.epoch);
+      this.#channels.set(channel, ch);
+      const usedKey = kpKeys[result.used];
+      if (
+        usedKey !== undefined &&
+        candidates[result.used] !== undefined &&
+        !isLastResort(kpKeys, result.used)
+      ) {
+        await this.#store.put([[usedKey, undefined]]);
+      }
+      joined.push(channel);
+    }
+    await this.#store.put([[keys.inboxCursor, utf8(String(cursor))]]);
+    if (joined.length > 0) await this.#replenishKeyPackages();
+    return joined;
+  }
+
+  /** Delivers queued sends, then syncs every channel. */
+  async syncAll(onProgress?: Parameters<Channel['sync']>[0]): Promise<void> {
+    await this.checkInbox();
+    await this.outbox.flush();
+    for (const id of await this.channelIds()) {
+      const ch = await this.channel(id);
+      if (ch.record.removed) continue;
+      await ch.sync(onProgress);
+      await this.#acknowledgeDelivery(ch);
+      if (ch.updateDue(this.#opts.updateEveryMs, this.#opts.updateEveryMessages)) await ch.selfUpdate();
+    }
+    await this.outbox.flush();
+  }
+
+  /** Automatic delivery receipts: one per batch, for what our party has not yet acknowledged. */
+  async #acknowledgeDelivery(ch: Channel): Promise<void> {
+    const me = this.identity.party;
+    const s = ch.view.state;
+    if (s.lifecycle === 'closed' || s.lifecycle === 'none' || !s.parties.includes(me)) return;
+    const ids = [...s.receipts.entries()]
+      .filter(([, r]) => r.from !== me && r.delivered[me] === undefined)
+      .map(([id]) => id as EventId)
+      .slice(0, 1000);
+    if (
+      ids.length === 0 ||
+      (await this.#store.get(keys.receiptSent(ch.id, ids.at(-1) as string))) !== undefined
+    )
+      return;
+    await ch.send({ kind: 'receipt', type: 'delivered', of: ids } as DraftEvent);
+    await this.#store.put([[keys.receiptSent(ch.id, ids.at(-1) as string), new Uint8Array([1])]]);
+  }
+
+  close(): void {
+    this.#store.close();
+  }
+}
+
+// The first key package ever stored (kp:00000000) is the device's last-resort package.
+function isLastResort(kpKeys: readonly string[], index: number): boolean {
+  return kpKeys[index] === keys.keyPackage(0);
+}
+
+function encodeKp(k: GeneratedKeyPackage): Uint8Array {
+  const out = new Uint8Array(4 + k.publicBytes.length + k.privateBytes.length);
+  new DataView(out.buffer).setUint32(0, k.publicBytes.length);
+  out.set(k.publicBytes, 4);
+  out.set(k.privateBytes, 4 + k.publicBytes.length);
+  return out;
+}
+
+function decodeKp(b: Uint8Array): GeneratedKeyPackage {
+  const n = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0);
+  return { publicBytes: b.slice(4, 4 + n), privateBytes: b.slice(4 + n) };
+}

@@ -1,0 +1,187 @@
+/** Everything a channel engine needs from its device, passed in (no globals). */
+import {
+  type DeviceCertificate,
+  type DeviceId,
+  decodeContactCard,
+  decodeDeviceCertificate,
+  decodeRevocation,
+  type PartyId,
+  constantTimeEqual,
+  nobleEd25519,
+  type Revocation,
+  toBase64url,
+  type SignatureSuite,
+  verifyDeviceCertificate,
+} from '@backchannel/protocol';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { ClientError } from './errors.ts';
+import type { DeviceIdentity } from './identity.ts';
+import type { MlsFactory } from './mls.ts';
+import type { RelayClient } from './relay-client.ts';
+import type { LocalStore } from './storage.ts';
+import { keys } from './channel-record.ts';
+
+export interface EngineContext {
+  readonly store: LocalStore;
+  readonly relay: RelayClient;
+  readonly identity: DeviceIdentity;
+  readonly mls: MlsFactory;
+  readonly certs: CertificateBook;
+  readonly now: () => number;
+  readonly random: (n: number) => Uint8Array;
+  /** Ed25519 backend (node:crypto in Node, noble in browsers). */
+  readonly suite: SignatureSuite;
+  /** The relay's checkpoint key this device pinned on first contact (C2SP vkey string). */
+  readonly relayKey: () => string | undefined;
+}
+
+/**
+ * A verifier that remembers results: certificates are checked on every event they sign, and
+ * their (key, signature, message) never change. Keyed by all three, so nothing can be replayed.
+ */
+function memoizedVerify(base: SignatureSuite): SignatureSuite {
+  const seen = new Map<string, boolean>();
+  const b64 = toBase64url;
+  return {
+    sign: base.sign,
+    verify(sig, msg, pk) {
+      const key = `${b64(pk)}.${b64(sig)}.${b64(sha256(msg))}`;
+      let ok = seen.get(key);
+      if (ok === undefined) {
+        ok = base.verify(sig, msg, pk);
+        if (seen.size > 10_000) seen.clear();
+        seen.set(key, ok);
+      }
+      return ok;
+    },
+  };
+}
+
+/**
+ * The device's book of other parties' root keys (from verified contact cards) and of device
+ * certificates it has verified. Every sender is checked against it: signature, party, validity,
+ * revocation.
+ */
+export class CertificateBook {
+  readonly #roots = new Map<PartyId, Uint8Array>();
+  readonly #certs = new Map<DeviceId, DeviceCertificate>();
+  readonly #revocations = new Map<PartyId, Revocation[]>();
+  readonly #store: LocalStore;
+  readonly #relay: RelayClient;
+
+  readonly #suite: SignatureSuite;
+
+  constructor(
+    store: LocalStore,
+    relay: RelayClient,
+    own: DeviceIdentity,
+    suite: SignatureSuite = nobleEd25519,
+  ) {
+    this.#store = store;
+    this.#relay = relay;
+    this.#suite = memoizedVerify(suite);
+    this.#roots.set(own.party, own.rootPublicKey);
+    this.#certs.set(own.device, own.certificate);
+  }
+
+  async load(): Promise<void> {
+    for (const k of await this.#store.keys(keys.cardPrefix)) {
+      const b = await this.#store.get(k);
+      if (b === undefined) continue;
+      const card = decodeContactCard(b);
+      if (!card.ok) continue;
+      this.#roots.set(card.value.body.party as PartyId, card.value.body.rootPublicKey);
+      for (const c of card.value.body.devices) this.accept(c, Date.now());
+    }
+  }
+
+  rootKey(party: PartyId): Uint8Array | undefined {
+    return this.#roots.get(party);
+  }
+
+  parties(): PartyId[] {
+    return [...this.#roots.keys()];
+  }
+
+  async rememberCard(cardBytes: Uint8Array): Promise<PartyId> {
+    const card = decodeContactCard(cardBytes);
+    if (!card.ok) throw new ClientError('CARD_UNKNOWN', `contact card refused: ${card.message}`);
+    const party = card.value.body.party as PartyId;
+    const known = this.#roots.get(party);
+    if (known !== undefined && !constantTimeEqual(known, card.value.body.rootPublicKey)) {
+      throw new ClientError('CARD_UNKNOWN', `contact card for ${party} carries a different root key`);
+    }
+    this.#roots.set(party, card.value.body.rootPublicKey);
+    await this.#store.put([[keys.card(party), cardBytes]]);
+    for (const c of card.value.body.devices) this.accept(c, this.#now());
+    return party;
+  }
+
+  #now(): number {
+    return Date.now();
+  }
+
+  /** Verifies a certificate against its party's known root key; remembers it if valid. */
+  accept(certBytes: Uint8Array, now: number): DeviceCertificate | undefined {
+    const d = decodeDeviceCertificate(certBytes);
+    if (!d.ok) return undefined;
+    return this.check(d.value, now) === undefined ? d.value : undefined;
+  }
+
+  /** Returns the refusal reason, or undefined when the certificate is good now. */
+  check(cert: DeviceCertificate, now: number): string | undefined {
+    const root = this.#roots.get(cert.body.party);
+    if (root === undefined) return `unknown party ${cert.body.party}`;
+    const r = verifyDeviceCertificate(cert, {
+      rootPublicKey: root,
+      now,
+      revocations: this.#revocations.get(cert.body.party) ?? [],
+      suite: this.#suite,
+    });
+    if (!r.ok) return `${r.code}: ${r.reason}`;
+    this.#certs.set(cert.body.device, cert);
+    return undefined;
+  }
+
+  certificate(device: DeviceId): DeviceCertificate | undefined {
+    return this.#certs.get(device);
+  }
+
+  /** Looks a device up, refreshing the directory entries of `parties` once if it is unknown. */
+  async find(
+    device: DeviceId,
+    parties: readonly PartyId[],
+    now: number,
+  ): Promise<DeviceCertificate | undefined> {
+    const known = this.#certs.get(device);
+    if (known !== undefined) return known;
+    for (const p of parties) {
+      try {
+        await this.refreshParty(p, now);
+      } catch {
+        // the directory is unreachable or refuses: the sender stays unknown for now
+      }
+    }
+    return this.#certs.get(device);
+  }
+
+  isRevoked(device: DeviceId): boolean {
+    const cert = this.#certs.get(device);
+    if (cert === undefined) return false;
+    return (this.#revocations.get(cert.body.party) ?? []).some((r) => r.body.device === device);
+  }
+
+  /** Refreshes a party's devices and revocations from the relay directory. */
+  async refreshParty(party: PartyId, now: number): Promise<void> {
+    const root = this.#roots.get(party);
+    if (root === undefined) return;
+    const { certificates, revocations } = await this.#relay.listDevices(party);
+    const revs: Revocation[] = [];
+    for (const b of revocations) {
+      const r = decodeRevocation(b);
+      if (r.ok && r.value.body.party === party) revs.push(r.value);
+    }
+    this.#revocations.set(party, revs);
+    for (const c of certificates) this.accept(c, now);
+  }
+}

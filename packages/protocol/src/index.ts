@@ -1,0 +1,140 @@
+// @backchannel/protocol — pure, I/O-free core. Subpaths: ./transcript (Merkle log, notes,
+// checkpoints) and ./group (MLS sessions).
+export {
+  assertBytes,
+  concatBytes,
+  constantTimeEqual,
+  fromBase64url,
+  fromHex,
+  fromUtf8,
+  isBytes,
+  toBase64url,
+  toHex,
+  utf8,
+} from './bytes/index.ts';
+export { type CborValue, DEFAULT_MAX_DECODE_BYTES, decodeCanonical, encodeCanonical } from './codec/cbor.ts';
+export { decodeEntry, type DecodedEntry, encodeEntry, type LogEntry } from './envelope/entry.ts';
+export {
+  decodeEnvelope,
+  type EnvelopeBody,
+  envelopeHash,
+  MAX_ENVELOPE_BYTES,
+  MLS_KINDS,
+  type MlsKind,
+  type SignedEnvelope,
+  signEnvelope,
+  verifyEnvelope,
+} from './envelope/envelope.ts';
+export {
+  type Decoded,
+  fail,
+  isProtocolError,
+  PROTOCOL_ERROR_CODES,
+  ProtocolError,
+  type ProtocolErrorCode,
+  unwrap,
+} from './errors.ts';
+export {
+  commitEvent,
+  encodeSealedEvent,
+  openSealedEvent,
+  SALT_BYTES,
+  type SealedEvent,
+  verifyCommitment,
+} from './events/commitment.ts';
+export {
+  type ChannelEvent,
+  decodeEvent,
+  EVENT_KINDS,
+  type EventKind,
+  type EventOf,
+  encodeEvent,
+  eventSchema,
+  MAX_EVENT_BYTES,
+  parseEvent,
+} from './events/event.ts';
+export {
+  type CertificateCheck,
+  type DeviceCertBody,
+  type DeviceCertificate,
+  decodeDeviceCertificate,
+  decodeRevocation,
+  encodeDeviceCertificate,
+  encodeRevocation,
+  type IssueCertificateInput,
+  issueDeviceCertificate,
+  issueRevocation,
+  ROLES,
+  type Revocation,
+  type Role,
+  verifyDeviceCertificate,
+  verifyRevocation,
+} from './identity/certificate.ts';
+export {
+  type ContactCard,
+  cardParty,
+  decodeContactCard,
+  encodeContactCard,
+  fingerprint,
+  type MakeContactCardInput,
+  makeContactCard,
+  safetyNumber,
+} from './identity/contact-card.ts';
+export {
+  REQUEST_HEADERS,
+  requestHeaders,
+  requestSigningBody,
+  signRequest,
+  verifyRequest,
+} from './identity/request.ts';
+export {
+  type KeyPair,
+  keyPairFromSeed,
+  labelledMessage,
+  nobleEd25519,
+  type SignatureLabel,
+  type SignatureSuite,
+  signWithLabel,
+  verifyWithLabel,
+} from './identity/keys.ts';
+export {
+  type ChannelState,
+  encodeState,
+  type FoldResult,
+  fold,
+  foldAll,
+  type HeartbeatState,
+  type HistoryItem,
+  initialState,
+  type Lifecycle,
+  type NoticeState,
+  type ReceiptState,
+  type TrackState,
+  type TrackStatus,
+  type VerifiedEvent,
+} from './state/channel-state.ts';
+export {
+  type Liveness,
+  type LivenessOptions,
+  liveness,
+  outstandingReceipts,
+  overdueNotices,
+} from './state/queries.ts';
+export {
+  type ChannelId,
+  channelIdFrom,
+  type DeviceId,
+  deviceIdFromKey,
+  type EventId,
+  eventIdFrom,
+  isId,
+  type PartyId,
+  parseChannelId,
+  parseDeviceId,
+  parseEventId,
+  parsePartyId,
+  parseTrackId,
+  partyIdFromKey,
+  type TrackId,
+  trackIdFrom,
+} from './ids.ts';

@@ -1,0 +1,77 @@
+/**
+ * Accepting an envelope, whichever way it arrives (HTTP POST or a WebSocket `send` frame):
+ * decode (typed errors), channel, sender = the authenticated device — or, for an unsigned post,
+ * a registered valid sender whose envelope signature authenticates it (PROTOCOL.md §11) —,
+ * the envelope signature, then the group-commit queue (idempotency, membership, epoch).
+ */
+import { type ChannelId, decodeEnvelope, labelledMessage } from '@backchannel/protocol';
+import { toB64u } from '../bytes.node.ts';
+import type { DeviceDirectory } from '../directory/devices.ts';
+import { deviceStatus } from '../directory/devices.ts';
+import { sha256 } from '../ed25519.node.ts';
+import { fromProtocol, RelayError } from '../errors.ts';
+import type { DeviceRecord } from '../store/store.ts';
+import type { Verifier } from '../verify-pool.node.ts';
+import type { Appender } from './appender.ts';
+
+export interface AcceptDeps {
+  readonly directory: DeviceDirectory;
+  readonly verifier: Verifier;
+  readonly appender: Appender;
+  readonly now: () => number;
+  /** Takes a token from the device's bucket or throws RATE_LIMITED. */
+  readonly limitDevice: (device: string, now: number) => void;
+}
+
+/** The JSON answer to an accepted append (HTTP body, WebSocket ack). */
+export interface AppendAnswer {
+  readonly seq: number;
+  readonly leafIndex: number;
+  readonly receivedAt: number;
+  readonly inclusionProof: string[];
+  readonly checkpoint: string;
+  readonly size: number;
+  readonly duplicate: boolean;
+}
+
+export async function acceptEnvelope(
+  deps: AcceptDeps,
+  wire: Uint8Array,
+  opts: { readonly signedBy: DeviceRecord | undefined; readonly channel?: ChannelId },
+): Promise<AppendAnswer> {
+  const d = decodeEnvelope(wire);
+  if (!d.ok) throw fromProtocol(d.code, d.message, 'ENVELOPE_INVALID');
+  const env = d.value;
+  if (opts.channel !== undefined && env.body.channel !== opts.channel) {
+    throw new RelayError('CHANNEL_MISMATCH', 'the envelope is for another channel than the path names');
+  }
+  let device: DeviceRecord;
+  if (opts.signedBy !== undefined) {
+    if (env.body.sender !== opts.signedBy.device) {
+      throw new RelayError('SENDER_MISMATCH', 'the envelope sender is not the authenticated device');
+    }
+    device = opts.signedBy;
+  } else {
+    const now = deps.now();
+    const rec = await deps.directory.get(env.body.sender, now);
+    if (rec === undefined) throw new RelayError('DEVICE_UNKNOWN', 'the envelope sender is not registered');
+    const status = deviceStatus(rec, now);
+    if (status !== undefined) throw new RelayError(status, 'the envelope sender may not post now');
+    deps.limitDevice(rec.device, now);
+    device = rec;
+  }
+  // = protocol's verifyEnvelope (same labelled message and key), on the verify pool
+  if (!(await deps.verifier.verify(env.sig, labelledMessage('envelope', env.bodyBytes), device.publicKey))) {
+    throw new RelayError('SIG_INVALID', 'envelope signature does not verify under the sender device key');
+  }
+  const r = await deps.appender.submit({ env, sender: device, envelopeHash: sha256(wire) });
+  return {
+    seq: r.seq,
+    leafIndex: r.seq,
+    receivedAt: r.receivedAt,
+    inclusionProof: r.inclusionProof.map(toB64u),
+    checkpoint: r.checkpoint,
+    size: r.size,
+    duplicate: r.duplicate,
+  };
+}

@@ -1,0 +1,455 @@
+/**
+ * Group commit. Appends from all requests are queued and written in batches: one durable store
+ * transaction per batch (SQLite: WAL, synchronous=FULL), each touched channel's checkpoint signed
+ * once per batch, answers released only after the transaction has committed. The rules (epoch,
+ * access list, idempotency) run here, in queue order, against the state the batch is building.
+ */
+import {
+  type ChannelId,
+  constantTimeEqual,
+  type DeviceId,
+  type PartyId,
+  type SignedEnvelope,
+} from '@backchannel/protocol';
+import { appendLeaf, type StoredNode, treeRoot } from '@backchannel/protocol/transcript';
+import { leafHashNode } from '../ed25519.node.ts';
+import { RelayError } from '../errors.ts';
+import type { Fanout, PublishedChannel, PublishedEntry, PublishedInboxItem } from '../fanout/fanout.ts';
+import type { ChannelHead, DeviceRecord, MemberRecord, Store, WriteTx } from '../store/store.ts';
+import type { CheckpointSigner } from './checkpoints.ts';
+import { encodeEntryFast } from './entry-codec.ts';
+import { type NodeCache, ProofBuilder } from './node-cache.ts';
+import { checkEpoch, checkMembershipChange, isCurrentMember } from './rules.ts';
+
+export interface AppendInput {
+  readonly env: SignedEnvelope;
+  /** The authenticated sender (already checked to be the envelope's signer). */
+  readonly sender: DeviceRecord;
+  /** SHA-256 of the envelope wire bytes. */
+  readonly envelopeHash: Uint8Array;
+}
+
+export interface AppendResult {
+  readonly seq: number;
+  readonly receivedAt: number;
+  readonly inclusionProof: Uint8Array[];
+  /** The signed checkpoint the proof is against, and its size. */
+  readonly checkpoint: string;
+  readonly size: number;
+  /** True when this was a retry of an envelope already in the log. */
+  readonly duplicate: boolean;
+}
+
+export interface AppenderMetrics {
+  batch(size: number, commitSeconds: number): void;
+  outcome(kind: 'accepted' | 'duplicate' | 'rejected', n: number): void;
+}
+
+export interface AppenderDeps {
+  readonly store: Store;
+  readonly signer: CheckpointSigner;
+  readonly cache: NodeCache;
+  readonly fanout: Fanout;
+  readonly now: () => number;
+  readonly maxBatch: number;
+  readonly metrics?: AppenderMetrics;
+  readonly onError?: (e: unknown) => void;
+}
+
+interface ChannelState {
+  readonly head: ChannelHead;
+  readonly members: ReadonlyMap<DeviceId, MemberRecord>;
+}
+
+interface Pending {
+  readonly input: AppendInput;
+  readonly resolve: (r: AppendResult) => void;
+  readonly reject: (e: unknown) => void;
+  outcome?: { seq: number; receivedAt: number; duplicate: boolean } | RelayError;
+}
+
+/** One channel's share of a batch: a working copy of its state and what the batch added. */
+class ChannelWork {
+  readonly channel: ChannelId;
+  head: ChannelHead | undefined;
+  members: Map<DeviceId, MemberRecord>;
+  readonly nodes: StoredNode[] = [];
+  readonly entries: PublishedEntry[] = [];
+  readonly checkpoints: Array<{ size: number; note: string }> = [];
+  readonly msgIds = new Map<string, { seq: number; hash: Uint8Array; receivedAt: number }>();
+
+  constructor(channel: ChannelId, state: ChannelState | undefined) {
+    this.channel = channel;
+    this.head = state?.head;
+    this.members = new Map(state?.members ?? []);
+  }
+}
+
+const MAX_STATE_CACHE = 10_000;
+
+export class Appender {
+  readonly #d: AppenderDeps;
+  readonly #queue: Pending[] = [];
+  readonly #states = new Map<ChannelId, ChannelState>();
+  #scheduled = false;
+  #running = false;
+  #closing = false;
+  #idle: Array<() => void> = [];
+
+  constructor(deps: AppenderDeps) {
+    this.#d = deps;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  submit(input: AppendInput): Promise<AppendResult> {
+    if (this.#closing) return Promise.reject(new RelayError('NOT_READY', 'the relay is shutting down'));
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#queue.push({ input, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Stops taking appends and resolves once every queued one has been answered. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    if (!this.#running && this.#queue.length === 0) return;
+    await new Promise<void>((r) => this.#idle.push(r));
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running) return;
+    this.#scheduled = true;
+    // setImmediate lets every request parsed in this turn of the event loop join the batch.
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      const batch = this.#queue.splice(0, this.#d.maxBatch);
+      if (batch.length > 0) await this.#runBatch(batch);
+    } finally {
+      this.#running = false;
+      if (this.#queue.length > 0) this.#schedule();
+      else {
+        const waiters = this.#idle;
+        this.#idle = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+
+  async #runBatch(batch: Pending[]): Promise<void> {
+    const now = this.#d.now();
+    const works = new Map<ChannelId, ChannelWork>();
+    const inbox: Array<Omit<PublishedInboxItem, 'entry'>> = [];
+    const started = performance.now();
+    try {
+      await this.#d.store.write(async (tx) => {
+        for (const p of batch) {
+          try {
+            p.outcome = await this.#apply(tx, works, inbox, p.input, now);
+          } catch (e) {
+            if (!(e instanceof RelayError)) throw e;
+            p.outcome = e;
+          }
+        }
+        for (const w of works.values()) {
+          if (w.head === undefined || w.entries.length === 0) continue;
+          const last = w.checkpoints[w.checkpoints.length - 1];
+          if (last === undefined || last.size !== w.head.size) {
+            const note = this.#d.signer.sign(w.channel, w.head.size, treeRoot(w.head));
+            w.checkpoints.push({ size: w.head.size, note });
+          }
+          for (const c of w.checkpoints) await tx.putCheckpoint(w.channel, { ...c, issuedAt: now });
+          await tx.putChannel(w.head);
+        }
+      });
+    } catch (e) {
+      for (const c of works.keys()) this.#states.delete(c);
+      this.#d.onError?.(e);
+      const err = new RelayError('INTERNAL', 'the append could not be made durable; retry');
+      for (const p of batch) p.reject(p.outcome instanceof RelayError ? p.outcome : err);
+      return;
+    }
+    this.#d.metrics?.batch(batch.length, (performance.now() - started) / 1000);
+    for (const w of works.values()) {
+      if (w.head === undefined) continue;
+      if (w.entries.length > 0) this.#remember(w);
+      for (const n of w.nodes) this.#d.cache.set(w.channel, n.level, n.index, n.hash);
+    }
+    // Subscribers first (the entries are durable now), then the writers' answers.
+    this.#publish(works, inbox);
+    try {
+      await this.#answer(batch, works);
+    } catch (e) {
+      this.#d.onError?.(e);
+      for (const p of batch)
+        p.reject(new RelayError('INTERNAL', 'the append is durable but its proof failed; retry'));
+    }
+  }
+
+  #remember(w: ChannelWork): void {
+    if (w.head === undefined) return;
+    this.#states.delete(w.channel);
+    if (this.#states.size >= MAX_STATE_CACHE) {
+      const oldest = this.#states.keys().next();
+      if (oldest.done !== true) this.#states.delete(oldest.value);
+    }
+    this.#states.set(w.channel, { head: w.head, members: w.members });
+  }
+
+  async #work(tx: WriteTx, works: Map<ChannelId, ChannelWork>, channel: ChannelId): Promise<ChannelWork> {
+    let w = works.get(channel);
+    if (w !== undefined) return w;
+    let state = this.#states.get(channel);
+    if (state === undefined) {
+      const head = await tx.getChannel(channel);
+      if (head !== undefined) {
+        const members = new Map((await tx.listMembers(channel)).map((m) => [m.device, m] as const));
+        state = { head, members };
+        this.#states.set(channel, state);
+      }
+    }
+    w = new ChannelWork(channel, state);
+    works.set(channel, w);
+    return w;
+  }
+
+  async #apply(
+    tx: WriteTx,
+    works: Map<ChannelId, ChannelWork>,
+    inbox: Array<Omit<PublishedInboxItem, 'entry'>>,
+    input: AppendInput,
+    now: number,
+  ): Promise<{ seq: number; receivedAt: number; duplicate: boolean }> {
+    const { env, sender, envelopeHash } = input;
+    const body = env.body;
+    const w = await this.#work(tx, works, body.channel);
+
+    // Idempotency on (channel, msgId): a retry with the same bytes gets the original answer.
+    const prior =
+      w.msgIds.get(body.msgId) ??
+      (w.head === undefined
+        ? undefined
+        : await tx
+            .findMessage(body.channel, body.msgId)
+            .then((m) =>
+              m === undefined ? undefined : { seq: m.seq, hash: m.envelopeHash, receivedAt: m.receivedAt },
+            ));
+    if (prior !== undefined) {
+      if (!constantTimeEqual(prior.hash, envelopeHash)) {
+        throw new RelayError('DUPLICATE_MESSAGE_ID', 'this msgId was already used for a different envelope');
+      }
+      return { seq: prior.seq, receivedAt: prior.receivedAt, duplicate: true };
+    }
+
+    // Access list and epoch.
+    const creating = w.head === undefined;
+    let head: ChannelHead;
+    if (w.head === undefined) {
+      if (body.kind !== 'commit' || body.epoch !== 0) {
+        throw new RelayError('NOT_A_MEMBER', 'not a member of this channel');
+      }
+      head = { channel: body.channel, epoch: 0, size: 0, frontier: [], lastAt: now, createdAt: now };
+    } else {
+      head = w.head;
+      if (!isCurrentMember(w.members.get(sender.device))) {
+        throw new RelayError('NOT_A_MEMBER', 'not a member of this channel');
+      }
+    }
+    checkEpoch(body, head.epoch);
+    let added: ReadonlyArray<{ device: DeviceId; party: PartyId }> = [];
+    let removed: readonly DeviceId[] = [];
+    if (body.kind === 'commit' && body.members !== undefined) {
+      const records = new Map<DeviceId, DeviceRecord>();
+      for (const d of body.members.add) {
+        const rec = d === sender.device ? sender : await tx.getDevice(d);
+        if (rec !== undefined) records.set(d, rec);
+      }
+      const current = creating
+        ? new Map<DeviceId, MemberRecord>([
+            [
+              sender.device,
+              {
+                channel: body.channel,
+                device: sender.device,
+                party: sender.party,
+                addedSeq: 0,
+                removedSeq: undefined,
+              },
+            ],
+          ])
+        : w.members;
+      const change = checkMembershipChange(sender, body.members, current, (d) => records.get(d), now);
+      added = change.add;
+      removed = change.remove;
+    }
+
+    // Append: the entry is the Merkle leaf.
+    if (creating) await tx.putChannel(head);
+    const seq = head.size;
+    const receivedAt = Math.max(now, head.lastAt);
+    const entry = encodeEntryFast({
+      v: 1,
+      seq,
+      channel: body.channel,
+      sender: sender.device,
+      receivedAt,
+      envelope: env.wire,
+    });
+    const grown = appendLeaf({ size: head.size, frontier: head.frontier }, leafHashNode(entry));
+    await tx.appendEntry(body.channel, {
+      seq,
+      msgId: body.msgId,
+      sender: sender.device,
+      envelopeHash,
+      receivedAt,
+      entry,
+    });
+    await tx.putNodes(body.channel, grown.nodes);
+    w.nodes.push(...grown.nodes);
+    w.head = {
+      ...head,
+      size: grown.state.size,
+      frontier: grown.state.frontier,
+      lastAt: receivedAt,
+      epoch: body.kind === 'commit' ? head.epoch + 1 : head.epoch,
+    };
+    w.msgIds.set(body.msgId, { seq, hash: envelopeHash, receivedAt });
+
+    // Access list changes (the creator first).
+    const changes: MemberRecord[] = [];
+    if (creating) {
+      changes.push({
+        channel: body.channel,
+        device: sender.device,
+        party: sender.party,
+        addedSeq: seq,
+        removedSeq: undefined,
+      });
+    }
+    for (const a of added) {
+      changes.push({
+        channel: body.channel,
+        device: a.device,
+        party: a.party,
+        addedSeq: seq,
+        removedSeq: undefined,
+      });
+    }
+    for (const d of removed) {
+      const m = w.members.get(d) as MemberRecord;
+      changes.push({ ...m, removedSeq: seq });
+    }
+    for (const m of changes) {
+      w.members.set(m.device, m);
+      await tx.putMember(m);
+    }
+    // A removal gets its own checkpoint at the size right after it: former members are
+    // served that one and nothing after.
+    if (removed.length > 0) {
+      w.checkpoints.push({
+        size: w.head.size,
+        note: this.#d.signer.sign(body.channel, w.head.size, treeRoot(w.head)),
+      });
+    }
+
+    // Party inboxes (Welcome and outreach).
+    for (const party of new Set(body.to ?? [])) {
+      const cursor = await tx.addInboxItem(party, body.channel, seq);
+      inbox.push({ party, cursor, channel: body.channel, seq });
+    }
+    w.entries.push({ seq, entry, removed });
+    return { seq, receivedAt, duplicate: false };
+  }
+
+  /** Computes each accepted append's inclusion proof against its channel's latest checkpoint and answers. */
+  async #answer(batch: Pending[], works: Map<ChannelId, ChannelWork>): Promise<void> {
+    const targets = new Map<ChannelId, { size: number; note: string; proofs: ProofBuilder }>();
+    const needStored: ChannelId[] = [];
+    for (const p of batch) {
+      if (p.outcome === undefined || p.outcome instanceof RelayError) continue;
+      const channel = p.input.env.body.channel;
+      if (targets.has(channel) || needStored.includes(channel)) continue;
+      const w = works.get(channel);
+      const last = w?.checkpoints[w.checkpoints.length - 1];
+      if (last !== undefined) {
+        targets.set(channel, { ...last, proofs: new ProofBuilder(channel, this.#d.cache) });
+      } else needStored.push(channel);
+    }
+    for (const p of batch) {
+      const o = p.outcome;
+      if (o === undefined || o instanceof RelayError) continue;
+      const t = targets.get(p.input.env.body.channel);
+      t?.proofs.needInclusion(o.seq, t.size);
+    }
+    const pending = [...targets.values()].some((t) => t.proofs.pending);
+    if (pending || needStored.length > 0) {
+      await this.#d.store.read(async (tx) => {
+        for (const channel of needStored) {
+          const cp = await tx.getCheckpoint(channel);
+          if (cp === undefined) throw new Error(`channel ${channel} has entries but no checkpoint`);
+          const proofs = new ProofBuilder(channel, this.#d.cache);
+          for (const p of batch) {
+            const o = p.outcome;
+            if (o === undefined || o instanceof RelayError || p.input.env.body.channel !== channel) continue;
+            proofs.needInclusion(o.seq, cp.size);
+          }
+          targets.set(channel, { size: cp.size, note: cp.note, proofs });
+        }
+        for (const t of targets.values()) await t.proofs.load(tx);
+      });
+    }
+    let accepted = 0;
+    let duplicates = 0;
+    let rejected = 0;
+    for (const p of batch) {
+      const o = p.outcome;
+      if (o === undefined) {
+        p.reject(new RelayError('INTERNAL', 'append was not processed'));
+        continue;
+      }
+      if (o instanceof RelayError) {
+        rejected++;
+        p.reject(o);
+        continue;
+      }
+      const t = targets.get(p.input.env.body.channel);
+      if (t === undefined) throw new Error('no checkpoint target');
+      if (o.duplicate) duplicates++;
+      else accepted++;
+      p.resolve({
+        seq: o.seq,
+        receivedAt: o.receivedAt,
+        inclusionProof: t.proofs.inclusion(o.seq, t.size),
+        checkpoint: t.note,
+        size: t.size,
+        duplicate: o.duplicate,
+      });
+    }
+    this.#d.metrics?.outcome('accepted', accepted);
+    this.#d.metrics?.outcome('duplicate', duplicates);
+    this.#d.metrics?.outcome('rejected', rejected);
+  }
+
+  #publish(works: Map<ChannelId, ChannelWork>, inbox: Array<Omit<PublishedInboxItem, 'entry'>>): void {
+    const channels: PublishedChannel[] = [];
+    const entryOf = new Map<string, Uint8Array>();
+    for (const w of works.values()) {
+      const last = w.checkpoints[w.checkpoints.length - 1];
+      if (w.entries.length === 0 || last === undefined) continue;
+      for (const e of w.entries) entryOf.set(`${w.channel}:${e.seq}`, e.entry);
+      channels.push({ channel: w.channel, entries: w.entries, checkpoint: last });
+    }
+    const items = inbox.map((i) => ({ ...i, entry: entryOf.get(`${i.channel}:${i.seq}`) as Uint8Array }));
+    if (channels.length > 0 || items.length > 0) this.#d.fanout.publish({ channels, inbox: items });
+  }
+}

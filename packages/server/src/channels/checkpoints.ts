@@ -1,0 +1,54 @@
+/**
+ * The relay's checkpoints: C2SP tlog-checkpoint text (origin `<relay name>/<channel>`, size,
+ * root) signed as a C2SP signed note with the relay's Ed25519 key (alg 0x01, Go-compatible).
+ * Signing goes through the injected suite so the relay signs with node:crypto.
+ */
+import { type ChannelId, concatBytes, type SignatureSuite, utf8 } from '@backchannel/protocol';
+import {
+  ALG_ED25519,
+  encodeCheckpoint,
+  encodeVerifierKey,
+  keyId,
+  makeVerifierKey,
+  type NoteVerifierKey,
+  signatureLine,
+} from '@backchannel/protocol/transcript';
+
+export class CheckpointSigner {
+  readonly name: string;
+  readonly publicKey: Uint8Array;
+  readonly verifier: NoteVerifierKey;
+  /** Go/C2SP verifier key string clients pin: "<name>+<hex key id>+<base64(0x01 || key)>". */
+  readonly vkey: string;
+  readonly #seed: Uint8Array;
+  readonly #keyId: Uint8Array;
+  readonly #suite: SignatureSuite;
+
+  constructor(name: string, seed: Uint8Array, publicKey: Uint8Array, suite: SignatureSuite) {
+    this.name = name;
+    this.publicKey = publicKey;
+    this.verifier = makeVerifierKey(name, publicKey);
+    this.vkey = encodeVerifierKey(this.verifier);
+    this.#seed = seed;
+    this.#keyId = keyId(name, ALG_ED25519, publicKey);
+    this.#suite = suite;
+  }
+
+  origin(channel: ChannelId): string {
+    return `${this.name}/${channel}`;
+  }
+
+  /** The signed note of the checkpoint (size, root) of a channel. */
+  sign(channel: ChannelId, size: number, root: Uint8Array): string {
+    const text = encodeCheckpoint({ origin: this.origin(channel), size, root, extensions: [] });
+    const sig = this.#suite.sign(utf8(text), this.#seed);
+    return `${text}\n${signatureLine(this.name, concatBytes(this.#keyId, sig))}`;
+  }
+}
+
+/** The tree size a checkpoint note states (second line). */
+export function checkpointSize(note: string): number {
+  const a = note.indexOf('\n');
+  const b = note.indexOf('\n', a + 1);
+  return Number(note.slice(a + 1, b));
+}

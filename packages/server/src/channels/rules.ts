@@ -1,0 +1,107 @@
+/**
+ * The relay's rules for one envelope, as MLS Delivery Service and access-list keeper. Pure:
+ * the appender passes in the channel's state and the directory records it looked up.
+ *
+ * - The first envelope of an unknown channel must be a commit at epoch 0; its sender becomes a member.
+ * - Only current members post. A commit carries the current epoch and advances it by one;
+ *   other envelopes may carry the current or an older epoch, never a future one.
+ * - A commit's declared members.add/remove update the access list: devices of the committer's
+ *   own party are added or removed only by an admin or principal (anyone may remove itself);
+ *   devices of another party are added only while that party has no device in the channel (the
+ *   outreach); added devices must be registered, valid now and not revoked.
+ */
+import type { DeviceId, EnvelopeBody, PartyId, Role } from '@backchannel/protocol';
+import { deviceStatus } from '../directory/devices.ts';
+import { RelayError } from '../errors.ts';
+import type { DeviceRecord, MemberRecord } from '../store/store.ts';
+
+export const MANAGER_ROLES: readonly Role[] = ['admin', 'principal'];
+
+export function isCurrentMember(m: MemberRecord | undefined): m is MemberRecord {
+  return m !== undefined && m.removedSeq === undefined;
+}
+
+/** Epoch check (RFC 9420 §14 Delivery Service: one commit per epoch, in order). */
+export function checkEpoch(body: Pick<EnvelopeBody, 'kind' | 'epoch'>, current: number): void {
+  if (body.kind === 'commit') {
+    if (body.epoch < current) {
+      throw new RelayError(
+        'EPOCH_STALE',
+        `commit for epoch ${body.epoch}, the channel is at epoch ${current}`,
+      );
+    }
+    if (body.epoch > current) {
+      throw new RelayError(
+        'EPOCH_FUTURE',
+        `commit for epoch ${body.epoch}, the channel is at epoch ${current}`,
+      );
+    }
+  } else if (body.epoch > current) {
+    throw new RelayError(
+      'EPOCH_FUTURE',
+      `envelope for epoch ${body.epoch}, the channel is at epoch ${current}`,
+    );
+  }
+}
+
+export interface MembershipChange {
+  readonly add: ReadonlyArray<{ readonly device: DeviceId; readonly party: PartyId }>;
+  readonly remove: readonly DeviceId[];
+}
+
+/**
+ * Validates a commit's declared membership change against the current access list.
+ * `members` holds current and former members; `lookup` returns directory records of added devices.
+ */
+export function checkMembershipChange(
+  committer: DeviceRecord,
+  declared: { readonly add: readonly DeviceId[]; readonly remove: readonly DeviceId[] },
+  members: ReadonlyMap<DeviceId, MemberRecord>,
+  lookup: (device: DeviceId) => DeviceRecord | undefined,
+  now: number,
+): MembershipChange {
+  const seen = new Set<DeviceId>();
+  for (const d of [...declared.add, ...declared.remove]) {
+    if (seen.has(d)) throw new RelayError('MEMBER_INVALID', 'a device appears twice in members.add/remove');
+    seen.add(d);
+  }
+  const manager = MANAGER_ROLES.includes(committer.role);
+  for (const d of declared.remove) {
+    if (!isCurrentMember(members.get(d))) {
+      throw new RelayError('MEMBER_INVALID', 'members.remove names a device that is not a member');
+    }
+    if (d === committer.device) continue;
+    const party = (members.get(d) as MemberRecord).party;
+    if (party !== committer.party) {
+      throw new RelayError('ROLE_FORBIDDEN', "a party may not remove another party's devices");
+    }
+    if (!manager) throw new RelayError('ROLE_FORBIDDEN', `role ${committer.role} may not remove devices`);
+  }
+  const partiesPresent = new Set<PartyId>();
+  for (const m of members.values()) if (isCurrentMember(m)) partiesPresent.add(m.party);
+  const add: Array<{ device: DeviceId; party: PartyId }> = [];
+  for (const d of declared.add) {
+    if (d === committer.device && isCurrentMember(members.get(d))) continue;
+    if (isCurrentMember(members.get(d))) {
+      throw new RelayError('MEMBER_INVALID', 'members.add names a device that is already a member');
+    }
+    const rec = lookup(d);
+    if (rec === undefined) throw new RelayError('MEMBER_INVALID', 'members.add names an unregistered device');
+    if (deviceStatus(rec, now) !== undefined) {
+      throw new RelayError(
+        'MEMBER_INVALID',
+        'members.add names a revoked device or one whose certificate is not valid',
+      );
+    }
+    if (rec.party === committer.party) {
+      if (!manager) throw new RelayError('ROLE_FORBIDDEN', `role ${committer.role} may not add devices`);
+    } else if (partiesPresent.has(rec.party)) {
+      throw new RelayError(
+        'ROLE_FORBIDDEN',
+        "another party's devices are added only while that party has none in the channel",
+      );
+    }
+    add.push({ device: d, party: rec.party });
+  }
+  return { add, remove: [...declared.remove] };
+}

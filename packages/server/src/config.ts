@@ -1,0 +1,181 @@
+/**
+ * Relay configuration: defaults < JSON file (BACKCHANNEL_CONFIG or --config) < environment <
+ * command-line flags. Validated with zod; an invalid value stops the relay with the field's name.
+ * Pure: the caller passes env, flags and the file reader in (main.node.ts does the I/O).
+ */
+import { MAX_ENVELOPE_BYTES } from '@backchannel/protocol';
+import { z } from 'zod';
+
+/** The largest envelope as JSON ({envelope: base64url}) plus slack. */
+export const MAX_ENVELOPE_JSON_BYTES = Math.ceil(MAX_ENVELOPE_BYTES / 3) * 4 + 1024;
+
+const bucket = z.strictObject({
+  perSecond: z.number().positive(),
+  burst: z.number().int().positive(),
+});
+
+export const configSchema = z.strictObject({
+  port: z.number().int().min(0).max(65_535).default(8787),
+  host: z.string().min(1).default('127.0.0.1'),
+  dataDir: z.string().min(1).default('./data'),
+  /** Names the relay in checkpoint origins (`<name>/<channel>`) and as the note key name. */
+  relayName: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^\s+\u2014/]+$/, 'no whitespace, "+", "/" or em dash')
+    .default('backchannel.local'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Storage: "sqlite" (embedded, under dataDir). PostgreSQL comes later. */
+  store: z.string().default('sqlite'),
+  /** Fan-out between relay nodes: "local" (in-process) for now. */
+  fanout: z.string().default('local'),
+  /** Worker threads verifying Ed25519 signatures off the event loop (0 = inline). */
+  verifyThreads: z.number().int().min(0).max(16).default(1),
+  /** Static web app to serve at / (defaults to apps/web/dist when it exists). */
+  webDist: z.string().optional(),
+  limits: z
+    .strictObject({
+      envelopeBodyBytes: z.number().int().positive().default(MAX_ENVELOPE_JSON_BYTES),
+      cardBodyBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(768 * 1024),
+      keyPackageBodyBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(512 * 1024),
+      bodyBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(64 * 1024),
+      wsFrameBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(400 * 1024),
+    })
+    .prefault({}),
+  rateLimits: z
+    .strictObject({
+      device: bucket.default({ perSecond: 1000, burst: 2000 }),
+      ip: bucket.default({ perSecond: 2000, burst: 4000 }),
+    })
+    .prefault({}),
+  auth: z
+    .strictObject({
+      skewMs: z
+        .number()
+        .int()
+        .positive()
+        .default(5 * 60_000),
+      replayCacheEntries: z.number().int().positive().default(200_000),
+    })
+    .prefault({}),
+  batch: z
+    .strictObject({
+      maxItems: z.number().int().positive().max(10_000).default(512),
+    })
+    .prefault({}),
+  ws: z
+    .strictObject({
+      /** Above this many buffered bytes a subscriber stops getting live entries and catches up later. */
+      highWaterBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1 << 20),
+      /** A subscriber that stays behind this long, or buffers this much, is dropped. */
+      dropAfterMs: z.number().int().positive().default(60_000),
+      maxBufferedBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(16 << 20),
+      authTimeoutMs: z.number().int().positive().default(10_000),
+      maxSubscriptions: z.number().int().positive().default(256),
+    })
+    .prefault({}),
+});
+
+export type RelayConfig = z.infer<typeof configSchema>;
+export type RelayConfigInput = z.input<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** The environment variables the relay reads. */
+export function configFromEnv(env: Readonly<Record<string, string | undefined>>): RelayConfigInput {
+  const out: Record<string, unknown> = {};
+  const num = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new ConfigError(`${name} must be a number`);
+    return n;
+  };
+  const port = num('PORT');
+  if (port !== undefined) out.port = port;
+  const set = (key: string, name: string) => {
+    const v = env[name];
+    if (v !== undefined && v !== '') out[key] = v;
+  };
+  set('host', 'HOST');
+  set('dataDir', 'BACKCHANNEL_DATA');
+  set('relayName', 'BACKCHANNEL_RELAY_NAME');
+  set('logLevel', 'LOG_LEVEL');
+  set('store', 'BACKCHANNEL_STORE');
+  set('fanout', 'BACKCHANNEL_FANOUT');
+  set('webDist', 'BACKCHANNEL_WEB_DIST');
+  return out as RelayConfigInput;
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
+    const prev = out[k];
+    out[k] = isPlainObject(prev) && isPlainObject(v) ? merge(prev, v) : v;
+  }
+  return out;
+}
+
+/** Parses the JSON text of a config file (refusing `__proto__` keys). */
+export function parseConfigFile(text: string, name: string): RelayConfigInput {
+  let v: unknown;
+  try {
+    v = JSON.parse(text, (k, x: unknown) => {
+      if (k === '__proto__') throw new ConfigError(`${name}: forbidden key __proto__`);
+      return x;
+    });
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`${name} is not valid JSON`);
+  }
+  if (!isPlainObject(v)) throw new ConfigError(`${name} must hold a JSON object`);
+  return v as RelayConfigInput;
+}
+
+/** Merges the layers (later wins) and validates the result. */
+export function resolveConfig(...layers: ReadonlyArray<RelayConfigInput | undefined>): RelayConfig {
+  let merged: Record<string, unknown> = {};
+  for (const l of layers) if (l !== undefined) merged = merge(merged, l as Record<string, unknown>);
+  const r = configSchema.safeParse(merged);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new ConfigError(`config ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+  }
+  if (r.data.store !== 'sqlite')
+    throw new ConfigError('config store: only "sqlite" is available in this build');
+  if (r.data.fanout !== 'local')
+    throw new ConfigError('config fanout: only "local" is available in this build');
+  return r.data;
+}

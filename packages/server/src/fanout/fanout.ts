@@ -1,0 +1,36 @@
+/** What the relay publishes after each committed batch, to every node's WebSocket hub. */
+import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
+
+export interface PublishedEntry {
+  readonly seq: number;
+  readonly entry: Uint8Array;
+  /** Devices this entry (a commit) removed from the channel. */
+  readonly removed: readonly DeviceId[];
+}
+
+export interface PublishedChannel {
+  readonly channel: ChannelId;
+  /** New entries in seq order (contiguous). */
+  readonly entries: readonly PublishedEntry[];
+  /** The checkpoint signed at the end of the batch. */
+  readonly checkpoint: { readonly size: number; readonly note: string };
+}
+
+export interface PublishedInboxItem {
+  readonly party: PartyId;
+  readonly cursor: number;
+  readonly channel: ChannelId;
+  readonly seq: number;
+  readonly entry: Uint8Array;
+}
+
+export interface FanoutMessage {
+  readonly channels: readonly PublishedChannel[];
+  readonly inbox: readonly PublishedInboxItem[];
+}
+
+export interface Fanout {
+  publish(m: FanoutMessage): void;
+  subscribe(listener: (m: FanoutMessage) => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,56 @@
+/** Route guards: signed-request authentication and per-device rate limits. */
+import type { MiddlewareHandler } from 'hono';
+import { RelayError } from '../errors.ts';
+import { REQUEST_HEADERS } from './auth.ts';
+import type { AppDeps, RelayEnv } from './context.ts';
+
+/** The path and query exactly as the client sent them (what it signed). */
+export function pathWithQuery(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  return start < 0 ? '/' : url.slice(start);
+}
+
+export function rateLimited(retryAfterMs: number): RelayError {
+  return new RelayError('RATE_LIMITED', 'too many requests; slow down', { retryAfterMs });
+}
+
+/**
+ * Requires a signed request from a registered, valid device; sets c.var.device. With
+ * `optional`, an unsigned request passes through without c.var.device (envelope posts, which
+ * the envelope signature authenticates).
+ */
+export function authenticated(deps: AppDeps, opts: { optional?: boolean } = {}): MiddlewareHandler<RelayEnv> {
+  return async (c, next) => {
+    if (
+      opts.optional === true &&
+      c.req.header(REQUEST_HEADERS.device) === undefined &&
+      c.req.header(REQUEST_HEADERS.sig) === undefined
+    ) {
+      return next();
+    }
+    const now = deps.now();
+    const device = await deps.auth.verify(
+      {
+        device: c.req.header(REQUEST_HEADERS.device),
+        time: c.req.header(REQUEST_HEADERS.time),
+        sig: c.req.header(REQUEST_HEADERS.sig),
+      },
+      c.req.method,
+      pathWithQuery(c.req.url),
+      c.var.rawBody,
+      now,
+    );
+    limitDevice(deps, device.device, now);
+    c.set('device', device);
+    return next();
+  };
+}
+
+/** Takes a token from the device's bucket or refuses with RATE_LIMITED. */
+export function limitDevice(deps: AppDeps, device: string, now: number): void {
+  const wait = deps.limiters.device.take(device, now);
+  if (wait > 0) {
+    deps.metrics.rateLimited.inc({ scope: 'device' });
+    throw rateLimited(wait);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The relay process (`npm start`, `backchannel relay`): the only entry point with side effects.
+ * Configuration: JSON file (BACKCHANNEL_CONFIG or --config) < environment < flags
+ * (--port, --host, --data, --name, --log-level, --web).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import {
+  ConfigError,
+  configFromEnv,
+  parseConfigFile,
+  type RelayConfigInput,
+  resolveConfig,
+} from './config.ts';
+import { startRelay } from './server.node.ts';
+
+function flags(argv: readonly string[]): { file: string | undefined; layer: RelayConfigInput } {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      data: { type: 'string' },
+      name: { type: 'string' },
+      config: { type: 'string' },
+      'log-level': { type: 'string' },
+      web: { type: 'string' },
+    },
+    strict: true,
+  });
+  const layer: Record<string, unknown> = {};
+  if (values.port !== undefined) layer.port = Number(values.port);
+  if (values.host !== undefined) layer.host = values.host;
+  if (values.data !== undefined) layer.dataDir = values.data;
+  if (values.name !== undefined) layer.relayName = values.name;
+  if (values['log-level'] !== undefined) layer.logLevel = values['log-level'];
+  if (values.web !== undefined) layer.webDist = values.web;
+  return { file: values.config, layer: layer as RelayConfigInput };
+}
+
+async function main(): Promise<void> {
+  const cli = flags(process.argv.slice(2));
+  const file = cli.file ?? process.env.BACKCHANNEL_CONFIG;
+  const fileLayer = file === undefined ? undefined : parseConfigFile(readFileSync(file, 'utf8'), file);
+  const defaultWeb = resolve(dirname(fileURLToPath(import.meta.url)), '../../../apps/web/dist');
+  const webLayer: RelayConfigInput | undefined = existsSync(join(defaultWeb, 'index.html'))
+    ? { webDist: defaultWeb }
+    : undefined;
+  const config = resolveConfig(webLayer, fileLayer, configFromEnv(process.env), cli.layer);
+  const log = pino({ level: config.logLevel, base: { service: 'backchannel-relay' } });
+  const relay = await startRelay({ config, log });
+  log.info(
+    {
+      url: relay.url,
+      dataDir: resolve(config.dataDir),
+      relay: relay.core.signer.vkey,
+      web: config.webDist ?? null,
+    },
+    'relay listening',
+  );
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      log.info({ signal: sig }, 'shutting down: finishing in-flight batches');
+      relay.close().then(
+        () => {
+          log.info({}, 'relay stopped');
+          process.exit(0);
+        },
+        (e: unknown) => {
+          log.error({ err: { message: (e as Error).message } }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+main().catch((e: unknown) => {
+  const message = e instanceof ConfigError ? e.message : `relay failed to start: ${(e as Error).message}`;
+  process.stderr.write(`${message}\n`);
+  process.exit(e instanceof ConfigError ? 2 : 1);
+});

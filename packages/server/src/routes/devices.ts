@@ -1,0 +1,205 @@
+/**
+ * Devices: POST /v1/devices (a root-signed certificate), POST /v1/revocations (root-signed),
+ * GET /v1/parties/{party}/devices (any registered device) → certificates and revocations.
+ */
+import {
+  type DeviceCertificate,
+  type DeviceId,
+  decodeDeviceCertificate,
+  decodeRevocation,
+  type PartyId,
+  type Revocation,
+  unwrap,
+  verifyDeviceCertificate,
+  verifyRevocation,
+} from '@backchannel/protocol';
+import { toB64u } from '../bytes.node.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import { fromProtocol, RelayError } from '../errors.ts';
+import { body } from '../http/body.ts';
+import type { AppDeps, RelayApp } from '../http/context.ts';
+import { authenticated } from '../http/guards.ts';
+import {
+  authHeaders,
+  b64,
+  base64url,
+  deviceIdSchema,
+  errors,
+  partyIdSchema,
+  security,
+} from '../http/schemas.ts';
+import type { WriteTx } from '../store/store.ts';
+
+/** Stores a verified certificate; refuses a revoked device or a certificate older than the one held. */
+export async function registerCertificate(
+  tx: WriteTx,
+  cert: DeviceCertificate,
+  bytes: Uint8Array,
+): Promise<DeviceId> {
+  const b = cert.body;
+  const prev = await tx.getDevice(b.device);
+  if (prev?.revokedAt !== undefined)
+    throw new RelayError('CERT_REVOKED', 'this device was revoked by its party');
+  if (prev !== undefined && b.notBefore < prev.notBefore) {
+    throw new RelayError('CERT_STALE', 'a newer certificate is registered for this device');
+  }
+  await tx.putDevice({
+    device: b.device,
+    party: b.party,
+    publicKey: b.devicePublicKey,
+    role: b.role,
+    notBefore: b.notBefore,
+    notAfter: b.notAfter,
+    certificate: bytes,
+  });
+  return b.device;
+}
+
+const postDevice = (deps: AppDeps) =>
+  createRoute({
+    method: 'post',
+    path: '/v1/devices',
+    tags: ['directory'],
+    summary: 'Register a device certificate (public: it is signed by the party root key)',
+    middleware: [body(deps, deps.config.limits.bodyBytes)] as const,
+    request: {
+      body: {
+        required: true,
+        content: { 'application/json': { schema: z.strictObject({ certificate: base64url(40_000) }) } },
+      },
+    },
+    responses: {
+      200: {
+        description: 'Registered',
+        content: {
+          'application/json': {
+            schema: z.object({ device: deviceIdSchema, party: partyIdSchema, role: z.string() }),
+          },
+        },
+      },
+      400: errors[400],
+      403: errors[403],
+      404: errors[404],
+      409: errors[409],
+    },
+  });
+
+const postRevocation = (deps: AppDeps) =>
+  createRoute({
+    method: 'post',
+    path: '/v1/revocations',
+    tags: ['directory'],
+    summary: 'Revoke a device (a revocation signed by the party root key)',
+    middleware: [body(deps, deps.config.limits.bodyBytes)] as const,
+    request: {
+      body: {
+        required: true,
+        content: { 'application/json': { schema: z.strictObject({ revocation: base64url(40_000) }) } },
+      },
+    },
+    responses: {
+      200: {
+        description: 'Recorded',
+        content: {
+          'application/json': { schema: z.object({ device: deviceIdSchema, revokedAt: z.number().int() }) },
+        },
+      },
+      400: errors[400],
+      404: errors[404],
+    },
+  });
+
+const listDevices = (deps: AppDeps) =>
+  createRoute({
+    method: 'get',
+    path: '/v1/parties/{party}/devices',
+    tags: ['directory'],
+    summary: "A party's device certificates and revocations (any registered device may ask)",
+    security,
+    middleware: [body(deps, 0), authenticated(deps)] as const,
+    request: { params: z.object({ party: partyIdSchema }), headers: authHeaders },
+    responses: {
+      200: {
+        description: 'Encoded certificates and revocations',
+        content: {
+          'application/json': {
+            schema: z.object({
+              certificates: z.array(base64url(40_000)),
+              revocations: z.array(base64url(40_000)),
+            }),
+          },
+        },
+      },
+      401: errors[401],
+      404: errors[404],
+    },
+  });
+
+export function deviceRoutes(app: RelayApp, deps: AppDeps): void {
+  app.openapi(postDevice(deps), async (c) => {
+    const bytes = b64(c.req.valid('json').certificate, 'certificate');
+    const d = decodeDeviceCertificate(bytes);
+    if (!d.ok) throw fromProtocol(d.code, d.message, 'SCHEMA_INVALID');
+    const cert = d.value;
+    const now = deps.now();
+    const device = await deps.store.write(async (tx) => {
+      const card = await tx.getCard(cert.body.party);
+      if (card === undefined) throw new RelayError('PARTY_UNKNOWN', 'publish the party contact card first');
+      const revocations: Revocation[] = (await tx.listRevocations(cert.body.party)).map((r) =>
+        unwrap(decodeRevocation(r.revocation)),
+      );
+      const check = verifyDeviceCertificate(cert, {
+        rootPublicKey: card.rootPublicKey,
+        now,
+        revocations,
+        suite: deps.suite,
+      });
+      if (!check.ok) throw fromProtocol(check.code, check.reason, 'SIG_INVALID');
+      return registerCertificate(tx, cert, bytes);
+    });
+    deps.directory.invalidate(device);
+    return c.json({ device, party: cert.body.party, role: cert.body.role }, 200);
+  });
+
+  app.openapi(postRevocation(deps), async (c) => {
+    const bytes = b64(c.req.valid('json').revocation, 'revocation');
+    const d = decodeRevocation(bytes);
+    if (!d.ok) throw fromProtocol(d.code, d.message, 'SCHEMA_INVALID');
+    const r = d.value;
+    await deps.store.write(async (tx) => {
+      const card = await tx.getCard(r.body.party);
+      if (card === undefined) throw new RelayError('PARTY_UNKNOWN', 'no contact card for this party');
+      if (!verifyRevocation(r, card.rootPublicKey)) {
+        throw new RelayError('SIG_INVALID', 'revocation signature does not verify under the party root key');
+      }
+      const dev = await tx.getDevice(r.body.device);
+      if (dev !== undefined && dev.party !== r.body.party) {
+        throw new RelayError('CERT_WRONG_PARTY', 'this device belongs to another party');
+      }
+      await tx.putRevocation({
+        party: r.body.party,
+        device: r.body.device,
+        revokedAt: r.body.revokedAt,
+        revocation: bytes,
+      });
+    });
+    deps.directory.invalidate(r.body.device, r.body.revokedAt <= deps.now());
+    return c.json({ device: r.body.device, revokedAt: r.body.revokedAt }, 200);
+  });
+
+  app.openapi(listDevices(deps), async (c) => {
+    const party = c.req.valid('param').party as PartyId;
+    const out = await deps.store.read(async (tx) => {
+      if ((await tx.getCard(party)) === undefined) return undefined;
+      return { devices: await tx.listDevices(party), revocations: await tx.listRevocations(party) };
+    });
+    if (out === undefined) throw new RelayError('PARTY_UNKNOWN', 'no contact card for this party');
+    return c.json(
+      {
+        certificates: out.devices.map((d) => toB64u(d.certificate)),
+        revocations: out.revocations.map((r) => toB64u(r.revocation)),
+      },
+      200,
+    );
+  });
+}

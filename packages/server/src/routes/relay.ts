@@ -1,0 +1,44 @@
+/** GET /v1/relay — who this relay is: its name and the checkpoint verifier key clients pin. */
+import { toB64u } from '../bytes.node.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import type { AppDeps, RelayApp } from '../http/context.ts';
+
+const info = createRoute({
+  method: 'get',
+  path: '/v1/relay',
+  tags: ['relay'],
+  summary: 'Relay name and checkpoint verifier key (public)',
+  responses: {
+    200: {
+      description: 'Relay identity',
+      content: {
+        'application/json': {
+          schema: z.object({
+            name: z.string(),
+            vkey: z.string().openapi({ description: 'C2SP/Go note verifier key "<name>+<keyid>+<base64>"' }),
+            publicKey: z.string().openapi({ description: 'Ed25519 public key, base64url' }),
+            origin: z
+              .string()
+              .openapi({ description: 'checkpoint origins are this prefix + the channel id' }),
+            store: z.string(),
+          }),
+        },
+      },
+    },
+  },
+});
+
+export function relayRoutes(app: RelayApp, deps: AppDeps): void {
+  app.openapi(info, (c) =>
+    c.json(
+      {
+        name: deps.signer.name,
+        vkey: deps.signer.vkey,
+        publicKey: toB64u(deps.signer.publicKey),
+        origin: `${deps.signer.name}/`,
+        store: deps.store.kind,
+      },
+      200,
+    ),
+  );
+}

@@ -1,0 +1,125 @@
+/**
+ * startRelay(): the relay on a real port — SQLite under the data directory, the checkpoint key,
+ * Node HTTP (Hono's adapter) and the WebSocket upgrade. close() drains in-flight batches first.
+ */
+import { mkdirSync } from 'node:fs';
+import type { IncomingMessage, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createAdaptorServer, type HttpBindings } from '@hono/node-server';
+import type { Context } from 'hono';
+import { type RelayConfig, type RelayConfigInput, resolveConfig } from './config.ts';
+import { RelayError } from './errors.ts';
+import type { Log } from './http/context.ts';
+import { RelayMetrics } from './metrics.ts';
+import { createRelay, type RelayCore } from './relay.ts';
+import { loadOrCreateCheckpointKey } from './relay-key.node.ts';
+import { staticFiles } from './static.node.ts';
+import { openSqliteStore } from './store/sqlite/sqlite-store.ts';
+import { attachWebSocket } from './ws/server.node.ts';
+
+export interface StartRelayOptions {
+  /** Configuration (validated and completed with defaults). */
+  readonly config?: RelayConfigInput;
+  readonly log?: Log;
+  readonly now?: () => number;
+}
+
+export interface RunningRelay {
+  readonly url: string;
+  readonly port: number;
+  readonly config: RelayConfig;
+  readonly core: RelayCore;
+  close(): Promise<void>;
+}
+
+function incomingOf(c: Context): IncomingMessage {
+  return (c.env as HttpBindings).incoming;
+}
+
+/** Reads the body straight from the socket, with a cap. */
+function readIncoming(c: Context, max: number): Promise<Uint8Array> {
+  const inc = incomingOf(c);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    let over = false;
+    inc.on('data', (chunk: Buffer) => {
+      if (over) return;
+      n += chunk.length;
+      if (n > max) {
+        over = true;
+        reject(new RelayError('BODY_TOO_LARGE', `request body exceeds ${max} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    inc.on('end', () => {
+      if (over) return;
+      const b = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      resolve(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+    });
+    inc.on('error', reject);
+  });
+}
+
+export async function startRelay(opts: StartRelayOptions = {}): Promise<RunningRelay> {
+  const config = resolveConfig(opts.config);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const seed = loadOrCreateCheckpointKey(config.dataDir, config.relayName);
+  const store = openSqliteStore({ path: join(config.dataDir, 'relay.db') });
+  const now = opts.now ?? Date.now;
+  const core = createRelay({
+    config,
+    store,
+    seed,
+    now,
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+    metrics: new RelayMetrics({ defaultMetrics: true }),
+    readBody: readIncoming,
+    clientAddress: (c) => incomingOf(c).socket.remoteAddress ?? 'unknown',
+    ...(config.webDist === undefined ? {} : { staticFiles: staticFiles(config.webDist) }),
+  });
+  const server = createAdaptorServer({ fetch: core.app.fetch }) as Server;
+  server.keepAliveTimeout = 30_000;
+  const wss = attachWebSocket(server, {
+    hub: core.hub,
+    ipLimiter: core.limiters.ip,
+    now,
+    maxPayload: config.limits.wsFrameBytes * 2,
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    config,
+    core,
+    close() {
+      closing ??= (async () => {
+        // Finish every queued append (their answers go out), close subscribers, then the sockets.
+        await core.drain();
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => server.closeAllConnections(), 2_000);
+          server.close(() => {
+            clearTimeout(t);
+            resolve();
+          });
+          server.closeIdleConnections();
+        });
+        wss.close();
+        await core.close();
+      })();
+      return closing;
+    },
+  };
+}

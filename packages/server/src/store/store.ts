@@ -1,0 +1,151 @@
+/**
+ * Storage behind one interface with typed read and write transactions. Every method is async
+ * so a PostgreSQL implementation can pass the same contract suite (test/contract/) as SQLite.
+ * A write transaction is atomic and durable when write() resolves; a read transaction sees one
+ * committed snapshot.
+ */
+import type { ChannelId, DeviceId, PartyId, Role } from '@backchannel/protocol';
+import type { NodeRef, StoredNode } from '@backchannel/protocol/transcript';
+
+export interface CardRecord {
+  readonly party: PartyId;
+  readonly rootPublicKey: Uint8Array;
+  /** The encoded, self-signed contact card. */
+  readonly card: Uint8Array;
+  readonly issuedAt: number;
+}
+
+export interface DeviceRecord {
+  readonly device: DeviceId;
+  readonly party: PartyId;
+  readonly publicKey: Uint8Array;
+  readonly role: Role;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  /** The encoded certificate, root-signed. */
+  readonly certificate: Uint8Array;
+  /** When the party revoked the device (ms), if it did. */
+  readonly revokedAt: number | undefined;
+}
+
+export interface RevocationRecord {
+  readonly party: PartyId;
+  readonly device: DeviceId;
+  readonly revokedAt: number;
+  readonly revocation: Uint8Array;
+}
+
+/** The relay's state of one channel: MLS epoch (Delivery Service) and the Merkle log's right edge. */
+export interface ChannelHead {
+  readonly channel: ChannelId;
+  /** The current epoch: the next commit must carry it. */
+  readonly epoch: number;
+  /** Entries in the log (= the next seq). */
+  readonly size: number;
+  /** Perfect-subtree roots of the right edge, largest first (protocol's TreeState.frontier). */
+  readonly frontier: readonly Uint8Array[];
+  /** receivedAt of the last entry (the log's clock never runs backwards). */
+  readonly lastAt: number;
+  readonly createdAt: number;
+}
+
+export interface MemberRecord {
+  readonly channel: ChannelId;
+  readonly device: DeviceId;
+  readonly party: PartyId;
+  /** Seq of the commit that added the device. */
+  readonly addedSeq: number;
+  /** Seq of the commit that removed it; a former member may read up to and including it. */
+  readonly removedSeq: number | undefined;
+}
+
+export interface EntryRecord {
+  readonly seq: number;
+  readonly msgId: string;
+  readonly sender: DeviceId;
+  /** SHA-256 of the envelope wire bytes (idempotency: same msgId, same bytes). */
+  readonly envelopeHash: Uint8Array;
+  readonly receivedAt: number;
+  /** The canonical LogEntry bytes: the Merkle leaf data. */
+  readonly entry: Uint8Array;
+}
+
+export interface MessageRef {
+  readonly seq: number;
+  readonly envelopeHash: Uint8Array;
+  readonly receivedAt: number;
+}
+
+export interface CheckpointRecord {
+  readonly size: number;
+  /** The relay-signed note (C2SP tlog-checkpoint). */
+  readonly note: string;
+  readonly issuedAt: number;
+  /** Witness cosignature lines (C2SP tlog-cosignature) stored for this checkpoint. */
+  readonly cosignatures: readonly string[];
+}
+
+export interface InboxItemRecord {
+  readonly cursor: number;
+  readonly channel: ChannelId;
+  readonly seq: number;
+  readonly entry: Uint8Array;
+}
+
+export interface ClaimedPackage {
+  readonly keyPackage: Uint8Array;
+  readonly lastResort: boolean;
+}
+
+export interface ReadTx {
+  getCard(party: PartyId): Promise<CardRecord | undefined>;
+  getDevice(device: DeviceId): Promise<DeviceRecord | undefined>;
+  listDevices(party: PartyId): Promise<DeviceRecord[]>;
+  listRevocations(party: PartyId): Promise<RevocationRecord[]>;
+  countKeyPackages(device: DeviceId): Promise<{ oneTime: number; lastResort: boolean }>;
+
+  getChannel(channel: ChannelId): Promise<ChannelHead | undefined>;
+  getMember(channel: ChannelId, device: DeviceId): Promise<MemberRecord | undefined>;
+  /** Current and former members. */
+  listMembers(channel: ChannelId): Promise<MemberRecord[]>;
+  findMessage(channel: ChannelId, msgId: string): Promise<MessageRef | undefined>;
+  /** Entries with from ≤ seq < min(from + limit, until), in seq order. */
+  getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]>;
+  /** Stored perfect-subtree hashes, in the order asked; a missing node is an error. */
+  readNodes(channel: ChannelId, refs: readonly NodeRef[]): Promise<Uint8Array[]>;
+  /** The checkpoint issued at exactly `size`, or the latest one when size is omitted. */
+  getCheckpoint(channel: ChannelId, size?: number): Promise<CheckpointRecord | undefined>;
+  /** The party inbox after a cursor, oldest first. */
+  getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]>;
+}
+
+export interface WriteTx extends ReadTx {
+  putCard(rec: CardRecord): Promise<void>;
+  /** Inserts or replaces the device (its revocation, once set, is kept). */
+  putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void>;
+  /** Records the revocation and marks the device (registered or not yet) revoked. */
+  putRevocation(rec: RevocationRecord): Promise<void>;
+  /** Adds one-time key packages and, when given, replaces the device's last-resort package. */
+  addKeyPackages(device: DeviceId, oneTime: readonly Uint8Array[], lastResort?: Uint8Array): Promise<void>;
+  /** Takes one key package: a one-time one (deleted) or else the last-resort one (kept). */
+  takeKeyPackage(device: DeviceId): Promise<ClaimedPackage | undefined>;
+
+  /** Inserts or updates a channel head. */
+  putChannel(head: ChannelHead): Promise<void>;
+  putMember(rec: MemberRecord): Promise<void>;
+  appendEntry(channel: ChannelId, rec: EntryRecord): Promise<void>;
+  putNodes(channel: ChannelId, nodes: readonly StoredNode[]): Promise<void>;
+  putCheckpoint(channel: ChannelId, rec: Omit<CheckpointRecord, 'cosignatures'>): Promise<void>;
+  /** Stores a cosignature line once; false when it was already there. */
+  addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean>;
+  /** Appends an item to a party's inbox; returns its cursor (increasing). */
+  addInboxItem(party: PartyId, channel: ChannelId, seq: number): Promise<number>;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;
+  /** Runs fn in one atomic, durable transaction (rolled back if fn throws). */
+  write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,159 @@
+/**
+ * Ed25519 verification off the event loop: a small pool of worker threads verifies batches of
+ * (signature, message, public key). The main thread keeps parsing requests while a worker
+ * verifies; with zero threads verification runs inline. Same node:crypto verify either way.
+ */
+import { Worker } from 'node:worker_threads';
+import type { SignatureSuite } from '@backchannel/protocol';
+
+export interface Verifier {
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export function inlineVerifier(suite: SignatureSuite): Verifier {
+  return {
+    verify: async (s, m, pk) => s.length === 64 && pk.length === 32 && suite.verify(s, m, pk),
+    close: async () => {},
+  };
+}
+
+// Plain JavaScript (eval'd): the worker needs no TypeScript loader.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createPublicKey, verify } = require('node:crypto');
+const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+const keys = new Map();
+function keyOf(pk) {
+  const k = Buffer.from(pk.buffer, pk.byteOffset, pk.byteLength).toString('base64');
+  let ko = keys.get(k);
+  if (ko === undefined) {
+    ko = createPublicKey({ key: Buffer.concat([SPKI, pk]), format: 'der', type: 'spki' });
+    if (keys.size > 10000) keys.clear();
+    keys.set(k, ko);
+  }
+  return ko;
+}
+// A batch is one transferred buffer: n × [u32 message length, 64-byte sig, 32-byte key, message].
+parentPort.on('message', ({ id, n, buf }) => {
+  const bytes = new Uint8Array(buf);
+  const view = new DataView(buf);
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    const len = view.getUint32(off);
+    const sig = bytes.subarray(off + 4, off + 68);
+    const pk = bytes.subarray(off + 68, off + 100);
+    const msg = bytes.subarray(off + 100, off + 100 + len);
+    off += 100 + len;
+    try {
+      out[i] = verify(null, msg, keyOf(pk), sig) ? 1 : 0;
+    } catch {
+      out[i] = 0;
+    }
+  }
+  parentPort.postMessage({ id, out }, [out.buffer]);
+});
+`;
+
+interface Job {
+  readonly sig: Uint8Array;
+  readonly msg: Uint8Array;
+  readonly pk: Uint8Array;
+  readonly resolve: (ok: boolean) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+interface Lane {
+  worker: Worker;
+  inFlight: Map<number, Job[]>;
+  load: number;
+}
+
+export class VerifyPool implements Verifier {
+  readonly #lanes: Lane[] = [];
+  readonly #maxBatch: number;
+  #queue: Job[] = [];
+  #scheduled = false;
+  #nextId = 1;
+  #closed = false;
+
+  constructor(threads: number, opts: { maxBatch?: number } = {}) {
+    this.#maxBatch = opts.maxBatch ?? 64;
+    for (let i = 0; i < threads; i++) this.#lanes.push(this.#spawn());
+  }
+
+  #spawn(): Lane {
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.unref();
+    const lane: Lane = { worker, inFlight: new Map(), load: 0 };
+    worker.on('message', ({ id, out }: { id: number; out: Uint8Array }) => {
+      const jobs = lane.inFlight.get(id);
+      if (jobs === undefined) return;
+      lane.inFlight.delete(id);
+      lane.load -= jobs.length;
+      jobs.forEach((j, i) => {
+        j.resolve(out[i] === 1);
+      });
+    });
+    const fail = (e: unknown) => {
+      for (const jobs of lane.inFlight.values()) for (const j of jobs) j.reject(e);
+      lane.inFlight.clear();
+      lane.load = 0;
+      if (!this.#closed) {
+        const idx = this.#lanes.indexOf(lane);
+        if (idx >= 0) this.#lanes[idx] = this.#spawn();
+      }
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (!this.#closed) fail(new Error(`verify worker exited (${code})`));
+    });
+    return lane;
+  }
+
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Promise<boolean> {
+    if (this.#closed) return Promise.reject(new Error('verify pool is closed'));
+    if (signature.length !== 64 || publicKey.length !== 32) return Promise.resolve(false);
+    return new Promise<boolean>((resolve, reject) => {
+      this.#queue.push({ sig: signature, msg: message, pk: publicKey, resolve, reject });
+      if (this.#queue.length >= this.#maxBatch) this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      let lane = this.#lanes[0] as Lane;
+      for (const l of this.#lanes) if (l.load < lane.load) lane = l;
+      const id = this.#nextId++;
+      lane.inFlight.set(id, batch);
+      lane.load += batch.length;
+      // Pack the batch into one buffer and transfer it: cloning views would copy whole backing buffers.
+      let size = 0;
+      for (const j of batch) size += 100 + j.msg.length;
+      const buf = new ArrayBuffer(size);
+      const bytes = new Uint8Array(buf);
+      const view = new DataView(buf);
+      let off = 0;
+      for (const j of batch) {
+        view.setUint32(off, j.msg.length);
+        bytes.set(j.sig, off + 4);
+        bytes.set(j.pk, off + 68);
+        bytes.set(j.msg, off + 100);
+        off += 100 + j.msg.length;
+      }
+      lane.worker.postMessage({ id, n: batch.length, buf }, [buf]);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#lanes.map((l) => l.worker.terminate()));
+  }
+}

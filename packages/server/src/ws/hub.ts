@@ -1,0 +1,477 @@
+/**
+ * The WebSocket hub: authenticated connections, channel subscriptions and party inbox pushes.
+ * A subscription streams entries from `from`: first from the store (catch-up), then live from
+ * the fan-out. nextSeq moves only forward, one by one, so there is no gap and no duplicate:
+ * a live entry ahead of nextSeq sends the subscription back to the store; one behind is skipped.
+ * Independent of the WebSocket library (ws/server.node.ts adapts `ws`).
+ */
+import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
+import type { AppendAnswer } from '../channels/accept.ts';
+import { notAMember, visibility } from '../channels/access.ts';
+import { fromB64u } from '../bytes.node.ts';
+import { RelayError } from '../errors.ts';
+import type { FanoutMessage, PublishedChannel } from '../fanout/fanout.ts';
+import type { Authenticator } from '../http/auth.ts';
+import type { Log } from '../http/context.ts';
+import type { RelayMetrics } from '../metrics.ts';
+import type { DeviceRecord, Store } from '../store/store.ts';
+import { type BackpressurePolicy, canResume, pressure, RESUME_POLL_MS } from './backpressure.ts';
+import { CLOSE, type ClientFrame, frames, parseClientFrame } from './frames.ts';
+
+export interface HubSocket {
+  send(data: string): void;
+  readonly bufferedAmount: number;
+  close(code: number, reason: string): void;
+}
+
+/** Appends an envelope sent over the socket, as its authenticated device. */
+export type HubAppend = (device: DeviceRecord, wire: Uint8Array) => Promise<AppendAnswer>;
+
+export interface HubOptions extends BackpressurePolicy {
+  readonly maxFrameChars: number;
+  readonly authTimeoutMs: number;
+  readonly maxSubscriptions: number;
+  readonly pageSize?: number;
+}
+
+interface Connection {
+  readonly socket: HubSocket;
+  device: DeviceRecord | undefined;
+  authing: boolean;
+  closed: boolean;
+  errors: number;
+  readonly subs: Map<ChannelId, Subscription>;
+  authTimer: ReturnType<typeof setTimeout> | undefined;
+  resumeTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface Subscription {
+  readonly conn: Connection;
+  readonly channel: ChannelId;
+  nextSeq: number;
+  /** Exclusive end for a former member (its removal commit + 1). */
+  until: number | undefined;
+  mode: 'catchup' | 'live' | 'paused';
+  running: boolean;
+  behindSince: number | undefined;
+  active: boolean;
+}
+
+export interface HubConnection {
+  onMessage(text: string | undefined): void;
+  onClose(): void;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class Hub {
+  readonly #store: Store;
+  readonly #auth: Authenticator;
+  readonly #now: () => number;
+  readonly #metrics: RelayMetrics;
+  readonly #log: Log;
+  readonly #o: HubOptions;
+  readonly #page: number;
+  readonly #conns = new Set<Connection>();
+  readonly #byChannel = new Map<ChannelId, Set<Subscription>>();
+  readonly #byParty = new Map<PartyId, Set<Connection>>();
+  readonly #byDevice = new Map<DeviceId, Set<Connection>>();
+  /** Committed log size per subscribed channel, as last published. */
+  readonly #sizes = new Map<ChannelId, number>();
+  readonly #append: HubAppend | undefined;
+
+  constructor(deps: {
+    store: Store;
+    append?: HubAppend;
+    auth: Authenticator;
+    now: () => number;
+    metrics: RelayMetrics;
+    log: Log;
+    options: HubOptions;
+  }) {
+    this.#store = deps.store;
+    this.#auth = deps.auth;
+    this.#now = deps.now;
+    this.#metrics = deps.metrics;
+    this.#log = deps.log;
+    this.#o = deps.options;
+    this.#append = deps.append;
+    this.#page = deps.options.pageSize ?? 500;
+  }
+
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  attach(socket: HubSocket): HubConnection {
+    const conn: Connection = {
+      socket,
+      device: undefined,
+      authing: false,
+      closed: false,
+      errors: 0,
+      subs: new Map(),
+      authTimer: undefined,
+      resumeTimer: undefined,
+    };
+    conn.authTimer = setTimeout(() => {
+      if (conn.device === undefined) this.#close(conn, CLOSE.AUTH_TIMEOUT, 'authenticate first');
+    }, this.#o.authTimeoutMs);
+    this.#conns.add(conn);
+    this.#metrics.wsConnections.set(this.#conns.size);
+    return {
+      onMessage: (text) => {
+        void this.#onMessage(conn, text);
+      },
+      onClose: () => this.#forget(conn),
+    };
+  }
+
+  /** Delivers a committed batch to live subscribers and inbox pushes to connected parties. */
+  publish(m: FanoutMessage): void {
+    for (const ch of m.channels) {
+      const subs = this.#byChannel.get(ch.channel);
+      if (subs === undefined) continue;
+      this.#sizes.set(ch.channel, ch.checkpoint.size);
+      const cache: string[] = [];
+      for (const sub of subs) if (sub.mode === 'live') this.#deliver(sub, ch, cache);
+    }
+    for (const item of m.inbox) {
+      const conns = this.#byParty.get(item.party);
+      if (conns === undefined) continue;
+      const frame = frames.inbox(item);
+      // An inbox push is a hint: the inbox itself is durable (GET /v1/inbox), so a busy socket skips it.
+      for (const c of conns) if (c.socket.bufferedAmount <= this.#o.highWaterBytes) this.#send(c, frame);
+    }
+  }
+
+  /** Closes the connections of a revoked device. */
+  closeDevice(device: DeviceId): void {
+    for (const c of [...(this.#byDevice.get(device) ?? [])]) {
+      this.#send(c, frames.error('CERT_REVOKED', 'this device was revoked by its party'));
+      this.#close(c, CLOSE.REVOKED, 'device revoked');
+    }
+  }
+
+  closeAll(code: number = CLOSE.GOING_AWAY, reason = 'relay shutting down'): void {
+    for (const c of [...this.#conns]) this.#close(c, code, reason);
+  }
+
+  // --- frames
+
+  async #onMessage(conn: Connection, text: string | undefined): Promise<void> {
+    if (conn.closed) return;
+    let frame: ClientFrame;
+    try {
+      if (text === undefined) throw new RelayError('FRAME_INVALID', 'frames are JSON text');
+      frame = parseClientFrame(text, this.#o.maxFrameChars);
+    } catch (e) {
+      this.#refuse(conn, e);
+      return;
+    }
+    try {
+      if (frame.type === 'ping') {
+        this.#send(conn, frames.pong());
+        return;
+      }
+      if (frame.type === 'auth') {
+        await this.#authenticate(conn, frame);
+        return;
+      }
+      if (conn.device === undefined) throw new RelayError('AUTH_MISSING', 'authenticate first');
+      if (frame.type === 'send') {
+        await this.#send_(conn, conn.device, frame);
+        return;
+      }
+      if (frame.type === 'subscribe') await this.#subscribe(conn, conn.device, frame.channel, frame.from);
+      else this.#unsubscribe(conn, frame.channel, undefined);
+    } catch (e) {
+      this.#refuse(conn, e, 'channel' in frame ? frame.channel : undefined);
+    }
+  }
+
+  async #send_(
+    conn: Connection,
+    device: DeviceRecord,
+    f: Extract<ClientFrame, { type: 'send' }>,
+  ): Promise<void> {
+    try {
+      if (this.#append === undefined)
+        throw new RelayError('FRAME_INVALID', 'this relay takes envelopes over HTTP only');
+      const wire = fromB64u(f.envelope);
+      if (wire === undefined) throw new RelayError('DECODE_MALFORMED', 'envelope is not valid base64url');
+      this.#send(conn, frames.ack(f.id, await this.#append(device, wire)));
+    } catch (e) {
+      this.#refuse(conn, e, undefined, f.id);
+    }
+  }
+
+  #refuse(conn: Connection, e: unknown, channel?: ChannelId, id?: string | number): void {
+    let err: RelayError;
+    if (e instanceof RelayError) err = e;
+    else {
+      this.#log.error({ err: { message: (e as Error).message } }, 'ws frame failed');
+      err = new RelayError('INTERNAL', 'internal error');
+    }
+    this.#send(conn, frames.error(err.code, err.message, channel, id));
+    if (err.code.startsWith('FRAME_') && ++conn.errors > 20) {
+      this.#close(conn, CLOSE.TOO_MANY_ERRORS, 'too many bad frames');
+    }
+  }
+
+  async #authenticate(conn: Connection, f: Extract<ClientFrame, { type: 'auth' }>): Promise<void> {
+    if (conn.device !== undefined || conn.authing)
+      throw new RelayError('FRAME_INVALID', 'already authenticated');
+    conn.authing = true;
+    let device: DeviceRecord;
+    try {
+      device = await this.#auth.verify(
+        { device: f.device, time: String(f.time), sig: f.sig },
+        'WS',
+        '/v1/ws',
+        EMPTY,
+        this.#now(),
+      );
+    } catch (e) {
+      conn.authing = false;
+      this.#refuse(conn, e);
+      this.#close(conn, CLOSE.AUTH_FAILED, 'authentication failed');
+      return;
+    }
+    conn.authing = false;
+    if (conn.closed) return;
+    conn.device = device;
+    clearTimeout(conn.authTimer);
+    addTo(this.#byParty, device.party, conn);
+    addTo(this.#byDevice, device.device, conn);
+    this.#send(conn, frames.ready(device.device));
+  }
+
+  async #subscribe(conn: Connection, device: DeviceRecord, channel: ChannelId, from: number): Promise<void> {
+    if (!conn.subs.has(channel) && conn.subs.size >= this.#o.maxSubscriptions) {
+      throw new RelayError(
+        'FRAME_INVALID',
+        `at most ${this.#o.maxSubscriptions} subscriptions per connection`,
+      );
+    }
+    let until: number | undefined;
+    try {
+      until = (await this.#store.read((tx) => visibility(tx, channel, device.device))).until;
+    } catch (e) {
+      if (e instanceof RelayError) throw e;
+      throw notAMember();
+    }
+    if (conn.closed) return;
+    this.#unsubscribe(conn, channel, undefined, false);
+    const sub: Subscription = {
+      conn,
+      channel,
+      nextSeq: from,
+      until,
+      mode: 'catchup',
+      running: false,
+      behindSince: undefined,
+      active: true,
+    };
+    conn.subs.set(channel, sub);
+    addTo(this.#byChannel, channel, sub);
+    this.#metrics.wsSubscribers.inc();
+    this.#send(conn, frames.subscribed(channel, from));
+    await this.#catchUp(sub);
+  }
+
+  #unsubscribe(
+    conn: Connection,
+    channel: ChannelId,
+    code: RelayError['code'] | undefined,
+    notify = true,
+  ): void {
+    const sub = conn.subs.get(channel);
+    if (sub === undefined) return;
+    sub.active = false;
+    conn.subs.delete(channel);
+    const set = this.#byChannel.get(channel);
+    set?.delete(sub);
+    if (set !== undefined && set.size === 0) {
+      this.#byChannel.delete(channel);
+      this.#sizes.delete(channel);
+    }
+    this.#metrics.wsSubscribers.dec();
+    if (notify) this.#send(conn, frames.unsubscribed(channel, code));
+  }
+
+  // --- delivery
+
+  /** Streams stored entries from nextSeq until the subscription has caught up with the log, then goes live. */
+  async #catchUp(sub: Subscription): Promise<void> {
+    if (sub.running || !sub.active) return;
+    sub.running = true;
+    sub.mode = 'catchup';
+    try {
+      for (;;) {
+        if (!sub.active) return;
+        const p = pressure(sub.conn.socket.bufferedAmount, sub.behindSince, this.#now(), this.#o);
+        if (p === 'drop') {
+          this.#drop(sub.conn);
+          return;
+        }
+        if (p === 'pause') {
+          this.#pause(sub);
+          return;
+        }
+        const from = sub.nextSeq;
+        const page = await this.#store.read(async (tx) => ({
+          rows: await tx.getEntries(sub.channel, from, this.#page, sub.until),
+          checkpoint: await tx.getCheckpoint(sub.channel, sub.until),
+        }));
+        if (!sub.active || sub.nextSeq !== from) return;
+        for (const r of page.rows) {
+          if (r.seq !== sub.nextSeq) break;
+          this.#send(sub.conn, frames.entry(sub.channel, r.seq, r.entry));
+          sub.nextSeq++;
+        }
+        if (sub.until !== undefined && sub.nextSeq >= sub.until) {
+          this.#unsubscribe(sub.conn, sub.channel, 'NOT_A_MEMBER');
+          return;
+        }
+        if (page.rows.length < this.#page) {
+          const size = this.#sizes.get(sub.channel) ?? page.checkpoint?.size ?? 0;
+          if (sub.nextSeq >= size) {
+            sub.mode = 'live';
+            sub.behindSince = undefined;
+            const cp = page.checkpoint;
+            if (cp !== undefined && cp.size === sub.nextSeq && cp.size === size) {
+              this.#send(sub.conn, frames.checkpoint(sub.channel, cp.size, cp.note));
+            }
+            return;
+          }
+        }
+      }
+    } catch (e) {
+      this.#log.error({ err: { message: (e as Error).message }, channel: sub.channel }, 'ws catch-up failed');
+      this.#unsubscribe(sub.conn, sub.channel, 'INTERNAL');
+    } finally {
+      sub.running = false;
+    }
+  }
+
+  #deliver(sub: Subscription, ch: PublishedChannel, cache: string[]): void {
+    const conn = sub.conn;
+    for (const [i, e] of ch.entries.entries()) {
+      if (e.seq < sub.nextSeq) continue;
+      if (e.seq > sub.nextSeq) {
+        void this.#catchUp(sub);
+        return;
+      }
+      if (sub.until !== undefined && e.seq >= sub.until) {
+        this.#unsubscribe(conn, sub.channel, 'NOT_A_MEMBER');
+        return;
+      }
+      const p = pressure(conn.socket.bufferedAmount, undefined, 0, this.#o);
+      if (p === 'drop') {
+        this.#drop(conn);
+        return;
+      }
+      if (p === 'pause') {
+        this.#pause(sub);
+        return;
+      }
+      let frame = cache[i];
+      if (frame === undefined) {
+        frame = frames.entry(ch.channel, e.seq, e.entry);
+        cache[i] = frame;
+      }
+      this.#send(conn, frame);
+      sub.nextSeq++;
+      if (conn.device !== undefined && e.removed.includes(conn.device.device)) {
+        this.#unsubscribe(conn, sub.channel, 'NOT_A_MEMBER');
+        return;
+      }
+    }
+    if (sub.nextSeq === ch.checkpoint.size) {
+      this.#send(conn, frames.checkpoint(ch.channel, ch.checkpoint.size, ch.checkpoint.note));
+    }
+  }
+
+  #pause(sub: Subscription): void {
+    sub.mode = 'paused';
+    sub.behindSince ??= this.#now();
+    const conn = sub.conn;
+    if (conn.resumeTimer !== undefined || conn.closed) return;
+    const poll = () => {
+      conn.resumeTimer = undefined;
+      if (conn.closed) return;
+      const paused = [...conn.subs.values()].filter((s) => s.mode === 'paused');
+      if (paused.length === 0) return;
+      const now = this.#now();
+      const oldest = Math.min(...paused.map((s) => s.behindSince ?? now));
+      const buffered = conn.socket.bufferedAmount;
+      if (pressure(buffered, oldest, now, this.#o) === 'drop') {
+        this.#drop(conn);
+        return;
+      }
+      if (canResume(buffered, this.#o)) {
+        for (const s of paused) void this.#catchUp(s);
+        return;
+      }
+      conn.resumeTimer = setTimeout(poll, RESUME_POLL_MS);
+    };
+    conn.resumeTimer = setTimeout(poll, RESUME_POLL_MS);
+  }
+
+  #drop(conn: Connection): void {
+    if (conn.closed) return;
+    this.#metrics.wsDropped.inc();
+    this.#log.warn({ device: conn.device?.device }, 'dropping a slow WebSocket subscriber');
+    this.#close(conn, CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
+  }
+
+  #send(conn: Connection, data: string): void {
+    if (conn.closed) return;
+    try {
+      conn.socket.send(data);
+    } catch {
+      this.#forget(conn);
+    }
+  }
+
+  #close(conn: Connection, code: number, reason: string): void {
+    if (conn.closed) return;
+    try {
+      conn.socket.close(code, reason);
+    } catch {
+      // already closed
+    }
+    this.#forget(conn);
+  }
+
+  #forget(conn: Connection): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    clearTimeout(conn.authTimer);
+    clearTimeout(conn.resumeTimer);
+    for (const channel of [...conn.subs.keys()]) this.#unsubscribe(conn, channel, undefined, false);
+    if (conn.device !== undefined) {
+      removeFrom(this.#byParty, conn.device.party, conn);
+      removeFrom(this.#byDevice, conn.device.device, conn);
+    }
+    this.#conns.delete(conn);
+    this.#metrics.wsConnections.set(this.#conns.size);
+  }
+}
+
+function addTo<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
+  let s = m.get(k);
+  if (s === undefined) {
+    s = new Set();
+    m.set(k, s);
+  }
+  s.add(v);
+}
+
+function removeFrom<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
+  const s = m.get(k);
+  if (s === undefined) return;
+  s.delete(v);
+  if (s.size === 0) m.delete(k);
+}

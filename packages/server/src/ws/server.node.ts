@@ -1,0 +1,44 @@
+/** Attaches the `ws` WebSocket server to the Node HTTP server (upgrade event, path /v1/ws). */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { RateLimiter } from '../http/rate-limit.ts';
+import type { Hub } from './hub.ts';
+
+export interface WsAttachOptions {
+  readonly hub: Hub;
+  readonly ipLimiter: RateLimiter;
+  readonly now: () => number;
+  /** Hard cap per frame; the hub refuses frames above its own (lower) cap with FRAME_TOO_LARGE. */
+  readonly maxPayload: number;
+}
+
+function refuse(socket: Duplex, status: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketServer {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/v1/ws') return refuse(socket, '404 Not Found');
+    if (o.ipLimiter.take(req.socket.remoteAddress ?? 'unknown', o.now()) > 0) {
+      return refuse(socket, '429 Too Many Requests');
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const conn = o.hub.attach({
+        send: (data) => ws.send(data),
+        get bufferedAmount() {
+          return ws.bufferedAmount;
+        },
+        close: (code, reason) => ws.close(code, reason),
+      });
+      ws.on('message', (data, isBinary) => {
+        conn.onMessage(isBinary ? undefined : data.toString());
+      });
+      ws.on('close', () => conn.onClose());
+      ws.on('error', () => conn.onClose());
+    });
+  });
+  return wss;
+}

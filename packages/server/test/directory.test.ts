@@ -1,0 +1,218 @@
+import {
+  decodeContactCard,
+  decodeDeviceCertificate,
+  encodeCanonical,
+  encodeContactCard,
+  fromBase64url,
+  signWithLabel,
+  toBase64url,
+  unwrap,
+} from '@backchannel/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cardOf,
+  makeDevice,
+  makeParty,
+  revocationOf,
+  type TestDevice,
+  type TestParty,
+  type TestRelay,
+  testRelay,
+} from './helpers.ts';
+
+let r: TestRelay;
+let A: TestParty;
+let B: TestParty;
+let a: TestDevice;
+let b1: TestDevice;
+let b2: TestDevice;
+
+beforeAll(async () => {
+  r = testRelay();
+  A = makeParty('A');
+  B = makeParty('B');
+  a = makeDevice(A, 'a', 'admin');
+  b1 = makeDevice(B, 'b1', 'principal');
+  b2 = makeDevice(B, 'b2', 'staff');
+  await r.caller.publishParty(A, [a]);
+  await r.caller.publishParty(B, [b1, b2]);
+});
+afterAll(() => r.close());
+
+const putCard = (card: Uint8Array) =>
+  r.caller.call('PUT', '/v1/cards', { json: { card: toBase64url(card) } });
+
+describe('contact cards', () => {
+  it('publishes, serves, replaces with a newer card, refuses an older one', async () => {
+    const P = makeParty('P');
+    const t = Date.now();
+    expect((await putCard(cardOf(P, t))).status).toBe(200);
+    expect((await putCard(cardOf(P, t))).status).toBe(200);
+    const sameTimeOtherCard = await putCard(cardOf(P, t, [makeDevice(P, 'x')]));
+    expect(sameTimeOtherCard.body).toMatchObject({ error: { code: 'CARD_STALE' } });
+    const got = await r.caller.get(`/v1/cards/${P.party}`);
+    expect(got.status).toBe(200);
+    const d = decodeContactCard(fromBase64url(got.body.card as string));
+    expect(d.ok && d.value.body.party === P.party).toBe(true);
+    expect((await putCard(cardOf(P, t + 10))).status).toBe(200);
+    const older = await putCard(cardOf(P, t + 5));
+    expect(older.status).toBe(409);
+    expect(older.body).toMatchObject({ error: { code: 'CARD_STALE' } });
+    expect((await r.caller.get(`/v1/cards/${P.party}`)).body.issuedAt).toBe(t + 10);
+  });
+
+  it('registers the device certificates a card carries', async () => {
+    const P = makeParty('P2');
+    const d = makeDevice(P, 'in-card', 'admin');
+    const res = await putCard(cardOf(P, Date.now(), [d]));
+    expect(res.body).toMatchObject({ party: P.party, devices: 1 });
+    const list = await r.caller.get(`/v1/parties/${P.party}/devices`, d);
+    expect(list.status).toBe(200);
+  });
+
+  it('refuses a card whose signature does not verify and answers 404 for an unknown party', async () => {
+    const P = makeParty('P3');
+    const good = unwrap(decodeContactCard(cardOf(P)));
+    const sig = good.sig.slice();
+    sig[0] = (sig[0] as number) ^ 1;
+    const res = await putCard(encodeContactCard({ body: good.body, sig }));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: { code: 'SIG_INVALID' } });
+    const unknown = await r.caller.get(`/v1/cards/${makeParty('nobody').party}`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ error: { code: 'PARTY_UNKNOWN' } });
+  });
+});
+
+describe('devices and revocations', () => {
+  const postCert = (d: TestDevice) =>
+    r.caller.post('/v1/devices', undefined, { certificate: toBase64url(d.certificate) });
+
+  it('registers a root-signed certificate only for a party with a card', async () => {
+    const P = makeParty('no card');
+    const res = await postCert(makeDevice(P, 'x'));
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ error: { code: 'PARTY_UNKNOWN' } });
+  });
+
+  it('refuses a certificate not signed by the party root, an expired one and one not yet valid', async () => {
+    const forger = makeParty('forger');
+    const real = unwrap(decodeDeviceCertificate(makeDevice(forger, 'fake').certificate));
+    const body = { ...real.body, party: A.party };
+    const fake = encodeCanonical({
+      body,
+      sig: signWithLabel(forger.root.secretKey, 'device-certificate', encodeCanonical(body)),
+    });
+    const res = await r.caller.post('/v1/devices', undefined, { certificate: toBase64url(fake) });
+    expect(res.body).toMatchObject({ error: { code: 'SIG_INVALID' } });
+    const expired = makeDevice(A, 'old', 'staff', { notBefore: 1, notAfter: 2 });
+    expect((await postCert(expired)).body).toMatchObject({ error: { code: 'CERT_EXPIRED' } });
+    const future = makeDevice(A, 'future', 'staff', { notBefore: Date.now() + 86_400_000 });
+    expect((await postCert(future)).body).toMatchObject({ error: { code: 'CERT_NOT_YET_VALID' } });
+  });
+
+  it('lists certificates and revocations to registered devices only', async () => {
+    const anon = await r.caller.get(`/v1/parties/${B.party}/devices`);
+    expect(anon.status).toBe(401);
+    expect(anon.body).toMatchObject({ error: { code: 'AUTH_MISSING' } });
+    const list = await r.caller.get(`/v1/parties/${B.party}/devices`, a);
+    expect((list.body.certificates as string[]).length).toBe(2);
+    expect(list.body.revocations).toEqual([]);
+  });
+
+  it('revokes a device: it can no longer authenticate, and the revocation is listed', async () => {
+    const P = makeParty('R');
+    const admin = makeDevice(P, 'admin', 'admin');
+    const leaver = makeDevice(P, 'leaver', 'staff');
+    await r.caller.publishParty(P, [admin, leaver]);
+    expect((await r.caller.get(`/v1/parties/${P.party}/devices`, leaver)).status).toBe(200);
+    const rev = await r.caller.post('/v1/revocations', undefined, {
+      revocation: toBase64url(revocationOf(leaver)),
+    });
+    expect(rev.status).toBe(200);
+    const denied = await r.caller.get(`/v1/parties/${P.party}/devices`, leaver);
+    expect(denied.status).toBe(403);
+    expect(denied.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
+    const list = await r.caller.get(`/v1/parties/${P.party}/devices`, admin);
+    expect((list.body.revocations as string[]).length).toBe(1);
+    expect((await postCert(leaver)).body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
+    // A revocation signed by someone else's root is refused.
+    const rbody = { v: 1, party: A.party, device: a.device, revokedAt: Date.now() - 1000, reason: 'forged' };
+    const forged = encodeCanonical({
+      body: rbody,
+      sig: signWithLabel(B.root.secretKey, 'revocation', encodeCanonical(rbody)),
+    });
+    expect(
+      (await r.caller.post('/v1/revocations', undefined, { revocation: toBase64url(forged) })).body,
+    ).toMatchObject({
+      error: { code: 'SIG_INVALID' },
+    });
+  });
+});
+
+describe('key packages', () => {
+  it('hands each one-time key package out exactly once, then the last-resort one', async () => {
+    const up = await r.caller.post('/v1/key-packages', b1, {
+      keyPackages: [toBase64url(Uint8Array.of(1, 1)), toBase64url(Uint8Array.of(1, 2))],
+      lastResort: toBase64url(Uint8Array.of(1, 9)),
+    });
+    expect(up.body).toEqual({ available: 2, lastResort: true });
+    await r.caller.post('/v1/key-packages', b2, { keyPackages: [toBase64url(Uint8Array.of(2, 1))] });
+    const claim = async () =>
+      (await r.caller.post('/v1/key-packages/claim', a, { party: B.party })).body as {
+        keyPackages?: { device: string; keyPackage: string; lastResort: boolean; certificate: string }[];
+        error?: { code: string };
+      };
+    const first = await claim();
+    expect(first.keyPackages?.map((k) => [k.device, k.keyPackage]).sort()).toEqual(
+      [
+        [b1.device, toBase64url(Uint8Array.of(1, 1))],
+        [b2.device, toBase64url(Uint8Array.of(2, 1))],
+      ].sort(),
+    );
+    expect(first.keyPackages?.find((k) => k.device === b1.device)?.certificate).toBe(
+      toBase64url(b1.certificate),
+    );
+    const second = await claim();
+    expect(second.keyPackages?.map((k) => k.keyPackage)).toEqual([toBase64url(Uint8Array.of(1, 2))]);
+    const third = await claim();
+    expect(third.keyPackages).toEqual([
+      {
+        device: b1.device,
+        certificate: toBase64url(b1.certificate),
+        keyPackage: toBase64url(Uint8Array.of(1, 9)),
+        lastResort: true,
+      },
+    ]);
+  });
+
+  it('never hands the same one-time package to two concurrent claims', async () => {
+    const P = makeParty('KP');
+    const d = makeDevice(P, 'd', 'admin');
+    await r.caller.publishParty(P, [d]);
+    const kps = Array.from({ length: 10 }, (_, i) => toBase64url(Uint8Array.of(7, i)));
+    await r.caller.post('/v1/key-packages', d, { keyPackages: kps });
+    const now = Date.now();
+    const claims = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        r.caller.call('POST', '/v1/key-packages/claim', { as: a, json: { party: P.party }, time: now + i }),
+      ),
+    );
+    const got = claims.flatMap((c) =>
+      ((c.body.keyPackages as { keyPackage: string }[] | undefined) ?? []).map((k) => k.keyPackage),
+    );
+    expect(got.sort()).toEqual([...kps].sort());
+    expect(
+      claims.filter((c) => (c.body as { error?: { code: string } }).error?.code === 'KEY_PACKAGES_EXHAUSTED'),
+    ).toHaveLength(2);
+  });
+
+  it('refuses empty or oversized key packages', async () => {
+    const empty = await r.caller.post('/v1/key-packages', a, { keyPackages: [''] });
+    expect(empty.body).toMatchObject({ error: { code: 'KEY_PACKAGE_INVALID' } });
+    const big = await r.caller.post('/v1/key-packages', a, {
+      keyPackages: [toBase64url(new Uint8Array(17 * 1024))],
+    });
+    expect(big.status).toBe(400);
+  });
+});

@@ -1,0 +1,190 @@
+/** The relay as a real process over real HTTP and WebSocket: the API, the bad-input table, live delivery. */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
+import { parseNote, parseVerifierKey, verifyNote } from '@backchannel/protocol/transcript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { badCases, setupBadContext, type BadContext } from './bad-inputs.ts';
+import {
+  commit,
+  envelope,
+  makeDevice,
+  makeParty,
+  newChannel,
+  type TestDevice,
+  type TestParty,
+} from './helpers.ts';
+import { type RelayProcess, startRelayProcess, WsClient } from './process.ts';
+
+let relay: RelayProcess;
+let A: TestParty;
+let B: TestParty;
+let a: TestDevice;
+let b: TestDevice;
+let b2: TestDevice;
+
+beforeAll(async () => {
+  relay = await startRelayProcess();
+  A = makeParty('A');
+  B = makeParty('B');
+  a = makeDevice(A, 'a', 'admin');
+  b = makeDevice(B, 'b', 'principal');
+  b2 = makeDevice(B, 'b2', 'staff');
+  await relay.caller.publishParty(A, [a]);
+  await relay.caller.publishParty(B, [b, b2]);
+});
+afterAll(async () => {
+  expect(await relay.stop()).toBe(0);
+  await relay.cleanup();
+});
+
+describe('relay process: HTTP', () => {
+  it('creates its checkpoint key 0600 in the data dir and serves the verifier key', async () => {
+    expect(statSync(join(relay.dataDir, 'checkpoint-key')).mode & 0o777).toBe(0o600);
+    const info = await relay.caller.get('/v1/relay');
+    expect(parseVerifierKey(info.body.vkey as string).ok).toBe(true);
+  });
+
+  it('walks the API: cards, devices, key packages, a channel, entries, proofs', async () => {
+    await relay.caller.post('/v1/key-packages', b, { keyPackages: [toBase64url(Uint8Array.of(1, 2, 3))] });
+    const claimed = await relay.caller.post('/v1/key-packages/claim', a, { party: B.party });
+    expect((claimed.body.keyPackages as unknown[]).length).toBe(1);
+    const ch = newChannel();
+    expect((await relay.caller.append(a, commit(a, ch, 0, [b], [], [B.party]))).status).toBe(201);
+    const m = await relay.caller.append(b, envelope(b, ch));
+    expect(m.body.seq).toBe(1);
+    const page = await relay.caller.get(`/v1/channels/${ch}/entries?from=0`, a);
+    expect((page.body.entries as unknown[]).length).toBe(2);
+    const vkey = parseVerifierKey((await relay.caller.get('/v1/relay')).body.vkey as string);
+    const note = parseNote(page.body.checkpoint as string);
+    expect(vkey.ok && note.ok && verifyNote(note.value, [vkey.value]).ok).toBe(true);
+    expect((await relay.caller.get(`/v1/channels/${ch}/proof/inclusion?index=0&size=2`, b)).status).toBe(200);
+    expect((await relay.caller.get('/v1/inbox', b2)).body.items).toHaveLength(1);
+  });
+});
+
+describe('relay process: bad inputs', () => {
+  let ctx: BadContext;
+  beforeAll(async () => {
+    ctx = await setupBadContext(relay.caller);
+  });
+  it.each(badCases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const res = await c.run(ctx);
+    expect(res.body, JSON.stringify(res.body)).toEqual({
+      error: { code: c.code, message: expect.any(String) },
+    });
+    expect(res.status).toBe(c.status);
+  });
+});
+
+describe('relay process: WebSocket', () => {
+  it('refuses frames before auth, a bad signature, bad frames and non-members', async () => {
+    const ws = await WsClient.open(relay.url);
+    ws.send({ type: 'subscribe', channel: newChannel(), from: 0 });
+    expect((await ws.waitFor((f) => f.type === 'error')).code).toBe('AUTH_MISSING');
+    ws.send('not json');
+    expect((await ws.waitFor((f) => f.type === 'error' && f.code === 'FRAME_INVALID')).code).toBe(
+      'FRAME_INVALID',
+    );
+    ws.send({
+      type: 'auth',
+      device: a.device,
+      time: Date.now(),
+      sig: toBase64url(new Uint8Array(64)),
+    });
+    expect((await ws.waitFor((f) => f.type === 'error' && f.code === 'AUTH_INVALID')).code).toBe(
+      'AUTH_INVALID',
+    );
+    await expect(ws.waitFor(() => false, 5_000)).rejects.toThrow(/closed \(4401\)/);
+
+    const ch = newChannel();
+    await relay.caller.append(a, commit(a, ch, 0, [b]));
+    const other = await WsClient.connect(relay.url, b2);
+    const refused = await other.subscribe(ch, 0);
+    expect(refused).toMatchObject({ type: 'error', code: 'NOT_A_MEMBER', channel: ch });
+    other.close();
+  });
+
+  it('streams catch-up then live entries with checkpoints, and resumes after a disconnect with no gap and no duplicate', async () => {
+    const ch = newChannel();
+    await relay.caller.append(a, commit(a, ch, 0, [b]));
+    for (let i = 0; i < 10; i++) await relay.caller.append(a, envelope(a, ch));
+    const ws = await WsClient.connect(relay.url, b);
+    expect((await ws.subscribe(ch, 0)).type).toBe('subscribed');
+    await ws.waitForEntries(ch, 11);
+    // Live while writing concurrently.
+    await Promise.all(Array.from({ length: 30 }, () => relay.caller.append(a, envelope(a, ch))));
+    const seen = await ws.waitForEntries(ch, 41);
+    expect(seen).toEqual(Array.from({ length: 41 }, (_, i) => i));
+    const cp = await ws.waitFor((f) => f.type === 'checkpoint' && f.size === 41);
+    expect(parseNote(cp.checkpoint as string).ok).toBe(true);
+    const frame = ws.frames.find((f) => f.type === 'entry' && f.seq === 40);
+    const d = decodeEntry(fromBase64url(frame?.entry as string));
+    expect(d.ok && d.value.entry.seq === 40).toBe(true);
+    ws.close();
+
+    // Offline: more entries are written; then resume from the next seq.
+    const writing = Promise.all(Array.from({ length: 25 }, () => relay.caller.append(a, envelope(a, ch))));
+    const back = await WsClient.connect(relay.url, b);
+    await back.subscribe(ch, 41);
+    await writing;
+    await Promise.all(Array.from({ length: 15 }, () => relay.caller.append(a, envelope(a, ch))));
+    const resumed = await back.waitForEntries(ch, 40);
+    expect(resumed).toEqual(Array.from({ length: 40 }, (_, i) => 41 + i));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(back.entries(ch)).toHaveLength(40);
+    back.close();
+  });
+
+  it('appends envelopes sent over the socket and acknowledges each by its id', async () => {
+    const ch = newChannel();
+    const ws = await WsClient.connect(relay.url, a);
+    ws.send({ type: 'send', id: 'c0', envelope: toBase64url(commit(a, ch, 0, [b]).wire) });
+    const c0 = await ws.waitFor((f) => (f.type === 'ack' || f.type === 'error') && (f as { id?: string }).id === 'c0');
+    expect(c0).toMatchObject({ type: 'ack', seq: 0, size: 1, duplicate: false });
+    const sends = Array.from({ length: 20 }, (_, i) => {
+      const env = envelope(a, ch);
+      ws.send({ type: 'send', id: i, envelope: toBase64url(env.wire) });
+      return env;
+    });
+    const acks = await Promise.all(sends.map((_, i) => ws.waitFor((f) => f.type === 'ack' && (f as { id?: number }).id === i)));
+    expect(acks.map((x) => x.seq).sort((p, q) => (p as number) - (q as number))).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    ws.send({ type: 'send', id: 'x', envelope: toBase64url(envelope(b, ch).wire) });
+    expect(await ws.waitFor((f) => (f as { id?: string }).id === 'x')).toMatchObject({
+      type: 'error',
+      code: 'SENDER_MISMATCH',
+    });
+    ws.send({ type: 'send', id: 'y', envelope: '!!' });
+    expect(await ws.waitFor((f) => (f as { id?: string }).id === 'y')).toMatchObject({
+      type: 'error',
+      code: 'DECODE_MALFORMED',
+    });
+    ws.close();
+  });
+
+  it('pushes inbox items to the connected devices of the addressed party', async () => {
+    const ws = await WsClient.connect(relay.url, b2);
+    const ch = newChannel();
+    await relay.caller.append(a, commit(a, ch, 0, [b], [], [B.party]));
+    const item = await ws.waitFor((f) => f.type === 'inbox' && f.item?.channel === ch);
+    expect(item.item).toMatchObject({ channel: ch, seq: 0 });
+    ws.close();
+  });
+
+  it('ends the subscription of a device removed from the channel after its removal entry', async () => {
+    const ch = newChannel();
+    await relay.caller.append(b, commit(b, ch, 0, [b2, a]));
+    const ws = await WsClient.connect(relay.url, b2);
+    await ws.subscribe(ch, 0);
+    await ws.waitForEntries(ch, 1);
+    await relay.caller.append(b, commit(b, ch, 1, [], [b2]));
+    const end = await ws.waitFor((f) => f.type === 'unsubscribed' && f.channel === ch);
+    expect(end.code).toBe('NOT_A_MEMBER');
+    await relay.caller.append(a, envelope(a, ch, { epoch: 2 }));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ws.entries(ch)).toEqual([0, 1]);
+    ws.close();
+  });
+});

@@ -1,0 +1,215 @@
+/** Unit tests: config layering, request signing bytes, the replay cache, node crypto, group commit. */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  encodeEntry,
+  keyPairFromSeed,
+  nobleEd25519,
+  requestSigningBody,
+  labelledMessage,
+  signWithLabel,
+} from '@backchannel/protocol';
+import { leafHash } from '@backchannel/protocol/transcript';
+import { describe, expect, it } from 'vitest';
+import { encodeEntryFast } from '../src/channels/entry-codec.ts';
+import { ConfigError, configFromEnv, parseConfigFile, resolveConfig } from '../src/config.ts';
+import { leafHashNode, nodeEd25519, sha256 } from '../src/ed25519.node.ts';
+import { fromB64u, toB64u } from '../src/bytes.node.ts';
+import { ReplayCache, requestMessage } from '../src/http/auth.ts';
+import { RateLimiter } from '../src/http/rate-limit.ts';
+import { createRelay } from '../src/relay.ts';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import type { Store } from '../src/store/store.ts';
+import { Caller, commit, envelope, makeDevice, makeParty, newChannel, seedOf, testRelay } from './helpers.ts';
+
+describe('config', () => {
+  it('layers defaults < file < environment < flags and validates', () => {
+    const c = resolveConfig(
+      parseConfigFile(
+        '{"port": 1000, "relayName": "file.example", "rateLimits": {"device": {"perSecond": 5, "burst": 9}}}',
+        'f',
+      ),
+      configFromEnv({ PORT: '2000', BACKCHANNEL_DATA: '/tmp/x', LOG_LEVEL: 'warn' }),
+      { host: '0.0.0.0' },
+    );
+    expect(c).toMatchObject({
+      port: 2000,
+      host: '0.0.0.0',
+      dataDir: '/tmp/x',
+      relayName: 'file.example',
+      logLevel: 'warn',
+      rateLimits: { device: { perSecond: 5, burst: 9 }, ip: { perSecond: 2000, burst: 4000 } },
+    });
+    expect(resolveConfig().port).toBe(8787);
+  });
+
+  it('refuses invalid values, unknown keys, __proto__ and unavailable stores with the field named', () => {
+    expect(() => resolveConfig({ port: 70_000 })).toThrow(/port/);
+    expect(() => resolveConfig({ nope: 1 } as never)).toThrow(ConfigError);
+    expect(() => resolveConfig({ relayName: 'has space' })).toThrow(/relayName/);
+    expect(() => parseConfigFile('{"__proto__": {"port": 1}}', 'f')).toThrow(/__proto__/);
+    expect(() => parseConfigFile('[1]', 'f')).toThrow(ConfigError);
+    expect(() => configFromEnv({ PORT: 'eighty' })).toThrow(/PORT/);
+    expect(() => resolveConfig({ store: 'postgres://x' })).toThrow(/store/);
+  });
+});
+
+describe('signing and hashing on node:crypto', () => {
+  it('verifies exactly what protocol signs, and signs byte-identically to noble', () => {
+    const suite = nodeEd25519();
+    const kp = keyPairFromSeed(seedOf('k'));
+    const msg = randomBytes(100);
+    const sig = signWithLabel(kp.secretKey, 'envelope', msg, suite);
+    expect(
+      Buffer.from(sig).equals(Buffer.from(signWithLabel(kp.secretKey, 'envelope', msg, nobleEd25519))),
+    ).toBe(true);
+    expect(suite.verify(sig, labelledMessage('envelope', msg), kp.publicKey)).toBe(true);
+    sig[0] = (sig[0] as number) ^ 1;
+    expect(suite.verify(sig, labelledMessage('envelope', msg), kp.publicKey)).toBe(false);
+    expect(suite.verify(new Uint8Array(10), msg, kp.publicKey)).toBe(false);
+    expect(suite.verify(sig, msg, new Uint8Array(32))).toBe(false);
+  });
+
+  it('builds the request message exactly as protocol requestSigningBody', () => {
+    const body = randomBytes(300);
+    expect(
+      Buffer.from(requestMessage('post', '/v1/x?y=1', 123, body)).equals(
+        Buffer.from(labelledMessage('request', requestSigningBody('POST', '/v1/x?y=1', 123, body))),
+      ),
+    ).toBe(true);
+  });
+
+  it('hashes leaves like protocol and codes base64url strictly', () => {
+    const e = encodeEntry({
+      v: 1,
+      seq: 3,
+      channel: newChannel(),
+      sender: `d_${'A'.repeat(22)}` as never,
+      receivedAt: 5,
+      envelope: randomBytes(40),
+    });
+    expect(Buffer.from(leafHashNode(e)).equals(Buffer.from(leafHash(e)))).toBe(true);
+    const b = randomBytes(31);
+    expect(Buffer.from(fromB64u(toB64u(b)) as Uint8Array).equals(b)).toBe(true);
+    expect(fromB64u('A')).toBeUndefined();
+    expect(fromB64u('AB')).toBeUndefined(); // non-canonical trailing bits
+    expect(fromB64u('AA==')).toBeUndefined();
+    expect(fromB64u('a+b/')).toBeUndefined();
+  });
+});
+
+describe('entry encoding', () => {
+  it.each([0, 1, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER])(
+    'writes the same canonical bytes as protocol encodeEntry (seq/receivedAt %d)',
+    (n) => {
+      for (const len of [0, 1, 23, 24, 255, 256, 70_000]) {
+        const e = {
+          v: 1 as const,
+          seq: n,
+          channel: newChannel(),
+          sender: `d_${randomBytes(16).toString('base64url')}` as never,
+          receivedAt: n,
+          envelope: new Uint8Array(randomBytes(len)),
+        };
+        expect(Buffer.from(encodeEntryFast(e)).equals(Buffer.from(encodeEntry(e)))).toBe(true);
+      }
+    },
+  );
+});
+
+describe('replay cache and rate limiter', () => {
+  it('refuses a signature seen before, and anything at or below the floor once it had to evict', () => {
+    const c = new ReplayCache(3, 600_000);
+    const now = 1_000_000;
+    expect(c.check('s1', now - 10, now)).toBe('ok');
+    expect(c.check('s1', now - 10, now)).toBe('replay');
+    expect(c.check('s2', now - 5, now)).toBe('ok');
+    expect(c.check('s3', now - 3, now)).toBe('ok');
+    expect(c.check('s4', now - 1, now)).toBe('ok'); // evicts s1, floor = now - 10
+    expect(c.size).toBe(3);
+    expect(c.check('s1', now - 10, now)).toBe('too-old');
+    expect(c.check('s5', now - 11, now)).toBe('too-old');
+    expect(c.check('s6', now, now)).toBe('ok');
+    // entries older than the window are forgotten (the skew check refuses them anyway)
+    expect(c.check('s7', now + 700_000, now + 700_000)).toBe('ok');
+    expect(c.size).toBe(1);
+  });
+
+  it('refills token buckets over time and says how long to wait', () => {
+    const l = new RateLimiter({ perSecond: 10, burst: 2 });
+    expect(l.take('k', 0)).toBe(0);
+    expect(l.take('k', 0)).toBe(0);
+    expect(l.take('k', 0)).toBe(100);
+    expect(l.take('k', 100)).toBe(0);
+    expect(l.take('other', 0)).toBe(0);
+  });
+});
+
+describe('group commit', () => {
+  it('writes concurrent appends in few batches with contiguous seqs, one checkpoint per batch', async () => {
+    const r = testRelay();
+    const P = makeParty('P');
+    const d = makeDevice(P, 'd', 'admin');
+    await r.caller.publishParty(P, [d]);
+    const ch = newChannel();
+    await r.caller.append(d, commit(d, ch, 0));
+    const sender = await r.core.store.read((tx) => tx.getDevice(d.device));
+    if (sender === undefined) throw new Error('no device');
+    const envs = Array.from({ length: 300 }, () => envelope(d, ch));
+    const results = await Promise.all(
+      envs.map((env) => r.core.appender.submit({ env, sender, envelopeHash: sha256(env.wire) })),
+    );
+    expect(results.map((x) => x.seq).sort((x, y) => x - y)).toEqual(
+      Array.from({ length: 300 }, (_, i) => i + 1),
+    );
+    const batches = (await r.core.metrics.batchSize.get()).values.find(
+      (v) => v.metricName === 'bc_append_batch_size_count',
+    )?.value as number;
+    expect(batches).toBeLessThanOrEqual(4);
+    const sizes = new Set(results.map((x) => x.size));
+    expect(sizes.size).toBe(batches - 1);
+    for (const size of sizes)
+      expect(await r.core.store.read((tx) => tx.getCheckpoint(ch, size))).toBeDefined();
+    await r.close();
+  });
+
+  it('rejects a whole batch whose transaction fails, then carries on from the durable state', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bc-fail-'));
+    const inner = openSqliteStore({ path: join(dir, 'relay.db') });
+    let failNext = false;
+    const store: Store = {
+      kind: 'sqlite',
+      read: (fn) => inner.read(fn),
+      write: (fn) =>
+        inner.write(async (tx) => {
+          const out = await fn(tx);
+          if (failNext) {
+            failNext = false;
+            throw new Error('disk on fire');
+          }
+          return out;
+        }),
+      close: () => inner.close(),
+    };
+    const core = createRelay({ config: resolveConfig({ dataDir: dir }), store, seed: seedOf('fail') });
+    const caller = new Caller(async (path, init) => core.app.request(path, init));
+    const P = makeParty('P');
+    const d = makeDevice(P, 'd', 'admin');
+    await caller.publishParty(P, [d]);
+    const ch = newChannel();
+    await caller.append(d, commit(d, ch, 0));
+    failNext = true;
+    const failed = await Promise.all([caller.append(d, envelope(d, ch)), caller.append(d, envelope(d, ch))]);
+    expect(failed.map((f) => [f.status, f.body.error?.code])).toEqual([
+      [500, 'INTERNAL'],
+      [500, 'INTERNAL'],
+    ]);
+    const ok = await caller.append(d, envelope(d, ch));
+    expect(ok.body.seq).toBe(1);
+    expect((await caller.get(`/v1/channels/${ch}/entries`, d)).body.size).toBe(2);
+    await core.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
