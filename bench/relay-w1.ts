@@ -190,7 +190,9 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
             sentAt.set(env.body.msgId, performance.now());
             const ws = wsSenders.get(p);
             const ok =
-              ws === undefined ? (await postEnvelope(http, p.a, env, SIGNED)).status === 201 : await ws.send(env);
+              ws === undefined
+                ? (await postEnvelope(http, p.a, env, SIGNED)).status === 201
+                : await ws.send(env);
             if (ok) accepted++;
             else failed++;
             lastAck = performance.now();

@@ -140,14 +140,18 @@ describe('relay process: WebSocket', () => {
     const ch = newChannel();
     const ws = await WsClient.connect(relay.url, a);
     ws.send({ type: 'send', id: 'c0', envelope: toBase64url(commit(a, ch, 0, [b]).wire) });
-    const c0 = await ws.waitFor((f) => (f.type === 'ack' || f.type === 'error') && (f as { id?: string }).id === 'c0');
+    const c0 = await ws.waitFor(
+      (f) => (f.type === 'ack' || f.type === 'error') && (f as { id?: string }).id === 'c0',
+    );
     expect(c0).toMatchObject({ type: 'ack', seq: 0, size: 1, duplicate: false });
     const sends = Array.from({ length: 20 }, (_, i) => {
       const env = envelope(a, ch);
       ws.send({ type: 'send', id: i, envelope: toBase64url(env.wire) });
       return env;
     });
-    const acks = await Promise.all(sends.map((_, i) => ws.waitFor((f) => f.type === 'ack' && (f as { id?: number }).id === i)));
+    const acks = await Promise.all(
+      sends.map((_, i) => ws.waitFor((f) => f.type === 'ack' && (f as { id?: number }).id === i)),
+    );
     expect(acks.map((x) => x.seq).sort((p, q) => (p as number) - (q as number))).toEqual(
       Array.from({ length: 20 }, (_, i) => i + 1),
     );

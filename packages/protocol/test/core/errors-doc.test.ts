@@ -9,7 +9,9 @@ function tableCodes(section: string): string[] {
   const start = doc.indexOf(`## ${section}`);
   const end = doc.indexOf('\n## ', start + 1);
   const body = doc.slice(start, end < 0 ? undefined : end);
-  return [...body.matchAll(/^\| ([A-Z][A-Z0-9_]+) \| (.+?) \| (.+?) \|$/gm)].map((m) => m[1] as string);
+  return [...body.matchAll(/^\|\s*([A-Z][A-Z0-9_]+)\s*\|\s*(\S.*?)\s*\|\s*(\S.*?)\s*\|$/gm)].map(
+    (m) => m[1] as string,
+  );
 }
 
 describe('docs/ERRORS.md', () => {
