@@ -40,6 +40,7 @@ export {
   openSealedEvent,
   SALT_BYTES,
   type SealedEvent,
+  sealEvent,
   verifyCommitment,
 } from './events/commitment.ts';
 export {

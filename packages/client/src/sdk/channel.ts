@@ -10,17 +10,16 @@ import {
   type ChannelEvent,
   type ChannelId,
   type ChannelState,
-  commitEvent,
   constantTimeEqual,
   fold,
   type DecodedEntry,
   type DeviceId,
   decodeEntry,
-  encodeSealedEvent,
   type EnvelopeBody,
   type EventId,
   eventIdFrom,
   openSealedEvent,
+  sealEvent,
   type PartyId,
   type SignedEnvelope,
   signEnvelope,
@@ -169,14 +168,14 @@ export class Channel {
         }
         state = pre.state;
         const salt = this.#ctx.random(16);
-        const sealed = encodeSealedEvent({ event, salt });
+        const { plaintext: sealed, commitment } = sealEvent(event, salt);
         const mls = await group.encrypt(sealed, senderBinding(me.device, id));
         const env = this.#sign({
           kind: 'application',
           msgId: id,
           epoch: group.epoch,
           mls,
-          commitment: commitEvent(event, salt),
+          commitment,
           ...(opts.to === undefined ? {} : { to: opts.to }),
         });
         records.push([keys.own(this.id, id), sealed]);

@@ -1,5 +1,6 @@
 /**
- * Salted commitments for selective disclosure: C = SHA-256(CBOR(['backchannel/v1 commitment', salt, event])).
+ * Salted commitments for selective disclosure:
+ * C = SHA-256(CBOR(['backchannel/v1 commitment', salt, CBOR(event)])).
  * The sender signs C in the envelope; the event and its 16-byte salt travel only inside the
  * MLS ciphertext. Revealing (event, salt) later proves that one event without revealing any other.
  */
@@ -8,13 +9,18 @@ import { z } from 'zod';
 import { constantTimeEqual, isBytes } from '../bytes/index.ts';
 import { decodeCanonical, encodeCanonical } from '../codec/cbor.ts';
 import { type Decoded, fail } from '../errors.ts';
-import { type ChannelEvent, encodeEvent, MAX_EVENT_BYTES, parseEvent } from './event.ts';
+import { type ChannelEvent, decodeEvent, encodeEvent, MAX_EVENT_BYTES } from './event.ts';
 
 export const SALT_BYTES = 16;
 
 export function commitEvent(event: ChannelEvent, salt: Uint8Array): Uint8Array {
+  return commitEncoded(encodeEvent(event), salt);
+}
+
+/** The commitment over an event's canonical bytes (what sealing and opening hash). */
+function commitEncoded(eventBytes: Uint8Array, salt: Uint8Array): Uint8Array {
   if (!isBytes(salt) || salt.length !== SALT_BYTES) throw new TypeError('salt must be 16 bytes');
-  return sha256(encodeCanonical(['backchannel/v1 commitment', salt, encodeEvent(event)]));
+  return sha256(encodeCanonical(['backchannel/v1 commitment', salt, eventBytes]));
 }
 
 export function verifyCommitment(event: ChannelEvent, salt: Uint8Array, commitment: Uint8Array): boolean {
@@ -29,12 +35,28 @@ export interface SealedEvent {
   readonly salt: Uint8Array;
 }
 
+/**
+ * The MLS plaintext is CBOR {event: <the event's canonical bytes>, salt}: the receiver hashes
+ * the embedded bytes for the commitment and decodes them once, with no re-encoding.
+ */
 export function encodeSealedEvent(s: SealedEvent): Uint8Array {
-  return encodeCanonical({ event: s.event, salt: s.salt });
+  return sealEvent(s.event, s.salt).plaintext;
+}
+
+/** Seals an event: the MLS plaintext and the commitment the envelope carries, one encoding. */
+export function sealEvent(
+  event: ChannelEvent,
+  salt: Uint8Array,
+): { plaintext: Uint8Array; commitment: Uint8Array } {
+  const eventBytes = encodeEvent(event);
+  return {
+    plaintext: encodeCanonical({ event: eventBytes, salt }),
+    commitment: commitEncoded(eventBytes, salt),
+  };
 }
 
 const sealedSchema = z.strictObject({
-  event: z.unknown(),
+  event: z.custom<Uint8Array>((x) => isBytes(x)),
   salt: z.custom<Uint8Array>((x) => isBytes(x) && x.length === SALT_BYTES),
 });
 
@@ -43,11 +65,16 @@ export function openSealedEvent(plaintext: Uint8Array, commitment: Uint8Array): 
   const d = decodeCanonical(plaintext, MAX_EVENT_BYTES + 64);
   if (!d.ok) return d;
   const s = sealedSchema.safeParse(d.value);
-  if (!s.success) return fail('EVENT_INVALID', 'sealed', 'expected {event, salt}');
-  const e = parseEvent(s.data.event);
-  if (!e.ok) return e;
-  if (!verifyCommitment(e.value, s.data.salt, commitment)) {
+  if (!s.success) return fail('EVENT_INVALID', 'sealed', 'expected {event: bytes, salt}');
+  const { event, salt } = s.data;
+  if (
+    !isBytes(commitment) ||
+    commitment.length !== 32 ||
+    !constantTimeEqual(commitEncoded(event, salt), commitment)
+  ) {
     return fail('COMMITMENT_MISMATCH', 'sealed', 'plaintext does not match the signed commitment');
   }
-  return { ok: true, value: { event: e.value, salt: s.data.salt } };
+  const e = decodeEvent(event);
+  if (!e.ok) return e;
+  return { ok: true, value: { event: e.value, salt } };
 }
