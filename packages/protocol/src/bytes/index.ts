@@ -49,7 +49,20 @@ export function assertBytes(x: unknown, length: number | undefined, field: strin
   }
 }
 
+/**
+ * Node's Buffer, when the platform has one: base64url in native code, ~20× faster than the
+ * portable @scure/base path on a 1 KiB envelope. Only a global is read — no import, no I/O — and
+ * both paths give identical results (a property test checks it).
+ */
+interface NativeBase64 {
+  from(b: ArrayBuffer, offset: number, length: number): { toString(enc: 'base64url'): string };
+  from(s: string, enc: 'base64url'): Uint8Array;
+}
+const native = (globalThis as { Buffer?: NativeBase64 }).Buffer;
+
 export function toBase64url(b: Uint8Array): string {
+  if (native !== undefined && isBytes(b))
+    return native.from(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength).toString('base64url');
   return base64urlnopad.encode(b);
 }
 
@@ -57,11 +70,29 @@ export function fromBase64url(s: string, at = 'base64url'): Uint8Array {
   if (typeof s !== 'string' || !/^[A-Za-z0-9_-]*$/.test(s)) {
     throw new ProtocolError('DECODE_MALFORMED', 'not base64url', at);
   }
+  if (native !== undefined) {
+    // Node's decoder is lenient about impossible lengths and stray low bits: accept only what
+    // encodes back to the same text, as the strict portable decoder does.
+    const buf = native.from(s, 'base64url');
+    const out = new Uint8Array(buf); // a copy: small Buffers share a pool
+    if (toBase64url(out) !== s) throw new ProtocolError('DECODE_MALFORMED', 'not base64url', at);
+    return out;
+  }
+  return fromBase64urlPortable(s, at);
+}
+
+/** The portable decoder (@scure/base): what browsers use, and the reference in tests. */
+export function fromBase64urlPortable(s: string, at = 'base64url'): Uint8Array {
   try {
     return base64urlnopad.decode(s);
   } catch {
     throw new ProtocolError('DECODE_MALFORMED', 'not base64url', at);
   }
+}
+
+/** The portable encoder (@scure/base). */
+export function toBase64urlPortable(b: Uint8Array): string {
+  return base64urlnopad.encode(b);
 }
 
 export function toHex(b: Uint8Array): string {

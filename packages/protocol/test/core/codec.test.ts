@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromHex, toHex } from '../../src/bytes/index.ts';
+import {
+  fromBase64url,
+  fromBase64urlPortable,
+  fromHex,
+  toBase64url,
+  toBase64urlPortable,
+  toHex,
+} from '../../src/bytes/index.ts';
+import { isProtocolError } from '../../src/errors.ts';
 import { decodeByReencoding, decodeCanonical, encodeCanonical } from '../../src/codec/cbor.ts';
 
 // RFC 8949 Appendix A examples that are in our subset (no floats, no tags, no undefined) and
@@ -140,5 +148,41 @@ describe('canonical CBOR', () => {
       }),
       { numRuns: 3_000 },
     );
+  });
+});
+
+describe('base64url (native fast path vs the portable @scure/base decoder)', () => {
+  it('encodes identically', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        expect(toBase64url(b)).toBe(toBase64urlPortable(b));
+        expect(fromBase64url(toBase64url(b))).toEqual(b);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('accepts and refuses exactly the same strings', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ ';
+    const text = fc.array(fc.constantFrom(...alphabet), { maxLength: 12 }).map((cs) => cs.join(''));
+    const outcome = (f: () => Uint8Array) => {
+      try {
+        return toHex(f());
+      } catch (e) {
+        return isProtocolError(e) ? e.code : 'THREW';
+      }
+    };
+    fc.assert(
+      fc.property(text, (s) => {
+        const portable = /^[A-Za-z0-9_-]*$/.test(s)
+          ? outcome(() => fromBase64urlPortable(s))
+          : 'DECODE_MALFORMED';
+        expect(outcome(() => fromBase64url(s))).toBe(portable);
+      }),
+      { numRuns: 5_000 },
+    );
+    expect(fromBase64url('AQ')).toEqual(new Uint8Array([1]));
+    expect(() => fromBase64url('AR')).toThrow(/not base64url/); // stray low bits
+    expect(() => fromBase64url('A')).toThrow(/not base64url/); // impossible length
   });
 });
