@@ -220,8 +220,17 @@ export class RelayClient {
     }));
   }
 
+  /**
+   * Envelope posts carry no request signature: the envelope's own device signature authenticates
+   * them (PROTOCOL.md §11), and a replay only returns the original answer (idempotent by msgId).
+   */
   postEnvelope(channel: string, wire: Uint8Array): Promise<AppendAnswer> {
-    return this.request('POST', `/v1/channels/${channel}/envelopes`, { envelope: toBase64url(wire) });
+    return this.request(
+      'POST',
+      `/v1/channels/${channel}/envelopes`,
+      { envelope: toBase64url(wire) },
+      { signed: false },
+    );
   }
 
   async getEntries(channel: string, from: number, limit = 1000): Promise<EntriesAnswer> {
