@@ -61,7 +61,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
   const log = o.log ?? silentLog;
   const suite = o.suite ?? nodeEd25519();
   const metrics = o.metrics ?? new RelayMetrics();
-  const fanout = o.fanout ?? new LocalFanout();
+  const fanout: Fanout = o.fanout ?? new LocalFanout();
   const signer = new CheckpointSigner(config.relayName, o.seed, keyPairFromSeed(o.seed).publicKey, suite);
   const nodeCache = new NodeCache();
   const directory = new DeviceDirectory(store);
@@ -108,7 +108,12 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
       maxFrameChars: config.limits.wsFrameBytes,
     },
   });
-  const unsubscribe = fanout.subscribe((m) => hub.publish(m));
+  const unsubscribeFanout = fanout.subscribe((m) => hub.publish(m));
+  const unsubscribeResync = fanout.onResync?.(() => hub.resync());
+  const unsubscribe = () => {
+    unsubscribeFanout();
+    unsubscribeResync?.();
+  };
   directory.onRevoked((d) => hub.closeDevice(d));
   let ready = true;
   const app = createApp({

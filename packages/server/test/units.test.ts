@@ -181,6 +181,7 @@ describe('group commit', () => {
     let failNext = false;
     const store: Store = {
       kind: 'sqlite',
+      shared: false,
       read: (fn) => inner.read(fn),
       write: (fn) =>
         inner.write(async (tx) => {

@@ -153,6 +153,10 @@ export class Appender {
     const started = performance.now();
     try {
       await this.#d.store.write(async (tx) => {
+        if (this.#d.store.shared) {
+          // Other nodes append too: one writer per channel, and the head is read under the lock.
+          await tx.lockChannels([...new Set(batch.map((p) => p.input.env.body.channel))]);
+        }
         for (const p of batch) {
           try {
             p.outcome = await this.#apply(tx, works, inbox, p.input, now);
@@ -175,7 +179,10 @@ export class Appender {
     } catch (e) {
       for (const c of works.keys()) this.#states.delete(c);
       this.#d.onError?.(e);
-      const err = new RelayError('INTERNAL', 'the append could not be made durable; retry');
+      const err =
+        e instanceof RelayError && e.code === 'STORE_UNAVAILABLE'
+          ? e
+          : new RelayError('INTERNAL', 'the append could not be made durable; retry');
       for (const p of batch) p.reject(p.outcome instanceof RelayError ? p.outcome : err);
       return;
     }
@@ -210,9 +217,17 @@ export class Appender {
     let w = works.get(channel);
     if (w !== undefined) return w;
     let state = this.#states.get(channel);
-    if (state === undefined) {
+    if (state === undefined || this.#d.store.shared) {
+      // Shared store: the cache is a hint only, another node may have appended since. The head
+      // is read under the channel lock; cached members are kept while the log has not grown
+      // (every change of the access list is an entry).
       const head = await tx.getChannel(channel);
-      if (head !== undefined) {
+      if (head === undefined) {
+        this.#states.delete(channel);
+        state = undefined;
+      } else if (state !== undefined && head.size === state.head.size) {
+        state = { head, members: state.members };
+      } else {
         const members = new Map((await tx.listMembers(channel)).map((m) => [m.device, m] as const));
         state = { head, members };
         this.#states.set(channel, state);

@@ -32,5 +32,10 @@ export interface FanoutMessage {
 export interface Fanout {
   publish(m: FanoutMessage): void;
   subscribe(listener: (m: FanoutMessage) => void): () => void;
+  /**
+   * Called when messages may have been lost (the transport between nodes reconnected): live
+   * subscribers should re-read the store. In-process fan-out loses nothing and never calls it.
+   */
+  onResync?(listener: () => void): () => void;
   close(): Promise<void>;
 }

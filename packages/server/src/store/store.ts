@@ -120,6 +120,12 @@ export interface ReadTx {
 }
 
 export interface WriteTx extends ReadTx {
+  /**
+   * Serializes writers of these channels until the transaction ends (a shared store: one
+   * writer per channel across relay nodes; an embedded one already has a single writer).
+   * Call it once, first, with every channel the transaction will append to.
+   */
+  lockChannels(channels: readonly ChannelId[]): Promise<void>;
   putCard(rec: CardRecord): Promise<void>;
   /** Inserts or replaces the device (its revocation, once set, is kept). */
   putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void>;
@@ -144,6 +150,11 @@ export interface WriteTx extends ReadTx {
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /**
+   * True when other relay nodes may write the same database: state cached between
+   * transactions (channel heads, members) must be re-read under lockChannels().
+   */
+  readonly shared: boolean;
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;
   /** Runs fn in one atomic, durable transaction (rolled back if fn throws). */
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

@@ -145,6 +145,16 @@ export class Hub {
     }
   }
 
+  /**
+   * Re-reads the store for every live subscription (fan-out messages may have been lost):
+   * each one that is behind catches up; one that is not goes straight back to live.
+   */
+  resync(): void {
+    for (const subs of this.#byChannel.values()) {
+      for (const sub of subs) if (sub.mode === 'live') void this.#catchUp(sub);
+    }
+  }
+
   /** Closes the connections of a revoked device. */
   closeDevice(device: DeviceId): void {
     for (const c of [...(this.#byDevice.get(device) ?? [])]) {
@@ -390,6 +400,9 @@ export class Hub {
     }
     if (sub.nextSeq === ch.checkpoint.size) {
       this.#send(conn, frames.checkpoint(ch.channel, ch.checkpoint.size, ch.checkpoint.note));
+    } else if (sub.nextSeq < ch.checkpoint.size) {
+      // The message came without (all of) its entries (too large for the transport): read them.
+      void this.#catchUp(sub);
     }
   }
 

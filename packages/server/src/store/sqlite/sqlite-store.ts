@@ -382,6 +382,10 @@ class SqliteTx implements WriteTx {
 
   // --- writes
 
+  async lockChannels(_channels: readonly ChannelId[]): Promise<void> {
+    // BEGIN IMMEDIATE: this connection is the database's only writer already.
+  }
+
   async putCard(rec: CardRecord): Promise<void> {
     this.#s.putCard.run(rec.party, rec.rootPublicKey, rec.card, rec.issuedAt);
   }
@@ -496,6 +500,7 @@ function toMember(channel: ChannelId, r: MemberRow): MemberRecord {
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  readonly shared = false;
   readonly #writer: Database;
   readonly #reader: Database;
   readonly #ws: Statements;
