@@ -16,7 +16,7 @@ import type { Fanout, FanoutMessage } from './fanout.ts';
 export interface NatsFanoutOptions {
   /** nats://host:port (several comma-separated); a `subject` query parameter overrides the subject. */
   readonly url: string;
-  /** Subject every node of one cluster publishes on and listens to. */
+  /** Subject every node of one cluster publishes on and listens to (the URL's `subject` wins). */
   readonly subject?: string;
   readonly log?: Log;
   /** Identifies this node's own messages (default: random). */
@@ -60,7 +60,7 @@ export class NatsFanout implements Fanout {
 
   static async connect(o: NatsFanoutOptions): Promise<NatsFanout> {
     const u = new URL(o.url.split(',')[0] ?? o.url);
-    const subject = o.subject ?? u.searchParams.get('subject') ?? 'backchannel.fanout.default';
+    const subject = u.searchParams.get('subject') ?? o.subject ?? 'backchannel.fanout.default';
     if (!SUBJECT_TOKEN.test(subject)) throw new Error('fan-out subject must be dot-separated tokens');
     const servers = o.url.split(',').map((s) => {
       const x = new URL(s);
