@@ -115,7 +115,12 @@ class Reader {
   }
 
   str(what: string): string {
-    return new TextDecoder('utf-8', { fatal: true }).decode(this.bytes(what));
+    const b = this.bytes(what);
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(b);
+    } catch {
+      throw new FanoutDecodeError(`${what} is not UTF-8`);
+    }
   }
 
   count(what: string): number {

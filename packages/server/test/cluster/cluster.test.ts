@@ -7,6 +7,7 @@
 import { type ChannelId, decodeEntry, fromBase64url } from '@backchannel/protocol';
 import { leafHash, rootOfLeaves, verifyConsistency } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFanout, encodeFanout } from '../../src/fanout/fanout-codec.ts';
 import { openPostgresStore } from '../../src/store/postgres/pg-store.ts';
 import {
   type AppendBody,
@@ -167,6 +168,31 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     n1.fanout.lossy = false;
     n2.core.hub.resync();
     expect(await ws.waitForEntries(ch, 7)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    ws.close();
+  });
+
+  it('a batch too large for one NATS message arrives as a hint and the subscriber reads it from the store', async () => {
+    const ch = await openChannel();
+    const ws = new HubClient(n2.core);
+    await ws.auth(b);
+    await ws.subscribe(ch, 0);
+    await ws.waitForEntries(ch, 1);
+    n1.fanout.lossy = true;
+    const posted = await n1.caller.append(a, envelope(a, ch));
+    const posted2 = await n1.caller.append(a, envelope(a, ch));
+    n1.fanout.lossy = false;
+    // What encodeFanout sends for a channel over the transport's limit: the checkpoint, no entries.
+    const [hint] = encodeFanout(
+      'node-1',
+      {
+        channels: [{ channel: ch, entries: [], checkpoint: { size: 3, note: posted2.body.checkpoint } }],
+        inbox: [],
+      },
+      1 << 20,
+    );
+    n2.core.hub.publish(decodeFanout(hint as Uint8Array).message);
+    expect(await ws.waitForEntries(ch, 3)).toEqual([0, 1, 2]);
+    expect(posted.body.seq).toBe(1);
     ws.close();
   });
 
