@@ -109,6 +109,8 @@ export interface ReadTx {
   /** Current and former members. */
   listMembers(channel: ChannelId): Promise<MemberRecord[]>;
   findMessage(channel: ChannelId, msgId: string): Promise<MessageRef | undefined>;
+  /** findMessage for many ids at once (one round trip on a networked store); absent ids are left out. */
+  findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>>;
   /** Entries with from ≤ seq < min(from + limit, until), in seq order. */
   getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]>;
   /** Stored perfect-subtree hashes, in the order asked; a missing node is an error. */

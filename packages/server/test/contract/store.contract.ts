@@ -162,6 +162,22 @@ export function storeContract(name: string, factory: StoreFactory): void {
         receivedAt: 104,
       });
       expect(await store.read((tx) => tx.findMessage(channel, 'e_9'))).toBeUndefined();
+      const many = await store.read((tx) => tx.findMessages(channel, ['e_1', 'e_9', 'e_3']));
+      expect([...many.keys()].sort()).toEqual(['e_1', 'e_3']);
+      expect(many.get('e_3')).toEqual({ seq: 3, envelopeHash: Uint8Array.of(3), receivedAt: 103 });
+      // Inside a write, entries appended earlier in the same transaction are found too.
+      const inTx = await store.write(async (tx) => {
+        await tx.appendEntry(channel, {
+          seq: 5,
+          msgId: 'e_5',
+          sender: dev,
+          envelopeHash: Uint8Array.of(5),
+          receivedAt: 105,
+          entry: Uint8Array.of(5),
+        });
+        return tx.findMessages(channel, ['e_5', 'e_4']);
+      });
+      expect([...inTx.keys()].sort()).toEqual(['e_4', 'e_5']);
       expect(await store.read((tx) => tx.getChannel(id('c_') as ChannelId))).toBeUndefined();
       expect(await store.read((tx) => tx.getEntries(id('c_') as ChannelId, 0, 10))).toEqual([]);
     });

@@ -252,6 +252,27 @@ class PgTx implements WriteTx {
       : { seq: r.seq, envelopeHash: bytes(r.envelope_hash), receivedAt: r.received_at };
   }
 
+  async findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>> {
+    const out = new Map<string, MessageRef>();
+    const ask: string[] = [];
+    for (const id of msgIds) {
+      const p = this.#pendingMsg.get(`${channel}\n${id}`);
+      if (p !== undefined)
+        out.set(id, { seq: p.seq, envelopeHash: p.envelope_hash, receivedAt: p.received_at });
+      else ask.push(id);
+    }
+    if (ask.length === 0) return out;
+    const rows = await this.#sql<
+      { msg_id: string; seq: number; envelope_hash: Uint8Array; received_at: number }[]
+    >`
+      SELECT msg_id, seq, envelope_hash, received_at FROM entries
+      WHERE channel = ${channel} AND msg_id = ANY(${ask}::text[])`;
+    for (const r of rows) {
+      out.set(r.msg_id, { seq: r.seq, envelopeHash: bytes(r.envelope_hash), receivedAt: r.received_at });
+    }
+    return out;
+  }
+
   async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
     if (limit <= 0) return [];
     await this.flush();

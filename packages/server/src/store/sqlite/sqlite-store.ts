@@ -338,6 +338,15 @@ class SqliteTx implements WriteTx {
       : { seq: r.seq, envelopeHash: bytes(r.envelope_hash), receivedAt: r.received_at };
   }
 
+  async findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>> {
+    const out = new Map<string, MessageRef>();
+    for (const id of msgIds) {
+      const m = await this.findMessage(channel, id);
+      if (m !== undefined) out.set(id, m);
+    }
+    return out;
+  }
+
   async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
     const chan = this.#chan(channel);
     if (chan === undefined || limit <= 0) return [];
