@@ -233,13 +233,13 @@ export class Appender {
     let state = this.#states.get(channel);
     if (state === undefined || this.#d.store.shared) {
       // Shared store: the cache is a hint only, another node may have appended since. The head
-      // is read under the channel lock; cached members are kept while the log has not grown
-      // (every change of the access list is an entry).
+      // is read under the channel lock; cached members are kept while the epoch has not moved
+      // (the access list changes only in commits, and every commit advances the epoch).
       const head = await tx.getChannel(channel);
       if (head === undefined) {
         this.#states.delete(channel);
         state = undefined;
-      } else if (state !== undefined && head.size === state.head.size) {
+      } else if (state !== undefined && head.epoch === state.head.epoch) {
         state = { head, members: state.members };
       } else {
         const members = new Map((await tx.listMembers(channel)).map((m) => [m.device, m] as const));

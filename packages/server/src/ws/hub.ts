@@ -359,7 +359,8 @@ export class Hub {
       }
     } catch (e) {
       this.#log.error({ err: { message: (e as Error).message }, channel: sub.channel }, 'ws catch-up failed');
-      this.#unsubscribe(sub.conn, sub.channel, 'INTERNAL');
+      // STORE_UNAVAILABLE tells the client to resubscribe later; anything else is a relay fault.
+      this.#unsubscribe(sub.conn, sub.channel, e instanceof RelayError ? e.code : 'INTERNAL');
     } finally {
       sub.running = false;
     }

@@ -148,6 +148,18 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     expect((await entriesOf(n2, ch, b)).size).toBe(2);
   });
 
+  it('an access-list change committed on one node is enforced at once by the other', async () => {
+    const ch = await openChannel();
+    // Node 2 has the channel's members cached after this append.
+    expect((await n2.caller.append(b, envelope(b, ch))).status).toBe(201);
+    // b leaves through node 1 (a commit: epoch 1 → 2).
+    expect((await n1.caller.append(b, commit(b, ch, 1, [], [b]))).status).toBe(201);
+    const refused = await n2.caller.append(b, envelope(b, ch, { epoch: 2 }));
+    expect(refused.body.error?.code).toBe('NOT_A_MEMBER');
+    // a's next message through node 2 gets the next seq after node 1's commit.
+    expect((await n2.caller.append(a, envelope(a, ch, { epoch: 2 }))).body.seq).toBe(3);
+  });
+
   it('a node that missed NATS messages catches up from the store, on the next message or on resync', async () => {
     const ch = await openChannel();
     const ws = new HubClient(n2.core);
