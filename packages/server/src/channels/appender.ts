@@ -231,11 +231,15 @@ export class Appender {
     let w = works.get(channel);
     if (w !== undefined) return w;
     let state = this.#states.get(channel);
+    const batchIds = ids.get(channel) ?? [];
+    let known: Map<string, MessageRef> | undefined;
     if (state === undefined || this.#d.store.shared) {
       // Shared store: the cache is a hint only, another node may have appended since. The head
       // is read under the channel lock; cached members are kept while the epoch has not moved
       // (the access list changes only in commits, and every commit advances the epoch).
-      const head = await tx.getChannel(channel);
+      // Both reads go out together (one round trip on a networked store).
+      const [head, found] = await Promise.all([tx.getChannel(channel), tx.findMessages(channel, batchIds)]);
+      known = found;
       if (head === undefined) {
         this.#states.delete(channel);
         state = undefined;
@@ -249,7 +253,7 @@ export class Appender {
     }
     w = new ChannelWork(channel, state);
     // Idempotency: which of this batch's msgIds the log already holds, in one lookup.
-    if (state !== undefined) w.known = await tx.findMessages(channel, ids.get(channel) ?? []);
+    if (state !== undefined) w.known = known ?? (await tx.findMessages(channel, batchIds));
     works.set(channel, w);
     return w;
   }

@@ -135,25 +135,40 @@ interface PendingNode {
 const INSERT_CHUNK = 1000;
 
 class PgTx implements WriteTx {
-  readonly #sql: TxSql;
+  readonly #raw: TxSql;
+  /** Writes whose result nobody waits for, sent (pipelined, in order) at the next flush. */
+  #deferred: Array<() => PromiseLike<unknown>> = [];
   #entries: PendingEntry[] = [];
   #nodes: PendingNode[] = [];
   /** msgId → seq of buffered entries, per channel (findMessage must see them). */
   readonly #pendingMsg = new Map<string, PendingEntry>();
 
   constructor(sql: TxSql) {
-    this.#sql = sql;
+    this.#raw = sql;
   }
 
-  /** Sends the buffered inserts. */
+  /** The connection, once every buffered write is on its way (statements run in order). */
+  async #q(): Promise<TxSql> {
+    await this.flush();
+    return this.#raw;
+  }
+
+  #defer(make: () => PromiseLike<unknown>): void {
+    this.#deferred.push(make);
+  }
+
+  /** Sends the buffered writes, pipelined in one round trip: deferred statements, then entries and nodes. */
   async flush(): Promise<void> {
+    if (this.#deferred.length === 0 && this.#entries.length === 0 && this.#nodes.length === 0) return;
+    const deferred = this.#deferred;
     const entries = this.#entries;
     const nodes = this.#nodes;
+    this.#deferred = [];
     this.#entries = [];
     this.#nodes = [];
     this.#pendingMsg.clear();
-    const sql = this.#sql;
-    const work: Promise<unknown>[] = [];
+    const sql = this.#raw;
+    const work: PromiseLike<unknown>[] = deferred.map((make) => make());
     for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
       const rows = entries.slice(i, i + INSERT_CHUNK);
       work.push(
@@ -173,7 +188,7 @@ class PgTx implements WriteTx {
   }
 
   async getCard(party: PartyId): Promise<CardRecord | undefined> {
-    const [r] = await this.#sql<
+    const [r] = await (await this.#q())<
       { party: string; root_public_key: Uint8Array; card: Uint8Array; issued_at: number }[]
     >`SELECT party, root_public_key, card, issued_at FROM parties WHERE party = ${party}`;
     if (r === undefined) return undefined;
@@ -186,17 +201,19 @@ class PgTx implements WriteTx {
   }
 
   async getDevice(device: DeviceId): Promise<DeviceRecord | undefined> {
-    const [r] = await this.#sql<DeviceRow[]>`SELECT * FROM devices WHERE device = ${device}`;
+    const [r] = await (await this.#q())<DeviceRow[]>`SELECT * FROM devices WHERE device = ${device}`;
     return r === undefined ? undefined : toDevice(r);
   }
 
   async listDevices(party: PartyId): Promise<DeviceRecord[]> {
-    const rows = await this.#sql<DeviceRow[]>`SELECT * FROM devices WHERE party = ${party} ORDER BY device`;
+    const rows = await (await this.#q())<
+      DeviceRow[]
+    >`SELECT * FROM devices WHERE party = ${party} ORDER BY device`;
     return rows.map(toDevice);
   }
 
   async listRevocations(party: PartyId): Promise<RevocationRecord[]> {
-    const rows = await this.#sql<
+    const rows = await (await this.#q())<
       { device: string; party: string; revoked_at: number; revocation: Uint8Array }[]
     >`SELECT device, party, revoked_at, revocation FROM revocations WHERE party = ${party} ORDER BY device`;
     return rows.map((r) => ({
@@ -208,14 +225,14 @@ class PgTx implements WriteTx {
   }
 
   async countKeyPackages(device: DeviceId): Promise<{ oneTime: number; lastResort: boolean }> {
-    const [r] = await this.#sql<{ one_time: number; last_resort: boolean }[]>`
+    const [r] = await (await this.#q())<{ one_time: number; last_resort: boolean }[]>`
       SELECT count(*) FILTER (WHERE NOT last_resort) AS one_time, COALESCE(bool_or(last_resort), false) AS last_resort
       FROM key_packages WHERE device = ${device}`;
     return { oneTime: r?.one_time ?? 0, lastResort: r?.last_resort ?? false };
   }
 
   async getChannel(channel: ChannelId): Promise<ChannelHead | undefined> {
-    const [r] = await this.#sql<
+    const [r] = await (await this.#q())<
       { epoch: number; size: number; frontier: Uint8Array; last_at: number; created_at: number }[]
     >`SELECT epoch, size, frontier, last_at, created_at FROM channels WHERE channel = ${channel}`;
     if (r === undefined) return undefined;
@@ -230,13 +247,13 @@ class PgTx implements WriteTx {
   }
 
   async getMember(channel: ChannelId, device: DeviceId): Promise<MemberRecord | undefined> {
-    const [r] = await this.#sql<MemberRow[]>`
+    const [r] = await (await this.#q())<MemberRow[]>`
       SELECT device, party, added_seq, removed_seq FROM members WHERE channel = ${channel} AND device = ${device}`;
     return r === undefined ? undefined : toMember(channel, r);
   }
 
   async listMembers(channel: ChannelId): Promise<MemberRecord[]> {
-    const rows = await this.#sql<MemberRow[]>`
+    const rows = await (await this.#q())<MemberRow[]>`
       SELECT device, party, added_seq, removed_seq FROM members WHERE channel = ${channel}
       ORDER BY added_seq, device`;
     return rows.map((r) => toMember(channel, r));
@@ -245,7 +262,7 @@ class PgTx implements WriteTx {
   async findMessage(channel: ChannelId, msgId: string): Promise<MessageRef | undefined> {
     const p = this.#pendingMsg.get(`${channel}\n${msgId}`);
     if (p !== undefined) return { seq: p.seq, envelopeHash: p.envelope_hash, receivedAt: p.received_at };
-    const [r] = await this.#sql<{ seq: number; envelope_hash: Uint8Array; received_at: number }[]>`
+    const [r] = await (await this.#q())<{ seq: number; envelope_hash: Uint8Array; received_at: number }[]>`
       SELECT seq, envelope_hash, received_at FROM entries WHERE channel = ${channel} AND msg_id = ${msgId}`;
     return r === undefined
       ? undefined
@@ -262,7 +279,7 @@ class PgTx implements WriteTx {
       else ask.push(id);
     }
     if (ask.length === 0) return out;
-    const rows = await this.#sql<
+    const rows = await (await this.#q())<
       { msg_id: string; seq: number; envelope_hash: Uint8Array; received_at: number }[]
     >`
       SELECT msg_id, seq, envelope_hash, received_at FROM entries
@@ -275,9 +292,8 @@ class PgTx implements WriteTx {
 
   async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
     if (limit <= 0) return [];
-    await this.flush();
     const end = until ?? Number.MAX_SAFE_INTEGER;
-    const rows = await this.#sql<EntryRow[]>`
+    const rows = await (await this.#q())<EntryRow[]>`
       SELECT seq, msg_id, sender, envelope_hash, received_at, entry FROM entries
       WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${limit}`;
     return rows.map(toEntry);
@@ -285,10 +301,9 @@ class PgTx implements WriteTx {
 
   async readNodes(channel: ChannelId, refs: readonly NodeRef[]): Promise<Uint8Array[]> {
     if (refs.length === 0) return [];
-    await this.flush();
     const levels = refs.map((r) => r.level);
     const idxs = refs.map((r) => r.index);
-    const rows = await this.#sql<{ level: number; idx: number; hash: Uint8Array }[]>`
+    const rows = await (await this.#q())<{ level: number; idx: number; hash: Uint8Array }[]>`
       SELECT n.level, n.idx, n.hash FROM nodes n
       JOIN unnest(${levels}::int[], ${idxs}::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx
       WHERE n.channel = ${channel}`;
@@ -303,19 +318,20 @@ class PgTx implements WriteTx {
   async getCheckpoint(channel: ChannelId, size?: number): Promise<CheckpointRecord | undefined> {
     const [r] =
       size === undefined
-        ? await this.#sql<{ size: number; note: string; issued_at: number }[]>`
+        ? await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
             SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} ORDER BY size DESC LIMIT 1`
-        : await this.#sql<{ size: number; note: string; issued_at: number }[]>`
+        : await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
             SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} AND size = ${size}`;
     if (r === undefined) return undefined;
-    const lines = await this.#sql<{ line: string }[]>`
+    const lines = await (await this.#q())<{ line: string }[]>`
       SELECT line FROM cosignatures WHERE channel = ${channel} AND size = ${r.size} ORDER BY line COLLATE "C"`;
     return { size: r.size, note: r.note, issuedAt: r.issued_at, cosignatures: lines.map((l) => l.line) };
   }
 
   async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
-    await this.flush();
-    const rows = await this.#sql<{ cursor: number; channel: string; seq: number; entry: Uint8Array }[]>`
+    const rows = await (await this.#q())<
+      { cursor: number; channel: string; seq: number; entry: Uint8Array }[]
+    >`
       SELECT i.cursor, i.channel, i.seq, e.entry FROM inbox i
         JOIN entries e ON e.channel = i.channel AND e.seq = i.seq
       WHERE i.party = ${party} AND i.cursor > ${after} ORDER BY i.cursor LIMIT ${limit}`;
@@ -332,20 +348,20 @@ class PgTx implements WriteTx {
   async lockChannels(channels: readonly ChannelId[]): Promise<void> {
     if (channels.length === 0) return;
     // One global order (by lock key), so two nodes' batches never wait on each other in a cycle.
-    await this.#sql`
+    await (await this.#q())`
       SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':channel'), k)
       FROM (SELECT DISTINCT hashtext(c) AS k FROM unnest(${[...channels]}::text[]) AS c ORDER BY k) AS keys`;
   }
 
   async putCard(rec: CardRecord): Promise<void> {
-    await this.#sql`
+    await (await this.#q())`
       INSERT INTO parties (party, root_public_key, card, issued_at)
       VALUES (${rec.party}, ${rec.rootPublicKey}, ${rec.card}, ${rec.issuedAt})
       ON CONFLICT (party) DO UPDATE SET card = excluded.card, issued_at = excluded.issued_at`;
   }
 
   async putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void> {
-    await this.#sql`
+    await (await this.#q())`
       INSERT INTO devices (device, party, public_key, role, not_before, not_after, certificate, revoked_at)
       VALUES (${rec.device}, ${rec.party}, ${rec.publicKey}, ${rec.role}, ${rec.notBefore}, ${rec.notAfter},
               ${rec.certificate}, (SELECT revoked_at FROM revocations WHERE device = ${rec.device}))
@@ -354,12 +370,12 @@ class PgTx implements WriteTx {
   }
 
   async putRevocation(rec: RevocationRecord): Promise<void> {
-    await this.#sql`
+    await (await this.#q())`
       INSERT INTO revocations (device, party, revoked_at, revocation)
       VALUES (${rec.device}, ${rec.party}, ${rec.revokedAt}, ${rec.revocation})
       ON CONFLICT (device) DO UPDATE SET revoked_at = excluded.revoked_at, revocation = excluded.revocation
       WHERE excluded.revoked_at < revocations.revoked_at`;
-    await this.#sql`
+    await (await this.#q())`
       UPDATE devices SET revoked_at = ${rec.revokedAt}
       WHERE device = ${rec.device} AND (revoked_at IS NULL OR revoked_at > ${rec.revokedAt})`;
   }
@@ -369,7 +385,7 @@ class PgTx implements WriteTx {
     oneTime: readonly Uint8Array[],
     lastResort?: Uint8Array,
   ): Promise<void> {
-    const sql = this.#sql;
+    const sql = await this.#q();
     if (oneTime.length > 0) {
       const rows = oneTime.map((kp) => ({ device, last_resort: false, key_package: kp }));
       await sql`INSERT INTO key_packages ${sql(rows, 'device', 'last_resort', 'key_package')}`;
@@ -382,32 +398,36 @@ class PgTx implements WriteTx {
 
   async takeKeyPackage(device: DeviceId): Promise<ClaimedPackage | undefined> {
     // SKIP LOCKED: two nodes claiming at once get two different one-time packages.
-    const [one] = await this.#sql<{ key_package: Uint8Array }[]>`
+    const [one] = await (await this.#q())<{ key_package: Uint8Array }[]>`
       DELETE FROM key_packages WHERE id = (
         SELECT id FROM key_packages WHERE device = ${device} AND NOT last_resort
         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
       RETURNING key_package`;
     if (one !== undefined) return { keyPackage: bytes(one.key_package), lastResort: false };
-    const [last] = await this.#sql<{ key_package: Uint8Array }[]>`
+    const [last] = await (await this.#q())<{ key_package: Uint8Array }[]>`
       SELECT key_package FROM key_packages WHERE device = ${device} AND last_resort LIMIT 1`;
     return last === undefined ? undefined : { keyPackage: bytes(last.key_package), lastResort: true };
   }
 
   async putChannel(head: ChannelHead): Promise<void> {
     const frontier = encodeFrontier(head.frontier);
-    await this.#sql`
+    this.#defer(
+      () => this.#raw`
       INSERT INTO channels (channel, epoch, size, frontier, last_at, created_at)
       VALUES (${head.channel}, ${head.epoch}, ${head.size}, ${frontier}, ${head.lastAt}, ${head.createdAt})
       ON CONFLICT (channel) DO UPDATE SET epoch = excluded.epoch, size = excluded.size,
-        frontier = excluded.frontier, last_at = excluded.last_at`;
+        frontier = excluded.frontier, last_at = excluded.last_at`,
+    );
   }
 
   async putMember(rec: MemberRecord): Promise<void> {
-    await this.#sql`
+    this.#defer(
+      () => this.#raw`
       INSERT INTO members (channel, device, party, added_seq, removed_seq)
       VALUES (${rec.channel}, ${rec.device}, ${rec.party}, ${rec.addedSeq}, ${rec.removedSeq ?? null})
       ON CONFLICT (channel, device) DO UPDATE SET party = excluded.party, added_seq = excluded.added_seq,
-        removed_seq = excluded.removed_seq`;
+        removed_seq = excluded.removed_seq`,
+    );
   }
 
   async appendEntry(channel: ChannelId, rec: EntryRecord): Promise<void> {
@@ -436,14 +456,16 @@ class PgTx implements WriteTx {
   }
 
   async putCheckpoint(channel: ChannelId, rec: Omit<CheckpointRecord, 'cosignatures'>): Promise<void> {
-    await this.#sql`
+    this.#defer(
+      () => this.#raw`
       INSERT INTO checkpoints (channel, size, note, issued_at)
       VALUES (${channel}, ${rec.size}, ${rec.note}, ${rec.issuedAt})
-      ON CONFLICT (channel, size) DO UPDATE SET note = excluded.note, issued_at = excluded.issued_at`;
+      ON CONFLICT (channel, size) DO UPDATE SET note = excluded.note, issued_at = excluded.issued_at`,
+    );
   }
 
   async addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean> {
-    const r = await this.#sql`
+    const r = await (await this.#q())`
       INSERT INTO cosignatures (channel, size, line) VALUES (${channel}, ${size}, ${line})
       ON CONFLICT DO NOTHING`;
     return r.count === 1;
@@ -452,8 +474,8 @@ class PgTx implements WriteTx {
   async addInboxItem(party: PartyId, channel: ChannelId, seq: number): Promise<number> {
     // Cursors must grow in commit order (a reader resumes after the last cursor it saw): one
     // transaction at a time takes them. Channel locks are all taken before this one.
-    await this.#sql`SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':inbox'), 0)`;
-    const [r] = await this.#sql<{ cursor: number }[]>`
+    await (await this.#q())`SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':inbox'), 0)`;
+    const [r] = await (await this.#q())<{ cursor: number }[]>`
       INSERT INTO inbox (party, channel, seq) VALUES (${party}, ${channel}, ${seq}) RETURNING cursor`;
     if (r === undefined) throw new Error('inbox insert returned no cursor');
     return r.cursor;
