@@ -164,7 +164,7 @@ export class Appender {
       await this.#d.store.write(async (tx) => {
         if (this.#d.store.shared) {
           // Other nodes append too: one writer per channel, and the head is read under the lock.
-          await tx.lockChannels([...ids.keys()]);
+          await tx.lockChannels([...ids.keys()], ids);
         }
         for (const p of batch) {
           try {

@@ -125,9 +125,14 @@ export interface WriteTx extends ReadTx {
   /**
    * Serializes writers of these channels until the transaction ends (a shared store: one
    * writer per channel across relay nodes; an embedded one already has a single writer).
-   * Call it once, first, with every channel the transaction will append to.
+   * Call it once, first, with every channel the transaction will append to. `readAhead` names
+   * the msgIds the caller will look up next per channel: a networked store may read them and the
+   * channel heads in the same round trip as the lock (answering the next getChannel/findMessages).
    */
-  lockChannels(channels: readonly ChannelId[]): Promise<void>;
+  lockChannels(
+    channels: readonly ChannelId[],
+    readAhead?: ReadonlyMap<ChannelId, readonly string[]>,
+  ): Promise<void>;
   putCard(rec: CardRecord): Promise<void>;
   /** Inserts or replaces the device (its revocation, once set, is kept). */
   putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void>;

@@ -178,6 +178,18 @@ export function storeContract(name: string, factory: StoreFactory): void {
         return tx.findMessages(channel, ['e_5', 'e_4']);
       });
       expect([...inTx.keys()].sort()).toEqual(['e_4', 'e_5']);
+      // Locking with read-ahead answers the next reads as the database has them, and a write
+      // in the same transaction is seen by the reads after it.
+      const locked = await store.write(async (tx) => {
+        await tx.lockChannels([channel], new Map([[channel, ['e_1', 'e_6']]]));
+        const before = await tx.getChannel(channel);
+        const found = await tx.findMessages(channel, ['e_1', 'e_6', 'e_2']);
+        await tx.putChannel(head(channel, { epoch: 4, size: 6, frontier, lastAt: 105 }));
+        return { before, found, after: await tx.getChannel(channel) };
+      });
+      expect(locked.before?.epoch).toBe(3);
+      expect([...locked.found.keys()].sort()).toEqual(['e_1', 'e_2']);
+      expect(locked.after?.epoch).toBe(4);
       expect(await store.read((tx) => tx.getChannel(id('c_') as ChannelId))).toBeUndefined();
       expect(await store.read((tx) => tx.getEntries(id('c_') as ChannelId, 0, 10))).toEqual([]);
     });

@@ -106,6 +106,32 @@ const toEntry = (r: EntryRow): EntryRecord => ({
   entry: bytes(r.entry),
 });
 
+interface HeadRow {
+  channel: string;
+  epoch: number;
+  size: number;
+  frontier: Uint8Array;
+  last_at: number;
+  created_at: number;
+}
+
+interface AheadRow {
+  channel: string;
+  msg_id: string;
+  seq: number;
+  envelope_hash: Uint8Array;
+  received_at: number;
+}
+
+const toHead = (r: HeadRow): ChannelHead => ({
+  channel: r.channel as ChannelId,
+  epoch: r.epoch,
+  size: r.size,
+  frontier: decodeFrontier(bytes(r.frontier)),
+  lastAt: r.last_at,
+  createdAt: r.created_at,
+});
+
 const toMember = (channel: ChannelId, r: MemberRow): MemberRecord => ({
   channel,
   device: r.device as DeviceId,
@@ -142,6 +168,10 @@ class PgTx implements WriteTx {
   #nodes: PendingNode[] = [];
   /** msgId → seq of buffered entries, per channel (findMessage must see them). */
   readonly #pendingMsg = new Map<string, PendingEntry>();
+  /** Heads read with the channel locks, each answered once (until the channel is written). */
+  readonly #aheadHeads = new Map<ChannelId, ChannelHead | undefined>();
+  /** msgIds looked up with the channel locks, per channel, and what was found. */
+  readonly #aheadMsgs = new Map<ChannelId, { asked: Set<string>; found: Map<string, MessageRef> }>();
 
   constructor(sql: TxSql) {
     this.#raw = sql;
@@ -232,18 +262,14 @@ class PgTx implements WriteTx {
   }
 
   async getChannel(channel: ChannelId): Promise<ChannelHead | undefined> {
-    const [r] = await (await this.#q())<
-      { epoch: number; size: number; frontier: Uint8Array; last_at: number; created_at: number }[]
-    >`SELECT epoch, size, frontier, last_at, created_at FROM channels WHERE channel = ${channel}`;
-    if (r === undefined) return undefined;
-    return {
-      channel,
-      epoch: r.epoch,
-      size: r.size,
-      frontier: decodeFrontier(bytes(r.frontier)),
-      lastAt: r.last_at,
-      createdAt: r.created_at,
-    };
+    if (this.#aheadHeads.has(channel)) {
+      const head = this.#aheadHeads.get(channel);
+      this.#aheadHeads.delete(channel);
+      return head;
+    }
+    const [r] = await (await this.#q())<HeadRow[]>`
+      SELECT channel, epoch, size, frontier, last_at, created_at FROM channels WHERE channel = ${channel}`;
+    return r === undefined ? undefined : toHead(r);
   }
 
   async getMember(channel: ChannelId, device: DeviceId): Promise<MemberRecord | undefined> {
@@ -272,11 +298,16 @@ class PgTx implements WriteTx {
   async findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>> {
     const out = new Map<string, MessageRef>();
     const ask: string[] = [];
+    const ahead = this.#aheadMsgs.get(channel);
+    this.#aheadMsgs.delete(channel);
     for (const id of msgIds) {
       const p = this.#pendingMsg.get(`${channel}\n${id}`);
       if (p !== undefined)
         out.set(id, { seq: p.seq, envelopeHash: p.envelope_hash, receivedAt: p.received_at });
-      else ask.push(id);
+      else if (ahead?.asked.has(id) === true) {
+        const f = ahead.found.get(id);
+        if (f !== undefined) out.set(id, f);
+      } else ask.push(id);
     }
     if (ask.length === 0) return out;
     const rows = await (await this.#q())<
@@ -345,12 +376,42 @@ class PgTx implements WriteTx {
 
   // --- writes
 
-  async lockChannels(channels: readonly ChannelId[]): Promise<void> {
+  async lockChannels(
+    channels: readonly ChannelId[],
+    readAhead?: ReadonlyMap<ChannelId, readonly string[]>,
+  ): Promise<void> {
     if (channels.length === 0) return;
+    const sql = await this.#q();
+    const list = [...channels];
     // One global order (by lock key), so two nodes' batches never wait on each other in a cycle.
-    await (await this.#q())`
+    const lock = sql`
       SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':channel'), k)
-      FROM (SELECT DISTINCT hashtext(c) AS k FROM unnest(${[...channels]}::text[]) AS c ORDER BY k) AS keys`;
+      FROM (SELECT DISTINCT hashtext(c) AS k FROM unnest(${list}::text[]) AS c ORDER BY k) AS keys`;
+    // Pipelined behind the lock on the same connection: under READ COMMITTED each statement
+    // takes its snapshot when it starts, i.e. once the lock is held, so these see the latest commit.
+    const heads = sql<HeadRow[]>`
+      SELECT channel, epoch, size, frontier, last_at, created_at FROM channels
+      WHERE channel = ANY(${list}::text[])`;
+    const pairs: Array<[string, string]> = [];
+    for (const [c, ids] of readAhead ?? []) for (const id of ids) pairs.push([c, id]);
+    const msgs = sql<AheadRow[]>`
+      SELECT e.channel, e.msg_id, e.seq, e.envelope_hash, e.received_at FROM entries e
+      JOIN unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]) AS w(channel, msg_id)
+        ON e.channel = w.channel AND e.msg_id = w.msg_id`;
+    const [l, h, m] = await Promise.allSettled([lock, heads, msgs]);
+    if (l.status === 'rejected') throw l.reason;
+    if (h.status === 'rejected') throw h.reason;
+    if (m.status === 'rejected') throw m.reason;
+    for (const c of list) this.#aheadHeads.set(c, undefined);
+    for (const r of h.value) this.#aheadHeads.set(r.channel as ChannelId, toHead(r));
+    for (const [c, ids] of readAhead ?? []) this.#aheadMsgs.set(c, { asked: new Set(ids), found: new Map() });
+    for (const r of m.value) {
+      this.#aheadMsgs.get(r.channel as ChannelId)?.found.set(r.msg_id, {
+        seq: r.seq,
+        envelopeHash: bytes(r.envelope_hash),
+        receivedAt: r.received_at,
+      });
+    }
   }
 
   async putCard(rec: CardRecord): Promise<void> {
@@ -410,6 +471,7 @@ class PgTx implements WriteTx {
   }
 
   async putChannel(head: ChannelHead): Promise<void> {
+    this.#aheadHeads.delete(head.channel);
     const frontier = encodeFrontier(head.frontier);
     this.#defer(
       () => this.#raw`
@@ -431,6 +493,7 @@ class PgTx implements WriteTx {
   }
 
   async appendEntry(channel: ChannelId, rec: EntryRecord): Promise<void> {
+    this.#aheadMsgs.delete(channel);
     const key = `${channel}\n${rec.msgId}`;
     if (this.#pendingMsg.has(key) || this.#entries.some((e) => e.channel === channel && e.seq === rec.seq)) {
       // Let the database refuse it, as it would unbuffered.

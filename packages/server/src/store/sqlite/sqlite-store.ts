@@ -391,7 +391,10 @@ class SqliteTx implements WriteTx {
 
   // --- writes
 
-  async lockChannels(_channels: readonly ChannelId[]): Promise<void> {
+  async lockChannels(
+    _channels: readonly ChannelId[],
+    _readAhead?: ReadonlyMap<ChannelId, readonly string[]>,
+  ): Promise<void> {
     // BEGIN IMMEDIATE: this connection is the database's only writer already.
   }
 
