@@ -67,7 +67,8 @@ const legend = configs
       `<rect x="${left + i * 150}" y="${2 * panelH + 20}" width="12" height="12" fill="${colors[i % colors.length]}"/><text x="${left + i * 150 + 16}" y="${2 * panelH + 30}" font-size="11">${esc(c)}</text>`,
   )
   .join('');
-const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * panelH + 45}" font-family="sans-serif">
+const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * panelH + 45}" font-family="sans-serif" role="img" aria-labelledby="title">
+<title id="title">Relay throughput and p99 latency by configuration (${esc(configs.join(', '))})</title>
 <rect width="100%" height="100%" fill="white"/>
 ${panel(0, 'Throughput (accepted msgs/s, higher is better)', (r) => r.accepted_per_s, 'msgs/s')}
 ${panel(panelH, 'p99 latency send→delivered (ms, lower is better)', (r) => r.p99_ms ?? Number.NaN, 'ms')}
