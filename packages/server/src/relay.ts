@@ -108,13 +108,21 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
       maxFrameChars: config.limits.wsFrameBytes,
     },
   });
-  const unsubscribeFanout = fanout.subscribe((m) => hub.publish(m));
+  const unsubscribeFanout = fanout.subscribe((m) => {
+    hub.publish(m);
+    // A revocation written on any node: forget the cached record, close the device's sockets.
+    for (const d of m.revoked ?? []) {
+      directory.invalidate(d);
+      hub.closeDevice(d);
+    }
+  });
   const unsubscribeResync = fanout.onResync?.(() => hub.resync());
   const unsubscribe = () => {
     unsubscribeFanout();
     unsubscribeResync?.();
   };
-  directory.onRevoked((d) => hub.closeDevice(d));
+  // Local listeners hear it at once; other nodes through the fan-out (LocalFanout: this node only).
+  directory.onRevoked((d) => fanout.publish({ channels: [], inbox: [], revoked: [d] }));
   let ready = true;
   const app = createApp({
     config,

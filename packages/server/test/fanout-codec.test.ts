@@ -32,7 +32,17 @@ function message(entryBytes: number, entries = 3): FanoutMessage {
 }
 
 describe('fan-out codec', () => {
-  it('round-trips a message with its origin', () => {
+  it('round-trips a message with its origin, and revocations with or without entries', () => {
+    const revokedOnly: FanoutMessage = {
+      channels: [],
+      inbox: [],
+      revoked: ['d_a' as DeviceId, 'd_b' as DeviceId],
+    };
+    const [only] = encodeFanout('n', revokedOnly, 1 << 20);
+    expect(decodeFanout(only as Uint8Array).message).toEqual(revokedOnly);
+    const both = { ...message(10), revoked: ['d_c' as DeviceId] };
+    const withRevoked = encodeFanout('n', both, 1 << 20);
+    expect(withRevoked.map((p) => decodeFanout(p).message)).toEqual([both]);
     const m = message(100);
     const parts = encodeFanout('node-1', m, 1 << 20);
     expect(parts).toHaveLength(1);

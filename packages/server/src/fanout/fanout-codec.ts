@@ -165,10 +165,40 @@ function header(origin: string): Writer {
   return w;
 }
 
-function assemble(origin: string, channels: readonly Uint8Array[], inbox: readonly Uint8Array[]): Uint8Array {
+/** Replaces the empty revoked list at the end of an assembled payload (device ids are short). */
+function assembleWithRevoked(payload: Uint8Array, revoked: readonly DeviceId[]): Uint8Array {
+  const w = new Writer();
+  w.u32(revoked.length);
+  for (const d of revoked) w.str(d);
+  const tail = w.finish();
+  const out = new Uint8Array(payload.length - 4 + tail.length);
+  out.set(payload.subarray(0, payload.length - 4), 0);
+  out.set(tail, payload.length - 4);
+  return out;
+}
+
+function assemble(
+  origin: string,
+  channels: readonly Uint8Array[],
+  inbox: readonly Uint8Array[],
+  revoked: readonly DeviceId[] = [],
+): Uint8Array {
+  const w = new Writer();
+  w.u32(revoked.length);
+  for (const d of revoked) w.str(d);
+  const tail = w.finish();
+  return assembleParts(origin, channels, inbox, tail);
+}
+
+function assembleParts(
+  origin: string,
+  channels: readonly Uint8Array[],
+  inbox: readonly Uint8Array[],
+  tail: Uint8Array,
+): Uint8Array {
   const w = header(origin);
   const head = w.finish();
-  let n = head.length + 8;
+  let n = head.length + 8 + tail.length;
   for (const c of channels) n += c.length;
   for (const i of inbox) n += i.length;
   const out = new Uint8Array(n);
@@ -187,6 +217,7 @@ function assemble(origin: string, channels: readonly Uint8Array[], inbox: readon
     out.set(i, at);
     at += i.length;
   }
+  out.set(tail, at);
   return out;
 }
 
@@ -195,7 +226,7 @@ function assemble(origin: string, channels: readonly Uint8Array[], inbox: readon
  * alone exceed it goes without them; an inbox item that does is left out: inbox pushes are hints).
  */
 export function encodeFanout(origin: string, m: FanoutMessage, maxBytes: number): Uint8Array[] {
-  const overhead = header(origin).length + 8;
+  const overhead = header(origin).length + 12;
   const budget = maxBytes - overhead;
   const parts: Uint8Array[] = [];
   for (const ch of m.channels) {
@@ -234,6 +265,11 @@ export function encodeFanout(origin: string, m: FanoutMessage, maxBytes: number)
     used += p.length;
   }
   flush();
+  const revoked = m.revoked ?? [];
+  if (revoked.length > 0) {
+    if (out.length === 0) out.push(assemble(origin, [], [], revoked));
+    else out[out.length - 1] = assembleWithRevoked(out[out.length - 1] as Uint8Array, revoked);
+  }
   return out;
 }
 
@@ -271,6 +307,9 @@ export function decodeFanout(b: Uint8Array): { origin: string; message: FanoutMe
       entry: r.bytes('entry'),
     });
   }
+  const revoked: DeviceId[] = [];
+  const nr = r.count('revoked');
+  for (let i = 0; i < nr; i++) revoked.push(r.str('revoked') as DeviceId);
   r.end();
-  return { origin, message: { channels, inbox } };
+  return { origin, message: revoked.length === 0 ? { channels, inbox } : { channels, inbox, revoked } };
 }

@@ -27,6 +27,8 @@ export interface PublishedInboxItem {
 export interface FanoutMessage {
   readonly channels: readonly PublishedChannel[];
   readonly inbox: readonly PublishedInboxItem[];
+  /** Devices whose party revoked them just now: every node drops its cached record and closes their sockets. */
+  readonly revoked?: readonly DeviceId[];
 }
 
 export interface Fanout {

@@ -4,7 +4,7 @@
  * writers on both nodes, consistent checkpoints, and catch-up from the store when NATS loses
  * messages.
  */
-import { type ChannelId, decodeEntry, fromBase64url } from '@backchannel/protocol';
+import { type ChannelId, decodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
 import { leafHash, rootOfLeaves, verifyConsistency } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFanout, encodeFanout } from '../../src/fanout/fanout-codec.ts';
@@ -16,6 +16,7 @@ import {
   makeDevice,
   makeParty,
   newChannel,
+  revocationOf,
   seedOf,
   type TestDevice,
   verifyAppend,
@@ -206,6 +207,28 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     expect(await ws.waitForEntries(ch, 3)).toEqual([0, 1, 2]);
     expect(posted.body.seq).toBe(1);
     ws.close();
+  });
+
+  it('a device revoked through node 1 is cut off on node 2 at once (sockets closed, requests refused)', async () => {
+    const C = makeParty('C');
+    const c1 = makeDevice(C, 'c1', 'staff');
+    await n1.caller.publishParty(C, [c1]);
+    const ws = new HubClient(n2.core);
+    await ws.auth(c1);
+    // Node 2 has c1's record cached now (authentication read it).
+    expect((await n2.caller.get('/v1/inbox', c1)).status).toBe(200);
+    const r = await n1.caller.post('/v1/revocations', undefined, {
+      revocation: toBase64url(revocationOf(c1)),
+    });
+    expect(r.status).toBe(200);
+    const closed = await ws.waitFor(
+      (f) => f.type === 'error' && f.code === 'CERT_REVOKED',
+      'revocation notice',
+    );
+    expect(closed.code).toBe('CERT_REVOKED');
+    const refused = await n2.caller.get('/v1/inbox', c1);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
   });
 
   it('refuses to join a node whose checkpoint key differs from the cluster’s', async () => {
