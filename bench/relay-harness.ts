@@ -104,7 +104,19 @@ export interface SpawnedRelay {
 
 const CLK_TCK = 100;
 
-export async function spawnRelay(config: Record<string, unknown> = {}): Promise<SpawnedRelay> {
+/** Busy CPU seconds of the whole machine so far (every process: relays, PostgreSQL, NATS, load, others). */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] as string;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+  return busy / CLK_TCK;
+}
+
+export async function spawnRelay(
+  config: Record<string, unknown> = {},
+  env: Record<string, string> = {},
+): Promise<SpawnedRelay> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bc-bench-relay-'));
   const port = await freePort();
   const cfgPath = join(dataDir, 'bench-config.json');
@@ -122,6 +134,7 @@ export async function spawnRelay(config: Record<string, unknown> = {}): Promise<
       BACKCHANNEL_DATA: join(dataDir, 'data'),
       BACKCHANNEL_CONFIG: cfgPath,
       LOG_LEVEL: 'warn',
+      ...env,
     },
   });
   let stderr = '';

@@ -10,21 +10,33 @@
  *   npm run bench:relay -- --n 4000 --runs 1 --only W1-relay
  *   npm run bench:relay -- --unsigned   # envelope posts without request signatures (PROTOCOL.md §11)
  *   npm run bench:relay -- --transport ws   # A sends `send` frames on its authenticated WebSocket
+ *   npm run bench:relay -- --store postgres --nodes 2   # PostgreSQL (+ NATS between 2 nodes)
+ *
+ * With --store postgres each run gets a fresh schema (dropped afterwards) on --pg (default the
+ * local test database); with --nodes 2 both nodes share it and the checkpoint key, fan out over
+ * --nats, senders alternate between the nodes and receivers sit on the other node than the
+ * channel's first sender, so about half of the deliveries cross NATS.
  */
-import { availableParallelism } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChannelId, SignedEnvelope } from '@backchannel/protocol';
+import postgres from 'postgres';
 import {
   type Device,
   device,
   envelopeFrom,
   HttpClient,
+  machineBusySeconds,
   newChannel,
   party,
   postEnvelope,
   publish,
   type Received,
   receiver,
+  type SpawnedRelay,
   spawnRelay,
   WsSender,
 } from './relay-harness.ts';
@@ -38,6 +50,10 @@ const { values: args } = parseArgs({
     inflight: { type: 'string', default: '64' },
     unsigned: { type: 'boolean', default: false },
     transport: { type: 'string', default: 'http' },
+    store: { type: 'string', default: 'sqlite' },
+    nodes: { type: 'string', default: '1' },
+    pg: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
+    nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
   },
 });
 
@@ -46,6 +62,10 @@ const RUNS = Number(args.runs);
 const INFLIGHT = Number(args.inflight);
 const SIGNED = !args.unsigned;
 const TRANSPORT = args.transport === 'ws' ? 'ws' : 'http';
+const STORE = args.store === 'postgres' ? 'postgres' : 'sqlite';
+const NODES = Number(args.nodes);
+if (STORE === 'sqlite' && NODES !== 1) throw new Error('--nodes > 1 needs --store postgres');
+if (!Number.isInteger(NODES) || NODES < 1 || NODES > 8) throw new Error('--nodes must be 1..8');
 const MLS_BYTES = 1130;
 /** Rate limits are raised for the load generator (one device sending as fast as it can). */
 const RELAY_CONFIG = {
@@ -68,8 +88,12 @@ interface Result {
   server_cpu_s: number;
   client_cpu_s: number;
   drain_s: number | null;
-  store: 'sqlite';
-  nodes: 1;
+  store: 'sqlite' | 'postgres';
+  nodes: number;
+  /** Relay CPU (all nodes) per accepted message, ms. */
+  relay_cpu_ms_per_msg: number;
+  /** Busy CPU of the whole machine per message, ms (relays, PostgreSQL, NATS, load, anything else running). */
+  machine_cpu_ms_per_msg: number;
   node: string;
   cores: number;
 }
@@ -99,11 +123,56 @@ async function within(p: Promise<void>, ms: number): Promise<void> {
   clearTimeout(t);
 }
 
+interface Cluster {
+  readonly relays: SpawnedRelay[];
+  cpuSeconds(): number;
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+/** One relay (SQLite or PostgreSQL), or NODES relays on one fresh PostgreSQL schema + NATS. */
+async function startCluster(): Promise<Cluster> {
+  if (STORE === 'sqlite') {
+    const r = await spawnRelay(RELAY_CONFIG);
+    return {
+      relays: [r],
+      cpuSeconds: () => r.cpuSeconds(),
+      peakRssMb: () => r.rssMb(),
+      stop: () => r.stop(),
+    };
+  }
+  const schema = `bc_bench_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const keyDir = mkdtempSync(join(tmpdir(), 'bc-bench-key-'));
+  const env: Record<string, string> = {
+    BACKCHANNEL_STORE: `${args.pg}${args.pg?.includes('?') === true ? '&' : '?'}schema=${schema}`,
+    BACKCHANNEL_CHECKPOINT_KEY_FILE: join(keyDir, 'checkpoint-key'),
+    ...(NODES > 1 ? { BACKCHANNEL_FANOUT: `${args.nats}?subject=bench.${schema}` } : {}),
+  };
+  const relays: SpawnedRelay[] = [];
+  for (let i = 0; i < NODES; i++) relays.push(await spawnRelay(RELAY_CONFIG, env));
+  return {
+    relays,
+    cpuSeconds: () => relays.reduce((t, r) => t + r.cpuSeconds(), 0),
+    peakRssMb: () => Math.max(...relays.map((r) => r.rssMb())),
+    async stop() {
+      for (const r of relays) await r.stop();
+      const sql = postgres(args.pg as string, { max: 1, onnotice: () => {} });
+      await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await sql.end({ timeout: 1 });
+      rmSync(keyDir, { recursive: true, force: true });
+    },
+  };
+}
+
 async function runOnce(workload: Workload, n: number): Promise<Result> {
-  const relay = await spawnRelay(RELAY_CONFIG);
+  const cluster = await startCluster();
+  const relay = cluster.relays[0] as SpawnedRelay;
   const pairsN = workload === 'W1-16' ? 16 : 1;
   const perPair = Math.ceil(n / pairsN);
-  const http = new HttpClient(relay.url, INFLIGHT * pairsN);
+  const https = cluster.relays.map((r) => new HttpClient(r.url, INFLIGHT * pairsN));
+  const http = https[0] as HttpClient;
+  /** The node pair i's receiver uses: another one than its first sender's when there are several. */
+  const receiverUrl = (i: number) => (cluster.relays[(i + 1) % cluster.relays.length] as SpawnedRelay).url;
   try {
     // Setup (untimed): two parties, one device each per pair, a channel per pair.
     const A = party();
@@ -164,8 +233,8 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     };
     const receivers: Array<{ close(): void; bad(): number }> = [];
     const connectAll = async () => {
-      for (const p of pairs)
-        receivers.push(await receiver(relay.url, p.b, p.channel, 0, senderKeys, onEntry(p.channel)));
+      for (const [i, p] of pairs.entries())
+        receivers.push(await receiver(receiverUrl(i), p.b, p.channel, 0, senderKeys, onEntry(p.channel)));
     };
     if (workload !== 'W1-offline') await connectAll();
 
@@ -173,7 +242,8 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     if (TRANSPORT === 'ws') for (const p of pairs) wsSenders.set(p, await WsSender.connect(relay.url, p.a));
 
     // Timed: A sends with up to INFLIGHT requests in flight per sender.
-    const cpu0 = relay.cpuSeconds();
+    const cpu0 = cluster.cpuSeconds();
+    const machine0 = machineBusySeconds();
     const client0 = process.cpuUsage();
     const t0 = performance.now();
     let accepted = 0;
@@ -182,7 +252,10 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     await Promise.all(
       pairs.map(async (p) => {
         let next = 0;
+        let workers = 0;
         const worker = async () => {
+          // Senders alternate between the nodes (a load balancer's round robin).
+          const node = https[workers++ % https.length] as HttpClient;
           for (;;) {
             const i = next++;
             if (i >= p.envelopes.length) return;
@@ -191,7 +264,7 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
             const ws = wsSenders.get(p);
             const ok =
               ws === undefined
-                ? (await postEnvelope(http, p.a, env, SIGNED)).status === 201
+                ? (await postEnvelope(node, p.a, env, SIGNED)).status === 201
                 : await ws.send(env);
             if (ok) accepted++;
             else failed++;
@@ -211,7 +284,8 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     } else {
       await within(done, 60_000);
     }
-    const cpu = relay.cpuSeconds() - cpu0;
+    const cpu = cluster.cpuSeconds() - cpu0;
+    const machine = machineBusySeconds() - machine0;
     if (process.env.BENCH_METRICS !== undefined) {
       const m = await (await fetch(`${relay.url}/metrics`)).text();
       process.stderr.write(
@@ -239,18 +313,20 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
       p99_ms: offline ? null : round(percentile(latencies, 99), 2),
       lost: total - received + bad,
       duplicated,
-      server_rss_mb: round(relay.rssMb(), 1),
+      server_rss_mb: round(cluster.peakRssMb(), 1),
       server_cpu_s: round(cpu, 2),
       client_cpu_s: round((client.user + client.system) / 1e6, 2),
       drain_s: drainSeconds === null ? null : round(drainSeconds, 2),
-      store: 'sqlite',
-      nodes: 1,
+      store: STORE,
+      nodes: cluster.relays.length,
+      relay_cpu_ms_per_msg: round((cpu * 1000) / total, 3),
+      machine_cpu_ms_per_msg: round((machine * 1000) / total, 3),
       node: process.version,
       cores: availableParallelism(),
     };
   } finally {
-    http.close();
-    await relay.stop();
+    for (const h of https) h.close();
+    await cluster.stop();
   }
 }
 
@@ -274,7 +350,7 @@ function summarize(runs: Result[]): Record<string, unknown> {
     ...out,
     runs: runs.length,
     spread,
-    fsync: 'FULL (WAL)',
+    fsync: STORE === 'sqlite' ? 'FULL (WAL)' : 'PostgreSQL synchronous_commit (server default)',
     mls_bytes: MLS_BYTES,
     inflight_per_sender: INFLIGHT,
     transport: TRANSPORT,
@@ -312,10 +388,12 @@ if (!args.json) {
     'server_cpu_s',
     'client_cpu_s',
     'drain_s',
+    'relay_cpu_ms_per_msg',
+    'machine_cpu_ms_per_msg',
   ];
   process.stderr.write(`\n${cols.join('\t')}\n`);
   for (const l of lines) process.stderr.write(`${cols.map((c) => String(l[c] ?? '—')).join('\t')}\n`);
   process.stderr.write(
-    `\nmedian of ${RUNS} run(s); relay and load on the same ${availableParallelism()} cores; SQLite WAL synchronous=FULL; ${SIGNED ? 'signed requests' : 'envelope-authenticated posts'}\n`,
+    `\nmedian of ${RUNS} run(s); ${STORE}, ${NODES} node(s); relay(s), database, NATS and load on the same ${availableParallelism()} cores; ${SIGNED ? 'signed requests' : 'envelope-authenticated posts'}\n`,
   );
 }

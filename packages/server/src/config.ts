@@ -26,10 +26,24 @@ export const configSchema = z.strictObject({
     .regex(/^[^\s+\u2014/]+$/, 'no whitespace, "+", "/" or em dash')
     .default('backchannel.local'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Storage: "sqlite" (embedded, under dataDir). PostgreSQL comes later. */
-  store: z.string().default('sqlite'),
-  /** Fan-out between relay nodes: "local" (in-process) for now. */
-  fanout: z.string().default('local'),
+  /**
+   * Storage: "sqlite" (embedded, under dataDir) or a postgres:// URL (several relay nodes may
+   * share one database; a `schema` query parameter selects the schema). Never logged: it may
+   * hold a password.
+   */
+  store: z
+    .string()
+    .refine((s) => s === 'sqlite' || /^postgres(ql)?:\/\/[^\s]+$/.test(s), 'must be "sqlite" or postgres://…')
+    .default('sqlite'),
+  /** Fan-out between relay nodes: "local" (in-process, one node) or a nats:// URL. */
+  fanout: z
+    .string()
+    .refine((s) => s === 'local' || /^nats:\/\/[^\s]+$/.test(s), 'must be "local" or nats://…')
+    .default('local'),
+  /** PostgreSQL connections per node. */
+  storePoolSize: z.number().int().min(1).max(100).default(10),
+  /** The checkpoint signing key file (default: <dataDir>/checkpoint-key). Every node of a cluster needs the same key. */
+  checkpointKeyFile: z.string().min(1).optional(),
   /** Worker threads verifying Ed25519 signatures off the event loop (0 = inline). */
   verifyThreads: z.number().int().min(0).max(16).default(1),
   /** Static web app to serve at / (defaults to apps/web/dist when it exists). */
@@ -131,6 +145,7 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
   set('store', 'BACKCHANNEL_STORE');
   set('fanout', 'BACKCHANNEL_FANOUT');
   set('webDist', 'BACKCHANNEL_WEB_DIST');
+  set('checkpointKeyFile', 'BACKCHANNEL_CHECKPOINT_KEY_FILE');
   return out as RelayConfigInput;
 }
 
@@ -173,9 +188,8 @@ export function resolveConfig(...layers: ReadonlyArray<RelayConfigInput | undefi
     const issue = r.error.issues[0];
     throw new ConfigError(`config ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
   }
-  if (r.data.store !== 'sqlite')
-    throw new ConfigError('config store: only "sqlite" is available in this build');
-  if (r.data.fanout !== 'local')
-    throw new ConfigError('config fanout: only "local" is available in this build');
+  if (r.data.store === 'sqlite' && r.data.fanout !== 'local') {
+    throw new ConfigError('config fanout: nats:// needs a shared store (postgres://); SQLite is one node');
+  }
   return r.data;
 }

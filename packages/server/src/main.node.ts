@@ -1,7 +1,7 @@
 /**
  * The relay process (`npm start`, `backchannel relay`): the only entry point with side effects.
  * Configuration: JSON file (BACKCHANNEL_CONFIG or --config) < environment < flags
- * (--port, --host, --data, --name, --log-level, --web).
+ * (--port, --host, --data, --name, --log-level, --web, --store, --fanout, --checkpoint-key).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -15,6 +15,7 @@ import {
   type RelayConfigInput,
   resolveConfig,
 } from './config.ts';
+import { RelayError } from './errors.ts';
 import { startRelay } from './server.node.ts';
 
 function flags(argv: readonly string[]): { file: string | undefined; layer: RelayConfigInput } {
@@ -28,6 +29,9 @@ function flags(argv: readonly string[]): { file: string | undefined; layer: Rela
       config: { type: 'string' },
       'log-level': { type: 'string' },
       web: { type: 'string' },
+      store: { type: 'string' },
+      fanout: { type: 'string' },
+      'checkpoint-key': { type: 'string' },
     },
     strict: true,
   });
@@ -38,6 +42,9 @@ function flags(argv: readonly string[]): { file: string | undefined; layer: Rela
   if (values.name !== undefined) layer.relayName = values.name;
   if (values['log-level'] !== undefined) layer.logLevel = values['log-level'];
   if (values.web !== undefined) layer.webDist = values.web;
+  if (values.store !== undefined) layer.store = values.store;
+  if (values.fanout !== undefined) layer.fanout = values.fanout;
+  if (values['checkpoint-key'] !== undefined) layer.checkpointKeyFile = values['checkpoint-key'];
   return { file: values.config, layer: layer as RelayConfigInput };
 }
 
@@ -56,6 +63,9 @@ async function main(): Promise<void> {
     {
       url: relay.url,
       dataDir: resolve(config.dataDir),
+      // The kind only: a store URL may carry a password.
+      store: relay.core.store.kind,
+      fanout: config.fanout === 'local' ? 'local' : 'nats',
       relay: relay.core.signer.vkey,
       web: config.webDist ?? null,
     },
@@ -82,7 +92,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  const message = e instanceof ConfigError ? e.message : `relay failed to start: ${(e as Error).message}`;
+  const message =
+    e instanceof ConfigError || e instanceof RelayError
+      ? e.message
+      : `relay failed to start: ${(e as Error).message}`;
   process.stderr.write(`${message}\n`);
   process.exit(e instanceof ConfigError ? 2 : 1);
 });

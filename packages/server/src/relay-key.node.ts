@@ -27,8 +27,8 @@ export function encodeSignerKey(name: string, seed: Uint8Array): string {
 }
 
 /** Loads the key, creating it (0600) when absent. Returns the seed. */
-export function loadOrCreateCheckpointKey(dataDir: string, name: string): Uint8Array {
-  const path = join(dataDir, CHECKPOINT_KEY_FILE);
+export function loadOrCreateCheckpointKey(dataDir: string, name: string, file?: string): Uint8Array {
+  const path = file ?? join(dataDir, CHECKPOINT_KEY_FILE);
   if (existsSync(path)) {
     if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
     const parsed = parseSignerKey(readFileSync(path, 'utf8').trim());

@@ -61,7 +61,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
   const log = o.log ?? silentLog;
   const suite = o.suite ?? nodeEd25519();
   const metrics = o.metrics ?? new RelayMetrics();
-  const fanout = o.fanout ?? new LocalFanout();
+  const fanout: Fanout = o.fanout ?? new LocalFanout();
   const signer = new CheckpointSigner(config.relayName, o.seed, keyPairFromSeed(o.seed).publicKey, suite);
   const nodeCache = new NodeCache();
   const directory = new DeviceDirectory(store);
@@ -108,8 +108,21 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
       maxFrameChars: config.limits.wsFrameBytes,
     },
   });
-  const unsubscribe = fanout.subscribe((m) => hub.publish(m));
-  directory.onRevoked((d) => hub.closeDevice(d));
+  const unsubscribeFanout = fanout.subscribe((m) => {
+    hub.publish(m);
+    // A revocation written on any node: forget the cached record, close the device's sockets.
+    for (const d of m.revoked ?? []) {
+      directory.invalidate(d);
+      hub.closeDevice(d);
+    }
+  });
+  const unsubscribeResync = fanout.onResync?.(() => hub.resync());
+  const unsubscribe = () => {
+    unsubscribeFanout();
+    unsubscribeResync?.();
+  };
+  // Local listeners hear it at once; other nodes through the fan-out (LocalFanout: this node only).
+  directory.onRevoked((d) => fanout.publish({ channels: [], inbox: [], revoked: [d] }));
   let ready = true;
   const app = createApp({
     config,

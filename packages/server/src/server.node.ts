@@ -8,14 +8,22 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
-import { type RelayConfig, type RelayConfigInput, resolveConfig } from './config.ts';
+import { keyPairFromSeed } from '@backchannel/protocol';
+import { CheckpointSigner } from './channels/checkpoints.ts';
+import { ConfigError, type RelayConfig, type RelayConfigInput, resolveConfig } from './config.ts';
+import { nodeEd25519 } from './ed25519.node.ts';
+import type { Fanout } from './fanout/fanout.ts';
+import { LocalFanout } from './fanout/local.ts';
+import { NatsFanout, natsSubjectFor } from './fanout/nats.ts';
 import { RelayError } from './errors.ts';
 import type { Log } from './http/context.ts';
 import { RelayMetrics } from './metrics.ts';
 import { createRelay, type RelayCore } from './relay.ts';
 import { loadOrCreateCheckpointKey } from './relay-key.node.ts';
 import { staticFiles } from './static.node.ts';
+import { openPostgresStore } from './store/postgres/pg-store.ts';
 import { openSqliteStore } from './store/sqlite/sqlite-store.ts';
+import type { Store } from './store/store.ts';
 import { attachWebSocket } from './ws/server.node.ts';
 
 export interface StartRelayOptions {
@@ -63,17 +71,53 @@ function readIncoming(c: Context, max: number): Promise<Uint8Array> {
   });
 }
 
+/** The store and fan-out the config names: SQLite + in-process, or PostgreSQL + NATS (or local). */
+async function openBackends(
+  config: RelayConfig,
+  seed: Uint8Array,
+  log: Log | undefined,
+): Promise<{ store: Store; fanout: Fanout }> {
+  if (config.store === 'sqlite') {
+    return { store: openSqliteStore({ path: join(config.dataDir, 'relay.db') }), fanout: new LocalFanout() };
+  }
+  const store = await openPostgresStore({ url: config.store, max: config.storePoolSize });
+  try {
+    const vkey = new CheckpointSigner(config.relayName, seed, keyPairFromSeed(seed).publicKey, nodeEd25519())
+      .vkey;
+    const claim = await store.claimCheckpointKey(vkey);
+    if (!claim.ok) {
+      throw new ConfigError(
+        `checkpoint key: this database's relay signs as ${claim.recorded}; this node has ${vkey}. ` +
+          'Give every node the same checkpoint key file (docs/OPERATIONS.md).',
+      );
+    }
+    const fanout =
+      config.fanout === 'local'
+        ? new LocalFanout()
+        : await NatsFanout.connect({
+            url: config.fanout,
+            subject: natsSubjectFor(config.relayName),
+            ...(log === undefined ? {} : { log }),
+          });
+    return { store, fanout };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
 export async function startRelay(opts: StartRelayOptions = {}): Promise<RunningRelay> {
   const config = resolveConfig(opts.config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const seed = loadOrCreateCheckpointKey(config.dataDir, config.relayName);
-  const store = openSqliteStore({ path: join(config.dataDir, 'relay.db') });
+  const seed = loadOrCreateCheckpointKey(config.dataDir, config.relayName, config.checkpointKeyFile);
+  const { store, fanout } = await openBackends(config, seed, opts.log);
   const now = opts.now ?? Date.now;
   const core = createRelay({
     config,
     store,
     seed,
     now,
+    fanout,
     ...(opts.log === undefined ? {} : { log: opts.log }),
     metrics: new RelayMetrics({ defaultMetrics: true }),
     readBody: readIncoming,

@@ -52,7 +52,15 @@ describe('config', () => {
     expect(() => parseConfigFile('{"__proto__": {"port": 1}}', 'f')).toThrow(/__proto__/);
     expect(() => parseConfigFile('[1]', 'f')).toThrow(ConfigError);
     expect(() => configFromEnv({ PORT: 'eighty' })).toThrow(/PORT/);
-    expect(() => resolveConfig({ store: 'postgres://x' })).toThrow(/store/);
+    expect(() => resolveConfig({ store: 'mysql://x' })).toThrow(/store/);
+    expect(() => resolveConfig({ fanout: 'kafka://x' })).toThrow(/fanout/);
+    expect(() => resolveConfig({ fanout: 'nats://127.0.0.1:4222' })).toThrow(/shared store/);
+    const cluster = resolveConfig({ store: 'postgres://u@db:5432/relay', fanout: 'nats://mq:4222' });
+    expect([cluster.store, cluster.fanout]).toEqual(['postgres://u@db:5432/relay', 'nats://mq:4222']);
+    expect(configFromEnv({ BACKCHANNEL_STORE: 'postgres://db/x', BACKCHANNEL_FANOUT: 'nats://mq' })).toEqual({
+      store: 'postgres://db/x',
+      fanout: 'nats://mq',
+    });
   });
 });
 
@@ -181,6 +189,7 @@ describe('group commit', () => {
     let failNext = false;
     const store: Store = {
       kind: 'sqlite',
+      shared: false,
       read: (fn) => inner.read(fn),
       write: (fn) =>
         inner.write(async (tx) => {

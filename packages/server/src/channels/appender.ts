@@ -15,7 +15,7 @@ import { appendLeaf, type StoredNode, treeRoot } from '@backchannel/protocol/tra
 import { leafHashNode } from '../ed25519.node.ts';
 import { RelayError } from '../errors.ts';
 import type { Fanout, PublishedChannel, PublishedEntry, PublishedInboxItem } from '../fanout/fanout.ts';
-import type { ChannelHead, DeviceRecord, MemberRecord, Store, WriteTx } from '../store/store.ts';
+import type { ChannelHead, DeviceRecord, MemberRecord, MessageRef, Store, WriteTx } from '../store/store.ts';
 import type { CheckpointSigner } from './checkpoints.ts';
 import { encodeEntryFast } from './entry-codec.ts';
 import { type NodeCache, ProofBuilder } from './node-cache.ts';
@@ -77,6 +77,8 @@ class ChannelWork {
   readonly entries: PublishedEntry[] = [];
   readonly checkpoints: Array<{ size: number; note: string }> = [];
   readonly msgIds = new Map<string, { seq: number; hash: Uint8Array; receivedAt: number }>();
+  /** Entries already in the log among the batch's msgIds for this channel (one lookup per batch). */
+  known = new Map<string, MessageRef>();
 
   constructor(channel: ChannelId, state: ChannelState | undefined) {
     this.channel = channel;
@@ -152,10 +154,21 @@ export class Appender {
     const inbox: Array<Omit<PublishedInboxItem, 'entry'>> = [];
     const started = performance.now();
     try {
+      const ids = new Map<ChannelId, string[]>();
+      for (const p of batch) {
+        const b = p.input.env.body;
+        const list = ids.get(b.channel);
+        if (list === undefined) ids.set(b.channel, [b.msgId]);
+        else list.push(b.msgId);
+      }
       await this.#d.store.write(async (tx) => {
+        if (this.#d.store.shared) {
+          // Other nodes append too: one writer per channel, and the head is read under the lock.
+          await tx.lockChannels([...ids.keys()], ids);
+        }
         for (const p of batch) {
           try {
-            p.outcome = await this.#apply(tx, works, inbox, p.input, now);
+            p.outcome = await this.#apply(tx, works, ids, inbox, p.input, now);
           } catch (e) {
             if (!(e instanceof RelayError)) throw e;
             p.outcome = e;
@@ -175,7 +188,10 @@ export class Appender {
     } catch (e) {
       for (const c of works.keys()) this.#states.delete(c);
       this.#d.onError?.(e);
-      const err = new RelayError('INTERNAL', 'the append could not be made durable; retry');
+      const err =
+        e instanceof RelayError && e.code === 'STORE_UNAVAILABLE'
+          ? e
+          : new RelayError('INTERNAL', 'the append could not be made durable; retry');
       for (const p of batch) p.reject(p.outcome instanceof RelayError ? p.outcome : err);
       return;
     }
@@ -206,19 +222,38 @@ export class Appender {
     this.#states.set(w.channel, { head: w.head, members: w.members });
   }
 
-  async #work(tx: WriteTx, works: Map<ChannelId, ChannelWork>, channel: ChannelId): Promise<ChannelWork> {
+  async #work(
+    tx: WriteTx,
+    works: Map<ChannelId, ChannelWork>,
+    ids: ReadonlyMap<ChannelId, readonly string[]>,
+    channel: ChannelId,
+  ): Promise<ChannelWork> {
     let w = works.get(channel);
     if (w !== undefined) return w;
     let state = this.#states.get(channel);
-    if (state === undefined) {
-      const head = await tx.getChannel(channel);
-      if (head !== undefined) {
+    const batchIds = ids.get(channel) ?? [];
+    let known: Map<string, MessageRef> | undefined;
+    if (state === undefined || this.#d.store.shared) {
+      // Shared store: the cache is a hint only, another node may have appended since. The head
+      // is read under the channel lock; cached members are kept while the epoch has not moved
+      // (the access list changes only in commits, and every commit advances the epoch).
+      // Both reads go out together (one round trip on a networked store).
+      const [head, found] = await Promise.all([tx.getChannel(channel), tx.findMessages(channel, batchIds)]);
+      known = found;
+      if (head === undefined) {
+        this.#states.delete(channel);
+        state = undefined;
+      } else if (state !== undefined && head.epoch === state.head.epoch) {
+        state = { head, members: state.members };
+      } else {
         const members = new Map((await tx.listMembers(channel)).map((m) => [m.device, m] as const));
         state = { head, members };
         this.#states.set(channel, state);
       }
     }
     w = new ChannelWork(channel, state);
+    // Idempotency: which of this batch's msgIds the log already holds, in one lookup.
+    if (state !== undefined) w.known = known ?? (await tx.findMessages(channel, batchIds));
     works.set(channel, w);
     return w;
   }
@@ -226,24 +261,22 @@ export class Appender {
   async #apply(
     tx: WriteTx,
     works: Map<ChannelId, ChannelWork>,
+    ids: ReadonlyMap<ChannelId, readonly string[]>,
     inbox: Array<Omit<PublishedInboxItem, 'entry'>>,
     input: AppendInput,
     now: number,
   ): Promise<{ seq: number; receivedAt: number; duplicate: boolean }> {
     const { env, sender, envelopeHash } = input;
     const body = env.body;
-    const w = await this.#work(tx, works, body.channel);
+    const w = await this.#work(tx, works, ids, body.channel);
 
     // Idempotency on (channel, msgId): a retry with the same bytes gets the original answer.
+    const stored = w.known.get(body.msgId);
     const prior =
       w.msgIds.get(body.msgId) ??
-      (w.head === undefined
+      (stored === undefined
         ? undefined
-        : await tx
-            .findMessage(body.channel, body.msgId)
-            .then((m) =>
-              m === undefined ? undefined : { seq: m.seq, hash: m.envelopeHash, receivedAt: m.receivedAt },
-            ));
+        : { seq: stored.seq, hash: stored.envelopeHash, receivedAt: stored.receivedAt });
     if (prior !== undefined) {
       if (!constantTimeEqual(prior.hash, envelopeHash)) {
         throw new RelayError('DUPLICATE_MESSAGE_ID', 'this msgId was already used for a different envelope');

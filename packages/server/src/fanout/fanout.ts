@@ -27,10 +27,17 @@ export interface PublishedInboxItem {
 export interface FanoutMessage {
   readonly channels: readonly PublishedChannel[];
   readonly inbox: readonly PublishedInboxItem[];
+  /** Devices whose party revoked them just now: every node drops its cached record and closes their sockets. */
+  readonly revoked?: readonly DeviceId[];
 }
 
 export interface Fanout {
   publish(m: FanoutMessage): void;
   subscribe(listener: (m: FanoutMessage) => void): () => void;
+  /**
+   * Called when messages may have been lost (the transport between nodes reconnected): live
+   * subscribers should re-read the store. In-process fan-out loses nothing and never calls it.
+   */
+  onResync?(listener: () => void): () => void;
   close(): Promise<void>;
 }

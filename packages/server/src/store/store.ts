@@ -109,6 +109,8 @@ export interface ReadTx {
   /** Current and former members. */
   listMembers(channel: ChannelId): Promise<MemberRecord[]>;
   findMessage(channel: ChannelId, msgId: string): Promise<MessageRef | undefined>;
+  /** findMessage for many ids at once (one round trip on a networked store); absent ids are left out. */
+  findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>>;
   /** Entries with from ≤ seq < min(from + limit, until), in seq order. */
   getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]>;
   /** Stored perfect-subtree hashes, in the order asked; a missing node is an error. */
@@ -120,6 +122,17 @@ export interface ReadTx {
 }
 
 export interface WriteTx extends ReadTx {
+  /**
+   * Serializes writers of these channels until the transaction ends (a shared store: one
+   * writer per channel across relay nodes; an embedded one already has a single writer).
+   * Call it once, first, with every channel the transaction will append to. `readAhead` names
+   * the msgIds the caller will look up next per channel: a networked store may read them and the
+   * channel heads in the same round trip as the lock (answering the next getChannel/findMessages).
+   */
+  lockChannels(
+    channels: readonly ChannelId[],
+    readAhead?: ReadonlyMap<ChannelId, readonly string[]>,
+  ): Promise<void>;
   putCard(rec: CardRecord): Promise<void>;
   /** Inserts or replaces the device (its revocation, once set, is kept). */
   putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void>;
@@ -144,6 +157,11 @@ export interface WriteTx extends ReadTx {
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /**
+   * True when other relay nodes may write the same database: state cached between
+   * transactions (channel heads, members) must be re-read under lockChannels().
+   */
+  readonly shared: boolean;
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;
   /** Runs fn in one atomic, durable transaction (rolled back if fn throws). */
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

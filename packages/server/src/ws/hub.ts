@@ -145,6 +145,16 @@ export class Hub {
     }
   }
 
+  /**
+   * Re-reads the store for every live subscription (fan-out messages may have been lost):
+   * each one that is behind catches up; one that is not goes straight back to live.
+   */
+  resync(): void {
+    for (const subs of this.#byChannel.values()) {
+      for (const sub of subs) if (sub.mode === 'live') void this.#catchUp(sub);
+    }
+  }
+
   /** Closes the connections of a revoked device. */
   closeDevice(device: DeviceId): void {
     for (const c of [...(this.#byDevice.get(device) ?? [])]) {
@@ -349,7 +359,8 @@ export class Hub {
       }
     } catch (e) {
       this.#log.error({ err: { message: (e as Error).message }, channel: sub.channel }, 'ws catch-up failed');
-      this.#unsubscribe(sub.conn, sub.channel, 'INTERNAL');
+      // STORE_UNAVAILABLE tells the client to resubscribe later; anything else is a relay fault.
+      this.#unsubscribe(sub.conn, sub.channel, e instanceof RelayError ? e.code : 'INTERNAL');
     } finally {
       sub.running = false;
     }
@@ -390,6 +401,9 @@ export class Hub {
     }
     if (sub.nextSeq === ch.checkpoint.size) {
       this.#send(conn, frames.checkpoint(ch.channel, ch.checkpoint.size, ch.checkpoint.note));
+    } else if (sub.nextSeq < ch.checkpoint.size) {
+      // The message came without (all of) its entries (too large for the transport): read them.
+      void this.#catchUp(sub);
     }
   }
 

@@ -162,6 +162,34 @@ export function storeContract(name: string, factory: StoreFactory): void {
         receivedAt: 104,
       });
       expect(await store.read((tx) => tx.findMessage(channel, 'e_9'))).toBeUndefined();
+      const many = await store.read((tx) => tx.findMessages(channel, ['e_1', 'e_9', 'e_3']));
+      expect([...many.keys()].sort()).toEqual(['e_1', 'e_3']);
+      expect(many.get('e_3')).toEqual({ seq: 3, envelopeHash: Uint8Array.of(3), receivedAt: 103 });
+      // Inside a write, entries appended earlier in the same transaction are found too.
+      const inTx = await store.write(async (tx) => {
+        await tx.appendEntry(channel, {
+          seq: 5,
+          msgId: 'e_5',
+          sender: dev,
+          envelopeHash: Uint8Array.of(5),
+          receivedAt: 105,
+          entry: Uint8Array.of(5),
+        });
+        return tx.findMessages(channel, ['e_5', 'e_4']);
+      });
+      expect([...inTx.keys()].sort()).toEqual(['e_4', 'e_5']);
+      // Locking with read-ahead answers the next reads as the database has them, and a write
+      // in the same transaction is seen by the reads after it.
+      const locked = await store.write(async (tx) => {
+        await tx.lockChannels([channel], new Map([[channel, ['e_1', 'e_6']]]));
+        const before = await tx.getChannel(channel);
+        const found = await tx.findMessages(channel, ['e_1', 'e_6', 'e_2']);
+        await tx.putChannel(head(channel, { epoch: 4, size: 6, frontier, lastAt: 105 }));
+        return { before, found, after: await tx.getChannel(channel) };
+      });
+      expect(locked.before?.epoch).toBe(3);
+      expect([...locked.found.keys()].sort()).toEqual(['e_1', 'e_2']);
+      expect(locked.after?.epoch).toBe(4);
       expect(await store.read((tx) => tx.getChannel(id('c_') as ChannelId))).toBeUndefined();
       expect(await store.read((tx) => tx.getEntries(id('c_') as ChannelId, 0, 10))).toEqual([]);
     });

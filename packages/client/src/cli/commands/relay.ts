@@ -9,13 +9,18 @@ import type { Runner } from './identity.ts';
 export function relayCommands(program: Command, run: Runner): void {
   program
     .command('relay')
-    .description('run a relay (HTTP + WebSocket) with an embedded SQLite store')
+    .description(
+      'run a relay (HTTP + WebSocket): embedded SQLite, or one node of a PostgreSQL + NATS cluster',
+    )
     .option('--port <port>', 'port (env PORT)', process.env.PORT ?? '8787')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--data <dir>', 'data directory (env BACKCHANNEL_DATA)', process.env.BACKCHANNEL_DATA ?? './data')
-    .option('--store <url>', 'storage: sqlite (default) or postgres://…')
-    .option('--fanout <url>', 'fan-out between relay nodes: nats://…')
-    .addHelpText('after', '\nExample:\n  backchannel relay --port 8787 --data ./data')
+    .option('--store <url>', 'storage: sqlite (default) or postgres://… (env BACKCHANNEL_STORE)')
+    .option('--fanout <url>', 'fan-out between relay nodes: nats://… (env BACKCHANNEL_FANOUT)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  backchannel relay --port 8787 --data ./data\n  backchannel relay --data ./node1 --store postgres://relay@db:5432/backchannel --fanout nats://mq:4222',
+    )
     .action(
       run(
         async (

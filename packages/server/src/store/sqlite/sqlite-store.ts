@@ -338,6 +338,15 @@ class SqliteTx implements WriteTx {
       : { seq: r.seq, envelopeHash: bytes(r.envelope_hash), receivedAt: r.received_at };
   }
 
+  async findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>> {
+    const out = new Map<string, MessageRef>();
+    for (const id of msgIds) {
+      const m = await this.findMessage(channel, id);
+      if (m !== undefined) out.set(id, m);
+    }
+    return out;
+  }
+
   async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
     const chan = this.#chan(channel);
     if (chan === undefined || limit <= 0) return [];
@@ -381,6 +390,13 @@ class SqliteTx implements WriteTx {
   }
 
   // --- writes
+
+  async lockChannels(
+    _channels: readonly ChannelId[],
+    _readAhead?: ReadonlyMap<ChannelId, readonly string[]>,
+  ): Promise<void> {
+    // BEGIN IMMEDIATE: this connection is the database's only writer already.
+  }
 
   async putCard(rec: CardRecord): Promise<void> {
     this.#s.putCard.run(rec.party, rec.rootPublicKey, rec.card, rec.issuedAt);
@@ -496,6 +512,7 @@ function toMember(channel: ChannelId, r: MemberRow): MemberRecord {
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  readonly shared = false;
   readonly #writer: Database;
   readonly #reader: Database;
   readonly #ws: Statements;

@@ -1,0 +1,654 @@
+/**
+ * The shared store: PostgreSQL through postgres.js, for several relay nodes on one database.
+ * Write transactions are READ COMMITTED and take a transaction-scoped advisory lock per channel
+ * they append to (lockChannels, in one global order), so one channel has one writer at a time
+ * across nodes and seq is assigned from the head read under that lock. Read transactions are
+ * REPEATABLE READ READ ONLY: one committed snapshot. Entry and node inserts are buffered and
+ * sent as multi-row inserts (before a read that needs them and before COMMIT), so a batch costs
+ * a handful of round trips, not one per append. Durability is PostgreSQL's (synchronous_commit).
+ */
+import type { ChannelId, DeviceId, PartyId, Role } from '@backchannel/protocol';
+import type { NodeRef, StoredNode } from '@backchannel/protocol/transcript';
+import postgres from 'postgres';
+import { RelayError } from '../../errors.ts';
+import type {
+  CardRecord,
+  ChannelHead,
+  CheckpointRecord,
+  ClaimedPackage,
+  DeviceRecord,
+  EntryRecord,
+  InboxItemRecord,
+  MemberRecord,
+  MessageRef,
+  ReadTx,
+  RevocationRecord,
+  Store,
+  WriteTx,
+} from '../store.ts';
+import { isTransientPgError, storeUnavailable } from './pg-errors.ts';
+import { migratePostgres } from './pg-migrate.ts';
+
+export interface PostgresStoreOptions {
+  /** postgres://user@host:port/database (a `schema` query parameter selects the schema). */
+  readonly url: string;
+  /** Schema for every table (created when missing); default: the URL's `schema`, else `public`. */
+  readonly schema?: string;
+  /** Pool size (default 10). */
+  readonly max?: number;
+  /** Seconds to wait for a connection before failing with STORE_UNAVAILABLE (default 5). */
+  readonly connectTimeoutS?: number;
+}
+
+type Sql = postgres.Sql<{ bigint: number }>;
+type TxSql = postgres.TransactionSql<{ bigint: number }>;
+
+const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+function encodeFrontier(f: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(f.length * 32);
+  f.forEach((h, i) => {
+    out.set(h, i * 32);
+  });
+  return out;
+}
+
+function decodeFrontier(b: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i + 32 <= b.length; i += 32) out.push(b.slice(i, i + 32));
+  return out;
+}
+
+interface DeviceRow {
+  device: string;
+  party: string;
+  public_key: Uint8Array;
+  role: string;
+  not_before: number;
+  not_after: number;
+  certificate: Uint8Array;
+  revoked_at: number | null;
+}
+
+interface EntryRow {
+  seq: number;
+  msg_id: string;
+  sender: string;
+  envelope_hash: Uint8Array;
+  received_at: number;
+  entry: Uint8Array;
+}
+
+interface MemberRow {
+  device: string;
+  party: string;
+  added_seq: number;
+  removed_seq: number | null;
+}
+
+const toDevice = (r: DeviceRow): DeviceRecord => ({
+  device: r.device as DeviceId,
+  party: r.party as PartyId,
+  publicKey: bytes(r.public_key),
+  role: r.role as Role,
+  notBefore: r.not_before,
+  notAfter: r.not_after,
+  certificate: bytes(r.certificate),
+  revokedAt: r.revoked_at ?? undefined,
+});
+
+const toEntry = (r: EntryRow): EntryRecord => ({
+  seq: r.seq,
+  msgId: r.msg_id,
+  sender: r.sender as DeviceId,
+  envelopeHash: bytes(r.envelope_hash),
+  receivedAt: r.received_at,
+  entry: bytes(r.entry),
+});
+
+interface HeadRow {
+  channel: string;
+  epoch: number;
+  size: number;
+  frontier: Uint8Array;
+  last_at: number;
+  created_at: number;
+}
+
+interface AheadRow {
+  channel: string;
+  msg_id: string;
+  seq: number;
+  envelope_hash: Uint8Array;
+  received_at: number;
+}
+
+const toHead = (r: HeadRow): ChannelHead => ({
+  channel: r.channel as ChannelId,
+  epoch: r.epoch,
+  size: r.size,
+  frontier: decodeFrontier(bytes(r.frontier)),
+  lastAt: r.last_at,
+  createdAt: r.created_at,
+});
+
+const toMember = (channel: ChannelId, r: MemberRow): MemberRecord => ({
+  channel,
+  device: r.device as DeviceId,
+  party: r.party as PartyId,
+  addedSeq: r.added_seq,
+  removedSeq: r.removed_seq ?? undefined,
+});
+
+interface PendingEntry {
+  channel: string;
+  seq: number;
+  msg_id: string;
+  sender: string;
+  envelope_hash: Uint8Array;
+  received_at: number;
+  entry: Uint8Array;
+}
+
+interface PendingNode {
+  channel: string;
+  level: number;
+  idx: number;
+  hash: Uint8Array;
+}
+
+/** Rows per multi-row INSERT (PostgreSQL allows 65,535 parameters per statement). */
+const INSERT_CHUNK = 1000;
+
+class PgTx implements WriteTx {
+  readonly #raw: TxSql;
+  /** Writes whose result nobody waits for, sent (pipelined, in order) at the next flush. */
+  #deferred: Array<() => PromiseLike<unknown>> = [];
+  #entries: PendingEntry[] = [];
+  #nodes: PendingNode[] = [];
+  /** msgId → seq of buffered entries, per channel (findMessage must see them). */
+  readonly #pendingMsg = new Map<string, PendingEntry>();
+  /** Heads read with the channel locks, each answered once (until the channel is written). */
+  readonly #aheadHeads = new Map<ChannelId, ChannelHead | undefined>();
+  /** msgIds looked up with the channel locks, per channel, and what was found. */
+  readonly #aheadMsgs = new Map<ChannelId, { asked: Set<string>; found: Map<string, MessageRef> }>();
+
+  constructor(sql: TxSql) {
+    this.#raw = sql;
+  }
+
+  /** The connection, once every buffered write is on its way (statements run in order). */
+  async #q(): Promise<TxSql> {
+    await this.flush();
+    return this.#raw;
+  }
+
+  #defer(make: () => PromiseLike<unknown>): void {
+    this.#deferred.push(make);
+  }
+
+  /** Sends the buffered writes, pipelined in one round trip: deferred statements, then entries and nodes. */
+  async flush(): Promise<void> {
+    if (this.#deferred.length === 0 && this.#entries.length === 0 && this.#nodes.length === 0) return;
+    const deferred = this.#deferred;
+    const entries = this.#entries;
+    const nodes = this.#nodes;
+    this.#deferred = [];
+    this.#entries = [];
+    this.#nodes = [];
+    this.#pendingMsg.clear();
+    const sql = this.#raw;
+    const work: PromiseLike<unknown>[] = deferred.map((make) => make());
+    for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
+      const rows = entries.slice(i, i + INSERT_CHUNK);
+      work.push(
+        sql`INSERT INTO entries ${sql(rows, 'channel', 'seq', 'msg_id', 'sender', 'envelope_hash', 'received_at', 'entry')}`,
+      );
+    }
+    for (let i = 0; i < nodes.length; i += INSERT_CHUNK) {
+      const rows = nodes.slice(i, i + INSERT_CHUNK);
+      work.push(
+        sql`INSERT INTO nodes ${sql(rows, 'channel', 'level', 'idx', 'hash')}
+            ON CONFLICT (channel, level, idx) DO UPDATE SET hash = excluded.hash`,
+      );
+    }
+    // Pipelined on the transaction's connection; wait for all so none is left unobserved.
+    const results = await Promise.allSettled(work);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
+  async getCard(party: PartyId): Promise<CardRecord | undefined> {
+    const [r] = await (await this.#q())<
+      { party: string; root_public_key: Uint8Array; card: Uint8Array; issued_at: number }[]
+    >`SELECT party, root_public_key, card, issued_at FROM parties WHERE party = ${party}`;
+    if (r === undefined) return undefined;
+    return {
+      party: r.party as PartyId,
+      rootPublicKey: bytes(r.root_public_key),
+      card: bytes(r.card),
+      issuedAt: r.issued_at,
+    };
+  }
+
+  async getDevice(device: DeviceId): Promise<DeviceRecord | undefined> {
+    const [r] = await (await this.#q())<DeviceRow[]>`SELECT * FROM devices WHERE device = ${device}`;
+    return r === undefined ? undefined : toDevice(r);
+  }
+
+  async listDevices(party: PartyId): Promise<DeviceRecord[]> {
+    const rows = await (await this.#q())<
+      DeviceRow[]
+    >`SELECT * FROM devices WHERE party = ${party} ORDER BY device`;
+    return rows.map(toDevice);
+  }
+
+  async listRevocations(party: PartyId): Promise<RevocationRecord[]> {
+    const rows = await (await this.#q())<
+      { device: string; party: string; revoked_at: number; revocation: Uint8Array }[]
+    >`SELECT device, party, revoked_at, revocation FROM revocations WHERE party = ${party} ORDER BY device`;
+    return rows.map((r) => ({
+      device: r.device as DeviceId,
+      party: r.party as PartyId,
+      revokedAt: r.revoked_at,
+      revocation: bytes(r.revocation),
+    }));
+  }
+
+  async countKeyPackages(device: DeviceId): Promise<{ oneTime: number; lastResort: boolean }> {
+    const [r] = await (await this.#q())<{ one_time: number; last_resort: boolean }[]>`
+      SELECT count(*) FILTER (WHERE NOT last_resort) AS one_time, COALESCE(bool_or(last_resort), false) AS last_resort
+      FROM key_packages WHERE device = ${device}`;
+    return { oneTime: r?.one_time ?? 0, lastResort: r?.last_resort ?? false };
+  }
+
+  async getChannel(channel: ChannelId): Promise<ChannelHead | undefined> {
+    if (this.#aheadHeads.has(channel)) {
+      const head = this.#aheadHeads.get(channel);
+      this.#aheadHeads.delete(channel);
+      return head;
+    }
+    const [r] = await (await this.#q())<HeadRow[]>`
+      SELECT channel, epoch, size, frontier, last_at, created_at FROM channels WHERE channel = ${channel}`;
+    return r === undefined ? undefined : toHead(r);
+  }
+
+  async getMember(channel: ChannelId, device: DeviceId): Promise<MemberRecord | undefined> {
+    const [r] = await (await this.#q())<MemberRow[]>`
+      SELECT device, party, added_seq, removed_seq FROM members WHERE channel = ${channel} AND device = ${device}`;
+    return r === undefined ? undefined : toMember(channel, r);
+  }
+
+  async listMembers(channel: ChannelId): Promise<MemberRecord[]> {
+    const rows = await (await this.#q())<MemberRow[]>`
+      SELECT device, party, added_seq, removed_seq FROM members WHERE channel = ${channel}
+      ORDER BY added_seq, device`;
+    return rows.map((r) => toMember(channel, r));
+  }
+
+  async findMessage(channel: ChannelId, msgId: string): Promise<MessageRef | undefined> {
+    const p = this.#pendingMsg.get(`${channel}\n${msgId}`);
+    if (p !== undefined) return { seq: p.seq, envelopeHash: p.envelope_hash, receivedAt: p.received_at };
+    const [r] = await (await this.#q())<{ seq: number; envelope_hash: Uint8Array; received_at: number }[]>`
+      SELECT seq, envelope_hash, received_at FROM entries WHERE channel = ${channel} AND msg_id = ${msgId}`;
+    return r === undefined
+      ? undefined
+      : { seq: r.seq, envelopeHash: bytes(r.envelope_hash), receivedAt: r.received_at };
+  }
+
+  async findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>> {
+    const out = new Map<string, MessageRef>();
+    const ask: string[] = [];
+    const ahead = this.#aheadMsgs.get(channel);
+    this.#aheadMsgs.delete(channel);
+    for (const id of msgIds) {
+      const p = this.#pendingMsg.get(`${channel}\n${id}`);
+      if (p !== undefined)
+        out.set(id, { seq: p.seq, envelopeHash: p.envelope_hash, receivedAt: p.received_at });
+      else if (ahead?.asked.has(id) === true) {
+        const f = ahead.found.get(id);
+        if (f !== undefined) out.set(id, f);
+      } else ask.push(id);
+    }
+    if (ask.length === 0) return out;
+    const rows = await (await this.#q())<
+      { msg_id: string; seq: number; envelope_hash: Uint8Array; received_at: number }[]
+    >`
+      SELECT msg_id, seq, envelope_hash, received_at FROM entries
+      WHERE channel = ${channel} AND msg_id = ANY(${ask}::text[])`;
+    for (const r of rows) {
+      out.set(r.msg_id, { seq: r.seq, envelopeHash: bytes(r.envelope_hash), receivedAt: r.received_at });
+    }
+    return out;
+  }
+
+  async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
+    if (limit <= 0) return [];
+    const end = until ?? Number.MAX_SAFE_INTEGER;
+    const rows = await (await this.#q())<EntryRow[]>`
+      SELECT seq, msg_id, sender, envelope_hash, received_at, entry FROM entries
+      WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${limit}`;
+    return rows.map(toEntry);
+  }
+
+  async readNodes(channel: ChannelId, refs: readonly NodeRef[]): Promise<Uint8Array[]> {
+    if (refs.length === 0) return [];
+    const levels = refs.map((r) => r.level);
+    const idxs = refs.map((r) => r.index);
+    const rows = await (await this.#q())<{ level: number; idx: number; hash: Uint8Array }[]>`
+      SELECT n.level, n.idx, n.hash FROM nodes n
+      JOIN unnest(${levels}::int[], ${idxs}::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx
+      WHERE n.channel = ${channel}`;
+    const got = new Map(rows.map((r) => [`${r.level}:${r.idx}`, r.hash] as const));
+    return refs.map((r) => {
+      const h = got.get(`${r.level}:${r.index}`);
+      if (h === undefined) throw new Error(`missing node ${r.level}/${r.index} of ${channel}`);
+      return bytes(h);
+    });
+  }
+
+  async getCheckpoint(channel: ChannelId, size?: number): Promise<CheckpointRecord | undefined> {
+    const [r] =
+      size === undefined
+        ? await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
+            SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} ORDER BY size DESC LIMIT 1`
+        : await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
+            SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} AND size = ${size}`;
+    if (r === undefined) return undefined;
+    const lines = await (await this.#q())<{ line: string }[]>`
+      SELECT line FROM cosignatures WHERE channel = ${channel} AND size = ${r.size} ORDER BY line COLLATE "C"`;
+    return { size: r.size, note: r.note, issuedAt: r.issued_at, cosignatures: lines.map((l) => l.line) };
+  }
+
+  async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
+    const rows = await (await this.#q())<
+      { cursor: number; channel: string; seq: number; entry: Uint8Array }[]
+    >`
+      SELECT i.cursor, i.channel, i.seq, e.entry FROM inbox i
+        JOIN entries e ON e.channel = i.channel AND e.seq = i.seq
+      WHERE i.party = ${party} AND i.cursor > ${after} ORDER BY i.cursor LIMIT ${limit}`;
+    return rows.map((r) => ({
+      cursor: r.cursor,
+      channel: r.channel as ChannelId,
+      seq: r.seq,
+      entry: bytes(r.entry),
+    }));
+  }
+
+  // --- writes
+
+  async lockChannels(
+    channels: readonly ChannelId[],
+    readAhead?: ReadonlyMap<ChannelId, readonly string[]>,
+  ): Promise<void> {
+    if (channels.length === 0) return;
+    const sql = await this.#q();
+    const list = [...channels];
+    // One global order (by lock key), so two nodes' batches never wait on each other in a cycle.
+    const lock = sql`
+      SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':channel'), k)
+      FROM (SELECT DISTINCT hashtext(c) AS k FROM unnest(${list}::text[]) AS c ORDER BY k) AS keys`;
+    // Pipelined behind the lock on the same connection: under READ COMMITTED each statement
+    // takes its snapshot when it starts, i.e. once the lock is held, so these see the latest commit.
+    const heads = sql<HeadRow[]>`
+      SELECT channel, epoch, size, frontier, last_at, created_at FROM channels
+      WHERE channel = ANY(${list}::text[])`;
+    const pairs: Array<[string, string]> = [];
+    for (const [c, ids] of readAhead ?? []) for (const id of ids) pairs.push([c, id]);
+    const msgs = sql<AheadRow[]>`
+      SELECT e.channel, e.msg_id, e.seq, e.envelope_hash, e.received_at FROM entries e
+      JOIN unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]) AS w(channel, msg_id)
+        ON e.channel = w.channel AND e.msg_id = w.msg_id`;
+    const [l, h, m] = await Promise.allSettled([lock, heads, msgs]);
+    if (l.status === 'rejected') throw l.reason;
+    if (h.status === 'rejected') throw h.reason;
+    if (m.status === 'rejected') throw m.reason;
+    for (const c of list) this.#aheadHeads.set(c, undefined);
+    for (const r of h.value) this.#aheadHeads.set(r.channel as ChannelId, toHead(r));
+    for (const [c, ids] of readAhead ?? []) this.#aheadMsgs.set(c, { asked: new Set(ids), found: new Map() });
+    for (const r of m.value) {
+      this.#aheadMsgs.get(r.channel as ChannelId)?.found.set(r.msg_id, {
+        seq: r.seq,
+        envelopeHash: bytes(r.envelope_hash),
+        receivedAt: r.received_at,
+      });
+    }
+  }
+
+  async putCard(rec: CardRecord): Promise<void> {
+    await (await this.#q())`
+      INSERT INTO parties (party, root_public_key, card, issued_at)
+      VALUES (${rec.party}, ${rec.rootPublicKey}, ${rec.card}, ${rec.issuedAt})
+      ON CONFLICT (party) DO UPDATE SET card = excluded.card, issued_at = excluded.issued_at`;
+  }
+
+  async putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void> {
+    await (await this.#q())`
+      INSERT INTO devices (device, party, public_key, role, not_before, not_after, certificate, revoked_at)
+      VALUES (${rec.device}, ${rec.party}, ${rec.publicKey}, ${rec.role}, ${rec.notBefore}, ${rec.notAfter},
+              ${rec.certificate}, (SELECT revoked_at FROM revocations WHERE device = ${rec.device}))
+      ON CONFLICT (device) DO UPDATE SET role = excluded.role, not_before = excluded.not_before,
+        not_after = excluded.not_after, certificate = excluded.certificate`;
+  }
+
+  async putRevocation(rec: RevocationRecord): Promise<void> {
+    await (await this.#q())`
+      INSERT INTO revocations (device, party, revoked_at, revocation)
+      VALUES (${rec.device}, ${rec.party}, ${rec.revokedAt}, ${rec.revocation})
+      ON CONFLICT (device) DO UPDATE SET revoked_at = excluded.revoked_at, revocation = excluded.revocation
+      WHERE excluded.revoked_at < revocations.revoked_at`;
+    await (await this.#q())`
+      UPDATE devices SET revoked_at = ${rec.revokedAt}
+      WHERE device = ${rec.device} AND (revoked_at IS NULL OR revoked_at > ${rec.revokedAt})`;
+  }
+
+  async addKeyPackages(
+    device: DeviceId,
+    oneTime: readonly Uint8Array[],
+    lastResort?: Uint8Array,
+  ): Promise<void> {
+    const sql = await this.#q();
+    if (oneTime.length > 0) {
+      const rows = oneTime.map((kp) => ({ device, last_resort: false, key_package: kp }));
+      await sql`INSERT INTO key_packages ${sql(rows, 'device', 'last_resort', 'key_package')}`;
+    }
+    if (lastResort !== undefined) {
+      await sql`DELETE FROM key_packages WHERE device = ${device} AND last_resort`;
+      await sql`INSERT INTO key_packages (device, last_resort, key_package) VALUES (${device}, true, ${lastResort})`;
+    }
+  }
+
+  async takeKeyPackage(device: DeviceId): Promise<ClaimedPackage | undefined> {
+    // SKIP LOCKED: two nodes claiming at once get two different one-time packages.
+    const [one] = await (await this.#q())<{ key_package: Uint8Array }[]>`
+      DELETE FROM key_packages WHERE id = (
+        SELECT id FROM key_packages WHERE device = ${device} AND NOT last_resort
+        ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING key_package`;
+    if (one !== undefined) return { keyPackage: bytes(one.key_package), lastResort: false };
+    const [last] = await (await this.#q())<{ key_package: Uint8Array }[]>`
+      SELECT key_package FROM key_packages WHERE device = ${device} AND last_resort LIMIT 1`;
+    return last === undefined ? undefined : { keyPackage: bytes(last.key_package), lastResort: true };
+  }
+
+  async putChannel(head: ChannelHead): Promise<void> {
+    this.#aheadHeads.delete(head.channel);
+    const frontier = encodeFrontier(head.frontier);
+    this.#defer(
+      () => this.#raw`
+      INSERT INTO channels (channel, epoch, size, frontier, last_at, created_at)
+      VALUES (${head.channel}, ${head.epoch}, ${head.size}, ${frontier}, ${head.lastAt}, ${head.createdAt})
+      ON CONFLICT (channel) DO UPDATE SET epoch = excluded.epoch, size = excluded.size,
+        frontier = excluded.frontier, last_at = excluded.last_at`,
+    );
+  }
+
+  async putMember(rec: MemberRecord): Promise<void> {
+    this.#defer(
+      () => this.#raw`
+      INSERT INTO members (channel, device, party, added_seq, removed_seq)
+      VALUES (${rec.channel}, ${rec.device}, ${rec.party}, ${rec.addedSeq}, ${rec.removedSeq ?? null})
+      ON CONFLICT (channel, device) DO UPDATE SET party = excluded.party, added_seq = excluded.added_seq,
+        removed_seq = excluded.removed_seq`,
+    );
+  }
+
+  async appendEntry(channel: ChannelId, rec: EntryRecord): Promise<void> {
+    this.#aheadMsgs.delete(channel);
+    const key = `${channel}\n${rec.msgId}`;
+    if (this.#pendingMsg.has(key) || this.#entries.some((e) => e.channel === channel && e.seq === rec.seq)) {
+      // Let the database refuse it, as it would unbuffered.
+      await this.flush();
+    }
+    const row: PendingEntry = {
+      channel,
+      seq: rec.seq,
+      msg_id: rec.msgId,
+      sender: rec.sender,
+      envelope_hash: rec.envelopeHash,
+      received_at: rec.receivedAt,
+      entry: rec.entry,
+    };
+    this.#entries.push(row);
+    this.#pendingMsg.set(key, row);
+    if (this.#entries.length >= INSERT_CHUNK) await this.flush();
+  }
+
+  async putNodes(channel: ChannelId, nodes: readonly StoredNode[]): Promise<void> {
+    for (const n of nodes) this.#nodes.push({ channel, level: n.level, idx: n.index, hash: n.hash });
+    if (this.#nodes.length >= INSERT_CHUNK) await this.flush();
+  }
+
+  async putCheckpoint(channel: ChannelId, rec: Omit<CheckpointRecord, 'cosignatures'>): Promise<void> {
+    this.#defer(
+      () => this.#raw`
+      INSERT INTO checkpoints (channel, size, note, issued_at)
+      VALUES (${channel}, ${rec.size}, ${rec.note}, ${rec.issuedAt})
+      ON CONFLICT (channel, size) DO UPDATE SET note = excluded.note, issued_at = excluded.issued_at`,
+    );
+  }
+
+  async addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean> {
+    const r = await (await this.#q())`
+      INSERT INTO cosignatures (channel, size, line) VALUES (${channel}, ${size}, ${line})
+      ON CONFLICT DO NOTHING`;
+    return r.count === 1;
+  }
+
+  async addInboxItem(party: PartyId, channel: ChannelId, seq: number): Promise<number> {
+    // Cursors must grow in commit order (a reader resumes after the last cursor it saw): one
+    // transaction at a time takes them. Channel locks are all taken before this one.
+    await (await this.#q())`SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':inbox'), 0)`;
+    const [r] = await (await this.#q())<{ cursor: number }[]>`
+      INSERT INTO inbox (party, channel, seq) VALUES (${party}, ${channel}, ${seq}) RETURNING cursor`;
+    if (r === undefined) throw new Error('inbox insert returned no cursor');
+    return r.cursor;
+  }
+}
+
+function schemaOf(url: string, explicit: string | undefined): { url: string; schema: string } {
+  const u = new URL(url);
+  const fromUrl = u.searchParams.get('schema');
+  u.searchParams.delete('schema');
+  const schema = explicit ?? fromUrl ?? 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new RelayError('REQUEST_INVALID', 'store schema must be a lowercase SQL identifier');
+  }
+  return { url: u.toString(), schema };
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly shared = true;
+  readonly schema: string;
+  readonly #sql: Sql;
+  #closed = false;
+
+  constructor(sql: Sql, schema: string) {
+    this.#sql = sql;
+    this.schema = schema;
+  }
+
+  async #guard<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new Error('store is closed');
+    try {
+      return await run();
+    } catch (e) {
+      if (isTransientPgError(e)) throw storeUnavailable();
+      throw e;
+    }
+  }
+
+  read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
+    return this.#guard(
+      () =>
+        this.#sql.begin('isolation level repeatable read read only', (sql) =>
+          fn(new PgTx(sql)),
+        ) as Promise<T>,
+    );
+  }
+
+  write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    return this.#guard(
+      () =>
+        this.#sql.begin(async (sql) => {
+          const tx = new PgTx(sql);
+          const r = await fn(tx);
+          await tx.flush();
+          return r;
+        }) as Promise<T>,
+    );
+  }
+
+  /**
+   * Records the cluster's checkpoint verifier key on first start; every later node must sign
+   * with the same key (two keys would give one channel two incompatible histories of checkpoints).
+   */
+  async claimCheckpointKey(vkey: string): Promise<{ ok: true } | { ok: false; recorded: string }> {
+    return this.#guard(async () => {
+      await this
+        .#sql`INSERT INTO relay_meta (key, value) VALUES ('checkpoint_vkey', ${vkey}) ON CONFLICT DO NOTHING`;
+      const [r] = await this.#sql<
+        { value: string }[]
+      >`SELECT value FROM relay_meta WHERE key = 'checkpoint_vkey'`;
+      if (r === undefined || r.value === vkey) return { ok: true };
+      return { ok: false, recorded: r.value };
+    });
+  }
+
+  /** A cheap round trip (readiness). */
+  async ping(): Promise<void> {
+    await this.#guard(() => this.#sql`SELECT 1`);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#sql.end({ timeout: 5 });
+  }
+}
+
+export async function openPostgresStore(opts: PostgresStoreOptions): Promise<PostgresStore> {
+  const { url, schema } = schemaOf(opts.url, opts.schema);
+  const sql: Sql = postgres(url, {
+    max: opts.max ?? 10,
+    connect_timeout: opts.connectTimeoutS ?? 5,
+    onnotice: () => {},
+    connection: { search_path: schema, application_name: 'backchannel-relay' },
+    types: {
+      bigint: {
+        to: 20,
+        from: [20],
+        serialize: (x: number) => String(x),
+        parse: (x: string) => Number(x),
+      },
+    },
+  });
+  try {
+    await migratePostgres(sql, schema);
+  } catch (e) {
+    await sql.end({ timeout: 1 });
+    if (isTransientPgError(e)) throw storeUnavailable();
+    throw e;
+  }
+  return new PostgresStore(sql, schema);
+}

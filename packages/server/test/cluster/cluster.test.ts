@@ -1,0 +1,290 @@
+/**
+ * Two relay nodes on one PostgreSQL schema and one NATS subject (the real services of this
+ * machine), in process: cross-node live delivery, one total order per channel under concurrent
+ * writers on both nodes, consistent checkpoints, and catch-up from the store when NATS loses
+ * messages.
+ */
+import { type ChannelId, decodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
+import { leafHash, rootOfLeaves, verifyConsistency } from '@backchannel/protocol/transcript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFanout, encodeFanout } from '../../src/fanout/fanout-codec.ts';
+import { openPostgresStore } from '../../src/store/postgres/pg-store.ts';
+import {
+  type AppendBody,
+  commit,
+  envelope,
+  makeDevice,
+  makeParty,
+  newChannel,
+  revocationOf,
+  seedOf,
+  type TestDevice,
+  verifyAppend,
+} from '../helpers.ts';
+import { dropSchema, PG_URL, servicesUp, uniqueName } from '../services.ts';
+import { CuttableProxy, HubClient, type Node, startNode } from './cluster.ts';
+
+const up = await servicesUp('cluster/cluster.test.ts', ['postgres', 'nats']);
+const schema = uniqueName('bc_cluster');
+const subject = `bctest.${uniqueName('cluster')}`;
+const seed = seedOf('cluster relay key');
+
+const rootOf = (note: string) => Buffer.from(note.split('\n')[2] as string, 'base64');
+const sizeOf = (note: string) => Number(note.split('\n')[1]);
+
+describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
+  let n1: Node;
+  let n2: Node;
+  const A = makeParty('A');
+  const B = makeParty('B');
+  const a = makeDevice(A, 'a', 'admin');
+  const b = makeDevice(B, 'b', 'principal');
+
+  beforeAll(async () => {
+    n1 = await startNode({ schema, subject, seed });
+    n2 = await startNode({ schema, subject, seed });
+    await n1.caller.publishParty(A, [a]);
+    await n2.caller.publishParty(B, [b]);
+  });
+
+  afterAll(async () => {
+    await n1?.close();
+    await n2?.close();
+    if (up) await dropSchema(schema);
+  });
+
+  async function openChannel(): Promise<ChannelId> {
+    const ch = newChannel();
+    const r = await n1.caller.append(a, commit(a, ch, 0, [b]));
+    expect(r.status).toBe(201);
+    return ch;
+  }
+
+  async function entriesOf(node: Node, ch: ChannelId, dev: TestDevice) {
+    const r = await node.caller.get(`/v1/channels/${ch}/entries?from=0`, dev);
+    expect(r.status).toBe(200);
+    return r.body as { entries: Array<{ seq: number; entry: string }>; checkpoint: string; size: number };
+  }
+
+  it('a message posted to node 1 is delivered live to a WebSocket subscriber on node 2', async () => {
+    const ch = await openChannel();
+    const ws = new HubClient(n2.core);
+    await ws.auth(b);
+    await ws.subscribe(ch, 0);
+    await ws.waitForEntries(ch, 1);
+    const posted = await n1.caller.append(a, envelope(a, ch));
+    expect(posted.body.seq).toBe(1);
+    expect(await ws.waitForEntries(ch, 2)).toEqual([0, 1]);
+    // The entry came over NATS (node 2 did not write it), with the checkpoint node 1 signed.
+    expect(n2.nats.stats.received).toBeGreaterThan(0);
+    const cp = await ws.waitFor((f) => f.type === 'checkpoint' && f.size === 2, 'checkpoint at 2');
+    expect(cp.checkpoint).toBe(posted.body.checkpoint);
+    ws.close();
+  });
+
+  it('concurrent posts to one channel through both nodes form one gap-free order with consistent checkpoints', async () => {
+    const ch = await openChannel();
+    const w1 = new HubClient(n1.core);
+    const w2 = new HubClient(n2.core);
+    await w1.auth(a);
+    await w2.auth(b);
+    await w1.subscribe(ch, 0);
+    await w2.subscribe(ch, 0);
+    const perNode = 60;
+    const sends: Array<Promise<{ node: 1 | 2; body: AppendBody; msgId: string }>> = [];
+    for (let i = 0; i < perNode; i++) {
+      const e1 = envelope(a, ch);
+      const e2 = envelope(b, ch);
+      sends.push(n1.caller.append(a, e1).then((r) => ({ node: 1, body: r.body, msgId: e1.body.msgId })));
+      sends.push(n2.caller.append(b, e2).then((r) => ({ node: 2, body: r.body, msgId: e2.body.msgId })));
+    }
+    const answers = await Promise.all(sends);
+    for (const x of answers) expect(x.body.error, JSON.stringify(x.body)).toBeUndefined();
+    const total = 1 + 2 * perNode;
+    // One total order: every seq from 1 to total-1 exactly once, across both nodes' answers.
+    expect(answers.map((x) => x.body.seq).sort((p, q) => p - q)).toEqual(
+      Array.from({ length: total - 1 }, (_, i) => i + 1),
+    );
+    expect(new Set(answers.map((x) => x.node)).size).toBe(2);
+    // Both nodes read the same log; every answer's proof verifies against the checkpoint it got.
+    const l1 = await entriesOf(n1, ch, a);
+    const l2 = await entriesOf(n2, ch, b);
+    expect(l1.size).toBe(total);
+    expect(l2.entries).toEqual(l1.entries);
+    const rows = l1.entries.map((e) => fromBase64url(e.entry));
+    rows.forEach((row, i) => {
+      const d = decodeEntry(row);
+      expect(d.ok && d.value.entry.seq).toBe(i);
+    });
+    for (const x of answers) {
+      const core = x.node === 1 ? n1.core : n2.core;
+      expect(verifyAppend(core, x.body, rows[x.body.seq] as Uint8Array)).toBe(true);
+    }
+    // Checkpoints signed by either node are consistent with each other and with the final root.
+    const finalRoot = rootOfLeaves(rows.map((r) => leafHash(r)));
+    expect(rootOf(l1.checkpoint).equals(Buffer.from(finalRoot))).toBe(true);
+    const notes = [...new Set(answers.map((x) => x.body.checkpoint))];
+    for (const note of notes) {
+      const from = sizeOf(note);
+      const p = await n2.caller.get(`/v1/channels/${ch}/proof/consistency?from=${from}&to=${total}`, b);
+      expect(p.status).toBe(200);
+      const proof = (p.body.proof as string[]).map((h) => fromBase64url(h));
+      expect(verifyConsistency(from, total, proof, rootOf(note), finalRoot)).toBe(true);
+    }
+    // Live subscribers on both nodes saw every entry once, in order.
+    const all = Array.from({ length: total }, (_, i) => i);
+    expect(await w1.waitForEntries(ch, total)).toEqual(all);
+    expect(await w2.waitForEntries(ch, total)).toEqual(all);
+    w1.close();
+    w2.close();
+  }, 60_000);
+
+  it('a retry through the other node gets the original answer (idempotent across nodes)', async () => {
+    const ch = await openChannel();
+    const env = envelope(a, ch);
+    const first = await n1.caller.append(a, env);
+    const again = await n2.caller.append(a, env);
+    expect(first.status).toBe(201);
+    expect(again.body).toMatchObject({ seq: first.body.seq, duplicate: true });
+    expect((await entriesOf(n2, ch, b)).size).toBe(2);
+  });
+
+  it('an access-list change committed on one node is enforced at once by the other', async () => {
+    const ch = await openChannel();
+    // Node 2 has the channel's members cached after this append.
+    expect((await n2.caller.append(b, envelope(b, ch))).status).toBe(201);
+    // b leaves through node 1 (a commit: epoch 1 → 2).
+    expect((await n1.caller.append(b, commit(b, ch, 1, [], [b]))).status).toBe(201);
+    const refused = await n2.caller.append(b, envelope(b, ch, { epoch: 2 }));
+    expect(refused.body.error?.code).toBe('NOT_A_MEMBER');
+    // a's next message through node 2 gets the next seq after node 1's commit.
+    expect((await n2.caller.append(a, envelope(a, ch, { epoch: 2 }))).body.seq).toBe(3);
+  });
+
+  it('a node that missed NATS messages catches up from the store, on the next message or on resync', async () => {
+    const ch = await openChannel();
+    const ws = new HubClient(n2.core);
+    await ws.auth(b);
+    await ws.subscribe(ch, 0);
+    await ws.waitForEntries(ch, 1);
+    // Node 1's next three batches never reach NATS.
+    n1.fanout.lossy = true;
+    for (let i = 0; i < 3; i++) expect((await n1.caller.append(a, envelope(a, ch))).status).toBe(201);
+    n1.fanout.lossy = false;
+    // The next one does: node 2 sees seq 4 while its subscriber waits for 1, and reads 1..3 from PostgreSQL.
+    await n1.caller.append(a, envelope(a, ch));
+    expect(await ws.waitForEntries(ch, 5)).toEqual([0, 1, 2, 3, 4]);
+    // Lost again, and nothing follows: a resync (what a NATS reconnect triggers) fills the gap.
+    n1.fanout.lossy = true;
+    await n1.caller.append(a, envelope(a, ch));
+    await n1.caller.append(a, envelope(a, ch));
+    n1.fanout.lossy = false;
+    n2.core.hub.resync();
+    expect(await ws.waitForEntries(ch, 7)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    ws.close();
+  });
+
+  it('a batch too large for one NATS message arrives as a hint and the subscriber reads it from the store', async () => {
+    const ch = await openChannel();
+    const ws = new HubClient(n2.core);
+    await ws.auth(b);
+    await ws.subscribe(ch, 0);
+    await ws.waitForEntries(ch, 1);
+    n1.fanout.lossy = true;
+    const posted = await n1.caller.append(a, envelope(a, ch));
+    const posted2 = await n1.caller.append(a, envelope(a, ch));
+    n1.fanout.lossy = false;
+    // What encodeFanout sends for a channel over the transport's limit: the checkpoint, no entries.
+    const [hint] = encodeFanout(
+      'node-1',
+      {
+        channels: [{ channel: ch, entries: [], checkpoint: { size: 3, note: posted2.body.checkpoint } }],
+        inbox: [],
+      },
+      1 << 20,
+    );
+    n2.core.hub.publish(decodeFanout(hint as Uint8Array).message);
+    expect(await ws.waitForEntries(ch, 3)).toEqual([0, 1, 2]);
+    expect(posted.body.seq).toBe(1);
+    ws.close();
+  });
+
+  it('a device revoked through node 1 is cut off on node 2 at once (sockets closed, requests refused)', async () => {
+    const C = makeParty('C');
+    const c1 = makeDevice(C, 'c1', 'staff');
+    await n1.caller.publishParty(C, [c1]);
+    const ws = new HubClient(n2.core);
+    await ws.auth(c1);
+    // Node 2 has c1's record cached now (authentication read it).
+    expect((await n2.caller.get('/v1/inbox', c1)).status).toBe(200);
+    const r = await n1.caller.post('/v1/revocations', undefined, {
+      revocation: toBase64url(revocationOf(c1)),
+    });
+    expect(r.status).toBe(200);
+    const closed = await ws.waitFor(
+      (f) => f.type === 'error' && f.code === 'CERT_REVOKED',
+      'revocation notice',
+    );
+    expect(closed.code).toBe('CERT_REVOKED');
+    const refused = await n2.caller.get('/v1/inbox', c1);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
+  });
+
+  it('refuses to join a node whose checkpoint key differs from the cluster’s', async () => {
+    const store = await openPostgresStore({ url: PG_URL, schema, max: 1 });
+    try {
+      expect(await store.claimCheckpointKey(n1.core.signer.vkey)).toEqual({ ok: true });
+      const other = await store.claimCheckpointKey('other+00000000+AAAA');
+      expect(other).toEqual({ ok: false, recorded: n1.core.signer.vkey });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
+  it('answers writes with STORE_UNAVAILABLE (503, Retry-After) and resumes when the database is back', async () => {
+    const s = uniqueName('bc_cut');
+    const pg = new URL(PG_URL);
+    const proxy = new CuttableProxy({ host: pg.hostname, port: Number(pg.port) });
+    const port = await proxy.listen();
+    pg.host = `127.0.0.1:${port}`;
+    const node = await startNode({
+      schema: s,
+      subject: `bctest.${uniqueName('cut')}`,
+      seed,
+      pgUrl: pg.toString(),
+    });
+    try {
+      const P = makeParty('P');
+      const d = makeDevice(P, 'd', 'admin');
+      await node.caller.publishParty(P, [d]);
+      const ch = newChannel();
+      expect((await node.caller.append(d, commit(d, ch, 0))).status).toBe(201);
+      proxy.cut();
+      const env = envelope(d, ch);
+      const failed = await node.caller.append(d, env);
+      expect(failed.status).toBe(503);
+      expect(failed.body.error?.code).toBe('STORE_UNAVAILABLE');
+      expect(Number(failed.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(JSON.stringify(failed.body)).not.toMatch(/127\.0\.0\.1|postgres|stack/i);
+      proxy.heal();
+      // The client retries the same envelope: it lands once, right after the commit.
+      let again = await node.caller.append(d, env);
+      for (let i = 0; i < 20 && again.status === 503; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        again = await node.caller.append(d, env);
+      }
+      expect(again.status).toBe(201);
+      expect(again.body.seq).toBe(1);
+      expect((await node.caller.append(d, envelope(d, ch))).body.seq).toBe(2);
+      const reads = await node.caller.get(`/v1/channels/${ch}/entries?from=0`, d);
+      expect(reads.body.size).toBe(3);
+    } finally {
+      await node.close();
+      await proxy.close();
+      await dropSchema(s);
+    }
+  }, 60_000);
+});
