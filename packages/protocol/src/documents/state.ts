@@ -134,7 +134,6 @@ function applyRevision(doc: DocumentState | undefined, e: RevisionEvent, ctx: Do
   const hash = revisionHash(body);
   if (doc === undefined) {
     if (body.n !== 0) return no('DOC_UNKNOWN', `no document ${e.doc}`);
-    if (e.doc !== e.id) return no('DOC_INVALID', 'a document is named by the event id of its first revision');
     const want: readonly PartyId[] =
       body.docType === 'non-paper' ? [] : body.docType === 'aide-memoire' ? [party] : ctx.parties;
     if (!sameSet(body.parties, want))

@@ -43,7 +43,7 @@ export const clauseSchema = z.strictObject({
 export const documentRevisionEvent = z.strictObject({
   ...baseFields,
   kind: z.literal('doc.revision'),
-  /** The document: the event id of its first revision. */
+  /** The document: a random id chosen by its first revision's author (same shape as event ids). */
   doc: eventIdSchema,
   /** Position in the chain (0 for the first revision). */
   n: z.number().int().nonnegative().max(100_000),
