@@ -180,6 +180,9 @@ export function renderAkomaNtoso(r: RenderInput, lang: string): string {
     ...b.parties.map(
       (p) => `        <TLCOrganization eId="${p}" href="/ontology/organization/${p}" showAs="${p}"/>`,
     ),
+    ...[...new Set(r.signatures.map((s) => s.role))].map(
+      (role) => `        <TLCRole eId="${role}" href="/ontology/role/${role}" showAs="${role}"/>`,
+    ),
     '      </references>',
     '      <proprietary source="#backchannel">',
     `        <bc:revision xmlns:bc="urn:backchannel:v1" n="${b.n}" hash="${toHex(r.hash)}" type="${b.docType}" languages="${escapeXml(b.languages.join(' '))}"/>`,
