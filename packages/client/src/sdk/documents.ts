@@ -9,6 +9,8 @@ import {
   clauseHash,
   clauseStatus,
   DOCUMENT_TYPE_NAMES,
+  encodeCanonical,
+  MAX_EVENT_BYTES,
   type DocumentState,
   type DocumentStatus,
   type DocumentType,
@@ -114,14 +116,14 @@ export class Documents {
         text: Object.fromEntries(Object.entries(c.text).map(([l, t]) => [l, parseSegments(t, by)])),
       })),
     });
-    await this.#ch.send({ kind: 'doc.revision', ...body } as DraftEvent);
+    await this.#ch.send(checkSize({ kind: 'doc.revision', ...body } as DraftEvent));
     return doc;
   }
 
   async edit(idOrPrefix: string, steps: readonly EditStep[]): Promise<EventId> {
     const d = this.get(idOrPrefix);
     const body = nextRevision(headOf(d).body, this.#bc.identity.party, steps);
-    return this.#ch.send({ kind: 'doc.revision', ...body } as DraftEvent);
+    return this.#ch.send(checkSize({ kind: 'doc.revision', ...body } as DraftEvent));
   }
 
   /** Parses `{{a | b}}` markup with this party as proposer (none in a non-paper). */
@@ -212,10 +214,27 @@ export class Documents {
     const rootKeys: Record<string, Uint8Array> = {};
     for (const p of headOf(d).body.parties) {
       const k = this.#bc.rootKey(p);
-      if (k !== undefined) rootKeys[p] = k;
+      if (k === undefined)
+        throw new ClientError(
+          'CARD_UNKNOWN',
+          `no pinned root key for party ${p}: fetch its contact card first`,
+        );
+      rootKeys[p] = k;
     }
     return exportDocument(d, { rootKeys, base: opts.base ?? slug(headOf(d).body.title) });
   }
+}
+
+/** A revision carries the whole text: refuse one that receivers would refuse as oversize. */
+function checkSize(draft: DraftEvent): DraftEvent {
+  // Leave room for the transport fields (v, id, at) the channel adds.
+  if (encodeCanonical(draft).length > MAX_EVENT_BYTES - 256) {
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `this revision is larger than one event may be (${MAX_EVENT_BYTES} bytes): split the document`,
+    );
+  }
+  return draft;
 }
 
 export function slug(title: string): string {
