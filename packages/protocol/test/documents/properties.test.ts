@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   applyDiff,
+  clauseStatus,
   decodeCanonical,
   diffWords,
   documentStatus,
@@ -118,7 +119,44 @@ describe('document properties', () => {
           );
         expect(documentStatus(d).agreed).toBe(signedHead(w.A.id) && signedHead(w.B.id));
       }),
-      { numRuns: 40 },
+      { numRuns: 25 },
+    );
+  });
+
+  it('after initialling, an edit clears agreement on exactly the clause/language pairs it touches', () => {
+    const edit = fc.record({ clause: fc.nat(3), lang: fc.constantFrom('en', 'fr'), word: word });
+    fc.assert(
+      fc.property(fc.array(edit, { minLength: 1, maxLength: 4 }), (edits) => {
+        const w = new World();
+        const ids = ['c0', 'c1', 'c2', 'c3'];
+        const doc = w.create(
+          w.aNegotiator,
+          'ad-referendum',
+          ['en', 'fr'],
+          ids.map((id) => ({ id, text: { en: [`Clause ${id}.`], fr: [`Article ${id}.`] } })),
+        );
+        w.signoff(w.aNegotiator, doc, 'initial');
+        w.signoff(w.bNegotiator, doc, 'initial');
+        expect(documentStatus(w.doc(doc)).agreed).toBe(true);
+        const touched = new Set<string>();
+        for (const e of edits) {
+          const id = ids[e.clause] as string;
+          const before = w.head(doc).clauses.find((c) => c.id === id)?.text[e.lang]?.[0] as string;
+          const r = w.edit(w.bNegotiator, doc, [
+            { op: 'set', clause: id, lang: e.lang, segments: [`${before} ${e.word}`] },
+          ]);
+          expect(r.ok).toBe(true);
+          touched.add(`${id}/${e.lang}`);
+        }
+        const d = w.doc(doc);
+        for (const id of ids)
+          for (const lang of ['en', 'fr']) {
+            const want = touched.has(`${id}/${lang}`) ? 'open' : 'agreed';
+            expect(clauseStatus(d, id, lang).status, `${id}/${lang}`).toBe(want);
+          }
+        expect(documentStatus(d).agreed).toBe(false);
+      }),
+      { numRuns: 25 },
     );
   });
 });
