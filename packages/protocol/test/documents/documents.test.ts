@@ -409,4 +409,30 @@ describe('negotiated documents', () => {
       code: 'CERT_WRONG_PARTY',
     });
   });
+
+  it('an aide-mémoire is its author party’s alone: only it revises and signs it, and its signature alone agrees it', () => {
+    const w = new World();
+    const doc = w.create(
+      w.aNegotiator,
+      'aide-memoire',
+      ['en'],
+      [{ id: 'm1', text: { en: ['A recalls the understanding reached on 3 May.'] } }],
+    );
+    expect(w.head(doc).parties).toEqual([w.A.id]);
+    const edit = w.edit(w.bNegotiator, doc, [{ op: 'title', title: 'B’s version' }]);
+    expect(edit.ok ? '' : edit.code).toBe('ROLE_FORBIDDEN');
+    const bSign = w.signoff(w.bPrincipal, doc, 'sign');
+    expect(bSign.ok ? '' : bSign.code).toBe('DOC_SIGNATURE_FORBIDDEN');
+    expect(w.signoff(w.aNegotiator, doc, 'sign').ok).toBe(true);
+    expect(documentStatus(w.doc(doc)).agreed).toBe(true);
+    const { bundle, files } = exportDocument(w.doc(doc), {
+      rootKeys: { [w.A.id]: w.A.root.publicKey },
+      base: 'aide-memoire',
+    });
+    expect(files['aide-memoire.md']).toContain('**Aide-mémoire**');
+    expect(verifyDocumentBundle(JSON.parse(JSON.stringify(bundle)), files)).toMatchObject({
+      ok: true,
+      agreed: true,
+    });
+  });
 });
