@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { parseClauseArg, verifyBundleFile } from '../src/cli/commands/doc.ts';
+import { parseClauseArg, verifyBundleFile } from '../src/cli/commands/doc-io.ts';
 import { runDemo } from '../src/cli/demo.node.ts';
 
 const run = promisify(execFile);

@@ -23,14 +23,12 @@ export {
   tokenize,
 } from './documents/diff.ts';
 export { type EditStep, firstRevision, type NewDocumentInput, nextRevision } from './documents/edit.ts';
+export { AKN_NAMESPACE, renderAkomaNtoso, renderMarkdown } from './documents/render.ts';
 export {
-  AKN_NAMESPACE,
   type BundleCheck,
   type DocumentBundle,
   type ExportedDocument,
   exportDocument,
-  renderAkomaNtoso,
-  renderMarkdown,
   type VerifyBundleOptions,
   verifyDocumentBundle,
 } from './documents/export.ts';

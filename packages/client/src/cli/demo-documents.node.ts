@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { verifyDocumentBundle } from '@backchannel/protocol';
 import type { Backchannel } from '../sdk/client.ts';
 import { Documents } from '../sdk/documents.ts';
-import { verifyBundleFile, writeExport } from './commands/doc.ts';
+import { verifyBundleFile, writeExport } from './commands/doc-io.ts';
 
 export interface StatementStep {
   readonly say: (s: string) => void;
