@@ -27,6 +27,16 @@ export const PROTOCOL_ERROR_CODES = [
   'TRACK_UNKNOWN',
   'TRACK_EXISTS',
   'NOT_A_MEMBER',
+  // negotiated documents
+  'DOC_UNKNOWN',
+  'DOC_INVALID',
+  'DOC_REVISION_STALE',
+  'DOC_REVISION_UNKNOWN',
+  'DOC_BRACKETS_OPEN',
+  'DOC_SIGNATURE_FORBIDDEN',
+  'DOC_NOT_AGREED',
+  'DOC_TEXT_MISMATCH',
+  'BUNDLE_INVALID',
   // transcript, checkpoints, notes
   'PROOF_INVALID',
   'NOTE_MALFORMED',

@@ -13,6 +13,58 @@ export {
   utf8,
 } from './bytes/index.ts';
 export { type CborValue, DEFAULT_MAX_DECODE_BYTES, decodeCanonical, encodeCanonical } from './codec/cbor.ts';
+export {
+  type ClauseDiff,
+  type DiffPart,
+  applyDiff,
+  diffRevisions,
+  diffWords,
+  renderDiff,
+  tokenize,
+} from './documents/diff.ts';
+export { type EditStep, firstRevision, type NewDocumentInput, nextRevision } from './documents/edit.ts';
+export { AKN_NAMESPACE, renderAkomaNtoso, renderMarkdown } from './documents/render.ts';
+export {
+  type BundleCheck,
+  type DocumentBundle,
+  type ExportedDocument,
+  exportDocument,
+  type VerifyBundleOptions,
+  verifyDocumentBundle,
+} from './documents/export.ts';
+export {
+  type Bracket,
+  type Clause,
+  checkRevisionBody,
+  clauseHash,
+  DOCUMENT_TYPE_NAMES,
+  encodeRevisionBody,
+  hasBrackets,
+  isBracket,
+  parseSegments,
+  renderSegments,
+  type RevisionBody,
+  type RevisionEvent,
+  requiredSignoff,
+  revisionBody,
+  revisionHash,
+  rolesFor,
+  type Segment,
+} from './documents/model.ts';
+export { type Signoff, type SignoffBody, signSignoff, verifySignoff } from './documents/signoff.ts';
+export {
+  type ClauseStatus,
+  clauseAgreedBy,
+  clauseStatus,
+  type CommentRecord,
+  type DocumentState,
+  type DocumentStatus,
+  documentStatus,
+  headOf,
+  openBrackets,
+  type RevisionRecord,
+  type SignoffRecord,
+} from './documents/state.ts';
 export { decodeEntry, type DecodedEntry, encodeEntry, type LogEntry } from './envelope/entry.ts';
 export {
   decodeEnvelope,
@@ -43,6 +95,7 @@ export {
   sealEvent,
   verifyCommitment,
 } from './events/commitment.ts';
+export { DOCUMENT_TYPES, type DocumentType, SIGNOFF_LEVELS, type SignoffLevel } from './events/documents.ts';
 export {
   type ChannelEvent,
   decodeEvent,

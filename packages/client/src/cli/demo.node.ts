@@ -1,5 +1,5 @@
 /**
- * `backchannel demo`: the reference scenario of DESIGN.md, steps 1–8, against a local relay
+ * `backchannel demo`: the reference scenario of DESIGN.md, steps 1–9 (step 9 in demo-documents.node.ts), against a local relay
  * this command starts. Every party and device is a real SDK instance with its own encrypted
  * store; the relay is a real process (crashed with kill -9 in step 7).
  */
@@ -23,6 +23,7 @@ import { createMlsFactory } from '../sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto } from '../sdk/mls-crypto.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 import { renderStatus, statusOf } from './commands/watch.ts';
+import { jointStatementStep } from './demo-documents.node.ts';
 import { startRelayProcess } from './relay-process.node.ts';
 
 export interface DemoOptions {
@@ -245,6 +246,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say(`  removed device reads new messages: ${s1Reads}; can post: ${s1Posts}`);
     checks.removedCannotRead = !s1Reads;
     checks.removedCannotPost = !s1Posts;
+    say('');
+
+    say('Step 9 — A and B draft a joint statement in English and French, initial it, then sign it');
+    Object.assign(
+      checks,
+      await jointStatementStep({
+        say,
+        channel: cid,
+        aPrincipal: minister,
+        bNegotiator: bNeg,
+        bPrincipal: bEnvoy,
+        outDir: opts.outDir,
+      }),
+    );
     say('');
 
     await syncAll([aAdmin, minister, staff2, bEnvoy, bNeg]);

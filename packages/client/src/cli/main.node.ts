@@ -5,6 +5,7 @@
  * (forked or invalid transcript) · 5 device not initialized.
  */
 import { Command, Option } from 'commander';
+import { docCommands } from './commands/doc.ts';
 import { identityCommands, type Runner } from './commands/identity.ts';
 import { relayCommands } from './commands/relay.ts';
 import { talkCommands } from './commands/talk.ts';
@@ -48,6 +49,7 @@ identityCommands(program, run);
 talkCommands(program, run);
 watchCommands(program, run);
 relayCommands(program, run);
+docCommands(program, run);
 
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);

@@ -240,6 +240,11 @@ export class Backchannel {
     return card;
   }
 
+  /** A party's root public key as this device pinned it (from its verified contact card). */
+  rootKey(party: PartyId): Uint8Array | undefined {
+    return this.#context().certs.rootKey(party);
+  }
+
   fingerprint(): string {
     return fingerprint(this.identity.rootPublicKey);
   }

@@ -22,6 +22,8 @@ export const CLIENT_ERROR_CODES = [
   'TRANSCRIPT_INVALID',
   'EVENT_REJECTED',
   'INVALID_ARGUMENT',
+  'DOCUMENT_UNKNOWN',
+  'DOCUMENT_NOT_AGREED',
 ] as const;
 export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];
 

@@ -25,6 +25,7 @@ import {
   trackReviveEvent,
   trackSuspendEvent,
 } from './lifecycle.ts';
+import { documentCommentEvent, documentRevisionEvent, documentSignEvent } from './documents.ts';
 import { heartbeatEvent, receiptEvent } from './signals.ts';
 
 export const eventSchema = z.discriminatedUnion('kind', [
@@ -46,6 +47,9 @@ export const eventSchema = z.discriminatedUnion('kind', [
   trackSuspendEvent,
   trackReviveEvent,
   trackConcludeEvent,
+  documentRevisionEvent,
+  documentCommentEvent,
+  documentSignEvent,
 ]);
 
 export type ChannelEvent = z.infer<typeof eventSchema>;

@@ -5,6 +5,7 @@
  */
 import { Map as PersistentMap } from 'immutable';
 import { encodeCanonical } from '../codec/cbor.ts';
+import { type DocumentState, foldDocument } from '../documents/state.ts';
 import type { ProtocolErrorCode } from '../errors.ts';
 import type { ChannelEvent } from '../events/event.ts';
 import type { Role } from '../identity/certificate.ts';
@@ -68,6 +69,8 @@ export interface ChannelState {
     Record<string, Readonly<Record<string, { seq: number; at: number; committed: boolean }>>>
   >;
   readonly events: number;
+  /** Negotiated documents by id (documents/state.ts). */
+  readonly documents: Readonly<Record<string, DocumentState>>;
 }
 
 export interface VerifiedEvent {
@@ -103,6 +106,7 @@ export function initialState(channel: ChannelId): ChannelState {
     notices: {},
     readouts: {},
     events: 0,
+    documents: {},
   };
 }
 
@@ -123,6 +127,9 @@ function allowedRoles(kind: ChannelEvent['kind']): readonly Role[] {
     case 'response':
     case 'notice':
     case 'heartbeat':
+    case 'doc.revision':
+    case 'doc.comment':
+    case 'doc.sign':
       return CONTENT_ROLES;
     case 'readout':
     case 'track.open':
@@ -304,6 +311,20 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
       };
     case 'receipt':
       return { ok: true, state: applyReceipt(s, v, e.type, e.of) };
+    case 'doc.revision':
+    case 'doc.comment':
+    case 'doc.sign': {
+      const why = needOpen(s, `send a ${e.kind}`);
+      if (why !== undefined) return refuse(s, 'CHANNEL_NOT_OPEN', why);
+      const r = foldDocument(s.documents[e.doc], e, {
+        parties: s.parties,
+        sender: v.sender,
+        seq: v.seq,
+        receivedAt: v.receivedAt,
+      });
+      if (!r.ok) return refuse(s, r.code, r.reason);
+      return { ok: true, state: { ...s, documents: { ...s.documents, [e.doc]: r.doc } } };
+    }
     default: {
       // message, points, proposal, response, readout, notice
       const why = needOpen(s, `send a ${e.kind}`);

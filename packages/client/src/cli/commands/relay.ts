@@ -53,9 +53,12 @@ export function relayCommands(program: Command, run: Runner): void {
   program
     .command('demo')
     .description(
-      'play the reference scenario (steps 1–8) against a local relay it starts, narrating each step',
+      'play the reference scenario (steps 1–9) against a local relay it starts, narrating each step',
     )
-    .option('--out <dir>', 'also write each party exported transcript there')
+    .option(
+      '--out <dir>',
+      'also write each party exported transcript and the joint statement export bundle there',
+    )
     .option('--port <port>', 'port for the demo relay', '0')
     .action(
       run(async (o, out, opts: { out?: string; port: string }) => {

@@ -96,6 +96,12 @@ export function describe(r: EventRecord): string {
       return `${head} OUTREACH from ${e.from} to ${e.to}: ${e.note}`;
     case 'track.open':
       return `${head} track "${e.name}" opened (${e.trackId})`;
+    case 'doc.revision':
+      return `${head} document ${e.doc} (${e.docType}) revision ${e.n}: "${e.title}"`;
+    case 'doc.comment':
+      return `${head} comment on document ${e.doc}, clause ${e.clause}: ${e.text}`;
+    case 'doc.sign':
+      return `${head} ${e.level}${e.clause === undefined ? '' : ` clause ${e.clause.id} (${e.clause.lang})`} on document ${e.doc}`;
     default:
       return `${head} ${e.kind}${'reason' in e && e.reason !== undefined ? ` — ${e.reason}` : ''}`;
   }

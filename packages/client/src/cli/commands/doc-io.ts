@@ -1,0 +1,109 @@
+/** Helpers of `backchannel doc`: argument parsing, rendering, writing and verifying exports. */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { verifyDocumentBundle } from '@backchannel/protocol';
+import type { DocumentView } from '../../sdk/documents.ts';
+import { ClientError } from '../../sdk/errors.ts';
+
+export const LANG_SEP = ' || ';
+
+/** `ID=text in language 1 || text in language 2` → clause id and text per language. */
+export function parseClauseArg(
+  arg: string,
+  languages: readonly string[],
+): { id: string; text: Record<string, string> } {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new ClientError('INVALID_ARGUMENT', `a clause is ID=TEXT (got "${arg.slice(0, 40)}")`);
+  return { id: arg.slice(0, eq).trim(), text: splitLanguages(arg.slice(eq + 1), languages) };
+}
+
+export function splitLanguages(text: string, languages: readonly string[]): Record<string, string> {
+  const parts = text.split(LANG_SEP);
+  if (parts.length !== languages.length)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `give one text per language (${languages.join(', ')}), separated by "${LANG_SEP.trim()}"`,
+    );
+  return Object.fromEntries(languages.map((l, i) => [l, (parts[i] ?? '').trim()]));
+}
+
+export const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+
+export function renderView(v: DocumentView): string {
+  const who = (ps: readonly string[]) => (ps.length === 0 ? '' : ` (${ps.join(', ')})`);
+  const lines = [
+    `${v.typeName} "${v.title}" — ${v.id}`,
+    `  revision ${v.head.n}${v.head.author === null ? ' (unattributed)' : ` by ${v.head.author}`}, hash ${v.head.hash.slice(0, 16)}…`,
+    `  stage: ${v.status.stage}${v.status.agreed ? ' — AGREED' : ''}`,
+    `  languages: ${v.languages.join(', ')}${v.languages.length > 1 ? ' (equally authentic)' : ''}`,
+    ...(v.parties.length === 0
+      ? ['  parties: none (a non-paper is never signed)']
+      : [`  parties: ${v.parties.join(', ')}`]),
+  ];
+  v.clauses.forEach((c, i) => {
+    lines.push(`  ${i + 1}. [${c.id}]`);
+    for (const l of v.languages) {
+      const st = c.status[l];
+      const status = st === undefined ? '' : `${st.status}${who(st.agreedBy)}`;
+      lines.push(`     ${l}: ${c.text[l] ?? ''}   — ${status}`);
+    }
+    for (const m of c.comments)
+      lines.push(
+        `     comment${m.by === null ? '' : ` by ${m.by}`}${m.lang === null ? '' : ` (${m.lang})`} at revision ${m.n}: ${m.text}`,
+      );
+  });
+  const signed = Object.entries(v.status.byParty).map(
+    ([p, ls]) => `${p}: ${ls.length === 0 ? '—' : ls.join(', ')}`,
+  );
+  if (signed.length > 0) lines.push(`  sign-offs on revision ${v.head.n}: ${signed.join('; ')}`);
+  for (const r of v.revisions.slice(1)) {
+    const touched = r.touched.map((t) => `${t.clause}/${t.lang}`).join(', ');
+    const cleared = r.cleared.map((t) => `${t.clause}/${t.lang} (had: ${t.parties.join(', ')})`).join(', ');
+    lines.push(
+      `  revision ${r.n}${r.author === null ? '' : ` by ${r.author}`}: changed ${touched || 'title only'}${cleared === '' ? '' : `; CLEARED agreement on ${cleared}`}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function writeExport(
+  dir: string,
+  ex: { bundle: { files: ReadonlyArray<{ name: string }> }; files: Readonly<Record<string, string>> },
+): string[] {
+  mkdirSync(dir, { recursive: true });
+  const written: string[] = [];
+  for (const [name, text] of Object.entries(ex.files)) {
+    writeFileSync(join(dir, name), text);
+    written.push(join(dir, name));
+  }
+  const first = ex.bundle.files[0]?.name ?? 'document.md';
+  const base = first.replace(/\.md$|\.[a-z-]+\.akn\.xml$/i, '');
+  const bundlePath = join(dir, `${base}.bundle.json`);
+  writeFileSync(bundlePath, `${JSON.stringify(ex.bundle, null, 1)}\n`);
+  written.push(bundlePath);
+  return written;
+}
+
+/** Reads a bundle and the files it lists (next to it) and verifies them. */
+export function verifyBundleFile(file: string, allowUnagreed = false) {
+  let bundle: unknown;
+  try {
+    bundle = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new ClientError('INVALID_ARGUMENT', `${file} is not a readable JSON bundle`);
+  }
+  const files: Record<string, string> = {};
+  const listed = (bundle as { files?: unknown }).files;
+  if (Array.isArray(listed)) {
+    for (const f of listed) {
+      const name = (f as { name?: unknown }).name;
+      if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,200}$/.test(name)) continue;
+      try {
+        files[name] = readFileSync(join(dirname(file), name), 'utf8');
+      } catch {
+        // missing file: the verifier reports it
+      }
+    }
+  }
+  return verifyDocumentBundle(bundle, files, { allowUnagreed });
+}

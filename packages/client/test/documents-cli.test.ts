@@ -1,0 +1,201 @@
+/**
+ * Negotiated documents from a terminal: two parties draft a two-language text with brackets
+ * through `backchannel doc …`, each device its own process, against a real relay process.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { docCommands } from '../src/cli/commands/doc.ts';
+import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+const root = mkdtempSync(join(tmpdir(), 'bc-doc-cli-'));
+
+async function cli(
+  home: string,
+  args: string[],
+  relay?: string,
+): Promise<{ code: number; json: Record<string, unknown>; stdout: string }> {
+  const env = {
+    ...process.env,
+    BACKCHANNEL_HOME: join(root, home),
+    BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
+    BACKCHANNEL_KDF_N: '1024',
+  };
+  const full = ['--json', ...(relay === undefined ? [] : ['--relay', relay]), ...args];
+  try {
+    const { stdout } = await run(process.execPath, [BIN, ...full], { env, timeout: 60_000 });
+    return { code: 0, json: JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}'), stdout };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string };
+    const last = (err.stdout ?? '').trim().split('\n').at(-1) ?? '{}';
+    return {
+      code: typeof err.code === 'number' ? err.code : -1,
+      json: JSON.parse(last === '' ? '{}' : last),
+      stdout: err.stdout ?? '',
+    };
+  }
+}
+
+async function ok(home: string, args: string[], relay?: string): Promise<Record<string, unknown>> {
+  const r = await cli(home, args, relay);
+  if (r.code !== 0) throw new Error(`${home}: backchannel ${args.join(' ')} → exit ${r.code}: ${r.stdout}`);
+  return r.json;
+}
+
+let relay: RelayProcess;
+beforeAll(async () => {
+  relay = await startRelayProcess(join(root, 'relay'));
+}, 60_000);
+afterAll(async () => {
+  await relay?.stop();
+});
+
+describe('backchannel doc', () => {
+  it('drafts, brackets, resolves, agrees clause by clause, initials, signs, diffs, exports and verifies', {
+    timeout: 600_000,
+  }, async () => {
+    await ok(
+      'a',
+      ['init', 'party', '--name', 'Ministry', '--device', 'minister', '--role', 'principal'],
+      relay.url,
+    );
+    const b = await ok(
+      'b',
+      ['init', 'party', '--name', 'Envoy', '--device', 'envoy', '--role', 'principal'],
+      relay.url,
+    );
+    const ch = String((await ok('a', ['outreach', String(b.party), '--note', 'Shall we talk?'])).channel);
+    await ok('b', ['inbox']);
+    await ok('b', ['accept', ch]);
+    const doc = String(
+      (
+        await ok('a', [
+          'doc',
+          'new',
+          ch,
+          '--type',
+          'ad-referendum',
+          '--title',
+          'Joint statement',
+          '--lang',
+          'en',
+          '--lang',
+          'fr',
+          '--clause',
+          'resume=The parties {{welcome | note}} the talks. || Les parties {{saluent | notent}} les pourparlers.',
+          '--clause',
+          'venue=Talks continue in Geneva. || Les pourparlers continuent à Genève.',
+        ])
+      ).doc,
+    );
+    await ok('b', [
+      'doc',
+      'bracket',
+      ch,
+      doc,
+      'venue',
+      '--lang',
+      'en',
+      '--phrase',
+      'Geneva',
+      '--alt',
+      'Muscat',
+    ]);
+    await ok('a', ['doc', 'resolve', ch, doc, 'resume', '--choose', '1']);
+    await ok('b', ['doc', 'resolve', ch, doc, 'venue', '--lang', 'en', '--choose', '0']);
+    await ok('b', ['doc', 'comment', ch, doc, 'venue', 'Geneva is fine.']);
+    await ok('a', ['doc', 'sign', ch, doc, '--all-clauses']);
+    await ok('b', ['doc', 'sign', ch, doc, '--all-clauses']);
+    // A principal's full signature does not count for a text initialled ad referendum: initials do.
+    expect(await cli('a', ['doc', 'sign', ch, doc])).toMatchObject({
+      code: 2,
+      json: { error: { code: 'EVENT_REJECTED' } },
+    });
+    await ok('a', ['doc', 'initial', ch, doc]);
+    await ok('b', ['doc', 'initial', ch, doc]);
+    let show = await ok('a', ['doc', 'show', ch, doc]);
+    expect(show).toMatchObject({
+      type: 'ad-referendum',
+      typeName: 'Text initialled ad referendum',
+      head: { n: 3 },
+    });
+    expect(show).toMatchObject({ status: { agreed: true, stage: 'agreed', clausesAgreed: true } });
+    const list = await ok('b', ['doc', 'list', ch]);
+    expect(list.documents).toEqual([
+      { doc, type: 'ad-referendum', title: 'Joint statement', revision: 3, stage: 'agreed' },
+    ]);
+    const diff = await ok('a', ['doc', 'diff', ch, doc, '0', '3']);
+    const changed = (diff.clauses as Array<{ clause: string; lang: string; change: string }>).filter(
+      (c) => c.change === 'changed',
+    );
+    expect(changed.map((c) => `${c.clause}/${c.lang}`)).toEqual(['resume/en', 'resume/fr']);
+    const out = join(root, 'export');
+    const ex = await ok('b', ['doc', 'export', ch, doc, '--out', out]);
+    expect((ex.files as string[]).map((f) => f.slice(out.length + 1)).sort()).toEqual([
+      'joint-statement.bundle.json',
+      'joint-statement.en.akn.xml',
+      'joint-statement.fr.akn.xml',
+      'joint-statement.md',
+    ]);
+    expect(readFileSync(join(out, 'joint-statement.md'), 'utf8')).toContain('2. Talks continue in Geneva.');
+    const v = await ok('x', ['doc', 'verify', join(out, 'joint-statement.bundle.json')]);
+    expect(v).toMatchObject({ ok: true, agreed: true, revision: { n: 3 } });
+    // A later edit clears agreement on the touched clause only; the export is then refused.
+    await ok('b', [
+      'doc',
+      'edit',
+      ch,
+      doc,
+      'venue',
+      '--lang',
+      'fr',
+      '--text',
+      'Les pourparlers continuent à Genève en mai.',
+    ]);
+    show = await ok('a', ['doc', 'show', ch, doc]);
+    const after = show.clauses as Array<{ id: string; status: Record<string, { status: string }> }>;
+    expect(after.map((c) => [c.id, c.status.en?.status, c.status.fr?.status])).toEqual([
+      ['resume', 'agreed', 'agreed'],
+      ['venue', 'agreed', 'open'],
+    ]);
+    expect(await cli('a', ['doc', 'export', ch, doc, '--out', out])).toMatchObject({
+      code: 2,
+      json: { error: { code: 'DOCUMENT_NOT_AGREED' } },
+    });
+  });
+
+  it('every doc command has an example in its --help', () => {
+    const program = new Command('backchannel');
+    docCommands(program, () => async () => undefined);
+    const doc = program.commands.find((c) => c.name() === 'doc');
+    const names = doc?.commands.map((c) => c.name()) ?? [];
+    expect(names.sort()).toEqual(
+      [
+        'bracket',
+        'comment',
+        'diff',
+        'edit',
+        'export',
+        'initial',
+        'list',
+        'new',
+        'resolve',
+        'show',
+        'sign',
+        'verify',
+      ].sort(),
+    );
+    for (const c of doc?.commands ?? []) {
+      let help = '';
+      c.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+      c.outputHelp();
+      expect(help, c.name()).toMatch(/Examples?:\n\s+backchannel doc /);
+    }
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * Step 9 of the reference scenario through the SDK (the demo, real relay process) and the
+ * `backchannel doc verify` command on what it exported.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parseClauseArg, verifyBundleFile } from '../src/cli/commands/doc-io.ts';
+import { runDemo } from '../src/cli/demo.node.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+
+describe('the joint statement (reference scenario, step 9)', () => {
+  it('is drafted in two languages, initialled, signed, exported, and verifies offline; one changed word fails', {
+    timeout: 300_000,
+  }, async () => {
+    const out = mkdtempSync(join(tmpdir(), 'bc-doc-demo-'));
+    const r = await runDemo({ json: true, outDir: out, port: 0 });
+    expect(r.checks).toMatchObject({
+      statementInitialled: true,
+      statementSigned: true,
+      statementVerifies: true,
+    });
+    const dir = join(out, 'joint-statement');
+    const bundlePath = join(dir, 'joint-statement.bundle.json');
+    const v = verifyBundleFile(bundlePath);
+    expect(v.ok && v.agreed).toBe(true);
+    expect(v.ok ? v.signers.map((s) => `${s.level}:${s.role}`) : v.reason).toEqual([
+      'initial:principal',
+      'initial:negotiator',
+      'sign:principal',
+      'sign:principal',
+    ]);
+    const ok = await run(process.execPath, [BIN, '--json', 'doc', 'verify', bundlePath]);
+    expect(JSON.parse(ok.stdout.trim())).toMatchObject({ ok: true, agreed: true, revision: { n: 4 } });
+    // One word changed in the French text: the command refuses it with exit code 2.
+    const fr = join(dir, 'joint-statement.fr.akn.xml');
+    writeFileSync(fr, readFileSync(fr, 'utf8').replace('Genève', 'Vienne'));
+    const bad = await run(process.execPath, [BIN, '--json', 'doc', 'verify', bundlePath]).then(
+      () => ({ code: 0, stdout: '' }),
+      (e: { code: number; stdout: string }) => e,
+    );
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout.trim())).toMatchObject({ ok: false, code: 'DOC_TEXT_MISMATCH' });
+  });
+
+  it('parses a two-language clause argument, brackets included', () => {
+    expect(
+      parseClauseArg('talks=Talks in {{Geneva | Muscat}}. || Pourparlers à {{Genève | Mascate}}.', [
+        'en',
+        'fr',
+      ]),
+    ).toEqual({
+      id: 'talks',
+      text: { en: 'Talks in {{Geneva | Muscat}}.', fr: 'Pourparlers à {{Genève | Mascate}}.' },
+    });
+    expect(() => parseClauseArg('talks=only one', ['en', 'fr'])).toThrow(/one text per language/);
+  });
+});
