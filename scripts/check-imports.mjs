@@ -77,7 +77,8 @@ while (todo.length > 0) {
   const file = todo.pop();
   if (seen.has(file)) continue;
   seen.add(file);
-  if (file.endsWith('.node.ts')) problems.push(`${file}: Node-only file reachable from the browser SDK entry`);
+  if (file.endsWith('.node.ts'))
+    problems.push(`${file}: Node-only file reachable from the browser SDK entry`);
   for (const m of readFileSync(file, 'utf8').matchAll(importRe)) {
     const spec = m[1] ?? m[2];
     if (spec !== undefined && nodeOnly.test(spec))

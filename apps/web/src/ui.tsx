@@ -154,8 +154,11 @@ export function ConfirmAction(props: {
   );
 }
 
+// One formatter for the page: Date#toLocaleString builds a new one on every call (slow in long lists).
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+
 export function when(t: number | undefined): string {
-  return t === undefined ? 'never' : new Date(t).toLocaleString();
+  return t === undefined ? 'never' : dateFormat.format(t);
 }
 
 export function shortId(id: string): string {

@@ -1,6 +1,8 @@
 /** The channel timeline: every readable event as text, with delivered/read per party. */
 import type { ChannelState, EventRecord, PartyId } from '@backchannel/client/browser';
-import { memo, type ReactNode } from 'react';
+import { memo, type ReactNode, useState } from 'react';
+
+const PAGE = 200;
 import { isReadable, type Readable } from '../model.ts';
 import { shortId, when } from '../ui.tsx';
 
@@ -159,12 +161,22 @@ export function Timeline(props: {
         r.event.track === props.track ||
         ('trackId' in r.event && r.event.trackId === props.track)),
   );
+  // The latest events first: long channels render one page, earlier pages on request.
+  const [shown, setShown] = useState(PAGE);
+  const hidden = Math.max(0, items.length - shown);
   return (
-    <ol className="timeline" aria-label="Timeline" aria-live="polite">
-      {items.length === 0 ? <li className="meta">Nothing yet.</li> : null}
-      {items.map((r) => (
-        <Item key={r.seq} r={r} s={s} me={props.me} nameOf={props.nameOf} trackName={trackName} />
-      ))}
-    </ol>
+    <>
+      {hidden > 0 ? (
+        <button type="button" className="earlier" onClick={() => setShown((n) => n + PAGE)}>
+          Show {Math.min(PAGE, hidden)} earlier events ({hidden} not shown)
+        </button>
+      ) : null}
+      <ol className="timeline" aria-label="Timeline">
+        {items.length === 0 ? <li className="meta">Nothing yet.</li> : null}
+        {(hidden > 0 ? items.slice(hidden) : items).map((r) => (
+          <Item key={r.seq} r={r} s={s} me={props.me} nameOf={props.nameOf} trackName={trackName} />
+        ))}
+      </ol>
+    </>
   );
 }

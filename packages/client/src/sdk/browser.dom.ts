@@ -50,6 +50,9 @@ export async function openBrowserDevice(o: OpenBrowserDeviceOptions): Promise<Ba
 export {
   type ChannelEvent,
   type ChannelId,
+  channelIdFrom,
+  type DeviceId,
+  eventIdFrom,
   type ChannelState,
   decodeContactCard,
   decodeDeviceCertificate,
@@ -78,6 +81,7 @@ export type { Channel, DraftEvent } from './channel.ts';
 export { explainRefusal } from './channel.ts';
 export type { EventRecord } from './channel-record.ts';
 export { ClientError } from './errors.ts';
+export { foldRecords } from './view.ts';
 export type { DeviceIdentity } from './identity.ts';
 export { DEFAULT_PBKDF2, IndexedDbLocalStore, type Pbkdf2Params } from './indexeddb.dom.ts';
 export { newInviteCodeWith, openInviteWith, type PortableInviteFile, sealInviteWith } from './invite.ts';
