@@ -19,12 +19,15 @@ let dist: string;
 const contexts: BrowserContext[] = [];
 const problems: string[] = [];
 const dialogs: string[] = [];
+let offline = false;
 
 async function party(name: string): Promise<Page> {
   const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   contexts.push(ctx);
   const page = await ctx.newPage();
   page.on('console', (m) => {
+    // While the test cuts the network on purpose, failed requests are expected noise.
+    if (offline && /ERR_INTERNET_DISCONNECTED|WebSocket/.test(m.text())) return;
     if (m.type() === 'error') problems.push(`${name} console: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
@@ -73,7 +76,7 @@ afterAll(async () => {
 });
 
 describe('the web app in Chromium', () => {
-  it('A reaches out to B, B accepts, points with receipts, a track suspended and revived, hostile text stays text', {
+  it('A reaches out to B, B accepts, points with receipts, offline outbox, a track suspended and revived, enrollment, hostile text stays text', {
     timeout: 600_000,
   }, async () => {
     const a = await party('A');
@@ -150,6 +153,22 @@ describe('the web app in Chromium', () => {
       .first()
       .waitFor(WAIT);
 
+    // Offline: A's browser loses the network; the banner shows, the message waits in the outbox
+    // (sealed in IndexedDB) and goes out when the line is back.
+    offline = true;
+    await a.context().setOffline(true);
+    await a.getByText('Offline: the relay cannot be reached').waitFor(WAIT);
+    await a.getByLabel('Text').fill('sent while offline');
+    await a.getByRole('button', { name: 'Send message' }).click();
+    const outbox = a.getByRole('status', { name: 'Outbox' });
+    await outbox.filter({ hasText: '1 waiting to send' }).waitFor(WAIT);
+    await shot(a, '05-offline-outbox.png');
+    await a.context().setOffline(false);
+    await outbox.filter({ hasText: 'all sent' }).waitFor(WAIT);
+    await eventByText(b, 'sent while offline').waitFor(WAIT);
+    await a.getByText('Offline: the relay cannot be reached').waitFor({ state: 'detached', ...WAIT });
+    offline = false;
+
     // A suspends the track with a reason on record; B sees it and revives it; A sees the revival.
     await a.getByRole('button', { name: 'Suspend nuclear' }).click();
     await a.getByLabel('Reason (kept on record)').fill('military strike');
@@ -157,10 +176,10 @@ describe('the web app in Chromium', () => {
     const bTrack = b.locator('li[data-track="nuclear"]');
     await b.locator('li[data-track="nuclear"][data-track-status="suspended"]').waitFor(WAIT);
     expect(await bTrack.textContent()).toContain('military strike');
-    await shot(b, '05-track-suspended.png');
+    await shot(b, '06-track-suspended.png');
     await b.getByRole('button', { name: 'Revive nuclear' }).click();
     await a.locator('li[data-track="nuclear"][data-track-status="revived"]').waitFor(WAIT);
-    await shot(a, '06-channel-view.png');
+    await shot(a, '07-channel-view.png');
 
     // A draft survives a reload (kept encrypted in the device store, restored after unlock).
     await a.getByLabel('Text').fill('draft: unfinished sentence');
@@ -168,7 +187,7 @@ describe('the web app in Chromium', () => {
     expect(await eventByText(a, 'Track “nuclear” suspended').textContent()).toContain('military strike');
     await a.reload();
     await a.getByRole('heading', { name: 'Backchannel is locked' }).waitFor(WAIT);
-    await shot(a, '07-lock-screen.png');
+    await shot(a, '08-lock-screen.png');
     await a.getByLabel('Passphrase').fill('wrong passphrase');
     await a.getByRole('button', { name: 'Unlock' }).click();
     await a.getByRole('alert').filter({ hasText: 'passphrase' }).waitFor(WAIT);
@@ -179,19 +198,40 @@ describe('the web app in Chromium', () => {
     // The other main screens.
     await a.getByRole('link', { name: 'Channels' }).click();
     await a.locator('ul.channels .badge').first().waitFor(WAIT);
-    await shot(a, '08-channels.png');
+    await shot(a, '09-channels.png');
     await a.getByRole('link', { name: 'Members & devices' }).click();
     await a.getByRole('cell', { name: /desk browser/ }).waitFor(WAIT);
-    await shot(a, '09-members.png');
+    await shot(a, '10-members.png');
+
+    // Enrollment: A's admin browser issues an invite; a third browser enrolls as A's staff device.
+    await a.getByLabel('Member and device name').fill('staff laptop');
+    await a.getByLabel('Role').selectOption('staff');
+    await a.getByRole('button', { name: 'Create invite' }).click();
+    const inviteBox = a.getByLabel('Invite (send it by one route)');
+    await inviteBox.waitFor(WAIT);
+    const inviteText = await inviteBox.inputValue();
+    const code = (await a.locator('strong.code').textContent()) ?? '';
+    const staff = await party('A staff');
+    await staff.goto(relay.url);
+    await staff.getByRole('tab', { name: 'Enroll with an invite' }).click();
+    await staff.getByLabel('Invite (the text your admin sent you)').fill(inviteText);
+    await staff.getByLabel('One-time code').fill(code);
+    await staff.getByLabel('Passphrase (encrypts').fill('staff passphrase, long enough');
+    await staff.getByLabel('Repeat the passphrase').fill('staff passphrase, long enough');
+    await staff.getByRole('button', { name: 'Enroll this browser' }).click();
+    await staff.getByTestId('party-id').waitFor(WAIT);
+    expect(await staff.getByTestId('party-id').textContent()).toBe(aId);
+    await a.getByRole('cell', { name: /staff laptop/ }).waitFor(WAIT);
+    await shot(staff, '11-enrolled-device.png');
     await a.getByRole('link', { name: 'Documents' }).click();
     await a.getByRole('heading', { name: 'Documents' }).waitFor(WAIT);
-    await shot(a, '10-documents.png');
+    await shot(a, '12-documents.png');
     const v = await party('verifier');
     await v.goto(`${relay.url}/verify`);
     await v.getByRole('heading', { name: 'Verify an attestation' }).waitFor(WAIT);
-    await shot(v, '11-verify.png');
+    await shot(v, '13-verify.png');
     await b.setViewportSize({ width: 390, height: 844 });
-    await shot(b, '12-channel-phone-width.png');
+    await shot(b, '14-channel-phone-width.png');
 
     expect(dialogs).toEqual([]);
     expect(problems).toEqual([]);

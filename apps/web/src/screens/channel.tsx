@@ -11,6 +11,7 @@ import { type ReactNode, useEffect, useRef, useState } from 'react';
 import { answerable, badgeOf, unreadIds } from '../model.ts';
 import { ActionButton, ConfirmAction, shortId, StatusBadge, useSession, when } from '../ui.tsx';
 import { PartyName, useChannels } from './channels.tsx';
+import { LivenessChart, TrackChart } from './charts.tsx';
 import { Timeline } from './timeline.tsx';
 
 type Kind = 'message' | 'points' | 'proposal' | 'response';
@@ -156,6 +157,7 @@ function TrackBoard(props: { ch: Channel }): ReactNode {
   return (
     <section className="card" aria-labelledby="tracks-h">
       <h2 id="tracks-h">Tracks</h2>
+      <TrackChart state={props.ch.view.state} now={Date.now()} />
       <ul className="tracks">
         {tracks.map(([id, t]) => (
           <li key={id} data-track={t.name} data-track-status={t.status}>
@@ -339,6 +341,7 @@ export function ChannelScreen(props: { id: string }): ReactNode {
               </li>
             ))}
         </ul>
+        <LivenessChart state={s} timeline={ch.view.timeline} nameOf={nameOf} now={Date.now()} />
       </header>
       <div className="columns">
         <div className="main-col">
