@@ -221,7 +221,7 @@ describe('the web app in Chromium', () => {
     await staff.getByRole('button', { name: 'Enroll this browser' }).click();
     await staff.getByTestId('party-id').waitFor(WAIT);
     expect(await staff.getByTestId('party-id').textContent()).toBe(aId);
-    await a.getByRole('cell', { name: /staff laptop/ }).waitFor(WAIT);
+    await a.getByRole('button', { name: 'Revoke staff laptop' }).waitFor(WAIT);
     await shot(staff, '11-enrolled-device.png');
     await a.getByRole('link', { name: 'Documents' }).click();
     await a.getByRole('heading', { name: 'Documents' }).waitFor(WAIT);
