@@ -82,11 +82,14 @@ export function TrackChart(props: { state: ChannelState; now: number }): ReactNo
   if (tracks.length === 0) return null;
   const start = Math.min(...tracks.map(([, t]) => t.history[0]?.at ?? props.now));
   const span = Math.max(1, props.now - start);
-  const x = (t: number) => LABEL + ((t - start) / span) * (W - LABEL);
+  // Drawn for the narrow side column: a smaller canvas keeps the labels legible.
+  const w = 320;
+  const label = 90;
+  const x = (t: number) => label + ((t - start) / span) * (w - label);
   const h = tracks.length * ROW + 4;
   return (
     <figure className="chart">
-      <svg viewBox={`0 0 ${W} ${h}`} width="100%" role="img" aria-labelledby="track-cap">
+      <svg viewBox={`0 0 ${w} ${h}`} width="100%" role="img" aria-labelledby="track-cap">
         <title>Tracks over time</title>
         {tracks.map(([id, t], i) => (
           <g key={id} transform={`translate(0 ${i * ROW})`}>
