@@ -59,6 +59,7 @@ export class Session {
   #lastInput = Date.now();
   #lastBeat = 0;
   readonly #parties = new Map<string, PartyInfo | 'pending'>();
+  #releaseTabLock: (() => void) | undefined;
 
   get bc(): Backchannel {
     if (this.#bc === undefined) throw new ClientError('STORE_LOCKED', 'the device is locked');
@@ -106,7 +107,47 @@ export class Session {
     return next;
   }
 
+  /**
+   * One tab per device: two tabs on the same store would each advance their own copy of the MLS
+   * ratchets and corrupt them. A Web Lock held while unlocked keeps a second tab out.
+   */
+  async #takeTabLock(): Promise<void> {
+    const locks = globalThis.navigator?.locks;
+    if (this.#releaseTabLock !== undefined || locks === undefined) return;
+    await new Promise<void>((resolve, reject) => {
+      void locks.request(`${DB_NAME}:open`, { ifAvailable: true }, (lock) => {
+        if (lock === null) {
+          reject(
+            new Error(
+              'Backchannel is already unlocked in another tab of this browser: use that tab, or lock it first.',
+            ),
+          );
+          return undefined;
+        }
+        resolve();
+        return new Promise<void>((release) => {
+          this.#releaseTabLock = release;
+        });
+      });
+    });
+  }
+
+  #dropTabLock(): void {
+    this.#releaseTabLock?.();
+    this.#releaseTabLock = undefined;
+  }
+
   async #openDevice(passphrase: string): Promise<Backchannel> {
+    await this.#takeTabLock();
+    try {
+      return await this.#openDeviceUnlocked(passphrase);
+    } catch (e) {
+      this.#dropTabLock();
+      throw e;
+    }
+  }
+
+  async #openDeviceUnlocked(passphrase: string): Promise<Backchannel> {
     return openBrowserDevice({ name: DB_NAME, passphrase, kdf: kdfFromPage(), relays: [location.origin] });
   }
 
@@ -117,6 +158,7 @@ export class Session {
     } catch (e) {
       bc.close();
       await IndexedDbLocalStore.destroy(DB_NAME);
+      this.#dropTabLock();
       throw e;
     }
     await this.#unlocked(bc);
@@ -129,6 +171,7 @@ export class Session {
     } catch (e) {
       bc.close();
       await IndexedDbLocalStore.destroy(DB_NAME);
+      this.#dropTabLock();
       throw e;
     }
     await this.#unlocked(bc);
@@ -159,8 +202,11 @@ export class Session {
     this.#bc = undefined;
     this.phase = 'locked';
     this.changed();
-    // Let queued work finish before the store closes.
-    void this.#queue.then(() => bc?.close());
+    // Let queued work finish before the store closes and another tab may open it.
+    void this.#queue.then(() => {
+      bc?.close();
+      this.#dropTabLock();
+    });
   }
 
   async forget(): Promise<void> {

@@ -195,6 +195,14 @@ describe('the web app in Chromium', () => {
     await a.getByRole('button', { name: 'Unlock' }).click();
     await expect.poll(() => a.getByLabel('Text').inputValue(), WAIT).toBe('draft: unfinished sentence');
 
+    // A second tab of the same browser profile cannot unlock the device while this one is open.
+    const a2 = await a.context().newPage();
+    await a2.goto(relay.url);
+    await a2.getByLabel('Passphrase').fill('passphrase of A, long enough');
+    await a2.getByRole('button', { name: 'Unlock' }).click();
+    await a2.getByRole('alert').filter({ hasText: 'already unlocked in another tab' }).waitFor(WAIT);
+    await a2.close();
+
     // The other main screens.
     await a.getByRole('link', { name: 'Channels' }).click();
     await a.locator('ul.channels .badge').first().waitFor(WAIT);
