@@ -34,6 +34,7 @@ export function MembersScreen(): ReactNode {
   const [role, setRole] = useState<Role>('staff');
   const [invite, setInvite] = useState<{ text: string; code: string }>();
   const [beat, setBeat] = useState(String(session.settings.heartbeatMs / 1000));
+  const [lockMin, setLockMin] = useState(String(Math.round(session.settings.lockAfterMs / 60_000)));
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: `reload` re-reads the list after a change
   useEffect(() => {
@@ -153,18 +154,25 @@ export function MembersScreen(): ReactNode {
         </section>
       ) : null}
       <section className="card" aria-labelledby="duty-h">
-        <h2 id="duty-h">Duty device</h2>
+        <h2 id="duty-h">This browser</h2>
         <p className="hint">
           While unlocked, a duty device sends heartbeats on every open channel so the other side sees the line
           is staffed. 0 turns it off.
         </p>
         <label>
-          Heartbeat every (seconds)
+          Duty device: heartbeat every (seconds)
           <input type="number" min={0} value={beat} onChange={(e) => setBeat(e.target.value)} />
+        </label>
+        <label>
+          Lock after this many minutes without activity
+          <input type="number" min={1} value={lockMin} onChange={(e) => setLockMin(e.target.value)} />
         </label>
         <ActionButton
           onAction={() =>
-            session.saveSettings({ ...session.settings, heartbeatMs: Math.max(0, Number(beat) || 0) * 1000 })
+            session.saveSettings({
+              heartbeatMs: Math.max(0, Number(beat) || 0) * 1000,
+              lockAfterMs: Math.max(1, Number(lockMin) || 15) * 60_000,
+            })
           }
         >
           Save
