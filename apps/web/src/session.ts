@@ -46,6 +46,8 @@ export class Session {
   phase: Phase = 'loading';
   online = true;
   outboxPending = 0;
+  /** Unsent events per channel (sealed in the device store until the relay acknowledges them). */
+  pendingByChannel: ReadonlyMap<string, number> = new Map();
   lastError: string | undefined;
   settings: Settings = DEFAULT_SETTINGS;
   #bc: Backchannel | undefined;
@@ -239,8 +241,16 @@ export class Session {
       if (e instanceof ClientError && (e.code === 'RELAY_UNREACHABLE' || e.retryable)) this.online = false;
       else this.lastError = e instanceof Error ? e.message : String(e);
     }
-    this.outboxPending = await bc.outbox.pending();
+    await this.#countOutbox(bc);
     this.changed();
+  }
+
+  async #countOutbox(bc: Backchannel): Promise<void> {
+    const items = await bc.store.outboxList();
+    const by = new Map<string, number>();
+    for (const it of items) by.set(it.channel, (by.get(it.channel) ?? 0) + 1);
+    this.outboxPending = items.length;
+    this.pendingByChannel = by;
   }
 
   /** Runs a user action, then delivers the outbox; the outbox keeps what cannot be sent yet. */
@@ -252,7 +262,7 @@ export class Session {
       } catch {
         this.online = false;
       }
-      this.outboxPending = await bc.outbox.pending();
+      await this.#countOutbox(bc);
     });
     this.changed();
     this.kick();

@@ -162,10 +162,12 @@ describe('the web app in Chromium', () => {
     await a.getByRole('button', { name: 'Send message' }).click();
     const outbox = a.getByRole('status', { name: 'Outbox' });
     await outbox.filter({ hasText: '1 waiting to send' }).waitFor(WAIT);
+    await a.getByText('1 event(s) waiting to send, kept on this device').waitFor(WAIT);
     await shot(a, '05-offline-outbox.png');
     await a.context().setOffline(false);
     await outbox.filter({ hasText: 'all sent' }).waitFor(WAIT);
     await eventByText(b, 'sent while offline').waitFor(WAIT);
+    await a.getByText('waiting to send, kept on this device').waitFor({ state: 'detached', ...WAIT });
     await a.getByText('Offline: the relay cannot be reached').waitFor({ state: 'detached', ...WAIT });
     offline = false;
 

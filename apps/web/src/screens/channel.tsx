@@ -332,6 +332,11 @@ export function ChannelScreen(props: { id: string }): ReactNode {
         <p className="meta">
           {ch.id} · {ch.record.nextSeq} entries, verified checkpoint at {ch.record.checkpointSize}
         </p>
+        {(session.pendingByChannel.get(ch.id) ?? 0) > 0 ? (
+          <p className="pending" role="status">
+            {session.pendingByChannel.get(ch.id)} event(s) waiting to send, kept on this device
+          </p>
+        ) : null}
         <ul className="heard">
           {s.parties
             .filter((p) => p !== me)
