@@ -13,7 +13,7 @@ const forbidden = {
   protocol: [/^@backchannel\/(server|client|web)/, /^node:/, /^(better-sqlite3|ws|pino|hono)/],
   server: [/^@backchannel\/(client|web)/],
   client: [/^@backchannel\/(server|web)/],
-  web: [/^@backchannel\/server/, /^node:/],
+  web: [/^@backchannel\/server/, /^node:/, /\.node(\.ts)?$/],
 };
 
 function* walk(dir) {
@@ -67,6 +67,25 @@ function visit(node) {
   state.set(node, 2);
 }
 for (const node of graph.keys()) if (state.get(node) === undefined) visit(node);
+
+// Browser code: nothing reachable from the web app's SDK entry may be Node-only.
+const browserEntries = [resolve('packages/client/src/sdk/browser.dom.ts')];
+const nodeOnly = /^(node:|better-sqlite3$|ws$|pino$)/;
+const seen = new Set();
+const todo = [...browserEntries].filter((f) => graph.has(f));
+while (todo.length > 0) {
+  const file = todo.pop();
+  if (seen.has(file)) continue;
+  seen.add(file);
+  if (file.endsWith('.node.ts'))
+    problems.push(`${file}: Node-only file reachable from the browser SDK entry`);
+  for (const m of readFileSync(file, 'utf8').matchAll(importRe)) {
+    const spec = m[1] ?? m[2];
+    if (spec !== undefined && nodeOnly.test(spec))
+      problems.push(`${file}: imports '${spec}', reachable from the browser SDK entry`);
+  }
+  for (const next of graph.get(file) ?? []) if (graph.has(next)) todo.push(next);
+}
 
 if (problems.length > 0) {
   for (const p of problems) console.error(p);

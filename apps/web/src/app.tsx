@@ -1,0 +1,76 @@
+/** The shell: lock state, navigation, offline banner and outbox indicator, and the routes. */
+import type { ReactNode } from 'react';
+import { ChannelScreen } from './screens/channel.tsx';
+import { ChannelsScreen } from './screens/channels.tsx';
+import { MembersScreen, PartyScreen } from './screens/members.tsx';
+import { LockScreen, Onboarding } from './screens/onboarding.tsx';
+import { DocumentsScreen, VerifyScreen } from './screens/placeholders.tsx';
+import { Link, usePath, useSession } from './ui.tsx';
+
+function Routes(props: { path: string }): ReactNode {
+  const p = props.path;
+  const m = /^\/channels\/(c_[A-Za-z0-9_-]+)$/.exec(p);
+  if (m?.[1] !== undefined) return <ChannelScreen id={m[1]} />;
+  if (p === '/members') return <MembersScreen />;
+  if (p === '/party') return <PartyScreen />;
+  if (p === '/documents') return <DocumentsScreen />;
+  if (p === '/verify') return <VerifyScreen />;
+  return <ChannelsScreen />;
+}
+
+function Shell(props: { path: string }): ReactNode {
+  const session = useSession();
+  const id = session.bc.identity;
+  return (
+    <>
+      <a className="skip" href="#content">
+        Skip to content
+      </a>
+      <header className="top">
+        <span className="brand">Backchannel</span>
+        <span className="whoami">
+          {id.partyName} · {id.deviceName}
+        </span>
+        <nav aria-label="Main">
+          <Link to="/">Channels</Link>
+          <Link to="/members">Members &amp; devices</Link>
+          <Link to="/party">Our party</Link>
+          <Link to="/documents">Documents</Link>
+          <Link to="/verify">Verify</Link>
+        </nav>
+        <span className="outbox" role="status" aria-label="Outbox">
+          {session.outboxPending === 0 ? 'all sent' : `${session.outboxPending} waiting to send`}
+        </span>
+        <button type="button" onClick={() => session.lock()}>
+          Lock
+        </button>
+      </header>
+      {session.online ? null : (
+        <div className="offline" role="alert">
+          Offline: the relay cannot be reached. What you send waits in the outbox and goes out when the line
+          is back.
+        </div>
+      )}
+      <div id="content">
+        <Routes path={props.path} />
+      </div>
+    </>
+  );
+}
+
+export function App(): ReactNode {
+  const session = useSession();
+  const path = usePath();
+  // The verifier is public: it needs no device and no unlock.
+  if (path === '/verify' && session.phase !== 'unlocked') return <VerifyScreen />;
+  switch (session.phase) {
+    case 'loading':
+      return <main aria-busy="true">Loading…</main>;
+    case 'new':
+      return <Onboarding />;
+    case 'locked':
+      return <LockScreen />;
+    case 'unlocked':
+      return <Shell path={path} />;
+  }
+}

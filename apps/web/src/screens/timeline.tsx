@@ -1,0 +1,182 @@
+/** The channel timeline: every readable event as text, with delivered/read per party. */
+import type { ChannelState, EventRecord, PartyId } from '@backchannel/client/browser';
+import { memo, type ReactNode, useState } from 'react';
+
+const PAGE = 200;
+import { isReadable, type Readable } from '../model.ts';
+import { shortId, when } from '../ui.tsx';
+
+/** Renders a party id through the caller (it knows names); plain id otherwise. */
+export type NameOf = (party: string) => string;
+
+const TRACK_VERBS = {
+  'track.suspend': 'suspended',
+  'track.revive': 'revived',
+  'track.conclude': 'concluded',
+} as const;
+const CHANGE_LABELS: Partial<Record<string, string>> = {
+  'channel.accept': 'Accepted the outreach: the channel is open',
+  'channel.decline': 'Declined the outreach',
+  'channel.suspend': 'Suspended the channel',
+  'channel.reopen': 'Reopened the channel',
+  'channel.close': 'Closed the channel',
+};
+
+function Body(props: { r: Readable; trackName: (id: string) => string }): ReactNode {
+  const e = props.r.event;
+  switch (e.kind) {
+    case 'message':
+      return <p className="text">{e.text}</p>;
+    case 'points':
+      return (
+        <>
+          <p className="title">Points: {e.title}</p>
+          <ol>
+            {e.items.map((it, i) => (
+              // Items are positional: the order is the content.
+              // biome-ignore lint/suspicious/noArrayIndexKey: the list never reorders
+              <li key={i}>{it}</li>
+            ))}
+          </ol>
+        </>
+      );
+    case 'proposal':
+      return (
+        <>
+          <p className="title">Proposal: {e.title}</p>
+          <p className="text">{e.text}</p>
+        </>
+      );
+    case 'response':
+      return (
+        <>
+          <p className="title">
+            Response ({e.stance}) to {shortId(e.to)}
+          </p>
+          <p className="text">{e.text}</p>
+        </>
+      );
+    case 'notice':
+      return (
+        <>
+          <p className="title">
+            Notice: {e.title} — acknowledge by {when(e.ackBy)}
+          </p>
+          <p className="text">{e.text}</p>
+        </>
+      );
+    case 'readout':
+      return (
+        <p className="text">
+          Read-out ({e.round}): {e.text ?? '[committed, not yet published]'}
+        </p>
+      );
+    case 'outreach':
+      return <p className="text">Outreach: {e.note}</p>;
+    case 'track.open':
+      return <p className="meta">Track “{e.name}” opened</p>;
+    case 'track.suspend':
+    case 'track.revive':
+    case 'track.conclude':
+      return (
+        <p className="meta">
+          Track “{props.trackName(e.trackId)}” {TRACK_VERBS[e.kind]}
+          {e.reason === undefined ? '' : ` — ${e.reason}`}
+        </p>
+      );
+    default:
+      return (
+        <p className="meta">
+          {CHANGE_LABELS[e.kind] ?? e.kind}
+          {'reason' in e && typeof e.reason === 'string' ? ` — ${e.reason}` : ''}
+        </p>
+      );
+  }
+}
+
+function Receipts(props: { s: ChannelState; r: Readable; nameOf: NameOf }): ReactNode {
+  const rec = props.s.receipts.get(props.r.event.id);
+  if (rec === undefined) return null;
+  const others = props.s.parties.filter((p) => p !== rec.from);
+  return (
+    <ul className="receipts" aria-label="Delivery">
+      {others.map((p) => {
+        const read = rec.read[p];
+        const delivered = rec.delivered[p];
+        const state = read !== undefined ? 'read' : delivered !== undefined ? 'delivered' : 'sent';
+        return (
+          <li key={p} data-party={p} data-receipt={state}>
+            {state === 'sent'
+              ? `not yet delivered to ${props.nameOf(p)}`
+              : `${state} by ${props.nameOf(p)} ${when(read ?? delivered)}`}
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
+
+const Item = memo(function Item(props: {
+  r: Readable;
+  s: ChannelState;
+  me: PartyId;
+  nameOf: NameOf;
+  trackName: (id: string) => string;
+}): ReactNode {
+  const { r } = props;
+  const track = r.event.track;
+  return (
+    <li
+      className={`event kind-${r.event.kind.replace('.', '-')}${r.party === props.me ? ' mine' : ''}`}
+      data-kind={r.event.kind}
+      data-event={r.event.id}
+    >
+      <div className="head">
+        <span className="who">{props.nameOf(r.party)}</span>
+        <time dateTime={new Date(r.receivedAt).toISOString()}>{when(r.receivedAt)}</time>
+        {track === undefined ? null : <span className="track-tag">#{props.trackName(track)}</span>}
+        {r.status === 'rejected' ? <span className="rejected">refused: {r.code}</span> : null}
+      </div>
+      <Body r={r} trackName={props.trackName} />
+      <Receipts s={props.s} r={r} nameOf={props.nameOf} />
+    </li>
+  );
+});
+
+export function Timeline(props: {
+  timeline: readonly EventRecord[];
+  state: ChannelState;
+  me: PartyId;
+  nameOf: NameOf;
+  track: string;
+}): ReactNode {
+  const s = props.state;
+  const trackName = (id: string) => s.tracks[id]?.name ?? shortId(id);
+  const items = props.timeline.filter(
+    (r): r is Readable =>
+      isReadable(r) &&
+      r.event.kind !== 'receipt' &&
+      r.event.kind !== 'heartbeat' &&
+      (props.track === '' ||
+        r.event.track === props.track ||
+        ('trackId' in r.event && r.event.trackId === props.track)),
+  );
+  // The latest events first: long channels render one page, earlier pages on request.
+  const [shown, setShown] = useState(PAGE);
+  const hidden = Math.max(0, items.length - shown);
+  return (
+    <>
+      {hidden > 0 ? (
+        <button type="button" className="earlier" onClick={() => setShown((n) => n + PAGE)}>
+          Show {Math.min(PAGE, hidden)} earlier events ({hidden} not shown)
+        </button>
+      ) : null}
+      <ol className="timeline" aria-label="Timeline">
+        {items.length === 0 ? <li className="meta">Nothing yet.</li> : null}
+        {(hidden > 0 ? items.slice(hidden) : items).map((r) => (
+          <Item key={r.seq} r={r} s={s} me={props.me} nameOf={props.nameOf} trackName={trackName} />
+        ))}
+      </ol>
+    </>
+  );
+}

@@ -1,0 +1,166 @@
+/** Small shared pieces: routing, session hook, status badges, async buttons, confirmations. */
+import { createContext, type ReactNode, useContext, useEffect, useState, useSyncExternalStore } from 'react';
+import type { Session } from './session.ts';
+
+export const SessionContext = createContext<Session | undefined>(undefined);
+
+/** The session, re-rendering the caller on every change. */
+export function useSession(): Session {
+  const s = useContext(SessionContext);
+  if (s === undefined) throw new Error('useSession outside SessionContext');
+  useSyncExternalStore(s.subscribe, s.getSnapshot);
+  return s;
+}
+
+// ---- routing (history API; the relay serves index.html for every app path) ----
+
+let listeners: Array<() => void> = [];
+export function navigate(path: string): void {
+  history.pushState(null, '', path);
+  for (const l of listeners) l();
+}
+export function usePath(): string {
+  const [path, setPath] = useState(location.pathname);
+  useEffect(() => {
+    const on = () => setPath(location.pathname);
+    listeners.push(on);
+    addEventListener('popstate', on);
+    return () => {
+      listeners = listeners.filter((l) => l !== on);
+      removeEventListener('popstate', on);
+    };
+  }, []);
+  return path;
+}
+
+export function Link(props: { to: string; children: ReactNode; className?: string }): ReactNode {
+  const current = usePath();
+  return (
+    <a
+      href={props.to}
+      className={props.className}
+      aria-current={current === props.to ? 'page' : undefined}
+      onClick={(e) => {
+        if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+        e.preventDefault();
+        navigate(props.to);
+      }}
+    >
+      {props.children}
+    </a>
+  );
+}
+
+export type Badge = 'open' | 'quiet' | 'silent' | 'suspended' | 'closed' | 'outreach waiting' | 'proposed';
+
+export function StatusBadge(props: { status: Badge }): ReactNode {
+  return (
+    <span className={`badge badge-${props.status.replace(' ', '-')}`} data-status={props.status}>
+      {props.status}
+    </span>
+  );
+}
+
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A button that runs an async action, disables itself meanwhile and reports failures. */
+export function ActionButton(props: {
+  onAction: () => Promise<unknown>;
+  children: ReactNode;
+  disabled?: boolean;
+  className?: string | undefined;
+  type?: 'button' | 'submit';
+}): ReactNode {
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState<string>();
+  return (
+    <>
+      <button
+        type={props.type ?? 'button'}
+        className={props.className}
+        disabled={busy || props.disabled === true}
+        aria-busy={busy}
+        onClick={() => {
+          setBusy(true);
+          setErr(undefined);
+          props.onAction().then(
+            () => setBusy(false),
+            (e: unknown) => {
+              setBusy(false);
+              setErr(errorText(e));
+            },
+          );
+        }}
+      >
+        {props.children}
+      </button>
+      {err === undefined ? null : (
+        <p role="alert" className="error">
+          {err}
+        </p>
+      )}
+    </>
+  );
+}
+
+/** An action that needs an explicit second step ("Are you sure?"), optionally with a reason. */
+export function ConfirmAction(props: {
+  label: string;
+  confirmLabel: string;
+  question: string;
+  needsReason?: boolean;
+  onConfirm: (reason: string) => Promise<unknown>;
+  danger?: boolean;
+}): ReactNode {
+  const [open, setOpen] = useState(false);
+  const [reason, setReason] = useState('');
+  if (!open) {
+    return (
+      <button
+        type="button"
+        className={props.danger === true ? 'danger' : undefined}
+        onClick={() => setOpen(true)}
+      >
+        {props.label}
+      </button>
+    );
+  }
+  return (
+    <fieldset className="confirm">
+      <legend>{props.question}</legend>
+      {props.needsReason === true ? (
+        <label>
+          Reason (kept on record)
+          <input value={reason} onChange={(e) => setReason(e.target.value)} required />
+        </label>
+      ) : null}
+      <ActionButton
+        className={props.danger === true ? 'danger' : undefined}
+        disabled={props.needsReason === true && reason.trim() === ''}
+        onAction={async () => {
+          await props.onConfirm(reason.trim());
+          setOpen(false);
+          setReason('');
+        }}
+      >
+        {props.confirmLabel}
+      </ActionButton>
+      <button type="button" onClick={() => setOpen(false)}>
+        Cancel
+      </button>
+    </fieldset>
+  );
+}
+
+// One formatter for the page: Date#toLocaleString builds a new one on every call (slow in long lists).
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+
+export function when(t: number | undefined): string {
+  return t === undefined ? 'never' : dateFormat.format(t);
+}
+
+export function shortId(id: string): string {
+  return id.length > 12 ? `${id.slice(0, 10)}…` : id;
+}

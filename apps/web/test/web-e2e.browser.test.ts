@@ -1,0 +1,249 @@
+/**
+ * The reference scenario through the web app in real Chromium: two isolated browser contexts
+ * are party A and party B, each with its own IndexedDB, against a relay process serving the
+ * built app. Screenshots of each main screen go to test-artifacts/web/.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, launchChromium, type Relay, startRelay, tempDir, WEB_ROOT } from './harness.ts';
+
+const ARTIFACTS = join(WEB_ROOT, '..', '..', 'test-artifacts', 'web');
+const WAIT = { timeout: 60_000 };
+const XSS = '<img src=x onerror=alert(1)>';
+
+let relay: Relay;
+let browser: Browser;
+let dist: string;
+const contexts: BrowserContext[] = [];
+const problems: string[] = [];
+const dialogs: string[] = [];
+let offline = false;
+
+async function party(name: string): Promise<Page> {
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  page.on('console', (m) => {
+    // While the test cuts the network on purpose, failed requests are expected noise.
+    if (offline && /ERR_INTERNET_DISCONNECTED|WebSocket/.test(m.text())) return;
+    if (m.type() === 'error') problems.push(`${name} console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
+  page.on('dialog', (d) => {
+    dialogs.push(`${name}: ${d.message()}`);
+    void d.dismiss();
+  });
+  return page;
+}
+
+async function shot(page: Page, file: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, file), fullPage: true });
+}
+
+async function createParty(page: Page, partyName: string, pass: string): Promise<string> {
+  await page.goto(relay.url);
+  await page.getByRole('tab', { name: 'Create a party' }).waitFor(WAIT);
+  await page.getByLabel('Party name').fill(partyName);
+  await page.getByLabel('This device').fill('desk browser');
+  await page.getByLabel('Passphrase (encrypts').fill(pass);
+  await page.getByLabel('Repeat the passphrase').fill(pass);
+  await page.getByRole('button', { name: 'Create the party' }).click();
+  const id = page.getByTestId('party-id');
+  await id.waitFor(WAIT);
+  return (await id.textContent()) ?? '';
+}
+
+function eventByText(page: Page, text: string) {
+  return page.locator('li.event').filter({ hasText: text });
+}
+
+beforeAll(async () => {
+  rmSync(ARTIFACTS, { recursive: true, force: true });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  dist = tempDir('bc-web-dist-');
+  await buildApp(dist);
+  relay = await startRelay(dist);
+  browser = await launchChromium();
+}, 180_000);
+
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => undefined);
+  await browser?.close();
+  await relay?.stop();
+  if (dist !== undefined) rmSync(dist, { recursive: true, force: true });
+});
+
+describe('the web app in Chromium', () => {
+  it('A reaches out to B, B accepts, points with receipts, offline outbox, a track suspended and revived, enrollment, hostile text stays text', {
+    timeout: 600_000,
+  }, async () => {
+    const a = await party('A');
+    const b = await party('B');
+
+    // Onboarding: each browser creates its party; keys are made in the page.
+    await a.goto(relay.url);
+    await a.getByRole('tab', { name: 'Create a party' }).waitFor(WAIT);
+    await shot(a, '01-onboarding.png');
+    const aId = await createParty(a, 'Foreign Ministry', 'passphrase of A, long enough');
+    const bId = await createParty(b, "Special Envoy's Office", 'passphrase of B, long enough');
+    expect(aId).toMatch(/^p_/);
+    expect(bId).toMatch(/^p_/);
+    expect(await a.getByTestId('fingerprint').textContent()).toMatch(/\d/);
+
+    // Fingerprint comparison: A looks up B's card and sees the same fingerprint B shows.
+    const bFingerprint = (await b.getByTestId('fingerprint').textContent()) ?? '';
+    await a.getByLabel('Their party id').fill(bId);
+    await a.getByRole('button', { name: 'Look up' }).click();
+    await a.getByText(bFingerprint, { exact: true }).first().waitFor(WAIT);
+    await shot(a, '02-fingerprints.png');
+
+    // Outreach from A to B's published card.
+    await a.getByRole('link', { name: 'Channels' }).click();
+    await a.getByLabel('Their party id').fill(bId);
+    await a.getByLabel('What the outreach says').fill('We are ready to talk.');
+    await a.getByRole('button', { name: 'Send outreach' }).click();
+    await a.locator('.channel-head .badge[data-status="proposed"]').waitFor(WAIT);
+
+    // B sees the outreach waiting (live), opens it, accepts.
+    await b.getByRole('link', { name: 'Channels' }).click();
+    const waiting = b.locator('ul.channels .badge[data-status="outreach waiting"]');
+    await waiting.waitFor(WAIT);
+    await shot(b, '03-channels-outreach-waiting.png');
+    await waiting.click();
+    await eventByText(b, 'We are ready to talk.').waitFor(WAIT);
+    await b.getByRole('button', { name: 'Accept outreach' }).click();
+    await b.locator('.channel-head .badge[data-status="open"]').waitFor(WAIT);
+
+    // B opens the "nuclear" track; A's view follows live.
+    await b.getByLabel('New track').fill('nuclear');
+    await b.getByRole('button', { name: 'Open track' }).click();
+    await b.locator('li[data-track="nuclear"][data-track-status="active"]').waitFor(WAIT);
+    await a.locator('.channel-head .badge[data-status="open"]').waitFor(WAIT);
+    await a.locator('li[data-track="nuclear"]').waitFor(WAIT);
+
+    // B conveys points; A's device acknowledges delivery and reads them; B sees both receipts.
+    await b.getByRole('radio', { name: 'points' }).check();
+    await b.getByLabel('Title').fill('Conditions');
+    await b.getByLabel('Points (one per line)').fill('Halt enrichment above 5%\nInspections resume');
+    await b.getByRole('button', { name: 'Send points' }).click();
+    const pointsAtA = eventByText(a, 'Conditions');
+    await pointsAtA.waitFor(WAIT);
+    expect(await pointsAtA.locator('ol > li').allTextContents()).toEqual([
+      'Halt enrichment above 5%',
+      'Inspections resume',
+    ]);
+    const pointsAtB = eventByText(b, 'Conditions');
+    await pointsAtB.locator('[data-receipt="read"]').waitFor(WAIT);
+    expect(await pointsAtB.locator('[data-receipt="read"]').textContent()).toContain(
+      'read by Foreign Ministry',
+    );
+    await shot(b, '04-channel-points-read.png');
+
+    // Another party's hostile text renders as text, never as markup.
+    await a.getByLabel('Text').fill(XSS);
+    await a.getByRole('button', { name: 'Send message' }).click();
+    const xssAtB = b.locator('li.event[data-kind="message"] p.text').filter({ hasText: XSS });
+    await xssAtB.waitFor(WAIT);
+    expect(await xssAtB.textContent()).toBe(XSS);
+    expect(await b.locator('ol.timeline img').count()).toBe(0);
+    await eventByText(a, XSS)
+      .locator('[data-receipt="delivered"], [data-receipt="read"]')
+      .first()
+      .waitFor(WAIT);
+
+    // Offline: A's browser loses the network; the banner shows, the message waits in the outbox
+    // (sealed in IndexedDB) and goes out when the line is back.
+    offline = true;
+    await a.context().setOffline(true);
+    await a.getByText('Offline: the relay cannot be reached').waitFor(WAIT);
+    await a.getByLabel('Text').fill('sent while offline');
+    await a.getByRole('button', { name: 'Send message' }).click();
+    const outbox = a.getByRole('status', { name: 'Outbox' });
+    await outbox.filter({ hasText: '1 waiting to send' }).waitFor(WAIT);
+    await a.getByText('1 event(s) waiting to send, kept on this device').waitFor(WAIT);
+    await shot(a, '05-offline-outbox.png');
+    await a.context().setOffline(false);
+    await outbox.filter({ hasText: 'all sent' }).waitFor(WAIT);
+    await eventByText(b, 'sent while offline').waitFor(WAIT);
+    await a.getByText('waiting to send, kept on this device').waitFor({ state: 'detached', ...WAIT });
+    await a.getByText('Offline: the relay cannot be reached').waitFor({ state: 'detached', ...WAIT });
+    offline = false;
+
+    // A suspends the track with a reason on record; B sees it and revives it; A sees the revival.
+    await a.getByRole('button', { name: 'Suspend nuclear' }).click();
+    await a.getByLabel('Reason (kept on record)').fill('military strike');
+    await a.getByRole('button', { name: 'Suspend the track' }).click();
+    const bTrack = b.locator('li[data-track="nuclear"]');
+    await b.locator('li[data-track="nuclear"][data-track-status="suspended"]').waitFor(WAIT);
+    expect(await bTrack.textContent()).toContain('military strike');
+    await shot(b, '06-track-suspended.png');
+    await b.getByRole('button', { name: 'Revive nuclear' }).click();
+    await a.locator('li[data-track="nuclear"][data-track-status="revived"]').waitFor(WAIT);
+    await shot(a, '07-channel-view.png');
+
+    // A draft survives a reload (kept encrypted in the device store, restored after unlock).
+    await a.getByLabel('Text').fill('draft: unfinished sentence');
+    await a.getByText('Draft saved on this device').waitFor(WAIT);
+    expect(await eventByText(a, 'Track “nuclear” suspended').textContent()).toContain('military strike');
+    await a.reload();
+    await a.getByRole('heading', { name: 'Backchannel is locked' }).waitFor(WAIT);
+    await shot(a, '08-lock-screen.png');
+    await a.getByLabel('Passphrase').fill('wrong passphrase');
+    await a.getByRole('button', { name: 'Unlock' }).click();
+    await a.getByRole('alert').filter({ hasText: 'passphrase' }).waitFor(WAIT);
+    await a.getByLabel('Passphrase').fill('passphrase of A, long enough');
+    await a.getByRole('button', { name: 'Unlock' }).click();
+    await expect.poll(() => a.getByLabel('Text').inputValue(), WAIT).toBe('draft: unfinished sentence');
+
+    // A second tab of the same browser profile cannot unlock the device while this one is open.
+    const a2 = await a.context().newPage();
+    await a2.goto(relay.url);
+    await a2.getByLabel('Passphrase').fill('passphrase of A, long enough');
+    await a2.getByRole('button', { name: 'Unlock' }).click();
+    await a2.getByRole('alert').filter({ hasText: 'already unlocked in another tab' }).waitFor(WAIT);
+    await a2.close();
+
+    // The other main screens.
+    await a.getByRole('link', { name: 'Channels' }).click();
+    await a.locator('ul.channels .badge').first().waitFor(WAIT);
+    await shot(a, '09-channels.png');
+    await a.getByRole('link', { name: 'Members & devices' }).click();
+    await a.getByRole('cell', { name: /desk browser/ }).waitFor(WAIT);
+    await shot(a, '10-members.png');
+
+    // Enrollment: A's admin browser issues an invite; a third browser enrolls as A's staff device.
+    await a.getByLabel('Member and device name').fill('staff laptop');
+    await a.getByLabel('Role').selectOption('staff');
+    await a.getByRole('button', { name: 'Create invite' }).click();
+    const inviteBox = a.getByLabel('Invite (send it by one route)');
+    await inviteBox.waitFor(WAIT);
+    const inviteText = await inviteBox.inputValue();
+    const code = (await a.locator('strong.code').textContent()) ?? '';
+    const staff = await party('A staff');
+    await staff.goto(relay.url);
+    await staff.getByRole('tab', { name: 'Enroll with an invite' }).click();
+    await staff.getByLabel('Invite (the text your admin sent you)').fill(inviteText);
+    await staff.getByLabel('One-time code').fill(code);
+    await staff.getByLabel('Passphrase (encrypts').fill('staff passphrase, long enough');
+    await staff.getByLabel('Repeat the passphrase').fill('staff passphrase, long enough');
+    await staff.getByRole('button', { name: 'Enroll this browser' }).click();
+    await staff.getByTestId('party-id').waitFor(WAIT);
+    expect(await staff.getByTestId('party-id').textContent()).toBe(aId);
+    await a.getByRole('button', { name: 'Revoke staff laptop' }).waitFor(WAIT);
+    await shot(staff, '11-enrolled-device.png');
+    await a.getByRole('link', { name: 'Documents' }).click();
+    await a.getByRole('heading', { name: 'Documents' }).waitFor(WAIT);
+    await shot(a, '12-documents.png');
+    const v = await party('verifier');
+    await v.goto(`${relay.url}/verify`);
+    await v.getByRole('heading', { name: 'Verify an attestation' }).waitFor(WAIT);
+    await shot(v, '13-verify.png');
+    await b.setViewportSize({ width: 390, height: 844 });
+    await shot(b, '14-channel-phone-width.png');
+
+    expect(dialogs).toEqual([]);
+    expect(problems).toEqual([]);
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * Invites without node: (browsers): the same format as invite.node.ts — scrypt-stretched
+ * one-time code, identity sealed with AES-256-GCM as nonce ‖ ciphertext ‖ tag under the
+ * associated data "invite" — built on @noble/hashes and @noble/ciphers, so an invite written
+ * by the CLI opens in the web app and the reverse.
+ */
+import { fromBase64url, toBase64url } from '@backchannel/protocol';
+import { gcm } from '@noble/ciphers/aes.js';
+import { scryptAsync } from '@noble/hashes/scrypt.js';
+import { ClientError } from './errors.ts';
+import { decodeIdentity, type DeviceIdentity, encodeIdentity } from './identity.ts';
+
+const ALPHABET = 'ABCDEFGHJKMNPQRSTVWXYZ23456789'; // no 0/O, 1/I/L, U
+const AAD = new TextEncoder().encode('invite');
+
+export interface ScryptParams {
+  readonly N: number;
+  readonly r: number;
+  readonly p: number;
+}
+/** Same default as the CLI: N = 2^15, r = 8, p = 1. */
+export const INVITE_KDF: ScryptParams = { N: 1 << 15, r: 8, p: 1 };
+
+export interface PortableInviteFile {
+  readonly v: 1;
+  readonly kind: 'backchannel-invite';
+  readonly party: string;
+  readonly device: string;
+  readonly salt: string;
+  readonly kdf: ScryptParams;
+  readonly box: string;
+}
+
+/** 16 characters from a 30-letter alphabet (~78 bits), grouped by four. */
+export function newInviteCodeWith(random: (n: number) => Uint8Array): string {
+  let s = '';
+  // Rejection sampling keeps every letter equally likely (256 is not a multiple of 30).
+  while (s.length < 16) {
+    for (const b of random(32)) {
+      if (b < 240 && s.length < 16) s += ALPHABET[b % ALPHABET.length];
+    }
+  }
+  return `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}`;
+}
+
+function normalizeCode(code: string): string {
+  return code.toUpperCase().replace(/[^A-Z0-9]/g, '');
+}
+
+async function keyFor(code: string, salt: Uint8Array, kdf: ScryptParams): Promise<Uint8Array> {
+  return scryptAsync(normalizeCode(code).normalize('NFKC'), salt, {
+    N: kdf.N,
+    r: kdf.r,
+    p: kdf.p,
+    dkLen: 32,
+    maxmem: 256 * kdf.N * kdf.r + 1024 * 1024,
+  });
+}
+
+export async function sealInviteWith(
+  identity: DeviceIdentity,
+  code: string,
+  random: (n: number) => Uint8Array,
+  kdf: ScryptParams = INVITE_KDF,
+): Promise<PortableInviteFile> {
+  const salt = random(16);
+  const nonce = random(12);
+  const ct = gcm(await keyFor(code, salt, kdf), nonce, AAD).encrypt(encodeIdentity(identity));
+  const box = new Uint8Array(12 + ct.length);
+  box.set(nonce, 0);
+  box.set(ct, 12);
+  return {
+    v: 1,
+    kind: 'backchannel-invite',
+    party: identity.party,
+    device: identity.device,
+    salt: toBase64url(salt),
+    kdf,
+    box: toBase64url(box),
+  };
+}
+
+export async function openInviteWith(file: unknown, code: string): Promise<DeviceIdentity> {
+  const f = (typeof file === 'object' && file !== null ? file : {}) as Partial<PortableInviteFile>;
+  const kdf = f.kdf;
+  if (
+    f.kind !== 'backchannel-invite' ||
+    typeof f.salt !== 'string' ||
+    typeof f.box !== 'string' ||
+    kdf === undefined ||
+    !Number.isSafeInteger(kdf.N) ||
+    !Number.isSafeInteger(kdf.r) ||
+    !Number.isSafeInteger(kdf.p) ||
+    kdf.N > 1 << 20
+  ) {
+    throw new ClientError('INVITE_INVALID', 'this is not a Backchannel invite');
+  }
+  let plain: Uint8Array;
+  try {
+    const box = fromBase64url(f.box);
+    if (box.length < 28) throw new Error('short');
+    const key = await keyFor(code, fromBase64url(f.salt), kdf);
+    plain = gcm(key, box.subarray(0, 12), AAD).decrypt(box.subarray(12));
+  } catch {
+    throw new ClientError('INVITE_INVALID', 'the invite code does not open this invite');
+  }
+  return decodeIdentity(plain);
+}

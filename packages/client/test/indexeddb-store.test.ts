@@ -1,0 +1,163 @@
+/**
+ * The browser store and invites under Node: fake-indexeddb stands in for the browser's
+ * IndexedDB (same API, in memory) and WebCrypto is Node's own. The web app's browser test
+ * exercises the real IndexedDB in Chromium.
+ */
+import 'fake-indexeddb/auto';
+import { IDBFactory } from 'fake-indexeddb';
+import { describe, expect, it } from 'vitest';
+import { newParty } from '../src/sdk/identity.ts';
+import { IndexedDbLocalStore } from '../src/sdk/indexeddb.dom.ts';
+import { newInviteCodeWith, openInviteWith, sealInviteWith } from '../src/sdk/invite.ts';
+import { newInviteCode, openInvite, sealInvite } from '../src/sdk/invite.node.ts';
+
+const kdf = { kdf: 'PBKDF2-SHA-256', iterations: 1000 } as const;
+const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+
+/** Every raw value IndexedDB holds for this database, as seen without the passphrase. */
+async function rawValues(factory: IDBFactory, name: string): Promise<Uint8Array[]> {
+  const db = await new Promise<IDBDatabase>((resolve, reject) => {
+    const r = factory.open(name);
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+  const out: Uint8Array[] = [];
+  for (const store of ['kv', 'entries', 'outbox']) {
+    const all = await new Promise<unknown[]>((resolve, reject) => {
+      const r = db.transaction(store, 'readonly').objectStore(store).getAll();
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    for (const v of all) out.push(v instanceof Uint8Array ? v : (v as { value: Uint8Array }).value);
+  }
+  db.close();
+  return out;
+}
+
+const contains = (hay: Uint8Array, needle: Uint8Array) => Buffer.from(hay).includes(Buffer.from(needle));
+
+describe('IndexedDB local store', () => {
+  it('round-trips records, entries and outbox items across a reopen', async () => {
+    const indexedDB = new IDBFactory();
+    const s = await IndexedDbLocalStore.open({ name: 'd1', passphrase: 'correct horse', kdf, indexedDB });
+    await s.put(
+      [
+        ['a', new Uint8Array([1, 2, 3])],
+        ['b', new Uint8Array([4])],
+        ['ab', new Uint8Array([5])],
+      ],
+      [{ id: 'e_2', channel: 'c_x', createdAt: 6, wire: new Uint8Array([2]) }],
+    );
+    await s.appendEntries('c_x', [
+      { seq: 0, entry: new Uint8Array([9]) },
+      { seq: 1, entry: new Uint8Array([8]) },
+    ]);
+    await s.appendEntries('c_x', [{ seq: 1, entry: new Uint8Array([7]) }]); // duplicate ignored
+    await s.appendEntries('c_y', [{ seq: 0, entry: new Uint8Array([6]) }]);
+    await s.outboxAdd({ id: 'e_1', channel: 'c_x', createdAt: 5, wire: new Uint8Array([7, 7]) });
+    await s.outboxAdd({ id: 'e_1', channel: 'c_x', createdAt: 5, wire: new Uint8Array([0]) }); // ignored
+    s.close();
+
+    expect(await IndexedDbLocalStore.exists('d1', indexedDB)).toBe(true);
+    const r = await IndexedDbLocalStore.open({ name: 'd1', passphrase: 'correct horse', indexedDB });
+    expect(await r.get('a')).toEqual(new Uint8Array([1, 2, 3]));
+    expect(await r.keys('a')).toEqual(['a', 'ab']);
+    expect(await r.keys('')).toEqual(['a', 'ab', 'b']);
+    expect(await r.entries('c_x', 0, 10)).toEqual([
+      { seq: 0, entry: new Uint8Array([9]) },
+      { seq: 1, entry: new Uint8Array([8]) },
+    ]);
+    expect((await r.entries('c_x', 1, 10)).map((e) => e.seq)).toEqual([1]);
+    expect(await r.entryCount('c_x')).toBe(2);
+    expect(await r.entryCount('c_y')).toBe(1);
+    expect((await r.outboxList()).map((o) => [o.id, [...o.wire]])).toEqual([
+      ['e_1', [7, 7]],
+      ['e_2', [2]],
+    ]);
+    await r.outboxRemove(['e_1']);
+    expect((await r.outboxList()).map((o) => o.id)).toEqual(['e_2']);
+    await r.put([['a', undefined]]);
+    expect(await r.get('a')).toBeUndefined();
+    r.close();
+  });
+
+  it('refuses a wrong passphrase with PASSPHRASE_WRONG', async () => {
+    const indexedDB = new IDBFactory();
+    (await IndexedDbLocalStore.open({ name: 'd2', passphrase: 'right', kdf, indexedDB })).close();
+    await expect(
+      IndexedDbLocalStore.open({ name: 'd2', passphrase: 'wrong', indexedDB }),
+    ).rejects.toMatchObject({
+      code: 'PASSPHRASE_WRONG',
+    });
+  });
+
+  it('keeps no secret in clear and refuses a value moved to another record', async () => {
+    const indexedDB = new IDBFactory();
+    const s = await IndexedDbLocalStore.open({ name: 'd3', passphrase: 'pw', kdf, indexedDB });
+    const secret = new TextEncoder().encode('TOP-SECRET-FALLBACK-POSITION-B');
+    await s.put([['secret', secret]], [{ id: 'e_9', channel: 'c_z', createdAt: 1, wire: secret }]);
+    await s.appendEntries('c_z', [{ seq: 0, entry: secret }]);
+    const raw = await rawValues(indexedDB, 'd3');
+    expect(raw.length).toBe(3);
+    for (const v of raw) expect(contains(v, new TextEncoder().encode('TOP-SECRET'))).toBe(false);
+
+    // Copy the sealed 'secret' value under another name: it must not open there.
+    const db = await new Promise<IDBDatabase>((resolve) => {
+      const r = indexedDB.open('d3');
+      r.onsuccess = () => resolve(r.result);
+    });
+    await new Promise<void>((resolve) => {
+      const tx = db.transaction('kv', 'readwrite');
+      tx.objectStore('kv').put(raw[0], 'moved');
+      tx.oncomplete = () => resolve();
+    });
+    db.close();
+    await expect(s.get('moved')).rejects.toMatchObject({ code: 'STORE_CORRUPT' });
+    s.close();
+  });
+
+  it('a failed put writes nothing (all or nothing)', async () => {
+    const indexedDB = new IDBFactory();
+    const s = await IndexedDbLocalStore.open({ name: 'd4', passphrase: 'pw', kdf, indexedDB });
+    await expect(
+      s.put([
+        ['ok', new Uint8Array([1])],
+        ['bad', { not: 'bytes' } as unknown as Uint8Array],
+      ]),
+    ).rejects.toBeDefined();
+    expect(await s.get('ok')).toBeUndefined();
+    s.close();
+  });
+});
+
+describe('portable invites', () => {
+  const admin = newParty({
+    rootSeed: random(32),
+    deviceSeed: random(32),
+    partyName: 'Foreign Ministry',
+    deviceName: 'admin',
+    role: 'admin',
+    relays: ['http://127.0.0.1:8787'],
+    now: Date.now(),
+  });
+  const small = { N: 1 << 10, r: 8, p: 1 };
+
+  it('opens a CLI invite in the browser format and the reverse', async () => {
+    const code = newInviteCode();
+    const fromCli = await openInviteWith(JSON.parse(JSON.stringify(sealInvite(admin, code, small))), code);
+    expect(fromCli.device).toBe(admin.device);
+    const code2 = newInviteCodeWith(random);
+    expect(code2).toMatch(/^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$/);
+    const file = await sealInviteWith(admin, code2, random, small);
+    expect(openInvite(JSON.parse(JSON.stringify(file)), code2.toLowerCase()).party).toBe(admin.party);
+  });
+
+  it('refuses a wrong code and a non-invite with INVITE_INVALID', async () => {
+    const file = await sealInviteWith(admin, 'AAAA-BBBB-CCCC-DDDD', random, small);
+    await expect(openInviteWith(file, 'AAAA-BBBB-CCCC-DDDE')).rejects.toMatchObject({
+      code: 'INVITE_INVALID',
+    });
+    await expect(openInviteWith({ kind: 'x' }, 'A')).rejects.toMatchObject({ code: 'INVITE_INVALID' });
+    await expect(openInviteWith(null, 'A')).rejects.toMatchObject({ code: 'INVITE_INVALID' });
+  });
+});
