@@ -101,6 +101,21 @@ export class Backchannel {
     return this.#context().relay;
   }
 
+  /** The parties' root keys and the device certificates this device has verified. */
+  get certificates(): CertificateBook {
+    return this.#context().certs;
+  }
+
+  /** The injected randomness (salts, ids). */
+  random(n: number): Uint8Array {
+    return this.#opts.random(n);
+  }
+
+  /** The relay checkpoint key this device pinned on first use (C2SP verifier key string). */
+  get relayKey(): string | undefined {
+    return this.#relayKey;
+  }
+
   get outbox(): Outbox {
     if (this.#outbox === undefined) throw new ClientError('NOT_INITIALIZED', 'device not initialized');
     return this.#outbox;

@@ -239,6 +239,22 @@ export class RelayClient {
     return this.request('GET', `/v1/channels/${channel}/checkpoint`);
   }
 
+  /** The checkpoint issued at `size`, with the witness cosignature lines stored for it. */
+  async getCheckpointAt(
+    channel: string,
+    size: number,
+  ): Promise<{ checkpoint: string; size: number; cosignatures: string[] }> {
+    return this.request('GET', `/v1/channels/${channel}/checkpoints/${size}`);
+  }
+
+  async postCosignature(
+    channel: string,
+    size: number,
+    cosignature: string,
+  ): Promise<{ cosignatures: number }> {
+    return this.request('POST', `/v1/channels/${channel}/cosignatures`, { size, cosignature });
+  }
+
   async getConsistency(channel: string, from: number, to: number): Promise<string[]> {
     const r = await this.request<{ proof: string[] }>(
       'GET',
