@@ -3,6 +3,7 @@
  * The relay workload W1 runs separately: `npm run bench:relay` (see docs/PERFORMANCE.md).
  */
 import { cpus } from 'node:os';
+import { benchAttest } from './attest.ts';
 import { benchE2ee } from './e2ee.ts';
 import { benchProtocol } from './protocol.ts';
 
@@ -13,7 +14,7 @@ const meta = {
   cpu: cpus()[0]?.model ?? 'unknown',
   date: new Date().toISOString(),
 };
-const rows = [...benchProtocol(), ...(await benchE2ee())].map((r) => ({ ...r, ...meta }));
+const rows = [...benchProtocol(), ...benchAttest(), ...(await benchE2ee())].map((r) => ({ ...r, ...meta }));
 for (const r of rows) console.log(JSON.stringify(r));
 if (!json) {
   console.log('');

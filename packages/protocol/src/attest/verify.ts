@@ -11,7 +11,7 @@
  *   6. each disclosed event: the sender's signed commitment      COMMITMENT_MISMATCH
  *   7. the claim itself against what the entries show            CLAIM_UNSUPPORTED, TIME_OUTSIDE_WINDOW, READOUT_EARLY
  */
-import { fromBase64url, toBase64url } from '../bytes/index.ts';
+import { decodeB64u } from './document.ts';
 import { decodeEntry } from '../envelope/entry.ts';
 import { verifyEnvelope } from '../envelope/envelope.ts';
 import type { ProtocolErrorCode } from '../errors.ts';
@@ -105,27 +105,25 @@ function refuse(code: ProtocolErrorCode, reason: string, at: string): never {
 
 /** Caches signature checks within one verification (a certificate is often used twice). */
 function memo(suite: SignatureSuite): SignatureSuite {
-  const seen = new Map<string, boolean>();
+  const seen = new Map<string, Array<{ msg: Uint8Array; ok: boolean }>>();
   return {
     sign: suite.sign,
     verify(sig, msg, pk) {
-      const k = `${toBase64url(sig)}.${toBase64url(pk)}.${toBase64url(msg)}`;
-      let r = seen.get(k);
-      if (r === undefined) {
-        r = suite.verify(sig, msg, pk);
-        seen.set(k, r);
-      }
-      return r;
+      const k = String.fromCharCode(...sig, ...pk);
+      const hits = seen.get(k) ?? [];
+      const hit = hits.find((h) => h.msg.length === msg.length && h.msg.every((b, i) => b === msg[i]));
+      if (hit !== undefined) return hit.ok;
+      const ok = suite.verify(sig, msg, pk);
+      hits.push({ msg, ok });
+      seen.set(k, hits);
+      return ok;
     },
   };
 }
 
 function b64(s: string, at: string): Uint8Array {
-  try {
-    return fromBase64url(s, at);
-  } catch {
-    return refuse('ATTESTATION_INVALID', 'a field is not base64url', at);
-  }
+  const b = decodeB64u(s);
+  return b ?? refuse('ATTESTATION_INVALID', 'a field is not base64url', at);
 }
 
 export function verifyAttestation(input: unknown, opts: VerifyAttestationOptions): AttestationVerdict {
