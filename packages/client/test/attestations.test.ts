@@ -277,3 +277,57 @@ describe('tampering, property-based', () => {
     );
   });
 });
+
+describe('backchannel verify (the CLI, offline)', () => {
+  it('exits 0 on a valid attestation and 4 with the reason on a forged one, with only the file and public keys', {
+    timeout: 60_000,
+  }, async () => {
+    const { execFile } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { encodeAttestation } = await import('@backchannel/protocol/attest');
+    const dir = mkdtempSync(join(tmpdir(), 'bc-verify-'));
+    const keys = join(dir, 'keys.json');
+    writeFileSync(
+      keys,
+      JSON.stringify({
+        type: 'backchannel/public-keys',
+        v: 1,
+        parties: { [s.A.party]: toBase64url(s.A.root), [s.B.party]: toBase64url(s.B.root) },
+        relayKeys: [s.relayKey],
+        witnesses: s.witnessKeys,
+      }),
+    );
+    const good = join(dir, 'delivery.json');
+    writeFileSync(good, encodeAttestation(doc('delivery')));
+    const forged = doc('delivery');
+    (forged.claim as { acknowledgedAt: number }).acknowledgedAt -= 3_600_000;
+    const bad = join(dir, 'forged.json');
+    writeFileSync(bad, encodeAttestation(resign(forged)));
+    const bin = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+    const cli = (file: string) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [bin, '--json', 'verify', file, '--keys', keys],
+          { env: { ...process.env } },
+          (err, stdout) => {
+            resolve({ code: err === null ? 0 : ((err as { code?: number }).code ?? -1), out: stdout });
+          },
+        );
+      });
+    const ok = await cli(good);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out.trim().split('\n').at(-1) as string)).toMatchObject({
+      valid: true,
+      kind: 'delivery',
+    });
+    const no = await cli(bad);
+    expect(no.code).toBe(4);
+    expect(JSON.parse(no.out.trim().split('\n').at(-1) as string)).toMatchObject({
+      valid: false,
+      code: 'TIME_OUTSIDE_WINDOW',
+    });
+  });
+});

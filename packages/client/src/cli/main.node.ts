@@ -6,6 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { identityCommands, type Runner } from './commands/identity.ts';
+import { proofsCommands } from './commands/proofs.ts';
 import { relayCommands } from './commands/relay.ts';
 import { talkCommands } from './commands/talk.ts';
 import { watchCommands } from './commands/watch.ts';
@@ -48,6 +49,7 @@ identityCommands(program, run);
 talkCommands(program, run);
 watchCommands(program, run);
 relayCommands(program, run);
+proofsCommands(program, run);
 
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
