@@ -331,3 +331,26 @@ describe('backchannel verify (the CLI, offline)', () => {
     });
   });
 });
+
+describe('docs/examples (the files docs/ATTESTATIONS.md shows a journalist)', () => {
+  it.each(['attestation-outreach.json', 'attestation-delivery.json'])(
+    '%s verifies with docs/examples/public-keys.json',
+    async (name) => {
+      const { readFileSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      const dir = join(import.meta.dirname, '..', '..', '..', 'docs', 'examples');
+      const keys = JSON.parse(readFileSync(join(dir, 'public-keys.json'), 'utf8')) as {
+        parties: Record<string, string>;
+        relayKeys: string[];
+        witnesses: string[];
+      };
+      const v = verifyAttestation(readFileSync(join(dir, name), 'utf8'), {
+        parties: Object.values(keys.parties).map((k) => fromBase64url(k)),
+        relayKeys: keys.relayKeys,
+        witnesses: keys.witnesses,
+        now: Date.now(),
+      });
+      expect(v.valid, v.valid ? '' : v.reason).toBe(true);
+    },
+  );
+});

@@ -234,7 +234,7 @@ function disclosure(ctx: ClaimContext, c: ClaimOf<'disclosure'>): ClaimResult | 
     );
   return {
     ok: true,
-    statement: `Party ${c.from} sent this ${d.event.kind} on ${iso(c.at)}: ${summarize(d.event)}`,
+    statement: `On ${iso(c.at)} party ${c.from} sent (${d.event.kind}) ${summarize(d.event)}`,
     facts: [
       `entry ${d.index} is event ${c.event}; the text shown is exactly what the sender committed to (salted hash), nothing else is revealed`,
     ],

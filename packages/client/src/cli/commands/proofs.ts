@@ -6,7 +6,6 @@ import { fromBase64url, parseEventId, toBase64url } from '@backchannel/protocol'
 import {
   type AttestationVerdict,
   encodeAttestation,
-  renderWordDiff,
   verifyAttestation,
   verifyForkEvidence,
 } from '@backchannel/protocol/attest';
@@ -63,7 +62,6 @@ export function renderVerdict(v: AttestationVerdict): string {
   const lines = [`VALID ${v.kind} attestation`, `  ${v.statement}`, ...v.facts.map((f) => `  - ${f}`)];
   if (v.readouts !== undefined) {
     for (const t of v.readouts.texts) lines.push(`  read-out of ${t.party}: “${t.text}”`);
-    lines.push(`  difference: ${renderWordDiff(v.readouts.diff)}`);
   }
   return lines.join('\n');
 }
