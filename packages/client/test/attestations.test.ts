@@ -4,10 +4,21 @@
  * with its specific reason.
  */
 import { encodeDeviceCertificate, fromBase64url, keyPairFromSeed, toBase64url } from '@backchannel/protocol';
-import { encodeVerifierKey, makeVerifierKey } from '@backchannel/protocol/transcript';
+import {
+  encodeVerifierKey,
+  inclusionProof,
+  leafHash,
+  MemoryNodeStore,
+  makeVerifierKey,
+  parseVerifierKey,
+  treeRoot,
+} from '@backchannel/protocol/transcript';
 import {
   type Attestation,
   type AttestationVerdict,
+  checkReceiptAgainstLog,
+  decodeRelayReceipt,
+  verifyRelayReceipt,
   type ClaimKind,
   signAttestation,
   type UnsignedAttestation,
@@ -17,7 +28,7 @@ import {
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ed25519Node } from '../src/sdk/mls-crypto.node.ts';
-import { type AttestRequest, attest, isFinal } from '../src/sdk/proofs.ts';
+import { type AttestRequest, attest, checkRelayReceipt, isFinal, relayReceiptOf } from '../src/sdk/proofs.ts';
 import { buildScenario, type Scenario } from './scenario.ts';
 
 let s: Scenario;
@@ -353,4 +364,49 @@ describe('docs/examples (the files docs/ATTESTATIONS.md shows a journalist)', ()
       expect(v.valid, v.valid ? '' : v.reason).toBe(true);
     },
   );
+});
+
+describe('the accountable mediator (relay receipts)', () => {
+  it('the relay signs a receipt for every envelope it accepts, and the transcript shows it delivered', async () => {
+    const r = await checkRelayReceipt(s.a, s.channel, s.messageId);
+    expect(r.check.kind).toBe('delivered');
+    const raw = await relayReceiptOf(s.a, s.channel, s.messageId);
+    const rec = decodeRelayReceipt(raw as string);
+    expect(rec.ok && rec.value.body).toMatchObject({ channel: s.channel, msgId: s.messageId });
+    const relayPub = parseVerifierKey(s.relayKey);
+    expect(rec.ok && relayPub.ok && verifyRelayReceipt(rec.value, relayPub.value.publicKey)).toBe(true);
+  });
+
+  it('a relay that drops an envelope it receipted is proven to have done so', async () => {
+    const raw = (await relayReceiptOf(s.a, s.channel, s.messageId)) as string;
+    const rec = decodeRelayReceipt(raw);
+    if (!rec.ok) throw new Error('no receipt');
+    const seq = rec.value.body.seq;
+    // The relay rewrites its log: at the receipted position it puts another (genuine, signed)
+    // entry instead of A's message, and signs the result with its own checkpoint key.
+    const ch = await s.a.channel(s.channel);
+    const entries = await s.a.store.entries(ch.id, 0, ch.record.checkpointSize);
+    const substitute = entries[seq - 1]!.entry;
+    const tree = new MemoryNodeStore();
+    entries.forEach((e, i) => {
+      tree.append(leafHash(i === seq ? substitute : e.entry));
+    });
+    const size = entries.length;
+    const forgedCheckpoint = s.relay.signer.sign(ch.id, size, treeRoot(tree.state));
+    const relayKey = parseVerifierKey(s.relayKey);
+    if (!relayKey.ok) throw new Error('relay key');
+    const check = checkReceiptAgainstLog({
+      receipt: rec.value,
+      relayKey: relayKey.value,
+      checkpoint: forgedCheckpoint,
+      entry: { bytes: substitute, proof: inclusionProof(seq, size, tree.read) },
+    });
+    expect(check.kind).toBe('dropped');
+    // A receipt the relay did not sign proves nothing.
+    const tampered = { ...rec.value, body: { ...rec.value.body, seq: seq + 1 } };
+    expect(
+      checkReceiptAgainstLog({ receipt: tampered, relayKey: relayKey.value, checkpoint: forgedCheckpoint })
+        .kind,
+    ).toBe('invalid');
+  });
 });

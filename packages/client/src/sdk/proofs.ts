@@ -11,23 +11,34 @@ import {
   encodeCanonical,
   type EventId,
   type PartyId,
+  toBase64url,
   unwrap,
 } from '@backchannel/protocol';
 import {
   type Attestation,
   type AttestationPlan,
+  checkReceiptAgainstLog,
   createAttestation,
+  decodeRelayReceipt,
   planDelivery,
   planDisclosure,
   planLiveness,
   planOutreach,
   planReadouts,
+  type ReceiptCheck,
   READOUT_SALT_BYTES,
   readoutCommitment,
   type TranscriptRecord,
   type TranscriptSnapshot,
 } from '@backchannel/protocol/attest';
-import { parseNote, parseVerifierKey, verifyCosignatures } from '@backchannel/protocol/transcript';
+import {
+  inclusionProof,
+  leafHash,
+  MemoryNodeStore,
+  parseNote,
+  parseVerifierKey,
+  verifyCosignatures,
+} from '@backchannel/protocol/transcript';
 import type { DraftEvent } from './channel.ts';
 import type { Backchannel } from './client.ts';
 import { ClientError } from './errors.ts';
@@ -218,4 +229,68 @@ export async function revealReadout(bc: Backchannel, channel: string, round: str
   const id = await ch.send({ kind: 'readout', round, text, salt } as DraftEvent);
   await bc.outbox.flush();
   return id;
+}
+
+/** The relay receipt this device kept for one of its envelopes (base64url), if any. */
+export async function relayReceiptOf(
+  bc: Backchannel,
+  channel: string,
+  msgId: string,
+): Promise<string | undefined> {
+  const b = await bc.store.get(`rr:${channel}:${msgId}`);
+  return b === undefined ? undefined : new TextDecoder().decode(b);
+}
+
+/**
+ * Accountable mediator: checks the relay's receipt for one of our envelopes against the log this
+ * device verified. "dropped" means the relay receipted the envelope and then signed a log that
+ * holds something else at that position — and the returned evidence proves it to anyone.
+ */
+export async function checkRelayReceipt(
+  bc: Backchannel,
+  channel: string,
+  msgId: string,
+): Promise<{
+  check: ReceiptCheck;
+  evidence?: { receipt: string; checkpoint: string; entry: string; proof: string[] };
+}> {
+  const ch = await bc.channel(channel);
+  const r = await relayReceiptOf(bc, ch.id, msgId);
+  if (r === undefined) throw new ClientError('INVALID_ARGUMENT', `no relay receipt kept for ${msgId}`);
+  const receipt = decodeRelayReceipt(r);
+  if (!receipt.ok) return { check: { kind: 'invalid', code: receipt.code, reason: receipt.message } };
+  const key = parseVerifierKey(bc.relayKey ?? '');
+  if (!key.ok) throw new ClientError('NOT_INITIALIZED', 'no relay key pinned');
+  const note = ch.record.checkpoint;
+  if (note === undefined) return { check: { kind: 'not-yet-logged', size: 0 } };
+  const size = ch.record.checkpointSize;
+  const stored = await bc.store.entries(ch.id, 0, size);
+  const seq = receipt.value.body.seq;
+  const at = stored[seq];
+  if (seq >= size || at === undefined)
+    return {
+      check: checkReceiptAgainstLog({ receipt: receipt.value, relayKey: key.value, checkpoint: note }),
+    };
+  const tree = new MemoryNodeStore();
+  for (const e of stored) tree.append(leafHash(e.entry));
+  const proof = inclusionProof(seq, size, tree.read);
+  const check = checkReceiptAgainstLog({
+    receipt: receipt.value,
+    relayKey: key.value,
+    checkpoint: note,
+    entry: { bytes: at.entry, proof },
+  });
+  return {
+    check,
+    ...(check.kind === 'dropped'
+      ? {
+          evidence: {
+            receipt: r,
+            checkpoint: note,
+            entry: toBase64url(at.entry),
+            proof: proof.map(toBase64url),
+          },
+        }
+      : {}),
+  };
 }

@@ -25,6 +25,8 @@ export interface AppendAnswer {
   readonly receivedAt: number;
   readonly inclusionProof: readonly string[];
   readonly checkpoint: string;
+  /** The relay's signed receipt for the envelope (accountable mediator), when it gives one. */
+  readonly receipt?: string;
 }
 
 export interface EntriesAnswer {
