@@ -30,10 +30,12 @@ const origin = `relay.test/${CHANNEL}`;
 class Log {
   readonly tree = new MemoryNodeStore();
   readonly notes = new Map<number, string>();
+  readonly leaves: Uint8Array[] = [];
   constructor(entries: readonly string[]) {
     for (const e of entries) this.append(e);
   }
   append(e: string): void {
+    this.leaves.push(leafHash(utf8(e)));
     this.tree.append(leafHash(utf8(e)));
     const size = this.tree.state.size;
     this.notes.set(
@@ -49,12 +51,23 @@ class Log {
 }
 
 /** A relay that serves `current()`; cosignatures are kept as posted. */
-function source(current: () => Log): WitnessSource & { posted: Array<{ size: number; line: string }> } {
+function source(
+  current: () => Log,
+  opts: { local?: Log; noHistory?: boolean } = {},
+): WitnessSource & { posted: Array<{ size: number; line: string }> } {
   const posted: Array<{ size: number; line: string }> = [];
+  const hashes = (log: Log, size: number) =>
+    log.leaves.length >= size ? log.leaves.slice(0, size) : undefined;
   return {
     posted,
     checkpoint: async () => current().notes.get(current().size) as string,
-    checkpointAt: async (_c, size) => current().notes.get(size),
+    checkpointAt: async (_c, size) => (opts.noHistory === true ? undefined : current().notes.get(size)),
+    leafHashes: async (_c, size, which) =>
+      which === 'served'
+        ? hashes(current(), size)
+        : opts.local === undefined
+          ? undefined
+          : hashes(opts.local, size),
     consistency: async (_c, from, to) => consistencyProof(from, to, current().tree.read),
     postCosignature: async (_c, size, line) => {
       posted.push({ size, line });
@@ -144,6 +157,50 @@ describe('witness', () => {
       now: 1_800_000_120_000,
     });
     expect(later.events[0]?.kind).toBe('refused');
+  });
+
+  it.each([
+    [
+      'a longer forked log (leaves fetched from the relay)',
+      ['e0', 'e1', 'e2'],
+      ['e0', 'e1-rewritten', 'e2', 'e3', 'e4'],
+    ],
+    [
+      'a shorter forked log (leaves from the device)',
+      ['e0', 'e1', 'e2', 'e3', 'e4'],
+      ['e0', 'e1', 'e2-rewritten', 'e3'],
+    ],
+  ])('%s without same-size checkpoints is still proven', async (_name, honestEntries, forkEntries) => {
+    const honest = new Log(honestEntries);
+    let served = honest;
+    const src = source(() => served, { local: honest, noHistory: true });
+    let state = newWitnessState('witness.a.example', new Uint8Array(32).fill(7), 'unused');
+    state = (
+      await witnessRound({ source: src, state, relayKey, channels: [CHANNEL], now: 1_800_000_000_000 })
+    ).state;
+    served = new Log(forkEntries);
+    const r = await witnessRound({
+      source: src,
+      state,
+      relayKey,
+      channels: [CHANNEL],
+      now: 1_800_000_060_000,
+    });
+    const ev = r.events[0];
+    expect(ev?.kind).toBe('fork');
+    if (ev?.kind !== 'fork') return;
+    expect(ev.evidence.kind).toBe('prefix-mismatch');
+    expect(verifyForkEvidence(JSON.stringify(ev.evidence))).toMatchObject({ valid: true, conclusive: true });
+    // Tampering with the prefix root breaks it.
+    const bad = {
+      ...ev.evidence,
+      prefixRoot: ev.evidence.checkpoints[0]
+        .split('\n')[2]
+        ?.replace(/\+/g, '-')
+        .replace(/\//g, '_')
+        .replace(/=+$/, ''),
+    };
+    expect(verifyForkEvidence(bad)).toMatchObject({ valid: false });
   });
 
   it('refuses fork evidence that is altered or shows no conflict', () => {

@@ -5,15 +5,22 @@
  * refuses and returns evidence; the caller raises the alarm and writes the evidence file.
  */
 import { fromBase64url, keyPairFromSeed, toBase64url } from '@backchannel/protocol';
-import { type ForkEvidence, type WitnessedCheckpoint, witnessDecide } from '@backchannel/protocol/attest';
+import {
+  type ForkEvidence,
+  prefixMismatchEvidence,
+  type WitnessedCheckpoint,
+  witnessDecide,
+} from '@backchannel/protocol/attest';
 import {
   cosignatureKey,
   encodeVerifierKey,
+  leafHash,
   type NoteVerifierKey,
   parseCheckpoint,
   parseNote,
 } from '@backchannel/protocol/transcript';
 import type { RelayClient } from './relay-client.ts';
+import type { LocalStore } from './storage.ts';
 
 /** Where the witness reads checkpoints and posts cosignatures (the relay, or a test double). */
 export interface WitnessSource {
@@ -21,10 +28,32 @@ export interface WitnessSource {
   checkpointAt(channel: string, size: number): Promise<string | undefined>;
   consistency(channel: string, from: number, to: number): Promise<Uint8Array[]>;
   postCosignature(channel: string, size: number, line: string): Promise<void>;
+  /**
+   * Leaf hashes of the first `size` entries: as the relay serves them now ('served'), or as this
+   * device verified them earlier ('local'). Used to turn a fork alarm into proof.
+   */
+  leafHashes?(channel: string, size: number, which: 'served' | 'local'): Promise<Uint8Array[] | undefined>;
 }
 
-export function relaySource(relay: RelayClient): WitnessSource {
+export function relaySource(relay: RelayClient, store?: LocalStore): WitnessSource {
   return {
+    leafHashes: async (c, size, which) => {
+      if (which === 'local') {
+        const local = store === undefined ? [] : await store.entries(c, 0, size);
+        return local.length >= size ? local.slice(0, size).map((e) => leafHash(e.entry)) : undefined;
+      }
+      const out: Uint8Array[] = [];
+      try {
+        while (out.length < size) {
+          const page = await relay.getEntries(c, out.length, Math.min(1000, size - out.length));
+          if (page.entries.length === 0) break;
+          for (const e of page.entries) out.push(leafHash(e.entry));
+        }
+      } catch {
+        return undefined;
+      }
+      return out.length >= size ? out.slice(0, size) : undefined;
+    },
     checkpoint: async (c) => (await relay.getCheckpoint(c)).checkpoint,
     checkpointAt: async (c, size) => {
       try {
@@ -125,6 +154,22 @@ export async function witnessRound(opts: {
       // size are proof anyone can check.
       const replayed = await source.checkpointAt(channel, last.size);
       if (replayed !== undefined) d = witnessDecide({ ...base, replayedAtLastSize: replayed });
+    }
+    if (
+      d.kind === 'fork' &&
+      d.evidence.kind !== 'same-size' &&
+      last !== undefined &&
+      source.leafHashes !== undefined
+    ) {
+      // Proof instead of an alarm: the leaves of the longer tree show its root at the shorter size.
+      const longerIsServed = size > last.size;
+      const leaves = await source.leafHashes(
+        channel,
+        Math.max(size, last.size),
+        longerIsServed ? 'served' : 'local',
+      );
+      const proven = leaves === undefined ? undefined : prefixMismatchEvidence(d.evidence, leaves);
+      if (proven !== undefined) d = { kind: 'fork', evidence: proven };
     }
     switch (d.kind) {
       case 'cosign':

@@ -52,6 +52,7 @@ export {
   FORK_EVIDENCE_TYPE,
   type ForkEvidence,
   type ForkEvidenceCheck,
+  prefixMismatchEvidence,
   relayOnlyNote,
   verifyForkEvidence,
   type WitnessDecision,

@@ -13,7 +13,13 @@ import { fromBase64url, toBase64url } from '../bytes/index.ts';
 import type { ProtocolErrorCode } from '../errors.ts';
 import { type Checkpoint, parseCheckpoint } from '../transcript/checkpoint.ts';
 import { cosign } from '../transcript/cosignature.ts';
-import { verifyConsistency } from '../transcript/merkle.ts';
+import {
+  consistencyProof,
+  MemoryNodeStore,
+  rootAt,
+  treeRoot,
+  verifyConsistency,
+} from '../transcript/merkle.ts';
 import {
   ALG_ED25519,
   encodeVerifierKey,
@@ -29,15 +35,21 @@ export const FORK_EVIDENCE_TYPE = 'backchannel/fork-evidence';
 export interface ForkEvidence {
   readonly type: typeof FORK_EVIDENCE_TYPE;
   readonly v: 1;
-  /** same-size: two signed roots for one size (conclusive); inconsistent / rollback: an alarm. */
-  readonly kind: 'same-size' | 'inconsistent' | 'rollback';
+  /**
+   * same-size: two signed roots for one size (conclusive); prefix-mismatch: the longer signed tree
+   * provably has another root at the shorter one's size (conclusive); inconsistent / rollback:
+   * an alarm the relay has not answered with a valid proof.
+   */
+  readonly kind: 'same-size' | 'prefix-mismatch' | 'inconsistent' | 'rollback';
   readonly origin: string;
   /** The relay's checkpoint key (C2SP verifier key string). */
   readonly relayKey: string;
   /** The two relay-signed checkpoint notes, older (co-signed) first. */
   readonly checkpoints: readonly [string, string];
-  /** The consistency proof the relay served between them (base64url), if any. */
+  /** The consistency proof between them (base64url): served by the relay, or (prefix-mismatch) computed from the longer tree's leaves. */
   readonly proof: readonly string[];
+  /** prefix-mismatch: the longer tree's root at the shorter size (base64url), which the proof ties to it. */
+  readonly prefixRoot?: string;
   readonly witness: string;
   readonly detectedAt: number;
   readonly reason: string;
@@ -223,6 +235,27 @@ export function verifyForkEvidence(
       reason: `the relay signed two different roots for ${a.cp.origin} at size ${a.cp.size}: it showed two histories`,
     };
   }
+  if (e.kind === 'prefix-mismatch') {
+    const [short, long] = a.cp.size < b.cp.size ? [a, b] : [b, a];
+    let prefix: Uint8Array;
+    let proof: Uint8Array[];
+    try {
+      prefix = fromBase64url(e.prefixRoot ?? '', 'prefixRoot');
+      proof = (e.proof ?? []).map((p) => fromBase64url(p, 'proof'));
+    } catch {
+      return bad('the prefix root or proof is not base64url');
+    }
+    // RFC 9162 §2.1.4.2: a valid proof ties `prefix` to the longer signed root as the root of its
+    // first short.size leaves; by collision resistance that tree has no other root at that size.
+    if (!verifyConsistency(short.cp.size, long.cp.size, proof, prefix, long.cp.root))
+      return bad('the proof does not tie the prefix root to the longer checkpoint');
+    if (toBase64url(prefix) === toBase64url(short.cp.root)) return bad('the checkpoints are consistent');
+    return {
+      valid: true,
+      conclusive: true,
+      reason: `the relay signed ${a.cp.origin} at size ${long.cp.size} with a history whose first ${short.cp.size} entries differ from the ones it signed at size ${short.cp.size}: two histories`,
+    };
+  }
   if (b.cp.size < a.cp.size)
     return {
       valid: true,
@@ -241,5 +274,37 @@ export function verifyForkEvidence(
     valid: true,
     conclusive: false,
     reason: `the relay did not prove that size ${b.cp.size} extends size ${a.cp.size} (the proof it served fails)`,
+  };
+}
+
+/**
+ * Turns an alarm into proof: given the leaf hashes of the longer of the two signed trees (the
+ * witness's device has them, or fetches them from the relay that serves that tree), shows that
+ * tree's root at the shorter size differs from the shorter signed root. Undefined when the leaves
+ * do not reproduce the longer root, or when the two are in fact consistent.
+ */
+export function prefixMismatchEvidence(
+  ev: ForkEvidence,
+  longerLeafHashes: readonly Uint8Array[],
+): ForkEvidence | undefined {
+  const notes = ev.checkpoints.map((c) => {
+    const p = parseNote(c);
+    return p.ok ? parseCheckpoint(p.value.text) : undefined;
+  });
+  const [x, y] = notes;
+  if (x === undefined || y === undefined || !x.ok || !y.ok || x.value.size === y.value.size) return undefined;
+  const [short, long] = x.value.size < y.value.size ? [x.value, y.value] : [y.value, x.value];
+  if (longerLeafHashes.length < long.size) return undefined;
+  const tree = new MemoryNodeStore();
+  for (let i = 0; i < long.size; i++) tree.append(longerLeafHashes[i] as Uint8Array);
+  if (toBase64url(treeRoot(tree.state)) !== toBase64url(long.root)) return undefined;
+  const prefix = rootAt(short.size, tree.read);
+  if (toBase64url(prefix) === toBase64url(short.root)) return undefined;
+  return {
+    ...ev,
+    kind: 'prefix-mismatch',
+    prefixRoot: toBase64url(prefix),
+    proof: consistencyProof(short.size, long.size, tree.read).map(toBase64url),
+    reason: `the relay's log of ${long.size} entries has a different history for its first ${short.size} entries than the checkpoint co-signed at size ${short.size}`,
   };
 }

@@ -291,7 +291,7 @@ export function proofsCommands(program: Command, run: Runner): void {
             for (;;) {
               const channels = opts.channel ?? (await bc.channelIds());
               const r = await witnessRound({
-                source: relaySource(bc.relay),
+                source: relaySource(bc.relay, bc.store),
                 state,
                 relayKey: relayKey.value,
                 channels,
