@@ -410,3 +410,25 @@ describe('the accountable mediator (relay receipts)', () => {
     ).toBe('invalid');
   });
 });
+
+describe('attesting against the checkpoint the witnesses co-signed', () => {
+  it('after the log moved on, an attestation at the co-signed size still satisfies the witnesses', async () => {
+    const chB = await s.b.channel(s.channel);
+    await chB.sync();
+    await chB.send({ kind: 'message', text: 'Noted.' } as never);
+    await s.b.outbox.flush();
+    await s.a.syncAll();
+    const latest = await attest(s.a, s.channel, { kind: 'disclosure', event: s.messageId });
+    expectRefused(verdict(latest), 'WITNESS_MISSING');
+    const cosigned = s.witnesses.A.channels[s.channel]?.size as number;
+    expect(cosigned).toBeLessThan((await s.a.channel(s.channel)).record.checkpointSize);
+    const atCosigned = await attest(
+      s.a,
+      s.channel,
+      { kind: 'disclosure', event: s.messageId },
+      { atSize: cosigned },
+    );
+    const v = verdict(atCosigned);
+    expect(v.valid, v.valid ? '' : v.reason).toBe(true);
+  });
+});

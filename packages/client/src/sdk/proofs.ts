@@ -6,6 +6,7 @@
  */
 import {
   type ChannelId,
+  constantTimeEqual,
   decodeCanonical,
   decodeEntry,
   encodeCanonical,
@@ -35,9 +36,12 @@ import {
   inclusionProof,
   leafHash,
   MemoryNodeStore,
+  parseCheckpoint,
   parseNote,
   parseVerifierKey,
+  treeRoot,
   verifyCosignatures,
+  verifyNote,
 } from '@backchannel/protocol/transcript';
 import type { DraftEvent } from './channel.ts';
 import type { Backchannel } from './client.ts';
@@ -51,22 +55,57 @@ export type AttestRequest =
   | { readonly kind: 'readouts'; readonly round: string };
 
 /** The verified transcript of a channel, with the cosignatures stored for its checkpoint. */
-export async function transcriptSnapshot(bc: Backchannel, channel: string): Promise<TranscriptSnapshot> {
+export async function transcriptSnapshot(
+  bc: Backchannel,
+  channel: string,
+  opts: { atSize?: number } = {},
+): Promise<TranscriptSnapshot> {
   const ch = await bc.channel(channel);
-  const note = ch.record.checkpoint;
+  let note = ch.record.checkpoint;
   if (note === undefined || ch.record.checkpointSize === 0)
     throw new ClientError(
       'INVALID_ARGUMENT',
       `no verified checkpoint for channel ${channel} yet: sync first`,
     );
-  const size = ch.record.checkpointSize;
+  let size = ch.record.checkpointSize;
   let cosignatures: string[] = [];
-  try {
-    const at = await bc.relay.getCheckpointAt(ch.id, size);
-    // Only lines for the very checkpoint this device verified (the relay could serve another).
-    if (at.checkpoint === note) cosignatures = at.cosignatures;
-  } catch (e) {
-    if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
+  if (opts.atSize !== undefined && opts.atSize !== size) {
+    // An earlier checkpoint (say, the last one the witnesses co-signed): this device checks it
+    // itself — the pinned relay key, and the root of its own copy of the first atSize entries.
+    if (opts.atSize > size || opts.atSize < 1)
+      throw new ClientError('INVALID_ARGUMENT', `this device has verified only ${size} entries`);
+    const at = await bc.relay.getCheckpointAt(ch.id, opts.atSize);
+    const key = parseVerifierKey(bc.relayKey ?? '');
+    const parsed = parseNote(at.checkpoint);
+    const cp = parsed.ok ? parseCheckpoint(parsed.value.text) : undefined;
+    const leaves = await bc.store.entries(ch.id, 0, opts.atSize);
+    const tree = new MemoryNodeStore();
+    for (const e of leaves) tree.append(leafHash(e.entry));
+    if (
+      !key.ok ||
+      !parsed.ok ||
+      cp === undefined ||
+      !cp.ok ||
+      !verifyNote(parsed.value, [key.value]).ok ||
+      cp.value.size !== opts.atSize ||
+      !constantTimeEqual(cp.value.root, treeRoot(tree.state))
+    ) {
+      throw new ClientError(
+        'FORK_DETECTED',
+        `the relay's checkpoint at size ${opts.atSize} does not match this device's copy`,
+      );
+    }
+    note = at.checkpoint;
+    size = opts.atSize;
+    cosignatures = at.cosignatures;
+  } else {
+    try {
+      const at = await bc.relay.getCheckpointAt(ch.id, size);
+      // Only lines for the very checkpoint this device verified (the relay could serve another).
+      if (at.checkpoint === note) cosignatures = at.cosignatures;
+    } catch (e) {
+      if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
+    }
   }
   const readable = new Map(
     ch.view.timeline.flatMap((r) => ('event' in r && r.status === 'ok' ? [[r.seq, r] as const] : [])),
@@ -117,9 +156,14 @@ export function planFor(
 }
 
 /** Creates and signs an attestation with this device's key. */
-export async function attest(bc: Backchannel, channel: string, req: AttestRequest): Promise<Attestation> {
+export async function attest(
+  bc: Backchannel,
+  channel: string,
+  req: AttestRequest,
+  opts: { atSize?: number } = {},
+): Promise<Attestation> {
   const ch = await bc.channel(channel);
-  const snap = await transcriptSnapshot(bc, ch.id);
+  const snap = await transcriptSnapshot(bc, ch.id, opts);
   const plan = planFor(bc, snap, req, ch.view.state.parties);
   try {
     return createAttestation(

@@ -110,6 +110,10 @@ export function proofsCommands(program: Command, run: Runner): void {
     .addOption(
       new Option('--which <which>', 'outreach: the first (opening) or latest').choices(['first', 'latest']),
     )
+    .option(
+      '--at-size <n>',
+      'prove against the checkpoint at this log size (e.g. the last one your witnesses co-signed)',
+    )
     .option('--out <file>', 'write the attestation here (default: print it)')
     .option('--keys-out <file>', 'also write the public keys a verifier needs')
     .action(
@@ -123,7 +127,10 @@ export function proofsCommands(program: Command, run: Runner): void {
         ) => {
           const req = toRequest(kind, opts);
           await withChannel(o, channel, async (ch, bc) => {
-            const doc = await attest(bc, ch.id, req);
+            const atSize = opts.atSize === undefined ? undefined : Number(opts.atSize);
+            if (atSize !== undefined && !Number.isSafeInteger(atSize))
+              throw new ClientError('INVALID_ARGUMENT', '--at-size must be a whole number');
+            const doc = await attest(bc, ch.id, req, atSize === undefined ? {} : { atSize });
             const text = encodeAttestation(doc);
             if (opts.out === undefined) process.stdout.write(text);
             else writeFileSync(opts.out, text);
@@ -290,6 +297,15 @@ export function proofsCommands(program: Command, run: Runner): void {
             }
             for (;;) {
               const channels = opts.channel ?? (await bc.channelIds());
+              // Keep this device's own verified copy of each log current (no sends): it is what
+              // turns a fork alarm into proof when the relay later shows a shorter history.
+              for (const c of channels) {
+                try {
+                  await (await bc.channel(c)).sync();
+                } catch {
+                  // a fork or an outage: the witness round below reports it in its own terms
+                }
+              }
               const r = await witnessRound({
                 source: relaySource(bc.relay, bc.store),
                 state,
