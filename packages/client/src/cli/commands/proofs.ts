@@ -250,6 +250,7 @@ export function proofsCommands(program: Command, run: Runner): void {
     .option('--evidence-dir <dir>', 'where fork evidence files are written (default: next to the state)')
     .option('--interval <duration>', 'poll this often', '30s')
     .option('--once', 'one round, then exit')
+    .option('--webhook <url>', 'also POST each fork evidence (JSON) to this URL')
     .option('--print-key', 'print this witness’s verifier key and exit')
     .action(
       run(
@@ -264,6 +265,7 @@ export function proofsCommands(program: Command, run: Runner): void {
             interval: string;
             once?: boolean;
             printKey?: boolean;
+            webhook?: string;
           },
         ) => {
           const statePath = opts.state ?? join(homeDir(o), 'witness.json');
@@ -325,6 +327,16 @@ export function proofsCommands(program: Command, run: Runner): void {
                   process.stderr.write(
                     `ALARM witness ${state.name}: channel ${ev.channel}: ${ev.evidence.reason}; evidence written to ${path}\n`,
                   );
+                  if (opts.webhook !== undefined) {
+                    await fetch(opts.webhook, {
+                      method: 'POST',
+                      headers: { 'content-type': 'application/json' },
+                      body: JSON.stringify(ev.evidence),
+                      signal: AbortSignal.timeout(10_000),
+                    }).catch(() =>
+                      process.stderr.write(`witness: the alarm webhook ${opts.webhook} did not answer\n`),
+                    );
+                  }
                   out.result({ ...ev, file: path }, () => `FORK on ${ev.channel}: evidence in ${path}`);
                 } else {
                   out.result(ev, (v: typeof ev) =>
