@@ -12,6 +12,7 @@
  *   7. the claim itself against what the entries show            CLAIM_UNSUPPORTED, TIME_OUTSIDE_WINDOW, READOUT_EARLY
  */
 import { decodeB64u } from './document.ts';
+import { constantTimeEqual } from '../bytes/index.ts';
 import { decodeEntry } from '../envelope/entry.ts';
 import { verifyEnvelope } from '../envelope/envelope.ts';
 import type { ProtocolErrorCode } from '../errors.ts';
@@ -212,7 +213,7 @@ function verifyParsed(doc: Attestation, opts: VerifyAttestationOptions): Attesta
   if (!cos.ok)
     refuse('COSIGNATURE_INVALID', 'a witness cosignature on the checkpoint does not verify', 'checkpoint');
   for (const w of witnessKeys) {
-    const c = cos.value.find((x) => x.witness.name === w.name);
+    const c = cos.value.find((x) => x.witness.name === w.name && constantTimeEqual(x.witness.keyId, w.keyId));
     if (c === undefined)
       refuse(
         'WITNESS_MISSING',
