@@ -69,7 +69,7 @@ afterAll(async () => {
 
 describe('the reference scenario from a terminal', () => {
   it('outreach, points with receipts, an offline device, a relay crash, a removed device, a forked relay', {
-    timeout: 600_000,
+    timeout: 900_000,
   }, async () => {
     // Step 1 — parties and devices.
     const a = await ok(
