@@ -3,6 +3,7 @@
  * The relay workload W1 runs separately: `npm run bench:relay` (see docs/PERFORMANCE.md).
  */
 import { cpus, loadavg } from 'node:os';
+import { benchAttest } from './attest.ts';
 import { benchE2ee } from './e2ee.ts';
 import { benchProtocol } from './protocol.ts';
 
@@ -15,7 +16,7 @@ const meta = {
   /** 1-minute load average when the run started: above ~1 per core, other work shared the CPU. */
   load1: Number(loadavg()[0]?.toFixed(2)),
 };
-const rows = [...benchProtocol(), ...(await benchE2ee())].map((r) => ({ ...r, ...meta }));
+const rows = [...benchProtocol(), ...benchAttest(), ...(await benchE2ee())].map((r) => ({ ...r, ...meta }));
 for (const r of rows) console.log(JSON.stringify(r));
 if (!json) {
   console.log('');

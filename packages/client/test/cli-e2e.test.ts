@@ -69,7 +69,7 @@ afterAll(async () => {
 
 describe('the reference scenario from a terminal', () => {
   it('outreach, points with receipts, an offline device, a relay crash, a removed device, a forked relay', {
-    timeout: 600_000,
+    timeout: 900_000,
   }, async () => {
     // Step 1 — parties and devices.
     const a = await ok(
@@ -189,20 +189,45 @@ describe('the reference scenario from a terminal', () => {
     expect((await cli('a-staff1', ['send', ch, 'still here?'])).code).not.toBe(0);
     expect(s1.size).toBeGreaterThan(0);
 
+    // Step 6 — B attests "A reached out to us"; anyone verifies it offline with the public keys.
+    const att = join(root, 'outreach.json');
+    const keys = join(root, 'keys.json');
+    await ok('b-envoy', ['attest', 'outreach', ch, '--which', 'first', '--out', att, '--keys-out', keys]);
+    expect(await cli('journalist', ['verify', att, '--keys', keys])).toMatchObject({
+      code: 0,
+      json: { valid: true, kind: 'outreach' },
+    });
+
     // A relay that rewrites history: a copy of the relay's data continues differently.
     await ok('a-admin', ['sync']);
+    const wState = join(root, 'witness-a.json');
+    const evidence = join(root, 'evidence');
+    const witness = (url?: string) =>
+      cli('a-admin', ['witness', '--once', '--state', wState, '--evidence-dir', evidence], url);
+    expect(await witness()).toMatchObject({ code: 0, json: { kind: 'cosigned' } });
     await relay.stop();
     const forkDir = join(root, 'relay-fork');
     cpSync(relay.dataDir, forkDir, { recursive: true });
     await relay.restart();
     await ok('b-envoy', ['send', ch, 'What really happened.']);
     await ok('a-admin', ['sync']);
+    expect(await witness()).toMatchObject({ code: 0, json: { kind: 'cosigned' } });
     const fork = await startRelayProcess(forkDir);
     try {
       await ok('b-envoy', ['send', ch, 'A different history.'], fork.url);
       const detected = await cli('a-admin', ['sync'], fork.url);
       expect(detected.code).toBe(4);
       expect(detected.json.error?.code).toBe('FORK_DETECTED');
+      // A's witness co-signed the honest log; shown the fork, it refuses, exits 4 and writes
+      // evidence that verifies on its own.
+      const caught = await witness(fork.url);
+      expect(caught.code).toBe(4);
+      expect(caught.stderr).toContain('ALARM');
+      const file = String((caught.json as { file?: string }).file);
+      expect(await cli('journalist', ['verify', file])).toMatchObject({
+        code: 0,
+        json: { valid: true, conclusive: true },
+      });
     } finally {
       await fork.stop();
     }

@@ -61,6 +61,11 @@ export const PROTOCOL_ERROR_CODES = [
   'CLAIM_UNSUPPORTED',
   'TIME_OUTSIDE_WINDOW',
   'WITNESS_MISSING',
+  'NOT_IN_LOG',
+  'PARTY_UNTRUSTED',
+  'READOUT_EARLY',
+  'RELAY_RECEIPT_INVALID',
+  'FORK_EVIDENCE_INVALID',
 ] as const;
 
 export type ProtocolErrorCode = (typeof PROTOCOL_ERROR_CODES)[number];

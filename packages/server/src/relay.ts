@@ -92,7 +92,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
       throw new RelayError('RATE_LIMITED', 'too many requests; slow down', { retryAfterMs: wait });
     }
   };
-  const accept = { directory, verifier, appender, now, limitDevice };
+  const accept = { directory, verifier, appender, now, limitDevice, signer };
   const hub = new Hub({
     store,
     append: (device, wire) => {

@@ -23,6 +23,7 @@ import { createMlsFactory } from '../sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto } from '../sdk/mls-crypto.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 import { renderStatus, statusOf } from './commands/watch.ts';
+import { demoProofs, writeDemoProofs } from './demo-proofs.node.ts';
 import { jointStatementStep } from './demo-documents.node.ts';
 import { startRelayProcess } from './relay-process.node.ts';
 
@@ -204,8 +205,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say('');
 
     say(
-      'Step 6 — public attestations come with the "Proofs for the public" work (issue 6); the transcript they will prove is verified below\n',
+      'Step 6 — witnesses co-sign, read-outs are committed then revealed, and public attestations are made',
     );
+    const proofs = await demoProofs({ say, channel: cid, a: minister, b: bEnvoy, online, pointsId });
+    for (const [k, v] of Object.entries(proofs.verified)) checks[`attest_${k}`] = v;
+    say('');
 
     say('Step 7 — A-staff-2 comes back online after a day and catches up');
     await staff2.syncAll();
@@ -297,7 +301,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
           ),
         );
       }
-      say(`\nTranscripts written to ${opts.outDir}`);
+      writeDemoProofs(opts.outDir, proofs);
+      say(`\nTranscripts, attestations, witness states and public keys written to ${opts.outDir}`);
     }
     const result: DemoResult = { channel: cid, parties: { A: A.party, B: B.party }, checks };
     if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);

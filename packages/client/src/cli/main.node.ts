@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 import { docCommands } from './commands/doc.ts';
 import { identityCommands, type Runner } from './commands/identity.ts';
+import { proofsCommands } from './commands/proofs.ts';
 import { relayCommands } from './commands/relay.ts';
 import { talkCommands } from './commands/talk.ts';
 import { watchCommands } from './commands/watch.ts';
@@ -49,6 +50,7 @@ identityCommands(program, run);
 talkCommands(program, run);
 watchCommands(program, run);
 relayCommands(program, run);
+proofsCommands(program, run);
 docCommands(program, run);
 
 program.exitOverride((err) => {

@@ -101,6 +101,21 @@ export class Backchannel {
     return this.#context().relay;
   }
 
+  /** The parties' root keys and the device certificates this device has verified. */
+  get certificates(): CertificateBook {
+    return this.#context().certs;
+  }
+
+  /** The injected randomness (salts, ids). */
+  random(n: number): Uint8Array {
+    return this.#opts.random(n);
+  }
+
+  /** The relay checkpoint key this device pinned on first use (C2SP verifier key string). */
+  get relayKey(): string | undefined {
+    return this.#relayKey;
+  }
+
   get outbox(): Outbox {
     if (this.#outbox === undefined) throw new ClientError('NOT_INITIALIZED', 'device not initialized');
     return this.#outbox;
@@ -142,6 +157,13 @@ export class Backchannel {
     };
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,
+      // Relay receipts are kept (one write per flush): proof the relay accepted each envelope.
+      onAckedBatch: async (answers) => {
+        const writes = answers.flatMap(([item, a]): [string, Uint8Array][] =>
+          a.receipt === undefined ? [] : [[`rr:${item.channel}:${item.id}`, utf8(a.receipt)]],
+        );
+        if (writes.length > 0) await this.#store.put(writes);
+      },
       onRejected: async (item, err) => {
         await this.#store.put([
           [`rejected:${item.channel}:${item.id}`, utf8(`${err.cause_code ?? err.code}`)],

@@ -11,6 +11,8 @@ import type { LocalStore, OutboxItem } from './storage.ts';
 export interface OutboxHandlers {
   onAcked(item: OutboxItem, answer: AppendAnswer): Promise<void>;
   onRejected(item: OutboxItem, error: ClientError): Promise<void>;
+  /** Once per flush, before the acknowledged items leave the outbox (e.g. to keep relay receipts). */
+  onAckedBatch?(answers: ReadonlyArray<readonly [OutboxItem, AppendAnswer]>): Promise<void>;
 }
 
 export interface FlushResult {
@@ -77,6 +79,7 @@ export class Outbox {
         try {
           const answer = await this.#relay.postEnvelope(item.channel, item.wire);
           await this.#handlers.onAcked(item, answer);
+          answered.push([item, answer]);
           // Removal is batched: an acknowledged item re-posted after a crash is answered by the
           // relay as a duplicate (same message id), so nothing is sent twice.
           acked.push(item.id);
@@ -98,7 +101,9 @@ export class Outbox {
       }
     };
     const acked: string[] = [];
+    const answered: Array<readonly [OutboxItem, AppendAnswer]> = [];
     await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+    if (answered.length > 0) await this.#handlers.onAckedBatch?.(answered);
     await this.#store.outboxRemove(acked);
     if (retry !== undefined) {
       this.#failures++;

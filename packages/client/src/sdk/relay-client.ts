@@ -25,6 +25,8 @@ export interface AppendAnswer {
   readonly receivedAt: number;
   readonly inclusionProof: readonly string[];
   readonly checkpoint: string;
+  /** The relay's signed receipt for the envelope (accountable mediator), when it gives one. */
+  readonly receipt?: string;
 }
 
 export interface EntriesAnswer {
@@ -246,6 +248,22 @@ export class RelayClient {
 
   async getCheckpoint(channel: string): Promise<{ checkpoint: string; cosignatures?: string[] }> {
     return this.request('GET', `/v1/channels/${channel}/checkpoint`);
+  }
+
+  /** The checkpoint issued at `size`, with the witness cosignature lines stored for it. */
+  async getCheckpointAt(
+    channel: string,
+    size: number,
+  ): Promise<{ checkpoint: string; size: number; cosignatures: string[] }> {
+    return this.request('GET', `/v1/channels/${channel}/checkpoints/${size}`);
+  }
+
+  async postCosignature(
+    channel: string,
+    size: number,
+    cosignature: string,
+  ): Promise<{ cosignatures: number }> {
+    return this.request('POST', `/v1/channels/${channel}/cosignatures`, { size, cosignature });
   }
 
   async getConsistency(channel: string, from: number, to: number): Promise<string[]> {

@@ -33,6 +33,8 @@ export const readoutEvent = z.strictObject({
   round: textSchema(200),
   text: textSchema().optional(),
   commitment: z.custom<Uint8Array>((x) => x instanceof Uint8Array && x.length === 32).optional(),
+  /** On a reveal: the 16-byte salt of the earlier commitment (see attest/readout.ts). */
+  salt: z.custom<Uint8Array>((x) => x instanceof Uint8Array && x.length === 16).optional(),
 });
 
 /** A pre-formatted notification that must be acknowledged (by a `response` or a read receipt) before `ackBy`. */

@@ -6,6 +6,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { concatBytes, constantTimeEqual, utf8 } from '../bytes/index.ts';
 import { type Decoded, fail } from '../errors.ts';
+import type { SignatureSuite } from '../identity/keys.ts';
 import {
   ALG_COSIGNATURE_V1,
   makeVerifierKey,
@@ -45,15 +46,23 @@ export interface VerifiedCosignature {
   readonly timeSeconds: number;
 }
 
-function verifyOne(text: string, sig: NoteSignature, key: NoteVerifierKey): VerifiedCosignature | undefined {
+function verifyOne(
+  text: string,
+  sig: NoteSignature,
+  key: NoteVerifierKey,
+  suite: SignatureSuite | undefined,
+): VerifiedCosignature | undefined {
   if (sig.blob.length !== 72) return undefined;
   const t = new DataView(sig.blob.buffer, sig.blob.byteOffset, 8).getBigUint64(0);
   if (t > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
   const timeSeconds = Number(t);
   try {
-    return ed25519.verify(sig.blob.slice(8), signedMessage(text, timeSeconds), key.publicKey)
-      ? { witness: key, timeSeconds }
-      : undefined;
+    const msg = signedMessage(text, timeSeconds);
+    const ok =
+      suite === undefined
+        ? ed25519.verify(sig.blob.slice(8), msg, key.publicKey)
+        : suite.verify(sig.blob.slice(8), msg, key.publicKey);
+    return ok ? { witness: key, timeSeconds } : undefined;
   } catch {
     return undefined;
   }
@@ -66,6 +75,7 @@ function verifyOne(text: string, sig: NoteSignature, key: NoteVerifierKey): Veri
 export function verifyCosignatures(
   note: Note,
   witnesses: readonly NoteVerifierKey[],
+  suite?: SignatureSuite,
 ): Decoded<VerifiedCosignature[]> {
   const out: VerifiedCosignature[] = [];
   for (const sig of note.signatures) {
@@ -73,7 +83,7 @@ export function verifyCosignatures(
       (w) => w.alg === ALG_COSIGNATURE_V1 && w.name === sig.name && constantTimeEqual(w.keyId, sig.keyId),
     );
     if (key === undefined) continue;
-    const v = verifyOne(note.text, sig, key);
+    const v = verifyOne(note.text, sig, key, suite);
     if (v === undefined)
       return fail(
         'COSIGNATURE_INVALID',

@@ -12,6 +12,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { base64 } from '@scure/base';
 import { concatBytes, constantTimeEqual, fromHex, fromUtf8, toHex, utf8 } from '../bytes/index.ts';
 import { type Decoded, fail, ProtocolError } from '../errors.ts';
+import type { SignatureSuite } from '../identity/keys.ts';
 
 export const ALG_ED25519 = 0x01;
 export const ALG_COSIGNATURE_V1 = 0x04;
@@ -194,7 +195,11 @@ function matches(sig: NoteSignature, k: NoteVerifierKey): boolean {
  * ignored (a note may carry others' cosignatures); a known key whose signature does not verify
  * makes the whole note invalid (SIG_INVALID); no known signature at all is NOTE_UNVERIFIED.
  */
-export function verifyNote(note: Note, keys: readonly NoteVerifierKey[]): Decoded<NoteVerifierKey[]> {
+export function verifyNote(
+  note: Note,
+  keys: readonly NoteVerifierKey[],
+  suite?: SignatureSuite,
+): Decoded<NoteVerifierKey[]> {
   const msg = utf8(note.text);
   const verified: NoteVerifierKey[] = [];
   for (const sig of note.signatures) {
@@ -202,7 +207,11 @@ export function verifyNote(note: Note, keys: readonly NoteVerifierKey[]): Decode
     if (k === undefined) continue;
     let ok = false;
     try {
-      ok = sig.blob.length === 64 && ed25519.verify(sig.blob, msg, k.publicKey);
+      ok =
+        sig.blob.length === 64 &&
+        (suite === undefined
+          ? ed25519.verify(sig.blob, msg, k.publicKey)
+          : suite.verify(sig.blob, msg, k.publicKey));
     } catch {
       ok = false;
     }

@@ -13,6 +13,7 @@ import { fromProtocol, RelayError } from '../errors.ts';
 import type { DeviceRecord } from '../store/store.ts';
 import type { Verifier } from '../verify-pool.node.ts';
 import type { Appender } from './appender.ts';
+import type { CheckpointSigner } from './checkpoints.ts';
 
 export interface AcceptDeps {
   readonly directory: DeviceDirectory;
@@ -21,6 +22,8 @@ export interface AcceptDeps {
   readonly now: () => number;
   /** Takes a token from the device's bucket or throws RATE_LIMITED. */
   readonly limitDevice: (device: string, now: number) => void;
+  /** Signs relay receipts (the accountable mediator); absent, answers carry none. */
+  readonly signer?: CheckpointSigner;
 }
 
 /** The JSON answer to an accepted append (HTTP body, WebSocket ack). */
@@ -32,6 +35,8 @@ export interface AppendAnswer {
   readonly checkpoint: string;
   readonly size: number;
   readonly duplicate: boolean;
+  /** The relay's signed receipt {channel, msgId, envelope hash, seq, time} (base64url CBOR). */
+  readonly receipt?: string;
 }
 
 export async function acceptEnvelope(
@@ -64,7 +69,8 @@ export async function acceptEnvelope(
   if (!(await deps.verifier.verify(env.sig, labelledMessage('envelope', env.bodyBytes), device.publicKey))) {
     throw new RelayError('SIG_INVALID', 'envelope signature does not verify under the sender device key');
   }
-  const r = await deps.appender.submit({ env, sender: device, envelopeHash: sha256(wire) });
+  const hash = sha256(wire);
+  const r = await deps.appender.submit({ env, sender: device, envelopeHash: hash });
   return {
     seq: r.seq,
     leafIndex: r.seq,
@@ -73,5 +79,17 @@ export async function acceptEnvelope(
     checkpoint: r.checkpoint,
     size: r.size,
     duplicate: r.duplicate,
+    ...(deps.signer === undefined
+      ? {}
+      : {
+          receipt: deps.signer.receipt({
+            v: 1,
+            channel: env.body.channel,
+            msgId: env.body.msgId,
+            envelopeHash: hash,
+            seq: r.seq,
+            receivedAt: r.receivedAt,
+          }),
+        }),
   };
 }

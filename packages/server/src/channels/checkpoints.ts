@@ -4,6 +4,7 @@
  * Signing goes through the injected suite so the relay signs with node:crypto.
  */
 import { type ChannelId, concatBytes, type SignatureSuite, utf8 } from '@backchannel/protocol';
+import { encodeRelayReceipt, type RelayReceiptBody, signRelayReceipt } from '@backchannel/protocol/attest';
 import {
   ALG_ED25519,
   encodeCheckpoint,
@@ -36,6 +37,11 @@ export class CheckpointSigner {
 
   origin(channel: ChannelId): string {
     return `${this.name}/${channel}`;
+  }
+
+  /** A relay receipt for an accepted envelope, signed with the checkpoint key (base64url). */
+  receipt(body: RelayReceiptBody): string {
+    return encodeRelayReceipt(signRelayReceipt(body, this.#seed, this.#suite));
   }
 
   /** The signed note of the checkpoint (size, root) of a channel. */

@@ -28,6 +28,10 @@ const appendAnswer = z
     duplicate: z
       .boolean()
       .openapi({ description: 'true when this was a retry of an envelope already logged' }),
+    receipt: z.string().optional().openapi({
+      description:
+        "relay receipt: base64url CBOR {body: {v, channel, msgId, envelopeHash, seq, receivedAt}, sig} signed with the relay's checkpoint key",
+    }),
   })
   .openapi('AppendAnswer');
 

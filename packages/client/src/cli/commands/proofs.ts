@@ -1,0 +1,309 @@
+/** attest, verify, keys, witness, readout-commit/readout-reveal: proofs for the public. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fromBase64url, parseEventId, toBase64url } from '@backchannel/protocol';
+import {
+  type AttestationVerdict,
+  encodeAttestation,
+  verifyAttestation,
+  verifyForkEvidence,
+} from '@backchannel/protocol/attest';
+import { parseVerifierKey } from '@backchannel/protocol/transcript';
+import { type Command, Option } from 'commander';
+import { ClientError } from '../../sdk/errors.ts';
+import { ed25519Node } from '../../sdk/mls-crypto.node.ts';
+import { type AttestRequest, attest, commitReadout, publicKeysOf, revealReadout } from '../../sdk/proofs.ts';
+import type { GlobalOptions } from '../device.node.ts';
+import { EXIT, type Out, parseDuration } from '../output.ts';
+import type { Runner } from './identity.ts';
+import { withChannel } from './talk.ts';
+import { witnessCommand } from './witness.ts';
+
+/** The public keys a verifier needs, as one shareable file. */
+export interface PublicKeysFile {
+  readonly type: 'backchannel/public-keys';
+  readonly v: 1;
+  /** party id → base64url root public key */
+  readonly parties: Record<string, string>;
+  readonly relayKeys: string[];
+  readonly witnesses: string[];
+}
+
+export function readKeysFile(path: string): PublicKeysFile {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    throw new ClientError('INVALID_ARGUMENT', `${path} is not a JSON keys file`);
+  }
+  const k = v as Partial<PublicKeysFile>;
+  if (k.type !== 'backchannel/public-keys' || typeof k.parties !== 'object' || k.parties === null)
+    throw new ClientError('INVALID_ARGUMENT', `${path} is not a backchannel public-keys file`);
+  return {
+    type: 'backchannel/public-keys',
+    v: 1,
+    parties: k.parties,
+    relayKeys: Array.isArray(k.relayKeys) ? k.relayKeys : [],
+    witnesses: Array.isArray(k.witnesses) ? k.witnesses : [],
+  };
+}
+
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+
+export function renderVerdict(v: AttestationVerdict): string {
+  if (!v.valid) return `INVALID (${v.code}): ${v.reason}\n  at: ${v.at}`;
+  const lines = [`VALID ${v.kind} attestation`, `  ${v.statement}`, ...v.facts.map((f) => `  - ${f}`)];
+  if (v.readouts !== undefined) {
+    for (const t of v.readouts.texts) lines.push(`  read-out of ${t.party}: “${t.text}”`);
+  }
+  return lines.join('\n');
+}
+
+/** Verifies a file offline; returns the verdict (no device, no network). */
+export function verifyFile(
+  file: string,
+  keys: { parties: Uint8Array[]; relayKeys: string[]; witnesses: string[] },
+  now: number,
+  maxAgeMs?: number,
+): AttestationVerdict {
+  const text = readFileSync(file, 'utf8');
+  return verifyAttestation(text, {
+    parties: keys.parties,
+    relayKeys: keys.relayKeys,
+    witnesses: keys.witnesses,
+    now,
+    suite: ed25519Node,
+    ...(maxAgeMs === undefined ? {} : { maxAgeMs }),
+  });
+}
+
+function checkVkeys(list: readonly string[], what: string): void {
+  for (const k of list) {
+    if (!parseVerifierKey(k).ok) throw new ClientError('INVALID_ARGUMENT', `not a ${what} key: ${k}`);
+  }
+}
+
+export function proofsCommands(program: Command, run: Runner): void {
+  program
+    .command('attest')
+    .description('create a signed, verifiable claim about a channel from your verified transcript')
+    .addArgument(
+      program
+        .createArgument('<kind>', 'what to claim')
+        .choices(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts']),
+    )
+    .argument('<channel>', 'channel id')
+    .option('--event <id>', 'delivery/disclosure: the event id')
+    .addOption(
+      new Option('--receipt <type>', 'delivery: the acknowledgement to prove').choices(['delivered', 'read']),
+    )
+    .option('--within <duration>', 'liveness: heartbeats from every party within this long (e.g. 24h)', '24h')
+    .option('--as-of <iso-time>', 'liveness: the time of the claim (default now)')
+    .option('--round <name>', 'readouts: the round')
+    .addOption(
+      new Option('--which <which>', 'outreach: the first (opening) or latest').choices(['first', 'latest']),
+    )
+    .option(
+      '--at-size <n>',
+      'prove against the checkpoint at this log size (e.g. the last one your witnesses co-signed)',
+    )
+    .option('--out <file>', 'write the attestation here (default: print it)')
+    .option('--keys-out <file>', 'also write the public keys a verifier needs')
+    .action(
+      run(
+        async (
+          o: GlobalOptions,
+          out: Out,
+          kind: AttestRequest['kind'],
+          channel: string,
+          opts: Record<string, string | undefined>,
+        ) => {
+          const req = toRequest(kind, opts);
+          await withChannel(o, channel, async (ch, bc) => {
+            const atSize = opts.atSize === undefined ? undefined : Number(opts.atSize);
+            if (atSize !== undefined && !Number.isSafeInteger(atSize))
+              throw new ClientError('INVALID_ARGUMENT', '--at-size must be a whole number');
+            const doc = await attest(bc, ch.id, req, atSize === undefined ? {} : { atSize });
+            const text = encodeAttestation(doc);
+            if (opts.out === undefined) process.stdout.write(text);
+            else writeFileSync(opts.out, text);
+            if (opts.keysOut !== undefined) {
+              const k = publicKeysOf(bc, ch.view.state.parties);
+              writeFileSync(
+                opts.keysOut,
+                `${JSON.stringify(keysFile(k.parties, [k.relayKey], []), null, 2)}\n`,
+              );
+            }
+            if (opts.out !== undefined)
+              out.result(
+                { kind, channel: ch.id, file: opts.out, claim: doc.claim },
+                () => `attestation written to ${opts.out}`,
+              );
+          });
+        },
+      ),
+    );
+
+  program
+    .command('keys')
+    .description("write the public keys a verifier needs for a channel (parties' root keys, relay key)")
+    .argument('<channel>', 'channel id')
+    .option('--witness <vkey>', 'a witness cosignature key to require (repeatable)', collect)
+    .option('--out <file>', 'write here (default: print)')
+    .action(
+      run(async (o: GlobalOptions, out: Out, channel: string, opts: { witness?: string[]; out?: string }) => {
+        await withChannel(o, channel, async (ch, bc) => {
+          const k = publicKeysOf(bc, ch.view.state.parties);
+          const file = keysFile(k.parties, [k.relayKey], opts.witness ?? []);
+          checkVkeys(file.witnesses, 'witness');
+          const text = `${JSON.stringify(file, null, 2)}\n`;
+          if (opts.out === undefined) process.stdout.write(text);
+          else {
+            writeFileSync(opts.out, text);
+            out.result({ file: opts.out }, () => `public keys written to ${opts.out}`);
+          }
+        });
+      }),
+    );
+
+  program
+    .command('verify')
+    .description(
+      'verify an attestation (or fork evidence) offline, with only the file and public keys; exit 0 valid, 4 invalid',
+    )
+    .argument('<file>', 'attestation or evidence file')
+    .option('--keys <file>', 'public-keys file (from `backchannel keys`)')
+    .option('--party-key <base64url>', "a party's root public key (repeatable)", collect)
+    .option('--relay-key <vkey>', 'the relay checkpoint key (repeatable)', collect)
+    .option('--witness <vkey>', 'a witness that must have co-signed (repeatable)', collect)
+    .option('--max-age <duration>', 'refuse liveness claims older than this')
+    .action(
+      run(
+        async (
+          _o: GlobalOptions,
+          out: Out,
+          file: string,
+          opts: {
+            keys?: string;
+            partyKey?: string[];
+            relayKey?: string[];
+            witness?: string[];
+            maxAge?: string;
+          },
+        ) => {
+          const k = opts.keys === undefined ? undefined : readKeysFile(opts.keys);
+          const raw = readFileSync(file, 'utf8');
+          if (raw.includes('"backchannel/fork-evidence"')) {
+            const r = verifyForkEvidence(raw, {
+              ...((opts.relayKey?.[0] ?? k?.relayKeys[0]) === undefined
+                ? {}
+                : { relayKey: (opts.relayKey?.[0] ?? k?.relayKeys[0]) as string }),
+            });
+            out.result(r, (v: typeof r) =>
+              v.valid
+                ? `VALID fork evidence${v.conclusive ? ' (conclusive)' : ' (an alarm, not a proof)'}: ${v.reason}`
+                : `INVALID (${v.code}): ${v.reason}`,
+            );
+            if (!r.valid) process.exitCode = EXIT.security;
+            return;
+          }
+          const parties = [
+            ...Object.values(k?.parties ?? {}).map((p) => fromBase64url(p)),
+            ...(opts.partyKey ?? []).map((p) => fromBase64url(p)),
+          ];
+          const relayKeys = [...(k?.relayKeys ?? []), ...(opts.relayKey ?? [])];
+          const witnesses = [...(k?.witnesses ?? []), ...(opts.witness ?? [])];
+          if (parties.length === 0 || relayKeys.length === 0)
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              'give the public keys: --keys FILE, or --party-key and --relay-key',
+            );
+          checkVkeys(relayKeys, 'relay');
+          checkVkeys(witnesses, 'witness');
+          const v = verifyFile(
+            file,
+            { parties, relayKeys, witnesses },
+            Date.now(),
+            opts.maxAge === undefined ? undefined : parseDuration(opts.maxAge),
+          );
+          out.result(v, renderVerdict);
+          if (!v.valid) process.exitCode = EXIT.security;
+        },
+      ),
+    );
+
+  witnessCommand(program, run);
+
+  // Commit-then-reveal public read-outs (`readout` itself posts a plain read-out).
+  program
+    .command('readout-commit')
+    .description('commit to your public read-out of a round (its salted hash) before anyone publishes')
+    .argument('<channel>', 'channel id')
+    .argument('<round>', 'the round (e.g. "Muscat, 3 May")')
+    .requiredOption('--text <text>', 'your read-out, as it will be published')
+    .action(
+      run(async (o: GlobalOptions, out: Out, channel: string, round: string, opts: { text: string }) => {
+        await withChannel(o, channel, async (ch, bc) => {
+          const id = await commitReadout(bc, ch.id, round, opts.text);
+          out.result(
+            { event: id, round },
+            () => `committed to your read-out of “${round}” (${id}); reveal once every party has committed`,
+          );
+        });
+      }),
+    );
+  program
+    .command('readout-reveal')
+    .description('publish your committed read-out, once every party has committed')
+    .argument('<channel>', 'channel id')
+    .argument('<round>', 'the round')
+    .action(
+      run(async (o: GlobalOptions, out: Out, channel: string, round: string) => {
+        await withChannel(o, channel, async (ch, bc) => {
+          const id = await revealReadout(bc, ch.id, round);
+          out.result({ event: id, round }, () => `read-out of “${round}” revealed (${id})`);
+        });
+      }),
+    );
+}
+
+function keysFile(
+  parties: Record<string, Uint8Array>,
+  relayKeys: string[],
+  witnesses: string[],
+): PublicKeysFile {
+  return {
+    type: 'backchannel/public-keys',
+    v: 1,
+    parties: Object.fromEntries(Object.entries(parties).map(([p, k]) => [p, toBase64url(k)])),
+    relayKeys,
+    witnesses,
+  };
+}
+
+function toRequest(kind: AttestRequest['kind'], opts: Record<string, string | undefined>): AttestRequest {
+  const need = (name: string, v: string | undefined): string => {
+    if (v === undefined) throw new ClientError('INVALID_ARGUMENT', `attest ${kind} needs --${name}`);
+    return v;
+  };
+  switch (kind) {
+    case 'outreach':
+      return { kind, ...(opts.which === undefined ? {} : { which: opts.which as 'first' | 'latest' }) };
+    case 'liveness': {
+      const asOf = opts.asOf === undefined ? undefined : Date.parse(opts.asOf);
+      if (asOf !== undefined && Number.isNaN(asOf))
+        throw new ClientError('INVALID_ARGUMENT', '--as-of is not an ISO time');
+      const hours = Math.max(1, Math.round(parseDuration(opts.within ?? '24h') / 3_600_000));
+      return { kind, withinHours: hours, ...(asOf === undefined ? {} : { asOf }) };
+    }
+    case 'delivery':
+      return {
+        kind,
+        event: parseEventId(need('event', opts.event)),
+        ...(opts.receipt === undefined ? {} : { receipt: opts.receipt as 'delivered' | 'read' }),
+      };
+    case 'disclosure':
+      return { kind, event: parseEventId(need('event', opts.event)) };
+    case 'readouts':
+      return { kind, round: need('round', opts.round) };
+  }
+}

@@ -1,0 +1,142 @@
+/** `backchannel witness`: the party's witness service (co-sign, or alarm with evidence on a fork). */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseVerifierKey } from '@backchannel/protocol/transcript';
+import type { Command } from 'commander';
+import { ClientError } from '../../sdk/errors.ts';
+import {
+  newWitnessState,
+  relaySource,
+  type WitnessState,
+  witnessRound,
+  witnessVerifierKey,
+} from '../../sdk/witness.ts';
+import { type GlobalOptions, homeDir, openDevice } from '../device.node.ts';
+import { EXIT, type Out, parseDuration } from '../output.ts';
+import type { Runner } from './identity.ts';
+
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+
+export function witnessCommand(program: Command, run: Runner): void {
+  program
+    .command('witness')
+    .description(
+      "co-sign the relay's checkpoints after checking they extend the last co-signed ones; alarm on a fork",
+    )
+    .option('--state <file>', 'witness state (key and last co-signed checkpoints)', undefined)
+    .option('--name <name>', 'witness key name (first run)', undefined)
+    .option('--channel <id>', 'channel to watch (repeatable; default: all of this device)', collect)
+    .option('--evidence-dir <dir>', 'where fork evidence files are written (default: next to the state)')
+    .option('--interval <duration>', 'poll this often', '30s')
+    .option('--once', 'one round, then exit')
+    .option('--webhook <url>', 'also POST each fork evidence (JSON) to this URL')
+    .option('--print-key', 'print this witness’s verifier key and exit')
+    .action(
+      run(
+        async (
+          o: GlobalOptions,
+          out: Out,
+          opts: {
+            state?: string;
+            name?: string;
+            channel?: string[];
+            evidenceDir?: string;
+            interval: string;
+            once?: boolean;
+            printKey?: boolean;
+            webhook?: string;
+          },
+        ) => {
+          const statePath = opts.state ?? join(homeDir(o), 'witness.json');
+          const evidenceDir = opts.evidenceDir ?? join(homeDir(o), 'evidence');
+          const interval = parseDuration(opts.interval);
+          const bc = await openDevice(o);
+          try {
+            const relayKeyString = bc.relayKey;
+            if (relayKeyString === undefined)
+              throw new ClientError('NOT_INITIALIZED', 'no relay key pinned yet');
+            const relayKey = parseVerifierKey(relayKeyString);
+            if (!relayKey.ok) throw new ClientError('INVALID_ARGUMENT', 'the pinned relay key is not valid');
+            let state: WitnessState = existsSync(statePath)
+              ? (JSON.parse(readFileSync(statePath, 'utf8')) as WitnessState)
+              : newWitnessState(
+                  opts.name ?? `witness.${bc.identity.party.slice(2, 10).toLowerCase()}`,
+                  new Uint8Array(randomBytes(32)),
+                  relayKeyString,
+                );
+            const save = () => {
+              writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+              chmodSync(statePath, 0o600);
+            };
+            save();
+            if (opts.printKey === true) {
+              out.result(
+                { witness: state.name, vkey: witnessVerifierKey(state) },
+                (v: { vkey: string }) => v.vkey,
+              );
+              return;
+            }
+            for (;;) {
+              const channels = opts.channel ?? (await bc.channelIds());
+              // Keep this device's own verified copy of each log current (no sends): it is what
+              // turns a fork alarm into proof when the relay later shows a shorter history.
+              for (const c of channels) {
+                try {
+                  await (await bc.channel(c)).sync();
+                } catch {
+                  // a fork or an outage: the witness round below reports it in its own terms
+                }
+              }
+              const r = await witnessRound({
+                source: relaySource(bc.relay, bc.store),
+                state,
+                relayKey: relayKey.value,
+                channels,
+                now: Date.now(),
+              });
+              state = r.state;
+              save();
+              let forked = false;
+              for (const ev of r.events) {
+                if (ev.kind === 'fork') {
+                  forked = true;
+                  mkdirSync(evidenceDir, { recursive: true });
+                  const path = join(evidenceDir, `fork-${ev.channel}-${ev.evidence.detectedAt}.json`);
+                  writeFileSync(path, `${JSON.stringify(ev.evidence, null, 2)}\n`);
+                  process.stderr.write(
+                    `ALARM witness ${state.name}: channel ${ev.channel}: ${ev.evidence.reason}; evidence written to ${path}\n`,
+                  );
+                  if (opts.webhook !== undefined) {
+                    await fetch(opts.webhook, {
+                      method: 'POST',
+                      headers: { 'content-type': 'application/json' },
+                      body: JSON.stringify(ev.evidence),
+                      signal: AbortSignal.timeout(10_000),
+                    }).catch(() =>
+                      process.stderr.write(`witness: the alarm webhook ${opts.webhook} did not answer\n`),
+                    );
+                  }
+                  out.result({ ...ev, file: path }, () => `FORK on ${ev.channel}: evidence in ${path}`);
+                } else {
+                  out.result(ev, (v: typeof ev) =>
+                    v.kind === 'refused'
+                      ? `${v.channel}: refused (${v.reason})`
+                      : `${v.channel}: ${v.kind} at size ${'size' in v ? v.size : ''}`,
+                  );
+                }
+              }
+              if (forked) {
+                process.exitCode = EXIT.security;
+                return;
+              }
+              if (opts.once === true) return;
+              await new Promise((r) => setTimeout(r, interval));
+            }
+          } finally {
+            bc.close();
+          }
+        },
+      ),
+    );
+}

@@ -1,0 +1,161 @@
+/**
+ * Step 6 (and 10) of the reference scenario: each party's witness co-signs the relay's
+ * checkpoint; both sides commit to their read-outs before either reveals; then the public
+ * attestations — "A reached out to us", "the channel remains open", points delivered, one
+ * disclosed event, the two read-outs — are made, verified offline, and (with --out) written
+ * beside each party's witness state and the public keys a journalist needs.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type EventId, toBase64url } from '@backchannel/protocol';
+import { type Attestation, encodeAttestation, verifyAttestation } from '@backchannel/protocol/attest';
+import { parseVerifierKey } from '@backchannel/protocol/transcript';
+import type { Backchannel } from '../sdk/client.ts';
+import { ed25519Node } from '../sdk/mls-crypto.node.ts';
+import { type AttestRequest, attest, commitReadout, publicKeysOf, revealReadout } from '../sdk/proofs.ts';
+import {
+  newWitnessState,
+  relaySource,
+  type WitnessState,
+  witnessRound,
+  witnessVerifierKey,
+} from '../sdk/witness.ts';
+
+/** Syncs until every device has verified the relay's whole log (automatic receipts included). */
+async function settle(devices: readonly Backchannel[], channel: string): Promise<void> {
+  for (let round = 0; round < 6; round++) {
+    for (const d of devices) await d.syncAll();
+    const relaySize = Number(
+      (await (devices[0] as Backchannel).relay.getCheckpoint(channel)).checkpoint.split('\n')[1],
+    );
+    let all = true;
+    for (const d of devices) if ((await d.channel(channel)).record.checkpointSize !== relaySize) all = false;
+    if (all) return;
+  }
+}
+
+export interface DemoProofs {
+  readonly files: Record<string, Attestation>;
+  readonly witnesses: Record<string, WitnessState>;
+  readonly keys: { parties: Record<string, string>; relayKeys: string[]; witnesses: string[] };
+  readonly verified: Record<string, boolean>;
+}
+
+export async function demoProofs(input: {
+  readonly say: (s: string) => void;
+  readonly channel: string;
+  readonly a: Backchannel;
+  readonly b: Backchannel;
+  readonly online: readonly Backchannel[];
+  readonly pointsId: EventId;
+}): Promise<DemoProofs> {
+  const { say, channel, a, b } = input;
+  say('  read-outs of the round: both sides commit (a salted hash) before either publishes');
+  const round = 'Round of 14 May';
+  await commitReadout(a, channel, round, 'The talks were frank and useful. Both sides agreed to meet again.');
+  await b.syncAll();
+  await commitReadout(
+    b,
+    channel,
+    round,
+    'The talks were frank. Both sides agreed to meet again next week in Muscat.',
+  );
+  await a.syncAll();
+  await revealReadout(a, channel, round);
+  await revealReadout(b, channel, round);
+  await settle(input.online, channel);
+
+  const relayKey = a.relayKey as string;
+  const key = parseVerifierKey(relayKey);
+  if (!key.ok) throw new Error('the pinned relay key is invalid');
+  const witnesses: Record<string, WitnessState> = {};
+  for (const [name, bc] of [
+    ['A', a],
+    ['B', b],
+  ] as const) {
+    const state = newWitnessState(
+      `witness.${name.toLowerCase()}.example`,
+      new Uint8Array(randomBytes(32)),
+      relayKey,
+    );
+    const r = await witnessRound({
+      source: relaySource(bc.relay),
+      state,
+      relayKey: key.value,
+      channels: [channel],
+      now: Date.now(),
+    });
+    witnesses[name] = r.state;
+    say(
+      `  party ${name}'s witness: ${r.events.map((e) => `${e.kind}${'size' in e ? ` at size ${e.size}` : ''}`).join(', ')}`,
+    );
+  }
+  const witnessKeys = Object.values(witnesses).map(witnessVerifierKey);
+  const parties = (await a.channel(channel)).view.state.parties;
+  const pk = publicKeysOf(a, parties);
+  const made: Array<[string, Backchannel, AttestRequest]> = [
+    ['outreach-by-B', b, { kind: 'outreach', which: 'latest' }],
+    ['liveness-by-A', a, { kind: 'liveness', withinHours: 1 }],
+    ['delivery-by-B', b, { kind: 'delivery', event: input.pointsId, receipt: 'read' }],
+    ['disclosure-by-B', b, { kind: 'disclosure', event: input.pointsId }],
+    ['readouts-by-A', a, { kind: 'readouts', round }],
+  ];
+  const files: Record<string, Attestation> = {};
+  const verified: Record<string, boolean> = {};
+  for (const [name, bc, req] of made) {
+    const doc = await attest(bc, channel, req);
+    files[name] = doc;
+    const v = verifyAttestation(encodeAttestation(doc), {
+      parties: Object.values(pk.parties),
+      relayKeys: [pk.relayKey],
+      witnesses: witnessKeys,
+      now: Date.now(),
+      suite: ed25519Node,
+    });
+    verified[name] = v.valid;
+    say(`  ${name}: ${v.valid ? `VALID — ${v.statement}` : `INVALID (${v.code}): ${v.reason}`}`);
+  }
+  // A forged claim fails: B's attestation with the outreach moved a day earlier, re-signed.
+  const forged = structuredClone(files['outreach-by-B'] as Attestation);
+  (forged.claim as { at: number }).at -= 86_400_000;
+  const { signAttestation } = await import('@backchannel/protocol/attest');
+  const { signature: _s, ...unsigned } = forged;
+  const f = verifyAttestation(signAttestation(unsigned, b.identity.deviceSecretKey, ed25519Node), {
+    parties: Object.values(pk.parties),
+    relayKeys: [pk.relayKey],
+    witnesses: witnessKeys,
+    now: Date.now(),
+    suite: ed25519Node,
+  });
+  verified.forgeryRefused = !f.valid;
+  say(`  a forged outreach date: ${f.valid ? 'ACCEPTED (bug!)' : `refused (${f.code}): ${f.reason}`}`);
+  return {
+    files,
+    witnesses,
+    keys: {
+      parties: Object.fromEntries(Object.entries(pk.parties).map(([p, k]) => [p, toBase64url(k)])),
+      relayKeys: [pk.relayKey],
+      witnesses: witnessKeys,
+    },
+    verified,
+  };
+}
+
+export function writeDemoProofs(dir: string, p: DemoProofs): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, doc] of Object.entries(p.files))
+    writeFileSync(join(dir, `attestation-${name}.json`), encodeAttestation(doc));
+  for (const [name, state] of Object.entries(p.witnesses)) {
+    // The witness's secret key stays out of the export: only its public key and what it co-signed.
+    const { seed: _seed, ...pub } = state;
+    writeFileSync(
+      join(dir, `witness-${name}.json`),
+      `${JSON.stringify({ ...pub, vkey: witnessVerifierKey(state) }, null, 2)}\n`,
+    );
+  }
+  writeFileSync(
+    join(dir, 'public-keys.json'),
+    `${JSON.stringify({ type: 'backchannel/public-keys', v: 1, ...p.keys }, null, 2)}\n`,
+  );
+}

@@ -1,0 +1,340 @@
+/**
+ * Proofs for the public, from this device's verified transcript: attestations (outreach,
+ * liveness, delivery, disclosure, read-outs), witness finality, and the public keys a verifier
+ * needs. Attestations are built only up to the last checkpoint this device verified against its
+ * own Merkle tree, with the witness cosignatures the relay stores for that checkpoint.
+ */
+import {
+  type ChannelId,
+  constantTimeEqual,
+  decodeCanonical,
+  decodeEntry,
+  encodeCanonical,
+  type EventId,
+  type PartyId,
+  toBase64url,
+  unwrap,
+} from '@backchannel/protocol';
+import {
+  type Attestation,
+  type AttestationPlan,
+  checkReceiptAgainstLog,
+  createAttestation,
+  decodeRelayReceipt,
+  planDelivery,
+  planDisclosure,
+  planLiveness,
+  planOutreach,
+  planReadouts,
+  type ReceiptCheck,
+  READOUT_SALT_BYTES,
+  readoutCommitment,
+  type TranscriptRecord,
+  type TranscriptSnapshot,
+} from '@backchannel/protocol/attest';
+import {
+  inclusionProof,
+  leafHash,
+  MemoryNodeStore,
+  parseCheckpoint,
+  parseNote,
+  parseVerifierKey,
+  treeRoot,
+  verifyCosignatures,
+  verifyNote,
+} from '@backchannel/protocol/transcript';
+import type { DraftEvent } from './channel.ts';
+import type { Backchannel } from './client.ts';
+import { ClientError } from './errors.ts';
+
+export type AttestRequest =
+  | { readonly kind: 'outreach'; readonly which?: 'first' | 'latest' }
+  | { readonly kind: 'liveness'; readonly asOf?: number; readonly withinHours?: number }
+  | { readonly kind: 'delivery'; readonly event: EventId; readonly receipt?: 'delivered' | 'read' }
+  | { readonly kind: 'disclosure'; readonly event: EventId }
+  | { readonly kind: 'readouts'; readonly round: string };
+
+/** The verified transcript of a channel, with the cosignatures stored for its checkpoint. */
+export async function transcriptSnapshot(
+  bc: Backchannel,
+  channel: string,
+  opts: { atSize?: number } = {},
+): Promise<TranscriptSnapshot> {
+  const ch = await bc.channel(channel);
+  let note = ch.record.checkpoint;
+  if (note === undefined || ch.record.checkpointSize === 0)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `no verified checkpoint for channel ${channel} yet: sync first`,
+    );
+  let size = ch.record.checkpointSize;
+  let cosignatures: string[] = [];
+  if (opts.atSize !== undefined && opts.atSize !== size) {
+    // An earlier checkpoint (say, the last one the witnesses co-signed): this device checks it
+    // itself — the pinned relay key, and the root of its own copy of the first atSize entries.
+    if (opts.atSize > size || opts.atSize < 1)
+      throw new ClientError('INVALID_ARGUMENT', `this device has verified only ${size} entries`);
+    const at = await bc.relay.getCheckpointAt(ch.id, opts.atSize);
+    const key = parseVerifierKey(bc.relayKey ?? '');
+    const parsed = parseNote(at.checkpoint);
+    const cp = parsed.ok ? parseCheckpoint(parsed.value.text) : undefined;
+    const leaves = await bc.store.entries(ch.id, 0, opts.atSize);
+    const tree = new MemoryNodeStore();
+    for (const e of leaves) tree.append(leafHash(e.entry));
+    if (
+      !key.ok ||
+      !parsed.ok ||
+      cp === undefined ||
+      !cp.ok ||
+      !verifyNote(parsed.value, [key.value]).ok ||
+      cp.value.size !== opts.atSize ||
+      !constantTimeEqual(cp.value.root, treeRoot(tree.state))
+    ) {
+      throw new ClientError(
+        'FORK_DETECTED',
+        `the relay's checkpoint at size ${opts.atSize} does not match this device's copy`,
+      );
+    }
+    note = at.checkpoint;
+    size = opts.atSize;
+    cosignatures = at.cosignatures;
+  } else {
+    try {
+      const at = await bc.relay.getCheckpointAt(ch.id, size);
+      // Only lines for the very checkpoint this device verified (the relay could serve another).
+      if (at.checkpoint === note) cosignatures = at.cosignatures;
+    } catch (e) {
+      if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
+    }
+  }
+  const readable = new Map(
+    ch.view.timeline.flatMap((r) => ('event' in r && r.status === 'ok' ? [[r.seq, r] as const] : [])),
+  );
+  const stored = await bc.store.entries(ch.id, 0, size);
+  const records: TranscriptRecord[] = stored.map((s) => {
+    const d = decodeEntry(s.entry);
+    if (!d.ok) throw new ClientError('TRANSCRIPT_INVALID', `stored entry ${s.seq} does not decode`);
+    const r = readable.get(s.seq);
+    const cert = bc.certificates.certificate(d.value.entry.sender);
+    return {
+      index: s.seq,
+      entry: s.entry,
+      decoded: d.value,
+      ...(cert === undefined ? {} : { party: cert.body.party }),
+      ...(r === undefined ? {} : { event: r.event, salt: r.salt }),
+    };
+  });
+  return {
+    channel: ch.id,
+    records,
+    checkpoint: note + cosignatures.map((l) => (l.endsWith('\n') ? l : `${l}\n`)).join(''),
+    certificate: (device) => bc.certificates.certificate(device as never),
+  };
+}
+
+export function planFor(
+  bc: Backchannel,
+  snap: TranscriptSnapshot,
+  req: AttestRequest,
+  parties: readonly PartyId[],
+): AttestationPlan {
+  switch (req.kind) {
+    case 'outreach':
+      return planOutreach(snap, req.which === undefined ? {} : { which: req.which });
+    case 'liveness':
+      return planLiveness(snap, { parties, asOf: req.asOf ?? bc.now, withinHours: req.withinHours ?? 24 });
+    case 'delivery':
+      return planDelivery(snap, {
+        event: req.event,
+        ...(req.receipt === undefined ? {} : { receipt: req.receipt }),
+      });
+    case 'disclosure':
+      return planDisclosure(snap, { event: req.event });
+    case 'readouts':
+      return planReadouts(snap, { round: req.round, parties });
+  }
+}
+
+/** Creates and signs an attestation with this device's key. */
+export async function attest(
+  bc: Backchannel,
+  channel: string,
+  req: AttestRequest,
+  opts: { atSize?: number } = {},
+): Promise<Attestation> {
+  const ch = await bc.channel(channel);
+  const snap = await transcriptSnapshot(bc, ch.id, opts);
+  const plan = planFor(bc, snap, req, ch.view.state.parties);
+  try {
+    return createAttestation(
+      snap,
+      plan,
+      { certificate: bc.identity.certificate, secretKey: bc.identity.deviceSecretKey },
+      bc.now,
+    );
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'CLAIM_UNSUPPORTED' || code === 'NOT_IN_LOG')
+      throw new ClientError('INVALID_ARGUMENT', (e as Error).message, { causeCode: code });
+    throw e;
+  }
+}
+
+/** What a verifier needs, all public: the channel parties' root keys and the relay's key. */
+export function publicKeysOf(
+  bc: Backchannel,
+  parties: readonly PartyId[],
+): { parties: Record<string, Uint8Array>; relayKey: string } {
+  const roots: Record<string, Uint8Array> = {};
+  for (const p of parties) {
+    const k = bc.certificates.rootKey(p);
+    if (k !== undefined) roots[p] = k;
+  }
+  const relayKey = bc.relayKey;
+  if (relayKey === undefined) throw new ClientError('NOT_INITIALIZED', 'no relay key pinned yet');
+  return { parties: roots, relayKey };
+}
+
+/**
+ * Finality: an entry is final once the checkpoint this device verified covers it and every
+ * required witness has co-signed that checkpoint (so the relay cannot show another history
+ * without a witness noticing).
+ */
+export async function isFinal(
+  bc: Backchannel,
+  channel: ChannelId,
+  seq: number,
+  witnesses: readonly string[],
+): Promise<{ final: boolean; missing: string[] }> {
+  const ch = await bc.channel(channel);
+  const note = ch.record.checkpoint;
+  const names = witnesses.map((w) => {
+    const k = parseVerifierKey(w);
+    if (!k.ok) throw new ClientError('INVALID_ARGUMENT', `not a witness key: ${k.message}`);
+    return k.value;
+  });
+  if (note === undefined || seq >= ch.record.checkpointSize)
+    return { final: false, missing: names.map((n) => n.name) };
+  const at = await bc.relay.getCheckpointAt(ch.id, ch.record.checkpointSize);
+  if (at.checkpoint !== note) return { final: false, missing: names.map((n) => n.name) };
+  const full = parseNote(note + at.cosignatures.map((l) => (l.endsWith('\n') ? l : `${l}\n`)).join(''));
+  if (!full.ok) return { final: false, missing: names.map((n) => n.name) };
+  const v = verifyCosignatures(full.value, names);
+  const ok = v.ok ? v.value.map((c) => c.witness.name) : [];
+  const missing = names.map((n) => n.name).filter((n) => !ok.includes(n));
+  return { final: missing.length === 0, missing };
+}
+
+const readoutKey = (channel: string, round: string) => `readout:${channel}:${round}`;
+
+/**
+ * Commit-then-reveal, step 1: posts only the salted hash of this party's read-out of `round`;
+ * the text and salt stay on this device until revealReadout.
+ */
+export async function commitReadout(
+  bc: Backchannel,
+  channel: string,
+  round: string,
+  text: string,
+): Promise<EventId> {
+  const ch = await bc.channel(channel);
+  const salt = bc.random(READOUT_SALT_BYTES);
+  const id = await ch.send({
+    kind: 'readout',
+    round,
+    commitment: readoutCommitment(round, text, salt),
+  } as DraftEvent);
+  await bc.store.put([[readoutKey(ch.id, round), encodeCanonical({ text, salt })]]);
+  await bc.outbox.flush();
+  return id;
+}
+
+/**
+ * Step 2: publishes the committed text with its salt — refused until every party of the channel
+ * has committed to its own read-out of the round (otherwise the others could adapt theirs).
+ */
+export async function revealReadout(bc: Backchannel, channel: string, round: string): Promise<EventId> {
+  const ch = await bc.channel(channel);
+  await ch.sync();
+  const stored = await bc.store.get(readoutKey(ch.id, round));
+  if (stored === undefined)
+    throw new ClientError('INVALID_ARGUMENT', `no read-out of “${round}” committed from this device`);
+  const s = ch.view.state;
+  const waiting = s.parties.filter((p) => s.readouts[round]?.[p] === undefined);
+  if (waiting.length > 0)
+    throw new ClientError(
+      'EVENT_REJECTED',
+      `not every party has committed to its read-out of “${round}” yet (waiting for ${waiting.join(', ')})`,
+      {
+        causeCode: 'READOUT_EARLY',
+      },
+    );
+  const { text, salt } = unwrap(decodeCanonical(stored)) as { text: string; salt: Uint8Array };
+  const id = await ch.send({ kind: 'readout', round, text, salt } as DraftEvent);
+  await bc.outbox.flush();
+  return id;
+}
+
+/** The relay receipt this device kept for one of its envelopes (base64url), if any. */
+export async function relayReceiptOf(
+  bc: Backchannel,
+  channel: string,
+  msgId: string,
+): Promise<string | undefined> {
+  const b = await bc.store.get(`rr:${channel}:${msgId}`);
+  return b === undefined ? undefined : new TextDecoder().decode(b);
+}
+
+/**
+ * Accountable mediator: checks the relay's receipt for one of our envelopes against the log this
+ * device verified. "dropped" means the relay receipted the envelope and then signed a log that
+ * holds something else at that position — and the returned evidence proves it to anyone.
+ */
+export async function checkRelayReceipt(
+  bc: Backchannel,
+  channel: string,
+  msgId: string,
+): Promise<{
+  check: ReceiptCheck;
+  evidence?: { receipt: string; checkpoint: string; entry: string; proof: string[] };
+}> {
+  const ch = await bc.channel(channel);
+  const r = await relayReceiptOf(bc, ch.id, msgId);
+  if (r === undefined) throw new ClientError('INVALID_ARGUMENT', `no relay receipt kept for ${msgId}`);
+  const receipt = decodeRelayReceipt(r);
+  if (!receipt.ok) return { check: { kind: 'invalid', code: receipt.code, reason: receipt.message } };
+  const key = parseVerifierKey(bc.relayKey ?? '');
+  if (!key.ok) throw new ClientError('NOT_INITIALIZED', 'no relay key pinned');
+  const note = ch.record.checkpoint;
+  if (note === undefined) return { check: { kind: 'not-yet-logged', size: 0 } };
+  const size = ch.record.checkpointSize;
+  const stored = await bc.store.entries(ch.id, 0, size);
+  const seq = receipt.value.body.seq;
+  const at = stored[seq];
+  if (seq >= size || at === undefined)
+    return {
+      check: checkReceiptAgainstLog({ receipt: receipt.value, relayKey: key.value, checkpoint: note }),
+    };
+  const tree = new MemoryNodeStore();
+  for (const e of stored) tree.append(leafHash(e.entry));
+  const proof = inclusionProof(seq, size, tree.read);
+  const check = checkReceiptAgainstLog({
+    receipt: receipt.value,
+    relayKey: key.value,
+    checkpoint: note,
+    entry: { bytes: at.entry, proof },
+  });
+  return {
+    check,
+    ...(check.kind === 'dropped'
+      ? {
+          evidence: {
+            receipt: r,
+            checkpoint: note,
+            entry: toBase64url(at.entry),
+            proof: proof.map(toBase64url),
+          },
+        }
+      : {}),
+  };
+}

@@ -1,0 +1,434 @@
+/**
+ * Attestations created from a real scenario transcript (SDK devices, real MLS, an in-process
+ * relay, two witnesses) and checked by the offline verifier — then forged, each forgery refused
+ * with its specific reason.
+ */
+import { encodeDeviceCertificate, fromBase64url, keyPairFromSeed, toBase64url } from '@backchannel/protocol';
+import {
+  encodeVerifierKey,
+  inclusionProof,
+  leafHash,
+  MemoryNodeStore,
+  makeVerifierKey,
+  parseVerifierKey,
+  treeRoot,
+} from '@backchannel/protocol/transcript';
+import {
+  type Attestation,
+  type AttestationVerdict,
+  checkReceiptAgainstLog,
+  decodeRelayReceipt,
+  verifyRelayReceipt,
+  type ClaimKind,
+  signAttestation,
+  type UnsignedAttestation,
+  type VerifyAttestationOptions,
+  verifyAttestation,
+} from '@backchannel/protocol/attest';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ed25519Node } from '../src/sdk/mls-crypto.node.ts';
+import { type AttestRequest, attest, checkRelayReceipt, isFinal, relayReceiptOf } from '../src/sdk/proofs.ts';
+import { buildScenario, type Scenario } from './scenario.ts';
+
+let s: Scenario;
+const docs = new Map<string, Attestation>();
+let opts: VerifyAttestationOptions;
+
+const requests = (sc: Scenario): Record<string, { by: 'a' | 'b'; req: AttestRequest }> => ({
+  outreach: { by: 'b', req: { kind: 'outreach', which: 'first' } },
+  liveness: { by: 'a', req: { kind: 'liveness', withinHours: 1 } },
+  delivery: { by: 'b', req: { kind: 'delivery', event: sc.pointsId, receipt: 'read' } },
+  disclosure: { by: 'a', req: { kind: 'disclosure', event: sc.messageId } },
+  readouts: { by: 'a', req: { kind: 'readouts', round: 'round 1' } },
+  early: { by: 'b', req: { kind: 'readouts', round: 'round 2' } },
+});
+
+beforeAll(async () => {
+  s = await buildScenario();
+  for (const [name, { by, req }] of Object.entries(requests(s))) {
+    docs.set(name, await attest(by === 'a' ? s.a : s.b, s.channel, req));
+  }
+  docs.set('other-log', await attest(s.a, s.other, { kind: 'outreach' }));
+  opts = {
+    parties: [s.A.root, s.B.root],
+    relayKeys: [s.relayKey],
+    witnesses: s.witnessKeys,
+    now: Date.now() + 1000,
+    suite: ed25519Node,
+  };
+}, 120_000);
+
+afterAll(async () => {
+  await s?.close();
+});
+
+const doc = (name: string): Attestation => {
+  const d = docs.get(name);
+  if (d === undefined) throw new Error(`no attestation ${name}`);
+  return structuredClone(d);
+};
+
+/** A forger who controls a real device of a party re-signs its lie with that device's key. */
+function resign(d: Attestation): Attestation {
+  const bc = [s.a, s.b].find(
+    (x) => toBase64url(encodeDeviceCertificate(x.identity.certificate)) === d.issuer,
+  );
+  if (bc === undefined) throw new Error('unknown issuer');
+  const { signature: _s, ...unsigned } = d;
+  return signAttestation(unsigned satisfies UnsignedAttestation, bc.identity.deviceSecretKey);
+}
+
+function verdict(d: unknown, o: Partial<VerifyAttestationOptions> = {}): AttestationVerdict {
+  return verifyAttestation(JSON.parse(JSON.stringify(d)), { ...opts, ...o });
+}
+
+function expectRefused(v: AttestationVerdict, code: string): void {
+  expect(v.valid ? 'valid' : v.code, v.valid ? v.statement : v.reason).toBe(code);
+  if (!v.valid) expect(v.reason.length).toBeGreaterThan(10);
+}
+
+describe('attestations from the reference scenario', () => {
+  it.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'])(
+    'a %s attestation verifies offline',
+    (name) => {
+      const v = verdict(doc(name));
+      expect(v.valid, v.valid ? '' : `${v.code}: ${v.reason}`).toBe(true);
+      if (!v.valid) return;
+      expect(v.kind).toBe(name);
+      expect(v.witnesses.map((w) => w.name).sort()).toEqual(['witness.a.example', 'witness.b.example']);
+      expect(v.statement.length).toBeGreaterThan(20);
+    },
+  );
+
+  it('states what each claim means, revealing only what it needs', () => {
+    const out = verdict(doc('outreach'));
+    expect(out.valid && out.claim).toMatchObject({
+      kind: 'outreach',
+      from: s.A.party,
+      to: s.B.party,
+      opening: true,
+    });
+    const del = doc('delivery');
+    // No content of the points is in the delivery attestation: only the receipt is disclosed.
+    expect(JSON.stringify(del)).not.toContain('enrichment');
+    expect(del.disclosures.map((x) => (x.event as { kind: string }).kind)).toEqual(['receipt']);
+    const dis = verdict(doc('disclosure'));
+    expect(dis.valid && dis.statement).toContain('We accept point 2 in principle.');
+    const live = doc('liveness');
+    expect(live.disclosures.map((x) => (x.event as { kind: string }).kind)).toEqual([
+      'heartbeat',
+      'heartbeat',
+    ]);
+  });
+
+  it('shows the word-level difference of two read-outs committed before either was revealed', () => {
+    const v = verdict(doc('readouts'));
+    expect(v.valid).toBe(true);
+    if (!v.valid) return;
+    expect(v.readouts?.diff).toContainEqual({ op: 'only-b', text: 'again next week in Oman.' });
+    expect(v.readouts?.texts.map((t) => t.party).sort()).toEqual([s.A.party, s.B.party].sort());
+  });
+
+  it('refuses a read-out published before the other party had committed', () => {
+    expectRefused(verdict(doc('early')), 'READOUT_EARLY');
+  });
+
+  it('an entry is final only once every required witness co-signed a checkpoint covering it', async () => {
+    const ch = await s.a.channel(s.channel);
+    expect(await isFinal(s.a, ch.id, 0, s.witnessKeys)).toEqual({ final: true, missing: [] });
+    expect((await isFinal(s.a, ch.id, ch.record.checkpointSize, s.witnessKeys)).final).toBe(false);
+  });
+});
+
+// ---- forgeries ----------------------------------------------------------------------------
+
+const timeField: Record<string, string | undefined> = {
+  outreach: 'at',
+  liveness: 'asOf',
+  delivery: 'acknowledgedAt',
+  disclosure: 'at',
+  readouts: undefined,
+};
+const partyEdit: Record<string, (c: Record<string, unknown>, sc: Scenario) => void> = {
+  outreach: (c, sc) => {
+    c.from = sc.B.party;
+    c.to = sc.A.party;
+  },
+  liveness: (c, sc) => {
+    c.parties = [sc.A.party, 'p_AAAAAAAAAAAAAAAAAAAAAA'];
+  },
+  delivery: (c, sc) => {
+    // "A's event was acknowledged by B" — the other way round.
+    c.from = sc.A.party;
+    c.by = sc.B.party;
+  },
+  disclosure: (c, sc) => {
+    c.from = sc.B.party;
+  },
+  readouts: (c, sc) => {
+    c.parties = [sc.A.party, 'p_AAAAAAAAAAAAAAAAAAAAAA'];
+  },
+};
+
+describe.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'] as ClaimKind[])(
+  'forged %s attestations are refused',
+  (kind) => {
+    it('changed time (re-signed by the lying party)', () => {
+      const d = doc(kind);
+      const f = timeField[kind];
+      if (f === undefined) {
+        // Read-outs make no time claim; moving a reveal before the other's commitment is the
+        // time forgery, and the early round shows it refused.
+        expectRefused(verdict(doc('early')), 'READOUT_EARLY');
+        return;
+      }
+      const c = d.claim as unknown as Record<string, number>;
+      c[f] = (c[f] as number) - (kind === 'liveness' ? 3 * 3_600_000 : 86_400_000);
+      expectRefused(verdict(resign(d)), 'TIME_OUTSIDE_WINDOW');
+    });
+
+    it('changed party (re-signed)', () => {
+      const d = doc(kind);
+      partyEdit[kind]?.(d.claim as unknown as Record<string, unknown>, s);
+      expectRefused(verdict(resign(d)), 'CLAIM_UNSUPPORTED');
+    });
+
+    it('changed claim without a new signature', () => {
+      const d = doc(kind);
+      (d.claim as unknown as Record<string, unknown>).channel = s.other;
+      expectRefused(verdict(d), 'SIG_INVALID');
+    });
+
+    it('swapped proof', () => {
+      const d = doc(kind);
+      const donor = doc(kind === 'disclosure' ? 'delivery' : 'disclosure').entries[0]!;
+      const e = d.entries.find((x) => x.index !== donor.index && x.proof.length > 0)!;
+      e.proof = donor.proof;
+      expectRefused(verdict(resign(d)), 'NOT_IN_LOG');
+    });
+
+    it('checkpoint from another log', () => {
+      const d = doc(kind);
+      d.checkpoint = doc('other-log').checkpoint;
+      expectRefused(verdict(resign(d), { witnesses: [] }), 'NOT_IN_LOG');
+    });
+
+    it('missing witness cosignature', () => {
+      const d = doc(kind);
+      d.checkpoint = d.checkpoint
+        .split('\n')
+        .filter((l) => !l.startsWith('— witness.b.example '))
+        .join('\n');
+      expectRefused(verdict(resign(d)), 'WITNESS_MISSING');
+    });
+
+    it('edited text of a disclosed event', () => {
+      const d = doc(kind);
+      const x = d.disclosures[d.disclosures.length - 1]!;
+      const ev = x.event as Record<string, unknown>;
+      if (typeof ev.text === 'string') ev.text = `${ev.text} (and more)`;
+      else if (typeof ev.note === 'string') ev.note = 'We were forced to reach out.';
+      else if (typeof ev.intervalMs === 'number') ev.intervalMs += 1000;
+      else if (ev.kind === 'receipt') ev.type = ev.type === 'read' ? 'delivered' : 'read';
+      expectRefused(verdict(resign(d)), 'COMMITMENT_MISMATCH');
+    });
+
+    it('a party the verifier does not know', () => {
+      expectRefused(verdict(doc(kind), { parties: [s.B.root] }), 'PARTY_UNTRUSTED');
+    });
+
+    it('a relay key the verifier does not trust', () => {
+      const other = encodeVerifierKey(
+        makeVerifierKey('relay.test', keyPairFromSeed(new Uint8Array(32).fill(9)).publicKey),
+      );
+      expectRefused(verdict(doc(kind), { relayKeys: [other] }), 'NOTE_UNVERIFIED');
+    });
+  },
+);
+
+describe('tampering, property-based', () => {
+  it('flipping any byte of any signed field is refused', () => {
+    const names = ['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...names),
+        fc.nat(),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (name, which, at, xor) => {
+          const d = doc(name);
+          const fields: Array<[get: () => string, set: (v: string) => void]> = [
+            [() => d.signature, (v) => (d.signature = v)],
+            [() => d.issuer, (v) => (d.issuer = v)],
+            ...d.entries.flatMap((e) => [
+              [() => e.entry, (v: string) => (e.entry = v)] as [() => string, (v: string) => void],
+              ...e.proof.map(
+                (_p, i) =>
+                  [() => e.proof[i] as string, (v: string) => (e.proof[i] = v)] as [
+                    () => string,
+                    (v: string) => void,
+                  ],
+              ),
+            ]),
+            ...d.disclosures.map(
+              (x) => [() => x.salt, (v: string) => (x.salt = v)] as [() => string, (v: string) => void],
+            ),
+          ];
+          const [get, set] = fields[which % fields.length]!;
+          const bytes = fromBase64url(get());
+          const i = at % bytes.length;
+          bytes[i] = (bytes[i] as number) ^ xor;
+          set(toBase64url(bytes));
+          const v = verdict(d);
+          return !v.valid;
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('backchannel verify (the CLI, offline)', () => {
+  it('exits 0 on a valid attestation and 4 with the reason on a forged one, with only the file and public keys', {
+    timeout: 60_000,
+  }, async () => {
+    const { execFile } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { encodeAttestation } = await import('@backchannel/protocol/attest');
+    const dir = mkdtempSync(join(tmpdir(), 'bc-verify-'));
+    const keys = join(dir, 'keys.json');
+    writeFileSync(
+      keys,
+      JSON.stringify({
+        type: 'backchannel/public-keys',
+        v: 1,
+        parties: { [s.A.party]: toBase64url(s.A.root), [s.B.party]: toBase64url(s.B.root) },
+        relayKeys: [s.relayKey],
+        witnesses: s.witnessKeys,
+      }),
+    );
+    const good = join(dir, 'delivery.json');
+    writeFileSync(good, encodeAttestation(doc('delivery')));
+    const forged = doc('delivery');
+    (forged.claim as { acknowledgedAt: number }).acknowledgedAt -= 3_600_000;
+    const bad = join(dir, 'forged.json');
+    writeFileSync(bad, encodeAttestation(resign(forged)));
+    const bin = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+    const cli = (file: string) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [bin, '--json', 'verify', file, '--keys', keys],
+          { env: { ...process.env } },
+          (err, stdout) => {
+            resolve({ code: err === null ? 0 : ((err as { code?: number }).code ?? -1), out: stdout });
+          },
+        );
+      });
+    const ok = await cli(good);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out.trim().split('\n').at(-1) as string)).toMatchObject({
+      valid: true,
+      kind: 'delivery',
+    });
+    const no = await cli(bad);
+    expect(no.code).toBe(4);
+    expect(JSON.parse(no.out.trim().split('\n').at(-1) as string)).toMatchObject({
+      valid: false,
+      code: 'TIME_OUTSIDE_WINDOW',
+    });
+  });
+});
+
+describe('docs/examples (the files docs/ATTESTATIONS.md shows a journalist)', () => {
+  it.each(['attestation-outreach.json', 'attestation-delivery.json'])(
+    '%s verifies with docs/examples/public-keys.json',
+    async (name) => {
+      const { readFileSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      const dir = join(import.meta.dirname, '..', '..', '..', 'docs', 'examples');
+      const keys = JSON.parse(readFileSync(join(dir, 'public-keys.json'), 'utf8')) as {
+        parties: Record<string, string>;
+        relayKeys: string[];
+        witnesses: string[];
+      };
+      const v = verifyAttestation(readFileSync(join(dir, name), 'utf8'), {
+        parties: Object.values(keys.parties).map((k) => fromBase64url(k)),
+        relayKeys: keys.relayKeys,
+        witnesses: keys.witnesses,
+        now: Date.now(),
+      });
+      expect(v.valid, v.valid ? '' : v.reason).toBe(true);
+    },
+  );
+});
+
+describe('the accountable mediator (relay receipts)', () => {
+  it('the relay signs a receipt for every envelope it accepts, and the transcript shows it delivered', async () => {
+    const r = await checkRelayReceipt(s.a, s.channel, s.messageId);
+    expect(r.check.kind).toBe('delivered');
+    const raw = await relayReceiptOf(s.a, s.channel, s.messageId);
+    const rec = decodeRelayReceipt(raw as string);
+    expect(rec.ok && rec.value.body).toMatchObject({ channel: s.channel, msgId: s.messageId });
+    const relayPub = parseVerifierKey(s.relayKey);
+    expect(rec.ok && relayPub.ok && verifyRelayReceipt(rec.value, relayPub.value.publicKey)).toBe(true);
+  });
+
+  it('a relay that drops an envelope it receipted is proven to have done so', async () => {
+    const raw = (await relayReceiptOf(s.a, s.channel, s.messageId)) as string;
+    const rec = decodeRelayReceipt(raw);
+    if (!rec.ok) throw new Error('no receipt');
+    const seq = rec.value.body.seq;
+    // The relay rewrites its log: at the receipted position it puts another (genuine, signed)
+    // entry instead of A's message, and signs the result with its own checkpoint key.
+    const ch = await s.a.channel(s.channel);
+    const entries = await s.a.store.entries(ch.id, 0, ch.record.checkpointSize);
+    const substitute = entries[seq - 1]!.entry;
+    const tree = new MemoryNodeStore();
+    entries.forEach((e, i) => {
+      tree.append(leafHash(i === seq ? substitute : e.entry));
+    });
+    const size = entries.length;
+    const forgedCheckpoint = s.relay.signer.sign(ch.id, size, treeRoot(tree.state));
+    const relayKey = parseVerifierKey(s.relayKey);
+    if (!relayKey.ok) throw new Error('relay key');
+    const check = checkReceiptAgainstLog({
+      receipt: rec.value,
+      relayKey: relayKey.value,
+      checkpoint: forgedCheckpoint,
+      entry: { bytes: substitute, proof: inclusionProof(seq, size, tree.read) },
+    });
+    expect(check.kind).toBe('dropped');
+    // A receipt the relay did not sign proves nothing.
+    const tampered = { ...rec.value, body: { ...rec.value.body, seq: seq + 1 } };
+    expect(
+      checkReceiptAgainstLog({ receipt: tampered, relayKey: relayKey.value, checkpoint: forgedCheckpoint })
+        .kind,
+    ).toBe('invalid');
+  });
+});
+
+describe('attesting against the checkpoint the witnesses co-signed', () => {
+  it('after the log moved on, an attestation at the co-signed size still satisfies the witnesses', async () => {
+    const chB = await s.b.channel(s.channel);
+    await chB.sync();
+    await chB.send({ kind: 'message', text: 'Noted.' } as never);
+    await s.b.outbox.flush();
+    await s.a.syncAll();
+    const latest = await attest(s.a, s.channel, { kind: 'disclosure', event: s.messageId });
+    expectRefused(verdict(latest), 'WITNESS_MISSING');
+    const cosigned = s.witnesses.A.channels[s.channel]?.size as number;
+    expect(cosigned).toBeLessThan((await s.a.channel(s.channel)).record.checkpointSize);
+    const atCosigned = await attest(
+      s.a,
+      s.channel,
+      { kind: 'disclosure', event: s.messageId },
+      { atSize: cosigned },
+    );
+    const v = verdict(atCosigned);
+    expect(v.valid, v.valid ? '' : v.reason).toBe(true);
+  });
+});

@@ -1,0 +1,247 @@
+/**
+ * The witness: co-signs checkpoints that extend what it co-signed before, and catches a relay
+ * that serves a forked log, leaving evidence anyone can check with the relay's public key alone.
+ */
+import { keyPairFromSeed, utf8 } from '@backchannel/protocol';
+import { verifyForkEvidence } from '@backchannel/protocol/attest';
+import {
+  consistencyProof,
+  cosignatureKey,
+  encodeCheckpoint,
+  encodeVerifierKey,
+  leafHash,
+  MemoryNodeStore,
+  makeVerifierKey,
+  type NoteVerifierKey,
+  parseNote,
+  signNote,
+  treeRoot,
+  verifyCosignatures,
+} from '@backchannel/protocol/transcript';
+import { describe, expect, it } from 'vitest';
+import { newWitnessState, type WitnessSource, witnessRound } from '../src/sdk/witness.ts';
+
+const CHANNEL = 'c_AAAAAAAAAAAAAAAAAAAAAA';
+const relaySeed = new Uint8Array(32).fill(3);
+const relayKey: NoteVerifierKey = makeVerifierKey('relay.test', keyPairFromSeed(relaySeed).publicKey);
+const origin = `relay.test/${CHANNEL}`;
+
+/** A log the (possibly dishonest) relay keeps; it signs a checkpoint at every size. */
+class Log {
+  readonly tree = new MemoryNodeStore();
+  readonly notes = new Map<number, string>();
+  readonly leaves: Uint8Array[] = [];
+  constructor(entries: readonly string[]) {
+    for (const e of entries) this.append(e);
+  }
+  append(e: string): void {
+    this.leaves.push(leafHash(utf8(e)));
+    this.tree.append(leafHash(utf8(e)));
+    const size = this.tree.state.size;
+    this.notes.set(
+      size,
+      signNote(encodeCheckpoint({ origin, size, root: treeRoot(this.tree.state), extensions: [] }), [
+        { name: 'relay.test', seed: relaySeed },
+      ]),
+    );
+  }
+  get size(): number {
+    return this.tree.state.size;
+  }
+}
+
+/** A relay that serves `current()`; cosignatures are kept as posted. */
+function source(
+  current: () => Log,
+  opts: { local?: Log; noHistory?: boolean } = {},
+): WitnessSource & { posted: Array<{ size: number; line: string }> } {
+  const posted: Array<{ size: number; line: string }> = [];
+  const hashes = (log: Log, size: number) =>
+    log.leaves.length >= size ? log.leaves.slice(0, size) : undefined;
+  return {
+    posted,
+    checkpoint: async () => current().notes.get(current().size) as string,
+    checkpointAt: async (_c, size) => (opts.noHistory === true ? undefined : current().notes.get(size)),
+    leafHashes: async (_c, size, which) =>
+      which === 'served'
+        ? hashes(current(), size)
+        : opts.local === undefined
+          ? undefined
+          : hashes(opts.local, size),
+    consistency: async (_c, from, to) => consistencyProof(from, to, current().tree.read),
+    postCosignature: async (_c, size, line) => {
+      posted.push({ size, line });
+    },
+  };
+}
+
+describe('witness', () => {
+  it('co-signs checkpoints that extend the last co-signed one (C2SP cosignature/v1)', async () => {
+    const log = new Log(['e0', 'e1', 'e2']);
+    const src = source(() => log);
+    const seed = new Uint8Array(32).fill(5);
+    let state = newWitnessState('witness.a.example', seed, 'unused');
+    const r1 = await witnessRound({
+      source: src,
+      state,
+      relayKey,
+      channels: [CHANNEL],
+      now: 1_800_000_000_000,
+    });
+    state = r1.state;
+    expect(r1.events).toEqual([{ channel: CHANNEL, kind: 'cosigned', size: 3 }]);
+    log.append('e3');
+    log.append('e4');
+    const r2 = await witnessRound({
+      source: src,
+      state,
+      relayKey,
+      channels: [CHANNEL],
+      now: 1_800_000_060_000,
+    });
+    expect(r2.events).toEqual([{ channel: CHANNEL, kind: 'cosigned', size: 5 }]);
+    const again = await witnessRound({
+      source: src,
+      state: r2.state,
+      relayKey,
+      channels: [CHANNEL],
+      now: 1_800_000_120_000,
+    });
+    expect(again.events).toEqual([{ channel: CHANNEL, kind: 'unchanged', size: 5 }]);
+    // The posted line is a valid cosignature of the relay's note.
+    const last = src.posted.at(-1)!;
+    const note = parseNote(`${log.notes.get(5)}${last.line}`);
+    expect(note.ok).toBe(true);
+    if (!note.ok) return;
+    const v = verifyCosignatures(note.value, [
+      cosignatureKey('witness.a.example', keyPairFromSeed(seed).publicKey),
+    ]);
+    expect(v.ok && v.value.map((c) => c.timeSeconds)).toEqual([1_800_000_060]);
+  });
+
+  it('a relay serving a forked log is caught, and the evidence file verifies on its own', async () => {
+    const honest = new Log(['e0', 'e1', 'e2']);
+    let served = honest;
+    const src = source(() => served);
+    let state = newWitnessState('witness.a.example', new Uint8Array(32).fill(6), 'unused');
+    state = (
+      await witnessRound({ source: src, state, relayKey, channels: [CHANNEL], now: 1_800_000_000_000 })
+    ).state;
+    // The relay now shows this party another history: entry 1 dropped and replaced.
+    served = new Log(['e0', 'e1-rewritten', 'e2', 'e3']);
+    const r = await witnessRound({
+      source: src,
+      state,
+      relayKey,
+      channels: [CHANNEL],
+      now: 1_800_000_060_000,
+    });
+    const ev = r.events[0];
+    expect(ev?.kind).toBe('fork');
+    if (ev?.kind !== 'fork') return;
+    expect(ev.evidence.kind).toBe('same-size');
+    expect(src.posted.map((p) => p.size)).toEqual([3]); // nothing co-signed after the fork
+    // The evidence is checked with nothing but itself (and, preferably, the relay's published key).
+    const file = JSON.stringify(ev.evidence, null, 2);
+    expect(verifyForkEvidence(file)).toMatchObject({ valid: true, conclusive: true });
+    expect(verifyForkEvidence(file, { relayKey: ev.evidence.relayKey })).toMatchObject({
+      valid: true,
+      conclusive: true,
+    });
+    // The witness stays alarmed for that channel.
+    const later = await witnessRound({
+      source: src,
+      state: r.state,
+      relayKey,
+      channels: [CHANNEL],
+      now: 1_800_000_120_000,
+    });
+    expect(later.events[0]?.kind).toBe('refused');
+  });
+
+  it.each([
+    [
+      'a longer forked log (leaves fetched from the relay)',
+      ['e0', 'e1', 'e2'],
+      ['e0', 'e1-rewritten', 'e2', 'e3', 'e4'],
+    ],
+    [
+      'a shorter forked log (leaves from the device)',
+      ['e0', 'e1', 'e2', 'e3', 'e4'],
+      ['e0', 'e1', 'e2-rewritten', 'e3'],
+    ],
+  ])('%s without same-size checkpoints is still proven', async (_name, honestEntries, forkEntries) => {
+    const honest = new Log(honestEntries);
+    let served = honest;
+    const src = source(() => served, { local: honest, noHistory: true });
+    let state = newWitnessState('witness.a.example', new Uint8Array(32).fill(7), 'unused');
+    state = (
+      await witnessRound({ source: src, state, relayKey, channels: [CHANNEL], now: 1_800_000_000_000 })
+    ).state;
+    served = new Log(forkEntries);
+    const r = await witnessRound({
+      source: src,
+      state,
+      relayKey,
+      channels: [CHANNEL],
+      now: 1_800_000_060_000,
+    });
+    const ev = r.events[0];
+    expect(ev?.kind).toBe('fork');
+    if (ev?.kind !== 'fork') return;
+    expect(ev.evidence.kind).toBe('prefix-mismatch');
+    expect(verifyForkEvidence(JSON.stringify(ev.evidence))).toMatchObject({ valid: true, conclusive: true });
+    // Tampering with the prefix root breaks it.
+    const bad = {
+      ...ev.evidence,
+      prefixRoot: ev.evidence.checkpoints[0]
+        .split('\n')[2]
+        ?.replace(/\+/g, '-')
+        .replace(/\//g, '_')
+        .replace(/=+$/, ''),
+    };
+    expect(verifyForkEvidence(bad)).toMatchObject({ valid: false });
+  });
+
+  it('refuses fork evidence that is altered or shows no conflict', () => {
+    const a = new Log(['x0', 'x1']);
+    const b = new Log(['x0', 'y1']);
+    const good = {
+      type: 'backchannel/fork-evidence',
+      v: 1,
+      kind: 'same-size',
+      origin,
+      relayKey: encodeVerifierKey(relayKey),
+      checkpoints: [a.notes.get(2), b.notes.get(2)],
+      proof: [],
+      witness: 'w',
+      detectedAt: 0,
+      reason: 'test',
+    };
+    expect(verifyForkEvidence(good)).toMatchObject({ valid: true, conclusive: true });
+    expect(verifyForkEvidence({ ...good, checkpoints: [a.notes.get(2), a.notes.get(2)] })).toMatchObject({
+      valid: false,
+      code: 'FORK_EVIDENCE_INVALID',
+    });
+    const forged = (b.notes.get(2) as string).replace(/\n2\n/, '\n2\n').replace(/^(.*\n.*\n)(.)/, '$1A');
+    expect(verifyForkEvidence({ ...good, checkpoints: [a.notes.get(2), forged] })).toMatchObject({
+      valid: false,
+    });
+    const otherKey = makeVerifierKey('relay.test', keyPairFromSeed(new Uint8Array(32).fill(8)).publicKey);
+    expect(
+      verifyForkEvidence(good, {
+        relayKey: encodeVerifierKey(otherKey),
+      }),
+    ).toMatchObject({ valid: false });
+    // Consistent checkpoints are no evidence.
+    const c = new Log(['x0', 'x1', 'x2']);
+    expect(
+      verifyForkEvidence({
+        ...good,
+        kind: 'inconsistent',
+        checkpoints: [a.notes.get(2), c.notes.get(3)],
+        proof: consistencyProof(2, 3, c.tree.read).map((p) => Buffer.from(p).toString('base64url')),
+      }),
+    ).toMatchObject({ valid: false });
+  });
+});

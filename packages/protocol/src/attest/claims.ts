@@ -1,0 +1,317 @@
+/**
+ * What each claim kind needs from the proven entries. Every check here runs after the entries
+ * were shown to be in the relay-signed log, signed by certified devices, and after each
+ * disclosed event was matched to its sender's commitment.
+ */
+import type { DecodedEntry } from '../envelope/entry.ts';
+import type { ProtocolErrorCode } from '../errors.ts';
+import type { ChannelEvent, EventOf } from '../events/event.ts';
+import type { Role } from '../identity/certificate.ts';
+import type { PartyId } from '../ids.ts';
+import type { Claim, ClaimOf } from './document.ts';
+import { type DiffPart, renderWordDiff, verifyReadoutCommitment, wordDiff } from './readout.ts';
+
+export interface ReadoutComparison {
+  readonly round: string;
+  readonly texts: ReadonlyArray<{
+    readonly party: PartyId;
+    readonly text: string;
+    readonly revealedAt: number;
+  }>;
+  readonly lastCommitAt: number;
+  readonly diff: readonly DiffPart[];
+}
+
+/** One log entry the attestation proved: in the log, signed by a certified device. */
+export interface ProvenEntry {
+  readonly index: number;
+  readonly decoded: DecodedEntry;
+  readonly party: PartyId;
+  readonly role: Role;
+  /** The plaintext, when the attestation discloses it (checked against the signed commitment). */
+  readonly event?: ChannelEvent;
+}
+
+export interface ClaimContext {
+  readonly claim: Claim;
+  readonly issuerParty: PartyId;
+  readonly issuedAt: number;
+  readonly entries: ReadonlyMap<number, ProvenEntry>;
+  readonly checkpointSize: number;
+  readonly now: number;
+  readonly skewMs: number;
+  readonly maxAgeMs: number | undefined;
+}
+
+export type ClaimResult =
+  | {
+      readonly ok: true;
+      readonly statement: string;
+      readonly facts: readonly string[];
+      readonly readouts?: ReadoutComparison;
+    }
+  | { readonly ok: false; readonly code: ProtocolErrorCode; readonly reason: string; readonly at: string };
+
+const HOUR = 3_600_000;
+const iso = (t: number) => new Date(t).toISOString();
+
+type Fail = {
+  readonly ok: false;
+  readonly code: ProtocolErrorCode;
+  readonly reason: string;
+  readonly at: string;
+};
+const no = (code: ProtocolErrorCode, reason: string, at = 'claim'): Fail => ({ ok: false, code, reason, at });
+
+function disclosed<K extends ChannelEvent['kind']>(
+  ctx: ClaimContext,
+  kind: K,
+): Array<ProvenEntry & { readonly event: EventOf<K> }> {
+  return [...ctx.entries.values()]
+    .filter((p): p is ProvenEntry & { readonly event: EventOf<K> } => p.event?.kind === kind)
+    .sort((a, b) => a.index - b.index);
+}
+
+function claimParties(c: Claim): PartyId[] {
+  switch (c.kind) {
+    case 'outreach':
+      return [c.from, c.to];
+    case 'delivery':
+      return [c.from, c.by];
+    case 'disclosure':
+      return [c.from];
+    case 'liveness':
+    case 'readouts':
+      return [...c.parties];
+  }
+}
+
+export function checkClaim(ctx: ClaimContext): ClaimResult {
+  const c = ctx.claim;
+  if (!claimParties(c).includes(ctx.issuerParty))
+    return no('CLAIM_UNSUPPORTED', 'the issuer’s party is not a party to the claim it signed', 'issuer');
+  if (
+    ctx.issuedAt <
+    Math.max(0, ...[...ctx.entries.values()].map((p) => p.decoded.entry.receivedAt)) - ctx.skewMs
+  )
+    return no('TIME_OUTSIDE_WINDOW', 'the attestation is dated before the entries it relies on', 'issuedAt');
+  switch (c.kind) {
+    case 'outreach':
+      return outreach(ctx, c);
+    case 'liveness':
+      return liveness(ctx, c);
+    case 'delivery':
+      return delivery(ctx, c);
+    case 'disclosure':
+      return disclosure(ctx, c);
+    case 'readouts':
+      return readouts(ctx, c);
+  }
+}
+
+function outreach(ctx: ClaimContext, c: ClaimOf<'outreach'>): ClaimResult | Fail {
+  const found = disclosed(ctx, 'outreach').filter((p) => p.event.from === c.from && p.event.to === c.to);
+  const o = found[0];
+  if (o === undefined)
+    return no('CLAIM_UNSUPPORTED', `no disclosed outreach from party ${c.from} to party ${c.to}`);
+  if (o.party !== c.from)
+    return no(
+      'CLAIM_UNSUPPORTED',
+      `the outreach entry was sent by a device of party ${o.party}, not ${c.from}`,
+    );
+  if (o.decoded.entry.receivedAt !== c.at)
+    return no(
+      'TIME_OUTSIDE_WINDOW',
+      `the relay logged the outreach at ${iso(o.decoded.entry.receivedAt)}, not ${iso(c.at)}`,
+    );
+  if (c.opening) {
+    for (let i = 0; i < o.index; i++) {
+      const p = ctx.entries.get(i);
+      if (p === undefined)
+        return no(
+          'CLAIM_UNSUPPORTED',
+          `to show the outreach opened the channel, entry ${i} before it must be included`,
+        );
+      if (p.decoded.envelope.body.kind === 'application')
+        return no(
+          'CLAIM_UNSUPPORTED',
+          `entry ${i}, before the outreach, is a message: the outreach did not open the channel`,
+        );
+    }
+  }
+  return {
+    ok: true,
+    statement: `Party ${c.from} reached out to party ${c.to} on ${iso(c.at)}${c.opening ? ', opening the channel' : ''}.`,
+    facts: [
+      `entry ${o.index} is an outreach from party ${c.from} to party ${c.to}, logged by the relay at ${iso(c.at)}`,
+      ...(c.opening
+        ? [`entries 0–${o.index - 1} before it are only the channel's key set-up (no messages)`]
+        : []),
+    ],
+  };
+}
+
+function liveness(ctx: ClaimContext, c: ClaimOf<'liveness'>): ClaimResult | Fail {
+  if (new Set(c.parties).size !== c.parties.length) return no('CLAIM_UNSUPPORTED', 'a party is listed twice');
+  if (c.asOf > ctx.now + ctx.skewMs)
+    return no('TIME_OUTSIDE_WINDOW', `the claim is as of ${iso(c.asOf)}, in the future`);
+  if (c.asOf > ctx.issuedAt + ctx.skewMs)
+    return no('TIME_OUTSIDE_WINDOW', 'the claim is as of a time after the attestation was signed');
+  if (ctx.maxAgeMs !== undefined && ctx.now - c.asOf > ctx.maxAgeMs)
+    return no('TIME_OUTSIDE_WINDOW', `the claim is as of ${iso(c.asOf)}: older than you accept`);
+  const from = c.asOf - c.withinHours * HOUR;
+  const beats = disclosed(ctx, 'heartbeat');
+  const facts: string[] = [];
+  for (const party of c.parties) {
+    const mine = beats.filter((b) => b.party === party);
+    if (mine.length === 0) return no('CLAIM_UNSUPPORTED', `no disclosed heartbeat from party ${party}`);
+    const inside = mine.filter(
+      (b) => b.decoded.entry.receivedAt >= from && b.decoded.entry.receivedAt <= c.asOf,
+    );
+    const last = inside.at(-1);
+    if (last === undefined)
+      return no(
+        'TIME_OUTSIDE_WINDOW',
+        `party ${party}'s heartbeat was logged at ${iso((mine.at(-1) as ProvenEntry).decoded.entry.receivedAt)}, outside the ${c.withinHours} h before ${iso(c.asOf)}`,
+      );
+    facts.push(
+      `party ${party} sent a heartbeat, logged at ${iso(last.decoded.entry.receivedAt)} (entry ${last.index})`,
+    );
+  }
+  return {
+    ok: true,
+    statement: `As of ${iso(c.asOf)}, both sides of channel ${c.channel} (${c.parties.join(', ')}) had sent heartbeats within the previous ${c.withinHours} hour(s): the line was open.`,
+    facts,
+  };
+}
+
+function delivery(ctx: ClaimContext, c: ClaimOf<'delivery'>): ClaimResult | Fail {
+  if (c.from === c.by) return no('CLAIM_UNSUPPORTED', 'a party cannot acknowledge its own event');
+  const ev = [...ctx.entries.values()].find(
+    (p) => p.decoded.envelope.body.kind === 'application' && p.decoded.envelope.body.msgId === c.event,
+  );
+  if (ev === undefined) return no('CLAIM_UNSUPPORTED', `event ${c.event} is not among the proven entries`);
+  if (ev.party !== c.from)
+    return no('CLAIM_UNSUPPORTED', `event ${c.event} was sent by party ${ev.party}, not ${c.from}`);
+  if (ev.decoded.entry.receivedAt !== c.at)
+    return no(
+      'TIME_OUTSIDE_WINDOW',
+      `the relay logged event ${c.event} at ${iso(ev.decoded.entry.receivedAt)}, not ${iso(c.at)}`,
+    );
+  const acks = disclosed(ctx, 'receipt').filter(
+    (p) => p.event.of.includes(c.event) && (c.receipt === 'delivered' || p.event.type === 'read'),
+  );
+  const ack = acks[0];
+  if (ack === undefined)
+    return no('CLAIM_UNSUPPORTED', `no disclosed ${c.receipt} receipt for event ${c.event}`);
+  if (ack.party !== c.by)
+    return no('CLAIM_UNSUPPORTED', `the receipt was sent by party ${ack.party}, not ${c.by}`);
+  if (ack.index <= ev.index) return no('CLAIM_UNSUPPORTED', 'the receipt precedes the event in the log');
+  if (ack.decoded.entry.receivedAt !== c.acknowledgedAt)
+    return no(
+      'TIME_OUTSIDE_WINDOW',
+      `the relay logged the receipt at ${iso(ack.decoded.entry.receivedAt)}, not ${iso(c.acknowledgedAt)}`,
+    );
+  return {
+    ok: true,
+    statement: `An event from party ${c.from} logged at ${iso(c.at)} was acknowledged (${c.receipt}) by party ${c.by} at ${iso(c.acknowledgedAt)}. Its content is not revealed.`,
+    facts: [
+      `entry ${ev.index} is event ${c.event}, signed by a device of party ${c.from}; only its commitment is shown`,
+      `entry ${ack.index} is a ${ack.event.type} receipt naming that event, signed by a device of party ${c.by}`,
+    ],
+  };
+}
+
+function disclosure(ctx: ClaimContext, c: ClaimOf<'disclosure'>): ClaimResult | Fail {
+  const d = [...ctx.entries.values()].find((p) => p.event?.id === c.event);
+  if (d?.event === undefined) return no('CLAIM_UNSUPPORTED', `event ${c.event} is not disclosed`);
+  if (d.party !== c.from)
+    return no('CLAIM_UNSUPPORTED', `event ${c.event} was sent by party ${d.party}, not ${c.from}`);
+  if (d.decoded.entry.receivedAt !== c.at)
+    return no(
+      'TIME_OUTSIDE_WINDOW',
+      `the relay logged event ${c.event} at ${iso(d.decoded.entry.receivedAt)}, not ${iso(c.at)}`,
+    );
+  return {
+    ok: true,
+    statement: `On ${iso(c.at)} party ${c.from} sent (${d.event.kind}) ${summarize(d.event)}`,
+    facts: [
+      `entry ${d.index} is event ${c.event}; the text shown is exactly what the sender committed to (salted hash), nothing else is revealed`,
+    ],
+  };
+}
+
+function summarize(e: ChannelEvent): string {
+  switch (e.kind) {
+    case 'message':
+      return `“${e.text}”`;
+    case 'points':
+      return `“${e.title}”: ${e.items.map((x, i) => `(${i + 1}) ${x}`).join(' ')}`;
+    case 'proposal':
+      return `“${e.title}”: ${e.text}`;
+    case 'response':
+      return `${e.stance}: “${e.text}”`;
+    case 'notice':
+      return `“${e.title}”: ${e.text}`;
+    case 'readout':
+      return e.text === undefined ? '(a read-out commitment)' : `“${e.text}”`;
+    case 'outreach':
+      return `outreach to ${e.to}: “${e.note}”`;
+    default:
+      return `(${e.kind})`;
+  }
+}
+
+function readouts(ctx: ClaimContext, c: ClaimOf<'readouts'>): ClaimResult | Fail {
+  if (new Set(c.parties).size !== c.parties.length) return no('CLAIM_UNSUPPORTED', 'a party is listed twice');
+  const all = disclosed(ctx, 'readout').filter((p) => p.event.round === c.round);
+  const commits: Array<ProvenEntry & { readonly event: EventOf<'readout'> }> = [];
+  const reveals: Array<ProvenEntry & { readonly event: EventOf<'readout'> }> = [];
+  for (const party of c.parties) {
+    const mine = all.filter((p) => p.party === party);
+    const commit = mine.find((p) => p.event.commitment !== undefined && p.event.text === undefined);
+    if (commit === undefined)
+      return no('CLAIM_UNSUPPORTED', `no disclosed read-out commitment from party ${party}`);
+    const reveal = mine.find((p) => p.event.text !== undefined && p.event.salt !== undefined);
+    if (reveal === undefined) return no('CLAIM_UNSUPPORTED', `no disclosed read-out from party ${party}`);
+    if (
+      !verifyReadoutCommitment(
+        c.round,
+        reveal.event.text as string,
+        reveal.event.salt as Uint8Array,
+        commit.event.commitment as Uint8Array,
+      )
+    ) {
+      return no(
+        'COMMITMENT_MISMATCH',
+        `party ${party}'s published read-out is not the one it committed to: it was changed`,
+      );
+    }
+    commits.push(commit);
+    reveals.push(reveal);
+  }
+  const lastCommit = commits.reduce((a, b) => (b.index > a.index ? b : a));
+  const firstReveal = reveals.reduce((a, b) => (b.index < a.index ? b : a));
+  if (firstReveal.index < lastCommit.index) {
+    return no(
+      'READOUT_EARLY',
+      `party ${firstReveal.party} published its read-out (entry ${firstReveal.index}) before party ${lastCommit.party} had committed (entry ${lastCommit.index})`,
+    );
+  }
+  const texts = reveals.map((r) => ({
+    party: r.party,
+    text: r.event.text as string,
+    revealedAt: r.decoded.entry.receivedAt,
+  }));
+  const diff = wordDiff(texts[0]?.text ?? '', texts[1]?.text ?? '');
+  return {
+    ok: true,
+    statement: `In round “${c.round}”, every party committed to its read-out (last commitment at ${iso(lastCommit.decoded.entry.receivedAt)}) before any was revealed: neither was written after seeing the other's.`,
+    facts: [
+      ...commits.map((p) => `party ${p.party} committed at entry ${p.index}`),
+      ...reveals.map((p) => `party ${p.party} revealed at entry ${p.index}, matching its commitment`),
+      `word-level differences: ${renderWordDiff(diff)}`,
+    ],
+    readouts: { round: c.round, texts, lastCommitAt: lastCommit.decoded.entry.receivedAt, diff },
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * Relay receipts (the accountable mediator). For every envelope it accepts, the relay signs
+ *   body = CBOR({ v: 1, channel, msgId, envelopeHash: SHA-256(wire), seq, receivedAt })
+ *   sig  = Ed25519(relay checkpoint key, CBOR(['backchannel/v1 relay-receipt', body]))
+ * A sender holding a receipt can prove the relay took the envelope. The transcript then shows
+ * whether it was delivered: the entry at `seq` in any later relay-signed checkpoint must be that
+ * envelope. If it is not, the receipt and the checkpoint together prove the relay dropped or
+ * altered it (checkReceiptAgainstLog).
+ */
+import { z } from 'zod';
+import { constantTimeEqual, fromBase64url, isBytes, toBase64url } from '../bytes/index.ts';
+import { decodeCanonical, encodeCanonical } from '../codec/cbor.ts';
+import { decodeEntry } from '../envelope/entry.ts';
+import { envelopeHash } from '../envelope/envelope.ts';
+import { type Decoded, fail } from '../errors.ts';
+import { channelIdSchema, eventIdSchema, timestampSchema } from '../events/common.ts';
+import { nobleEd25519, type SignatureSuite, signWithLabel, verifyWithLabel } from '../identity/keys.ts';
+import type { ChannelId, EventId } from '../ids.ts';
+import { parseCheckpoint } from '../transcript/checkpoint.ts';
+import { leafHash, verifyInclusion } from '../transcript/merkle.ts';
+import { parseNote, type NoteVerifierKey, verifyNote } from '../transcript/note.ts';
+
+export interface RelayReceiptBody {
+  readonly v: 1;
+  readonly channel: ChannelId;
+  readonly msgId: EventId;
+  readonly envelopeHash: Uint8Array;
+  readonly seq: number;
+  readonly receivedAt: number;
+}
+
+export interface RelayReceipt {
+  readonly body: RelayReceiptBody;
+  readonly sig: Uint8Array;
+}
+
+const bodySchema = z.strictObject({
+  v: z.literal(1),
+  channel: channelIdSchema,
+  msgId: eventIdSchema,
+  envelopeHash: z.custom<Uint8Array>((x) => isBytes(x) && x.length === 32),
+  seq: z.number().int().nonnegative(),
+  receivedAt: timestampSchema,
+});
+
+export function signRelayReceipt(
+  body: RelayReceiptBody,
+  relaySeed: Uint8Array,
+  suite: SignatureSuite = nobleEd25519,
+): RelayReceipt {
+  return { body, sig: signWithLabel(relaySeed, 'relay-receipt', encodeCanonical(body), suite) };
+}
+
+/** base64url of CBOR({body, sig}) — what the relay returns and a sender keeps. */
+export function encodeRelayReceipt(r: RelayReceipt): string {
+  return toBase64url(encodeCanonical({ body: r.body, sig: r.sig }));
+}
+
+export function decodeRelayReceipt(s: string): Decoded<RelayReceipt> {
+  let bytes: Uint8Array;
+  try {
+    bytes = fromBase64url(s, 'receipt');
+  } catch {
+    return fail('RELAY_RECEIPT_INVALID', 'receipt', 'not base64url');
+  }
+  const d = decodeCanonical(bytes, 4096);
+  if (!d.ok) return d;
+  const outer = z
+    .strictObject({ body: bodySchema, sig: z.custom<Uint8Array>((x) => isBytes(x) && x.length === 64) })
+    .safeParse(d.value);
+  if (!outer.success) return fail('RELAY_RECEIPT_INVALID', 'receipt', 'expected {body, sig}');
+  return { ok: true, value: { body: outer.data.body as RelayReceiptBody, sig: outer.data.sig } };
+}
+
+export function verifyRelayReceipt(
+  r: RelayReceipt,
+  relayPublicKey: Uint8Array,
+  suite: SignatureSuite = nobleEd25519,
+): boolean {
+  return verifyWithLabel(relayPublicKey, 'relay-receipt', encodeCanonical(r.body), r.sig, suite);
+}
+
+export type ReceiptCheck =
+  | { readonly kind: 'delivered'; readonly seq: number; readonly receivedAt: number }
+  | { readonly kind: 'not-yet-logged'; readonly size: number }
+  | { readonly kind: 'dropped'; readonly reason: string }
+  | { readonly kind: 'invalid'; readonly code: string; readonly reason: string };
+
+/**
+ * Checks a relay receipt against a relay-signed checkpoint and the entry the log holds at the
+ * receipted position (with its inclusion proof). "dropped" is proof, signed twice by the relay,
+ * that it accepted an envelope and then logged something else in its place.
+ */
+export function checkReceiptAgainstLog(input: {
+  readonly receipt: RelayReceipt;
+  readonly relayKey: NoteVerifierKey;
+  readonly checkpoint: string;
+  /** The entry at receipt.body.seq and its inclusion proof (absent when the log is shorter). */
+  readonly entry?: { readonly bytes: Uint8Array; readonly proof: readonly Uint8Array[] };
+  readonly suite?: SignatureSuite;
+}): ReceiptCheck {
+  const { receipt, relayKey } = input;
+  if (!verifyRelayReceipt(receipt, relayKey.publicKey, input.suite))
+    return {
+      kind: 'invalid',
+      code: 'RELAY_RECEIPT_INVALID',
+      reason: 'the receipt is not signed by this relay',
+    };
+  const note = parseNote(input.checkpoint);
+  if (!note.ok) return { kind: 'invalid', code: note.code, reason: note.message };
+  const signed = verifyNote(note.value, [relayKey], input.suite);
+  if (!signed.ok)
+    return { kind: 'invalid', code: signed.code, reason: 'the checkpoint is not signed by this relay' };
+  const cp = parseCheckpoint(note.value.text);
+  if (!cp.ok) return { kind: 'invalid', code: cp.code, reason: cp.message };
+  if (!cp.value.origin.endsWith(`/${receipt.body.channel}`))
+    return { kind: 'invalid', code: 'NOT_IN_LOG', reason: 'the checkpoint is for another channel' };
+  if (cp.value.size <= receipt.body.seq) return { kind: 'not-yet-logged', size: cp.value.size };
+  if (input.entry === undefined)
+    return { kind: 'invalid', code: 'NOT_IN_LOG', reason: 'the entry at the receipted position is needed' };
+  if (
+    !verifyInclusion(
+      leafHash(input.entry.bytes),
+      receipt.body.seq,
+      cp.value.size,
+      input.entry.proof,
+      cp.value.root,
+    )
+  ) {
+    return { kind: 'invalid', code: 'NOT_IN_LOG', reason: 'the entry is not at the receipted position' };
+  }
+  const d = decodeEntry(input.entry.bytes);
+  if (!d.ok) return { kind: 'invalid', code: d.code, reason: d.message };
+  if (
+    !constantTimeEqual(envelopeHash(d.value.entry.envelope), receipt.body.envelopeHash) ||
+    d.value.entry.seq !== receipt.body.seq
+  ) {
+    return {
+      kind: 'dropped',
+      reason: `the relay receipted envelope ${receipt.body.msgId} at position ${receipt.body.seq}, then signed a log holding another entry there`,
+    };
+  }
+  return { kind: 'delivered', seq: d.value.entry.seq, receivedAt: d.value.entry.receivedAt };
+}

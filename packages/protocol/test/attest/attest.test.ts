@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createAttestation,
+  encodeAttestation,
+  parseAttestation,
+  planDelivery,
+  planDisclosure,
+  planLiveness,
+  planOutreach,
+  planReadouts,
+  verifyAttestation,
+} from '../../src/attest/index.ts';
+import { renderWordDiff, wordDiff } from '../../src/attest/readout.ts';
+import { buildFixture } from './fixture.ts';
+
+const f = buildFixture();
+const opts = { parties: f.roots, relayKeys: [f.relayKey], witnesses: f.witnessKeys, now: f.now };
+const asOf = f.snap.records[5]!.decoded.entry.receivedAt;
+const issuedAt = f.snap.records.at(-1)!.decoded.entry.receivedAt + 1;
+
+const plans = {
+  outreach: planOutreach(f.snap),
+  liveness: planLiveness(f.snap, { parties: [f.A, f.B], asOf, withinHours: 1 }),
+  delivery: planDelivery(f.snap, { event: f.ids.points, receipt: 'read' }),
+  disclosure: planDisclosure(f.snap, { event: f.ids.message }),
+  readouts: planReadouts(f.snap, { round: 'r1', parties: [f.A, f.B] }),
+};
+
+describe('attestation format (protocol)', () => {
+  it.each(Object.entries(plans))('%s: create → file → verify', (_kind, plan) => {
+    const doc = createAttestation(f.snap, plan, f.issuerA, issuedAt);
+    const file = encodeAttestation(doc);
+    const v = verifyAttestation(file, { ...opts, maxAgeMs: 10 * 365 * 86_400_000 });
+    expect(v.valid, v.valid ? '' : `${v.code} ${v.reason}`).toBe(true);
+  });
+
+  it('an opening outreach includes the handshake entries before it and nothing else', () => {
+    expect(plans.outreach.entries).toEqual([0, 1, 2]);
+    expect(plans.outreach.disclosures).toEqual([2]);
+    expect(plans.outreach.claim).toMatchObject({ opening: true, from: f.A, to: f.B });
+  });
+
+  it('a stale liveness claim is refused when the verifier sets a maximum age', () => {
+    const doc = createAttestation(f.snap, plans.liveness, f.issuerA, issuedAt);
+    expect(verifyAttestation(doc, { ...opts, maxAgeMs: 3_600_000 })).toMatchObject({
+      valid: false,
+      code: 'TIME_OUTSIDE_WINDOW',
+    });
+  });
+
+  it.each([
+    ['not JSON', '{'],
+    ['a number', 42],
+    ['null', null],
+    ['an empty object', {}],
+    ['a wrong type', { type: 'something-else', v: 1 }],
+    ['a huge string', 'x'.repeat((1 << 20) + 1)],
+  ])('junk input (%s) is refused with a reason, never a throw', (_n, junk) => {
+    const p = parseAttestation(junk);
+    expect(p.ok).toBe(false);
+    const v = verifyAttestation(junk, opts);
+    expect(v.valid).toBe(false);
+  });
+
+  it('word diff marks what only one read-out says', () => {
+    const d = wordDiff('the talks were frank', 'the talks were frank and useful');
+    expect(d).toEqual([
+      { op: 'same', text: 'the talks were frank' },
+      { op: 'only-b', text: 'and useful' },
+    ]);
+    expect(renderWordDiff(wordDiff('a b c', 'a x c'))).toBe('a [-b-] {+x+} c');
+  });
+});
+
+import fc from 'fast-check';
+import { fromBase64url, toBase64url } from '../../src/bytes/index.ts';
+import { decodeB64u } from '../../src/attest/document.ts';
+
+describe('decodeB64u (the verifier’s base64url)', () => {
+  it('agrees with @scure/base on every byte string, and refuses what it refuses', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
+        const s = toBase64url(b);
+        expect(decodeB64u(s)).toEqual(b);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), (s) => {
+        let ref: Uint8Array | undefined;
+        try {
+          ref = fromBase64url(s);
+        } catch {
+          ref = undefined;
+        }
+        expect(decodeB64u(s)).toEqual(ref);
+      }),
+    );
+  });
+});

@@ -1,0 +1,184 @@
+/**
+ * A synthetic but fully signed channel transcript for protocol-level attestation tests and the
+ * benchmark: real device certificates, envelopes, commitments, Merkle log, relay checkpoint and
+ * witness cosignatures — only the MLS ciphertext is stand-in bytes (the verifier never opens it).
+ */
+import {
+  type ChannelEvent,
+  type ChannelId,
+  channelIdFrom,
+  commitEvent,
+  type DeviceCertificate,
+  decodeEntry,
+  encodeEntry,
+  type EventId,
+  eventIdFrom,
+  issueDeviceCertificate,
+  keyPairFromSeed,
+  type PartyId,
+  partyIdFromKey,
+  signEnvelope,
+} from '../../src/index.ts';
+import type { TranscriptRecord, TranscriptSnapshot } from '../../src/attest/create.ts';
+import { readoutCommitment } from '../../src/attest/readout.ts';
+import {
+  cosign,
+  cosignatureKey,
+  encodeCheckpoint,
+  encodeVerifierKey,
+  leafHash,
+  MemoryNodeStore,
+  makeVerifierKey,
+  signNote,
+  treeRoot,
+} from '../../src/transcript/index.ts';
+
+const seed = (n: number) => new Uint8Array(32).fill(n);
+const rnd16 = (n: number) => new Uint8Array(16).fill(n);
+
+export interface Fixture {
+  readonly snap: TranscriptSnapshot;
+  readonly channel: ChannelId;
+  readonly A: PartyId;
+  readonly B: PartyId;
+  readonly roots: Uint8Array[];
+  readonly relayKey: string;
+  readonly witnessKeys: string[];
+  readonly issuerA: { certificate: DeviceCertificate; secretKey: Uint8Array };
+  readonly issuerB: { certificate: DeviceCertificate; secretKey: Uint8Array };
+  readonly ids: { points: EventId; message: EventId };
+  readonly now: number;
+}
+
+export function buildFixture(t0 = 1_800_000_000_000): Fixture {
+  const rootA = keyPairFromSeed(seed(1));
+  const rootB = keyPairFromSeed(seed(2));
+  const devA = keyPairFromSeed(seed(3));
+  const devB = keyPairFromSeed(seed(4));
+  const cert = (root: typeof rootA, dev: typeof devA, name: string) =>
+    issueDeviceCertificate({
+      rootSecretKey: root.secretKey,
+      rootPublicKey: root.publicKey,
+      devicePublicKey: dev.publicKey,
+      name,
+      role: 'principal',
+      notBefore: 0,
+      notAfter: t0 + 365 * 86_400_000,
+    });
+  const certA = cert(rootA, devA, 'minister');
+  const certB = cert(rootB, devB, 'envoy');
+  const A = partyIdFromKey(rootA.publicKey);
+  const B = partyIdFromKey(rootB.publicKey);
+  const channel = channelIdFrom(rnd16(9));
+  const records: TranscriptRecord[] = [];
+  let n = 0;
+  const add = (who: 'A' | 'B', kind: 'commit' | 'welcome' | 'application', event?: ChannelEvent) => {
+    const dev = who === 'A' ? devA : devB;
+    const cert = who === 'A' ? certA : certB;
+    const seq = records.length;
+    const salt = rnd16(100 + seq);
+    const msgId = event?.id ?? eventIdFrom(rnd16(200 + seq));
+    const env = signEnvelope(
+      {
+        v: 1,
+        channel,
+        sender: cert.body.device,
+        msgId,
+        epoch: 1,
+        kind,
+        mls: new Uint8Array(200).fill(seq),
+        ...(event === undefined ? {} : { commitment: commitEvent(event, salt) }),
+        sentAt: t0 + seq * 60_000,
+        ...(kind === 'welcome' ? { to: [B, A] } : {}),
+      },
+      dev.secretKey,
+    );
+    const entry = encodeEntry({
+      v: 1,
+      seq,
+      channel,
+      sender: cert.body.device,
+      receivedAt: t0 + seq * 60_000,
+      envelope: env.wire,
+    });
+    const d = decodeEntry(entry);
+    if (!d.ok) throw new Error(d.message);
+    records.push({
+      index: seq,
+      entry,
+      decoded: d.value,
+      party: who === 'A' ? A : B,
+      ...(event === undefined ? {} : { event, salt }),
+    });
+  };
+  const ev = (fields: Record<string, unknown>): ChannelEvent => {
+    n++;
+    return { v: 1, id: eventIdFrom(rnd16(n)), at: t0 + records.length * 60_000, ...fields } as ChannelEvent;
+  };
+  add('A', 'commit');
+  add('A', 'welcome');
+  add('A', 'application', ev({ kind: 'outreach', from: A, to: B, note: 'Shall we talk?' }));
+  add('B', 'application', ev({ kind: 'channel.accept' }));
+  add('A', 'application', ev({ kind: 'heartbeat', intervalMs: 60_000 }));
+  add('B', 'application', ev({ kind: 'heartbeat', intervalMs: 60_000 }));
+  const points = ev({ kind: 'points', title: 'Conditions', items: ['one', 'two'] });
+  add('B', 'application', points);
+  add('A', 'application', ev({ kind: 'receipt', type: 'read', of: [points.id] }));
+  const message = ev({ kind: 'message', text: 'We accept point 2 in principle.' });
+  add('A', 'application', message);
+  const saltA = rnd16(50);
+  const saltB = rnd16(51);
+  const textA = 'Frank and useful talks.';
+  const textB = 'Frank talks; we meet again.';
+  add(
+    'A',
+    'application',
+    ev({ kind: 'readout', round: 'r1', commitment: readoutCommitment('r1', textA, saltA) }),
+  );
+  add(
+    'B',
+    'application',
+    ev({ kind: 'readout', round: 'r1', commitment: readoutCommitment('r1', textB, saltB) }),
+  );
+  add('A', 'application', ev({ kind: 'readout', round: 'r1', text: textA, salt: saltA }));
+  add('B', 'application', ev({ kind: 'readout', round: 'r1', text: textB, salt: saltB }));
+  for (let i = 0; i < 50; i++)
+    add(i % 2 === 0 ? 'A' : 'B', 'application', ev({ kind: 'message', text: `filler ${i}` }));
+
+  const tree = new MemoryNodeStore();
+  for (const r of records) tree.append(leafHash(r.entry));
+  const relaySeed = seed(7);
+  const relay = makeVerifierKey('relay.test', keyPairFromSeed(relaySeed).publicKey);
+  const text = encodeCheckpoint({
+    origin: `relay.test/${channel}`,
+    size: records.length,
+    root: treeRoot(tree.state),
+    extensions: [],
+  });
+  const note = signNote(text, [{ name: 'relay.test', seed: relaySeed }]);
+  const witnesses = [
+    { name: 'witness.a.example', seed: seed(11) },
+    { name: 'witness.b.example', seed: seed(12) },
+  ];
+  const cosigTime = Math.floor((t0 + records.length * 60_000) / 1000) + 60;
+  const checkpoint = note + witnesses.map((w) => cosign(text, w, cosigTime)).join('');
+  const certs = new Map([
+    [certA.body.device as string, certA],
+    [certB.body.device as string, certB],
+  ]);
+  return {
+    snap: { channel, records, checkpoint, certificate: (d) => certs.get(d) },
+    channel,
+    A,
+    B,
+    roots: [rootA.publicKey, rootB.publicKey],
+    relayKey: encodeVerifierKey(relay),
+    witnessKeys: witnesses.map((w) =>
+      encodeVerifierKey(cosignatureKey(w.name, keyPairFromSeed(w.seed).publicKey)),
+    ),
+    issuerA: { certificate: certA, secretKey: devA.secretKey },
+    issuerB: { certificate: certB, secretKey: devB.secretKey },
+    ids: { points: points.id, message: message.id },
+    now: t0 + 365 * 86_400_000 - 1,
+  };
+}
