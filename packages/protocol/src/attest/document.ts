@@ -153,37 +153,6 @@ export function attestationSigningBody(doc: UnsignedAttestation): Uint8Array {
   });
 }
 
-const B64U = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const B64U_INDEX = new Int16Array(128).fill(-1);
-for (let i = 0; i < 64; i++) B64U_INDEX[B64U.charCodeAt(i)] = i;
-
-/**
- * Strict, fast base64url (RFC 4648 §5, no padding) for the verifier's hot path: undefined for
- * any character outside the alphabet, an impossible length, or non-zero trailing bits.
- */
-export function decodeB64u(s: string): Uint8Array | undefined {
-  const n = s.length;
-  if (n % 4 === 1) return undefined;
-  const out = new Uint8Array(Math.floor((n * 3) / 4));
-  let acc = 0;
-  let bits = 0;
-  let o = 0;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    const v = c < 128 ? (B64U_INDEX[c] as number) : -1;
-    if (v < 0) return undefined;
-    acc = ((acc << 6) | v) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (acc >> bits) & 0xff;
-    }
-  }
-  // Canonical encoding: the unused low bits of the last character are zero.
-  if ((acc & ((1 << bits) - 1)) !== 0) return undefined;
-  return out;
-}
-
 /** Parses an attestation file (JSON text or an already parsed value), structure only. */
 export function parseAttestation(input: unknown): Decoded<Attestation> {
   let value = input;

@@ -11,8 +11,7 @@
  *   6. each disclosed event: the sender's signed commitment      COMMITMENT_MISMATCH
  *   7. the claim itself against what the entries show            CLAIM_UNSUPPORTED, TIME_OUTSIDE_WINDOW, READOUT_EARLY
  */
-import { decodeB64u } from './document.ts';
-import { constantTimeEqual } from '../bytes/index.ts';
+import { constantTimeEqual, fromBase64url } from '../bytes/index.ts';
 import { decodeEntry } from '../envelope/entry.ts';
 import { verifyEnvelope } from '../envelope/envelope.ts';
 import type { ProtocolErrorCode } from '../errors.ts';
@@ -123,8 +122,11 @@ function memo(suite: SignatureSuite): SignatureSuite {
 }
 
 function b64(s: string, at: string): Uint8Array {
-  const b = decodeB64u(s);
-  return b ?? refuse('ATTESTATION_INVALID', 'a field is not base64url', at);
+  try {
+    return fromBase64url(s, at);
+  } catch {
+    return refuse('ATTESTATION_INVALID', 'a field is not base64url', at);
+  }
 }
 
 export function verifyAttestation(input: unknown, opts: VerifyAttestationOptions): AttestationVerdict {

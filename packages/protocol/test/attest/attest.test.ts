@@ -71,29 +71,3 @@ describe('attestation format (protocol)', () => {
     expect(renderWordDiff(wordDiff('a b c', 'a x c'))).toBe('a [-b-] {+x+} c');
   });
 });
-
-import fc from 'fast-check';
-import { fromBase64url, toBase64url } from '../../src/bytes/index.ts';
-import { decodeB64u } from '../../src/attest/document.ts';
-
-describe('decodeB64u (the verifier’s base64url)', () => {
-  it('agrees with @scure/base on every byte string, and refuses what it refuses', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
-        const s = toBase64url(b);
-        expect(decodeB64u(s)).toEqual(b);
-      }),
-    );
-    fc.assert(
-      fc.property(fc.string({ maxLength: 40 }), (s) => {
-        let ref: Uint8Array | undefined;
-        try {
-          ref = fromBase64url(s);
-        } catch {
-          ref = undefined;
-        }
-        expect(decodeB64u(s)).toEqual(ref);
-      }),
-    );
-  });
-});
