@@ -9,6 +9,7 @@
  *   npm run bench:relay -- --json       # JSON lines only
  *   npm run bench:relay -- --n 4000 --runs 1 --only W1-relay
  *   npm run bench:relay -- --unsigned   # envelope posts without request signatures (PROTOCOL.md §11)
+ *   npm run bench:relay -- --verify-threads 0   # verify signatures inline instead of on a worker
  *   npm run bench:relay -- --transport ws   # A sends `send` frames on its authenticated WebSocket
  *   npm run bench:relay -- --store postgres --nodes 2   # PostgreSQL (+ NATS between 2 nodes)
  *
@@ -54,6 +55,7 @@ const { values: args } = parseArgs({
     nodes: { type: 'string', default: '1' },
     pg: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
+    'verify-threads': { type: 'string' },
   },
 });
 
@@ -70,6 +72,8 @@ const MLS_BYTES = 1130;
 /** Rate limits are raised for the load generator (one device sending as fast as it can). */
 const RELAY_CONFIG = {
   rateLimits: { device: { perSecond: 1e6, burst: 1e6 }, ip: { perSecond: 1e6, burst: 1e6 } },
+  // --verify-threads N: signature verification on N worker threads (0 = inline); default: the relay's.
+  ...(args['verify-threads'] === undefined ? {} : { verifyThreads: Number(args['verify-threads']) }),
 };
 
 type Workload = 'W1-relay' | 'W1-16' | 'W1-offline';
