@@ -43,7 +43,7 @@ function FilePicker(props: {
   };
   return (
     <fieldset
-      aria-labelledby={`${id}-label`}
+      aria-label={`Drop area for the ${props.label.toLowerCase().replace(' file', '')}`}
       className={over ? 'dropzone dropzone-over' : 'dropzone'}
       data-testid={props.testId}
       onDragOver={(e) => {
@@ -53,9 +53,7 @@ function FilePicker(props: {
       onDragLeave={() => setOver(false)}
       onDrop={onDrop}
     >
-      <label id={`${id}-label`} htmlFor={id}>
-        {props.label}
-      </label>
+      <label htmlFor={id}>{props.label}</label>
       <input
         id={id}
         type="file"
