@@ -73,6 +73,18 @@ describe('the public verifier at /verify', () => {
     // Public: no onboarding, no lock screen, no app navigation needing a device.
     expect(await page.getByRole('button', { name: 'Create the party' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Lock' }).count()).toBe(0);
+    // Keyboard: Tab goes from the one link to the two file pickers, in order.
+    const focusedLabel = () =>
+      page.evaluate(() => {
+        const el = document.activeElement;
+        return el instanceof HTMLInputElement ? (el.labels?.[0]?.textContent ?? '') : (el?.textContent ?? '');
+      });
+    await page.keyboard.press('Tab');
+    expect(await focusedLabel()).toBe('Open the app');
+    await page.keyboard.press('Tab');
+    expect(await focusedLabel()).toBe('Attestation file');
+    await page.keyboard.press('Tab');
+    expect(await focusedLabel()).toBe('Public-keys file');
     await context.setOffline(true);
     offline = true;
   });
