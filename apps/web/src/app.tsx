@@ -4,7 +4,8 @@ import { ChannelScreen } from './screens/channel.tsx';
 import { ChannelsScreen } from './screens/channels.tsx';
 import { MembersScreen, PartyScreen } from './screens/members.tsx';
 import { LockScreen, Onboarding } from './screens/onboarding.tsx';
-import { DocumentsScreen, VerifyScreen } from './screens/placeholders.tsx';
+import { DocumentsScreen } from './screens/placeholders.tsx';
+import { VerifyScreen } from './screens/verify.tsx';
 import { Link, usePath, useSession } from './ui.tsx';
 
 function Routes(props: { path: string }): ReactNode {
@@ -62,7 +63,18 @@ export function App(): ReactNode {
   const session = useSession();
   const path = usePath();
   // The verifier is public: it needs no device and no unlock.
-  if (path === '/verify' && session.phase !== 'unlocked') return <VerifyScreen />;
+  if (path === '/verify' && session.phase !== 'unlocked')
+    return (
+      <>
+        <header className="top">
+          <span className="brand">Backchannel</span>
+          <nav aria-label="Main">
+            <Link to="/">Open the app</Link>
+          </nav>
+        </header>
+        <VerifyScreen />
+      </>
+    );
   switch (session.phase) {
     case 'loading':
       return <main aria-busy="true">Loading…</main>;

@@ -12,16 +12,3 @@ export function DocumentsScreen(): ReactNode {
     </main>
   );
 }
-
-export function VerifyScreen(): ReactNode {
-  return (
-    <main>
-      <h1>Verify an attestation</h1>
-      <p>
-        The public verifier checks a Backchannel attestation (for example “the channel remains open as of T”)
-        entirely in this page, offline. It arrives with the attestations feature; nothing is verified here
-        yet.
-      </p>
-    </main>
-  );
-}

@@ -59,9 +59,11 @@ export {
   decodeRevocation,
   type EventId,
   fingerprint,
+  fromBase64url,
   type Lifecycle,
   liveness,
   type Liveness,
+  nobleEd25519,
   outstandingReceipts,
   type PartyId,
   parseEventId,
@@ -76,6 +78,15 @@ export {
   trackIdFrom,
   type TrackState,
 } from '@backchannel/protocol';
+export {
+  ATTESTATION_TYPE,
+  type AttestationVerdict,
+  FORK_EVIDENCE_TYPE,
+  type ForkEvidenceCheck,
+  verifyAttestation,
+  verifyForkEvidence,
+} from '@backchannel/protocol/attest';
+export { ALG_COSIGNATURE_V1, ALG_ED25519, parseVerifierKey } from '@backchannel/protocol/transcript';
 export { Backchannel } from './client.ts';
 export type { Channel, DraftEvent } from './channel.ts';
 export { explainRefusal } from './channel.ts';
