@@ -184,7 +184,7 @@ function verifyParsed(doc: Attestation, opts: VerifyAttestationOptions): Attesta
   const relayKeys = opts.relayKeys.map((s) => {
     const k = parseVerifierKey(s);
     if (!k.ok || k.value.alg !== ALG_ED25519)
-      throw new TypeError('relayKeys must be Ed25519 note verifier keys');
+      refuse('KEY_INVALID', 'a relay key you gave is not an Ed25519 note verifier key', 'relayKeys');
     return k.value;
   });
   const signed = verifyNote(note.value, relayKeys, suite);
@@ -208,7 +208,7 @@ function verifyParsed(doc: Attestation, opts: VerifyAttestationOptions): Attesta
   const witnessKeys = (opts.witnesses ?? []).map((s) => {
     const k = parseVerifierKey(s);
     if (!k.ok || k.value.alg !== ALG_COSIGNATURE_V1)
-      throw new TypeError('witnesses must be cosignature/v1 verifier keys');
+      refuse('KEY_INVALID', 'a witness key you gave is not a cosignature/v1 verifier key', 'witnesses');
     return k.value;
   });
   const cos = verifyCosignatures(note.value, witnessKeys, suite);

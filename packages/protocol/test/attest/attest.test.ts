@@ -48,6 +48,19 @@ describe('attestation format (protocol)', () => {
     });
   });
 
+  it('a malformed relay or witness key gives a KEY_INVALID verdict, not a throw', () => {
+    const doc = createAttestation(f.snap, plans.disclosure, f.issuerA, issuedAt);
+    const bad = 'relay+00000000+not-a-key';
+    expect(verifyAttestation(doc, { ...opts, relayKeys: [bad] })).toMatchObject({
+      valid: false,
+      code: 'KEY_INVALID',
+    });
+    expect(verifyAttestation(doc, { ...opts, witnesses: [bad] })).toMatchObject({
+      valid: false,
+      code: 'KEY_INVALID',
+    });
+  });
+
   it.each([
     ['not JSON', '{'],
     ['a number', 42],
