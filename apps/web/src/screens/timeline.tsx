@@ -2,7 +2,8 @@
 import type { ChannelState, EventRecord, PartyId } from '@backchannel/client/browser';
 import { memo, type ReactNode, useState } from 'react';
 
-const PAGE = 200;
+/** Events rendered at first and per "earlier" click: a few screens, so the first paint stays fast. */
+const PAGE = 60;
 import { isReadable, type Readable } from '../model.ts';
 import { shortId, when } from '../ui.tsx';
 
