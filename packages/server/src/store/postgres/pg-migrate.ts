@@ -3,32 +3,15 @@
  * schema_migrations. Several nodes may start at once: one transaction-scoped advisory lock per
  * schema makes them apply each migration once, in order.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { loadMigrationFiles, type Migration } from '../migration-files.ts';
 import type postgres from 'postgres';
 
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 
-export interface PgMigration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
+export type PgMigration = Migration;
 
 export function loadPgMigrations(): PgMigration[] {
-  const out: PgMigration[] = [];
-  for (const file of readdirSync(MIGRATIONS_DIR).sort()) {
-    const m = /^(\d{4})-([a-z0-9-]+)\.sql$/.exec(file);
-    if (m === null) continue;
-    out.push({
-      version: Number(m[1]),
-      name: m[2] as string,
-      sql: readFileSync(new URL(file, MIGRATIONS_DIR), 'utf8'),
-    });
-  }
-  out.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`migration ${m.version}-${m.name} is out of sequence`);
-  });
-  return out;
+  return loadMigrationFiles(MIGRATIONS_DIR);
 }
 
 /** Creates the schema if needed and applies the migrations it lacks. Returns the version. */

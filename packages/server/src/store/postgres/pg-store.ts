@@ -7,7 +7,7 @@
  * sent as multi-row inserts (before a read that needs them and before COMMIT), so a batch costs
  * a handful of round trips, not one per append. Durability is PostgreSQL's (synchronous_commit).
  */
-import type { ChannelId, DeviceId, PartyId, Role } from '@backchannel/protocol';
+import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { NodeRef, StoredNode } from '@backchannel/protocol/transcript';
 import postgres from 'postgres';
 import { RelayError } from '../../errors.ts';
@@ -28,6 +28,7 @@ import type {
 } from '../store.ts';
 import { isTransientPgError, storeUnavailable } from './pg-errors.ts';
 import { migratePostgres } from './pg-migrate.ts';
+import { bytes, type DeviceRow, type EntryRow, type MemberRow, toDevice, toEntry } from '../rows.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/database (a `schema` query parameter selects the schema). */
@@ -43,8 +44,6 @@ export interface PostgresStoreOptions {
 type Sql = postgres.Sql<{ bigint: number }>;
 type TxSql = postgres.TransactionSql<{ bigint: number }>;
 
-const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-
 function encodeFrontier(f: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(f.length * 32);
   f.forEach((h, i) => {
@@ -58,53 +57,6 @@ function decodeFrontier(b: Uint8Array): Uint8Array[] {
   for (let i = 0; i + 32 <= b.length; i += 32) out.push(b.slice(i, i + 32));
   return out;
 }
-
-interface DeviceRow {
-  device: string;
-  party: string;
-  public_key: Uint8Array;
-  role: string;
-  not_before: number;
-  not_after: number;
-  certificate: Uint8Array;
-  revoked_at: number | null;
-}
-
-interface EntryRow {
-  seq: number;
-  msg_id: string;
-  sender: string;
-  envelope_hash: Uint8Array;
-  received_at: number;
-  entry: Uint8Array;
-}
-
-interface MemberRow {
-  device: string;
-  party: string;
-  added_seq: number;
-  removed_seq: number | null;
-}
-
-const toDevice = (r: DeviceRow): DeviceRecord => ({
-  device: r.device as DeviceId,
-  party: r.party as PartyId,
-  publicKey: bytes(r.public_key),
-  role: r.role as Role,
-  notBefore: r.not_before,
-  notAfter: r.not_after,
-  certificate: bytes(r.certificate),
-  revokedAt: r.revoked_at ?? undefined,
-});
-
-const toEntry = (r: EntryRow): EntryRecord => ({
-  seq: r.seq,
-  msgId: r.msg_id,
-  sender: r.sender as DeviceId,
-  envelopeHash: bytes(r.envelope_hash),
-  receivedAt: r.received_at,
-  entry: bytes(r.entry),
-});
 
 interface HeadRow {
   channel: string;

@@ -3,7 +3,7 @@
  * returns only once the WAL is fsynced). One connection writes; a second one reads committed
  * snapshots, so a reader never sees a write transaction that is still open.
  */
-import type { ChannelId, DeviceId, PartyId, Role } from '@backchannel/protocol';
+import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { NodeRef, StoredNode } from '@backchannel/protocol/transcript';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { Mutex } from '../mutex.ts';
@@ -23,13 +23,12 @@ import type {
   WriteTx,
 } from '../store.ts';
 import { migrate } from './migrate.ts';
+import { bytes, type DeviceRow, type EntryRow, type MemberRow, toDevice, toEntry } from '../rows.ts';
 
 export interface SqliteStoreOptions {
   /** Database file, or ':memory:' (one connection; for tests). */
   readonly path: string;
 }
-
-const bytes = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
 function encodeFrontier(f: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(f.length * 32);
@@ -44,53 +43,6 @@ function decodeFrontier(b: Uint8Array): Uint8Array[] {
   for (let i = 0; i + 32 <= b.length; i += 32) out.push(b.slice(i, i + 32));
   return out;
 }
-
-interface DeviceRow {
-  device: string;
-  party: string;
-  public_key: Buffer;
-  role: string;
-  not_before: number;
-  not_after: number;
-  certificate: Buffer;
-  revoked_at: number | null;
-}
-
-interface EntryRow {
-  seq: number;
-  msg_id: string;
-  sender: string;
-  envelope_hash: Buffer;
-  received_at: number;
-  entry: Buffer;
-}
-
-interface MemberRow {
-  device: string;
-  party: string;
-  added_seq: number;
-  removed_seq: number | null;
-}
-
-const toDevice = (r: DeviceRow): DeviceRecord => ({
-  device: r.device as DeviceId,
-  party: r.party as PartyId,
-  publicKey: bytes(r.public_key),
-  role: r.role as Role,
-  notBefore: r.not_before,
-  notAfter: r.not_after,
-  certificate: bytes(r.certificate),
-  revokedAt: r.revoked_at ?? undefined,
-});
-
-const toEntry = (r: EntryRow): EntryRecord => ({
-  seq: r.seq,
-  msgId: r.msg_id,
-  sender: r.sender as DeviceId,
-  envelopeHash: bytes(r.envelope_hash),
-  receivedAt: r.received_at,
-  entry: bytes(r.entry),
-});
 
 /** Prepared statements of one connection. */
 class Statements {
