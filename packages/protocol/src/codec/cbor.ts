@@ -1,23 +1,19 @@
 /**
  * Canonical binary encoding for everything Backchannel signs or hashes:
- * deterministic CBOR (RFC 8949 §4.2.1 core deterministic encoding) via cborg.
+ * deterministic CBOR (RFC 8949 §4.2.1 core deterministic encoding).
  *
  * Allowed values: unsigned/negative integers (safe range), UTF-8 text, byte strings,
  * arrays, maps with text keys, true/false/null. No floats, no tags, no undefined,
- * no indefinite lengths. Decoding re-encodes and compares, so a non-canonical
- * encoding of the same value is refused (DECODE_NOT_CANONICAL): one value, one byte string.
+ * no indefinite lengths. Decoding accepts only the one canonical encoding of a value
+ * (anything else is DECODE_NOT_CANONICAL or DECODE_MALFORMED): one value, one byte string.
+ *
+ * The encoder and strict decoder of this small subset are written here for speed (the hot path
+ * of every signature and hash); cborg is the reference they are held to by property tests:
+ * byte-equal encodings, and acceptance equal to cborg's decode-then-re-encode check.
  */
-import {
-  decode as cborDecode,
-  encode as cborEncode,
-  encodeInto,
-  type Token,
-  Tokenizer,
-  Type,
-  rfc8949EncodeOptions,
-} from 'cborg';
+import { decode as cborDecode, encode as cborEncode, rfc8949EncodeOptions } from 'cborg';
 import { constantTimeEqual, isBytes } from '../bytes/index.ts';
-import { type Decoded, fail, ProtocolError } from '../errors.ts';
+import { type Decoded, fail, ProtocolError, type ProtocolErrorCode } from '../errors.ts';
 
 export type CborValue =
   | number
@@ -87,113 +83,328 @@ function keyBefore(a: string, b: string): boolean {
   return false;
 }
 
-/**
- * RFC 8949 §4.2.1 orders keys by their encodings; cborg's sorter encodes every key to compare.
- * Our keys are always text (clean() guarantees it), whose encodings order by UTF-8 length then
- * bytes — compared here without encoding.
- */
-const encodeOptions = {
-  ...rfc8949EncodeOptions,
-  mapSorter: (a: (Token | Token[])[], b: (Token | Token[])[]): number => {
-    const x = (a[0] as Token).value as string;
-    const y = (b[0] as Token).value as string;
-    return keyBefore(x, y) ? -1 : keyBefore(y, x) ? 1 : 0;
-  },
-};
-
 /** Encodes a value canonically. Optional (undefined) map fields are omitted. Misuse throws. */
 export function encodeCanonical(value: unknown): Uint8Array {
-  const v = clean(value, '$');
-  // Most values fit the scratch buffer: one copy out, no chunk allocations.
-  try {
-    const { written } = encodeInto(v, scratch, encodeOptions);
-    return scratch.slice(0, written);
-  } catch {
-    return cborEncode(v, encodeOptions);
+  const w = new Writer();
+  w.value(value, '$');
+  return w.out.slice(0, w.pos);
+}
+
+/**
+ * The deterministic encoder for our subset (RFC 8949 §4.2.1: shortest heads, definite lengths,
+ * map keys ordered by their encodings). cborg builds a token tree and sorts encoded keys per
+ * map; this writes once into a growing buffer. Property tests hold it byte-equal to cborg's
+ * rfc8949 encoder on every value of the subset (test/core/codec.test.ts).
+ */
+class Writer {
+  out: Uint8Array = scratch;
+  pos = 0;
+
+  private room(n: number): void {
+    if (this.pos + n <= this.out.length) return;
+    const bigger = new Uint8Array(Math.max(this.out.length * 2, this.pos + n));
+    bigger.set(this.out.subarray(0, this.pos));
+    this.out = bigger;
+  }
+
+  private head(major: number, n: number): void {
+    this.room(9);
+    this.pos = writeHead(this.out, this.pos, major, n);
+  }
+
+  private text(s: string): void {
+    const len = s.length;
+    if (len < 24 && isAscii(s)) {
+      this.room(1 + len);
+      const o = this.out;
+      o[this.pos++] = 0x60 | len;
+      for (let i = 0; i < len; i++) o[this.pos++] = s.charCodeAt(i);
+      return;
+    }
+    // Write the UTF-8 after room for the longest head it could need, then close the gap.
+    const gap = headSize(len * 3);
+    this.room(gap + len * 3);
+    const { written } = utf8.encodeInto(s, this.out.subarray(this.pos + gap));
+    const size = headSize(written);
+    if (size !== gap) this.out.copyWithin(this.pos + size, this.pos + gap, this.pos + gap + written);
+    this.pos = writeHead(this.out, this.pos, 3, written) + written;
+  }
+
+  value(v: unknown, at: string): void {
+    if (typeof v === 'string') {
+      this.text(v);
+      return;
+    }
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v))
+        throw new ProtocolError('DECODE_MALFORMED', 'only safe integers are allowed', at);
+      if (v >= 0) this.head(0, v);
+      else this.head(1, -1 - v);
+      return;
+    }
+    if (v === null || typeof v === 'boolean') {
+      this.room(1);
+      this.out[this.pos++] = v === null ? 0xf6 : v ? 0xf5 : 0xf4;
+      return;
+    }
+    if (isBytes(v)) {
+      this.head(2, v.length);
+      this.room(v.length);
+      this.out.set(v, this.pos);
+      this.pos += v.length;
+      return;
+    }
+    if (Array.isArray(v)) {
+      this.head(4, v.length);
+      for (let i = 0; i < v.length; i++) this.value(v[i], `${at}[${i}]`);
+      return;
+    }
+    if (typeof v === 'object') {
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) {
+        throw new ProtocolError('DECODE_MALFORMED', 'only plain maps are allowed', at);
+      }
+      const map = v as Record<string, unknown>;
+      const keys: string[] = [];
+      for (const k of Object.keys(map)) {
+        if (k === '__proto__') throw new ProtocolError('DECODE_MALFORMED', 'forbidden key', at);
+        if (map[k] !== undefined) keys.push(k);
+      }
+      keys.sort(keyOrder);
+      this.head(5, keys.length);
+      for (const k of keys) {
+        this.text(k);
+        this.value(map[k], at);
+      }
+      return;
+    }
+    throw new ProtocolError('DECODE_MALFORMED', `unsupported value of type ${typeof v}`, at);
   }
 }
+/** Reused between calls: one copy out per encoding, no allocation for the common sizes. */
 const scratch = new Uint8Array(64 * 1024);
 
-/**
- * Wraps cborg's tokenizer to refuse floats at the token level: a float that holds an integer
- * (1.0) decodes to the same JS number as the integer 1, so only the token tells them apart.
- */
-class NoFloatTokenizer extends Tokenizer {
-  override next(): Token {
-    const t = super.next();
-    if (t.type === Type.float) throw new ProtocolError('DECODE_NOT_CANONICAL', 'floats are not allowed', '$');
-    return t;
-  }
+function headSize(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
 }
 
-/** Thrown inside `canonical` when a string may hold replaced invalid UTF-8: take the slow path. */
-const MAYBE_BAD_UTF8 = Symbol('maybe-bad-utf8');
+/** Writes the shortest head for `major` and argument `n` at `at`; returns the position after it. */
+function writeHead(o: Uint8Array, at: number, major: number, n: number): number {
+  const m = major << 5;
+  if (n < 24) {
+    o[at] = m | n;
+    return at + 1;
+  }
+  if (n < 0x100) {
+    o[at] = m | 24;
+    o[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    o[at] = m | 25;
+    o[at + 1] = n >>> 8;
+    o[at + 2] = n & 0xff;
+    return at + 3;
+  }
+  if (n < 0x100000000) {
+    o[at] = m | 26;
+    writeUint32(o, at + 1, n);
+    return at + 5;
+  }
+  o[at] = m | 27;
+  writeUint32(o, at + 1, Math.floor(n / 0x100000000));
+  writeUint32(o, at + 5, n >>> 0);
+  return at + 9;
+}
+
+function writeUint32(o: Uint8Array, at: number, n: number): void {
+  o[at] = n >>> 24;
+  o[at + 1] = (n >>> 16) & 0xff;
+  o[at + 2] = (n >>> 8) & 0xff;
+  o[at + 3] = n & 0xff;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+const keyOrder = (a: string, b: string): number => (keyBefore(a, b) ? -1 : keyBefore(b, a) ? 1 : 0);
+
+/** Deeper nesting than any message of ours is refused rather than risk the stack. */
+const MAX_DEPTH = 64;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
- * Converts a decoded value (maps as Map, in wire order) to plain data, checking what strict
- * decoding does not: text keys in canonical order, safe integers only.
+ * The strict decoder for our subset. Refuses, with a reason: truncation and trailing bytes,
+ * non-shortest heads, indefinite lengths, tags, undefined and other simple values (MALFORMED);
+ * floats, map keys out of canonical order and invalid UTF-8 (NOT_CANONICAL: no canonical
+ * encoding of ours produces them); duplicate or non-text keys, integers beyond 2^53 − 1.
+ * Property tests hold it to accept exactly what decode-then-re-encode (cborg) accepts.
  */
-function canonical(v: unknown, at: string): unknown {
-  if (typeof v === 'string') {
-    if (v.includes('\uFFFD')) throw MAYBE_BAD_UTF8;
-    return v;
+class Reader {
+  pos = 0;
+  constructor(private readonly b: Uint8Array) {}
+
+  private bad(message: string, code: ProtocolErrorCode = 'DECODE_MALFORMED'): never {
+    throw new ProtocolError(code, message, '$');
   }
-  if (v === null || typeof v === 'boolean' || isBytes(v)) return v;
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v))
-      throw new ProtocolError('DECODE_MALFORMED', 'only safe integers are allowed', at);
-    return v;
+
+  private need(n: number): void {
+    if (this.pos + n > this.b.length) this.bad('invalid CBOR: unexpected end of data');
   }
-  if (Array.isArray(v)) return v.map((x, i) => canonical(x, `${at}[${i}]`));
-  if (v instanceof Map) {
-    const out: Record<string, unknown> = {};
-    let prev: string | undefined;
-    for (const [k, x] of v) {
-      if (typeof k !== 'string') throw new ProtocolError('DECODE_MALFORMED', 'map keys must be text', at);
-      if (k.includes('\uFFFD')) throw MAYBE_BAD_UTF8;
-      if (k === '__proto__') throw new ProtocolError('DECODE_MALFORMED', 'forbidden key', at);
-      if (prev !== undefined && !keyBefore(prev, k)) {
-        throw new ProtocolError('DECODE_NOT_CANONICAL', 'map keys are not in canonical order', at);
-      }
-      prev = k;
-      out[k] = canonical(x, at);
+
+  /** Reads a head's argument for additional info `ai`; returns -1 for indefinite lengths. */
+  private arg(ai: number): number {
+    const b = this.b;
+    if (ai < 24) return ai;
+    if (ai === 24) {
+      this.need(1);
+      const n = b[this.pos++] as number;
+      if (n < 24) this.bad('invalid CBOR: integer encoded in more bytes than necessary');
+      return n;
     }
-    return out;
+    if (ai === 25) {
+      this.need(2);
+      const n = ((b[this.pos] as number) << 8) | (b[this.pos + 1] as number);
+      this.pos += 2;
+      if (n < 0x100) this.bad('invalid CBOR: integer encoded in more bytes than necessary');
+      return n;
+    }
+    if (ai === 26) {
+      this.need(4);
+      const n = readUint32(b, this.pos);
+      this.pos += 4;
+      if (n < 0x10000) this.bad('invalid CBOR: integer encoded in more bytes than necessary');
+      return n;
+    }
+    if (ai === 27) {
+      this.need(8);
+      const hi = readUint32(b, this.pos);
+      const lo = readUint32(b, this.pos + 4);
+      this.pos += 8;
+      if (hi === 0) this.bad('invalid CBOR: integer encoded in more bytes than necessary');
+      if (hi > 0x1fffff) this.bad('only safe integers are allowed');
+      return hi * 0x100000000 + lo;
+    }
+    if (ai === 31) this.bad('invalid CBOR: indefinite lengths are not allowed');
+    return this.bad('invalid CBOR: reserved additional information');
   }
-  throw new ProtocolError('DECODE_MALFORMED', `unsupported value of type ${typeof v}`, at);
+
+  private text(n: number): string {
+    this.need(n);
+    const b = this.b;
+    const start = this.pos;
+    this.pos += n;
+    if (n < 32) {
+      let s = '';
+      for (let i = start; i < start + n; i++) {
+        const c = b[i] as number;
+        if (c & 0x80) return this.utf8(start, n);
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
+    return this.utf8(start, n);
+  }
+
+  private utf8(start: number, n: number): string {
+    try {
+      return strictUtf8.decode(this.b.subarray(start, start + n));
+    } catch {
+      return this.bad('invalid UTF-8 in a text string', 'DECODE_NOT_CANONICAL');
+    }
+  }
+
+  value(depth: number): unknown {
+    this.need(1);
+    const ib = this.b[this.pos++] as number;
+    const major = ib >> 5;
+    const ai = ib & 0x1f;
+    switch (major) {
+      case 0:
+        return this.arg(ai);
+      case 1: {
+        const n = -1 - this.arg(ai);
+        if (!Number.isSafeInteger(n)) this.bad('only safe integers are allowed');
+        return n;
+      }
+      case 2: {
+        const n = this.arg(ai);
+        this.need(n);
+        this.pos += n;
+        return this.b.slice(this.pos - n, this.pos);
+      }
+      case 3:
+        return this.text(this.arg(ai));
+      case 4: {
+        const n = this.arg(ai);
+        if (depth >= MAX_DEPTH) this.bad('nesting too deep');
+        this.need(n); // each item takes at least a byte: refuse impossible lengths before allocating
+        const out: unknown[] = new Array(n);
+        for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
+        return out;
+      }
+      case 5: {
+        const n = this.arg(ai);
+        if (depth >= MAX_DEPTH) this.bad('nesting too deep');
+        this.need(2 * n);
+        const out: Record<string, unknown> = {};
+        let prev: string | undefined;
+        for (let i = 0; i < n; i++) {
+          this.need(1);
+          const kb = this.b[this.pos++] as number;
+          if (kb >> 5 !== 3) this.bad('map keys must be text');
+          const k = this.text(this.arg(kb & 0x1f));
+          if (prev !== undefined) {
+            if (k === prev) this.bad('duplicate map key');
+            if (!keyBefore(prev, k)) this.bad('map keys are not in canonical order', 'DECODE_NOT_CANONICAL');
+          }
+          if (k === '__proto__') this.bad('forbidden key');
+          prev = k;
+          out[k] = this.value(depth + 1);
+        }
+        return out;
+      }
+      case 6:
+        return this.bad('invalid CBOR: tags are not allowed');
+      default:
+        if (ai === 20) return false;
+        if (ai === 21) return true;
+        if (ai === 22) return null;
+        if (ai >= 25 && ai <= 27) this.bad('floats are not allowed', 'DECODE_NOT_CANONICAL');
+        return this.bad('invalid CBOR: unsupported simple value');
+    }
+  }
 }
 
-/**
- * Decodes untrusted bytes; refuses oversize, malformed and non-canonical input with a reason.
- * Strict decoding refuses non-minimal integers and lengths, indefinite lengths, tags and
- * duplicate keys; floats are refused per token and key order is checked on the way out. A text
- * with U+FFFD (possibly replaced invalid UTF-8) is checked the slow way: re-encode and compare.
- */
+function readUint32(b: Uint8Array, at: number): number {
+  return (
+    (b[at] as number) * 0x1000000 +
+    (((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number))
+  );
+}
+
+/** Decodes untrusted bytes; refuses oversize, malformed and non-canonical input with a reason. */
 export function decodeCanonical(bytes: unknown, maxBytes = DEFAULT_MAX_DECODE_BYTES): Decoded<CborValue> {
   if (!isBytes(bytes)) return fail('DECODE_MALFORMED', '$', 'input must be bytes');
   if (bytes.length > maxBytes) return fail('DECODE_TOO_LARGE', '$', `input exceeds ${maxBytes} bytes`);
   if (bytes.length === 0) return fail('DECODE_MALFORMED', '$', 'empty input');
-  let raw: unknown;
+  // A plain Uint8Array view: decoded byte strings are never Buffers.
+  const data =
+    bytes.constructor === Uint8Array
+      ? bytes
+      : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const r = new Reader(data);
   try {
-    // A plain Uint8Array view, as cborg makes itself: decoded byte strings are never Buffers.
-    const data =
-      bytes.constructor === Uint8Array
-        ? bytes
-        : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const tokenizer = new NoFloatTokenizer(data, decodeOptions);
-    raw = cborDecode(data, { ...decodeOptions, useMaps: true, tokenizer });
+    const value = r.value(0) as CborValue;
+    if (r.pos !== data.length)
+      return fail('DECODE_MALFORMED', '$', 'invalid CBOR: too many terminals, data makes no sense');
+    return { ok: true, value };
   } catch (e) {
     if (e instanceof ProtocolError) return fail(e.code, e.at ?? '$', e.message);
-    const reason = e instanceof Error ? e.message.replace(/^CBOR decode error: /, '') : 'invalid CBOR';
-    return fail('DECODE_MALFORMED', '$', `invalid CBOR: ${reason.slice(0, 120)}`);
+    return fail('DECODE_MALFORMED', '$', 'invalid CBOR');
   }
-  try {
-    return { ok: true, value: canonical(raw, '$') as CborValue };
-  } catch (e) {
-    if (e instanceof ProtocolError) return fail(e.code, e.at ?? '$', e.message);
-    if (e !== MAYBE_BAD_UTF8) return fail('DECODE_MALFORMED', '$', 'invalid CBOR value');
-  }
-  return decodeByReencoding(bytes);
 }
 
 /** The reference check: decode, re-encode canonically, compare the bytes. */
