@@ -69,10 +69,40 @@ async function group(cfg: GroupConfig, n: number) {
   const a = await GroupSession.create(cfg, utf8('c_bench'), await kp(0));
   const bKp = await kp(1);
   const others = await Promise.all(Array.from({ length: n - 2 }, (_, i) => kp(i + 2)));
-  const c = await a.commit({ add: [bKp, ...others].map((k) => encodeKeyPackage(k.publicPackage)) });
-  const { session: b } = await GroupSession.join(cfg, c.welcome as Uint8Array, [bKp]);
-  return { a, b, kp };
+  const members = [bKp, ...others];
+  const c = await a.commit({ add: members.map((k) => encodeKeyPackage(k.publicPackage)) });
+  const welcome = c.welcome as Uint8Array;
+  const { session: b } = await GroupSession.join(cfg, welcome, [bKp]);
+  /** Joins the member at `leaf` (leaves 1..n-1 hold the added devices in order). */
+  const join = async (leaf: number) =>
+    (await GroupSession.join(cfg, welcome, [members[leaf - 1] as (typeof members)[number]])).session;
+  return { a, b, kp, join };
 }
+
+/**
+ * Brings the group to the state periodic self-updates keep it in (the SDK updates each device's
+ * leaf every 7 days or 1,000 sent messages): one member in each subtree on the committer's
+ * copath (leaves 1, 2, 4, …) has committed a key update, so those subtree roots hold keys and an
+ * update path encrypts to one node per level instead of to every leaf below a blank node.
+ */
+async function refreshCopath(
+  a: GroupSession,
+  n: number,
+  join: (leaf: number) => Promise<GroupSession>,
+): Promise<void> {
+  const sessions: GroupSession[] = [a];
+  for (let leaf = 1; leaf < n; leaf *= 2) {
+    const m = await join(leaf);
+    // The newcomer joined at the first epoch: bring it up to date with the updates so far.
+    for (const c of updates) await m.process(c);
+    const { commit } = await m.commit({});
+    for (const s of sessions) await s.process(commit);
+    updates.push(commit);
+    sessions.push(m);
+  }
+  updates.length = 0;
+}
+const updates: Uint8Array[] = [];
 
 /** `commits: false` measures sealing only (for profiling). */
 export async function benchE2ee(opts: { commits?: boolean } = {}): Promise<Row[]> {
@@ -148,20 +178,23 @@ export async function benchE2ee(opts: { commits?: boolean } = {}): Promise<Row[]
 
   const cfg: GroupConfig = { suite: DEFAULT_SUITE, crypto: nodeMlsCrypto, policy: allow };
   for (const n of opts.commits === false ? [] : [2, 8, 32, 128]) {
-    const { a, kp } = await group(cfg, n);
-    const extra = await kp(1000 + n);
-    t0 = cpuMs();
-    await a.commit({ add: [encodeKeyPackage(extra.publicPackage)] });
-    const addMs = cpuMs() - t0;
-    const last = a.members().at(-1)?.leafIndex as number;
-    t0 = cpuMs();
-    await a.commit({ removeLeaves: [last] });
-    const removeMs = cpuMs() - t0;
-    rows.push({
-      bench: `commit in a group of ${n}`,
-      add_ms: +addMs.toFixed(1),
-      remove_ms: +removeMs.toFixed(1),
-    });
+    const row: Row = { bench: `commit in a group of ${n}` };
+    for (const refreshed of [false, true]) {
+      const { a, kp, join } = await group(cfg, n);
+      if (refreshed) await refreshCopath(a, n, join);
+      const extra = await kp(1000 + n);
+      t0 = cpuMs();
+      await a.commit({ add: [encodeKeyPackage(extra.publicPackage)] });
+      const addMs = cpuMs() - t0;
+      const last = a.members().at(-1)?.leafIndex as number;
+      t0 = cpuMs();
+      await a.commit({ removeLeaves: [last] });
+      const removeMs = cpuMs() - t0;
+      const tag = refreshed ? '' : '_fresh';
+      row[`add${tag}_ms`] = +addMs.toFixed(1);
+      row[`remove${tag}_ms`] = +removeMs.toFixed(1);
+    }
+    rows.push(row);
   }
   return rows;
 }
