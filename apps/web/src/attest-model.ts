@@ -6,9 +6,13 @@
 import type { Attestation, AttestRequest, ChannelState, EventRecord } from '@backchannel/client/browser';
 import { isReadable, type Readable } from './model.ts';
 
-/** The kinds this screen has a form for; the protocol may know more (ATTESTATION_KINDS). */
-export type BuildableKind = AttestRequest['kind'];
-const BUILDABLE: readonly BuildableKind[] = ['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'];
+/**
+ * The kinds this screen has a form for. The protocol (ATTESTATION_KINDS) and the SDK may know
+ * more: the screen lists those too, with a message, until a form is added here.
+ */
+const BUILDABLE = ['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'] as const;
+export type BuildableKind = (typeof BUILDABLE)[number];
+type BuildableRequest = Extract<AttestRequest, { kind: BuildableKind }>;
 
 export function canBuild(kind: string): kind is BuildableKind {
   return (BUILDABLE as readonly string[]).includes(kind);
@@ -88,7 +92,7 @@ export const EMPTY_FORM: AttestForm = {
 };
 
 export type FormCheck =
-  | { readonly ok: true; readonly request: AttestRequest }
+  | { readonly ok: true; readonly request: BuildableRequest }
   | { readonly ok: false; readonly error: string };
 
 const MAX_HOURS = 24 * 366;
