@@ -215,7 +215,9 @@ export function revealsOf(doc: Attestation): string[] {
       `${n} ${kind} event${n === 1 ? '' : 's'} (no content beyond who sent ${n === 1 ? 'it' : 'them'} and when).`,
     );
   out.push(
-    `${doc.entries.length} log entr${doc.entries.length === 1 ? 'y' : 'ies'} in encrypted form, each with its proof of inclusion in the relay's signed log — unreadable without the channel's keys.`,
+    doc.entries.length === 1
+      ? "1 log entry in encrypted form, with its proof of inclusion in the relay's signed log — unreadable without the channel's keys."
+      : `${doc.entries.length} log entries in encrypted form, each with its proof of inclusion in the relay's signed log — unreadable without the channel's keys.`,
   );
   const n = doc.certificates.length;
   out.push(
