@@ -1,5 +1,5 @@
 /** The shell: lock state, navigation, offline banner and outbox indicator, and the routes. */
-import type { ReactNode } from 'react';
+import { lazy, type ReactNode, Suspense } from 'react';
 import { ChannelScreen } from './screens/channel.tsx';
 import { ChannelsScreen } from './screens/channels.tsx';
 import { MembersScreen, PartyScreen } from './screens/members.tsx';
@@ -8,10 +8,23 @@ import { DocumentsScreen } from './screens/placeholders.tsx';
 import { VerifyScreen } from './screens/verify.tsx';
 import { Link, usePath, useSession } from './ui.tsx';
 
+// The attestation screen (and the SDK's proof builder) loads on first use, outside the initial bundle.
+const AttestScreen = lazy(() => import('./screens/attest.tsx').then((m) => ({ default: m.AttestScreen })));
+
+function Attest(props: { channel?: string }): ReactNode {
+  return (
+    <Suspense fallback={<main aria-busy="true">Loading…</main>}>
+      <AttestScreen {...props} />
+    </Suspense>
+  );
+}
+
 function Routes(props: { path: string }): ReactNode {
   const p = props.path;
-  const m = /^\/channels\/(c_[A-Za-z0-9_-]+)$/.exec(p);
-  if (m?.[1] !== undefined) return <ChannelScreen id={m[1]} />;
+  const m = /^\/channels\/(c_[A-Za-z0-9_-]+)(\/attest)?$/.exec(p);
+  if (m?.[1] !== undefined)
+    return m[2] === undefined ? <ChannelScreen id={m[1]} /> : <Attest channel={m[1]} />;
+  if (p === '/attest') return <Attest />;
   if (p === '/members') return <MembersScreen />;
   if (p === '/party') return <PartyScreen />;
   if (p === '/documents') return <DocumentsScreen />;
@@ -37,6 +50,7 @@ function Shell(props: { path: string }): ReactNode {
           <Link to="/members">Members &amp; devices</Link>
           <Link to="/party">Our party</Link>
           <Link to="/documents">Documents</Link>
+          <Link to="/attest">Attestations</Link>
           <Link to="/verify">Verify</Link>
         </nav>
         <span className="outbox" role="status" aria-label="Outbox">

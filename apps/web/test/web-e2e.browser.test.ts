@@ -3,7 +3,7 @@
  * are party A and party B, each with its own IndexedDB, against a relay process serving the
  * built app. Screenshots of each main screen go to test-artifacts/web/.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,21 @@ async function createParty(page: Page, partyName: string, pass: string): Promise
   return (await id.textContent()) ?? '';
 }
 
+function jsonFile(name: string, text: string) {
+  return { name, mimeType: 'application/json', buffer: Buffer.from(text, 'utf8') };
+}
+
+/** Clicks a download link and returns the downloaded file's text. */
+async function download(page: Page, link: string): Promise<string> {
+  const [dl] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: link }).click(),
+  ]);
+  const file = join(ARTIFACTS, dl.suggestedFilename());
+  await dl.saveAs(file);
+  return readFileSync(file, 'utf8');
+}
+
 function eventByText(page: Page, text: string) {
   return page.locator('li.event').filter({ hasText: text });
 }
@@ -76,7 +91,7 @@ afterAll(async () => {
 });
 
 describe('the web app in Chromium', () => {
-  it('A reaches out to B, B accepts, points with receipts, offline outbox, a track suspended and revived, enrollment, hostile text stays text', {
+  it('A reaches out to B, B accepts, points with receipts, offline outbox, a track suspended and revived, enrollment, hostile text stays text, attestations made in the app verified elsewhere', {
     timeout: 600_000,
   }, async () => {
     const a = await party('A');
@@ -98,6 +113,16 @@ describe('the web app in Chromium', () => {
     await a.getByRole('button', { name: 'Look up' }).click();
     await a.getByText(bFingerprint, { exact: true }).first().waitFor(WAIT);
     await shot(a, '02-fingerprints.png');
+    // The QR code of our party id and fingerprint renders as an accessible SVG.
+    const qr = a.getByRole('img', { name: "QR code of Foreign Ministry's party id and fingerprint" });
+    await qr.waitFor(WAIT);
+    expect(await qr.evaluate((el) => el.tagName.toLowerCase())).toBe('svg');
+    const aFingerprint = (await a.getByTestId('fingerprint').textContent()) ?? '';
+    expect(await qr.getAttribute('data-qr-text')).toBe(
+      `backchannel:${aId}?fp=${aFingerprint.replaceAll(' ', '')}`,
+    );
+    expect(((await qr.locator('path').getAttribute('d')) ?? '').length).toBeGreaterThan(1000);
+    await a.locator('figure.qr-figure').screenshot({ path: join(ARTIFACTS, '02b-fingerprint-qr.png') });
 
     // Outreach from A to B's published card.
     await a.getByRole('link', { name: 'Channels' }).click();
@@ -236,12 +261,74 @@ describe('the web app in Chromium', () => {
     await a.getByRole('link', { name: 'Documents' }).click();
     await a.getByRole('heading', { name: 'Documents' }).waitFor(WAIT);
     await shot(a, '12-documents.png');
+
+    // Attestations through the UI: A makes an outreach claim and discloses one of its messages,
+    // downloads each file with the public-keys file, and a fresh third browser verifies them.
+    await a.getByRole('link', { name: 'Attestations' }).click();
+    await a.getByRole('heading', { name: 'Attestations' }).waitFor(WAIT);
+    const channelPick = a.getByRole('combobox', { name: /^Channel/ });
+    await channelPick
+      .locator('option')
+      .nth(1)
+      .waitFor({ state: 'attached', ...WAIT });
+    await channelPick.selectOption({ index: 1 });
+    await a.getByRole('link', { name: 'Back to the channel' }).waitFor(WAIT);
+    expect(a.url()).toMatch(/\/channels\/c_[A-Za-z0-9_-]+\/attest$/);
+    await a.getByRole('radio', { name: 'Outreach' }).check();
+    await a.getByRole('button', { name: 'Create the attestation' }).click();
+    await a.getByRole('heading', { name: 'Attestation ready: outreach' }).waitFor(WAIT);
+    expect(await a.getByTestId('attest-selfcheck').textContent()).toContain('valid.');
+    expect(await a.getByTestId('attest-statement').textContent()).toContain(
+      `Party ${aId} reached out to party ${bId}`,
+    );
+    expect(await a.getByTestId('attest-reveals').textContent()).toContain('We are ready to talk.');
+    await shot(a, '13-attestation-outreach.png');
+    const outreachText = await download(a, 'Download the attestation');
+    const keysText = await download(a, 'Download the public-keys file');
+    expect(JSON.parse(outreachText)).toMatchObject({
+      type: 'backchannel/attestation',
+      claim: { kind: 'outreach', from: aId, to: bId },
+    });
+    expect(Object.keys((JSON.parse(keysText) as { parties: object }).parties).sort()).toEqual(
+      [aId, bId].sort(),
+    );
+
+    await a.getByRole('radio', { name: 'Disclosure' }).check();
+    const eventPick = a.getByLabel('Event to disclose');
+    const offlineOption = eventPick.locator('option').filter({ hasText: 'sent while offline' });
+    await offlineOption.waitFor({ state: 'attached', ...WAIT });
+    // Only events inside the checkpoint this device verified can be proven.
+    await expect.poll(() => offlineOption.isDisabled(), WAIT).toBe(false);
+    await eventPick.selectOption((await offlineOption.getAttribute('value')) ?? '');
+    await a.getByRole('button', { name: 'Create the attestation' }).click();
+    await a.getByRole('heading', { name: 'Attestation ready: disclosure' }).waitFor(WAIT);
+    expect(await a.getByTestId('attest-selfcheck').textContent()).toContain('valid.');
+    expect(await a.getByTestId('attest-reveals').textContent()).toContain('sent while offline');
+    await shot(a, '14-attestation-disclosure.png');
+    const disclosureText = await download(a, 'Download the attestation');
+
     const v = await party('verifier');
     await v.goto(`${relay.url}/verify`);
     await v.getByRole('heading', { name: 'Verify an attestation' }).waitFor(WAIT);
-    await shot(v, '13-verify.png');
+    await shot(v, '15-verify.png');
+    const verdict = v.locator('#verdict-title');
+    await v.getByLabel('Public-keys file').setInputFiles(jsonFile('public-keys.json', keysText));
+    await v.getByLabel('Attestation file').setInputFiles(jsonFile('outreach.json', outreachText));
+    await expect.poll(() => verdict.textContent(), WAIT).toBe('Valid outreach attestation');
+    await shot(v, '16-verify-outreach-valid.png');
+    await v.getByLabel('Attestation file').setInputFiles(jsonFile('disclosure.json', disclosureText));
+    await expect.poll(() => verdict.textContent(), WAIT).toBe('Valid disclosure attestation');
+    expect(await v.locator('section.verdict').textContent()).toContain('sent while offline');
+    // One changed field (the claimed relay time) breaks the issuer's signature.
+    const tampered = JSON.parse(outreachText) as { claim: { at: number } };
+    tampered.claim.at += 1;
+    await v.getByLabel('Attestation file').setInputFiles(jsonFile('tampered.json', JSON.stringify(tampered)));
+    await expect.poll(() => verdict.textContent(), WAIT).toMatch(/^Not valid: Bad signature/);
+    expect(await v.getByTestId('verdict-code').textContent()).toBe('SIG_INVALID');
+    expect(await v.getByTestId('verdict-reason').textContent()).toContain('altered');
+    await shot(v, '17-verify-tampered.png');
     await b.setViewportSize({ width: 390, height: 844 });
-    await shot(b, '14-channel-phone-width.png');
+    await shot(b, '18-channel-phone-width.png');
 
     expect(dialogs).toEqual([]);
     expect(problems).toEqual([]);

@@ -9,7 +9,7 @@ import {
 } from '@backchannel/client/browser';
 import { type ReactNode, useEffect, useRef, useState } from 'react';
 import { answerable, badgeOf, unreadIds } from '../model.ts';
-import { ActionButton, ConfirmAction, shortId, StatusBadge, useSession, when } from '../ui.tsx';
+import { ActionButton, ConfirmAction, Link, shortId, StatusBadge, useSession, when } from '../ui.tsx';
 import { PartyName, useChannels } from './channels.tsx';
 import { LivenessChart, TrackChart } from './charts.tsx';
 import { Timeline } from './timeline.tsx';
@@ -337,6 +337,10 @@ export function ChannelScreen(props: { id: string }): ReactNode {
             {session.pendingByChannel.get(ch.id)} event(s) waiting to send, kept on this device
           </p>
         ) : null}
+        <p>
+          <Link to={`/channels/${ch.id}/attest`}>Make an attestation</Link> about this channel (a signed claim
+          anyone can verify)
+        </p>
         <ul className="heard">
           {s.parties
             .filter((p) => p !== me)

@@ -13,6 +13,7 @@ import {
   sealInviteWith,
 } from '@backchannel/client/browser';
 import { type ReactNode, useEffect, useState } from 'react';
+import { contactQrText, QrCode } from '../qr.tsx';
 import { ActionButton, ConfirmAction, useSession } from '../ui.tsx';
 
 interface DeviceRow {
@@ -215,6 +216,16 @@ export function PartyScreen(): ReactNode {
           Read both fingerprints aloud with the other party over a channel you already trust (phone, in
           person). If they differ, someone is in the middle: do not proceed.
         </p>
+        <figure className="qr-figure">
+          <QrCode
+            text={contactQrText(id.party, mine)}
+            label={`QR code of ${id.partyName}'s party id and fingerprint`}
+          />
+          <figcaption className="hint">
+            In person, the other side can scan this code instead: it holds our party id and fingerprint (
+            <code>{contactQrText(id.party, mine)}</code>).
+          </figcaption>
+        </figure>
         <label>
           Their party id
           <input value={other} onChange={(e) => setOther(e.target.value)} spellCheck={false} />

@@ -79,8 +79,12 @@ export {
   type TrackState,
 } from '@backchannel/protocol';
 export {
+  ATTESTATION_KINDS,
   ATTESTATION_TYPE,
+  type Attestation,
   type AttestationVerdict,
+  type ClaimKind,
+  encodeAttestation,
   FORK_EVIDENCE_TYPE,
   type ForkEvidenceCheck,
   verifyAttestation,
@@ -91,6 +95,7 @@ export { Backchannel } from './client.ts';
 export type { Channel, DraftEvent } from './channel.ts';
 export { explainRefusal } from './channel.ts';
 export type { EventRecord } from './channel-record.ts';
+export { type AttestRequest, attest, type PublicKeysDocument, publicKeysDocument } from './proofs.ts';
 export { ClientError } from './errors.ts';
 export { foldRecords } from './view.ts';
 export type { DeviceIdentity } from './identity.ts';

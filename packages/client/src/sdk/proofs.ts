@@ -195,6 +195,32 @@ export function publicKeysOf(
   return { parties: roots, relayKey };
 }
 
+/** The public-keys file a verifier needs (the shape `backchannel keys` writes), all public. */
+export interface PublicKeysDocument {
+  readonly type: 'backchannel/public-keys';
+  readonly v: 1;
+  /** party id → base64url root public key */
+  readonly parties: Record<string, string>;
+  readonly relayKeys: string[];
+  readonly witnesses: string[];
+}
+
+/** The public-keys file for a channel's parties, ready for JSON (used by the web app). */
+export function publicKeysDocument(
+  bc: Backchannel,
+  parties: readonly PartyId[],
+  witnesses: readonly string[] = [],
+): PublicKeysDocument {
+  const k = publicKeysOf(bc, parties);
+  return {
+    type: 'backchannel/public-keys',
+    v: 1,
+    parties: Object.fromEntries(Object.entries(k.parties).map(([p, key]) => [p, toBase64url(key)])),
+    relayKeys: [k.relayKey],
+    witnesses: [...witnesses],
+  };
+}
+
 /**
  * Finality: an entry is final once the checkpoint this device verified covers it and every
  * required witness has co-signed that checkpoint (so the relay cannot show another history
