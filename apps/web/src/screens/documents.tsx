@@ -349,6 +349,19 @@ function Draft(props: { channel: string; state: DocumentState; view: DocumentVie
 
 type Act = <T>(op: (d: Documents) => Promise<T>) => Promise<T>;
 
+function AltMark(props: { text: string; by: string | undefined }): ReactNode {
+  const session = useSession();
+  return (
+    <mark
+      className="alt"
+      data-alt={props.text}
+      title={props.by === undefined ? undefined : `proposed by ${nameOf(session, props.by)}`}
+    >
+      [{props.text}]
+    </mark>
+  );
+}
+
 function SegmentsView(props: { segments: readonly Segment[] }): ReactNode {
   return (
     <>
@@ -361,15 +374,7 @@ function SegmentsView(props: { segments: readonly Segment[] }): ReactNode {
               // biome-ignore lint/suspicious/noArrayIndexKey: alternatives are ordered
               <span key={j}>
                 {j > 0 ? ' / ' : null}
-                <mark className="alt" data-alt={a.text}>
-                  [{a.text}]
-                </mark>
-                {a.by === undefined ? null : (
-                  <span className="by">
-                    {' '}
-                    (<PartyName id={a.by} />)
-                  </span>
-                )}
+                <AltMark text={a.text} by={a.by} />
               </span>
             ))}
           </span>
@@ -839,13 +844,17 @@ function Compare(props: { state: DocumentState }): ReactNode {
       <div className="cmp-controls">
         <label>
           From
-          <select value={from} onChange={(e) => setFrom(Number(e.target.value))}>
+          <select
+            aria-label="Compare from revision"
+            value={from}
+            onChange={(e) => setFrom(Number(e.target.value))}
+          >
             {options}
           </select>
         </label>
         <label>
           To
-          <select value={to} onChange={(e) => setTo(Number(e.target.value))}>
+          <select aria-label="Compare to revision" value={to} onChange={(e) => setTo(Number(e.target.value))}>
             {options}
           </select>
         </label>
