@@ -757,7 +757,7 @@ function Revisions(props: { doc: DocumentView }): ReactNode {
   return (
     <section className="card" aria-labelledby="revs-h">
       <h2 id="revs-h">Revisions</h2>
-      <ol className="revisions" reversed>
+      <ol className="revisions" reversed aria-label="Revisions, newest first">
         {[...revs].reverse().map((r) => {
           const parent = r.n > 0 ? revs[r.n - 1] : undefined;
           return (
