@@ -5,7 +5,7 @@
  * through several revisions, compare revisions, agree clause by clause, sign, export, and see an
  * edit after signature clear the touched clause. Screenshots go to test-artifacts/web/docs-*.png.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyDocumentBundle } from '@backchannel/protocol';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -92,6 +92,7 @@ async function tools(page: Page, id: string): Promise<void> {
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
+  for (const f of readdirSync(ARTIFACTS)) if (/^docs-.*\.png$/.test(f)) rmSync(join(ARTIFACTS, f));
   dist = tempDir('bc-web-dist-');
   await buildApp(dist);
   relay = await startRelay(dist);
@@ -102,6 +103,7 @@ afterAll(async () => {
   for (const c of contexts) await c.close().catch(() => undefined);
   await browser?.close();
   await relay?.stop();
+  if (dist !== undefined) rmSync(dist, { recursive: true, force: true });
 });
 
 describe('negotiation documents in the web app', () => {
