@@ -265,15 +265,7 @@ export function DocumentScreen(props: { channel: string; doc: string }): ReactNo
       </main>
     );
   }
-  // Remount on a new revision so clause editors start from the new text.
-  return (
-    <Draft
-      key={`${state.id}:${state.revisions.length}`}
-      channel={props.channel}
-      state={state}
-      view={docs.show(state.id)}
-    />
-  );
+  return <Draft key={state.id} channel={props.channel} state={state} view={docs.show(state.id)} />;
 }
 
 function Draft(props: { channel: string; state: DocumentState; view: DocumentView }): ReactNode {
@@ -337,11 +329,12 @@ function Draft(props: { channel: string; state: DocumentState; view: DocumentVie
             );
           })}
         </ol>
-        <AddClause doc={v} act={act} />
+        <AddClause key={v.clauses.map((c) => c.id).join()} doc={v} act={act} />
       </section>
       <SignOff doc={v} role={role} me={me} act={act} />
       <Revisions doc={v} />
-      <Compare state={props.state} />
+      {/* A new revision resets the comparison to "its parent → it". */}
+      <Compare key={v.head.n} state={props.state} />
       <Export doc={v} channel={props.channel} />
     </main>
   );
@@ -465,7 +458,8 @@ function ClauseView(props: {
           ))}
         </ul>
       ) : null}
-      <ClauseTools id={props.id} text={props.text} doc={d} act={props.act} />
+      {/* Editors restart from the new text only when this clause's text changed (not on every revision). */}
+      <ClauseTools key={JSON.stringify(props.text)} id={props.id} text={props.text} doc={d} act={props.act} />
     </li>
   );
 }
