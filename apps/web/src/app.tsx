@@ -4,7 +4,6 @@ import { ChannelScreen } from './screens/channel.tsx';
 import { ChannelsScreen } from './screens/channels.tsx';
 import { MembersScreen, PartyScreen } from './screens/members.tsx';
 import { LockScreen, Onboarding } from './screens/onboarding.tsx';
-import { DocumentsScreen } from './screens/placeholders.tsx';
 import { VerifyScreen } from './screens/verify.tsx';
 import { Link, usePath, useSession } from './ui.tsx';
 
@@ -18,6 +17,14 @@ function Attest(props: { channel?: string }): ReactNode {
     </Suspense>
   );
 }
+// The document screens load on first use: they are not needed to read and answer a channel.
+const DocumentsScreen = lazy(() =>
+  import('./screens/documents.tsx').then((m) => ({ default: m.DocumentsScreen })),
+);
+const DocumentScreen = lazy(() =>
+  import('./screens/documents.tsx').then((m) => ({ default: m.DocumentScreen })),
+);
+const loading = <main aria-busy="true">Loading…</main>;
 
 function Routes(props: { path: string }): ReactNode {
   const p = props.path;
@@ -27,7 +34,19 @@ function Routes(props: { path: string }): ReactNode {
   if (p === '/attest') return <Attest />;
   if (p === '/members') return <MembersScreen />;
   if (p === '/party') return <PartyScreen />;
-  if (p === '/documents') return <DocumentsScreen />;
+  const d = /^\/documents\/(c_[A-Za-z0-9_-]+)\/(e_[A-Za-z0-9_-]+)$/.exec(p);
+  if (d?.[1] !== undefined && d[2] !== undefined)
+    return (
+      <Suspense fallback={loading}>
+        <DocumentScreen channel={d[1]} doc={d[2]} />
+      </Suspense>
+    );
+  if (p === '/documents')
+    return (
+      <Suspense fallback={loading}>
+        <DocumentsScreen />
+      </Suspense>
+    );
   if (p === '/verify') return <VerifyScreen />;
   return <ChannelsScreen />;
 }

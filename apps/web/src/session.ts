@@ -8,6 +8,7 @@ import {
   ClientError,
   decodeContactCard,
   DEFAULT_PBKDF2,
+  Documents,
   fingerprint,
   IndexedDbLocalStore,
   openBrowserDevice,
@@ -300,6 +301,27 @@ export class Session {
     this.settings = s;
     await this.run((bc) => bc.store.put([['web:settings', enc.encode(JSON.stringify(s))]]));
     this.changed();
+  }
+
+  /** The negotiated documents of one channel, read from its folded state (no network). */
+  documentsOf(channel: string): Promise<Documents> {
+    return this.run(async (bc) => new Documents(bc, await bc.channel(channel)));
+  }
+
+  /**
+   * A document action on one channel, synced first so an edit builds on the current head (when
+   * the relay cannot be reached it builds on what this device has; the outbox keeps the send).
+   */
+  document<T>(channel: string, op: (d: Documents) => Promise<T>): Promise<T> {
+    return this.act(async (bc) => {
+      const ch = await bc.channel(channel);
+      try {
+        await ch.sync();
+      } catch (e) {
+        if (!(e instanceof ClientError && (e.code === 'RELAY_UNREACHABLE' || e.retryable))) throw e;
+      }
+      return op(new Documents(bc, ch));
+    });
   }
 
   // Drafts live in the encrypted store, never in localStorage.

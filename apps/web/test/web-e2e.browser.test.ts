@@ -3,7 +3,7 @@
  * are party A and party B, each with its own IndexedDB, against a relay process serving the
  * built app. Screenshots of each main screen go to test-artifacts/web/.
  */
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,8 +75,9 @@ function eventByText(page: Page, text: string) {
 }
 
 beforeAll(async () => {
-  rmSync(ARTIFACTS, { recursive: true, force: true });
+  // Only this test's own screenshots: other browser tests write theirs here too, in parallel.
   mkdirSync(ARTIFACTS, { recursive: true });
+  for (const f of readdirSync(ARTIFACTS)) if (/^\d\d-.*\.png$/.test(f)) rmSync(join(ARTIFACTS, f));
   dist = tempDir('bc-web-dist-');
   await buildApp(dist);
   relay = await startRelay(dist);

@@ -91,6 +91,24 @@ export {
   verifyForkEvidence,
 } from '@backchannel/protocol/attest';
 export { ALG_COSIGNATURE_V1, ALG_ED25519, parseVerifierKey } from '@backchannel/protocol/transcript';
+export {
+  type ClauseDiff,
+  type ClauseStatus,
+  type DiffPart,
+  DOCUMENT_TYPE_NAMES,
+  DOCUMENT_TYPES,
+  type DocumentBundle,
+  type DocumentState,
+  type DocumentType,
+  diffRevisions,
+  type EditStep,
+  headOf,
+  isBracket,
+  type RevisionRecord,
+  requiredSignoff,
+  rolesFor,
+  type Segment,
+} from '@backchannel/protocol';
 export { Backchannel } from './client.ts';
 export type { Channel, DraftEvent } from './channel.ts';
 export { explainRefusal } from './channel.ts';
@@ -98,6 +116,7 @@ export type { EventRecord } from './channel-record.ts';
 export { type AttestRequest, attest, type PublicKeysDocument, publicKeysDocument } from './proofs.ts';
 export { ClientError } from './errors.ts';
 export { foldRecords } from './view.ts';
+export { type DocumentView, Documents, type NewDocument, slug } from './documents.ts';
 export type { DeviceIdentity } from './identity.ts';
 export { DEFAULT_PBKDF2, IndexedDbLocalStore, type Pbkdf2Params } from './indexeddb.dom.ts';
 export { newInviteCodeWith, openInviteWith, type PortableInviteFile, sealInviteWith } from './invite.ts';
