@@ -23,7 +23,7 @@ import { createMlsFactory } from '../sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto } from '../sdk/mls-crypto.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 import { renderStatus, statusOf } from './commands/watch.ts';
-import { demoProofs, writeDemoProofs } from './demo-proofs.node.ts';
+import { demoAgreedText, demoProofs, writeDemoProofs } from './demo-proofs.node.ts';
 import { jointStatementStep } from './demo-documents.node.ts';
 import { startRelayProcess } from './relay-process.node.ts';
 
@@ -264,6 +264,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         outDir: opts.outDir,
       }),
     );
+    say('  the witnesses co-sign again, and B attests the agreed text for the public');
+    const agreedText = await demoAgreedText({
+      say,
+      channel: cid,
+      a: minister,
+      b: bEnvoy,
+      online: [aAdmin, minister, staff2, bEnvoy, bNeg],
+      proofs,
+    });
+    for (const [k, v] of Object.entries(agreedText)) checks[`attest_${k}`] = v;
     say('');
 
     await syncAll([aAdmin, minister, staff2, bEnvoy, bNeg]);

@@ -75,17 +75,10 @@ describe('attestation format (protocol)', () => {
     });
     const doc = createAttestation(f.snap, plans.agreed, f.issuerA, issuedAt);
     const { signature: _s, ...unsigned } = doc;
-    const other = createAttestation(f.snap, swapped, f.issuerA, issuedAt);
-    const forged = signAttestation(
-      {
-        ...unsigned,
-        claim: {
-          ...plans.agreed.claim,
-          hash: (other.claim as { hash: string }).hash.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')),
-        },
-      },
-      f.issuerA.secretKey,
-    );
+    const claim = plans.agreed.claim;
+    if (claim.kind !== 'agreed') throw new Error('not an agreed claim');
+    const hash = claim.hash.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+    const forged = signAttestation({ ...unsigned, claim: { ...claim, hash } }, f.issuerA.secretKey);
     expect(verifyAttestation(forged, opts)).toMatchObject({ valid: false, code: 'DOC_TEXT_MISMATCH' });
   });
 
