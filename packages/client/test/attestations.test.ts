@@ -469,7 +469,7 @@ describe('backchannel verify (the CLI, offline)', () => {
 });
 
 describe('docs/examples (the files docs/ATTESTATIONS.md shows a journalist)', () => {
-  it.each(['attestation-outreach.json', 'attestation-delivery.json'])(
+  it.each(['attestation-outreach.json', 'attestation-delivery.json', 'attestation-agreed.json'])(
     '%s verifies with docs/examples/public-keys.json',
     async (name) => {
       const { readFileSync } = await import('node:fs');
