@@ -14,7 +14,14 @@ import { type Attestation, encodeAttestation, verifyAttestation } from '@backcha
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import type { Backchannel } from '../sdk/client.ts';
 import { ed25519Node } from '../sdk/mls-crypto.node.ts';
-import { type AttestRequest, attest, commitReadout, publicKeysOf, revealReadout } from '../sdk/proofs.ts';
+import {
+  type AttestRequest,
+  attest,
+  checkRelayReceipt,
+  commitReadout,
+  publicKeysOf,
+  revealReadout,
+} from '../sdk/proofs.ts';
 import {
   newWitnessState,
   relaySource,
@@ -130,6 +137,13 @@ export async function demoProofs(input: {
     suite: ed25519Node,
   });
   verified.forgeryRefused = !f.valid;
+  // The accountable mediator: B's receipt for its points, against the log and the channel's bound.
+  const rc = await checkRelayReceipt(b, channel, input.pointsId, { witnesses: witnessKeys });
+  const bound = (await b.channel(channel)).view.state.deliveryBoundMs;
+  say(
+    `  relay receipt for B's points: ${rc.check.kind}${bound === undefined ? '' : ` (the channel's delivery bound: ${bound / 1000} s)`}`,
+  );
+  verified.receiptDelivered = rc.check.kind === 'delivered';
   say(`  a forged outreach date: ${f.valid ? 'ACCEPTED (bug!)' : `refused (${f.code}): ${f.reason}`}`);
   return {
     files,

@@ -102,7 +102,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say('  A: admin desk, minister (principal), two staff; B: envoy (principal), negotiator\n');
 
     say('Step 2 — last year: A and B open a channel and a track "nuclear"; after a strike B suspends both');
-    const chA = await minister.outreach(B.party, 'Opening a line between our offices.');
+    // The relay (operated by mediator M) relays blind, and must log every envelope within a minute.
+    const chA = await minister.outreach(B.party, 'Opening a line between our offices.', {
+      mediator: 'blind',
+      deliveryBoundMs: 60_000,
+    });
     const cid = chA.id;
     const all = [aAdmin, minister, staff1, staff2, bEnvoy, bNeg];
     for (const d of all) await d.syncAll();
