@@ -1,13 +1,14 @@
 /**
  * Attestation verification: each kind, verified offline from its JSON file (parse, issuer and
  * sender certificates, relay checkpoint signature, two witness cosignatures, inclusion proofs in
- * a 63-entry log, commitments, the claim). Target: ≤ 5 ms per verification.
+ * a 68-entry log, commitments, the claim). Target: ≤ 5 ms per verification.
  * Ed25519 through node:crypto (what the CLI uses) and through pure noble (browsers).
  * Run: node --import tsx bench/attest.ts   (or npm run bench)
  */
 import {
   createAttestation,
   encodeAttestation,
+  planAgreed,
   planDelivery,
   planDisclosure,
   planLiveness,
@@ -31,6 +32,7 @@ export function benchAttest(): Row[] {
     delivery: planDelivery(f.snap, { event: f.ids.points, receipt: 'read' }),
     disclosure: planDisclosure(f.snap, { event: f.ids.message }),
     readouts: planReadouts(f.snap, { round: 'r1', parties: [f.A, f.B] }),
+    agreed: planAgreed(f.snap, { doc: f.ids.doc }),
   };
   const rows: Row[] = [];
   for (const [kind, plan] of Object.entries(plans)) {

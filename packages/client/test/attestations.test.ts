@@ -3,13 +3,22 @@
  * relay, two witnesses) and checked by the offline verifier — then forged, each forgery refused
  * with its specific reason.
  */
-import { encodeDeviceCertificate, fromBase64url, keyPairFromSeed, toBase64url } from '@backchannel/protocol';
 import {
+  decodeEntry,
+  encodeDeviceCertificate,
+  encodeEntry,
+  fromBase64url,
+  keyPairFromSeed,
+  toBase64url,
+} from '@backchannel/protocol';
+import {
+  cosign,
   encodeVerifierKey,
   inclusionProof,
   leafHash,
   MemoryNodeStore,
   makeVerifierKey,
+  parseNote,
   parseVerifierKey,
   treeRoot,
 } from '@backchannel/protocol/transcript';
@@ -17,6 +26,8 @@ import {
   type Attestation,
   type AttestationVerdict,
   checkReceiptAgainstLog,
+  createAttestation,
+  planAgreed,
   decodeRelayReceipt,
   verifyRelayReceipt,
   type ClaimKind,
@@ -28,7 +39,14 @@ import {
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ed25519Node } from '../src/sdk/mls-crypto.node.ts';
-import { type AttestRequest, attest, checkRelayReceipt, isFinal, relayReceiptOf } from '../src/sdk/proofs.ts';
+import {
+  type AttestRequest,
+  attest,
+  checkRelayReceipt,
+  isFinal,
+  relayReceiptOf,
+  transcriptSnapshot,
+} from '../src/sdk/proofs.ts';
 import { buildScenario, type Scenario } from './scenario.ts';
 
 let s: Scenario;
@@ -42,6 +60,7 @@ const requests = (sc: Scenario): Record<string, { by: 'a' | 'b'; req: AttestRequ
   disclosure: { by: 'a', req: { kind: 'disclosure', event: sc.messageId } },
   readouts: { by: 'a', req: { kind: 'readouts', round: 'round 1' } },
   early: { by: 'b', req: { kind: 'readouts', round: 'round 2' } },
+  agreed: { by: 'b', req: { kind: 'agreed', doc: sc.docId.slice(0, 10) } },
 });
 
 beforeAll(async () => {
@@ -50,6 +69,38 @@ beforeAll(async () => {
     docs.set(name, await attest(by === 'a' ? s.a : s.b, s.channel, req));
   }
   docs.set('other-log', await attest(s.a, s.other, { kind: 'outreach' }));
+  // Agreed-text forgeries built from the same transcript by a party that controls its device.
+  const snap = await transcriptSnapshot(s.a, s.channel);
+  const plan = planAgreed(snap, { doc: s.docId });
+  const issuer = { certificate: s.a.identity.certificate, secretKey: s.a.identity.deviceSecretKey };
+  const bParty = s.B.party;
+  const signOf = (rev: 'agreed' | 'other') =>
+    snap.records.find(
+      (r) =>
+        r.event?.kind === 'doc.sign' &&
+        r.party === bParty &&
+        (toBase64url(r.event.revision) === (plan.claim as { hash: string }).hash) === (rev === 'agreed'),
+    )?.index as number;
+  const swap = (xs: readonly number[]) => xs.map((i) => (i === signOf('agreed') ? signOf('other') : i));
+  docs.set(
+    'agreed-other-revision',
+    createAttestation(
+      snap,
+      { ...plan, entries: swap(plan.entries), disclosures: swap(plan.disclosures) },
+      issuer,
+      s.a.now,
+    ),
+  );
+  const without = (xs: readonly number[]) => xs.filter((i) => i !== signOf('agreed'));
+  docs.set(
+    'agreed-missing-signature',
+    createAttestation(
+      snap,
+      { ...plan, entries: without(plan.entries), disclosures: without(plan.disclosures) },
+      issuer,
+      s.a.now,
+    ),
+  );
   opts = {
     parties: [s.A.root, s.B.root],
     relayKeys: [s.relayKey],
@@ -89,7 +140,7 @@ function expectRefused(v: AttestationVerdict, code: string): void {
 }
 
 describe('attestations from the reference scenario', () => {
-  it.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'])(
+  it.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts', 'agreed'])(
     'a %s attestation verifies offline',
     (name) => {
       const v = verdict(doc(name));
@@ -130,6 +181,66 @@ describe('attestations from the reference scenario', () => {
     expect(v.readouts?.texts.map((t) => t.party).sort()).toEqual([s.A.party, s.B.party].sort());
   });
 
+  it('states the agreed text both parties signed, recomputed from the disclosed revision', () => {
+    const d = doc('agreed');
+    expect(d.claim).toMatchObject({
+      kind: 'agreed',
+      doc: s.docId,
+      docType: 'signed-text',
+      revision: 2,
+      parties: [s.A.party, s.B.party].sort(),
+    });
+    // Only the revision signed and one signature per party: no earlier revision, no comment.
+    expect(d.disclosures.map((x) => (x.event as { kind: string }).kind).sort()).toEqual([
+      'doc.revision',
+      'doc.sign',
+      'doc.sign',
+    ]);
+    const v = verdict(d);
+    expect(v.valid, v.valid ? '' : v.reason).toBe(true);
+    if (!v.valid) return;
+    expect(v.agreed?.clauses).toEqual([
+      {
+        id: 'resume',
+        text: {
+          en: 'The parties note the resumption of direct contact.',
+          fr: 'Les parties prennent acte de la reprise du contact direct.',
+        },
+      },
+      {
+        id: 'talks',
+        text: {
+          en: 'Talks will continue in Geneva next month.',
+          fr: 'Les pourparlers se poursuivront à Genève le mois prochain.',
+        },
+      },
+    ]);
+    expect(v.agreed?.signatures.map((x) => [x.party, x.role, x.level])).toEqual(
+      [s.A.party, s.B.party].sort().map((p) => [p, 'principal', 'sign']),
+    );
+    expect(v.statement).toMatch(/each signed revision 2 of the signed text “Joint statement/);
+    expect(v.facts.join('\n')).toContain('Talks will continue in Geneva next month.');
+  });
+
+  it('agreed text: a signature over another revision never counts', () => {
+    const v = verdict(doc('agreed-other-revision'));
+    expectRefused(v, 'DOC_NOT_AGREED');
+    expect(!v.valid && v.reason).toContain(`party ${s.B.party} signed another revision, not revision 2`);
+  });
+
+  it("agreed text: a party's signature missing", () => {
+    const v = verdict(doc('agreed-missing-signature'));
+    expectRefused(v, 'DOC_NOT_AGREED');
+    expect(!v.valid && v.reason).toContain(`party ${s.B.party} signed revision 2`);
+  });
+
+  it('agreed text: a claimed hash that is not the disclosed text’s (re-signed)', () => {
+    const d = doc('agreed');
+    const c = d.claim as { hash: string };
+    c.hash = `${c.hash.slice(0, -1)}${c.hash.endsWith('A') ? 'Q' : 'A'}`;
+    expectRefused(verdict(resign(d)), 'DOC_TEXT_MISMATCH');
+  });
+
   it('refuses a read-out published before the other party had committed', () => {
     expectRefused(verdict(doc('early')), 'READOUT_EARLY');
   });
@@ -149,6 +260,7 @@ const timeField: Record<string, string | undefined> = {
   delivery: 'acknowledgedAt',
   disclosure: 'at',
   readouts: undefined,
+  agreed: 'agreedAt',
 };
 const partyEdit: Record<string, (c: Record<string, unknown>, sc: Scenario) => void> = {
   outreach: (c, sc) => {
@@ -169,9 +281,13 @@ const partyEdit: Record<string, (c: Record<string, unknown>, sc: Scenario) => vo
   readouts: (c, sc) => {
     c.parties = [sc.A.party, 'p_AAAAAAAAAAAAAAAAAAAAAA'];
   },
+  agreed: (c, sc) => {
+    // "B and a third party agreed" — the document's signatories are A and B.
+    c.parties = [sc.B.party, 'p_AAAAAAAAAAAAAAAAAAAAAA'];
+  },
 };
 
-describe.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'] as ClaimKind[])(
+describe.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts', 'agreed'] as ClaimKind[])(
   'forged %s attestations are refused',
   (kind) => {
     it('changed time (re-signed by the lying party)', () => {
@@ -225,9 +341,18 @@ describe.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'] as 
 
     it('edited text of a disclosed event', () => {
       const d = doc(kind);
-      const x = d.disclosures[d.disclosures.length - 1]!;
+      const x =
+        kind === 'agreed'
+          ? d.disclosures.find((y) => (y.event as { kind: string }).kind === 'doc.revision')!
+          : d.disclosures[d.disclosures.length - 1]!;
       const ev = x.event as Record<string, unknown>;
-      if (typeof ev.text === 'string') ev.text = `${ev.text} (and more)`;
+      if (ev.kind === 'doc.revision') {
+        // One word of the agreed text: "Geneva" becomes "Vienna".
+        const talks = (ev.clauses as Array<{ id: string; text: Record<string, string[]> }>).find(
+          (c) => c.id === 'talks',
+        )!;
+        talks.text.en = ['Talks will continue in Vienna next month.'];
+      } else if (typeof ev.text === 'string') ev.text = `${ev.text} (and more)`;
       else if (typeof ev.note === 'string') ev.note = 'We were forced to reach out.';
       else if (typeof ev.intervalMs === 'number') ev.intervalMs += 1000;
       else if (ev.kind === 'receipt') ev.type = ev.type === 'read' ? 'delivered' : 'read';
@@ -249,7 +374,7 @@ describe.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'] as 
 
 describe('tampering, property-based', () => {
   it('flipping any byte of any signed field is refused', () => {
-    const names = ['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'];
+    const names = ['outreach', 'liveness', 'delivery', 'disclosure', 'readouts', 'agreed'];
     fc.assert(
       fc.property(
         fc.constantFrom(...names),
@@ -344,7 +469,7 @@ describe('backchannel verify (the CLI, offline)', () => {
 });
 
 describe('docs/examples (the files docs/ATTESTATIONS.md shows a journalist)', () => {
-  it.each(['attestation-outreach.json', 'attestation-delivery.json'])(
+  it.each(['attestation-outreach.json', 'attestation-delivery.json', 'attestation-agreed.json'])(
     '%s verifies with docs/examples/public-keys.json',
     async (name) => {
       const { readFileSync } = await import('node:fs');
@@ -408,6 +533,103 @@ describe('the accountable mediator (relay receipts)', () => {
       checkReceiptAgainstLog({ receipt: tampered, relayKey: relayKey.value, checkpoint: forgedCheckpoint })
         .kind,
     ).toBe('invalid');
+  });
+});
+
+describe('the accountable mediator: delaying past the stated bound is provable', () => {
+  const receiptOf = async () => {
+    const rec = decodeRelayReceipt((await relayReceiptOf(s.a, s.channel, s.messageId)) as string);
+    if (!rec.ok) throw new Error('no receipt');
+    return rec.value;
+  };
+  const relayKeyOf = () => {
+    const k = parseVerifierKey(s.relayKey);
+    if (!k.ok) throw new Error('relay key');
+    return k.value;
+  };
+
+  it('the channel states its bound, and a relay that logged within it is not accused', async () => {
+    const ch = await s.a.channel(s.channel);
+    expect(ch.view.state.deliveryBoundMs).toBe(s.boundMs);
+    expect(ch.view.state.mediator).toBe('blind');
+    expect((await checkRelayReceipt(s.a, s.channel, s.messageId)).check.kind).toBe('delivered');
+    const withWitnesses = await checkRelayReceipt(s.a, s.channel, s.messageId, { witnesses: s.witnessKeys });
+    expect(withWitnesses.check.kind).toBe('delivered');
+    expect(withWitnesses.evidence).toBeUndefined();
+  });
+
+  it('a relay that logs a receipted envelope later than the bound is proven to have delayed it', async () => {
+    const receipt = await receiptOf();
+    const seq = receipt.body.seq;
+    const ch = await s.a.channel(s.channel);
+    const entries = await s.a.store.entries(ch.id, 0, ch.record.checkpointSize);
+    // The relay holds A's envelope and logs it (at the receipted position) two bounds later.
+    const d = decodeEntry(entries[seq]!.entry);
+    if (!d.ok) throw new Error('entry');
+    const held = encodeEntry({ ...d.value.entry, receivedAt: receipt.body.receivedAt + 2 * s.boundMs });
+    const tree = new MemoryNodeStore();
+    entries.forEach((e, i) => {
+      tree.append(leafHash(i === seq ? held : e.entry));
+    });
+    const size = entries.length;
+    const checkpoint = s.relay.signer.sign(ch.id, size, treeRoot(tree.state));
+    const check = checkReceiptAgainstLog({
+      receipt,
+      relayKey: relayKeyOf(),
+      checkpoint,
+      entry: { bytes: held, proof: inclusionProof(seq, size, tree.read) },
+      boundMs: ch.view.state.deliveryBoundMs as number,
+    });
+    expect(check).toMatchObject({ kind: 'delayed', seq, loggedAt: receipt.body.receivedAt + 2 * s.boundMs });
+    expect(check.kind === 'delayed' && check.reason).toContain("past the channel's 60 s delivery bound");
+    // A receipt the relay did not sign proves nothing, bound or not.
+    const tampered = { ...receipt, body: { ...receipt.body, receivedAt: receipt.body.receivedAt - 1 } };
+    expect(
+      checkReceiptAgainstLog({
+        receipt: tampered,
+        relayKey: relayKeyOf(),
+        checkpoint,
+        entry: { bytes: held, proof: inclusionProof(seq, size, tree.read) },
+        boundMs: s.boundMs,
+      }).kind,
+    ).toBe('invalid');
+  });
+
+  it('a relay that shows a witness, past the bound, a log still without the envelope is proven to delay it', async () => {
+    const receipt = await receiptOf();
+    const seq = receipt.body.seq;
+    const ch = await s.a.channel(s.channel);
+    const entries = await s.a.store.entries(ch.id, 0, seq);
+    const tree = new MemoryNodeStore();
+    for (const e of entries) tree.append(leafHash(e.entry));
+    const note = s.relay.signer.sign(ch.id, seq, treeRoot(tree.state));
+    const parsed = parseNote(note);
+    if (!parsed.ok) throw new Error('note');
+    const w = s.witnesses.A;
+    const at = (t: number) =>
+      note + cosign(parsed.value.text, { name: w.name, seed: fromBase64url(w.seed) }, Math.floor(t / 1000));
+    const witnesses = [parseVerifierKey(s.witnessKeys[0]!)].map((k) => {
+      if (!k.ok) throw new Error('witness key');
+      return k.value;
+    });
+    const late = checkReceiptAgainstLog({
+      receipt,
+      relayKey: relayKeyOf(),
+      checkpoint: at(receipt.body.receivedAt + s.boundMs + 5_000),
+      boundMs: s.boundMs,
+      witnesses,
+    });
+    expect(late).toMatchObject({ kind: 'delayed', seq, witnessed: { name: w.name, size: seq } });
+    // Seen by the witness within the bound: the envelope may still be on its way.
+    expect(
+      checkReceiptAgainstLog({
+        receipt,
+        relayKey: relayKeyOf(),
+        checkpoint: at(receipt.body.receivedAt + 1_000),
+        boundMs: s.boundMs,
+        witnesses,
+      }).kind,
+    ).toBe('not-yet-logged');
   });
 });
 

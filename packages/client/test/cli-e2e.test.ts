@@ -197,6 +197,11 @@ describe('the reference scenario from a terminal', () => {
       code: 0,
       json: { valid: true, kind: 'outreach' },
     });
+    // The accountable mediator: B's receipt for its points checks against the verified log.
+    expect(await cli('b-envoy', ['receipt-check', ch, String(points.event), '--bound', '1h'])).toMatchObject({
+      code: 0,
+      json: { check: { kind: 'delivered' } },
+    });
 
     // A relay that rewrites history: a copy of the relay's data continues differently.
     await ok('a-admin', ['sync']);

@@ -24,6 +24,22 @@ describe('the joint statement (reference scenario, step 9)', () => {
       statementInitialled: true,
       statementSigned: true,
       statementVerifies: true,
+      'attest_agreed-by-B': true,
+      attest_receiptDelivered: true,
+    });
+    // The agreed text, attested for the public, verifies offline from the written files alone.
+    const agreed = await run(process.execPath, [
+      BIN,
+      '--json',
+      'verify',
+      join(out, 'attestation-agreed-by-B.json'),
+      '--keys',
+      join(out, 'public-keys.json'),
+    ]);
+    expect(JSON.parse(agreed.stdout.trim().split('\n').at(-1) as string)).toMatchObject({
+      valid: true,
+      kind: 'agreed',
+      claim: { revision: 4, docType: 'signed-text' },
     });
     const dir = join(out, 'joint-statement');
     const bundlePath = join(dir, 'joint-statement.bundle.json');

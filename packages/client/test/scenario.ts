@@ -11,6 +11,7 @@ import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import { createRelay, openSqliteStore, type RelayCore, resolveConfig } from '@backchannel/server';
 import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
 import { Backchannel } from '../src/sdk/client.ts';
+import { Documents } from '../src/sdk/documents.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto } from '../src/sdk/mls-crypto.node.ts';
 import { commitReadout, revealReadout } from '../src/sdk/proofs.ts';
@@ -36,6 +37,10 @@ export interface Scenario {
   readonly other: string;
   readonly pointsId: EventId;
   readonly messageId: EventId;
+  /** A signed text: B signed revision 1, A amended it (revision 2), both signed revision 2. */
+  readonly docId: EventId;
+  /** The delivery bound the outreach stated (ms). */
+  readonly boundMs: number;
   readonly witnesses: { A: WitnessState; B: WitnessState };
   readonly witnessKeys: string[];
   readonly relayKey: string;
@@ -89,7 +94,7 @@ export async function buildScenario(): Promise<Scenario> {
   const idA = await a.createParty({
     partyName: 'Foreign Ministry (A)',
     deviceName: 'minister',
-    role: 'admin',
+    role: 'principal',
     relays: [RELAY_URL],
   });
   const idB = await b.createParty({
@@ -99,8 +104,12 @@ export async function buildScenario(): Promise<Scenario> {
     relays: [RELAY_URL],
   });
 
-  // The outreach; B accepts.
-  const chA = await a.outreach(idB.party, 'In light of the unrest we propose to resume contact.');
+  // The outreach, stating the relay's delivery bound; B accepts.
+  const boundMs = 60_000;
+  const chA = await a.outreach(idB.party, 'In light of the unrest we propose to resume contact.', {
+    mediator: 'blind',
+    deliveryBoundMs: boundMs,
+  });
   const channel = chA.id;
   await b.checkInbox();
   const chB = await b.channel(channel);
@@ -143,6 +152,54 @@ export async function buildScenario(): Promise<Scenario> {
   await b.syncAll();
   await commitReadout(b, channel, 'round 2', 'They conceded on inspections.');
   await revealReadout(b, channel, 'round 2');
+  // A signed text: A drafts with a bracket; B resolves it and signs; A amends; both sign.
+  const act = async <T>(bc: Backchannel, fn: (d: Documents) => Promise<T>): Promise<T> => {
+    const ch = await bc.channel(channel);
+    await ch.sync();
+    const r = await fn(new Documents(bc, ch));
+    await bc.outbox.flush();
+    return r;
+  };
+  const docId = await act(a, (d) =>
+    d.create({
+      type: 'signed-text',
+      title: 'Joint statement on the resumption of contact',
+      languages: ['en', 'fr'],
+      clauses: [
+        {
+          id: 'resume',
+          text: {
+            en: 'The parties {{welcome | note}} the resumption of direct contact.',
+            fr: 'Les parties {{se félicitent de | prennent acte de}} la reprise du contact direct.',
+          },
+        },
+        {
+          id: 'talks',
+          text: { en: 'Talks will continue in Geneva.', fr: 'Les pourparlers se poursuivront à Genève.' },
+        },
+      ],
+    }),
+  );
+  await act(b, (d) =>
+    d.edit(docId, [
+      { op: 'resolve', clause: 'resume', lang: 'en', bracket: 0, choose: 1 },
+      { op: 'resolve', clause: 'resume', lang: 'fr', bracket: 0, choose: 1 },
+    ]),
+  );
+  await act(b, (d) => d.signRevision(docId, 'sign'));
+  await act(a, (d) =>
+    d.edit(docId, [
+      { op: 'set', clause: 'talks', lang: 'en', segments: ['Talks will continue in Geneva next month.'] },
+      {
+        op: 'set',
+        clause: 'talks',
+        lang: 'fr',
+        segments: ['Les pourparlers se poursuivront à Genève le mois prochain.'],
+      },
+    ]),
+  );
+  await act(a, (d) => d.signRevision(docId, 'sign'));
+  await act(b, (d) => d.signRevision(docId, 'sign'));
   await settle([a, b], channel);
 
   // A second channel (for "checkpoint of another log" forgeries).
@@ -185,6 +242,8 @@ export async function buildScenario(): Promise<Scenario> {
     other,
     pointsId,
     messageId,
+    docId: docId as EventId,
+    boundMs,
     witnesses: { A: wA, B: wB },
     witnessKeys: [witnessVerifierKey(wA), witnessVerifierKey(wB)],
     relayKey,

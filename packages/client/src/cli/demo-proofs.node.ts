@@ -3,17 +3,25 @@
  * checkpoint; both sides commit to their read-outs before either reveals; then the public
  * attestations — "A reached out to us", "the channel remains open", points delivered, one
  * disclosed event, the two read-outs — are made, verified offline, and (with --out) written
- * beside each party's witness state and the public keys a journalist needs.
+ * beside each party's witness state and the public keys a journalist needs. After step 9, the
+ * witnesses co-sign again and B attests the joint statement's agreed text (demoAgreedText).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type EventId, toBase64url } from '@backchannel/protocol';
+import { documentStatus, type EventId, fromBase64url, toBase64url } from '@backchannel/protocol';
 import { type Attestation, encodeAttestation, verifyAttestation } from '@backchannel/protocol/attest';
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import type { Backchannel } from '../sdk/client.ts';
 import { ed25519Node } from '../sdk/mls-crypto.node.ts';
-import { type AttestRequest, attest, commitReadout, publicKeysOf, revealReadout } from '../sdk/proofs.ts';
+import {
+  type AttestRequest,
+  attest,
+  checkRelayReceipt,
+  commitReadout,
+  publicKeysOf,
+  revealReadout,
+} from '../sdk/proofs.ts';
 import {
   newWitnessState,
   relaySource,
@@ -129,6 +137,13 @@ export async function demoProofs(input: {
     suite: ed25519Node,
   });
   verified.forgeryRefused = !f.valid;
+  // The accountable mediator: B's receipt for its points, against the log and the channel's bound.
+  const rc = await checkRelayReceipt(b, channel, input.pointsId, { witnesses: witnessKeys });
+  const bound = (await b.channel(channel)).view.state.deliveryBoundMs;
+  say(
+    `  relay receipt for B's points: ${rc.check.kind}${bound === undefined ? '' : ` (the channel's delivery bound: ${bound / 1000} s)`}`,
+  );
+  verified.receiptDelivered = rc.check.kind === 'delivered';
   say(`  a forged outreach date: ${f.valid ? 'ACCEPTED (bug!)' : `refused (${f.code}): ${f.reason}`}`);
   return {
     files,
@@ -140,6 +155,57 @@ export async function demoProofs(input: {
     },
     verified,
   };
+}
+
+/**
+ * After step 9: each party's witness co-signs the grown log (consistent with what it co-signed at
+ * step 6), then party B attests "A and B both signed this revision of the joint statement; its
+ * text is this", and the attestation is verified offline like the others.
+ */
+export async function demoAgreedText(input: {
+  readonly say: (s: string) => void;
+  readonly channel: string;
+  readonly a: Backchannel;
+  readonly b: Backchannel;
+  readonly online: readonly Backchannel[];
+  readonly proofs: DemoProofs;
+}): Promise<Record<string, boolean>> {
+  const { say, channel, a, b, proofs } = input;
+  await settle(input.online, channel);
+  const key = parseVerifierKey(a.relayKey as string);
+  if (!key.ok) throw new Error('the pinned relay key is invalid');
+  for (const [name, bc] of [
+    ['A', a],
+    ['B', b],
+  ] as const) {
+    const state = proofs.witnesses[name];
+    if (state === undefined) throw new Error(`no witness state for party ${name}`);
+    const r = await witnessRound({
+      source: relaySource(bc.relay),
+      state,
+      relayKey: key.value,
+      channels: [channel],
+      now: Date.now(),
+    });
+    proofs.witnesses[name] = r.state;
+    say(
+      `  party ${name}'s witness, again: ${r.events.map((e) => `${e.kind}${'size' in e ? ` at size ${e.size}` : ''}`).join(', ')}`,
+    );
+  }
+  const ch = await b.channel(channel);
+  const agreed = Object.values(ch.view.state.documents).find((d) => documentStatus(d).agreed);
+  if (agreed === undefined) throw new Error('no agreed document after step 9');
+  const doc = await attest(b, channel, { kind: 'agreed', doc: agreed.id });
+  proofs.files['agreed-by-B'] = doc;
+  const v = verifyAttestation(encodeAttestation(doc), {
+    parties: Object.values(proofs.keys.parties).map((k) => fromBase64url(k)),
+    relayKeys: proofs.keys.relayKeys,
+    witnesses: proofs.keys.witnesses,
+    now: Date.now(),
+    suite: ed25519Node,
+  });
+  say(`  agreed-by-B: ${v.valid ? `VALID — ${v.statement}` : `INVALID (${v.code}): ${v.reason}`}`);
+  return { 'agreed-by-B': v.valid };
 }
 
 export function writeDemoProofs(dir: string, p: DemoProofs): void {

@@ -23,7 +23,7 @@ import { createMlsFactory } from '../sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto } from '../sdk/mls-crypto.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 import { renderStatus, statusOf } from './commands/watch.ts';
-import { demoProofs, writeDemoProofs } from './demo-proofs.node.ts';
+import { demoAgreedText, demoProofs, writeDemoProofs } from './demo-proofs.node.ts';
 import { jointStatementStep } from './demo-documents.node.ts';
 import { startRelayProcess } from './relay-process.node.ts';
 
@@ -102,7 +102,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say('  A: admin desk, minister (principal), two staff; B: envoy (principal), negotiator\n');
 
     say('Step 2 — last year: A and B open a channel and a track "nuclear"; after a strike B suspends both');
-    const chA = await minister.outreach(B.party, 'Opening a line between our offices.');
+    // The relay (operated by mediator M) relays blind, and must log every envelope within a minute.
+    const chA = await minister.outreach(B.party, 'Opening a line between our offices.', {
+      mediator: 'blind',
+      deliveryBoundMs: 60_000,
+    });
     const cid = chA.id;
     const all = [aAdmin, minister, staff1, staff2, bEnvoy, bNeg];
     for (const d of all) await d.syncAll();
@@ -264,6 +268,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         outDir: opts.outDir,
       }),
     );
+    say('  the witnesses co-sign again, and B attests the agreed text for the public');
+    const agreedText = await demoAgreedText({
+      say,
+      channel: cid,
+      a: minister,
+      b: bEnvoy,
+      online: [aAdmin, minister, staff2, bEnvoy, bNeg],
+      proofs,
+    });
+    for (const [k, v] of Object.entries(agreedText)) checks[`attest_${k}`] = v;
     say('');
 
     await syncAll([aAdmin, minister, staff2, bEnvoy, bNeg]);

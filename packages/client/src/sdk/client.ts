@@ -308,7 +308,11 @@ export class Backchannel {
   }
 
   /** Opens a channel to another party's contact card: the outreach. */
-  async outreach(toParty: PartyId, note: string): Promise<Channel> {
+  async outreach(
+    toParty: PartyId,
+    note: string,
+    opts: { mediator?: 'none' | 'blind' | 'member'; deliveryBoundMs?: number } = {},
+  ): Promise<Channel> {
     const ctx = this.#context();
     const me = this.identity;
     await ctx.certs.rememberCard(await this.relay.getCard(toParty));
@@ -341,7 +345,17 @@ export class Backchannel {
       { add: all.map((k) => k.device as never), remove: [] },
       [toParty, me.party],
     );
-    await ch.send({ kind: 'outreach', from: me.party, to: toParty, note }, { to: [toParty] });
+    await ch.send(
+      {
+        kind: 'outreach',
+        from: me.party,
+        to: toParty,
+        note,
+        ...(opts.mediator === undefined ? {} : { mediator: opts.mediator }),
+        ...(opts.deliveryBoundMs === undefined ? {} : { deliveryBoundMs: opts.deliveryBoundMs }),
+      },
+      { to: [toParty] },
+    );
     await this.outbox.flush();
     return ch;
   }

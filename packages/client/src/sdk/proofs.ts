@@ -1,6 +1,6 @@
 /**
  * Proofs for the public, from this device's verified transcript: attestations (outreach,
- * liveness, delivery, disclosure, read-outs), witness finality, and the public keys a verifier
+ * liveness, delivery, disclosure, read-outs, agreed text), witness finality, and the public keys a verifier
  * needs. Attestations are built only up to the last checkpoint this device verified against its
  * own Merkle tree, with the witness cosignatures the relay stores for that checkpoint.
  */
@@ -21,6 +21,7 @@ import {
   checkReceiptAgainstLog,
   createAttestation,
   decodeRelayReceipt,
+  planAgreed,
   planDelivery,
   planDisclosure,
   planLiveness,
@@ -52,7 +53,9 @@ export type AttestRequest =
   | { readonly kind: 'liveness'; readonly asOf?: number; readonly withinHours?: number }
   | { readonly kind: 'delivery'; readonly event: EventId; readonly receipt?: 'delivered' | 'read' }
   | { readonly kind: 'disclosure'; readonly event: EventId }
-  | { readonly kind: 'readouts'; readonly round: string };
+  | { readonly kind: 'readouts'; readonly round: string }
+  /** Agreed text: a document (id or unique prefix) and its revision (default: the latest agreed one). */
+  | { readonly kind: 'agreed'; readonly doc: string; readonly revision?: number };
 
 /** The verified transcript of a channel, with the cosignatures stored for its checkpoint. */
 export async function transcriptSnapshot(
@@ -152,7 +155,24 @@ export function planFor(
       return planDisclosure(snap, { event: req.event });
     case 'readouts':
       return planReadouts(snap, { round: req.round, parties });
+    case 'agreed':
+      return planAgreed(snap, {
+        doc: req.doc as EventId,
+        ...(req.revision === undefined ? {} : { revision: req.revision }),
+      });
   }
+}
+
+/** A document id from an id or a unique prefix of one in this channel (as `backchannel doc` takes). */
+function resolveDoc(ids: readonly string[], idOrPrefix: string): string {
+  if (ids.includes(idOrPrefix)) return idOrPrefix;
+  const hits = ids.filter((k) => idOrPrefix.length >= 4 && k.startsWith(idOrPrefix));
+  if (hits.length !== 1)
+    throw new ClientError(
+      'DOCUMENT_UNKNOWN',
+      `this channel has ${hits.length > 1 ? 'several documents' : 'no document'} matching ${idOrPrefix}`,
+    );
+  return hits[0] as string;
 }
 
 /** Creates and signs an attestation with this device's key. */
@@ -164,7 +184,9 @@ export async function attest(
 ): Promise<Attestation> {
   const ch = await bc.channel(channel);
   const snap = await transcriptSnapshot(bc, ch.id, opts);
-  const plan = planFor(bc, snap, req, ch.view.state.parties);
+  const resolved =
+    req.kind === 'agreed' ? { ...req, doc: resolveDoc(Object.keys(ch.view.state.documents), req.doc) } : req;
+  const plan = planFor(bc, snap, resolved, ch.view.state.parties);
   try {
     return createAttestation(
       snap,
@@ -314,15 +336,23 @@ export async function relayReceiptOf(
 /**
  * Accountable mediator: checks the relay's receipt for one of our envelopes against the log this
  * device verified. "dropped" means the relay receipted the envelope and then signed a log that
- * holds something else at that position — and the returned evidence proves it to anyone.
+ * holds something else at that position; "delayed" that it logged it later than the channel's
+ * stated delivery bound (or showed a witness a log without it past the bound) — and the returned
+ * evidence proves either to anyone.
  */
 export async function checkRelayReceipt(
   bc: Backchannel,
   channel: string,
   msgId: string,
+  opts: {
+    /** The delivery bound to judge by (default: the one the channel's outreach stated). */
+    readonly boundMs?: number;
+    /** Witness cosignature keys whose cosignatures date the checkpoint (for a still-missing entry). */
+    readonly witnesses?: readonly string[];
+  } = {},
 ): Promise<{
   check: ReceiptCheck;
-  evidence?: { receipt: string; checkpoint: string; entry: string; proof: string[] };
+  evidence?: { receipt: string; checkpoint: string; entry?: string; proof?: string[] };
 }> {
   const ch = await bc.channel(channel);
   const r = await relayReceiptOf(bc, ch.id, msgId);
@@ -331,16 +361,38 @@ export async function checkRelayReceipt(
   if (!receipt.ok) return { check: { kind: 'invalid', code: receipt.code, reason: receipt.message } };
   const key = parseVerifierKey(bc.relayKey ?? '');
   if (!key.ok) throw new ClientError('NOT_INITIALIZED', 'no relay key pinned');
-  const note = ch.record.checkpoint;
-  if (note === undefined) return { check: { kind: 'not-yet-logged', size: 0 } };
+  const verified = ch.record.checkpoint;
+  if (verified === undefined) return { check: { kind: 'not-yet-logged', size: 0 } };
+  const boundMs = opts.boundMs ?? ch.view.state.deliveryBoundMs;
+  const witnesses = (opts.witnesses ?? []).map((w) => {
+    const k = parseVerifierKey(w);
+    if (!k.ok) throw new ClientError('INVALID_ARGUMENT', `not a witness key: ${k.message}`);
+    return k.value;
+  });
   const size = ch.record.checkpointSize;
+  // The witnesses' cosignatures on the very checkpoint this device verified date it.
+  let note = verified;
+  if (witnesses.length > 0) {
+    const at = await bc.relay.getCheckpointAt(ch.id, size);
+    if (at.checkpoint === verified)
+      note = verified + at.cosignatures.map((l) => (l.endsWith('\n') ? l : `${l}\n`)).join('');
+  }
+  const bound = {
+    ...(boundMs === undefined ? {} : { boundMs }),
+    ...(witnesses.length === 0 ? {} : { witnesses }),
+  };
   const stored = await bc.store.entries(ch.id, 0, size);
   const seq = receipt.value.body.seq;
   const at = stored[seq];
-  if (seq >= size || at === undefined)
-    return {
-      check: checkReceiptAgainstLog({ receipt: receipt.value, relayKey: key.value, checkpoint: note }),
-    };
+  if (seq >= size || at === undefined) {
+    const check = checkReceiptAgainstLog({
+      receipt: receipt.value,
+      relayKey: key.value,
+      checkpoint: note,
+      ...bound,
+    });
+    return { check, ...(check.kind === 'delayed' ? { evidence: { receipt: r, checkpoint: note } } : {}) };
+  }
   const tree = new MemoryNodeStore();
   for (const e of stored) tree.append(leafHash(e.entry));
   const proof = inclusionProof(seq, size, tree.read);
@@ -349,10 +401,11 @@ export async function checkRelayReceipt(
     relayKey: key.value,
     checkpoint: note,
     entry: { bytes: at.entry, proof },
+    ...bound,
   });
   return {
     check,
-    ...(check.kind === 'dropped'
+    ...(check.kind === 'dropped' || check.kind === 'delayed'
       ? {
           evidence: {
             receipt: r,

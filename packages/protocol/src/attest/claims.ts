@@ -3,11 +3,25 @@
  * were shown to be in the relay-signed log, signed by certified devices, and after each
  * disclosed event was matched to its sender's commitment.
  */
+import { constantTimeEqual, toBase64url } from '../bytes/index.ts';
+import {
+  checkRevisionBody,
+  DOCUMENT_TYPE_NAMES,
+  renderSegments,
+  requiredSignoff,
+  revisionBody,
+  revisionHash,
+  rolesFor,
+} from '../documents/model.ts';
+import { verifySignoff } from '../documents/signoff.ts';
+import { openBrackets } from '../documents/state.ts';
 import type { DecodedEntry } from '../envelope/entry.ts';
 import type { ProtocolErrorCode } from '../errors.ts';
+import type { DocumentType } from '../events/documents.ts';
 import type { ChannelEvent, EventOf } from '../events/event.ts';
 import type { Role } from '../identity/certificate.ts';
-import type { PartyId } from '../ids.ts';
+import type { SignatureSuite } from '../identity/keys.ts';
+import type { EventId, PartyId } from '../ids.ts';
 import type { Claim, ClaimOf } from './document.ts';
 import { type DiffPart, renderWordDiff, verifyReadoutCommitment, wordDiff } from './readout.ts';
 
@@ -20,6 +34,30 @@ export interface ReadoutComparison {
   }>;
   readonly lastCommitAt: number;
   readonly diff: readonly DiffPart[];
+}
+
+/** The text an agreed-text attestation proves both sides signed, as people read it. */
+export interface AgreedText {
+  readonly doc: EventId;
+  readonly title: string;
+  readonly docType: DocumentType;
+  /** The type as people say it ("Signed text"). */
+  readonly typeName: string;
+  readonly revision: number;
+  /** The revision hash (base64url), recomputed from the text. */
+  readonly hash: string;
+  readonly languages: readonly string[];
+  readonly clauses: ReadonlyArray<{ readonly id: string; readonly text: Readonly<Record<string, string>> }>;
+  readonly signatures: ReadonlyArray<{
+    readonly party: PartyId;
+    readonly role: Role;
+    readonly level: 'initial' | 'sign';
+    /** The signer's own clock, as signed. */
+    readonly signedAt: number;
+    /** The relay's time for the signature's entry. */
+    readonly loggedAt: number;
+    readonly index: number;
+  }>;
 }
 
 /** One log entry the attestation proved: in the log, signed by a certified device. */
@@ -41,6 +79,8 @@ export interface ClaimContext {
   readonly now: number;
   readonly skewMs: number;
   readonly maxAgeMs: number | undefined;
+  /** Ed25519 backend for the signatures inside disclosed events (document sign-offs). */
+  readonly suite?: SignatureSuite;
 }
 
 export type ClaimResult =
@@ -49,6 +89,7 @@ export type ClaimResult =
       readonly statement: string;
       readonly facts: readonly string[];
       readonly readouts?: ReadoutComparison;
+      readonly agreed?: AgreedText;
     }
   | { readonly ok: false; readonly code: ProtocolErrorCode; readonly reason: string; readonly at: string };
 
@@ -82,6 +123,7 @@ function claimParties(c: Claim): PartyId[] {
       return [c.from];
     case 'liveness':
     case 'readouts':
+    case 'agreed':
       return [...c.parties];
   }
 }
@@ -106,6 +148,8 @@ export function checkClaim(ctx: ClaimContext): ClaimResult {
       return disclosure(ctx, c);
     case 'readouts':
       return readouts(ctx, c);
+    case 'agreed':
+      return agreed(ctx, c);
   }
 }
 
@@ -313,5 +357,135 @@ function readouts(ctx: ClaimContext, c: ClaimOf<'readouts'>): ClaimResult | Fail
       `word-level differences: ${renderWordDiff(diff)}`,
     ],
     readouts: { round: c.round, texts, lastCommitAt: lastCommit.decoded.entry.receivedAt, diff },
+  };
+}
+
+const LEVEL_WORDS = { initial: 'initialled', sign: 'signed' } as const;
+
+function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
+  if (new Set(c.parties).size !== c.parties.length) return no('CLAIM_UNSUPPORTED', 'a party is listed twice');
+  const rev = disclosed(ctx, 'doc.revision').find((p) => p.event.doc === c.doc && p.event.n === c.revision);
+  if (rev === undefined)
+    return no(
+      'CLAIM_UNSUPPORTED',
+      `the text of revision ${c.revision} of document ${c.doc} is not disclosed`,
+    );
+  const body = revisionBody(rev.event);
+  const valid = checkRevisionBody(body);
+  if (!valid.ok) return no(valid.code, `revision ${c.revision} is not a valid revision: ${valid.reason}`);
+  if (body.docType === 'non-paper')
+    return no('DOC_SIGNATURE_FORBIDDEN', 'a non-paper is never signed: it cannot be an agreed text');
+  if (rev.party !== body.author)
+    return no(
+      'CLAIM_UNSUPPORTED',
+      `revision ${c.revision} names party ${body.author} as its author but was sent by party ${rev.party}`,
+    );
+  // The hash every signature covers is recomputed from the disclosed text itself.
+  const hash = revisionHash(body);
+  if (toBase64url(hash) !== c.hash)
+    return no(
+      'DOC_TEXT_MISMATCH',
+      `the disclosed text of revision ${c.revision} hashes to ${toBase64url(hash)}, not to the hash the claim names`,
+    );
+  if (body.docType !== c.docType)
+    return no('CLAIM_UNSUPPORTED', `document ${c.doc} is a ${body.docType}, not a ${c.docType}`);
+  const listed = [...c.parties].sort().join();
+  if (listed !== [...body.parties].sort().join())
+    return no(
+      'CLAIM_UNSUPPORTED',
+      `the document's signatories are ${body.parties.join(', ')}, not ${c.parties.join(', ')}`,
+    );
+  const open = openBrackets(body);
+  if (open.length > 0)
+    return no(
+      'DOC_BRACKETS_OPEN',
+      `revision ${c.revision} still has bracketed passages (${open.map((o) => `${o.clause} (${o.lang})`).join(', ')}): it cannot be agreed`,
+    );
+  const need = requiredSignoff(body.docType);
+  if (need === undefined) return no('DOC_SIGNATURE_FORBIDDEN', `a ${body.docType} is never signed`);
+  const allowed = rolesFor(body.docType, need.level);
+  const verb = LEVEL_WORDS[need.level];
+  const signs = disclosed(ctx, 'doc.sign').filter(
+    (p) => p.event.doc === c.doc && p.event.level === need.level && p.event.clause === undefined,
+  );
+  const chosen: Array<ProvenEntry & { readonly event: EventOf<'doc.sign'> }> = [];
+  for (const party of body.parties) {
+    const mine = signs.filter((p) => p.party === party);
+    // A signature over any other revision never counts (docs/DOCUMENTS.md).
+    const s = mine.find((p) => constantTimeEqual(p.event.revision, hash));
+    if (s === undefined)
+      return no(
+        'DOC_NOT_AGREED',
+        mine.length > 0
+          ? `party ${party} ${verb} another revision, not revision ${c.revision}: a signature over any other text never counts`
+          : `no disclosed signature shows that party ${party} ${verb} revision ${c.revision}`,
+        'disclosures',
+      );
+    if (s.index <= rev.index)
+      return no(
+        'CLAIM_UNSUPPORTED',
+        `party ${party}'s signature (entry ${s.index}) precedes the revision in the log`,
+      );
+    if (!allowed.includes(s.role))
+      return no(
+        'ROLE_FORBIDDEN',
+        `party ${party}'s signature comes from a ${s.role} device; a ${body.docType} must be ${verb} by a ${allowed.join(' or ')}`,
+      );
+    const checked = verifySignoff(s.event, ctx.suite);
+    if (!checked.ok)
+      return no('SIG_INVALID', `party ${party}'s signature over revision ${c.revision} does not verify`);
+    const cb = checked.certificate.body;
+    // Device ids are hashes of their public keys: a matching id binds the signature to the sender.
+    if (cb.device !== s.decoded.entry.sender || cb.party !== party || cb.role !== s.role)
+      return no(
+        'CERT_WRONG_PARTY',
+        `party ${party}'s signature carries the certificate of another device than the one that sent it`,
+      );
+    chosen.push(s);
+  }
+  const last = chosen.reduce((a, b) => (b.decoded.entry.receivedAt > a.decoded.entry.receivedAt ? b : a));
+  if (last.decoded.entry.receivedAt !== c.agreedAt)
+    return no(
+      'TIME_OUTSIDE_WINDOW',
+      `the relay logged the last signature at ${iso(last.decoded.entry.receivedAt)}, not ${iso(c.agreedAt)}`,
+    );
+  const typeName = DOCUMENT_TYPE_NAMES[body.docType];
+  const clauses = body.clauses.map((cl) => ({
+    id: cl.id,
+    text: Object.fromEntries(body.languages.map((l) => [l, renderSegments(cl.text[l] ?? [])])),
+  }));
+  const who =
+    body.parties.length === 1 ? `Party ${body.parties[0]}` : `Parties ${body.parties.join(' and ')}`;
+  return {
+    ok: true,
+    statement: `${who} ${body.parties.length === 1 ? '' : 'each '}${verb} revision ${c.revision} of the ${typeName.toLowerCase()} “${body.title}” (document ${c.doc}); the last signature was logged on ${iso(c.agreedAt)}. Its text, in ${body.languages.join(' and ')}, is exactly the one shown.`,
+    facts: [
+      `entry ${rev.index} is revision ${c.revision}, written by party ${body.author}; its text hashes to ${c.hash}`,
+      ...chosen.map(
+        (s) =>
+          `entry ${s.index}: a ${s.role} device of party ${s.party} ${verb} exactly that hash (logged at ${iso(s.decoded.entry.receivedAt)})`,
+      ),
+      ...clauses.flatMap((cl, i) =>
+        body.languages.map((l) => `clause ${i + 1} (${cl.id}), ${l}: “${cl.text[l] ?? ''}”`),
+      ),
+    ],
+    agreed: {
+      doc: c.doc,
+      title: body.title,
+      docType: body.docType,
+      typeName,
+      revision: c.revision,
+      hash: c.hash,
+      languages: [...body.languages],
+      clauses,
+      signatures: chosen.map((s) => ({
+        party: s.party,
+        role: s.role,
+        level: need.level,
+        signedAt: s.event.signedAt,
+        loggedAt: s.decoded.entry.receivedAt,
+        index: s.index,
+      })),
+    },
   };
 }

@@ -3,7 +3,8 @@
  * needs (plan*), prove them against the checkpoint (RFC 9162 inclusion proofs computed from the
  * device's own leaves), disclose only the events the claim names, and sign.
  */
-import { toBase64url } from '../bytes/index.ts';
+import { constantTimeEqual, toBase64url } from '../bytes/index.ts';
+import { requiredSignoff, revisionBody, revisionHash, rolesFor } from '../documents/model.ts';
 import type { DecodedEntry } from '../envelope/entry.ts';
 import { ProtocolError } from '../errors.ts';
 import type { ChannelEvent, EventOf } from '../events/event.ts';
@@ -207,6 +208,71 @@ export function planReadouts(
     entries: idx,
     disclosures: idx,
   };
+}
+
+/**
+ * Agreed text: the doc.revision event of revision `revision` (default: the latest revision every
+ * signatory signed at the level the type requires) and, for each signatory, its first such
+ * signature over that revision's hash.
+ */
+export function planAgreed(
+  snap: TranscriptSnapshot,
+  opts: { doc: EventId; revision?: number },
+): AttestationPlan {
+  const revs = readable(snap, 'doc.revision').filter((r) => r.event.doc === opts.doc);
+  if (revs.length === 0) return unsupported(`no revision of document ${opts.doc} in the verified transcript`);
+  const signs = readable(snap, 'doc.sign').filter(
+    (r) => r.event.doc === opts.doc && r.event.clause === undefined,
+  );
+  const candidates =
+    opts.revision === undefined ? [...revs].reverse() : revs.filter((r) => r.event.n === opts.revision);
+  if (candidates.length === 0)
+    return unsupported(`revision ${opts.revision} of document ${opts.doc} is not in the verified transcript`);
+  let missing = '';
+  for (const rev of candidates) {
+    const body = revisionBody(rev.event);
+    const need = requiredSignoff(body.docType);
+    if (need === undefined) return unsupported(`a ${body.docType} is never signed: it has no agreed text`);
+    const hash = revisionHash(body);
+    const roles = rolesFor(body.docType, need.level);
+    const chosen: number[] = [];
+    for (const party of body.parties) {
+      const s = signs.find(
+        (r) =>
+          r.index > rev.index &&
+          r.party === party &&
+          r.event.level === need.level &&
+          constantTimeEqual(r.event.revision, hash) &&
+          roles.includes(snap.certificate(r.decoded.entry.sender)?.body.role ?? ''),
+      );
+      if (s === undefined) {
+        missing = `party ${party} has not ${need.level === 'sign' ? 'signed' : 'initialled'} revision ${body.n}`;
+        break;
+      }
+      chosen.push(s.index);
+    }
+    if (chosen.length !== body.parties.length) continue;
+    const last = chosen.map((i) => snap.records[i]?.decoded.entry.receivedAt ?? 0);
+    return {
+      claim: {
+        kind: 'agreed',
+        channel: snap.channel,
+        doc: opts.doc,
+        docType: body.docType,
+        revision: body.n,
+        hash: toBase64url(hash),
+        parties: [...body.parties],
+        agreedAt: Math.max(...last),
+      },
+      entries: [rev.index, ...chosen].sort((a, b) => a - b),
+      disclosures: [rev.index, ...chosen].sort((a, b) => a - b),
+    };
+  }
+  return unsupported(
+    opts.revision === undefined
+      ? `no revision of document ${opts.doc} is agreed yet`
+      : `${missing}: it is not agreed`,
+  );
 }
 
 /** Proves the planned entries against the snapshot's checkpoint and signs the document. */

@@ -23,6 +23,7 @@ import { fromBase64url, isBytes, toBase64url } from '../bytes/index.ts';
 import { encodeCanonical } from '../codec/cbor.ts';
 import { type Decoded, fail } from '../errors.ts';
 import { channelIdSchema, eventIdSchema, partyIdSchema, timestampSchema } from '../events/common.ts';
+import { DOCUMENT_TYPES } from '../events/documents.ts';
 import type { ChannelEvent } from '../events/event.ts';
 import { parseEvent } from '../events/event.ts';
 
@@ -85,12 +86,31 @@ export const readoutsClaimSchema = z.strictObject({
   parties: z.array(partyIdSchema).min(2).max(16),
 });
 
+/**
+ * Agreed text: every party a negotiated document names signed revision `revision` (hash `hash`)
+ * at the level its type requires. The revision's doc.revision event (its whole text) and each
+ * party's doc.sign event are disclosed; nothing else.
+ */
+export const agreedClaimSchema = z.strictObject({
+  kind: z.literal('agreed'),
+  channel: channelIdSchema,
+  doc: eventIdSchema,
+  docType: z.enum(DOCUMENT_TYPES),
+  revision: z.number().int().nonnegative().max(100_000),
+  /** The revision hash (base64url of 32 bytes), recomputed by the verifier from the disclosed text. */
+  hash: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected a base64url SHA-256 hash'),
+  parties: z.array(partyIdSchema).min(1).max(16),
+  /** The relay's time for the last required signature: when the text became agreed. */
+  agreedAt: timestampSchema,
+});
+
 export const claimSchema = z.discriminatedUnion('kind', [
   outreachClaimSchema,
   livenessClaimSchema,
   deliveryClaimSchema,
   disclosureClaimSchema,
   readoutsClaimSchema,
+  agreedClaimSchema,
 ]);
 export type Claim = z.infer<typeof claimSchema>;
 export type ClaimKind = Claim['kind'];

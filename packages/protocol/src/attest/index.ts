@@ -4,6 +4,7 @@ export {
   type AttestationPlan,
   createAttestation,
   type Issuer,
+  planAgreed,
   planDelivery,
   planDisclosure,
   planLiveness,
@@ -13,7 +14,7 @@ export {
   type TranscriptRecord,
   type TranscriptSnapshot,
 } from './create.ts';
-export type { ProvenEntry, ReadoutComparison } from './claims.ts';
+export type { AgreedText, ProvenEntry, ReadoutComparison } from './claims.ts';
 export {
   ATTESTATION_KINDS,
   ATTESTATION_TYPE,

@@ -6,6 +6,13 @@
  * whether it was delivered: the entry at `seq` in any later relay-signed checkpoint must be that
  * envelope. If it is not, the receipt and the checkpoint together prove the relay dropped or
  * altered it (checkReceiptAgainstLog).
+ *
+ * Delay: a channel may state a delivery bound (the opening outreach's `deliveryBoundMs`). The
+ * relay then delayed an envelope past the bound, provably, when
+ *   - the entry at `seq` is the receipted envelope but the relay logged it (entry.receivedAt) later
+ *     than receipt.receivedAt + bound — all three facts are signed by the relay; or
+ *   - a relay-signed checkpoint that a trusted witness co-signed at time T > receivedAt + bound
+ *     still does not reach `seq` — the witness dates what the relay showed it as its log.
  */
 import { z } from 'zod';
 import { constantTimeEqual, fromBase64url, isBytes, toBase64url } from '../bytes/index.ts';
@@ -18,6 +25,7 @@ import { nobleEd25519, type SignatureSuite, signWithLabel, verifyWithLabel } fro
 import type { ChannelId, EventId } from '../ids.ts';
 import { parseCheckpoint } from '../transcript/checkpoint.ts';
 import { leafHash, verifyInclusion } from '../transcript/merkle.ts';
+import { verifyCosignatures } from '../transcript/cosignature.ts';
 import { parseNote, type NoteVerifierKey, verifyNote } from '../transcript/note.ts';
 
 export interface RelayReceiptBody {
@@ -82,6 +90,16 @@ export function verifyRelayReceipt(
 
 export type ReceiptCheck =
   | { readonly kind: 'delivered'; readonly seq: number; readonly receivedAt: number }
+  | {
+      readonly kind: 'delayed';
+      readonly seq: number;
+      readonly boundMs: number;
+      /** When the relay logged the entry (absent: still not in a checkpoint a witness dated). */
+      readonly loggedAt?: number;
+      /** The witness and the time it co-signed a checkpoint that did not yet hold the entry. */
+      readonly witnessed?: { readonly name: string; readonly at: number; readonly size: number };
+      readonly reason: string;
+    }
   | { readonly kind: 'not-yet-logged'; readonly size: number }
   | { readonly kind: 'dropped'; readonly reason: string }
   | { readonly kind: 'invalid'; readonly code: string; readonly reason: string };
@@ -97,6 +115,10 @@ export function checkReceiptAgainstLog(input: {
   readonly checkpoint: string;
   /** The entry at receipt.body.seq and its inclusion proof (absent when the log is shorter). */
   readonly entry?: { readonly bytes: Uint8Array; readonly proof: readonly Uint8Array[] };
+  /** The channel's stated delivery bound (ms); without it, lateness is not judged. */
+  readonly boundMs?: number;
+  /** Witnesses (cosignature/v1 keys) whose cosignature lines on `checkpoint` date it. */
+  readonly witnesses?: readonly NoteVerifierKey[];
   readonly suite?: SignatureSuite;
 }): ReceiptCheck {
   const { receipt, relayKey } = input;
@@ -115,7 +137,30 @@ export function checkReceiptAgainstLog(input: {
   if (!cp.ok) return { kind: 'invalid', code: cp.code, reason: cp.message };
   if (!cp.value.origin.endsWith(`/${receipt.body.channel}`))
     return { kind: 'invalid', code: 'NOT_IN_LOG', reason: 'the checkpoint is for another channel' };
-  if (cp.value.size <= receipt.body.seq) return { kind: 'not-yet-logged', size: cp.value.size };
+  const { seq, receivedAt, msgId } = receipt.body;
+  const bound = input.boundMs;
+  const deadline = bound === undefined ? undefined : receivedAt + bound;
+  if (cp.value.size <= seq) {
+    if (bound === undefined || deadline === undefined || (input.witnesses ?? []).length === 0)
+      return { kind: 'not-yet-logged', size: cp.value.size };
+    const cos = verifyCosignatures(note.value, input.witnesses ?? [], input.suite);
+    if (!cos.ok)
+      return {
+        kind: 'invalid',
+        code: 'COSIGNATURE_INVALID',
+        reason: 'a witness cosignature does not verify',
+      };
+    const late = cos.value.find((c) => c.timeSeconds * 1000 > deadline);
+    if (late === undefined) return { kind: 'not-yet-logged', size: cp.value.size };
+    const at = late.timeSeconds * 1000;
+    return {
+      kind: 'delayed',
+      seq,
+      boundMs: bound,
+      witnessed: { name: late.witness.name, at, size: cp.value.size },
+      reason: `the relay receipted envelope ${msgId} at ${iso(receivedAt)} for position ${seq}, yet at ${iso(at)} — past the channel's ${seconds(bound)} delivery bound — witness “${late.witness.name}” co-signed a relay-signed log of ${cp.value.size} entries that still did not hold it`,
+    };
+  }
   if (input.entry === undefined)
     return { kind: 'invalid', code: 'NOT_IN_LOG', reason: 'the entry at the receipted position is needed' };
   if (
@@ -140,5 +185,18 @@ export function checkReceiptAgainstLog(input: {
       reason: `the relay receipted envelope ${receipt.body.msgId} at position ${receipt.body.seq}, then signed a log holding another entry there`,
     };
   }
-  return { kind: 'delivered', seq: d.value.entry.seq, receivedAt: d.value.entry.receivedAt };
+  const loggedAt = d.value.entry.receivedAt;
+  if (bound !== undefined && deadline !== undefined && loggedAt > deadline) {
+    return {
+      kind: 'delayed',
+      seq,
+      boundMs: bound,
+      loggedAt,
+      reason: `the relay receipted envelope ${msgId} at ${iso(receivedAt)} but logged it only at ${iso(loggedAt)}, ${seconds(loggedAt - receivedAt)} later: past the channel's ${seconds(bound)} delivery bound`,
+    };
+  }
+  return { kind: 'delivered', seq: d.value.entry.seq, receivedAt: loggedAt };
 }
+
+const iso = (t: number) => new Date(t).toISOString();
+const seconds = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(3)} s`);

@@ -9,7 +9,8 @@
  *   4. each entry: in this channel's log (RFC 9162 inclusion)    NOT_IN_LOG
  *   5. each entry's sender: certificate and envelope signature   PARTY_UNTRUSTED, CERT_*, SIG_INVALID
  *   6. each disclosed event: the sender's signed commitment      COMMITMENT_MISMATCH
- *   7. the claim itself against what the entries show            CLAIM_UNSUPPORTED, TIME_OUTSIDE_WINDOW, READOUT_EARLY
+ *   7. the claim itself against what the entries show            CLAIM_UNSUPPORTED, TIME_OUTSIDE_WINDOW, READOUT_EARLY,
+ *                                                                DOC_TEXT_MISMATCH, DOC_NOT_AGREED, ROLE_FORBIDDEN
  */
 import { constantTimeEqual, fromBase64url } from '../bytes/index.ts';
 import { decodeEntry } from '../envelope/entry.ts';
@@ -35,7 +36,7 @@ import {
   parseVerifierKey,
   verifyNote,
 } from '../transcript/note.ts';
-import { checkClaim, type ProvenEntry, type ReadoutComparison } from './claims.ts';
+import { type AgreedText, checkClaim, type ProvenEntry, type ReadoutComparison } from './claims.ts';
 import {
   type Attestation,
   attestationSigningBody,
@@ -80,6 +81,8 @@ export type AttestationVerdict =
       readonly witnesses: ReadonlyArray<{ readonly name: string; readonly at: number }>;
       readonly disclosed: ReadonlyArray<{ readonly index: number; readonly event: ChannelEvent }>;
       readonly readouts?: ReadoutComparison;
+      /** For an agreed-text claim: the text both sides signed, and who signed when. */
+      readonly agreed?: AgreedText;
     }
   | {
       readonly valid: false;
@@ -306,6 +309,7 @@ function verifyParsed(doc: Attestation, opts: VerifyAttestationOptions): Attesta
     now: opts.now,
     skewMs,
     maxAgeMs: opts.maxAgeMs,
+    suite,
   });
   if (!r.ok) refuse(r.code, r.reason, r.at);
   return {
@@ -320,5 +324,6 @@ function verifyParsed(doc: Attestation, opts: VerifyAttestationOptions): Attesta
       p.event === undefined ? [] : [{ index: p.index, event: p.event }],
     ),
     ...(r.readouts === undefined ? {} : { readouts: r.readouts }),
+    ...(r.agreed === undefined ? {} : { agreed: r.agreed }),
   };
 }

@@ -10,6 +10,16 @@ export const outreachEvent = z.strictObject({
   note: textSchema(2_000),
   /** A mediator relays blind (relay only) or reads as a member. */
   mediator: z.enum(['none', 'blind', 'member']).optional(),
+  /**
+   * The channel's delivery bound (ms): the relay must log every envelope it receipts within this
+   * long, or its receipt and the log prove it delayed it (attest/relay-receipt.ts).
+   */
+  deliveryBoundMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .max(7 * 86_400_000)
+    .optional(),
 });
 
 const channelChange = <K extends string>(kind: K) =>

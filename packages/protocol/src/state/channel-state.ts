@@ -56,6 +56,8 @@ export interface ChannelState {
   readonly initiator: PartyId | undefined;
   readonly parties: readonly PartyId[];
   readonly mediator: 'none' | 'blind' | 'member';
+  /** The delivery bound the opening outreach stated (ms), if any: later is provable delay. */
+  readonly deliveryBoundMs: number | undefined;
   /** Set while an outreach on a suspended channel awaits an answer. */
   readonly reopenProposedBy: PartyId | undefined;
   readonly tracks: Readonly<Record<string, TrackState>>;
@@ -97,6 +99,7 @@ export function initialState(channel: ChannelId): ChannelState {
     initiator: undefined,
     parties: [],
     mediator: 'none',
+    deliveryBoundMs: undefined,
     reopenProposedBy: undefined,
     tracks: {},
     lastHeard: {},
@@ -238,6 +241,7 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
           initiator: party,
           parties: [e.from, e.to],
           mediator: e.mediator ?? 'none',
+          deliveryBoundMs: e.deliveryBoundMs,
         };
         return { ok: true, state: lifecycleTo(withParties, 'proposed', v, e.note) };
       }

@@ -3,7 +3,9 @@ import {
   createAttestation,
   encodeAttestation,
   parseAttestation,
+  planAgreed,
   planDelivery,
+  signAttestation,
   planDisclosure,
   planLiveness,
   planOutreach,
@@ -24,6 +26,7 @@ const plans = {
   delivery: planDelivery(f.snap, { event: f.ids.points, receipt: 'read' }),
   disclosure: planDisclosure(f.snap, { event: f.ids.message }),
   readouts: planReadouts(f.snap, { round: 'r1', parties: [f.A, f.B] }),
+  agreed: planAgreed(f.snap, { doc: f.ids.doc }),
 };
 
 describe('attestation format (protocol)', () => {
@@ -38,6 +41,45 @@ describe('attestation format (protocol)', () => {
     expect(plans.outreach.entries).toEqual([0, 1, 2]);
     expect(plans.outreach.disclosures).toEqual([2]);
     expect(plans.outreach.claim).toMatchObject({ opening: true, from: f.A, to: f.B });
+  });
+
+  it('agreed text: the latest revision every party signed, its revision event and one signature each', () => {
+    const n = f.snap.records.length;
+    expect(plans.agreed.claim).toMatchObject({ kind: 'agreed', revision: 1, parties: [f.A, f.B].sort() });
+    expect(plans.agreed.entries).toEqual([n - 3, n - 2, n - 1]);
+    expect(plans.agreed.disclosures).toEqual(plans.agreed.entries);
+    const v = verifyAttestation(createAttestation(f.snap, plans.agreed, f.issuerB, issuedAt), opts);
+    expect(v.valid, v.valid ? '' : `${v.code} ${v.reason}`).toBe(true);
+    if (!v.valid) return;
+    expect(v.agreed?.clauses[1]?.text).toEqual({
+      en: 'Talks continue in Geneva next month.',
+      fr: 'Les pourparlers se poursuivent à Genève le mois prochain.',
+    });
+    expect(v.agreed?.signatures.map((s) => s.party)).toEqual([f.A, f.B].sort());
+    expect(v.statement).toContain('signed revision 1');
+    // Revision 0 was signed by B only: no agreed-text attestation can be made for it.
+    expect(() => planAgreed(f.snap, { doc: f.ids.doc, revision: 0 })).toThrow(/has not signed revision 0/);
+  });
+
+  it('agreed text: a signature over the other revision never counts, and the hash is the text’s', () => {
+    const n = f.snap.records.length;
+    // B's signature over revision 0 offered in place of its signature over revision 1.
+    const swapped = {
+      ...plans.agreed,
+      entries: [n - 3, n - 4, n - 2],
+      disclosures: [n - 3, n - 4, n - 2],
+    };
+    expect(verifyAttestation(createAttestation(f.snap, swapped, f.issuerA, issuedAt), opts)).toMatchObject({
+      valid: false,
+      code: 'DOC_NOT_AGREED',
+    });
+    const doc = createAttestation(f.snap, plans.agreed, f.issuerA, issuedAt);
+    const { signature: _s, ...unsigned } = doc;
+    const claim = plans.agreed.claim;
+    if (claim.kind !== 'agreed') throw new Error('not an agreed claim');
+    const hash = claim.hash.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+    const forged = signAttestation({ ...unsigned, claim: { ...claim, hash } }, f.issuerA.secretKey);
+    expect(verifyAttestation(forged, opts)).toMatchObject({ valid: false, code: 'DOC_TEXT_MISMATCH' });
   });
 
   it('a stale liveness claim is refused when the verifier sets a maximum age', () => {

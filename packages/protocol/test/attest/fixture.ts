@@ -20,6 +20,9 @@ import {
   signEnvelope,
 } from '../../src/index.ts';
 import type { TranscriptRecord, TranscriptSnapshot } from '../../src/attest/create.ts';
+import { firstRevision, nextRevision } from '../../src/documents/edit.ts';
+import { type RevisionBody, revisionHash } from '../../src/documents/model.ts';
+import { signSignoff } from '../../src/documents/signoff.ts';
 import { readoutCommitment } from '../../src/attest/readout.ts';
 import {
   cosign,
@@ -46,7 +49,7 @@ export interface Fixture {
   readonly witnessKeys: string[];
   readonly issuerA: { certificate: DeviceCertificate; secretKey: Uint8Array };
   readonly issuerB: { certificate: DeviceCertificate; secretKey: Uint8Array };
-  readonly ids: { points: EventId; message: EventId };
+  readonly ids: { points: EventId; message: EventId; doc: EventId };
   readonly now: number;
 }
 
@@ -144,6 +147,52 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
   add('B', 'application', ev({ kind: 'readout', round: 'r1', text: textB, salt: saltB }));
   for (let i = 0; i < 50; i++)
     add(i % 2 === 0 ? 'A' : 'B', 'application', ev({ kind: 'message', text: `filler ${i}` }));
+  // A signed text: B signs revision 0, A amends it (revision 1), then both sign revision 1.
+  const doc = eventIdFrom(rnd16(77));
+  const rev0 = firstRevision({
+    doc,
+    type: 'signed-text',
+    title: 'Joint statement',
+    languages: ['en', 'fr'],
+    author: A,
+    channelParties: [A, B],
+    clauses: [
+      {
+        id: 'resume',
+        text: {
+          en: ['The parties note the resumption of contact.'],
+          fr: ['Les parties prennent acte de la reprise du contact.'],
+        },
+      },
+      {
+        id: 'talks',
+        text: { en: ['Talks continue in Geneva.'], fr: ['Les pourparlers se poursuivent à Genève.'] },
+      },
+    ],
+  });
+  const rev1 = nextRevision(rev0, A, [
+    { op: 'set', clause: 'talks', lang: 'en', segments: ['Talks continue in Geneva next month.'] },
+    {
+      op: 'set',
+      clause: 'talks',
+      lang: 'fr',
+      segments: ['Les pourparlers se poursuivent à Genève le mois prochain.'],
+    },
+  ]);
+  const sign = (who: 'A' | 'B', rev: RevisionBody) =>
+    ev({
+      kind: 'doc.sign',
+      ...signSignoff(
+        { doc, revision: revisionHash(rev), level: 'sign', signedAt: t0 + records.length * 60_000 },
+        who === 'A' ? certA : certB,
+        (who === 'A' ? devA : devB).secretKey,
+      ),
+    });
+  add('A', 'application', ev({ kind: 'doc.revision', ...rev0 }));
+  add('B', 'application', sign('B', rev0));
+  add('A', 'application', ev({ kind: 'doc.revision', ...rev1 }));
+  add('A', 'application', sign('A', rev1));
+  add('B', 'application', sign('B', rev1));
 
   const tree = new MemoryNodeStore();
   for (const r of records) tree.append(leafHash(r.entry));
@@ -178,7 +227,7 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
     ),
     issuerA: { certificate: certA, secretKey: devA.secretKey },
     issuerB: { certificate: certB, secretKey: devB.secretKey },
-    ids: { points: points.id, message: message.id },
+    ids: { points: points.id, message: message.id, doc },
     now: t0 + 365 * 86_400_000 - 1,
   };
 }

@@ -1,4 +1,4 @@
-/** attest, verify, keys, witness, readout-commit/readout-reveal: proofs for the public. */
+/** attest, verify, keys, witness, readout-commit/readout-reveal, receipt-check: proofs for the public. */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fromBase64url, parseEventId, toBase64url } from '@backchannel/protocol';
 import {
@@ -11,7 +11,14 @@ import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import { type Command, Option } from 'commander';
 import { ClientError } from '../../sdk/errors.ts';
 import { ed25519Node } from '../../sdk/mls-crypto.node.ts';
-import { type AttestRequest, attest, commitReadout, publicKeysOf, revealReadout } from '../../sdk/proofs.ts';
+import {
+  type AttestRequest,
+  attest,
+  checkRelayReceipt,
+  commitReadout,
+  publicKeysOf,
+  revealReadout,
+} from '../../sdk/proofs.ts';
 import type { GlobalOptions } from '../device.node.ts';
 import { EXIT, type Out, parseDuration } from '../output.ts';
 import type { Runner } from './identity.ts';
@@ -89,7 +96,7 @@ export function proofsCommands(program: Command, run: Runner): void {
     .addArgument(
       program
         .createArgument('<kind>', 'what to claim')
-        .choices(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts']),
+        .choices(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts', 'agreed']),
     )
     .argument('<channel>', 'channel id')
     .option('--event <id>', 'delivery/disclosure: the event id')
@@ -99,6 +106,8 @@ export function proofsCommands(program: Command, run: Runner): void {
     .option('--within <duration>', 'liveness: heartbeats from every party within this long (e.g. 24h)', '24h')
     .option('--as-of <iso-time>', 'liveness: the time of the claim (default now)')
     .option('--round <name>', 'readouts: the round')
+    .option('--doc <id>', 'agreed: the document (id or unique prefix, see `backchannel doc list`)')
+    .option('--revision <n>', 'agreed: the revision every party signed (default: the latest agreed one)')
     .addOption(
       new Option('--which <which>', 'outreach: the first (opening) or latest').choices(['first', 'latest']),
     )
@@ -233,6 +242,44 @@ export function proofsCommands(program: Command, run: Runner): void {
 
   witnessCommand(program, run);
 
+  program
+    .command('receipt-check')
+    .description(
+      "check the relay's receipt for one of your envelopes against the log: delivered, not yet logged, delayed past the channel's bound, or dropped (exit 4 with the evidence)",
+    )
+    .argument('<channel>', 'channel id')
+    .argument('<event>', 'the event id you sent')
+    .option(
+      '--bound <duration>',
+      "delivery bound to judge by (default: the one the channel's outreach stated)",
+    )
+    .option('--witness <vkey>', 'a witness whose cosignature dates the checkpoint (repeatable)', collect)
+    .option('--evidence-out <file>', 'write the evidence (receipt, checkpoint, entry, proof) here')
+    .action(
+      run(
+        async (
+          o: GlobalOptions,
+          out: Out,
+          channel: string,
+          event: string,
+          opts: { bound?: string; witness?: string[]; evidenceOut?: string },
+        ) => {
+          await withChannel(o, channel, async (ch, bc) => {
+            await ch.sync();
+            const r = await checkRelayReceipt(bc, ch.id, parseEventId(event), {
+              ...(opts.bound === undefined ? {} : { boundMs: parseDuration(opts.bound) }),
+              ...(opts.witness === undefined ? {} : { witnesses: opts.witness }),
+            });
+            if (r.evidence !== undefined && opts.evidenceOut !== undefined)
+              writeFileSync(opts.evidenceOut, `${JSON.stringify(r.evidence, null, 2)}\n`);
+            out.result({ event, ...r }, () => renderReceiptCheck(r.check));
+            if (r.check.kind === 'dropped' || r.check.kind === 'delayed' || r.check.kind === 'invalid')
+              process.exitCode = EXIT.security;
+          });
+        },
+      ),
+    );
+
   // Commit-then-reveal public read-outs (`readout` itself posts a plain read-out).
   program
     .command('readout-commit')
@@ -264,6 +311,21 @@ export function proofsCommands(program: Command, run: Runner): void {
         });
       }),
     );
+}
+
+function renderReceiptCheck(c: Awaited<ReturnType<typeof checkRelayReceipt>>['check']): string {
+  switch (c.kind) {
+    case 'delivered':
+      return `DELIVERED: logged at position ${c.seq} on ${new Date(c.receivedAt).toISOString()}`;
+    case 'not-yet-logged':
+      return `NOT YET LOGGED: the verified log has ${c.size} entries`;
+    case 'delayed':
+      return `DELAYED (provable): ${c.reason}`;
+    case 'dropped':
+      return `DROPPED (provable): ${c.reason}`;
+    case 'invalid':
+      return `INVALID (${c.code}): ${c.reason}`;
+  }
 }
 
 function keysFile(
@@ -305,5 +367,11 @@ function toRequest(kind: AttestRequest['kind'], opts: Record<string, string | un
       return { kind, event: parseEventId(need('event', opts.event)) };
     case 'readouts':
       return { kind, round: need('round', opts.round) };
+    case 'agreed': {
+      const revision = opts.revision === undefined ? undefined : Number(opts.revision);
+      if (revision !== undefined && !(Number.isSafeInteger(revision) && revision >= 0))
+        throw new ClientError('INVALID_ARGUMENT', '--revision must be a whole number');
+      return { kind, doc: need('doc', opts.doc), ...(revision === undefined ? {} : { revision }) };
+    }
   }
 }
