@@ -3,14 +3,21 @@
  * the form → SDK request, the events a claim may point at, and what a finished file reveals —
  * in plain words, read from the signed document itself (not from what we meant to put in it).
  */
-import type { Attestation, AttestRequest, ChannelState, EventRecord } from '@backchannel/client/browser';
+import {
+  type Attestation,
+  type AttestRequest,
+  type ChannelState,
+  constantTimeEqual,
+  type EventRecord,
+  requiredSignoff,
+} from '@backchannel/client/browser';
 import { isReadable, type Readable } from './model.ts';
 
 /**
  * The kinds this screen has a form for. The protocol (ATTESTATION_KINDS) and the SDK may know
  * more: the screen lists those too, with a message, until a form is added here.
  */
-const BUILDABLE = ['outreach', 'liveness', 'delivery', 'disclosure', 'readouts'] as const;
+const BUILDABLE = ['outreach', 'liveness', 'delivery', 'disclosure', 'readouts', 'agreed'] as const;
 export type BuildableKind = (typeof BUILDABLE)[number];
 type BuildableRequest = Extract<AttestRequest, { kind: BuildableKind }>;
 
@@ -80,6 +87,8 @@ export interface AttestForm {
   readonly event: string;
   readonly receipt: 'delivered' | 'read';
   readonly round: string;
+  /** Agreed text: `<document id>#<revision>` from agreedChoices. */
+  readonly agreed: string;
 }
 
 export const EMPTY_FORM: AttestForm = {
@@ -89,6 +98,7 @@ export const EMPTY_FORM: AttestForm = {
   event: '',
   receipt: 'delivered',
   round: '',
+  agreed: '',
 };
 
 export type FormCheck =
@@ -122,6 +132,11 @@ export function requestOf(f: AttestForm): FormCheck {
     case 'readouts':
       if (f.round === '') return { ok: false, error: 'Choose the round whose read-outs to prove.' };
       return { ok: true, request: { kind: 'readouts', round: f.round } };
+    case 'agreed': {
+      const m = /^(e_[A-Za-z0-9_-]{22})#(\d+)$/.exec(f.agreed);
+      if (m === null) return { ok: false, error: 'Choose the agreed revision of a document.' };
+      return { ok: true, request: { kind: 'agreed', doc: m[1] as string, revision: Number(m[2]) } };
+    }
   }
 }
 
@@ -193,6 +208,41 @@ export function publishedRounds(state: ChannelState): string[] {
   return Object.entries(state.readouts)
     .filter(([, by]) => state.parties.every((p) => by[p] !== undefined && !by[p].committed))
     .map(([round]) => round);
+}
+
+export interface AgreedChoice {
+  /** `<document id>#<revision>`, the form's value. */
+  readonly id: string;
+  readonly label: string;
+  /** The revision and every sign-off on it are inside the checkpoint this device verified. */
+  readonly verified: boolean;
+}
+
+/**
+ * Revisions that every party the revision names signed at the level its document type requires
+ * (initialled ad referendum, or signed), newest first: the texts an agreed-text claim can prove.
+ */
+export function agreedChoices(state: ChannelState, checkpointSize: number): AgreedChoice[] {
+  const out: AgreedChoice[] = [];
+  for (const doc of Object.values(state.documents)) {
+    const need = requiredSignoff(doc.type);
+    if (need === undefined) continue;
+    for (const rev of doc.revisions) {
+      const signs = rev.body.parties.map((p) =>
+        doc.signoffs.find(
+          (s) => s.party === p && s.level === need.level && constantTimeEqual(s.revision, rev.hash),
+        ),
+      );
+      if (signs.length === 0 || signs.some((s) => s === undefined)) continue;
+      const seqs = [rev.seq, ...signs.map((s) => s?.seq ?? Number.POSITIVE_INFINITY)];
+      out.push({
+        id: `${doc.id}#${rev.body.n}`,
+        label: `${clip(rev.body.title)} — revision ${rev.body.n}, ${need.level === 'sign' ? 'signed' : 'initialled'} by all`,
+        verified: seqs.every((q) => q < checkpointSize),
+      });
+    }
+  }
+  return out.reverse();
 }
 
 /** What the signed file shows a reader, line by line, read from the document itself. */

@@ -183,6 +183,11 @@ export const REFUSAL_TITLES: Readonly<Record<string, string>> = {
   TIME_OUTSIDE_WINDOW: 'A time is outside the allowed window',
   READOUT_EARLY: 'A read-out was revealed before every party had committed',
   FORK_EVIDENCE_INVALID: 'The fork evidence does not hold',
+  DOC_TEXT_MISMATCH: 'The agreed text was altered: it does not match the revision that was signed',
+  DOC_NOT_AGREED: 'Not every party signed this revision of the document',
+  DOC_BRACKETS_OPEN: 'The revision still has bracketed (unresolved) wording',
+  DOC_SIGNATURE_FORBIDDEN: 'A sign-off was given by a device that may not give it',
+  ROLE_FORBIDDEN: 'A sign-off came from a device whose role may not give it',
 };
 
 export function refusalTitle(code: string): string {
@@ -190,7 +195,7 @@ export function refusalTitle(code: string): string {
 }
 
 /** Claim fields that are times (ms since the epoch). */
-const TIME_FIELDS = new Set(['at', 'asOf', 'acknowledgedAt']);
+const TIME_FIELDS = new Set(['at', 'asOf', 'acknowledgedAt', 'agreedAt']);
 
 const FIELD_LABELS: Readonly<Record<string, string>> = {
   kind: 'Kind of claim',
@@ -207,6 +212,11 @@ const FIELD_LABELS: Readonly<Record<string, string>> = {
   acknowledgedAt: 'Acknowledged at',
   receipt: 'Receipt',
   round: 'Round',
+  doc: 'Document',
+  docType: 'Type of document',
+  revision: 'Revision',
+  hash: 'Revision hash',
+  agreedAt: 'Agreed at (last signature, relay time)',
 };
 
 export function formatTime(ms: number): string {

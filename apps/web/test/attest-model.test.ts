@@ -69,6 +69,15 @@ describe('the attestation form', () => {
       ok: true,
       request: { kind: 'delivery', event: 'e_x', receipt: 'read' },
     });
+    const doc = 'e_AAAAAAAAAAAAAAAAAAAAAA';
+    expect(requestOf({ ...EMPTY_FORM, kind: 'agreed', agreed: `${doc}#4` })).toEqual({
+      ok: true,
+      request: { kind: 'agreed', doc, revision: 4 },
+    });
+    for (const bad of ['', doc, `${doc}#`, `${doc}#x`, 'e_short#1']) {
+      const r = requestOf({ ...EMPTY_FORM, kind: 'agreed', agreed: bad });
+      expect(r.ok ? 'accepted' : r.error).toContain('Choose the agreed revision');
+    }
   });
 
   it('refuses, in words, a kind of claim it has no form for', () => {

@@ -39,6 +39,19 @@ async function browserFor(name: string): Promise<Page> {
   return page;
 }
 
+function jsonFile(name: string, text: string) {
+  return { name, mimeType: 'application/json', buffer: Buffer.from(text, 'utf8') };
+}
+
+/** Clicks a download link and returns the downloaded file's text. */
+async function downloadText(page: Page, link: string): Promise<string> {
+  const [dl] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: link }).click(),
+  ]);
+  return readFileSync(await dl.path(), 'utf8');
+}
+
 async function shot(page: Page, file: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, file), fullPage: true });
 }
@@ -284,6 +297,47 @@ describe('negotiation documents in the web app', () => {
     const md = 'joint-statement-on-the-resumption-of-contact.md';
     const changed = { ...exported, [md]: (exported[md] ?? '').replace('Geneva', 'Vienna') };
     expect(verifyDocumentBundle(bundle, changed).ok).toBe(false);
+
+    // An agreed-text attestation made through the UI by A's minister, verified in a fresh browser.
+    await a.getByRole('link', { name: 'Attestations' }).click();
+    const channelPick = a.getByRole('combobox', { name: /^Channel/ });
+    await channelPick
+      .locator('option')
+      .nth(1)
+      .waitFor({ state: 'attached', ...WAIT });
+    await channelPick.selectOption({ index: 1 });
+    await a.getByRole('radio', { name: 'Agreed text' }).check();
+    const revPick = a.getByLabel('Agreed revision');
+    const rev4 = revPick.locator('option').filter({ hasText: 'revision 4, signed by all' });
+    await rev4.waitFor({ state: 'attached', ...WAIT });
+    await expect.poll(() => rev4.isDisabled(), WAIT).toBe(false); // inside a verified checkpoint
+    await revPick.selectOption((await rev4.getAttribute('value')) ?? '');
+    await a.getByRole('button', { name: 'Create the attestation' }).click();
+    await a.getByRole('heading', { name: 'Attestation ready: agreed text' }).waitFor(WAIT);
+    expect(await a.getByTestId('attest-selfcheck').textContent()).toContain('valid.');
+    await shot(a, 'docs-09-attestation-agreed.png');
+    const agreedText = await downloadText(a, 'Download the attestation');
+    const keysText = await downloadText(a, 'Download the public-keys file');
+    expect(JSON.parse(agreedText)).toMatchObject({
+      claim: { kind: 'agreed', revision: 4, parties: expect.arrayContaining([aId, bId]) },
+    });
+    const v = await browserFor('verifier');
+    await v.goto(`${relay.url}/verify`);
+    const verdict = v.locator('#verdict-title');
+    await v.getByLabel('Public-keys file').setInputFiles(jsonFile('public-keys.json', keysText));
+    await v.getByLabel('Attestation file').setInputFiles(jsonFile('agreed.json', agreedText));
+    await expect.poll(() => verdict.textContent(), WAIT).toBe('Valid agreed attestation');
+    expect(await v.locator('table.agreed-text').textContent()).toContain('Geneva');
+    await shot(v, 'docs-10-verify-agreed.png');
+    // One word of the disclosed text changed: the file no longer verifies.
+    const tampered = agreedText.replace('Geneva', 'Vienna');
+    expect(tampered).not.toBe(agreedText);
+    await v.getByLabel('Attestation file').setInputFiles(jsonFile('tampered.json', tampered));
+    await expect.poll(() => verdict.textContent(), WAIT).toMatch(/^Not valid/);
+    await shot(v, 'docs-11-verify-agreed-tampered.png');
+    await a.getByRole('link', { name: 'Documents', exact: true }).click();
+    await a.locator('ul.doc-list li').filter({ hasText: TITLE }).getByRole('link').click();
+    await a.getByRole('heading', { name: TITLE }).waitFor(WAIT);
 
     // An edit after signature (B, revision 5) clears agreement on exactly the touched clause.
     await tools(b, 'talks');

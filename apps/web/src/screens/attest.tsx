@@ -15,6 +15,7 @@ import {
 import { type ReactNode, useEffect, useId, useState } from 'react';
 import {
   type AttestForm,
+  agreedChoices,
   attestationFileName,
   canBuild,
   deliveryChoices,
@@ -165,6 +166,21 @@ function Facts(props: { ch: Channel; form: AttestForm; set: (p: Partial<AttestFo
         </label>
       );
     }
+    case 'agreed':
+      return (
+        <>
+          <EventSelect
+            label="Agreed revision"
+            choices={agreedChoices(ch.view.state, size)}
+            value={form.agreed}
+            onChange={(agreed) => set({ agreed })}
+          />
+          <p className="hint">
+            The file carries that revision's full text in every language and each party's signature over it.
+            Only texts every party initialled or signed, as the document's type requires, are listed.
+          </p>
+        </>
+      );
     default:
       return null;
   }

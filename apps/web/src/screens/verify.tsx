@@ -195,6 +195,45 @@ function Verdict(props: { outcome: VerifyOutcome }): ReactNode {
           </ul>
         </>
       )}
+      {v.agreed === undefined ? null : (
+        <>
+          <h3>
+            Agreed text: {v.agreed.title} ({v.agreed.typeName}, revision {v.agreed.revision})
+          </h3>
+          <ul>
+            {v.agreed.signatures.map((s) => (
+              <li key={s.party}>
+                <code>{s.party}</code> {s.level === 'sign' ? 'signed' : 'initialled'} ({s.role}), on{' '}
+                {formatTime(s.signedAt)}
+              </li>
+            ))}
+          </ul>
+          <table className="agreed-text">
+            <thead>
+              <tr>
+                <th scope="col">Clause</th>
+                {v.agreed.languages.map((l) => (
+                  <th key={l} scope="col" lang={l}>
+                    {l}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {v.agreed.clauses.map((c) => (
+                <tr key={c.id}>
+                  <th scope="row">{c.id}</th>
+                  {v.agreed?.languages.map((l) => (
+                    <td key={l} lang={l}>
+                      {c.text[l] ?? ''}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
     </section>
   );
 }

@@ -57,6 +57,7 @@ export {
   decodeContactCard,
   decodeDeviceCertificate,
   decodeRevocation,
+  constantTimeEqual,
   type EventId,
   fingerprint,
   fromBase64url,

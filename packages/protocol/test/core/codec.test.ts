@@ -185,7 +185,7 @@ describe('canonical CBOR', () => {
   });
 
   it('keeps a byte-order mark and U+FFFD that are really in the text', () => {
-    for (const s of ['\ufeffabc', '\ufffd', 'x'.repeat(40) + '\ufeff']) {
+    for (const s of ['\ufeffabc', '\ufffd', `${'x'.repeat(40)}\ufeff`]) {
       const d = decodeCanonical(encodeCanonical(s));
       expect(d).toEqual({ ok: true, value: s });
     }
