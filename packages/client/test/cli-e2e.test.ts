@@ -128,7 +128,16 @@ describe('the reference scenario from a terminal', () => {
     expect(fp.fingerprint).toBe(b.fingerprint);
 
     // Step 3 — A reaches out; B sees it in its inbox and accepts.
-    const out = await ok('a-admin', ['outreach', String(b.party), '--note', 'We propose to resume contact.']);
+    const out = await ok('a-admin', [
+      'outreach',
+      String(b.party),
+      '--note',
+      'We propose to resume contact.',
+      '--mediator',
+      'blind',
+      '--delivery-bound',
+      '1h',
+    ]);
     const ch = String(out.channel);
     const inbox = (await cli('b-envoy', ['inbox'])).stdout;
     expect(inbox).toContain(ch);
@@ -198,7 +207,8 @@ describe('the reference scenario from a terminal', () => {
       json: { valid: true, kind: 'outreach' },
     });
     // The accountable mediator: B's receipt for its points checks against the verified log.
-    expect(await cli('b-envoy', ['receipt-check', ch, String(points.event), '--bound', '1h'])).toMatchObject({
+    // The bound comes from the channel (stated at outreach): no --bound needed.
+    expect(await cli('b-envoy', ['receipt-check', ch, String(points.event)])).toMatchObject({
       code: 0,
       json: { check: { kind: 'delivered' } },
     });

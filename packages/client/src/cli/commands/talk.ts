@@ -86,20 +86,42 @@ export function talkCommands(program: Command, run: Runner): void {
     .command('outreach <party>')
     .description("open a channel to another party's contact card")
     .requiredOption('--note <text>', 'what the outreach says')
-    .addHelpText('after', '\nExample:\n  backchannel outreach p_Xy… --note "We are ready to talk."')
+    .option('--mediator <kind>', 'the relay as mediator: none, blind (relays only) or member (reads)')
+    .option(
+      '--delivery-bound <duration>',
+      'the longest the relay may hold an envelope before logging it (e.g. 60s); later is provable',
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n  backchannel outreach p_Xy… --note "We are ready to talk." --delivery-bound 60s',
+    )
     .action(
-      run(async (o, out, party: string, opts: { note: string }) => {
-        const bc = await openDevice(o);
-        try {
-          const ch = await bc.outreach(parsePartyId(party), opts.note);
-          out.result(
-            { channel: ch.id },
-            () => `outreach sent: channel ${ch.id} (waiting for ${party} to accept)`,
-          );
-        } finally {
-          bc.close();
-        }
-      }),
+      run(
+        async (o, out, party: string, opts: { note: string; mediator?: string; deliveryBound?: string }) => {
+          const mediator = opts.mediator;
+          if (mediator !== undefined && mediator !== 'none' && mediator !== 'blind' && mediator !== 'member')
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              `--mediator must be none, blind or member, not ${mediator}`,
+            );
+          const bound = opts.deliveryBound === undefined ? undefined : parseDuration(opts.deliveryBound);
+          if (bound !== undefined && bound < 1)
+            throw new ClientError('INVALID_ARGUMENT', '--delivery-bound must be at least 1 ms');
+          const bc = await openDevice(o);
+          try {
+            const ch = await bc.outreach(parsePartyId(party), opts.note, {
+              ...(mediator === undefined ? {} : { mediator }),
+              ...(bound === undefined ? {} : { deliveryBoundMs: bound }),
+            });
+            out.result(
+              { channel: ch.id },
+              () => `outreach sent: channel ${ch.id} (waiting for ${party} to accept)`,
+            );
+          } finally {
+            bc.close();
+          }
+        },
+      ),
     );
 
   program
