@@ -5,90 +5,32 @@
  * through several revisions, compare revisions, agree clause by clause, sign, export, and see an
  * edit after signature clear the touched clause. Screenshots go to test-artifacts/web/docs-*.png.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { verifyDocumentBundle } from '@backchannel/protocol';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, launchChromium, type Relay, startRelay, tempDir, WEB_ROOT } from './harness.ts';
+import { cleanArtifacts, download, jsonFile, shot, WAIT, WebApp } from './harness.ts';
 
-const ARTIFACTS = join(WEB_ROOT, '..', '..', 'test-artifacts', 'web');
-const WAIT = { timeout: 60_000 };
 const XSS = '<img src=x onerror=alert(1)>';
 const TITLE = 'Joint statement on the resumption of contact';
 
-let relay: Relay;
-let browser: Browser;
-let dist: string;
-const contexts: BrowserContext[] = [];
-const problems: string[] = [];
-const dialogs: string[] = [];
+let app: WebApp;
 
-async function browserFor(name: string): Promise<Page> {
-  const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`${name} console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
-  page.on('dialog', (d) => {
-    dialogs.push(`${name}: ${d.message()}`);
-    void d.dismiss();
-  });
-  return page;
-}
-
-function jsonFile(name: string, text: string) {
-  return { name, mimeType: 'application/json', buffer: Buffer.from(text, 'utf8') };
-}
-
-/** Clicks a download link and returns the downloaded file's text. */
-async function downloadText(page: Page, link: string): Promise<string> {
-  const [dl] = await Promise.all([
-    page.waitForEvent('download'),
-    page.getByRole('link', { name: link }).click(),
-  ]);
-  return readFileSync(await dl.path(), 'utf8');
-}
-
-async function shot(page: Page, file: string): Promise<void> {
-  await page.screenshot({ path: join(ARTIFACTS, file), fullPage: true });
-}
-
-async function createParty(page: Page, partyName: string, pass: string): Promise<string> {
-  await page.goto(relay.url);
-  await page.getByRole('tab', { name: 'Create a party' }).waitFor(WAIT);
-  await page.getByLabel('Party name').fill(partyName);
-  await page.getByLabel('This device').fill('admin desk');
-  await page.getByLabel('Passphrase (encrypts').fill(pass);
-  await page.getByLabel('Repeat the passphrase').fill(pass);
-  await page.getByRole('button', { name: 'Create the party' }).click();
-  const id = page.getByTestId('party-id');
-  await id.waitFor(WAIT);
-  return (await id.textContent()) ?? '';
+function createParty(page: Page, party: string, passphrase: string): Promise<string> {
+  return app.createParty(page, { party, device: 'admin desk', passphrase });
 }
 
 /** The admin browser invites a principal device; a new browser enrolls with the invite. */
-async function enrollPrincipal(admin: Page, name: string, label: string): Promise<Page> {
-  await admin.getByRole('link', { name: 'Members & devices' }).click();
-  await admin.getByLabel('Member and device name').fill(name);
-  await admin.getByLabel('Role').selectOption('principal');
-  await admin.getByRole('button', { name: 'Create invite' }).click();
-  const inviteBox = admin.getByLabel('Invite (send it by one route)');
-  await inviteBox.waitFor(WAIT);
-  const invite = await inviteBox.inputValue();
-  const code = (await admin.locator('strong.code').textContent()) ?? '';
-  const p = await browserFor(label);
-  await p.goto(relay.url);
-  await p.getByRole('tab', { name: 'Enroll with an invite' }).click();
-  await p.getByLabel('Invite (the text your admin sent you)').fill(invite);
-  await p.getByLabel('One-time code').fill(code);
-  await p.getByLabel('Passphrase (encrypts').fill(`${label} passphrase, long enough`);
-  await p.getByLabel('Repeat the passphrase').fill(`${label} passphrase, long enough`);
-  await p.getByRole('button', { name: 'Enroll this browser' }).click();
-  await p.getByTestId('party-id').waitFor(WAIT);
-  return p;
+function enrollPrincipal(admin: Page, device: string, name: string): Promise<Page> {
+  return app.enroll(admin, {
+    device,
+    role: 'principal',
+    name,
+    passphrase: `${name} passphrase, long enough`,
+  });
+}
+
+async function downloadText(page: Page, link: string): Promise<string> {
+  return (await download(page, link)).text;
 }
 
 const clause = (page: Page, id: string) => page.locator(`li.clause[data-clause="${id}"]`);
@@ -104,27 +46,20 @@ async function tools(page: Page, id: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  for (const f of readdirSync(ARTIFACTS)) if (/^docs-.*\.png$/.test(f)) rmSync(join(ARTIFACTS, f));
-  dist = tempDir('bc-web-dist-');
-  await buildApp(dist);
-  relay = await startRelay(dist);
-  browser = await launchChromium();
+  cleanArtifacts(/^docs-.*\.png$/);
+  app = await WebApp.start();
 }, 180_000);
 
 afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await browser?.close();
-  await relay?.stop();
-  if (dist !== undefined) rmSync(dist, { recursive: true, force: true });
+  await app?.stop();
 });
 
 describe('negotiation documents in the web app', () => {
   it('A and B draft a two-language signed text with brackets through revisions, compare, agree, sign, export; a later edit clears the touched clause', {
     timeout: 600_000,
   }, async () => {
-    const aAdmin = await browserFor('A admin');
-    const bAdmin = await browserFor('B admin');
+    const aAdmin = await app.open('A admin');
+    const bAdmin = await app.open('B admin');
     const aId = await createParty(aAdmin, 'Foreign Ministry', 'passphrase of A, long enough');
     const bId = await createParty(bAdmin, "Special Envoy's Office", 'passphrase of B, long enough');
     const a = await enrollPrincipal(aAdmin, 'minister', 'A minister');
@@ -282,8 +217,8 @@ describe('negotiation documents in the web app', () => {
     await links.first().waitFor(WAIT);
     const files: Record<string, string> = {};
     for (const link of await links.all()) {
-      const [dl] = await Promise.all([a.waitForEvent('download'), link.click()]);
-      files[dl.suggestedFilename()] = readFileSync(await dl.path(), 'utf8');
+      const { name, text } = await download(a, link);
+      files[name] = text;
     }
     const bundleName = Object.keys(files).find((n) => n.endsWith('.bundle.json')) ?? '';
     const { [bundleName]: bundleText, ...exported } = files;
@@ -321,8 +256,8 @@ describe('negotiation documents in the web app', () => {
     expect(JSON.parse(agreedText)).toMatchObject({
       claim: { kind: 'agreed', revision: 4, parties: expect.arrayContaining([aId, bId]) },
     });
-    const v = await browserFor('verifier');
-    await v.goto(`${relay.url}/verify`);
+    const v = await app.open('verifier');
+    await v.goto(`${app.url}/verify`);
     const verdict = v.locator('#verdict-title');
     await v.getByLabel('Public-keys file').setInputFiles(jsonFile('public-keys.json', keysText));
     await v.getByLabel('Attestation file').setInputFiles(jsonFile('agreed.json', agreedText));
@@ -363,7 +298,7 @@ describe('negotiation documents in the web app', () => {
     await b.getByRole('link', { name: 'Documents', exact: true }).click();
     await b.locator('ul.doc-list li[data-stage="draft"]').waitFor(WAIT);
 
-    expect(dialogs).toEqual([]);
-    expect(problems).toEqual([]);
+    expect(app.dialogs).toEqual([]);
+    expect(app.problems).toEqual([]);
   });
 });

@@ -4,37 +4,22 @@
  * file that is not JSON, entirely in the page. Screenshots go to test-artifacts/web/verify-*.png.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, launchChromium, type Relay, startRelay, tempDir, WEB_ROOT } from './harness.ts';
+import { cleanArtifacts, jsonFile, shot, WAIT, WEB_ROOT, WebApp } from './harness.ts';
 
-const REPO = join(WEB_ROOT, '..', '..');
-const ARTIFACTS = join(REPO, 'test-artifacts', 'web');
-const EXAMPLES = join(REPO, 'docs', 'examples');
-const WAIT = { timeout: 60_000 };
+const EXAMPLES = join(WEB_ROOT, '..', '..', 'docs', 'examples');
 
 const attestationText = readFileSync(join(EXAMPLES, 'attestation-outreach.json'), 'utf8');
 const keysText = readFileSync(join(EXAMPLES, 'public-keys.json'), 'utf8');
 
-let relay: Relay;
-let browser: Browser;
-let dist: string;
-let context: BrowserContext;
+let app: WebApp;
 let page: Page;
-const problems: string[] = [];
 /** Requests the page makes once the network is cut (the verifier must make none). */
 const offlineRequests: string[] = [];
 let offline = false;
-
-function jsonFile(name: string, text: string) {
-  return { name, mimeType: 'application/json', buffer: Buffer.from(text, 'utf8') };
-}
-
-async function shot(file: string): Promise<void> {
-  await page.screenshot({ path: join(ARTIFACTS, file), fullPage: true });
-}
 
 async function verdictTitle(): Promise<string> {
   const title = page.locator('#verdict-title');
@@ -43,32 +28,21 @@ async function verdictTitle(): Promise<string> {
 }
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  dist = tempDir('bc-web-verify-dist-');
-  await buildApp(dist);
-  relay = await startRelay(dist);
-  browser = await launchChromium();
-  context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  page = await context.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  cleanArtifacts(/^verify-.*\.png$/);
+  app = await WebApp.start('bc-web-verify-dist-');
+  page = await app.open('verifier');
   page.on('request', (r) => {
     if (offline) offlineRequests.push(r.url());
   });
 }, 180_000);
 
 afterAll(async () => {
-  await context?.close().catch(() => undefined);
-  await browser?.close();
-  await relay?.stop();
-  if (dist !== undefined) rmSync(dist, { recursive: true, force: true });
+  await app?.stop();
 });
 
 describe('the public verifier at /verify', () => {
   it('opens without a device or unlock, and works with the network cut', { timeout: 120_000 }, async () => {
-    await page.goto(`${relay.url}/verify`);
+    await page.goto(`${app.url}/verify`);
     await page.getByRole('heading', { name: 'Verify an attestation' }).waitFor(WAIT);
     // Public: no onboarding, no lock screen, no app navigation needing a device.
     expect(await page.getByRole('button', { name: 'Create the party' }).count()).toBe(0);
@@ -85,7 +59,7 @@ describe('the public verifier at /verify', () => {
     expect(await focusedLabel()).toBe('Attestation file');
     await page.keyboard.press('Tab');
     expect(await focusedLabel()).toBe('Public-keys file');
-    await context.setOffline(true);
+    await page.context().setOffline(true);
     offline = true;
   });
 
@@ -120,7 +94,7 @@ describe('the public verifier at /verify', () => {
     expect(witnesses).toContain('witness.a.example');
     expect(witnesses).toContain('witness.b.example');
     expect((await page.getByTestId('verdict-statement').textContent()) ?? '').not.toBe('');
-    await shot('verify-valid.png');
+    await shot(page, 'verify-valid.png');
   });
 
   it('refuses a copy whose claimed time was changed by one character', { timeout: 120_000 }, async () => {
@@ -131,7 +105,7 @@ describe('the public verifier at /verify', () => {
     expect(await page.getByTestId('verdict-code').textContent()).toBe('SIG_INVALID');
     expect(await page.getByTestId('verdict-reason').textContent()).toContain('altered');
     expect(await page.locator('section.verdict').getAttribute('role')).toBe('alert');
-    await shot('verify-tampered.png');
+    await shot(page, 'verify-tampered.png');
   });
 
   it('refuses when a required witness key is not in the checkpoint', { timeout: 120_000 }, async () => {
@@ -169,8 +143,9 @@ describe('the public verifier at /verify', () => {
     });
     await expect.poll(verdictTitle, WAIT).toBe('Cannot check this file');
     expect(await page.locator('section.verdict').textContent()).toContain('not JSON');
-    await shot('verify-not-json.png');
-    expect(problems).toEqual([]);
+    await shot(page, 'verify-not-json.png');
+    expect(app.problems).toEqual([]);
+    expect(app.dialogs).toEqual([]);
     expect(offlineRequests).toEqual([]);
   });
 });

@@ -3,71 +3,27 @@
  * are party A and party B, each with its own IndexedDB, against a relay process serving the
  * built app. Screenshots of each main screen go to test-artifacts/web/.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, launchChromium, type Relay, startRelay, tempDir, WEB_ROOT } from './harness.ts';
+import { ARTIFACTS, cleanArtifacts, download, jsonFile, shot, WAIT, WebApp } from './harness.ts';
 
-const ARTIFACTS = join(WEB_ROOT, '..', '..', 'test-artifacts', 'web');
-const WAIT = { timeout: 60_000 };
 const XSS = '<img src=x onerror=alert(1)>';
 
-let relay: Relay;
-let browser: Browser;
-let dist: string;
-const contexts: BrowserContext[] = [];
-const problems: string[] = [];
-const dialogs: string[] = [];
+let app: WebApp;
 let offline = false;
 
-async function party(name: string): Promise<Page> {
-  const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  page.on('console', (m) => {
-    // While the test cuts the network on purpose, failed requests are expected noise.
-    if (offline && /ERR_INTERNET_DISCONNECTED|WebSocket/.test(m.text())) return;
-    if (m.type() === 'error') problems.push(`${name} console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
-  page.on('dialog', (d) => {
-    dialogs.push(`${name}: ${d.message()}`);
-    void d.dismiss();
-  });
-  return page;
+/** A party's browser; while the test cuts the network on purpose, failed requests are expected noise. */
+function party(name: string): Promise<Page> {
+  return app.open(name, (text) => offline && /ERR_INTERNET_DISCONNECTED|WebSocket/.test(text));
 }
 
-async function shot(page: Page, file: string): Promise<void> {
-  await page.screenshot({ path: join(ARTIFACTS, file), fullPage: true });
+function createParty(page: Page, party: string, passphrase: string): Promise<string> {
+  return app.createParty(page, { party, device: 'desk browser', passphrase });
 }
 
-async function createParty(page: Page, partyName: string, pass: string): Promise<string> {
-  await page.goto(relay.url);
-  await page.getByRole('tab', { name: 'Create a party' }).waitFor(WAIT);
-  await page.getByLabel('Party name').fill(partyName);
-  await page.getByLabel('This device').fill('desk browser');
-  await page.getByLabel('Passphrase (encrypts').fill(pass);
-  await page.getByLabel('Repeat the passphrase').fill(pass);
-  await page.getByRole('button', { name: 'Create the party' }).click();
-  const id = page.getByTestId('party-id');
-  await id.waitFor(WAIT);
-  return (await id.textContent()) ?? '';
-}
-
-function jsonFile(name: string, text: string) {
-  return { name, mimeType: 'application/json', buffer: Buffer.from(text, 'utf8') };
-}
-
-/** Clicks a download link and returns the downloaded file's text. */
-async function download(page: Page, link: string): Promise<string> {
-  const [dl] = await Promise.all([
-    page.waitForEvent('download'),
-    page.getByRole('link', { name: link }).click(),
-  ]);
-  const file = join(ARTIFACTS, dl.suggestedFilename());
-  await dl.saveAs(file);
-  return readFileSync(file, 'utf8');
+async function downloadText(page: Page, link: string): Promise<string> {
+  return (await download(page, link, true)).text;
 }
 
 function eventByText(page: Page, text: string) {
@@ -76,19 +32,12 @@ function eventByText(page: Page, text: string) {
 
 beforeAll(async () => {
   // Only this test's own screenshots: other browser tests write theirs here too, in parallel.
-  mkdirSync(ARTIFACTS, { recursive: true });
-  for (const f of readdirSync(ARTIFACTS)) if (/^\d\d-.*\.png$/.test(f)) rmSync(join(ARTIFACTS, f));
-  dist = tempDir('bc-web-dist-');
-  await buildApp(dist);
-  relay = await startRelay(dist);
-  browser = await launchChromium();
+  cleanArtifacts(/^\d\d-.*\.png$/);
+  app = await WebApp.start();
 }, 180_000);
 
 afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
-  await browser?.close();
-  await relay?.stop();
-  if (dist !== undefined) rmSync(dist, { recursive: true, force: true });
+  await app?.stop();
 });
 
 describe('the web app in Chromium', () => {
@@ -99,7 +48,7 @@ describe('the web app in Chromium', () => {
     const b = await party('B');
 
     // Onboarding: each browser creates its party; keys are made in the page.
-    await a.goto(relay.url);
+    await a.goto(app.url);
     await a.getByRole('tab', { name: 'Create a party' }).waitFor(WAIT);
     await shot(a, '01-onboarding.png');
     const aId = await createParty(a, 'Foreign Ministry', 'passphrase of A, long enough');
@@ -225,7 +174,7 @@ describe('the web app in Chromium', () => {
 
     // A second tab of the same browser profile cannot unlock the device while this one is open.
     const a2 = await a.context().newPage();
-    await a2.goto(relay.url);
+    await a2.goto(app.url);
     await a2.getByLabel('Passphrase').fill('passphrase of A, long enough');
     await a2.getByRole('button', { name: 'Unlock' }).click();
     await a2.getByRole('alert').filter({ hasText: 'already unlocked in another tab' }).waitFor(WAIT);
@@ -240,22 +189,12 @@ describe('the web app in Chromium', () => {
     await shot(a, '10-members.png');
 
     // Enrollment: A's admin browser issues an invite; a third browser enrolls as A's staff device.
-    await a.getByLabel('Member and device name').fill('staff laptop');
-    await a.getByLabel('Role').selectOption('staff');
-    await a.getByRole('button', { name: 'Create invite' }).click();
-    const inviteBox = a.getByLabel('Invite (send it by one route)');
-    await inviteBox.waitFor(WAIT);
-    const inviteText = await inviteBox.inputValue();
-    const code = (await a.locator('strong.code').textContent()) ?? '';
-    const staff = await party('A staff');
-    await staff.goto(relay.url);
-    await staff.getByRole('tab', { name: 'Enroll with an invite' }).click();
-    await staff.getByLabel('Invite (the text your admin sent you)').fill(inviteText);
-    await staff.getByLabel('One-time code').fill(code);
-    await staff.getByLabel('Passphrase (encrypts').fill('staff passphrase, long enough');
-    await staff.getByLabel('Repeat the passphrase').fill('staff passphrase, long enough');
-    await staff.getByRole('button', { name: 'Enroll this browser' }).click();
-    await staff.getByTestId('party-id').waitFor(WAIT);
+    const staff = await app.enroll(a, {
+      device: 'staff laptop',
+      role: 'staff',
+      name: 'A staff',
+      passphrase: 'staff passphrase, long enough',
+    });
     expect(await staff.getByTestId('party-id').textContent()).toBe(aId);
     await a.getByRole('button', { name: 'Revoke staff laptop' }).waitFor(WAIT);
     await shot(staff, '11-enrolled-device.png');
@@ -284,8 +223,8 @@ describe('the web app in Chromium', () => {
     );
     expect(await a.getByTestId('attest-reveals').textContent()).toContain('We are ready to talk.');
     await shot(a, '13-attestation-outreach.png');
-    const outreachText = await download(a, 'Download the attestation');
-    const keysText = await download(a, 'Download the public-keys file');
+    const outreachText = await downloadText(a, 'Download the attestation');
+    const keysText = await downloadText(a, 'Download the public-keys file');
     expect(JSON.parse(outreachText)).toMatchObject({
       type: 'backchannel/attestation',
       claim: { kind: 'outreach', from: aId, to: bId },
@@ -306,10 +245,10 @@ describe('the web app in Chromium', () => {
     expect(await a.getByTestId('attest-selfcheck').textContent()).toContain('valid.');
     expect(await a.getByTestId('attest-reveals').textContent()).toContain('sent while offline');
     await shot(a, '14-attestation-disclosure.png');
-    const disclosureText = await download(a, 'Download the attestation');
+    const disclosureText = await downloadText(a, 'Download the attestation');
 
     const v = await party('verifier');
-    await v.goto(`${relay.url}/verify`);
+    await v.goto(`${app.url}/verify`);
     await v.getByRole('heading', { name: 'Verify an attestation' }).waitFor(WAIT);
     await shot(v, '15-verify.png');
     const verdict = v.locator('#verdict-title');
@@ -331,7 +270,7 @@ describe('the web app in Chromium', () => {
     await b.setViewportSize({ width: 390, height: 844 });
     await shot(b, '18-channel-phone-width.png');
 
-    expect(dialogs).toEqual([]);
-    expect(problems).toEqual([]);
+    expect(app.dialogs).toEqual([]);
+    expect(app.problems).toEqual([]);
   });
 });
