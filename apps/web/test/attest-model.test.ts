@@ -1,15 +1,5 @@
 /** The attestation screen's logic: requests from the form, the events a claim can point at, what a file reveals. */
-import {
-  ATTESTATION_KINDS,
-  type Attestation,
-  type ChannelEvent,
-  channelIdFrom,
-  type DeviceId,
-  type EventRecord,
-  eventIdFrom,
-  foldRecords,
-  type PartyId,
-} from '@backchannel/client/browser';
+import { ATTESTATION_KINDS, type Attestation, eventIdFrom } from '@backchannel/client/browser';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -23,31 +13,11 @@ import {
   requestOf,
   revealsOf,
 } from '../src/attest-model.ts';
+import { A, B, channel, rnd, type Step } from './fixture.ts';
 
-const A = 'p_AAAAAAAAAAAAAAAAAAAAAA' as PartyId;
-const B = 'p_BBBBBBBBBBBBBBBBBBBBBB' as PartyId;
-const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));
-const T0 = 1_700_000_000_000;
 const nameOf = (p: string) => (p === A ? 'Ministry' : 'Envoy');
 
-function channel(steps: Array<[PartyId, Record<string, unknown>]>) {
-  const records: EventRecord[] = steps.map(([party, e], seq) => {
-    const event = { v: 1, id: eventIdFrom(rnd(16)), at: T0 + seq * 1000, ...e } as ChannelEvent;
-    return {
-      seq,
-      receivedAt: event.at,
-      sender: `d_${party.slice(2)}` as DeviceId,
-      party,
-      role: 'principal',
-      status: 'ok',
-      event,
-      salt: rnd(16),
-    };
-  });
-  return { view: foldRecords(channelIdFrom(rnd(16)), records).view };
-}
-
-const opening: Array<[PartyId, Record<string, unknown>]> = [
+const opening: Step[] = [
   [A, { kind: 'outreach', from: A, to: B, note: 'hello' }],
   [B, { kind: 'channel.accept' }],
 ];
@@ -96,7 +66,7 @@ describe('the attestation form', () => {
 
 describe('the events a claim can point at', () => {
   it('a disclosure offers every readable event but receipts and heartbeats, newest first, and only verified ones as provable', () => {
-    const { view } = channel([
+    const view = channel([
       ...opening,
       [B, { kind: 'message', text: 'first word' }],
       [A, { kind: 'heartbeat', intervalMs: 60_000 }],
@@ -112,46 +82,32 @@ describe('the events a claim can point at', () => {
   });
 
   it('a delivery offers only events another party acknowledged (read, when asked for read)', () => {
-    const steps: Array<[PartyId, Record<string, unknown>]> = [
+    const steps: Step[] = [
       ...opening,
       [A, { kind: 'message', text: 'delivered only' }],
       [A, { kind: 'message', text: 'read too' }],
       [A, { kind: 'message', text: 'not acknowledged' }],
     ];
-    const { view } = channel(steps);
+    const view = channel(steps);
     const acked = chainWithReceipts(steps);
-    expect(
-      deliveryChoices(acked.view.timeline, acked.view.state, 99, 'delivered', nameOf).map((c) => c.label),
-    ).toEqual(['message from Ministry: read too', 'message from Ministry: delivered only']);
-    expect(
-      deliveryChoices(acked.view.timeline, acked.view.state, 99, 'read', nameOf).map((c) => c.label),
-    ).toEqual(['message from Ministry: read too']);
+    expect(deliveryChoices(acked.timeline, acked.state, 99, 'delivered', nameOf).map((c) => c.label)).toEqual(
+      ['message from Ministry: read too', 'message from Ministry: delivered only'],
+    );
+    expect(deliveryChoices(acked.timeline, acked.state, 99, 'read', nameOf).map((c) => c.label)).toEqual([
+      'message from Ministry: read too',
+    ]);
     expect(deliveryChoices(view.timeline, view.state, 99, 'delivered', nameOf)).toEqual([]);
   });
 });
 
 /** The steps, then B's receipts: "delivered" for the third and fourth events, "read" for the fourth. */
-function chainWithReceipts(steps: Array<[PartyId, Record<string, unknown>]>) {
-  const records: EventRecord[] = [];
-  const push = (party: PartyId, e: Record<string, unknown>) => {
-    const seq = records.length;
-    const event = { v: 1, id: eventIdFrom(rnd(16)), at: T0 + seq * 1000, ...e } as ChannelEvent;
-    records.push({
-      seq,
-      receivedAt: event.at,
-      sender: `d_${party.slice(2)}` as DeviceId,
-      party,
-      role: 'principal',
-      status: 'ok',
-      event,
-      salt: rnd(16),
-    });
-    return event.id;
-  };
-  const ids = steps.map(([p, e]) => push(p, e));
-  push(B, { kind: 'receipt', type: 'delivered', of: [ids[2], ids[3]] });
-  push(B, { kind: 'receipt', type: 'read', of: [ids[3]] });
-  return { view: foldRecords(channelIdFrom(rnd(16)), records).view };
+function chainWithReceipts(steps: readonly Step[]) {
+  const ids = steps.map(() => eventIdFrom(rnd(16)));
+  return channel([
+    ...steps.map(([p, e], i): Step => [p, { ...e, id: ids[i] }]),
+    [B, { kind: 'receipt', type: 'delivered', of: [ids[2], ids[3]] }],
+    [B, { kind: 'receipt', type: 'read', of: [ids[3]] }],
+  ]);
 }
 
 describe('what a finished file reveals', () => {

@@ -1,5 +1,5 @@
 /** The document screens' pure helpers: markup round trip, proposer keeping, edit steps, statuses. */
-import type { PartyId, Segment } from '@backchannel/client/browser';
+import type { Segment } from '@backchannel/client/browser';
 import { describe, expect, it } from 'vitest';
 import {
   bracketsOf,
@@ -12,9 +12,8 @@ import {
   statusText,
   toMarkup,
 } from '../src/documents-model.ts';
+import { A, B } from './fixture.ts';
 
-const A = 'p_AAAAAAAAAAAAAAAAAAAAAA' as PartyId;
-const B = 'p_BBBBBBBBBBBBBBBBBBBBBB' as PartyId;
 const segs: Segment[] = [
   'The parties ',
   {

@@ -1,40 +1,11 @@
 /** The channel list's badges and unread counts, from states folded by the SDK's reducer. */
-import {
-  type ChannelEvent,
-  channelIdFrom,
-  type DeviceId,
-  type EventRecord,
-  eventIdFrom,
-  foldRecords,
-  type PartyId,
-} from '@backchannel/client/browser';
+import { eventIdFrom, type PartyId } from '@backchannel/client/browser';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { badgeOf, unreadIds } from '../src/model.ts';
 import { claimRows, parseKeysFile, refusalTitle, verifyFiles } from '../src/verify-model.ts';
-
-const A = 'p_AAAAAAAAAAAAAAAAAAAAAA' as PartyId;
-const B = 'p_BBBBBBBBBBBBBBBBBBBBBB' as PartyId;
-const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));
-const T0 = 1_700_000_000_000;
-
-function channel(steps: Array<[PartyId, Record<string, unknown>]>) {
-  const records: EventRecord[] = steps.map(([party, e], seq) => {
-    const event = { v: 1, id: eventIdFrom(rnd(16)), at: T0 + seq * 1000, ...e } as ChannelEvent;
-    return {
-      seq,
-      receivedAt: event.at,
-      sender: `d_${party.slice(2)}` as DeviceId,
-      party,
-      role: 'principal', // closing a channel takes a principal or admin
-      status: 'ok',
-      event,
-      salt: rnd(16),
-    };
-  });
-  return foldRecords(channelIdFrom(rnd(16)), records).view;
-}
+import { A, B, channel, rnd, T0 } from './fixture.ts';
 
 const outreach: [PartyId, Record<string, unknown>] = [A, { kind: 'outreach', from: A, to: B, note: 'hello' }];
 const accept: [PartyId, Record<string, unknown>] = [B, { kind: 'channel.accept' }];
