@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import type { EventId, PartyId } from '@backchannel/protocol';
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import { createRelay, openSqliteStore, type RelayCore, resolveConfig } from '@backchannel/server';
+import { JOINT_STATEMENT, onDocuments } from '../src/cli/demo-documents.node.ts';
 import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
 import { Backchannel } from '../src/sdk/client.ts';
-import { Documents } from '../src/sdk/documents.ts';
+import type { Documents } from '../src/sdk/documents.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto } from '../src/sdk/mls-crypto.node.ts';
 import { commitReadout, revealReadout } from '../src/sdk/proofs.ts';
@@ -153,32 +154,11 @@ export async function buildScenario(): Promise<Scenario> {
   await commitReadout(b, channel, 'round 2', 'They conceded on inspections.');
   await revealReadout(b, channel, 'round 2');
   // A signed text: A drafts with a bracket; B resolves it and signs; A amends; both sign.
-  const act = async <T>(bc: Backchannel, fn: (d: Documents) => Promise<T>): Promise<T> => {
-    const ch = await bc.channel(channel);
-    await ch.sync();
-    const r = await fn(new Documents(bc, ch));
-    await bc.outbox.flush();
-    return r;
-  };
+  const act = <T>(bc: Backchannel, fn: (d: Documents) => Promise<T>): Promise<T> =>
+    onDocuments(bc, channel, fn);
+  // The demo's joint statement without its third clause.
   const docId = await act(a, (d) =>
-    d.create({
-      type: 'signed-text',
-      title: 'Joint statement on the resumption of contact',
-      languages: ['en', 'fr'],
-      clauses: [
-        {
-          id: 'resume',
-          text: {
-            en: 'The parties {{welcome | note}} the resumption of direct contact.',
-            fr: 'Les parties {{se félicitent de | prennent acte de}} la reprise du contact direct.',
-          },
-        },
-        {
-          id: 'talks',
-          text: { en: 'Talks will continue in Geneva.', fr: 'Les pourparlers se poursuivront à Genève.' },
-        },
-      ],
-    }),
+    d.create({ ...JOINT_STATEMENT, clauses: JOINT_STATEMENT.clauses.slice(0, 2) }),
   );
   await act(b, (d) =>
     d.edit(docId, [

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { verifyDocumentBundle } from '@backchannel/protocol';
 import type { Backchannel } from '../sdk/client.ts';
-import { Documents } from '../sdk/documents.ts';
+import { Documents, type NewDocument } from '../sdk/documents.ts';
 import { verifyBundleFile, writeExport } from './commands/doc-io.ts';
 
 export interface StatementStep {
@@ -20,39 +20,48 @@ export interface StatementStep {
   readonly outDir?: string | undefined;
 }
 
+/** Runs `fn` on a device's documents in the channel: synced first, its outbox flushed after. */
+export async function onDocuments<T>(
+  bc: Backchannel,
+  channel: string,
+  fn: (d: Documents) => Promise<T>,
+): Promise<T> {
+  const ch = await bc.channel(channel);
+  await ch.sync();
+  const r = await fn(new Documents(bc, ch));
+  await bc.outbox.flush();
+  return r;
+}
+
+/** Revision 0 of the joint statement: a signed text in en + fr, the verb bracketed [welcome] / [note]. */
+export const JOINT_STATEMENT: NewDocument = {
+  type: 'signed-text',
+  title: 'Joint statement on the resumption of contact',
+  languages: ['en', 'fr'],
+  clauses: [
+    {
+      id: 'resume',
+      text: {
+        en: 'The parties {{welcome | note}} the resumption of direct contact.',
+        fr: 'Les parties {{se félicitent de | prennent acte de}} la reprise du contact direct.',
+      },
+    },
+    {
+      id: 'talks',
+      text: { en: 'Talks will continue in Geneva.', fr: 'Les pourparlers se poursuivront à Genève.' },
+    },
+    {
+      id: 'inspectors',
+      text: { en: 'Inspectors return within 30 days.', fr: 'Les inspecteurs reviennent sous 30 jours.' },
+    },
+  ],
+};
+
 export async function jointStatementStep(s: StatementStep): Promise<Record<string, boolean>> {
-  const act = async <T>(bc: Backchannel, fn: (d: Documents) => Promise<T>): Promise<T> => {
-    const ch = await bc.channel(s.channel);
-    await ch.sync();
-    const r = await fn(new Documents(bc, ch));
-    await bc.outbox.flush();
-    return r;
-  };
+  const act = <T>(bc: Backchannel, fn: (d: Documents) => Promise<T>): Promise<T> =>
+    onDocuments(bc, s.channel, fn);
   const A = s.aPrincipal;
-  const doc = await act(A, (d) =>
-    d.create({
-      type: 'signed-text',
-      title: 'Joint statement on the resumption of contact',
-      languages: ['en', 'fr'],
-      clauses: [
-        {
-          id: 'resume',
-          text: {
-            en: 'The parties {{welcome | note}} the resumption of direct contact.',
-            fr: 'Les parties {{se félicitent de | prennent acte de}} la reprise du contact direct.',
-          },
-        },
-        {
-          id: 'talks',
-          text: { en: 'Talks will continue in Geneva.', fr: 'Les pourparlers se poursuivront à Genève.' },
-        },
-        {
-          id: 'inspectors',
-          text: { en: 'Inspectors return within 30 days.', fr: 'Les inspecteurs reviennent sous 30 jours.' },
-        },
-      ],
-    }),
-  );
+  const doc = await act(A, (d) => d.create(JOINT_STATEMENT));
   s.say(`  revision 0 by A: a signed text in en + fr, "resume" bracketed [welcome] / [note]`);
   await act(s.bNegotiator, (d) =>
     d.edit(doc, [
