@@ -50,14 +50,16 @@ export interface DemoProofs {
   readonly verified: Record<string, boolean>;
 }
 
-export async function demoProofs(input: {
+/** Who takes part in the proofs steps: A's and B's devices, and every device still online. */
+interface ProofsStep {
   readonly say: (s: string) => void;
   readonly channel: string;
   readonly a: Backchannel;
   readonly b: Backchannel;
   readonly online: readonly Backchannel[];
-  readonly pointsId: EventId;
-}): Promise<DemoProofs> {
+}
+
+export async function demoProofs(input: ProofsStep & { readonly pointsId: EventId }): Promise<DemoProofs> {
   const { say, channel, a, b } = input;
   say('  read-outs of the round: both sides commit (a salted hash) before either publishes');
   const round = 'Round of 14 May';
@@ -162,14 +164,9 @@ export async function demoProofs(input: {
  * step 6), then party B attests "A and B both signed this revision of the joint statement; its
  * text is this", and the attestation is verified offline like the others.
  */
-export async function demoAgreedText(input: {
-  readonly say: (s: string) => void;
-  readonly channel: string;
-  readonly a: Backchannel;
-  readonly b: Backchannel;
-  readonly online: readonly Backchannel[];
-  readonly proofs: DemoProofs;
-}): Promise<Record<string, boolean>> {
+export async function demoAgreedText(
+  input: ProofsStep & { readonly proofs: DemoProofs },
+): Promise<Record<string, boolean>> {
   const { say, channel, a, b, proofs } = input;
   await settle(input.online, channel);
   const key = parseVerifierKey(a.relayKey as string);
