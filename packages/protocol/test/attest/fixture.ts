@@ -39,6 +39,35 @@ import {
 const seed = (n: number) => new Uint8Array(32).fill(n);
 const rnd16 = (n: number) => new Uint8Array(16).fill(n);
 
+/** The relay's note-signing seed (its key is named relay.test) and the two witnesses'. */
+export const RELAY_SEED = seed(7);
+export const WITNESSES: ReadonlyArray<{ readonly name: string; readonly seed: Uint8Array }> = [
+  { name: 'witness.a.example', seed: seed(11) },
+  { name: 'witness.b.example', seed: seed(12) },
+];
+
+/**
+ * The relay's signed checkpoint of a channel's log with these leaf hashes, co-signed by each of
+ * `cosigners` at `cosignedAt` (Unix seconds).
+ */
+export function relayCheckpoint(
+  channel: ChannelId,
+  leaves: readonly Uint8Array[],
+  cosigners: readonly { readonly name: string; readonly seed: Uint8Array }[] = [],
+  cosignedAt = 0,
+): string {
+  const tree = new MemoryNodeStore();
+  for (const l of leaves) tree.append(l);
+  const text = encodeCheckpoint({
+    origin: `relay.test/${channel}`,
+    size: leaves.length,
+    root: treeRoot(tree.state),
+    extensions: [],
+  });
+  const note = signNote(text, [{ name: 'relay.test', seed: RELAY_SEED }]);
+  return note + cosigners.map((w) => cosign(text, w, cosignedAt)).join('');
+}
+
 export interface Fixture {
   readonly snap: TranscriptSnapshot;
   readonly channel: ChannelId;
@@ -194,23 +223,14 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
   add('A', 'application', sign('A', rev1));
   add('B', 'application', sign('B', rev1));
 
-  const tree = new MemoryNodeStore();
-  for (const r of records) tree.append(leafHash(r.entry));
-  const relaySeed = seed(7);
-  const relay = makeVerifierKey('relay.test', keyPairFromSeed(relaySeed).publicKey);
-  const text = encodeCheckpoint({
-    origin: `relay.test/${channel}`,
-    size: records.length,
-    root: treeRoot(tree.state),
-    extensions: [],
-  });
-  const note = signNote(text, [{ name: 'relay.test', seed: relaySeed }]);
-  const witnesses = [
-    { name: 'witness.a.example', seed: seed(11) },
-    { name: 'witness.b.example', seed: seed(12) },
-  ];
+  const relay = makeVerifierKey('relay.test', keyPairFromSeed(RELAY_SEED).publicKey);
   const cosigTime = Math.floor((t0 + records.length * 60_000) / 1000) + 60;
-  const checkpoint = note + witnesses.map((w) => cosign(text, w, cosigTime)).join('');
+  const checkpoint = relayCheckpoint(
+    channel,
+    records.map((r) => leafHash(r.entry)),
+    WITNESSES,
+    cosigTime,
+  );
   const certs = new Map([
     [certA.body.device as string, certA],
     [certB.body.device as string, certB],
@@ -222,7 +242,7 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
     B,
     roots: [rootA.publicKey, rootB.publicKey],
     relayKey: encodeVerifierKey(relay),
-    witnessKeys: witnesses.map((w) =>
+    witnessKeys: WITNESSES.map((w) =>
       encodeVerifierKey(cosignatureKey(w.name, keyPairFromSeed(w.seed).publicKey)),
     ),
     issuerA: { certificate: certA, secretKey: devA.secretKey },

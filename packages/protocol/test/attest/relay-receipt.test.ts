@@ -12,22 +12,17 @@ import {
 } from '../../src/attest/relay-receipt.ts';
 import { decodeEntry, encodeEntry, envelopeHash, keyPairFromSeed } from '../../src/index.ts';
 import {
-  cosign,
   cosignatureKey,
-  encodeCheckpoint,
   inclusionProof,
   leafHash,
   MemoryNodeStore,
   makeVerifierKey,
-  signNote,
-  treeRoot,
 } from '../../src/transcript/index.ts';
-import { buildFixture } from './fixture.ts';
+import { buildFixture, RELAY_SEED, relayCheckpoint, WITNESSES } from './fixture.ts';
 
 const f = buildFixture();
-const relaySeed = new Uint8Array(32).fill(7);
-const relayKey = makeVerifierKey('relay.test', keyPairFromSeed(relaySeed).publicKey);
-const witness = { name: 'witness.a.example', seed: new Uint8Array(32).fill(11) };
+const relayKey = makeVerifierKey('relay.test', keyPairFromSeed(RELAY_SEED).publicKey);
+const witness = WITNESSES[0]!;
 const witnessKey = cosignatureKey(witness.name, keyPairFromSeed(witness.seed).publicKey);
 const BOUND = 5 * 60_000;
 const SEQ = 8;
@@ -44,16 +39,10 @@ function relayLog(loggedAt?: number) {
 }
 
 function checkpointOf(size: number, tree: MemoryNodeStore, cosignedAt?: number): string {
-  const sub = new MemoryNodeStore();
-  for (let i = 0; i < size; i++) sub.append(tree.read(0, i) as Uint8Array);
-  const text = encodeCheckpoint({
-    origin: `relay.test/${f.channel}`,
-    size,
-    root: treeRoot(sub.state),
-    extensions: [],
-  });
-  const note = signNote(text, [{ name: 'relay.test', seed: relaySeed }]);
-  return cosignedAt === undefined ? note : note + cosign(text, witness, Math.floor(cosignedAt / 1000));
+  const leaves = Array.from({ length: size }, (_, i) => tree.read(0, i) as Uint8Array);
+  return cosignedAt === undefined
+    ? relayCheckpoint(f.channel, leaves)
+    : relayCheckpoint(f.channel, leaves, [witness], Math.floor(cosignedAt / 1000));
 }
 
 const rec = f.snap.records[SEQ]!;
@@ -67,7 +56,7 @@ const receipt: RelayReceipt = signRelayReceipt(
     seq: SEQ,
     receivedAt,
   },
-  relaySeed,
+  RELAY_SEED,
 );
 
 function check(loggedAt: number, opts: { boundMs?: number; r?: RelayReceipt } = {}) {
