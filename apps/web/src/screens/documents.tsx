@@ -167,17 +167,13 @@ function NewDocumentForm(props: { channels: Channel[] }): ReactNode {
               Clause {i + 1} id
               <input value={c.id} onChange={(e) => setClause(i, { ...c, id: e.target.value.trim() })} />
             </label>
-            {(langs.ok ? langs.langs : []).map((l) => (
-              <label key={l}>
-                Clause {i + 1} text ({l})
-                <textarea
-                  rows={2}
-                  lang={l}
-                  value={c.text[l] ?? ''}
-                  onChange={(e) => setClause(i, { ...c, text: { ...c.text, [l]: e.target.value } })}
-                />
-              </label>
-            ))}
+            <TextPerLanguage
+              languages={langs.ok ? langs.langs : []}
+              label={(l) => `Clause ${i + 1} text (${l})`}
+              rows={2}
+              value={c.text}
+              onChange={(l, t) => setClause(i, { ...c, text: { ...c.text, [l]: t } })}
+            />
             {clauses.length > 1 ? (
               <button type="button" onClick={() => setClauses((cs) => cs.filter((_, j) => j !== i))}>
                 Remove clause {i + 1}
@@ -341,6 +337,27 @@ function Draft(props: { channel: string; state: DocumentState; view: DocumentVie
 }
 
 type Act = <T>(op: (d: Documents) => Promise<T>) => Promise<T>;
+
+/** A textarea per language version, each marked with its language. */
+function TextPerLanguage(props: {
+  languages: readonly string[];
+  label: (lang: string) => string;
+  rows: number;
+  value: Readonly<Record<string, string>>;
+  onChange: (lang: string, text: string) => void;
+}): ReactNode {
+  return props.languages.map((l) => (
+    <label key={l}>
+      {props.label(l)}
+      <textarea
+        rows={props.rows}
+        lang={l}
+        value={props.value[l] ?? ''}
+        onChange={(e) => props.onChange(l, e.target.value)}
+      />
+    </label>
+  ));
+}
 
 function AltMark(props: { text: string; by: string | undefined }): ReactNode {
   const session = useSession();
@@ -540,17 +557,13 @@ function ClauseTools(props: {
       </fieldset>
       <fieldset>
         <legend>Edit the text (a new revision)</legend>
-        {d.languages.map((l) => (
-          <label key={l}>
-            Text of {id} ({l})
-            <textarea
-              rows={3}
-              lang={l}
-              value={markup[l] ?? ''}
-              onChange={(e) => setMarkup((m) => ({ ...m, [l]: e.target.value }))}
-            />
-          </label>
-        ))}
+        <TextPerLanguage
+          languages={d.languages}
+          label={(l) => `Text of ${id} (${l})`}
+          rows={3}
+          value={markup}
+          onChange={(l, t) => setMarkup((m) => ({ ...m, [l]: t }))}
+        />
         <ActionButton
           onAction={async () => {
             await props.act(async (x) => {
@@ -612,17 +625,13 @@ function AddClause(props: { doc: DocumentView; act: Act }): ReactNode {
         New clause id
         <input value={id} onChange={(e) => setId(e.target.value.trim())} />
       </label>
-      {d.languages.map((l) => (
-        <label key={l}>
-          New clause text ({l})
-          <textarea
-            rows={2}
-            lang={l}
-            value={text[l] ?? ''}
-            onChange={(e) => setText((t) => ({ ...t, [l]: e.target.value }))}
-          />
-        </label>
-      ))}
+      <TextPerLanguage
+        languages={d.languages}
+        label={(l) => `New clause text (${l})`}
+        rows={2}
+        value={text}
+        onChange={(l, t) => setText((x) => ({ ...x, [l]: t }))}
+      />
       <ActionButton
         disabled={!ok}
         onAction={() =>
