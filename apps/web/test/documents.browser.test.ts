@@ -8,7 +8,16 @@
 import { verifyDocumentBundle } from '@backchannel/protocol';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanArtifacts, download, jsonFile, shot, WAIT, WebApp } from './harness.ts';
+import {
+  cleanArtifacts,
+  download,
+  jsonFile,
+  pickFirstChannel,
+  sendOutreach,
+  shot,
+  WAIT,
+  WebApp,
+} from './harness.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
 const TITLE = 'Joint statement on the resumption of contact';
@@ -66,11 +75,7 @@ describe('negotiation documents in the web app', () => {
     const b = await enrollPrincipal(bAdmin, 'envoy', 'B envoy');
 
     // A's minister reaches out to B; B's envoy accepts.
-    await a.getByRole('link', { name: 'Channels' }).click();
-    await a.getByLabel('Their party id').fill(bId);
-    await a.getByLabel('What the outreach says').fill('Shall we draft the statement?');
-    await a.getByRole('button', { name: 'Send outreach' }).click();
-    await a.locator('.channel-head .badge[data-status="proposed"]').waitFor(WAIT);
+    await sendOutreach(a, bId, 'Shall we draft the statement?');
     await b.getByRole('link', { name: 'Channels' }).click();
     const waiting = b.locator('ul.channels .badge[data-status="outreach waiting"]');
     await waiting.waitFor(WAIT);
@@ -235,12 +240,7 @@ describe('negotiation documents in the web app', () => {
 
     // An agreed-text attestation made through the UI by A's minister, verified in a fresh browser.
     await a.getByRole('link', { name: 'Attestations' }).click();
-    const channelPick = a.getByRole('combobox', { name: /^Channel/ });
-    await channelPick
-      .locator('option')
-      .nth(1)
-      .waitFor({ state: 'attached', ...WAIT });
-    await channelPick.selectOption({ index: 1 });
+    await pickFirstChannel(a);
     await a.getByRole('radio', { name: 'Agreed text' }).check();
     const revPick = a.getByLabel('Agreed revision');
     const rev4 = revPick.locator('option').filter({ hasText: 'revision 4, signed by all' });

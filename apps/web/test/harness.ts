@@ -226,6 +226,25 @@ export class WebApp {
   }
 }
 
+/** From the Channels screen, reaches out to a party; waits until the channel shows as proposed. */
+export async function sendOutreach(page: Page, to: string, text: string): Promise<void> {
+  await page.getByRole('link', { name: 'Channels' }).click();
+  await page.getByLabel('Their party id').fill(to);
+  await page.getByLabel('What the outreach says').fill(text);
+  await page.getByRole('button', { name: 'Send outreach' }).click();
+  await page.locator('.channel-head .badge[data-status="proposed"]').waitFor(WAIT);
+}
+
+/** On the Attestations screen, picks the first channel once the list has it. */
+export async function pickFirstChannel(page: Page): Promise<void> {
+  const channelPick = page.getByRole('combobox', { name: /^Channel/ });
+  await channelPick
+    .locator('option')
+    .nth(1)
+    .waitFor({ state: 'attached', ...WAIT });
+  await channelPick.selectOption({ index: 1 });
+}
+
 /** Makes ARTIFACTS and removes the screenshots a previous run of this test left there. */
 export function cleanArtifacts(mine: RegExp): void {
   mkdirSync(ARTIFACTS, { recursive: true });

@@ -6,7 +6,17 @@
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, cleanArtifacts, download, jsonFile, shot, WAIT, WebApp } from './harness.ts';
+import {
+  ARTIFACTS,
+  cleanArtifacts,
+  download,
+  jsonFile,
+  pickFirstChannel,
+  sendOutreach,
+  shot,
+  WAIT,
+  WebApp,
+} from './harness.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -75,11 +85,7 @@ describe('the web app in Chromium', () => {
     await a.locator('figure.qr-figure').screenshot({ path: join(ARTIFACTS, '02b-fingerprint-qr.png') });
 
     // Outreach from A to B's published card.
-    await a.getByRole('link', { name: 'Channels' }).click();
-    await a.getByLabel('Their party id').fill(bId);
-    await a.getByLabel('What the outreach says').fill('We are ready to talk.');
-    await a.getByRole('button', { name: 'Send outreach' }).click();
-    await a.locator('.channel-head .badge[data-status="proposed"]').waitFor(WAIT);
+    await sendOutreach(a, bId, 'We are ready to talk.');
 
     // B sees the outreach waiting (live), opens it, accepts.
     await b.getByRole('link', { name: 'Channels' }).click();
@@ -206,12 +212,7 @@ describe('the web app in Chromium', () => {
     // downloads each file with the public-keys file, and a fresh third browser verifies them.
     await a.getByRole('link', { name: 'Attestations' }).click();
     await a.getByRole('heading', { name: 'Attestations' }).waitFor(WAIT);
-    const channelPick = a.getByRole('combobox', { name: /^Channel/ });
-    await channelPick
-      .locator('option')
-      .nth(1)
-      .waitFor({ state: 'attached', ...WAIT });
-    await channelPick.selectOption({ index: 1 });
+    await pickFirstChannel(a);
     await a.getByRole('link', { name: 'Back to the channel' }).waitFor(WAIT);
     expect(a.url()).toMatch(/\/channels\/c_[A-Za-z0-9_-]+\/attest$/);
     await a.getByRole('radio', { name: 'Outreach' }).check();
