@@ -59,6 +59,34 @@ interface ProofsStep {
   readonly online: readonly Backchannel[];
 }
 
+/** Each party's witness (its state in `states`, under A and B) co-signs the channel's checkpoint. */
+async function witnessRounds(
+  s: ProofsStep,
+  states: Record<string, WitnessState>,
+  which: string,
+): Promise<void> {
+  const key = parseVerifierKey(s.a.relayKey as string);
+  if (!key.ok) throw new Error('the pinned relay key is invalid');
+  for (const [name, bc] of [
+    ['A', s.a],
+    ['B', s.b],
+  ] as const) {
+    const state = states[name];
+    if (state === undefined) throw new Error(`no witness state for party ${name}`);
+    const r = await witnessRound({
+      source: relaySource(bc.relay),
+      state,
+      relayKey: key.value,
+      channels: [s.channel],
+      now: Date.now(),
+    });
+    states[name] = r.state;
+    s.say(
+      `  party ${name}'s ${which}: ${r.events.map((e) => `${e.kind}${'size' in e ? ` at size ${e.size}` : ''}`).join(', ')}`,
+    );
+  }
+}
+
 export async function demoProofs(input: ProofsStep & { readonly pointsId: EventId }): Promise<DemoProofs> {
   const { say, channel, a, b } = input;
   say('  read-outs of the round: both sides commit (a salted hash) before either publishes');
@@ -77,30 +105,11 @@ export async function demoProofs(input: ProofsStep & { readonly pointsId: EventI
   await settle(input.online, channel);
 
   const relayKey = a.relayKey as string;
-  const key = parseVerifierKey(relayKey);
-  if (!key.ok) throw new Error('the pinned relay key is invalid');
-  const witnesses: Record<string, WitnessState> = {};
-  for (const [name, bc] of [
-    ['A', a],
-    ['B', b],
-  ] as const) {
-    const state = newWitnessState(
-      `witness.${name.toLowerCase()}.example`,
-      new Uint8Array(randomBytes(32)),
-      relayKey,
-    );
-    const r = await witnessRound({
-      source: relaySource(bc.relay),
-      state,
-      relayKey: key.value,
-      channels: [channel],
-      now: Date.now(),
-    });
-    witnesses[name] = r.state;
-    say(
-      `  party ${name}'s witness: ${r.events.map((e) => `${e.kind}${'size' in e ? ` at size ${e.size}` : ''}`).join(', ')}`,
-    );
-  }
+  const witnesses: Record<string, WitnessState> = {
+    A: newWitnessState('witness.a.example', new Uint8Array(randomBytes(32)), relayKey),
+    B: newWitnessState('witness.b.example', new Uint8Array(randomBytes(32)), relayKey),
+  };
+  await witnessRounds(input, witnesses, 'witness');
   const witnessKeys = Object.values(witnesses).map(witnessVerifierKey);
   const parties = (await a.channel(channel)).view.state.parties;
   const pk = publicKeysOf(a, parties);
@@ -167,28 +176,9 @@ export async function demoProofs(input: ProofsStep & { readonly pointsId: EventI
 export async function demoAgreedText(
   input: ProofsStep & { readonly proofs: DemoProofs },
 ): Promise<Record<string, boolean>> {
-  const { say, channel, a, b, proofs } = input;
+  const { say, channel, b, proofs } = input;
   await settle(input.online, channel);
-  const key = parseVerifierKey(a.relayKey as string);
-  if (!key.ok) throw new Error('the pinned relay key is invalid');
-  for (const [name, bc] of [
-    ['A', a],
-    ['B', b],
-  ] as const) {
-    const state = proofs.witnesses[name];
-    if (state === undefined) throw new Error(`no witness state for party ${name}`);
-    const r = await witnessRound({
-      source: relaySource(bc.relay),
-      state,
-      relayKey: key.value,
-      channels: [channel],
-      now: Date.now(),
-    });
-    proofs.witnesses[name] = r.state;
-    say(
-      `  party ${name}'s witness, again: ${r.events.map((e) => `${e.kind}${'size' in e ? ` at size ${e.size}` : ''}`).join(', ')}`,
-    );
-  }
+  await witnessRounds(input, proofs.witnesses, 'witness, again');
   const ch = await b.channel(channel);
   const agreed = Object.values(ch.view.state.documents).find((d) => documentStatus(d).agreed);
   if (agreed === undefined) throw new Error('no agreed document after step 9');
