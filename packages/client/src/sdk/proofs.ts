@@ -352,7 +352,18 @@ export async function checkRelayReceipt(
   } = {},
 ): Promise<{
   check: ReceiptCheck;
-  evidence?: { receipt: string; checkpoint: string; entry?: string; proof?: string[] };
+  evidence?: {
+    receipt: string;
+    checkpoint: string;
+    entry?: string;
+    proof?: string[];
+    /**
+     * The bound judged by, and who stated it: the channel's outreach (prove it to a third party
+     * with an outreach attestation, which discloses that event) or the checker alone.
+     */
+    boundMs?: number;
+    boundStatedBy?: 'outreach' | 'checker';
+  };
 }> {
   const ch = await bc.channel(channel);
   const r = await relayReceiptOf(bc, ch.id, msgId);
@@ -381,6 +392,10 @@ export async function checkRelayReceipt(
     ...(boundMs === undefined ? {} : { boundMs }),
     ...(witnesses.length === 0 ? {} : { witnesses }),
   };
+  const statedBound =
+    boundMs === undefined
+      ? {}
+      : { boundMs, boundStatedBy: opts.boundMs === undefined ? ('outreach' as const) : ('checker' as const) };
   const stored = await bc.store.entries(ch.id, 0, size);
   const seq = receipt.value.body.seq;
   const at = stored[seq];
@@ -391,7 +406,10 @@ export async function checkRelayReceipt(
       checkpoint: note,
       ...bound,
     });
-    return { check, ...(check.kind === 'delayed' ? { evidence: { receipt: r, checkpoint: note } } : {}) };
+    return {
+      check,
+      ...(check.kind === 'delayed' ? { evidence: { receipt: r, checkpoint: note, ...statedBound } } : {}),
+    };
   }
   const tree = new MemoryNodeStore();
   for (const e of stored) tree.append(leafHash(e.entry));
@@ -412,6 +430,7 @@ export async function checkRelayReceipt(
             checkpoint: note,
             entry: toBase64url(at.entry),
             proof: proof.map(toBase64url),
+            ...statedBound,
           },
         }
       : {}),

@@ -88,6 +88,9 @@ export function verifyRelayReceipt(
   return verifyWithLabel(relayPublicKey, 'relay-receipt', encodeCanonical(r.body), r.sig, suite);
 }
 
+/** The clock skew a delay judged from witness times allows (as the attestation verifier does). */
+export const RECEIPT_SKEW_MS = 5 * 60_000;
+
 export type ReceiptCheck =
   | { readonly kind: 'delivered'; readonly seq: number; readonly receivedAt: number }
   | {
@@ -117,8 +120,13 @@ export function checkReceiptAgainstLog(input: {
   readonly entry?: { readonly bytes: Uint8Array; readonly proof: readonly Uint8Array[] };
   /** The channel's stated delivery bound (ms); without it, lateness is not judged. */
   readonly boundMs?: number;
-  /** Witnesses (cosignature/v1 keys) whose cosignature lines on `checkpoint` date it. */
+  /**
+   * Witnesses (cosignature/v1 keys) whose cosignature lines on `checkpoint` date it: all of them
+   * must have co-signed it, and the earliest of their times is the one judged.
+   */
   readonly witnesses?: readonly NoteVerifierKey[];
+  /** Clock skew allowed between the relay's and the witnesses' clocks (default 5 minutes). */
+  readonly skewMs?: number;
   readonly suite?: SignatureSuite;
 }): ReceiptCheck {
   const { receipt, relayKey } = input;
@@ -150,15 +158,23 @@ export function checkReceiptAgainstLog(input: {
         code: 'COSIGNATURE_INVALID',
         reason: 'a witness cosignature does not verify',
       };
-    const late = cos.value.find((c) => c.timeSeconds * 1000 > deadline);
-    if (late === undefined) return { kind: 'not-yet-logged', size: cp.value.size };
-    const at = late.timeSeconds * 1000;
+    // Every witness the checker names must have co-signed this stale checkpoint, and the
+    // EARLIEST of their times is what counts, with the clock skew allowed: one witness (perhaps
+    // the accuser's own) dating an old checkpoint late proves nothing about the relay.
+    const witnesses = input.witnesses ?? [];
+    const byName = new Map(cos.value.map((c) => [c.witness.name, c]));
+    if (witnesses.some((w) => !byName.has(w.name))) return { kind: 'not-yet-logged', size: cp.value.size };
+    const earliest = [...byName.values()].reduce((a, b) => (b.timeSeconds < a.timeSeconds ? b : a));
+    const at = earliest.timeSeconds * 1000;
+    if (at <= deadline + (input.skewMs ?? RECEIPT_SKEW_MS))
+      return { kind: 'not-yet-logged', size: cp.value.size };
+    const names = witnesses.map((w) => `“${w.name}”`).join(', ');
     return {
       kind: 'delayed',
       seq,
       boundMs: bound,
-      witnessed: { name: late.witness.name, at, size: cp.value.size },
-      reason: `the relay receipted envelope ${msgId} at ${iso(receivedAt)} for position ${seq}, yet at ${iso(at)} — past the channel's ${seconds(bound)} delivery bound — witness “${late.witness.name}” co-signed a relay-signed log of ${cp.value.size} entries that still did not hold it`,
+      witnessed: { name: earliest.witness.name, at, size: cp.value.size },
+      reason: `the relay receipted envelope ${msgId} at ${iso(receivedAt)} for position ${seq}, yet by ${iso(at)} — past the channel's ${seconds(bound)} delivery bound and the allowed clock skew — witnesses ${names} had all co-signed a relay-signed log of ${cp.value.size} entries that still did not hold it`,
     };
   }
   if (input.entry === undefined)

@@ -130,7 +130,7 @@ class Writer {
     this.pos = writeHead(this.out, this.pos, 3, written) + written;
   }
 
-  value(v: unknown, at: string): void {
+  value(v: unknown, at: string, depth = 0): void {
     if (typeof v === 'string') {
       this.text(v);
       return;
@@ -156,7 +156,8 @@ class Writer {
     }
     if (Array.isArray(v)) {
       this.head(4, v.length);
-      for (let i = 0; i < v.length; i++) this.value(v[i], `${at}[${i}]`);
+      if (depth >= MAX_DEPTH) throw new ProtocolError('DECODE_MALFORMED', 'nesting too deep', at);
+      for (let i = 0; i < v.length; i++) this.value(v[i], `${at}[${i}]`, depth + 1);
       return;
     }
     if (typeof v === 'object') {
@@ -164,6 +165,7 @@ class Writer {
       if (proto !== Object.prototype && proto !== null) {
         throw new ProtocolError('DECODE_MALFORMED', 'only plain maps are allowed', at);
       }
+      if (depth >= MAX_DEPTH) throw new ProtocolError('DECODE_MALFORMED', 'nesting too deep', at);
       const map = v as Record<string, unknown>;
       const keys: string[] = [];
       for (const k of Object.keys(map)) {
@@ -174,7 +176,7 @@ class Writer {
       this.head(5, keys.length);
       for (const k of keys) {
         this.text(k);
-        this.value(map[k], at);
+        this.value(map[k], at, depth + 1);
       }
       return;
     }

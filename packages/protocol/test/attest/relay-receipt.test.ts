@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkReceiptAgainstLog,
+  RECEIPT_SKEW_MS,
   type RelayReceipt,
   signRelayReceipt,
 } from '../../src/attest/relay-receipt.ts';
@@ -100,7 +101,8 @@ describe('relay receipts: the delivery bound', () => {
         boundMs: BOUND,
         witnesses,
       });
-    const r = held(receivedAt + BOUND + 60_000);
+    const late = receivedAt + BOUND + RECEIPT_SKEW_MS + 60_000;
+    const r = held(late);
     expect(r).toMatchObject({
       kind: 'delayed',
       witnessed: { name: witness.name, size: SEQ },
@@ -108,8 +110,15 @@ describe('relay receipts: the delivery bound', () => {
     expect(r.kind === 'delayed' && r.reason).toContain('still did not hold it');
     // Co-signed within the bound: the envelope may still be on its way.
     expect(held(receivedAt + 60_000)).toMatchObject({ kind: 'not-yet-logged', size: SEQ });
+    // Past the bound but within the clock skew allowed between relay and witness: no accusation.
+    expect(held(receivedAt + BOUND + 60_000)).toMatchObject({ kind: 'not-yet-logged', size: SEQ });
     // Not dated by a witness the checker trusts: no proof of time, so no accusation.
-    expect(held(receivedAt + BOUND + 60_000, [])).toMatchObject({ kind: 'not-yet-logged' });
+    expect(held(late, [])).toMatchObject({ kind: 'not-yet-logged' });
+    // Every witness the checker names must have dated it: one witness (perhaps the accuser's
+    // own) co-signing an old checkpoint late proves nothing about the relay.
+    const other = WITNESSES[1]!;
+    const otherKey = cosignatureKey(other.name, keyPairFromSeed(other.seed).publicKey);
+    expect(held(late, [witnessKey, otherKey])).toMatchObject({ kind: 'not-yet-logged' });
     expect(held(undefined)).toMatchObject({ kind: 'not-yet-logged' });
   });
 

@@ -184,6 +184,16 @@ describe('canonical CBOR', () => {
     expect(decodeCanonical(nested)).toMatchObject({ ok: false, code: 'DECODE_MALFORMED' });
   });
 
+  it('refuses to encode a value nested deeper than it would decode, or a cyclic one', () => {
+    let deep: unknown = 0;
+    for (let i = 0; i < 64; i++) deep = [deep];
+    expect(decodeCanonical(encodeCanonical(deep)).ok).toBe(true);
+    expect(() => encodeCanonical([deep])).toThrow(/nesting too deep/);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => encodeCanonical(cyclic)).toThrow(expect.objectContaining({ code: 'DECODE_MALFORMED' }));
+  });
+
   it('keeps a byte-order mark and U+FFFD that are really in the text', () => {
     for (const s of ['\ufeffabc', '\ufffd', `${'x'.repeat(40)}\ufeff`]) {
       const d = decodeCanonical(encodeCanonical(s));
