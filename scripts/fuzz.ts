@@ -1,5 +1,6 @@
 /**
- * `npm run fuzz`: runs the fuzz targets of the protocol and the relay (packages/{protocol,server}/test/fuzz) for
+ * `npm run fuzz`: runs the fuzz targets of the protocol, the relay and the SDK's relay client
+ * (packages/{protocol,server,client}/test/fuzz) for
  * many cases — by default 1,000,000 in total, shared by target weight — and exits non-zero on any
  * failure, printing the fast-check counterexample and the seed that replays it.
  *
@@ -10,6 +11,7 @@
  */
 import { cpus } from 'node:os';
 import fc from 'fast-check';
+import { clientTargets } from '../packages/client/test/fuzz/targets.ts';
 import { FuzzBug, type FuzzTarget, protocolTargets } from '../packages/protocol/test/fuzz/targets.ts';
 import { openServerTargets } from '../packages/server/test/fuzz/targets.ts';
 
@@ -24,7 +26,7 @@ const only = arg('target')?.split(',');
 const slowMs = Number(arg('slow-ms') ?? 10_000);
 
 const server = await openServerTargets();
-const all: FuzzTarget[] = [...protocolTargets, ...server.targets];
+const all: FuzzTarget[] = [...protocolTargets, ...server.targets, ...clientTargets];
 if (process.argv.includes('--list')) {
   for (const t of all) console.log(`${t.name}\tweight ${t.weight}`);
   await server.close();
