@@ -4,6 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { openInviteWith } from '../../src/sdk/invite.ts';
+import { openInvite } from '../../src/sdk/invite.node.ts';
 import { RelayClient } from '../../src/sdk/relay-client.ts';
 import { clientTargets } from './targets.ts';
 
@@ -57,5 +59,30 @@ describe('regressions found by fuzzing', () => {
   it('a valid answer keeps the fields a newer relay adds', async () => {
     const body = '{"checkpoint":"cp","cosignatures":[],"size":3,"extra":true}';
     await expect(answering(200, body).getCheckpoint('c_x')).resolves.toMatchObject({ size: 3, extra: true });
+  });
+
+  it('an invite file asking for unbounded or invalid scrypt work, or with junk fields, is INVITE_INVALID', async () => {
+    const file = (kdf: unknown, salt = 'AAAAAAAAAAAAAAAAAAAAAA', box = 'A'.repeat(60)) => ({
+      v: 1,
+      kind: 'backchannel-invite',
+      party: 'p_x',
+      device: 'd_x',
+      salt,
+      kdf,
+      box,
+    });
+    const code = 'AAAA-BBBB-CCCC-DDDD';
+    for (const f of [
+      file({ N: 1024, r: 2 ** 40, p: 1 }), // was: a huge allocation
+      file({ N: 1024, r: 8, p: 1e9 }), // was: hours of scrypt
+      file({ N: 1000, r: 8, p: 1 }), // was: scrypt's own RangeError (CLI)
+      file({ N: 1024, r: 8, p: 1 }, '!'), // was: a ProtocolError (CLI)
+      file({ N: 1024, r: 8, p: 1 }, 'AAAA', 'AA'),
+      null,
+      'invite',
+    ]) {
+      expect(() => openInvite(f, code)).toThrow(expect.objectContaining({ code: 'INVITE_INVALID' }));
+      await expect(openInviteWith(f, code)).rejects.toMatchObject({ code: 'INVITE_INVALID' });
+    }
   });
 });
