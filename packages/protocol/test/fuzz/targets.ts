@@ -19,6 +19,7 @@ import {
   encodeRelayReceipt,
   FORK_EVIDENCE_TYPE,
   parseAttestation,
+  planAgreed,
   planDelivery,
   planDisclosure,
   planLiveness,
@@ -239,6 +240,7 @@ export const ATTESTATION_SEED_PLANS: Partial<Record<ClaimKind, () => Attestation
   delivery: () => planDelivery(f.snap, { event: f.ids.points, receipt: 'read' }),
   disclosure: () => planDisclosure(f.snap, { event: f.ids.message }),
   readouts: () => planReadouts(f.snap, { round: 'r1', parties: [f.A, f.B] }),
+  agreed: () => planAgreed(f.snap, { doc: f.ids.doc }),
 };
 export const ATTESTATION_KINDS_WITHOUT_SEED = ATTESTATION_KINDS.filter(
   (k) => ATTESTATION_SEED_PLANS[k] === undefined,
