@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fromBase64url, toBase64url } from '@backchannel/protocol';
 import { ClientError } from './errors.ts';
 import { decodeIdentity, type DeviceIdentity, encodeIdentity } from './identity.ts';
+import { isInviteKdf } from './invite.ts';
 import { DEFAULT_KDF, deriveKey, type KdfParams, SealedBox } from './sealed-box.node.ts';
 
 const ALPHABET = 'ABCDEFGHJKMNPQRSTVWXYZ23456789'; // no 0/O, 1/I/L, U
@@ -47,12 +48,22 @@ export function sealInvite(identity: DeviceIdentity, code: string, kdf: KdfParam
 }
 
 export function openInvite(file: unknown, code: string): DeviceIdentity {
-  const f = file as Partial<InviteFile>;
-  if (f?.kind !== 'backchannel-invite' || typeof f.salt !== 'string' || typeof f.box !== 'string' || !f.kdf) {
+  const f = (typeof file === 'object' && file !== null ? file : {}) as Partial<InviteFile>;
+  if (
+    f.kind !== 'backchannel-invite' ||
+    typeof f.salt !== 'string' ||
+    typeof f.box !== 'string' ||
+    !isInviteKdf(f.kdf)
+  ) {
     throw new ClientError('INVITE_INVALID', 'this is not a Backchannel invite file');
   }
-  const box = new SealedBox(deriveKey(normalizeCode(code), fromBase64url(f.salt), f.kdf));
-  const plain = box.open('invite', fromBase64url(f.box));
+  let plain: Uint8Array | undefined;
+  try {
+    const box = new SealedBox(deriveKey(normalizeCode(code), fromBase64url(f.salt), f.kdf));
+    plain = box.open('invite', fromBase64url(f.box));
+  } catch {
+    plain = undefined; // salt or box not base64url, or a box too short to open
+  }
   if (plain === undefined)
     throw new ClientError('INVITE_INVALID', 'the invite code does not open this invite');
   return decodeIdentity(plain);

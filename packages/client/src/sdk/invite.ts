@@ -31,6 +31,28 @@ export interface PortableInviteFile {
   readonly box: string;
 }
 
+/**
+ * The scrypt parameters an invite file may ask for. The file is input: unbounded r or p would
+ * make opening it allocate or compute without end, and parameters scrypt refuses would throw
+ * its own error rather than INVITE_INVALID. N a power of two up to 2^20, r ≤ 32, p ≤ 16.
+ */
+export function isInviteKdf(k: unknown): k is ScryptParams {
+  if (k === null || typeof k !== 'object') return false;
+  const { N, r, p } = k as Record<string, unknown>;
+  return (
+    Number.isSafeInteger(N) &&
+    Number.isSafeInteger(r) &&
+    Number.isSafeInteger(p) &&
+    (N as number) >= 2 &&
+    (N as number) <= 1 << 20 &&
+    ((N as number) & ((N as number) - 1)) === 0 &&
+    (r as number) >= 1 &&
+    (r as number) <= 32 &&
+    (p as number) >= 1 &&
+    (p as number) <= 16
+  );
+}
+
 /** 16 characters from a 30-letter alphabet (~78 bits), grouped by four. */
 export function newInviteCodeWith(random: (n: number) => Uint8Array): string {
   let s = '';
@@ -87,11 +109,7 @@ export async function openInviteWith(file: unknown, code: string): Promise<Devic
     f.kind !== 'backchannel-invite' ||
     typeof f.salt !== 'string' ||
     typeof f.box !== 'string' ||
-    kdf === undefined ||
-    !Number.isSafeInteger(kdf.N) ||
-    !Number.isSafeInteger(kdf.r) ||
-    !Number.isSafeInteger(kdf.p) ||
-    kdf.N > 1 << 20
+    !isInviteKdf(kdf)
   ) {
     throw new ClientError('INVITE_INVALID', 'this is not a Backchannel invite');
   }

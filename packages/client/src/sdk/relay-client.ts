@@ -10,6 +10,7 @@ import {
   type SignatureSuite,
   toBase64url,
 } from '@backchannel/protocol';
+import { z } from 'zod';
 import { ClientError } from './errors.ts';
 
 export interface DeviceAuth {
@@ -48,6 +49,47 @@ export interface ClaimedKeyPackage {
 }
 
 type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+/**
+ * The shapes of the relay's answers, checked before use: a relay (or anything between) may send
+ * any JSON, and a missing field must be a ClientError, not a TypeError deep in the SDK. Objects
+ * stay open and keep unknown keys (z.looseObject): a newer relay may add fields.
+ */
+const str = z.string();
+const b64u = z.string().regex(/^[A-Za-z0-9_-]*$/);
+const count = z.number().int().nonnegative();
+const answers = {
+  relayInfo: z.looseObject({ name: str, vkey: str }),
+  card: z.looseObject({ card: b64u }),
+  devices: z.looseObject({ certificates: z.array(b64u), revocations: z.array(b64u) }),
+  claimed: z.looseObject({
+    keyPackages: z.array(z.looseObject({ device: str, certificate: b64u, keyPackage: b64u })),
+  }),
+  append: z.looseObject({
+    seq: count,
+    leafIndex: count,
+    receivedAt: count,
+    inclusionProof: z.array(b64u),
+    checkpoint: str,
+    receipt: str.optional(),
+  }),
+  entries: z.looseObject({ entries: z.array(z.looseObject({ seq: count, entry: b64u })), checkpoint: str }),
+  checkpoint: z.looseObject({ checkpoint: str, cosignatures: z.array(str).optional() }),
+  checkpointAt: z.looseObject({ checkpoint: str, size: count, cosignatures: z.array(str) }),
+  cosignatures: z.looseObject({ cosignatures: count }),
+  proof: z.looseObject({ proof: z.array(b64u) }),
+  inbox: z.looseObject({
+    items: z.array(z.looseObject({ cursor: count, channel: str, seq: count, entry: b64u })),
+  }),
+  any: z.unknown(),
+};
+
+function answer<T>(schema: z.ZodType<T>, json: unknown, path: string): T {
+  const r = schema.safeParse(json);
+  if (r.success) return r.data;
+  const at = r.error.issues[0]?.path.join('.') ?? '';
+  throw new ClientError('RELAY_ERROR', `relay answered ${path.split('?')[0]} with a malformed body (${at})`);
+}
 
 export interface RelayClientOptions {
   readonly endpoints: readonly string[];
@@ -99,6 +141,7 @@ export class RelayClient {
   async request<T>(
     method: string,
     path: string,
+    schema: z.ZodType<T>,
     body?: unknown,
     opts: { signed?: boolean } = {},
   ): Promise<T> {
@@ -152,7 +195,7 @@ export class RelayClient {
           retryable: res.status >= 500,
         });
       }
-      if (res.ok) return json as T;
+      if (res.ok) return answer(schema, json, path);
       throw errorFromResponse(res.status, json, res.headers.get('retry-after'));
     }
     throw (
@@ -161,64 +204,62 @@ export class RelayClient {
   }
 
   relayInfo(): Promise<{ name: string; vkey: string }> {
-    return this.request('GET', '/v1/relay', undefined, { signed: false });
+    return this.request('GET', '/v1/relay', answers.relayInfo, undefined, { signed: false });
   }
 
   putCard(card: Uint8Array): Promise<unknown> {
-    return this.request('PUT', '/v1/cards', { card: toBase64url(card) }, { signed: false });
+    return this.request('PUT', '/v1/cards', answers.any, { card: toBase64url(card) }, { signed: false });
   }
 
   async getCard(party: string): Promise<Uint8Array> {
-    const r = await this.request<{ card: string }>(
-      'GET',
-      `/v1/cards/${encodeURIComponent(party)}`,
-      undefined,
-      {
-        signed: false,
-      },
-    );
-    return fromBase64url(r.card);
+    const path = `/v1/cards/${encodeURIComponent(party)}`;
+    const r = await this.request('GET', path, answers.card, undefined, { signed: false });
+    return bytesOf(r.card, path);
   }
 
   registerDevice(certificate: Uint8Array): Promise<unknown> {
-    return this.request('POST', '/v1/devices', { certificate: toBase64url(certificate) }, { signed: false });
+    return this.request(
+      'POST',
+      '/v1/devices',
+      answers.any,
+      { certificate: toBase64url(certificate) },
+      { signed: false },
+    );
   }
 
   revoke(revocation: Uint8Array): Promise<unknown> {
     return this.request(
       'POST',
       '/v1/revocations',
+      answers.any,
       { revocation: toBase64url(revocation) },
       { signed: false },
     );
   }
 
   async listDevices(party: string): Promise<{ certificates: Uint8Array[]; revocations: Uint8Array[] }> {
-    const r = await this.request<{ certificates: string[]; revocations: string[] }>(
-      'GET',
-      `/v1/parties/${encodeURIComponent(party)}/devices`,
-    );
+    const path = `/v1/parties/${encodeURIComponent(party)}/devices`;
+    const r = await this.request('GET', path, answers.devices);
     return {
-      certificates: r.certificates.map((c) => fromBase64url(c)),
-      revocations: r.revocations.map((c) => fromBase64url(c)),
+      certificates: r.certificates.map((c) => bytesOf(c, path)),
+      revocations: r.revocations.map((c) => bytesOf(c, path)),
     };
   }
 
   uploadKeyPackages(keyPackages: readonly Uint8Array[], lastResort?: Uint8Array): Promise<unknown> {
-    return this.request('POST', '/v1/key-packages', {
+    return this.request('POST', '/v1/key-packages', answers.any, {
       keyPackages: keyPackages.map(toBase64url),
       ...(lastResort === undefined ? {} : { lastResort: toBase64url(lastResort) }),
     });
   }
 
   async claimKeyPackages(party: string): Promise<ClaimedKeyPackage[]> {
-    const r = await this.request<{
-      keyPackages: { device: string; certificate: string; keyPackage: string }[];
-    }>('POST', '/v1/key-packages/claim', { party });
+    const path = '/v1/key-packages/claim';
+    const r = await this.request('POST', path, answers.claimed, { party });
     return r.keyPackages.map((k) => ({
       device: k.device,
-      certificate: fromBase64url(k.certificate),
-      keyPackage: fromBase64url(k.keyPackage),
+      certificate: bytesOf(k.certificate, path),
+      keyPackage: bytesOf(k.keyPackage, path),
     }));
   }
 
@@ -230,24 +271,27 @@ export class RelayClient {
     return this.request(
       'POST',
       `/v1/channels/${channel}/envelopes`,
+      answers.append as z.ZodType<AppendAnswer>,
       { envelope: toBase64url(wire) },
       { signed: false },
     );
   }
 
   async getEntries(channel: string, from: number, limit = 1000): Promise<EntriesAnswer> {
-    const r = await this.request<{ entries: { seq: number; entry: string }[]; checkpoint: string }>(
-      'GET',
-      `/v1/channels/${channel}/entries?from=${from}&limit=${limit}`,
-    );
+    const path = `/v1/channels/${channel}/entries?from=${from}&limit=${limit}`;
+    const r = await this.request('GET', path, answers.entries);
     return {
-      entries: r.entries.map((e) => ({ seq: e.seq, entry: fromBase64url(e.entry) })),
+      entries: r.entries.map((e) => ({ seq: e.seq, entry: bytesOf(e.entry, path) })),
       checkpoint: r.checkpoint,
     };
   }
 
   async getCheckpoint(channel: string): Promise<{ checkpoint: string; cosignatures?: string[] }> {
-    return this.request('GET', `/v1/channels/${channel}/checkpoint`);
+    return this.request(
+      'GET',
+      `/v1/channels/${channel}/checkpoint`,
+      answers.checkpoint as z.ZodType<{ checkpoint: string; cosignatures?: string[] }>,
+    );
   }
 
   /** The checkpoint issued at `size`, with the witness cosignature lines stored for it. */
@@ -255,7 +299,7 @@ export class RelayClient {
     channel: string,
     size: number,
   ): Promise<{ checkpoint: string; size: number; cosignatures: string[] }> {
-    return this.request('GET', `/v1/channels/${channel}/checkpoints/${size}`);
+    return this.request('GET', `/v1/channels/${channel}/checkpoints/${size}`, answers.checkpointAt);
   }
 
   async postCosignature(
@@ -263,36 +307,55 @@ export class RelayClient {
     size: number,
     cosignature: string,
   ): Promise<{ cosignatures: number }> {
-    return this.request('POST', `/v1/channels/${channel}/cosignatures`, { size, cosignature });
+    return this.request('POST', `/v1/channels/${channel}/cosignatures`, answers.cosignatures, {
+      size,
+      cosignature,
+    });
   }
 
   async getConsistency(channel: string, from: number, to: number): Promise<string[]> {
-    const r = await this.request<{ proof: string[] }>(
+    const r = await this.request(
       'GET',
       `/v1/channels/${channel}/proof/consistency?from=${from}&to=${to}`,
+      answers.proof,
     );
     return r.proof;
   }
 
   async getInbox(after: number): Promise<InboxItem[]> {
-    const r = await this.request<{
-      items: { cursor: number; channel: string; seq: number; entry: string }[];
-    }>('GET', `/v1/inbox?after=${after}`);
-    return r.items.map((i) => ({ ...i, entry: fromBase64url(i.entry) }));
+    const path = `/v1/inbox?after=${after}`;
+    const r = await this.request('GET', path, answers.inbox);
+    return r.items.map((i) => ({ ...i, entry: bytesOf(i.entry, path) }));
+  }
+}
+
+/** base64url from the relay; text that only looks like it is a malformed answer (RELAY_ERROR). */
+function bytesOf(s: string, path: string): Uint8Array {
+  try {
+    return fromBase64url(s);
+  } catch {
+    throw new ClientError(
+      'RELAY_ERROR',
+      `relay answered ${path.split('?')[0]} with bytes that are not base64url`,
+    );
   }
 }
 
 function errorFromResponse(status: number, json: unknown, retryAfter: string | null): ClientError {
-  const err = (json as { error?: { code?: unknown; message?: unknown; retryAfterMs?: unknown } }).error;
+  // any JSON may come back, null included
+  const err =
+    json !== null && typeof json === 'object'
+      ? (json as { error?: { code?: unknown; message?: unknown; retryAfterMs?: unknown } }).error
+      : undefined;
   const code = typeof err?.code === 'string' ? err.code : `HTTP_${status}`;
   const message = typeof err?.message === 'string' ? err.message : `relay answered ${status}`;
   if (status === 429) {
+    // a delay only when it is one: "soon", "-5" or 1e400 fall back to a second
+    const delay = (x: number) => (Number.isFinite(x) && x >= 0 ? x : undefined);
     const ms =
-      typeof err?.retryAfterMs === 'number'
-        ? err.retryAfterMs
-        : retryAfter !== null
-          ? Number(retryAfter) * 1000
-          : 1000;
+      (typeof err?.retryAfterMs === 'number' ? delay(err.retryAfterMs) : undefined) ??
+      (retryAfter !== null && retryAfter.trim() !== '' ? delay(Number(retryAfter) * 1000) : undefined) ??
+      1000;
     return new ClientError('RATE_LIMITED', message, { retryable: true, retryAfterMs: ms, causeCode: code });
   }
   if (status >= 500) return new ClientError('RELAY_ERROR', message, { retryable: true, causeCode: code });

@@ -123,7 +123,8 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
   z.union([
     z.string(),
-    z.number(),
+    // safe integers only: the document is signed as canonical CBOR, which has no other numbers
+    z.number().int(),
     z.boolean(),
     z.null(),
     z.array(jsonValue),
@@ -173,6 +174,15 @@ export function attestationSigningBody(doc: UnsignedAttestation): Uint8Array {
   });
 }
 
+/** Nesting cap of an attestation's JSON: the document nests 5 levels and an event 9 more. */
+const MAX_JSON_NESTING = 64;
+
+function tooDeep(v: unknown, depth: number): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (depth >= MAX_JSON_NESTING) return true;
+  return (Array.isArray(v) ? v : Object.values(v)).some((x) => tooDeep(x, depth + 1));
+}
+
 /** Parses an attestation file (JSON text or an already parsed value), structure only. */
 export function parseAttestation(input: unknown): Decoded<Attestation> {
   let value = input;
@@ -185,6 +195,9 @@ export function parseAttestation(input: unknown): Decoded<Attestation> {
       return fail('ATTESTATION_INVALID', 'attestation', 'not JSON');
     }
   }
+  // The schema recurses into disclosed events: refuse deep nesting before it does (a RangeError).
+  if (tooDeep(value, 0))
+    return fail('ATTESTATION_INVALID', 'attestation', `nesting deeper than ${MAX_JSON_NESTING} levels`);
   const r = attestationSchema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];

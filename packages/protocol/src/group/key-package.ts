@@ -79,8 +79,9 @@ export function encodePrivateKeyPackage(p: PrivateKeyPackage): Uint8Array {
 export function decodePrivateKeyPackage(b: Uint8Array): Decoded<PrivateKeyPackage> {
   const d = decodeCanonical(b);
   if (!d.ok) return d;
-  const v = d.value as Record<string, unknown>;
-  if (!isBytes(v.init) || !isBytes(v.hpke) || !isBytes(v.sig)) {
+  const v = d.value as Record<string, unknown> | null;
+  // null, a number or a string decodes too: only a map can hold the keys
+  if (v === null || typeof v !== 'object' || !isBytes(v.init) || !isBytes(v.hpke) || !isBytes(v.sig)) {
     return fail('KEY_PACKAGE_INVALID', 'privateKeyPackage', 'missing keys');
   }
   return { ok: true, value: { initPrivateKey: v.init, hpkePrivateKey: v.hpke, signaturePrivateKey: v.sig } };

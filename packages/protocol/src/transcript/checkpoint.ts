@@ -29,6 +29,9 @@ export function parseCheckpoint(text: string): Decoded<Checkpoint> {
   if (lines.length < 3) return fail('CHECKPOINT_INVALID', 'checkpoint', 'needs origin, size and root lines');
   const [origin, sizeLine, rootLine, ...extensions] = lines as [string, string, string, ...string[]];
   if (origin.length === 0) return fail('CHECKPOINT_INVALID', 'checkpoint.origin', 'empty origin');
+  // As encodeCheckpoint refuses them: a checkpoint read on its own (not inside a note) may hold any text.
+  if (hasControlCharacters(origin, false) || extensions.some((e) => hasControlCharacters(e, false)))
+    return fail('CHECKPOINT_INVALID', 'checkpoint', 'control characters');
   // Decimal, no sign, no leading zeros (except "0" itself).
   if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeLine))
     return fail('CHECKPOINT_INVALID', 'checkpoint.size', 'bad tree size');

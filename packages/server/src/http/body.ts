@@ -82,6 +82,10 @@ export function body(deps: AppDeps, max: number): MiddlewareHandler<RelayEnv> {
       // (Hono keeps promises in bodyCache although its type says string.)
       c.req.bodyCache.text = Promise.resolve(text) as unknown as string;
     }
+    // The stream is consumed: later readers (the media-type gate asks whether a body without a
+    // content type is empty) must get the bytes from the cache, not a "body already read" TypeError.
+    const buffer = bytes.slice().buffer;
+    c.req.bodyCache.arrayBuffer = Promise.resolve(buffer) as unknown as ArrayBuffer;
     return next();
   };
 }
