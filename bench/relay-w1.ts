@@ -15,8 +15,11 @@
  *
  * With --store postgres each run gets a fresh schema (dropped afterwards) on --pg (default the
  * local test database); with --nodes 2 both nodes share it and the checkpoint key, fan out over
- * --nats, senders alternate between the nodes and receivers sit on the other node than the
- * channel's first sender, so about half of the deliveries cross NATS.
+ * --nats, and receivers sit on another node than the channel's first sender. `--route` says how
+ * a load balancer spreads the writes: `spray` (default) alternates every sender between the nodes,
+ * so one hot channel is written through both and its nodes take turns at its lock; `channel`
+ * routes each channel's writes to one node (hashing the channel id in the path, as
+ * docs/OPERATIONS.md recommends) — pair i writes to node i mod N, and every delivery crosses NATS.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -53,6 +56,7 @@ const { values: args } = parseArgs({
     transport: { type: 'string', default: 'http' },
     store: { type: 'string', default: 'sqlite' },
     nodes: { type: 'string', default: '1' },
+    route: { type: 'string', default: 'spray' },
     pg: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
     'verify-threads': { type: 'string' },
@@ -66,6 +70,8 @@ const SIGNED = !args.unsigned;
 const TRANSPORT = args.transport === 'ws' ? 'ws' : 'http';
 const STORE = args.store === 'postgres' ? 'postgres' : 'sqlite';
 const NODES = Number(args.nodes);
+const ROUTE = args.route === 'channel' ? 'channel' : 'spray';
+if (args.route !== 'channel' && args.route !== 'spray') throw new Error('--route must be spray or channel');
 if (STORE === 'sqlite' && NODES !== 1) throw new Error('--nodes > 1 needs --store postgres');
 if (!Number.isInteger(NODES) || NODES < 1 || NODES > 8) throw new Error('--nodes must be 1..8');
 const MLS_BYTES = 1130;
@@ -94,6 +100,8 @@ interface Result {
   drain_s: number | null;
   store: 'sqlite' | 'postgres';
   nodes: number;
+  /** With several nodes: how writes are spread (spray or channel, see --route). */
+  route: 'spray' | 'channel' | null;
   /** Relay CPU (all nodes) per accepted message, ms. */
   relay_cpu_ms_per_msg: number;
   /** Busy CPU of the whole machine per message, ms (relays, PostgreSQL, NATS, load, anything else running). */
@@ -254,12 +262,13 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     let failed = 0;
     let lastAck = 0;
     await Promise.all(
-      pairs.map(async (p) => {
+      pairs.map(async (p, pi) => {
         let next = 0;
         let workers = 0;
         const worker = async () => {
-          // Senders alternate between the nodes (a load balancer's round robin).
-          const node = https[workers++ % https.length] as HttpClient;
+          // spray: senders alternate between the nodes (a load balancer's round robin);
+          // channel: the channel's writes all go to its node.
+          const node = https[(ROUTE === 'channel' ? pi : workers++) % https.length] as HttpClient;
           for (;;) {
             const i = next++;
             if (i >= p.envelopes.length) return;
@@ -323,6 +332,7 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
       drain_s: drainSeconds === null ? null : round(drainSeconds, 2),
       store: STORE,
       nodes: cluster.relays.length,
+      route: cluster.relays.length > 1 ? ROUTE : null,
       relay_cpu_ms_per_msg: round((cpu * 1000) / total, 3),
       machine_cpu_ms_per_msg: round((machine * 1000) / total, 3),
       node: process.version,

@@ -28,6 +28,7 @@ import {
   checkReceiptAgainstLog,
   createAttestation,
   planAgreed,
+  RECEIPT_SKEW_MS,
   decodeRelayReceipt,
   verifyRelayReceipt,
   type ClaimKind,
@@ -615,12 +616,21 @@ describe('the accountable mediator: delaying past the stated bound is provable',
     const late = checkReceiptAgainstLog({
       receipt,
       relayKey: relayKeyOf(),
-      checkpoint: at(receipt.body.receivedAt + s.boundMs + 5_000),
+      checkpoint: at(receipt.body.receivedAt + s.boundMs + RECEIPT_SKEW_MS + 5_000),
       boundMs: s.boundMs,
       witnesses,
     });
     expect(late).toMatchObject({ kind: 'delayed', seq, witnessed: { name: w.name, size: seq } });
-    // Seen by the witness within the bound: the envelope may still be on its way.
+    // Seen by the witness within the bound (or within the clock skew past it): no accusation.
+    expect(
+      checkReceiptAgainstLog({
+        receipt,
+        relayKey: relayKeyOf(),
+        checkpoint: at(receipt.body.receivedAt + s.boundMs + 5_000),
+        boundMs: s.boundMs,
+        witnesses,
+      }).kind,
+    ).toBe('not-yet-logged');
     expect(
       checkReceiptAgainstLog({
         receipt,

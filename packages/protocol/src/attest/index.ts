@@ -40,6 +40,7 @@ export {
 } from './readout.ts';
 export {
   checkReceiptAgainstLog,
+  RECEIPT_SKEW_MS,
   decodeRelayReceipt,
   encodeRelayReceipt,
   type ReceiptCheck,
