@@ -10,6 +10,8 @@ interface Row {
   workload: string;
   store: string;
   nodes: number;
+  /** With several nodes: how writes were spread (bench:relay --route). */
+  route?: string | null;
   accepted_per_s: number;
   p99_ms: number | null;
 }
@@ -24,7 +26,8 @@ const rows = readFileSync(input, 'utf8')
   .filter((l) => l.startsWith('{'))
   .map((l) => JSON.parse(l) as Row);
 
-const configs = [...new Set(rows.map((r) => `${r.store} ×${r.nodes}`))];
+const configOf = (r: Row) => `${r.store} ×${r.nodes}${r.route ? ` ${r.route}` : ''}`;
+const configs = [...new Set(rows.map(configOf))];
 const workloads = [...new Set(rows.map((r) => r.workload))];
 const colors = ['#4c78a8', '#f58518', '#54a24b', '#e45756'];
 const W = 760;
@@ -44,7 +47,7 @@ function panel(top: number, title: string, value: (r: Row) => number, unit: stri
   let x = left + 10;
   for (const w of workloads) {
     configs.forEach((c, i) => {
-      const r = rows.find((q) => q.workload === w && `${q.store} ×${q.nodes}` === c);
+      const r = rows.find((q) => q.workload === w && configOf(q) === c);
       const v = r === undefined ? Number.NaN : value(r);
       if (Number.isFinite(v)) {
         const bh = (v / max) * h;
@@ -64,7 +67,7 @@ function panel(top: number, title: string, value: (r: Row) => number, unit: stri
 const legend = configs
   .map(
     (c, i) =>
-      `<rect x="${left + i * 150}" y="${2 * panelH + 20}" width="12" height="12" fill="${colors[i % colors.length]}"/><text x="${left + i * 150 + 16}" y="${2 * panelH + 30}" font-size="11">${esc(c)}</text>`,
+      `<rect x="${left + i * 170}" y="${2 * panelH + 20}" width="12" height="12" fill="${colors[i % colors.length]}"/><text x="${left + i * 170 + 16}" y="${2 * panelH + 30}" font-size="11">${esc(c)}</text>`,
   )
   .join('');
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * panelH + 45}" font-family="sans-serif" role="img" aria-labelledby="title">
