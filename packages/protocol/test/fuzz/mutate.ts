@@ -187,32 +187,46 @@ type TreeOp =
   | { op: 'copy'; pick: number; other: number }
   | { op: 'wrap'; pick: number; depth: number };
 
-const treeOp: fc.Arbitrary<TreeOp> = fc.oneof(
-  {
-    arbitrary: fc.record({ op: fc.constant('replace' as const), pick: fc.nat(), value: cborReplacement }),
-    weight: 5,
-  },
-  { arbitrary: fc.record({ op: fc.constant('delete' as const), pick: fc.nat() }), weight: 2 },
-  {
-    arbitrary: fc.record({
-      op: fc.constant('add' as const),
-      pick: fc.nat(),
-      key: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('v', 'kind', 'sig', 'body', 'extra')),
-      value: cborReplacement,
-    }),
-    weight: 2,
-  },
-  { arbitrary: fc.record({ op: fc.constant('swap' as const), pick: fc.nat(), other: fc.nat() }), weight: 2 },
-  { arbitrary: fc.record({ op: fc.constant('copy' as const), pick: fc.nat(), other: fc.nat() }), weight: 1 },
-  {
-    arbitrary: fc.record({
-      op: fc.constant('wrap' as const),
-      pick: fc.nat(),
-      depth: fc.integer({ min: 1, max: 3000 }),
-    }),
-    weight: 1,
-  },
-);
+/** Structural edits of a decoded tree: the same six operations for CBOR values and for JSON. */
+function treeOps(opts: {
+  readonly value: fc.Arbitrary<Tree>;
+  readonly keys: readonly string[];
+  readonly maxWrap: number;
+}): fc.Arbitrary<TreeOp> {
+  const pair = (op: 'swap' | 'copy') => fc.record({ op: fc.constant(op), pick: fc.nat(), other: fc.nat() });
+  return fc.oneof(
+    {
+      arbitrary: fc.record({ op: fc.constant('replace' as const), pick: fc.nat(), value: opts.value }),
+      weight: 5,
+    },
+    { arbitrary: fc.record({ op: fc.constant('delete' as const), pick: fc.nat() }), weight: 2 },
+    {
+      arbitrary: fc.record({
+        op: fc.constant('add' as const),
+        pick: fc.nat(),
+        key: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom(...opts.keys)),
+        value: opts.value,
+      }),
+      weight: 2,
+    },
+    { arbitrary: pair('swap'), weight: 2 },
+    { arbitrary: pair('copy'), weight: 1 },
+    {
+      arbitrary: fc.record({
+        op: fc.constant('wrap' as const),
+        pick: fc.nat(),
+        depth: fc.integer({ min: 1, max: opts.maxWrap }),
+      }),
+      weight: 1,
+    },
+  );
+}
+
+const treeOp = treeOps({
+  value: cborReplacement,
+  keys: ['v', 'kind', 'sig', 'body', 'extra'],
+  maxWrap: 3000,
+});
 
 /** A node of a plain-data tree: where it sits, so it can be replaced. */
 interface Slot {
@@ -511,35 +525,11 @@ export const jsonReplacement: fc.Arbitrary<Tree> = fc.oneof(
   ),
 );
 
-const jsonOp: fc.Arbitrary<TreeOp> = fc.oneof(
-  {
-    arbitrary: fc.record({ op: fc.constant('replace' as const), pick: fc.nat(), value: jsonReplacement }),
-    weight: 5,
-  },
-  { arbitrary: fc.record({ op: fc.constant('delete' as const), pick: fc.nat() }), weight: 2 },
-  {
-    arbitrary: fc.record({
-      op: fc.constant('add' as const),
-      pick: fc.nat(),
-      key: fc.oneof(
-        fc.string({ maxLength: 12 }),
-        fc.constantFrom('kind', 'type', 'v', '__proto__', 'constructor'),
-      ),
-      value: jsonReplacement,
-    }),
-    weight: 2,
-  },
-  { arbitrary: fc.record({ op: fc.constant('swap' as const), pick: fc.nat(), other: fc.nat() }), weight: 2 },
-  { arbitrary: fc.record({ op: fc.constant('copy' as const), pick: fc.nat(), other: fc.nat() }), weight: 1 },
-  {
-    arbitrary: fc.record({
-      op: fc.constant('wrap' as const),
-      pick: fc.nat(),
-      depth: fc.integer({ min: 1, max: 5000 }),
-    }),
-    weight: 1,
-  },
-);
+const jsonOp = treeOps({
+  value: jsonReplacement,
+  keys: ['kind', 'type', 'v', '__proto__', 'constructor'],
+  maxWrap: 5000,
+});
 
 function applyJsonOp(root: { v: Tree }, m: TreeOp): void {
   const all = slots(root, false);
