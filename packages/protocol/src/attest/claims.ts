@@ -408,19 +408,9 @@ function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
   const signs = disclosed(ctx, 'doc.sign').filter(
     (p) => p.event.doc === c.doc && p.event.level === need.level && p.event.clause === undefined,
   );
-  const chosen: Array<ProvenEntry & { readonly event: EventOf<'doc.sign'> }> = [];
-  for (const party of body.parties) {
-    const mine = signs.filter((p) => p.party === party);
-    // A signature over any other revision never counts (docs/DOCUMENTS.md).
-    const s = mine.find((p) => constantTimeEqual(p.event.revision, hash));
-    if (s === undefined)
-      return no(
-        'DOC_NOT_AGREED',
-        mine.length > 0
-          ? `party ${party} ${verb} another revision, not revision ${c.revision}: a signature over any other text never counts`
-          : `no disclosed signature shows that party ${party} ${verb} revision ${c.revision}`,
-        'disclosures',
-      );
+  type Signed = ProvenEntry & { readonly event: EventOf<'doc.sign'> };
+  /** Why this sign-off by `party` does not count (undefined: it counts). */
+  const refusal = (party: PartyId, s: Signed): Fail | undefined => {
     if (s.index <= rev.index)
       return no(
         'CLAIM_UNSUPPORTED',
@@ -441,6 +431,24 @@ function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
         'CERT_WRONG_PARTY',
         `party ${party}'s signature carries the certificate of another device than the one that sent it`,
       );
+    return undefined;
+  };
+  const chosen: Signed[] = [];
+  for (const party of body.parties) {
+    const mine = signs.filter((p) => p.party === party);
+    // A signature over any other revision never counts (docs/DOCUMENTS.md).
+    const over = mine.filter((p) => constantTimeEqual(p.event.revision, hash));
+    if (over.length === 0)
+      return no(
+        'DOC_NOT_AGREED',
+        mine.length > 0
+          ? `party ${party} ${verb} another revision, not revision ${c.revision}: a signature over any other text never counts`
+          : `no disclosed signature shows that party ${party} ${verb} revision ${c.revision}`,
+        'disclosures',
+      );
+    // The first sign-off that passes every check counts; a bad one never hides a good one.
+    const s = over.find((p) => refusal(party, p) === undefined);
+    if (s === undefined) return refusal(party, over[0] as Signed) as Fail;
     chosen.push(s);
   }
   const last = chosen.reduce((a, b) => (b.decoded.entry.receivedAt > a.decoded.entry.receivedAt ? b : a));
