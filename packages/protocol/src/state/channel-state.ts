@@ -249,6 +249,13 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
         return refuse(s, 'TRANSITION_INVALID', `cannot reach out on a ${s.lifecycle} channel`);
       if (!s.parties.includes(e.to))
         return refuse(s, 'NOT_A_MEMBER', 'the outreach names a party outside the channel');
+      // The mediator and delivery bound are stated once, when the channel opens.
+      if (e.mediator !== undefined || e.deliveryBoundMs !== undefined)
+        return refuse(
+          s,
+          'EVENT_INVALID',
+          'a reopening outreach cannot change the mediator or the delivery bound',
+        );
       return { ok: true, state: { ...lifecycleTo(s, 'proposed', v, e.note), reopenProposedBy: party } };
     }
     case 'channel.accept':

@@ -184,6 +184,12 @@ describe('rejected inputs leave the state byte-identical', () => {
       'EVENT_INVALID',
     ],
     [
+      'a reopening outreach that changes the delivery bound',
+      suspended,
+      ev(who.aMinister, { kind: 'outreach', from: A, to: B, note: 'Resume?', deliveryBoundMs: 1_000 }),
+      'EVENT_INVALID',
+    ],
+    [
       'suspending a suspended channel',
       suspended,
       ev(who.aMinister, { kind: 'channel.suspend', reason: 'x' }),
