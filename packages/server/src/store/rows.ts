@@ -7,6 +7,21 @@ import type { DeviceRecord, EntryRecord } from './store.ts';
 
 export const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
+/** A channel head's Merkle frontier as stored: its 32-byte hashes back to back. */
+export function encodeFrontier(f: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(f.length * 32);
+  f.forEach((h, i) => {
+    out.set(h, i * 32);
+  });
+  return out;
+}
+
+export function decodeFrontier(b: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i + 32 <= b.length; i += 32) out.push(b.slice(i, i + 32));
+  return out;
+}
+
 export interface DeviceRow {
   device: string;
   party: string;

@@ -28,7 +28,16 @@ import type {
 } from '../store.ts';
 import { isTransientPgError, storeUnavailable } from './pg-errors.ts';
 import { migratePostgres } from './pg-migrate.ts';
-import { bytes, type DeviceRow, type EntryRow, type MemberRow, toDevice, toEntry } from '../rows.ts';
+import {
+  bytes,
+  type DeviceRow,
+  decodeFrontier,
+  type EntryRow,
+  encodeFrontier,
+  type MemberRow,
+  toDevice,
+  toEntry,
+} from '../rows.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/database (a `schema` query parameter selects the schema). */
@@ -43,20 +52,6 @@ export interface PostgresStoreOptions {
 
 type Sql = postgres.Sql<{ bigint: number }>;
 type TxSql = postgres.TransactionSql<{ bigint: number }>;
-
-function encodeFrontier(f: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(f.length * 32);
-  f.forEach((h, i) => {
-    out.set(h, i * 32);
-  });
-  return out;
-}
-
-function decodeFrontier(b: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let i = 0; i + 32 <= b.length; i += 32) out.push(b.slice(i, i + 32));
-  return out;
-}
 
 interface HeadRow {
   channel: string;

@@ -23,25 +23,20 @@ import type {
   WriteTx,
 } from '../store.ts';
 import { migrate } from './migrate.ts';
-import { bytes, type DeviceRow, type EntryRow, type MemberRow, toDevice, toEntry } from '../rows.ts';
+import {
+  bytes,
+  type DeviceRow,
+  decodeFrontier,
+  type EntryRow,
+  encodeFrontier,
+  type MemberRow,
+  toDevice,
+  toEntry,
+} from '../rows.ts';
 
 export interface SqliteStoreOptions {
   /** Database file, or ':memory:' (one connection; for tests). */
   readonly path: string;
-}
-
-function encodeFrontier(f: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(f.length * 32);
-  f.forEach((h, i) => {
-    out.set(h, i * 32);
-  });
-  return out;
-}
-
-function decodeFrontier(b: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let i = 0; i + 32 <= b.length; i += 32) out.push(b.slice(i, i + 32));
-  return out;
 }
 
 /** Prepared statements of one connection. */
