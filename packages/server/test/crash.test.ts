@@ -4,7 +4,7 @@
  * once at its acknowledged seq, retries of unacknowledged ones are idempotent, and the log
  * verifies against the last checkpoint the client saw (consistency proof) and its own root.
  */
-import { decodeEntry, fromBase64url, type SignedEnvelope } from '@backchannel/protocol';
+import { fromBase64url, type SignedEnvelope } from '@backchannel/protocol';
 import {
   leafHash,
   parseNote,
@@ -14,7 +14,16 @@ import {
   verifyNote,
 } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commit, envelope, makeDevice, makeParty, newChannel, type TestDevice } from './helpers.ts';
+import {
+  commit,
+  envelope,
+  expectAckedOnce,
+  makeDevice,
+  makeParty,
+  newChannel,
+  readLog,
+  type TestDevice,
+} from './helpers.ts';
 import { type RelayProcess, startRelayProcess } from './process.ts';
 
 let relay: RelayProcess;
@@ -89,26 +98,8 @@ describe('crash: kill -9 while a client writes', () => {
       acked.set(msgId, r.body.seq);
     }
 
-    const entries: Uint8Array[] = [];
-    for (;;) {
-      const page = await relay.caller.get(`/v1/channels/${ch}/entries?from=${entries.length}`, b);
-      const rows = page.body.entries as { seq: number; entry: string }[];
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        expect(row.seq).toBe(entries.length);
-        entries.push(fromBase64url(row.entry));
-      }
-    }
-    const bySeq = new Map<string, number>();
-    entries.forEach((e, seq) => {
-      const d = decodeEntry(e);
-      if (!d.ok) throw new Error(d.message);
-      const id = d.value.envelope.body.msgId;
-      expect(bySeq.has(id), `msgId ${id} twice`).toBe(false);
-      bySeq.set(id, seq);
-    });
-    for (const [msgId, seq] of acked) expect(bySeq.get(msgId), msgId).toBe(seq);
-    expect(entries.length).toBe(1 + acked.size);
+    const entries = await readLog(relay.caller, ch, b);
+    expectAckedOnce(entries, acked);
     expect(sent).toBeGreaterThanOrEqual(acked.size);
 
     // The final checkpoint is the root of exactly these entries, signed by the same key as before the crashes…

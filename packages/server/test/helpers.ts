@@ -34,6 +34,7 @@ import {
   utf8,
 } from '@backchannel/protocol';
 import { leafHash, parseNote, verifyInclusion, verifyNote } from '@backchannel/protocol/transcript';
+import { expect } from 'vitest';
 import { type RelayConfigInput, resolveConfig } from '../src/config.ts';
 import { nodeEd25519 } from '../src/ed25519.node.ts';
 import { createRelay, type RelayCore } from '../src/relay.ts';
@@ -303,4 +304,35 @@ export function entrySeq(entry: Uint8Array): number {
   const d = decodeEntry(entry);
   if (!d.ok) throw new Error(d.message);
   return d.value.entry.seq;
+}
+
+/** Reads a channel's whole log, page by page, checking each page starts where the last ended. */
+export async function readLog(caller: Caller, channel: string, as: TestDevice): Promise<Uint8Array[]> {
+  const entries: Uint8Array[] = [];
+  for (;;) {
+    const page = await caller.get(`/v1/channels/${channel}/entries?from=${entries.length}`, as);
+    const rows = page.body.entries as { seq: number; entry: string }[];
+    if (rows.length === 0) return entries;
+    for (const row of rows) {
+      expect(row.seq).toBe(entries.length);
+      entries.push(fromBase64url(row.entry));
+    }
+  }
+}
+
+/**
+ * Every acknowledged message is in the log exactly once, at the seq its client was told, and the
+ * log holds nothing else but the channel's opening entry.
+ */
+export function expectAckedOnce(entries: readonly Uint8Array[], acked: ReadonlyMap<string, number>): void {
+  const bySeq = new Map<string, number>();
+  entries.forEach((e, seq) => {
+    const d = decodeEntry(e);
+    if (!d.ok) throw new Error(d.message);
+    const id = d.value.envelope.body.msgId;
+    expect(bySeq.has(id), `msgId ${id} twice`).toBe(false);
+    bySeq.set(id, seq);
+  });
+  for (const [msgId, seq] of acked) expect(bySeq.get(msgId), msgId).toBe(seq);
+  expect(entries.length).toBe(1 + acked.size);
 }

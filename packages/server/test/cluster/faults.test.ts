@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeEntry, fromBase64url, type SignedEnvelope } from '@backchannel/protocol';
+import { fromBase64url, type SignedEnvelope } from '@backchannel/protocol';
 import {
   leafHash,
   parseNote,
@@ -25,7 +25,16 @@ import {
 } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateCheckpointKey } from '../../src/relay-key.node.ts';
-import { commit, envelope, makeDevice, makeParty, newChannel, type TestDevice } from '../helpers.ts';
+import {
+  commit,
+  envelope,
+  expectAckedOnce,
+  makeDevice,
+  makeParty,
+  newChannel,
+  readLog,
+  type TestDevice,
+} from '../helpers.ts';
 import { freePort, type RelayProcess, startRelayProcess, WsClient } from '../process.ts';
 import { dropSchema, PG_URL, servicesUp, uniqueName } from '../services.ts';
 
@@ -176,26 +185,8 @@ describe.skipIf(!up || !natsBinary)('faults: two nodes, kill -9 and a NATS outag
     expect(acked.size).toBeGreaterThan(20);
 
     // One log, read from either node: each msgId once, at the seq its client was told.
-    const entries: Uint8Array[] = [];
-    for (;;) {
-      const page = await n1.caller.get(`/v1/channels/${ch}/entries?from=${entries.length}`, a);
-      const rows = page.body.entries as { seq: number; entry: string }[];
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        expect(row.seq).toBe(entries.length);
-        entries.push(fromBase64url(row.entry));
-      }
-    }
-    const bySeq = new Map<string, number>();
-    entries.forEach((e, seq) => {
-      const d = decodeEntry(e);
-      if (!d.ok) throw new Error(d.message);
-      const id = d.value.envelope.body.msgId;
-      expect(bySeq.has(id), `msgId ${id} twice`).toBe(false);
-      bySeq.set(id, seq);
-    });
-    for (const [msgId, seq] of acked) expect(bySeq.get(msgId), msgId).toBe(seq);
-    expect(entries.length).toBe(1 + acked.size);
+    const entries = await readLog(n1.caller, ch, a);
+    expectAckedOnce(entries, acked);
 
     // The subscriber on node 2 got every entry once, in order (NATS outage healed from PostgreSQL).
     const seqs = await ws.waitForEntries(ch, entries.length, 30_000);
