@@ -2,61 +2,15 @@
  * The reference scenario driven through the real `backchannel` binary, each device a separate
  * process with its own encrypted home, against a real relay process (killed with SIGKILL mid-way).
  */
-import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+import { cliRunner } from './cli-runner.ts';
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
 const root = mkdtempSync(join(tmpdir(), 'bc-cli-e2e-'));
-
-interface Result {
-  code: number;
-  json: Record<string, unknown> & { error?: { code: string; message: string } };
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(home: string, args: string[], relay?: string): Promise<Result> {
-  const env = {
-    ...process.env,
-    BACKCHANNEL_HOME: join(root, home),
-    BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
-    BACKCHANNEL_KDF_N: '1024',
-  };
-  const full = ['--json', ...(relay === undefined ? [] : ['--relay', relay]), ...args];
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...full], { env, timeout: 60_000 });
-    const last = stdout.trim().split('\n').at(-1) ?? '{}';
-    return { code: 0, json: JSON.parse(last), stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    const last = (err.stdout ?? '').trim().split('\n').at(-1) ?? '{}';
-    let json: Result['json'] = {};
-    try {
-      json = JSON.parse(last);
-    } catch {
-      json = {};
-    }
-    return {
-      code: typeof err.code === 'number' ? err.code : -1,
-      json,
-      stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
-    };
-  }
-}
-
-async function ok(home: string, args: string[], relay?: string): Promise<Result['json']> {
-  const r = await cli(home, args, relay);
-  if (r.code !== 0)
-    throw new Error(`${home}: backchannel ${args.join(' ')} → exit ${r.code}: ${r.stdout} ${r.stderr}`);
-  return r.json;
-}
+const { cli, ok } = cliRunner(root);
 
 let relay: RelayProcess;
 

@@ -2,51 +2,17 @@
  * Negotiated documents from a terminal: two parties draft a two-language text with brackets
  * through `backchannel doc …`, each device its own process, against a real relay process.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docCommands } from '../src/cli/commands/doc.ts';
 import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+import { cliRunner } from './cli-runner.ts';
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
 const root = mkdtempSync(join(tmpdir(), 'bc-doc-cli-'));
-
-async function cli(
-  home: string,
-  args: string[],
-  relay?: string,
-): Promise<{ code: number; json: Record<string, unknown>; stdout: string }> {
-  const env = {
-    ...process.env,
-    BACKCHANNEL_HOME: join(root, home),
-    BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
-    BACKCHANNEL_KDF_N: '1024',
-  };
-  const full = ['--json', ...(relay === undefined ? [] : ['--relay', relay]), ...args];
-  try {
-    const { stdout } = await run(process.execPath, [BIN, ...full], { env, timeout: 60_000 });
-    return { code: 0, json: JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}'), stdout };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string };
-    const last = (err.stdout ?? '').trim().split('\n').at(-1) ?? '{}';
-    return {
-      code: typeof err.code === 'number' ? err.code : -1,
-      json: JSON.parse(last === '' ? '{}' : last),
-      stdout: err.stdout ?? '',
-    };
-  }
-}
-
-async function ok(home: string, args: string[], relay?: string): Promise<Record<string, unknown>> {
-  const r = await cli(home, args, relay);
-  if (r.code !== 0) throw new Error(`${home}: backchannel ${args.join(' ')} → exit ${r.code}: ${r.stdout}`);
-  return r.json;
-}
+const { cli, ok } = cliRunner(root);
 
 let relay: RelayProcess;
 beforeAll(async () => {
