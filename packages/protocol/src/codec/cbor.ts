@@ -67,6 +67,12 @@ function clean(v: unknown, at: string): unknown {
 
 /** Orders text keys as RFC 8949 §4.2.1 does (bytewise on their encodings: length first). */
 const utf8 = new TextEncoder();
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** Whether a string is well-formed UTF-16 (String.prototype.isWellFormed where the runtime has it). */
+const isWellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !loneSurrogate.test(s);
 function keyBytes(k: string): Uint8Array | string {
   // ASCII keys (all of ours) compare as JS strings; others by their UTF-8 bytes.
   for (let i = 0; i < k.length; i++) if (k.charCodeAt(i) > 0x7f) return utf8.encode(k);
@@ -121,6 +127,10 @@ class Writer {
       for (let i = 0; i < len; i++) o[this.pos++] = s.charCodeAt(i);
       return;
     }
+    // A lone surrogate has no UTF-8 form: TextEncoder would write U+FFFD, so two different
+    // strings would sign and hash the same. Refuse it instead.
+    if (!isWellFormed(s))
+      throw new ProtocolError('DECODE_MALFORMED', 'text holds a lone UTF-16 surrogate', '$');
     // Write the UTF-8 after room for the longest head it could need, then close the gap.
     const gap = headSize(len * 3);
     this.room(gap + len * 3);

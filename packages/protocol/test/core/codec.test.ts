@@ -150,7 +150,7 @@ describe('canonical CBOR', () => {
       ),
       { numRuns: 1_000 },
     );
-    // Lengths at every head size, and a lone surrogate (written as U+FFFD, as TextEncoder does).
+    // Lengths at every head size.
     for (const n of [23, 24, 255, 256, 65_535, 65_536, 70_000]) {
       const v = {
         s: 'é'.repeat(n >> 1),
@@ -159,7 +159,6 @@ describe('canonical CBOR', () => {
       };
       expect(encodeCanonical(v)).toEqual(cborgEncode(v, rfc8949EncodeOptions));
     }
-    expect(toHex(encodeCanonical('a\ud800'))).toBe('6461efbfbd');
     expect(toHex(encodeCanonical(2 ** 53 - 1))).toBe('1b001fffffffffffff');
     expect(toHex(encodeCanonical(-(2 ** 53) + 1))).toBe('3b001ffffffffffffe');
   });
@@ -192,6 +191,29 @@ describe('canonical CBOR', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     expect(() => encodeCanonical(cyclic)).toThrow(expect.objectContaining({ code: 'DECODE_MALFORMED' }));
+  });
+
+  it('refuses a lone surrogate rather than writing U+FFFD for it (two strings, one encoding)', () => {
+    for (const s of ['a\ud800', '\udc00', `${'é'.repeat(30)}\ud83d`, '\udc00\ud800', { k: ['x\udfff'] }]) {
+      expect(() => encodeCanonical(s)).toThrow(expect.objectContaining({ code: 'DECODE_MALFORMED' }));
+    }
+    expect(toHex(encodeCanonical('a\ud83d\ude00'))).toBe('6561f09f9880'); // a paired surrogate is one code point
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary' }),
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 0xd800, max: 0xdfff }),
+        (s, at, unit) => {
+          const i = Math.min(at, s.length);
+          const t = s.slice(0, i) + String.fromCharCode(unit) + s.slice(i);
+          const pairs = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
+          if (t.replace(pairs, '').match(/[\uD800-\uDFFF]/))
+            expect(() => encodeCanonical(t)).toThrow(/lone UTF-16 surrogate/);
+          else expect(decodeCanonical(encodeCanonical(t))).toEqual({ ok: true, value: t });
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   it('keeps a byte-order mark and U+FFFD that are really in the text', () => {
