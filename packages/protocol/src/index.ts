@@ -148,7 +148,9 @@ export {
   nobleEd25519,
   type SignatureLabel,
   type SignatureSuite,
+  type SodiumSign,
   signWithLabel,
+  sodiumEd25519,
   verifyWithLabel,
 } from './identity/keys.ts';
 export {
