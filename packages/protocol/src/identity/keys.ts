@@ -36,7 +36,8 @@ export const nobleEd25519: SignatureSuite = {
   sign: (message, secretKey) => ed25519.sign(message, secretKey),
   verify: (signature, message, publicKey) => {
     try {
-      return ed25519.verify(signature, message, publicKey);
+      // RFC 8032 strictly (not ZIP-215): a small-order key or R would let anyone "sign" for it.
+      return ed25519.verify(signature, message, publicKey, { zip215: false });
     } catch {
       return false;
     }

@@ -105,6 +105,19 @@ describe('Ed25519 (RFC 8032 §7.1)', () => {
     }
   });
 
+  it('refuses a small-order public key whose "signature" would verify for any message', () => {
+    // A = R = the identity point, S = 0: sB = R + hA holds for every message under ZIP-215 rules
+    // (noble's default) and OpenSSL's; RFC 8032 strict decoding and libsodium refuse it. A
+    // device certified with such a key could disown every signature it ever made.
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const sig = new Uint8Array(64);
+    sig[0] = 1;
+    for (const m of [new Uint8Array(0), new TextEncoder().encode('any message at all')]) {
+      expect(nobleEd25519.verify(sig, m, identity)).toBe(false);
+    }
+  });
+
   it('separates signatures by label: a certificate signature is not an envelope signature', () => {
     const b = new Uint8Array([1, 2, 3]);
     const sig = signWithLabel(rootA.secretKey, 'device-certificate', b);
