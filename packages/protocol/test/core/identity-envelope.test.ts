@@ -1,3 +1,4 @@
+import { sha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/bytes/index.ts';
@@ -14,6 +15,7 @@ import {
   commitEvent,
   encodeSealedEvent,
   openSealedEvent,
+  sealEvent,
   verifyCommitment,
 } from '../../src/events/commitment.ts';
 import { type ChannelEvent, decodeEvent, encodeEvent } from '../../src/events/event.ts';
@@ -253,6 +255,27 @@ describe('selective disclosure (salted commitments)', () => {
     const ok = openSealedEvent(sealed, c);
     expect(ok.ok && ok.value.event).toEqual(ev);
     expect(openSealedEvent(sealed, commitEvent(message('other'), salt))).toMatchObject({
+      ok: false,
+      code: 'COMMITMENT_MISMATCH',
+    });
+  });
+
+  it('uses an injected SHA-256 backend, with the same commitments as the default', () => {
+    const ev = message('Sealed with an injected hash.');
+    let calls = 0;
+    const counting = (d: Uint8Array) => {
+      calls++;
+      return sha256(d);
+    };
+    const sealed = sealEvent(ev, salt, counting);
+    expect(calls).toBe(1);
+    expect(toHex(sealed.commitment)).toBe(toHex(sealEvent(ev, salt).commitment));
+    expect(toHex(sealed.commitment)).toBe(toHex(commitEvent(ev, salt, counting)));
+    expect(openSealedEvent(sealed.plaintext, sealed.commitment, counting).ok).toBe(true);
+    expect(verifyCommitment(ev, salt, sealed.commitment, counting)).toBe(true);
+    // A backend that hashes differently cannot open what the default sealed.
+    const wrong = (d: Uint8Array) => sha256(new Uint8Array([...d, 0]));
+    expect(openSealedEvent(sealed.plaintext, sealed.commitment, wrong)).toMatchObject({
       ok: false,
       code: 'COMMITMENT_MISMATCH',
     });
