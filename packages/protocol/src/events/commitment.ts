@@ -72,13 +72,16 @@ const sealedSchema = z.strictObject({
   salt: z.custom<Uint8Array>((x) => isBytes(x) && x.length === SALT_BYTES),
 });
 
-/** Decodes an MLS plaintext and checks it against the commitment the sender signed. */
+/**
+ * Decodes an MLS plaintext and checks it against the commitment the sender signed. The salt
+ * returned is a view of `plaintext` (not a copy): a caller must not write to it afterwards.
+ */
 export function openSealedEvent(
   plaintext: Uint8Array,
   commitment: Uint8Array,
   hash: Sha256 = sha256,
 ): Decoded<SealedEvent> {
-  const d = decodeCanonical(plaintext, MAX_EVENT_BYTES + 64);
+  const d = decodeCanonical(plaintext, MAX_EVENT_BYTES + 64, { views: true });
   if (!d.ok) return d;
   const s = sealedSchema.safeParse(d.value);
   if (!s.success) return fail('EVENT_INVALID', 'sealed', 'expected {event: bytes, salt}');

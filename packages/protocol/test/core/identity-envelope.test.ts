@@ -2,7 +2,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/bytes/index.ts';
-import { encodeCanonical } from '../../src/codec/cbor.ts';
+import { decodeCanonical, encodeCanonical } from '../../src/codec/cbor.ts';
 import { decodeEntry, encodeEntry } from '../../src/envelope/entry.ts';
 import {
   decodeEnvelope,
@@ -210,6 +210,24 @@ describe('envelopes', () => {
     // The sender id swapped for another device's: the bytes differ, the signature fails.
     const swapped = signEnvelope(body({ sender: parseDeviceId('d_BBBBBBBBBBBBBBBBBBBBBB') }), devA.secretKey);
     expect(verifyEnvelope({ ...d.value, bodyBytes: swapped.bodyBytes }, devA.publicKey)).toBe(false);
+  });
+
+  it('decodes without copying: the byte fields are views of the wire bytes (a Buffer too)', () => {
+    const env = signEnvelope(body(), devA.secretKey);
+    for (const wire of [env.wire, Buffer.from(env.wire)]) {
+      const d = decodeEnvelope(wire);
+      if (!d.ok) throw new Error(d.message);
+      for (const b of [d.value.bodyBytes, d.value.sig, d.value.body.mls]) {
+        expect(b.buffer).toBe(wire.buffer);
+        expect(b.constructor).toBe(Uint8Array); // never a Buffer
+      }
+      expect(toHex(d.value.body.mls)).toBe(toHex(env.body.mls));
+      expect(verifyEnvelope(d.value, devA.publicKey)).toBe(true);
+    }
+    // The general decoder still copies.
+    const bytes = encodeCanonical({ b: new Uint8Array(100).fill(1) });
+    const d = decodeCanonical(bytes);
+    expect(d.ok && (d.value as { b: Uint8Array }).b.buffer).not.toBe(bytes.buffer);
   });
 
   it('log entries carry the envelope and decode back to it', () => {
