@@ -3,7 +3,9 @@
  * re-imports the Ed25519 key on every signature (~2.3 ms per 1 KiB encrypt); this one keeps
  * KeyObjects and calls node:crypto synchronously (~0.4 ms). Same algorithms, same encodings:
  * Ed25519 private keys are 32-byte seeds (what the default backend also accepts), so members
- * on this backend and on the browser's interoperate. HPKE (X-Wing / DHKEM) stays the library's.
+ * on this backend and on the browser's interoperate. Every primitive of the application-message
+ * path is node:crypto (hash, HMAC, HKDF, AES-GCM, Ed25519, random), tested byte-equal to the
+ * default backend; HPKE (X-Wing / DHKEM, commits and Welcomes only) stays the library's.
  */
 import {
   createCipheriv,
