@@ -14,7 +14,7 @@ import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
 import { Backchannel } from '../src/sdk/client.ts';
 import type { Documents } from '../src/sdk/documents.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
-import { ed25519Node, nodeMlsCrypto } from '../src/sdk/mls-crypto.node.ts';
+import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
 import { commitReadout, revealReadout } from '../src/sdk/proofs.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import {
@@ -87,6 +87,7 @@ export async function buildScenario(): Promise<Scenario> {
       relays: [RELAY_URL],
       random,
       signatures: ed25519Node,
+      sha256: sha256Node,
       fetch,
       updateEveryMessages: 1_000_000,
     });

@@ -92,6 +92,7 @@ export {
   openSealedEvent,
   SALT_BYTES,
   type SealedEvent,
+  type Sha256,
   sealEvent,
   verifyCommitment,
 } from './events/commitment.ts';

@@ -20,7 +20,7 @@ import type { Channel, DraftEvent } from '../sdk/channel.ts';
 import { Backchannel } from '../sdk/client.ts';
 import { ClientError } from '../sdk/errors.ts';
 import { createMlsFactory } from '../sdk/mls-factory.ts';
-import { ed25519Node, nodeMlsCrypto } from '../sdk/mls-crypto.node.ts';
+import { ed25519Node, nodeMlsCrypto, sha256Node } from '../sdk/mls-crypto.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 import { renderStatus, statusOf } from './commands/watch.ts';
 import { demoAgreedText, demoProofs, writeDemoProofs } from './demo-proofs.node.ts';
@@ -54,6 +54,7 @@ async function device(root: string, name: string, relay: string): Promise<Backch
     relays: [relay],
     random,
     signatures: ed25519Node,
+    sha256: sha256Node,
     // Exercise post-compromise security: each device refreshes its MLS leaf every 4 messages.
     updateEveryMessages: 4,
   });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Backchannel } from '../sdk/client.ts';
 import { ClientError } from '../sdk/errors.ts';
 import { createMlsFactory } from '../sdk/mls-factory.ts';
-import { ed25519Node, nodeMlsCrypto } from '../sdk/mls-crypto.node.ts';
+import { ed25519Node, nodeMlsCrypto, sha256Node } from '../sdk/mls-crypto.node.ts';
 import type { KdfParams } from '../sdk/sealed-box.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 
@@ -50,5 +50,6 @@ export async function openDevice(o: GlobalOptions): Promise<Backchannel> {
     ...(o.relay === undefined || o.relay.length === 0 ? {} : { relays: o.relay }),
     random: (n) => new Uint8Array(randomBytes(n)),
     signatures: ed25519Node,
+    sha256: sha256Node,
   });
 }

@@ -168,7 +168,7 @@ export class Channel {
         }
         state = pre.state;
         const salt = this.#ctx.random(16);
-        const { plaintext: sealed, commitment } = sealEvent(event, salt);
+        const { plaintext: sealed, commitment } = sealEvent(event, salt, this.#ctx.sha256);
         const mls = await group.encrypt(sealed, senderBinding(me.device, id));
         const env = this.#sign({
           kind: 'application',
@@ -401,7 +401,7 @@ export class Channel {
         return { ...base, status: 'unreadable', code: errorCode(e) };
       }
     }
-    const opened = openSealedEvent(sealed, body.commitment ?? new Uint8Array(0));
+    const opened = openSealedEvent(sealed, body.commitment ?? new Uint8Array(0), this.#ctx.sha256);
     if (!opened.ok) return { ...base, status: 'unreadable', code: opened.code };
     if (opened.value.event.id !== body.msgId)
       return { ...base, status: 'unreadable', code: 'EVENT_ID_MISMATCH' };

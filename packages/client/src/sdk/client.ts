@@ -17,9 +17,11 @@ import {
   type PartyId,
   parseChannelId,
   type Role,
+  type Sha256,
   type SignatureSuite,
   utf8,
 } from '@backchannel/protocol';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { Channel, type DraftEvent } from './channel.ts';
 import { keys } from './channel-record.ts';
 import { CertificateBook, type EngineContext } from './context.ts';
@@ -44,6 +46,8 @@ export interface BackchannelOptions {
   readonly random: (n: number) => Uint8Array;
   /** Ed25519 backend; Node callers pass the node:crypto one (ed25519Node). Default: noble. */
   readonly signatures?: SignatureSuite;
+  /** SHA-256 backend for event commitments; Node callers pass sha256Node. Default: noble. */
+  readonly sha256?: Sha256;
   readonly fetch?: (input: string, init: RequestInit) => Promise<Response>;
   /** Post-compromise security: refresh this device's MLS leaf this often (default 7 days)… */
   readonly updateEveryMs?: number;
@@ -153,6 +157,7 @@ export class Backchannel {
       now: this.#opts.now ?? Date.now,
       random: this.#opts.random,
       suite,
+      sha256: this.#opts.sha256 ?? sha256,
       relayKey: () => this.#relayKey,
     };
     this.#outbox = new Outbox(this.#store, relay, {

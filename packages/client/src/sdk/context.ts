@@ -10,6 +10,7 @@ import {
   nobleEd25519,
   type Revocation,
   toBase64url,
+  type Sha256,
   type SignatureSuite,
   verifyDeviceCertificate,
 } from '@backchannel/protocol';
@@ -31,6 +32,8 @@ export interface EngineContext {
   readonly random: (n: number) => Uint8Array;
   /** Ed25519 backend (node:crypto in Node, noble in browsers). */
   readonly suite: SignatureSuite;
+  /** SHA-256 backend for event commitments (node:crypto in Node, noble in browsers). */
+  readonly sha256: Sha256;
   /** The relay's checkpoint key this device pinned on first contact (C2SP vkey string). */
   readonly relayKey: () => string | undefined;
 }

@@ -3,16 +3,19 @@
  * re-imports the Ed25519 key on every signature (~2.3 ms per 1 KiB encrypt); this one keeps
  * KeyObjects and calls node:crypto synchronously (~0.4 ms). Same algorithms, same encodings:
  * Ed25519 private keys are 32-byte seeds (what the default backend also accepts), so members
- * on this backend and on the browser's interoperate. HPKE (X-Wing / DHKEM) stays the library's.
+ * on this backend and on the browser's interoperate. Every primitive of the application-message
+ * path is node:crypto (hash, HMAC, HKDF, AES-GCM, Ed25519, random), tested byte-equal to the
+ * default backend; HPKE (X-Wing / DHKEM, commits and Welcomes only) stays the library's.
  */
 import {
   createCipheriv,
   createDecipheriv,
-  createHash,
   createHmac,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  hash,
+  randomBytes,
   type KeyObject,
   sign as nodeSign,
   verify as nodeVerify,
@@ -31,7 +34,8 @@ class KeyCache {
     this.#max = max;
   }
   get(raw: Uint8Array, make: () => KeyObject): KeyObject {
-    const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+    // Keyed by content (a JS string of the bytes: no native call, no base64 on the hot path).
+    const id = String.fromCharCode.apply(null, raw as unknown as number[]);
     let k = this.#map.get(id);
     if (k === undefined) {
       k = make();
@@ -71,6 +75,9 @@ export const ed25519Node = {
   },
 };
 
+/** SHA-256 on node:crypto for event commitments (the protocol's default is noble's). */
+export const sha256Node = (data: Uint8Array): Uint8Array => u8(hash('sha256', data, 'buffer'));
+
 export const nodeMlsCrypto: CryptoProvider = {
   async getCiphersuiteImpl(cs): Promise<CiphersuiteImpl> {
     const base = await defaultCryptoProvider.getCiphersuiteImpl(cs);
@@ -84,7 +91,7 @@ export const nodeMlsCrypto: CryptoProvider = {
       ...base,
       hash: {
         async digest(d) {
-          return u8(createHash(hashAlg).update(d).digest());
+          return u8(hash(hashAlg, d, 'buffer'));
         },
         async mac(k, d) {
           return hmac(k, d);
@@ -100,6 +107,18 @@ export const nodeMlsCrypto: CryptoProvider = {
           return hmac(salt.length > 0 ? salt : new Uint8Array(hashLen), ikm);
         },
         async expand(prk, info, len) {
+          // RFC 5869 §2.3. Every MLS derivation but the exporter fits one block: one HMAC over
+          // info ‖ 0x01, one native call (no intermediate buffers).
+          if (len > 255 * hashLen) throw new RangeError('HKDF-Expand: length too large');
+          if (len <= hashLen) {
+            const block = new Uint8Array(info.length + 1);
+            block.set(info);
+            block[info.length] = 1;
+            const t = u8(createHmac(hashAlg, prk).update(block).digest());
+            if (len === hashLen) return t;
+            t.fill(0, len); // the unused tail of T(1) is key material too
+            return t.subarray(0, len);
+          }
           const out = new Uint8Array(len);
           let t: Uint8Array = new Uint8Array(0);
           for (let i = 1, off = 0; off < len; i++) {
@@ -125,6 +144,8 @@ export const nodeMlsCrypto: CryptoProvider = {
           };
         },
       },
+      // node:crypto's CSPRNG directly (the default goes through WebCrypto's getRandomValues).
+      rng: { randomBytes: (n) => u8(randomBytes(n)) },
       hpke:
         cipher === undefined
           ? base.hpke
@@ -133,13 +154,18 @@ export const nodeMlsCrypto: CryptoProvider = {
               async encryptAead(key, nonce, aad, pt) {
                 const c = createCipheriv(cipher, key, nonce);
                 if (aad !== undefined && aad.length > 0) c.setAAD(aad);
-                return u8(Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]));
+                const body = c.update(pt);
+                c.final(); // GCM is a stream mode: final() adds no bytes, it computes the tag
+                return u8(Buffer.concat([body, c.getAuthTag()]));
               },
               async decryptAead(key, nonce, aad, ct) {
+                if (ct.length < 16) throw new Error('AEAD ciphertext shorter than its tag');
                 const d = createDecipheriv(cipher, key, nonce);
                 if (aad !== undefined && aad.length > 0) d.setAAD(aad);
                 d.setAuthTag(ct.subarray(ct.length - 16));
-                return u8(Buffer.concat([d.update(ct.subarray(0, ct.length - 16)), d.final()]));
+                const body = d.update(ct.subarray(0, ct.length - 16));
+                d.final(); // throws unless the tag verifies; adds no bytes in GCM
+                return u8(body);
               },
             },
     };

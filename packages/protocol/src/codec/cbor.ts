@@ -256,7 +256,10 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 class Reader {
   pos = 0;
-  constructor(private readonly b: Uint8Array) {}
+  constructor(
+    private readonly b: Uint8Array,
+    private readonly views: boolean,
+  ) {}
 
   private bad(message: string, code: ProtocolErrorCode = 'DECODE_MALFORMED'): never {
     throw new ProtocolError(code, message, '$');
@@ -345,7 +348,7 @@ class Reader {
         const n = this.arg(ai);
         this.need(n);
         this.pos += n;
-        return this.b.slice(this.pos - n, this.pos);
+        return this.views ? this.b.subarray(this.pos - n, this.pos) : this.b.slice(this.pos - n, this.pos);
       }
       case 3:
         return this.text(this.arg(ai));
@@ -397,8 +400,16 @@ function readUint32(b: Uint8Array, at: number): number {
   );
 }
 
-/** Decodes untrusted bytes; refuses oversize, malformed and non-canonical input with a reason. */
-export function decodeCanonical(bytes: unknown, maxBytes = DEFAULT_MAX_DECODE_BYTES): Decoded<CborValue> {
+/**
+ * Decodes untrusted bytes; refuses oversize, malformed and non-canonical input with a reason.
+ * Byte strings are copies, unless `views`: then they are views of `bytes` (no allocation; for
+ * hot paths whose input is never written again, e.g. an envelope's wire bytes).
+ */
+export function decodeCanonical(
+  bytes: unknown,
+  maxBytes = DEFAULT_MAX_DECODE_BYTES,
+  opts: { readonly views?: boolean } = {},
+): Decoded<CborValue> {
   if (!isBytes(bytes)) return fail('DECODE_MALFORMED', '$', 'input must be bytes');
   if (bytes.length > maxBytes) return fail('DECODE_TOO_LARGE', '$', `input exceeds ${maxBytes} bytes`);
   if (bytes.length === 0) return fail('DECODE_MALFORMED', '$', 'empty input');
@@ -407,7 +418,7 @@ export function decodeCanonical(bytes: unknown, maxBytes = DEFAULT_MAX_DECODE_BY
     bytes.constructor === Uint8Array
       ? bytes
       : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const r = new Reader(data);
+  const r = new Reader(data, opts.views === true);
   try {
     const value = r.value(0) as CborValue;
     if (r.pos !== data.length)

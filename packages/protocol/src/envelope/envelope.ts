@@ -77,13 +77,18 @@ export function signEnvelope(
 
 const wireSchema = z.strictObject({ body: bytes(), sig: bytes(64) });
 
-/** Decodes wire bytes (structure only; the signature is checked by verifyEnvelope). */
+/**
+ * Decodes wire bytes (structure only; the signature is checked by verifyEnvelope). The byte
+ * fields of the result (bodyBytes, sig, mls, commitment) are views of `wire`, not copies: the
+ * envelope keeps `wire` anyway, and a caller must not write to it afterwards.
+ */
 export function decodeEnvelope(wire: unknown): Decoded<SignedEnvelope> {
-  const outer = decodeCanonical(wire, MAX_ENVELOPE_BYTES);
+  const views = { views: true } as const;
+  const outer = decodeCanonical(wire, MAX_ENVELOPE_BYTES, views);
   if (!outer.ok) return outer;
   const w = wireSchema.safeParse(outer.value);
   if (!w.success) return fail('ENVELOPE_INVALID', 'envelope', 'expected {body, sig}');
-  const inner = decodeCanonical(w.data.body, MAX_ENVELOPE_BYTES);
+  const inner = decodeCanonical(w.data.body, MAX_ENVELOPE_BYTES, views);
   if (!inner.ok) return fail(inner.code, `envelope.body${inner.at.slice(1)}`, inner.message);
   const b = envelopeBodySchema.safeParse(inner.value);
   if (!b.success) {

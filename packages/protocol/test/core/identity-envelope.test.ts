@@ -1,7 +1,8 @@
+import { sha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/bytes/index.ts';
-import { encodeCanonical } from '../../src/codec/cbor.ts';
+import { decodeCanonical, encodeCanonical } from '../../src/codec/cbor.ts';
 import { decodeEntry, encodeEntry } from '../../src/envelope/entry.ts';
 import {
   decodeEnvelope,
@@ -14,6 +15,7 @@ import {
   commitEvent,
   encodeSealedEvent,
   openSealedEvent,
+  sealEvent,
   verifyCommitment,
 } from '../../src/events/commitment.ts';
 import { type ChannelEvent, decodeEvent, encodeEvent } from '../../src/events/event.ts';
@@ -223,6 +225,24 @@ describe('envelopes', () => {
     expect(verifyEnvelope({ ...d.value, bodyBytes: swapped.bodyBytes }, devA.publicKey)).toBe(false);
   });
 
+  it('decodes without copying: the byte fields are views of the wire bytes (a Buffer too)', () => {
+    const env = signEnvelope(body(), devA.secretKey);
+    for (const wire of [env.wire, Buffer.from(env.wire)]) {
+      const d = decodeEnvelope(wire);
+      if (!d.ok) throw new Error(d.message);
+      for (const b of [d.value.bodyBytes, d.value.sig, d.value.body.mls]) {
+        expect(b.buffer).toBe(wire.buffer);
+        expect(b.constructor).toBe(Uint8Array); // never a Buffer
+      }
+      expect(toHex(d.value.body.mls)).toBe(toHex(env.body.mls));
+      expect(verifyEnvelope(d.value, devA.publicKey)).toBe(true);
+    }
+    // The general decoder still copies.
+    const bytes = encodeCanonical({ b: new Uint8Array(100).fill(1) });
+    const d = decodeCanonical(bytes);
+    expect(d.ok && (d.value as { b: Uint8Array }).b.buffer).not.toBe(bytes.buffer);
+  });
+
   it('log entries carry the envelope and decode back to it', () => {
     const env = signEnvelope(body(), devA.secretKey);
     const entry = encodeEntry({
@@ -266,6 +286,27 @@ describe('selective disclosure (salted commitments)', () => {
     const ok = openSealedEvent(sealed, c);
     expect(ok.ok && ok.value.event).toEqual(ev);
     expect(openSealedEvent(sealed, commitEvent(message('other'), salt))).toMatchObject({
+      ok: false,
+      code: 'COMMITMENT_MISMATCH',
+    });
+  });
+
+  it('uses an injected SHA-256 backend, with the same commitments as the default', () => {
+    const ev = message('Sealed with an injected hash.');
+    let calls = 0;
+    const counting = (d: Uint8Array) => {
+      calls++;
+      return sha256(d);
+    };
+    const sealed = sealEvent(ev, salt, counting);
+    expect(calls).toBe(1);
+    expect(toHex(sealed.commitment)).toBe(toHex(sealEvent(ev, salt).commitment));
+    expect(toHex(sealed.commitment)).toBe(toHex(commitEvent(ev, salt, counting)));
+    expect(openSealedEvent(sealed.plaintext, sealed.commitment, counting).ok).toBe(true);
+    expect(verifyCommitment(ev, salt, sealed.commitment, counting)).toBe(true);
+    // A backend that hashes differently cannot open what the default sealed.
+    const wrong = (d: Uint8Array) => sha256(new Uint8Array([...d, 0]));
+    expect(openSealedEvent(sealed.plaintext, sealed.commitment, wrong)).toMatchObject({
       ok: false,
       code: 'COMMITMENT_MISMATCH',
     });
