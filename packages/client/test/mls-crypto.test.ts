@@ -9,7 +9,9 @@ import fc from 'fast-check';
 import {
   encodeDeviceCertificate,
   issueDeviceCertificate,
+  isWeakEd25519Key,
   keyPairFromSeed,
+  nobleEd25519,
   utf8,
 } from '@backchannel/protocol';
 import {
@@ -27,7 +29,13 @@ import {
   getCiphersuiteImpl,
 } from 'ts-mls';
 import { describe, expect, it } from 'vitest';
-import { nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
+import {
+  ed25519Backend,
+  ed25519Node,
+  nodeMlsCrypto,
+  opensslEd25519,
+  sha256Node,
+} from '../src/sdk/mls-crypto.node.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const bytes = (max: number) => fc.uint8Array({ minLength: 0, maxLength: max });
@@ -184,5 +192,43 @@ describe.each(SUITES)('a group with one member on each backend, %s', (suite) => 
       const toA = await a.process(await b.encrypt(utf8(`default ${i}`), utf8('ad')));
       expect(toA.kind === 'application' && new TextDecoder().decode(toA.plaintext)).toBe(`default ${i}`);
     }
+  });
+});
+
+describe('Ed25519 suites of a Node device (libsodium, OpenSSL fallback)', () => {
+  it('loads libsodium on this machine and signs byte-identically to noble; all verify each other', () => {
+    expect(ed25519Backend).toBe('libsodium');
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), bytes(300), (seed, msg) => {
+        const kp = keyPairFromSeed(seed);
+        const sigs = [ed25519Node, opensslEd25519, nobleEd25519].map((s) => s.sign(msg, kp.secretKey));
+        for (const sig of sigs) expect(hex(sig)).toBe(hex(sigs[2] as Uint8Array));
+        for (const s of [ed25519Node, opensslEd25519, nobleEd25519]) {
+          expect(s.verify(sigs[0] as Uint8Array, msg, kp.publicKey)).toBe(true);
+          const bad = (sigs[0] as Uint8Array).slice();
+          bad[msg.length % 64] = (bad[msg.length % 64] as number) ^ 1;
+          expect(s.verify(bad, msg, kp.publicKey)).toBe(false);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('refuses the identity-point forgery and other small-order keys in every suite', () => {
+    // A = R = identity, S = 0 satisfies sB = R + hA for any message: OpenSSL alone would accept it.
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const forged = new Uint8Array(64);
+    forged[0] = 1;
+    const order2 = new Uint8Array(32).fill(0xff); // y = -1 (order 2), canonical encoding
+    order2[0] = 0xec;
+    order2[31] = 0x7f;
+    for (const s of [ed25519Node, opensslEd25519, nobleEd25519]) {
+      expect(s.verify(forged, utf8('any message'), identity)).toBe(false);
+      expect(s.verify(forged, utf8('any message'), order2)).toBe(false);
+    }
+    expect(isWeakEd25519Key(identity)).toBe(true);
+    expect(isWeakEd25519Key(order2)).toBe(true);
+    expect(isWeakEd25519Key(keyPairFromSeed(new Uint8Array(32).fill(7)).publicKey)).toBe(false);
   });
 });

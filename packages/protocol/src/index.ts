@@ -143,6 +143,7 @@ export {
   verifyRequest,
 } from './identity/request.ts';
 export {
+  isWeakEd25519Key,
   type KeyPair,
   keyPairFromSeed,
   labelledMessage,

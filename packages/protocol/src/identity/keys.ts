@@ -88,6 +88,20 @@ export function sodiumEd25519(sodium: SodiumSign, maxCachedSecrets = 64): Signat
   };
 }
 
+/**
+ * Whether a public key is unusable for signatures: not a canonical point encoding, or a point of
+ * small order (for which an all-identity "signature" verifies on any message under ZIP-215 or
+ * OpenSSL rules). A suite without its own check (OpenSSL) consults this once per key.
+ */
+export function isWeakEd25519Key(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== 32) return true;
+  try {
+    return ed25519.Point.fromBytes(publicKey, false).isSmallOrder();
+  } catch {
+    return true;
+  }
+}
+
 /** Derives a key pair from a 32-byte seed supplied by the caller (no ambient randomness). */
 export function keyPairFromSeed(seed: Uint8Array): KeyPair {
   assertBytes(seed, 32, 'seed');
