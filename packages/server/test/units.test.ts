@@ -15,7 +15,7 @@ import { leafHash } from '@backchannel/protocol/transcript';
 import { describe, expect, it } from 'vitest';
 import { encodeEntryFast } from '../src/channels/entry-codec.ts';
 import { ConfigError, configFromEnv, parseConfigFile, resolveConfig } from '../src/config.ts';
-import { leafHashNode, nodeEd25519, sha256 } from '../src/ed25519.node.ts';
+import { ed25519Backend, leafHashNode, nodeEd25519, sha256 } from '../src/ed25519.node.ts';
 import { fromB64u, toB64u } from '../src/bytes.node.ts';
 import { ReplayCache, requestMessage } from '../src/http/auth.ts';
 import { RateLimiter } from '../src/http/rate-limit.ts';
@@ -64,21 +64,40 @@ describe('config', () => {
   });
 });
 
-describe('signing and hashing on node:crypto', () => {
-  it('verifies exactly what protocol signs, and signs byte-identically to noble', () => {
-    const suite = nodeEd25519();
-    const kp = keyPairFromSeed(seedOf('k'));
-    const msg = randomBytes(100);
-    const sig = signWithLabel(kp.secretKey, 'envelope', msg, suite);
-    expect(
-      Buffer.from(sig).equals(Buffer.from(signWithLabel(kp.secretKey, 'envelope', msg, nobleEd25519))),
-    ).toBe(true);
-    expect(suite.verify(sig, labelledMessage('envelope', msg), kp.publicKey)).toBe(true);
-    sig[0] = (sig[0] as number) ^ 1;
-    expect(suite.verify(sig, labelledMessage('envelope', msg), kp.publicKey)).toBe(false);
-    expect(suite.verify(new Uint8Array(10), msg, kp.publicKey)).toBe(false);
-    expect(suite.verify(sig, msg, new Uint8Array(32))).toBe(false);
+describe('signing and hashing on native code', () => {
+  it('uses libsodium on this machine', () => {
+    expect(ed25519Backend).toBe('libsodium');
   });
+
+  it.each(['libsodium', 'openssl'] as const)(
+    '%s: refuses the identity-point forgery (a small-order key)',
+    (backend) => {
+      const identity = new Uint8Array(32);
+      identity[0] = 1;
+      const forged = new Uint8Array(64);
+      forged[0] = 1;
+      const suite = nodeEd25519({ backend });
+      expect(suite.verify(forged, labelledMessage('envelope', randomBytes(20)), identity)).toBe(false);
+    },
+  );
+
+  it.each(['libsodium', 'openssl'] as const)(
+    '%s: verifies exactly what protocol signs, and signs byte-identically to noble',
+    (backend) => {
+      const suite = nodeEd25519({ backend });
+      const kp = keyPairFromSeed(seedOf('k'));
+      const msg = randomBytes(100);
+      const sig = signWithLabel(kp.secretKey, 'envelope', msg, suite);
+      expect(
+        Buffer.from(sig).equals(Buffer.from(signWithLabel(kp.secretKey, 'envelope', msg, nobleEd25519))),
+      ).toBe(true);
+      expect(suite.verify(sig, labelledMessage('envelope', msg), kp.publicKey)).toBe(true);
+      sig[0] = (sig[0] as number) ^ 1;
+      expect(suite.verify(sig, labelledMessage('envelope', msg), kp.publicKey)).toBe(false);
+      expect(suite.verify(new Uint8Array(10), msg, kp.publicKey)).toBe(false);
+      expect(suite.verify(sig, msg, new Uint8Array(32))).toBe(false);
+    },
+  );
 
   it('builds the request message exactly as protocol requestSigningBody', () => {
     const body = randomBytes(300);
