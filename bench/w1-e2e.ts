@@ -3,10 +3,15 @@
  * MLS-encrypted and signed as in production, up to 64 in flight, each persisted on A's device
  * before it is posted; B syncs, verifies, decrypts and folds every one. Latency is A's send call
  * → B's decryption, on one process clock. Also: cold sync of a long channel on a new device.
- * Run: node --import tsx bench/w1-e2e.ts [--n 20000] [--json]
+ * Run: node --import tsx bench/w1-e2e.ts [--n 20000] [--json] [--cold-only]
+ * --cold-only: A posts the N messages without the latency measurement, then only the cold sync
+ * is timed (the fast way to iterate on it). --cache DIR (with --cold-only) keeps the relay and
+ * devices A and B after the first run in DIR and starts every later run from a copy of them.
+ * --prof FILE writes a CPU profile (.cpuprofile) of the cold sync alone.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRelayProcess } from '../packages/client/src/cli/relay-process.node.ts';
@@ -15,6 +20,7 @@ import { Backchannel } from '../packages/client/src/sdk/client.ts';
 import { createMlsFactory } from '../packages/client/src/sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto } from '../packages/client/src/sdk/mls-crypto.node.ts';
 import { SqliteLocalStore } from '../packages/client/src/sdk/sqlite.node.ts';
+import { leafHashNode, SignatureWorkers } from '../packages/client/src/sdk/sync-crypto.node.ts';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(name);
@@ -22,7 +28,29 @@ const arg = (name: string, def: number) => {
 };
 const N = arg('--n', 20_000);
 const json = process.argv.includes('--json');
+const coldOnly = process.argv.includes('--cold-only');
+const strArg = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const cache = coldOnly ? strArg('--cache') : undefined;
+const prof = strArg('--prof');
 const root = mkdtempSync(join(tmpdir(), 'bc-w1e2e-'));
+interface Cached {
+  readonly port: number;
+  readonly n: number;
+  readonly channel: string;
+  readonly partyB: string;
+}
+const cacheMeta = cache === undefined ? undefined : join(cache, 'meta.json');
+const cached =
+  cacheMeta !== undefined && existsSync(cacheMeta)
+    ? (JSON.parse(readFileSync(cacheMeta, 'utf8')) as Cached)
+    : undefined;
+if (cached !== undefined && cached.n !== N) throw new Error(`${cache} holds n = ${cached.n}, not ${N}`);
+if (cached !== undefined && cache !== undefined) cpSync(cache, root, { recursive: true });
+
+const verifier = new SignatureWorkers(1);
 
 async function device(name: string, relay: string) {
   return Backchannel.open({
@@ -35,133 +63,183 @@ async function device(name: string, relay: string) {
     relays: [relay],
     random: (n) => new Uint8Array(randomBytes(n)),
     signatures: ed25519Node,
+    verifier,
+    leafHash: leafHashNode,
     updateEveryMessages: 1_000_000,
   });
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * (xs.length - 1)))] ?? 0;
 
-const relay = await startRelayProcess(join(root, 'relay'));
+const relay = await startRelayProcess(join(root, 'relay'), cached?.port);
 try {
   const a = await device('A', relay.url);
   const b = await device('B', relay.url);
-  await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
-  const B = await b.createParty({ partyName: 'B', deviceName: 'b', role: 'principal', relays: [relay.url] });
-  const chA = await a.outreach(B.party, 'bench');
-  await b.checkInbox();
-  const chB = await b.channel(chA.id);
-  await chB.sync();
-  await chB.send({ kind: 'channel.accept' } as DraftEvent);
-  await b.outbox.flush();
-  await chA.sync();
-  const base = chB.record.nextSeq + 1;
+  const { chA, B } =
+    cached === undefined ? await prepare() : { chA: { id: cached.channel }, B: { party: cached.partyB } };
+  if (cached === undefined && cache !== undefined && cacheMeta !== undefined) {
+    a.close();
+    b.close();
+    await relay.stop();
+    cpSync(root, cache, { recursive: true });
+    const meta: Cached = { port: relay.port, n: N, channel: chA.id, partyB: B.party };
+    writeFileSync(cacheMeta, JSON.stringify(meta));
+    console.error(`cached in ${cache}; run again to measure`);
+    process.exit(0);
+  }
+  await coldSync();
 
-  const text = 'x'.repeat(1024);
-  const sentAt = new Map<string, number>();
-  const latencies: number[] = [];
-  let received = 0;
-  let duplicated = 0;
-  const seen = new Set<string>();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  let acceptedAt = 0;
-  // A sliding window: A encrypts and persists the next messages while earlier ones are in flight
-  // (one outbox pass posts up to 64 concurrently; the next pass starts as soon as it ends).
-  const BATCH = 16;
-  const sender = (async () => {
-    let flushing: Promise<unknown> | undefined;
-    let queued = 0;
-    const startFlush = () => {
-      queued = 0;
-      flushing = a.outbox.flush(64).finally(() => {
-        flushing = undefined;
-      });
-    };
-    for (let i = 0; i < N; i += BATCH) {
-      const k = Math.min(BATCH, N - i);
-      const t = performance.now();
-      const ids = await chA.sendMany(
-        Array.from({ length: k }, () => ({ kind: 'message', text }) as DraftEvent),
-      );
-      for (const id of ids) sentAt.set(id, t);
-      queued += k;
-      if (flushing === undefined) startFlush();
-      else if (queued >= 64) await flushing;
-    }
-    while (flushing !== undefined) await flushing;
-    while ((await a.outbox.flush(64)).sent > 0) {}
-    acceptedAt = performance.now();
-  })();
-  const receiver = (async () => {
-    while (received < N) {
-      const fresh = await chB.sync();
-      for (const r of fresh) {
-        if (!('event' in r) || r.event.kind !== 'message') continue;
-        if (seen.has(r.event.id)) duplicated++;
-        seen.add(r.event.id);
-        const s = sentAt.get(r.event.id);
-        if (s !== undefined) latencies.push(performance.now() - s);
-        received++;
+  async function prepare() {
+    await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
+    const B = await b.createParty({
+      partyName: 'B',
+      deviceName: 'b',
+      role: 'principal',
+      relays: [relay.url],
+    });
+    const chA = await a.outreach(B.party, 'bench');
+    await b.checkInbox();
+    const chB = await b.channel(chA.id);
+    await chB.sync();
+    await chB.send({ kind: 'channel.accept' } as DraftEvent);
+    await b.outbox.flush();
+    await chA.sync();
+
+    const text = 'x'.repeat(1024);
+    if (coldOnly) {
+      for (let i = 0; i < N; i += 64) {
+        const k = Math.min(64, N - i);
+        await chA.sendMany(Array.from({ length: k }, () => ({ kind: 'message', text }) as DraftEvent));
+        while ((await a.outbox.flush(64)).sent > 0) {}
       }
-      if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+      await chB.sync();
+    } else await measureW1(text);
+    return { chA, B };
+    async function measureW1(text: string): Promise<void> {
+      const sentAt = new Map<string, number>();
+      const latencies: number[] = [];
+      let received = 0;
+      let duplicated = 0;
+      const seen = new Set<string>();
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      let acceptedAt = 0;
+      // A sliding window: A encrypts and persists the next messages while earlier ones are in flight
+      // (one outbox pass posts up to 64 concurrently; the next pass starts as soon as it ends).
+      const BATCH = 16;
+      const sender = (async () => {
+        let flushing: Promise<unknown> | undefined;
+        let queued = 0;
+        const startFlush = () => {
+          queued = 0;
+          flushing = a.outbox.flush(64).finally(() => {
+            flushing = undefined;
+          });
+        };
+        for (let i = 0; i < N; i += BATCH) {
+          const k = Math.min(BATCH, N - i);
+          const t = performance.now();
+          const ids = await chA.sendMany(
+            Array.from({ length: k }, () => ({ kind: 'message', text }) as DraftEvent),
+          );
+          for (const id of ids) sentAt.set(id, t);
+          queued += k;
+          if (flushing === undefined) startFlush();
+          else if (queued >= 64) await flushing;
+        }
+        while (flushing !== undefined) await flushing;
+        while ((await a.outbox.flush(64)).sent > 0) {}
+        acceptedAt = performance.now();
+      })();
+      const receiver = (async () => {
+        while (received < N) {
+          const fresh = await chB.sync();
+          for (const r of fresh) {
+            if (!('event' in r) || r.event.kind !== 'message') continue;
+            if (seen.has(r.event.id)) duplicated++;
+            seen.add(r.event.id);
+            const s = sentAt.get(r.event.id);
+            if (s !== undefined) latencies.push(performance.now() - s);
+            received++;
+          }
+          if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      await Promise.all([sender, receiver]);
+      const total = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      latencies.sort((x, y) => x - y);
+      const line = {
+        workload: 'W1-e2e',
+        n: N,
+        accepted_per_s: Math.round((N / (acceptedAt - t0 / 1)) * 1000) / 1,
+        delivered_per_s: Math.round((N / total) * 1000),
+        p50_ms: +pct(latencies, 0.5).toFixed(1),
+        p95_ms: +pct(latencies, 0.95).toFixed(1),
+        p99_ms: +pct(latencies, 0.99).toFixed(1),
+        lost: N - seen.size,
+        duplicated,
+        server_rss_mb: null,
+        server_cpu_s: null,
+        client_cpu_s: +((cpu.user + cpu.system) / 1e6).toFixed(1),
+        drain_s: null,
+        store: 'sqlite',
+        nodes: 1,
+        node: process.version,
+        cores: cpus().length,
+      };
+      console.log(JSON.stringify({ ...line, accepted_per_s: Math.round((N / (acceptedAt - t0)) * 1000) }));
     }
-  })();
-  await Promise.all([sender, receiver]);
-  const total = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  latencies.sort((x, y) => x - y);
-  const line = {
-    workload: 'W1-e2e',
-    n: N,
-    accepted_per_s: Math.round((N / (acceptedAt - t0 / 1)) * 1000) / 1,
-    delivered_per_s: Math.round((N / total) * 1000),
-    p50_ms: +pct(latencies, 0.5).toFixed(1),
-    p95_ms: +pct(latencies, 0.95).toFixed(1),
-    p99_ms: +pct(latencies, 0.99).toFixed(1),
-    lost: N - seen.size,
-    duplicated,
-    server_rss_mb: null,
-    server_cpu_s: null,
-    client_cpu_s: +((cpu.user + cpu.system) / 1e6).toFixed(1),
-    drain_s: null,
-    store: 'sqlite',
-    nodes: 1,
-    node: process.version,
-    cores: cpus().length,
-  };
-  console.log(JSON.stringify({ ...line, accepted_per_s: Math.round((N / (acceptedAt - t0)) * 1000) }));
+  }
 
-  // Cold sync: a new device of party B joins the channel and verifies + decrypts what it can.
-  const b2 = await device('B2', relay.url);
-  const t1 = performance.now();
-  const id2 = await b.addDevice('b2', 'staff');
-  await b2.enroll(id2);
-  const chB2raw = await b.channel(chA.id);
-  await chB2raw.sync();
-  const kps = (await b.relay.claimKeyPackages(B.party)).filter((k) => k.device === id2.device);
-  await chB2raw.commit(
-    (g) => g.add(kps.map((k) => k.keyPackage)),
-    { add: kps.map((k) => k.device as never), remove: [] },
-    [B.party],
-  );
-  await b2.checkInbox();
-  const chB2 = await b2.channel(chA.id);
-  const tSync = performance.now();
-  await chB2.sync();
-  const coldS = (performance.now() - tSync) / 1000;
-  console.log(
-    JSON.stringify({
-      workload: 'cold-sync',
-      entries: chB2.record.nextSeq,
-      seconds: +coldS.toFixed(2),
-      per_s: Math.round(chB2.record.nextSeq / coldS),
-      verified_checkpoint: chB2.record.checkpointSize,
-      setup_s: +((tSync - t1) / 1000).toFixed(2),
-    }),
-  );
-  void base;
-  if (!json) console.log(`\nW1-e2e: ${N} messages; see docs/PERFORMANCE.md for the table`);
-  for (const d of [a, b, b2]) d.close();
+  async function coldSync() {
+    // Cold sync: a new device of party B joins the channel and verifies + decrypts what it can.
+    const b2 = await device('B2', relay.url);
+    const t1 = performance.now();
+    const id2 = await b.addDevice('b2', 'staff');
+    await b2.enroll(id2);
+    const chB2raw = await b.channel(chA.id);
+    await chB2raw.sync();
+    const kps = (await b.relay.claimKeyPackages(B.party as string)).filter((k) => k.device === id2.device);
+    await chB2raw.commit(
+      (g) => g.add(kps.map((k) => k.keyPackage)),
+      { add: kps.map((k) => k.device as never), remove: [] },
+      [B.party as never],
+    );
+    await b2.checkInbox();
+    const chB2 = await b2.channel(chA.id);
+    const tSync = performance.now();
+    const cpuSync = process.cpuUsage();
+    const session = prof === undefined ? undefined : new Session();
+    if (session !== undefined) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
+    await chB2.sync();
+    const coldS = (performance.now() - tSync) / 1000;
+    const coldCpu = process.cpuUsage(cpuSync);
+    if (session !== undefined && prof !== undefined) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(prof, JSON.stringify(profile));
+    }
+    console.log(
+      JSON.stringify({
+        workload: 'cold-sync',
+        entries: chB2.record.nextSeq,
+        seconds: +coldS.toFixed(2),
+        per_s: Math.round(chB2.record.nextSeq / coldS),
+        verified_checkpoint: chB2.record.checkpointSize,
+        setup_s: +((tSync - t1) / 1000).toFixed(2),
+        client_cpu_s: +((coldCpu.user + coldCpu.system) / 1e6).toFixed(2),
+        per_100k_s: +((100_000 * coldS) / chB2.record.nextSeq).toFixed(1),
+      }),
+    );
+    if (!json) console.log(`\nW1-e2e: ${N} messages; see docs/PERFORMANCE.md for the table`);
+    b2.close();
+  }
+  a.close();
+  b.close();
 } finally {
   await relay.stop();
 }

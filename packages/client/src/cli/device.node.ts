@@ -7,6 +7,7 @@ import { Backchannel } from '../sdk/client.ts';
 import { ClientError } from '../sdk/errors.ts';
 import { createMlsFactory } from '../sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto } from '../sdk/mls-crypto.node.ts';
+import { leafHashNode, SignatureWorkers } from '../sdk/sync-crypto.node.ts';
 import type { KdfParams } from '../sdk/sealed-box.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 
@@ -50,5 +51,10 @@ export async function openDevice(o: GlobalOptions): Promise<Backchannel> {
     ...(o.relay === undefined || o.relay.length === 0 ? {} : { relays: o.relay }),
     random: (n) => new Uint8Array(randomBytes(n)),
     signatures: ed25519Node,
+    verifier: signatureWorkers,
+    leafHash: leafHashNode,
   });
 }
+
+/** One verify worker for the process (started on first sync; idle, it does not hold the process). */
+const signatureWorkers = new SignatureWorkers(1);

@@ -20,9 +20,10 @@ import {
   type SignatureSuite,
   utf8,
 } from '@backchannel/protocol';
+import { leafHash } from '@backchannel/protocol/transcript';
 import { Channel, type DraftEvent } from './channel.ts';
 import { keys } from './channel-record.ts';
-import { CertificateBook, type EngineContext } from './context.ts';
+import { type BatchVerifier, CertificateBook, type EngineContext } from './context.ts';
 import { ClientError } from './errors.ts';
 import {
   decodeIdentity,
@@ -45,6 +46,14 @@ export interface BackchannelOptions {
   /** Ed25519 backend; Node callers pass the node:crypto one (ed25519Node). Default: noble. */
   readonly signatures?: SignatureSuite;
   readonly fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /**
+   * Sync verifies each page's envelope signatures through this (Node callers pass
+   * SignatureWorkers: a worker thread verifies one page while the next is decoded and stored).
+   * Default: one by one with `signatures`, on the calling thread.
+   */
+  readonly verifier?: BatchVerifier;
+  /** SHA-256 leaf hash of transcript entries (Node callers pass leafHashNode). Default: noble. */
+  readonly leafHash?: (entry: Uint8Array) => Uint8Array;
   /** Post-compromise security: refresh this device's MLS leaf this often (default 7 days)… */
   readonly updateEveryMs?: number;
   /** …or after this many sent messages (default 1,000). */
@@ -154,6 +163,8 @@ export class Backchannel {
       random: this.#opts.random,
       suite,
       relayKey: () => this.#relayKey,
+      leafHash: this.#opts.leafHash ?? leafHash,
+      ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
     };
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,
