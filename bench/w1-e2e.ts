@@ -7,7 +7,8 @@
  * --cold-only: A posts the N messages without the latency measurement, then only the cold sync
  * is timed (the fast way to iterate on it). --cache DIR (with --cold-only) keeps the relay and
  * devices A and B after the first run in DIR and starts every later run from a copy of them.
- * --prof FILE writes a CPU profile (.cpuprofile) of the cold sync alone.
+ * --verify-threads N: signature worker threads (default 1); --no-inline: the main thread never
+ * verifies signatures itself. --prof FILE writes a CPU profile (.cpuprofile) of the cold sync.
  */
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -50,7 +51,10 @@ const cached =
 if (cached !== undefined && cached.n !== N) throw new Error(`${cache} holds n = ${cached.n}, not ${N}`);
 if (cached !== undefined && cache !== undefined) cpSync(cache, root, { recursive: true });
 
-const verifier = new SignatureWorkers(1);
+const verifier = new SignatureWorkers({
+  threads: arg('--verify-threads', 1),
+  ...(process.argv.includes('--no-inline') ? {} : { inline: ed25519Node }),
+});
 
 async function device(name: string, relay: string) {
   return Backchannel.open({
@@ -216,7 +220,8 @@ try {
       await session.post('Profiler.enable');
       await session.post('Profiler.start');
     }
-    await chB2.sync();
+    let progress = 0; // the CLI draws its progress bar from these per-page callbacks
+    await chB2.sync(() => progress++);
     const coldS = (performance.now() - tSync) / 1000;
     const coldCpu = process.cpuUsage(cpuSync);
     if (session !== undefined && prof !== undefined) {
@@ -232,6 +237,7 @@ try {
         verified_checkpoint: chB2.record.checkpointSize,
         setup_s: +((tSync - t1) / 1000).toFixed(2),
         client_cpu_s: +((coldCpu.user + coldCpu.system) / 1e6).toFixed(2),
+        progress_updates: progress,
         per_100k_s: +((100_000 * coldS) / chB2.record.nextSeq).toFixed(1),
       }),
     );

@@ -79,6 +79,10 @@ describe('sealed transcript entries', () => {
     expect((await s.entries('c_x', 5, 10)).map((x) => x.seq)).toEqual([7, 8]);
     expect(await s.entryCount('c_x')).toBe(7);
     expect(await s.entryCount('c_y')).toBe(1);
+    // A page and the record that counts it, in one write.
+    await s.put([['ch:c_z', new Uint8Array([2])]], [], { channel: 'c_z', entries: [e(0), e(1)] });
+    expect(await s.get('ch:c_z')).toEqual(new Uint8Array([2]));
+    expect((await s.entries('c_z', 0, 10)).map((x) => x.seq)).toEqual([0, 1]);
     s.close();
   });
 

@@ -56,5 +56,8 @@ export async function openDevice(o: GlobalOptions): Promise<Backchannel> {
   });
 }
 
-/** One verify worker for the process (started on first sync; idle, it does not hold the process). */
-const signatureWorkers = new SignatureWorkers(1);
+/**
+ * One verify worker for the process, helped by the main thread while it waits (started on first
+ * sync; idle, it does not hold the process).
+ */
+const signatureWorkers = new SignatureWorkers({ threads: 1, inline: ed25519Node });

@@ -398,10 +398,10 @@ export class Channel {
     // One value per page (keyed by its first seq): one seal and one row instead of one per entry.
     writes.push([keys.event(this.id, page.from), encodeEventRecords(records)]);
     this.#rec = { ...this.#rec, frontier, nextSeq: page.from + page.entries.length, removed };
-    await this.#ctx.store.appendEntries(this.id, page.entries);
     writes.push([keys.channel(this.id), encodeChannelRecord(this.#rec)]);
     if (this.#group !== undefined) writes.push([keys.mls(this.id), this.#group.exportState()]);
-    await this.#ctx.store.put(writes);
+    // The entries, their records and the channel record that counts them: one transaction.
+    await this.#ctx.store.put(writes, [], { channel: this.id, entries: page.entries });
     this.#view = this.#view.fold(records);
     return records;
   }

@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ClientError } from './errors.ts';
 import { DEFAULT_KDF, deriveKey, type KdfParams, SealedBox } from './sealed-box.node.ts';
-import type { LocalStore, OutboxItem, StoredEntry } from './storage.ts';
+import type { ChannelEntries, LocalStore, OutboxItem, StoredEntry } from './storage.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
@@ -171,6 +171,7 @@ export class SqliteLocalStore implements LocalStore {
   async put(
     records: ReadonlyArray<readonly [string, Uint8Array | undefined]>,
     outbox: readonly OutboxItem[] = [],
+    entries?: ChannelEntries,
   ): Promise<void> {
     const ob = this.#db.prepare(
       'INSERT OR IGNORE INTO outbox (id, channel, created_at, value) VALUES (?, ?, ?, ?)',
@@ -186,6 +187,7 @@ export class SqliteLocalStore implements LocalStore {
       }
       for (const item of outbox)
         ob.run(item.id, item.channel, item.createdAt, this.#box.seal(`outbox:${item.id}`, item.wire));
+      if (entries !== undefined) this.#insertRuns(entries.channel, entries.entries);
     })();
   }
 

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import type { SignatureSuite } from '@backchannel/protocol';
 import type { BatchVerifier, SignatureCheck } from './context.ts';
 
 /** RFC 9162 §2.1.1: SHA-256(0x00 || entry), the protocol's leafHash on node:crypto. */
@@ -48,43 +49,107 @@ parentPort.on('message', ({ id, n, buf }) => {
 });
 `;
 
-interface Pending {
-  readonly resolve: (out: Uint8Array) => void;
-  readonly reject: (e: unknown) => void;
+/** A slice of one verifyAll call, verified by a worker or, while the main thread waits, inline. */
+interface Chunk {
+  readonly checks: readonly SignatureCheck[];
+  readonly settle: (out: Uint8Array) => void;
+  readonly fail: (e: unknown) => void;
 }
+
+interface Lane {
+  worker: Worker | undefined;
+  readonly inFlight: Map<number, Chunk>;
+}
+
+/** Checks per message to a worker (~3 ms of work) and messages a worker holds at once. */
+const CHUNK = 32;
+const DEPTH = 2;
+
+const wellFormed = (c: SignatureCheck) => c.signature.length === 64 && c.publicKey.length === 32;
 
 /**
  * Verifies batches of signatures on `threads` worker threads (default 1: on a 2-core machine the
- * main thread keeps the other). Workers are started on first use and do not keep the process
- * alive while idle.
+ * main thread keeps the other). With `inline`, the calling thread takes queued chunks itself
+ * whenever its event loop comes round with nothing else to do (waiting on the workers, the
+ * relay), so no core idles while signatures wait. Workers start on first use and do not keep
+ * the process alive while idle.
  */
 export class SignatureWorkers implements BatchVerifier {
-  readonly #threads: number;
-  readonly #workers: (Worker | undefined)[];
-  readonly #pending = new Map<number, Pending>();
+  readonly #lanes: Lane[];
+  readonly #inline: SignatureSuite | undefined;
+  readonly #queue: Chunk[] = [];
   #next = 0;
+  #helping = false;
   #closed = false;
 
-  constructor(threads = 1) {
-    this.#threads = Math.max(1, threads);
-    this.#workers = new Array<Worker | undefined>(this.#threads).fill(undefined);
+  /** `inline` must be the device's own suite (it answers as the workers' node:crypto does). */
+  constructor(opts: { threads?: number; inline?: SignatureSuite } = {}) {
+    this.#lanes = Array.from({ length: Math.max(1, opts.threads ?? 1) }, () => ({
+      worker: undefined,
+      inFlight: new Map(),
+    }));
+    this.#inline = opts.inline;
   }
 
   async verifyAll(checks: readonly SignatureCheck[]): Promise<Uint8Array> {
     if (this.#closed) throw new Error('signature workers are closed');
     const out = new Uint8Array(checks.length);
-    const per = Math.ceil(checks.length / this.#threads);
     const parts: Promise<void>[] = [];
-    for (let t = 0; t * per < checks.length; t++) {
-      const from = t * per;
-      const part = checks.slice(from, from + per);
-      parts.push(this.#send(t, part).then((r) => out.set(r, from)));
+    for (let from = 0; from < checks.length; from += CHUNK) {
+      const part = checks.slice(from, from + CHUNK);
+      parts.push(
+        new Promise<void>((resolve, reject) => {
+          this.#queue.push({
+            checks: part,
+            settle: (r) => {
+              // A check with a malformed key or signature is invalid whatever the worker answered.
+              part.forEach((c, i) => {
+                out[from + i] = wellFormed(c) && r[i] === 1 ? 1 : 0;
+              });
+              resolve();
+            },
+            fail: reject,
+          });
+        }),
+      );
     }
+    this.#pump();
     await Promise.all(parts);
     return out;
   }
 
-  #send(lane: number, checks: readonly SignatureCheck[]): Promise<Uint8Array> {
+  #pump(): void {
+    for (const lane of this.#lanes) {
+      while (lane.inFlight.size < DEPTH && this.#queue.length > 0)
+        this.#send(lane, this.#queue.shift() as Chunk);
+    }
+    // A worker holds the process open only while it has work (the caller awaits its answer).
+    for (const lane of this.#lanes) {
+      if (lane.inFlight.size > 0) lane.worker?.ref();
+      else lane.worker?.unref();
+    }
+    if (this.#inline !== undefined && this.#queue.length > 0 && !this.#helping) {
+      this.#helping = true;
+      setImmediate(() => this.#help());
+    }
+  }
+
+  /** One queued chunk on this thread (runs from setImmediate: only once pending I/O is handled). */
+  #help(): void {
+    this.#helping = false;
+    const chunk = this.#queue.shift();
+    const suite = this.#inline;
+    if (chunk === undefined || suite === undefined) return;
+    const out = new Uint8Array(chunk.checks.length);
+    chunk.checks.forEach((c, i) => {
+      out[i] = wellFormed(c) && suite.verify(c.signature, c.message, c.publicKey) ? 1 : 0;
+    });
+    chunk.settle(out);
+    this.#pump();
+  }
+
+  #send(lane: Lane, chunk: Chunk): void {
+    const { checks } = chunk;
     const n = checks.length;
     let size = 100 * n;
     for (const c of checks) size += c.message.length;
@@ -95,8 +160,8 @@ export class SignatureWorkers implements BatchVerifier {
     const pks = sigs + 64 * n;
     let end = 0;
     checks.forEach((c, i) => {
-      // A key or signature of the wrong length is left as zeros and answered invalid below.
-      if (c.signature.length === 64 && c.publicKey.length === 32) {
+      // A key or signature of the wrong length is left as zeros (and answered invalid).
+      if (wellFormed(c)) {
         bytes.set(c.signature, sigs + 64 * i);
         bytes.set(c.publicKey, pks + 32 * i);
       }
@@ -104,56 +169,39 @@ export class SignatureWorkers implements BatchVerifier {
       end += c.message.length;
       ends[i] = end;
     });
-    const worker = this.#worker(lane);
     const id = this.#next++;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      if (this.#pending.size === 0) for (const w of this.#workers) w?.ref();
-      this.#pending.set(id, {
-        resolve: (r) => {
-          // A check with a malformed key or signature is invalid whatever the worker answered.
-          checks.forEach((c, i) => {
-            if (c.signature.length !== 64 || c.publicKey.length !== 32) r[i] = 0;
-          });
-          resolve(r);
-        },
-        reject,
-      });
-      worker.postMessage({ id, n, buf }, [buf]);
-    });
+    lane.inFlight.set(id, chunk);
+    this.#worker(lane).postMessage({ id, n, buf }, [buf]);
   }
 
-  #worker(lane: number): Worker {
-    const existing = this.#workers[lane];
-    if (existing !== undefined) return existing;
+  #worker(lane: Lane): Worker {
+    if (lane.worker !== undefined) return lane.worker;
     const w = new Worker(WORKER_SOURCE, { eval: true });
-    if (this.#pending.size === 0) w.unref();
-    w.on('message', ({ id, out }: { id: number; out: Uint8Array }) =>
-      this.#settle(id, (p) => p.resolve(out)),
-    );
+    w.on('message', ({ id, out }: { id: number; out: Uint8Array }) => {
+      const chunk = lane.inFlight.get(id);
+      if (chunk === undefined) return;
+      lane.inFlight.delete(id);
+      chunk.settle(out);
+      this.#pump();
+    });
     const fail = (e: unknown) => {
-      this.#workers[lane] = undefined;
-      // Every batch in flight fails (a lane's batches cannot be told apart here): sync retries.
-      for (const id of [...this.#pending.keys()]) this.#settle(id, (p) => p.reject(e));
+      if (lane.worker !== w) return;
+      lane.worker = undefined;
+      const lost = [...lane.inFlight.values()];
+      lane.inFlight.clear();
+      for (const chunk of lost) chunk.fail(e);
+      if (!this.#closed) this.#pump();
     };
     w.on('error', fail);
-    w.on('exit', (code) => {
-      if (!this.#closed && this.#workers[lane] === w) fail(new Error(`signature worker exited (${code})`));
-    });
-    this.#workers[lane] = w;
+    w.on('exit', (code) => fail(new Error(`signature worker exited (${code})`)));
+    lane.worker = w;
     return w;
-  }
-
-  #settle(id: number, f: (p: Pending) => void): void {
-    const p = this.#pending.get(id);
-    if (p === undefined) return;
-    this.#pending.delete(id);
-    if (this.#pending.size === 0) for (const w of this.#workers) w?.unref();
-    f(p);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#workers.map((w) => w?.terminate()));
-    this.#workers.fill(undefined);
+    const workers = this.#lanes.map((l) => l.worker);
+    for (const l of this.#lanes) l.worker = undefined;
+    await Promise.all(workers.map((w) => w?.terminate()));
   }
 }
