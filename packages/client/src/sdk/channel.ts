@@ -389,7 +389,8 @@ export class Channel {
     let removed = this.#rec.removed;
     for (const { seq, entry } of page.entries)
       frontier = appendLeaf(frontier, seq, this.#ctx.leafHash(entry));
-    const signatures = await page.signatures;
+    // Should the batch verifier fail (a worker died), every signature is checked one by one.
+    const signatures = await page.signatures?.catch(() => undefined);
     for (const d of page.decoded) {
       const rec = await this.#understand(d, signatures);
       if (rec.status === 'handshake' && rec.code === 'REMOVED_SELF') removed = true;
