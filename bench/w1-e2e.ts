@@ -73,6 +73,16 @@ async function device(name: string, relay: string) {
   });
 }
 
+/** The relay process's user + system CPU seconds (Linux /proc; 100 ticks per second). */
+function relayCpuS(): number {
+  try {
+    const f = readFileSync(`/proc/${relay.child.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * (xs.length - 1)))] ?? 0;
 
 const relay = await startRelayProcess(join(root, 'relay'), cached?.port);
@@ -214,6 +224,7 @@ try {
     const chB2 = await b2.channel(chA.id);
     const tSync = performance.now();
     const cpuSync = process.cpuUsage();
+    const relayCpu0 = relayCpuS();
     const session = prof === undefined ? undefined : new Session();
     if (session !== undefined) {
       session.connect();
@@ -224,6 +235,7 @@ try {
     await chB2.sync(() => progress++);
     const coldS = (performance.now() - tSync) / 1000;
     const coldCpu = process.cpuUsage(cpuSync);
+    const relayCpu = relayCpuS() - relayCpu0;
     if (session !== undefined && prof !== undefined) {
       const { profile } = await session.post('Profiler.stop');
       writeFileSync(prof, JSON.stringify(profile));
@@ -237,6 +249,7 @@ try {
         verified_checkpoint: chB2.record.checkpointSize,
         setup_s: +((tSync - t1) / 1000).toFixed(2),
         client_cpu_s: +((coldCpu.user + coldCpu.system) / 1e6).toFixed(2),
+        relay_cpu_s: +relayCpu.toFixed(2),
         progress_updates: progress,
         per_100k_s: +((100_000 * coldS) / chB2.record.nextSeq).toFixed(1),
       }),
