@@ -6,6 +6,7 @@ import { decodeEntry, encodeEntry } from '../../src/envelope/entry.ts';
 import {
   decodeEnvelope,
   type EnvelopeBody,
+  envelopeSignedMessage,
   signEnvelope,
   verifyEnvelope,
 } from '../../src/envelope/envelope.ts';
@@ -208,6 +209,15 @@ describe('envelopes', () => {
     // The sender id swapped for another device's: the bytes differ, the signature fails.
     const swapped = signEnvelope(body({ sender: parseDeviceId('d_BBBBBBBBBBBBBBBBBBBBBB') }), devA.secretKey);
     expect(verifyEnvelope({ ...d.value, bodyBytes: swapped.bodyBytes }, devA.publicKey)).toBe(false);
+  });
+
+  it('envelopeSignedMessage is exactly what verifyEnvelope checks (for batch verifiers)', () => {
+    const env = signEnvelope(body(), devA.secretKey);
+    const m = envelopeSignedMessage(env);
+    expect(nobleEd25519.verify(env.sig, m, devA.publicKey)).toBe(true);
+    expect(m).toEqual(encodeCanonical(['backchannel/v1 envelope', env.bodyBytes]));
+    const other = signEnvelope(body({ sentAt: 1 }), devA.secretKey);
+    expect(nobleEd25519.verify(env.sig, envelopeSignedMessage(other), devA.publicKey)).toBe(false);
   });
 
   it('log entries carry the envelope and decode back to it', () => {
