@@ -11,7 +11,7 @@
  * verifies signatures itself. --prof FILE writes a CPU profile (.cpuprofile) of the cold sync.
  */
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,6 +99,7 @@ try {
     const meta: Cached = { port: relay.port, n: N, channel: chA.id, partyB: B.party };
     writeFileSync(cacheMeta, JSON.stringify(meta));
     console.error(`cached in ${cache}; run again to measure`);
+    rmSync(root, { recursive: true, force: true });
     process.exit(0);
   }
   await coldSync();
@@ -261,4 +262,6 @@ try {
   b.close();
 } finally {
   await relay.stop();
+  // Every run works in a fresh copy (with --cache, of the whole channel): leave nothing behind.
+  rmSync(root, { recursive: true, force: true });
 }
