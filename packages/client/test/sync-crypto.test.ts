@@ -53,6 +53,16 @@ describe('sync on Node: batch signature verification and leaf hashes', () => {
     expect((await workers.verifyAll([])).length).toBe(0);
   });
 
+  it('fails the batches still waiting when closed, and refuses new ones', async () => {
+    const v = new SignatureWorkers({ threads: 1 });
+    const failed = expect(v.verifyAll(Array.from({ length: 200 }, (_, i) => signed(i)))).rejects.toThrow(
+      'closed',
+    );
+    await v.close();
+    await failed;
+    await expect(v.verifyAll([signed(1)])).rejects.toThrow('closed');
+  });
+
   it('hashes leaves exactly as the protocol does (RFC 9162 §2.1.1)', () => {
     for (const n of [0, 1, 63, 64, 1500]) {
       const data = new Uint8Array(n).map((_, i) => i * 7);

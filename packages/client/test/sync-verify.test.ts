@@ -105,31 +105,40 @@ async function world(verifier: BatchVerifier | undefined) {
 }
 
 describe('sync verifies every signature', () => {
+  const failing: BatchVerifier = {
+    verifyAll: async () => {
+      throw new Error('the verify worker died');
+    },
+  };
   it.each([
-    ['on the batch verifier', counted],
-    ['one by one', undefined],
-  ] as const)('%s: a forged signature is SIG_INVALID and the altered log a fork', async (_, verifier) => {
-    const w = await world(verifier);
-    const first = w.chB.record.nextSeq;
-    const before = batched;
-    const forged = first + 17;
-    w.forgeAt(forged);
-    await expect(w.chB.sync()).rejects.toMatchObject({ code: 'FORK_DETECTED' });
-    // What B stored for the page it applied before the checkpoint check failed.
-    const fresh: EventRecord[] = [];
-    for (const k of await w.b.store.keys(keys.eventPrefix(w.chB.id))) {
-      const v = await w.b.store.get(k);
-      if (v !== undefined) fresh.push(...decodeEventRecords(v).filter((r) => r.seq >= first));
-    }
-    // B's own accept, then A's 40 messages.
-    expect(fresh.map((r) => r.seq)).toEqual(Array.from({ length: 41 }, (_, i) => first + i));
-    expect(fresh.filter((r) => r.status !== 'ok').map((r) => [r.seq, r.status, r.code])).toEqual([
-      [forged, 'unreadable', 'SIG_INVALID'],
-    ]);
-    // On the batch path, every signature of the page went to the batch verifier.
-    expect(batched - before).toBe(verifier === undefined ? 0 : 41);
-    // The view folds only what verified.
-    expect(w.chB.view.timeline.filter((r) => r.seq >= first).length).toBe(40);
-    w.close();
-  });
+    ['on the batch verifier', counted, 41],
+    ['one by one', undefined, 0],
+    ['one by one when the batch verifier fails', failing, 0],
+  ] as const)(
+    '%s: a forged signature is SIG_INVALID and the altered log a fork',
+    async (_, verifier, inBatch) => {
+      const w = await world(verifier);
+      const first = w.chB.record.nextSeq;
+      const before = batched;
+      const forged = first + 17;
+      w.forgeAt(forged);
+      await expect(w.chB.sync()).rejects.toMatchObject({ code: 'FORK_DETECTED' });
+      // What B stored for the page it applied before the checkpoint check failed.
+      const fresh: EventRecord[] = [];
+      for (const k of await w.b.store.keys(keys.eventPrefix(w.chB.id))) {
+        const v = await w.b.store.get(k);
+        if (v !== undefined) fresh.push(...decodeEventRecords(v).filter((r) => r.seq >= first));
+      }
+      // B's own accept, then A's 40 messages.
+      expect(fresh.map((r) => r.seq)).toEqual(Array.from({ length: 41 }, (_, i) => first + i));
+      expect(fresh.filter((r) => r.status !== 'ok').map((r) => [r.seq, r.status, r.code])).toEqual([
+        [forged, 'unreadable', 'SIG_INVALID'],
+      ]);
+      // On the batch path, every signature of the page went to the batch verifier.
+      expect(batched - before).toBe(inBatch);
+      // The view folds only what verified.
+      expect(w.chB.view.timeline.filter((r) => r.seq >= first).length).toBe(40);
+      w.close();
+    },
+  );
 });

@@ -363,7 +363,7 @@ export class Channel {
    * this device already holds for its sender. An entry whose sender is not known yet (or whose
    * certificate changes before the entry is applied) is verified one by one in #understand.
    */
-  #verifySignatures(decoded: readonly DecodedEntry[]): Promise<PageSignatures> | undefined {
+  #verifySignatures(decoded: readonly DecodedEntry[]): Promise<PageSignatures | undefined> | undefined {
     const verifier = this.#ctx.verifier;
     if (verifier === undefined) return undefined;
     const checks: SignatureCheck[] = [];
@@ -378,7 +378,13 @@ export class Channel {
         publicKey: cert.body.devicePublicKey,
       });
     }
-    return verifier.verifyAll(checks).then((ok) => ({ checks, index, ok }));
+    // Should the batch verifier fail (a worker died, it was closed), every signature of the page
+    // is checked one by one when it is applied; the failure is absorbed here, at once, since the
+    // page may wait while an earlier one is applied.
+    return verifier.verifyAll(checks).then(
+      (ok) => ({ checks, index, ok }),
+      () => undefined,
+    );
   }
 
   async #apply(page: PreparedPage): Promise<EventRecord[]> {
@@ -389,8 +395,7 @@ export class Channel {
     let removed = this.#rec.removed;
     for (const { seq, entry } of page.entries)
       frontier = appendLeaf(frontier, seq, this.#ctx.leafHash(entry));
-    // Should the batch verifier fail (a worker died), every signature is checked one by one.
-    const signatures = await page.signatures?.catch(() => undefined);
+    const signatures = await page.signatures;
     for (const d of page.decoded) {
       const rec = await this.#understand(d, signatures);
       if (rec.status === 'handshake' && rec.code === 'REMOVED_SELF') removed = true;
@@ -504,8 +509,8 @@ interface PreparedPage {
   readonly from: number;
   readonly entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>;
   readonly decoded: readonly DecodedEntry[];
-  /** The batch verifier's answers for the page, when there is a batch verifier. */
-  readonly signatures: Promise<PageSignatures> | undefined;
+  /** The batch verifier's answers for the page, when there is one and it answered. */
+  readonly signatures: Promise<PageSignatures | undefined> | undefined;
 }
 
 interface PageSignatures {

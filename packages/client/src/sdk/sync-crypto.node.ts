@@ -198,10 +198,17 @@ export class SignatureWorkers implements BatchVerifier {
     return w;
   }
 
+  /** Stops the workers; batches still waiting fail (a syncing channel then checks one by one). */
   async close(): Promise<void> {
     this.#closed = true;
     const workers = this.#lanes.map((l) => l.worker);
-    for (const l of this.#lanes) l.worker = undefined;
+    const closed = new Error('signature workers are closed');
+    for (const chunk of this.#queue.splice(0)) chunk.fail(closed);
+    for (const l of this.#lanes) {
+      l.worker = undefined;
+      for (const chunk of l.inFlight.values()) chunk.fail(closed);
+      l.inFlight.clear();
+    }
     await Promise.all(workers.map((w) => w?.terminate()));
   }
 }
