@@ -7,35 +7,63 @@
  * its send time (the host clock, performance.timeOrigin + performance.now()) at the start of
  * each 1 KiB plaintext and B reads it after decrypting. Also: cold sync of a long channel on a
  * new device.
- * Run: node --import tsx bench/w1-e2e.ts [--n 20000] [--json]
+ * Run: node --import tsx bench/w1-e2e.ts [--n 20000] [--json] [--cold-only]
+ * --cold-only: A posts the N messages without the latency measurement, then only the cold sync
+ * is timed (the fast way to iterate on it). --cache DIR (with --cold-only) keeps the relay and
+ * devices A and B after the first run in DIR and starts every later run from a copy of them.
+ * --verify-threads N: signature worker threads (default 1); --no-inline: the main thread never
+ * verifies signatures itself. --prof FILE writes a CPU profile (.cpuprofile) of the cold sync.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRelayProcess } from '../packages/client/src/cli/relay-process.node.ts';
 import type { DraftEvent } from '../packages/client/src/sdk/channel.ts';
 import { Backchannel } from '../packages/client/src/sdk/client.ts';
 import { createMlsFactory } from '../packages/client/src/sdk/mls-factory.ts';
-import { ed25519Node, nodeMlsCrypto } from '../packages/client/src/sdk/mls-crypto.node.ts';
+import { ed25519Node, nodeMlsCrypto, sha256Node } from '../packages/client/src/sdk/mls-crypto.node.ts';
 import { SqliteLocalStore } from '../packages/client/src/sdk/sqlite.node.ts';
+import { leafHashNode, SignatureWorkers } from '../packages/client/src/sdk/sync-crypto.node.ts';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
-const opt = (name: string) => {
+const N = arg('--n', 20_000);
+const json = process.argv.includes('--json');
+const coldOnly = process.argv.includes('--cold-only');
+const strArg = (name: string) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
-const N = arg('--n', 20_000);
-const json = process.argv.includes('--json');
-const role = opt('--role');
-const root = opt('--root') ?? mkdtempSync(join(tmpdir(), 'bc-w1e2e-'));
+const cache = coldOnly ? strArg('--cache') : undefined;
+const prof = strArg('--prof');
+const role = strArg('--role');
+const root = strArg('--root') ?? mkdtempSync(join(tmpdir(), 'bc-w1e2e-'));
 /** Milliseconds on the host clock, comparable between the sender's and the receiver's process. */
 const hostNow = () => performance.timeOrigin + performance.now();
 const MSG_BYTES = 1024;
+interface Cached {
+  readonly port: number;
+  readonly n: number;
+  readonly channel: string;
+  readonly partyB: string;
+}
+const cacheMeta = cache === undefined ? undefined : join(cache, 'meta.json');
+const cached =
+  cacheMeta !== undefined && existsSync(cacheMeta)
+    ? (JSON.parse(readFileSync(cacheMeta, 'utf8')) as Cached)
+    : undefined;
+if (cached !== undefined && cached.n !== N) throw new Error(`${cache} holds n = ${cached.n}, not ${N}`);
+if (cached !== undefined && cache !== undefined) cpSync(cache, root, { recursive: true });
+
+const verifier = new SignatureWorkers({
+  threads: arg('--verify-threads', 1),
+  ...(process.argv.includes('--no-inline') ? {} : { inline: ed25519Node }),
+});
 
 async function device(name: string, relay: string) {
   return Backchannel.open({
@@ -48,8 +76,21 @@ async function device(name: string, relay: string) {
     relays: [relay],
     random: (n) => new Uint8Array(randomBytes(n)),
     signatures: ed25519Node,
+    sha256: sha256Node,
+    verifier,
+    leafHash: leafHashNode,
     updateEveryMessages: 1_000_000,
   });
+}
+
+/** The relay process's user + system CPU seconds (Linux /proc; 100 ticks per second). */
+function relayCpuS(): number {
+  try {
+    const f = readFileSync(`/proc/${relay.child.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * (xs.length - 1)))] ?? 0;
@@ -94,24 +135,21 @@ function runSender(
   relayUrl: string,
   channelId: string,
 ): Promise<{ t0: number; acceptedAt: number; cpu_s: number }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...process.execArgv,
-      process.argv[1] as string,
-      '--role',
-      'sender',
-      '--root',
-      root,
-      '--relay',
-      relayUrl,
-      '--channel',
-      channelId,
-      '--n',
-      String(N),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const args = [
+    '--role',
+    'sender',
+    '--root',
+    root,
+    '--relay',
+    relayUrl,
+    '--channel',
+    channelId,
+    '--n',
+    String(N),
+  ];
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
@@ -127,100 +165,158 @@ function runSender(
 }
 
 if (role === 'sender') {
-  await sendAll(opt('--relay') as string, opt('--channel') as string);
+  await sendAll(strArg('--relay') as string, strArg('--channel') as string);
   process.exit(0);
 }
 
-const relay = await startRelayProcess(join(root, 'relay'));
+const relay = await startRelayProcess(join(root, 'relay'), cached?.port);
 try {
   const a = await device('A', relay.url);
   const b = await device('B', relay.url);
-  await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
-  const B = await b.createParty({ partyName: 'B', deviceName: 'b', role: 'principal', relays: [relay.url] });
-  const chA = await a.outreach(B.party, 'bench');
-  await b.checkInbox();
-  const chB = await b.channel(chA.id);
-  await chB.sync();
-  await chB.send({ kind: 'channel.accept' } as DraftEvent);
-  await b.outbox.flush();
-  await chA.sync();
-  a.close(); // device A now lives in the sender's process
-
-  const latencies: number[] = [];
-  let received = 0;
-  let duplicated = 0;
-  const seen = new Set<string>();
-  const cpu0 = process.cpuUsage();
-  const sender = runSender(relay.url, chA.id);
-  let lastAt = 0;
-  while (received < N) {
-    const fresh = await chB.sync();
-    const at = hostNow();
-    for (const r of fresh) {
-      if (!('event' in r) || r.event.kind !== 'message') continue;
-      if (seen.has(r.event.id)) duplicated++;
-      seen.add(r.event.id);
-      const sentAt = Number.parseFloat((r.event as { text: string }).text);
-      latencies.push(at - sentAt);
-      received++;
-      lastAt = at;
-    }
-    if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+  const { chA, B } =
+    cached === undefined ? await prepare() : { chA: { id: cached.channel }, B: { party: cached.partyB } };
+  if (cached === undefined && cache !== undefined && cacheMeta !== undefined) {
+    a.close();
+    b.close();
+    await relay.stop();
+    cpSync(root, cache, { recursive: true });
+    const meta: Cached = { port: relay.port, n: N, channel: chA.id, partyB: B.party };
+    writeFileSync(cacheMeta, JSON.stringify(meta));
+    console.error(`cached in ${cache}; run again to measure`);
+    rmSync(root, { recursive: true, force: true });
+    process.exit(0);
   }
-  const sent = await sender;
-  const cpu = process.cpuUsage(cpu0);
-  latencies.sort((x, y) => x - y);
-  const line = {
-    workload: 'W1-e2e',
-    n: N,
-    accepted_per_s: Math.round((N / (sent.acceptedAt - sent.t0)) * 1000),
-    delivered_per_s: Math.round((N / (lastAt - sent.t0)) * 1000),
-    p50_ms: +pct(latencies, 0.5).toFixed(1),
-    p95_ms: +pct(latencies, 0.95).toFixed(1),
-    p99_ms: +pct(latencies, 0.99).toFixed(1),
-    lost: N - seen.size,
-    duplicated,
-    server_rss_mb: null,
-    server_cpu_s: null,
-    client_cpu_s: +(sent.cpu_s + (cpu.user + cpu.system) / 1e6).toFixed(1),
-    drain_s: null,
-    store: 'sqlite',
-    nodes: 1,
-    node: process.version,
-    cores: cpus().length,
-  };
-  console.log(JSON.stringify(line));
+  await coldSync();
 
-  // Cold sync: a new device of party B joins the channel and verifies + decrypts what it can.
-  const b2 = await device('B2', relay.url);
-  const t1 = performance.now();
-  const id2 = await b.addDevice('b2', 'staff');
-  await b2.enroll(id2);
-  const chB2raw = await b.channel(chA.id);
-  await chB2raw.sync();
-  const kps = (await b.relay.claimKeyPackages(B.party)).filter((k) => k.device === id2.device);
-  await chB2raw.commit(
-    (g) => g.add(kps.map((k) => k.keyPackage)),
-    { add: kps.map((k) => k.device as never), remove: [] },
-    [B.party],
-  );
-  await b2.checkInbox();
-  const chB2 = await b2.channel(chA.id);
-  const tSync = performance.now();
-  await chB2.sync();
-  const coldS = (performance.now() - tSync) / 1000;
-  console.log(
-    JSON.stringify({
-      workload: 'cold-sync',
-      entries: chB2.record.nextSeq,
-      seconds: +coldS.toFixed(2),
-      per_s: Math.round(chB2.record.nextSeq / coldS),
-      verified_checkpoint: chB2.record.checkpointSize,
-      setup_s: +((tSync - t1) / 1000).toFixed(2),
-    }),
-  );
-  if (!json) console.log(`\nW1-e2e: ${N} messages; see docs/PERFORMANCE.md for the table`);
-  for (const d of [b, b2]) d.close();
+  async function prepare() {
+    await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
+    const B = await b.createParty({
+      partyName: 'B',
+      deviceName: 'b',
+      role: 'principal',
+      relays: [relay.url],
+    });
+    const chA = await a.outreach(B.party, 'bench');
+    await b.checkInbox();
+    const chB = await b.channel(chA.id);
+    await chB.sync();
+    await chB.send({ kind: 'channel.accept' } as DraftEvent);
+    await b.outbox.flush();
+    await chA.sync();
+
+    const text = 'x'.repeat(1024);
+    if (coldOnly) {
+      for (let i = 0; i < N; i += 64) {
+        const k = Math.min(64, N - i);
+        await chA.sendMany(Array.from({ length: k }, () => ({ kind: 'message', text }) as DraftEvent));
+        while ((await a.outbox.flush(64)).sent > 0) {}
+      }
+      await chB.sync();
+    } else await measureW1();
+    return { chA, B };
+    async function measureW1(): Promise<void> {
+      a.close(); // device A now lives in the sender's process
+      const latencies: number[] = [];
+      let received = 0;
+      let duplicated = 0;
+      const seen = new Set<string>();
+      const cpu0 = process.cpuUsage();
+      const sender = runSender(relay.url, chA.id);
+      let lastAt = 0;
+      while (received < N) {
+        const fresh = await chB.sync();
+        const at = hostNow();
+        for (const r of fresh) {
+          if (!('event' in r) || r.event.kind !== 'message') continue;
+          if (seen.has(r.event.id)) duplicated++;
+          seen.add(r.event.id);
+          latencies.push(at - Number.parseFloat((r.event as { text: string }).text));
+          received++;
+          lastAt = at;
+        }
+        if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      const sent = await sender;
+      const cpu = process.cpuUsage(cpu0);
+      latencies.sort((x, y) => x - y);
+      const line = {
+        workload: 'W1-e2e',
+        n: N,
+        accepted_per_s: Math.round((N / (sent.acceptedAt - sent.t0)) * 1000),
+        delivered_per_s: Math.round((N / (lastAt - sent.t0)) * 1000),
+        p50_ms: +pct(latencies, 0.5).toFixed(1),
+        p95_ms: +pct(latencies, 0.95).toFixed(1),
+        p99_ms: +pct(latencies, 0.99).toFixed(1),
+        lost: N - seen.size,
+        duplicated,
+        server_rss_mb: null,
+        server_cpu_s: null,
+        client_cpu_s: +(sent.cpu_s + (cpu.user + cpu.system) / 1e6).toFixed(1),
+        drain_s: null,
+        store: 'sqlite',
+        nodes: 1,
+        node: process.version,
+        cores: cpus().length,
+      };
+      console.log(JSON.stringify(line));
+    }
+  }
+
+  async function coldSync() {
+    // Cold sync: a new device of party B joins the channel and verifies + decrypts what it can.
+    const b2 = await device('B2', relay.url);
+    const t1 = performance.now();
+    const id2 = await b.addDevice('b2', 'staff');
+    await b2.enroll(id2);
+    const chB2raw = await b.channel(chA.id);
+    await chB2raw.sync();
+    const kps = (await b.relay.claimKeyPackages(B.party as string)).filter((k) => k.device === id2.device);
+    await chB2raw.commit(
+      (g) => g.add(kps.map((k) => k.keyPackage)),
+      { add: kps.map((k) => k.device as never), remove: [] },
+      [B.party as never],
+    );
+    await b2.checkInbox();
+    const chB2 = await b2.channel(chA.id);
+    const tSync = performance.now();
+    const cpuSync = process.cpuUsage();
+    const relayCpu0 = relayCpuS();
+    const session = prof === undefined ? undefined : new Session();
+    if (session !== undefined) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
+    let progress = 0; // the CLI draws its progress bar from these per-page callbacks
+    await chB2.sync(() => progress++);
+    const coldS = (performance.now() - tSync) / 1000;
+    const coldCpu = process.cpuUsage(cpuSync);
+    const relayCpu = relayCpuS() - relayCpu0;
+    if (session !== undefined && prof !== undefined) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(prof, JSON.stringify(profile));
+    }
+    console.log(
+      JSON.stringify({
+        workload: 'cold-sync',
+        entries: chB2.record.nextSeq,
+        seconds: +coldS.toFixed(2),
+        per_s: Math.round(chB2.record.nextSeq / coldS),
+        verified_checkpoint: chB2.record.checkpointSize,
+        setup_s: +((tSync - t1) / 1000).toFixed(2),
+        client_cpu_s: +((coldCpu.user + coldCpu.system) / 1e6).toFixed(2),
+        relay_cpu_s: +relayCpu.toFixed(2),
+        progress_updates: progress,
+        per_100k_s: +((100_000 * coldS) / chB2.record.nextSeq).toFixed(1),
+      }),
+    );
+    if (!json) console.log(`\nW1-e2e: ${N} messages; see docs/PERFORMANCE.md for the table`);
+    b2.close();
+  }
+  a.close();
+  b.close();
 } finally {
   await relay.stop();
+  // Every run works in a fresh copy (with --cache, of the whole channel): leave nothing behind.
+  rmSync(root, { recursive: true, force: true });
 }

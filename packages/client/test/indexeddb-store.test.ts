@@ -54,6 +54,11 @@ describe('IndexedDB local store', () => {
     ]);
     await s.appendEntries('c_x', [{ seq: 1, entry: new Uint8Array([7]) }]); // duplicate ignored
     await s.appendEntries('c_y', [{ seq: 0, entry: new Uint8Array([6]) }]);
+    // A page and the record that counts it, in one write.
+    await s.put([['ch:c_z', new Uint8Array([3])]], [], {
+      channel: 'c_z',
+      entries: [{ seq: 0, entry: new Uint8Array([5]) }],
+    });
     await s.outboxAdd({ id: 'e_1', channel: 'c_x', createdAt: 5, wire: new Uint8Array([7, 7]) });
     await s.outboxAdd({ id: 'e_1', channel: 'c_x', createdAt: 5, wire: new Uint8Array([0]) }); // ignored
     s.close();
@@ -62,7 +67,8 @@ describe('IndexedDB local store', () => {
     const r = await IndexedDbLocalStore.open({ name: 'd1', passphrase: 'correct horse', indexedDB });
     expect(await r.get('a')).toEqual(new Uint8Array([1, 2, 3]));
     expect(await r.keys('a')).toEqual(['a', 'ab']);
-    expect(await r.keys('')).toEqual(['a', 'ab', 'b']);
+    expect(await r.keys('')).toEqual(['a', 'ab', 'b', 'ch:c_z']);
+    expect(await r.entries('c_z', 0, 10)).toEqual([{ seq: 0, entry: new Uint8Array([5]) }]);
     expect(await r.entries('c_x', 0, 10)).toEqual([
       { seq: 0, entry: new Uint8Array([9]) },
       { seq: 1, entry: new Uint8Array([8]) },

@@ -1,10 +1,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ClientError } from '../src/sdk/errors.ts';
 import { newParty } from '../src/sdk/identity.ts';
 import { newInviteCode, openInvite, sealInvite } from '../src/sdk/invite.node.ts';
+import { deriveKey, SealedBox } from '../src/sdk/sealed-box.node.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 
 const kdf = { N: 1 << 10, r: 8, p: 1 };
@@ -58,6 +60,59 @@ describe('sealed local store', () => {
       }
       expect(bytes.includes(Buffer.from('TOP-SECRET'))).toBe(false);
     }
+  });
+});
+
+describe('sealed transcript entries', () => {
+  const e = (seq: number, byte = seq) => ({ seq, entry: new Uint8Array([byte, byte]) });
+
+  it('reads runs in seq order across gaps; a seq stored twice keeps its first bytes', async () => {
+    const s = SqliteLocalStore.open({ path: tmp(), passphrase: 'pw', kdf });
+    await s.appendEntries('c_x', [e(0), e(1), e(2)]);
+    await s.appendEntries('c_x', [e(1, 99), e(2, 99), e(3), e(4)]); // overlaps: 1 and 2 ignored
+    await s.appendEntries('c_x', [e(7), e(8)]); // after a gap
+    await s.appendEntries('c_y', [e(0, 50)]);
+    const all = await s.entries('c_x', 0, 100);
+    expect(all.map((x) => x.seq)).toEqual([0, 1, 2, 3, 4, 7, 8]);
+    expect(all.map((x) => x.entry[0])).toEqual([0, 1, 2, 3, 4, 7, 8]);
+    expect((await s.entries('c_x', 2, 3)).map((x) => x.seq)).toEqual([2, 3, 4]);
+    expect((await s.entries('c_x', 5, 10)).map((x) => x.seq)).toEqual([7, 8]);
+    expect(await s.entryCount('c_x')).toBe(7);
+    expect(await s.entryCount('c_y')).toBe(1);
+    // A page and the record that counts it, in one write.
+    await s.put([['ch:c_z', new Uint8Array([2])]], [], { channel: 'c_z', entries: [e(0), e(1)] });
+    expect(await s.get('ch:c_z')).toEqual(new Uint8Array([2]));
+    expect((await s.entries('c_z', 0, 10)).map((x) => x.seq)).toEqual([0, 1]);
+    s.close();
+  });
+
+  it('converts a store that sealed one row per entry, and refuses a run moved to another place', async () => {
+    const path = tmp();
+    SqliteLocalStore.open({ path, passphrase: 'pw', kdf }).close();
+    // The earlier format: one row per entry, sealed under 'entry:<channel>:<seq>'.
+    const db = new Database(path);
+    const meta = (k: string) =>
+      (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: Buffer }).value;
+    const box = new SealedBox(deriveKey('pw', meta('salt'), JSON.parse(String(meta('kdf')))));
+    const ins = db.prepare('INSERT INTO entries (channel, seq, value) VALUES (?, ?, ?)');
+    for (const seq of [0, 1, 2, 5]) ins.run('c_old', seq, box.seal(`entry:c_old:${seq}`, e(seq).entry));
+    db.close();
+    const s = SqliteLocalStore.open({ path, passphrase: 'pw' });
+    expect((await s.entries('c_old', 0, 10)).map((x) => [x.seq, x.entry[0]])).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+      [5, 5],
+    ]);
+    s.close();
+    const raw = new Database(path);
+    expect((raw.prepare('SELECT count(*) AS n FROM entries').get() as { n: number }).n).toBe(0);
+    // A sealed run moved to another position does not authenticate.
+    raw.prepare("UPDATE entry_runs SET first = 10 WHERE channel = 'c_old' AND first = 5").run();
+    raw.close();
+    const moved = SqliteLocalStore.open({ path, passphrase: 'pw' });
+    await expect(moved.entries('c_old', 6, 10)).rejects.toMatchObject({ code: 'STORE_CORRUPT' });
+    moved.close();
   });
 });
 

@@ -76,6 +76,7 @@ export {
   type SignedEnvelope,
   signEnvelope,
   verifyEnvelope,
+  envelopeSignedMessage,
 } from './envelope/envelope.ts';
 export {
   type Decoded,

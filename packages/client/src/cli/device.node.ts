@@ -7,6 +7,7 @@ import { Backchannel } from '../sdk/client.ts';
 import { ClientError } from '../sdk/errors.ts';
 import { createMlsFactory } from '../sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../sdk/mls-crypto.node.ts';
+import { leafHashNode, SignatureWorkers } from '../sdk/sync-crypto.node.ts';
 import type { KdfParams } from '../sdk/sealed-box.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 
@@ -51,5 +52,13 @@ export async function openDevice(o: GlobalOptions): Promise<Backchannel> {
     random: (n) => new Uint8Array(randomBytes(n)),
     signatures: ed25519Node,
     sha256: sha256Node,
+    verifier: signatureWorkers,
+    leafHash: leafHashNode,
   });
 }
+
+/**
+ * One verify worker for the process, helped by the main thread while it waits (started on first
+ * sync; idle, it does not hold the process).
+ */
+const signatureWorkers = new SignatureWorkers({ threads: 1, inline: ed25519Node });

@@ -71,17 +71,28 @@ export type EventRecord =
       readonly code: string;
     };
 
-export function encodeEventRecord(r: EventRecord): Uint8Array {
-  return encodeCanonical(r);
-}
-
-export function decodeEventRecord(b: Uint8Array): EventRecord {
-  const v = unwrap(decodeCanonical(b)) as Record<string, unknown>;
+function eventRecordOf(v: Record<string, unknown>): EventRecord {
   if (v.status === 'ok' || v.status === 'rejected') {
     return { ...(v as unknown as EventRecord), event: unwrap(parseEvent(v.event)) } as EventRecord;
   }
   return v as unknown as EventRecord;
 }
+
+/** The records of one applied page, stored as one value under keys.event(channel, first seq). */
+export function encodeEventRecords(records: readonly EventRecord[]): Uint8Array {
+  return encodeCanonical(records);
+}
+
+/** A page of records, or one record (stores written before pages kept one per seq). */
+export function decodeEventRecords(b: Uint8Array): EventRecord[] {
+  const v = unwrap(decodeCanonical(b, MAX_EVENT_PAGE_BYTES));
+  return Array.isArray(v)
+    ? v.map((r) => eventRecordOf(r as Record<string, unknown>))
+    : [eventRecordOf(v as Record<string, unknown>)];
+}
+
+/** A page holds up to 1,000 records; our own sealed bytes, far below this. */
+const MAX_EVENT_PAGE_BYTES = 256 << 20;
 
 export const keys = {
   channel: (c: string) => `ch:${c}`,

@@ -16,11 +16,13 @@ import {
   type DeviceId,
   decodeEntry,
   type EnvelopeBody,
+  envelopeSignedMessage,
   type EventId,
   eventIdFrom,
   openSealedEvent,
   sealEvent,
   type PartyId,
+  type SignatureSuite,
   type SignedEnvelope,
   signEnvelope,
   utf8,
@@ -29,15 +31,16 @@ import {
 import {
   type ChannelRecord,
   decodeChannelRecord,
-  decodeEventRecord,
+  decodeEventRecords,
   type EventRecord,
   encodeChannelRecord,
-  encodeEventRecord,
+  encodeEventRecords,
   keys,
 } from './channel-record.ts';
-import type { EngineContext } from './context.ts';
+import type { EngineContext, SignatureCheck } from './context.ts';
 import { ClientError } from './errors.ts';
 import type { MlsGroup } from './mls.ts';
+import type { EntriesAnswer } from './relay-client.ts';
 import type { OutboxItem } from './storage.ts';
 import { type ChannelView, foldRecords, type ViewState } from './view.ts';
 import { checkCheckpoint, appendLeaf } from './verify-log.ts';
@@ -79,7 +82,7 @@ export class Channel {
     const records: EventRecord[] = [];
     for (const k of await ctx.store.keys(keys.eventPrefix(id))) {
       const b = await ctx.store.get(k);
-      if (b !== undefined) records.push(decodeEventRecord(b));
+      if (b !== undefined) records.push(...decodeEventRecords(b));
     }
     for (const m of group?.members() ?? []) ctx.certs.check(m.certificate, ctx.now());
     return new Channel(ctx, rec, group, foldRecords(id, records));
@@ -271,19 +274,27 @@ export class Channel {
     return this.#group;
   }
 
-  /** Fetches, verifies, decrypts and folds everything new. Returns the new event records. */
+  /**
+   * Fetches, verifies, decrypts and folds everything new. Returns the new event records.
+   * Pipelined: the next page is requested, decoded and handed to the signature verifier while
+   * this one is applied (the relay and a verify worker work on the other core).
+   */
   sync(onProgress?: (p: SyncProgress) => void): Promise<EventRecord[]> {
     return this.#run(async () => {
       const out: EventRecord[] = [];
+      let next = this.#fetchPage(this.#rec.nextSeq);
       for (;;) {
-        const page = await this.#ctx.relay.getEntries(this.id, this.#rec.nextSeq, 1000);
-        if (page.entries.length === 0) {
+        const { page, prepared } = await next;
+        const size = checkpointSizeOf(page.checkpoint);
+        if (prepared === undefined) {
           await this.#verifyCheckpoint(page.checkpoint);
           break;
         }
-        out.push(...(await this.#ingest(page.entries)));
-        onProgress?.({ channel: this.id, seq: this.#rec.nextSeq, size: checkpointSizeOf(page.checkpoint) });
-        if (this.#rec.nextSeq >= checkpointSizeOf(page.checkpoint)) {
+        const end = prepared.from + prepared.entries.length;
+        if (end < size) next = this.#fetchPage(end);
+        out.push(...(await this.#apply(prepared)));
+        onProgress?.({ channel: this.id, seq: this.#rec.nextSeq, size });
+        if (this.#rec.nextSeq >= size) {
           await this.#verifyCheckpoint(page.checkpoint);
           break;
         }
@@ -292,12 +303,23 @@ export class Channel {
     });
   }
 
+  /** One page from the relay, decoded and its signatures being verified as soon as it arrives. */
+  #fetchPage(from: number): Promise<{ page: EntriesAnswer; prepared?: PreparedPage }> {
+    const p = this.#ctx.relay.getEntries(this.id, from, PAGE).then((page) => ({
+      page,
+      ...(page.entries.length === 0 ? {} : { prepared: this.#prepare(page.entries, from) }),
+    }));
+    // Awaited by the next turn of sync; a failure while this page is applied must not go unhandled.
+    p.catch(() => undefined);
+    return p;
+  }
+
   /** Ingests entries pushed over WebSocket (same verification as sync). */
   ingestPushed(entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>): Promise<EventRecord[]> {
     return this.#run(async () => {
       const fresh = entries.filter((e) => e.seq >= this.#rec.nextSeq);
       if (fresh.length === 0 || (fresh[0] as { seq: number }).seq !== this.#rec.nextSeq) return [];
-      return this.#ingest(fresh);
+      return this.#apply(this.#prepare(fresh, this.#rec.nextSeq));
     });
   }
 
@@ -315,41 +337,83 @@ export class Channel {
     }
   }
 
-  async #ingest(entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>): Promise<EventRecord[]> {
-    const records: EventRecord[] = [];
-    const writes: [string, Uint8Array][] = [];
-    let frontier = this.#rec.frontier;
-    let nextSeq = this.#rec.nextSeq;
-    let removed = this.#rec.removed;
+  /** Checks a page's continuity and decodes it; starts verifying its signatures. */
+  #prepare(entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>, from: number): PreparedPage {
+    const decoded: DecodedEntry[] = [];
+    let expected = from;
     for (const { seq, entry } of entries) {
-      if (seq !== nextSeq) {
+      if (seq !== expected) {
         throw new ClientError(
           'TRANSCRIPT_INVALID',
-          `relay skipped or repeated entries (expected ${nextSeq}, got ${seq})`,
+          `relay skipped or repeated entries (expected ${expected}, got ${seq})`,
         );
       }
       const d = decodeEntry(entry);
       if (!d.ok || d.value.entry.seq !== seq || d.value.entry.channel !== this.id) {
         throw new ClientError('TRANSCRIPT_INVALID', `entry ${seq} is malformed or misplaced`);
       }
-      frontier = appendLeaf(frontier, seq, entry);
-      nextSeq = seq + 1;
-      const rec = await this.#understand(d.value);
+      decoded.push(d.value);
+      expected++;
+    }
+    return { from, entries, decoded, signatures: this.#verifySignatures(decoded) };
+  }
+
+  /**
+   * Hands the page's envelope signatures to the batch verifier, each against the certificate
+   * this device already holds for its sender. An entry whose sender is not known yet (or whose
+   * certificate changes before the entry is applied) is verified one by one in #understand.
+   */
+  #verifySignatures(decoded: readonly DecodedEntry[]): Promise<PageSignatures | undefined> | undefined {
+    const verifier = this.#ctx.verifier;
+    if (verifier === undefined) return undefined;
+    const checks: SignatureCheck[] = [];
+    const index = new Map<number, number>();
+    for (const { entry, envelope } of decoded) {
+      const cert = this.#ctx.certs.certificate(envelope.body.sender);
+      if (cert === undefined) continue;
+      index.set(entry.seq, checks.length);
+      checks.push({
+        signature: envelope.sig,
+        message: envelopeSignedMessage(envelope),
+        publicKey: cert.body.devicePublicKey,
+      });
+    }
+    // Should the batch verifier fail (a worker died, it was closed), every signature of the page
+    // is checked one by one when it is applied; the failure is absorbed here, at once, since the
+    // page may wait while an earlier one is applied.
+    return verifier.verifyAll(checks).then(
+      (ok) => ({ checks, index, ok }),
+      () => undefined,
+    );
+  }
+
+  async #apply(page: PreparedPage): Promise<EventRecord[]> {
+    if (page.from !== this.#rec.nextSeq) throw new Error('pages must be applied in order');
+    const records: EventRecord[] = [];
+    const writes: [string, Uint8Array][] = [];
+    let frontier = this.#rec.frontier;
+    let removed = this.#rec.removed;
+    for (const { seq, entry } of page.entries)
+      frontier = appendLeaf(frontier, seq, this.#ctx.leafHash(entry));
+    const signatures = await page.signatures;
+    for (const d of page.decoded) {
+      const rec = await this.#understand(d, signatures);
       if (rec.status === 'handshake' && rec.code === 'REMOVED_SELF') removed = true;
       records.push(rec);
-      writes.push([keys.event(this.id, seq), encodeEventRecord(rec)]);
     }
-    this.#rec = { ...this.#rec, frontier, nextSeq, removed };
-    await this.#ctx.store.appendEntries(this.id, entries);
+    // One value per page (keyed by its first seq): one seal and one row instead of one per entry.
+    writes.push([keys.event(this.id, page.from), encodeEventRecords(records)]);
+    this.#rec = { ...this.#rec, frontier, nextSeq: page.from + page.entries.length, removed };
     writes.push([keys.channel(this.id), encodeChannelRecord(this.#rec)]);
     if (this.#group !== undefined) writes.push([keys.mls(this.id), this.#group.exportState()]);
-    await this.#ctx.store.put(writes);
+    // The entries, their records and the channel record that counts them: one transaction.
+    await this.#ctx.store.put(writes, [], { channel: this.id, entries: page.entries });
     this.#view = this.#view.fold(records);
     return records;
   }
 
   /** Verifies one entry and turns it into an event record (never throws on a bad entry). */
-  async #understand(d: DecodedEntry): Promise<EventRecord> {
+  async #understand(d: DecodedEntry, signatures: PageSignatures | undefined): Promise<EventRecord> {
     const { entry, envelope } = d;
     const base = { seq: entry.seq, receivedAt: entry.receivedAt, sender: envelope.body.sender };
     const now = this.#ctx.now();
@@ -357,7 +421,7 @@ export class Channel {
       this.#view.view.state.parties.length > 0 ? this.#view.view.state.parties : this.#ctx.certs.parties();
     const cert = await this.#ctx.certs.find(envelope.body.sender, parties, now);
     if (cert === undefined) return { ...base, status: 'unreadable', code: 'SENDER_UNKNOWN' };
-    if (!verifyEnvelope(envelope, cert.body.devicePublicKey, this.#ctx.suite))
+    if (!signatureValid(signatures, d, cert.body.devicePublicKey, this.#ctx.suite))
       return { ...base, status: 'unreadable', code: 'SIG_INVALID' };
     const body = envelope.body;
     if (body.kind === 'welcome' || body.kind === 'proposal')
@@ -437,6 +501,38 @@ export function explainRefusal(channel: string, state: ChannelState, code: strin
     default:
       return `${code}: ${reason}`;
   }
+}
+
+const PAGE = 1000;
+
+interface PreparedPage {
+  readonly from: number;
+  readonly entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>;
+  readonly decoded: readonly DecodedEntry[];
+  /** The batch verifier's answers for the page, when there is one and it answered. */
+  readonly signatures: Promise<PageSignatures | undefined> | undefined;
+}
+
+interface PageSignatures {
+  readonly checks: readonly SignatureCheck[];
+  /** seq → index in checks */
+  readonly index: ReadonlyMap<number, number>;
+  readonly ok: Uint8Array;
+}
+
+/** The envelope's device signature: the batch answer when it was checked against this very key. */
+function signatureValid(
+  signatures: PageSignatures | undefined,
+  d: DecodedEntry,
+  publicKey: Uint8Array,
+  suite: SignatureSuite,
+): boolean {
+  const i = signatures?.index.get(d.entry.seq);
+  if (signatures !== undefined && i !== undefined) {
+    const check = signatures.checks[i];
+    if (check !== undefined && constantTimeEqual(check.publicKey, publicKey)) return signatures.ok[i] === 1;
+  }
+  return verifyEnvelope(d.envelope, publicKey, suite);
 }
 
 export function senderBinding(device: DeviceId, msgId: string): Uint8Array {

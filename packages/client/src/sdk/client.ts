@@ -22,9 +22,10 @@ import {
   utf8,
 } from '@backchannel/protocol';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { leafHash } from '@backchannel/protocol/transcript';
 import { Channel, type DraftEvent } from './channel.ts';
 import { keys } from './channel-record.ts';
-import { CertificateBook, type EngineContext } from './context.ts';
+import { type BatchVerifier, CertificateBook, type EngineContext } from './context.ts';
 import { ClientError } from './errors.ts';
 import {
   decodeIdentity,
@@ -49,6 +50,14 @@ export interface BackchannelOptions {
   /** SHA-256 backend for event commitments; Node callers pass sha256Node. Default: noble. */
   readonly sha256?: Sha256;
   readonly fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /**
+   * Sync verifies each page's envelope signatures through this (Node callers pass
+   * SignatureWorkers: a worker thread verifies one page while the next is decoded and stored).
+   * Default: one by one with `signatures`, on the calling thread.
+   */
+  readonly verifier?: BatchVerifier;
+  /** SHA-256 leaf hash of transcript entries (Node callers pass leafHashNode). Default: noble. */
+  readonly leafHash?: (entry: Uint8Array) => Uint8Array;
   /** Post-compromise security: refresh this device's MLS leaf this often (default 7 days)… */
   readonly updateEveryMs?: number;
   /** …or after this many sent messages (default 1,000). */
@@ -159,6 +168,8 @@ export class Backchannel {
       suite,
       sha256: this.#opts.sha256 ?? sha256,
       relayKey: () => this.#relayKey,
+      leafHash: this.#opts.leafHash ?? leafHash,
+      ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
     };
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,

@@ -36,6 +36,25 @@ export interface EngineContext {
   readonly sha256: Sha256;
   /** The relay's checkpoint key this device pinned on first contact (C2SP vkey string). */
   readonly relayKey: () => string | undefined;
+  /** Verifies a page's envelope signatures at once (Node: on worker threads); else one by one. */
+  readonly verifier?: BatchVerifier;
+  /** RFC 9162 leaf hash of a transcript entry (Node: node:crypto); default the protocol's. */
+  readonly leafHash: (entry: Uint8Array) => Uint8Array;
+}
+
+/** One Ed25519 check: `signature` over `message` by `publicKey`. */
+export interface SignatureCheck {
+  readonly signature: Uint8Array;
+  readonly message: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
+
+/**
+ * Verifies many signatures at once, off the calling thread where it can; resolves one byte per
+ * check, 1 for a valid signature. Must answer exactly as the device's SignatureSuite would.
+ */
+export interface BatchVerifier {
+  verifyAll(checks: readonly SignatureCheck[]): Promise<Uint8Array>;
 }
 
 /**

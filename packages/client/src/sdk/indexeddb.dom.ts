@@ -14,7 +14,7 @@
  * one readwrite transaction over all the stores it touches: all or nothing.
  */
 import { ClientError } from './errors.ts';
-import type { LocalStore, OutboxItem, StoredEntry } from './storage.ts';
+import type { ChannelEntries, LocalStore, OutboxItem, StoredEntry } from './storage.ts';
 
 export interface Pbkdf2Params {
   readonly kdf: 'PBKDF2-SHA-256';
@@ -225,6 +225,7 @@ export class IndexedDbLocalStore implements LocalStore {
   async put(
     records: ReadonlyArray<readonly [string, Uint8Array | undefined]>,
     outbox: readonly OutboxItem[] = [],
+    entries?: ChannelEntries,
   ): Promise<void> {
     const sealed = await Promise.all(
       records.map(
@@ -232,7 +233,9 @@ export class IndexedDbLocalStore implements LocalStore {
       ),
     );
     const rows = await Promise.all(outbox.map((item) => this.#outboxRow(item)));
-    const tx = this.#db.transaction(rows.length > 0 ? ['kv', 'outbox'] : ['kv'], 'readwrite');
+    const logged = entries === undefined ? [] : await this.#sealEntries(entries.channel, entries.entries);
+    const stores = ['kv', ...(rows.length > 0 ? ['outbox'] : []), ...(logged.length > 0 ? ['entries'] : [])];
+    const tx = this.#db.transaction(stores, 'readwrite');
     const kv = tx.objectStore('kv');
     for (const [k, v] of sealed) {
       if (v === undefined) kv.delete(k);
@@ -242,6 +245,7 @@ export class IndexedDbLocalStore implements LocalStore {
       const ob = tx.objectStore('outbox');
       for (const row of rows) ob.add(row).onerror = (e) => ignoreDuplicate(e); // INSERT OR IGNORE
     }
+    if (entries !== undefined && logged.length > 0) this.#addEntries(tx, entries.channel, logged);
     await done(tx);
   }
 
@@ -252,13 +256,21 @@ export class IndexedDbLocalStore implements LocalStore {
   }
 
   async appendEntries(channel: string, entries: readonly StoredEntry[]): Promise<void> {
-    const sealed = await Promise.all(
+    const sealed = await this.#sealEntries(channel, entries);
+    const tx = this.#db.transaction('entries', 'readwrite');
+    this.#addEntries(tx, channel, sealed);
+    await done(tx);
+  }
+
+  #sealEntries(channel: string, entries: readonly StoredEntry[]): Promise<(readonly [number, Uint8Array])[]> {
+    return Promise.all(
       entries.map(async (e) => [e.seq, await this.#box.seal(`entry:${channel}:${e.seq}`, e.entry)] as const),
     );
-    const tx = this.#db.transaction('entries', 'readwrite');
+  }
+
+  #addEntries(tx: IDBTransaction, channel: string, sealed: readonly (readonly [number, Uint8Array])[]): void {
     const st = tx.objectStore('entries');
     for (const [seq, v] of sealed) st.add(v, [channel, seq]).onerror = (e) => ignoreDuplicate(e);
-    await done(tx);
   }
 
   async entries(channel: string, fromSeq: number, limit: number): Promise<StoredEntry[]> {

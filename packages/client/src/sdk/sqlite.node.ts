@@ -1,21 +1,62 @@
-/** LocalStore on SQLite (better-sqlite3), every value sealed with the passphrase-derived key. */
+/**
+ * LocalStore on SQLite (better-sqlite3), every value sealed with the passphrase-derived key.
+ *
+ * Transcript entries are sealed a run at a time: one row per run of consecutive entries (a synced
+ * page is one run), value = seal(AAD 'entries:<channel>:<first>:<count>', n × (u32 length ‖ entry)).
+ * One AES-GCM seal and one insert per page instead of per entry; the AAD binds the run's place.
+ * Stores written before this format (one sealed row per entry in `entries`) are converted on open.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ClientError } from './errors.ts';
 import { DEFAULT_KDF, deriveKey, type KdfParams, SealedBox } from './sealed-box.node.ts';
-import type { LocalStore, OutboxItem, StoredEntry } from './storage.ts';
+import type { ChannelEntries, LocalStore, OutboxItem, StoredEntry } from './storage.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS entries (channel TEXT NOT NULL, seq INTEGER NOT NULL, value BLOB NOT NULL,
   PRIMARY KEY (channel, seq)) STRICT;
+CREATE TABLE IF NOT EXISTS entry_runs (channel TEXT NOT NULL, first INTEGER NOT NULL, count INTEGER NOT NULL,
+  value BLOB NOT NULL, PRIMARY KEY (channel, first, count)) STRICT;
 CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, channel TEXT NOT NULL, created_at INTEGER NOT NULL,
   value BLOB NOT NULL) STRICT;
 `;
 const CHECK = new TextEncoder().encode('backchannel local store v1');
+/** Entries per sealed run (a sync page). */
+const RUN = 1000;
+
+const runAad = (channel: string, first: number, count: number) => `entries:${channel}:${first}:${count}`;
+
+function packRun(run: readonly StoredEntry[]): Uint8Array {
+  let size = 0;
+  for (const e of run) size += 4 + e.entry.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let off = 0;
+  for (const e of run) {
+    view.setUint32(off, e.entry.length);
+    out.set(e.entry, off + 4);
+    off += 4 + e.entry.length;
+  }
+  return out;
+}
+
+function unpackRun(bytes: Uint8Array, count: number): Uint8Array[] | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Uint8Array[] = [];
+  let off = 0;
+  for (let i = 0; i < count; i++) {
+    if (off + 4 > bytes.length) return undefined;
+    const len = view.getUint32(off);
+    if (off + 4 + len > bytes.length) return undefined;
+    out.push(bytes.slice(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return off === bytes.length ? out : undefined;
+}
 
 export interface OpenSqliteStoreOptions {
   readonly path: string;
@@ -73,7 +114,45 @@ export class SqliteLocalStore implements LocalStore {
       db.close();
       throw new ClientError('PASSPHRASE_WRONG', 'the passphrase does not unlock this device store');
     }
-    return new SqliteLocalStore(db, box);
+    const store = new SqliteLocalStore(db, box);
+    store.#convertEntryRows();
+    return store;
+  }
+
+  /** Moves entries sealed one per row (the earlier format) into sealed runs, in one transaction. */
+  #convertEntryRows(): void {
+    const rows = this.#db.prepare('SELECT channel, seq, value FROM entries ORDER BY channel, seq').all() as {
+      channel: string;
+      seq: number;
+      value: Buffer;
+    }[];
+    if (rows.length === 0) return;
+    const byChannel = new Map<string, StoredEntry[]>();
+    for (const r of rows) {
+      const list = byChannel.get(r.channel) ?? [];
+      list.push({ seq: r.seq, entry: this.#open(`entry:${r.channel}:${r.seq}`, r.value) });
+      byChannel.set(r.channel, list);
+    }
+    this.#db.transaction(() => {
+      for (const [channel, entries] of byChannel) this.#insertRuns(channel, entries);
+      this.#db.prepare('DELETE FROM entries').run();
+    })();
+  }
+
+  /** Seals and inserts runs of consecutive entries (at most RUN each); a run already stored is kept. */
+  #insertRuns(channel: string, entries: readonly StoredEntry[]): void {
+    const ins = this.#db.prepare(
+      'INSERT OR IGNORE INTO entry_runs (channel, first, count, value) VALUES (?, ?, ?, ?)',
+    );
+    let i = 0;
+    while (i < entries.length) {
+      const first = (entries[i] as StoredEntry).seq;
+      let j = i + 1;
+      while (j < entries.length && j - i < RUN && (entries[j] as StoredEntry).seq === first + (j - i)) j++;
+      const run = entries.slice(i, j);
+      ins.run(channel, first, run.length, this.#box.seal(runAad(channel, first, run.length), packRun(run)));
+      i = j;
+    }
   }
 
   #open(aad: string, v: Uint8Array): Uint8Array {
@@ -92,6 +171,7 @@ export class SqliteLocalStore implements LocalStore {
   async put(
     records: ReadonlyArray<readonly [string, Uint8Array | undefined]>,
     outbox: readonly OutboxItem[] = [],
+    entries?: ChannelEntries,
   ): Promise<void> {
     const ob = this.#db.prepare(
       'INSERT OR IGNORE INTO outbox (id, channel, created_at, value) VALUES (?, ?, ?, ?)',
@@ -107,6 +187,7 @@ export class SqliteLocalStore implements LocalStore {
       }
       for (const item of outbox)
         ob.run(item.id, item.channel, item.createdAt, this.#box.seal(`outbox:${item.id}`, item.wire));
+      if (entries !== undefined) this.#insertRuns(entries.channel, entries.entries);
     })();
   }
 
@@ -118,23 +199,48 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   async appendEntries(channel: string, entries: readonly StoredEntry[]): Promise<void> {
-    const ins = this.#db.prepare('INSERT OR IGNORE INTO entries (channel, seq, value) VALUES (?, ?, ?)');
-    this.#db.transaction(() => {
-      for (const e of entries) ins.run(channel, e.seq, this.#box.seal(`entry:${channel}:${e.seq}`, e.entry));
-    })();
+    this.#db.transaction(() => this.#insertRuns(channel, entries))();
   }
 
+  /** Runs overlapping [fromSeq, …) in order; where two runs hold a seq, the one stored first wins. */
   async entries(channel: string, fromSeq: number, limit: number): Promise<StoredEntry[]> {
-    const rows = this.#db
-      .prepare('SELECT seq, value FROM entries WHERE channel = ? AND seq >= ? ORDER BY seq LIMIT ?')
-      .all(channel, fromSeq, limit) as { seq: number; value: Buffer }[];
-    return rows.map((r) => ({ seq: r.seq, entry: this.#open(`entry:${channel}:${r.seq}`, r.value) }));
+    const out: StoredEntry[] = [];
+    let next = fromSeq;
+    for (const r of this.#runs(channel, fromSeq)) {
+      if (out.length >= limit) break;
+      if (r.first + r.count <= next) continue;
+      const entries = unpackRun(this.#open(runAad(channel, r.first, r.count), r.value), r.count);
+      if (entries === undefined)
+        throw new ClientError('STORE_CORRUPT', `entries ${channel}:${r.first} do not unpack`);
+      for (let k = Math.max(0, next - r.first); k < r.count && out.length < limit; k++) {
+        out.push({ seq: r.first + k, entry: entries[k] as Uint8Array });
+        next = r.first + k + 1;
+      }
+    }
+    return out;
   }
 
   async entryCount(channel: string): Promise<number> {
-    return (
-      this.#db.prepare('SELECT count(*) AS n FROM entries WHERE channel = ?').get(channel) as { n: number }
-    ).n;
+    let n = 0;
+    let next = 0;
+    for (const r of this.#db
+      .prepare('SELECT first, count FROM entry_runs WHERE channel = ? ORDER BY first, rowid')
+      .all(channel) as { first: number; count: number }[]) {
+      const from = Math.max(next, r.first);
+      if (r.first + r.count > from) {
+        n += r.first + r.count - from;
+        next = r.first + r.count;
+      }
+    }
+    return n;
+  }
+
+  #runs(channel: string, fromSeq: number): { first: number; count: number; value: Buffer }[] {
+    return this.#db
+      .prepare(
+        'SELECT first, count, value FROM entry_runs WHERE channel = ? AND first + count > ? ORDER BY first, rowid',
+      )
+      .all(channel, fromSeq) as { first: number; count: number; value: Buffer }[];
   }
 
   async outboxAdd(item: OutboxItem): Promise<void> {

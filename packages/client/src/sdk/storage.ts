@@ -8,6 +8,12 @@ export interface StoredEntry {
   readonly entry: Uint8Array;
 }
 
+/** Consecutive transcript entries of one channel. */
+export interface ChannelEntries {
+  readonly channel: string;
+  readonly entries: readonly StoredEntry[];
+}
+
 export interface OutboxItem {
   readonly id: string;
   readonly channel: string;
@@ -18,10 +24,14 @@ export interface OutboxItem {
 
 export interface LocalStore {
   get(key: string): Promise<Uint8Array | undefined>;
-  /** Writes several records (undefined deletes) and outbox items atomically: all or nothing. */
+  /**
+   * Writes several records (undefined deletes), outbox items and transcript entries (as
+   * appendEntries) atomically: all or nothing.
+   */
   put(
     records: ReadonlyArray<readonly [string, Uint8Array | undefined]>,
     outbox?: readonly OutboxItem[],
+    entries?: ChannelEntries,
   ): Promise<void>;
   keys(prefix: string): Promise<string[]>;
 

@@ -7,7 +7,6 @@
 import type { ChannelId } from '@backchannel/protocol';
 import {
   appendLeaf as appendTreeLeaf,
-  leafHash,
   parseCheckpoint,
   parseNote,
   parseVerifierKey,
@@ -17,8 +16,9 @@ import {
 import type { ChannelRecord } from './channel-record.ts';
 import type { EngineContext } from './context.ts';
 
-export function appendLeaf(frontier: readonly Uint8Array[], seq: number, entry: Uint8Array): Uint8Array[] {
-  return [...appendTreeLeaf({ size: seq, frontier }, leafHash(entry)).state.frontier];
+/** The frontier after appending the leaf hash of entry `seq` (RFC 9162 §2.1.1). */
+export function appendLeaf(frontier: readonly Uint8Array[], seq: number, leaf: Uint8Array): Uint8Array[] {
+  return [...appendTreeLeaf({ size: seq, frontier }, leaf).state.frontier];
 }
 
 export type CheckpointCheck =

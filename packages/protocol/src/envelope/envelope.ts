@@ -11,7 +11,13 @@ import { isBytes } from '../bytes/index.ts';
 import { decodeCanonical, encodeCanonical } from '../codec/cbor.ts';
 import { type Decoded, fail } from '../errors.ts';
 import { channelIdSchema, eventIdSchema, partyIdSchema, timestampSchema } from '../events/common.ts';
-import { nobleEd25519, type SignatureSuite, signWithLabel, verifyWithLabel } from '../identity/keys.ts';
+import {
+  labelledMessage,
+  nobleEd25519,
+  type SignatureSuite,
+  signWithLabel,
+  verifyWithLabel,
+} from '../identity/keys.ts';
 import type { DeviceId } from '../ids.ts';
 
 export const MLS_KINDS = ['application', 'commit', 'welcome', 'proposal'] as const;
@@ -114,6 +120,15 @@ export function verifyEnvelope(
   suite: SignatureSuite = nobleEd25519,
 ): boolean {
   return verifyWithLabel(devicePublicKey, 'envelope', env.bodyBytes, env.sig, suite);
+}
+
+/**
+ * The exact message an envelope's signature covers, for a caller that verifies many signatures
+ * at once (say, on another thread): Ed25519(sig, envelopeSignedMessage(env), key) is the same
+ * check as verifyEnvelope(env, key).
+ */
+export function envelopeSignedMessage(env: SignedEnvelope): Uint8Array {
+  return labelledMessage('envelope', env.bodyBytes);
 }
 
 /** A stable content hash of the wire bytes (used in relay receipts and evidence). */

@@ -7,6 +7,7 @@ import { decodeEntry, encodeEntry } from '../../src/envelope/entry.ts';
 import {
   decodeEnvelope,
   type EnvelopeBody,
+  envelopeSignedMessage,
   signEnvelope,
   verifyEnvelope,
 } from '../../src/envelope/envelope.ts';
@@ -241,6 +242,15 @@ describe('envelopes', () => {
     const bytes = encodeCanonical({ b: new Uint8Array(100).fill(1) });
     const d = decodeCanonical(bytes);
     expect(d.ok && (d.value as { b: Uint8Array }).b.buffer).not.toBe(bytes.buffer);
+  });
+
+  it('envelopeSignedMessage is exactly what verifyEnvelope checks (for batch verifiers)', () => {
+    const env = signEnvelope(body(), devA.secretKey);
+    const m = envelopeSignedMessage(env);
+    expect(nobleEd25519.verify(env.sig, m, devA.publicKey)).toBe(true);
+    expect(m).toEqual(encodeCanonical(['backchannel/v1 envelope', env.bodyBytes]));
+    const other = signEnvelope(body({ sentAt: 1 }), devA.secretKey);
+    expect(nobleEd25519.verify(env.sig, envelopeSignedMessage(other), devA.publicKey)).toBe(false);
   });
 
   it('log entries carry the envelope and decode back to it', () => {
