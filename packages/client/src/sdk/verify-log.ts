@@ -49,7 +49,7 @@ export function checkCheckpoint(
   const vkey = ctx.relayKey();
   if (vkey !== undefined) {
     const k = parseVerifierKey(vkey);
-    if (k.ok && !verifyNote(parsed.value, [k.value]).ok)
+    if (k.ok && !verifyNote(parsed.value, [k.value], ctx.suite).ok)
       return fork('the checkpoint is not signed by the relay key this device pinned');
   }
   const cp = parseCheckpoint(parsed.value.text);

@@ -6,7 +6,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { concatBytes, constantTimeEqual, utf8 } from '../bytes/index.ts';
 import { type Decoded, fail } from '../errors.ts';
-import type { SignatureSuite } from '../identity/keys.ts';
+import { nobleEd25519, type SignatureSuite } from '../identity/keys.ts';
 import {
   ALG_COSIGNATURE_V1,
   makeVerifierKey,
@@ -58,10 +58,7 @@ function verifyOne(
   const timeSeconds = Number(t);
   try {
     const msg = signedMessage(text, timeSeconds);
-    const ok =
-      suite === undefined
-        ? ed25519.verify(sig.blob.slice(8), msg, key.publicKey)
-        : suite.verify(sig.blob.slice(8), msg, key.publicKey);
+    const ok = (suite ?? nobleEd25519).verify(sig.blob.slice(8), msg, key.publicKey);
     return ok ? { witness: key, timeSeconds } : undefined;
   } catch {
     return undefined;

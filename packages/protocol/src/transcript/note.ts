@@ -12,7 +12,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { base64 } from '@scure/base';
 import { concatBytes, constantTimeEqual, fromHex, fromUtf8, toHex, utf8 } from '../bytes/index.ts';
 import { type Decoded, fail, ProtocolError } from '../errors.ts';
-import type { SignatureSuite } from '../identity/keys.ts';
+import { nobleEd25519, type SignatureSuite } from '../identity/keys.ts';
 
 export const ALG_ED25519 = 0x01;
 export const ALG_COSIGNATURE_V1 = 0x04;
@@ -207,11 +207,7 @@ export function verifyNote(
     if (k === undefined) continue;
     let ok = false;
     try {
-      ok =
-        sig.blob.length === 64 &&
-        (suite === undefined
-          ? ed25519.verify(sig.blob, msg, k.publicKey)
-          : suite.verify(sig.blob, msg, k.publicKey));
+      ok = sig.blob.length === 64 && (suite ?? nobleEd25519).verify(sig.blob, msg, k.publicKey);
     } catch {
       ok = false;
     }
