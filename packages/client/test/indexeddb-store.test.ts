@@ -80,8 +80,9 @@ describe('IndexedDB local store', () => {
       ['e_1', [7, 7]],
       ['e_2', [2]],
     ]);
-    await r.outboxRemove(['e_1']);
+    await r.outboxRemove(['e_1'], [['rr:c_x:e_1', new Uint8Array([9])]]);
     expect((await r.outboxList()).map((o) => o.id)).toEqual(['e_2']);
+    expect(await r.get('rr:c_x:e_1')).toEqual(new Uint8Array([9]));
     await r.put([['a', undefined]]);
     expect(await r.get('a')).toBeUndefined();
     r.close();

@@ -31,6 +31,9 @@ describe('sealed local store', () => {
     expect(await r.keys('')).toEqual(['a', 'b']);
     expect((await r.entries('c_x', 1, 10)).map((e) => e.seq)).toEqual([1]);
     expect((await r.outboxList())[0]?.wire).toEqual(new Uint8Array([7, 7]));
+    await r.outboxRemove(['e_1'], [['rr:c_x:e_1', new Uint8Array([9])]]);
+    expect(await r.outboxList()).toEqual([]);
+    expect(await r.get('rr:c_x:e_1')).toEqual(new Uint8Array([9]));
     await r.put([['a', undefined]]);
     expect(await r.get('a')).toBeUndefined();
     r.close();

@@ -173,13 +173,11 @@ export class Backchannel {
     };
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,
-      // Relay receipts are kept (one write per flush): proof the relay accepted each envelope.
-      onAckedBatch: async (answers) => {
-        const writes = answers.flatMap(([item, a]): [string, Uint8Array][] =>
+      // Relay receipts are kept, written with the removal of their items from the outbox.
+      ackedRecords: (answers) =>
+        answers.flatMap(([item, a]): [string, Uint8Array][] =>
           a.receipt === undefined ? [] : [[`rr:${item.channel}:${item.id}`, utf8(a.receipt)]],
-        );
-        if (writes.length > 0) await this.#store.put(writes);
-      },
+        ),
       onRejected: async (item, err) => {
         await this.#store.put([
           [`rejected:${item.channel}:${item.id}`, utf8(`${err.cause_code ?? err.code}`)],

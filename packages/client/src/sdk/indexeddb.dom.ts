@@ -319,9 +319,17 @@ export class IndexedDbLocalStore implements LocalStore {
     );
   }
 
-  async outboxRemove(ids: readonly string[]): Promise<void> {
-    if (ids.length === 0) return;
-    const tx = this.#db.transaction('outbox', 'readwrite');
+  async outboxRemove(
+    ids: readonly string[],
+    records: ReadonlyArray<readonly [string, Uint8Array]> = [],
+  ): Promise<void> {
+    if (ids.length === 0 && records.length === 0) return;
+    const sealed = await Promise.all(
+      records.map(async ([k, v]) => [k, await this.#box.seal(`kv:${k}`, v)] as const),
+    );
+    const tx = this.#db.transaction(['kv', 'outbox'], 'readwrite');
+    const kv = tx.objectStore('kv');
+    for (const [k, v] of sealed) kv.put(v, k);
     const st = tx.objectStore('outbox');
     for (const id of ids) st.delete(id);
     await done(tx);

@@ -11,8 +11,13 @@ import type { LocalStore, OutboxItem } from './storage.ts';
 export interface OutboxHandlers {
   onAcked(item: OutboxItem, answer: AppendAnswer): Promise<void>;
   onRejected(item: OutboxItem, error: ClientError): Promise<void>;
-  /** Once per flush, before the acknowledged items leave the outbox (e.g. to keep relay receipts). */
-  onAckedBatch?(answers: ReadonlyArray<readonly [OutboxItem, AppendAnswer]>): Promise<void>;
+  /**
+   * Once per flush: records to write in the same transaction that takes the acknowledged items
+   * out of the outbox (e.g. their relay receipts).
+   */
+  ackedRecords?(
+    answers: ReadonlyArray<readonly [OutboxItem, AppendAnswer]>,
+  ): ReadonlyArray<readonly [string, Uint8Array]>;
 }
 
 export interface FlushResult {
@@ -103,8 +108,8 @@ export class Outbox {
     const acked: string[] = [];
     const answered: Array<readonly [OutboxItem, AppendAnswer]> = [];
     await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
-    if (answered.length > 0) await this.#handlers.onAckedBatch?.(answered);
-    await this.#store.outboxRemove(acked);
+    const records = answered.length > 0 ? (this.#handlers.ackedRecords?.(answered) ?? []) : [];
+    await this.#store.outboxRemove(acked, records);
     if (retry !== undefined) {
       this.#failures++;
       const backoff = Math.min(30_000, 250 * 2 ** Math.min(this.#failures, 7));

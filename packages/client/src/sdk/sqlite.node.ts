@@ -266,9 +266,17 @@ export class SqliteLocalStore implements LocalStore {
     }));
   }
 
-  async outboxRemove(ids: readonly string[]): Promise<void> {
+  async outboxRemove(
+    ids: readonly string[],
+    records: ReadonlyArray<readonly [string, Uint8Array]> = [],
+  ): Promise<void> {
+    if (ids.length === 0 && records.length === 0) return;
     const del = this.#db.prepare('DELETE FROM outbox WHERE id = ?');
+    const up = this.#db.prepare(
+      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    );
     this.#db.transaction(() => {
+      for (const [k, v] of records) up.run(k, this.#box.seal(`kv:${k}`, v));
       for (const id of ids) del.run(id);
     })();
   }

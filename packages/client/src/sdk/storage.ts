@@ -41,7 +41,8 @@ export interface LocalStore {
 
   outboxAdd(item: OutboxItem): Promise<void>;
   outboxList(): Promise<OutboxItem[]>;
-  outboxRemove(ids: readonly string[]): Promise<void>;
+  /** Removes outbox items, writing `records` in the same transaction (e.g. their relay receipts). */
+  outboxRemove(ids: readonly string[], records?: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void>;
 
   close(): void;
 }
