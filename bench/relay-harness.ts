@@ -140,6 +140,7 @@ export async function spawnRelay(
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
+    if (process.env.BENCH_RELAY_STDERR !== undefined) process.stderr.write(d);
   });
   const url = `http://127.0.0.1:${port}`;
   const until = Date.now() + 30_000;
@@ -335,15 +336,29 @@ export async function postEnvelope(
   return http.send('POST', path, bytes, headers);
 }
 
-/** Sends envelopes over an authenticated WebSocket (`send` frames), answers matched by id. */
+/**
+ * Sends envelopes over an authenticated WebSocket, answers matched by id: binary `send` frames
+ * (0x01 | id u32 | envelope bytes, answered by binary acks) or JSON `send` frames (`json`).
+ */
 export class WsSender {
   readonly #ws: WebSocket;
+  readonly #json: boolean;
   readonly #pending = new Map<number, (ok: boolean) => void>();
   #next = 0;
 
-  private constructor(ws: WebSocket) {
+  private constructor(ws: WebSocket, json: boolean) {
     this.#ws = ws;
-    ws.on('message', (data) => {
+    this.#json = json;
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (isBinary) {
+        // ack: 0x02 | id u32 | … (the answer; see packages/server/src/ws/frames.ts)
+        if (data[0] !== 0x02) return;
+        const id = data.readUInt32BE(1);
+        const done = this.#pending.get(id);
+        this.#pending.delete(id);
+        done?.(true);
+        return;
+      }
       const f = JSON.parse(data.toString()) as { type: string; id?: number };
       if ((f.type === 'ack' || f.type === 'error') && typeof f.id === 'number') {
         const done = this.#pending.get(f.id);
@@ -353,7 +368,7 @@ export class WsSender {
     });
   }
 
-  static async connect(url: string, me: Device): Promise<WsSender> {
+  static async connect(url: string, me: Device, json = false): Promise<WsSender> {
     const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -376,14 +391,24 @@ export class WsSender {
       }),
     );
     await ready;
-    return new WsSender(ws);
+    return new WsSender(ws, json);
   }
 
   send(env: SignedEnvelope): Promise<boolean> {
     const id = this.#next++;
     return new Promise((resolve) => {
       this.#pending.set(id, resolve);
-      this.#ws.send(`{"type":"send","id":${id},"envelope":"${Buffer.from(env.wire).toString('base64url')}"}`);
+      if (this.#json) {
+        this.#ws.send(
+          `{"type":"send","id":${id},"envelope":"${Buffer.from(env.wire).toString('base64url')}"}`,
+        );
+        return;
+      }
+      const f = Buffer.allocUnsafe(5 + env.wire.length);
+      f[0] = 0x01;
+      f.writeUInt32BE(id, 1);
+      f.set(env.wire, 5);
+      this.#ws.send(f);
     });
   }
 

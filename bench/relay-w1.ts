@@ -10,7 +10,8 @@
  *   npm run bench:relay -- --n 4000 --runs 1 --only W1-relay
  *   npm run bench:relay -- --unsigned   # envelope posts without request signatures (PROTOCOL.md §11)
  *   npm run bench:relay -- --verify-threads 0   # verify signatures inline instead of on a worker
- *   npm run bench:relay -- --transport ws   # A sends `send` frames on its authenticated WebSocket
+ *   npm run bench:relay -- --transport ws   # A sends binary `send` frames on its authenticated WebSocket
+ *   npm run bench:relay -- --transport ws-json   # … JSON `send` frames (base64url envelope) instead
  *   npm run bench:relay -- --store postgres --nodes 2   # PostgreSQL (+ NATS between 2 nodes)
  *
  * With --store postgres each run gets a fresh schema (dropped afterwards) on --pg (default the
@@ -67,7 +68,7 @@ const N = Number(args.n);
 const RUNS = Number(args.runs);
 const INFLIGHT = Number(args.inflight);
 const SIGNED = !args.unsigned;
-const TRANSPORT = args.transport === 'ws' ? 'ws' : 'http';
+const TRANSPORT = args.transport === 'ws' || args.transport === 'ws-json' ? args.transport : 'http';
 const STORE = args.store === 'postgres' ? 'postgres' : 'sqlite';
 const NODES = Number(args.nodes);
 const ROUTE = args.route === 'channel' ? 'channel' : 'spray';
@@ -251,7 +252,9 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     if (workload !== 'W1-offline') await connectAll();
 
     const wsSenders = new Map<Pair, WsSender>();
-    if (TRANSPORT === 'ws') for (const p of pairs) wsSenders.set(p, await WsSender.connect(relay.url, p.a));
+    if (TRANSPORT !== 'http')
+      for (const p of pairs)
+        wsSenders.set(p, await WsSender.connect(relay.url, p.a, TRANSPORT === 'ws-json'));
 
     // Timed: A sends with up to INFLIGHT requests in flight per sender.
     const cpu0 = cluster.cpuSeconds();
@@ -368,7 +371,7 @@ function summarize(runs: Result[]): Record<string, unknown> {
     mls_bytes: MLS_BYTES,
     inflight_per_sender: INFLIGHT,
     transport: TRANSPORT,
-    request_auth: TRANSPORT === 'ws' ? 'ws-session' : SIGNED ? 'signed' : 'envelope-only',
+    request_auth: TRANSPORT !== 'http' ? 'ws-session' : SIGNED ? 'signed' : 'envelope-only',
     note: 'relay and load share the same 2 cores; MLS field is random bytes of ciphertext size (the relay never parses MLS)',
   };
 }

@@ -26,7 +26,19 @@ export interface AcceptDeps {
   readonly signer?: CheckpointSigner;
 }
 
-/** The JSON answer to an accepted append (HTTP body, WebSocket ack). */
+/** What an accepted append answers, before it is framed (JSON for HTTP and text frames, or binary). */
+export interface AppendOutcome {
+  readonly seq: number;
+  readonly receivedAt: number;
+  readonly inclusionProof: readonly Uint8Array[];
+  readonly checkpoint: string;
+  readonly size: number;
+  readonly duplicate: boolean;
+  /** The relay's signed receipt, CBOR({body, sig}) (absent without a signer). */
+  readonly receipt?: Uint8Array;
+}
+
+/** The JSON answer to an accepted append (HTTP body, WebSocket `ack` text frame). */
 export interface AppendAnswer {
   readonly seq: number;
   readonly leafIndex: number;
@@ -39,11 +51,24 @@ export interface AppendAnswer {
   readonly receipt?: string;
 }
 
+export function appendAnswerJson(o: AppendOutcome): AppendAnswer {
+  return {
+    seq: o.seq,
+    leafIndex: o.seq,
+    receivedAt: o.receivedAt,
+    inclusionProof: o.inclusionProof.map(toB64u),
+    checkpoint: o.checkpoint,
+    size: o.size,
+    duplicate: o.duplicate,
+    ...(o.receipt === undefined ? {} : { receipt: toB64u(o.receipt) }),
+  };
+}
+
 export async function acceptEnvelope(
   deps: AcceptDeps,
   wire: Uint8Array,
   opts: { readonly signedBy: DeviceRecord | undefined; readonly channel?: ChannelId },
-): Promise<AppendAnswer> {
+): Promise<AppendOutcome> {
   const d = decodeEnvelope(wire);
   if (!d.ok) throw fromProtocol(d.code, d.message, 'ENVELOPE_INVALID');
   const env = d.value;
@@ -73,9 +98,8 @@ export async function acceptEnvelope(
   const r = await deps.appender.submit({ env, sender: device, envelopeHash: hash });
   return {
     seq: r.seq,
-    leafIndex: r.seq,
     receivedAt: r.receivedAt,
-    inclusionProof: r.inclusionProof.map(toB64u),
+    inclusionProof: r.inclusionProof,
     checkpoint: r.checkpoint,
     size: r.size,
     duplicate: r.duplicate,

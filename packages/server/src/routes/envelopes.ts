@@ -8,7 +8,7 @@
  */
 import { type ChannelId, MAX_ENVELOPE_BYTES } from '@backchannel/protocol';
 import { createRoute, z } from '@hono/zod-openapi';
-import { type AcceptDeps, acceptEnvelope } from '../channels/accept.ts';
+import { type AcceptDeps, acceptEnvelope, appendAnswerJson } from '../channels/accept.ts';
 import { body, isJsonType } from '../http/body.ts';
 import type { AppDeps, RelayApp } from '../http/context.ts';
 import type { DeviceRecord } from '../store/store.ts';
@@ -86,10 +86,12 @@ export function envelopeRoutes(app: RelayApp, deps: AppDeps): void {
     const wire = isJsonType(c.req.header('content-type'))
       ? b64((c.req.valid('json') as { envelope: string }).envelope, 'envelope')
       : c.var.rawBody;
-    const answer = await acceptEnvelope(accept, wire, {
-      signedBy: c.get('device') as DeviceRecord | undefined,
-      channel: c.req.valid('param').channel as ChannelId,
-    });
+    const answer = appendAnswerJson(
+      await acceptEnvelope(accept, wire, {
+        signedBy: c.get('device') as DeviceRecord | undefined,
+        channel: c.req.valid('param').channel as ChannelId,
+      }),
+    );
     return c.json(answer, answer.duplicate ? 200 : 201);
   });
 }

@@ -6,7 +6,7 @@
  * Independent of the WebSocket library (ws/server.node.ts adapts `ws`).
  */
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
-import type { AppendAnswer } from '../channels/accept.ts';
+import type { AppendOutcome } from '../channels/accept.ts';
 import { notAMember, visibility } from '../channels/access.ts';
 import { fromB64u } from '../bytes.node.ts';
 import { RelayError } from '../errors.ts';
@@ -16,16 +16,17 @@ import type { Log } from '../http/context.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { DeviceRecord, Store } from '../store/store.ts';
 import { type BackpressurePolicy, canResume, pressure, RESUME_POLL_MS } from './backpressure.ts';
-import { CLOSE, type ClientFrame, frames, parseClientFrame } from './frames.ts';
+import { binaryAck, CLOSE, type ClientFrame, frames, parseBinaryFrame, parseClientFrame } from './frames.ts';
 
 export interface HubSocket {
-  send(data: string): void;
+  /** A text frame (string) or a binary frame (bytes). */
+  send(data: string | Uint8Array): void;
   readonly bufferedAmount: number;
   close(code: number, reason: string): void;
 }
 
 /** Appends an envelope sent over the socket, as its authenticated device. */
-export type HubAppend = (device: DeviceRecord, wire: Uint8Array) => Promise<AppendAnswer>;
+export type HubAppend = (device: DeviceRecord, wire: Uint8Array) => Promise<AppendOutcome>;
 
 export interface HubOptions extends BackpressurePolicy {
   readonly maxFrameChars: number;
@@ -58,7 +59,8 @@ interface Subscription {
 }
 
 export interface HubConnection {
-  onMessage(text: string | undefined): void;
+  /** A text frame (string) or a binary frame (bytes). */
+  onMessage(data: string | Uint8Array): void;
   onClose(): void;
 }
 
@@ -169,12 +171,15 @@ export class Hub {
 
   // --- frames
 
-  async #onMessage(conn: Connection, text: string | undefined): Promise<void> {
+  async #onMessage(conn: Connection, data: string | Uint8Array): Promise<void> {
     if (conn.closed) return;
+    if (typeof data !== 'string') {
+      await this.#onBinary(conn, data);
+      return;
+    }
     let frame: ClientFrame;
     try {
-      if (text === undefined) throw new RelayError('FRAME_INVALID', 'frames are JSON text');
-      frame = parseClientFrame(text, this.#o.maxFrameChars);
+      frame = parseClientFrame(data, this.#o.maxFrameChars);
     } catch (e) {
       this.#refuse(conn, e);
       return;
@@ -197,6 +202,21 @@ export class Hub {
       else this.#unsubscribe(conn, frame.channel, undefined);
     } catch (e) {
       this.#refuse(conn, e, 'channel' in frame ? frame.channel : undefined);
+    }
+  }
+
+  /** A binary `send` (frames.ts): the envelope's raw bytes in, a binary ack out. */
+  async #onBinary(conn: Connection, data: Uint8Array): Promise<void> {
+    let id: number | undefined;
+    try {
+      const f = parseBinaryFrame(data, this.#o.maxFrameChars);
+      id = f.id;
+      if (conn.device === undefined) throw new RelayError('AUTH_MISSING', 'authenticate first');
+      if (this.#append === undefined)
+        throw new RelayError('FRAME_INVALID', 'this relay takes envelopes over HTTP only');
+      this.#send(conn, binaryAck(f.id, await this.#append(conn.device, f.envelope)));
+    } catch (e) {
+      this.#refuse(conn, e, undefined, id);
     }
   }
 
@@ -440,7 +460,7 @@ export class Hub {
     this.#close(conn, CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
   }
 
-  #send(conn: Connection, data: string): void {
+  #send(conn: Connection, data: string | Uint8Array): void {
     if (conn.closed) return;
     try {
       conn.socket.send(data);

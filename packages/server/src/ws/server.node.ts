@@ -34,7 +34,10 @@ export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketSe
         close: (code, reason) => ws.close(code, reason),
       });
       ws.on('message', (data, isBinary) => {
-        conn.onMessage(isBinary ? undefined : data.toString());
+        // Binary frames arrive as one Buffer (the default binaryType); text frames are UTF-8.
+        if (!isBinary) conn.onMessage(data.toString());
+        else if (Buffer.isBuffer(data)) conn.onMessage(data);
+        else conn.onMessage(Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]));
       });
       ws.on('close', () => conn.onClose());
       ws.on('error', () => conn.onClose());
