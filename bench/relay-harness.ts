@@ -113,6 +113,13 @@ export function machineBusySeconds(): number {
   return busy / CLK_TCK;
 }
 
+let relayEntry: string[] = ['--import', 'tsx', 'packages/server/src/main.node.ts'];
+
+/** Runs the relays from a built bundle (scripts/build-relay.mjs) instead of the sources under tsx. */
+export function useRelayBundle(file: string): void {
+  relayEntry = [file];
+}
+
 export async function spawnRelay(
   config: Record<string, unknown> = {},
   env: Record<string, string> = {},
@@ -125,7 +132,9 @@ export async function spawnRelay(
     process.env.BENCH_RELAY_PROF === undefined
       ? []
       : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_RELAY_PROF}`];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'packages/server/src/main.node.ts'], {
+  // BENCH_RELAY_NODE_ARGS: extra node flags for the relay process (e.g. V8 heap sizing), space-separated.
+  const extra = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...prof, ...extra, ...relayEntry], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {
       ...process.env,

@@ -13,6 +13,8 @@
  *   npm run bench:relay -- --transport ws   # A sends binary `send` frames on its authenticated WebSocket
  *   npm run bench:relay -- --transport ws-json   # … JSON `send` frames (base64url envelope) instead
  *   npm run bench:relay -- --store postgres --nodes 2   # PostgreSQL (+ NATS between 2 nodes)
+ *   npm run bench:relay -- --relay src   # run the relay from its sources under tsx (default: the
+ *                                        # bundle `npm run build:relay` makes, built first)
  *
  * With --store postgres each run gets a fresh schema (dropped afterwards) on --pg (default the
  * local test database); with --nodes 2 both nodes share it and the checkpoint key, fan out over
@@ -43,8 +45,10 @@ import {
   receiver,
   type SpawnedRelay,
   spawnRelay,
+  useRelayBundle,
   WsSender,
 } from './relay-harness.ts';
+import { buildRelay } from '../scripts/build-relay.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,8 +65,11 @@ const { values: args } = parseArgs({
     pg: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
     'verify-threads': { type: 'string' },
+    relay: { type: 'string', default: 'bundle' },
   },
 });
+if (args.relay !== 'bundle' && args.relay !== 'src') throw new Error('--relay must be bundle or src');
+if (args.relay === 'bundle') useRelayBundle(await buildRelay());
 
 const N = Number(args.n);
 const RUNS = Number(args.runs);
@@ -371,6 +378,7 @@ function summarize(runs: Result[]): Record<string, unknown> {
     mls_bytes: MLS_BYTES,
     inflight_per_sender: INFLIGHT,
     transport: TRANSPORT,
+    relay: args.relay,
     request_auth: TRANSPORT !== 'http' ? 'ws-session' : SIGNED ? 'signed' : 'envelope-only',
     note: 'relay and load share the same 2 cores; MLS field is random bytes of ciphertext size (the relay never parses MLS)',
   };
