@@ -13,7 +13,6 @@ import { fromProtocol, RelayError } from '../errors.ts';
 import type { DeviceRecord } from '../store/store.ts';
 import type { Verifier } from '../verify-pool.node.ts';
 import type { Appender } from './appender.ts';
-import type { CheckpointSigner } from './checkpoints.ts';
 
 export interface AcceptDeps {
   readonly directory: DeviceDirectory;
@@ -22,8 +21,6 @@ export interface AcceptDeps {
   readonly now: () => number;
   /** Takes a token from the device's bucket or throws RATE_LIMITED. */
   readonly limitDevice: (device: string, now: number) => void;
-  /** Signs relay receipts (the accountable mediator); absent, answers carry none. */
-  readonly signer?: CheckpointSigner;
 }
 
 /** What an accepted append answers, before it is framed (JSON for HTTP and text frames, or binary). */
@@ -34,8 +31,8 @@ export interface AppendOutcome {
   readonly checkpoint: string;
   readonly size: number;
   readonly duplicate: boolean;
-  /** The relay's signed receipt, CBOR({body, sig}) (absent without a signer). */
-  readonly receipt?: Uint8Array;
+  /** The relay's signed receipt, CBOR({body, [batch,] sig}). */
+  readonly receipt: Uint8Array;
 }
 
 /** The JSON answer to an accepted append (HTTP body, WebSocket `ack` text frame). */
@@ -48,7 +45,7 @@ export interface AppendAnswer {
   readonly size: number;
   readonly duplicate: boolean;
   /** The relay's signed receipt {channel, msgId, envelope hash, seq, time} (base64url CBOR). */
-  readonly receipt?: string;
+  readonly receipt: string;
 }
 
 export function appendAnswerJson(o: AppendOutcome): AppendAnswer {
@@ -60,7 +57,7 @@ export function appendAnswerJson(o: AppendOutcome): AppendAnswer {
     checkpoint: o.checkpoint,
     size: o.size,
     duplicate: o.duplicate,
-    ...(o.receipt === undefined ? {} : { receipt: toB64u(o.receipt) }),
+    receipt: toB64u(o.receipt),
   };
 }
 
@@ -94,26 +91,5 @@ export async function acceptEnvelope(
   if (!(await deps.verifier.verify(env.sig, labelledMessage('envelope', env.bodyBytes), device.publicKey))) {
     throw new RelayError('SIG_INVALID', 'envelope signature does not verify under the sender device key');
   }
-  const hash = sha256(wire);
-  const r = await deps.appender.submit({ env, sender: device, envelopeHash: hash });
-  return {
-    seq: r.seq,
-    receivedAt: r.receivedAt,
-    inclusionProof: r.inclusionProof,
-    checkpoint: r.checkpoint,
-    size: r.size,
-    duplicate: r.duplicate,
-    ...(deps.signer === undefined
-      ? {}
-      : {
-          receipt: deps.signer.receipt({
-            v: 1,
-            channel: env.body.channel,
-            msgId: env.body.msgId,
-            envelopeHash: hash,
-            seq: r.seq,
-            receivedAt: r.receivedAt,
-          }),
-        }),
-  };
+  return await deps.appender.submit({ env, sender: device, envelopeHash: sha256(wire) });
 }

@@ -3,14 +3,12 @@
  * root) signed as a C2SP signed note with the relay's Ed25519 key (alg 0x01, Go-compatible).
  * Signing goes through the injected suite so the relay signs with node:crypto.
  */
+import { type ChannelId, concatBytes, type SignatureSuite, utf8 } from '@backchannel/protocol';
 import {
-  type ChannelId,
-  concatBytes,
-  encodeCanonical,
-  type SignatureSuite,
-  utf8,
-} from '@backchannel/protocol';
-import { type RelayReceiptBody, signRelayReceipt } from '@backchannel/protocol/attest';
+  encodeRelayReceiptBytes,
+  type RelayReceiptBody,
+  signRelayReceipts,
+} from '@backchannel/protocol/attest';
 import {
   ALG_ED25519,
   encodeCheckpoint,
@@ -45,11 +43,12 @@ export class CheckpointSigner {
     return `${this.name}/${channel}`;
   }
 
-  /** A relay receipt for an accepted envelope, signed with the checkpoint key: CBOR({body, sig}). */
-  receipt(body: RelayReceiptBody): Uint8Array {
-    const r = signRelayReceipt(body, this.#seed, this.#suite);
-    // = encodeRelayReceipt before its base64url (the answer's framing encodes it)
-    return encodeCanonical({ body: r.body, sig: r.sig });
+  /**
+   * Relay receipts for the envelopes a batch accepted, signed with the checkpoint key — one
+   * signature for the batch (PROTOCOL.md, relay receipts). Each is CBOR({body, [batch,] sig}).
+   */
+  receipts(bodies: readonly RelayReceiptBody[]): Uint8Array[] {
+    return signRelayReceipts(bodies, this.#seed, this.#suite).map(encodeRelayReceiptBytes);
   }
 
   /** The signed note of the checkpoint (size, root) of a channel. */

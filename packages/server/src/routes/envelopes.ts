@@ -28,9 +28,9 @@ const appendAnswer = z
     duplicate: z
       .boolean()
       .openapi({ description: 'true when this was a retry of an envelope already logged' }),
-    receipt: z.string().optional().openapi({
+    receipt: z.string().openapi({
       description:
-        "relay receipt: base64url CBOR {body: {v, channel, msgId, envelopeHash, seq, receivedAt}, sig} signed with the relay's checkpoint key",
+        "relay receipt: base64url CBOR {body: {v, channel, msgId, envelopeHash, seq, receivedAt}, [batch: {index, size, path},] sig} signed with the relay's checkpoint key (one signature per group commit: PROTOCOL.md, relay receipts)",
     }),
   })
   .openapi('AppendAnswer');
@@ -83,6 +83,7 @@ const append = (deps: AppDeps) =>
 export function envelopeRoutes(app: RelayApp, deps: AppDeps): void {
   const accept: AcceptDeps = { ...deps, limitDevice: (d, now) => limitDevice(deps, d, now) };
   app.openapi(append(deps), async (c) => {
+    // (also on the WebSocket: `send` frames, text or binary — PROTOCOL.md §11)
     const wire = isJsonType(c.req.header('content-type'))
       ? b64((c.req.valid('json') as { envelope: string }).envelope, 'envelope')
       : c.var.rawBody;

@@ -15,7 +15,7 @@
  *   send  0x01 | id u32 | envelope wire bytes
  *   ack   0x02 | id u32 | flags u8 (bit 0: duplicate) | seq u64 | receivedAt u64 | size u64
  *         | n u8 | n × 32-byte inclusion proof hashes | checkpoint length u16 | checkpoint UTF-8
- *         | receipt length u16 | receipt CBOR({body, sig}) (length 0: no receipt)
+ *         | receipt length u16 | receipt CBOR({body, [batch,] sig})
  *   (integers big-endian; leafIndex = seq.) A refused binary send is answered with the text
  *   frame {type:'error', code, message, id} — the same codes as HTTP and `send`.
  */
@@ -135,7 +135,7 @@ function setU64(v: DataView, at: number, n: number): void {
 /** The binary `ack` of a binary send: the same answer as the JSON one (see the header). */
 export function binaryAck(id: number, a: AppendOutcome): Uint8Array {
   const note = te.encode(a.checkpoint);
-  const receipt = a.receipt ?? new Uint8Array(0);
+  const receipt = a.receipt;
   const n = a.inclusionProof.length;
   if (n > 255 || note.length > 0xffff || receipt.length > 0xffff)
     throw new Error('answer too large for a binary ack');
