@@ -13,7 +13,7 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -99,6 +99,8 @@ export interface SpawnedRelay {
   rssMb(): number;
   /** User + system CPU seconds so far. */
   cpuSeconds(): number;
+  /** CPU seconds so far per thread: `main`, the others as `+<tid - pid>` (creation order). */
+  threadCpu(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -173,6 +175,19 @@ export async function spawnRelay(
     rssMb: () => {
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       return m === null ? Number.NaN : Number(m[1]) / 1024;
+    },
+    threadCpu: () => {
+      const out: Record<string, number> = {};
+      for (const t of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          out[t === String(pid) ? 'main' : `+${Number(t) - pid}`] = (Number(f[11]) + Number(f[12])) / CLK_TCK;
+        } catch {
+          // the thread ended
+        }
+      }
+      return out;
     },
     cpuSeconds: () => {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -264,6 +264,7 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
         wsSenders.set(p, await WsSender.connect(relay.url, p.a, TRANSPORT === 'ws-json'));
 
     // Timed: A sends with up to INFLIGHT requests in flight per sender.
+    const threads0 = relay.threadCpu();
     const cpu0 = cluster.cpuSeconds();
     const machine0 = machineBusySeconds();
     const client0 = process.cpuUsage();
@@ -308,6 +309,14 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
       await within(done, 60_000);
     }
     const cpu = cluster.cpuSeconds() - cpu0;
+    if (process.env.BENCH_THREADS !== undefined) {
+      // Relay CPU per message by thread (µs): main event loop, verify worker, libuv pool, V8 GC helpers.
+      const t1 = relay.threadCpu();
+      const per = Object.entries(t1)
+        .map(([k, v]) => [k, Math.round(((v - (threads0[k] ?? 0)) * 1e6) / total)] as const)
+        .filter(([, v]) => v > 0);
+      process.stderr.write(`relay CPU µs/msg by thread: ${JSON.stringify(Object.fromEntries(per))}\n`);
+    }
     const machine = machineBusySeconds() - machine0;
     if (process.env.BENCH_METRICS !== undefined) {
       const m = await (await fetch(`${relay.url}/metrics`)).text();

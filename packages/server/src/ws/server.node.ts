@@ -26,8 +26,21 @@ export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketSe
       return refuse(socket, '429 Too Many Requests');
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      // Frames sent in one turn of the event loop (a batch's acks and entries) leave in one write:
+      // the socket is corked at the first and uncorked on the next turn.
+      let corked = false;
       const conn = o.hub.attach({
-        send: (data) => ws.send(data),
+        send: (data) => {
+          if (!corked) {
+            corked = true;
+            socket.cork();
+            setImmediate(() => {
+              corked = false;
+              socket.uncork();
+            });
+          }
+          ws.send(data);
+        },
         get bufferedAmount() {
           return ws.bufferedAmount;
         },
