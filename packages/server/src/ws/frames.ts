@@ -132,9 +132,13 @@ function setU64(v: DataView, at: number, n: number): void {
   v.setUint32(at + 4, n >>> 0);
 }
 
+/** The last checkpoint note encoded: a batch's acks share one (no re-encoding per ack). */
+let lastNote: { text: string; bytes: Uint8Array } = { text: '', bytes: new Uint8Array(0) };
+
 /** The binary `ack` of a binary send: the same answer as the JSON one (see the header). */
 export function binaryAck(id: number, a: AppendOutcome): Uint8Array {
-  const note = te.encode(a.checkpoint);
+  if (lastNote.text !== a.checkpoint) lastNote = { text: a.checkpoint, bytes: te.encode(a.checkpoint) };
+  const note = lastNote.bytes;
   const receipt = a.receipt;
   const n = a.inclusionProof.length;
   if (n > 255 || note.length > 0xffff || receipt.length > 0xffff)
