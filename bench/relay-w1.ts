@@ -8,9 +8,11 @@
  *   npm run bench:relay                 # all three, 3 runs each, human table + JSON lines
  *   npm run bench:relay -- --json       # JSON lines only
  *   npm run bench:relay -- --n 4000 --runs 1 --only W1-relay
- *   npm run bench:relay -- --unsigned   # envelope posts without request signatures (PROTOCOL.md §11)
+ *   npm run bench:relay -- --transport http   # A posts over keep-alive HTTP (JSON, base64url envelope)
+ *   npm run bench:relay -- --unsigned   # HTTP posts without request signatures (PROTOCOL.md §11)
  *   npm run bench:relay -- --verify-threads 0   # verify signatures inline instead of on a worker
- *   npm run bench:relay -- --transport ws   # A sends binary `send` frames on its authenticated WebSocket
+ *   (default --transport ws: A sends binary `send` frames on its authenticated WebSocket, pipelined;
+ *    with --nodes > 1 the default stays http, so a load balancer can spread the writes)
  *   npm run bench:relay -- --transport ws-json   # … JSON `send` frames (base64url envelope) instead
  *   npm run bench:relay -- --store postgres --nodes 2   # PostgreSQL (+ NATS between 2 nodes)
  *   npm run bench:relay -- --relay src   # run the relay from its sources under tsx (default: the
@@ -58,7 +60,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     inflight: { type: 'string', default: '64' },
     unsigned: { type: 'boolean', default: false },
-    transport: { type: 'string', default: 'http' },
+    transport: { type: 'string' },
     store: { type: 'string', default: 'sqlite' },
     nodes: { type: 'string', default: '1' },
     route: { type: 'string', default: 'spray' },
@@ -75,7 +77,10 @@ const N = Number(args.n);
 const RUNS = Number(args.runs);
 const INFLIGHT = Number(args.inflight);
 const SIGNED = !args.unsigned;
-const TRANSPORT = args.transport === 'ws' || args.transport === 'ws-json' ? args.transport : 'http';
+const TRANSPORT_ARG = args.transport ?? (Number(args.nodes) > 1 ? 'http' : 'ws');
+if (TRANSPORT_ARG !== 'ws' && TRANSPORT_ARG !== 'ws-json' && TRANSPORT_ARG !== 'http')
+  throw new Error('--transport must be ws, ws-json or http');
+const TRANSPORT: 'ws' | 'ws-json' | 'http' = TRANSPORT_ARG;
 const STORE = args.store === 'postgres' ? 'postgres' : 'sqlite';
 const NODES = Number(args.nodes);
 const ROUTE = args.route === 'channel' ? 'channel' : 'spray';
@@ -428,6 +433,6 @@ if (!args.json) {
   process.stderr.write(`\n${cols.join('\t')}\n`);
   for (const l of lines) process.stderr.write(`${cols.map((c) => String(l[c] ?? '—')).join('\t')}\n`);
   process.stderr.write(
-    `\nmedian of ${RUNS} run(s); ${STORE}, ${NODES} node(s); relay(s), database, NATS and load on the same ${availableParallelism()} cores; ${SIGNED ? 'signed requests' : 'envelope-authenticated posts'}\n`,
+    `\nmedian of ${RUNS} run(s); ${STORE}, ${NODES} node(s); relay(s), database, NATS and load on the same ${availableParallelism()} cores; ${TRANSPORT === 'http' ? (SIGNED ? 'signed HTTP posts' : 'envelope-authenticated HTTP posts') : `WebSocket ${TRANSPORT === 'ws' ? 'binary' : 'JSON'} send frames`}\n`,
   );
 }
