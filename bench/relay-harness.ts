@@ -458,6 +458,7 @@ export async function receiver(
   from: number,
   senderKeys: ReadonlyMap<string, Uint8Array>,
   onEntry: (r: Received) => void,
+  binary = false,
 ): Promise<{ close(): void; bad: () => number }> {
   const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
   let bad = 0;
@@ -465,27 +466,35 @@ export async function receiver(
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
+  const take = (entry: Uint8Array) => {
+    const d = decodeEntry(entry);
+    if (!d.ok) {
+      bad++;
+      return;
+    }
+    const env = d.value.envelope;
+    const key = senderKeys.get(env.body.sender);
+    if (key === undefined || !verifyEnvelope(env, key, suite)) {
+      bad++;
+      return;
+    }
+    onEntry({ seq: d.value.entry.seq, msgId: env.body.msgId, at: performance.now() });
+  };
   const ready = new Promise<void>((resolve, reject) => {
-    ws.on('message', (data) => {
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (isBinary) {
+        // entry: 0x03 | channel id (24 bytes) | seq u64 | entry bytes (the entry names its seq too)
+        if (data[0] === 0x03) take(new Uint8Array(data.buffer, data.byteOffset + 33, data.byteLength - 33));
+        return;
+      }
       const f = JSON.parse(data.toString()) as { type: string; seq?: number; entry?: string; code?: string };
       if (f.type === 'ready') {
-        ws.send(JSON.stringify({ type: 'subscribe', channel, from }));
+        ws.send(JSON.stringify({ type: 'subscribe', channel, from, ...(binary ? { binary } : {}) }));
       } else if (f.type === 'subscribed') {
         resolve();
       } else if (f.type === 'entry') {
         const raw = Buffer.from(f.entry as string, 'base64url');
-        const d = decodeEntry(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
-        if (!d.ok) {
-          bad++;
-          return;
-        }
-        const env = d.value.envelope;
-        const key = senderKeys.get(env.body.sender);
-        if (key === undefined || !verifyEnvelope(env, key, suite)) {
-          bad++;
-          return;
-        }
-        onEntry({ seq: d.value.entry.seq, msgId: env.body.msgId, at: performance.now() });
+        take(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
       } else if (f.type === 'error') {
         reject(new Error(`ws error ${f.code}`));
       }

@@ -11,7 +11,8 @@
  *   npm run bench:relay -- --transport http   # A posts over keep-alive HTTP (JSON, base64url envelope)
  *   npm run bench:relay -- --unsigned   # HTTP posts without request signatures (PROTOCOL.md §11)
  *   npm run bench:relay -- --verify-threads 0   # verify signatures inline instead of on a worker
- *   (default --transport ws: A sends binary `send` frames on its authenticated WebSocket, pipelined;
+ *   (default --transport ws: A sends binary `send` frames on its authenticated WebSocket, pipelined,
+ *    and B subscribes for binary entry frames;
  *    with --nodes > 1 the default stays http, so a load balancer can spread the writes)
  *   npm run bench:relay -- --transport ws-json   # … JSON `send` frames (base64url envelope) instead
  *   npm run bench:relay -- --store postgres --nodes 2   # PostgreSQL (+ NATS between 2 nodes)
@@ -259,7 +260,17 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     const receivers: Array<{ close(): void; bad(): number }> = [];
     const connectAll = async () => {
       for (const [i, p] of pairs.entries())
-        receivers.push(await receiver(receiverUrl(i), p.b, p.channel, 0, senderKeys, onEntry(p.channel)));
+        receivers.push(
+          await receiver(
+            receiverUrl(i),
+            p.b,
+            p.channel,
+            0,
+            senderKeys,
+            onEntry(p.channel),
+            TRANSPORT === 'ws',
+          ),
+        );
     };
     if (workload !== 'W1-offline') await connectAll();
 

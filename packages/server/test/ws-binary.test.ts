@@ -179,6 +179,45 @@ describe('WebSocket binary send', () => {
     expect(sock.binary).toEqual([]);
   });
 
+  it('streams entries as binary frames to a binary subscription, catch-up and live, as text to the others', async () => {
+    r = testRelay();
+    const A = makeParty('A');
+    const a = makeDevice(A, 'a', 'admin');
+    const a2 = makeDevice(A, 'a2', 'staff');
+    await r.caller.publishParty(A, [a, a2]);
+    const ch = newChannel();
+    expect((await r.caller.append(a, commit(a, ch, 0, [a2]))).status).toBe(201);
+    for (let i = 0; i < 3; i++) expect((await r.caller.append(a, envelope(a, ch))).status).toBe(201);
+    const bin = await connect(a2);
+    bin.conn.onMessage(JSON.stringify({ type: 'subscribe', channel: ch, from: 1, binary: true }));
+    const txt = await connect(a2);
+    txt.conn.onMessage(JSON.stringify({ type: 'subscribe', channel: ch, from: 1 }));
+    await until(() => bin.sock.binary.length === 3);
+    for (let i = 0; i < 2; i++) expect((await r.caller.append(a, envelope(a, ch))).status).toBe(201);
+    await until(
+      () => bin.sock.binary.length === 5 && txt.sock.text.filter((f) => f.type === 'entry').length === 5,
+    );
+    const log = await readLog(r.caller, ch, a);
+    const frames = bin.sock.binary.map((b) => {
+      expect(b[0]).toBe(0x03);
+      const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      return {
+        channel: new TextDecoder().decode(b.subarray(1, 25)),
+        seq: v.getUint32(25) * 2 ** 32 + v.getUint32(29),
+        entry: b.subarray(33),
+      };
+    });
+    expect(frames.map((f) => f.seq)).toEqual([1, 2, 3, 4, 5]);
+    for (const f of frames) {
+      expect(f.channel).toBe(ch);
+      expect([...f.entry]).toEqual([...(log[f.seq] as Uint8Array)]);
+    }
+    const texts = txt.sock.text.filter((f) => f.type === 'entry') as Array<Text & { entry: string }>;
+    expect(texts.map((f) => f.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(texts.map((f) => f.entry)).toEqual(frames.map((f) => toBase64url(f.entry)));
+    expect(txt.sock.binary).toEqual([]);
+  });
+
   it('refuses a binary frame above the frame cap', async () => {
     r = testRelay({ limits: { wsFrameBytes: 2_000 } });
     const A = makeParty('A');

@@ -1,7 +1,8 @@
 /**
  * WebSocket frames (JSON text). Client → relay:
  *   {type:'auth', device, time, sig}      first frame; sig as a signed request ('WS', '/v1/ws', time, empty body)
- *   {type:'subscribe', channel, from}     stream entries with seq ≥ from (catch-up, then live)
+ *   {type:'subscribe', channel, from[, binary]}  stream entries with seq ≥ from (catch-up, then live);
+ *                                         binary: true → entries as binary frames (below)
  *   {type:'unsubscribe', channel}
  *   {type:'send', id, envelope}           append an envelope (base64url wire) as this device
  *   {type:'ping'}
@@ -16,6 +17,7 @@
  *   ack   0x02 | id u32 | flags u8 (bit 0: duplicate) | seq u64 | receivedAt u64 | size u64
  *         | n u8 | n × 32-byte inclusion proof hashes | checkpoint length u16 | checkpoint UTF-8
  *         | receipt length u16 | receipt CBOR({body, [batch,] sig})
+ *   entry 0x03 | channel id (24 ASCII bytes) | seq u64 | entry bytes   (to a `binary` subscription)
  *   (integers big-endian; leafIndex = seq.) A refused binary send is answered with the text
  *   frame {type:'error', code, message, id} — the same codes as HTTP and `send`.
  */
@@ -39,6 +41,8 @@ const clientFrameSchema = z.discriminatedUnion('type', [
     type: z.literal('subscribe'),
     channel: channelId,
     from: z.number().int().nonnegative().default(0),
+    /** Entries as binary frames (0x03 | channel | seq | entry) instead of JSON text. */
+    binary: z.boolean().default(false),
   }),
   z.strictObject({ type: z.literal('unsubscribe'), channel: channelId }),
   z.strictObject({
@@ -109,7 +113,18 @@ export const CLOSE = {
 } as const;
 
 /** Kind bytes of binary frames. */
-export const BINARY = { SEND: 0x01, ACK: 0x02 } as const;
+export const BINARY = { SEND: 0x01, ACK: 0x02, ENTRY: 0x03 } as const;
+
+/** A log entry as a binary frame: 0x03 | channel id (24 ASCII bytes) | seq u64 | entry bytes. */
+export function binaryEntry(channel: ChannelId, seq: number, entry: Uint8Array): Uint8Array {
+  if (channel.length !== 24) throw new Error('channel ids are 24 characters');
+  const out = new Uint8Array(33 + entry.length);
+  out[0] = BINARY.ENTRY;
+  for (let i = 0; i < 24; i++) out[1 + i] = channel.charCodeAt(i);
+  setU64(new DataView(out.buffer), 25, seq);
+  out.set(entry, 33);
+  return out;
+}
 
 /** A binary `send` frame: its id and a copy of the envelope bytes. */
 export function parseBinaryFrame(

@@ -16,7 +16,15 @@ import type { Log } from '../http/context.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { DeviceRecord, Store } from '../store/store.ts';
 import { type BackpressurePolicy, canResume, pressure, RESUME_POLL_MS } from './backpressure.ts';
-import { binaryAck, CLOSE, type ClientFrame, frames, parseBinaryFrame, parseClientFrame } from './frames.ts';
+import {
+  binaryAck,
+  binaryEntry,
+  CLOSE,
+  type ClientFrame,
+  frames,
+  parseBinaryFrame,
+  parseClientFrame,
+} from './frames.ts';
 
 export interface HubSocket {
   /** A text frame (string) or a binary frame (bytes). */
@@ -56,6 +64,8 @@ interface Subscription {
   running: boolean;
   behindSince: number | undefined;
   active: boolean;
+  /** Entries as binary frames (frames.ts) instead of JSON text. */
+  readonly binary: boolean;
 }
 
 export interface HubConnection {
@@ -65,6 +75,33 @@ export interface HubConnection {
 }
 
 const EMPTY = new Uint8Array(0);
+
+interface FrameCache {
+  readonly text: string[];
+  readonly binary: Uint8Array[];
+}
+
+/** The frame of a published batch's i-th entry in one form, built once per batch. */
+function entryFrame(
+  binary: boolean,
+  ch: PublishedChannel,
+  i: number,
+  cache: FrameCache,
+): string | Uint8Array {
+  const e = ch.entries[i] as PublishedChannel['entries'][number];
+  if (binary) {
+    const hit = cache.binary[i];
+    if (hit !== undefined) return hit;
+    const f = binaryEntry(ch.channel, e.seq, e.entry);
+    cache.binary[i] = f;
+    return f;
+  }
+  const hit = cache.text[i];
+  if (hit !== undefined) return hit;
+  const f = frames.entry(ch.channel, e.seq, e.entry);
+  cache.text[i] = f;
+  return f;
+}
 
 export class Hub {
   readonly #store: Store;
@@ -135,7 +172,8 @@ export class Hub {
       const subs = this.#byChannel.get(ch.channel);
       if (subs === undefined) continue;
       this.#sizes.set(ch.channel, ch.checkpoint.size);
-      const cache: string[] = [];
+      // Each entry's frame is built once per batch and form (text, binary), whatever the subscribers.
+      const cache: FrameCache = { text: [], binary: [] };
       for (const sub of subs) if (sub.mode === 'live') this.#deliver(sub, ch, cache);
     }
     for (const item of m.inbox) {
@@ -198,7 +236,8 @@ export class Hub {
         await this.#send_(conn, conn.device, frame);
         return;
       }
-      if (frame.type === 'subscribe') await this.#subscribe(conn, conn.device, frame.channel, frame.from);
+      if (frame.type === 'subscribe')
+        await this.#subscribe(conn, conn.device, frame.channel, frame.from, frame.binary);
       else this.#unsubscribe(conn, frame.channel, undefined);
     } catch (e) {
       this.#refuse(conn, e, 'channel' in frame ? frame.channel : undefined);
@@ -277,7 +316,13 @@ export class Hub {
     this.#send(conn, frames.ready(device.device));
   }
 
-  async #subscribe(conn: Connection, device: DeviceRecord, channel: ChannelId, from: number): Promise<void> {
+  async #subscribe(
+    conn: Connection,
+    device: DeviceRecord,
+    channel: ChannelId,
+    from: number,
+    binary: boolean,
+  ): Promise<void> {
     if (!conn.subs.has(channel) && conn.subs.size >= this.#o.maxSubscriptions) {
       throw new RelayError(
         'FRAME_INVALID',
@@ -302,6 +347,7 @@ export class Hub {
       running: false,
       behindSince: undefined,
       active: true,
+      binary,
     };
     conn.subs.set(channel, sub);
     addTo(this.#byChannel, channel, sub);
@@ -357,7 +403,10 @@ export class Hub {
         if (!sub.active || sub.nextSeq !== from) return;
         for (const r of page.rows) {
           if (r.seq !== sub.nextSeq) break;
-          this.#send(sub.conn, frames.entry(sub.channel, r.seq, r.entry));
+          this.#send(
+            sub.conn,
+            sub.binary ? binaryEntry(sub.channel, r.seq, r.entry) : frames.entry(sub.channel, r.seq, r.entry),
+          );
           sub.nextSeq++;
         }
         if (sub.until !== undefined && sub.nextSeq >= sub.until) {
@@ -386,7 +435,7 @@ export class Hub {
     }
   }
 
-  #deliver(sub: Subscription, ch: PublishedChannel, cache: string[]): void {
+  #deliver(sub: Subscription, ch: PublishedChannel, cache: FrameCache): void {
     const conn = sub.conn;
     for (const [i, e] of ch.entries.entries()) {
       if (e.seq < sub.nextSeq) continue;
@@ -407,12 +456,7 @@ export class Hub {
         this.#pause(sub);
         return;
       }
-      let frame = cache[i];
-      if (frame === undefined) {
-        frame = frames.entry(ch.channel, e.seq, e.entry);
-        cache[i] = frame;
-      }
-      this.#send(conn, frame);
+      this.#send(conn, entryFrame(sub.binary, ch, i, cache));
       sub.nextSeq++;
       if (conn.device !== undefined && e.removed.includes(conn.device.device)) {
         this.#unsubscribe(conn, sub.channel, 'NOT_A_MEMBER');
