@@ -13,7 +13,7 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -99,6 +99,8 @@ export interface SpawnedRelay {
   rssMb(): number;
   /** User + system CPU seconds so far. */
   cpuSeconds(): number;
+  /** CPU seconds so far per thread: `main`, the others as `+<tid - pid>` (creation order). */
+  threadCpu(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -113,6 +115,13 @@ export function machineBusySeconds(): number {
   return busy / CLK_TCK;
 }
 
+let relayEntry: string[] = ['--import', 'tsx', 'packages/server/src/main.node.ts'];
+
+/** Runs the relays from a built bundle (scripts/build-relay.mjs) instead of the sources under tsx. */
+export function useRelayBundle(file: string): void {
+  relayEntry = [file];
+}
+
 export async function spawnRelay(
   config: Record<string, unknown> = {},
   env: Record<string, string> = {},
@@ -125,7 +134,9 @@ export async function spawnRelay(
     process.env.BENCH_RELAY_PROF === undefined
       ? []
       : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_RELAY_PROF}`];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'packages/server/src/main.node.ts'], {
+  // BENCH_RELAY_NODE_ARGS: extra node flags for the relay process (e.g. V8 heap sizing), space-separated.
+  const extra = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...prof, ...extra, ...relayEntry], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {
       ...process.env,
@@ -140,6 +151,7 @@ export async function spawnRelay(
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
+    if (process.env.BENCH_RELAY_STDERR !== undefined) process.stderr.write(d);
   });
   const url = `http://127.0.0.1:${port}`;
   const until = Date.now() + 30_000;
@@ -163,6 +175,19 @@ export async function spawnRelay(
     rssMb: () => {
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       return m === null ? Number.NaN : Number(m[1]) / 1024;
+    },
+    threadCpu: () => {
+      const out: Record<string, number> = {};
+      for (const t of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          out[t === String(pid) ? 'main' : `+${Number(t) - pid}`] = (Number(f[11]) + Number(f[12])) / CLK_TCK;
+        } catch {
+          // the thread ended
+        }
+      }
+      return out;
     },
     cpuSeconds: () => {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -335,15 +360,29 @@ export async function postEnvelope(
   return http.send('POST', path, bytes, headers);
 }
 
-/** Sends envelopes over an authenticated WebSocket (`send` frames), answers matched by id. */
+/**
+ * Sends envelopes over an authenticated WebSocket, answers matched by id: binary `send` frames
+ * (0x01 | id u32 | envelope bytes, answered by binary acks) or JSON `send` frames (`json`).
+ */
 export class WsSender {
   readonly #ws: WebSocket;
+  readonly #json: boolean;
   readonly #pending = new Map<number, (ok: boolean) => void>();
   #next = 0;
 
-  private constructor(ws: WebSocket) {
+  private constructor(ws: WebSocket, json: boolean) {
     this.#ws = ws;
-    ws.on('message', (data) => {
+    this.#json = json;
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (isBinary) {
+        // ack: 0x02 | id u32 | … (the answer; see packages/server/src/ws/frames.ts)
+        if (data[0] !== 0x02) return;
+        const id = data.readUInt32BE(1);
+        const done = this.#pending.get(id);
+        this.#pending.delete(id);
+        done?.(true);
+        return;
+      }
       const f = JSON.parse(data.toString()) as { type: string; id?: number };
       if ((f.type === 'ack' || f.type === 'error') && typeof f.id === 'number') {
         const done = this.#pending.get(f.id);
@@ -353,7 +392,7 @@ export class WsSender {
     });
   }
 
-  static async connect(url: string, me: Device): Promise<WsSender> {
+  static async connect(url: string, me: Device, json = false): Promise<WsSender> {
     const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -376,14 +415,24 @@ export class WsSender {
       }),
     );
     await ready;
-    return new WsSender(ws);
+    return new WsSender(ws, json);
   }
 
   send(env: SignedEnvelope): Promise<boolean> {
     const id = this.#next++;
     return new Promise((resolve) => {
       this.#pending.set(id, resolve);
-      this.#ws.send(`{"type":"send","id":${id},"envelope":"${Buffer.from(env.wire).toString('base64url')}"}`);
+      if (this.#json) {
+        this.#ws.send(
+          `{"type":"send","id":${id},"envelope":"${Buffer.from(env.wire).toString('base64url')}"}`,
+        );
+        return;
+      }
+      const f = Buffer.allocUnsafe(5 + env.wire.length);
+      f[0] = 0x01;
+      f.writeUInt32BE(id, 1);
+      f.set(env.wire, 5);
+      this.#ws.send(f);
     });
   }
 
@@ -409,6 +458,7 @@ export async function receiver(
   from: number,
   senderKeys: ReadonlyMap<string, Uint8Array>,
   onEntry: (r: Received) => void,
+  binary = false,
 ): Promise<{ close(): void; bad: () => number }> {
   const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
   let bad = 0;
@@ -416,27 +466,35 @@ export async function receiver(
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
+  const take = (entry: Uint8Array) => {
+    const d = decodeEntry(entry);
+    if (!d.ok) {
+      bad++;
+      return;
+    }
+    const env = d.value.envelope;
+    const key = senderKeys.get(env.body.sender);
+    if (key === undefined || !verifyEnvelope(env, key, suite)) {
+      bad++;
+      return;
+    }
+    onEntry({ seq: d.value.entry.seq, msgId: env.body.msgId, at: performance.now() });
+  };
   const ready = new Promise<void>((resolve, reject) => {
-    ws.on('message', (data) => {
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (isBinary) {
+        // entry: 0x03 | channel id (24 bytes) | seq u64 | entry bytes (the entry names its seq too)
+        if (data[0] === 0x03) take(new Uint8Array(data.buffer, data.byteOffset + 33, data.byteLength - 33));
+        return;
+      }
       const f = JSON.parse(data.toString()) as { type: string; seq?: number; entry?: string; code?: string };
       if (f.type === 'ready') {
-        ws.send(JSON.stringify({ type: 'subscribe', channel, from }));
+        ws.send(JSON.stringify({ type: 'subscribe', channel, from, ...(binary ? { binary } : {}) }));
       } else if (f.type === 'subscribed') {
         resolve();
       } else if (f.type === 'entry') {
         const raw = Buffer.from(f.entry as string, 'base64url');
-        const d = decodeEntry(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
-        if (!d.ok) {
-          bad++;
-          return;
-        }
-        const env = d.value.envelope;
-        const key = senderKeys.get(env.body.sender);
-        if (key === undefined || !verifyEnvelope(env, key, suite)) {
-          bad++;
-          return;
-        }
-        onEntry({ seq: d.value.entry.seq, msgId: env.body.msgId, at: performance.now() });
+        take(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
       } else if (f.type === 'error') {
         reject(new Error(`ws error ${f.code}`));
       }

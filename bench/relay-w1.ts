@@ -8,10 +8,16 @@
  *   npm run bench:relay                 # all three, 3 runs each, human table + JSON lines
  *   npm run bench:relay -- --json       # JSON lines only
  *   npm run bench:relay -- --n 4000 --runs 1 --only W1-relay
- *   npm run bench:relay -- --unsigned   # envelope posts without request signatures (PROTOCOL.md §11)
+ *   npm run bench:relay -- --transport http   # A posts over keep-alive HTTP (JSON, base64url envelope)
+ *   npm run bench:relay -- --unsigned   # HTTP posts without request signatures (PROTOCOL.md §11)
  *   npm run bench:relay -- --verify-threads 0   # verify signatures inline instead of on a worker
- *   npm run bench:relay -- --transport ws   # A sends `send` frames on its authenticated WebSocket
+ *   (default --transport ws: A sends binary `send` frames on its authenticated WebSocket, pipelined,
+ *    and B subscribes for binary entry frames;
+ *    with --nodes > 1 the default stays http, so a load balancer can spread the writes)
+ *   npm run bench:relay -- --transport ws-json   # … JSON `send` frames (base64url envelope) instead
  *   npm run bench:relay -- --store postgres --nodes 2   # PostgreSQL (+ NATS between 2 nodes)
+ *   npm run bench:relay -- --relay src   # run the relay from its sources under tsx (default: the
+ *                                        # bundle `npm run build:relay` makes, built first)
  *
  * With --store postgres each run gets a fresh schema (dropped afterwards) on --pg (default the
  * local test database); with --nodes 2 both nodes share it and the checkpoint key, fan out over
@@ -42,8 +48,10 @@ import {
   receiver,
   type SpawnedRelay,
   spawnRelay,
+  useRelayBundle,
   WsSender,
 } from './relay-harness.ts';
+import { buildRelay } from '../scripts/build-relay.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,21 +61,27 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     inflight: { type: 'string', default: '64' },
     unsigned: { type: 'boolean', default: false },
-    transport: { type: 'string', default: 'http' },
+    transport: { type: 'string' },
     store: { type: 'string', default: 'sqlite' },
     nodes: { type: 'string', default: '1' },
     route: { type: 'string', default: 'spray' },
     pg: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
     'verify-threads': { type: 'string' },
+    relay: { type: 'string', default: 'bundle' },
   },
 });
+if (args.relay !== 'bundle' && args.relay !== 'src') throw new Error('--relay must be bundle or src');
+if (args.relay === 'bundle') useRelayBundle(await buildRelay());
 
 const N = Number(args.n);
 const RUNS = Number(args.runs);
 const INFLIGHT = Number(args.inflight);
 const SIGNED = !args.unsigned;
-const TRANSPORT = args.transport === 'ws' ? 'ws' : 'http';
+const TRANSPORT_ARG = args.transport ?? (Number(args.nodes) > 1 ? 'http' : 'ws');
+if (TRANSPORT_ARG !== 'ws' && TRANSPORT_ARG !== 'ws-json' && TRANSPORT_ARG !== 'http')
+  throw new Error('--transport must be ws, ws-json or http');
+const TRANSPORT: 'ws' | 'ws-json' | 'http' = TRANSPORT_ARG;
 const STORE = args.store === 'postgres' ? 'postgres' : 'sqlite';
 const NODES = Number(args.nodes);
 const ROUTE = args.route === 'channel' ? 'channel' : 'spray';
@@ -246,14 +260,27 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     const receivers: Array<{ close(): void; bad(): number }> = [];
     const connectAll = async () => {
       for (const [i, p] of pairs.entries())
-        receivers.push(await receiver(receiverUrl(i), p.b, p.channel, 0, senderKeys, onEntry(p.channel)));
+        receivers.push(
+          await receiver(
+            receiverUrl(i),
+            p.b,
+            p.channel,
+            0,
+            senderKeys,
+            onEntry(p.channel),
+            TRANSPORT === 'ws',
+          ),
+        );
     };
     if (workload !== 'W1-offline') await connectAll();
 
     const wsSenders = new Map<Pair, WsSender>();
-    if (TRANSPORT === 'ws') for (const p of pairs) wsSenders.set(p, await WsSender.connect(relay.url, p.a));
+    if (TRANSPORT !== 'http')
+      for (const p of pairs)
+        wsSenders.set(p, await WsSender.connect(relay.url, p.a, TRANSPORT === 'ws-json'));
 
     // Timed: A sends with up to INFLIGHT requests in flight per sender.
+    const threads0 = relay.threadCpu();
     const cpu0 = cluster.cpuSeconds();
     const machine0 = machineBusySeconds();
     const client0 = process.cpuUsage();
@@ -298,6 +325,14 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
       await within(done, 60_000);
     }
     const cpu = cluster.cpuSeconds() - cpu0;
+    if (process.env.BENCH_THREADS !== undefined) {
+      // Relay CPU per message by thread (µs): main event loop, verify worker, libuv pool, V8 GC helpers.
+      const t1 = relay.threadCpu();
+      const per = Object.entries(t1)
+        .map(([k, v]) => [k, Math.round(((v - (threads0[k] ?? 0)) * 1e6) / total)] as const)
+        .filter(([, v]) => v > 0);
+      process.stderr.write(`relay CPU µs/msg by thread: ${JSON.stringify(Object.fromEntries(per))}\n`);
+    }
     const machine = machineBusySeconds() - machine0;
     if (process.env.BENCH_METRICS !== undefined) {
       const m = await (await fetch(`${relay.url}/metrics`)).text();
@@ -368,7 +403,8 @@ function summarize(runs: Result[]): Record<string, unknown> {
     mls_bytes: MLS_BYTES,
     inflight_per_sender: INFLIGHT,
     transport: TRANSPORT,
-    request_auth: TRANSPORT === 'ws' ? 'ws-session' : SIGNED ? 'signed' : 'envelope-only',
+    relay: args.relay,
+    request_auth: TRANSPORT !== 'http' ? 'ws-session' : SIGNED ? 'signed' : 'envelope-only',
     note: 'relay and load share the same 2 cores; MLS field is random bytes of ciphertext size (the relay never parses MLS)',
   };
 }
@@ -408,6 +444,6 @@ if (!args.json) {
   process.stderr.write(`\n${cols.join('\t')}\n`);
   for (const l of lines) process.stderr.write(`${cols.map((c) => String(l[c] ?? '—')).join('\t')}\n`);
   process.stderr.write(
-    `\nmedian of ${RUNS} run(s); ${STORE}, ${NODES} node(s); relay(s), database, NATS and load on the same ${availableParallelism()} cores; ${SIGNED ? 'signed requests' : 'envelope-authenticated posts'}\n`,
+    `\nmedian of ${RUNS} run(s); ${STORE}, ${NODES} node(s); relay(s), database, NATS and load on the same ${availableParallelism()} cores; ${TRANSPORT === 'http' ? (SIGNED ? 'signed HTTP posts' : 'envelope-authenticated HTTP posts') : `WebSocket ${TRANSPORT === 'ws' ? 'binary' : 'JSON'} send frames`}\n`,
   );
 }

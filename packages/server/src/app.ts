@@ -91,7 +91,7 @@ export function createApp(deps: AppDeps): RelayApp {
       title: 'Backchannel relay',
       version: '1',
       description:
-        'Relay API: directory, channels (append, read, proofs), inboxes. WebSocket at /v1/ws. Error codes: packages/server/ERRORS.md.',
+        'Relay API: directory, channels (append, read, proofs), inboxes. WebSocket at /v1/ws (frames, including binary envelope sends: docs/PROTOCOL.md §11). Error codes: packages/server/ERRORS.md.',
     },
   });
   app.get('/docs', swaggerUI({ url: '/openapi.json' }));

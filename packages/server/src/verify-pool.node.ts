@@ -95,6 +95,8 @@ export class VerifyPool implements Verifier {
       jobs.forEach((j, i) => {
         j.resolve(out[i] === 1);
       });
+      // What queued while this lane was busy goes out now, as one batch.
+      if (this.#queue.length > 0) this.#flush();
     });
     const fail = (e: unknown) => {
       for (const jobs of lane.inFlight.values()) for (const j of jobs) j.reject(e);
@@ -103,6 +105,7 @@ export class VerifyPool implements Verifier {
       if (!this.#closed) {
         const idx = this.#lanes.indexOf(lane);
         if (idx >= 0) this.#lanes[idx] = this.#spawn();
+        if (this.#queue.length > 0) this.#flush();
       }
     };
     worker.on('error', fail);
@@ -125,12 +128,18 @@ export class VerifyPool implements Verifier {
     });
   }
 
+  /**
+   * Posts queued jobs to idle lanes only: while every lane is verifying, jobs accumulate and
+   * go out as one batch when a lane finishes (one message per batch instead of one per job).
+   */
   #flush(): void {
     this.#scheduled = false;
     while (this.#queue.length > 0) {
+      let lane: Lane | undefined;
+      for (const l of this.#lanes)
+        if (l.inFlight.size === 0 && (lane === undefined || l.load < lane.load)) lane = l;
+      if (lane === undefined) return;
       const batch = this.#queue.splice(0, this.#maxBatch);
-      let lane = this.#lanes[0] as Lane;
-      for (const l of this.#lanes) if (l.load < lane.load) lane = l;
       const id = this.#nextId++;
       lane.inFlight.set(id, batch);
       lane.load += batch.length;

@@ -254,6 +254,7 @@ export interface AppendBody {
   checkpoint: string;
   size: number;
   duplicate: boolean;
+  receipt?: string;
   error?: { code: string; message: string };
 }
 

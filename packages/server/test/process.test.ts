@@ -168,6 +168,28 @@ describe('relay process: WebSocket', () => {
     ws.close();
   });
 
+  it('takes binary send frames on the real socket and answers binary acks', async () => {
+    const ch = newChannel();
+    await relay.caller.append(a, commit(a, ch, 0, [b]));
+    const ws = await WsClient.connect(relay.url, a);
+    const frame = (id: number, wire: Uint8Array) => {
+      const f = new Uint8Array(5 + wire.length);
+      f[0] = 0x01;
+      new DataView(f.buffer).setUint32(1, id);
+      f.set(wire, 5);
+      return f;
+    };
+    for (let i = 0; i < 10; i++) ws.send(frame(i, envelope(a, ch).wire));
+    ws.send(frame(77, envelope(b, ch).wire));
+    expect(await ws.waitFor((f) => f.type === 'error')).toMatchObject({ id: 77, code: 'SENDER_MISMATCH' });
+    for (let i = 0; i < 10; i++) await ws.waitFor((f) => f.type === 'binary' && f.bytes?.[4] === i);
+    const acks = ws.frames.filter((f) => f.type === 'binary').map((f) => f.bytes as Uint8Array);
+    const seqs = acks.map((x) => new DataView(x.buffer, x.byteOffset).getUint32(10));
+    expect(acks.every((x) => x[0] === 0x02)).toBe(true);
+    expect(seqs.sort((p, q) => p - q)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    ws.close();
+  });
+
   it('pushes inbox items to the connected devices of the addressed party', async () => {
     const ws = await WsClient.connect(relay.url, b2);
     const ch = newChannel();

@@ -103,6 +103,8 @@ export interface Frame {
   checkpoint?: string;
   size?: number;
   item?: { cursor: number; channel: string; seq: number; entry: string };
+  /** A binary frame's bytes (type 'binary'). */
+  bytes?: Uint8Array;
 }
 
 /** A WebSocket client that records every frame and can wait for one. */
@@ -114,8 +116,12 @@ export class WsClient {
 
   private constructor(ws: WebSocket) {
     this.#ws = ws;
-    ws.on('message', (d) => {
-      this.frames.push(JSON.parse(d.toString()) as Frame);
+    ws.on('message', (d, isBinary) => {
+      this.frames.push(
+        isBinary
+          ? { type: 'binary', bytes: new Uint8Array(d as Buffer) }
+          : (JSON.parse(d.toString()) as Frame),
+      );
       this.#wake();
     });
     ws.on('close', (code) => {
@@ -146,7 +152,7 @@ export class WsClient {
   }
 
   send(frame: unknown): void {
-    this.#ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+    this.#ws.send(typeof frame === 'string' || frame instanceof Uint8Array ? frame : JSON.stringify(frame));
   }
 
   async auth(dev: TestDevice, time = Date.now()): Promise<Frame> {

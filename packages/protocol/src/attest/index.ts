@@ -43,10 +43,13 @@ export {
   RECEIPT_SKEW_MS,
   decodeRelayReceipt,
   encodeRelayReceipt,
+  encodeRelayReceiptBytes,
   type ReceiptCheck,
   type RelayReceipt,
+  type RelayReceiptBatch,
   type RelayReceiptBody,
   signRelayReceipt,
+  signRelayReceipts,
   verifyRelayReceipt,
 } from './relay-receipt.ts';
 export { type AttestationVerdict, type VerifyAttestationOptions, verifyAttestation } from './verify.ts';

@@ -2,6 +2,12 @@
  * Relay receipts (the accountable mediator). For every envelope it accepts, the relay signs
  *   body = CBOR({ v: 1, channel, msgId, envelopeHash: SHA-256(wire), seq, receivedAt })
  *   sig  = Ed25519(relay checkpoint key, CBOR(['backchannel/v1 relay-receipt', body]))
+ * Batched: for the envelopes of one group commit the relay signs once, over the RFC 9162 Merkle
+ * root of the bodies' leaf hashes, and each receipt carries its place in that tree:
+ *   batch = { index, size, path }   (path: the inclusion proof of leafHash(body) at index of size)
+ *   sig   = Ed25519(relay checkpoint key, CBOR(['backchannel/v1 relay-receipt-batch',
+ *                                              CBOR({ root, size })]))
+ * Either form proves the same thing: the relay signed this body.
  * A sender holding a receipt can prove the relay took the envelope. The transcript then shows
  * whether it was delivered: the entry at `seq` in any later relay-signed checkpoint must be that
  * envelope. If it is not, the receipt and the checkpoint together prove the relay dropped or
@@ -24,7 +30,14 @@ import { channelIdSchema, eventIdSchema, timestampSchema } from '../events/commo
 import { nobleEd25519, type SignatureSuite, signWithLabel, verifyWithLabel } from '../identity/keys.ts';
 import type { ChannelId, EventId } from '../ids.ts';
 import { parseCheckpoint } from '../transcript/checkpoint.ts';
-import { leafHash, verifyInclusion } from '../transcript/merkle.ts';
+import {
+  inclusionProof,
+  inclusionRoot,
+  leafHash,
+  MemoryNodeStore,
+  treeRoot,
+  verifyInclusion,
+} from '../transcript/merkle.ts';
 import { verifyCosignatures } from '../transcript/cosignature.ts';
 import { parseNote, type NoteVerifierKey, verifyNote } from '../transcript/note.ts';
 
@@ -37,10 +50,22 @@ export interface RelayReceiptBody {
   readonly receivedAt: number;
 }
 
+/** Where a batched receipt's body sits in the tree whose root the relay signed. */
+export interface RelayReceiptBatch {
+  readonly index: number;
+  readonly size: number;
+  readonly path: readonly Uint8Array[];
+}
+
 export interface RelayReceipt {
   readonly body: RelayReceiptBody;
+  /** Present when the signature covers a batch of receipts (see the header). */
+  readonly batch?: RelayReceiptBatch;
   readonly sig: Uint8Array;
 }
+
+/** Longest batch path accepted (2^32 receipts per signature; relays batch far fewer). */
+const MAX_BATCH_PATH = 32;
 
 const bodySchema = z.strictObject({
   v: z.literal(1),
@@ -59,9 +84,44 @@ export function signRelayReceipt(
   return { body, sig: signWithLabel(relaySeed, 'relay-receipt', encodeCanonical(body), suite) };
 }
 
-/** base64url of CBOR({body, sig}) — what the relay returns and a sender keeps. */
+/**
+ * Receipts for many bodies with one signature (see the header); a single body gets the
+ * unbatched form. The bodies' order is their index in the batch.
+ */
+export function signRelayReceipts(
+  bodies: readonly RelayReceiptBody[],
+  relaySeed: Uint8Array,
+  suite: SignatureSuite = nobleEd25519,
+): RelayReceipt[] {
+  if (bodies.length <= 1) return bodies.map((b) => signRelayReceipt(b, relaySeed, suite));
+  const tree = new MemoryNodeStore();
+  for (const b of bodies) tree.append(leafHash(encodeCanonical(b)));
+  const size = bodies.length;
+  const root = treeRoot(tree.state);
+  const sig = signWithLabel(relaySeed, 'relay-receipt-batch', encodeCanonical({ root, size }), suite);
+  return bodies.map((body, index) => ({
+    body,
+    batch: { index, size, path: inclusionProof(index, size, tree.read) },
+    sig,
+  }));
+}
+
+/** CBOR({body, sig}) or CBOR({body, batch, sig}). */
+export function encodeRelayReceiptBytes(r: RelayReceipt): Uint8Array {
+  return encodeCanonical(
+    r.batch === undefined
+      ? { body: r.body, sig: r.sig }
+      : {
+          body: r.body,
+          batch: { index: r.batch.index, size: r.batch.size, path: [...r.batch.path] },
+          sig: r.sig,
+        },
+  );
+}
+
+/** base64url of CBOR({body, sig}) (or with `batch`) — what the relay returns and a sender keeps. */
 export function encodeRelayReceipt(r: RelayReceipt): string {
-  return toBase64url(encodeCanonical({ body: r.body, sig: r.sig }));
+  return toBase64url(encodeRelayReceiptBytes(r));
 }
 
 export function decodeRelayReceipt(s: string): Decoded<RelayReceipt> {
@@ -74,18 +134,52 @@ export function decodeRelayReceipt(s: string): Decoded<RelayReceipt> {
   const d = decodeCanonical(bytes, 4096);
   if (!d.ok) return d;
   const outer = z
-    .strictObject({ body: bodySchema, sig: z.custom<Uint8Array>((x) => isBytes(x) && x.length === 64) })
+    .strictObject({
+      body: bodySchema,
+      batch: batchSchema.optional(),
+      sig: z.custom<Uint8Array>((x) => isBytes(x) && x.length === 64),
+    })
     .safeParse(d.value);
-  if (!outer.success) return fail('RELAY_RECEIPT_INVALID', 'receipt', 'expected {body, sig}');
-  return { ok: true, value: { body: outer.data.body as RelayReceiptBody, sig: outer.data.sig } };
+  if (!outer.success) return fail('RELAY_RECEIPT_INVALID', 'receipt', 'expected {body, [batch,] sig}');
+  const { body, batch, sig } = outer.data;
+  return {
+    ok: true,
+    value: { body: body as RelayReceiptBody, ...(batch === undefined ? {} : { batch }), sig },
+  };
 }
+
+const batchSchema = z
+  .strictObject({
+    index: z.number().int().nonnegative(),
+    size: z
+      .number()
+      .int()
+      .min(2)
+      .max(2 ** 32),
+    path: z.array(z.custom<Uint8Array>((x) => isBytes(x) && x.length === 32)).max(MAX_BATCH_PATH),
+  })
+  .refine((b) => b.index < b.size, 'index must be below size');
 
 export function verifyRelayReceipt(
   r: RelayReceipt,
   relayPublicKey: Uint8Array,
   suite: SignatureSuite = nobleEd25519,
 ): boolean {
-  return verifyWithLabel(relayPublicKey, 'relay-receipt', encodeCanonical(r.body), r.sig, suite);
+  if (r.batch === undefined) {
+    return verifyWithLabel(relayPublicKey, 'relay-receipt', encodeCanonical(r.body), r.sig, suite);
+  }
+  const { index, size, path } = r.batch;
+  if (path.length > MAX_BATCH_PATH) return false;
+  // RFC 9162 §2.1.3.2: the path must lead from this body's leaf to a root of exactly `size` leaves.
+  const root = inclusionRoot(leafHash(encodeCanonical(r.body)), index, size, path);
+  if (root === undefined) return false;
+  return verifyWithLabel(
+    relayPublicKey,
+    'relay-receipt-batch',
+    encodeCanonical({ root, size }),
+    r.sig,
+    suite,
+  );
 }
 
 /** The clock skew a delay judged from witness times allows (as the attestation verifier does). */

@@ -16,6 +16,7 @@ export type SignatureLabel =
   | 'request'
   | 'attestation'
   | 'relay-receipt'
+  | 'relay-receipt-batch'
   | 'document-signature';
 
 export interface KeyPair {

@@ -8,6 +8,7 @@ export {
   EMPTY_TREE,
   emptyRoot,
   inclusionProof,
+  inclusionRoot,
   inclusionRanges,
   leafHash,
   MemoryNodeStore,

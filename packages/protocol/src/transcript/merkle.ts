@@ -147,15 +147,31 @@ export function verifyInclusion(
   proof: readonly Uint8Array[],
   root: Uint8Array,
 ): boolean {
-  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return false;
-  if (leaf.length !== 32 || root.length !== 32) return false;
+  if (root.length !== 32) return false;
+  const r = inclusionRoot(leaf, index, size, proof);
+  return r !== undefined && constantTimeEqual(r, root);
+}
+
+/**
+ * The root an inclusion proof leads to (RFC 9162 §2.1.3.2 steps 1–7 without the final
+ * comparison), or undefined when the proof is malformed for (index, size). Never throws.
+ */
+export function inclusionRoot(
+  leaf: Uint8Array,
+  index: number,
+  size: number,
+  proof: readonly Uint8Array[],
+): Uint8Array | undefined {
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size)
+    return undefined;
+  if (leaf.length !== 32) return undefined;
   let fn = index;
   let sn = size - 1;
   let r = leaf;
   for (const p of proof) {
-    if (p.length !== 32) return false;
+    if (p.length !== 32) return undefined;
     // §2.1.3.2 step 6a: if sn is 0, the proof is too long.
-    if (sn === 0) return false;
+    if (sn === 0) return undefined;
     if (lsb(fn) || fn === sn) {
       r = nodeHash(p, r);
       if (!lsb(fn)) {
@@ -170,8 +186,8 @@ export function verifyInclusion(
     fn = half(fn);
     sn = half(sn);
   }
-  // §2.1.3.2 step 7: the proof must be consumed exactly (sn = 0) and reach the root.
-  return sn === 0 && constantTimeEqual(r, root);
+  // §2.1.3.2 step 7: the proof must be consumed exactly (sn = 0).
+  return sn === 0 ? r : undefined;
 }
 
 /** RFC 9162 §2.1.4.2. Never throws: a bad proof is `false`. */

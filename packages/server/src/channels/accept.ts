@@ -13,7 +13,6 @@ import { fromProtocol, RelayError } from '../errors.ts';
 import type { DeviceRecord } from '../store/store.ts';
 import type { Verifier } from '../verify-pool.node.ts';
 import type { Appender } from './appender.ts';
-import type { CheckpointSigner } from './checkpoints.ts';
 
 export interface AcceptDeps {
   readonly directory: DeviceDirectory;
@@ -22,11 +21,21 @@ export interface AcceptDeps {
   readonly now: () => number;
   /** Takes a token from the device's bucket or throws RATE_LIMITED. */
   readonly limitDevice: (device: string, now: number) => void;
-  /** Signs relay receipts (the accountable mediator); absent, answers carry none. */
-  readonly signer?: CheckpointSigner;
 }
 
-/** The JSON answer to an accepted append (HTTP body, WebSocket ack). */
+/** What an accepted append answers, before it is framed (JSON for HTTP and text frames, or binary). */
+export interface AppendOutcome {
+  readonly seq: number;
+  readonly receivedAt: number;
+  readonly inclusionProof: readonly Uint8Array[];
+  readonly checkpoint: string;
+  readonly size: number;
+  readonly duplicate: boolean;
+  /** The relay's signed receipt, CBOR({body, [batch,] sig}). */
+  readonly receipt: Uint8Array;
+}
+
+/** The JSON answer to an accepted append (HTTP body, WebSocket `ack` text frame). */
 export interface AppendAnswer {
   readonly seq: number;
   readonly leafIndex: number;
@@ -36,14 +45,27 @@ export interface AppendAnswer {
   readonly size: number;
   readonly duplicate: boolean;
   /** The relay's signed receipt {channel, msgId, envelope hash, seq, time} (base64url CBOR). */
-  readonly receipt?: string;
+  readonly receipt: string;
+}
+
+export function appendAnswerJson(o: AppendOutcome): AppendAnswer {
+  return {
+    seq: o.seq,
+    leafIndex: o.seq,
+    receivedAt: o.receivedAt,
+    inclusionProof: o.inclusionProof.map(toB64u),
+    checkpoint: o.checkpoint,
+    size: o.size,
+    duplicate: o.duplicate,
+    receipt: toB64u(o.receipt),
+  };
 }
 
 export async function acceptEnvelope(
   deps: AcceptDeps,
   wire: Uint8Array,
   opts: { readonly signedBy: DeviceRecord | undefined; readonly channel?: ChannelId },
-): Promise<AppendAnswer> {
+): Promise<AppendOutcome> {
   const d = decodeEnvelope(wire);
   if (!d.ok) throw fromProtocol(d.code, d.message, 'ENVELOPE_INVALID');
   const env = d.value;
@@ -69,27 +91,5 @@ export async function acceptEnvelope(
   if (!(await deps.verifier.verify(env.sig, labelledMessage('envelope', env.bodyBytes), device.publicKey))) {
     throw new RelayError('SIG_INVALID', 'envelope signature does not verify under the sender device key');
   }
-  const hash = sha256(wire);
-  const r = await deps.appender.submit({ env, sender: device, envelopeHash: hash });
-  return {
-    seq: r.seq,
-    leafIndex: r.seq,
-    receivedAt: r.receivedAt,
-    inclusionProof: r.inclusionProof.map(toB64u),
-    checkpoint: r.checkpoint,
-    size: r.size,
-    duplicate: r.duplicate,
-    ...(deps.signer === undefined
-      ? {}
-      : {
-          receipt: deps.signer.receipt({
-            v: 1,
-            channel: env.body.channel,
-            msgId: env.body.msgId,
-            envelopeHash: hash,
-            seq: r.seq,
-            receivedAt: r.receivedAt,
-          }),
-        }),
-  };
+  return await deps.appender.submit({ env, sender: device, envelopeHash: sha256(wire) });
 }

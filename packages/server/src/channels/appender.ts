@@ -38,6 +38,8 @@ export interface AppendResult {
   readonly size: number;
   /** True when this was a retry of an envelope already in the log. */
   readonly duplicate: boolean;
+  /** The relay's signed receipt, CBOR({body, [batch,] sig}) (one signature per batch). */
+  readonly receipt: Uint8Array;
 }
 
 export interface AppenderMetrics {
@@ -444,6 +446,7 @@ export class Appender {
     let accepted = 0;
     let duplicates = 0;
     let rejected = 0;
+    const answered: Array<{ p: Pending; o: { seq: number; receivedAt: number; duplicate: boolean } }> = [];
     for (const p of batch) {
       const o = p.outcome;
       if (o === undefined) {
@@ -455,6 +458,20 @@ export class Appender {
         p.reject(o);
         continue;
       }
+      answered.push({ p, o });
+    }
+    // One receipt signature for the whole batch (a retry is receipted with its original seq).
+    const receipts = this.#d.signer.receipts(
+      answered.map(({ p, o }) => ({
+        v: 1,
+        channel: p.input.env.body.channel,
+        msgId: p.input.env.body.msgId,
+        envelopeHash: p.input.envelopeHash,
+        seq: o.seq,
+        receivedAt: o.receivedAt,
+      })),
+    );
+    answered.forEach(({ p, o }, i) => {
       const t = targets.get(p.input.env.body.channel);
       if (t === undefined) throw new Error('no checkpoint target');
       if (o.duplicate) duplicates++;
@@ -466,8 +483,9 @@ export class Appender {
         checkpoint: t.note,
         size: t.size,
         duplicate: o.duplicate,
+        receipt: receipts[i] as Uint8Array,
       });
-    }
+    });
     this.#d.metrics?.outcome('accepted', accepted);
     this.#d.metrics?.outcome('duplicate', duplicates);
     this.#d.metrics?.outcome('rejected', rejected);

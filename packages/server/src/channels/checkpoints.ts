@@ -4,7 +4,11 @@
  * Signing goes through the injected suite so the relay signs with node:crypto.
  */
 import { type ChannelId, concatBytes, type SignatureSuite, utf8 } from '@backchannel/protocol';
-import { encodeRelayReceipt, type RelayReceiptBody, signRelayReceipt } from '@backchannel/protocol/attest';
+import {
+  encodeRelayReceiptBytes,
+  type RelayReceiptBody,
+  signRelayReceipts,
+} from '@backchannel/protocol/attest';
 import {
   ALG_ED25519,
   encodeCheckpoint,
@@ -39,9 +43,12 @@ export class CheckpointSigner {
     return `${this.name}/${channel}`;
   }
 
-  /** A relay receipt for an accepted envelope, signed with the checkpoint key (base64url). */
-  receipt(body: RelayReceiptBody): string {
-    return encodeRelayReceipt(signRelayReceipt(body, this.#seed, this.#suite));
+  /**
+   * Relay receipts for the envelopes a batch accepted, signed with the checkpoint key — one
+   * signature for the batch (PROTOCOL.md, relay receipts). Each is CBOR({body, [batch,] sig}).
+   */
+  receipts(bodies: readonly RelayReceiptBody[]): Uint8Array[] {
+    return signRelayReceipts(bodies, this.#seed, this.#suite).map(encodeRelayReceiptBytes);
   }
 
   /** The signed note of the checkpoint (size, root) of a channel. */

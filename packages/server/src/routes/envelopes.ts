@@ -8,7 +8,7 @@
  */
 import { type ChannelId, MAX_ENVELOPE_BYTES } from '@backchannel/protocol';
 import { createRoute, z } from '@hono/zod-openapi';
-import { type AcceptDeps, acceptEnvelope } from '../channels/accept.ts';
+import { type AcceptDeps, acceptEnvelope, appendAnswerJson } from '../channels/accept.ts';
 import { body, isJsonType } from '../http/body.ts';
 import type { AppDeps, RelayApp } from '../http/context.ts';
 import type { DeviceRecord } from '../store/store.ts';
@@ -28,9 +28,9 @@ const appendAnswer = z
     duplicate: z
       .boolean()
       .openapi({ description: 'true when this was a retry of an envelope already logged' }),
-    receipt: z.string().optional().openapi({
+    receipt: z.string().openapi({
       description:
-        "relay receipt: base64url CBOR {body: {v, channel, msgId, envelopeHash, seq, receivedAt}, sig} signed with the relay's checkpoint key",
+        "relay receipt: base64url CBOR {body: {v, channel, msgId, envelopeHash, seq, receivedAt}, [batch: {index, size, path},] sig} signed with the relay's checkpoint key (one signature per group commit: PROTOCOL.md, relay receipts)",
     }),
   })
   .openapi('AppendAnswer');
@@ -83,13 +83,16 @@ const append = (deps: AppDeps) =>
 export function envelopeRoutes(app: RelayApp, deps: AppDeps): void {
   const accept: AcceptDeps = { ...deps, limitDevice: (d, now) => limitDevice(deps, d, now) };
   app.openapi(append(deps), async (c) => {
+    // (also on the WebSocket: `send` frames, text or binary — PROTOCOL.md §11)
     const wire = isJsonType(c.req.header('content-type'))
       ? b64((c.req.valid('json') as { envelope: string }).envelope, 'envelope')
       : c.var.rawBody;
-    const answer = await acceptEnvelope(accept, wire, {
-      signedBy: c.get('device') as DeviceRecord | undefined,
-      channel: c.req.valid('param').channel as ChannelId,
-    });
+    const answer = appendAnswerJson(
+      await acceptEnvelope(accept, wire, {
+        signedBy: c.get('device') as DeviceRecord | undefined,
+        channel: c.req.valid('param').channel as ChannelId,
+      }),
+    );
     return c.json(answer, answer.duplicate ? 200 : 201);
   });
 }

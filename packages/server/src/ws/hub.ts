@@ -6,7 +6,7 @@
  * Independent of the WebSocket library (ws/server.node.ts adapts `ws`).
  */
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
-import type { AppendAnswer } from '../channels/accept.ts';
+import type { AppendOutcome } from '../channels/accept.ts';
 import { notAMember, visibility } from '../channels/access.ts';
 import { fromB64u } from '../bytes.node.ts';
 import { RelayError } from '../errors.ts';
@@ -16,16 +16,25 @@ import type { Log } from '../http/context.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { DeviceRecord, Store } from '../store/store.ts';
 import { type BackpressurePolicy, canResume, pressure, RESUME_POLL_MS } from './backpressure.ts';
-import { CLOSE, type ClientFrame, frames, parseClientFrame } from './frames.ts';
+import {
+  binaryAck,
+  binaryEntry,
+  CLOSE,
+  type ClientFrame,
+  frames,
+  parseBinaryFrame,
+  parseClientFrame,
+} from './frames.ts';
 
 export interface HubSocket {
-  send(data: string): void;
+  /** A text frame (string) or a binary frame (bytes). */
+  send(data: string | Uint8Array): void;
   readonly bufferedAmount: number;
   close(code: number, reason: string): void;
 }
 
 /** Appends an envelope sent over the socket, as its authenticated device. */
-export type HubAppend = (device: DeviceRecord, wire: Uint8Array) => Promise<AppendAnswer>;
+export type HubAppend = (device: DeviceRecord, wire: Uint8Array) => Promise<AppendOutcome>;
 
 export interface HubOptions extends BackpressurePolicy {
   readonly maxFrameChars: number;
@@ -55,14 +64,44 @@ interface Subscription {
   running: boolean;
   behindSince: number | undefined;
   active: boolean;
+  /** Entries as binary frames (frames.ts) instead of JSON text. */
+  readonly binary: boolean;
 }
 
 export interface HubConnection {
-  onMessage(text: string | undefined): void;
+  /** A text frame (string) or a binary frame (bytes). */
+  onMessage(data: string | Uint8Array): void;
   onClose(): void;
 }
 
 const EMPTY = new Uint8Array(0);
+
+interface FrameCache {
+  readonly text: string[];
+  readonly binary: Uint8Array[];
+}
+
+/** The frame of a published batch's i-th entry in one form, built once per batch. */
+function entryFrame(
+  binary: boolean,
+  ch: PublishedChannel,
+  i: number,
+  cache: FrameCache,
+): string | Uint8Array {
+  const e = ch.entries[i] as PublishedChannel['entries'][number];
+  if (binary) {
+    const hit = cache.binary[i];
+    if (hit !== undefined) return hit;
+    const f = binaryEntry(ch.channel, e.seq, e.entry);
+    cache.binary[i] = f;
+    return f;
+  }
+  const hit = cache.text[i];
+  if (hit !== undefined) return hit;
+  const f = frames.entry(ch.channel, e.seq, e.entry);
+  cache.text[i] = f;
+  return f;
+}
 
 export class Hub {
   readonly #store: Store;
@@ -133,7 +172,8 @@ export class Hub {
       const subs = this.#byChannel.get(ch.channel);
       if (subs === undefined) continue;
       this.#sizes.set(ch.channel, ch.checkpoint.size);
-      const cache: string[] = [];
+      // Each entry's frame is built once per batch and form (text, binary), whatever the subscribers.
+      const cache: FrameCache = { text: [], binary: [] };
       for (const sub of subs) if (sub.mode === 'live') this.#deliver(sub, ch, cache);
     }
     for (const item of m.inbox) {
@@ -169,12 +209,15 @@ export class Hub {
 
   // --- frames
 
-  async #onMessage(conn: Connection, text: string | undefined): Promise<void> {
+  async #onMessage(conn: Connection, data: string | Uint8Array): Promise<void> {
     if (conn.closed) return;
+    if (typeof data !== 'string') {
+      await this.#onBinary(conn, data);
+      return;
+    }
     let frame: ClientFrame;
     try {
-      if (text === undefined) throw new RelayError('FRAME_INVALID', 'frames are JSON text');
-      frame = parseClientFrame(text, this.#o.maxFrameChars);
+      frame = parseClientFrame(data, this.#o.maxFrameChars);
     } catch (e) {
       this.#refuse(conn, e);
       return;
@@ -193,10 +236,26 @@ export class Hub {
         await this.#send_(conn, conn.device, frame);
         return;
       }
-      if (frame.type === 'subscribe') await this.#subscribe(conn, conn.device, frame.channel, frame.from);
+      if (frame.type === 'subscribe')
+        await this.#subscribe(conn, conn.device, frame.channel, frame.from, frame.binary);
       else this.#unsubscribe(conn, frame.channel, undefined);
     } catch (e) {
       this.#refuse(conn, e, 'channel' in frame ? frame.channel : undefined);
+    }
+  }
+
+  /** A binary `send` (frames.ts): the envelope's raw bytes in, a binary ack out. */
+  async #onBinary(conn: Connection, data: Uint8Array): Promise<void> {
+    let id: number | undefined;
+    try {
+      const f = parseBinaryFrame(data, this.#o.maxFrameChars);
+      id = f.id;
+      if (conn.device === undefined) throw new RelayError('AUTH_MISSING', 'authenticate first');
+      if (this.#append === undefined)
+        throw new RelayError('FRAME_INVALID', 'this relay takes envelopes over HTTP only');
+      this.#send(conn, binaryAck(f.id, await this.#append(conn.device, f.envelope)));
+    } catch (e) {
+      this.#refuse(conn, e, undefined, id);
     }
   }
 
@@ -257,7 +316,13 @@ export class Hub {
     this.#send(conn, frames.ready(device.device));
   }
 
-  async #subscribe(conn: Connection, device: DeviceRecord, channel: ChannelId, from: number): Promise<void> {
+  async #subscribe(
+    conn: Connection,
+    device: DeviceRecord,
+    channel: ChannelId,
+    from: number,
+    binary: boolean,
+  ): Promise<void> {
     if (!conn.subs.has(channel) && conn.subs.size >= this.#o.maxSubscriptions) {
       throw new RelayError(
         'FRAME_INVALID',
@@ -282,6 +347,7 @@ export class Hub {
       running: false,
       behindSince: undefined,
       active: true,
+      binary,
     };
     conn.subs.set(channel, sub);
     addTo(this.#byChannel, channel, sub);
@@ -337,7 +403,10 @@ export class Hub {
         if (!sub.active || sub.nextSeq !== from) return;
         for (const r of page.rows) {
           if (r.seq !== sub.nextSeq) break;
-          this.#send(sub.conn, frames.entry(sub.channel, r.seq, r.entry));
+          this.#send(
+            sub.conn,
+            sub.binary ? binaryEntry(sub.channel, r.seq, r.entry) : frames.entry(sub.channel, r.seq, r.entry),
+          );
           sub.nextSeq++;
         }
         if (sub.until !== undefined && sub.nextSeq >= sub.until) {
@@ -366,7 +435,7 @@ export class Hub {
     }
   }
 
-  #deliver(sub: Subscription, ch: PublishedChannel, cache: string[]): void {
+  #deliver(sub: Subscription, ch: PublishedChannel, cache: FrameCache): void {
     const conn = sub.conn;
     for (const [i, e] of ch.entries.entries()) {
       if (e.seq < sub.nextSeq) continue;
@@ -387,12 +456,7 @@ export class Hub {
         this.#pause(sub);
         return;
       }
-      let frame = cache[i];
-      if (frame === undefined) {
-        frame = frames.entry(ch.channel, e.seq, e.entry);
-        cache[i] = frame;
-      }
-      this.#send(conn, frame);
+      this.#send(conn, entryFrame(sub.binary, ch, i, cache));
       sub.nextSeq++;
       if (conn.device !== undefined && e.removed.includes(conn.device.device)) {
         this.#unsubscribe(conn, sub.channel, 'NOT_A_MEMBER');
@@ -440,7 +504,7 @@ export class Hub {
     this.#close(conn, CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
   }
 
-  #send(conn: Connection, data: string): void {
+  #send(conn: Connection, data: string | Uint8Array): void {
     if (conn.closed) return;
     try {
       conn.socket.send(data);

@@ -26,15 +26,31 @@ export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketSe
       return refuse(socket, '429 Too Many Requests');
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      // Frames sent in one turn of the event loop (a batch's acks and entries) leave in one write:
+      // the socket is corked at the first and uncorked on the next turn.
+      let corked = false;
       const conn = o.hub.attach({
-        send: (data) => ws.send(data),
+        send: (data) => {
+          if (!corked) {
+            corked = true;
+            socket.cork();
+            setImmediate(() => {
+              corked = false;
+              socket.uncork();
+            });
+          }
+          ws.send(data);
+        },
         get bufferedAmount() {
           return ws.bufferedAmount;
         },
         close: (code, reason) => ws.close(code, reason),
       });
       ws.on('message', (data, isBinary) => {
-        conn.onMessage(isBinary ? undefined : data.toString());
+        // Binary frames arrive as one Buffer (the default binaryType); text frames are UTF-8.
+        if (!isBinary) conn.onMessage(data.toString());
+        else if (Buffer.isBuffer(data)) conn.onMessage(data);
+        else conn.onMessage(Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]));
       });
       ws.on('close', () => conn.onClose());
       ws.on('error', () => conn.onClose());

@@ -94,6 +94,7 @@ export class HubClient {
   constructor(core: RelayCore) {
     this.#conn = core.hub.attach({
       send: (data) => {
+        if (typeof data !== 'string') throw new Error('this client sends text frames only');
         this.frames.push(JSON.parse(data) as Frame);
         this.#wake();
       },

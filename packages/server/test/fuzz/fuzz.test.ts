@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 afterAll(() => s.close());
 
-const NAMES = ['ws-frame', 'json-body', 'cosignature-line', 'fanout', 'http'];
+const NAMES = ['ws-frame', 'ws-binary-frame', 'json-body', 'cosignature-line', 'fanout', 'http'];
 
 describe('relay inputs under fuzzing (short run; `npm run fuzz` for the long one)', () => {
   it('has the targets this file runs', () => {

@@ -36,7 +36,7 @@ import { parseJsonSafe } from '../../src/http/body.ts';
 import { createRelay } from '../../src/relay.ts';
 import { parseCosignatureLine } from '../../src/routes/transcript.ts';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { parseClientFrame } from '../../src/ws/frames.ts';
+import { parseBinaryFrame, parseClientFrame } from '../../src/ws/frames.ts';
 
 /** A relay error must carry a documented code (packages/server/ERRORS.md ↔ RELAY_ERROR_STATUS). */
 function relayTyped<R>(what: string, f: () => R): R | undefined {
@@ -108,6 +108,27 @@ export const serverCodecTargets: readonly FuzzTarget[] = [
       const frame = relayTyped('parseClientFrame', () => parseClientFrame(text, FRAME_MAX));
       if (frame !== undefined && !['auth', 'subscribe', 'unsubscribe', 'send', 'ping'].includes(frame.type))
         throw new FuzzBug(`parseClientFrame let through a frame of type ${String(frame.type)}`);
+    },
+  }),
+  defineTarget({
+    name: 'ws-binary-frame',
+    weight: 1,
+    input: fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      fc
+        .tuple(fc.nat({ max: 0xffffffff }), fc.uint8Array({ maxLength: 3000 }))
+        .map(([id, rest]) =>
+          Uint8Array.of(1, id >>> 24, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff, ...rest),
+        ),
+    ),
+    check: (bytes) => {
+      const f = relayTyped('parseBinaryFrame', () => parseBinaryFrame(bytes, 2048));
+      if (f === undefined) return;
+      // a send frame's parts are exactly the frame after its 5-byte header, and never above the cap
+      if (bytes.length > 2048 || f.envelope.length !== bytes.length - 5 || bytes[0] !== 1)
+        throw new FuzzBug('parseBinaryFrame accepted a frame it should refuse');
+      if (f.envelope.some((x, i) => x !== bytes[i + 5]))
+        throw new FuzzBug('parseBinaryFrame changed the envelope');
     },
   }),
   defineTarget({

@@ -1,0 +1,52 @@
+/** The verify pool: every job gets its own answer, whether it went out alone or in a batch. */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { nodeEd25519, publicKeyOfSeed } from '../src/ed25519.node.ts';
+import { VerifyPool } from '../src/verify-pool.node.ts';
+
+const suite = nodeEd25519();
+let pool: VerifyPool | undefined;
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+});
+
+function jobs(n: number) {
+  const seed = new Uint8Array(randomBytes(32));
+  const pk = publicKeyOfSeed(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const msg = new Uint8Array(randomBytes(100 + (i % 50)));
+    const sig = suite.sign(msg, seed);
+    // every third job is forged (one bit of the signature flipped)
+    if (i % 3 === 0) sig[i % 64] = (sig[i % 64] as number) ^ 1;
+    return { msg, sig, pk, valid: i % 3 !== 0 };
+  });
+}
+
+describe('VerifyPool', () => {
+  it.each([1, 2])('answers each of many concurrent jobs correctly (%i threads)', async (threads) => {
+    pool = new VerifyPool(threads, { maxBatch: 16 });
+    const js = jobs(300);
+    const out = await Promise.all(js.map((j) => (pool as VerifyPool).verify(j.sig, j.msg, j.pk)));
+    expect(out).toEqual(js.map((j) => j.valid));
+  });
+
+  it('answers jobs that arrive one at a time and while a batch is in flight', async () => {
+    pool = new VerifyPool(1);
+    const js = jobs(40);
+    const answers: Promise<boolean>[] = [];
+    for (const [i, j] of js.entries()) {
+      answers.push(pool.verify(j.sig, j.msg, j.pk));
+      if (i % 7 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(await Promise.all(answers)).toEqual(js.map((j) => j.valid));
+  });
+
+  it('refuses malformed lengths without a worker round trip', async () => {
+    pool = new VerifyPool(1);
+    const [j] = jobs(2);
+    if (j === undefined) throw new Error('no job');
+    expect(await pool.verify(j.sig.subarray(1), j.msg, j.pk)).toBe(false);
+    expect(await pool.verify(j.sig, j.msg, j.pk.subarray(1))).toBe(false);
+  });
+});
