@@ -4,7 +4,8 @@
  * verifies; with zero threads verification runs inline. Same node:crypto verify either way.
  */
 import { Worker } from 'node:worker_threads';
-import type { SignatureSuite } from '@backchannel/protocol';
+import { createRequire } from 'node:module';
+import { isWeakEd25519Key, type SignatureSuite } from '@backchannel/protocol';
 
 export interface Verifier {
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Promise<boolean>;
@@ -18,10 +19,37 @@ export function inlineVerifier(suite: SignatureSuite): Verifier {
   };
 }
 
-// Plain JavaScript (eval'd): the worker needs no TypeScript loader.
+/** Where sodium-native's loader lives, for the workers to require (undefined: OpenSSL). */
+const SODIUM_PATH = (() => {
+  try {
+    return createRequire(import.meta.url).resolve('sodium-native');
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Keys already judged: a small-order key is refused here, whatever a worker's library says. */
+const strongKeys = new Map<string, boolean>();
+function strongKey(pk: Uint8Array): boolean {
+  const id = String.fromCharCode.apply(null, pk as unknown as number[]);
+  let ok = strongKeys.get(id);
+  if (ok === undefined) {
+    ok = !isWeakEd25519Key(pk);
+    if (strongKeys.size >= 10_000) strongKeys.delete(strongKeys.keys().next().value as string);
+    strongKeys.set(id, ok);
+  }
+  return ok;
+}
+
+// Plain JavaScript (eval'd): the worker needs no TypeScript loader. It verifies with libsodium
+// when the main thread found it (as nodeEd25519 does), else with node:crypto.
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { createPublicKey, verify } = require('node:crypto');
+let sodium = null;
+try {
+  if (workerData && workerData.sodium) sodium = require(workerData.sodium);
+} catch {}
 const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 const keys = new Map();
 function keyOf(pk) {
@@ -47,7 +75,7 @@ parentPort.on('message', ({ id, n, buf }) => {
     const msg = bytes.subarray(off + 100, off + 100 + len);
     off += 100 + len;
     try {
-      out[i] = verify(null, msg, keyOf(pk), sig) ? 1 : 0;
+      out[i] = (sodium ? sodium.crypto_sign_verify_detached(sig, msg, pk) : verify(null, msg, keyOf(pk), sig)) ? 1 : 0;
     } catch {
       out[i] = 0;
     }
@@ -84,7 +112,7 @@ export class VerifyPool implements Verifier {
   }
 
   #spawn(): Lane {
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sodium: SODIUM_PATH } });
     worker.unref();
     const lane: Lane = { worker, inFlight: new Map(), load: 0 };
     worker.on('message', ({ id, out }: { id: number; out: Uint8Array }) => {
@@ -117,7 +145,8 @@ export class VerifyPool implements Verifier {
 
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Promise<boolean> {
     if (this.#closed) return Promise.reject(new Error('verify pool is closed'));
-    if (signature.length !== 64 || publicKey.length !== 32) return Promise.resolve(false);
+    if (signature.length !== 64 || publicKey.length !== 32 || !strongKey(publicKey))
+      return Promise.resolve(false);
     return new Promise<boolean>((resolve, reject) => {
       this.#queue.push({ sig: signature, msg: message, pk: publicKey, resolve, reject });
       if (this.#queue.length >= this.#maxBatch) this.#flush();

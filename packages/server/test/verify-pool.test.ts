@@ -31,6 +31,20 @@ describe('VerifyPool', () => {
     expect(out).toEqual(js.map((j) => j.valid));
   });
 
+  it('refuses the identity-point forgery (a small-order key) and still answers the rest', async () => {
+    pool = new VerifyPool(1);
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const forged = new Uint8Array(64);
+    forged[0] = 1;
+    const js = jobs(6);
+    const out = await Promise.all([
+      pool.verify(forged, new Uint8Array(randomBytes(50)), identity),
+      ...js.map((j) => (pool as VerifyPool).verify(j.sig, j.msg, j.pk)),
+    ]);
+    expect(out).toEqual([false, ...js.map((j) => j.valid)]);
+  });
+
   it('answers jobs that arrive one at a time and while a batch is in flight', async () => {
     pool = new VerifyPool(1);
     const js = jobs(40);
