@@ -15,6 +15,7 @@ import {
   type RelayConfigInput,
   resolveConfig,
 } from './config.ts';
+import { ed25519Backend } from './ed25519.node.ts';
 import { RelayError } from './errors.ts';
 import { startRelay } from './server.node.ts';
 
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
       fanout: config.fanout === 'local' ? 'local' : 'nats',
       relay: relay.core.signer.vkey,
       web: config.webDist ?? null,
+      ed25519: ed25519Backend,
     },
     'relay listening',
   );
