@@ -144,6 +144,7 @@ export {
   verifyRequest,
 } from './identity/request.ts';
 export {
+  hasSmallOrderR,
   isWeakEd25519Key,
   type KeyPair,
   keyPairFromSeed,

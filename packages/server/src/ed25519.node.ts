@@ -6,7 +6,13 @@
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { isWeakEd25519Key, type SignatureSuite, type SodiumSign, sodiumEd25519 } from '@backchannel/protocol';
+import {
+  hasSmallOrderR,
+  isWeakEd25519Key,
+  type SignatureSuite,
+  type SodiumSign,
+  sodiumEd25519,
+} from '@backchannel/protocol';
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -78,7 +84,8 @@ export function nodeEd25519(
     sign: (message, secretKey) =>
       new Uint8Array(sign(null, message, secretKeys.get(secretKey, privateKeyObject) as KeyObject)),
     verify: (signature, message, publicKey) => {
-      if (signature.length !== 64 || publicKey.length !== 32) return false;
+      // OpenSSL accepts a small-order R that libsodium refuses: refused here too (one rule).
+      if (signature.length !== 64 || publicKey.length !== 32 || hasSmallOrderR(signature)) return false;
       try {
         const key = publicKeys.get(publicKey, strongKey);
         return key !== null && verify(null, message, key, signature);

@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import { isWeakEd25519Key, type SignatureSuite } from '@backchannel/protocol';
+import { hasSmallOrderR, isWeakEd25519Key, type SignatureSuite } from '@backchannel/protocol';
 
 export interface Verifier {
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Promise<boolean>;
@@ -27,19 +27,6 @@ const SODIUM_PATH = (() => {
     return undefined;
   }
 })();
-
-/** Keys already judged: a small-order key is refused here, whatever a worker's library says. */
-const strongKeys = new Map<string, boolean>();
-function strongKey(pk: Uint8Array): boolean {
-  const id = String.fromCharCode.apply(null, pk as unknown as number[]);
-  let ok = strongKeys.get(id);
-  if (ok === undefined) {
-    ok = !isWeakEd25519Key(pk);
-    if (strongKeys.size >= 10_000) strongKeys.delete(strongKeys.keys().next().value as string);
-    strongKeys.set(id, ok);
-  }
-  return ok;
-}
 
 // Plain JavaScript (eval'd): the worker needs no TypeScript loader. It verifies with libsodium
 // when the main thread found it (as nodeEd25519 does), else with node:crypto.
@@ -145,7 +132,12 @@ export class VerifyPool implements Verifier {
 
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Promise<boolean> {
     if (this.#closed) return Promise.reject(new Error('verify pool is closed'));
-    if (signature.length !== 64 || publicKey.length !== 32 || !strongKey(publicKey))
+    if (
+      signature.length !== 64 ||
+      publicKey.length !== 32 ||
+      isWeakEd25519Key(publicKey) ||
+      hasSmallOrderR(signature)
+    )
       return Promise.resolve(false);
     return new Promise<boolean>((resolve, reject) => {
       this.#queue.push({ sig: signature, msg: message, pk: publicKey, resolve, reject });

@@ -22,7 +22,13 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { isWeakEd25519Key, type SignatureSuite, type SodiumSign, sodiumEd25519 } from '@backchannel/protocol';
+import {
+  hasSmallOrderR,
+  isWeakEd25519Key,
+  type SignatureSuite,
+  type SodiumSign,
+  sodiumEd25519,
+} from '@backchannel/protocol';
 import { type CiphersuiteImpl, type CryptoProvider, defaultCryptoProvider } from 'ts-mls';
 
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -72,7 +78,8 @@ export const opensslEd25519: SignatureSuite = {
   sign: (message: Uint8Array, secretKey: Uint8Array): Uint8Array =>
     u8(nodeSign(null, message, privateKey(secretKey))),
   verify: (signature: Uint8Array, message: Uint8Array, pk: Uint8Array): boolean => {
-    if (pk.length !== 32 || signature.length !== 64) return false;
+    // OpenSSL accepts a small-order R that libsodium refuses: refused here too (one rule).
+    if (pk.length !== 32 || signature.length !== 64 || hasSmallOrderR(signature)) return false;
     try {
       const key = publicKey(pk);
       return key !== null && nodeVerify(null, message, key, signature);

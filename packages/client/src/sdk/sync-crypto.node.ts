@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { isWeakEd25519Key, type SignatureSuite } from '@backchannel/protocol';
+import { hasSmallOrderR, isWeakEd25519Key, type SignatureSuite } from '@backchannel/protocol';
 import type { BatchVerifier, SignatureCheck } from './context.ts';
 
 /** RFC 9162 §2.1.1: SHA-256(0x00 || entry), the protocol's leafHash on node:crypto. */
@@ -81,21 +81,11 @@ const SODIUM_PATH = (() => {
   }
 })();
 
-/** Keys already judged: a small-order key is refused here whatever a worker's library says. */
-const strongKeys = new Map<string, boolean>();
-function strongKey(pk: Uint8Array): boolean {
-  const id = String.fromCharCode.apply(null, pk as unknown as number[]);
-  let ok = strongKeys.get(id);
-  if (ok === undefined) {
-    ok = !isWeakEd25519Key(pk);
-    if (strongKeys.size >= 10_000) strongKeys.delete(strongKeys.keys().next().value as string);
-    strongKeys.set(id, ok);
-  }
-  return ok;
-}
-
 const wellFormed = (c: SignatureCheck) =>
-  c.signature.length === 64 && c.publicKey.length === 32 && strongKey(c.publicKey);
+  c.signature.length === 64 &&
+  c.publicKey.length === 32 &&
+  !isWeakEd25519Key(c.publicKey) &&
+  !hasSmallOrderR(c.signature);
 
 /**
  * Verifies batches of signatures on `threads` worker threads (default 1: on a 2-core machine the

@@ -33,11 +33,20 @@ export interface SignatureSuite {
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
 }
 
+/**
+ * One acceptance rule for every suite, so that no signature verifies in one place and not in
+ * another: RFC 8032 with canonical encodings, and neither the key nor R may be of small order or
+ * carry a torsion component (libsodium's rule; with both in the prime-order subgroup the cofactored
+ * check noble makes and the cofactorless one of libsodium and OpenSSL agree). Each suite adds what
+ * its library does not check itself.
+ */
 export const nobleEd25519: SignatureSuite = {
   sign: (message, secretKey) => ed25519.sign(message, secretKey),
   verify: (signature, message, publicKey) => {
     try {
-      // RFC 8032 strictly (not ZIP-215): a small-order key or R would let anyone "sign" for it.
+      if (signature.length !== 64 || isWeakEd25519Key(publicKey)) return false;
+      const r = ed25519.Point.fromBytes(signature.subarray(0, 32), false);
+      if (r.isSmallOrder() || !r.isTorsionFree()) return false;
       return ed25519.verify(signature, message, publicKey, { zip215: false });
     } catch {
       return false;
@@ -58,9 +67,9 @@ export interface SodiumSign {
 
 /**
  * Ed25519 on libsodium: the same RFC 8032 signatures as noble, about 2× faster than OpenSSL's on
- * the machines measured (docs/PERFORMANCE.md). Verification is stricter than RFC 8032 alone
- * (small-order and non-canonical keys and points are refused), so whatever it accepts, every
- * other suite here accepts too. Expanded secret keys (seed ‖ public key) are cached per seed.
+ * the machines measured (docs/PERFORMANCE.md). libsodium itself refuses small-order R and keys and
+ * checks cofactorless; keys with a torsion component are refused here, as in every suite. Expanded
+ * secret keys (seed ‖ public key) are cached per seed.
  */
 export function sodiumEd25519(sodium: SodiumSign, maxCachedSecrets = 64): SignatureSuite {
   const expanded = new Map<string, Uint8Array>();
@@ -82,25 +91,55 @@ export function sodiumEd25519(sodium: SodiumSign, maxCachedSecrets = 64): Signat
       sodium.crypto_sign_detached(signature, message, expand(secretKey));
       return signature;
     },
-    verify: (signature, message, publicKey) =>
-      signature.length === 64 &&
-      publicKey.length === 32 &&
-      sodium.crypto_sign_verify_detached(signature, message, publicKey),
+    verify: (signature, message, publicKey) => {
+      if (signature.length !== 64 || isWeakEd25519Key(publicKey)) return false;
+      try {
+        return sodium.crypto_sign_verify_detached(signature, message, publicKey);
+      } catch {
+        return false;
+      }
+    },
   };
 }
 
 /**
- * Whether a public key is unusable for signatures: not a canonical point encoding, or a point of
- * small order (for which an all-identity "signature" verifies on any message under ZIP-215 or
- * OpenSSL rules). A suite without its own check (OpenSSL) consults this once per key.
+ * Whether a public key is unusable for signatures: not a canonical point encoding, a point of
+ * small order (an all-identity "signature" verifies on any message under ZIP-215 or OpenSSL
+ * rules), or a point with a torsion component (cofactored and cofactorless checks disagree on
+ * its signatures). Every suite refuses such keys; each key is judged once (bounded memo).
  */
 export function isWeakEd25519Key(publicKey: Uint8Array): boolean {
   if (publicKey.length !== 32) return true;
-  try {
-    return ed25519.Point.fromBytes(publicKey, false).isSmallOrder();
-  } catch {
-    return true;
+  const id = toHex(publicKey);
+  let weak = judgedKeys.get(id);
+  if (weak === undefined) {
+    try {
+      const p = ed25519.Point.fromBytes(publicKey, false);
+      weak = p.isSmallOrder() || !p.isTorsionFree();
+    } catch {
+      weak = true;
+    }
+    if (judgedKeys.size >= 10_000) judgedKeys.delete(judgedKeys.keys().next().value as string);
+    judgedKeys.set(id, weak);
   }
+  return weak;
+}
+const judgedKeys = new Map<string, boolean>();
+
+/** The canonical encodings of the 8 points of small order: multiples of a point of order 8. */
+const SMALL_ORDER = (() => {
+  const t = ed25519.Point.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
+  const out = new Set<string>();
+  for (let i = 0, p = ed25519.Point.ZERO; i < 8; i++, p = p.add(t)) out.add(toHex(p.toBytes()));
+  return out;
+})();
+
+/**
+ * Whether a signature's R is (the canonical encoding of) a point of small order: OpenSSL accepts
+ * such an R where libsodium refuses it, so the OpenSSL paths refuse it first. Cheap: a lookup.
+ */
+export function hasSmallOrderR(signature: Uint8Array): boolean {
+  return signature.length === 64 && SMALL_ORDER.has(toHex(signature.subarray(0, 32)));
 }
 
 /** Derives a key pair from a 32-byte seed supplied by the caller (no ambient randomness). */

@@ -2,6 +2,8 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/bytes/index.ts';
+import { hasSmallOrderR, isWeakEd25519Key } from '../../src/identity/keys.ts';
+import edgeVectors from '../vectors/ed25519-edge.json' with { type: 'json' };
 import { decodeCanonical, encodeCanonical } from '../../src/codec/cbor.ts';
 import { decodeEntry, encodeEntry } from '../../src/envelope/entry.ts';
 import {
@@ -108,17 +110,20 @@ describe('Ed25519 (RFC 8032 §7.1)', () => {
     }
   });
 
-  it('refuses a small-order public key whose "signature" would verify for any message', () => {
-    // A = R = the identity point, S = 0: sB = R + hA holds for every message under ZIP-215 rules
-    // (noble's default) and OpenSSL's; RFC 8032 strict decoding and libsodium refuse it. A
-    // device certified with such a key could disown every signature it ever made.
-    const identity = new Uint8Array(32);
-    identity[0] = 1;
-    const sig = new Uint8Array(64);
-    sig[0] = 1;
-    for (const m of [new Uint8Array(0), new TextEncoder().encode('any message at all')]) {
-      expect(nobleEd25519.verify(sig, m, identity)).toBe(false);
+  it('refuses every signature libraries disagree on (test/vectors/ed25519-edge.json), accepts the honest one', () => {
+    for (const r of edgeVectors.refused) {
+      expect(nobleEd25519.verify(fromHex(r.signature), fromHex(r.message), fromHex(r.publicKey)), r.why).toBe(
+        false,
+      );
     }
+    const kp = keyPairFromSeed(new Uint8Array(32).fill(7));
+    expect(toHex(kp.publicKey)).toBe(edgeVectors.publicKey);
+    const msg = fromHex(edgeVectors.message);
+    expect(nobleEd25519.verify(nobleEd25519.sign(msg, kp.secretKey), msg, kp.publicKey)).toBe(true);
+    expect(isWeakEd25519Key(kp.publicKey)).toBe(false);
+    expect(isWeakEd25519Key(fromHex((edgeVectors.refused[2] as { publicKey: string }).publicKey))).toBe(true);
+    expect(hasSmallOrderR(fromHex((edgeVectors.refused[1] as { signature: string }).signature))).toBe(true);
+    expect(hasSmallOrderR(nobleEd25519.sign(msg, kp.secretKey))).toBe(false);
   });
 
   it('separates signatures by label: a certificate signature is not an envelope signature', () => {
