@@ -155,6 +155,7 @@ export class VerifyPool implements Verifier {
    */
   #flush(): void {
     this.#scheduled = false;
+    if (this.#closed) return;
     while (this.#queue.length > 0) {
       let lane: Lane | undefined;
       for (const l of this.#lanes)
@@ -182,8 +183,15 @@ export class VerifyPool implements Verifier {
     }
   }
 
+  /** Stops the workers; jobs still queued or in flight fail (nothing waits forever). */
   async close(): Promise<void> {
     this.#closed = true;
+    const closed = new Error('verify pool is closed');
+    for (const j of this.#queue.splice(0)) j.reject(closed);
+    for (const l of this.#lanes) {
+      for (const jobs of l.inFlight.values()) for (const j of jobs) j.reject(closed);
+      l.inFlight.clear();
+    }
     await Promise.all(this.#lanes.map((l) => l.worker.terminate()));
   }
 }

@@ -45,6 +45,22 @@ describe('VerifyPool', () => {
     expect(out).toEqual([...edgeVectors.refused.map(() => false), ...js.map((j) => j.valid)]);
   });
 
+  it('settles every job when closed: queued and in-flight jobs fail, none is left waiting', async () => {
+    const p = new VerifyPool(1, { maxBatch: 8 });
+    const js = jobs(200);
+    const answers = js.map((j) => p.verify(j.sig, j.msg, j.pk));
+    await p.close();
+    const settled = await Promise.allSettled(answers);
+    expect(settled.filter((x) => x.status === 'rejected').length).toBeGreaterThan(0);
+    settled.forEach((x, i) => {
+      if (x.status === 'fulfilled') expect(x.value).toBe(js[i]?.valid);
+      else expect(String(x.reason)).toMatch(/closed/);
+    });
+    await expect(
+      p.verify(js[1]?.sig as Uint8Array, js[1]?.msg as Uint8Array, js[1]?.pk as Uint8Array),
+    ).rejects.toThrow(/closed/);
+  });
+
   it('answers jobs that arrive one at a time and while a batch is in flight', async () => {
     pool = new VerifyPool(1);
     const js = jobs(40);

@@ -3,6 +3,7 @@ import { type SignedEnvelope, signRequest, toBase64url } from '@backchannel/prot
 import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HubConnection, HubSocket } from '../src/ws/hub.ts';
+import { CLOSE } from '../src/ws/frames.ts';
 import {
   type AppendBody,
   commit,
@@ -154,6 +155,10 @@ describe('WebSocket binary send', () => {
     anon.conn.onMessage(sendFrame(1, envelope(a, ch)));
     await until(() => errorFor(anon.sock, 1) !== undefined);
     expect(errorFor(anon.sock, 1)).toBe('AUTH_MISSING');
+    // Unauthenticated frames count as bad frames: past 20 the socket is closed.
+    for (let i = 2; i <= 22; i++) anon.conn.onMessage(sendFrame(i, envelope(a, ch)));
+    await until(() => anon.sock.closed !== undefined);
+    expect(anon.sock.closed).toBe(CLOSE.TOO_MANY_ERRORS);
 
     const { sock, conn } = await connect(a);
     const forged = envelope(a, ch);

@@ -248,9 +248,13 @@ export class Hub {
   async #onBinary(conn: Connection, data: Uint8Array): Promise<void> {
     let id: number | undefined;
     try {
+      // Before parsing: an unauthenticated socket gets nothing copied or decoded (only its id read).
+      if (conn.device === undefined) {
+        if (data.length >= 5) id = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
+        throw new RelayError('AUTH_MISSING', 'authenticate first');
+      }
       const f = parseBinaryFrame(data, this.#o.maxFrameChars);
       id = f.id;
-      if (conn.device === undefined) throw new RelayError('AUTH_MISSING', 'authenticate first');
       if (this.#append === undefined)
         throw new RelayError('FRAME_INVALID', 'this relay takes envelopes over HTTP only');
       this.#send(conn, binaryAck(f.id, await this.#append(conn.device, f.envelope)));
@@ -283,7 +287,7 @@ export class Hub {
       err = new RelayError('INTERNAL', 'internal error');
     }
     this.#send(conn, frames.error(err.code, err.message, channel, id));
-    if (err.code.startsWith('FRAME_') && ++conn.errors > 20) {
+    if ((err.code.startsWith('FRAME_') || err.code === 'AUTH_MISSING') && ++conn.errors > 20) {
       this.#close(conn, CLOSE.TOO_MANY_ERRORS, 'too many bad frames');
     }
   }
