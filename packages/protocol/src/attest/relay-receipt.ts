@@ -169,7 +169,8 @@ export function verifyRelayReceipt(
     return verifyWithLabel(relayPublicKey, 'relay-receipt', encodeCanonical(r.body), r.sig, suite);
   }
   const { index, size, path } = r.batch;
-  if (path.length > MAX_BATCH_PATH) return false;
+  // As the decoder demands (PROTOCOL.md): a batch form covers at least two bodies.
+  if (path.length > MAX_BATCH_PATH || size < 2 || index < 0 || index >= size) return false;
   // RFC 9162 §2.1.3.2: the path must lead from this body's leaf to a root of exactly `size` leaves.
   const root = inclusionRoot(leafHash(encodeCanonical(r.body)), index, size, path);
   if (root === undefined) return false;

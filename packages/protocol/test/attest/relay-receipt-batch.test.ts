@@ -13,7 +13,13 @@ import {
   signRelayReceipts,
   verifyRelayReceipt,
 } from '../../src/attest/relay-receipt.ts';
-import { channelIdFrom, encodeCanonical, eventIdFrom, keyPairFromSeed } from '../../src/index.ts';
+import {
+  channelIdFrom,
+  encodeCanonical,
+  eventIdFrom,
+  keyPairFromSeed,
+  signWithLabel,
+} from '../../src/index.ts';
 import { inclusionRoot, leafHash, makeVerifierKey, verifyInclusion } from '../../src/transcript/index.ts';
 import { RELAY_SEED } from './fixture.ts';
 
@@ -64,6 +70,16 @@ describe('batched relay receipts', () => {
       { ...signRelayReceipts(bodies(1), RELAY_SEED)[0]!, batch: r.batch },
       // another key
       signRelayReceipts(bodies(9), otherSeed)[4] as RelayReceipt,
+      // a "batch" of one, even when the relay's key signed its root: the batch form covers ≥ 2
+      {
+        body: r.body,
+        sig: signWithLabel(
+          RELAY_SEED,
+          'relay-receipt-batch',
+          encodeCanonical({ root: leafHash(encodeCanonical(r.body)), size: 1 }),
+        ),
+        batch: { index: 0, size: 1, path: [] },
+      },
     ];
     for (const v of variants) expect(verifyRelayReceipt(v, relayPub)).toBe(false);
   });
