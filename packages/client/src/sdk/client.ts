@@ -5,6 +5,7 @@
 import {
   type ChannelId,
   channelIdFrom,
+  constantTimeEqual,
   type EventId,
   decodeEntry,
   encodeContactCard,
@@ -22,10 +23,11 @@ import {
   utf8,
 } from '@backchannel/protocol';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { leafHash } from '@backchannel/protocol/transcript';
+import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
+import { leafHash, parseVerifierKey } from '@backchannel/protocol/transcript';
 import { Channel, type DraftEvent } from './channel.ts';
 import { keys } from './channel-record.ts';
-import { type BatchVerifier, CertificateBook, type EngineContext } from './context.ts';
+import { type BatchVerifier, CertificateBook, type EngineContext, memoizedVerify } from './context.ts';
 import { ClientError } from './errors.ts';
 import {
   decodeIdentity,
@@ -37,7 +39,7 @@ import {
 import type { GeneratedKeyPackage, MlsFactory } from './mls.ts';
 import { Outbox } from './outbox.ts';
 import { RelayClient } from './relay-client.ts';
-import type { LocalStore } from './storage.ts';
+import type { LocalStore, OutboxItem } from './storage.ts';
 
 export interface BackchannelOptions {
   readonly store: LocalStore;
@@ -171,19 +173,56 @@ export class Backchannel {
       leafHash: this.#opts.leafHash ?? leafHash,
       ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
     };
+    // A batch's receipts share one signature: each is checked once.
+    const receiptSuite = memoizedVerify(suite);
+    const hash = this.#opts.sha256 ?? sha256;
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,
-      // Relay receipts are kept, written with the removal of their items from the outbox.
+      // Relay receipts are checked and kept, written with the removal of their items from the
+      // outbox; one that does not vouch for what was sent is kept apart, as evidence.
       ackedRecords: (answers) =>
-        answers.flatMap(([item, a]): [string, Uint8Array][] =>
-          a.receipt === undefined ? [] : [[`rr:${item.channel}:${item.id}`, utf8(a.receipt)]],
-        ),
+        answers.flatMap(([item, a]): [string, Uint8Array][] => {
+          if (a.receipt === undefined) return [];
+          const problem = this.#receiptProblem(item, a.seq, a.receipt, receiptSuite, hash);
+          return problem === undefined
+            ? [[`rr:${item.channel}:${item.id}`, utf8(a.receipt)]]
+            : [
+                [
+                  `rr-invalid:${item.channel}:${item.id}`,
+                  utf8(JSON.stringify({ receipt: a.receipt, problem })),
+                ],
+              ];
+        }),
       onRejected: async (item, err) => {
         await this.#store.put([
           [`rejected:${item.channel}:${item.id}`, utf8(`${err.cause_code ?? err.code}`)],
         ]);
       },
     });
+  }
+
+  /**
+   * Why a relay receipt does not vouch for this envelope (undefined when it does): it must decode,
+   * name this channel, message id, sequence number and envelope hash, and verify under the relay
+   * key this device pinned (not checked while none is pinned).
+   */
+  #receiptProblem(
+    item: OutboxItem,
+    seq: number,
+    receipt: string,
+    suite: SignatureSuite,
+    hash: Sha256,
+  ): string | undefined {
+    const r = decodeRelayReceipt(receipt);
+    if (!r.ok) return `malformed receipt (${r.code})`;
+    const b = r.value.body;
+    if (b.channel !== item.channel || b.msgId !== item.id || b.seq !== seq)
+      return 'the receipt names another envelope';
+    if (!constantTimeEqual(b.envelopeHash, hash(item.wire))) return 'the receipt is for other envelope bytes';
+    const key = parseVerifierKey(this.#relayKey ?? '');
+    if (key.ok && !verifyRelayReceipt(r.value, key.value.publicKey, suite))
+      return 'the receipt is not signed by the pinned relay key';
+    return undefined;
   }
 
   async #saveIdentity(identity: DeviceIdentity): Promise<void> {

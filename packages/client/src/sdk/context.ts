@@ -61,7 +61,7 @@ export interface BatchVerifier {
  * A verifier that remembers results: certificates are checked on every event they sign, and
  * their (key, signature, message) never change. Keyed by all three, so nothing can be replayed.
  */
-function memoizedVerify(base: SignatureSuite): SignatureSuite {
+export function memoizedVerify(base: SignatureSuite): SignatureSuite {
   const seen = new Map<string, boolean>();
   const b64 = toBase64url;
   return {
