@@ -20,14 +20,19 @@ const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 /** A bounded cache (oldest-inserted out first); a hit is re-inserted so hot keys stay. */
 class KeyCache {
   readonly #max: number;
+  readonly #secret: boolean;
   readonly #map = new Map<string, KeyObject | null>();
 
-  constructor(max: number) {
+  /** `secret`: keyed by a hash of the key, so no string of secret bytes is kept. */
+  constructor(max: number, secret = false) {
     this.#max = max;
+    this.#secret = secret;
   }
 
   get(raw: Uint8Array, make: (raw: Uint8Array) => KeyObject | null): KeyObject | null {
-    const k = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+    const k = this.#secret
+      ? createHash('sha256').update(raw).digest('base64')
+      : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
     const hit = this.#map.get(k);
     if (hit !== undefined) return hit;
     const ko = make(raw);
@@ -77,7 +82,7 @@ export function nodeEd25519(
 ): SignatureSuite {
   if (sodium !== undefined && opts.backend !== 'openssl') return sodiumEd25519(sodium);
   const publicKeys = new KeyCache(opts.maxCachedKeys ?? 10_000);
-  const secretKeys = new KeyCache(64);
+  const secretKeys = new KeyCache(64, true);
   const strongKey = (raw: Uint8Array): KeyObject | null =>
     isWeakEd25519Key(raw) ? null : publicKeyObject(raw);
   return {

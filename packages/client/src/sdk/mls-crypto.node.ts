@@ -38,12 +38,17 @@ const u8 = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 class KeyCache<V> {
   readonly #map = new Map<string, V>();
   readonly #max: number;
-  constructor(max: number) {
+  readonly #secret: boolean;
+  /** `secret`: keyed by a hash of the key, so no string of secret bytes is kept. */
+  constructor(max: number, secret = false) {
     this.#max = max;
+    this.#secret = secret;
   }
   get(raw: Uint8Array, make: () => V): V {
     // Keyed by content (a JS string of the bytes: no native call, no base64 on the hot path).
-    const id = String.fromCharCode.apply(null, raw as unknown as number[]);
+    const id = this.#secret
+      ? hash('sha256', raw, 'base64')
+      : String.fromCharCode.apply(null, raw as unknown as number[]);
     let k = this.#map.get(id);
     if (k === undefined && !this.#map.has(id)) {
       k = make();
@@ -54,7 +59,7 @@ class KeyCache<V> {
   }
 }
 
-const privKeys = new KeyCache<KeyObject>(256);
+const privKeys = new KeyCache<KeyObject>(256, true);
 const pubKeys = new KeyCache<KeyObject | null>(10_000);
 
 function privateKey(k: Uint8Array): KeyObject {

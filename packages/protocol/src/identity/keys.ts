@@ -4,6 +4,7 @@
  * made for one purpose can never be replayed as another.
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { assertBytes, toHex } from '../bytes/index.ts';
 import { encodeCanonical } from '../codec/cbor.ts';
 
@@ -69,13 +70,14 @@ export interface SodiumSign {
  * Ed25519 on libsodium: the same RFC 8032 signatures as noble, about 2× faster than OpenSSL's on
  * the machines measured (docs/PERFORMANCE.md). libsodium itself refuses small-order R and keys and
  * checks cofactorless; keys with a torsion component are refused here, as in every suite. Expanded
- * secret keys (seed ‖ public key) are cached per seed.
+ * secret keys (seed ‖ public key) are cached per seed (keyed by its SHA-256, not its bytes).
  */
 export function sodiumEd25519(sodium: SodiumSign, maxCachedSecrets = 64): SignatureSuite {
   const expanded = new Map<string, Uint8Array>();
   const expand = (seed: Uint8Array): Uint8Array => {
     assertBytes(seed, 32, 'secretKey');
-    const id = toHex(seed);
+    // Keyed by a hash of the seed: no string of secret bytes is kept in the map.
+    const id = toHex(sha256(seed));
     let sk = expanded.get(id);
     if (sk === undefined) {
       sk = new Uint8Array(64);
