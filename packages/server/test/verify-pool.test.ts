@@ -48,9 +48,10 @@ describe('VerifyPool', () => {
   it('settles every job when closed: queued and in-flight jobs fail, none is left waiting', async () => {
     const p = new VerifyPool(1, { maxBatch: 8 });
     const js = jobs(200);
-    const answers = js.map((j) => p.verify(j.sig, j.msg, j.pk));
+    // Settled handlers are attached before closing: the rejections are awaited, not unhandled.
+    const answers = Promise.allSettled(js.map((j) => p.verify(j.sig, j.msg, j.pk)));
     await p.close();
-    const settled = await Promise.allSettled(answers);
+    const settled = await answers;
     expect(settled.filter((x) => x.status === 'rejected').length).toBeGreaterThan(0);
     settled.forEach((x, i) => {
       if (x.status === 'fulfilled') expect(x.value).toBe(js[i]?.valid);
