@@ -2,21 +2,15 @@
  * A real scenario transcript for the proofs tests, built quickly: SDK devices with encrypted
  * stores and real MLS, against an in-process relay (createRelay + SQLite) through app.request().
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import type { EventId, PartyId } from '@backchannel/protocol';
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
-import { createRelay, openSqliteStore, type RelayCore, resolveConfig } from '@backchannel/server';
+import type { RelayCore } from '@backchannel/server';
 import { JOINT_STATEMENT, onDocuments } from '../src/cli/demo-documents.node.ts';
 import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
-import { Backchannel } from '../src/sdk/client.ts';
+import type { Backchannel } from '../src/sdk/client.ts';
 import type { Documents } from '../src/sdk/documents.ts';
-import { createMlsFactory } from '../src/sdk/mls-factory.ts';
-import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
 import { commitReadout, revealReadout } from '../src/sdk/proofs.ts';
-import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import {
   newWitnessState,
   relaySource,
@@ -24,9 +18,9 @@ import {
   witnessRound,
   witnessVerifierKey,
 } from '../src/sdk/witness.ts';
+import { inProcessRelay, RELAY_URL, random } from './in-process.ts';
 
-export const RELAY_URL = 'http://relay.test';
-const random = (n: number) => new Uint8Array(randomBytes(n));
+export { RELAY_URL };
 
 export interface Scenario {
   readonly relay: RelayCore;
@@ -69,28 +63,7 @@ export async function settle(devices: readonly Backchannel[], channel: string): 
 }
 
 export async function buildScenario(): Promise<Scenario> {
-  const dir = mkdtempSync(join(tmpdir(), 'bc-proofs-'));
-  const relay = createRelay({
-    config: resolveConfig({ dataDir: dir, verifyThreads: 0, relayName: 'relay.test' }),
-    store: openSqliteStore({ path: join(dir, 'relay.db') }),
-    seed: random(32),
-  });
-  const fetch = async (input: string, init: RequestInit) => relay.app.request(input, init);
-  const device = (name: string) =>
-    Backchannel.open({
-      store: SqliteLocalStore.open({
-        path: join(dir, name, 'device.db'),
-        passphrase: name,
-        kdf: { N: 1 << 10, r: 8, p: 1 },
-      }),
-      mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
-      relays: [RELAY_URL],
-      random,
-      signatures: ed25519Node,
-      sha256: sha256Node,
-      fetch,
-      updateEveryMessages: 1_000_000,
-    });
+  const { dir, relay, device } = inProcessRelay('bc-proofs-');
   const a = await device('A');
   const b = await device('B');
   const idA = await a.createParty({

@@ -4,24 +4,15 @@
  * was altered gets that entry marked SIG_INVALID and, since the altered bytes no longer match
  * the root it signed, a fork reported.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
-import { createRelay, openSqliteStore, resolveConfig } from '@backchannel/server';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
 import { decodeEventRecords, type EventRecord, keys } from '../src/sdk/channel-record.ts';
-import { Backchannel } from '../src/sdk/client.ts';
 import type { BatchVerifier } from '../src/sdk/context.ts';
-import { ed25519Node, nodeMlsCrypto } from '../src/sdk/mls-crypto.node.ts';
-import { createMlsFactory } from '../src/sdk/mls-factory.ts';
-import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
+import { ed25519Node } from '../src/sdk/mls-crypto.node.ts';
 import { leafHashNode, SignatureWorkers } from '../src/sdk/sync-crypto.node.ts';
+import { inProcessRelay, openChannel } from './in-process.ts';
 
-const URL = 'http://relay.test';
-const random = (n: number) => new Uint8Array(randomBytes(n));
 const workers = new SignatureWorkers({ threads: 1, inline: ed25519Node });
 afterAll(() => workers.close());
 let batched = 0;
@@ -49,44 +40,16 @@ async function forgeSignature(res: Response, seq: number): Promise<Response> {
 }
 
 async function world(verifier: BatchVerifier | undefined) {
-  const dir = mkdtempSync(join(tmpdir(), 'bc-syncverify-'));
-  const relay = createRelay({
-    config: resolveConfig({ dataDir: dir, verifyThreads: 0, relayName: 'relay.test' }),
-    store: openSqliteStore({ path: join(dir, 'relay.db') }),
-    seed: random(32),
-  });
+  const w = inProcessRelay('bc-syncverify-');
   let forge: number | undefined;
-  const device = (name: string) =>
-    Backchannel.open({
-      store: SqliteLocalStore.open({
-        path: join(dir, name, 'device.db'),
-        passphrase: name,
-        kdf: { N: 1 << 10, r: 8, p: 1 },
-      }),
-      mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
-      relays: [URL],
-      random,
-      signatures: ed25519Node,
-      fetch: async (input, init) => {
-        const res = await relay.app.request(input, init);
-        return forge !== undefined && name === 'B' && input.includes('/entries?')
-          ? forgeSignature(res, forge)
-          : res;
-      },
-      ...(verifier === undefined ? {} : { verifier, leafHash: leafHashNode }),
-      updateEveryMessages: 1_000_000,
-    });
-  const a = await device('A');
-  const b = await device('B');
-  await a.createParty({ partyName: 'A', deviceName: 'a', relays: [URL] });
-  const B = await b.createParty({ partyName: 'B', deviceName: 'b', role: 'principal', relays: [URL] });
-  const chA = await a.outreach(B.party, 'hello');
-  await b.checkInbox();
-  const chB = await b.channel(chA.id);
-  await chB.sync();
-  await chB.send({ kind: 'channel.accept' } as DraftEvent);
-  await b.outbox.flush();
-  await chA.sync();
+  const opts = verifier === undefined ? {} : { verifier, leafHash: leafHashNode };
+  const a = await w.device('A', opts);
+  const b = await w.device('B', {
+    ...opts,
+    wrap: async (input, _init, res) =>
+      forge !== undefined && input.includes('/entries?') ? forgeSignature(res, forge) : res,
+  });
+  const { chA, chB } = await openChannel(a, b);
   await chA.sendMany(
     Array.from({ length: 40 }, (_, i) => ({ kind: 'message', text: `m${i}` }) as DraftEvent),
   );
