@@ -117,6 +117,49 @@ describe('sealed transcript entries', () => {
     await expect(moved.entries('c_old', 6, 10)).rejects.toMatchObject({ code: 'STORE_CORRUPT' });
     moved.close();
   });
+
+  it('converts long channels page by page, and leaves a store with an unreadable old row as it was', async () => {
+    const path = tmp();
+    SqliteLocalStore.open({ path, passphrase: 'pw', kdf }).close();
+    const db = new Database(path);
+    const meta = (k: string) =>
+      (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: Buffer }).value;
+    const box = new SealedBox(deriveKey('pw', meta('salt'), JSON.parse(String(meta('kdf')))));
+    const ins = db.prepare('INSERT INTO entries (channel, seq, value) VALUES (?, ?, ?)');
+    db.transaction(() => {
+      for (let seq = 0; seq < 2_500; seq++)
+        ins.run('c_long', seq, box.seal(`entry:c_long:${seq}`, e(seq).entry));
+      for (let seq = 0; seq < 3; seq++) ins.run('c_bad', seq, box.seal(`entry:c_bad:${seq}`, e(seq).entry));
+    })();
+    // One old row sealed under the wrong place: it does not authenticate.
+    db.prepare("UPDATE entries SET value = ? WHERE channel = 'c_bad' AND seq = 1").run(
+      box.seal('entry:c_bad:7', e(1).entry),
+    );
+    db.close();
+    expect(() => SqliteLocalStore.open({ path, passphrase: 'pw' })).toThrow(
+      expect.objectContaining({ code: 'STORE_CORRUPT' }),
+    );
+    const raw = new Database(path); // not left locked by the failed open
+    const left = raw
+      .prepare('SELECT channel, count(*) AS n FROM entries GROUP BY channel ORDER BY channel')
+      .all();
+    raw.close();
+    // The bad channel's rows stay as they were (its transaction rolled back); a channel converted
+    // before it may have moved already, which is what its own transaction is for.
+    expect(left.find((r) => (r as { channel: string }).channel === 'c_bad')).toEqual({
+      channel: 'c_bad',
+      n: 3,
+    });
+    // Without the bad row, the long channel converts whole, in pages of 1,000 rows.
+    const fix = new Database(path);
+    fix.prepare("DELETE FROM entries WHERE channel = 'c_bad'").run();
+    fix.close();
+    const s = SqliteLocalStore.open({ path, passphrase: 'pw' });
+    const all = await s.entries('c_long', 0, 5_000);
+    expect(all.map((x) => x.seq)).toEqual(Array.from({ length: 2_500 }, (_, i) => i));
+    expect(all.every((x) => x.entry[0] === x.seq % 256)).toBe(true);
+    s.close();
+  });
 });
 
 describe('invites', () => {

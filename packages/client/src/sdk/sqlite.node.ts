@@ -115,28 +115,39 @@ export class SqliteLocalStore implements LocalStore {
       throw new ClientError('PASSPHRASE_WRONG', 'the passphrase does not unlock this device store');
     }
     const store = new SqliteLocalStore(db, box);
-    store.#convertEntryRows();
+    try {
+      store.#convertEntryRows();
+    } catch (e) {
+      db.close(); // an unreadable old row: the store stays as it was, and no handle is left open
+      throw e;
+    }
     return store;
   }
 
-  /** Moves entries sealed one per row (the earlier format) into sealed runs, in one transaction. */
+  /**
+   * Moves entries sealed one per row (the earlier format) into sealed runs: one transaction per
+   * channel, reading 1,000 rows at a time (memory stays bounded however long the channel).
+   */
   #convertEntryRows(): void {
-    const rows = this.#db.prepare('SELECT channel, seq, value FROM entries ORDER BY channel, seq').all() as {
-      channel: string;
-      seq: number;
-      value: Buffer;
-    }[];
-    if (rows.length === 0) return;
-    const byChannel = new Map<string, StoredEntry[]>();
-    for (const r of rows) {
-      const list = byChannel.get(r.channel) ?? [];
-      list.push({ seq: r.seq, entry: this.#open(`entry:${r.channel}:${r.seq}`, r.value) });
-      byChannel.set(r.channel, list);
+    const channels = this.#db.prepare('SELECT DISTINCT channel FROM entries').all() as { channel: string }[];
+    const page = this.#db.prepare(
+      'SELECT seq, value FROM entries WHERE channel = ? AND seq >= ? ORDER BY seq LIMIT 1000',
+    );
+    const drop = this.#db.prepare('DELETE FROM entries WHERE channel = ?');
+    for (const { channel } of channels) {
+      this.#db.transaction(() => {
+        for (let from = 0; ; ) {
+          const rows = page.all(channel, from) as { seq: number; value: Buffer }[];
+          if (rows.length === 0) break;
+          this.#insertRuns(
+            channel,
+            rows.map((r) => ({ seq: r.seq, entry: this.#open(`entry:${channel}:${r.seq}`, r.value) })),
+          );
+          from = (rows[rows.length - 1] as { seq: number }).seq + 1;
+        }
+        drop.run(channel);
+      })();
     }
-    this.#db.transaction(() => {
-      for (const [channel, entries] of byChannel) this.#insertRuns(channel, entries);
-      this.#db.prepare('DELETE FROM entries').run();
-    })();
   }
 
   /** Seals and inserts runs of consecutive entries (at most RUN each); a run already stored is kept. */
