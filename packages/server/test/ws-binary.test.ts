@@ -1,5 +1,5 @@
 /** Binary `send` frames on the WebSocket: the same checks, errors and answer as the HTTP route. */
-import { type SignedEnvelope, signRequest, toBase64url } from '@backchannel/protocol';
+import { type ChannelId, type SignedEnvelope, signRequest, toBase64url } from '@backchannel/protocol';
 import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HubConnection, HubSocket } from '../src/ws/hub.ts';
@@ -140,6 +140,34 @@ describe('WebSocket binary send', () => {
     const retry = decodeAck(sock.binary[31] as Uint8Array);
     expect(retry).toMatchObject({ id: 99, answer: { seq: 5, duplicate: true } });
     expect(sock.text.filter((f) => f.type === 'error')).toEqual([]);
+  });
+
+  it('signs receipts per channel: receipts sharing a signature all name one channel', async () => {
+    r = testRelay();
+    const A = makeParty('A');
+    const a = makeDevice(A, 'a', 'admin');
+    await r.caller.publishParty(A, [a]);
+    const chs = [newChannel(), newChannel()];
+    const { sock, conn } = await connect(a);
+    chs.forEach((ch, i) => {
+      conn.onMessage(sendFrame(i, commit(a, ch, 0)));
+    });
+    await until(() => sock.binary.length === 2);
+    // Both channels' sends in one event-loop turn: one group commit holds both.
+    for (let i = 0; i < 40; i++) conn.onMessage(sendFrame(10 + i, envelope(a, chs[i % 2] as ChannelId)));
+    await until(() => sock.binary.length === 42);
+    const bySig = new Map<string, Set<string>>();
+    let batched = 0;
+    for (const { answer } of sock.binary.map(decodeAck)) {
+      const d = decodeRelayReceipt(answer.receipt as string);
+      if (!d.ok) throw new Error(d.message);
+      expect(verifyRelayReceipt(d.value, r.core.signer.publicKey, suite)).toBe(true);
+      if (d.value.batch !== undefined) batched++;
+      const key = toBase64url(d.value.sig);
+      bySig.set(key, (bySig.get(key) ?? new Set()).add(d.value.body.channel));
+    }
+    expect(batched).toBeGreaterThan(0);
+    for (const channels of bySig.values()) expect(channels.size).toBe(1);
   });
 
   it('answers the same typed errors as HTTP, by id, as text frames', async () => {

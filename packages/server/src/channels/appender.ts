@@ -460,17 +460,34 @@ export class Appender {
       }
       answered.push({ p, o });
     }
-    // One receipt signature for the whole batch (a retry is receipted with its original seq).
-    const receipts = this.#d.signer.receipts(
-      answered.map(({ p, o }) => ({
-        v: 1,
-        channel: p.input.env.body.channel,
-        msgId: p.input.env.body.msgId,
-        envelopeHash: p.input.envelopeHash,
-        seq: o.seq,
-        receivedAt: o.receivedAt,
-      })),
-    );
+    // One receipt signature per channel of the batch (a retry is receipted with its original
+    // seq): a receipt's path then names only receipts of its own channel, never another's traffic.
+    const receipts = new Array<Uint8Array>(answered.length);
+    const byChannel = new Map<ChannelId, number[]>();
+    answered.forEach(({ p }, i) => {
+      const ch = p.input.env.body.channel;
+      const list = byChannel.get(ch);
+      if (list === undefined) byChannel.set(ch, [i]);
+      else list.push(i);
+    });
+    for (const idx of byChannel.values()) {
+      const signed = this.#d.signer.receipts(
+        idx.map((i) => {
+          const { p, o } = answered[i] as (typeof answered)[number];
+          return {
+            v: 1 as const,
+            channel: p.input.env.body.channel,
+            msgId: p.input.env.body.msgId,
+            envelopeHash: p.input.envelopeHash,
+            seq: o.seq,
+            receivedAt: o.receivedAt,
+          };
+        }),
+      );
+      idx.forEach((i, k) => {
+        receipts[i] = signed[k] as Uint8Array;
+      });
+    }
     answered.forEach(({ p, o }, i) => {
       const t = targets.get(p.input.env.body.channel);
       if (t === undefined) throw new Error('no checkpoint target');
