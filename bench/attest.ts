@@ -2,7 +2,7 @@
  * Attestation verification: each kind, verified offline from its JSON file (parse, issuer and
  * sender certificates, relay checkpoint signature, two witness cosignatures, inclusion proofs in
  * a 68-entry log, commitments, the claim). Target: ≤ 5 ms per verification.
- * Ed25519 through node:crypto (what the CLI uses) and through pure noble (browsers).
+ * Ed25519 through the CLI's native suite (libsodium, else OpenSSL) and through pure noble (browsers).
  * Run: node --import tsx bench/attest.ts   (or npm run bench)
  */
 import {
@@ -18,7 +18,7 @@ import {
 } from '../packages/protocol/src/attest/index.ts';
 import { nobleEd25519 } from '../packages/protocol/src/index.ts';
 import { buildFixture } from '../packages/protocol/test/attest/fixture.ts';
-import { ed25519Node } from '../packages/client/src/sdk/mls-crypto.node.ts';
+import { ed25519Backend, ed25519Node } from '../packages/client/src/sdk/mls-crypto.node.ts';
 
 type Row = Record<string, number | string>;
 
@@ -38,7 +38,7 @@ export function benchAttest(): Row[] {
   for (const [kind, plan] of Object.entries(plans)) {
     const file = encodeAttestation(createAttestation(f.snap, plan, f.issuerA, issuedAt));
     for (const [backend, suite] of [
-      ['node:crypto', ed25519Node],
+      [ed25519Backend, ed25519Node],
       ['noble', nobleEd25519],
     ] as const) {
       const opts = { parties: f.roots, relayKeys: [f.relayKey], witnesses: f.witnessKeys, now: f.now, suite };
