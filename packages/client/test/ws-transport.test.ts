@@ -17,7 +17,7 @@ import { ClientError } from '../src/sdk/errors.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
-import { decodeAck } from '../src/sdk/ws-transport.ts';
+import { decodeAck, type WebSocketLike, WsEnvelopeTransport } from '../src/sdk/ws-transport.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 let dir: string;
@@ -209,5 +209,120 @@ describe('binary acks', () => {
     const utf = ok.slice();
     utf[65] = 0xff;
     expect(() => decodeAck(utf)).toThrow(/malformed/);
+  });
+});
+
+/** A socket driven by the test: it opens when told, records frames, answers what it is told. */
+class FakeSocket implements WebSocketLike {
+  static last: FakeSocket | undefined;
+  binaryType = 'blob';
+  readyState = 0;
+  onopen: ((ev: never) => void) | null = null;
+  onmessage: ((ev: never) => void) | null = null;
+  onclose: ((ev: never) => void) | null = null;
+  onerror: ((ev: never) => void) | null = null;
+  readonly sent: Array<string | Uint8Array> = [];
+  closed = false;
+  constructor(readonly url: string) {
+    FakeSocket.last = this;
+  }
+  send(data: string | Uint8Array): void {
+    this.sent.push(data);
+  }
+  close(): void {
+    this.closed = true;
+  }
+  emit(kind: 'open' | 'close' | 'error'): void {
+    const h = { open: this.onopen, close: this.onclose, error: this.onerror }[kind] as
+      | ((ev: unknown) => void)
+      | null;
+    h?.({});
+  }
+  receive(data: string | Uint8Array): void {
+    const d = typeof data === 'string' ? data : data.slice().buffer;
+    (this.onmessage as ((ev: { data: unknown }) => void) | null)?.({ data: d });
+  }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 1));
+
+function transport(timeoutMs = 10_000) {
+  return new WsEnvelopeTransport({
+    endpoint: 'https://relay.example/',
+    device: 'd_x' as never,
+    secretKey: new Uint8Array(randomBytes(32)),
+    suite: ed25519Node,
+    WebSocket: FakeSocket,
+    now: Date.now,
+    timeoutMs,
+  });
+}
+
+/** Opens and authenticates a transport's socket, with one post in flight. */
+async function ready(t: WsEnvelopeTransport, wire = Uint8Array.of(9, 9)) {
+  const post = t.post(wire).then(
+    (a) => ({ a }),
+    (e: unknown) => ({ e: e as ClientError }),
+  );
+  const s = FakeSocket.last as FakeSocket;
+  expect(s.url).toBe('wss://relay.example/v1/ws');
+  s.emit('open');
+  expect(JSON.parse(s.sent[0] as string)).toMatchObject({ type: 'auth', device: 'd_x' });
+  s.receive('{"type":"ready","device":"d_x"}');
+  await tick();
+  return { s, post };
+}
+
+describe('WsEnvelopeTransport (a scripted socket)', () => {
+  it('answers undefined (post over HTTP) when the socket cannot be opened', async () => {
+    const t = transport();
+    const post = t.post(Uint8Array.of(1));
+    (FakeSocket.last as FakeSocket).emit('error');
+    expect(await post).toBeUndefined();
+    // and for a while does not try again
+    FakeSocket.last = undefined;
+    expect(await t.post(Uint8Array.of(1))).toBeUndefined();
+    expect(FakeSocket.last).toBeUndefined();
+  });
+
+  it('sends 0x01 ‖ id ‖ wire and maps error frames by id to the HTTP ClientErrors', async () => {
+    const t = transport();
+    const { s, post } = await ready(t);
+    expect([...(s.sent[1] as Uint8Array)]).toEqual([1, 0, 0, 0, 0, 9, 9]);
+    const p2 = t.post(Uint8Array.of(8)).catch((e: unknown) => e as ClientError);
+    const p3 = t.post(Uint8Array.of(7)).catch((e: unknown) => e as ClientError);
+    const p4 = t.post(Uint8Array.of(6));
+    await tick();
+    s.receive('{"type":"error","code":"NOT_A_MEMBER","message":"no","id":1}');
+    s.receive('{"type":"error","code":"RATE_LIMITED","message":"slow down","id":2}');
+    s.receive('{"type":"error","code":"FRAME_TOO_LARGE","message":"big","id":3}');
+    s.receive('{"type":"error","code":"STORE_UNAVAILABLE","message":"later","id":0}');
+    expect(await p2).toMatchObject({ code: 'RELAY_REFUSED', cause_code: 'NOT_A_MEMBER', retryable: false });
+    expect(await p3).toMatchObject({ code: 'RATE_LIMITED', retryable: true, retryAfterMs: 1000 });
+    expect(await p4).toBeUndefined(); // FRAME_*: not a refusal of the envelope, HTTP takes it
+    expect(await post).toMatchObject({ e: { code: 'RELAY_ERROR', retryable: true } });
+  });
+
+  it('rejects the posts in flight as retryable when the socket closes, and reopens on the next post', async () => {
+    const t = transport();
+    const { s, post } = await ready(t);
+    const p2 = t.post(Uint8Array.of(8)).catch((e: unknown) => e as ClientError);
+    await tick();
+    s.emit('close');
+    expect(await post).toMatchObject({ e: { code: 'RELAY_UNREACHABLE', retryable: true } });
+    expect(await p2).toMatchObject({ code: 'RELAY_UNREACHABLE', retryable: true });
+    const again = await ready(t);
+    expect(again.s).not.toBe(s);
+  });
+
+  it('drops a socket that goes silent with posts in flight, and one that sends a malformed ack', async () => {
+    const t = transport(50);
+    const { s, post } = await ready(t);
+    expect(await post).toMatchObject({ e: { code: 'RELAY_UNREACHABLE', retryable: true } });
+    expect(s.closed).toBe(true);
+    const second = await ready(t);
+    second.s.receive(Uint8Array.of(2, 0, 0, 0, 0));
+    expect(await second.post).toMatchObject({ e: { code: 'RELAY_ERROR', retryable: true } });
+    expect(second.s.closed).toBe(true);
   });
 });

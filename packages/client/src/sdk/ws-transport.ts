@@ -190,8 +190,12 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     p.resolve(decoded.answer);
   }
 
-  /** Drops the socket and rejects what is in flight: retryable unless the relay misbehaved. */
-  #fail(s: Socket, why: string, retryable = true): void {
+  /**
+   * Drops the socket and rejects what is in flight, retryably: RELAY_UNREACHABLE, or RELAY_ERROR
+   * when the relay sent a malformed ack (which post it answered is unknown, so none is refused for
+   * it; the re-posts are idempotent).
+   */
+  #fail(s: Socket, why: string, reachable = true): void {
     if (s.dead) return;
     s.dead = true;
     if (this.#sock === s) this.#sock = undefined;
@@ -205,7 +209,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     } catch {
       // already closed
     }
-    const err = retryable
+    const err = reachable
       ? new ClientError('RELAY_UNREACHABLE', why, { retryable: true })
       : new ClientError('RELAY_ERROR', why, { retryable: true });
     for (const p of s.pending.values()) p.reject(err);
