@@ -13,6 +13,7 @@
  * devices A and B after the first run in DIR and starts every later run from a copy of them.
  * --verify-threads N: signature worker threads (default 1); --no-inline: the main thread never
  * verifies signatures itself. --prof FILE writes a CPU profile (.cpuprofile) of the cold sync.
+ * --transport ws|http: how A posts its envelopes (default ws: binary frames on one socket).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +21,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { Session } from 'node:inspector/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { startRelayProcess } from '../packages/client/src/cli/relay-process.node.ts';
 import type { DraftEvent } from '../packages/client/src/sdk/channel.ts';
 import { Backchannel } from '../packages/client/src/sdk/client.ts';
@@ -42,6 +44,9 @@ const strArg = (name: string) => {
 const cache = coldOnly ? strArg('--cache') : undefined;
 const prof = strArg('--prof');
 const role = strArg('--role');
+const transportArg = strArg('--transport') ?? 'ws';
+if (transportArg !== 'ws' && transportArg !== 'http') throw new Error('--transport is ws or http');
+const transport: 'ws' | 'http' = transportArg === 'ws' ? 'ws' : 'http';
 const root = strArg('--root') ?? mkdtempSync(join(tmpdir(), 'bc-w1e2e-'));
 /** Milliseconds on the host clock, comparable between the sender's and the receiver's process. */
 const hostNow = () => performance.timeOrigin + performance.now();
@@ -65,8 +70,10 @@ const verifier = new SignatureWorkers({
   ...(process.argv.includes('--no-inline') ? {} : { inline: ed25519Node }),
 });
 
-async function device(name: string, relay: string) {
+async function device(name: string, relay: string, posts: 'ws' | 'http' = 'http') {
   return Backchannel.open({
+    transport: posts,
+    webSocket: WebSocket,
     store: SqliteLocalStore.open({
       path: join(root, name, 'device.db'),
       passphrase: name,
@@ -101,7 +108,7 @@ const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p
  * while it runs), and prints {t0, acceptedAt, cpu_s} when the relay has acknowledged them all.
  */
 async function sendAll(relayUrl: string, channelId: string): Promise<void> {
-  const a = await device('A', relayUrl);
+  const a = await device('A', relayUrl, transport);
   const chA = await a.channel(channelId);
   const BATCH = 16;
   const cpu0 = process.cpuUsage();
@@ -146,6 +153,8 @@ function runSender(
     channelId,
     '--n',
     String(N),
+    '--transport',
+    transport,
   ];
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -221,6 +230,7 @@ try {
       let duplicated = 0;
       const seen = new Set<string>();
       const cpu0 = process.cpuUsage();
+      const relayCpu0 = relayCpuS();
       const sender = runSender(relay.url, chA.id);
       let lastAt = 0;
       while (received < N) {
@@ -238,6 +248,7 @@ try {
       }
       const sent = await sender;
       const cpu = process.cpuUsage(cpu0);
+      const relayCpu = relayCpuS() - relayCpu0;
       latencies.sort((x, y) => x - y);
       const line = {
         workload: 'W1-e2e',
@@ -253,6 +264,10 @@ try {
         server_cpu_s: null,
         client_cpu_s: +(sent.cpu_s + (cpu.user + cpu.system) / 1e6).toFixed(1),
         drain_s: null,
+        // A's posts (--transport) and the CPU per message of A (sender) and of the relay.
+        transport,
+        sender_cpu_us_per_msg: Math.round((sent.cpu_s / N) * 1e6),
+        relay_cpu_us_per_msg: Math.round((relayCpu / N) * 1e6),
         store: 'sqlite',
         nodes: 1,
         node: process.version,

@@ -38,8 +38,9 @@ import {
 } from './identity.ts';
 import type { GeneratedKeyPackage, MlsFactory } from './mls.ts';
 import { Outbox } from './outbox.ts';
-import { RelayClient } from './relay-client.ts';
+import { RelayClient, type RelayClientOptions } from './relay-client.ts';
 import type { LocalStore, OutboxItem } from './storage.ts';
+import { type WebSocketConstructor, WsEnvelopeTransport } from './ws-transport.ts';
 
 export interface BackchannelOptions {
   readonly store: LocalStore;
@@ -64,6 +65,13 @@ export interface BackchannelOptions {
   readonly updateEveryMs?: number;
   /** …or after this many sent messages (default 1,000). */
   readonly updateEveryMessages?: number;
+  /**
+   * How envelopes are posted: 'http' (default) or 'ws', one authenticated WebSocket per relay
+   * endpoint with binary frames (PROTOCOL.md §11), HTTP when the socket cannot be opened.
+   */
+  readonly transport?: 'http' | 'ws';
+  /** The WebSocket constructor for `transport: 'ws'` (Node: `ws`). Default: globalThis.WebSocket. */
+  readonly webSocket?: WebSocketConstructor;
 }
 
 const KEY_PACKAGE_POOL = 10;
@@ -141,6 +149,26 @@ export class Backchannel {
     return this.#ctx;
   }
 
+  #wsTransport(): NonNullable<RelayClientOptions['envelopeTransport']> {
+    const WebSocket =
+      this.#opts.webSocket ??
+      (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ??
+      (() => {
+        throw new ClientError('INVALID_ARGUMENT', "transport 'ws' needs a WebSocket constructor");
+      })();
+    const now = this.#opts.now ?? Date.now;
+    return (endpoint, auth, timeoutMs) =>
+      new WsEnvelopeTransport({
+        endpoint,
+        device: auth.device,
+        secretKey: auth.secretKey,
+        ...(auth.suite === undefined ? {} : { suite: auth.suite }),
+        WebSocket,
+        now,
+        timeoutMs,
+      });
+  }
+
   async #wire(identity: DeviceIdentity): Promise<void> {
     const relays =
       this.#opts.relays !== undefined && this.#opts.relays.length > 0 ? this.#opts.relays : identity.relays;
@@ -153,6 +181,7 @@ export class Backchannel {
       },
       ...(this.#opts.fetch === undefined ? {} : { fetch: this.#opts.fetch }),
       ...(this.#opts.now === undefined ? {} : { now: this.#opts.now }),
+      ...(this.#opts.transport === 'ws' ? { envelopeTransport: this.#wsTransport() } : {}),
     });
     const suite = this.#opts.signatures ?? nobleEd25519;
     const certs = new CertificateBook(this.#store, relay, identity, suite);
@@ -492,6 +521,7 @@ export class Backchannel {
   }
 
   close(): void {
+    this.#ctx?.relay.close();
     this.#store.close();
   }
 }

@@ -48,6 +48,12 @@ export interface ClaimedKeyPackage {
   readonly keyPackage: Uint8Array;
 }
 
+/** Another way to post envelopes (a WebSocket): undefined when it cannot now (then HTTP is used). */
+export interface EnvelopeTransport {
+  post(wire: Uint8Array): Promise<AppendAnswer | undefined>;
+  close(): void;
+}
+
 type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
 /**
@@ -98,6 +104,8 @@ export interface RelayClientOptions {
   readonly now?: () => number;
   readonly fetch?: FetchLike;
   readonly timeoutMs?: number;
+  /** Envelope posts go through the transport this makes for an endpoint (default: HTTP only). */
+  readonly envelopeTransport?: (endpoint: string, auth: DeviceAuth, timeoutMs: number) => EnvelopeTransport;
 }
 
 const enc = new TextEncoder();
@@ -108,6 +116,8 @@ export class RelayClient {
   readonly #now: () => number;
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
+  readonly #makeTransport: RelayClientOptions['envelopeTransport'];
+  #transport: { readonly endpoint: string; readonly t: EnvelopeTransport } | undefined;
   #current = 0;
 
   constructor(opts: RelayClientOptions) {
@@ -118,6 +128,7 @@ export class RelayClient {
     this.#now = opts.now ?? Date.now;
     this.#fetch = opts.fetch ?? ((i, init) => fetch(i, init));
     this.#timeoutMs = opts.timeoutMs ?? 15_000;
+    this.#makeTransport = opts.envelopeTransport;
   }
 
   get endpoint(): string {
@@ -135,7 +146,14 @@ export class RelayClient {
       now: this.#now,
       fetch: this.#fetch,
       timeoutMs: this.#timeoutMs,
+      ...(this.#makeTransport === undefined ? {} : { envelopeTransport: this.#makeTransport }),
     });
+  }
+
+  /** Closes the envelope transport's socket, if any (the next post opens another). */
+  close(): void {
+    this.#transport?.t.close();
+    this.#transport = undefined;
   }
 
   /** One request, failing over to the next endpoint when one is unreachable or unavailable. */
@@ -268,7 +286,12 @@ export class RelayClient {
    * Envelope posts carry no request signature: the envelope's own device signature authenticates
    * them (PROTOCOL.md §11), and a replay only returns the original answer (idempotent by msgId).
    */
-  postEnvelope(channel: string, wire: Uint8Array): Promise<AppendAnswer> {
+  async postEnvelope(channel: string, wire: Uint8Array): Promise<AppendAnswer> {
+    const t = this.#envelopeTransport();
+    if (t !== undefined) {
+      const a = await t.post(wire);
+      if (a !== undefined) return a;
+    }
     return this.request(
       'POST',
       `/v1/channels/${channel}/envelopes`,
@@ -276,6 +299,19 @@ export class RelayClient {
       { envelope: toBase64url(wire) },
       { signed: false },
     );
+  }
+
+  /** The transport for the current endpoint (after a failover, a new one for the new endpoint). */
+  #envelopeTransport(): EnvelopeTransport | undefined {
+    if (this.#makeTransport === undefined || this.#auth === undefined) return undefined;
+    if (this.#transport?.endpoint !== this.endpoint) {
+      this.#transport?.t.close();
+      this.#transport = {
+        endpoint: this.endpoint,
+        t: this.#makeTransport(this.endpoint, this.#auth, this.#timeoutMs),
+      };
+    }
+    return this.#transport.t;
   }
 
   async getEntries(channel: string, from: number, limit = 1000): Promise<EntriesAnswer> {

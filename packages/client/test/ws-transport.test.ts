@@ -1,0 +1,328 @@
+/**
+ * Envelope posts over the relay's WebSocket (transport: 'ws'), against a real listening relay:
+ * the same answers as over HTTP, nothing lost or duplicated across a relay restart mid-flight,
+ * and a refused envelope gets its typed error.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeEnvelope, toBase64url } from '@backchannel/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
+import { Backchannel } from '../src/sdk/client.ts';
+import { ClientError } from '../src/sdk/errors.ts';
+import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
+import { createMlsFactory } from '../src/sdk/mls-factory.ts';
+import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
+import { decodeAck, type WebSocketLike, WsEnvelopeTransport } from '../src/sdk/ws-transport.ts';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+let dir: string;
+let relay: RelayProcess;
+/** Envelope posts made over HTTP, per device. */
+const httpPosts = new Map<string, number>();
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bc-ws-'));
+  relay = await startRelayProcess(join(dir, 'relay'));
+}, 30_000);
+afterAll(async () => {
+  await relay.stop();
+});
+
+const device = (name: string, transport: 'ws' | 'http') =>
+  Backchannel.open({
+    store: SqliteLocalStore.open({
+      path: join(dir, name, 'device.db'),
+      passphrase: name,
+      kdf: { N: 1 << 10, r: 8, p: 1 },
+    }),
+    mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
+    relays: [relay.url],
+    random,
+    signatures: ed25519Node,
+    sha256: sha256Node,
+    updateEveryMessages: 1_000_000,
+    transport,
+    webSocket: WebSocket,
+    fetch: (input, init) => {
+      if (init.method === 'POST' && input.includes('/envelopes'))
+        httpPosts.set(name, (httpPosts.get(name) ?? 0) + 1);
+      return fetch(input, init);
+    },
+  });
+
+/** A (over WS) and B (over HTTP) in an accepted channel. */
+async function pair(tag: string) {
+  const a = await device(`A${tag}`, 'ws');
+  const b = await device(`B${tag}`, 'http');
+  await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
+  const B = await b.createParty({ partyName: 'B', deviceName: 'b', role: 'principal', relays: [relay.url] });
+  const chA = await a.outreach(B.party, 'hello');
+  await b.checkInbox();
+  const chB = await b.channel(chA.id);
+  await chB.sync();
+  await chB.send({ kind: 'channel.accept' } as DraftEvent);
+  await b.outbox.flush();
+  await chA.sync();
+  return { a, b, chA, chB };
+}
+
+/** The texts of the channel's messages, in transcript order, one per log position. */
+const texts = async (ch: Channel) => {
+  await ch.sync();
+  return ch.view.timeline.flatMap((r) =>
+    'event' in r && r.event.kind === 'message' ? [(r.event as { text?: string }).text] : [],
+  );
+};
+
+describe("transport: 'ws'", () => {
+  it('posts over the socket with the answers HTTP gives, receipts kept', async () => {
+    const { a, b, chA, chB } = await pair('1');
+    try {
+      const ids = await chA.sendMany(
+        Array.from({ length: 40 }, (_, i) => ({ kind: 'message', text: `m${i}` }) as DraftEvent),
+      );
+      const wires = (await a.store.outboxList()).filter((i) => (ids as string[]).includes(i.id));
+      expect(wires).toHaveLength(40);
+      const r = await a.outbox.flush(16);
+      expect(r).toMatchObject({ sent: 40, rejected: 0, pending: 0 });
+      // All of A's posts went over the socket; B's over HTTP.
+      expect(httpPosts.get('A1')).toBeUndefined();
+      expect(httpPosts.get('B1')).toBeGreaterThan(0);
+      // Every receipt checked and kept (none set apart).
+      const kept = (await a.store.keys(`rr:${chA.id}:`)).map((k) => k.split(':')[2]);
+      expect(ids.every((id) => kept.includes(id))).toBe(true);
+      expect(await a.store.keys(`rr-invalid:${chA.id}:`)).toEqual([]);
+      // The same envelope re-posted over HTTP and over WS: the same (duplicate) answer.
+      const item = wires[7] as (typeof wires)[number];
+      const overWs = await a.relay.postEnvelope(chA.id, item.wire);
+      const http = await fetch(`${relay.url}/v1/channels/${chA.id}/envelopes`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ envelope: toBase64url(item.wire) }),
+      });
+      const overHttp = (await http.json()) as Record<string, unknown>;
+      expect(overWs).toEqual({
+        seq: overHttp.seq,
+        leafIndex: overHttp.leafIndex,
+        receivedAt: overHttp.receivedAt,
+        inclusionProof: overHttp.inclusionProof,
+        checkpoint: overHttp.checkpoint,
+        receipt: overHttp.receipt,
+      });
+      const got = (await texts(chB)).filter((t) => t?.startsWith('m'));
+      expect(got).toHaveLength(40);
+      expect([...got].sort()).toEqual(Array.from({ length: 40 }, (_, i) => `m${i}`).sort());
+    } finally {
+      a.close();
+      b.close();
+    }
+  }, 60_000);
+
+  it('a refused envelope gets its typed error, as over HTTP', async () => {
+    const { a, b, chA } = await pair('2');
+    try {
+      const [id] = await chA.sendMany([{ kind: 'message', text: 'x' } as DraftEvent]);
+      const item = (await a.store.outboxList()).find((i) => i.id === id);
+      if (item === undefined) throw new Error('the message is not in the outbox');
+      const forged = item.wire.slice();
+      forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
+      const refusal = (p: Promise<unknown>) =>
+        p.then(
+          () => undefined,
+          (e: unknown) => e as ClientError,
+        );
+      const ws = await refusal(a.relay.postEnvelope(chA.id, forged));
+      const http = await refusal(b.relay.postEnvelope(chA.id, forged));
+      expect(ws).toBeInstanceOf(ClientError);
+      expect(ws).toMatchObject({ code: 'RELAY_REFUSED', cause_code: 'SIG_INVALID', retryable: false });
+      expect({ code: ws?.code, cause: ws?.cause_code, retryable: ws?.retryable }).toEqual({
+        code: http?.code,
+        cause: http?.cause_code,
+        retryable: http?.retryable,
+      });
+      // Not decodable at all.
+      const junk = await refusal(a.relay.postEnvelope(chA.id, Uint8Array.of(1, 2, 3)));
+      expect(junk?.code).toBe('RELAY_REFUSED');
+      expect(junk?.cause_code).toMatch(/^DECODE_|ENVELOPE_INVALID/);
+      expect(decodeEnvelope(item.wire).ok).toBe(true);
+    } finally {
+      a.close();
+      b.close();
+    }
+  }, 60_000);
+
+  it('loses and duplicates nothing when the relay restarts with posts in flight', async () => {
+    const { a, b, chA, chB } = await pair('3');
+    try {
+      const N = 300;
+      const ids = await chA.sendMany(
+        Array.from({ length: N }, (_, i) => ({ kind: 'message', text: `r${i}` }) as DraftEvent),
+      );
+      expect(ids).toHaveLength(N);
+      const flushing = a.outbox.flush(64);
+      // Crash the relay (kill -9) while the posts are in flight, then start it again.
+      await new Promise((r) => setTimeout(r, 30));
+      await relay.crash();
+      const first = await flushing;
+      expect(first.pending).toBeGreaterThan(0);
+      expect(first.retryAfterMs).toBeDefined();
+      await relay.restart();
+      const rest = await a.outbox.drain(Date.now() + 30_000);
+      expect(rest.pending).toBe(0);
+      expect(await a.store.outboxList()).toEqual([]);
+      const got = (await texts(chB)).filter((t) => t?.startsWith('r'));
+      // Concurrent posts land in any order (as over HTTP); each exactly once.
+      expect(got).toHaveLength(N);
+      expect([...got].sort()).toEqual(Array.from({ length: N }, (_, i) => `r${i}`).sort());
+    } finally {
+      a.close();
+      b.close();
+    }
+  }, 90_000);
+});
+
+describe('binary acks', () => {
+  it('refuses a malformed ack', () => {
+    const ok = new Uint8Array(31 + 32 + 2 + 3 + 2);
+    ok[0] = 2;
+    ok[30] = 1;
+    new DataView(ok.buffer).setUint16(63, 3);
+    ok.set([0x61, 0x62, 0x63], 65);
+    expect(decodeAck(ok).answer).toMatchObject({
+      seq: 0,
+      checkpoint: 'abc',
+      inclusionProof: [expect.any(String)],
+    });
+    expect(() => decodeAck(ok.subarray(0, ok.length - 1))).toThrow(/malformed/);
+    expect(() => decodeAck(Uint8Array.of(...ok, 0))).toThrow(/malformed/);
+    const flags = ok.slice();
+    flags[5] = 2;
+    expect(() => decodeAck(flags)).toThrow(/malformed/);
+    const big = ok.slice();
+    big[6] = 0xff;
+    expect(() => decodeAck(big)).toThrow(/malformed/);
+    const utf = ok.slice();
+    utf[65] = 0xff;
+    expect(() => decodeAck(utf)).toThrow(/malformed/);
+  });
+});
+
+/** A socket driven by the test: it opens when told, records frames, answers what it is told. */
+class FakeSocket implements WebSocketLike {
+  static last: FakeSocket | undefined;
+  binaryType = 'blob';
+  readyState = 0;
+  onopen: ((ev: never) => void) | null = null;
+  onmessage: ((ev: never) => void) | null = null;
+  onclose: ((ev: never) => void) | null = null;
+  onerror: ((ev: never) => void) | null = null;
+  readonly sent: Array<string | Uint8Array> = [];
+  closed = false;
+  constructor(readonly url: string) {
+    FakeSocket.last = this;
+  }
+  send(data: string | Uint8Array): void {
+    this.sent.push(data);
+  }
+  close(): void {
+    this.closed = true;
+  }
+  emit(kind: 'open' | 'close' | 'error'): void {
+    const h = { open: this.onopen, close: this.onclose, error: this.onerror }[kind] as
+      | ((ev: unknown) => void)
+      | null;
+    h?.({});
+  }
+  receive(data: string | Uint8Array): void {
+    const d = typeof data === 'string' ? data : data.slice().buffer;
+    (this.onmessage as ((ev: { data: unknown }) => void) | null)?.({ data: d });
+  }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 1));
+
+function transport(timeoutMs = 10_000) {
+  return new WsEnvelopeTransport({
+    endpoint: 'https://relay.example/',
+    device: 'd_x' as never,
+    secretKey: new Uint8Array(randomBytes(32)),
+    suite: ed25519Node,
+    WebSocket: FakeSocket,
+    now: Date.now,
+    timeoutMs,
+  });
+}
+
+/** Opens and authenticates a transport's socket, with one post in flight. */
+async function ready(t: WsEnvelopeTransport, wire = Uint8Array.of(9, 9)) {
+  const post = t.post(wire).then(
+    (a) => ({ a }),
+    (e: unknown) => ({ e: e as ClientError }),
+  );
+  const s = FakeSocket.last as FakeSocket;
+  expect(s.url).toBe('wss://relay.example/v1/ws');
+  s.emit('open');
+  expect(JSON.parse(s.sent[0] as string)).toMatchObject({ type: 'auth', device: 'd_x' });
+  s.receive('{"type":"ready","device":"d_x"}');
+  await tick();
+  return { s, post };
+}
+
+describe('WsEnvelopeTransport (a scripted socket)', () => {
+  it('answers undefined (post over HTTP) when the socket cannot be opened', async () => {
+    const t = transport();
+    const post = t.post(Uint8Array.of(1));
+    (FakeSocket.last as FakeSocket).emit('error');
+    expect(await post).toBeUndefined();
+    // and for a while does not try again
+    FakeSocket.last = undefined;
+    expect(await t.post(Uint8Array.of(1))).toBeUndefined();
+    expect(FakeSocket.last).toBeUndefined();
+  });
+
+  it('sends 0x01 ‖ id ‖ wire and maps error frames by id to the HTTP ClientErrors', async () => {
+    const t = transport();
+    const { s, post } = await ready(t);
+    expect([...(s.sent[1] as Uint8Array)]).toEqual([1, 0, 0, 0, 0, 9, 9]);
+    const p2 = t.post(Uint8Array.of(8)).catch((e: unknown) => e as ClientError);
+    const p3 = t.post(Uint8Array.of(7)).catch((e: unknown) => e as ClientError);
+    const p4 = t.post(Uint8Array.of(6));
+    await tick();
+    s.receive('{"type":"error","code":"NOT_A_MEMBER","message":"no","id":1}');
+    s.receive('{"type":"error","code":"RATE_LIMITED","message":"slow down","id":2}');
+    s.receive('{"type":"error","code":"FRAME_TOO_LARGE","message":"big","id":3}');
+    s.receive('{"type":"error","code":"STORE_UNAVAILABLE","message":"later","id":0}');
+    expect(await p2).toMatchObject({ code: 'RELAY_REFUSED', cause_code: 'NOT_A_MEMBER', retryable: false });
+    expect(await p3).toMatchObject({ code: 'RATE_LIMITED', retryable: true, retryAfterMs: 1000 });
+    expect(await p4).toBeUndefined(); // FRAME_*: not a refusal of the envelope, HTTP takes it
+    expect(await post).toMatchObject({ e: { code: 'RELAY_ERROR', retryable: true } });
+  });
+
+  it('rejects the posts in flight as retryable when the socket closes, and reopens on the next post', async () => {
+    const t = transport();
+    const { s, post } = await ready(t);
+    const p2 = t.post(Uint8Array.of(8)).catch((e: unknown) => e as ClientError);
+    await tick();
+    s.emit('close');
+    expect(await post).toMatchObject({ e: { code: 'RELAY_UNREACHABLE', retryable: true } });
+    expect(await p2).toMatchObject({ code: 'RELAY_UNREACHABLE', retryable: true });
+    const again = await ready(t);
+    expect(again.s).not.toBe(s);
+  });
+
+  it('drops a socket that goes silent with posts in flight, and one that sends a malformed ack', async () => {
+    const t = transport(50);
+    const { s, post } = await ready(t);
+    expect(await post).toMatchObject({ e: { code: 'RELAY_UNREACHABLE', retryable: true } });
+    expect(s.closed).toBe(true);
+    const second = await ready(t);
+    second.s.receive(Uint8Array.of(2, 0, 0, 0, 0));
+    expect(await second.post).toMatchObject({ e: { code: 'RELAY_ERROR', retryable: true } });
+    expect(second.s.closed).toBe(true);
+  });
+});
