@@ -16,7 +16,6 @@
  * --transport ws|http: how A posts its envelopes (default ws: binary frames on one socket).
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -27,6 +26,7 @@ import type { DraftEvent } from '../packages/client/src/sdk/channel.ts';
 import { Backchannel } from '../packages/client/src/sdk/client.ts';
 import { createMlsFactory } from '../packages/client/src/sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../packages/client/src/sdk/mls-crypto.node.ts';
+import { randomNode } from '../packages/client/src/sdk/random.node.ts';
 import { SqliteLocalStore } from '../packages/client/src/sdk/sqlite.node.ts';
 import { leafHashNode, SignatureWorkers } from '../packages/client/src/sdk/sync-crypto.node.ts';
 
@@ -81,7 +81,7 @@ async function device(name: string, relay: string, posts: 'ws' | 'http' = 'http'
     }),
     mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
     relays: [relay],
-    random: (n) => new Uint8Array(randomBytes(n)),
+    random: randomNode,
     signatures: ed25519Node,
     sha256: sha256Node,
     verifier,

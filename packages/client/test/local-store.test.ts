@@ -1,3 +1,4 @@
+import { randomNode } from '../src/sdk/random.node.ts';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -187,5 +188,24 @@ describe('invites', () => {
     expect(() => openInvite({ kind: 'other' }, 'x')).toThrow(
       expect.objectContaining({ code: 'INVITE_INVALID' }),
     );
+  });
+});
+
+describe('pooled randomness', () => {
+  it('hands out fresh bytes of the asked length, never the same bytes twice', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2_000; i++) {
+      const n = 1 + (i % 40);
+      const b = randomNode(n);
+      expect(b.length).toBe(n);
+      if (n >= 8) {
+        const k = Buffer.from(b).toString('hex');
+        expect(seen.has(k)).toBe(false);
+        seen.add(k);
+      }
+    }
+    expect(randomNode(5_000).length).toBe(5_000);
+    // Not all zeros (the pool is wiped behind what it hands out, never before).
+    expect(randomNode(32).some((x) => x !== 0)).toBe(true);
   });
 });

@@ -1,5 +1,3 @@
-/** Opens this device's store and SDK for one CLI invocation. */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +7,7 @@ import { createMlsFactory } from '../sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../sdk/mls-crypto.node.ts';
 import { leafHashNode, SignatureWorkers } from '../sdk/sync-crypto.node.ts';
 import type { KdfParams } from '../sdk/sealed-box.node.ts';
+import { randomNode } from '../sdk/random.node.ts';
 import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 
 export interface GlobalOptions {
@@ -49,7 +48,7 @@ export async function openDevice(o: GlobalOptions): Promise<Backchannel> {
     store,
     mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
     ...(o.relay === undefined || o.relay.length === 0 ? {} : { relays: o.relay }),
-    random: (n) => new Uint8Array(randomBytes(n)),
+    random: randomNode,
     signatures: ed25519Node,
     sha256: sha256Node,
     verifier: signatureWorkers,

@@ -15,13 +15,13 @@ import {
   createPublicKey,
   generateKeyPairSync,
   hash,
-  randomBytes,
   type KeyObject,
   sign as nodeSign,
   verify as nodeVerify,
   timingSafeEqual,
 } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { randomNode } from './random.node.ts';
 import {
   hasSmallOrderR,
   isWeakEd25519Key,
@@ -182,7 +182,7 @@ export const nodeMlsCrypto: CryptoProvider = {
         },
       },
       // node:crypto's CSPRNG directly (the default goes through WebCrypto's getRandomValues).
-      rng: { randomBytes: (n) => u8(randomBytes(n)) },
+      rng: { randomBytes: (n) => randomNode(n) },
       hpke:
         cipher === undefined
           ? base.hpke

@@ -4,7 +4,8 @@
  * AES-256-GCM under a fresh 12-byte nonce, the record's name bound as associated data so a
  * value cannot be moved to another record.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, scryptSync } from 'node:crypto';
+import { randomNode } from './random.node.ts';
 
 export interface KdfParams {
   readonly N: number;
@@ -32,7 +33,7 @@ export class SealedBox {
   }
 
   seal(aad: string, plaintext: Uint8Array): Uint8Array {
-    const nonce = randomBytes(12);
+    const nonce = randomNode(12);
     const c = createCipheriv('aes-256-gcm', this.#key, nonce);
     c.setAAD(Buffer.from(aad, 'utf8'));
     const body = Buffer.concat([c.update(plaintext), c.final()]);

@@ -133,13 +133,7 @@ export function decodeRelayReceipt(s: string): Decoded<RelayReceipt> {
   }
   const d = decodeCanonical(bytes, 4096);
   if (!d.ok) return d;
-  const outer = z
-    .strictObject({
-      body: bodySchema,
-      batch: batchSchema.optional(),
-      sig: z.custom<Uint8Array>((x) => isBytes(x) && x.length === 64),
-    })
-    .safeParse(d.value);
+  const outer = receiptSchema().safeParse(d.value);
   if (!outer.success) return fail('RELAY_RECEIPT_INVALID', 'receipt', 'expected {body, [batch,] sig}');
   const { body, batch, sig } = outer.data;
   return {
@@ -159,6 +153,19 @@ const batchSchema = z
     path: z.array(z.custom<Uint8Array>((x) => isBytes(x) && x.length === 32)).max(MAX_BATCH_PATH),
   })
   .refine((b) => b.index < b.size, 'index must be below size');
+
+/** Built once (zod compiles a schema on its first parse; a schema per call recompiles each time). */
+let receiptSchemaMemo:
+  | z.ZodType<{ body: unknown; batch?: RelayReceipt['batch']; sig: Uint8Array }>
+  | undefined;
+function receiptSchema() {
+  receiptSchemaMemo ??= z.strictObject({
+    body: bodySchema,
+    batch: batchSchema.optional(),
+    sig: z.custom<Uint8Array>((x) => isBytes(x) && x.length === 64),
+  }) as unknown as z.ZodType<{ body: unknown; batch?: RelayReceipt['batch']; sig: Uint8Array }>;
+  return receiptSchemaMemo;
+}
 
 export function verifyRelayReceipt(
   r: RelayReceipt,
