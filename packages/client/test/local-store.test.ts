@@ -205,6 +205,7 @@ describe('pooled randomness', () => {
       }
     }
     expect(randomNode(5_000).length).toBe(5_000);
+    for (const bad of [-1, Number.NaN, 1.5]) expect(() => randomNode(bad)).toThrow(RangeError);
     // Not all zeros (the pool is wiped behind what it hands out, never before).
     expect(randomNode(32).some((x) => x !== 0)).toBe(true);
   });

@@ -315,6 +315,33 @@ describe('WsEnvelopeTransport (a scripted socket)', () => {
     expect(again.s).not.toBe(s);
   });
 
+  it('sends an envelope larger than a frame over HTTP, without touching the socket', async () => {
+    FakeSocket.last = undefined;
+    const t = transport();
+    expect(await t.post(new Uint8Array(400 * 1024))).toBeUndefined();
+    expect(FakeSocket.last).toBeUndefined();
+  });
+
+  it('gives up on a socket that never gets ready: the waiting post goes over HTTP', async () => {
+    const t = transport(50);
+    const post = t.post(Uint8Array.of(1));
+    const s = FakeSocket.last as FakeSocket;
+    s.emit('open'); // authenticates, but the relay never answers `ready`
+    expect(await post).toBeUndefined();
+    expect(s.closed).toBe(true);
+  });
+
+  it('counts only answers to posts as signs of life, not other frames (inbox pushes)', async () => {
+    const t = transport(80);
+    const { s, post } = await ready(t);
+    const chatter = setInterval(() => s.receive('{"type":"inbox","cursor":1}'), 10);
+    try {
+      expect(await post).toMatchObject({ e: { code: 'RELAY_UNREACHABLE', retryable: true } });
+    } finally {
+      clearInterval(chatter);
+    }
+  });
+
   it('drops a socket that goes silent with posts in flight, and one that sends a malformed ack', async () => {
     const t = transport(50);
     const { s, post } = await ready(t);

@@ -207,6 +207,16 @@ export class Backchannel {
     const hash = this.#opts.sha256 ?? sha256;
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,
+      // An answer whose receipt names another envelope was routed to the wrong post: not an ack.
+      checkAck: (item, a) => {
+        if (a.receipt === undefined) return undefined;
+        const r = decodeRelayReceipt(a.receipt);
+        if (!r.ok || (r.value.body.channel === item.channel && r.value.body.msgId === item.id))
+          return undefined;
+        return new ClientError('RELAY_ERROR', "the relay answered with another envelope's receipt", {
+          retryable: true,
+        });
+      },
       // Relay receipts are checked and kept, written with the removal of their items from the
       // outbox; one that does not vouch for what was sent is kept apart, as evidence.
       ackedRecords: (answers) =>

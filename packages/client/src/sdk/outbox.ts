@@ -12,6 +12,11 @@ export interface OutboxHandlers {
   onAcked(item: OutboxItem, answer: AppendAnswer): Promise<void>;
   onRejected(item: OutboxItem, error: ClientError): Promise<void>;
   /**
+   * An error when the answer is not for this item (a misrouted answer): the item stays queued and
+   * is posted again (idempotent), instead of being taken as acknowledged.
+   */
+  checkAck?(item: OutboxItem, answer: AppendAnswer): ClientError | undefined;
+  /**
    * Once per flush: records to write in the same transaction that takes the acknowledged items
    * out of the outbox (e.g. their relay receipts).
    */
@@ -83,6 +88,8 @@ export class Outbox {
         const item = items[next++] as OutboxItem;
         try {
           const answer = await this.#relay.postEnvelope(item.channel, item.wire);
+          const wrong = this.#handlers.checkAck?.(item, answer);
+          if (wrong !== undefined) throw wrong;
           await this.#handlers.onAcked(item, answer);
           answered.push([item, answer]);
           // Removal is batched: an acknowledged item re-posted after a crash is answered by the

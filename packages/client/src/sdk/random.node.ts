@@ -10,6 +10,7 @@ let pool = new Uint8Array(0);
 let at = 0;
 
 export function randomNode(n: number): Uint8Array {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`cannot draw ${n} random bytes`);
   if (n > POOL / 4) return randomFillSync(new Uint8Array(n));
   if (at + n > pool.length) {
     pool = randomFillSync(new Uint8Array(POOL));

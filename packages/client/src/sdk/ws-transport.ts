@@ -33,9 +33,14 @@ export interface WsTransportOptions {
   readonly suite?: SignatureSuite;
   readonly WebSocket: WebSocketConstructor;
   readonly now: () => number;
-  /** A socket with posts in flight and nothing received for this long is dropped. */
+  /** A socket with posts in flight and no answer for this long (or not ready by then) is dropped. */
   readonly timeoutMs: number;
+  /** Larger envelopes go over HTTP (the relay's frame limit is below its envelope limit). */
+  readonly maxFrameBytes?: number;
 }
+
+/** The relay's default frame limit is 400 KiB (`wsFrameBytes`); a larger frame closes the socket. */
+const MAX_FRAME_BYTES = 400 * 1024;
 
 interface Pending {
   readonly resolve: (a: AppendAnswer | undefined) => void;
@@ -57,6 +62,7 @@ interface Socket {
   nextId: number;
   lastHeard: number;
   timer: ReturnType<typeof setTimeout> | undefined;
+  readyTimer: ReturnType<typeof setTimeout> | undefined;
   dead: boolean;
   /** Settles `ready`, once. */
   settle: { ok: () => void; no: (e: Error) => void } | undefined;
@@ -70,7 +76,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
 
   constructor(opts: WsTransportOptions) {
     this.#o = opts;
-    this.#url = `${opts.endpoint.replace(/^http/, 'ws').replace(/\/+$/, '')}/v1/ws`;
+    this.#url = `${opts.endpoint.replace(/^http/i, 'ws').replace(/\/+$/, '')}/v1/ws`;
   }
 
   /**
@@ -78,6 +84,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
    * authenticated (nothing was sent: the caller posts over HTTP). Rejects with a ClientError.
    */
   async post(wire: Uint8Array): Promise<AppendAnswer | undefined> {
+    if (wire.length + 5 > (this.#o.maxFrameBytes ?? MAX_FRAME_BYTES)) return undefined;
     if (this.#sock === undefined && Date.now() < this.#unavailableUntil) return undefined;
     const s = this.#sock ?? this.#open();
     try {
@@ -124,20 +131,27 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
       nextId: 0,
       lastHeard: Date.now(),
       timer: undefined,
+      readyTimer: undefined,
       dead: false,
       settle,
     };
     this.#sock = s;
+    // Not authenticated in time (a connect that hangs, a proxy that forwards nothing): dropped,
+    // and the posts waiting for it go over HTTP.
+    s.readyTimer = setTimeout(() => {
+      if (s.settle !== undefined) this.#fail(s, 'relay socket not ready in time');
+    }, this.#o.timeoutMs);
+    (s.readyTimer as { unref?: () => void }).unref?.();
     ws.onopen = () => {
       const time = this.#o.now();
       const sig = signRequest(this.#o.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), this.#o.suite);
       ws.send(JSON.stringify({ type: 'auth', device: this.#o.device, time, sig: toBase64url(sig) }));
     };
     ws.onmessage = (ev: { data: unknown }) => {
-      s.lastHeard = Date.now();
       const data = ev.data;
       if (typeof data === 'string') {
         this.#onText(s, data, () => {
+          clearTimeout(s.readyTimer);
           s.settle?.ok();
           s.settle = undefined;
         });
@@ -168,6 +182,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     const p = s.pending.get(f.id);
     if (p === undefined) return;
     s.pending.delete(f.id);
+    s.lastHeard = Date.now(); // only answers to posts count: other frames (inbox pushes) do not
     const code = typeof f.code === 'string' ? f.code : 'RELAY_ERROR';
     const message = typeof f.message === 'string' ? f.message : 'relay refused the envelope';
     // A frame the relay does not take over the socket (too large for a frame, envelopes over
@@ -187,6 +202,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     const p = s.pending.get(decoded.id);
     if (p === undefined) return;
     s.pending.delete(decoded.id);
+    s.lastHeard = Date.now();
     p.resolve(decoded.answer);
   }
 
@@ -200,6 +216,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     s.dead = true;
     if (this.#sock === s) this.#sock = undefined;
     clearTimeout(s.timer);
+    clearTimeout(s.readyTimer);
     s.settle?.no(new Error(why));
     s.settle = undefined;
     s.ws.onopen = s.ws.onmessage = s.ws.onerror = s.ws.onclose = null;
