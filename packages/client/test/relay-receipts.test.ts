@@ -44,7 +44,9 @@ describe('relay receipts', () => {
       // (A's outreach has its receipt kept too.) The re-posted item got its own receipt.
       expect(ids.filter((id) => kept.includes(id))).toEqual(ids.filter((_, i) => i !== 4));
       const why = await a.store.get(`rr-invalid:${chA.id}:${ids[4]}`);
-      expect(JSON.parse(new TextDecoder().decode(why)).problem).toMatch(/malformed|not signed|other envelope bytes/);
+      expect(JSON.parse(new TextDecoder().decode(why)).problem).toMatch(
+        /malformed|not signed|other envelope bytes/,
+      );
     } finally {
       a.close();
       b.close();
