@@ -70,6 +70,26 @@ describe('sealed local store', () => {
 describe('sealed transcript entries', () => {
   const e = (seq: number, byte = seq) => ({ seq, entry: new Uint8Array([byte, byte]) });
 
+  /**
+   * A store in the earlier format: entries sealed one row each under 'entry:<channel>:<seq>'
+   * (`sealedAs`: under another seq, so that the row does not authenticate).
+   */
+  function oldFormatStore(rows: ReadonlyArray<{ channel: string; seq: number; sealedAs?: number }>): string {
+    const path = tmp();
+    SqliteLocalStore.open({ path, passphrase: 'pw', kdf }).close();
+    const db = new Database(path);
+    const meta = (k: string) =>
+      (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: Buffer }).value;
+    const box = new SealedBox(deriveKey('pw', meta('salt'), JSON.parse(String(meta('kdf')))));
+    const ins = db.prepare('INSERT INTO entries (channel, seq, value) VALUES (?, ?, ?)');
+    db.transaction(() => {
+      for (const r of rows)
+        ins.run(r.channel, r.seq, box.seal(`entry:${r.channel}:${r.sealedAs ?? r.seq}`, e(r.seq).entry));
+    })();
+    db.close();
+    return path;
+  }
+
   it('reads runs in seq order across gaps; a seq stored twice keeps its first bytes', async () => {
     const s = SqliteLocalStore.open({ path: tmp(), passphrase: 'pw', kdf });
     await s.appendEntries('c_x', [e(0), e(1), e(2)]);
@@ -91,16 +111,7 @@ describe('sealed transcript entries', () => {
   });
 
   it('converts a store that sealed one row per entry, and refuses a run moved to another place', async () => {
-    const path = tmp();
-    SqliteLocalStore.open({ path, passphrase: 'pw', kdf }).close();
-    // The earlier format: one row per entry, sealed under 'entry:<channel>:<seq>'.
-    const db = new Database(path);
-    const meta = (k: string) =>
-      (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: Buffer }).value;
-    const box = new SealedBox(deriveKey('pw', meta('salt'), JSON.parse(String(meta('kdf')))));
-    const ins = db.prepare('INSERT INTO entries (channel, seq, value) VALUES (?, ?, ?)');
-    for (const seq of [0, 1, 2, 5]) ins.run('c_old', seq, box.seal(`entry:c_old:${seq}`, e(seq).entry));
-    db.close();
+    const path = oldFormatStore([0, 1, 2, 5].map((seq) => ({ channel: 'c_old', seq })));
     const s = SqliteLocalStore.open({ path, passphrase: 'pw' });
     expect((await s.entries('c_old', 0, 10)).map((x) => [x.seq, x.entry[0]])).toEqual([
       [0, 0],
@@ -120,23 +131,11 @@ describe('sealed transcript entries', () => {
   });
 
   it('converts long channels page by page, and leaves a store with an unreadable old row as it was', async () => {
-    const path = tmp();
-    SqliteLocalStore.open({ path, passphrase: 'pw', kdf }).close();
-    const db = new Database(path);
-    const meta = (k: string) =>
-      (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: Buffer }).value;
-    const box = new SealedBox(deriveKey('pw', meta('salt'), JSON.parse(String(meta('kdf')))));
-    const ins = db.prepare('INSERT INTO entries (channel, seq, value) VALUES (?, ?, ?)');
-    db.transaction(() => {
-      for (let seq = 0; seq < 2_500; seq++)
-        ins.run('c_long', seq, box.seal(`entry:c_long:${seq}`, e(seq).entry));
-      for (let seq = 0; seq < 3; seq++) ins.run('c_bad', seq, box.seal(`entry:c_bad:${seq}`, e(seq).entry));
-    })();
-    // One old row sealed under the wrong place: it does not authenticate.
-    db.prepare("UPDATE entries SET value = ? WHERE channel = 'c_bad' AND seq = 1").run(
-      box.seal('entry:c_bad:7', e(1).entry),
-    );
-    db.close();
+    const path = oldFormatStore([
+      ...Array.from({ length: 2_500 }, (_, seq) => ({ channel: 'c_long', seq })),
+      // One old row sealed under the wrong place: it does not authenticate.
+      ...[0, 1, 2].map((seq) => ({ channel: 'c_bad', seq, ...(seq === 1 ? { sealedAs: 7 } : {}) })),
+    ]);
     expect(() => SqliteLocalStore.open({ path, passphrase: 'pw' })).toThrow(
       expect.objectContaining({ code: 'STORE_CORRUPT' }),
     );
