@@ -38,9 +38,12 @@ import {
 } from './identity.ts';
 import type { GeneratedKeyPackage, MlsFactory } from './mls.ts';
 import { Outbox } from './outbox.ts';
-import { RelayClient, type RelayClientOptions } from './relay-client.ts';
+import { type AppendAnswer, RelayClient, type RelayClientOptions } from './relay-client.ts';
 import type { LocalStore, OutboxItem } from './storage.ts';
 import { type WebSocketConstructor, WsEnvelopeTransport } from './ws-transport.ts';
+
+/** A receipt naming another channel or message: the answer belongs to another post. */
+const MISROUTED = 'the receipt names another envelope';
 
 export interface BackchannelOptions {
   readonly store: LocalStore;
@@ -205,24 +208,28 @@ export class Backchannel {
     // A batch's receipts share one signature: each is checked once.
     const receiptSuite = memoizedVerify(suite);
     const hash = this.#opts.sha256 ?? sha256;
+    const receiptProblems = new WeakMap<AppendAnswer, string>();
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,
-      // An answer whose receipt names another envelope was routed to the wrong post: not an ack.
+      // Each receipt is checked once, as its answer arrives: one that names another envelope
+      // means the answer was routed to the wrong post (not an ack: the item is posted again);
+      // any other problem is kept, written with the ack as evidence (below).
       checkAck: (item, a) => {
         if (a.receipt === undefined) return undefined;
-        const r = decodeRelayReceipt(a.receipt);
-        if (!r.ok || (r.value.body.channel === item.channel && r.value.body.msgId === item.id))
-          return undefined;
-        return new ClientError('RELAY_ERROR', "the relay answered with another envelope's receipt", {
-          retryable: true,
-        });
+        const problem = this.#receiptProblem(item, a.seq, a.receipt, receiptSuite, hash);
+        if (problem === MISROUTED)
+          return new ClientError('RELAY_ERROR', "the relay answered with another envelope's receipt", {
+            retryable: true,
+          });
+        if (problem !== undefined) receiptProblems.set(a, problem);
+        return undefined;
       },
-      // Relay receipts are checked and kept, written with the removal of their items from the
-      // outbox; one that does not vouch for what was sent is kept apart, as evidence.
+      // Relay receipts are kept, written with the removal of their items from the outbox; one
+      // that does not vouch for what was sent is kept apart, as evidence.
       ackedRecords: (answers) =>
         answers.flatMap(([item, a]): [string, Uint8Array][] => {
           if (a.receipt === undefined) return [];
-          const problem = this.#receiptProblem(item, a.seq, a.receipt, receiptSuite, hash);
+          const problem = receiptProblems.get(a);
           return problem === undefined
             ? [[`rr:${item.channel}:${item.id}`, utf8(a.receipt)]]
             : [
@@ -255,8 +262,8 @@ export class Backchannel {
     const r = decodeRelayReceipt(receipt);
     if (!r.ok) return `malformed receipt (${r.code})`;
     const b = r.value.body;
-    if (b.channel !== item.channel || b.msgId !== item.id || b.seq !== seq)
-      return 'the receipt names another envelope';
+    if (b.channel !== item.channel || b.msgId !== item.id) return MISROUTED;
+    if (b.seq !== seq) return 'the receipt names another sequence number than the answer';
     if (!constantTimeEqual(b.envelopeHash, hash(item.wire))) return 'the receipt is for other envelope bytes';
     const key = parseVerifierKey(this.#relayKey ?? '');
     if (key.ok && !verifyRelayReceipt(r.value, key.value.publicKey, suite))
