@@ -90,13 +90,26 @@ class ChannelWork {
 }
 
 const MAX_STATE_CACHE = 10_000;
+/** Batches in flight with a pipelined store: one committing, one built behind it. */
+const MAX_OUTSTANDING = 2;
 
 export class Appender {
   readonly #d: AppenderDeps;
   readonly #queue: Pending[] = [];
   readonly #states = new Map<ChannelId, ChannelState>();
   #scheduled = false;
+  /** A batch is being built (its store transaction is open). */
   #running = false;
+  /** Batches built and not yet answered (committing, or waiting to). */
+  #outstanding = 0;
+  /**
+   * With a pipelined store: the msgIds of batches built but not yet known committed, per channel
+   * (a retry arriving meanwhile is answered from here; once committed, the store has them).
+   */
+  readonly #uncommitted = new Map<
+    ChannelId,
+    Map<string, { seq: number; hash: Uint8Array; receivedAt: number }>
+  >();
   #closing = false;
   #idle: Array<() => void> = [];
 
@@ -119,7 +132,7 @@ export class Appender {
   /** Stops taking appends and resolves once every queued one has been answered. */
   async close(): Promise<void> {
     this.#closing = true;
-    if (!this.#running && this.#queue.length === 0) return;
+    if (!this.#running && this.#outstanding === 0 && this.#queue.length === 0) return;
     await new Promise<void>((r) => this.#idle.push(r));
   }
 
@@ -134,27 +147,47 @@ export class Appender {
   }
 
   async #drain(): Promise<void> {
-    if (this.#running) return;
+    if (this.#running || this.#outstanding >= MAX_OUTSTANDING) return;
+    const batch = this.#queue.splice(0, this.#d.maxBatch);
+    if (batch.length === 0) {
+      this.#settle();
+      return;
+    }
     this.#running = true;
-    try {
-      const batch = this.#queue.splice(0, this.#d.maxBatch);
-      if (batch.length > 0) await this.#runBatch(batch);
-    } finally {
+    this.#outstanding++;
+    let released = false;
+    // With a pipelined store the next batch is built while this one commits (at most one waits).
+    const release = () => {
+      if (released) return;
+      released = true;
       this.#running = false;
+      if (this.#queue.length > 0 && this.#outstanding < MAX_OUTSTANDING) this.#schedule();
+    };
+    try {
+      await this.#runBatch(batch, this.#d.store.pipelined === true ? release : () => {});
+    } finally {
+      this.#outstanding--;
+      release();
       if (this.#queue.length > 0) this.#schedule();
-      else {
-        const waiters = this.#idle;
-        this.#idle = [];
-        for (const w of waiters) w();
-      }
+      this.#settle();
     }
   }
 
-  async #runBatch(batch: Pending[]): Promise<void> {
+  /** Wakes close() once nothing is queued or under way. */
+  #settle(): void {
+    if (this.#running || this.#outstanding > 0 || this.#queue.length > 0) return;
+    const waiters = this.#idle;
+    this.#idle = [];
+    for (const w of waiters) w();
+  }
+
+  /** `built` is called once the batch's transaction is written (its commit still under way). */
+  async #runBatch(batch: Pending[], built: () => void): Promise<void> {
     const now = this.#d.now();
     const works = new Map<ChannelId, ChannelWork>();
     const inbox: Array<Omit<PublishedInboxItem, 'entry'>> = [];
     const started = performance.now();
+    const pipelined = this.#d.store.pipelined === true;
     try {
       const ids = new Map<ChannelId, string[]>();
       for (const p of batch) {
@@ -186,9 +219,24 @@ export class Appender {
           for (const c of w.checkpoints) await tx.putCheckpoint(w.channel, { ...c, issuedAt: now });
           await tx.putChannel(w.head);
         }
+        if (pipelined) {
+          // The next batch builds on this one's state before it commits.
+          for (const w of works.values()) {
+            if (w.head === undefined || w.entries.length === 0) continue;
+            this.#remember(w);
+            const ids = this.#uncommitted.get(w.channel) ?? new Map();
+            this.#uncommitted.set(w.channel, ids);
+            for (const [id, ref] of w.msgIds) ids.set(id, ref);
+          }
+        }
+        built();
       });
     } catch (e) {
-      for (const c of works.keys()) this.#states.delete(c);
+      built();
+      this.#forgetUncommitted(works);
+      // A pipelined batch built on this one fails with it; what was cached is no longer sure.
+      if (pipelined) this.#states.clear();
+      else for (const c of works.keys()) this.#states.delete(c);
       this.#d.onError?.(e);
       const err =
         e instanceof RelayError && e.code === 'STORE_UNAVAILABLE'
@@ -198,9 +246,10 @@ export class Appender {
       return;
     }
     this.#d.metrics?.batch(batch.length, (performance.now() - started) / 1000);
+    this.#forgetUncommitted(works);
     for (const w of works.values()) {
       if (w.head === undefined) continue;
-      if (w.entries.length > 0) this.#remember(w);
+      if (w.entries.length > 0 && !pipelined) this.#remember(w);
       for (const n of w.nodes) this.#d.cache.set(w.channel, n.level, n.index, n.hash);
     }
     // Subscribers first (the entries are durable now), then the writers' answers.
@@ -211,6 +260,16 @@ export class Appender {
       this.#d.onError?.(e);
       for (const p of batch)
         p.reject(new RelayError('INTERNAL', 'the append is durable but its proof failed; retry'));
+    }
+  }
+
+  /** Drops a batch's msgIds from the uncommitted overlay (committed now, or failed). */
+  #forgetUncommitted(works: Map<ChannelId, ChannelWork>): void {
+    for (const w of works.values()) {
+      const ids = this.#uncommitted.get(w.channel);
+      if (ids === undefined) continue;
+      for (const id of w.msgIds.keys()) ids.delete(id);
+      if (ids.size === 0) this.#uncommitted.delete(w.channel);
     }
   }
 
@@ -255,9 +314,32 @@ export class Appender {
     }
     w = new ChannelWork(channel, state);
     // Idempotency: which of this batch's msgIds the log already holds, in one lookup.
-    if (state !== undefined) w.known = known ?? (await tx.findMessages(channel, batchIds));
+    if (state !== undefined) w.known = known ?? (await this.#known(tx, channel, batchIds));
     works.set(channel, w);
     return w;
+  }
+
+  /**
+   * The msgIds among `ids` already in the log. A pipelined store's transaction would wait for the
+   * commits queued before it to answer, so it is asked through a read of what is committed, and
+   * the batches still committing answer from the overlay (a batch leaves the overlay only once
+   * its commit is known, when the read sees it).
+   */
+  async #known(tx: WriteTx, channel: ChannelId, ids: readonly string[]): Promise<Map<string, MessageRef>> {
+    if (this.#d.store.pipelined !== true) return tx.findMessages(channel, ids);
+    const pending = this.#uncommitted.get(channel);
+    const out = new Map<string, MessageRef>();
+    const ask: string[] = [];
+    for (const id of ids) {
+      const p = pending?.get(id);
+      if (p === undefined) ask.push(id);
+      else out.set(id, { seq: p.seq, envelopeHash: p.hash, receivedAt: p.receivedAt });
+    }
+    if (ask.length > 0) {
+      const found = await this.#d.store.read((r) => r.findMessages(channel, ask));
+      for (const [id, ref] of found) out.set(id, ref);
+    }
+    return out;
   }
 
   async #apply(

@@ -162,6 +162,13 @@ export interface Store {
    * transactions (channel heads, members) must be re-read under lockChannels().
    */
   readonly shared: boolean;
+  /**
+   * True when write() hands the next transaction its turn as soon as fn has returned, while this
+   * one's commit is still under way (the embedded store's writer thread): transactions then
+   * commit in the order they were written, and if one fails, every one queued behind it fails
+   * too. A caller may keep state across them (the appender does) without waiting for each commit.
+   */
+  readonly pipelined?: boolean;
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;
   /** Runs fn in one atomic, durable transaction (rolled back if fn throws). */
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;
