@@ -487,15 +487,15 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.#writeLock.run(async () => {
-      await this.#readLock.run(async () => {
-        if (this.#closed) return;
-        this.#closed = true;
-        if (this.#reader !== this.#local) this.#reader.close();
-        this.#local?.close();
-        await this.#thread?.close();
-      });
-    });
+    const shut = async () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      if (this.#reader !== this.#local) this.#reader.close();
+      this.#local?.close();
+      await this.#thread?.close();
+    };
+    // ':memory:' has one lock for both (taking it twice would wait forever).
+    await this.#writeLock.run(() => (this.#readLock === this.#writeLock ? shut() : this.#readLock.run(shut)));
   }
 }
 

@@ -24,11 +24,56 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma('foreign_keys = ON');
 db.pragma('busy_timeout = 5000');
-const stmts = new Map();
-for (const [name, sql] of Object.entries(workerData.sql)) {
-  const s = db.prepare(sql);
-  stmts.set(name, workerData.plucked.includes(name) ? s.pluck() : s);
+const stmts = workerData.names.map((name) => {
+  const s = db.prepare(workerData.sql[name]);
+  return workerData.plucked.includes(name) ? s.pluck() : s;
+});
+// Ops arrive packed in one transferred buffer (see OpBuffer).
+const utf8 = new TextDecoder();
+function decode(buf, length) {
+  const view = new DataView(buf);
+  const bytes = new Uint8Array(buf);
+  let off = 0;
+  const str = () => {
+    const n = view.getUint32(off);
+    off += 4;
+    const v = utf8.decode(bytes.subarray(off, off + n));
+    off += n;
+    return v;
+  };
+  const value = () => {
+    const tag = bytes[off++];
+    if (tag === 0) return null;
+    if (tag === 1) { const v = view.getFloat64(off); off += 8; return v; }
+    if (tag === 2) return str();
+    if (tag === 3) {
+      const n = view.getUint32(off);
+      off += 4;
+      const v = Buffer.from(buf, off, n);
+      off += n;
+      return v;
+    }
+    const o = {};
+    const count = bytes[off++];
+    for (let i = 0; i < count; i++) { const k = str(); o[k] = value(); }
+    return o;
+  };
+  const ops = [];
+  while (off < length) {
+    const kind = KINDS[bytes[off++]];
+    if (kind === 'exec' || kind === 'execWait' || kind === 'pragma') {
+      ops.push([kind === 'execWait' ? 'exec' : kind, str(), kind === 'execWait']);
+      continue;
+    }
+    const stmt = bytes[off++];
+    const n = bytes[off++];
+    const params = [];
+    for (let i = 0; i < n; i++) params.push(value());
+    ops.push([kind, stmt, params]);
+  }
+  return ops;
 }
+const KINDS = ['run', 'result', 'get', 'all', 'exec', 'execWait', 'pragma'];
 // A failed statement ends its transaction (rolled back at once) and moves to a new generation:
 // every message of an older generation is refused unrun. The transactions queued behind the
 // failed one were built on its writes (the relay pipelines its batches), so they must fail too.
@@ -45,7 +90,7 @@ function one(op) {
     return null;
   }
   if (kind === 'pragma') return db.pragma(op[1], { simple: true });
-  const s = stmts.get(op[1]);
+  const s = stmts[op[1]];
   const params = op[2];
   if (kind === 'run') { s.run(...params); return undefined; }
   if (kind === 'result') {
@@ -66,7 +111,7 @@ parentPort.on('message', (m) => {
     return;
   }
   const results = [];
-  for (const op of m.ops) {
+  for (const op of decode(m.buf, m.length)) {
     let r;
     try {
       r = one(op);
@@ -85,10 +130,100 @@ parentPort.on('message', (m) => {
 });
 `;
 
-type Op =
-  | readonly ['run' | 'result' | 'get' | 'all', StatementName, unknown[]]
-  | readonly ['exec', string, boolean]
-  | readonly ['pragma', string];
+const NAMES = Object.keys(SQL) as StatementName[];
+const INDEX = new Map(NAMES.map((n, i) => [n, i] as const));
+const KIND = { run: 0, result: 1, get: 2, all: 3, exec: 4, execWait: 5, pragma: 6 } as const;
+
+/**
+ * Ops packed into one buffer that is transferred, not cloned: structured clone of a batch's
+ * nested arrays and byte arrays cost more than the statements themselves. Per op: kind (u8), then
+ * statement index (u8), parameter count (u8) and parameters, or for exec/pragma a string.
+ * Parameters: 0 null, 1 float64, 2 string (u32 length + UTF-8), 3 bytes (u32 length + bytes),
+ * 4 named parameters (u8 count, then name string and value each).
+ */
+class OpBuffer {
+  #buf = new ArrayBuffer(64 * 1024);
+  #bytes = new Uint8Array(this.#buf);
+  #view = new DataView(this.#buf);
+  #off = 0;
+  static readonly #utf8 = new TextEncoder();
+
+  get length(): number {
+    return this.#off;
+  }
+
+  #room(n: number): void {
+    if (this.#off + n <= this.#buf.byteLength) return;
+    let size = this.#buf.byteLength * 2;
+    while (size < this.#off + n) size *= 2;
+    const next = new ArrayBuffer(size);
+    new Uint8Array(next).set(this.#bytes.subarray(0, this.#off));
+    this.#buf = next;
+    this.#bytes = new Uint8Array(next);
+    this.#view = new DataView(next);
+  }
+
+  #u8(v: number): void {
+    this.#room(1);
+    this.#bytes[this.#off++] = v;
+  }
+
+  #str(v: string): void {
+    this.#room(4 + v.length * 3);
+    const { written } = OpBuffer.#utf8.encodeInto(v, this.#bytes.subarray(this.#off + 4));
+    this.#view.setUint32(this.#off, written);
+    this.#off += 4 + written;
+  }
+
+  #value(v: unknown): void {
+    if (v === null || v === undefined) this.#u8(0);
+    else if (typeof v === 'number') {
+      this.#u8(1);
+      this.#room(8);
+      this.#view.setFloat64(this.#off, v);
+      this.#off += 8;
+    } else if (typeof v === 'string') {
+      this.#u8(2);
+      this.#str(v);
+    } else if (v instanceof Uint8Array) {
+      this.#u8(3);
+      this.#room(4 + v.length);
+      this.#view.setUint32(this.#off, v.length);
+      this.#bytes.set(v, this.#off + 4);
+      this.#off += 4 + v.length;
+    } else if (typeof v === 'object') {
+      const entries = Object.entries(v);
+      this.#u8(4);
+      this.#u8(entries.length);
+      for (const [k, x] of entries) {
+        this.#str(k);
+        this.#value(x);
+      }
+    } else throw new TypeError(`cannot bind a ${typeof v}`);
+  }
+
+  statement(kind: 'run' | 'result' | 'get' | 'all', name: StatementName, params: readonly unknown[]): void {
+    this.#u8(KIND[kind]);
+    this.#u8(INDEX.get(name) as number);
+    this.#u8(params.length);
+    for (const p of params) this.#value(p);
+  }
+
+  text(kind: 'exec' | 'execWait' | 'pragma', sql: string): void {
+    this.#u8(KIND[kind]);
+    this.#str(sql);
+  }
+
+  /** The packed ops so far (the buffer is handed over; this one starts afresh). */
+  take(): { buf: ArrayBuffer; length: number } {
+    const out = { buf: this.#buf, length: this.#off };
+    this.#buf = new ArrayBuffer(64 * 1024);
+    this.#bytes = new Uint8Array(this.#buf);
+    this.#view = new DataView(this.#buf);
+    this.#off = 0;
+    return out;
+  }
+}
 
 interface Waiter {
   resolve(v: unknown): void;
@@ -119,7 +254,7 @@ export class WriterError extends Error {
 export class WriterThread implements Executor {
   readonly #worker: Worker;
   readonly #sent = new Map<number, Sent>();
-  #ops: Op[] = [];
+  #ops = new OpBuffer();
   #waiters: Waiter[] = [];
   #flushScheduled = false;
   #nextId = 1;
@@ -131,7 +266,7 @@ export class WriterThread implements Executor {
   constructor(path: string) {
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { driver: DRIVER_PATH, path, sql: SQL, plucked: PLUCKED },
+      workerData: { driver: DRIVER_PATH, path, sql: SQL, names: NAMES, plucked: PLUCKED },
     });
     this.#worker.on('message', (m: Reply) => {
       const sent = this.#sent.get(m.id);
@@ -154,26 +289,26 @@ export class WriterThread implements Executor {
       this.#sent.clear();
       for (const w of this.#waiters) w.reject(e);
       this.#waiters = [];
-      this.#ops = [];
+      this.#ops.take();
     };
     this.#worker.on('error', fail);
     this.#worker.on('exit', (code) => fail(new Error(`the store's writer thread exited (${code})`)));
   }
 
   run(name: StatementName, ...params: unknown[]): void {
-    this.#ops.push(['run', name, params.map(own)]);
+    this.#ops.statement('run', name, params);
   }
 
   result(name: StatementName, ...params: unknown[]): Promise<RunResult> {
-    return this.#ask(['result', name, params.map(own)]) as Promise<RunResult>;
+    return this.#ask(() => this.#ops.statement('result', name, params)) as Promise<RunResult>;
   }
 
   get(name: StatementName, ...params: unknown[]): Promise<unknown> {
-    return this.#ask(['get', name, params.map(own)]);
+    return this.#ask(() => this.#ops.statement('get', name, params));
   }
 
   all(name: StatementName, ...params: unknown[]): Promise<unknown[]> {
-    return this.#ask(['all', name, params.map(own)]) as Promise<unknown[]>;
+    return this.#ask(() => this.#ops.statement('all', name, params)) as Promise<unknown[]>;
   }
 
   /**
@@ -183,24 +318,24 @@ export class WriterThread implements Executor {
    */
   begin(): void {
     this.#txGen = this.#gen;
-    this.#ops.push(['exec', 'BEGIN IMMEDIATE', false]);
+    this.#ops.text('exec', 'BEGIN IMMEDIATE');
   }
 
   /** Sends COMMIT or ROLLBACK; resolves once the thread has run it. */
   end(sql: 'COMMIT' | 'ROLLBACK'): Promise<void> {
-    return this.#ask(['exec', sql, true]) as Promise<void>;
+    return this.#ask(() => this.#ops.text('execWait', sql)) as Promise<void>;
   }
 
   /** Reads a pragma of the writer connection (outside any transaction). */
   pragma(name: string): Promise<unknown> {
     this.#txGen = this.#gen;
-    return this.#ask(['pragma', name]);
+    return this.#ask(() => this.#ops.text('pragma', name));
   }
 
-  #ask(op: Op): Promise<unknown> {
+  #ask(write: () => void): Promise<unknown> {
     if (this.#dead !== undefined) return Promise.reject(this.#dead);
     return new Promise((resolve, reject) => {
-      this.#ops.push(op);
+      write();
       this.#waiters.push({ resolve, reject });
       // Every call made in this turn goes in one message.
       if (!this.#flushScheduled) {
@@ -215,8 +350,8 @@ export class WriterThread implements Executor {
     if (this.#waiters.length === 0) return;
     const id = this.#nextId++;
     this.#sent.set(id, { waiters: this.#waiters });
-    this.#worker.postMessage({ id, gen: this.#txGen, ops: this.#ops });
-    this.#ops = [];
+    const { buf, length } = this.#ops.take();
+    this.#worker.postMessage({ id, gen: this.#txGen, buf, length }, [buf]);
     this.#waiters = [];
   }
 
@@ -231,11 +366,4 @@ export class WriterThread implements Executor {
     }
     await this.#worker.terminate();
   }
-}
-
-/** A view into a larger buffer is copied, so only its own bytes cross to the thread. */
-function own(p: unknown): unknown {
-  return p instanceof Uint8Array && (p.byteOffset !== 0 || p.byteLength !== p.buffer.byteLength)
-    ? p.slice()
-    : p;
 }
