@@ -11,9 +11,12 @@ import {
   labelledMessage,
   signWithLabel,
 } from '@backchannel/protocol';
+import { encodeRelayReceiptBytes, signRelayReceipts } from '@backchannel/protocol/attest';
 import { leafHash } from '@backchannel/protocol/transcript';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeEntryFast } from '../src/channels/entry-codec.ts';
+import { signReceipts } from '../src/channels/receipt-codec.ts';
 import { ConfigError, configFromEnv, parseConfigFile, resolveConfig } from '../src/config.ts';
 import edgeVectors from '../../protocol/test/vectors/ed25519-edge.json' with { type: 'json' };
 import { ed25519Backend, leafHashNode, nodeEd25519, sha256 } from '../src/ed25519.node.ts';
@@ -143,6 +146,35 @@ describe('entry encoding', () => {
       }
     },
   );
+});
+
+describe('relay receipt encoding', () => {
+  const suite = nodeEd25519();
+  const seed = new Uint8Array(randomBytes(32));
+  const body = fc.record({
+    v: fc.constant(1 as const),
+    channel: fc.string({ unit: 'grapheme', maxLength: 40 }),
+    msgId: fc.string({ unit: 'grapheme', maxLength: 40 }),
+    envelopeHash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    seq: fc.oneof(
+      fc.nat(),
+      fc.constantFrom(23, 24, 255, 256, 65_535, 65_536, 2 ** 32, Number.MAX_SAFE_INTEGER),
+    ),
+    receivedAt: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)),
+  });
+  it('writes the same bytes as protocol signRelayReceipts + encodeRelayReceiptBytes, for any batch size', () => {
+    fc.assert(
+      fc.property(fc.array(body, { minLength: 1, maxLength: 70 }), (raw) => {
+        const bodies = raw.map((b) => ({ ...b, channel: b.channel as never, msgId: b.msgId as never }));
+        const fast = signReceipts(bodies, seed, suite);
+        const reference = signRelayReceipts(bodies, seed, suite).map(encodeRelayReceiptBytes);
+        expect(fast.map((b) => Buffer.from(b).toString('hex'))).toEqual(
+          reference.map((b) => Buffer.from(b).toString('hex')),
+        );
+      }),
+      { numRuns: 150 },
+    );
+  });
 });
 
 describe('replay cache and rate limiter', () => {

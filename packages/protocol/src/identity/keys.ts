@@ -112,6 +112,8 @@ export function sodiumEd25519(sodium: SodiumSign, maxCachedSecrets = 64): Signat
  */
 export function isWeakEd25519Key(publicKey: Uint8Array): boolean {
   if (publicKey.length !== 32) return true;
+  // The key judged last (a busy sender's, usually) is answered without building the memo's key.
+  if (lastJudged !== undefined && sameBytes(lastJudged.key, publicKey)) return lastJudged.weak;
   const id = toHex(publicKey);
   let weak = judgedKeys.get(id);
   if (weak === undefined) {
@@ -124,15 +126,23 @@ export function isWeakEd25519Key(publicKey: Uint8Array): boolean {
     if (judgedKeys.size >= 10_000) judgedKeys.delete(judgedKeys.keys().next().value as string);
     judgedKeys.set(id, weak);
   }
+  lastJudged = { key: publicKey.slice(), weak };
   return weak;
 }
 const judgedKeys = new Map<string, boolean>();
+let lastJudged: { readonly key: Uint8Array; readonly weak: boolean } | undefined;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** The canonical encodings of the 8 points of small order: multiples of a point of order 8. */
 const SMALL_ORDER = (() => {
   const t = ed25519.Point.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
-  const out = new Set<string>();
-  for (let i = 0, p = ed25519.Point.ZERO; i < 8; i++, p = p.add(t)) out.add(toHex(p.toBytes()));
+  const out: Uint8Array[] = [];
+  for (let i = 0, p = ed25519.Point.ZERO; i < 8; i++, p = p.add(t)) out.push(p.toBytes());
   return out;
 })();
 
@@ -141,7 +151,10 @@ const SMALL_ORDER = (() => {
  * such an R where libsodium refuses it, so the OpenSSL paths refuse it first. Cheap: a lookup.
  */
 export function hasSmallOrderR(signature: Uint8Array): boolean {
-  return signature.length === 64 && SMALL_ORDER.has(toHex(signature.subarray(0, 32)));
+  if (signature.length !== 64) return false;
+  const r = signature.subarray(0, 32);
+  for (const p of SMALL_ORDER) if (p[0] === r[0] && sameBytes(p, r)) return true;
+  return false;
 }
 
 /** Derives a key pair from a 32-byte seed supplied by the caller (no ambient randomness). */

@@ -4,11 +4,7 @@
  * Signing goes through the injected suite so the relay signs with node:crypto.
  */
 import { type ChannelId, concatBytes, type SignatureSuite, utf8 } from '@backchannel/protocol';
-import {
-  encodeRelayReceiptBytes,
-  type RelayReceiptBody,
-  signRelayReceipts,
-} from '@backchannel/protocol/attest';
+import type { RelayReceiptBody } from '@backchannel/protocol/attest';
 import {
   ALG_ED25519,
   encodeCheckpoint,
@@ -18,6 +14,7 @@ import {
   type NoteVerifierKey,
   signatureLine,
 } from '@backchannel/protocol/transcript';
+import { signReceipts } from './receipt-codec.ts';
 
 export class CheckpointSigner {
   readonly name: string;
@@ -48,7 +45,7 @@ export class CheckpointSigner {
    * signature for the batch (PROTOCOL.md, relay receipts). Each is CBOR({body, [batch,] sig}).
    */
   receipts(bodies: readonly RelayReceiptBody[]): Uint8Array[] {
-    return signRelayReceipts(bodies, this.#seed, this.#suite).map(encodeRelayReceiptBytes);
+    return signReceipts(bodies, this.#seed, this.#suite);
   }
 
   /** The signed note of the checkpoint (size, root) of a channel. */
