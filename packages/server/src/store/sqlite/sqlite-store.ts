@@ -454,7 +454,8 @@ export class SqliteStore implements Store {
         commit = thread.end('COMMIT');
         return r;
       } catch (e) {
-        thread.end('ROLLBACK').catch(() => {});
+        // Waited for: the next transaction begins in the generation the rollback moved to.
+        await thread.end('ROLLBACK').catch(() => {});
         throw e;
       }
     });

@@ -83,7 +83,11 @@ function one(op) {
   if (kind === 'exec') {
     const sql = op[1];
     if (sql === 'ROLLBACK') {
-      if (db.inTransaction) db.exec('ROLLBACK');
+      // Undone on purpose, but a transaction queued behind may have been built on it: it fails too.
+      if (db.inTransaction) {
+        db.exec('ROLLBACK');
+        gen++;
+      }
       return null;
     }
     db.exec(sql);
@@ -126,7 +130,7 @@ parentPort.on('message', (m) => {
     // Answers only for the calls that wait for one (run and a queued BEGIN do not).
     if (op[0] !== 'run' && !(op[0] === 'exec' && op[2] !== true)) results.push(r);
   }
-  parentPort.postMessage({ id: m.id, results });
+  parentPort.postMessage({ id: m.id, gen, results });
 });
 `;
 
