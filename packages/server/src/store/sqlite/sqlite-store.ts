@@ -167,17 +167,16 @@ class SqliteTx implements WriteTx {
     const out = new Map<string, MessageRef>();
     const chan = await this.#chan(channel);
     if (chan === undefined) return out;
-    // Asked all at once: the writer thread answers them in one round trip.
-    const rows = await Promise.all(msgIds.map((id) => this.#x.get('findMessage', chan, id)));
-    rows.forEach((r, i) => {
-      if (r === undefined) return;
-      const m = r as { seq: number; envelope_hash: Uint8Array; received_at: number };
-      out.set(msgIds[i] as string, {
-        seq: m.seq,
-        envelopeHash: bytes(m.envelope_hash),
-        receivedAt: m.received_at,
-      });
-    });
+    if (msgIds.length === 0) return out;
+    const rows = (await this.#x.all('findMessagesIn', chan, JSON.stringify(msgIds))) as {
+      msg_id: string;
+      seq: number;
+      envelope_hash: Uint8Array;
+      received_at: number;
+    }[];
+    for (const m of rows) {
+      out.set(m.msg_id, { seq: m.seq, envelopeHash: bytes(m.envelope_hash), receivedAt: m.received_at });
+    }
     return out;
   }
 

@@ -19,6 +19,9 @@ export const SQL = {
   listMembers:
     'SELECT device, party, added_seq, removed_seq FROM members WHERE chan = ? ORDER BY added_seq, device',
   findMessage: 'SELECT seq, envelope_hash, received_at FROM entries WHERE chan = ? AND msg_id = ?',
+  // Many msgIds in one statement: a JSON array of them (each looked up by the unique index).
+  findMessagesIn:
+    'SELECT msg_id, seq, envelope_hash, received_at FROM entries WHERE chan = ? AND msg_id IN (SELECT value FROM json_each(?))',
   getEntries:
     'SELECT seq, msg_id, sender, envelope_hash, received_at, entry FROM entries WHERE chan = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?',
   getNode: 'SELECT hash FROM nodes WHERE chan = ? AND level = ? AND idx = ?',
