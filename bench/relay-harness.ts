@@ -4,15 +4,7 @@
  * WebSocket. Used by bench/relay-w1.ts (and the relay crash test's ideas, not its code).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import {
-  createHash,
-  createPrivateKey,
-  randomBytes,
-  sign,
-  createPublicKey,
-  verify,
-  type KeyObject,
-} from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
@@ -34,7 +26,6 @@ import {
   partyIdFromKey,
   type Role,
   requestHeaders,
-  type SignatureSuite,
   type SignedEnvelope,
   signEnvelope,
   signRequest,
@@ -42,40 +33,14 @@ import {
   verifyEnvelope,
 } from '@backchannel/protocol';
 import WebSocket from 'ws';
+import { nodeEd25519 } from '../packages/server/src/ed25519.node.ts';
 
-const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
-const PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
-
-/** node:crypto Ed25519 with cached key objects (what a Node client uses). */
-export function nodeSuite(): SignatureSuite {
-  const pub = new Map<string, KeyObject>();
-  const sec = new Map<string, KeyObject>();
-  const k = (b: Uint8Array) => Buffer.from(b).toString('base64');
-  return {
-    sign: (m, sk) => {
-      let ko = sec.get(k(sk));
-      if (ko === undefined) {
-        ko = createPrivateKey({ key: Buffer.concat([PKCS8, sk]), format: 'der', type: 'pkcs8' });
-        sec.set(k(sk), ko);
-      }
-      return new Uint8Array(sign(null, m, ko));
-    },
-    verify: (s, m, pk) => {
-      let ko = pub.get(k(pk));
-      if (ko === undefined) {
-        ko = createPublicKey({ key: Buffer.concat([SPKI, pk]), format: 'der', type: 'spki' });
-        pub.set(k(pk), ko);
-      }
-      try {
-        return verify(null, m, ko, s);
-      } catch {
-        return false;
-      }
-    },
-  };
-}
-
-export const suite = nodeSuite();
+/**
+ * The load's Ed25519 (sign requests, B's verification of every envelope): the relay's own suite,
+ * libsodium where it loads (about 2× OpenSSL's speed here), so the load takes less of the two
+ * cores it shares with the relay.
+ */
+export const suite = nodeEd25519();
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
