@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
@@ -86,6 +86,41 @@ describe('sqlite specifics', () => {
       await tx.appendEntry(channel, entry(1));
       expect((await tx.findMessages(channel, ['m0', 'm1', 'm9'])).size).toBe(2);
     });
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('copies the WAL into the database file on its own thread, not in the commits', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'relay.db');
+    const store = openSqliteStore({ path });
+    const channel = 'c_ckpt' as ChannelId;
+    await store.write(async (tx) =>
+      tx.putChannel({ channel, epoch: 0, size: 0, frontier: [], lastAt: 0, createdAt: 0 }),
+    );
+    const before = statSync(path).size;
+    // ~1 MB of entries: far below the writer's own backstop (~40 MB), so only the checkpointer
+    // moves them into the database file.
+    for (let b = 0; b < 10; b++) {
+      await store.write(async (tx) => {
+        for (let i = 0; i < 100; i++) {
+          const seq = b * 100 + i;
+          await tx.appendEntry(channel, {
+            seq,
+            msgId: `m${seq}`,
+            sender: 'd_x' as DeviceId,
+            envelopeHash: new Uint8Array(32),
+            receivedAt: 1,
+            entry: new Uint8Array(1024).fill(seq % 251),
+          });
+        }
+      });
+    }
+    const deadline = Date.now() + 10_000;
+    while (statSync(path).size < before + 1_000_000 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(statSync(path).size).toBeGreaterThan(before + 1_000_000);
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -24,6 +24,9 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma('foreign_keys = ON');
 db.pragma('busy_timeout = 5000');
+// WAL checkpoints run on a thread of their own (CHECKPOINT_SOURCE), not inside this thread's
+// commits; this is only a backstop should that thread fall behind (~40 MB of WAL).
+db.pragma('wal_autocheckpoint = 10000');
 const stmts = workerData.names.map((name) => {
   const s = db.prepare(workerData.sql[name]);
   return workerData.plucked.includes(name) ? s.pluck() : s;
@@ -133,6 +136,30 @@ parentPort.on('message', (m) => {
   parentPort.postMessage({ id: m.id, gen, results });
 });
 `;
+
+// The checkpointer: copies the WAL into the database every interval (PASSIVE: it never waits for
+// the writer or readers, and the writer goes on appending meanwhile). synchronous=FULL on this
+// connection too: the database file is fsynced before the WAL may be reused.
+const CHECKPOINT_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.path);
+db.pragma('synchronous = FULL');
+db.pragma('busy_timeout = 5000');
+const timer = setInterval(() => {
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch {}
+}, workerData.everyMs);
+parentPort.on('message', () => {
+  clearInterval(timer);
+  db.close();
+  parentPort.postMessage('closed');
+});
+`;
+
+/** How often the checkpointer copies the WAL into the database file. */
+const CHECKPOINT_EVERY_MS = 500;
 
 const NAMES = Object.keys(SQL) as StatementName[];
 const INDEX = new Map(NAMES.map((n, i) => [n, i] as const));
@@ -257,6 +284,7 @@ export class WriterError extends Error {
 
 export class WriterThread implements Executor {
   readonly #worker: Worker;
+  readonly #checkpointer: Worker;
   readonly #sent = new Map<number, Sent>();
   #ops = new OpBuffer();
   #waiters: Waiter[] = [];
@@ -272,6 +300,13 @@ export class WriterThread implements Executor {
       eval: true,
       workerData: { driver: DRIVER_PATH, path, sql: SQL, names: NAMES, plucked: PLUCKED },
     });
+    this.#checkpointer = new Worker(CHECKPOINT_SOURCE, {
+      eval: true,
+      workerData: { driver: DRIVER_PATH, path, everyMs: CHECKPOINT_EVERY_MS },
+    });
+    // A checkpointer that fails leaves the writer's own (backstop) checkpoints; nothing is lost.
+    this.#checkpointer.on('error', () => {});
+    this.#checkpointer.unref();
     this.#worker.on('message', (m: Reply) => {
       const sent = this.#sent.get(m.id);
       if (sent === undefined) return;
@@ -360,6 +395,14 @@ export class WriterThread implements Executor {
   }
 
   async close(): Promise<void> {
+    // The checkpointer first: the writer's connection, closed last, checkpoints what remains.
+    await new Promise<void>((resolve) => {
+      const done = () => resolve();
+      this.#checkpointer.once('message', done);
+      this.#checkpointer.once('exit', done);
+      this.#checkpointer.postMessage('close');
+    });
+    await this.#checkpointer.terminate();
     if (this.#dead === undefined) {
       const id = this.#nextId++;
       await new Promise<unknown>((resolve, reject) => {
