@@ -14,6 +14,9 @@
  * --verify-threads N: signature worker threads (default 1); --no-inline: the main thread never
  * verifies signatures itself. --prof FILE writes a CPU profile (.cpuprofile) of the cold sync.
  * --transport ws|http: how A posts its envelopes (default ws: binary frames on one socket).
+ * --no-cold: skip the cold sync (e.g. to profile the W1 part alone).
+ * --receive push|poll: how B receives (default push: entries pushed on B's WebSocket and folded
+ * as they arrive, Backchannel.live; poll: B syncs over HTTP in a loop).
  */
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +26,8 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { startRelayProcess } from '../packages/client/src/cli/relay-process.node.ts';
 import type { DraftEvent } from '../packages/client/src/sdk/channel.ts';
+import type { EventRecord } from '../packages/client/src/sdk/channel-record.ts';
+import type { Live } from '../packages/client/src/sdk/live.ts';
 import { Backchannel } from '../packages/client/src/sdk/client.ts';
 import { createMlsFactory } from '../packages/client/src/sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../packages/client/src/sdk/mls-crypto.node.ts';
@@ -47,6 +52,9 @@ const role = strArg('--role');
 const transportArg = strArg('--transport') ?? 'ws';
 if (transportArg !== 'ws' && transportArg !== 'http') throw new Error('--transport is ws or http');
 const transport: 'ws' | 'http' = transportArg === 'ws' ? 'ws' : 'http';
+const receiveArg = strArg('--receive') ?? 'push';
+if (receiveArg !== 'push' && receiveArg !== 'poll') throw new Error('--receive is push or poll');
+const receive: 'push' | 'poll' = receiveArg;
 const root = strArg('--root') ?? mkdtempSync(join(tmpdir(), 'bc-w1e2e-'));
 /** Milliseconds on the host clock, comparable between the sender's and the receiver's process. */
 const hostNow = () => performance.timeOrigin + performance.now();
@@ -181,7 +189,7 @@ if (role === 'sender') {
 const relay = await startRelayProcess(join(root, 'relay'), cached?.port);
 try {
   const a = await device('A', relay.url);
-  const b = await device('B', relay.url);
+  const b = await device('B', relay.url, receive === 'push' ? 'ws' : 'http');
   const { chA, B } =
     cached === undefined ? await prepare() : { chA: { id: cached.channel }, B: { party: cached.partyB } };
   if (cached === undefined && cache !== undefined && cacheMeta !== undefined) {
@@ -195,7 +203,7 @@ try {
     rmSync(root, { recursive: true, force: true });
     process.exit(0);
   }
-  await coldSync();
+  if (!process.argv.includes('--no-cold')) await coldSync();
 
   async function prepare() {
     await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
@@ -233,8 +241,7 @@ try {
       const relayCpu0 = relayCpuS();
       const sender = runSender(relay.url, chA.id);
       let lastAt = 0;
-      while (received < N) {
-        const fresh = await chB.sync();
+      const take = (fresh: readonly EventRecord[]) => {
         const at = hostNow();
         for (const r of fresh) {
           if (!('event' in r) || r.event.kind !== 'message') continue;
@@ -244,7 +251,27 @@ try {
           received++;
           lastAt = at;
         }
-        if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+      };
+      if (receive === 'push') {
+        let live: Live | undefined;
+        await new Promise<void>((resolve, reject) => {
+          b.live({
+            onRecords: (_ch, fresh) => {
+              take(fresh);
+              if (received >= N) resolve();
+            },
+            onError: (_ch, e) => reject(e),
+          }).then((l) => {
+            live = l;
+          }, reject);
+        });
+        live?.stop();
+      } else {
+        while (received < N) {
+          const fresh = await chB.sync();
+          take(fresh);
+          if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+        }
       }
       const sent = await sender;
       const cpu = process.cpuUsage(cpu0);
@@ -266,6 +293,8 @@ try {
         drain_s: null,
         // A's posts (--transport) and the CPU per message of A (sender) and of the relay.
         transport,
+        receive,
+        receiver_cpu_us_per_msg: Math.round((cpu.user + cpu.system) / N),
         sender_cpu_us_per_msg: Math.round((sent.cpu_s / N) * 1e6),
         relay_cpu_us_per_msg: Math.round((relayCpu / N) * 1e6),
         store: 'sqlite',

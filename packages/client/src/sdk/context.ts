@@ -88,6 +88,8 @@ export class CertificateBook {
   readonly #roots = new Map<PartyId, Uint8Array>();
   readonly #certs = new Map<DeviceId, DeviceCertificate>();
   readonly #revocations = new Map<PartyId, Revocation[]>();
+  /** Certificates whose party and signature verified, with the root key they verified under. */
+  readonly #signed = new WeakMap<DeviceCertificate, Uint8Array>();
   readonly #store: LocalStore;
   readonly #relay: RelayClient;
 
@@ -154,13 +156,27 @@ export class CertificateBook {
   check(cert: DeviceCertificate, now: number): string | undefined {
     const root = this.#roots.get(cert.body.party);
     if (root === undefined) return `unknown party ${cert.body.party}`;
+    // Every event re-checks its sender's certificate: one whose party and signature verified under
+    // this very root needs only its validity period, unless a revocation names the device (then
+    // the whole check runs again, and it gives the reason).
+    const revocations = this.#revocations.get(cert.body.party) ?? [];
+    const b = cert.body;
+    if (
+      this.#signed.get(cert) === root &&
+      now >= b.notBefore &&
+      now <= b.notAfter &&
+      !revocations.some((r) => r.body.device === b.device)
+    ) {
+      return undefined;
+    }
     const r = verifyDeviceCertificate(cert, {
       rootPublicKey: root,
       now,
-      revocations: this.#revocations.get(cert.body.party) ?? [],
+      revocations,
       suite: this.#suite,
     });
     if (!r.ok) return `${r.code}: ${r.reason}`;
+    this.#signed.set(cert, root);
     this.#certs.set(cert.body.device, cert);
     return undefined;
   }

@@ -1,0 +1,198 @@
+/**
+ * Live delivery: each followed channel is subscribed on the WebSocket of the envelope transport
+ * (binary entry frames, from the seq after the last one folded) and every pushed entry goes
+ * through the verification of sync (Channel.ingestPushed): continuity, signature, certificate,
+ * MLS, commitment, and each pushed checkpoint against this device's own Merkle root. A gap, an
+ * entry out of order or a checkpoint ahead of what arrived is fetched as a range (sync); a lost
+ * socket resumes from the last folded seq; while there is no live subscription (no socket, HTTP
+ * transport, relay refused) the channel is polled over HTTP.
+ */
+import type { ChannelId } from '@backchannel/protocol';
+import type { Channel } from './channel.ts';
+import type { EventRecord } from './channel-record.ts';
+import { ClientError } from './errors.ts';
+import type { EntryListener, RelayClient } from './relay-client.ts';
+
+export interface LiveOptions {
+  /** New records of a channel, once verified and stored (pushed, fetched after a gap, or polled). */
+  readonly onRecords?: (channel: Channel, records: readonly EventRecord[]) => void;
+  /**
+   * A channel that stopped being followed, and why: a fork (its evidence kept), a transcript the
+   * relay broke, a failing local store. Network failures are retried, not reported.
+   */
+  readonly onError?: (channel: ChannelId, error: unknown) => void;
+  /** Polling period over HTTP while a channel has no live subscription (default 1,000 ms). */
+  readonly pollMs?: number;
+}
+
+/** After the frames already read are handled (they are folded together). */
+const nextTurn: (f: () => void) => void =
+  (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate ?? ((f) => setTimeout(f, 0));
+
+type Item = { readonly seq: number; readonly entry: Uint8Array } | { readonly note: string };
+
+class Follower implements EntryListener {
+  readonly ch: Channel;
+  readonly #o: LiveOptions;
+  #queue: Item[] = [];
+  #live = false;
+  #stopped = false;
+  #draining: Promise<void> | undefined;
+  #unsubscribe: (() => void) | undefined;
+  readonly #poll: ReturnType<typeof setInterval>;
+  readonly #stop: () => void;
+
+  constructor(ch: Channel, relay: RelayClient, o: LiveOptions, stop: () => void) {
+    this.ch = ch;
+    this.#o = o;
+    this.#stop = stop;
+    this.#unsubscribe = relay.subscribe(ch.id, this);
+    this.#poll = setInterval(() => {
+      if (!this.#live) this.#schedule();
+    }, o.pollMs ?? 1000);
+    (this.#poll as { unref?: () => void }).unref?.();
+  }
+
+  /** Whether entries are streaming on the socket. */
+  get live(): boolean {
+    return this.#live;
+  }
+
+  // --- EntryListener (the socket's frames)
+
+  from(): number {
+    return this.ch.record.nextSeq;
+  }
+
+  up(): void {
+    this.#live = true;
+  }
+
+  entry(seq: number, entry: Uint8Array): void {
+    this.#queue.push({ seq, entry });
+    this.#schedule();
+  }
+
+  checkpoint(_size: number, note: string): void {
+    this.#queue.push({ note });
+    this.#schedule();
+  }
+
+  down(code?: string): void {
+    this.#live = false;
+    // What was queued is dropped: the stream resumes from the last folded seq.
+    this.#queue = [];
+    if (code === 'NOT_A_MEMBER' || code === 'CHANNEL_UNKNOWN') this.#schedule(); // one last fetch
+  }
+
+  close(): void {
+    this.#stopped = true;
+    clearInterval(this.#poll);
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    this.#queue = [];
+  }
+
+  /** Resolves once everything received so far is folded. */
+  async idle(): Promise<void> {
+    while (this.#draining !== undefined) await this.#draining;
+  }
+
+  // --- folding
+
+  /** One drain at a time; frames that arrive meanwhile are folded by it, in batches. */
+  #schedule(): void {
+    if (this.#draining !== undefined || this.#stopped) return;
+    this.#draining = new Promise<void>((resolve) => nextTurn(resolve))
+      .then(() => this.#drain())
+      .catch((e: unknown) => this.#fail(e))
+      .finally(() => {
+        this.#draining = undefined;
+        if (this.#queue.length > 0) this.#schedule();
+      });
+  }
+
+  async #drain(): Promise<void> {
+    if (!this.#live && this.#queue.length === 0) {
+      await this.#fetch(); // polling (no live subscription)
+      return;
+    }
+    while (this.#queue.length > 0 && !this.#stopped) {
+      const items = this.#queue;
+      this.#queue = [];
+      let entries: { seq: number; entry: Uint8Array }[] = [];
+      for (const it of items) {
+        if ('note' in it) {
+          await this.#ingest(entries, it.note);
+          entries = [];
+        } else entries.push(it);
+      }
+      if (entries.length > 0) await this.#ingest(entries, undefined);
+    }
+  }
+
+  async #ingest(entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>, note: string | undefined) {
+    const r = await this.ch.ingestPushed(entries, note);
+    this.#emit(r.records);
+    if (r.rest.length === 0 && !r.behind) return;
+    // A gap or a break in the sequence: the range is fetched, then what followed it is folded
+    // (what the fetch already covered is skipped). Still a gap after that: dropped, and the next
+    // checkpoint (or poll) fetches it.
+    await this.#fetch();
+    if (r.rest.length > 0) this.#emit((await this.ch.ingestPushed(r.rest, note)).records);
+  }
+
+  async #fetch(): Promise<void> {
+    try {
+      this.#emit(await this.ch.sync());
+    } catch (e) {
+      if (e instanceof ClientError && e.retryable) return; // the relay is unreachable: next time
+      throw e;
+    }
+  }
+
+  #emit(records: readonly EventRecord[]): void {
+    if (records.length > 0) this.#o.onRecords?.(this.ch, records);
+  }
+
+  #fail(e: unknown): void {
+    if (this.#stopped) return;
+    this.close();
+    this.#stop();
+    this.#o.onError?.(this.ch.id, e);
+  }
+}
+
+/** The channels a device follows live (Backchannel.live). */
+export class Live {
+  readonly #relay: RelayClient;
+  readonly #o: LiveOptions;
+  readonly #followers = new Map<ChannelId, Follower>();
+
+  constructor(relay: RelayClient, opts: LiveOptions) {
+    this.#relay = relay;
+    this.#o = opts;
+  }
+
+  /** Follows one more channel (one this device just joined); following it twice is a no-op. */
+  follow(ch: Channel): void {
+    if (this.#followers.has(ch.id)) return;
+    const f = new Follower(ch, this.#relay, this.#o, () => this.#followers.delete(ch.id));
+    this.#followers.set(ch.id, f);
+  }
+
+  /** Whether the channel's entries are streaming on the socket (false: polled, or not followed). */
+  isLive(channel: ChannelId): boolean {
+    return this.#followers.get(channel)?.live === true;
+  }
+
+  /** Resolves once every followed channel has folded what it received so far. */
+  async idle(): Promise<void> {
+    for (const f of [...this.#followers.values()]) await f.idle();
+  }
+
+  stop(): void {
+    for (const f of this.#followers.values()) f.close();
+    this.#followers.clear();
+  }
+}
