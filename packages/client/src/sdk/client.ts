@@ -208,8 +208,8 @@ export class Backchannel {
       ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
     };
     // A batch's receipts share one signature: each is checked once.
-    const receiptSuite = memoizedVerify(suite);
     const hash = this.#opts.sha256 ?? sha256;
+    const receiptSuite = memoizedVerify(suite, hash);
     const receiptProblems = new WeakMap<AppendAnswer, string>();
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,
