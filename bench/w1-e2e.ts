@@ -122,21 +122,26 @@ async function sendAll(relayUrl: string, channelId: string): Promise<void> {
   const cpu0 = process.cpuUsage();
   const t0 = hostNow();
   let flushing: Promise<unknown> | undefined;
-  let queued = 0;
   const startFlush = () => {
-    queued = 0;
     flushing = a.outbox.flush(64).finally(() => {
       flushing = undefined;
     });
   };
+  // One outbox pass posts up to 64 at once and takes the messages queued while it runs; the
+  // sender keeps at most WINDOW messages queued or in flight (64 posts + the next batches).
+  const WINDOW = 64 + 2 * BATCH;
+  let produced = 0;
   for (let i = 0; i < N; i += BATCH) {
     const k = Math.min(BATCH, N - i);
     const stamp = `${hostNow().toFixed(3)} `;
     const text = stamp + 'x'.repeat(MSG_BYTES - stamp.length);
     await chA.sendMany(Array.from({ length: k }, () => ({ kind: 'message', text }) as DraftEvent));
-    queued += k;
+    produced += k;
     if (flushing === undefined) startFlush();
-    else if (queued >= 64) await flushing;
+    while (produced - a.outbox.finished > WINDOW) {
+      if (flushing === undefined) startFlush();
+      await Promise.race([a.outbox.progress(), flushing]);
+    }
   }
   while (flushing !== undefined) await flushing;
   while ((await a.outbox.flush(64)).sent > 0) {}
@@ -234,6 +239,9 @@ try {
     async function measureW1(): Promise<void> {
       a.close(); // device A now lives in the sender's process
       const latencies: number[] = [];
+      // The two legs, split at the relay's receivedAt (its Date.now(), on the same host clock).
+      const toRelay: number[] = [];
+      const fromRelay: number[] = [];
       let received = 0;
       let duplicated = 0;
       const seen = new Set<string>();
@@ -247,7 +255,10 @@ try {
           if (!('event' in r) || r.event.kind !== 'message') continue;
           if (seen.has(r.event.id)) duplicated++;
           seen.add(r.event.id);
-          latencies.push(at - Number.parseFloat((r.event as { text: string }).text));
+          const sentAt = Number.parseFloat((r.event as { text: string }).text);
+          latencies.push(at - sentAt);
+          toRelay.push(r.receivedAt - sentAt);
+          fromRelay.push(at - r.receivedAt);
           received++;
           lastAt = at;
         }
@@ -277,6 +288,8 @@ try {
       const cpu = process.cpuUsage(cpu0);
       const relayCpu = relayCpuS() - relayCpu0;
       latencies.sort((x, y) => x - y);
+      toRelay.sort((x, y) => x - y);
+      fromRelay.sort((x, y) => x - y);
       const line = {
         workload: 'W1-e2e',
         n: N,
@@ -294,6 +307,9 @@ try {
         // A's posts (--transport) and the CPU per message of A (sender) and of the relay.
         transport,
         receive,
+        // p50/p99 of A's send call → the relay's receivedAt, and of receivedAt → B's decryption.
+        a_to_relay_ms: [Math.round(pct(toRelay, 0.5)), Math.round(pct(toRelay, 0.99))],
+        relay_to_b_ms: [Math.round(pct(fromRelay, 0.5)), Math.round(pct(fromRelay, 0.99))],
         receiver_cpu_us_per_msg: Math.round((cpu.user + cpu.system) / N),
         sender_cpu_us_per_msg: Math.round((sent.cpu_s / N) * 1e6),
         relay_cpu_us_per_msg: Math.round((relayCpu / N) * 1e6),

@@ -190,6 +190,7 @@ export class Channel {
         [keys.channel(this.id), encodeChannelRecord(this.#rec)],
       );
       await this.#ctx.store.put(records, outbox);
+      this.#ctx.queued?.();
       return outbox.map((o) => o.id as EventId);
     });
   }

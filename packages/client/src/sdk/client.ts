@@ -206,6 +206,7 @@ export class Backchannel {
       relayKey: () => this.#relayKey,
       leafHash: this.#opts.leafHash ?? leafHash,
       ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
+      queued: () => this.#outbox?.queued(),
     };
     // A batch's receipts share one signature: each is checked once.
     const hash = this.#opts.sha256 ?? sha256;

@@ -40,6 +40,8 @@ export interface EngineContext {
   readonly verifier?: BatchVerifier;
   /** RFC 9162 leaf hash of a transcript entry (Node: node:crypto); default the protocol's. */
   readonly leafHash: (entry: Uint8Array) => Uint8Array;
+  /** Called once sends are durably queued (a running outbox pass then posts them too). */
+  readonly queued?: () => void;
 }
 
 /** One Ed25519 check: `signature` over `message` by `publicKey`. */
