@@ -190,7 +190,7 @@ export class Channel {
         [keys.channel(this.id), encodeChannelRecord(this.#rec)],
       );
       await this.#ctx.store.put(records, outbox);
-      this.#ctx.queued?.();
+      this.#ctx.queued?.(outbox);
       return outbox.map((o) => o.id as EventId);
     });
   }

@@ -206,7 +206,7 @@ export class Backchannel {
       relayKey: () => this.#relayKey,
       leafHash: this.#opts.leafHash ?? leafHash,
       ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
-      queued: () => this.#outbox?.queued(),
+      queued: (items) => this.#outbox?.queued(items),
     };
     // A batch's receipts share one signature: each is checked once.
     const hash = this.#opts.sha256 ?? sha256;

@@ -19,7 +19,7 @@ import { ClientError } from './errors.ts';
 import type { DeviceIdentity } from './identity.ts';
 import type { MlsFactory } from './mls.ts';
 import type { RelayClient } from './relay-client.ts';
-import type { LocalStore } from './storage.ts';
+import type { LocalStore, OutboxItem } from './storage.ts';
 import { keys } from './channel-record.ts';
 
 export interface EngineContext {
@@ -41,7 +41,7 @@ export interface EngineContext {
   /** RFC 9162 leaf hash of a transcript entry (Node: node:crypto); default the protocol's. */
   readonly leafHash: (entry: Uint8Array) => Uint8Array;
   /** Called once sends are durably queued (a running outbox pass then posts them too). */
-  readonly queued?: () => void;
+  readonly queued?: (items: readonly OutboxItem[]) => void;
 }
 
 /** One Ed25519 check: `signature` over `message` by `publicKey`. */

@@ -118,16 +118,21 @@ class Follower implements EntryListener {
       return;
     }
     while (this.#queue.length > 0 && !this.#stopped) {
+      // Everything received meanwhile is folded at once (one write), checked against the last
+      // checkpoint among it, as sync checks a page against the checkpoint it came with; entries
+      // after that checkpoint are folded too, their checkpoint checked when it comes.
       const items = this.#queue;
       this.#queue = [];
-      let entries: { seq: number; entry: Uint8Array }[] = [];
-      for (const it of items) {
-        if ('note' in it) {
-          await this.#ingest(entries, it.note);
-          entries = [];
-        } else entries.push(it);
+      let last = -1;
+      for (let i = 0; i < items.length; i++) if ('note' in (items[i] as Item)) last = i;
+      const head: { seq: number; entry: Uint8Array }[] = [];
+      const tail: { seq: number; entry: Uint8Array }[] = [];
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i] as Item;
+        if (!('note' in it)) (i < last ? head : tail).push(it);
       }
-      if (entries.length > 0) await this.#ingest(entries, undefined);
+      if (last >= 0) await this.#ingest(head, (items[last] as { note: string }).note);
+      if (tail.length > 0) await this.#ingest(tail, undefined);
     }
   }
 

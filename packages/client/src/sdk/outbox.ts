@@ -45,6 +45,8 @@ export class Outbox {
   #wake: (() => void) | undefined;
   #finished = 0;
   #progress: Array<() => void> = [];
+  /** Durably queued items handed to the running pass (see `queued`). */
+  #handed: OutboxItem[] = [];
 
   constructor(store: LocalStore, relay: RelayClient, handlers: OutboxHandlers) {
     this.#store = store;
@@ -91,12 +93,14 @@ export class Outbox {
   }
 
   /**
-   * Tells a running pass that items were queued (Channel.sendMany calls it once they are
-   * durable): it lists the outbox again instead of ending, so a steady sender is not held up by
+   * Tells a running pass that items were queued (Channel.sendMany calls it, with the items, once
+   * they are durable): it posts them too instead of ending, so a steady sender is not held up by
    * the end of each pass.
    */
-  queued(): void {
-    this.#queuedCount++;
+  queued(items?: readonly OutboxItem[]): void {
+    // Items handed over are taken by a running pass as they are; otherwise it lists the outbox.
+    if (items !== undefined && this.#flushing !== undefined) this.#handed.push(...items);
+    else this.#queuedCount++;
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
@@ -118,13 +122,17 @@ export class Outbox {
     const items: OutboxItem[] = [];
     const taken = new Set<string>();
     let listedAt = -1;
-    const list = async () => {
-      listedAt = this.#queuedCount;
-      for (const item of await this.#store.outboxList()) {
+    const take = (list: readonly OutboxItem[]) => {
+      for (const item of list) {
         if (taken.has(item.id)) continue;
         taken.add(item.id);
         items.push(item);
       }
+    };
+    const list = async () => {
+      listedAt = this.#queuedCount;
+      this.#handed = [];
+      take(await this.#store.outboxList());
     };
     let sent = 0;
     let rejected = 0;
@@ -182,6 +190,10 @@ export class Outbox {
       });
     };
     for (;;) {
+      if (this.#handed.length > 0) {
+        take(this.#handed);
+        this.#handed = [];
+      }
       while (retry === undefined && running < width && next < items.length)
         launch(items[next++] as OutboxItem);
       const more = retry === undefined && this.#queuedCount !== listedAt;
@@ -198,6 +210,8 @@ export class Outbox {
       });
       this.#wake = undefined;
     }
+    // Handed over too late for this pass: they are in the store, the next pass lists them.
+    this.#handed = [];
     await settle();
     if (retry !== undefined) {
       this.#failures++;
