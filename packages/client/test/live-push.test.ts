@@ -344,3 +344,32 @@ function indexOf(hay: Uint8Array, needle: Uint8Array): number {
   }
   throw new Error('not found');
 }
+
+describe('entry frames', () => {
+  const channel = `c_${'A'.repeat(22)}`;
+  const frame = (seqHi: number, seqLo: number, entry: number[], kind = 0x03, ch = channel) => {
+    const b = new Uint8Array(33 + entry.length);
+    b[0] = kind;
+    for (let i = 0; i < 24; i++) b[1 + i] = ch.charCodeAt(i);
+    const v = new DataView(b.buffer);
+    v.setUint32(25, seqHi);
+    v.setUint32(29, seqLo);
+    b.set(entry, 33);
+    return b;
+  };
+
+  it('decodes 0x03 ‖ channel ‖ seq ‖ entry, the entry as a view', () => {
+    const b = frame(1, 5, [9, 8, 7]);
+    const e = decodeEntryFrame(b);
+    expect(e).toEqual({ channel, seq: 2 ** 32 + 5, entry: new Uint8Array([9, 8, 7]) });
+    expect(e?.entry.buffer).toBe(b.buffer);
+  });
+
+  it('refuses another kind, a short frame, a malformed channel id, an unsafe seq', () => {
+    expect(decodeEntryFrame(frame(0, 1, [1], 0x02))).toBeUndefined();
+    expect(decodeEntryFrame(frame(0, 1, []))).toBeUndefined();
+    expect(decodeEntryFrame(frame(0, 1, [1]).subarray(0, 20))).toBeUndefined();
+    expect(decodeEntryFrame(frame(0, 1, [1], 0x03, `c_${'A'.repeat(21)}/`))).toBeUndefined();
+    expect(decodeEntryFrame(frame(2 ** 21, 0, [1]))).toBeUndefined();
+  });
+});

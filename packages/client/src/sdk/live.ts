@@ -37,6 +37,7 @@ class Follower implements EntryListener {
   #queue: Item[] = [];
   #live = false;
   #stopped = false;
+  #final = false;
   #draining: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
   readonly #poll: ReturnType<typeof setInterval>;
@@ -82,7 +83,11 @@ class Follower implements EntryListener {
     this.#live = false;
     // What was queued is dropped: the stream resumes from the last folded seq.
     this.#queue = [];
-    if (code === 'NOT_A_MEMBER' || code === 'CHANNEL_UNKNOWN') this.#schedule(); // one last fetch
+    if (code === 'NOT_A_MEMBER' || code === 'CHANNEL_UNKNOWN') {
+      // Final: one last fetch (up to the removal), then the channel is no longer followed.
+      this.#final = true;
+      this.#schedule();
+    }
   }
 
   close(): void {
@@ -115,6 +120,10 @@ class Follower implements EntryListener {
   async #drain(): Promise<void> {
     if (!this.#live && this.#queue.length === 0) {
       await this.#fetch(); // polling (no live subscription)
+      if (this.#final) {
+        this.close();
+        this.#stop();
+      }
       return;
     }
     while (this.#queue.length > 0 && !this.#stopped) {
