@@ -14,6 +14,8 @@
  * --verify-threads N: signature worker threads (default 1); --no-inline: the main thread never
  * verifies signatures itself. --prof FILE writes a CPU profile (.cpuprofile) of the cold sync.
  * --transport ws|http: how A posts its envelopes (default ws: binary frames on one socket).
+ * --window N: the sender keeps at most N messages queued or in flight (default 96: 64 posts in
+ * flight + 2 batches of 16 encrypted ahead).
  * --no-cold: skip the cold sync (e.g. to profile the W1 part alone).
  * --receive push|poll: how B receives (default push: entries pushed on B's WebSocket and folded
  * as they arrive, Backchannel.live; poll: B syncs over HTTP in a loop).
@@ -129,7 +131,7 @@ async function sendAll(relayUrl: string, channelId: string): Promise<void> {
   };
   // One outbox pass posts up to 64 at once and takes the messages queued while it runs; the
   // sender keeps at most WINDOW messages queued or in flight (64 posts + the next batches).
-  const WINDOW = 64 + 2 * BATCH;
+  const WINDOW = Number(strArg('--window') ?? 64 + 2 * BATCH);
   let produced = 0;
   for (let i = 0; i < N; i += BATCH) {
     const k = Math.min(BATCH, N - i);
