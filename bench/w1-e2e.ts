@@ -1,7 +1,8 @@
 /**
  * Workload W1-e2e (../shared/bench/W1.md) through the SDK: A sends N messages of 1 KiB, each
  * MLS-encrypted and signed as in production, up to 64 in flight, each persisted on A's device
- * before it is posted; B syncs, verifies, decrypts and folds every one. A runs in a process of
+ * before it is posted; B receives every one pushed on its WebSocket (Backchannel.live), verifies,
+ * decrypts and folds it. A runs in a process of
  * its own (this file with `--role sender`), B in this one, the relay in a third, as W1 has the
  * load in processes separate from the relay. Latency is A's send call → B's decryption: A writes
  * its send time (the host clock, performance.timeOrigin + performance.now()) at the start of
