@@ -323,11 +323,13 @@ export class Channel {
    * own root, and stored in the same write (a fork is written as evidence, then thrown).
    * `rest` holds what follows a gap or a break in the sequence, and `behind` says the checkpoint
    * covers entries that did not arrive: either way the caller fetches the range (sync) and hands
-   * the rest again.
+   * the rest again. With `verify: false` the checkpoint only tells whether entries are missing
+   * (the caller checks a later one, at its own size, soon after).
    */
   ingestPushed(
     entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>,
     checkpoint?: string,
+    opts: { verify?: boolean } = {},
   ): Promise<PushedResult> {
     return this.#run(async () => {
       const next = this.#rec.nextSeq;
@@ -337,11 +339,12 @@ export class Channel {
       while (j < entries.length && (entries[j] as { seq: number }).seq === next + (j - i)) j++;
       const rest = entries.slice(j);
       const note = rest.length === 0 ? checkpoint : undefined;
+      const verify = note !== undefined && opts.verify !== false;
       let records: EventRecord[] = [];
       if (j > i) {
         const page = this.#prepare(j - i === entries.length ? entries : entries.slice(i, j), next);
-        records = await this.#apply(page, note);
-      } else if (note !== undefined) await this.#pushedCheckpoint(note);
+        records = await this.#apply(page, verify ? note : undefined);
+      } else if (verify && note !== undefined) await this.#pushedCheckpoint(note);
       const behind = note !== undefined && checkpointSizeOf(note) > this.#rec.nextSeq;
       return { records, rest, behind };
     });

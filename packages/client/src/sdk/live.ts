@@ -29,7 +29,17 @@ export interface LiveOptions {
 const nextTurn: (f: () => void) => void =
   (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate ?? ((f) => setTimeout(f, 0));
 
-type Item = { readonly seq: number; readonly entry: Uint8Array } | { readonly note: string };
+type Item =
+  | { readonly seq: number; readonly entry: Uint8Array }
+  | { readonly note: string; readonly due?: boolean };
+
+/**
+ * Pushed checkpoints are checked (signature, and the root against this device's own) at most
+ * this often while entries stream; the last one skipped is checked this long after it came, so a
+ * quiet channel always rests on a verified checkpoint. Each one still says whether entries are
+ * missing (a gap is fetched at once).
+ */
+const CHECK_EVERY_MS = 250;
 
 class Follower implements EntryListener {
   readonly ch: Channel;
@@ -38,6 +48,10 @@ class Follower implements EntryListener {
   #live = false;
   #stopped = false;
   #final = false;
+  /** When a pushed checkpoint was last checked, and the latest one not checked yet. */
+  #checkedAt = 0;
+  #unchecked: string | undefined;
+  #checkTimer: ReturnType<typeof setTimeout> | undefined;
   #draining: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
   readonly #poll: ReturnType<typeof setInterval>;
@@ -93,6 +107,7 @@ class Follower implements EntryListener {
   close(): void {
     this.#stopped = true;
     clearInterval(this.#poll);
+    clearTimeout(this.#checkTimer);
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     this.#queue = [];
@@ -140,20 +155,48 @@ class Follower implements EntryListener {
         const it = items[i] as Item;
         if (!('note' in it)) (i < last ? head : tail).push(it);
       }
-      if (last >= 0) await this.#ingest(head, (items[last] as { note: string }).note);
-      if (tail.length > 0) await this.#ingest(tail, undefined);
+      if (last >= 0) {
+        const cp = items[last] as { note: string; due?: boolean };
+        const now = Date.now();
+        const check = cp.due === true || now - this.#checkedAt >= CHECK_EVERY_MS;
+        if (check) {
+          this.#checkedAt = now;
+          this.#unchecked = undefined;
+        } else this.#checkLater(cp.note);
+        await this.#ingest(head, cp.note, check);
+      }
+      if (tail.length > 0) await this.#ingest(tail, undefined, false);
     }
   }
 
-  async #ingest(entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>, note: string | undefined) {
-    const r = await this.ch.ingestPushed(entries, note);
+  /** The latest unchecked checkpoint is checked CHECK_EVERY_MS after it came (if none was since). */
+  #checkLater(note: string): void {
+    this.#unchecked = note;
+    if (this.#checkTimer !== undefined) return;
+    this.#checkTimer = setTimeout(() => {
+      this.#checkTimer = undefined;
+      const n = this.#unchecked;
+      if (n === undefined || this.#stopped) return;
+      this.#unchecked = undefined;
+      this.#queue.push({ note: n, due: true });
+      this.#schedule();
+    }, CHECK_EVERY_MS);
+    (this.#checkTimer as { unref?: () => void }).unref?.();
+  }
+
+  async #ingest(
+    entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>,
+    note: string | undefined,
+    verify: boolean,
+  ) {
+    const r = await this.ch.ingestPushed(entries, note, { verify });
     this.#emit(r.records);
     if (r.rest.length === 0 && !r.behind) return;
     // A gap or a break in the sequence: the range is fetched, then what followed it is folded
     // (what the fetch already covered is skipped). Still a gap after that: dropped, and the next
     // checkpoint (or poll) fetches it.
     await this.#fetch();
-    if (r.rest.length > 0) this.#emit((await this.ch.ingestPushed(r.rest, note)).records);
+    if (r.rest.length > 0) this.#emit((await this.ch.ingestPushed(r.rest, note, { verify })).records);
   }
 
   async #fetch(): Promise<void> {
