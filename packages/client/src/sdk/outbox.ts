@@ -196,9 +196,11 @@ export class Outbox {
       }
       while (retry === undefined && running < width && next < items.length)
         launch(items[next++] as OutboxItem);
-      const more = retry === undefined && this.#queuedCount !== listedAt;
-      if (more) {
-        if (acked.length >= width) await settle();
+      if (acked.length >= width) {
+        await settle();
+        continue;
+      }
+      if (retry === undefined && this.#queuedCount !== listedAt) {
         await list();
         continue;
       }
