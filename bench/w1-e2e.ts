@@ -1,7 +1,8 @@
 /**
  * Workload W1-e2e (../shared/bench/W1.md) through the SDK: A sends N messages of 1 KiB, each
  * MLS-encrypted and signed as in production, up to 64 in flight, each persisted on A's device
- * before it is posted; B syncs, verifies, decrypts and folds every one. A runs in a process of
+ * before it is posted; B receives every one pushed on its WebSocket (Backchannel.live), verifies,
+ * decrypts and folds it. A runs in a process of
  * its own (this file with `--role sender`), B in this one, the relay in a third, as W1 has the
  * load in processes separate from the relay. Latency is A's send call → B's decryption: A writes
  * its send time (the host clock, performance.timeOrigin + performance.now()) at the start of
@@ -14,6 +15,11 @@
  * --verify-threads N: signature worker threads (default 1); --no-inline: the main thread never
  * verifies signatures itself. --prof FILE writes a CPU profile (.cpuprofile) of the cold sync.
  * --transport ws|http: how A posts its envelopes (default ws: binary frames on one socket).
+ * --window N: the sender keeps at most N messages queued or in flight (default 96: 64 posts in
+ * flight + 2 batches of 16 encrypted ahead).
+ * --no-cold: skip the cold sync (e.g. to profile the W1 part alone).
+ * --receive push|poll: how B receives (default push: entries pushed on B's WebSocket and folded
+ * as they arrive, Backchannel.live; poll: B syncs over HTTP in a loop).
  */
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +29,8 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { startRelayProcess } from '../packages/client/src/cli/relay-process.node.ts';
 import type { DraftEvent } from '../packages/client/src/sdk/channel.ts';
+import type { EventRecord } from '../packages/client/src/sdk/channel-record.ts';
+import type { Live } from '../packages/client/src/sdk/live.ts';
 import { Backchannel } from '../packages/client/src/sdk/client.ts';
 import { createMlsFactory } from '../packages/client/src/sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../packages/client/src/sdk/mls-crypto.node.ts';
@@ -47,6 +55,9 @@ const role = strArg('--role');
 const transportArg = strArg('--transport') ?? 'ws';
 if (transportArg !== 'ws' && transportArg !== 'http') throw new Error('--transport is ws or http');
 const transport: 'ws' | 'http' = transportArg === 'ws' ? 'ws' : 'http';
+const receiveArg = strArg('--receive') ?? 'push';
+if (receiveArg !== 'push' && receiveArg !== 'poll') throw new Error('--receive is push or poll');
+const receive: 'push' | 'poll' = receiveArg;
 const root = strArg('--root') ?? mkdtempSync(join(tmpdir(), 'bc-w1e2e-'));
 /** Milliseconds on the host clock, comparable between the sender's and the receiver's process. */
 const hostNow = () => performance.timeOrigin + performance.now();
@@ -114,21 +125,26 @@ async function sendAll(relayUrl: string, channelId: string): Promise<void> {
   const cpu0 = process.cpuUsage();
   const t0 = hostNow();
   let flushing: Promise<unknown> | undefined;
-  let queued = 0;
   const startFlush = () => {
-    queued = 0;
     flushing = a.outbox.flush(64).finally(() => {
       flushing = undefined;
     });
   };
+  // One outbox pass posts up to 64 at once and takes the messages queued while it runs; the
+  // sender keeps at most WINDOW messages queued or in flight (64 posts + the next batches).
+  const WINDOW = Number(strArg('--window') ?? 64 + 2 * BATCH);
+  let produced = 0;
   for (let i = 0; i < N; i += BATCH) {
     const k = Math.min(BATCH, N - i);
     const stamp = `${hostNow().toFixed(3)} `;
     const text = stamp + 'x'.repeat(MSG_BYTES - stamp.length);
     await chA.sendMany(Array.from({ length: k }, () => ({ kind: 'message', text }) as DraftEvent));
-    queued += k;
+    produced += k;
     if (flushing === undefined) startFlush();
-    else if (queued >= 64) await flushing;
+    while (produced - a.outbox.finished > WINDOW) {
+      if (flushing === undefined) startFlush();
+      await Promise.race([a.outbox.progress(), flushing]);
+    }
   }
   while (flushing !== undefined) await flushing;
   while ((await a.outbox.flush(64)).sent > 0) {}
@@ -181,7 +197,7 @@ if (role === 'sender') {
 const relay = await startRelayProcess(join(root, 'relay'), cached?.port);
 try {
   const a = await device('A', relay.url);
-  const b = await device('B', relay.url);
+  const b = await device('B', relay.url, receive === 'push' ? 'ws' : 'http');
   const { chA, B } =
     cached === undefined ? await prepare() : { chA: { id: cached.channel }, B: { party: cached.partyB } };
   if (cached === undefined && cache !== undefined && cacheMeta !== undefined) {
@@ -195,7 +211,7 @@ try {
     rmSync(root, { recursive: true, force: true });
     process.exit(0);
   }
-  await coldSync();
+  if (!process.argv.includes('--no-cold')) await coldSync();
 
   async function prepare() {
     await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
@@ -226,6 +242,9 @@ try {
     async function measureW1(): Promise<void> {
       a.close(); // device A now lives in the sender's process
       const latencies: number[] = [];
+      // The two legs, split at the relay's receivedAt (its Date.now(), on the same host clock).
+      const toRelay: number[] = [];
+      const fromRelay: number[] = [];
       let received = 0;
       let duplicated = 0;
       const seen = new Set<string>();
@@ -233,23 +252,47 @@ try {
       const relayCpu0 = relayCpuS();
       const sender = runSender(relay.url, chA.id);
       let lastAt = 0;
-      while (received < N) {
-        const fresh = await chB.sync();
+      const take = (fresh: readonly EventRecord[]) => {
         const at = hostNow();
         for (const r of fresh) {
           if (!('event' in r) || r.event.kind !== 'message') continue;
           if (seen.has(r.event.id)) duplicated++;
           seen.add(r.event.id);
-          latencies.push(at - Number.parseFloat((r.event as { text: string }).text));
+          const sentAt = Number.parseFloat((r.event as { text: string }).text);
+          latencies.push(at - sentAt);
+          toRelay.push(r.receivedAt - sentAt);
+          fromRelay.push(at - r.receivedAt);
           received++;
           lastAt = at;
         }
-        if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+      };
+      if (receive === 'push') {
+        let live: Live | undefined;
+        await new Promise<void>((resolve, reject) => {
+          b.live({
+            onRecords: (_ch, fresh) => {
+              take(fresh);
+              if (received >= N) resolve();
+            },
+            onError: (_ch, e) => reject(e),
+          }).then((l) => {
+            live = l;
+          }, reject);
+        });
+        live?.stop();
+      } else {
+        while (received < N) {
+          const fresh = await chB.sync();
+          take(fresh);
+          if (fresh.length === 0) await new Promise((r) => setTimeout(r, 5));
+        }
       }
       const sent = await sender;
       const cpu = process.cpuUsage(cpu0);
       const relayCpu = relayCpuS() - relayCpu0;
       latencies.sort((x, y) => x - y);
+      toRelay.sort((x, y) => x - y);
+      fromRelay.sort((x, y) => x - y);
       const line = {
         workload: 'W1-e2e',
         n: N,
@@ -266,6 +309,11 @@ try {
         drain_s: null,
         // A's posts (--transport) and the CPU per message of A (sender) and of the relay.
         transport,
+        receive,
+        // p50/p99 of A's send call → the relay's receivedAt, and of receivedAt → B's decryption.
+        a_to_relay_ms: [Math.round(pct(toRelay, 0.5)), Math.round(pct(toRelay, 0.99))],
+        relay_to_b_ms: [Math.round(pct(fromRelay, 0.5)), Math.round(pct(fromRelay, 0.99))],
+        receiver_cpu_us_per_msg: Math.round((cpu.user + cpu.system) / N),
         sender_cpu_us_per_msg: Math.round((sent.cpu_s / N) * 1e6),
         relay_cpu_us_per_msg: Math.round((relayCpu / N) * 1e6),
         store: 'sqlite',

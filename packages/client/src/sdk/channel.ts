@@ -190,6 +190,7 @@ export class Channel {
         [keys.channel(this.id), encodeChannelRecord(this.#rec)],
       );
       await this.#ctx.store.put(records, outbox);
+      this.#ctx.queued?.(outbox);
       return outbox.map((o) => o.id as EventId);
     });
   }
@@ -314,27 +315,64 @@ export class Channel {
     return p;
   }
 
-  /** Ingests entries pushed over WebSocket (same verification as sync). */
-  ingestPushed(entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>): Promise<EventRecord[]> {
+  /**
+   * Folds entries pushed over the WebSocket with the checks of sync (continuity, decoding,
+   * device signature and certificate, MLS, commitment; the Merkle frontier). Entries already
+   * folded are skipped (no duplicate). `checkpoint`, when the relay sent one right after these
+   * entries, is checked as sync checks a page's: at the size this device reaches, against its
+   * own root, and stored in the same write (a fork is written as evidence, then thrown).
+   * `rest` holds what follows a gap or a break in the sequence, and `behind` says the checkpoint
+   * covers entries that did not arrive: either way the caller fetches the range (sync) and hands
+   * the rest again. With `verify: false` the checkpoint only tells whether entries are missing
+   * (the caller checks a later one, at its own size, soon after).
+   */
+  ingestPushed(
+    entries: ReadonlyArray<{ seq: number; entry: Uint8Array }>,
+    checkpoint?: string,
+    opts: { verify?: boolean } = {},
+  ): Promise<PushedResult> {
     return this.#run(async () => {
-      const fresh = entries.filter((e) => e.seq >= this.#rec.nextSeq);
-      if (fresh.length === 0 || (fresh[0] as { seq: number }).seq !== this.#rec.nextSeq) return [];
-      return this.#apply(this.#prepare(fresh, this.#rec.nextSeq));
+      const next = this.#rec.nextSeq;
+      let i = 0;
+      while (i < entries.length && (entries[i] as { seq: number }).seq < next) i++;
+      let j = i;
+      while (j < entries.length && (entries[j] as { seq: number }).seq === next + (j - i)) j++;
+      const rest = entries.slice(j);
+      const note = rest.length === 0 ? checkpoint : undefined;
+      const verify = note !== undefined && opts.verify !== false;
+      let records: EventRecord[] = [];
+      if (j > i) {
+        const page = this.#prepare(j - i === entries.length ? entries : entries.slice(i, j), next);
+        records = await this.#apply(page, verify ? note : undefined);
+      } else if (verify && note !== undefined) await this.#pushedCheckpoint(note);
+      const behind = note !== undefined && checkpointSizeOf(note) > this.#rec.nextSeq;
+      return { records, rest, behind };
     });
+  }
+
+  /**
+   * A pushed checkpoint with no entries before it: verified when at this device's size; one
+   * ahead is checked (signature, origin, no shrinking) and left pending; an older one is skipped
+   * (a later one was verified). A fork throws, with its evidence kept.
+   */
+  async #pushedCheckpoint(note: string): Promise<void> {
+    if (checkpointSizeOf(note) >= this.#rec.nextSeq) await this.#verifyCheckpoint(note);
   }
 
   async #verifyCheckpoint(note: string): Promise<void> {
     const r = checkCheckpoint(this.id, note, this.#rec, this.#ctx);
     if (r.kind === 'fork') {
-      await this.#ctx.store.put([
-        [`fork:${this.id}:${this.#ctx.now()}`, new TextEncoder().encode(r.evidence)],
-      ]);
+      await this.#ctx.store.put([this.#forkRecord(r.evidence)]);
       throw new ClientError('FORK_DETECTED', r.reason);
     }
     if (r.kind === 'verified') {
       this.#rec = { ...this.#rec, checkpoint: note, checkpointSize: r.size };
       await this.#ctx.store.put([[keys.channel(this.id), encodeChannelRecord(this.#rec)]]);
     }
+  }
+
+  #forkRecord(evidence: string): [string, Uint8Array] {
+    return [`fork:${this.id}:${this.#ctx.now()}`, utf8(evidence)];
   }
 
   /** Checks a page's continuity and decodes it; starts verifying its signatures. */
@@ -387,7 +425,12 @@ export class Channel {
     );
   }
 
-  async #apply(page: PreparedPage): Promise<EventRecord[]> {
+  /**
+   * Applies a page in one write. With `note` (a checkpoint pushed right after the page), the
+   * checkpoint is checked against the page's end state and, when it verifies, stored in the same
+   * write; a forked one is written as evidence with the page, then thrown (as sync does).
+   */
+  async #apply(page: PreparedPage, note?: string): Promise<EventRecord[]> {
     if (page.from !== this.#rec.nextSeq) throw new Error('pages must be applied in order');
     const records: EventRecord[] = [];
     const writes: [string, Uint8Array][] = [];
@@ -403,12 +446,19 @@ export class Channel {
     }
     // One value per page (keyed by its first seq): one seal and one row instead of one per entry.
     writes.push([keys.event(this.id, page.from), encodeEventRecords(records)]);
-    this.#rec = { ...this.#rec, frontier, nextSeq: page.from + page.entries.length, removed };
+    let rec: ChannelRecord = { ...this.#rec, frontier, nextSeq: page.from + page.entries.length, removed };
+    const check = note === undefined ? undefined : checkCheckpoint(this.id, note, rec, this.#ctx);
+    if (check?.kind === 'verified' && note !== undefined)
+      rec = { ...rec, checkpoint: note, checkpointSize: check.size };
+    // As sync: the page is kept (the MLS state has moved on), a forked checkpoint with its evidence.
+    if (check?.kind === 'fork') writes.push(this.#forkRecord(check.evidence));
+    this.#rec = rec;
     writes.push([keys.channel(this.id), encodeChannelRecord(this.#rec)]);
     if (this.#group !== undefined) writes.push([keys.mls(this.id), this.#group.exportState()]);
     // The entries, their records and the channel record that counts them: one transaction.
     await this.#ctx.store.put(writes, [], { channel: this.id, entries: page.entries });
     this.#view = this.#view.fold(records);
+    if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
     return records;
   }
 
@@ -504,6 +554,13 @@ export function explainRefusal(channel: string, state: ChannelState, code: strin
 }
 
 const PAGE = 1000;
+
+/** What ingestPushed folded, and whether the caller must fetch a range (see there). */
+export interface PushedResult {
+  readonly records: EventRecord[];
+  readonly rest: ReadonlyArray<{ seq: number; entry: Uint8Array }>;
+  readonly behind: boolean;
+}
 
 interface PreparedPage {
   readonly from: number;

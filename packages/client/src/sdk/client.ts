@@ -24,7 +24,7 @@ import {
 } from '@backchannel/protocol';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
-import { leafHash, parseVerifierKey } from '@backchannel/protocol/transcript';
+import { leafHash } from '@backchannel/protocol/transcript';
 import { Channel, type DraftEvent } from './channel.ts';
 import { keys } from './channel-record.ts';
 import { type BatchVerifier, CertificateBook, type EngineContext, memoizedVerify } from './context.ts';
@@ -37,7 +37,9 @@ import {
   newParty,
 } from './identity.ts';
 import type { GeneratedKeyPackage, MlsFactory } from './mls.ts';
+import { Live, type LiveOptions } from './live.ts';
 import { Outbox } from './outbox.ts';
+import { relayVerifierKey } from './verify-log.ts';
 import { type AppendAnswer, RelayClient, type RelayClientOptions } from './relay-client.ts';
 import type { LocalStore, OutboxItem } from './storage.ts';
 import { type WebSocketConstructor, WsEnvelopeTransport } from './ws-transport.ts';
@@ -204,10 +206,11 @@ export class Backchannel {
       relayKey: () => this.#relayKey,
       leafHash: this.#opts.leafHash ?? leafHash,
       ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
+      queued: (items) => this.#outbox?.queued(items),
     };
     // A batch's receipts share one signature: each is checked once.
-    const receiptSuite = memoizedVerify(suite);
     const hash = this.#opts.sha256 ?? sha256;
+    const receiptSuite = memoizedVerify(suite, hash);
     const receiptProblems = new WeakMap<AppendAnswer, string>();
     this.#outbox = new Outbox(this.#store, relay, {
       onAcked: async () => undefined,
@@ -265,7 +268,7 @@ export class Backchannel {
     if (b.channel !== item.channel || b.msgId !== item.id) return MISROUTED;
     if (b.seq !== seq) return 'the receipt names another sequence number than the answer';
     if (!constantTimeEqual(b.envelopeHash, hash(item.wire))) return 'the receipt is for other envelope bytes';
-    const key = parseVerifierKey(this.#relayKey ?? '');
+    const key = relayVerifierKey(this.#relayKey ?? '');
     if (key.ok && !verifyRelayReceipt(r.value, key.value.publicKey, suite))
       return 'the receipt is not signed by the pinned relay key';
     return undefined;
@@ -503,6 +506,20 @@ export class Backchannel {
     await this.#store.put([[keys.inboxCursor, utf8(String(cursor))]]);
     if (joined.length > 0) await this.#replenishKeyPackages();
     return joined;
+  }
+
+  /**
+   * Follows every channel of this device live: with `transport: 'ws'`, its entries are pushed on
+   * the socket and folded with the checks of sync; otherwise (or while the socket is down) each
+   * channel is polled over HTTP. Channels joined later: `live.follow(await bc.channel(id))`.
+   */
+  async live(opts: LiveOptions = {}): Promise<Live> {
+    const live = new Live(this.relay, opts);
+    for (const id of await this.channelIds()) {
+      const ch = await this.channel(id);
+      if (!ch.record.removed) live.follow(ch);
+    }
+    return live;
   }
 
   /** Delivers queued sends, then syncs every channel. */

@@ -19,7 +19,7 @@ import { ClientError } from './errors.ts';
 import type { DeviceIdentity } from './identity.ts';
 import type { MlsFactory } from './mls.ts';
 import type { RelayClient } from './relay-client.ts';
-import type { LocalStore } from './storage.ts';
+import type { LocalStore, OutboxItem } from './storage.ts';
 import { keys } from './channel-record.ts';
 
 export interface EngineContext {
@@ -40,6 +40,8 @@ export interface EngineContext {
   readonly verifier?: BatchVerifier;
   /** RFC 9162 leaf hash of a transcript entry (Node: node:crypto); default the protocol's. */
   readonly leafHash: (entry: Uint8Array) => Uint8Array;
+  /** Called once sends are durably queued (a running outbox pass then posts them too). */
+  readonly queued?: (items: readonly OutboxItem[]) => void;
 }
 
 /** One Ed25519 check: `signature` over `message` by `publicKey`. */
@@ -61,13 +63,13 @@ export interface BatchVerifier {
  * A verifier that remembers results: certificates are checked on every event they sign, and
  * their (key, signature, message) never change. Keyed by all three, so nothing can be replayed.
  */
-export function memoizedVerify(base: SignatureSuite): SignatureSuite {
+export function memoizedVerify(base: SignatureSuite, hash: Sha256 = sha256): SignatureSuite {
   const seen = new Map<string, boolean>();
   const b64 = toBase64url;
   return {
     sign: base.sign,
     verify(sig, msg, pk) {
-      const key = `${b64(pk)}.${b64(sig)}.${b64(sha256(msg))}`;
+      const key = `${b64(pk)}.${b64(sig)}.${b64(hash(msg))}`;
       let ok = seen.get(key);
       if (ok === undefined) {
         ok = base.verify(sig, msg, pk);
@@ -88,6 +90,8 @@ export class CertificateBook {
   readonly #roots = new Map<PartyId, Uint8Array>();
   readonly #certs = new Map<DeviceId, DeviceCertificate>();
   readonly #revocations = new Map<PartyId, Revocation[]>();
+  /** Certificates whose party and signature verified, with the root key they verified under. */
+  readonly #signed = new WeakMap<DeviceCertificate, Uint8Array>();
   readonly #store: LocalStore;
   readonly #relay: RelayClient;
 
@@ -154,13 +158,27 @@ export class CertificateBook {
   check(cert: DeviceCertificate, now: number): string | undefined {
     const root = this.#roots.get(cert.body.party);
     if (root === undefined) return `unknown party ${cert.body.party}`;
+    // Every event re-checks its sender's certificate: one whose party and signature verified under
+    // this very root needs only its validity period, unless a revocation names the device (then
+    // the whole check runs again, and it gives the reason).
+    const revocations = this.#revocations.get(cert.body.party) ?? [];
+    const b = cert.body;
+    if (
+      this.#signed.get(cert) === root &&
+      now >= b.notBefore &&
+      now <= b.notAfter &&
+      !revocations.some((r) => r.body.device === b.device)
+    ) {
+      return undefined;
+    }
     const r = verifyDeviceCertificate(cert, {
       rootPublicKey: root,
       now,
-      revocations: this.#revocations.get(cert.body.party) ?? [],
+      revocations,
       suite: this.#suite,
     });
     if (!r.ok) return `${r.code}: ${r.reason}`;
+    this.#signed.set(cert, root);
     this.#certs.set(cert.body.device, cert);
     return undefined;
   }

@@ -39,6 +39,14 @@ export class Outbox {
   readonly #handlers: OutboxHandlers;
   #flushing: Promise<FlushResult> | undefined;
   #failures = 0;
+  /** Bumped by `queued()`; a pass lists the outbox again when it moved. */
+  #queuedCount = 0;
+  /** Wakes a pass waiting for its posts when items are queued. */
+  #wake: (() => void) | undefined;
+  #finished = 0;
+  #progress: Array<() => void> = [];
+  /** Durably queued items handed to the running pass (see `queued`). */
+  #handed: OutboxItem[] = [];
 
   constructor(store: LocalStore, relay: RelayClient, handlers: OutboxHandlers) {
     this.#store = store;
@@ -48,6 +56,24 @@ export class Outbox {
 
   async enqueue(item: OutboxItem): Promise<void> {
     await this.#store.outboxAdd(item);
+    this.queued();
+  }
+
+  /** Items this outbox acknowledged or refused since it was opened (a sender paces itself on it). */
+  get finished(): number {
+    return this.#finished;
+  }
+
+  /** Resolves when the next item is acknowledged or refused. */
+  progress(): Promise<void> {
+    return new Promise((resolve) => this.#progress.push(resolve));
+  }
+
+  #finish(): void {
+    this.#finished++;
+    const waiting = this.#progress;
+    this.#progress = [];
+    for (const w of waiting) w();
   }
 
   async pending(): Promise<number> {
@@ -57,13 +83,27 @@ export class Outbox {
   /**
    * Posts everything queued. With concurrency 1 (the default) in order; with more, up to that many
    * requests in flight (their relative order is then the relay's arrival order). Concurrent calls
-   * share one pass.
+   * share one pass; items queued while a pass runs (see `queued`) are posted by it.
    */
   flush(concurrency = 1): Promise<FlushResult> {
     this.#flushing ??= this.#flushOnce(concurrency).finally(() => {
       this.#flushing = undefined;
     });
     return this.#flushing;
+  }
+
+  /**
+   * Tells a running pass that items were queued (Channel.sendMany calls it, with the items, once
+   * they are durable): it posts them too instead of ending, so a steady sender is not held up by
+   * the end of each pass.
+   */
+  queued(items?: readonly OutboxItem[]): void {
+    // Items handed over are taken by a running pass as they are; otherwise it lists the outbox.
+    if (items !== undefined && this.#flushing !== undefined) this.#handed.push(...items);
+    else this.#queuedCount++;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
   }
 
   /** Flushes until empty or until `deadline`, sleeping per the backoff between attempts. */
@@ -78,45 +118,103 @@ export class Outbox {
   }
 
   async #flushOnce(concurrency: number): Promise<FlushResult> {
-    const items = await this.#store.outboxList();
+    const width = Math.max(1, concurrency);
+    const items: OutboxItem[] = [];
+    const taken = new Set<string>();
+    let listedAt = -1;
+    const take = (list: readonly OutboxItem[]) => {
+      for (const item of list) {
+        if (taken.has(item.id)) continue;
+        taken.add(item.id);
+        items.push(item);
+      }
+    };
+    const list = async () => {
+      listedAt = this.#queuedCount;
+      this.#handed = [];
+      take(await this.#store.outboxList());
+    };
     let sent = 0;
     let rejected = 0;
     let retry: ClientError | undefined;
     let next = 0;
-    const worker = async () => {
-      while (retry === undefined && next < items.length) {
-        const item = items[next++] as OutboxItem;
-        try {
-          const answer = await this.#relay.postEnvelope(item.channel, item.wire);
-          const wrong = this.#handlers.checkAck?.(item, answer);
-          if (wrong !== undefined) throw wrong;
-          await this.#handlers.onAcked(item, answer);
-          answered.push([item, answer]);
-          // Removal is batched: an acknowledged item re-posted after a crash is answered by the
-          // relay as a duplicate (same message id), so nothing is sent twice.
-          acked.push(item.id);
-          this.#failures = 0;
-          sent++;
-        } catch (e) {
-          const err =
-            e instanceof ClientError
-              ? e
-              : new ClientError('RELAY_ERROR', 'unexpected failure while sending', { retryable: true });
-          if (err.retryable) {
-            retry = err;
-            return;
-          }
-          await this.#handlers.onRejected(item, err);
-          acked.push(item.id);
-          rejected++;
+    let acked: string[] = [];
+    let answered: Array<readonly [OutboxItem, AppendAnswer]> = [];
+    // Acknowledged items leave the outbox with their records (receipts), in one transaction per
+    // window's worth (and at the end): an item acknowledged but not yet removed when the device
+    // crashes is posted again and answered as a duplicate (same message id), so nothing is sent twice.
+    const settle = async () => {
+      const ids = acked;
+      const answers = answered;
+      acked = [];
+      answered = [];
+      const records = answers.length > 0 ? (this.#handlers.ackedRecords?.(answers) ?? []) : [];
+      await this.#store.outboxRemove(ids, records);
+    };
+    const post = async (item: OutboxItem) => {
+      try {
+        const answer = await this.#relay.postEnvelope(item.channel, item.wire);
+        const wrong = this.#handlers.checkAck?.(item, answer);
+        if (wrong !== undefined) throw wrong;
+        await this.#handlers.onAcked(item, answer);
+        answered.push([item, answer]);
+        acked.push(item.id);
+        this.#failures = 0;
+        sent++;
+        this.#finish();
+      } catch (e) {
+        const err =
+          e instanceof ClientError
+            ? e
+            : new ClientError('RELAY_ERROR', 'unexpected failure while sending', { retryable: true });
+        if (err.retryable) {
+          retry ??= err;
+          return;
         }
+        await this.#handlers.onRejected(item, err);
+        acked.push(item.id);
+        rejected++;
+        this.#finish();
       }
     };
-    const acked: string[] = [];
-    const answered: Array<readonly [OutboxItem, AppendAnswer]> = [];
-    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
-    const records = answered.length > 0 ? (this.#handlers.ackedRecords?.(answered) ?? []) : [];
-    await this.#store.outboxRemove(acked, records);
+    await list();
+    let running = 0;
+    let done: (() => void) | undefined;
+    const launch = (item: OutboxItem) => {
+      running++;
+      void post(item).finally(() => {
+        running--;
+        const d = done;
+        done = undefined;
+        d?.();
+      });
+    };
+    for (;;) {
+      if (this.#handed.length > 0) {
+        take(this.#handed);
+        this.#handed = [];
+      }
+      while (retry === undefined && running < width && next < items.length)
+        launch(items[next++] as OutboxItem);
+      if (acked.length >= width) {
+        await settle();
+        continue;
+      }
+      if (retry === undefined && this.#queuedCount !== listedAt) {
+        await list();
+        continue;
+      }
+      if (running === 0) break;
+      // A post finishes, or items are queued.
+      await new Promise<void>((resolve) => {
+        done = resolve;
+        if (retry === undefined && next >= items.length) this.#wake = resolve;
+      });
+      this.#wake = undefined;
+    }
+    // Handed over too late for this pass: they are in the store, the next pass lists them.
+    this.#handed = [];
+    await settle();
     if (retry !== undefined) {
       this.#failures++;
       const backoff = Math.min(30_000, 250 * 2 ** Math.min(this.#failures, 7));

@@ -48,10 +48,31 @@ export interface ClaimedKeyPackage {
   readonly keyPackage: Uint8Array;
 }
 
+/**
+ * One channel's pushed entries, as the relay streams them (PROTOCOL.md §11). The listener checks
+ * nothing the relay says: it hands entries and checkpoints to the SDK's verification.
+ */
+export interface EntryListener {
+  /** Where to (re)start the stream: asked at each subscribe (the seq after the last one folded). */
+  from(): number;
+  /** The relay confirmed the subscription: entries from `from` follow, then live ones. */
+  up(from: number): void;
+  entry(seq: number, entry: Uint8Array): void;
+  /** A signed checkpoint, sent once the entries before it were sent. */
+  checkpoint(size: number, note: string): void;
+  /**
+   * The stream stopped (socket lost, or the relay ended it with `code`). It is renewed when the
+   * socket is back, except after NOT_A_MEMBER (final: the listener is dropped).
+   */
+  down(code?: string): void;
+}
+
 /** Another way to post envelopes (a WebSocket): undefined when it cannot now (then HTTP is used). */
 export interface EnvelopeTransport {
   post(wire: Uint8Array): Promise<AppendAnswer | undefined>;
   close(): void;
+  /** Pushed entries of a channel (a WebSocket transport): the unsubscribe function. */
+  subscribe?(channel: string, listener: EntryListener): () => void;
 }
 
 type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -299,6 +320,15 @@ export class RelayClient {
       { envelope: toBase64url(wire) },
       { signed: false },
     );
+  }
+
+  /**
+   * Streams a channel's entries to `listener` over the envelope transport's socket; undefined
+   * when there is no such transport (HTTP only: the caller polls `getEntries`).
+   */
+  subscribe(channel: string, listener: EntryListener): (() => void) | undefined {
+    const t = this.#envelopeTransport();
+    return t?.subscribe?.(channel, listener);
   }
 
   /** The transport for the current endpoint (after a failover, a new one for the new endpoint). */

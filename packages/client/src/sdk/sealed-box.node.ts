@@ -36,8 +36,14 @@ export class SealedBox {
     const nonce = randomNode(12);
     const c = createCipheriv('aes-256-gcm', this.#key, nonce);
     c.setAAD(Buffer.from(aad, 'utf8'));
-    const body = Buffer.concat([c.update(plaintext), c.final()]);
-    return new Uint8Array(Buffer.concat([nonce, body, c.getAuthTag()]));
+    const body = c.update(plaintext);
+    const fin = c.final();
+    const out = new Uint8Array(12 + body.length + fin.length + 16);
+    out.set(nonce, 0);
+    out.set(body, 12);
+    out.set(fin, 12 + body.length);
+    out.set(c.getAuthTag(), 12 + body.length + fin.length);
+    return out;
   }
 
   /** Returns undefined when the value does not authenticate (wrong key, tampered, moved). */

@@ -58,6 +58,20 @@ function unpackRun(bytes: Uint8Array, count: number): Uint8Array[] | undefined {
   return off === bytes.length ? out : undefined;
 }
 
+function statements(db: Database.Database) {
+  return {
+    get: db.prepare('SELECT value FROM kv WHERE key = ?'),
+    kvPut: db.prepare(
+      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    ),
+    kvDelete: db.prepare('DELETE FROM kv WHERE key = ?'),
+    outboxAdd: db.prepare(
+      'INSERT OR IGNORE INTO outbox (id, channel, created_at, value) VALUES (?, ?, ?, ?)',
+    ),
+    outboxDelete: db.prepare('DELETE FROM outbox WHERE id = ?'),
+  };
+}
+
 export interface OpenSqliteStoreOptions {
   readonly path: string;
   readonly passphrase: string;
@@ -68,10 +82,19 @@ export interface OpenSqliteStoreOptions {
 export class SqliteLocalStore implements LocalStore {
   readonly #db: Database.Database;
   readonly #box: SealedBox;
+  /** Prepared once (every send and every applied page runs them). */
+  readonly #sql: ReturnType<typeof statements>;
+  /**
+   * The wire bytes of the outbox items this process wrote and has not removed: listing the
+   * outbox (each flush) reads these instead of opening their sealed copies again. The sealed
+   * rows stay the record: after a restart they are opened as before.
+   */
+  readonly #outboxWires = new Map<string, Uint8Array>();
 
   private constructor(db: Database.Database, box: SealedBox) {
     this.#db = db;
     this.#box = box;
+    this.#sql = statements(db);
   }
 
   static exists(path: string): boolean {
@@ -173,9 +196,7 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
-    const row = this.#db.prepare('SELECT value FROM kv WHERE key = ?').get(key) as
-      | { value: Buffer }
-      | undefined;
+    const row = this.#sql.get.get(key) as { value: Buffer } | undefined;
     return row === undefined ? undefined : this.#open(`kv:${key}`, row.value);
   }
 
@@ -184,22 +205,21 @@ export class SqliteLocalStore implements LocalStore {
     outbox: readonly OutboxItem[] = [],
     entries?: ChannelEntries,
   ): Promise<void> {
-    const ob = this.#db.prepare(
-      'INSERT OR IGNORE INTO outbox (id, channel, created_at, value) VALUES (?, ?, ?, ?)',
-    );
-    const up = this.#db.prepare(
-      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-    );
-    const del = this.#db.prepare('DELETE FROM kv WHERE key = ?');
+    const { outboxAdd: ob, kvPut: up, kvDelete: del } = this.#sql;
+    const inserted: OutboxItem[] = [];
     this.#db.transaction(() => {
       for (const [k, v] of records) {
         if (v === undefined) del.run(k);
         else up.run(k, this.#box.seal(`kv:${k}`, v));
       }
-      for (const item of outbox)
-        ob.run(item.id, item.channel, item.createdAt, this.#box.seal(`outbox:${item.id}`, item.wire));
+      for (const item of outbox) {
+        const sealed = this.#box.seal(`outbox:${item.id}`, item.wire);
+        if (ob.run(item.id, item.channel, item.createdAt, sealed).changes === 1) inserted.push(item);
+      }
       if (entries !== undefined) this.#insertRuns(entries.channel, entries.entries);
     })();
+    // Committed: these rows hold exactly these bytes (an id already queued kept its first row).
+    for (const item of inserted) this.#outboxWires.set(item.id, item.wire.slice());
   }
 
   async keys(prefix: string): Promise<string[]> {
@@ -255,9 +275,7 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   async outboxAdd(item: OutboxItem): Promise<void> {
-    this.#db
-      .prepare('INSERT OR IGNORE INTO outbox (id, channel, created_at, value) VALUES (?, ?, ?, ?)')
-      .run(item.id, item.channel, item.createdAt, this.#box.seal(`outbox:${item.id}`, item.wire));
+    await this.put([], [item]);
   }
 
   async outboxList(): Promise<OutboxItem[]> {
@@ -273,7 +291,7 @@ export class SqliteLocalStore implements LocalStore {
       id: r.id,
       channel: r.channel,
       createdAt: r.created_at,
-      wire: this.#open(`outbox:${r.id}`, r.value),
+      wire: this.#outboxWires.get(r.id) ?? this.#open(`outbox:${r.id}`, r.value),
     }));
   }
 
@@ -282,14 +300,12 @@ export class SqliteLocalStore implements LocalStore {
     records: ReadonlyArray<readonly [string, Uint8Array]> = [],
   ): Promise<void> {
     if (ids.length === 0 && records.length === 0) return;
-    const del = this.#db.prepare('DELETE FROM outbox WHERE id = ?');
-    const up = this.#db.prepare(
-      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-    );
+    const { outboxDelete: del, kvPut: up } = this.#sql;
     this.#db.transaction(() => {
       for (const [k, v] of records) up.run(k, this.#box.seal(`kv:${k}`, v));
       for (const id of ids) del.run(id);
     })();
+    for (const id of ids) this.#outboxWires.delete(id);
   }
 
   close(): void {

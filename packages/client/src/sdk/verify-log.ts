@@ -16,6 +16,13 @@ import {
 import type { ChannelRecord } from './channel-record.ts';
 import type { EngineContext } from './context.ts';
 
+/** The pinned relay key, parsed once (it is checked against every checkpoint and receipt). */
+let lastKey: { readonly text: string; readonly parsed: ReturnType<typeof parseVerifierKey> } | undefined;
+export function relayVerifierKey(vkey: string): ReturnType<typeof parseVerifierKey> {
+  if (lastKey?.text !== vkey) lastKey = { text: vkey, parsed: parseVerifierKey(vkey) };
+  return lastKey.parsed;
+}
+
 /** The frontier after appending the leaf hash of entry `seq` (RFC 9162 §2.1.1). */
 export function appendLeaf(frontier: readonly Uint8Array[], seq: number, leaf: Uint8Array): Uint8Array[] {
   return [...appendTreeLeaf({ size: seq, frontier }, leaf).state.frontier];
@@ -48,7 +55,7 @@ export function checkCheckpoint(
   if (!parsed.ok) return fork(`the relay served a malformed checkpoint (${parsed.message})`);
   const vkey = ctx.relayKey();
   if (vkey !== undefined) {
-    const k = parseVerifierKey(vkey);
+    const k = relayVerifierKey(vkey);
     if (k.ok && !verifyNote(parsed.value, [k.value], ctx.suite).ok)
       return fork('the checkpoint is not signed by the relay key this device pinned');
   }

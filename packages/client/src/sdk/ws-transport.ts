@@ -1,14 +1,15 @@
 /**
  * Envelope posts over one authenticated WebSocket (PROTOCOL.md §11): `0x01 ‖ id ‖ wire` out,
  * a binary ack (or a JSON error frame with the same id) back, decoded into the AppendAnswer of
- * the HTTP route. Platform-neutral: the caller passes the WebSocket constructor (`ws` on Node).
+ * the HTTP route. The same socket carries channel subscriptions with binary entry frames
+ * (`0x03 ‖ channel ‖ seq ‖ entry`, then a JSON checkpoint): see `subscribe`. Platform-neutral: the caller passes the WebSocket constructor (`ws` on Node).
  * Any socket failure rejects the posts in flight with a retryable ClientError; posts are
  * idempotent by message id, so the outbox's retry neither loses nor duplicates. The socket is
  * opened lazily, on the next post after a failure.
  */
 import { type DeviceId, type SignatureSuite, signRequest, toBase64url } from '@backchannel/protocol';
 import { ClientError } from './errors.ts';
-import type { AppendAnswer, EnvelopeTransport } from './relay-client.ts';
+import type { AppendAnswer, EntryListener, EnvelopeTransport } from './relay-client.ts';
 
 /** The part of the WHATWG WebSocket API used here (the `ws` package and browsers have it). */
 export interface WebSocketLike {
@@ -73,6 +74,9 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
   readonly #url: string;
   #sock: Socket | undefined;
   #unavailableUntil = 0;
+  readonly #subs = new Map<string, EntryListener>();
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #reconnectMs = RECONNECT_MIN_MS;
 
   constructor(opts: WsTransportOptions) {
     this.#o = opts;
@@ -112,9 +116,61 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     });
   }
 
+  /**
+   * Streams a channel's entries to `l` over this socket (binary frames), from `l.from()`, and again
+   * from `l.from()` after every reconnect. Returns the unsubscribe function.
+   */
+  subscribe(channel: string, l: EntryListener): () => void {
+    if (!/^c_[A-Za-z0-9_-]{22}$/.test(channel)) throw new Error('not a channel id');
+    this.#subs.set(channel, l);
+    const s = this.#sock ?? this.#open();
+    if (s.settle === undefined && !s.dead) this.#sendSubscribe(s, channel, l);
+    return () => {
+      if (this.#subs.get(channel) !== l) return;
+      this.#subs.delete(channel);
+      const now = this.#sock;
+      if (now !== undefined && now.settle === undefined && !now.dead) {
+        try {
+          now.ws.send(JSON.stringify({ type: 'unsubscribe', channel }));
+        } catch {
+          // the socket is going: nothing to unsubscribe from
+        }
+      }
+    };
+  }
+
+  /** Whether the socket is open and authenticated. */
+  get ready(): boolean {
+    const s = this.#sock;
+    return s !== undefined && !s.dead && s.settle === undefined;
+  }
+
   close(): void {
+    this.#subs.clear();
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
     const s = this.#sock;
     if (s !== undefined) this.#fail(s, 'relay socket closed by the client');
+  }
+
+  #sendSubscribe(s: Socket, channel: string, l: EntryListener): void {
+    try {
+      s.ws.send(JSON.stringify({ type: 'subscribe', channel, from: l.from(), binary: true }));
+    } catch {
+      this.#fail(s, 'relay socket failed');
+    }
+  }
+
+  /** With subscriptions and no socket: a new one after a backoff (0.25 s doubling to 5 s). */
+  #scheduleReconnect(): void {
+    if (this.#subs.size === 0 || this.#reconnectTimer !== undefined) return;
+    const wait = this.#reconnectMs;
+    this.#reconnectMs = Math.min(RECONNECT_MAX_MS, wait * 2);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      if (this.#subs.size > 0 && this.#sock === undefined) this.#open();
+    }, wait);
+    (this.#reconnectTimer as { unref?: () => void }).unref?.();
   }
 
   #open(): Socket {
@@ -154,8 +210,14 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
           clearTimeout(s.readyTimer);
           s.settle?.ok();
           s.settle = undefined;
+          this.#reconnectMs = RECONNECT_MIN_MS;
+          for (const [channel, l] of this.#subs) this.#sendSubscribe(s, channel, l);
         });
-      } else if (data instanceof ArrayBuffer) this.#onAck(s, new Uint8Array(data));
+      } else if (data instanceof ArrayBuffer) {
+        const b = new Uint8Array(data);
+        if (b[0] === 0x03) this.#onEntry(s, b);
+        else this.#onAck(s, b);
+      }
     };
     ws.onerror = () => this.#fail(s, 'relay socket failed');
     ws.onclose = () => this.#fail(s, 'relay socket closed');
@@ -178,6 +240,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
       ready();
       return;
     }
+    if (this.#onChannelFrame(f as ChannelFrame)) return;
     if (f.type !== 'error' || typeof f.id !== 'number') return;
     const p = s.pending.get(f.id);
     if (p === undefined) return;
@@ -189,6 +252,46 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     // HTTP only) is no refusal of the envelope: it goes over HTTP.
     if (code.startsWith('FRAME_')) p.resolve(undefined);
     else p.reject(errorFromFrame(code, message));
+  }
+
+  /** subscribed / checkpoint / unsubscribed, or an error about a channel: true when it was one. */
+  #onChannelFrame(f: ChannelFrame): boolean {
+    if (typeof f.channel !== 'string') return false;
+    const l = this.#subs.get(f.channel);
+    if (f.type === 'subscribed') {
+      if (l !== undefined && typeof f.from === 'number') l.up(f.from);
+      return true;
+    }
+    if (f.type === 'checkpoint') {
+      if (l !== undefined && typeof f.size === 'number' && typeof f.checkpoint === 'string')
+        l.checkpoint(f.size, f.checkpoint);
+      return true;
+    }
+    if (f.type !== 'unsubscribed' && !(f.type === 'error' && f.id === undefined)) return false;
+    if (l === undefined) return true;
+    const code = typeof f.code === 'string' ? f.code : undefined;
+    if (code === 'NOT_A_MEMBER' || code === 'CHANNEL_UNKNOWN') this.#subs.delete(f.channel);
+    l.down(code);
+    // Ended by the relay for another reason (a store fault, a refused frame): renewed later.
+    if (this.#subs.get(f.channel) === l) {
+      const t = setTimeout(() => {
+        const s = this.#sock;
+        if (this.#subs.get(f.channel as string) === l && s !== undefined && s.settle === undefined && !s.dead)
+          this.#sendSubscribe(s, f.channel as string, l);
+      }, RECONNECT_MAX_MS);
+      (t as { unref?: () => void }).unref?.();
+    }
+    return true;
+  }
+
+  /** An entry frame: 0x03 ‖ channel (24 ASCII bytes) ‖ seq u64 ‖ entry. */
+  #onEntry(s: Socket, b: Uint8Array): void {
+    const e = decodeEntryFrame(b);
+    if (e === undefined) {
+      this.#fail(s, 'relay sent a malformed entry frame', false);
+      return;
+    }
+    this.#subs.get(e.channel)?.entry(e.seq, e.entry);
   }
 
   #onAck(s: Socket, b: Uint8Array): void {
@@ -231,6 +334,8 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
       : new ClientError('RELAY_ERROR', why, { retryable: true });
     for (const p of s.pending.values()) p.reject(err);
     s.pending.clear();
+    for (const l of this.#subs.values()) l.down();
+    this.#scheduleReconnect();
   }
 
   /** One timer per socket, not per post: a socket silent with posts in flight is dropped. */
@@ -250,6 +355,34 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     s.timer = setTimeout(check, this.#o.timeoutMs);
     (s.timer as { unref?: () => void }).unref?.();
   }
+}
+
+/** Text frames about one channel (fields checked before use). */
+interface ChannelFrame {
+  readonly type?: unknown;
+  readonly channel?: unknown;
+  readonly from?: unknown;
+  readonly size?: unknown;
+  readonly checkpoint?: unknown;
+  readonly code?: unknown;
+  readonly id?: unknown;
+}
+
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 5_000;
+
+/** An entry frame (PROTOCOL.md §11), or undefined when malformed. The entry is a view of `b`. */
+export function decodeEntryFrame(
+  b: Uint8Array,
+): { channel: string; seq: number; entry: Uint8Array } | undefined {
+  if (b.length < 34 || b[0] !== 0x03) return undefined;
+  let channel = '';
+  for (let i = 1; i < 25; i++) channel += String.fromCharCode(b[i] as number);
+  if (!/^c_[A-Za-z0-9_-]{22}$/.test(channel)) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const hi = v.getUint32(25);
+  if (hi >= 2 ** 21) return undefined;
+  return { channel, seq: hi * 2 ** 32 + v.getUint32(29), entry: b.subarray(33) };
 }
 
 /** A refusal by code, as errorFromResponse maps the same code over HTTP. */

@@ -95,8 +95,14 @@ export function toBase64urlPortable(b: Uint8Array): string {
   return base64urlnopad.encode(b);
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Lower-case hex (a table lookup per byte: it keys the hot memo maps of signature checks). */
 export function toHex(b: Uint8Array): string {
-  return hex.encode(b);
+  if (!isBytes(b)) return hex.encode(b); // throws as it always did
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += HEX[b[i] as number];
+  return s;
 }
 
 export function fromHex(s: string, at = 'hex'): Uint8Array {

@@ -1,0 +1,375 @@
+/**
+ * Live delivery (Backchannel.live) against a real listening relay: entries pushed on the
+ * WebSocket as binary frames are folded with the checks of sync; a forged entry is refused with
+ * the evidence sync keeps; a lost frame is fetched as a range; a lost socket resumes from the
+ * last folded seq. Nothing is lost or folded twice.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeEntry } from '@backchannel/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
+import { decodeEventRecords, type EventRecord } from '../src/sdk/channel-record.ts';
+import { Backchannel } from '../src/sdk/client.ts';
+import { ClientError } from '../src/sdk/errors.ts';
+import type { Live } from '../src/sdk/live.ts';
+import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
+import { createMlsFactory } from '../src/sdk/mls-factory.ts';
+import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
+import { decodeEntryFrame, type WebSocketConstructor } from '../src/sdk/ws-transport.ts';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+let dir: string;
+let relay: RelayProcess;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bc-live-'));
+  relay = await startRelayProcess(join(dir, 'relay'));
+}, 30_000);
+afterAll(async () => {
+  await relay.stop();
+});
+
+/** What B's socket saw and did; `tamper` may change, drop or hold back each binary frame. */
+interface Wire {
+  tamper: (frame: Uint8Array) => Uint8Array[];
+  readonly sockets: WebSocket[];
+  readonly subscribes: Array<{ channel: string; from: number }>;
+  /** GET …/entries requests (range fetches and polls). */
+  fetches: number;
+}
+
+function wire(): Wire {
+  return { tamper: (f) => [f], sockets: [], subscribes: [], fetches: 0 };
+}
+
+/** The `ws` WebSocket, with B's incoming binary frames passed through `w.tamper`. */
+function tapped(w: Wire): WebSocketConstructor {
+  const handler = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage') as PropertyDescriptor;
+  return class extends WebSocket {
+    constructor(url: string) {
+      super(url);
+      w.sockets.push(this);
+      Object.defineProperty(this, 'onmessage', {
+        configurable: true,
+        get: () => handler.get?.call(this),
+        set: (f: ((ev: { data: unknown }) => void) | null) =>
+          handler.set?.call(
+            this,
+            f === null
+              ? null
+              : (ev: { data: unknown }) => {
+                  if (!(ev.data instanceof ArrayBuffer)) return f(ev);
+                  for (const out of w.tamper(new Uint8Array(ev.data))) f({ data: out.slice().buffer });
+                },
+          ),
+      });
+    }
+    override send(data: string | Uint8Array): void {
+      if (typeof data === 'string') {
+        const f = JSON.parse(data) as { type: string; channel: string; from: number };
+        if (f.type === 'subscribe') w.subscribes.push({ channel: f.channel, from: f.from });
+      }
+      super.send(data);
+    }
+  } as unknown as WebSocketConstructor;
+}
+
+const device = (name: string, transport: 'ws' | 'http', w?: Wire) =>
+  Backchannel.open({
+    store: SqliteLocalStore.open({
+      path: join(dir, name, 'device.db'),
+      passphrase: name,
+      kdf: { N: 1 << 10, r: 8, p: 1 },
+    }),
+    mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
+    relays: [relay.url],
+    random,
+    signatures: ed25519Node,
+    sha256: sha256Node,
+    updateEveryMessages: 1_000_000,
+    transport,
+    webSocket: w === undefined ? WebSocket : tapped(w),
+    fetch: (input, init) => {
+      if (w !== undefined && init.method === 'GET' && input.includes('/entries')) w.fetches++;
+      return fetch(input, init);
+    },
+  });
+
+/** A (posting over HTTP) and B (receiving on its tapped socket) in an accepted channel. */
+async function pair(tag: string) {
+  const w = wire();
+  const a = await device(`A${tag}`, 'http');
+  const b = await device(`B${tag}`, 'ws', w);
+  await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
+  const B = await b.createParty({ partyName: 'B', deviceName: 'b', role: 'principal', relays: [relay.url] });
+  const chA = await a.outreach(B.party, 'hello');
+  await b.checkInbox();
+  const chB = await b.channel(chA.id);
+  await chB.sync();
+  await chB.send({ kind: 'channel.accept' } as DraftEvent);
+  await b.outbox.flush();
+  await chA.sync();
+  await chB.sync();
+  return { a, b, chA, chB, w };
+}
+
+/** B follows live; every record it is handed is kept, with the errors. */
+async function follow(b: Backchannel) {
+  const got: EventRecord[] = [];
+  const errors: unknown[] = [];
+  const live = await b.live({
+    onRecords: (_ch, records) => got.push(...records),
+    onError: (_ch, e) => errors.push(e),
+    pollMs: 200,
+  });
+  return { live, got, errors };
+}
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!cond()) throw new Error(`never happened: ${what}`);
+}
+
+async function send(a: Backchannel, ch: Channel, texts: string[]): Promise<void> {
+  await ch.sendMany(texts.map((text) => ({ kind: 'message', text }) as DraftEvent));
+  while ((await a.outbox.flush()).sent > 0) {}
+}
+
+/** The message texts among the records, sorted (the outbox posts in no particular order). */
+const messages = (records: readonly EventRecord[]) =>
+  records
+    .flatMap((r) => ('event' in r && r.event.kind === 'message' ? [(r.event as { text: string }).text] : []))
+    .sort();
+
+/** The records' seqs are consecutive from `from`: nothing skipped, nothing twice. */
+function expectConsecutive(records: readonly EventRecord[], from: number): void {
+  expect(records.map((r) => r.seq)).toEqual(Array.from({ length: records.length }, (_, i) => from + i));
+}
+
+const texts = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+const sorted = (xs: string[]) => [...xs].sort();
+
+describe('live delivery on the WebSocket', () => {
+  it('folds pushed entries with the checks of sync, and verifies the pushed checkpoint', async () => {
+    const { a, b, chA, chB, w } = await pair('1');
+    let live: Live | undefined;
+    try {
+      const from = chB.record.nextSeq;
+      const f = await follow(b);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      const fetchesBefore = w.fetches;
+      await send(a, chA, texts('p', 30));
+      await until('30 messages', () => messages(f.got).length === 30);
+      await live.idle();
+      expect(messages(f.got)).toEqual(sorted(texts('p', 30)));
+      expectConsecutive(f.got, from);
+      expect(f.got.every((r) => r.status === 'ok')).toBe(true);
+      expect(f.errors).toEqual([]);
+      // Pushed, not fetched; the relay's checkpoint was checked against B's own root.
+      expect(w.fetches).toBe(fetchesBefore);
+      expect(w.subscribes).toEqual([{ channel: chB.id, from }]);
+      expect(chB.record.nextSeq).toBe(chA.record.nextSeq + 30);
+      await until('checkpoint verified', () => chB.record.checkpointSize === chB.record.nextSeq);
+      // The folded view is the one sync builds.
+      expect(messages(chB.view.timeline)).toEqual(sorted(texts('p', 30)));
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('refuses a forged pushed entry: unreadable, and the checkpoint kept as fork evidence', async () => {
+    const { a, b, chA, chB, w } = await pair('2');
+    let live: Live | undefined;
+    try {
+      const f = await follow(b);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      // The relay (or something on the way) alters one bit of the 3rd entry's device signature.
+      let n = 0;
+      let forgedSeq = -1;
+      w.tamper = (frame) => {
+        const e = decodeEntryFrame(frame);
+        if (e === undefined || ++n !== 3) return [frame];
+        const d = decodeEntry(e.entry);
+        if (!d.ok) return [frame];
+        forgedSeq = e.seq;
+        const sig = d.value.envelope.sig;
+        const out = frame.slice();
+        const at = indexOf(out, sig);
+        out[at + 10] = (out[at + 10] as number) ^ 1;
+        return [out];
+      };
+      await send(a, chA, texts('f', 6));
+      await until('an error', () => f.errors.length > 0);
+      expect(f.errors[0]).toBeInstanceOf(ClientError);
+      expect((f.errors[0] as ClientError).code).toBe('FORK_DETECTED');
+      // As sync keeps a forged entry: stored, as unreadable for its signature.
+      const stored: EventRecord[] = [];
+      for (const k of await b.store.keys(`ev:${chB.id}:`))
+        stored.push(...decodeEventRecords((await b.store.get(k)) as Uint8Array));
+      const forged = stored.find((r) => r.seq === forgedSeq);
+      expect(forged).toMatchObject({ status: 'unreadable', code: 'SIG_INVALID' });
+      const evidence = await b.store.keys(`fork:${chB.id}:`);
+      expect(evidence).toHaveLength(1);
+      const kept = JSON.parse(new TextDecoder().decode(await b.store.get(evidence[0] as string))) as Record<
+        string,
+        unknown
+      >;
+      expect(kept).toMatchObject({ channel: chB.id, localSize: chB.record.nextSeq });
+      expect(String(kept.checkpoint)).toContain(`\n${chB.record.nextSeq}\n`);
+      // The checkpoint that did not match was not taken as verified.
+      expect(chB.record.checkpointSize).toBeLessThan(chB.record.nextSeq);
+      expect(live.isLive(chB.id)).toBe(false);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('fetches the range when a pushed entry goes missing: no gap, no duplicate', async () => {
+    const { a, b, chA, chB, w } = await pair('3');
+    let live: Live | undefined;
+    try {
+      const from = chB.record.nextSeq;
+      const f = await follow(b);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      const fetchesBefore = w.fetches;
+      let n = 0;
+      w.tamper = (frame) => (decodeEntryFrame(frame) !== undefined && ++n === 4 ? [] : [frame]);
+      await send(a, chA, texts('g', 12));
+      await until('12 messages', () => messages(f.got).length === 12);
+      await live.idle();
+      expect(n).toBeGreaterThanOrEqual(4);
+      expect(w.fetches).toBeGreaterThan(fetchesBefore);
+      expect(messages(f.got)).toEqual(sorted(texts('g', 12)));
+      expectConsecutive(f.got, from);
+      expect(f.errors).toEqual([]);
+      expect(live.isLive(chB.id)).toBe(true);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('fetches the range when pushed entries arrive out of order: no gap, no duplicate', async () => {
+    const { a, b, chA, chB, w } = await pair('5');
+    let live: Live | undefined;
+    try {
+      const from = chB.record.nextSeq;
+      const f = await follow(b);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      const fetchesBefore = w.fetches;
+      // The 3rd entry frame is held back and delivered after the 4th.
+      let n = 0;
+      let held: Uint8Array | undefined;
+      w.tamper = (frame) => {
+        if (decodeEntryFrame(frame) === undefined) return [frame];
+        n++;
+        if (n === 3) {
+          held = frame;
+          return [];
+        }
+        if (n === 4 && held !== undefined) return [frame, held];
+        return [frame];
+      };
+      await send(a, chA, texts('o', 10));
+      await until('10 messages', () => messages(f.got).length === 10);
+      await live.idle();
+      expect(n).toBeGreaterThanOrEqual(4);
+      expect(w.fetches).toBeGreaterThan(fetchesBefore);
+      expect(messages(f.got)).toEqual(sorted(texts('o', 10)));
+      expectConsecutive(f.got, from);
+      expect(f.errors).toEqual([]);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('resumes from the last folded seq after the socket is lost: no gap, no duplicate', async () => {
+    const { a, b, chA, chB, w } = await pair('4');
+    let live: Live | undefined;
+    try {
+      const from = chB.record.nextSeq;
+      const f = await follow(b);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      await send(a, chA, texts('r', 10));
+      await until('10 messages', () => messages(f.got).length === 10);
+      await live.idle();
+      const folded = chB.record.nextSeq;
+      // The connection drops (no close handshake); A goes on sending meanwhile.
+      (w.sockets.at(-1) as WebSocket).terminate();
+      await send(a, chA, texts('s', 10));
+      await until('20 messages', () => messages(f.got).length === 20);
+      await until('B is live again', () => live?.isLive(chB.id) === true);
+      await send(a, chA, texts('t', 5));
+      await until('25 messages', () => messages(f.got).length === 25);
+      await live.idle();
+      expect(messages(f.got)).toEqual(sorted([...texts('r', 10), ...texts('s', 10), ...texts('t', 5)]));
+      expectConsecutive(f.got, from);
+      expect(f.errors).toEqual([]);
+      expect(w.sockets.length).toBeGreaterThanOrEqual(2);
+      // The new socket subscribed from the seq after the last one B had folded (or later, when
+      // a poll over HTTP folded more while the socket was down).
+      const again = w.subscribes.at(-1) as { from: number };
+      expect(w.subscribes[0]).toEqual({ channel: chB.id, from });
+      expect(again.from).toBeGreaterThanOrEqual(folded);
+      expect(again.from).toBeLessThanOrEqual(folded + 10);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+});
+
+function indexOf(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  throw new Error('not found');
+}
+
+describe('entry frames', () => {
+  const channel = `c_${'A'.repeat(22)}`;
+  const frame = (seqHi: number, seqLo: number, entry: number[], kind = 0x03, ch = channel) => {
+    const b = new Uint8Array(33 + entry.length);
+    b[0] = kind;
+    for (let i = 0; i < 24; i++) b[1 + i] = ch.charCodeAt(i);
+    const v = new DataView(b.buffer);
+    v.setUint32(25, seqHi);
+    v.setUint32(29, seqLo);
+    b.set(entry, 33);
+    return b;
+  };
+
+  it('decodes 0x03 ‖ channel ‖ seq ‖ entry, the entry as a view', () => {
+    const b = frame(1, 5, [9, 8, 7]);
+    const e = decodeEntryFrame(b);
+    expect(e).toEqual({ channel, seq: 2 ** 32 + 5, entry: new Uint8Array([9, 8, 7]) });
+    expect(e?.entry.buffer).toBe(b.buffer);
+  });
+
+  it('refuses another kind, a short frame, a malformed channel id, an unsafe seq', () => {
+    expect(decodeEntryFrame(frame(0, 1, [1], 0x02))).toBeUndefined();
+    expect(decodeEntryFrame(frame(0, 1, []))).toBeUndefined();
+    expect(decodeEntryFrame(frame(0, 1, [1]).subarray(0, 20))).toBeUndefined();
+    expect(decodeEntryFrame(frame(0, 1, [1], 0x03, `c_${'A'.repeat(21)}/`))).toBeUndefined();
+    expect(decodeEntryFrame(frame(2 ** 21, 0, [1]))).toBeUndefined();
+  });
+});
