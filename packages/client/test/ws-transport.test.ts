@@ -246,7 +246,7 @@ class FakeSocket implements WebSocketLike {
 
 const tick = () => new Promise((r) => setTimeout(r, 1));
 
-function transport(timeoutMs = 10_000) {
+function transport(timeoutMs = 10_000, keepAliveMs?: number) {
   return new WsEnvelopeTransport({
     endpoint: 'https://relay.example/',
     device: 'd_x' as never,
@@ -255,6 +255,7 @@ function transport(timeoutMs = 10_000) {
     WebSocket: FakeSocket,
     now: Date.now,
     timeoutMs,
+    ...(keepAliveMs === undefined ? {} : { keepAliveMs }),
   });
 }
 
@@ -351,5 +352,49 @@ describe('WsEnvelopeTransport (a scripted socket)', () => {
     second.s.receive(Uint8Array.of(2, 0, 0, 0, 0));
     expect(await second.post).toMatchObject({ e: { code: 'RELAY_ERROR', retryable: true } });
     expect(second.s.closed).toBe(true);
+  });
+
+  it('keeps a subscribed socket alive with pings, and drops it when a ping goes unanswered', async () => {
+    const t = transport(300, 30);
+    const events: string[] = [];
+    const listener = {
+      from: () => 0,
+      up: () => events.push('up'),
+      entry: () => {},
+      checkpoint: () => {},
+      down: () => events.push('down'),
+    };
+    t.subscribe(`c_${'A'.repeat(22)}`, listener);
+    const s = FakeSocket.last as FakeSocket;
+    s.emit('open');
+    s.receive('{"type":"ready","device":"d_x"}');
+    await tick();
+    const pings = () => s.sent.filter((f) => f === '{"type":"ping"}').length;
+    const until = async (cond: () => boolean) => {
+      const deadline = Date.now() + 5_000;
+      while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      return cond();
+    };
+    // A relay that answers: pings go on, the socket stays.
+    for (let i = 0; i < 4; i++) {
+      const before = pings();
+      expect(await until(() => pings() > before)).toBe(true);
+      expect(s.closed).toBe(false);
+      s.receive('{"type":"pong"}');
+    }
+    expect(events).not.toContain('down');
+    // A relay gone silent (no close, no pong): dropped after the timeout, the stream goes down.
+    expect(await until(() => s.closed)).toBe(true);
+    expect(events).toContain('down');
+    t.close();
+  });
+
+  it('sends no pings without subscriptions', async () => {
+    const t = transport(10_000, 10);
+    const { s, post } = await ready(t);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(s.sent.filter((f) => f === '{"type":"ping"}')).toEqual([]);
+    t.close();
+    await post;
   });
 });

@@ -38,7 +38,15 @@ export interface WsTransportOptions {
   readonly timeoutMs: number;
   /** Larger envelopes go over HTTP (the relay's frame limit is below its envelope limit). */
   readonly maxFrameBytes?: number;
+  /**
+   * While channels are subscribed, a ping every this often (default 15 s); a socket that has not
+   * answered one within timeoutMs is dropped, so a relay gone silent without closing the socket
+   * is noticed and the subscriptions resume (HTTP polling covers the gap).
+   */
+  readonly keepAliveMs?: number;
 }
+
+const KEEPALIVE_MS = 15_000;
 
 /** The relay's default frame limit is 400 KiB (`wsFrameBytes`); a larger frame closes the socket. */
 const MAX_FRAME_BYTES = 400 * 1024;
@@ -64,6 +72,9 @@ interface Socket {
   lastHeard: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   readyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The keep-alive's next ping (or deadline), and when the unanswered ping went out. */
+  pingTimer: ReturnType<typeof setTimeout> | undefined;
+  pingSentAt: number | undefined;
   dead: boolean;
   /** Settles `ready`, once. */
   settle: { ok: () => void; no: (e: Error) => void } | undefined;
@@ -124,7 +135,10 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     if (!/^c_[A-Za-z0-9_-]{22}$/.test(channel)) throw new Error('not a channel id');
     this.#subs.set(channel, l);
     const s = this.#sock ?? this.#open();
-    if (s.settle === undefined && !s.dead) this.#sendSubscribe(s, channel, l);
+    if (s.settle === undefined && !s.dead) {
+      this.#sendSubscribe(s, channel, l);
+      this.#keepAlive(s);
+    }
     return () => {
       if (this.#subs.get(channel) !== l) return;
       this.#subs.delete(channel);
@@ -188,6 +202,8 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
       lastHeard: Date.now(),
       timer: undefined,
       readyTimer: undefined,
+      pingTimer: undefined,
+      pingSentAt: undefined,
       dead: false,
       settle,
     };
@@ -212,6 +228,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
           s.settle = undefined;
           this.#reconnectMs = RECONNECT_MIN_MS;
           for (const [channel, l] of this.#subs) this.#sendSubscribe(s, channel, l);
+          this.#keepAlive(s);
         });
       } else if (data instanceof ArrayBuffer) {
         const b = new Uint8Array(data);
@@ -238,6 +255,10 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     }
     if (f.type === 'ready') {
       ready();
+      return;
+    }
+    if (f.type === 'pong') {
+      s.pingSentAt = undefined;
       return;
     }
     if (this.#onChannelFrame(f as ChannelFrame)) return;
@@ -320,6 +341,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     if (this.#sock === s) this.#sock = undefined;
     clearTimeout(s.timer);
     clearTimeout(s.readyTimer);
+    clearTimeout(s.pingTimer);
     s.settle?.no(new Error(why));
     s.settle = undefined;
     s.ws.onopen = s.ws.onmessage = s.ws.onerror = s.ws.onclose = null;
@@ -336,6 +358,45 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     s.pending.clear();
     for (const l of this.#subs.values()) l.down();
     this.#scheduleReconnect();
+  }
+
+  /**
+   * While channels are subscribed: a ping every keepAliveMs; no pong within timeoutMs drops the
+   * socket (#fail: the listeners go down, HTTP polling takes over, a new socket resubscribes).
+   */
+  #keepAlive(s: Socket): void {
+    if (s.pingTimer !== undefined || s.dead || this.#subs.size === 0) return;
+    const every = this.#o.keepAliveMs ?? KEEPALIVE_MS;
+    let lastPing = Date.now();
+    const tick = () => {
+      s.pingTimer = undefined;
+      if (s.dead || this.#sock !== s) return;
+      const now = Date.now();
+      if (s.pingSentAt !== undefined && now - s.pingSentAt >= this.#o.timeoutMs) {
+        this.#fail(s, 'relay socket went silent');
+        return;
+      }
+      if (s.pingSentAt === undefined && now - lastPing >= every) {
+        if (this.#subs.size === 0) return; // nothing to keep alive (a later subscribe restarts it)
+        try {
+          s.ws.send('{"type":"ping"}');
+        } catch {
+          this.#fail(s, 'relay socket failed');
+          return;
+        }
+        s.pingSentAt = now;
+        lastPing = now;
+      }
+      // Answered: the next ping. Unanswered: the deadline, looking again every `every` meanwhile.
+      const next =
+        s.pingSentAt === undefined
+          ? lastPing + every
+          : Math.min(s.pingSentAt + this.#o.timeoutMs, now + every);
+      s.pingTimer = setTimeout(tick, Math.max(1, next - now));
+      (s.pingTimer as { unref?: () => void }).unref?.();
+    };
+    s.pingTimer = setTimeout(tick, every);
+    (s.pingTimer as { unref?: () => void }).unref?.();
   }
 
   /** One timer per socket, not per post: a socket silent with posts in flight is dropped. */
