@@ -298,10 +298,14 @@ export class WriterThread implements Executor {
   constructor(path: string) {
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      // Short-lived op buffers and rows: a small young generation keeps the thread's memory low.
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
       workerData: { driver: DRIVER_PATH, path, sql: SQL, names: NAMES, plucked: PLUCKED },
     });
     this.#checkpointer = new Worker(CHECKPOINT_SOURCE, {
       eval: true,
+      // A few pragmas a second: the smallest heap V8 allows is plenty.
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
       workerData: { driver: DRIVER_PATH, path, everyMs: CHECKPOINT_EVERY_MS },
     });
     // A checkpointer that fails leaves the writer's own (backstop) checkpoints; nothing is lost.
