@@ -138,7 +138,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     limiters,
     now,
     log,
-    ready: () => ready,
+    ready: () => ready && store.healthy !== false,
     ...(o.readBody === undefined ? {} : { readBody: o.readBody }),
     ...(o.clientAddress === undefined ? {} : { clientAddress: o.clientAddress }),
     ...(o.staticFiles === undefined ? {} : { staticFiles: o.staticFiles }),

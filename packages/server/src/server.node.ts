@@ -78,7 +78,13 @@ async function openBackends(
   log: Log | undefined,
 ): Promise<{ store: Store; fanout: Fanout }> {
   if (config.store === 'sqlite') {
-    return { store: openSqliteStore({ path: join(config.dataDir, 'relay.db') }), fanout: new LocalFanout() };
+    const store = openSqliteStore({
+      path: join(config.dataDir, 'relay.db'),
+      // Without its writer the relay cannot accept anything: /readyz turns 503 (the store's
+      // `healthy`), and the operator is told why.
+      onFatal: (e) => log?.error({ err: e.message }, 'the store writer thread died: no write can be made'),
+    });
+    return { store, fanout: new LocalFanout() };
   }
   const store = await openPostgresStore({ url: config.store, max: config.storePoolSize });
   try {

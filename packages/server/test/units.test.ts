@@ -23,6 +23,7 @@ import { ed25519Backend, leafHashNode, nodeEd25519, sha256 } from '../src/ed2551
 import { fromB64u, toB64u } from '../src/bytes.node.ts';
 import { ReplayCache, requestMessage } from '../src/http/auth.ts';
 import { RateLimiter } from '../src/http/rate-limit.ts';
+import type { RelayError } from '../src/errors.ts';
 import { createRelay } from '../src/relay.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/store.ts';
@@ -160,87 +161,97 @@ describe('entry encoding', () => {
 });
 
 describe('group commit, pipelined', () => {
-  it('a commit that fails fails the batches built behind it; retries then land once each, with no gap', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bc-pipe-'));
-    const inner = openSqliteStore({ path: join(dir, 'relay.db') });
-    expect(inner.pipelined).toBe(true);
-    const ch = newChannel();
-    let poison = false;
-    // Poisons one batch: a statement that fails on the writer thread, at its COMMIT, after the
-    // appender has already built the next batch on top of it.
-    const store: Store = {
-      kind: 'sqlite',
-      shared: false,
-      pipelined: true,
-      read: (fn) => inner.read(fn),
-      write: (fn) =>
-        inner.write(async (tx) => {
-          const out = await fn(tx);
-          if (poison) {
-            poison = false;
-            // Slow work first, so the next batch is surely built before this commit fails.
-            const slow = Array.from({ length: 20_000 }, (_, index) => ({
-              level: 99,
-              index,
-              hash: new Uint8Array(32),
-            }));
-            await tx.putNodes(ch, slow);
-            await tx.appendEntry(ch, {
-              seq: 0,
-              msgId: 'poison',
-              sender: 'd_x' as never,
-              envelopeHash: new Uint8Array(32),
-              receivedAt: 0,
-              entry: new Uint8Array(1),
-            });
-          }
-          return out;
-        }),
-      close: () => inner.close(),
-    };
-    const core = createRelay({
-      config: resolveConfig({ dataDir: dir, batch: { maxItems: 16 } }),
-      store,
-      seed: seedOf('pipe'),
-    });
-    const caller = new Caller(async (path, init) => core.app.request(path, init));
-    const P = makeParty('P');
-    const d = makeDevice(P, 'd', 'admin');
-    await caller.publishParty(P, [d]);
-    await caller.append(d, commit(d, ch, 0));
-    const sender = await core.store.read((tx) => tx.getDevice(d.device));
-    if (sender === undefined) throw new Error('no device');
-    const envs = Array.from({ length: 200 }, () => envelope(d, ch));
-    const submit = (env: (typeof envs)[number]) =>
-      core.appender.submit({ env, sender, envelopeHash: sha256(env.wire) }).then(
-        (a) => ({ ok: true as const, a }),
-        (e: unknown) => ({ ok: false as const, e }),
-      );
-    poison = true;
-    const first = await Promise.all(envs.map(submit));
-    // The poisoned batch (16) and at least the one built behind it.
-    const refused = first.filter((o) => !o.ok).length;
-    expect(refused).toBeGreaterThan(16);
-    for (const o of first) if (!o.ok) expect(o.e).toMatchObject({ code: 'INTERNAL' });
-    // Everyone retries (idempotent by msgId): the acknowledged keep their seq, the others land now.
-    const acked = new Map<string, number>();
-    first.forEach((o, i) => {
-      if (o.ok) acked.set(envs[i]?.body.msgId as string, o.a.seq);
-    });
-    const again = await Promise.all(envs.map(submit));
-    again.forEach((o, i) => {
-      if (!o.ok) throw o.e;
-      const id = envs[i]?.body.msgId as string;
-      if (acked.has(id)) expect(o.a).toMatchObject({ seq: acked.get(id), duplicate: true });
-      acked.set(id, o.a.seq);
-    });
-    const log = await readLog(caller, ch, d);
-    expectAckedOnce(log, acked);
-    const tip = await core.store.read((tx) => tx.getCheckpoint(ch));
-    expect(tip?.size).toBe(201);
-    await core.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  // readDelayMs: reads answered a macrotask later, so a batch is still being built (waiting on a
+  // read) when the one before it fails (review finding: it must not cache state built on it).
+  it.each([0, 150])(
+    'a commit that fails fails the batches built behind it; retries then land once each, with no gap (reads after %i ms)',
+    async (readDelayMs) => {
+      const dir = mkdtempSync(join(tmpdir(), 'bc-pipe-'));
+      const inner = openSqliteStore({ path: join(dir, 'relay.db') });
+      expect(inner.pipelined).toBe(true);
+      const ch = newChannel();
+      let poison = false;
+      // Poisons one batch: a statement that fails on the writer thread, at its COMMIT, after the
+      // appender has already built the next batch on top of it.
+      const store: Store = {
+        kind: 'sqlite',
+        shared: false,
+        pipelined: true,
+        read: async (fn) => {
+          if (readDelayMs > 0) await new Promise((r) => setTimeout(r, readDelayMs));
+          return inner.read(fn);
+        },
+        write: (fn) =>
+          inner.write(async (tx) => {
+            const out = await fn(tx);
+            if (poison) {
+              poison = false;
+              // Slow work first, so the next batch is surely built before this commit fails.
+              const slow = Array.from({ length: 20_000 }, (_, index) => ({
+                level: 99,
+                index,
+                hash: new Uint8Array(32),
+              }));
+              await tx.putNodes(ch, slow);
+              await tx.appendEntry(ch, {
+                seq: 0,
+                msgId: 'poison',
+                sender: 'd_x' as never,
+                envelopeHash: new Uint8Array(32),
+                receivedAt: 0,
+                entry: new Uint8Array(1),
+              });
+            }
+            return out;
+          }),
+        close: () => inner.close(),
+      };
+      const core = createRelay({
+        config: resolveConfig({ dataDir: dir, batch: { maxItems: 16 } }),
+        store,
+        seed: seedOf('pipe'),
+      });
+      const caller = new Caller(async (path, init) => core.app.request(path, init));
+      const P = makeParty('P');
+      const d = makeDevice(P, 'd', 'admin');
+      await caller.publishParty(P, [d]);
+      await caller.append(d, commit(d, ch, 0));
+      const sender = await core.store.read((tx) => tx.getDevice(d.device));
+      if (sender === undefined) throw new Error('no device');
+      const envs = Array.from({ length: 200 }, () => envelope(d, ch));
+      const submit = (env: (typeof envs)[number]) =>
+        core.appender.submit({ env, sender, envelopeHash: sha256(env.wire) }).then(
+          (a) => ({ ok: true as const, a }),
+          (e: unknown) => ({ ok: false as const, e }),
+        );
+      poison = true;
+      const first = await Promise.all(envs.map(submit));
+      // The poisoned batch (16) and at least the one built behind it.
+      const refused = first.filter((o) => !o.ok).length;
+      expect(refused).toBeGreaterThan(16);
+      // Retryable either way: the poisoned batch's own failure, or refused behind it.
+      for (const o of first)
+        if (!o.ok) expect(['INTERNAL', 'STORE_UNAVAILABLE']).toContain((o.e as RelayError).code);
+      // Everyone retries (idempotent by msgId): the acknowledged keep their seq, the others land now.
+      const acked = new Map<string, number>();
+      first.forEach((o, i) => {
+        if (o.ok) acked.set(envs[i]?.body.msgId as string, o.a.seq);
+      });
+      const again = await Promise.all(envs.map(submit));
+      again.forEach((o, i) => {
+        if (!o.ok) throw o.e;
+        const id = envs[i]?.body.msgId as string;
+        if (acked.has(id)) expect(o.a).toMatchObject({ seq: acked.get(id), duplicate: true });
+        acked.set(id, o.a.seq);
+      });
+      const log = await readLog(caller, ch, d);
+      expectAckedOnce(log, acked);
+      const tip = await core.store.read((tx) => tx.getCheckpoint(ch));
+      expect(tip?.size).toBe(201);
+      await core.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  );
 });
 
 describe('relay receipt encoding', () => {

@@ -112,6 +112,8 @@ export class Appender {
   >();
   #closing = false;
   #idle: Array<() => void> = [];
+  /** Batches that failed so far: a batch being built when one fails is abandoned (see below). */
+  #failures = 0;
 
   constructor(deps: AppenderDeps) {
     this.#d = deps;
@@ -188,6 +190,7 @@ export class Appender {
     const inbox: Array<Omit<PublishedInboxItem, 'entry'>> = [];
     const started = performance.now();
     const pipelined = this.#d.store.pipelined === true;
+    const failuresAtStart = this.#failures;
     try {
       const ids = new Map<ChannelId, string[]>();
       for (const p of batch) {
@@ -220,6 +223,13 @@ export class Appender {
           await tx.putChannel(w.head);
         }
         if (pipelined) {
+          // A batch that failed while this one was being built may have been this one's base:
+          // nothing of it is cached or committed (thrown: rolled back, answered retryable).
+          if (this.#failures !== failuresAtStart) {
+            throw new RelayError('STORE_UNAVAILABLE', 'an earlier write failed; retry', {
+              retryAfterMs: 1_000,
+            });
+          }
           // The next batch builds on this one's state before it commits.
           for (const w of works.values()) {
             if (w.head === undefined || w.entries.length === 0) continue;
@@ -232,6 +242,7 @@ export class Appender {
         built();
       });
     } catch (e) {
+      this.#failures++;
       built();
       this.#forgetUncommitted(works);
       // A pipelined batch built on this one fails with it; what was cached is no longer sure.
@@ -242,7 +253,9 @@ export class Appender {
         e instanceof RelayError && e.code === 'STORE_UNAVAILABLE'
           ? e
           : new RelayError('INTERNAL', 'the append could not be made durable; retry');
-      for (const p of batch) p.reject(p.outcome instanceof RelayError ? p.outcome : err);
+      // Every append of the batch gets the retryable error, refusals too: they were decided on
+      // state that was never committed (an earlier entry of this batch, or of a failed one).
+      for (const p of batch) p.reject(err);
       return;
     }
     this.#d.metrics?.batch(batch.length, (performance.now() - started) / 1000);

@@ -169,6 +169,8 @@ export interface Store {
    * too. A caller may keep state across them (the appender does) without waiting for each commit.
    */
   readonly pipelined?: boolean;
+  /** False when the store can no longer write (the embedded store's writer thread died). */
+  readonly healthy?: boolean;
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;
   /** Runs fn in one atomic, durable transaction (rolled back if fn throws). */
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T>;

@@ -25,7 +25,9 @@ import type {
 } from '../store.ts';
 import { migrate } from './migrate.ts';
 import { type Executor, LocalExecutor } from './statements.ts';
-import { WriterThread } from './writer-thread.node.ts';
+import { WriterError, WriterThread } from './writer-thread.node.ts';
+import { RelayError } from '../../errors.ts';
+import { STORE_RETRY_AFTER_MS } from '../postgres/pg-errors.ts';
 import {
   bytes,
   type DeviceRow,
@@ -45,6 +47,8 @@ export interface SqliteStoreOptions {
    * block the event loop; false keeps it on this thread.
    */
   readonly writerThread?: boolean;
+  /** Called once if the writer thread dies on its own: the store can no longer write. */
+  readonly onFatal?: (e: Error) => void;
 }
 
 class SqliteTx implements WriteTx {
@@ -370,6 +374,7 @@ export class SqliteStore implements Store {
   readonly #readLock: Mutex;
   readonly #ids = new Map<ChannelId, number>();
   #closed = false;
+  #broken = false;
 
   constructor(opts: SqliteStoreOptions) {
     const memory = opts.path === ':memory:';
@@ -388,7 +393,10 @@ export class SqliteStore implements Store {
       // The writer connection lives on its own thread (same pragmas); this one only migrated.
       setup.close();
       this.#local = undefined;
-      this.#thread = new WriterThread(opts.path);
+      this.#thread = new WriterThread(opts.path, (e) => {
+        this.#broken = true;
+        opts.onFatal?.(e);
+      });
       this.#writeExec = this.#thread;
     }
     if (memory) {
@@ -415,6 +423,11 @@ export class SqliteStore implements Store {
         this.#reader.exec('COMMIT');
       }
     });
+  }
+
+  /** False once the writer thread died: nothing can be written (readiness reports it). */
+  get healthy(): boolean {
+    return !this.#broken;
   }
 
   /** True with the writer thread: see Store.pipelined. */
@@ -464,26 +477,29 @@ export class SqliteStore implements Store {
           await commit;
         } catch (e) {
           for (const c of tx?.created ?? []) this.#ids.delete(c);
-          throw e;
+          throw writeError(e);
         }
         return r;
       },
       (e: unknown) => {
         for (const c of tx?.created ?? []) this.#ids.delete(c);
-        throw e;
+        throw writeError(e);
       },
     );
   }
 
   /** The writer connection's durability settings (for health checks and tests). */
   async durability(): Promise<{ journalMode: string; synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA' }> {
-    const pragma = (name: string) =>
-      this.#thread !== undefined ? this.#thread.pragma(name) : this.#local?.pragma(name, { simple: true });
-    const sync = (await pragma('synchronous')) as number;
-    return {
-      journalMode: (await pragma('journal_mode')) as string,
-      synchronous: (['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const)[sync] ?? 'OFF',
-    };
+    // Under the write lock: between transactions (see WriterThread.pragma).
+    return this.#writeLock.run(async () => {
+      const pragma = (name: string) =>
+        this.#thread !== undefined ? this.#thread.pragma(name) : this.#local?.pragma(name, { simple: true });
+      const sync = (await pragma('synchronous')) as number;
+      return {
+        journalMode: (await pragma('journal_mode')) as string,
+        synchronous: (['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const)[sync] ?? 'OFF',
+      };
+    });
   }
 
   async close(): Promise<void> {
@@ -497,6 +513,19 @@ export class SqliteStore implements Store {
     // ':memory:' has one lock for both (taking it twice would wait forever).
     await this.#writeLock.run(() => (this.#readLock === this.#writeLock ? shut() : this.#readLock.run(shut)));
   }
+}
+
+/**
+ * What a client is told when the writer thread refused a transaction because one before it failed
+ * (nothing of it was written), or is gone: STORE_UNAVAILABLE (503, retry), not an internal error.
+ */
+function writeError(e: unknown): unknown {
+  if (e instanceof WriterError && e.code === 'BC_EARLIER_FAILED') {
+    return new RelayError('STORE_UNAVAILABLE', 'an earlier write failed and this one was not made; retry', {
+      retryAfterMs: STORE_RETRY_AFTER_MS,
+    });
+  }
+  return e;
 }
 
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {

@@ -294,8 +294,13 @@ export class WriterThread implements Executor {
   /** The writer's generation as last heard, and the one the open transaction began in. */
   #gen = 0;
   #txGen = 0;
+  #closing = false;
+  #checkpointerExited = false;
+  /** Set when the writer thread died on its own (not closed): the store can no longer write. */
+  #onFatal: ((e: Error) => void) | undefined;
 
-  constructor(path: string) {
+  constructor(path: string, onFatal?: (e: Error) => void) {
+    this.#onFatal = onFatal;
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
       // Short-lived op buffers and rows: a small young generation keeps the thread's memory low.
@@ -310,6 +315,9 @@ export class WriterThread implements Executor {
     });
     // A checkpointer that fails leaves the writer's own (backstop) checkpoints; nothing is lost.
     this.#checkpointer.on('error', () => {});
+    this.#checkpointer.on('exit', () => {
+      this.#checkpointerExited = true;
+    });
     this.#checkpointer.unref();
     this.#worker.on('message', (m: Reply) => {
       const sent = this.#sent.get(m.id);
@@ -327,6 +335,7 @@ export class WriterThread implements Executor {
       });
     });
     const fail = (e: Error) => {
+      if (this.#dead === undefined && !this.#closing) this.#onFatal?.(e);
       this.#dead ??= e;
       for (const s of this.#sent.values()) for (const w of s.waiters) w.reject(e);
       this.#sent.clear();
@@ -339,7 +348,8 @@ export class WriterThread implements Executor {
   }
 
   run(name: StatementName, ...params: unknown[]): void {
-    this.#ops.statement('run', name, params);
+    // Once the thread is gone nothing is queued: the transaction's next awaited call rejects.
+    if (this.#dead === undefined) this.#ops.statement('run', name, params);
   }
 
   result(name: StatementName, ...params: unknown[]): Promise<RunResult> {
@@ -361,7 +371,7 @@ export class WriterThread implements Executor {
    */
   begin(): void {
     this.#txGen = this.#gen;
-    this.#ops.text('exec', 'BEGIN IMMEDIATE');
+    if (this.#dead === undefined) this.#ops.text('exec', 'BEGIN IMMEDIATE');
   }
 
   /** Sends COMMIT or ROLLBACK; resolves once the thread has run it. */
@@ -369,7 +379,10 @@ export class WriterThread implements Executor {
     return this.#ask(() => this.#ops.text('execWait', sql)) as Promise<void>;
   }
 
-  /** Reads a pragma of the writer connection (outside any transaction). */
+  /**
+   * Reads a pragma of the writer connection. Only under the store's write lock, between
+   * transactions: it takes the current generation, which must not carry a half-built transaction.
+   */
   pragma(name: string): Promise<unknown> {
     this.#txGen = this.#gen;
     return this.#ask(() => this.#ops.text('pragma', name));
@@ -399,13 +412,22 @@ export class WriterThread implements Executor {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     // The checkpointer first: the writer's connection, closed last, checkpoints what remains.
-    await new Promise<void>((resolve) => {
-      const done = () => resolve();
-      this.#checkpointer.once('message', done);
-      this.#checkpointer.once('exit', done);
-      this.#checkpointer.postMessage('close');
-    });
+    // (One that already exited, or does not answer within 2 s, is just terminated.)
+    if (!this.#checkpointerExited) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, 2_000);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#checkpointer.once('message', done);
+        this.#checkpointer.once('exit', done);
+        this.#checkpointer.postMessage('close');
+      });
+    }
+    this.#checkpointer.removeAllListeners('message');
     await this.#checkpointer.terminate();
     if (this.#dead === undefined) {
       const id = this.#nextId++;
