@@ -27,6 +27,8 @@ db.pragma('busy_timeout = 5000');
 // WAL checkpoints run on a thread of their own (CHECKPOINT_SOURCE), not inside this thread's
 // commits; this is only a backstop should that thread fall behind (~40 MB of WAL).
 db.pragma('wal_autocheckpoint = 10000');
+// When the WAL starts over after a checkpoint, a file grown past 8 MB is cut back to it.
+db.pragma('journal_size_limit = 8388608');
 const stmts = workerData.names.map((name) => {
   const s = db.prepare(workerData.sql[name]);
   return workerData.plucked.includes(name) ? s.pluck() : s;
