@@ -160,6 +160,14 @@ export async function spawnRelay(
       return (Number(f[11]) + Number(f[12])) / CLK_TCK;
     },
     async stop() {
+      // BENCH_RELAY_METRICS: print the relay's group-commit histograms (batch size, commit time).
+      if (process.env.BENCH_RELAY_METRICS !== undefined && child.exitCode === null) {
+        const text = await (await fetch(`${url}/metrics`)).text();
+        const lines = text
+          .split('\n')
+          .filter((l) => /^bc_append_(batch_size|commit_seconds)_(sum|count)/.test(l));
+        process.stderr.write(`${lines.join('\n')}\n`);
+      }
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');

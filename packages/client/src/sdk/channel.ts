@@ -455,8 +455,15 @@ export class Channel {
     this.#rec = rec;
     writes.push([keys.channel(this.id), encodeChannelRecord(this.#rec)]);
     if (this.#group !== undefined) writes.push([keys.mls(this.id), this.#group.exportState()]);
-    // The entries, their records and the channel record that counts them: one transaction.
-    await this.#ctx.store.put(writes, [], { channel: this.id, entries: page.entries });
+    // The entries, their records and the channel record that counts them: one transaction. All
+    // of it is what the relay serves again ('process' durability), unless it holds a checkpoint
+    // this device saw or fork evidence (on disk: they are what later pages are checked against).
+    await this.#ctx.store.put(
+      writes,
+      [],
+      { channel: this.id, entries: page.entries },
+      check === undefined || check.kind === 'pending' ? 'process' : 'disk',
+    );
     this.#view = this.#view.fold(records);
     if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
     return records;

@@ -14,7 +14,7 @@
  * one readwrite transaction over all the stores it touches: all or nothing.
  */
 import { ClientError } from './errors.ts';
-import type { ChannelEntries, LocalStore, OutboxItem, StoredEntry } from './storage.ts';
+import type { ChannelEntries, Durability, LocalStore, OutboxItem, StoredEntry } from './storage.ts';
 
 export interface Pbkdf2Params {
   readonly kdf: 'PBKDF2-SHA-256';
@@ -226,6 +226,7 @@ export class IndexedDbLocalStore implements LocalStore {
     records: ReadonlyArray<readonly [string, Uint8Array | undefined]>,
     outbox: readonly OutboxItem[] = [],
     entries?: ChannelEntries,
+    durability: Durability = 'disk',
   ): Promise<void> {
     const sealed = await Promise.all(
       records.map(
@@ -235,7 +236,10 @@ export class IndexedDbLocalStore implements LocalStore {
     const rows = await Promise.all(outbox.map((item) => this.#outboxRow(item)));
     const logged = entries === undefined ? [] : await this.#sealEntries(entries.channel, entries.entries);
     const stores = ['kv', ...(rows.length > 0 ? ['outbox'] : []), ...(logged.length > 0 ? ['entries'] : [])];
-    const tx = this.#db.transaction(stores, 'readwrite');
+    // Outbox items are sends: always 'strict' (flushed to disk before complete).
+    const tx = this.#db.transaction(stores, 'readwrite', {
+      durability: durability === 'disk' || rows.length > 0 ? 'strict' : 'relaxed',
+    });
     const kv = tx.objectStore('kv');
     for (const [k, v] of sealed) {
       if (v === undefined) kv.delete(k);
@@ -257,7 +261,7 @@ export class IndexedDbLocalStore implements LocalStore {
 
   async appendEntries(channel: string, entries: readonly StoredEntry[]): Promise<void> {
     const sealed = await this.#sealEntries(channel, entries);
-    const tx = this.#db.transaction('entries', 'readwrite');
+    const tx = this.#db.transaction('entries', 'readwrite', { durability: 'strict' });
     this.#addEntries(tx, channel, sealed);
     await done(tx);
   }
@@ -301,7 +305,7 @@ export class IndexedDbLocalStore implements LocalStore {
 
   async outboxAdd(item: OutboxItem): Promise<void> {
     const row = await this.#outboxRow(item);
-    const tx = this.#db.transaction('outbox', 'readwrite');
+    const tx = this.#db.transaction('outbox', 'readwrite', { durability: 'strict' });
     tx.objectStore('outbox').add(row).onerror = (e) => ignoreDuplicate(e);
     await done(tx);
   }
@@ -327,7 +331,7 @@ export class IndexedDbLocalStore implements LocalStore {
     const sealed = await Promise.all(
       records.map(async ([k, v]) => [k, await this.#box.seal(`kv:${k}`, v)] as const),
     );
-    const tx = this.#db.transaction(['kv', 'outbox'], 'readwrite');
+    const tx = this.#db.transaction(['kv', 'outbox'], 'readwrite', { durability: 'relaxed' });
     const kv = tx.objectStore('kv');
     for (const [k, v] of sealed) kv.put(v, k);
     const st = tx.objectStore('outbox');

@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ClientError } from './errors.ts';
 import { DEFAULT_KDF, deriveKey, type KdfParams, SealedBox } from './sealed-box.node.ts';
-import type { ChannelEntries, LocalStore, OutboxItem, StoredEntry } from './storage.ts';
+import type { ChannelEntries, Durability, LocalStore, OutboxItem, StoredEntry } from './storage.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
@@ -90,6 +90,8 @@ export class SqliteLocalStore implements LocalStore {
    * rows stay the record: after a restart they are opened as before.
    */
   readonly #outboxWires = new Map<string, Uint8Array>();
+  /** The connection's synchronous setting: FULL for 'disk' writes, NORMAL for 'process' ones. */
+  #synchronous: 'FULL' | 'NORMAL' = 'FULL';
 
   private constructor(db: Database.Database, box: SealedBox) {
     this.#db = db;
@@ -200,13 +202,32 @@ export class SqliteLocalStore implements LocalStore {
     return row === undefined ? undefined : this.#open(`kv:${key}`, row.value);
   }
 
+  /** How the last write was committed: FULL ('disk') or NORMAL ('process'). */
+  get synchronous(): 'FULL' | 'NORMAL' {
+    return this.#synchronous;
+  }
+
+  /**
+   * Sets how the next commit reaches the disk. In WAL mode FULL syncs the log at every commit;
+   * NORMAL leaves it to the OS (and to the next FULL commit, which syncs what came before it).
+   */
+  #durability(d: Durability): void {
+    const want = d === 'disk' ? 'FULL' : 'NORMAL';
+    if (this.#synchronous === want) return;
+    this.#db.pragma(`synchronous = ${want}`);
+    this.#synchronous = want;
+  }
+
   async put(
     records: ReadonlyArray<readonly [string, Uint8Array | undefined]>,
     outbox: readonly OutboxItem[] = [],
     entries?: ChannelEntries,
+    durability: Durability = 'disk',
   ): Promise<void> {
     const { outboxAdd: ob, kvPut: up, kvDelete: del } = this.#sql;
     const inserted: OutboxItem[] = [];
+    // Outbox items are sends: always on disk.
+    this.#durability(outbox.length > 0 ? 'disk' : durability);
     this.#db.transaction(() => {
       for (const [k, v] of records) {
         if (v === undefined) del.run(k);
@@ -230,6 +251,7 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   async appendEntries(channel: string, entries: readonly StoredEntry[]): Promise<void> {
+    this.#durability('disk');
     this.#db.transaction(() => this.#insertRuns(channel, entries))();
   }
 
@@ -301,6 +323,7 @@ export class SqliteLocalStore implements LocalStore {
   ): Promise<void> {
     if (ids.length === 0 && records.length === 0) return;
     const { outboxDelete: del, kvPut: up } = this.#sql;
+    this.#durability('process');
     this.#db.transaction(() => {
       for (const [k, v] of records) up.run(k, this.#box.seal(`kv:${k}`, v));
       for (const id of ids) del.run(id);

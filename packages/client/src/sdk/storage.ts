@@ -22,16 +22,30 @@ export interface OutboxItem {
   readonly wire: Uint8Array;
 }
 
+/**
+ * How durable a write must be before it resolves.
+ * - `disk` (the default): on disk before it resolves; it survives a power loss.
+ * - `process`: it survives a crash of the process (kill -9) but may not yet be on disk: a power
+ *   loss or an OS crash can roll it back, together with every later `process` write and never an
+ *   earlier `disk` one (SQLite's WAL keeps commits in order; a later `disk` write makes all
+ *   before it durable). Only for what the relay serves again: received entries, the records and
+ *   the MLS state derived from them, acknowledged outbox items (resent, the relay answers with
+ *   the original receipt). Never for what this device sends (its MLS state before a post: a
+ *   rolled-back sender ratchet would reuse keys), a checkpoint it saw, or fork evidence.
+ */
+export type Durability = 'disk' | 'process';
+
 export interface LocalStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /**
    * Writes several records (undefined deletes), outbox items and transcript entries (as
-   * appendEntries) atomically: all or nothing.
+   * appendEntries) atomically: all or nothing, `durability` 'disk' unless said otherwise.
    */
   put(
     records: ReadonlyArray<readonly [string, Uint8Array | undefined]>,
     outbox?: readonly OutboxItem[],
     entries?: ChannelEntries,
+    durability?: Durability,
   ): Promise<void>;
   keys(prefix: string): Promise<string[]>;
 
@@ -41,7 +55,11 @@ export interface LocalStore {
 
   outboxAdd(item: OutboxItem): Promise<void>;
   outboxList(): Promise<OutboxItem[]>;
-  /** Removes outbox items, writing `records` in the same transaction (e.g. their relay receipts). */
+  /**
+   * Removes acknowledged outbox items, writing `records` in the same transaction (their relay
+   * receipts), with 'process' durability (see Durability: a rolled-back removal is resent, and
+   * the relay answers with the original receipt).
+   */
   outboxRemove(ids: readonly string[], records?: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void>;
 
   close(): void;

@@ -1,0 +1,120 @@
+/**
+ * Local-store durability (storage.ts Durability): what the relay serves again is committed
+ * without waiting for the disk, yet survives kill -9; sends, checkpoints and evidence are on disk.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { DraftEvent } from '../src/sdk/channel.ts';
+import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
+import type { Durability, LocalStore } from '../src/sdk/storage.ts';
+import { inProcessRelay, openChannel } from './in-process.ts';
+
+const kdf = { N: 1 << 10, r: 8, p: 1 };
+const tmp = () => join(mkdtempSync(join(tmpdir(), 'bc-durable-')), 'device.db');
+const bytes = (...b: number[]) => new Uint8Array(b);
+
+describe('local store durability', () => {
+  it("commits 'process' writes with synchronous=NORMAL, everything else (and any send) with FULL", async () => {
+    const s = SqliteLocalStore.open({ path: tmp(), passphrase: 'pw', kdf });
+    await s.put([['a', bytes(1)]], [], undefined, 'process');
+    expect(s.synchronous).toBe('NORMAL');
+    await s.put([['b', bytes(2)]]);
+    expect(s.synchronous).toBe('FULL');
+    // An outbox item is a send: on disk even when the caller asked for less.
+    await s.put(
+      [['c', bytes(3)]],
+      [{ id: 'e_1', channel: 'c_x', createdAt: 1, wire: bytes(7) }],
+      undefined,
+      'process',
+    );
+    expect(s.synchronous).toBe('FULL');
+    await s.outboxRemove(['e_1'], [['rr:c_x:e_1', bytes(9)]]);
+    expect(s.synchronous).toBe('NORMAL');
+    await s.appendEntries('c_x', [{ seq: 0, entry: bytes(5) }]);
+    expect(s.synchronous).toBe('FULL');
+    s.close();
+  });
+
+  it("keeps a 'process' write when its process is killed with SIGKILL right after it", () => {
+    const path = tmp();
+    const script = join(mkdtempSync(join(tmpdir(), 'bc-durable-child-')), 'child.mts');
+    const store = fileURLToPath(new URL('../src/sdk/sqlite.node.ts', import.meta.url));
+    writeFileSync(
+      script,
+      `import { SqliteLocalStore } from ${JSON.stringify(store)};
+const s = SqliteLocalStore.open({ path: ${JSON.stringify(path)}, passphrase: 'pw', kdf: ${JSON.stringify(kdf)} });
+await s.put([['before', new Uint8Array([1])]]);
+await s.put([['page', new Uint8Array([2, 3])]], [], { channel: 'c_x', entries: [{ seq: 0, entry: new Uint8Array([4]) }] }, 'process');
+await s.outboxRemove([], [['rr:c_x:e_1', new Uint8Array([5])]]);
+process.kill(process.pid, 'SIGKILL');
+`,
+    );
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBe('SIGKILL');
+    const s = SqliteLocalStore.open({ path, passphrase: 'pw' });
+    return (async () => {
+      expect(await s.get('before')).toEqual(bytes(1));
+      expect(await s.get('page')).toEqual(bytes(2, 3));
+      expect((await s.entries('c_x', 0, 10)).map((e) => [...e.entry])).toEqual([[4]]);
+      expect(await s.get('rr:c_x:e_1')).toEqual(bytes(5));
+      s.close();
+    })();
+  });
+
+  it('writes received pages for the relay to serve again, and sends and checked checkpoints on disk', async () => {
+    const w = inProcessRelay('bc-durable-relay-');
+    const seen: Array<{ durability: Durability; outbox: number; entries: number; keys: string[] }> = [];
+    const recording = (inner: LocalStore): LocalStore =>
+      new Proxy(inner, {
+        get(target, prop, receiver) {
+          if (prop !== 'put') {
+            const v = Reflect.get(target, prop, receiver);
+            return typeof v === 'function' ? v.bind(target) : v;
+          }
+          return (
+            records: Parameters<LocalStore['put']>[0],
+            outbox: Parameters<LocalStore['put']>[1] = [],
+            entries?: Parameters<LocalStore['put']>[2],
+            durability: Durability = 'disk',
+          ) => {
+            seen.push({
+              durability,
+              outbox: outbox.length,
+              entries: entries?.entries.length ?? 0,
+              keys: records.map(([k]) => k.split(':')[0] as string),
+            });
+            return target.put(records, outbox, entries, durability);
+          };
+        },
+      });
+    const store = recording(
+      SqliteLocalStore.open({ path: join(w.dir, 'b', 'device.db'), passphrase: 'b', kdf }),
+    );
+    const a = await w.device('a');
+    const b = await w.device('b', { store });
+    const { chA, chB } = await openChannel(a, b);
+    seen.length = 0;
+    await chA.send({ kind: 'message', text: 'one' } as DraftEvent);
+    await chA.send({ kind: 'message', text: 'two' } as DraftEvent);
+    await a.outbox.flush();
+    await chB.sync();
+    const pages = seen.filter((s) => s.entries > 0);
+    expect(pages.length).toBeGreaterThan(0);
+    for (const p of pages) expect(p.durability).toBe('process');
+    // The checkpoint the page was checked against is recorded on disk once verified.
+    const checkpointWrites = seen.filter((s) => s.entries === 0 && s.outbox === 0 && s.keys.includes('ch'));
+    expect(checkpointWrites.map((s) => s.durability)).toContain('disk');
+    // B's own sends (its delivery receipts) carry outbox items: on disk.
+    await chB.send({ kind: 'message', text: 'back' } as DraftEvent);
+    const sends = seen.filter((s) => s.outbox > 0);
+    expect(sends.length).toBeGreaterThan(0);
+    for (const s of sends) expect(s.durability).toBe('disk');
+    a.close();
+    b.close();
+  });
+});
