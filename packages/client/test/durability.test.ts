@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
+import { threadWrites } from '../src/sdk/sqlite-writes.node.ts';
 import type { Durability, LocalStore } from '../src/sdk/storage.ts';
 import { inProcessRelay, openChannel } from './in-process.ts';
 
@@ -17,9 +18,41 @@ const kdf = { N: 1 << 10, r: 8, p: 1 };
 const tmp = () => join(mkdtempSync(join(tmpdir(), 'bc-durable-')), 'device.db');
 const bytes = (...b: number[]) => new Uint8Array(b);
 
-describe('local store durability', () => {
+describe.each([
+  ['on the event loop', false],
+  ['on a writer thread', true],
+])('local store durability, writes %s', (_, writerThread) => {
+  it('round-trips records, entries and outbox items across a reopen', async () => {
+    const path = tmp();
+    const s = SqliteLocalStore.open({ path, passphrase: 'pw', kdf, writerThread });
+    await s.put([
+      ['a', bytes(1, 2, 3)],
+      ['b', bytes(4)],
+    ]);
+    await s.appendEntries('c_x', [
+      { seq: 0, entry: bytes(9) },
+      { seq: 1, entry: bytes(8) },
+    ]);
+    await s.put([], [], { channel: 'c_x', entries: [{ seq: 2, entry: bytes(6) }] }, 'process');
+    await s.outboxAdd({ id: 'e_1', channel: 'c_x', createdAt: 5, wire: bytes(7, 7) });
+    // The same id again keeps its first row (INSERT OR IGNORE).
+    await s.outboxAdd({ id: 'e_1', channel: 'c_x', createdAt: 6, wire: bytes(1) });
+    expect((await s.outboxList()).map((o) => [...o.wire])).toEqual([[7, 7]]);
+    s.close();
+    const r = SqliteLocalStore.open({ path, passphrase: 'pw', writerThread });
+    expect(await r.get('a')).toEqual(bytes(1, 2, 3));
+    expect((await r.entries('c_x', 0, 10)).map((e) => e.seq)).toEqual([0, 1, 2]);
+    expect((await r.outboxList()).map((o) => [...o.wire])).toEqual([[7, 7]]);
+    await r.outboxRemove(['e_1'], [['rr:c_x:e_1', bytes(9)]]);
+    expect(await r.outboxList()).toEqual([]);
+    expect(await r.get('rr:c_x:e_1')).toEqual(bytes(9));
+    await r.put([['a', undefined]]);
+    expect(await r.get('a')).toBeUndefined();
+    r.close();
+  });
+
   it("commits 'process' writes with synchronous=NORMAL, everything else (and any send) with FULL", async () => {
-    const s = SqliteLocalStore.open({ path: tmp(), passphrase: 'pw', kdf });
+    const s = SqliteLocalStore.open({ path: tmp(), passphrase: 'pw', kdf, writerThread });
     await s.put([['a', bytes(1)]], [], undefined, 'process');
     expect(s.synchronous).toBe('NORMAL');
     await s.put([['b', bytes(2)]]);
@@ -46,7 +79,7 @@ describe('local store durability', () => {
     writeFileSync(
       script,
       `import { SqliteLocalStore } from ${JSON.stringify(store)};
-const s = SqliteLocalStore.open({ path: ${JSON.stringify(path)}, passphrase: 'pw', kdf: ${JSON.stringify(kdf)} });
+const s = SqliteLocalStore.open({ path: ${JSON.stringify(path)}, passphrase: 'pw', kdf: ${JSON.stringify(kdf)}, writerThread: ${writerThread} });
 await s.put([['before', new Uint8Array([1])]]);
 await s.put([['page', new Uint8Array([2, 3])]], [], { channel: 'c_x', entries: [{ seq: 0, entry: new Uint8Array([4]) }] }, 'process');
 await s.outboxRemove([], [['rr:c_x:e_1', new Uint8Array([5])]]);
@@ -56,7 +89,7 @@ process.kill(process.pid, 'SIGKILL');
     const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.signal).toBe('SIGKILL');
-    const s = SqliteLocalStore.open({ path, passphrase: 'pw' });
+    const s = SqliteLocalStore.open({ path, passphrase: 'pw', writerThread });
     return (async () => {
       expect(await s.get('before')).toEqual(bytes(1));
       expect(await s.get('page')).toEqual(bytes(2, 3));
@@ -65,7 +98,9 @@ process.kill(process.pid, 'SIGKILL');
       s.close();
     })();
   });
+});
 
+describe('channel writes', () => {
   it('writes received pages for the relay to serve again, and sends and checked checkpoints on disk', async () => {
     const w = inProcessRelay('bc-durable-relay-');
     const seen: Array<{ durability: Durability; outbox: number; entries: number; keys: string[] }> = [];
@@ -116,5 +151,19 @@ process.kill(process.pid, 'SIGKILL');
     for (const s of sends) expect(s.durability).toBe('disk');
     a.close();
     b.close();
+  });
+});
+
+describe('writer thread', () => {
+  it('answers a failed write with STORE_FAILED and goes on with the next', async () => {
+    const path = tmp();
+    SqliteLocalStore.open({ path, passphrase: 'pw', kdf }).close();
+    const w = threadWrites(path);
+    // An object cannot be bound to a statement parameter: this transaction fails on the thread.
+    const bad = [['kvPut', ['k', {} as unknown as Uint8Array]]] as const;
+    await expect(w.run(bad, 'FULL')).rejects.toMatchObject({ code: 'STORE_FAILED' });
+    await expect(w.run([['kvDelete', ['k']]], 'NORMAL')).resolves.toEqual([0]);
+    w.close();
+    await expect(w.run([['kvDelete', ['k']]], 'FULL')).rejects.toMatchObject({ code: 'STORE_FAILED' });
   });
 });

@@ -37,12 +37,20 @@ function kdfFromEnv(): KdfParams | undefined {
   return n === undefined ? undefined : { N: Number(n), r: 8, p: 1 };
 }
 
-export async function openDevice(o: GlobalOptions): Promise<Backchannel> {
+/**
+ * Opens this device. `writerThread`: commit on a writer thread (for commands that run on, such as
+ * watch and the heartbeat daemon; a one-shot command does not pay for starting the thread).
+ */
+export async function openDevice(
+  o: GlobalOptions,
+  opts: { writerThread?: boolean } = {},
+): Promise<Backchannel> {
   const kdf = kdfFromEnv();
   const store = SqliteLocalStore.open({
     path: join(homeDir(o), 'device.db'),
     passphrase: passphrase(o),
     ...(kdf === undefined ? {} : { kdf }),
+    ...(opts.writerThread === true ? { writerThread: true } : {}),
   });
   return Backchannel.open({
     store,

@@ -12,6 +12,14 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ClientError } from './errors.ts';
 import { DEFAULT_KDF, deriveKey, type KdfParams, SealedBox } from './sealed-box.node.ts';
+import {
+  inlineWrites,
+  type Synchronous,
+  threadWrites,
+  WRITE_SQL,
+  type WriteOp,
+  type Writes,
+} from './sqlite-writes.node.ts';
 import type { ChannelEntries, Durability, LocalStore, OutboxItem, StoredEntry } from './storage.ts';
 
 const SCHEMA = `
@@ -61,14 +69,6 @@ function unpackRun(bytes: Uint8Array, count: number): Uint8Array[] | undefined {
 function statements(db: Database.Database) {
   return {
     get: db.prepare('SELECT value FROM kv WHERE key = ?'),
-    kvPut: db.prepare(
-      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-    ),
-    kvDelete: db.prepare('DELETE FROM kv WHERE key = ?'),
-    outboxAdd: db.prepare(
-      'INSERT OR IGNORE INTO outbox (id, channel, created_at, value) VALUES (?, ?, ?, ?)',
-    ),
-    outboxDelete: db.prepare('DELETE FROM outbox WHERE id = ?'),
   };
 }
 
@@ -77,6 +77,11 @@ export interface OpenSqliteStoreOptions {
   readonly passphrase: string;
   /** Only for a new store; an existing store keeps the parameters it was created with. */
   readonly kdf?: KdfParams;
+  /**
+   * Commit on a writer thread (sqlite-writes.node.ts), so that fsyncs do not stop the event loop:
+   * for long-running processes that send or receive steadily. Default: on this thread.
+   */
+  readonly writerThread?: boolean;
 }
 
 export class SqliteLocalStore implements LocalStore {
@@ -90,13 +95,15 @@ export class SqliteLocalStore implements LocalStore {
    * rows stay the record: after a restart they are opened as before.
    */
   readonly #outboxWires = new Map<string, Uint8Array>();
-  /** The connection's synchronous setting: FULL for 'disk' writes, NORMAL for 'process' ones. */
-  #synchronous: 'FULL' | 'NORMAL' = 'FULL';
+  /** How the last write was committed: FULL for 'disk' writes, NORMAL for 'process' ones. */
+  #synchronous: Synchronous = 'FULL';
+  readonly #writes: Writes;
 
-  private constructor(db: Database.Database, box: SealedBox) {
+  private constructor(db: Database.Database, box: SealedBox, writes: Writes) {
     this.#db = db;
     this.#box = box;
     this.#sql = statements(db);
+    this.#writes = writes;
   }
 
   static exists(path: string): boolean {
@@ -130,7 +137,7 @@ export class SqliteLocalStore implements LocalStore {
         ins.run('kdf', Buffer.from(JSON.stringify(params)));
         ins.run('check', box.seal('check', CHECK));
       })();
-      return new SqliteLocalStore(db, box);
+      return new SqliteLocalStore(db, box, SqliteLocalStore.#writesFor(db, opts));
     }
     params = JSON.parse(String(meta('kdf'))) as KdfParams;
     const box = new SealedBox(deriveKey(opts.passphrase, salt, params));
@@ -139,56 +146,17 @@ export class SqliteLocalStore implements LocalStore {
       db.close();
       throw new ClientError('PASSPHRASE_WRONG', 'the passphrase does not unlock this device store');
     }
-    const store = new SqliteLocalStore(db, box);
     try {
-      store.#convertEntryRows();
+      convertEntryRows(db, box);
     } catch (e) {
       db.close(); // an unreadable old row: the store stays as it was, and no handle is left open
       throw e;
     }
-    return store;
+    return new SqliteLocalStore(db, box, SqliteLocalStore.#writesFor(db, opts));
   }
 
-  /**
-   * Moves entries sealed one per row (the earlier format) into sealed runs: one transaction per
-   * channel, reading 1,000 rows at a time (memory stays bounded however long the channel).
-   */
-  #convertEntryRows(): void {
-    const channels = this.#db.prepare('SELECT DISTINCT channel FROM entries').all() as { channel: string }[];
-    const page = this.#db.prepare(
-      'SELECT seq, value FROM entries WHERE channel = ? AND seq >= ? ORDER BY seq LIMIT 1000',
-    );
-    const drop = this.#db.prepare('DELETE FROM entries WHERE channel = ?');
-    for (const { channel } of channels) {
-      this.#db.transaction(() => {
-        for (let from = 0; ; ) {
-          const rows = page.all(channel, from) as { seq: number; value: Buffer }[];
-          if (rows.length === 0) break;
-          this.#insertRuns(
-            channel,
-            rows.map((r) => ({ seq: r.seq, entry: this.#open(`entry:${channel}:${r.seq}`, r.value) })),
-          );
-          from = (rows[rows.length - 1] as { seq: number }).seq + 1;
-        }
-        drop.run(channel);
-      })();
-    }
-  }
-
-  /** Seals and inserts runs of consecutive entries (at most RUN each); a run already stored is kept. */
-  #insertRuns(channel: string, entries: readonly StoredEntry[]): void {
-    const ins = this.#db.prepare(
-      'INSERT OR IGNORE INTO entry_runs (channel, first, count, value) VALUES (?, ?, ?, ?)',
-    );
-    let i = 0;
-    while (i < entries.length) {
-      const first = (entries[i] as StoredEntry).seq;
-      let j = i + 1;
-      while (j < entries.length && j - i < RUN && (entries[j] as StoredEntry).seq === first + (j - i)) j++;
-      const run = entries.slice(i, j);
-      ins.run(channel, first, run.length, this.#box.seal(runAad(channel, first, run.length), packRun(run)));
-      i = j;
-    }
+  static #writesFor(db: Database.Database, opts: OpenSqliteStoreOptions): Writes {
+    return opts.writerThread === true ? threadWrites(opts.path) : inlineWrites(db);
   }
 
   #open(aad: string, v: Uint8Array): Uint8Array {
@@ -208,14 +176,12 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   /**
-   * Sets how the next commit reaches the disk. In WAL mode FULL syncs the log at every commit;
-   * NORMAL leaves it to the OS (and to the next FULL commit, which syncs what came before it).
+   * Runs sealed writes in one transaction. In WAL mode FULL syncs the log at its commit; NORMAL
+   * leaves it to the OS (and to the next FULL commit, which syncs what came before it).
    */
-  #durability(d: Durability): void {
-    const want = d === 'disk' ? 'FULL' : 'NORMAL';
-    if (this.#synchronous === want) return;
-    this.#db.pragma(`synchronous = ${want}`);
-    this.#synchronous = want;
+  #write(ops: readonly WriteOp[], d: Durability): Promise<number[]> {
+    this.#synchronous = d === 'disk' ? 'FULL' : 'NORMAL';
+    return this.#writes.run(ops, this.#synchronous);
   }
 
   async put(
@@ -224,23 +190,23 @@ export class SqliteLocalStore implements LocalStore {
     entries?: ChannelEntries,
     durability: Durability = 'disk',
   ): Promise<void> {
-    const { outboxAdd: ob, kvPut: up, kvDelete: del } = this.#sql;
-    const inserted: OutboxItem[] = [];
+    const ops: WriteOp[] = [];
+    for (const [k, v] of records) {
+      if (v === undefined) ops.push(['kvDelete', [k]]);
+      else ops.push(['kvPut', [k, this.#box.seal(`kv:${k}`, v)]]);
+    }
+    const first = ops.length;
+    for (const item of outbox) {
+      const sealed = this.#box.seal(`outbox:${item.id}`, item.wire);
+      ops.push(['outboxAdd', [item.id, item.channel, item.createdAt, sealed]]);
+    }
+    if (entries !== undefined) ops.push(...runOps(this.#box, entries.channel, entries.entries));
     // Outbox items are sends: always on disk.
-    this.#durability(outbox.length > 0 ? 'disk' : durability);
-    this.#db.transaction(() => {
-      for (const [k, v] of records) {
-        if (v === undefined) del.run(k);
-        else up.run(k, this.#box.seal(`kv:${k}`, v));
-      }
-      for (const item of outbox) {
-        const sealed = this.#box.seal(`outbox:${item.id}`, item.wire);
-        if (ob.run(item.id, item.channel, item.createdAt, sealed).changes === 1) inserted.push(item);
-      }
-      if (entries !== undefined) this.#insertRuns(entries.channel, entries.entries);
-    })();
+    const changes = await this.#write(ops, outbox.length > 0 ? 'disk' : durability);
     // Committed: these rows hold exactly these bytes (an id already queued kept its first row).
-    for (const item of inserted) this.#outboxWires.set(item.id, item.wire.slice());
+    outbox.forEach((item, i) => {
+      if (changes[first + i] === 1) this.#outboxWires.set(item.id, item.wire.slice());
+    });
   }
 
   async keys(prefix: string): Promise<string[]> {
@@ -251,8 +217,7 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   async appendEntries(channel: string, entries: readonly StoredEntry[]): Promise<void> {
-    this.#durability('disk');
-    this.#db.transaction(() => this.#insertRuns(channel, entries))();
+    await this.#write(runOps(this.#box, channel, entries), 'disk');
   }
 
   /** Runs overlapping [fromSeq, …) in order; where two runs hold a seq, the one stored first wins. */
@@ -322,16 +287,68 @@ export class SqliteLocalStore implements LocalStore {
     records: ReadonlyArray<readonly [string, Uint8Array]> = [],
   ): Promise<void> {
     if (ids.length === 0 && records.length === 0) return;
-    const { outboxDelete: del, kvPut: up } = this.#sql;
-    this.#durability('process');
-    this.#db.transaction(() => {
-      for (const [k, v] of records) up.run(k, this.#box.seal(`kv:${k}`, v));
-      for (const id of ids) del.run(id);
-    })();
+    const ops: WriteOp[] = [];
+    for (const [k, v] of records) ops.push(['kvPut', [k, this.#box.seal(`kv:${k}`, v)]]);
+    for (const id of ids) ops.push(['outboxDelete', [id]]);
+    await this.#write(ops, 'process');
     for (const id of ids) this.#outboxWires.delete(id);
   }
 
   close(): void {
+    this.#writes.close();
     this.#db.close();
   }
+}
+
+/**
+ * Moves entries sealed one per row (the earlier format) into sealed runs: one transaction per
+ * channel, reading 1,000 rows at a time (memory stays bounded however long the channel).
+ */
+function convertEntryRows(db: Database.Database, box: SealedBox): void {
+  const channels = db.prepare('SELECT DISTINCT channel FROM entries').all() as { channel: string }[];
+  const page = db.prepare(
+    'SELECT seq, value FROM entries WHERE channel = ? AND seq >= ? ORDER BY seq LIMIT 1000',
+  );
+  const drop = db.prepare('DELETE FROM entries WHERE channel = ?');
+  const insert = db.prepare(WRITE_SQL.runAdd);
+  for (const { channel } of channels) {
+    db.transaction(() => {
+      for (let from = 0; ; ) {
+        const rows = page.all(channel, from) as { seq: number; value: Buffer }[];
+        if (rows.length === 0) break;
+        for (const [, params] of runOps(
+          box,
+          channel,
+          rows.map((r) => ({ seq: r.seq, entry: openOrThrow(box, `entry:${channel}:${r.seq}`, r.value) })),
+        ))
+          insert.run(...params);
+        from = (rows[rows.length - 1] as { seq: number }).seq + 1;
+      }
+      drop.run(channel);
+    })();
+  }
+}
+
+/** Seals runs of consecutive entries (at most RUN each) as inserts; a run already stored is kept. */
+function runOps(box: SealedBox, channel: string, entries: readonly StoredEntry[]): WriteOp[] {
+  const ops: WriteOp[] = [];
+  let i = 0;
+  while (i < entries.length) {
+    const first = (entries[i] as StoredEntry).seq;
+    let j = i + 1;
+    while (j < entries.length && j - i < RUN && (entries[j] as StoredEntry).seq === first + (j - i)) j++;
+    const run = entries.slice(i, j);
+    ops.push([
+      'runAdd',
+      [channel, first, run.length, box.seal(runAad(channel, first, run.length), packRun(run))],
+    ]);
+    i = j;
+  }
+  return ops;
+}
+
+function openOrThrow(box: SealedBox, aad: string, v: Uint8Array): Uint8Array {
+  const out = box.open(aad, v);
+  if (out === undefined) throw new ClientError('STORE_CORRUPT', `record ${aad} does not authenticate`);
+  return out;
 }
