@@ -145,8 +145,11 @@ export class Channel {
    * before anything leaves the device, so a crash can neither reuse a ratchet key nor lose an
    * acknowledged send.
    */
-  sendMany(drafts: readonly DraftEvent[], opts: { to?: PartyId[] } = {}): Promise<EventId[]> {
-    return this.#run(async () => {
+  async sendMany(drafts: readonly DraftEvent[], opts: { to?: PartyId[] } = {}): Promise<EventId[]> {
+    // The channel is free again once the write is made, before it commits: the next operation
+    // (the next messages to encrypt) goes on while this one reaches the disk. The store runs
+    // writes in the order they were made, so what that operation writes comes after this.
+    const { outbox, written } = await this.#run(async () => {
       const group = this.#requireGroup();
       const me = this.#ctx.identity;
       const records: [string, Uint8Array][] = [];
@@ -189,10 +192,12 @@ export class Channel {
         [keys.mls(this.id), group.exportState()],
         [keys.channel(this.id), encodeChannelRecord(this.#rec)],
       );
-      await this.#ctx.store.put(records, outbox);
-      this.#ctx.queued?.(outbox);
-      return outbox.map((o) => o.id as EventId);
+      return { outbox, written: this.#ctx.store.put(records, outbox) };
     });
+    // Nothing leaves the device before its MLS state and outbox item are durable.
+    await written;
+    this.#ctx.queued?.(outbox);
+    return outbox.map((o) => o.id as EventId);
   }
 
   /** Builds a signed envelope from this device. */
