@@ -511,7 +511,7 @@ describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)
     });
     const one = readySocket('wss://one.example/v1/ws');
     expect(subscribes(one)).toEqual([5]);
-    one.receive('{"type":"subscribed","channel":"' + ch + '","from":5}');
+    one.receive(`{"type":"subscribed","channel":"${ch}","from":5}`);
     folded = 9;
     // The first endpoint's socket closes: the streams move to the second, from the last folded seq.
     one.emit('close');
@@ -519,7 +519,7 @@ describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)
     expect(rc.endpoint).toBe('https://two.example');
     const two = readySocket('wss://two.example/v1/ws');
     expect(subscribes(two)).toEqual([9]);
-    two.receive('{"type":"subscribed","channel":"' + ch + '","from":9}');
+    two.receive(`{"type":"subscribed","channel":"${ch}","from":9}`);
     expect(events).toEqual(['up 5', 'down', 'down', 'up 9']);
     expect(inbox).toEqual(['up', 'down', 'down', 'up']);
     // The second endpoint is lost and cannot be opened again: back to the first.
