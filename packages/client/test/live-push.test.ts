@@ -7,7 +7,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeEntry } from '@backchannel/protocol';
@@ -23,6 +22,7 @@ import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.no
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import { decodeEntryFrame, type WebSocketConstructor } from '../src/sdk/ws-transport.ts';
+import { forwarder } from './forwarder.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 let dir: string;
@@ -150,41 +150,6 @@ async function accept(b: Backchannel, id: string): Promise<void> {
 
 /** No HTTP poll within a test: whatever arrives was pushed on the socket. */
 const NEVER_POLL = 600_000;
-
-/**
- * A second endpoint of the same relay, as a mediator's forwarding address would be: a TCP
- * forwarder. `kill` closes it and every connection through it (the endpoint is lost).
- */
-async function forwarder(port: number): Promise<{ url: string; kill: () => Promise<void> }> {
-  const conns = new Set<Socket>();
-  const server = createServer((c) => {
-    const up = connect(port, '127.0.0.1');
-    conns.add(c);
-    conns.add(up);
-    c.pipe(up);
-    up.pipe(c);
-    const end = () => {
-      c.destroy();
-      up.destroy();
-      conns.delete(c);
-      conns.delete(up);
-    };
-    for (const s of [c, up]) {
-      s.on('error', end);
-      s.on('close', end);
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url,
-    kill: async () => {
-      const closed = new Promise((r) => server.close(r));
-      for (const c of conns) c.destroy();
-      await closed;
-    },
-  };
-}
 
 async function until(what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));

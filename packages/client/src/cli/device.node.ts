@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { Backchannel } from '../sdk/client.ts';
 import { ClientError } from '../sdk/errors.ts';
 import { createMlsFactory } from '../sdk/mls-factory.ts';
@@ -37,7 +38,14 @@ function kdfFromEnv(): KdfParams | undefined {
   return n === undefined ? undefined : { N: Number(n), r: 8, p: 1 };
 }
 
-export async function openDevice(o: GlobalOptions): Promise<Backchannel> {
+/**
+ * Opens this device. `transport: 'ws'` posts envelopes and receives live entries on one
+ * authenticated WebSocket per relay endpoint (`ws`), HTTP where the socket is unavailable.
+ */
+export async function openDevice(
+  o: GlobalOptions,
+  opts: { transport?: 'http' | 'ws' } = {},
+): Promise<Backchannel> {
   const kdf = kdfFromEnv();
   const store = SqliteLocalStore.open({
     path: join(homeDir(o), 'device.db'),
@@ -53,6 +61,7 @@ export async function openDevice(o: GlobalOptions): Promise<Backchannel> {
     sha256: sha256Node,
     verifier: signatureWorkers,
     leafHash: leafHashNode,
+    ...(opts.transport === 'ws' ? { transport: 'ws' as const, webSocket: WebSocket } : {}),
   });
 }
 
