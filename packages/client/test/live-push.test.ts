@@ -403,6 +403,32 @@ describe('live delivery across relay endpoints', () => {
       await fwd.kill();
     }
   });
+  it('moves on when the socket cannot be opened on the current endpoint at all', async () => {
+    const fwd = await forwarder(relay.port);
+    const { a, b, chA, chB, w } = await pair('10', [fwd.url, relay.url]);
+    let live: Live | undefined;
+    try {
+      expect(b.relay.endpoint).toBe(fwd.url);
+      await fwd.kill(); // gone before B goes live: its first socket cannot be opened
+      const from = chB.record.nextSeq;
+      const f = await follow(b, NEVER_POLL);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      expect(w.urls[0]?.startsWith(fwd.url.replace(/^http/, 'ws'))).toBe(true);
+      expect(w.urls.at(-1)?.startsWith(relay.url.replace(/^http/, 'ws'))).toBe(true);
+      await send(a, chA, texts('u', 6));
+      await until('6 messages', () => messages(f.got).length === 6);
+      await live.idle();
+      expectConsecutive(f.got, from);
+      expect(messages(f.got)).toEqual(sorted(texts('u', 6)));
+      expect(f.errors).toEqual([]);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+      await fwd.kill();
+    }
+  });
 });
 
 describe('channels joined while live', () => {
