@@ -13,7 +13,7 @@ import { cliRunner } from './cli-runner.ts';
 import { forwarder } from './forwarder.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'bc-watch-'));
-const { ok, start } = cliRunner(root);
+const { cli, ok, start } = cliRunner(root);
 
 let relay: RelayProcess;
 let ch: string;
@@ -90,6 +90,16 @@ describe('backchannel watch', () => {
       await w.stop();
       await httpOnly.kill();
     }
+  });
+
+  it('refuses an interval of 0 and a malformed channel id, with their codes', async () => {
+    expect(await cli('b', ['watch', ch, '--every', '0'])).toMatchObject({
+      code: 1,
+      json: { error: { code: 'INVALID_ARGUMENT' } },
+    });
+    const bad = await cli('b', ['watch', 'not-a-channel', '--for', '1s']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.json.error?.code).toBeDefined();
   });
 
   it('stops by itself after --for, exit 0', { timeout: 120_000 }, async () => {

@@ -238,7 +238,7 @@ class Follower implements EntryListener {
 /**
  * The party inbox while live: read (Backchannel.checkInbox, which joins welcomed channels) when
  * the relay pushes a hint, when the socket comes up (hints sent while it was down are lost), and
- * every pollMs while there is no socket.
+ * every pollMs while there is no socket or the last read failed.
  */
 class InboxWatch implements InboxListener {
   readonly #check: () => Promise<unknown>;
@@ -249,13 +249,15 @@ class InboxWatch implements InboxListener {
   #stopped = false;
   #running: Promise<void> | undefined;
   #again = false;
+  /** The last read failed (the relay unreachable over HTTP): the next poll reads again anyway. */
+  #failed = false;
 
   constructor(relay: RelayClient, check: () => Promise<unknown>, pollMs: number, fail: (e: unknown) => void) {
     this.#check = check;
     this.#fail = fail;
     this.#off = relay.subscribeInbox(this);
     this.#poll = setInterval(() => {
-      if (!this.#live) this.#read();
+      if (!this.#live || this.#failed) this.#read();
     }, pollMs);
     (this.#poll as { unref?: () => void }).unref?.();
     if (this.#off === undefined) this.#read(); // no socket: the first poll now
@@ -296,8 +298,12 @@ class InboxWatch implements InboxListener {
         this.#again = false;
         try {
           await this.#check();
+          this.#failed = false;
         } catch (e) {
-          if (e instanceof ClientError && e.retryable) return; // the relay is unreachable: next time
+          if (e instanceof ClientError && e.retryable) {
+            this.#failed = true; // the relay is unreachable: the next poll
+            return;
+          }
           if (this.#stopped) return;
           this.close();
           this.#fail(e);

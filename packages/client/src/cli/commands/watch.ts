@@ -210,6 +210,7 @@ export function watchCommands(program: Command, run: Runner): void {
     .action(
       run(async (o, out, channel: string | undefined, opts: { every: string; for?: string }) => {
         const every = parseDuration(opts.every);
+        if (every <= 0) throw new ClientError('INVALID_ARGUMENT', '--every must be longer than 0');
         const until =
           opts.for === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(opts.for);
         const only = channel === undefined ? undefined : [parseChannelId(channel)];
