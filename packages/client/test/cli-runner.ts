@@ -2,7 +2,7 @@
  * Runs the real `backchannel` binary as a separate process per device, each with its own
  * encrypted home under `root`, and reads its `--json` answer (the last line of stdout).
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -25,17 +25,29 @@ function lastJson(stdout: string): CliResult['json'] {
   }
 }
 
+/** A long-running command (watch): its stdout lines as they come. */
+export interface RunningCli {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  /** Resolves with the first line (parsed as JSON) that `match` accepts; rejects if the process exits first. */
+  waitFor(what: string, match: (json: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+  /** SIGTERM, then the exit. */
+  stop(): Promise<void>;
+}
+
 export function cliRunner(root: string): {
   cli: (home: string, args: string[], relay?: string) => Promise<CliResult>;
   ok: (home: string, args: string[], relay?: string) => Promise<CliResult['json']>;
+  start: (home: string, args: string[], relay?: string) => RunningCli;
 } {
+  const envOf = (home: string) => ({
+    ...process.env,
+    BACKCHANNEL_HOME: join(root, home),
+    BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
+    BACKCHANNEL_KDF_N: '1024',
+  });
   const cli = async (home: string, args: string[], relay?: string): Promise<CliResult> => {
-    const env = {
-      ...process.env,
-      BACKCHANNEL_HOME: join(root, home),
-      BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
-      BACKCHANNEL_KDF_N: '1024',
-    };
+    const env = envOf(home);
     const full = ['--json', ...(relay === undefined ? [] : ['--relay', relay]), ...args];
     try {
       const { stdout, stderr } = await run(process.execPath, [BIN, ...full], { env, timeout: 60_000 });
@@ -56,5 +68,70 @@ export function cliRunner(root: string): {
       throw new Error(`${home}: backchannel ${args.join(' ')} → exit ${r.code}: ${r.stdout} ${r.stderr}`);
     return r.json;
   };
-  return { cli, ok };
+  const start = (home: string, args: string[], relay?: string): RunningCli => {
+    const full = ['--json', ...(relay === undefined ? [] : ['--relay', relay]), ...args];
+    const child = spawn(process.execPath, [BIN, ...full], {
+      env: envOf(home),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    const waiters = new Set<() => void>();
+    let stderr = '';
+    let buf = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => {
+      buf += d;
+      const parts = buf.split('\n');
+      buf = parts.pop() ?? '';
+      lines.push(...parts.filter((l) => l !== ''));
+      for (const w of [...waiters]) w();
+    });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => {
+      stderr += d;
+    });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.once('exit', () => {
+      for (const w of [...waiters]) w();
+    });
+    const parse = (l: string): Record<string, unknown> | undefined => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return undefined;
+      }
+    };
+    return {
+      child,
+      lines,
+      waitFor: (what, match) =>
+        new Promise((resolve, reject) => {
+          const look = () => {
+            for (const l of lines) {
+              const j = parse(l);
+              if (j !== undefined && match(j)) {
+                waiters.delete(look);
+                resolve(j);
+                return;
+              }
+            }
+            if (child.exitCode !== null || child.signalCode !== null) {
+              waiters.delete(look);
+              reject(
+                new Error(
+                  `${home}: exited (${child.exitCode}) before ${what}: ${lines.join('\n')} ${stderr}`,
+                ),
+              );
+            }
+          };
+          waiters.add(look);
+          look();
+        }),
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        await exited;
+      },
+    };
+  };
+  return { cli, ok, start };
 }

@@ -2,7 +2,8 @@
  * Live delivery (Backchannel.live) against a real listening relay: entries pushed on the
  * WebSocket as binary frames are folded with the checks of sync; a forged entry is refused with
  * the evidence sync keeps; a lost frame is fetched as a range; a lost socket resumes from the
- * last folded seq. Nothing is lost or folded twice.
+ * last folded seq; a lost endpoint's streams move to the next endpoint; channels joined while
+ * live are followed without a call to follow. Nothing is lost or folded twice.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -21,6 +22,7 @@ import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.no
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import { decodeEntryFrame, type WebSocketConstructor } from '../src/sdk/ws-transport.ts';
+import { forwarder } from './forwarder.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 let dir: string;
@@ -38,13 +40,15 @@ afterAll(async () => {
 interface Wire {
   tamper: (frame: Uint8Array) => Uint8Array[];
   readonly sockets: WebSocket[];
+  /** The URL each socket was opened to. */
+  readonly urls: string[];
   readonly subscribes: Array<{ channel: string; from: number }>;
   /** GET …/entries requests (range fetches and polls). */
   fetches: number;
 }
 
 function wire(): Wire {
-  return { tamper: (f) => [f], sockets: [], subscribes: [], fetches: 0 };
+  return { tamper: (f) => [f], sockets: [], urls: [], subscribes: [], fetches: 0 };
 }
 
 /** The `ws` WebSocket, with B's incoming binary frames passed through `w.tamper`. */
@@ -54,6 +58,7 @@ function tapped(w: Wire): WebSocketConstructor {
     constructor(url: string) {
       super(url);
       w.sockets.push(this);
+      w.urls.push(url);
       Object.defineProperty(this, 'onmessage', {
         configurable: true,
         get: () => handler.get?.call(this),
@@ -79,7 +84,7 @@ function tapped(w: Wire): WebSocketConstructor {
   } as unknown as WebSocketConstructor;
 }
 
-const device = (name: string, transport: 'ws' | 'http', w?: Wire) =>
+const device = (name: string, transport: 'ws' | 'http', w?: Wire, relays: string[] = [relay.url]) =>
   Backchannel.open({
     store: SqliteLocalStore.open({
       path: join(dir, name, 'device.db'),
@@ -87,7 +92,7 @@ const device = (name: string, transport: 'ws' | 'http', w?: Wire) =>
       kdf: { N: 1 << 10, r: 8, p: 1 },
     }),
     mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
-    relays: [relay.url],
+    relays,
     random,
     signatures: ed25519Node,
     sha256: sha256Node,
@@ -100,11 +105,14 @@ const device = (name: string, transport: 'ws' | 'http', w?: Wire) =>
     },
   });
 
-/** A (posting over HTTP) and B (receiving on its tapped socket) in an accepted channel. */
-async function pair(tag: string) {
+/**
+ * A (posting over HTTP) and B (receiving on its tapped socket, through `relays`) in an accepted
+ * channel.
+ */
+async function pair(tag: string, relays: string[] = [relay.url]) {
   const w = wire();
   const a = await device(`A${tag}`, 'http');
-  const b = await device(`B${tag}`, 'ws', w);
+  const b = await device(`B${tag}`, 'ws', w, relays);
   await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
   const B = await b.createParty({ partyName: 'B', deviceName: 'b', role: 'principal', relays: [relay.url] });
   const chA = await a.outreach(B.party, 'hello');
@@ -118,17 +126,30 @@ async function pair(tag: string) {
   return { a, b, chA, chB, w };
 }
 
-/** B follows live; every record it is handed is kept, with the errors. */
-async function follow(b: Backchannel) {
+/**
+ * B follows live; every record it is handed is kept, with the errors. A long `pollMs` makes
+ * polling unable to deliver within a test's waits: what arrives was pushed.
+ */
+async function follow(b: Backchannel, pollMs = 200) {
   const got: EventRecord[] = [];
   const errors: unknown[] = [];
   const live = await b.live({
     onRecords: (_ch, records) => got.push(...records),
     onError: (_ch, e) => errors.push(e),
-    pollMs: 200,
+    pollMs,
   });
   return { live, got, errors };
 }
+
+/** B accepts the channel (live folds it, as anything else B posts). */
+async function accept(b: Backchannel, id: string): Promise<void> {
+  const ch = await b.channel(id);
+  await ch.send({ kind: 'channel.accept' } as DraftEvent);
+  await b.outbox.flush();
+}
+
+/** No HTTP poll within a test: whatever arrives was pushed on the socket. */
+const NEVER_POLL = 600_000;
 
 async function until(what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -329,6 +350,181 @@ describe('live delivery on the WebSocket', () => {
       expect(w.subscribes[0]).toEqual({ channel: chB.id, from });
       expect(again.from).toBeGreaterThanOrEqual(folded);
       expect(again.from).toBeLessThanOrEqual(folded + 10);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+});
+
+describe('live delivery across relay endpoints', () => {
+  it("moves to the next endpoint when the live socket's endpoint is lost: pushed, no gap, no duplicate", async () => {
+    // B reaches the relay first through a forwarding address, then directly.
+    const fwd = await forwarder(relay.port);
+    const { a, b, chA, chB, w } = await pair('6', [fwd.url, relay.url]);
+    let live: Live | undefined;
+    try {
+      const from = chB.record.nextSeq;
+      const f = await follow(b, NEVER_POLL);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      expect(w.urls).toHaveLength(1);
+      expect(w.urls[0]?.startsWith(fwd.url.replace(/^http/, 'ws'))).toBe(true);
+      await send(a, chA, texts('r', 10));
+      await until('10 messages', () => messages(f.got).length === 10);
+      await live.idle();
+      const folded = chB.record.nextSeq;
+      const fetchesBefore = w.fetches;
+      // The forwarding address goes away (its connections with it); A goes on sending.
+      await fwd.kill();
+      await send(a, chA, texts('s', 10));
+      await until('20 messages', () => messages(f.got).length === 20);
+      await until('B is live again', () => live?.isLive(chB.id) === true);
+      await send(a, chA, texts('t', 5));
+      await until('25 messages', () => messages(f.got).length === 25);
+      await live.idle();
+      expect(messages(f.got)).toEqual(sorted([...texts('r', 10), ...texts('s', 10), ...texts('t', 5)]));
+      expectConsecutive(f.got, from);
+      expect(f.errors).toEqual([]);
+      // The stream moved to the direct endpoint and resumed from the seq after the last folded
+      // one; it was pushed there (no HTTP fetch: polling is off for this test).
+      expect(w.urls.at(-1)?.startsWith(relay.url.replace(/^http/, 'ws'))).toBe(true);
+      expect(w.subscribes.at(-1)).toEqual({ channel: chB.id, from: folded });
+      expect(w.fetches).toBe(fetchesBefore);
+      // Posts follow too: B's next send goes over the direct endpoint's socket.
+      await chB.send({ kind: 'message', text: 'from B' } as DraftEvent);
+      expect(await b.outbox.flush()).toMatchObject({ sent: 1, pending: 0 });
+      expect(b.relay.endpoint).toBe(relay.url);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+      await fwd.kill();
+    }
+  });
+  it('moves on when the socket cannot be opened on the current endpoint at all', async () => {
+    const fwd = await forwarder(relay.port);
+    const { a, b, chA, chB, w } = await pair('10', [fwd.url, relay.url]);
+    let live: Live | undefined;
+    try {
+      expect(b.relay.endpoint).toBe(fwd.url);
+      await fwd.kill(); // gone before B goes live: its first socket cannot be opened
+      const from = chB.record.nextSeq;
+      const f = await follow(b, NEVER_POLL);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      expect(w.urls[0]?.startsWith(fwd.url.replace(/^http/, 'ws'))).toBe(true);
+      expect(w.urls.at(-1)?.startsWith(relay.url.replace(/^http/, 'ws'))).toBe(true);
+      await send(a, chA, texts('u', 6));
+      await until('6 messages', () => messages(f.got).length === 6);
+      await live.idle();
+      expectConsecutive(f.got, from);
+      expect(messages(f.got)).toEqual(sorted(texts('u', 6)));
+      expect(f.errors).toEqual([]);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+      await fwd.kill();
+    }
+  });
+});
+
+describe('channels joined while live', () => {
+  it('follows a channel joined from a pushed inbox hint, and one this device opens, without follow()', async () => {
+    const w = wire();
+    const a = await device('A7', 'http');
+    const b = await device('B7', 'ws', w);
+    let live: Live | undefined;
+    try {
+      await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
+      const B = await b.createParty({
+        partyName: 'B',
+        deviceName: 'b',
+        role: 'principal',
+        relays: [relay.url],
+      });
+      // B follows live with no channel yet, and no polling: only the socket can tell it anything.
+      const f = await follow(b, NEVER_POLL);
+      live = f.live;
+      expect(live.channels).toEqual([]);
+      await until('B has a socket', () => b.relay.endpoint === relay.url && w.sockets.length === 1);
+      const chA = await a.outreach(B.party, 'hello');
+      await until('B joined and follows', () => live?.isLive(chA.id) === true);
+      expect(live.channels).toEqual([chA.id]);
+      await until('B folded the outreach', () =>
+        f.got.some((r) => 'event' in r && r.event.kind === 'outreach'),
+      );
+      await accept(b, chA.id);
+      await chA.sync();
+      await send(a, chA, texts('j', 8));
+      await until('8 messages', () => messages(f.got).length === 8);
+      await live.idle();
+      // Everything from the channel's first entry, pushed: the outreach, B's acceptance, the messages.
+      expectConsecutive(f.got, 0);
+      expect(f.got.some((r) => 'event' in r && r.event.kind === 'outreach')).toBe(true);
+      expect(messages(f.got)).toEqual(sorted(texts('j', 8)));
+      expect(w.fetches).toBe(0);
+      expect(f.errors).toEqual([]);
+      // A channel B opens itself is followed as well.
+      const chB2 = await b.outreach(a.identity.party, 'and another');
+      await until('B follows its own channel', () => live?.isLive(chB2.id) === true);
+      expect([...live.channels].sort()).toEqual([chA.id, chB2.id].sort());
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('without a socket, joins by polling the inbox and follows by polling the channel', async () => {
+    const a = await device('A8', 'http');
+    const b = await device('B8', 'http');
+    let live: Live | undefined;
+    try {
+      await a.createParty({ partyName: 'A', deviceName: 'a', relays: [relay.url] });
+      const B = await b.createParty({
+        partyName: 'B',
+        deviceName: 'b',
+        role: 'principal',
+        relays: [relay.url],
+      });
+      const f = await follow(b, 100);
+      live = f.live;
+      const chA = await a.outreach(B.party, 'hello');
+      await until('B follows', () => live?.channels.includes(chA.id) === true);
+      await until('B folded the outreach', () =>
+        f.got.some((r) => 'event' in r && r.event.kind === 'outreach'),
+      );
+      await accept(b, chA.id);
+      await chA.sync();
+      await send(a, chA, texts('q', 5));
+      await until('5 messages', () => messages(f.got).length === 5);
+      await live.idle();
+      expectConsecutive(f.got, 0);
+      expect(live.isLive(chA.id)).toBe(false);
+      expect(f.errors).toEqual([]);
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('limited to named channels, it follows nothing else', async () => {
+    const { a, b, chA, chB } = await pair('9');
+    let live: Live | undefined;
+    try {
+      live = await b.live({ channels: [chB.id], pollMs: NEVER_POLL });
+      const other = await a.outreach(b.identity.party, 'another');
+      await b.checkInbox();
+      expect((await b.channelIds()).includes(other.id)).toBe(true);
+      expect(live.channels).toEqual([chB.id]);
+      await expect(b.live({ channels: [`c_${'x'.repeat(22)}` as never] })).rejects.toMatchObject({
+        code: 'CHANNEL_UNKNOWN',
+      });
+      expect(chA.id).toBe(chB.id);
     } finally {
       live?.stop();
       a.close();

@@ -14,6 +14,7 @@ import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.n
 import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
 import { Backchannel } from '../src/sdk/client.ts';
 import { ClientError } from '../src/sdk/errors.ts';
+import { RelayClient } from '../src/sdk/relay-client.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
@@ -246,7 +247,7 @@ class FakeSocket implements WebSocketLike {
 
 const tick = () => new Promise((r) => setTimeout(r, 1));
 
-function transport(timeoutMs = 10_000, keepAliveMs?: number) {
+function transport(timeoutMs = 10_000, keepAliveMs?: number, onLost?: () => void) {
   return new WsEnvelopeTransport({
     endpoint: 'https://relay.example/',
     device: 'd_x' as never,
@@ -256,8 +257,26 @@ function transport(timeoutMs = 10_000, keepAliveMs?: number) {
     now: Date.now,
     timeoutMs,
     ...(keepAliveMs === undefined ? {} : { keepAliveMs }),
+    ...(onLost === undefined ? {} : { onLost }),
   });
 }
+
+/** A channel listener that logs what happens to it (`from` is what it would resume from). */
+function logListener(events: string[], from = () => 0) {
+  return {
+    from,
+    up: (f: number) => events.push(`up ${f}`),
+    entry: (seq: number) => events.push(`entry ${seq}`),
+    checkpoint: () => {},
+    down: (code?: string) => events.push(code === undefined ? 'down' : `down ${code}`),
+  };
+}
+
+const until = async (cond: () => boolean) => {
+  const deadline = Date.now() + 5_000;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  return cond();
+};
 
 /** Opens and authenticates a transport's socket, with one post in flight. */
 async function ready(t: WsEnvelopeTransport, wire = Uint8Array.of(9, 9)) {
@@ -389,6 +408,49 @@ describe('WsEnvelopeTransport (a scripted socket)', () => {
     t.close();
   });
 
+  it('with onLost, reports a subscribed socket gone silent instead of reconnecting', async () => {
+    let lost = 0;
+    const t = transport(100, 20, () => lost++);
+    const events: string[] = [];
+    t.subscribe(`c_${'A'.repeat(22)}`, logListener(events));
+    const s = FakeSocket.last as FakeSocket;
+    s.emit('open');
+    s.receive('{"type":"ready","device":"d_x"}');
+    // No pong: the keep-alive drops the socket; the owner is told, and no new socket opens.
+    expect(await until(() => lost === 1)).toBe(true);
+    expect(s.closed).toBe(true);
+    expect(events).toEqual(['down']);
+    await new Promise((r) => setTimeout(r, 400)); // longer than the reconnect backoff
+    expect(FakeSocket.last).toBe(s);
+    t.close();
+  });
+
+  it('hands inbox hints to inbox listeners, keeps the socket open for them, and says when it goes', async () => {
+    const t = transport(10_000, 10_000);
+    const events: string[] = [];
+    const stop = t.subscribeInbox({
+      up: () => events.push('up'),
+      hint: () => events.push('hint'),
+      down: () => events.push('down'),
+    });
+    const s = FakeSocket.last as FakeSocket;
+    s.emit('open');
+    s.receive('{"type":"ready","device":"d_x"}');
+    s.receive('{"type":"inbox","item":{"cursor":3}}');
+    s.emit('close');
+    expect(events).toEqual(['up', 'hint', 'down']);
+    // Reopened for the listener after the backoff; up again once ready.
+    expect(await until(() => FakeSocket.last !== s)).toBe(true);
+    const again = FakeSocket.last as FakeSocket;
+    again.emit('open');
+    again.receive('{"type":"ready","device":"d_x"}');
+    expect(events).toEqual(['up', 'hint', 'down', 'up']);
+    stop();
+    again.receive('{"type":"inbox","item":{"cursor":4}}');
+    expect(events).toHaveLength(4);
+    t.close();
+  });
+
   it('sends no pings without subscriptions', async () => {
     const t = transport(10_000, 10);
     const { s, post } = await ready(t);
@@ -396,5 +458,106 @@ describe('WsEnvelopeTransport (a scripted socket)', () => {
     expect(s.sent.filter((f) => f === '{"type":"ping"}')).toEqual([]);
     t.close();
     await post;
+  });
+});
+
+describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)', () => {
+  const ch = `c_${'B'.repeat(22)}`;
+  const client = () =>
+    new RelayClient({
+      endpoints: ['https://one.example', 'https://two.example'],
+      auth: { device: 'd_x' as never, secretKey: new Uint8Array(randomBytes(32)), suite: ed25519Node },
+      timeoutMs: 10_000,
+      fetch: () => Promise.reject(new Error('no HTTP in this test')),
+      envelopeTransport: (endpoint, auth, timeoutMs, onLost) =>
+        new WsEnvelopeTransport({
+          endpoint,
+          device: auth.device,
+          secretKey: auth.secretKey,
+          suite: ed25519Node,
+          WebSocket: FakeSocket,
+          now: Date.now,
+          timeoutMs,
+          ...(onLost === undefined ? {} : { onLost }),
+        }),
+    });
+  const readySocket = (url: string) => {
+    const s = FakeSocket.last as FakeSocket;
+    expect(s.url).toBe(url);
+    s.emit('open');
+    s.receive('{"type":"ready","device":"d_x"}');
+    return s;
+  };
+  const subscribes = (s: FakeSocket) =>
+    s.sent.flatMap((f) => {
+      if (typeof f !== 'string') return [];
+      const j = JSON.parse(f) as { type: string; from?: number };
+      return j.type === 'subscribe' ? [j.from] : [];
+    });
+
+  it('moves the streams to the next endpoint when the socket closes, and back when that one cannot be opened', async () => {
+    const rc = client();
+    const events: string[] = [];
+    let folded = 5;
+    const inbox: string[] = [];
+    rc.subscribe(
+      ch,
+      logListener(events, () => folded),
+    );
+    rc.subscribeInbox({
+      up: () => inbox.push('up'),
+      hint: () => inbox.push('hint'),
+      down: () => inbox.push('down'),
+    });
+    const one = readySocket('wss://one.example/v1/ws');
+    expect(subscribes(one)).toEqual([5]);
+    one.receive(`{"type":"subscribed","channel":"${ch}","from":5}`);
+    folded = 9;
+    // The first endpoint's socket closes: the streams move to the second, from the last folded seq.
+    one.emit('close');
+    expect(await until(() => FakeSocket.last !== one)).toBe(true);
+    expect(rc.endpoint).toBe('https://two.example');
+    const two = readySocket('wss://two.example/v1/ws');
+    expect(subscribes(two)).toEqual([9]);
+    two.receive(`{"type":"subscribed","channel":"${ch}","from":9}`);
+    expect(events).toEqual(['up 5', 'down', 'down', 'up 9']);
+    expect(inbox).toEqual(['up', 'down', 'down', 'up']);
+    // The second endpoint is lost and cannot be opened again: back to the first.
+    two.emit('close');
+    expect(await until(() => FakeSocket.last !== two)).toBe(true);
+    const three = FakeSocket.last as FakeSocket;
+    expect(three.url).toBe('wss://one.example/v1/ws');
+    three.emit('error');
+    expect(await until(() => FakeSocket.last !== three)).toBe(true);
+    const four = readySocket('wss://two.example/v1/ws');
+    expect(subscribes(four)).toEqual([9]);
+    rc.close();
+  });
+
+  it('with one endpoint, keeps reconnecting to it', async () => {
+    const rc = new RelayClient({
+      endpoints: ['https://one.example'],
+      auth: { device: 'd_x' as never, secretKey: new Uint8Array(randomBytes(32)), suite: ed25519Node },
+      envelopeTransport: (endpoint, auth, timeoutMs, onLost) => {
+        expect(onLost).toBeUndefined();
+        return new WsEnvelopeTransport({
+          endpoint,
+          device: auth.device,
+          secretKey: auth.secretKey,
+          suite: ed25519Node,
+          WebSocket: FakeSocket,
+          now: Date.now,
+          timeoutMs,
+        });
+      },
+    });
+    const events: string[] = [];
+    rc.subscribe(ch, logListener(events));
+    const one = readySocket('wss://one.example/v1/ws');
+    one.emit('close');
+    expect(await until(() => FakeSocket.last !== one)).toBe(true);
+    readySocket('wss://one.example/v1/ws');
+    expect(events).toEqual(['down']);
+    rc.close();
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { Backchannel } from '../sdk/client.ts';
 import { ClientError } from '../sdk/errors.ts';
 import { createMlsFactory } from '../sdk/mls-factory.ts';
@@ -38,12 +39,14 @@ function kdfFromEnv(): KdfParams | undefined {
 }
 
 /**
- * Opens this device. `writerThread`: commit on a writer thread (for commands that run on, such as
- * watch and the heartbeat daemon; a one-shot command does not pay for starting the thread).
+ * Opens this device. `transport: 'ws'` posts envelopes and receives live entries on one
+ * authenticated WebSocket per relay endpoint (`ws`), HTTP where the socket is unavailable.
+ * `writerThread`: commit on a writer thread (for commands that run on, such as watch and the
+ * heartbeat daemon; a one-shot command does not pay for starting the thread).
  */
 export async function openDevice(
   o: GlobalOptions,
-  opts: { writerThread?: boolean } = {},
+  opts: { transport?: 'http' | 'ws'; writerThread?: boolean } = {},
 ): Promise<Backchannel> {
   const kdf = kdfFromEnv();
   const store = SqliteLocalStore.open({
@@ -61,6 +64,7 @@ export async function openDevice(
     sha256: sha256Node,
     verifier: signatureWorkers,
     leafHash: leafHashNode,
+    ...(opts.transport === 'ws' ? { transport: 'ws' as const, webSocket: WebSocket } : {}),
   });
 }
 

@@ -89,6 +89,10 @@ export class Backchannel {
   #outbox: Outbox | undefined;
   readonly #channels = new Map<ChannelId, Channel>();
   #relayKey: string | undefined;
+  /** The running live() sessions: each follows the channels this device joins meanwhile. */
+  readonly #lives = new Set<Live>();
+  /** checkInbox runs one at a time (live() reads the inbox on its own while callers may too). */
+  #inboxTurn: Promise<unknown> = Promise.resolve();
 
   private constructor(opts: BackchannelOptions, identity: DeviceIdentity | undefined) {
     this.#opts = opts;
@@ -162,7 +166,7 @@ export class Backchannel {
         throw new ClientError('INVALID_ARGUMENT', "transport 'ws' needs a WebSocket constructor");
       })();
     const now = this.#opts.now ?? Date.now;
-    return (endpoint, auth, timeoutMs) =>
+    return (endpoint, auth, timeoutMs, onLost) =>
       new WsEnvelopeTransport({
         endpoint,
         device: auth.device,
@@ -171,6 +175,7 @@ export class Backchannel {
         WebSocket,
         now,
         timeoutMs,
+        ...(onLost === undefined ? {} : { onLost }),
       });
   }
 
@@ -459,11 +464,24 @@ export class Backchannel {
       { to: [toParty] },
     );
     await this.outbox.flush();
+    for (const live of this.#lives) live.joined(ch);
     return ch;
   }
 
-  /** Reads the party inbox: joins channels this device was welcomed to. Returns the joined ones. */
-  async checkInbox(): Promise<ChannelId[]> {
+  /**
+   * Reads the party inbox: joins channels this device was welcomed to (each running live()
+   * follows them). Returns the joined ones. Calls run one at a time.
+   */
+  checkInbox(): Promise<ChannelId[]> {
+    const run = this.#inboxTurn.then(
+      () => this.#checkInbox(),
+      () => this.#checkInbox(),
+    );
+    this.#inboxTurn = run.catch(() => undefined);
+    return run;
+  }
+
+  async #checkInbox(): Promise<ChannelId[]> {
     const ctx = this.#context();
     const cursorBytes = await this.#store.get(keys.inboxCursor);
     let cursor = cursorBytes === undefined ? 0 : Number(new TextDecoder().decode(cursorBytes));
@@ -504,6 +522,10 @@ export class Backchannel {
       joined.push(channel);
     }
     await this.#store.put([[keys.inboxCursor, utf8(String(cursor))]]);
+    for (const id of joined) {
+      const ch = this.#channels.get(id);
+      if (ch !== undefined) for (const live of this.#lives) live.joined(ch);
+    }
     if (joined.length > 0) await this.#replenishKeyPackages();
     return joined;
   }
@@ -511,13 +533,26 @@ export class Backchannel {
   /**
    * Follows every channel of this device live: with `transport: 'ws'`, its entries are pushed on
    * the socket and folded with the checks of sync; otherwise (or while the socket is down) each
-   * channel is polled over HTTP. Channels joined later: `live.follow(await bc.channel(id))`.
+   * channel is polled over HTTP. The streams follow endpoint failover. The inbox is watched too
+   * (pushed hints on the socket, else polled): channels this device joins or opens while live are
+   * followed without a call to `live.follow`. `opts.channels` limits it to those channels.
    */
   async live(opts: LiveOptions = {}): Promise<Live> {
-    const live = new Live(this.relay, opts);
-    for (const id of await this.channelIds()) {
-      const ch = await this.channel(id);
-      if (!ch.record.removed) live.follow(ch);
+    // The named channels must exist before anything starts.
+    const named: Channel[] = [];
+    for (const id of opts.channels ?? []) named.push(await this.channel(id));
+    // Registered before the channels are listed: one joined meanwhile is not missed.
+    const live: Live = new Live(this.relay, opts, {
+      checkInbox: () => this.checkInbox(),
+      stopped: () => this.#lives.delete(live),
+    });
+    this.#lives.add(live);
+    try {
+      if (opts.channels !== undefined) for (const ch of named) live.follow(ch);
+      else for (const id of await this.channelIds()) live.follow(await this.channel(id));
+    } catch (e) {
+      live.stop();
+      throw e;
     }
     return live;
   }
@@ -555,6 +590,7 @@ export class Backchannel {
   }
 
   close(): void {
+    for (const live of [...this.#lives]) live.stop();
     this.#ctx?.relay.close();
     this.#store.close();
   }

@@ -5,24 +5,35 @@
  * MLS, commitment, and each pushed checkpoint against this device's own Merkle root. A gap, an
  * entry out of order or a checkpoint ahead of what arrived is fetched as a range (sync); a lost
  * socket resumes from the last folded seq; while there is no live subscription (no socket, HTTP
- * transport, relay refused) the channel is polled over HTTP.
+ * transport, relay refused) the channel is polled over HTTP. Subscriptions follow the relay
+ * client's endpoint failover (a lost endpoint's streams resume on the next one, from the last
+ * folded seq). The party inbox is watched too (hints pushed on the socket, polled without one):
+ * a channel this device joins while live is followed at once.
  */
 import type { ChannelId } from '@backchannel/protocol';
 import type { Channel } from './channel.ts';
 import type { EventRecord } from './channel-record.ts';
 import { ClientError } from './errors.ts';
-import type { EntryListener, RelayClient } from './relay-client.ts';
+import type { EntryListener, InboxListener, RelayClient } from './relay-client.ts';
 
 export interface LiveOptions {
   /** New records of a channel, once verified and stored (pushed, fetched after a gap, or polled). */
   readonly onRecords?: (channel: Channel, records: readonly EventRecord[]) => void;
   /**
    * A channel that stopped being followed, and why: a fork (its evidence kept), a transcript the
-   * relay broke, a failing local store. Network failures are retried, not reported.
+   * relay broke, a failing local store; `channel` undefined: the inbox is no longer watched (a
+   * welcome that could not be read, a failing store). Network failures are retried, not reported.
    */
-  readonly onError?: (channel: ChannelId, error: unknown) => void;
-  /** Polling period over HTTP while a channel has no live subscription (default 1,000 ms). */
+  readonly onError?: (channel: ChannelId | undefined, error: unknown) => void;
+  /** Polling period over HTTP while a channel (or the inbox) has no live subscription (default 1,000 ms). */
   readonly pollMs?: number;
+  /**
+   * Follow only these channels (and neither watch the inbox nor follow channels joined later).
+   * Default: every channel of this device, and each one it joins (welcome, outreach) while live.
+   */
+  readonly channels?: readonly ChannelId[];
+  /** A followed channel's delivery changed: true once its entries stream on the socket, false when it falls back to polling. */
+  readonly onDelivery?: (channel: ChannelId, live: boolean) => void;
 }
 
 /** After the frames already read are handled (they are folded together). */
@@ -80,7 +91,9 @@ class Follower implements EntryListener {
   }
 
   up(): void {
+    if (this.#live) return;
     this.#live = true;
+    this.#o.onDelivery?.(this.ch.id, true);
   }
 
   entry(seq: number, entry: Uint8Array): void {
@@ -94,6 +107,7 @@ class Follower implements EntryListener {
   }
 
   down(code?: string): void {
+    if (this.#live && !this.#stopped) this.#o.onDelivery?.(this.ch.id, false);
     this.#live = false;
     // What was queued is dropped: the stream resumes from the last folded seq.
     this.#queue = [];
@@ -106,6 +120,7 @@ class Follower implements EntryListener {
 
   close(): void {
     this.#stopped = true;
+    this.#live = false;
     clearInterval(this.#poll);
     clearTimeout(this.#checkTimer);
     this.#unsubscribe?.();
@@ -220,22 +235,127 @@ class Follower implements EntryListener {
   }
 }
 
+/**
+ * The party inbox while live: read (Backchannel.checkInbox, which joins welcomed channels) when
+ * the relay pushes a hint, when the socket comes up (hints sent while it was down are lost), and
+ * every pollMs while there is no socket or the last read failed.
+ */
+class InboxWatch implements InboxListener {
+  readonly #check: () => Promise<unknown>;
+  readonly #fail: (e: unknown) => void;
+  readonly #poll: ReturnType<typeof setInterval>;
+  readonly #off: (() => void) | undefined;
+  #live = false;
+  #stopped = false;
+  #running: Promise<void> | undefined;
+  #again = false;
+  /** The last read failed (the relay unreachable over HTTP): the next poll reads again anyway. */
+  #failed = false;
+
+  constructor(relay: RelayClient, check: () => Promise<unknown>, pollMs: number, fail: (e: unknown) => void) {
+    this.#check = check;
+    this.#fail = fail;
+    this.#off = relay.subscribeInbox(this);
+    this.#poll = setInterval(() => {
+      if (!this.#live || this.#failed) this.#read();
+    }, pollMs);
+    (this.#poll as { unref?: () => void }).unref?.();
+    if (this.#off === undefined) this.#read(); // no socket: the first poll now
+  }
+
+  up(): void {
+    this.#live = true;
+    this.#read();
+  }
+
+  hint(): void {
+    this.#read();
+  }
+
+  down(): void {
+    this.#live = false;
+  }
+
+  close(): void {
+    this.#stopped = true;
+    clearInterval(this.#poll);
+    this.#off?.();
+  }
+
+  async idle(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  /** One read at a time; hints that come meanwhile make it read once more. */
+  #read(): void {
+    if (this.#stopped) return;
+    if (this.#running !== undefined) {
+      this.#again = true;
+      return;
+    }
+    this.#running = (async () => {
+      do {
+        this.#again = false;
+        try {
+          await this.#check();
+          this.#failed = false;
+        } catch (e) {
+          if (e instanceof ClientError && e.retryable) {
+            this.#failed = true; // the relay is unreachable: the next poll
+            return;
+          }
+          if (this.#stopped) return;
+          this.close();
+          this.#fail(e);
+          return;
+        }
+      } while (this.#again && !this.#stopped);
+    })().finally(() => {
+      this.#running = undefined;
+    });
+  }
+}
+
+/** How Live reads the inbox and tells its owner it stopped (Backchannel passes them). */
+export interface LiveHooks {
+  /** Reads the inbox; the channels it joins are handed to `joined`. */
+  readonly checkInbox?: () => Promise<unknown>;
+  readonly stopped?: () => void;
+}
+
 /** The channels a device follows live (Backchannel.live). */
 export class Live {
   readonly #relay: RelayClient;
   readonly #o: LiveOptions;
+  readonly #hooks: LiveHooks;
   readonly #followers = new Map<ChannelId, Follower>();
+  readonly #inbox: InboxWatch | undefined;
 
-  constructor(relay: RelayClient, opts: LiveOptions) {
+  constructor(relay: RelayClient, opts: LiveOptions, hooks: LiveHooks = {}) {
     this.#relay = relay;
     this.#o = opts;
+    this.#hooks = hooks;
+    this.#inbox =
+      opts.channels === undefined && hooks.checkInbox !== undefined
+        ? new InboxWatch(relay, hooks.checkInbox, opts.pollMs ?? 1000, (e) => opts.onError?.(undefined, e))
+        : undefined;
   }
 
-  /** Follows one more channel (one this device just joined); following it twice is a no-op. */
+  /** Follows one more channel; following it twice is a no-op. */
   follow(ch: Channel): void {
-    if (this.#followers.has(ch.id)) return;
+    if (this.#followers.has(ch.id) || ch.record.removed) return;
     const f = new Follower(ch, this.#relay, this.#o, () => this.#followers.delete(ch.id));
     this.#followers.set(ch.id, f);
+  }
+
+  /** A channel this device just joined or opened (Backchannel calls it): followed unless `channels` limits what is. */
+  joined(ch: Channel): void {
+    if (this.#o.channels === undefined) this.follow(ch);
+  }
+
+  /** The channels followed now. */
+  get channels(): ChannelId[] {
+    return [...this.#followers.keys()];
   }
 
   /** Whether the channel's entries are streaming on the socket (false: polled, or not followed). */
@@ -243,13 +363,16 @@ export class Live {
     return this.#followers.get(channel)?.live === true;
   }
 
-  /** Resolves once every followed channel has folded what it received so far. */
+  /** Resolves once the inbox read and every followed channel have folded what they received so far. */
   async idle(): Promise<void> {
+    await this.#inbox?.idle();
     for (const f of [...this.#followers.values()]) await f.idle();
   }
 
   stop(): void {
+    this.#inbox?.close();
     for (const f of this.#followers.values()) f.close();
     this.#followers.clear();
+    this.#hooks.stopped?.();
   }
 }

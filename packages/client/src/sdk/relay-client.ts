@@ -67,13 +67,42 @@ export interface EntryListener {
   down(code?: string): void;
 }
 
+/**
+ * The relay's inbox hints for this device's party (PROTOCOL.md §11: `{type: "inbox", item}` on
+ * every authenticated socket of the party). A hint only says "read the inbox": the inbox itself is
+ * durable and read over HTTP, and a busy socket may skip hints.
+ */
+export interface InboxListener {
+  /** The socket is authenticated: hints come from now on (what came before: read the inbox). */
+  up(): void;
+  /** The relay pushed an inbox item. */
+  hint(): void;
+  /** The socket is gone: no hints until `up` (the caller polls the inbox meanwhile). */
+  down(): void;
+}
+
 /** Another way to post envelopes (a WebSocket): undefined when it cannot now (then HTTP is used). */
 export interface EnvelopeTransport {
   post(wire: Uint8Array): Promise<AppendAnswer | undefined>;
   close(): void;
   /** Pushed entries of a channel (a WebSocket transport): the unsubscribe function. */
   subscribe?(channel: string, listener: EntryListener): () => void;
+  /** Inbox hints on the same socket (kept open for them): the function that stops them. */
+  subscribeInbox?(listener: InboxListener): () => void;
 }
+
+/**
+ * Makes the envelope transport of one endpoint. `onLost`, when given, is called when the socket
+ * that carries subscriptions is lost (closed, silent past its keep-alive, or could not be opened
+ * again); the transport then does not reconnect on its own: the RelayClient moves every
+ * subscription to another endpoint (it passes `onLost` only when it has another one).
+ */
+export type EnvelopeTransportFactory = (
+  endpoint: string,
+  auth: DeviceAuth,
+  timeoutMs: number,
+  onLost?: () => void,
+) => EnvelopeTransport;
 
 type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
@@ -126,10 +155,25 @@ export interface RelayClientOptions {
   readonly fetch?: FetchLike;
   readonly timeoutMs?: number;
   /** Envelope posts go through the transport this makes for an endpoint (default: HTTP only). */
-  readonly envelopeTransport?: (endpoint: string, auth: DeviceAuth, timeoutMs: number) => EnvelopeTransport;
+  readonly envelopeTransport?: EnvelopeTransportFactory;
 }
 
 const enc = new TextEncoder();
+
+/** A socket lost this many times in a row (no stream came up between) waits before the next one. */
+const MOVE_MIN_MS = 250;
+const MOVE_MAX_MS = 5_000;
+
+/** A subscription kept across transports: `w` is what the transport holds, `off` ends it there. */
+interface Kept<L> {
+  readonly w: L;
+  off: (() => void) | undefined;
+}
+
+interface TransportSlot {
+  readonly endpoint: string;
+  t: EnvelopeTransport;
+}
 
 export class RelayClient {
   readonly #endpoints: string[];
@@ -138,8 +182,14 @@ export class RelayClient {
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
   readonly #makeTransport: RelayClientOptions['envelopeTransport'];
-  #transport: { readonly endpoint: string; readonly t: EnvelopeTransport } | undefined;
+  #transport: TransportSlot | undefined;
   #current = 0;
+  /** Entry streams and inbox hints, moved to the new transport when the endpoint changes. */
+  readonly #subs = new Map<string, Kept<EntryListener>>();
+  readonly #inboxSubs = new Set<Kept<InboxListener>>();
+  /** Sockets lost in a row with no stream coming up between, and the pending move. */
+  #lostInARow = 0;
+  #moveTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: RelayClientOptions) {
     if (opts.endpoints.length === 0)
@@ -171,8 +221,12 @@ export class RelayClient {
     });
   }
 
-  /** Closes the envelope transport's socket, if any (the next post opens another). */
+  /** Closes the envelope transport's socket, if any, and ends its subscriptions (the next post opens another). */
   close(): void {
+    clearTimeout(this.#moveTimer);
+    this.#moveTimer = undefined;
+    this.#subs.clear();
+    this.#inboxSubs.clear();
     this.#transport?.t.close();
     this.#transport = undefined;
   }
@@ -324,24 +378,120 @@ export class RelayClient {
 
   /**
    * Streams a channel's entries to `listener` over the envelope transport's socket; undefined
-   * when there is no such transport (HTTP only: the caller polls `getEntries`).
+   * when there is no such transport (HTTP only: the caller polls `getEntries`). The stream follows
+   * endpoint failover: when the socket's endpoint is lost (or posts and requests moved to another
+   * endpoint), the listener goes down and is subscribed again on the new endpoint's socket, from
+   * its `from()`.
    */
   subscribe(channel: string, listener: EntryListener): (() => void) | undefined {
     const t = this.#envelopeTransport();
-    return t?.subscribe?.(channel, listener);
+    if (t?.subscribe === undefined) return undefined;
+    const kept: Kept<EntryListener> = {
+      w: {
+        from: () => listener.from(),
+        up: (from) => {
+          this.#lostInARow = 0;
+          listener.up(from);
+        },
+        entry: (seq, entry) => listener.entry(seq, entry),
+        checkpoint: (size, note) => listener.checkpoint(size, note),
+        down: (code) => {
+          // Final (the transport dropped it too): not moved to another endpoint.
+          if ((code === 'NOT_A_MEMBER' || code === 'CHANNEL_UNKNOWN') && this.#subs.get(channel) === kept)
+            this.#subs.delete(channel);
+          listener.down(code);
+        },
+      },
+      off: undefined,
+    };
+    this.#subs.set(channel, kept);
+    kept.off = t.subscribe(channel, kept.w);
+    return () => {
+      if (this.#subs.get(channel) !== kept) return;
+      this.#subs.delete(channel);
+      kept.off?.();
+    };
+  }
+
+  /**
+   * Inbox hints for this device's party on the envelope transport's socket (opened and kept open
+   * for them); undefined when there is no such transport (the caller polls `getInbox`). Follows
+   * endpoint failover as `subscribe` does.
+   */
+  subscribeInbox(listener: InboxListener): (() => void) | undefined {
+    const t = this.#envelopeTransport();
+    if (t?.subscribeInbox === undefined) return undefined;
+    const kept: Kept<InboxListener> = {
+      w: {
+        up: () => {
+          this.#lostInARow = 0;
+          listener.up();
+        },
+        hint: () => listener.hint(),
+        down: () => listener.down(),
+      },
+      off: undefined,
+    };
+    this.#inboxSubs.add(kept);
+    kept.off = t.subscribeInbox(kept.w);
+    return () => {
+      if (!this.#inboxSubs.delete(kept)) return;
+      kept.off?.();
+    };
   }
 
   /** The transport for the current endpoint (after a failover, a new one for the new endpoint). */
   #envelopeTransport(): EnvelopeTransport | undefined {
     if (this.#makeTransport === undefined || this.#auth === undefined) return undefined;
-    if (this.#transport?.endpoint !== this.endpoint) {
-      this.#transport?.t.close();
-      this.#transport = {
-        endpoint: this.endpoint,
-        t: this.#makeTransport(this.endpoint, this.#auth, this.#timeoutMs),
-      };
+    const slot = this.#transport?.endpoint === this.endpoint ? this.#transport : this.#newTransport();
+    return slot?.t;
+  }
+
+  /**
+   * A transport for the current endpoint, replacing the old one (closed): every subscription goes
+   * down on the old socket and is renewed on the new one, from its listener's `from()` (the
+   * listener skips what it already folded: no gap, no duplicate).
+   */
+  #newTransport(): TransportSlot | undefined {
+    const make = this.#makeTransport;
+    const auth = this.#auth;
+    if (make === undefined || auth === undefined) return undefined;
+    clearTimeout(this.#moveTimer);
+    this.#moveTimer = undefined;
+    this.#transport?.t.close();
+    const slot: TransportSlot = { endpoint: this.endpoint, t: undefined as unknown as EnvelopeTransport };
+    const onLost = this.#endpoints.length > 1 ? () => this.#lost(slot) : undefined;
+    slot.t = make(slot.endpoint, auth, this.#timeoutMs, onLost);
+    this.#transport = slot;
+    for (const [channel, kept] of this.#subs) {
+      kept.w.down();
+      kept.off = slot.t.subscribe?.(channel, kept.w);
     }
-    return this.#transport.t;
+    for (const kept of this.#inboxSubs) {
+      kept.w.down();
+      kept.off = slot.t.subscribeInbox?.(kept.w);
+    }
+    return slot;
+  }
+
+  /**
+   * The socket carrying subscriptions was lost (with several endpoints only): they move to the
+   * endpoint HTTP requests moved to, else to the next one. A move happens at once for each
+   * endpoint in turn; when all of them were lost in a row, the next waits 0.25 s, doubling to 5 s
+   * (HTTP polling covers the wait).
+   */
+  #lost(slot: TransportSlot): void {
+    if (this.#transport !== slot || this.#moveTimer !== undefined) return;
+    const n = this.#endpoints.length;
+    const at = this.#endpoints.indexOf(slot.endpoint);
+    if (this.#current === at) this.#current = (at + 1) % n;
+    const k = this.#lostInARow++;
+    const wait = k < n ? 0 : Math.min(MOVE_MAX_MS, MOVE_MIN_MS * 2 ** (k - n));
+    this.#moveTimer = setTimeout(() => {
+      this.#moveTimer = undefined;
+      if (this.#transport === slot) this.#newTransport();
+    }, wait);
+    (this.#moveTimer as { unref?: () => void }).unref?.();
   }
 
   async getEntries(channel: string, from: number, limit = 1000): Promise<EntriesAnswer> {

@@ -2,14 +2,16 @@
  * Envelope posts over one authenticated WebSocket (PROTOCOL.md §11): `0x01 ‖ id ‖ wire` out,
  * a binary ack (or a JSON error frame with the same id) back, decoded into the AppendAnswer of
  * the HTTP route. The same socket carries channel subscriptions with binary entry frames
- * (`0x03 ‖ channel ‖ seq ‖ entry`, then a JSON checkpoint): see `subscribe`. Platform-neutral: the caller passes the WebSocket constructor (`ws` on Node).
+ * (`0x03 ‖ channel ‖ seq ‖ entry`, then a JSON checkpoint): see `subscribe`, and the party's
+ * inbox hints: see `subscribeInbox`. Platform-neutral: the caller passes the WebSocket
+ * constructor (`ws` on Node).
  * Any socket failure rejects the posts in flight with a retryable ClientError; posts are
  * idempotent by message id, so the outbox's retry neither loses nor duplicates. The socket is
  * opened lazily, on the next post after a failure.
  */
 import { type DeviceId, type SignatureSuite, signRequest, toBase64url } from '@backchannel/protocol';
 import { ClientError } from './errors.ts';
-import type { AppendAnswer, EntryListener, EnvelopeTransport } from './relay-client.ts';
+import type { AppendAnswer, EntryListener, EnvelopeTransport, InboxListener } from './relay-client.ts';
 
 /** The part of the WHATWG WebSocket API used here (the `ws` package and browsers have it). */
 export interface WebSocketLike {
@@ -44,6 +46,13 @@ export interface WsTransportOptions {
    * is noticed and the subscriptions resume (HTTP polling covers the gap).
    */
   readonly keepAliveMs?: number;
+  /**
+   * The socket carrying subscriptions was lost (closed, failed, silent past the keep-alive, not
+   * ready in time, or could not be opened). When given, the transport does not reconnect: the
+   * owner moves the subscriptions to another endpoint (RelayClient's failover). Without it, a new
+   * socket to this endpoint resubscribes after a backoff.
+   */
+  readonly onLost?: () => void;
 }
 
 const KEEPALIVE_MS = 15_000;
@@ -86,6 +95,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
   #sock: Socket | undefined;
   #unavailableUntil = 0;
   readonly #subs = new Map<string, EntryListener>();
+  readonly #inbox = new Set<InboxListener>();
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectMs = RECONNECT_MIN_MS;
 
@@ -153,6 +163,27 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     };
   }
 
+  /**
+   * Hands the relay's inbox hints for this device's party to `l`; the socket is opened (and kept
+   * open, reconnected, kept alive) for them as for a subscription. Returns the function that stops.
+   */
+  subscribeInbox(l: InboxListener): () => void {
+    this.#inbox.add(l);
+    const s = this.#sock ?? this.#open();
+    if (s.settle === undefined && !s.dead) {
+      l.up();
+      this.#keepAlive(s);
+    }
+    return () => {
+      this.#inbox.delete(l);
+    };
+  }
+
+  /** Whether anything keeps the socket open: channel subscriptions or inbox listeners. */
+  get #watched(): boolean {
+    return this.#subs.size > 0 || this.#inbox.size > 0;
+  }
+
   /** Whether the socket is open and authenticated. */
   get ready(): boolean {
     const s = this.#sock;
@@ -161,6 +192,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
 
   close(): void {
     this.#subs.clear();
+    this.#inbox.clear();
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     const s = this.#sock;
@@ -177,12 +209,12 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
 
   /** With subscriptions and no socket: a new one after a backoff (0.25 s doubling to 5 s). */
   #scheduleReconnect(): void {
-    if (this.#subs.size === 0 || this.#reconnectTimer !== undefined) return;
+    if (!this.#watched || this.#reconnectTimer !== undefined) return;
     const wait = this.#reconnectMs;
     this.#reconnectMs = Math.min(RECONNECT_MAX_MS, wait * 2);
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
-      if (this.#subs.size > 0 && this.#sock === undefined) this.#open();
+      if (this.#watched && this.#sock === undefined) this.#open();
     }, wait);
     (this.#reconnectTimer as { unref?: () => void }).unref?.();
   }
@@ -194,6 +226,9 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     const ready = new Promise<void>((ok, no) => {
       settle = { ok, no };
     });
+    // A socket opened for subscriptions alone has no post awaiting `ready`: its failure to open
+    // must not be an unhandled rejection (which ends a Node process).
+    ready.catch(() => undefined);
     const s: Socket = {
       ws,
       ready,
@@ -228,6 +263,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
           s.settle = undefined;
           this.#reconnectMs = RECONNECT_MIN_MS;
           for (const [channel, l] of this.#subs) this.#sendSubscribe(s, channel, l);
+          for (const l of this.#inbox) l.up();
           this.#keepAlive(s);
         });
       } else if (data instanceof ArrayBuffer) {
@@ -259,6 +295,10 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     }
     if (f.type === 'pong') {
       s.pingSentAt = undefined;
+      return;
+    }
+    if (f.type === 'inbox') {
+      for (const l of this.#inbox) l.hint();
       return;
     }
     if (this.#onChannelFrame(f as ChannelFrame)) return;
@@ -357,7 +397,14 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     for (const p of s.pending.values()) p.reject(err);
     s.pending.clear();
     for (const l of this.#subs.values()) l.down();
-    this.#scheduleReconnect();
+    for (const l of this.#inbox) l.down();
+    if (!this.#watched) return;
+    if (this.#o.onLost === undefined) this.#scheduleReconnect();
+    else {
+      // After this failure is fully handled (the owner may close this transport).
+      const lost = this.#o.onLost;
+      setTimeout(lost, 0);
+    }
   }
 
   /**
@@ -365,7 +412,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
    * socket (#fail: the listeners go down, HTTP polling takes over, a new socket resubscribes).
    */
   #keepAlive(s: Socket): void {
-    if (s.pingTimer !== undefined || s.dead || this.#subs.size === 0) return;
+    if (s.pingTimer !== undefined || s.dead || !this.#watched) return;
     const every = this.#o.keepAliveMs ?? KEEPALIVE_MS;
     let lastPing = Date.now();
     const tick = () => {
@@ -377,7 +424,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
         return;
       }
       if (s.pingSentAt === undefined && now - lastPing >= every) {
-        if (this.#subs.size === 0) return; // nothing to keep alive (a later subscribe restarts it)
+        if (!this.#watched) return; // nothing to keep alive (a later subscribe restarts it)
         try {
           s.ws.send('{"type":"ping"}');
         } catch {

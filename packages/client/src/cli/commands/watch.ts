@@ -5,11 +5,14 @@ import {
   liveness,
   overdueNotices,
   type PartyId,
+  parseChannelId,
   toBase64url,
 } from '@backchannel/protocol';
 import type { Command } from 'commander';
 import type { Channel, DraftEvent } from '../../sdk/channel.ts';
 import type { EventRecord } from '../../sdk/channel-record.ts';
+import { ClientError } from '../../sdk/errors.ts';
+import type { Live } from '../../sdk/live.ts';
 import { openDevice } from '../device.node.ts';
 import { parseDuration } from '../output.ts';
 import type { Runner } from './identity.ts';
@@ -195,42 +198,114 @@ export function watchCommands(program: Command, run: Runner): void {
 
   program
     .command('watch [channel]')
-    .description('follow channels live: new events, liveness alerts')
-    .option('--every <duration>', 'poll interval', '2s')
+    .description(
+      'follow channels live: new events pushed by the relay on a WebSocket (polled when there is none), liveness alerts',
+    )
+    .option(
+      '--every <duration>',
+      'how often liveness is checked and the outbox flushed; the poll interval while no WebSocket is available',
+      '2s',
+    )
     .option('--for <duration>', 'stop after this long (default: until interrupted)')
     .action(
       run(async (o, out, channel: string | undefined, opts: { every: string; for?: string }) => {
-        const bc = await openDevice(o);
+        const every = parseDuration(opts.every);
+        if (every <= 0) throw new ClientError('INVALID_ARGUMENT', '--every must be longer than 0');
         const until =
           opts.for === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(opts.for);
+        const only = channel === undefined ? undefined : [parseChannelId(channel)];
+        const bc = await openDevice(o, { transport: 'ws', writerThread: true });
         const lastLiveness = new Map<string, string>();
-        try {
-          for (;;) {
-            await bc.checkInbox();
-            await bc.outbox.flush();
-            for (const id of channel === undefined ? await bc.channelIds() : [channel]) {
-              const ch = await bc.channel(id);
-              if (ch.record.removed) continue;
-              for (const r of await ch.sync()) {
-                if (out.json) out.result({ channel: id, ...r });
-                else out.say(`${id} ${describe(r)}`);
-              }
-              const now = Date.now();
-              for (const p of ch.view.state.parties) {
-                const l = liveness(ch.view.state, p, now);
-                const key = `${id}/${p}`;
-                if (lastLiveness.get(key) !== l && lastLiveness.has(key)) {
-                  const alert = { channel: id, party: p, liveness: l, at: now };
-                  if (out.json) out.result({ alert });
-                  else out.say(`ALERT ${id}: party ${p} is now ${l.toUpperCase()}`);
-                }
-                lastLiveness.set(key, l);
-              }
-            }
-            if (Date.now() >= until) break;
-            await new Promise((r) => setTimeout(r, parseDuration(opts.every)));
+        const delivery = new Map<string, boolean>();
+        const print = (id: string, records: readonly EventRecord[]) => {
+          for (const r of records) {
+            if (out.json) out.result({ channel: id, ...r });
+            else out.say(`${id} ${describe(r)}`);
           }
+        };
+        const alerts = (ch: Channel, now: number) => {
+          for (const p of ch.view.state.parties) {
+            const l = liveness(ch.view.state, p, now);
+            const key = `${ch.id}/${p}`;
+            if (lastLiveness.get(key) !== l && lastLiveness.has(key)) {
+              const alert = { channel: ch.id, party: p, liveness: l, at: now };
+              if (out.json) out.result({ alert });
+              else out.say(`ALERT ${ch.id}: party ${p} is now ${l.toUpperCase()}`);
+            }
+            lastLiveness.set(key, l);
+          }
+        };
+        // How each channel's events arrive: pushed on the socket, or polled (said once per change).
+        const report = (id: string, pushed: boolean) => {
+          if (delivery.get(id) === pushed) return;
+          delivery.set(id, pushed);
+          if (out.json) out.result({ channel: id, delivery: pushed ? 'push' : 'poll' });
+          else
+            out.say(
+              pushed
+                ? `${id} live: events pushed by the relay`
+                : `${id} polling every ${opts.every} (no live connection)`,
+            );
+        };
+        let failure: unknown;
+        let wake: (() => void) | undefined;
+        let live: Live | undefined;
+        try {
+          // Catch up first (sync fetches and verifies a backlog page by page); offline is normal:
+          // live delivery polls and reconnects until the relay answers.
+          try {
+            if (only === undefined) await bc.checkInbox();
+            await bc.outbox.flush();
+          } catch (e) {
+            if (!(e instanceof ClientError && e.retryable)) throw e;
+          }
+          for (const id of only ?? (await bc.channelIds())) {
+            const ch = await bc.channel(id);
+            if (ch.record.removed) continue;
+            try {
+              print(id, await ch.sync());
+            } catch (e) {
+              if (!(e instanceof ClientError && e.retryable)) throw e;
+            }
+            alerts(ch, Date.now());
+          }
+          // Then live: entries pushed on the relay's WebSocket (HTTP polling every --every while
+          // there is none); with no channel named, channels joined meanwhile are followed too.
+          live = await bc.live({
+            ...(only === undefined ? {} : { channels: only }),
+            pollMs: every,
+            onRecords: (ch, records) => {
+              print(ch.id, records);
+              alerts(ch, Date.now());
+            },
+            onDelivery: report,
+            onError: (_id, e) => {
+              failure ??= e;
+              wake?.();
+            },
+          });
+          while (failure === undefined) {
+            const left = until - Date.now();
+            if (left <= 0) break;
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            await new Promise<void>((r) => {
+              wake = r;
+              timer = setTimeout(r, Math.min(every, left));
+            });
+            clearTimeout(timer);
+            wake = undefined;
+            if (failure !== undefined) break;
+            await bc.outbox.flush();
+            const now = Date.now();
+            for (const id of live.channels) {
+              alerts(await bc.channel(id), now);
+              report(id, live.isLive(id));
+            }
+          }
+          await live.idle();
+          if (failure !== undefined) throw failure;
         } finally {
+          live?.stop();
           bc.close();
         }
       }),
