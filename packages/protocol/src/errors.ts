@@ -36,6 +36,7 @@ export const PROTOCOL_ERROR_CODES = [
   'DOC_SIGNATURE_FORBIDDEN',
   'DOC_NOT_AGREED',
   'DOC_TEXT_MISMATCH',
+  'DOC_ID_MISMATCH',
   'BUNDLE_INVALID',
   // transcript, checkpoints, notes
   'PROOF_INVALID',

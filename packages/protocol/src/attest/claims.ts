@@ -7,6 +7,7 @@ import { constantTimeEqual, toBase64url } from '../bytes/index.ts';
 import {
   checkRevisionBody,
   DOCUMENT_TYPE_NAMES,
+  documentId,
   renderSegments,
   requiredSignoff,
   revisionBody,
@@ -375,6 +376,13 @@ function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
   if (!valid.ok) return no(valid.code, `revision ${c.revision} is not a valid revision: ${valid.reason}`);
   if (body.docType === 'non-paper')
     return no('DOC_SIGNATURE_FORBIDDEN', 'a non-paper is never signed: it cannot be an agreed text');
+  // The id is recomputed from the revision's header (type, title, languages, parties, nonce) and
+  // the claim's channel: the title and type shown below are the ones the id names.
+  if (documentId(c.channel, body) !== c.doc)
+    return no(
+      'DOC_ID_MISMATCH',
+      `document ${c.doc} is not the id of this revision's header (title, type, languages, parties) in channel ${c.channel}`,
+    );
   if (rev.party !== body.author)
     return no(
       'CLAIM_UNSUPPORTED',

@@ -328,6 +328,7 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
       const why = needOpen(s, `send a ${e.kind}`);
       if (why !== undefined) return refuse(s, 'CHANNEL_NOT_OPEN', why);
       const r = foldDocument(s.documents[e.doc], e, {
+        channel: s.channel,
         parties: s.parties,
         sender: v.sender,
         seq: v.seq,

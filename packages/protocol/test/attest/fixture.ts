@@ -177,9 +177,9 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
   for (let i = 0; i < 50; i++)
     add(i % 2 === 0 ? 'A' : 'B', 'application', ev({ kind: 'message', text: `filler ${i}` }));
   // A signed text: B signs revision 0, A amends it (revision 1), then both sign revision 1.
-  const doc = eventIdFrom(rnd16(77));
   const rev0 = firstRevision({
-    doc,
+    channel,
+    nonce: rnd16(77),
     type: 'signed-text',
     title: 'Joint statement',
     languages: ['en', 'fr'],
@@ -199,6 +199,7 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
       },
     ],
   });
+  const doc = rev0.doc;
   const rev1 = nextRevision(rev0, A, [
     { op: 'set', clause: 'talks', lang: 'en', segments: ['Talks continue in Geneva next month.'] },
     {
