@@ -27,6 +27,7 @@ export const PROTOCOL_ERROR_CODES = [
   'TRACK_UNKNOWN',
   'TRACK_EXISTS',
   'NOT_A_MEMBER',
+  'LIFECYCLE_VIEW_INVALID',
   // negotiated documents
   'DOC_UNKNOWN',
   'DOC_INVALID',
