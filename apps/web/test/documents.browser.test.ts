@@ -238,6 +238,15 @@ describe('negotiation documents in the web app', () => {
     const changed = { ...exported, [md]: (exported[md] ?? '').replace('Geneva', 'Vienna') };
     expect(verifyDocumentBundle(bundle, changed).ok).toBe(false);
 
+    // Both browsers become duty devices: their heartbeats after the signatures state the channel
+    // was open when each was logged, which an agreed-text attestation needs from every side.
+    for (const page of [a, b]) {
+      await page.getByRole('link', { name: 'Members & devices' }).click();
+      await page.getByLabel('Duty device: heartbeat every (seconds)').fill('1');
+      await page.getByRole('button', { name: 'Save' }).click();
+    }
+    await b.goBack();
+    await b.getByRole('heading', { name: TITLE }).waitFor(WAIT);
     // An agreed-text attestation made through the UI by A's minister, verified in a fresh browser.
     await a.getByRole('link', { name: 'Attestations' }).click();
     await pickFirstChannel(a);
@@ -247,8 +256,17 @@ describe('negotiation documents in the web app', () => {
     await rev4.waitFor({ state: 'attached', ...WAIT });
     await expect.poll(() => rev4.isDisabled(), WAIT).toBe(false); // inside a verified checkpoint
     await revPick.selectOption((await rev4.getAttribute('value')) ?? '');
-    await a.getByRole('button', { name: 'Create the attestation' }).click();
-    await a.getByRole('heading', { name: 'Attestation ready: agreed text' }).waitFor(WAIT);
+    // Until both sides' heartbeats are inside a verified checkpoint the claim cannot be made yet.
+    const ready = a.getByRole('heading', { name: 'Attestation ready: agreed text' });
+    await expect
+      .poll(async () => {
+        if (!(await ready.isVisible())) {
+          await a.getByRole('button', { name: 'Create the attestation' }).click();
+          await ready.waitFor({ timeout: 3_000 }).catch(() => undefined);
+        }
+        return ready.isVisible();
+      }, WAIT)
+      .toBe(true);
     expect(await a.getByTestId('attest-selfcheck').textContent()).toContain('valid.');
     await shot(a, 'docs-09-attestation-agreed.png');
     const agreedText = await downloadText(a, 'Download the attestation');

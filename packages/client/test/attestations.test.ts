@@ -191,11 +191,15 @@ describe('attestations from the reference scenario', () => {
       revision: 2,
       parties: [s.A.party, s.B.party].sort(),
     });
-    // Only the revision signed and one signature per party: no earlier revision, no comment.
+    // The revision signed, one signature per party, the change that opened the channel and one
+    // heartbeat per party after the signatures: no earlier revision, no comment.
     expect(d.disclosures.map((x) => (x.event as { kind: string }).kind).sort()).toEqual([
+      'channel.accept',
       'doc.revision',
       'doc.sign',
       'doc.sign',
+      'heartbeat',
+      'heartbeat',
     ]);
     const v = verdict(d);
     expect(v.valid, v.valid ? '' : v.reason).toBe(true);

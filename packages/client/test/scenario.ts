@@ -155,6 +155,10 @@ export async function buildScenario(): Promise<Scenario> {
   await act(a, (d) => d.signRevision(docId, 'sign'));
   await act(b, (d) => d.signRevision(docId, 'sign'));
   await settle([a, b], channel);
+  // Each side's next heartbeat states the channel was open when it saw the signatures.
+  await send(a, chA, { kind: 'heartbeat', intervalMs: 60_000 });
+  await send(b, chB, { kind: 'heartbeat', intervalMs: 60_000 });
+  await settle([a, b], channel);
 
   // A second channel (for "checkpoint of another log" forgeries).
   const other = (await a.outreach(idB.party, 'A second line.')).id;

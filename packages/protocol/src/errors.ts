@@ -27,6 +27,7 @@ export const PROTOCOL_ERROR_CODES = [
   'TRACK_UNKNOWN',
   'TRACK_EXISTS',
   'NOT_A_MEMBER',
+  'LIFECYCLE_VIEW_INVALID',
   // negotiated documents
   'DOC_UNKNOWN',
   'DOC_INVALID',
@@ -36,6 +37,7 @@ export const PROTOCOL_ERROR_CODES = [
   'DOC_SIGNATURE_FORBIDDEN',
   'DOC_NOT_AGREED',
   'DOC_TEXT_MISMATCH',
+  'DOC_ID_MISMATCH',
   'BUNDLE_INVALID',
   // transcript, checkpoints, notes
   'PROOF_INVALID',

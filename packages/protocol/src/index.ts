@@ -38,6 +38,8 @@ export {
   checkRevisionBody,
   clauseHash,
   DOCUMENT_TYPE_NAMES,
+  type DocumentHeader,
+  documentId,
   encodeRevisionBody,
   hasBrackets,
   isBracket,

@@ -169,14 +169,22 @@ export async function demoProofs(input: ProofsStep & { readonly pointsId: EventI
 }
 
 /**
- * After step 9: each party's witness co-signs the grown log (consistent with what it co-signed at
- * step 6), then party B attests "A and B both signed this revision of the joint statement; its
+ * After step 9: both sides send a heartbeat (its lifecycle view covers the signatures), each
+ * party's witness co-signs the grown log (consistent with what it co-signed at step 6), then party B attests "A and B both signed this revision of the joint statement; its
  * text is this", and the attestation is verified offline like the others.
  */
 export async function demoAgreedText(
   input: ProofsStep & { readonly proofs: DemoProofs },
 ): Promise<Record<string, boolean>> {
   const { say, channel, b, proofs } = input;
+  await settle(input.online, channel);
+  // Each side's next heartbeat states its view of the lifecycle after the signatures: what shows
+  // a reader the channel was open (not suspended) when each was logged.
+  say('  both sides send a heartbeat after the signatures (each states the channel was open)');
+  for (const d of [input.a, b]) {
+    await (await d.channel(channel)).send({ kind: 'heartbeat', intervalMs: 60_000 });
+    await d.outbox.flush();
+  }
   await settle(input.online, channel);
   await witnessRounds(input, proofs.witnesses, 'witness, again');
   const ch = await b.channel(channel);

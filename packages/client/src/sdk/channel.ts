@@ -155,10 +155,11 @@ export class Channel {
       const records: [string, Uint8Array][] = [];
       const outbox: OutboxItem[] = [];
       let state = this.#view.view.state;
+      const synced = this.#view.view;
       for (const draft of drafts) {
         const id = eventIdFrom(this.#ctx.random(16));
         const now = this.#ctx.now();
-        const event = { ...draft, v: 1, id, at: now } as ChannelEvent;
+        const event = { ...withView(draft, synced), v: 1, id, at: now } as ChannelEvent;
         // The channel rules are checked before anything is encrypted or sent: the user gets the
         // reason now, not a silently refused event in the transcript later.
         const pre = fold(state, {
@@ -621,4 +622,16 @@ function checkpointSizeOf(note: string): number {
   const line = note.split('\n')[1];
   const n = Number(line);
   return Number.isSafeInteger(n) ? n : 0;
+}
+
+/**
+ * A heartbeat states this device's view of the lifecycle: the last entry it folded and the last
+ * lifecycle change up to there (what an agreed-text attestation needs to show the channel was open
+ * when a document was signed). Other drafts, and a heartbeat that states its own view, pass as is.
+ */
+function withView(draft: DraftEvent, synced: ChannelView): DraftEvent {
+  if (draft.kind !== 'heartbeat' || draft.view !== undefined || synced.size === 0) return draft;
+  // The state and its size come from one fold: the view is of exactly the entries folded.
+  const lifecycle = synced.state.lifecycleHistory.at(-1)?.seq;
+  return lifecycle === undefined ? draft : { ...draft, view: { seen: synced.size - 1, lifecycle } };
 }

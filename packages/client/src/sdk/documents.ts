@@ -19,7 +19,6 @@ import {
   type EditStep,
   type EventId,
   type ExportedDocument,
-  eventIdFrom,
   exportDocument,
   firstRevision,
   headOf,
@@ -103,9 +102,9 @@ export class Documents {
   async create(input: NewDocument): Promise<EventId> {
     const me = this.#bc.identity.party;
     const by = input.type === 'non-paper' ? undefined : me;
-    const doc = eventIdFrom(globalThis.crypto.getRandomValues(new Uint8Array(16)));
     const body = firstRevision({
-      doc,
+      channel: this.#ch.id,
+      nonce: globalThis.crypto.getRandomValues(new Uint8Array(16)),
       type: input.type,
       title: input.title,
       languages: input.languages,
@@ -117,7 +116,7 @@ export class Documents {
       })),
     });
     await this.#ch.send(checkSize({ kind: 'doc.revision', ...body } as DraftEvent));
-    return doc;
+    return body.doc;
   }
 
   async edit(idOrPrefix: string, steps: readonly EditStep[]): Promise<EventId> {

@@ -7,6 +7,7 @@ import { constantTimeEqual, toBase64url } from '../bytes/index.ts';
 import {
   checkRevisionBody,
   DOCUMENT_TYPE_NAMES,
+  documentId,
   renderSegments,
   requiredSignoff,
   revisionBody,
@@ -362,6 +363,83 @@ function readouts(ctx: ClaimContext, c: ClaimOf<'readouts'>): ClaimResult | Fail
 
 const LEVEL_WORDS = { initial: 'initialled', sign: 'signed' } as const;
 
+/** What the heartbeats showed of the lifecycle at the counted signatures, one line per change. */
+function lifecycleFacts(
+  ctx: ClaimContext,
+  parties: readonly PartyId[],
+  chosen: ReadonlyArray<{ readonly party: PartyId; readonly index: number }>,
+): string[] {
+  const byHead = new Map<number, { kind: string; signs: number[]; beats: Set<number> }>();
+  for (const s of chosen) {
+    const r = openWhenLogged(ctx, parties, s.party, s.index);
+    if (!r.ok) continue;
+    const f = byHead.get(r.head) ?? { kind: r.kind, signs: [], beats: new Set<number>() };
+    f.signs.push(s.index);
+    for (const b of r.beats) f.beats.add(b);
+    byHead.set(r.head, f);
+  }
+  return [...byHead].map(
+    ([head, f]) =>
+      `the channel was open at entries ${f.signs.sort((a, b) => a - b).join(', ')}: its last lifecycle change before them is entry ${head} (a ${f.kind}), as the heartbeats of every party (entries ${[...f.beats].sort((a, b) => a - b).join(', ')}) state`,
+  );
+}
+
+/** The events after which the channel is open (docs/PROTOCOL.md §10). */
+const OPENING: ReadonlySet<ChannelEvent['kind']> = new Set(['channel.accept', 'channel.reopen']);
+
+/**
+ * Why the channel cannot be shown open when entry `at` (party `party`'s sign-off) was logged
+ * (undefined: it was open). Lifecycle events are encrypted like any other, so the verifier cannot
+ * see an undisclosed suspension; instead every party of the claim vouches for the lifecycle with a
+ * disclosed heartbeat whose `view` (checked by every member's reducer) covers the entry: as of
+ * `seen` ≥ `at`, the last lifecycle change was entry `lifecycle` ≤ `at`. The views must agree, and
+ * that change, disclosed, must be an accept or a reopen. A party that misstates its view can only
+ * make the claim fail, unless every party of the claim does.
+ */
+function openWhenLogged(
+  ctx: ClaimContext,
+  parties: readonly PartyId[],
+  party: PartyId,
+  at: number,
+): Fail | { readonly ok: true; readonly head: number; readonly kind: string; readonly beats: number[] } {
+  const views = disclosed(ctx, 'heartbeat').filter(
+    (h) =>
+      h.event.view !== undefined &&
+      h.event.view.seen < h.index &&
+      h.event.view.seen >= at &&
+      h.event.view.lifecycle <= at,
+  );
+  for (const p of parties)
+    if (!views.some((h) => h.party === p))
+      return no(
+        'CLAIM_UNSUPPORTED',
+        `no disclosed heartbeat of party ${p} states the channel's lifecycle at entry ${at} (party ${party}'s signature): it cannot be shown the channel was open then`,
+        'disclosures',
+      );
+  const heads = new Set(views.map((h) => h.event.view?.lifecycle));
+  if (heads.size !== 1)
+    return no(
+      'LIFECYCLE_VIEW_INVALID',
+      `the parties' heartbeats disagree on the last lifecycle change before entry ${at}: entries ${[...heads].join(', ')}`,
+      'disclosures',
+    );
+  const head = views[0]?.event.view?.lifecycle as number;
+  const change = ctx.entries.get(head)?.event;
+  if (change === undefined)
+    return no(
+      'CLAIM_UNSUPPORTED',
+      `the last lifecycle change before entry ${at} (entry ${head}) is not disclosed`,
+      'disclosures',
+    );
+  if (!OPENING.has(change.kind))
+    return no(
+      'CHANNEL_NOT_OPEN',
+      `party ${party}'s signature (entry ${at}) was logged while the channel was not open: the last lifecycle change before it is entry ${head}, a ${change.kind}`,
+      'disclosures',
+    );
+  return { ok: true, head, kind: change.kind, beats: views.map((h) => h.index) };
+}
+
 function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
   if (new Set(c.parties).size !== c.parties.length) return no('CLAIM_UNSUPPORTED', 'a party is listed twice');
   const rev = disclosed(ctx, 'doc.revision').find((p) => p.event.doc === c.doc && p.event.n === c.revision);
@@ -375,6 +453,13 @@ function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
   if (!valid.ok) return no(valid.code, `revision ${c.revision} is not a valid revision: ${valid.reason}`);
   if (body.docType === 'non-paper')
     return no('DOC_SIGNATURE_FORBIDDEN', 'a non-paper is never signed: it cannot be an agreed text');
+  // The id is recomputed from the revision's header (type, title, languages, parties, nonce) and
+  // the claim's channel: the title and type shown below are the ones the id names.
+  if (documentId(c.channel, body) !== c.doc)
+    return no(
+      'DOC_ID_MISMATCH',
+      `document ${c.doc} is not the id of this revision's header (title, type, languages, parties) in channel ${c.channel}`,
+    );
   if (rev.party !== body.author)
     return no(
       'CLAIM_UNSUPPORTED',
@@ -431,7 +516,9 @@ function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
         'CERT_WRONG_PARTY',
         `party ${party}'s signature carries the certificate of another device than the one that sent it`,
       );
-    return undefined;
+    // The channel refuses a sign-off unless it is open (docs/PROTOCOL.md §10).
+    const open = openWhenLogged(ctx, body.parties, party, s.index);
+    return open.ok ? undefined : open;
   };
   const chosen: Signed[] = [];
   for (const party of body.parties) {
@@ -473,6 +560,7 @@ function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
         (s) =>
           `entry ${s.index}: a ${s.role} device of party ${s.party} ${verb} exactly that hash (logged at ${iso(s.decoded.entry.receivedAt)})`,
       ),
+      ...lifecycleFacts(ctx, body.parties, chosen),
       ...clauses.flatMap((cl, i) =>
         body.languages.map((l) => `clause ${i + 1} (${cl.id}), ${l}: “${cl.text[l] ?? ''}”`),
       ),

@@ -236,8 +236,9 @@ export function planAgreed(
     const hash = revisionHash(body);
     const roles = rolesFor(body.docType, need.level);
     const chosen: number[] = [];
+    const evidence: number[] = [];
     for (const party of body.parties) {
-      const s = signs.find(
+      const mine = signs.filter(
         (r) =>
           r.index > rev.index &&
           r.party === party &&
@@ -245,8 +246,19 @@ export function planAgreed(
           constantTimeEqual(r.event.revision, hash) &&
           roles.includes(snap.certificate(r.decoded.entry.sender)?.body.role ?? ''),
       );
+      // The first signature the parties' heartbeats show was logged while the channel was open.
+      let why = '';
+      const s = mine.find((r) => {
+        const open = lifecycleEvidence(snap, body.parties, r.index);
+        if (typeof open === 'string') why = open;
+        else evidence.push(...open);
+        return typeof open !== 'string';
+      });
       if (s === undefined) {
-        missing = `party ${party} has not ${need.level === 'sign' ? 'signed' : 'initialled'} revision ${body.n}`;
+        missing =
+          mine.length === 0
+            ? `party ${party} has not ${need.level === 'sign' ? 'signed' : 'initialled'} revision ${body.n}`
+            : why;
         break;
       }
       chosen.push(s.index);
@@ -264,8 +276,8 @@ export function planAgreed(
         parties: [...body.parties],
         agreedAt: Math.max(...last),
       },
-      entries: [rev.index, ...chosen].sort((a, b) => a - b),
-      disclosures: [rev.index, ...chosen].sort((a, b) => a - b),
+      entries: [...new Set([rev.index, ...chosen, ...evidence])].sort((a, b) => a - b),
+      disclosures: [...new Set([rev.index, ...chosen, ...evidence])].sort((a, b) => a - b),
     };
   }
   return unsupported(
@@ -273,6 +285,42 @@ export function planAgreed(
       ? `no revision of document ${opts.doc} is agreed yet`
       : `${missing}: it is not agreed`,
   );
+}
+
+/**
+ * The entries that show the channel was open when entry `at` was logged: per party, its first
+ * heartbeat whose view covers `at`, and the lifecycle change those views name (an accept or a
+ * reopen). A string says why there are none.
+ */
+function lifecycleEvidence(
+  snap: TranscriptSnapshot,
+  parties: readonly PartyId[],
+  at: number,
+): number[] | string {
+  const beats = readable(snap, 'heartbeat');
+  const out: number[] = [];
+  const heads = new Set<number>();
+  for (const p of parties) {
+    const h = beats.find(
+      (r) =>
+        r.party === p &&
+        r.event.view !== undefined &&
+        r.event.view.seen < r.index &&
+        r.event.view.seen >= at &&
+        r.event.view.lifecycle <= at,
+    );
+    if (h?.event.view === undefined)
+      return `party ${p} has sent no heartbeat since it saw entry ${at} (a signature): one from each party is needed to show the channel was open then (backchannel heartbeat, then sync)`;
+    out.push(h.index);
+    heads.add(h.event.view.lifecycle);
+  }
+  const [head] = heads;
+  if (heads.size !== 1 || head === undefined)
+    return `the parties' heartbeats disagree on the channel's lifecycle at entry ${at}`;
+  const change = snap.records[head]?.event?.kind;
+  if (change !== 'channel.accept' && change !== 'channel.reopen')
+    return `the channel was not open when entry ${at} was logged (entry ${head}, a ${change ?? 'hidden event'}, is the last lifecycle change before it)`;
+  return [...out, head];
 }
 
 /** Proves the planned entries against the snapshot's checkpoint and signs the document. */

@@ -4,9 +4,10 @@
  */
 import { ProtocolError } from '../errors.ts';
 import type { DocumentType } from '../events/documents.ts';
-import type { EventId, PartyId } from '../ids.ts';
+import type { ChannelId, PartyId } from '../ids.ts';
 import {
   type Clause,
+  documentId,
   isBracket,
   mergePlain,
   type RevisionBody,
@@ -15,7 +16,10 @@ import {
 } from './model.ts';
 
 export interface NewDocumentInput {
-  readonly doc: EventId;
+  /** The channel the document is created in: its id is derived from the header and the channel. */
+  readonly channel: ChannelId;
+  /** 16 random bytes (the caller's randomness: protocol has none of its own). */
+  readonly nonce: Uint8Array;
   readonly type: DocumentType;
   readonly title: string;
   readonly languages: readonly string[];
@@ -30,16 +34,23 @@ export interface NewDocumentInput {
   readonly channelParties: readonly PartyId[];
 }
 
+/** Revision 0 of a new document; its id is derived from its header and the channel. */
 export function firstRevision(i: NewDocumentInput): RevisionBody {
   const nonPaper = i.type === 'non-paper';
-  return {
-    doc: i.doc,
-    n: 0,
-    parent: null,
+  if (!(i.nonce instanceof Uint8Array) || i.nonce.length !== 16)
+    throw new ProtocolError('DOC_INVALID', 'a document nonce is 16 random bytes', 'nonce');
+  const header = {
     docType: i.type,
     title: i.title,
     languages: [...i.languages],
     parties: nonPaper ? [] : i.type === 'aide-memoire' ? [i.author] : [...i.channelParties].sort(),
+    nonce: i.nonce.slice(),
+  };
+  return {
+    doc: documentId(i.channel, header),
+    n: 0,
+    parent: null,
+    ...header,
     ...(nonPaper ? {} : { author: i.author }),
     clauses: i.clauses.map((c) => ({ id: c.id, text: cloneText(c.text, nonPaper) })),
   };
@@ -85,8 +96,7 @@ export type EditStep =
       readonly lang: string;
       readonly bracket: number;
       readonly choose: number;
-    }
-  | { readonly op: 'title'; readonly title: string };
+    };
 
 const misuse = (msg: string, at: string) => new ProtocolError('DOC_INVALID', msg, at);
 
@@ -95,7 +105,6 @@ export function nextRevision(head: RevisionBody, author: PartyId, steps: readonl
   const unattributed = head.docType === 'non-paper';
   const by = unattributed ? {} : { by: author };
   let clauses: Clause[] = head.clauses.map((c) => ({ id: c.id, text: { ...c.text } }));
-  let title = head.title;
   const find = (id: string): Clause => {
     const c = clauses.find((x) => x.id === id);
     if (c === undefined) throw misuse(`no clause ${id}`, 'clause');
@@ -108,9 +117,6 @@ export function nextRevision(head: RevisionBody, author: PartyId, steps: readonl
   };
   for (const step of steps) {
     switch (step.op) {
-      case 'title':
-        title = step.title;
-        break;
       case 'set': {
         const c = find(step.clause);
         segsOf(c, step.lang);
@@ -182,10 +188,11 @@ export function nextRevision(head: RevisionBody, author: PartyId, steps: readonl
     n: head.n + 1,
     parent: revisionHash(head),
     docType: head.docType,
-    title,
+    title: head.title,
     languages: [...head.languages],
     parties: [...head.parties],
     ...(unattributed ? {} : { author }),
     clauses,
+    nonce: head.nonce,
   };
 }

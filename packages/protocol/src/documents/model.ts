@@ -3,11 +3,17 @@
  *
  *   revision hash = SHA-256(CBOR(['backchannel/v1 document-revision', body]))
  *   clause hash   = SHA-256(CBOR(['backchannel/v1 document-clause', doc, clause id, lang, segments]))
+ *   document id   = 'e_' + base64url(first 16 bytes of
+ *                     SHA-256(CBOR(['backchannel/v1 document-id', channel, header])))
+ *   header        = { docType, title, languages, parties (sorted), nonce }
  *
  * The body is the doc.revision event without its transport fields (v, id, at, track, kind), so a
  * revision hashes the same wherever it travels, and every party computes it from the text itself.
+ * The header is fixed for the document's life and every revision carries it, so any one revision
+ * shows which document it belongs to: its id is recomputed from its own fields and the channel.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
+import { constantTimeEqual } from '../bytes/index.ts';
 import type { z } from 'zod';
 import { encodeCanonical } from '../codec/cbor.ts';
 import type { ProtocolErrorCode } from '../errors.ts';
@@ -18,7 +24,7 @@ import type {
   documentRevisionEvent,
   segmentSchema,
 } from '../events/documents.ts';
-import type { PartyId } from '../ids.ts';
+import { type ChannelId, type EventId, eventIdFrom, type PartyId } from '../ids.ts';
 
 export type Bracket = z.infer<typeof bracketSchema>;
 export type Segment = z.infer<typeof segmentSchema>;
@@ -46,7 +52,62 @@ export function revisionBody(e: RevisionEvent | RevisionBody): RevisionBody {
     parties: e.parties,
     ...(e.author === undefined ? {} : { author: e.author }),
     clauses: e.clauses,
+    nonce: e.nonce,
   };
+}
+
+/** What a document id is derived from: the fields fixed for the document's life. */
+export interface DocumentHeader {
+  readonly docType: DocumentType;
+  readonly title: string;
+  readonly languages: readonly string[];
+  readonly parties: readonly PartyId[];
+  readonly nonce: Uint8Array;
+}
+
+export function documentHeader(b: DocumentHeader): DocumentHeader {
+  return {
+    docType: b.docType,
+    title: b.title,
+    languages: [...b.languages],
+    parties: [...b.parties].sort(),
+    nonce: b.nonce,
+  };
+}
+
+/**
+ * The id of the document with this header in this channel. The channel is hashed in, so the same
+ * header in two channels gives two ids; the label keeps the hash apart from every other one.
+ */
+export function documentId(channel: ChannelId, header: DocumentHeader): EventId {
+  const h = documentHeader(header);
+  const digest = sha256(
+    encodeCanonical([
+      'backchannel/v1 document-id',
+      channel,
+      {
+        docType: h.docType,
+        title: h.title,
+        languages: [...h.languages],
+        parties: [...h.parties],
+        nonce: h.nonce,
+      },
+    ]),
+  );
+  return eventIdFrom(digest.subarray(0, 16));
+}
+
+/** Whether two revisions carry the same header (type, title, languages in order, parties, nonce). */
+export function sameHeader(a: DocumentHeader, b: DocumentHeader): boolean {
+  const x = documentHeader(a);
+  const y = documentHeader(b);
+  return (
+    x.docType === y.docType &&
+    x.title === y.title &&
+    x.languages.join() === y.languages.join() &&
+    x.parties.join() === y.parties.join() &&
+    constantTimeEqual(x.nonce, y.nonce)
+  );
 }
 
 export function encodeRevisionBody(b: RevisionBody): Uint8Array {

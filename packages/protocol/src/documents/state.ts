@@ -18,11 +18,12 @@ import type {
   documentSignEvent,
 } from '../events/documents.ts';
 import type { Role } from '../identity/certificate.ts';
-import type { DeviceId, EventId, PartyId } from '../ids.ts';
+import type { ChannelId, DeviceId, EventId, PartyId } from '../ids.ts';
 import type { z } from 'zod';
 import {
   checkRevisionBody,
   clauseHash,
+  documentId,
   hasBrackets,
   type RevisionBody,
   type RevisionEvent,
@@ -30,6 +31,7 @@ import {
   revisionBody,
   revisionHash,
   rolesFor,
+  sameHeader,
 } from './model.ts';
 import { type ClauseRef, verifySignoff } from './signoff.ts';
 
@@ -91,6 +93,8 @@ export interface DocumentState {
 }
 
 export interface DocumentContext {
+  /** The channel: a document's id is derived from its header and the channel. */
+  readonly channel: ChannelId;
   /** The channel's parties. */
   readonly parties: readonly PartyId[];
   readonly sender: { readonly device: DeviceId; readonly party: PartyId; readonly role: Role };
@@ -134,6 +138,9 @@ function applyRevision(doc: DocumentState | undefined, e: RevisionEvent, ctx: Do
   const hash = revisionHash(body);
   if (doc === undefined) {
     if (body.n !== 0) return no('DOC_UNKNOWN', `no document ${e.doc}`);
+    // The id is the header's hash in this channel: a creator cannot name a document at will.
+    if (documentId(ctx.channel, body) !== e.doc)
+      return no('DOC_ID_MISMATCH', 'a document id is derived from its header and the channel');
     const want: readonly PartyId[] =
       body.docType === 'non-paper' ? [] : body.docType === 'aide-memoire' ? [party] : ctx.parties;
     if (!sameSet(body.parties, want))
@@ -173,6 +180,11 @@ function applyRevision(doc: DocumentState | undefined, e: RevisionEvent, ctx: Do
     return no('DOC_INVALID', 'a revision cannot change the document type or its parties');
   if (body.languages.join() !== head.body.languages.join())
     return no('DOC_INVALID', 'a revision cannot change the language versions');
+  if (!sameHeader(body, head.body))
+    return no(
+      'DOC_INVALID',
+      'a revision cannot change the document header (title, nonce): the id is its hash',
+    );
   if (doc.type === 'aide-memoire' && !head.body.parties.includes(party))
     return no('ROLE_FORBIDDEN', 'only its author party revises an aide-mémoire');
   const old = new Map(head.body.clauses.map((c) => [c.id, c]));

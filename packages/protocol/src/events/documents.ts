@@ -43,13 +43,17 @@ export const clauseSchema = z.strictObject({
 export const documentRevisionEvent = z.strictObject({
   ...baseFields,
   kind: z.literal('doc.revision'),
-  /** The document: a random id chosen by its first revision's author (same shape as event ids). */
+  /**
+   * The document: derived from its header and the channel (documents/model.ts `documentId`), so
+   * the id names one header in one channel; same shape as event ids.
+   */
   doc: eventIdSchema,
   /** Position in the chain (0 for the first revision). */
   n: z.number().int().nonnegative().max(100_000),
   /** Hash of the previous revision; null for the first. */
   parent: bytes(32).nullable(),
   docType: z.enum(DOCUMENT_TYPES),
+  /** Fixed for the document's life, like the type, languages, parties and nonce (its header). */
   title: textSchema(500),
   /** Language versions, all equally authentic. */
   languages: z.array(languageSchema).min(1).max(8),
@@ -58,6 +62,8 @@ export const documentRevisionEvent = z.strictObject({
   /** The party that wrote this revision; absent in a non-paper (unattributed). */
   author: partyIdSchema.optional(),
   clauses: z.array(clauseSchema).max(500),
+  /** 16 random bytes chosen by the document's creator: two documents never share a header. */
+  nonce: bytes(16),
 });
 
 export const documentCommentEvent = z.strictObject({

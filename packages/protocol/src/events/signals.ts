@@ -18,4 +18,16 @@ export const heartbeatEvent = z.strictObject({
     .int()
     .min(1_000)
     .max(7 * 24 * 3600 * 1000),
+  /**
+   * The sending device's view of the channel's lifecycle: `seen` is the last log entry it had
+   * folded, `lifecycle` the entry of the last lifecycle change (outreach, channel.*) accepted at or
+   * before it. Every member's reducer checks it against the transcript; an agreed-text attestation
+   * uses it to show the channel was open when each signature was logged (attest/claims.ts).
+   */
+  view: z
+    .strictObject({
+      seen: z.number().int().nonnegative(),
+      lifecycle: z.number().int().nonnegative(),
+    })
+    .optional(),
 });

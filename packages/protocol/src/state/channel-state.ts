@@ -312,7 +312,11 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
       }
       return { ok: true, state: trackTo(s, e.trackId, t, target, v, e.reason) };
     }
-    case 'heartbeat':
+    case 'heartbeat': {
+      if (e.view !== undefined) {
+        const why = checkLifecycleView(s, e.view, v.seq);
+        if (why !== undefined) return refuse(s, 'LIFECYCLE_VIEW_INVALID', why);
+      }
       return {
         ok: true,
         state: {
@@ -320,6 +324,7 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
           lastHeartbeat: { ...s.lastHeartbeat, [party]: { at: v.receivedAt, intervalMs: e.intervalMs } },
         },
       };
+    }
     case 'receipt':
       return { ok: true, state: applyReceipt(s, v, e.type, e.of) };
     case 'doc.revision':
@@ -328,6 +333,7 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
       const why = needOpen(s, `send a ${e.kind}`);
       if (why !== undefined) return refuse(s, 'CHANNEL_NOT_OPEN', why);
       const r = foldDocument(s.documents[e.doc], e, {
+        channel: s.channel,
         parties: s.parties,
         sender: v.sender,
         seq: v.seq,
@@ -381,6 +387,29 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
       return { ok: true, state: { ...next, receipts: next.receipts.set(e.id, r) } };
     }
   }
+}
+
+/** The entry of the last lifecycle change accepted at or before entry `seen` (undefined: none). */
+export function lifecycleHeadAt(s: ChannelState, seen: number): number | undefined {
+  let head: number | undefined;
+  for (const h of s.lifecycleHistory) if (h.seq <= seen) head = h.seq;
+  return head;
+}
+
+/**
+ * Why a device's stated view of the lifecycle is false (undefined: it is true). A view looks back
+ * from before the event that carries it, and names exactly the last change accepted up to there.
+ */
+function checkLifecycleView(
+  s: ChannelState,
+  view: { readonly seen: number; readonly lifecycle: number },
+  seq: number,
+): string | undefined {
+  if (view.seen >= seq) return `a view cannot include its own entry ${seq} or later ones`;
+  const head = lifecycleHeadAt(s, view.seen);
+  if (head !== view.lifecycle)
+    return `as of entry ${view.seen} the last lifecycle change is entry ${head ?? '(none)'}, not ${view.lifecycle}`;
+  return undefined;
 }
 
 /** Receipts for unknown events and a party's receipts for its own events are ignored (not errors). */

@@ -44,9 +44,10 @@ describe('attestation format (protocol)', () => {
   });
 
   it('agreed text: the latest revision every party signed, its revision event and one signature each', () => {
-    const n = f.snap.records.length;
+    const { signA, signB, beats } = f.at;
     expect(plans.agreed.claim).toMatchObject({ kind: 'agreed', revision: 1, parties: [f.A, f.B].sort() });
-    expect(plans.agreed.entries).toEqual([n - 3, n - 2, n - 1]);
+    // The accept that opened the channel, revision 1, both signatures, one heartbeat per party.
+    expect(plans.agreed.entries).toEqual([3, signA - 1, signA, signB, ...beats]);
     expect(plans.agreed.disclosures).toEqual(plans.agreed.entries);
     const v = verifyAttestation(createAttestation(f.snap, plans.agreed, f.issuerB, issuedAt), opts);
     expect(v.valid, v.valid ? '' : `${v.code} ${v.reason}`).toBe(true);
@@ -57,17 +58,21 @@ describe('attestation format (protocol)', () => {
     });
     expect(v.agreed?.signatures.map((s) => s.party)).toEqual([f.A, f.B].sort());
     expect(v.statement).toContain('signed revision 1');
+    expect(v.facts).toContain(
+      `the channel was open at entries ${signA}, ${signB}: its last lifecycle change before them is entry 3 (a channel.accept), as the heartbeats of every party (entries ${beats.join(', ')}) state`,
+    );
     // Revision 0 was signed by B only: no agreed-text attestation can be made for it.
     expect(() => planAgreed(f.snap, { doc: f.ids.doc, revision: 0 })).toThrow(/has not signed revision 0/);
   });
 
   it('agreed text: a signature over the other revision never counts, and the hash is the text’s', () => {
-    const n = f.snap.records.length;
+    const { signA, signB } = f.at;
     // B's signature over revision 0 offered in place of its signature over revision 1.
+    const swap = (xs: readonly number[]) => xs.map((i) => (i === signB ? signA - 2 : i));
     const swapped = {
       ...plans.agreed,
-      entries: [n - 3, n - 4, n - 2],
-      disclosures: [n - 3, n - 4, n - 2],
+      entries: swap(plans.agreed.entries),
+      disclosures: swap(plans.agreed.disclosures),
     };
     expect(verifyAttestation(createAttestation(f.snap, swapped, f.issuerA, issuedAt), opts)).toMatchObject({
       valid: false,

@@ -6,7 +6,10 @@
 import {
   type ChannelEvent,
   type ChannelId,
+  type ChannelState,
   channelIdFrom,
+  fold,
+  initialState,
   commitEvent,
   type DeviceCertificate,
   decodeEntry,
@@ -80,9 +83,33 @@ export interface Fixture {
   readonly issuerB: { certificate: DeviceCertificate; secretKey: Uint8Array };
   readonly ids: { points: EventId; message: EventId; doc: EventId };
   readonly now: number;
+  /** The channel state every member computes from the transcript, and what it refused. */
+  readonly state: ChannelState;
+  readonly refused: ReadonlyArray<{ readonly index: number; readonly code: string }>;
+  /** Where the final sign-offs of revision 1 and the heartbeats after them are. */
+  readonly at: { readonly signA: number; readonly signB: number; readonly beats: readonly number[] };
 }
 
-export function buildFixture(t0 = 1_800_000_000_000): Fixture {
+/** A lifecycle change party A makes (accepted or not, as the reducer decides), or a heartbeat from each party. */
+export type LifecycleStep = 'suspend' | 'reopen' | 'beats';
+
+export interface FixtureOptions {
+  /**
+   * Lifecycle changes by A around the final sign-offs: before A signs revision 1, between A's and
+   * B's signatures, and after B's (before the closing heartbeats).
+   */
+  readonly lifecycle?: readonly [
+    readonly LifecycleStep[],
+    readonly LifecycleStep[],
+    readonly LifecycleStep[],
+  ];
+  /** A view B's closing heartbeat states instead of its own (a lie every member refuses). */
+  readonly bView?: { readonly seen: number; readonly lifecycle: number };
+  /** A document id of the creator's choosing instead of the one derived from the header. */
+  readonly docId?: EventId;
+}
+
+export function buildFixture(t0 = 1_800_000_000_000, options: FixtureOptions = {}): Fixture {
   const rootA = keyPairFromSeed(seed(1));
   const rootB = keyPairFromSeed(seed(2));
   const devA = keyPairFromSeed(seed(3));
@@ -103,6 +130,8 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
   const B = partyIdFromKey(rootB.publicKey);
   const channel = channelIdFrom(rnd16(9));
   const records: TranscriptRecord[] = [];
+  let state = initialState(channel);
+  const refused: Array<{ index: number; code: string }> = [];
   let n = 0;
   const add = (who: 'A' | 'B', kind: 'commit' | 'welcome' | 'application', event?: ChannelEvent) => {
     const dev = who === 'A' ? devA : devB;
@@ -135,6 +164,16 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
     });
     const d = decodeEntry(entry);
     if (!d.ok) throw new Error(d.message);
+    if (event !== undefined) {
+      const r = fold(state, {
+        event,
+        sender: { device: cert.body.device, party: who === 'A' ? A : B, role: 'principal' },
+        seq,
+        receivedAt: t0 + seq * 60_000,
+      });
+      if (r.ok) state = r.state;
+      else refused.push({ index: seq, code: r.code });
+    }
     records.push({
       index: seq,
       entry,
@@ -177,9 +216,9 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
   for (let i = 0; i < 50; i++)
     add(i % 2 === 0 ? 'A' : 'B', 'application', ev({ kind: 'message', text: `filler ${i}` }));
   // A signed text: B signs revision 0, A amends it (revision 1), then both sign revision 1.
-  const doc = eventIdFrom(rnd16(77));
   const rev0 = firstRevision({
-    doc,
+    channel,
+    nonce: rnd16(77),
     type: 'signed-text',
     title: 'Joint statement',
     languages: ['en', 'fr'],
@@ -199,7 +238,8 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
       },
     ],
   });
-  const rev1 = nextRevision(rev0, A, [
+  const doc = options.docId ?? rev0.doc;
+  const rev1 = nextRevision({ ...rev0, doc }, A, [
     { op: 'set', clause: 'talks', lang: 'en', segments: ['Talks continue in Geneva next month.'] },
     {
       op: 'set',
@@ -217,11 +257,47 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
         (who === 'A' ? devA : devB).secretKey,
       ),
     });
-  add('A', 'application', ev({ kind: 'doc.revision', ...rev0 }));
-  add('B', 'application', sign('B', rev0));
+  // A heartbeat stating the sender's view as the SDK does: the last entry folded and the last
+  // lifecycle change up to there.
+  const beat = (who: 'A' | 'B', view?: { seen: number; lifecycle: number }) =>
+    add(
+      who,
+      'application',
+      ev({
+        kind: 'heartbeat',
+        intervalMs: 60_000,
+        view: view ?? { seen: records.length - 1, lifecycle: state.lifecycleHistory.at(-1)?.seq ?? 0 },
+      }),
+    );
+  const change = (step: LifecycleStep) => {
+    if (step === 'beats') {
+      beat('A');
+      beat('B');
+    } else
+      add(
+        'A',
+        'application',
+        ev(
+          step === 'suspend'
+            ? { kind: 'channel.suspend', reason: 'consultations' }
+            : { kind: 'channel.reopen' },
+        ),
+      );
+  };
+  const [before = [], between = [], after = []] = options.lifecycle ?? [];
+  add('A', 'application', ev({ kind: 'doc.revision', ...rev0, doc }));
+  add('B', 'application', sign('B', { ...rev0, doc }));
   add('A', 'application', ev({ kind: 'doc.revision', ...rev1 }));
+  before.forEach(change);
+  const signA = records.length;
   add('A', 'application', sign('A', rev1));
+  between.forEach(change);
+  const signB = records.length;
   add('B', 'application', sign('B', rev1));
+  after.forEach(change);
+  const beats = [records.length, records.length + 1];
+  beat('A');
+  beat('B', options.bView);
 
   const relay = makeVerifierKey('relay.test', keyPairFromSeed(RELAY_SEED).publicKey);
   const cosigTime = Math.floor((t0 + records.length * 60_000) / 1000) + 60;
@@ -249,5 +325,8 @@ export function buildFixture(t0 = 1_800_000_000_000): Fixture {
     issuerB: { certificate: certB, secretKey: devB.secretKey },
     ids: { points: points.id, message: message.id, doc },
     now: t0 + 365 * 86_400_000 - 1,
+    state,
+    refused,
+    at: { signA, signB, beats },
   };
 }

@@ -14,6 +14,9 @@ import {
   type ChannelEvent,
   diffRevisions,
   renderDiff,
+  channelIdFrom,
+  documentId,
+  firstRevision,
 } from '../../src/index.ts';
 import { plain, World } from './helpers.ts';
 
@@ -104,6 +107,45 @@ function agreeAllClauses(w: World, doc: EventId): void {
 }
 
 describe('negotiated documents', () => {
+  it('a document id is its header’s hash in its channel: a chosen id, or a header changed later, is refused', () => {
+    const w = new World();
+    const clauses = [{ id: 'p1', text: { en: plain('We met.') } }];
+    const input = {
+      channel: w.state.channel,
+      nonce: new Uint8Array(16).fill(5),
+      type: 'agreed-minutes' as const,
+      title: 'Minutes',
+      languages: ['en'],
+      clauses,
+      author: w.A.id,
+      channelParties: w.state.parties,
+    };
+    const body = firstRevision(input);
+    expect(body.doc).toBe(documentId(w.state.channel, body));
+    // A creator naming the document at will (here: another document's id) is refused.
+    const chosen = w.send(w.aNegotiator, { kind: 'doc.revision', ...body, doc: w.newId() });
+    expect(chosen.ok ? '' : chosen.code).toBe('DOC_ID_MISMATCH');
+    // The same header in another channel has another id, so it is refused here too.
+    const elsewhere = firstRevision({ ...input, channel: channelIdFrom(new Uint8Array(16).fill(0xab)) });
+    expect(elsewhere.doc).not.toBe(body.doc);
+    const moved = w.send(w.aNegotiator, { kind: 'doc.revision', ...elsewhere });
+    expect(moved.ok ? '' : moved.code).toBe('DOC_ID_MISMATCH');
+    expect(w.state.documents).toEqual({});
+    expect(w.send(w.aNegotiator, { kind: 'doc.revision', ...body }).ok).toBe(true);
+    // Every later revision carries the same header: a new title (or nonce) is refused.
+    const head = headOf(w.doc(body.doc));
+    const next = { ...head.body, n: 1, parent: head.hash, author: w.B.id };
+    const retitled = w.send(w.bNegotiator, { kind: 'doc.revision', ...next, title: 'Other minutes' });
+    expect(retitled.ok ? '' : retitled.code).toBe('DOC_INVALID');
+    const renonced = w.send(w.bNegotiator, {
+      kind: 'doc.revision',
+      ...next,
+      nonce: new Uint8Array(16).fill(6),
+    });
+    expect(renonced.ok ? '' : renonced.code).toBe('DOC_INVALID');
+    expect(w.send(w.bNegotiator, { kind: 'doc.revision', ...next }).ok).toBe(true);
+  });
+
   it('a two-language joint statement is drafted through five revisions, resolved clause by clause, initialled, then signed', () => {
     const w = new World();
     const doc = draftJointStatement(w);
@@ -200,7 +242,9 @@ describe('negotiated documents', () => {
     const w = new World();
     const doc = draftJointStatement(w);
     expect(w.signoff(w.aPrincipal, doc, 'sign').ok).toBe(true); // over revision 4
-    w.edit(w.bNegotiator, doc, [{ op: 'title', title: 'Joint statement on resumed contact' }]);
+    w.edit(w.bNegotiator, doc, [
+      { op: 'set', clause: 'talks', lang: 'en', segments: ['Talks will continue.'] },
+    ]);
     expect(w.signoff(w.bPrincipal, doc, 'sign').ok).toBe(true); // over revision 5
     expect(documentStatus(w.doc(doc)).agreed).toBe(false);
     // A signs revision 4 again, after the edit: still not the head, still no agreement.
@@ -234,7 +278,9 @@ describe('negotiated documents', () => {
       [{ id: 'p1', text: { en: parseSegments('We met on {{Monday | Tuesday}}.', w.A.id) } }],
     );
     const stale = w.head(doc);
-    expect(w.edit(w.bNegotiator, doc, [{ op: 'title', title: 'Minutes' }]).ok).toBe(true);
+    expect(
+      w.edit(w.bNegotiator, doc, [{ op: 'add', clause: 'p2', text: { en: ['Next meeting in June.'] } }]).ok,
+    ).toBe(true);
     const r = w.send(w.aNegotiator, {
       kind: 'doc.revision',
       ...{ ...stale, n: 1, parent: new Uint8Array(32) },
@@ -312,7 +358,7 @@ describe('negotiated documents', () => {
       ...{ ...body, n: 1, parent: headOf(d).hash, author: w.B.id },
     });
     expect(attributed.ok ? '' : attributed.code).toBe('DOC_INVALID');
-    // The event names no party or device and carries no signature-sized bytes.
+    // The event names no party or device and carries no bytes but its random 16-byte nonce.
     const event = { kind: 'doc.revision', ...body, v: 1, id: doc, at: 1 } as ChannelEvent;
     const strings: string[] = [];
     const blobs: Uint8Array[] = [];
@@ -326,7 +372,7 @@ describe('negotiated documents', () => {
     expect(decoded.ok).toBe(true);
     if (decoded.ok) walk(decoded.value);
     expect(strings.filter((s) => /^[pd]_/.test(s) || s.includes(w.A.id))).toEqual([]);
-    expect(blobs).toEqual([]);
+    expect(blobs.map((b) => b.length)).toEqual([16]);
     // Its envelope has exactly the fields any application message has: what the relay sees anyway.
     const envelopeOf = (e: ChannelEvent) =>
       signEnvelope(
@@ -419,7 +465,9 @@ describe('negotiated documents', () => {
       [{ id: 'm1', text: { en: ['A recalls the understanding reached on 3 May.'] } }],
     );
     expect(w.head(doc).parties).toEqual([w.A.id]);
-    const edit = w.edit(w.bNegotiator, doc, [{ op: 'title', title: 'B’s version' }]);
+    const edit = w.edit(w.bNegotiator, doc, [
+      { op: 'set', clause: 'm1', lang: 'en', segments: ['B’s version.'] },
+    ]);
     expect(edit.ok ? '' : edit.code).toBe('ROLE_FORBIDDEN');
     const bSign = w.signoff(w.bPrincipal, doc, 'sign');
     expect(bSign.ok ? '' : bSign.code).toBe('DOC_SIGNATURE_FORBIDDEN');

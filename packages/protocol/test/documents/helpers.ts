@@ -127,9 +127,9 @@ export class World {
     languages: string[],
     clauses: Array<{ id: string; text: Record<string, Segment[]> }>,
   ): EventId {
-    const id = this.newId();
     const body = firstRevision({
-      doc: id,
+      channel: this.state.channel,
+      nonce: bytes(16, 0xdd),
       type,
       title: 'Joint statement',
       languages,
@@ -137,8 +137,8 @@ export class World {
       author: dev.party.id,
       channelParties: this.state.parties,
     });
-    this.must(dev, { kind: 'doc.revision', ...body }, id);
-    return id;
+    this.must(dev, { kind: 'doc.revision', ...body });
+    return body.doc;
   }
 
   edit(dev: Device, doc: EventId, steps: EditStep[]): FoldResult {

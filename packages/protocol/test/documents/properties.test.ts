@@ -3,8 +3,10 @@ import { describe, expect, it } from 'vitest';
 import {
   applyDiff,
   clauseStatus,
+  channelIdFrom,
   decodeCanonical,
   diffWords,
+  documentId,
   documentStatus,
   encodeRevisionBody,
   parseSegments,
@@ -33,10 +35,42 @@ const body = fc.record({ title: text, clauses: fc.array(text, { minLength: 1, ma
     parties: ['p_AAAAAAAAAAAAAAAAAAAAAA' as never, 'p_BBBBBBBBBBBBBBBBBBBBBB' as never],
     author: 'p_AAAAAAAAAAAAAAAAAAAAAA' as never,
     clauses: clauses.map((t, i) => ({ id: `c${i}`, text: { en: parseSegments(t) } })),
+    nonce: new Uint8Array(16),
   }),
 );
 
 describe('document properties', () => {
+  it('a document id changes with every header field and with the channel, and with nothing else', () => {
+    const header = fc.record({
+      docType: fc.constantFrom('aide-memoire', 'agreed-minutes', 'ad-referendum', 'signed-text' as const),
+      title: text,
+      languages: fc.uniqueArray(fc.constantFrom('en', 'fr', 'ar', 'zh-Hans'), { minLength: 1, maxLength: 4 }),
+      parties: fc.uniqueArray(fc.constantFrom('p_AAAAAAAAAAAAAAAAAAAAAA', 'p_BBBBBBBBBBBBBBBBBBBBBB'), {
+        minLength: 1,
+      }),
+      nonce: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+    });
+    const channel = fc.uint8Array({ minLength: 16, maxLength: 16 }).map(channelIdFrom);
+    fc.assert(
+      fc.property(header, header, channel, channel, (h1, h2, c1, c2) => {
+        const a = { ...h1, parties: h1.parties as never[] };
+        const b = { ...h2, parties: h2.parties as never[] };
+        const same =
+          a.docType === b.docType &&
+          a.title === b.title &&
+          a.languages.join() === b.languages.join() &&
+          [...a.parties].sort().join() === [...b.parties].sort().join() &&
+          toHex(a.nonce) === toHex(b.nonce);
+        const id = documentId(c1, a);
+        expect(id).toMatch(/^e_[A-Za-z0-9_-]{22}$/);
+        // Party order is not part of the header; everything else is.
+        expect(documentId(c1, { ...a, parties: [...a.parties].reverse() })).toBe(id);
+        expect(documentId(c2, b) === id).toBe(same && c1 === c2);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('a word diff rebuilds both texts exactly', () => {
     fc.assert(
       fc.property(text, text, (a, b) => {

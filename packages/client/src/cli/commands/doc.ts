@@ -76,7 +76,7 @@ export function docCommands(program: Command, run: Runner): void {
 
   doc
     .command('edit <channel> <doc> [clause]')
-    .description('a new revision: set, add or remove a clause, or change the title')
+    .description('a new revision: set, add or remove a clause (the title is fixed: it is part of the id)')
     .option(
       '--text <text>',
       `the clause text (all languages separated by "${LANG_SEP.trim()}", or one with --lang)`,
@@ -85,7 +85,6 @@ export function docCommands(program: Command, run: Runner): void {
     .option('--add', 'add the clause (at the end, or --after)')
     .option('--after <clause>', 'with --add: insert after this clause')
     .option('--remove', 'remove the clause')
-    .option('--title <title>', 'change the title')
     .addHelpText(
       'after',
       '\nExample:\n  backchannel doc edit c_… e_… talks --lang en --text "Talks will continue in Geneva."',
@@ -104,13 +103,11 @@ export function docCommands(program: Command, run: Runner): void {
             add?: boolean;
             after?: string;
             remove?: boolean;
-            title?: string;
           },
         ) => {
           const id = await withDocs(o, channel, async (d) => {
             const steps: EditStep[] = [];
             const langs = d.show(docId).languages;
-            if (opts.title !== undefined) steps.push({ op: 'title', title: opts.title });
             if (clause !== undefined) {
               if (opts.remove === true) steps.push({ op: 'remove', clause });
               else {
