@@ -137,6 +137,60 @@ describe('IndexedDB local store', () => {
   });
 });
 
+describe('IndexedDB local store write order', () => {
+  // WebCrypto seals a write's values before its transaction is created; the seals of one write
+  // can take longer than those of a later one. Channel.sendMany frees the channel once its write
+  // is made (not committed): the MLS state written next must not be overwritten by this one.
+  it('commits writes in the order they were called, whatever their sealing takes', async () => {
+    let delayMs = 0;
+    const subtle = globalThis.crypto.subtle;
+    const slow = {
+      getRandomValues: <T extends ArrayBufferView>(a: T) => globalThis.crypto.getRandomValues(a),
+      subtle: new Proxy(subtle, {
+        get(target, prop) {
+          if (prop === 'encrypt') {
+            return async (...args: Parameters<SubtleCrypto['encrypt']>) => {
+              const d = delayMs;
+              if (d > 0) await new Promise((r) => setTimeout(r, d));
+              return target.encrypt(...args);
+            };
+          }
+          const v = Reflect.get(target, prop, target);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      }),
+    } as unknown as Crypto;
+    const indexedDB = new IDBFactory();
+    const s = await IndexedDbLocalStore.open({
+      name: 'order',
+      passphrase: 'pw',
+      kdf,
+      indexedDB,
+      crypto: slow,
+    });
+    const item = (id: string) => ({ id, channel: 'c_x', createdAt: 1, wire: new Uint8Array([1]) });
+    // A send (MLS state with its outbox item) whose seals are slow, then the next write of the
+    // same key (the next batch, or a page folded meanwhile) whose seals are quick.
+    delayMs = 50;
+    const first = s.put([['mls:c_x', new Uint8Array([1])]], [item('e_1')]);
+    delayMs = 0;
+    const second = s.put([['mls:c_x', new Uint8Array([2])]], [], undefined, 'process');
+    const third = s.outboxRemove(['e_1'], [['rr:c_x:e_1', new Uint8Array([3])]]);
+    await Promise.all([first, second, third]);
+    expect(await s.get('mls:c_x')).toEqual(new Uint8Array([2]));
+    expect(await s.outboxList()).toEqual([]);
+    // A write that fails while sealing does not hold up the writes after it.
+    delayMs = 20;
+    const bad = s.put([['bad', { not: 'bytes' } as unknown as Uint8Array]]);
+    delayMs = 0;
+    const after = s.put([['mls:c_x', new Uint8Array([4])]]);
+    await expect(bad).rejects.toBeDefined();
+    await after;
+    expect(await s.get('mls:c_x')).toEqual(new Uint8Array([4]));
+    s.close();
+  });
+});
+
 describe('portable invites', () => {
   const admin = newParty({
     rootSeed: random(32),

@@ -151,6 +151,14 @@ export async function deriveStoreKey(
 export class IndexedDbLocalStore implements LocalStore {
   readonly #db: IDBDatabase;
   readonly #box: WebSealedBox;
+  /**
+   * Resolves once every write called so far has created its transaction (or failed before it).
+   * A write's values are sealed (WebCrypto, asynchronous) before its transaction is created, and
+   * one write's seals can outlast a later one's: each write waits for its turn before creating its
+   * transaction, so transactions (which IndexedDB runs in creation order) follow the call order,
+   * as LocalStore promises (Channel.sendMany frees the channel before its write commits).
+   */
+  #created: Promise<void> = Promise.resolve();
 
   private constructor(db: IDBDatabase, box: WebSealedBox) {
     this.#db = db;
@@ -209,6 +217,33 @@ export class IndexedDbLocalStore implements LocalStore {
     await req(factory.deleteDatabase(name) as IDBRequest<unknown>);
   }
 
+  /** Takes this write's place in call order (synchronously, when the write is called). */
+  #turn(): { readonly ready: Promise<void>; readonly release: () => void } {
+    const ready = this.#created;
+    let release: () => void = () => {};
+    this.#created = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return { ready, release };
+  }
+
+  /** Seals, waits for the writes called earlier to create their transactions, then writes. */
+  async #inOrder<T>(seal: () => Promise<T>, write: (sealed: T) => Promise<void>): Promise<void> {
+    const turn = this.#turn();
+    let committed: Promise<void>;
+    try {
+      const sealed = seal();
+      // Sealing runs alongside the earlier writes'; a failure waits its turn too (then throws).
+      sealed.catch(() => undefined);
+      await turn.ready;
+      committed = write(await sealed);
+    } finally {
+      // `write` creates its transaction synchronously: the next write may create its own.
+      turn.release();
+    }
+    await committed;
+  }
+
   async #open(aad: string, v: Uint8Array): Promise<Uint8Array> {
     const out = await this.#box.open(aad, v);
     if (out === undefined) throw new ClientError('STORE_CORRUPT', `record ${aad} does not authenticate`);
@@ -228,29 +263,37 @@ export class IndexedDbLocalStore implements LocalStore {
     entries?: ChannelEntries,
     durability: Durability = 'disk',
   ): Promise<void> {
-    const sealed = await Promise.all(
-      records.map(
-        async ([k, v]) => [k, v === undefined ? undefined : await this.#box.seal(`kv:${k}`, v)] as const,
+    const seal = async () => ({
+      sealed: await Promise.all(
+        records.map(
+          async ([k, v]) => [k, v === undefined ? undefined : await this.#box.seal(`kv:${k}`, v)] as const,
+        ),
       ),
-    );
-    const rows = await Promise.all(outbox.map((item) => this.#outboxRow(item)));
-    const logged = entries === undefined ? [] : await this.#sealEntries(entries.channel, entries.entries);
-    const stores = ['kv', ...(rows.length > 0 ? ['outbox'] : []), ...(logged.length > 0 ? ['entries'] : [])];
-    // Outbox items are sends: always 'strict' (flushed to disk before complete).
-    const tx = this.#db.transaction(stores, 'readwrite', {
-      durability: durability === 'disk' || rows.length > 0 ? 'strict' : 'relaxed',
+      rows: await Promise.all(outbox.map((item) => this.#outboxRow(item))),
+      logged: entries === undefined ? [] : await this.#sealEntries(entries.channel, entries.entries),
     });
-    const kv = tx.objectStore('kv');
-    for (const [k, v] of sealed) {
-      if (v === undefined) kv.delete(k);
-      else kv.put(v, k);
-    }
-    if (rows.length > 0) {
-      const ob = tx.objectStore('outbox');
-      for (const row of rows) ob.add(row).onerror = (e) => ignoreDuplicate(e); // INSERT OR IGNORE
-    }
-    if (entries !== undefined && logged.length > 0) this.#addEntries(tx, entries.channel, logged);
-    await done(tx);
+    await this.#inOrder(seal, ({ sealed, rows, logged }) => {
+      const stores = [
+        'kv',
+        ...(rows.length > 0 ? ['outbox'] : []),
+        ...(logged.length > 0 ? ['entries'] : []),
+      ];
+      // Outbox items are sends: always 'strict' (flushed to disk before complete).
+      const tx = this.#db.transaction(stores, 'readwrite', {
+        durability: durability === 'disk' || rows.length > 0 ? 'strict' : 'relaxed',
+      });
+      const kv = tx.objectStore('kv');
+      for (const [k, v] of sealed) {
+        if (v === undefined) kv.delete(k);
+        else kv.put(v, k);
+      }
+      if (rows.length > 0) {
+        const ob = tx.objectStore('outbox');
+        for (const row of rows) ob.add(row).onerror = (e) => ignoreDuplicate(e); // INSERT OR IGNORE
+      }
+      if (entries !== undefined && logged.length > 0) this.#addEntries(tx, entries.channel, logged);
+      return done(tx);
+    });
   }
 
   async keys(prefix: string): Promise<string[]> {
@@ -260,10 +303,14 @@ export class IndexedDbLocalStore implements LocalStore {
   }
 
   async appendEntries(channel: string, entries: readonly StoredEntry[]): Promise<void> {
-    const sealed = await this.#sealEntries(channel, entries);
-    const tx = this.#db.transaction('entries', 'readwrite', { durability: 'strict' });
-    this.#addEntries(tx, channel, sealed);
-    await done(tx);
+    await this.#inOrder(
+      () => this.#sealEntries(channel, entries),
+      (sealed) => {
+        const tx = this.#db.transaction('entries', 'readwrite', { durability: 'strict' });
+        this.#addEntries(tx, channel, sealed);
+        return done(tx);
+      },
+    );
   }
 
   #sealEntries(channel: string, entries: readonly StoredEntry[]): Promise<(readonly [number, Uint8Array])[]> {
@@ -304,10 +351,14 @@ export class IndexedDbLocalStore implements LocalStore {
   }
 
   async outboxAdd(item: OutboxItem): Promise<void> {
-    const row = await this.#outboxRow(item);
-    const tx = this.#db.transaction('outbox', 'readwrite', { durability: 'strict' });
-    tx.objectStore('outbox').add(row).onerror = (e) => ignoreDuplicate(e);
-    await done(tx);
+    await this.#inOrder(
+      () => this.#outboxRow(item),
+      (row) => {
+        const tx = this.#db.transaction('outbox', 'readwrite', { durability: 'strict' });
+        tx.objectStore('outbox').add(row).onerror = (e) => ignoreDuplicate(e);
+        return done(tx);
+      },
+    );
   }
 
   async outboxList(): Promise<OutboxItem[]> {
@@ -328,15 +379,17 @@ export class IndexedDbLocalStore implements LocalStore {
     records: ReadonlyArray<readonly [string, Uint8Array]> = [],
   ): Promise<void> {
     if (ids.length === 0 && records.length === 0) return;
-    const sealed = await Promise.all(
-      records.map(async ([k, v]) => [k, await this.#box.seal(`kv:${k}`, v)] as const),
+    await this.#inOrder(
+      () => Promise.all(records.map(async ([k, v]) => [k, await this.#box.seal(`kv:${k}`, v)] as const)),
+      (sealed) => {
+        const tx = this.#db.transaction(['kv', 'outbox'], 'readwrite', { durability: 'relaxed' });
+        const kv = tx.objectStore('kv');
+        for (const [k, v] of sealed) kv.put(v, k);
+        const st = tx.objectStore('outbox');
+        for (const id of ids) st.delete(id);
+        return done(tx);
+      },
     );
-    const tx = this.#db.transaction(['kv', 'outbox'], 'readwrite', { durability: 'relaxed' });
-    const kv = tx.objectStore('kv');
-    for (const [k, v] of sealed) kv.put(v, k);
-    const st = tx.objectStore('outbox');
-    for (const id of ids) st.delete(id);
-    await done(tx);
   }
 
   close(): void {

@@ -35,6 +35,12 @@ export interface OutboxItem {
  */
 export type Durability = 'disk' | 'process';
 
+/**
+ * Writes (put, appendEntries, outboxAdd, outboxRemove) take effect in the order they were called,
+ * whatever their sealing takes: a write called after another never has its values overwritten by
+ * it. Channel.sendMany relies on this (it frees the channel before its write commits, and the
+ * next operation's MLS state must be the one that stays). A read after a write resolved sees it.
+ */
 export interface LocalStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /**
