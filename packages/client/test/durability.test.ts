@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
+import { ClientError } from '../src/sdk/errors.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import { threadWrites } from '../src/sdk/sqlite-writes.node.ts';
 import type { Durability, LocalStore } from '../src/sdk/storage.ts';
@@ -149,6 +150,86 @@ describe('channel writes', () => {
     const sends = seen.filter((s) => s.outbox > 0);
     expect(sends.length).toBeGreaterThan(0);
     for (const s of sends) expect(s.durability).toBe('disk');
+    a.close();
+    b.close();
+  });
+});
+
+describe('a failed write', () => {
+  it('of a received page leaves the channel refusing to go on; reopened, it fetches the page again', async () => {
+    const w = inProcessRelay('bc-durable-failed-');
+    const path = join(w.dir, 'b', 'device.db');
+    let failPages = false;
+    // The store refuses writes that carry transcript entries (a full disk, a dead writer thread).
+    const failing = (inner: LocalStore): LocalStore =>
+      new Proxy(inner, {
+        get(target, prop, receiver) {
+          if (prop === 'put') {
+            return (...args: Parameters<LocalStore['put']>) =>
+              failPages && args[2] !== undefined
+                ? Promise.reject(new ClientError('STORE_FAILED', 'disk full'))
+                : target.put(...args);
+          }
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    const a = await w.device('a');
+    const b = await w.device('b', { store: failing(SqliteLocalStore.open({ path, passphrase: 'b', kdf })) });
+    const { chA, chB } = await openChannel(a, b);
+    await chA.send({ kind: 'message', text: 'kept' } as DraftEvent);
+    await a.outbox.flush();
+    failPages = true;
+    await expect(chB.sync()).rejects.toMatchObject({ code: 'STORE_FAILED' });
+    failPages = false;
+    // Going on would write the channel record past the page that was never stored (the next
+    // sync starts after it; a send writes the record): both are refused.
+    await expect(chB.sync()).rejects.toMatchObject({ code: 'STORE_FAILED' });
+    await expect(chB.send({ kind: 'message', text: 'after' } as DraftEvent)).rejects.toMatchObject({
+      code: 'STORE_FAILED',
+    });
+    b.close();
+    const again = await w.device('b', { store: SqliteLocalStore.open({ path, passphrase: 'b', kdf }) });
+    const ch = await again.channel(chB.id);
+    await ch.sync();
+    const texts = ch.view.timeline.flatMap((r) =>
+      'event' in r && r.event.kind === 'message' ? [r.event.text] : [],
+    );
+    expect(texts).toContain('kept');
+    expect(await again.store.entryCount(ch.id)).toBe(ch.record.nextSeq);
+    a.close();
+    again.close();
+  });
+  it('of a verified checkpoint leaves it out of the channel record (a later page write, without an fsync, would carry it)', async () => {
+    const w = inProcessRelay('bc-durable-failed-cp-');
+    let failCheckpoint = false;
+    const failing = (inner: LocalStore): LocalStore =>
+      new Proxy(inner, {
+        get(target, prop, receiver) {
+          if (prop === 'put') {
+            return (...args: Parameters<LocalStore['put']>) =>
+              failCheckpoint && args[2] === undefined && args[0].some(([k]) => k.startsWith('ch:'))
+                ? Promise.reject(new ClientError('STORE_FAILED', 'disk full'))
+                : target.put(...args);
+          }
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    const a = await w.device('a');
+    const b = await w.device('b', {
+      store: failing(SqliteLocalStore.open({ path: join(w.dir, 'b', 'device.db'), passphrase: 'b', kdf })),
+    });
+    const { chA, chB } = await openChannel(a, b);
+    await chA.send({ kind: 'message', text: 'one' } as DraftEvent);
+    await a.outbox.flush();
+    const before = chB.record.checkpointSize;
+    failCheckpoint = true;
+    await expect(chB.sync()).rejects.toMatchObject({ code: 'STORE_FAILED' });
+    expect(chB.record.checkpointSize).toBe(before);
+    failCheckpoint = false;
+    await chB.sync();
+    expect(chB.record.checkpointSize).toBe(chB.record.nextSeq);
     a.close();
     b.close();
   });

@@ -64,6 +64,13 @@ export class Channel {
   #rec: ChannelRecord;
   #view: ViewState;
   #queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Set when a write of state this channel already holds in memory failed (a page folded into
+   * the MLS group and the channel record, a verified checkpoint): the next write would persist
+   * that state without what it rests on (the page's entries and records). Every later operation
+   * is refused until the device is opened again, from what the store holds.
+   */
+  #failed: ClientError | undefined;
 
   private constructor(ctx: EngineContext, rec: ChannelRecord, group: MlsGroup | undefined, view: ViewState) {
     this.id = rec.channel;
@@ -128,7 +135,11 @@ export class Channel {
 
   /** Serializes every operation on this channel (MLS state must have one owner). */
   #run<T>(op: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(op, op);
+    const guarded = () => {
+      if (this.#failed !== undefined) throw this.#failed;
+      return op();
+    };
+    const next = this.#queue.then(guarded, guarded);
     this.#queue = next.catch(() => undefined);
     return next;
   }
@@ -372,8 +383,11 @@ export class Channel {
       throw new ClientError('FORK_DETECTED', r.reason);
     }
     if (r.kind === 'verified') {
-      this.#rec = { ...this.#rec, checkpoint: note, checkpointSize: r.size };
-      await this.#ctx.store.put([[keys.channel(this.id), encodeChannelRecord(this.#rec)]]);
+      // Kept once on disk: a record holding it must not reach the store first by a later write
+      // (a page's, committed without an fsync).
+      const rec = { ...this.#rec, checkpoint: note, checkpointSize: r.size };
+      await this.#ctx.store.put([[keys.channel(this.id), encodeChannelRecord(rec)]]);
+      this.#rec = rec;
     }
   }
 
@@ -464,12 +478,21 @@ export class Channel {
     // The entries, their records and the channel record that counts them: one transaction. All
     // of it is what the relay serves again ('process' durability), unless it holds a checkpoint
     // this device saw or fork evidence (on disk: they are what later pages are checked against).
-    await this.#ctx.store.put(
-      writes,
-      [],
-      { channel: this.id, entries: page.entries },
-      check === undefined || check.kind === 'pending' ? 'process' : 'disk',
-    );
+    try {
+      await this.#ctx.store.put(
+        writes,
+        [],
+        { channel: this.id, entries: page.entries },
+        check === undefined || check.kind === 'pending' ? 'process' : 'disk',
+      );
+    } catch (e) {
+      // The group and the record have moved past entries that are not stored.
+      this.#failed = new ClientError(
+        'STORE_FAILED',
+        `channel ${this.id}: its state could not be written (${(e as Error).message}); open the device again`,
+      );
+      throw this.#failed;
+    }
     this.#view = this.#view.fold(records);
     if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
     return records;
