@@ -7,11 +7,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
 import { ClientError } from '../src/sdk/errors.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
-import { threadWrites } from '../src/sdk/sqlite-writes.node.ts';
+import { inlineWrites, threadWrites } from '../src/sdk/sqlite-writes.node.ts';
 import type { Durability, LocalStore } from '../src/sdk/storage.ts';
 import { inProcessRelay, openChannel } from './in-process.ts';
 
@@ -232,6 +233,19 @@ describe('a failed write', () => {
     expect(chB.record.checkpointSize).toBe(chB.record.nextSeq);
     a.close();
     b.close();
+  });
+});
+
+describe('writes on the event loop', () => {
+  it('answer a failed write with STORE_FAILED (as the writer thread does) and go on with the next', async () => {
+    const path = tmp();
+    SqliteLocalStore.open({ path, passphrase: 'pw', kdf }).close();
+    const db = new Database(path);
+    const w = inlineWrites(db);
+    const bad = [['kvPut', ['k', {} as unknown as Uint8Array]]] as const;
+    await expect(w.run(bad, 'FULL')).rejects.toMatchObject({ code: 'STORE_FAILED' });
+    await expect(w.run([['kvDelete', ['k']]], 'NORMAL')).resolves.toEqual([0]);
+    db.close();
   });
 });
 

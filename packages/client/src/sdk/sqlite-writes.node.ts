@@ -43,11 +43,16 @@ export function inlineWrites(db: Database.Database): Writes {
   );
   return {
     run: async (ops, sync) => {
-      if (sync !== current) {
-        db.pragma(`synchronous = ${sync}`);
-        current = sync;
+      try {
+        if (sync !== current) {
+          db.pragma(`synchronous = ${sync}`);
+          current = sync;
+        }
+        return tx(ops);
+      } catch (e) {
+        // As on the thread: the transaction was rolled back; the caller gets the store's code.
+        throw new ClientError('STORE_FAILED', `a write failed: ${(e as Error).message}`);
       }
-      return tx(ops);
     },
     close: () => {},
   };
