@@ -244,7 +244,10 @@ describe('writes on the event loop', () => {
     const w = inlineWrites(db);
     const bad = [['kvPut', ['k', {} as unknown as Uint8Array]]] as const;
     await expect(w.run(bad, 'FULL')).rejects.toMatchObject({ code: 'STORE_FAILED' });
-    await expect(w.run([['kvDelete', ['k']]], 'NORMAL')).resolves.toEqual([0]);
+    await expect(w.run([['kvDelete', ['k']]], 'NORMAL')).resolves.toEqual({
+      changes: [0],
+      synchronous: 'NORMAL',
+    });
     db.close();
   });
 });
@@ -257,7 +260,10 @@ describe('writer thread', () => {
     // An object cannot be bound to a statement parameter: this transaction fails on the thread.
     const bad = [['kvPut', ['k', {} as unknown as Uint8Array]]] as const;
     await expect(w.run(bad, 'FULL')).rejects.toMatchObject({ code: 'STORE_FAILED' });
-    await expect(w.run([['kvDelete', ['k']]], 'NORMAL')).resolves.toEqual([0]);
+    await expect(w.run([['kvDelete', ['k']]], 'NORMAL')).resolves.toEqual({
+      changes: [0],
+      synchronous: 'NORMAL',
+    });
     w.close();
     await expect(w.run([['kvDelete', ['k']]], 'FULL')).rejects.toMatchObject({ code: 'STORE_FAILED' });
   });

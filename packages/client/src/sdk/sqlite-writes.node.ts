@@ -25,9 +25,18 @@ export type WriteStatement = keyof typeof WRITE_SQL;
 export type WriteOp = readonly [WriteStatement, readonly (string | number | Uint8Array)[]];
 export type Synchronous = 'FULL' | 'NORMAL';
 
+/** Each op's row changes, and the synchronous level the connection committed with (read back). */
+export interface WriteResult {
+  readonly changes: number[];
+  readonly synchronous: Synchronous;
+}
+
+/** PRAGMA synchronous as the connection reports it (2 FULL, 1 NORMAL). */
+const LEVELS: Record<number, Synchronous> = { 1: 'NORMAL', 2: 'FULL' };
+
 export interface Writes {
-  /** Runs the ops in one transaction committed with `sync`; resolves with each op's row changes. */
-  run(ops: readonly WriteOp[], sync: Synchronous): Promise<number[]>;
+  /** Runs the ops in one transaction committed with `sync`. */
+  run(ops: readonly WriteOp[], sync: Synchronous): Promise<WriteResult>;
   /** Stops taking writes; those already made still commit. */
   close(): void;
 }
@@ -48,7 +57,8 @@ export function inlineWrites(db: Database.Database): Writes {
           db.pragma(`synchronous = ${sync}`);
           current = sync;
         }
-        return tx(ops);
+        const changes = tx(ops);
+        return { changes, synchronous: LEVELS[db.pragma('synchronous', { simple: true }) as number] ?? sync };
       } catch (e) {
         // As on the thread: the transaction was rolled back; the caller gets the store's code.
         throw new ClientError('STORE_FAILED', `a write failed: ${(e as Error).message}`);
@@ -83,7 +93,8 @@ parentPort.on('message', (m) => {
       db.pragma('synchronous = ' + m.sync);
       current = m.sync;
     }
-    parentPort.postMessage({ id: m.id, changes: tx(m.ops) });
+    const changes = tx(m.ops);
+    parentPort.postMessage({ id: m.id, changes, level: db.pragma('synchronous', { simple: true }) });
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.message) });
   }
@@ -91,7 +102,7 @@ parentPort.on('message', (m) => {
 `;
 
 interface Pending {
-  readonly resolve: (changes: number[]) => void;
+  readonly resolve: (result: WriteResult) => void;
   readonly reject: (e: unknown) => void;
 }
 
@@ -113,19 +124,22 @@ export function threadWrites(path: string): Writes {
     pending.clear();
     worker.unref();
   };
-  worker.on('message', (m: { id?: number; changes?: number[]; error?: string; closed?: boolean }) => {
-    if (m.closed === true) {
-      void worker.terminate();
-      return;
-    }
-    if (m.id === undefined) return;
-    const p = pending.get(m.id);
-    if (p === undefined) return;
-    pending.delete(m.id);
-    if (pending.size === 0) worker.unref();
-    if (m.error !== undefined) p.reject(new ClientError('STORE_FAILED', `a write failed: ${m.error}`));
-    else p.resolve(m.changes ?? []);
-  });
+  worker.on(
+    'message',
+    (m: { id?: number; changes?: number[]; level?: number; error?: string; closed?: boolean }) => {
+      if (m.closed === true) {
+        void worker.terminate();
+        return;
+      }
+      if (m.id === undefined) return;
+      const p = pending.get(m.id);
+      if (p === undefined) return;
+      pending.delete(m.id);
+      if (pending.size === 0) worker.unref();
+      if (m.error !== undefined) p.reject(new ClientError('STORE_FAILED', `a write failed: ${m.error}`));
+      else p.resolve({ changes: m.changes ?? [], synchronous: LEVELS[m.level ?? 0] ?? 'FULL' });
+    },
+  );
   worker.on('error', (e) => fail(e.message));
   worker.on('exit', (code) => {
     if (!closed || pending.size > 0) fail(`its writer thread exited (${code})`);
@@ -134,7 +148,7 @@ export function threadWrites(path: string): Writes {
     run: (ops, sync) => {
       if (failed !== undefined) return Promise.reject(failed);
       if (closed) return Promise.reject(new ClientError('STORE_FAILED', 'the device store is closed'));
-      return new Promise<number[]>((resolve, reject) => {
+      return new Promise<WriteResult>((resolve, reject) => {
         const id = nextId++;
         if (pending.size === 0) worker.ref();
         pending.set(id, { resolve, reject });

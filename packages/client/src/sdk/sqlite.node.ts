@@ -179,9 +179,11 @@ export class SqliteLocalStore implements LocalStore {
    * Runs sealed writes in one transaction. In WAL mode FULL syncs the log at its commit; NORMAL
    * leaves it to the OS (and to the next FULL commit, which syncs what came before it).
    */
-  #write(ops: readonly WriteOp[], d: Durability): Promise<number[]> {
-    this.#synchronous = d === 'disk' ? 'FULL' : 'NORMAL';
-    return this.#writes.run(ops, this.#synchronous);
+  async #write(ops: readonly WriteOp[], d: Durability): Promise<number[]> {
+    const { changes, synchronous } = await this.#writes.run(ops, d === 'disk' ? 'FULL' : 'NORMAL');
+    // As the connection that committed reports it (the writer thread's, when there is one).
+    this.#synchronous = synchronous;
+    return changes;
   }
 
   async put(
