@@ -5,7 +5,7 @@
  */
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { newParty } from '../src/sdk/identity.ts';
 import { IndexedDbLocalStore } from '../src/sdk/indexeddb.dom.ts';
 import { newInviteCodeWith, openInviteWith, sealInviteWith } from '../src/sdk/invite.ts';
@@ -187,6 +187,36 @@ describe('IndexedDB local store write order', () => {
     await expect(bad).rejects.toBeDefined();
     await after;
     expect(await s.get('mls:c_x')).toEqual(new Uint8Array([4]));
+    s.close();
+  });
+});
+
+describe('IndexedDB local store durability', () => {
+  it("asks for 'relaxed' only for what the relay serves again, 'strict' for anything with a send", async () => {
+    const indexedDB = new IDBFactory();
+    const s = await IndexedDbLocalStore.open({ name: 'durable', passphrase: 'pw', kdf, indexedDB });
+    const asked: string[] = [];
+    const transaction = IDBDatabase.prototype.transaction;
+    const spy = vi.spyOn(IDBDatabase.prototype, 'transaction').mockImplementation(function (
+      this: IDBDatabase,
+      ...args: Parameters<IDBDatabase['transaction']>
+    ) {
+      if (args[1] === 'readwrite') asked.push(args[2]?.durability ?? 'default');
+      return transaction.apply(this, args);
+    });
+    try {
+      const item = { id: 'e_1', channel: 'c_x', createdAt: 1, wire: new Uint8Array([1]) };
+      const page = { channel: 'c_x', entries: [{ seq: 0, entry: new Uint8Array([2]) }] };
+      await s.put([['ch:c_x', new Uint8Array([1])]], [], page, 'process');
+      await s.put([['ch:c_x', new Uint8Array([2])]]);
+      await s.put([['mls:c_x', new Uint8Array([3])]], [item], undefined, 'process');
+      await s.outboxAdd({ ...item, id: 'e_2' });
+      await s.appendEntries('c_x', [{ seq: 1, entry: new Uint8Array([4]) }]);
+      await s.outboxRemove(['e_1'], [['rr:c_x:e_1', new Uint8Array([5])]]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(asked).toEqual(['relaxed', 'strict', 'strict', 'strict', 'strict', 'relaxed']);
     s.close();
   });
 });
