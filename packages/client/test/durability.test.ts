@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
+import { keys } from '../src/sdk/channel-record.ts';
 import { ClientError } from '../src/sdk/errors.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import { inlineWrites, threadWrites } from '../src/sdk/sqlite-writes.node.ts';
@@ -151,6 +152,31 @@ describe('channel writes', () => {
     const sends = seen.filter((s) => s.outbox > 0);
     expect(sends.length).toBeGreaterThan(0);
     for (const s of sends) expect(s.durability).toBe('disk');
+    a.close();
+    b.close();
+  });
+});
+
+describe('sendMany on a writer-thread store', () => {
+  it("keeps the last batch's MLS state on disk when batches overlap their commits", async () => {
+    const w = inProcessRelay('bc-durable-batches-');
+    const path = join(w.dir, 'a', 'device.db');
+    const a = await w.device('a', {
+      store: SqliteLocalStore.open({ path, passphrase: 'a', kdf, writerThread: true }),
+    });
+    const b = await w.device('b');
+    const { chA } = await openChannel(a, b);
+    // Not awaited one by one: each frees the channel once its write is made.
+    const batches = [0, 1, 2, 3].map((n) =>
+      chA.sendMany([
+        { kind: 'message', text: `m${n}a` } as DraftEvent,
+        { kind: 'message', text: `m${n}b` } as DraftEvent,
+      ]),
+    );
+    await Promise.all(batches);
+    const inMemory = chA.group?.exportState();
+    expect(await a.store.get(keys.mls(chA.id))).toEqual(inMemory);
+    expect((await a.store.outboxList()).length).toBeGreaterThanOrEqual(8);
     a.close();
     b.close();
   });
