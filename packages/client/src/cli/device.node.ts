@@ -41,8 +41,8 @@ function kdfFromEnv(): KdfParams | undefined {
 /**
  * Opens this device. `transport: 'ws'` posts envelopes and receives live entries on one
  * authenticated WebSocket per relay endpoint (`ws`), HTTP where the socket is unavailable.
- * `writerThread`: commit on a writer thread (for commands that run on, such as watch and the
- * heartbeat daemon; a one-shot command does not pay for starting the thread).
+ * `writerThread`: commit on a writer thread (for a command that runs on and receives steadily,
+ * such as watch; a one-shot command does not pay for starting the thread).
  */
 export async function openDevice(
   o: GlobalOptions,
