@@ -18,7 +18,7 @@
  * --window N: the sender keeps at most N messages queued or in flight (default 96: 64 posts in
  * flight + 2 batches of 16 encrypted ahead).
  * --no-cold: skip the cold sync (e.g. to profile the W1 part alone).
- * BENCH_INLINE_WRITES=1: the devices' stores commit on the event loop instead of a writer thread.
+ * BENCH_WRITER_THREAD=1: the devices' stores commit on a writer thread (SDK option writerThread).
  * --receive push|poll: how B receives (default push: entries pushed on B's WebSocket and folded
  * as they arrive, Backchannel.live; poll: B syncs over HTTP in a loop).
  */
@@ -90,8 +90,8 @@ async function device(name: string, relay: string, posts: 'ws' | 'http' = 'http'
       path: join(root, name, 'device.db'),
       passphrase: name,
       kdf: { N: 1 << 10, r: 8, p: 1 },
-      // As a long-running device process would: commits (and their fsyncs) off the event loop.
-      writerThread: process.env.BENCH_INLINE_WRITES === undefined,
+      // The SDK's default (commits on the event loop); BENCH_WRITER_THREAD=1: on a writer thread.
+      writerThread: process.env.BENCH_WRITER_THREAD !== undefined,
     }),
     mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
     relays: [relay],
