@@ -14,7 +14,7 @@ import {
 import { type Command, Option } from 'commander';
 import { ClientError } from '../../sdk/errors.ts';
 import { newInviteCode, openInvite, sealInvite } from '../../sdk/invite.node.ts';
-import { type GlobalOptions, openDevice } from '../device.node.ts';
+import { type GlobalOptions, initDevice, openDevice } from '../device.node.ts';
 import type { Out } from '../output.ts';
 
 type Action = (o: GlobalOptions, out: Out, ...args: never[]) => Promise<void>;
@@ -41,22 +41,21 @@ export function identityCommands(program: Command, run: Runner): void {
         if (o.relay === undefined || o.relay.length === 0) {
           throw new ClientError('INVALID_ARGUMENT', 'say which relay this party uses: --relay URL');
         }
-        const bc = await openDevice(o);
-        try {
+        const relays = o.relay;
+        const r = await initDevice(o, async (bc) => {
           const id = await bc.createParty({
             partyName: opts.name,
             deviceName: opts.device,
             role: opts.role,
-            relays: o.relay,
+            relays,
           });
-          out.result(
-            { party: id.party, device: id.device, role: opts.role, fingerprint: bc.fingerprint() },
-            (v: { party: string; device: string; fingerprint: string }) =>
-              `party ${v.party} created\ndevice ${v.device} (${opts.role})\nfingerprint ${v.fingerprint}\ncompare this fingerprint with the other party out of band`,
-          );
-        } finally {
-          bc.close();
-        }
+          return { party: id.party, device: id.device, role: opts.role, fingerprint: bc.fingerprint() };
+        });
+        out.result(
+          r,
+          (v: typeof r) =>
+            `party ${v.party} created\ndevice ${v.device} (${opts.role})\nfingerprint ${v.fingerprint}\ncompare this fingerprint with the other party out of band`,
+        );
       }),
     );
   init
@@ -70,23 +69,18 @@ export function identityCommands(program: Command, run: Runner): void {
     )
     .action(
       run(async (o, out, opts: { invite: string; code: string }) => {
-        const identity = openInvite(JSON.parse(readFileSync(opts.invite, 'utf8')), opts.code);
-        const bc = await openDevice(o);
-        try {
-          await bc.enroll(identity);
-          out.result(
-            {
-              party: identity.party,
-              device: identity.device,
-              name: identity.deviceName,
-              role: identity.certificate.body.role,
-            },
-            (v: { device: string; name: string; role: string }) =>
-              `device ${v.device} "${v.name}" (${v.role}) enrolled`,
-          );
-        } finally {
-          bc.close();
-        }
+        const identity = openInvite(readInvite(opts.invite), opts.code);
+        await initDevice(o, (bc) => bc.enroll(identity));
+        out.result(
+          {
+            party: identity.party,
+            device: identity.device,
+            name: identity.deviceName,
+            role: identity.certificate.body.role,
+          },
+          (v: { device: string; name: string; role: string }) =>
+            `device ${v.device} "${v.name}" (${v.role}) enrolled`,
+        );
       }),
     );
 
@@ -234,6 +228,24 @@ export function identityCommands(program: Command, run: Runner): void {
         }
       }),
     );
+}
+
+function readInvite(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const why = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : String((e as Error).message);
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `cannot read the invite file ${path}: ${why} (the file your admin wrote with \`backchannel device add --out\`)`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ClientError('INVITE_INVALID', `${path} is not a Backchannel invite file`);
+  }
 }
 
 function kdfForInvites() {

@@ -1,0 +1,203 @@
+/**
+ * A newcomer's first hour with the `backchannel` binary: the mistakes people make (a command before
+ * `init`, a relay that is not running, a typo in a path or an id, a revoked device) each end in a
+ * typed error with a stable code, an actionable one-line message and the documented exit code —
+ * one JSON line under --json, usage errors included — and never in a broken device.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeError } from '../src/cli/output.ts';
+import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+import { cliRunner } from './cli-runner.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'bc-first-hour-'));
+const { cli, ok } = cliRunner(root);
+const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+const UNREACHABLE = 'http://127.0.0.1:9';
+
+/** Without --json: what a person at the terminal sees. */
+async function human(
+  home: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [BIN, ...args], {
+      env: {
+        ...process.env,
+        BACKCHANNEL_HOME: join(root, home),
+        BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
+        BACKCHANNEL_KDF_N: '1024',
+        ...env,
+      },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+/** Every stdout line is a JSON document. */
+function jsonLines(stdout: string): unknown[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as unknown);
+}
+
+let relay: RelayProcess;
+beforeAll(async () => {
+  relay = await startRelayProcess(join(root, 'relay'));
+  await ok('a', ['init', 'party', '--name', 'Foreign Ministry', '--device', 'desk'], relay.url);
+}, 60_000);
+afterAll(async () => {
+  await relay?.stop();
+});
+
+describe('usage errors', () => {
+  it('are one JSON line with a stable code under --json, and exit 1', async () => {
+    for (const args of [
+      ['frobnicate'],
+      ['send'],
+      ['points', 'c_AAAAAAAAAAAAAAAAAAAAAA', 'one', 'two'],
+      ['device', 'add', '--name', 'x', '--role', 'king', '--out', 'x.json'],
+      ['send', 'c_AAAAAAAAAAAAAAAAAAAAAA', 'hi', '--bogus'],
+    ]) {
+      const r = await cli('nobody', args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(jsonLines(r.stdout), args.join(' ')).toEqual([
+        { error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('--help') } },
+      ]);
+      expect(r.stderr).toBe('');
+    }
+  });
+
+  it('a relay given without http:// is refused as such, not reported unreachable', async () => {
+    const r = await cli('no-scheme', ['init', 'party', '--name', 'X', '--device', 'y'], '127.0.0.1:8787');
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(r.json.error?.message).toContain('http://');
+    expect(existsSync(join(root, 'no-scheme'))).toBe(false);
+  });
+
+  it('a malformed id is bad input (exit 1), not a refusal', async () => {
+    const r = await cli('a', ['status', 'c_nope']);
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'ID_INVALID' } } });
+  });
+});
+
+describe('before init', () => {
+  it('a command on a home with no device says how to set one up, and leaves nothing behind', async () => {
+    const r = await human('early', ['status'], { BACKCHANNEL_PASSPHRASE: 'a first guess' });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/^error NOT_INITIALIZED: no device in .*early: run `backchannel init party`/);
+    expect(existsSync(join(root, 'early'))).toBe(false);
+    // …so `init` with the passphrase actually chosen works (it used to find a store sealed with
+    // the first guess, and fail with PASSPHRASE_WRONG).
+    const init = await human(
+      'early',
+      ['--relay', relay.url, 'init', 'party', '--name', 'Early', '--device', 'desk'],
+      { BACKCHANNEL_PASSPHRASE: 'the real passphrase' },
+    );
+    expect(init.stderr).toBe('');
+    expect(init.code).toBe(0);
+  });
+
+  it('a wrong passphrase names the device directory and where the passphrase comes from', async () => {
+    await ok('locked', ['init', 'party', '--name', 'Locked', '--device', 'desk'], relay.url);
+    const r = await human('locked', ['status'], { BACKCHANNEL_PASSPHRASE: 'not it' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^error PASSPHRASE_WRONG: .*locked .*BACKCHANNEL_PASSPHRASE or --passphrase-file/,
+    );
+  });
+});
+
+describe('init is all or nothing', () => {
+  it('with the relay not running, init fails (exit 3) and can simply be run again', async () => {
+    const args = ['init', 'party', '--name', 'Ministry', '--device', 'desk'];
+    expect(await cli('retry', args, UNREACHABLE)).toMatchObject({
+      code: 3,
+      json: { error: { code: 'RELAY_UNREACHABLE' } },
+    });
+    const again = await cli('retry', args, relay.url);
+    expect(again.code, again.stdout).toBe(0);
+    expect(String(again.json.party)).toMatch(/^p_/);
+    // A second init on the same home is refused, and says which device is there.
+    const twice = await cli('retry', args, relay.url);
+    expect(twice).toMatchObject({ code: 2, json: { error: { code: 'ALREADY_INITIALIZED' } } });
+    expect(twice.json.error?.message).toContain(String(again.json.device));
+  });
+
+  it('an enrollment that could not reach the relay can be retried with the same invite', async () => {
+    await ok('inv-admin', ['init', 'party', '--name', 'Ministry', '--device', 'desk'], relay.url);
+    const file = join(root, 'staff.invite.json');
+    const invite = await ok('inv-admin', ['device', 'add', '--name', 'staff', '--out', file]);
+    const enroll = ['init', 'device', '--invite', file, '--code', String(invite.code)];
+    expect(await cli('inv-staff', enroll, UNREACHABLE)).toMatchObject({
+      code: 3,
+      json: { error: { code: 'RELAY_UNREACHABLE' } },
+    });
+    expect(await cli('inv-staff', enroll)).toMatchObject({ code: 0, json: { device: invite.device } });
+  });
+});
+
+describe('files named on the command line', () => {
+  it('a typo in the invite path is bad input (exit 1) that names the file', async () => {
+    const r = await cli('typo', [
+      'init',
+      'device',
+      '--invite',
+      join(root, 'staf1.invite.jsn'),
+      '--code',
+      'X',
+    ]);
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(r.json.error?.message).toContain('staf1.invite.jsn');
+    const notJson = join(root, 'not-an-invite.txt');
+    writeFileSync(notJson, 'hello');
+    expect(await cli('typo', ['init', 'device', '--invite', notJson, '--code', 'X'])).toMatchObject({
+      code: 2,
+      json: { error: { code: 'INVITE_INVALID' } },
+    });
+  });
+
+  it('a missing passphrase file or attestation is bad input (exit 1), with its path', async () => {
+    const pf = await human('nobody', ['--passphrase-file', join(root, 'nope.txt'), 'status']);
+    expect(pf.code).toBe(1);
+    expect(pf.stderr).toMatch(
+      /^error INVALID_ARGUMENT: cannot open .*nope\.txt: no such file or directory\n$/,
+    );
+    const keys = join(root, 'keys.json');
+    writeFileSync(
+      keys,
+      JSON.stringify({ type: 'backchannel/public-keys', v: 1, parties: {}, relayKeys: [] }),
+    );
+    const v = await cli('nobody', ['verify', join(root, 'outrech.json'), '--keys', keys]);
+    expect(v).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(v.json.error?.message).toContain('outrech.json');
+  });
+});
+
+describe('error reports', () => {
+  it('an unexpected error is one line with a code, never a stack trace or a schema dump', () => {
+    const zod = Object.assign(new Error('[\n  {\n    "code": "invalid_format"\n  }\n]'), {
+      name: 'ZodError',
+      issues: [{ path: ['device'], message: 'Invalid string' }],
+    });
+    expect(describeError(zod)).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: 'invalid device: Invalid string',
+      exit: 1,
+    });
+    const r = describeError(new TypeError('x is undefined\n    at f (file.ts:1:1)'));
+    expect(r.code).toBe('INTERNAL');
+    expect(r.message).not.toContain('\n');
+    expect(r.message).not.toContain('file.ts');
+  });
+});
