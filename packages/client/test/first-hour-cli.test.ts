@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Command } from 'commander';
 import { describeError } from '../src/cli/output.ts';
+import { buildProgram } from '../src/cli/program.ts';
 import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
 import { cliRunner } from './cli-runner.ts';
 
@@ -199,5 +201,112 @@ describe('error reports', () => {
     expect(r.code).toBe('INTERNAL');
     expect(r.message).not.toContain('\n');
     expect(r.message).not.toContain('file.ts');
+  });
+});
+
+describe('--help', () => {
+  it('every command, and every group of commands, ends with an example', () => {
+    const missing: string[] = [];
+    const visit = (c: Command, path: string) => {
+      let help = '';
+      c.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+      c.outputHelp();
+      if (path !== 'backchannel' && !/\nExamples?:\n {2}backchannel /.test(help)) missing.push(path);
+      for (const sub of c.commands) visit(sub, `${path} ${sub.name()}`);
+    };
+    visit(buildProgram(), 'backchannel');
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('on an open channel', () => {
+  let ch = '';
+  let bParty = '';
+  let staff = '';
+  beforeAll(async () => {
+    const b = await ok(
+      'b',
+      ['init', 'party', '--name', 'Envoy', '--device', 'phone', '--role', 'principal'],
+      relay.url,
+    );
+    bParty = String(b.party);
+    const file = join(root, 'a-staff.invite.json');
+    const invite = await ok('a', ['device', 'add', '--name', 'staff-1', '--out', file]);
+    staff = String(invite.device);
+    await ok('a-staff', ['init', 'device', '--invite', file, '--code', String(invite.code)]);
+    ch = String((await ok('a', ['outreach', bParty, '--note', 'Opening a line.'])).channel);
+    await ok('b', ['inbox']);
+    await ok('b', ['accept', ch]);
+  }, 120_000);
+
+  it('the inbox says who reached out and what they wrote', async () => {
+    const second = String(
+      (await ok('a', ['outreach', bParty, '--note', 'We propose to resume contact.'])).channel,
+    );
+    const r = await human('b', ['inbox']);
+    expect(r.stdout).toContain(`${second}  proposed  ← outreach from `);
+    expect(r.stdout).toContain('“We propose to resume contact.”');
+    expect(r.stdout).toContain(`backchannel accept ${second}`);
+    const rows = (await ok('b', ['inbox'])) as unknown as Array<Record<string, unknown>>;
+    expect(Object.values(rows)).toContainEqual(
+      expect.objectContaining({ channel: second, note: 'We propose to resume contact.' }),
+    );
+  });
+
+  it('offline, a command that only reads still answers; one that sends exits 3', async () => {
+    await ok('b', ['points', ch, 'Halt enrichment', 'Inspectors return', '--title', 'Conditions']);
+    await ok('b', ['sync']); // its own points, as logged
+    const send = await cli('b', ['send', ch, 'Sent while offline.'], UNREACHABLE);
+    expect(send).toMatchObject({ code: 3, json: { error: { code: 'RELAY_UNREACHABLE' } } });
+    // With a message waiting in the outbox, `log` used to exit 3 and print nothing.
+    const log = await cli('b', ['log', ch], UNREACHABLE);
+    expect(log.code).toBe(0);
+    const kinds = Object.values(log.json as Record<string, { event?: { kind: string } }>).map(
+      (r) => r.event?.kind,
+    );
+    expect(kinds).toContain('points');
+    const said = await human('b', ['--relay', UNREACHABLE, 'track', 'list', ch]);
+    expect(said).toMatchObject({ code: 0, stdout: 'no tracks\n' });
+    expect(said.stderr).toMatch(/^note: the relay is unreachable: .*1 message\(s\) wait in the outbox\n$/);
+    expect(await ok('b', ['sync'])).toMatchObject({ outboxPending: 0 });
+  });
+
+  it('an unknown channel says where the channels are, and why a device may not have one', async () => {
+    const r = await cli('a', ['log', 'c_AAAAAAAAAAAAAAAAAAAAAA']);
+    expect(r).toMatchObject({ code: 2, json: { error: { code: 'CHANNEL_UNKNOWN' } } });
+    expect(r.json.error?.message).toContain('backchannel status');
+    expect(r.json.error?.message).toContain('enrolled');
+  });
+
+  it('read receipts only for events that exist and are the other party’s', async () => {
+    const bogus = await cli('a', ['read', ch, 'e_AAAAAAAAAAAAAAAAAAAAAA']);
+    expect(bogus).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(bogus.json.error?.message).toContain('has no event e_AAAAAAAAAAAAAAAAAAAAAA');
+    const stance = await cli('a', ['respond', ch, 'e_AAAAAAAAAAAAAAAAAAAAAA', 'ok', '--stance', 'yes']);
+    expect(stance).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(stance.json.error?.message).toContain('accept, reject, counter, note');
+  });
+
+  it('keys and attest print one JSON line under --json', async () => {
+    for (const args of [
+      ['keys', ch],
+      ['attest', 'outreach', ch],
+    ]) {
+      const r = await cli('a', args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(jsonLines(r.stdout)).toHaveLength(1);
+    }
+  });
+
+  it('device revoke takes a device name, refuses one the party does not have, and the revoked device is told why', async () => {
+    const unknown = await cli('a', ['device', 'revoke', 'd_AAAAAAAAAAAAAAAAAAAAAA', '--reason', 'typo']);
+    expect(unknown).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(unknown.json.error?.message).toContain('staff-1');
+    expect(await ok('a', ['device', 'revoke', 'staff-1', '--reason', 'left the delegation'])).toEqual({
+      revoked: staff,
+    });
+    const r = await cli('a-staff', ['log', ch]);
+    expect(r).toMatchObject({ code: 2, json: { error: { code: 'RELAY_REFUSED', cause: 'CERT_REVOKED' } } });
+    expect(r.json.error?.message).toContain('new invite');
   });
 });

@@ -143,3 +143,8 @@ export function parseDuration(s: string): number {
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's'] as number;
   return n * unit;
 }
+
+/** The help text every command ends with: `Example:` and the command lines, indented. */
+export function examples(...lines: string[]): string {
+  return `\n${lines.length > 1 ? 'Examples' : 'Example'}:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+}

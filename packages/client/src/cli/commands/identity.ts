@@ -12,10 +12,11 @@ import {
   toBase64url,
 } from '@backchannel/protocol';
 import { type Command, Option } from 'commander';
+import type { Backchannel } from '../../sdk/client.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import { newInviteCode, openInvite, sealInvite } from '../../sdk/invite.node.ts';
 import { type GlobalOptions, initDevice, openDevice } from '../device.node.ts';
-import type { Out } from '../output.ts';
+import { type Out, examples } from '../output.ts';
 
 type Action = (o: GlobalOptions, out: Out, ...args: never[]) => Promise<void>;
 export type Runner = (fn: Action) => (...args: unknown[]) => Promise<void>;
@@ -25,7 +26,14 @@ const roleOption = () => new Option('--role <role>', 'the device role').choices(
 export function identityCommands(program: Command, run: Runner): void {
   const init = program
     .command('init')
-    .description('set up this device: a new party, or a device of an existing one');
+    .description('set up this device: a new party, or a device of an existing one')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel init party --name "Foreign Ministry" --device admin-desk --relay http://127.0.0.1:8787',
+        'backchannel init device --invite staff1.invite.json --code ABCD-EFGH-JKMN-PQRS',
+      ),
+    );
   init
     .command('party')
     .description('create a new party (root key) with this device as its admin device')
@@ -84,7 +92,16 @@ export function identityCommands(program: Command, run: Runner): void {
       }),
     );
 
-  const device = program.command('device').description('the devices of your party');
+  const device = program
+    .command('device')
+    .description('the devices of your party')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel device add --name staff-1 --role staff --out staff1.invite.json',
+        'backchannel device list',
+      ),
+    );
   device
     .command('add')
     .description('admin: certify a new device and write its invite file (give the code separately)')
@@ -117,6 +134,7 @@ export function identityCommands(program: Command, run: Runner): void {
   device
     .command('list')
     .description('list your party devices, with roles and revocations')
+    .addHelpText('after', examples('backchannel device list', 'backchannel --json device list'))
     .action(
       run(async (o, out) => {
         const bc = await openDevice(o);
@@ -150,13 +168,17 @@ export function identityCommands(program: Command, run: Runner): void {
     );
   device
     .command('revoke <device>')
-    .description('admin: revoke a device and remove it from every channel')
+    .description('admin: revoke a device (its id, or its name) and remove it from every channel')
     .requiredOption('--reason <text>', 'why (kept on record)')
-    .addHelpText('after', '\nExample:\n  backchannel device revoke d_AbC… --reason "left the delegation"')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  backchannel device revoke staff-1 --reason "left the delegation"\n  backchannel device revoke d_AbC… --reason "laptop lost"',
+    )
     .action(
-      run(async (o, out, deviceId: string, opts: { reason: string }) => {
+      run(async (o, out, which: string, opts: { reason: string }) => {
         const bc = await openDevice(o);
         try {
+          const deviceId = await resolveDevice(bc, which);
           await bc.revokeDevice(deviceId, opts.reason);
           out.result({ revoked: deviceId }, () => `device ${deviceId} revoked and removed from its channels`);
         } finally {
@@ -165,10 +187,17 @@ export function identityCommands(program: Command, run: Runner): void {
       }),
     );
 
-  const card = program.command('card').description('contact cards: what an outreach is sent to');
+  const card = program
+    .command('card')
+    .description('contact cards: what an outreach is sent to')
+    .addHelpText(
+      'after',
+      examples('backchannel card fingerprint p_Xy…   (compare it with the one the other party reads to you)'),
+    );
   card
     .command('publish')
     .description('admin: sign and publish your party contact card on the relay')
+    .addHelpText('after', examples('backchannel card publish'))
     .action(
       run(async (o, out) => {
         const bc = await openDevice(o);
@@ -186,6 +215,7 @@ export function identityCommands(program: Command, run: Runner): void {
   card
     .command('show [party]')
     .description('show a party contact card (yours by default)')
+    .addHelpText('after', examples('backchannel card show p_Xy…'))
     .action(
       run(async (o, out, party?: string) => {
         const bc = await openDevice(o);
@@ -214,6 +244,13 @@ export function identityCommands(program: Command, run: Runner): void {
   card
     .command('fingerprint [party]')
     .description('the safety number to compare out of band (yours by default)')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel card fingerprint            (yours, to read to the other party)',
+        'backchannel card fingerprint p_Xy…      (theirs, as this relay serves it)',
+      ),
+    )
     .action(
       run(async (o, out, party?: string) => {
         const bc = await openDevice(o);
@@ -228,6 +265,25 @@ export function identityCommands(program: Command, run: Runner): void {
         }
       }),
     );
+}
+
+/** A device of this party, named by its id or by its (unique) name. */
+async function resolveDevice(bc: Backchannel, which: string): Promise<string> {
+  const { certificates } = await bc.relay.listDevices(bc.identity.party);
+  const devices = certificates
+    .map((c) => decodeDeviceCertificate(c))
+    .flatMap((c) => (c.ok ? [c.value.body] : []));
+  const byId = devices.find((d) => d.device === which);
+  if (byId !== undefined) return byId.device;
+  const named = devices.filter((d) => d.name === which);
+  if (named.length === 1) return (named[0] as (typeof named)[number]).device;
+  const list = devices.map((d) => `${d.device} (${d.name})`).join(', ');
+  throw new ClientError(
+    'INVALID_ARGUMENT',
+    named.length > 1
+      ? `several devices are named "${which}": give the id of the one to revoke (${list})`
+      : `your party has no device "${which}": give an id or a name from \`backchannel device list\` (${list})`,
+  );
 }
 
 function readInvite(path: string): unknown {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { runDemo } from '../demo.node.ts';
 import { relayEntry, tsxImport } from '../relay-process.node.ts';
 import type { Runner } from './identity.ts';
+import { examples } from '../output.ts';
 
 /** Path of the relay's entry point (run as its own process: the client never imports the server). */
 export function relayCommands(program: Command, run: Runner): void {
@@ -55,6 +56,7 @@ export function relayCommands(program: Command, run: Runner): void {
     .description(
       'play the reference scenario (steps 1–9) against a local relay it starts, narrating each step',
     )
+    .addHelpText('after', examples('backchannel demo', 'backchannel demo --out ./demo-files'))
     .option(
       '--out <dir>',
       'also write each party exported transcript and the joint statement export bundle there',

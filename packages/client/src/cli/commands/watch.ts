@@ -14,7 +14,7 @@ import type { EventRecord } from '../../sdk/channel-record.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { Live } from '../../sdk/live.ts';
 import { openDevice } from '../device.node.ts';
-import { parseDuration } from '../output.ts';
+import { parseDuration, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
 
@@ -114,6 +114,7 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('status [channel]')
     .description('is the line open? lifecycle, liveness per party, tracks, receipts')
+    .addHelpText('after', examples('backchannel status c_…', 'backchannel status          (every channel)'))
     .action(
       run(async (o, out, channel?: string) => {
         const bc = await openDevice(o);
@@ -135,6 +136,7 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('log <channel>')
     .description('the channel timeline as this device verified it')
+    .addHelpText('after', examples('backchannel log c_… --limit 20'))
     .option('--limit <n>', 'last n events', '50')
     .action(
       run(async (o, out, channel: string, opts: { limit: string }) => {
@@ -148,6 +150,7 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('sync')
     .description('deliver the outbox, join welcomed channels, fetch and verify everything new')
+    .addHelpText('after', examples('backchannel sync'))
     .action(
       run(async (o, out) => {
         const bc = await openDevice(o);
@@ -174,6 +177,10 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('heartbeat <channel>')
     .description('send a heartbeat (with --daemon, keep sending every interval: the duty device)')
+    .addHelpText(
+      'after',
+      examples('backchannel heartbeat c_…', 'backchannel heartbeat c_… --interval 60s --daemon &'),
+    )
     .option('--interval <duration>', 'heartbeat interval', '60s')
     .option('--daemon', 'keep running, one heartbeat per interval')
     .action(
@@ -201,6 +208,7 @@ export function watchCommands(program: Command, run: Runner): void {
     .description(
       'follow channels live: new events pushed by the relay on a WebSocket (polled when there is none), liveness alerts',
     )
+    .addHelpText('after', examples('backchannel watch', 'backchannel --json watch c_… --for 10m'))
     .option(
       '--every <duration>',
       'how often liveness is checked and the outbox flushed; the poll interval while no WebSocket is available',
@@ -314,6 +322,7 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('export <channel>')
     .description('the transcript as JSON: every entry, the verified checkpoint, and what this device read')
+    .addHelpText('after', examples('backchannel export c_… --out transcript.json'))
     .requiredOption('--out <file>', 'where to write it')
     .action(
       run(async (o, out, channel: string, opts: { out: string }) => {
