@@ -310,3 +310,21 @@ describe('on an open channel', () => {
     expect(r.json.error?.message).toContain('new invite');
   });
 });
+
+describe('arguments checked before anything is sent', () => {
+  it('an outreach to one’s own party, a heartbeat interval of 0, a --limit that is not a number, an unknown role', async () => {
+    const self = await cli('a', ['card', 'show']);
+    const own = await cli('a', ['outreach', String(self.json.party), '--note', 'hello me']);
+    expect(own).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(own.json.error?.message).toContain('your own party');
+    const channel = 'c_AAAAAAAAAAAAAAAAAAAAAA';
+    for (const args of [
+      ['heartbeat', channel, '--interval', '0', '--daemon'],
+      ['log', channel, '--limit', 'ten'],
+      ['init', 'party', '--name', 'K', '--device', 'd', '--role', 'king'],
+    ]) {
+      const r = await cli('a', args);
+      expect(r, args.join(' ')).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    }
+  });
+});

@@ -36,10 +36,16 @@ export function identityCommands(program: Command, run: Runner): void {
     );
   init
     .command('party')
-    .description('create a new party (root key) with this device as its admin device')
+    .description(
+      'create a new party, its root key held by this device (the one that adds and revokes devices)',
+    )
     .requiredOption('--name <name>', 'the party name others will see, e.g. "Foreign Ministry"')
     .requiredOption('--device <name>', 'this device, e.g. "minister-laptop"')
-    .option('--role <role>', 'this device role (admin holds the root key)', 'admin')
+    .addOption(
+      new Option('--role <role>', 'this device role (it holds the root key whatever its role)')
+        .choices([...ROLES])
+        .default('admin'),
+    )
     .addHelpText(
       'after',
       '\nExample:\n  backchannel init party --name "Foreign Ministry" --device admin-desk --relay http://127.0.0.1:8787',

@@ -140,9 +140,13 @@ export function watchCommands(program: Command, run: Runner): void {
     .option('--limit <n>', 'last n events', '50')
     .action(
       run(async (o, out, channel: string, opts: { limit: string }) => {
-        const records = await withChannel(o, channel, async (ch) =>
-          ch.view.timeline.slice(-Number(opts.limit)),
-        );
+        const limit = Number(opts.limit);
+        if (!Number.isSafeInteger(limit) || limit < 1)
+          throw new ClientError(
+            'INVALID_ARGUMENT',
+            `--limit is a number of events, at least 1 (not ${opts.limit})`,
+          );
+        const records = await withChannel(o, channel, async (ch) => ch.view.timeline.slice(-limit));
         out.result(records, (v: EventRecord[]) => v.map(describe).join('\n') || 'nothing yet');
       }),
     );
@@ -186,6 +190,9 @@ export function watchCommands(program: Command, run: Runner): void {
     .action(
       run(async (o, out, channel: string, opts: { interval: string; daemon?: boolean }) => {
         const intervalMs = parseDuration(opts.interval);
+        // The interval is on record: liveness is judged by it (and a daemon at 0 would flood the relay).
+        if (intervalMs < 1000)
+          throw new ClientError('INVALID_ARGUMENT', `--interval must be at least 1s (not ${opts.interval})`);
         const beat = () =>
           withChannel(o, channel, (ch) => ch.send({ kind: 'heartbeat', intervalMs } as DraftEvent));
         out.result({ channel, heartbeat: await beat() }, () => `heartbeat sent on ${channel}`);
