@@ -272,10 +272,17 @@ describe('on an open channel', () => {
   });
 
   it('an unknown channel says where the channels are, and why a device may not have one', async () => {
-    const r = await cli('a', ['log', 'c_AAAAAAAAAAAAAAAAAAAAAA']);
-    expect(r).toMatchObject({ code: 2, json: { error: { code: 'CHANNEL_UNKNOWN' } } });
-    expect(r.json.error?.message).toContain('backchannel status');
-    expect(r.json.error?.message).toContain('enrolled');
+    for (const args of [
+      ['log'],
+      ['status'],
+      ['export', '--out', join(root, 'x.json')],
+      ['watch', '--for', '1s'],
+    ]) {
+      const r = await cli('a', [args[0] as string, 'c_AAAAAAAAAAAAAAAAAAAAAA', ...args.slice(1)]);
+      expect(r, args[0]).toMatchObject({ code: 2, json: { error: { code: 'CHANNEL_UNKNOWN' } } });
+      expect(r.json.error?.message).toContain('backchannel status');
+      expect(r.json.error?.message).toContain('enrolled');
+    }
   });
 
   it('read receipts only for events that exist and are the other party’s', async () => {

@@ -37,13 +37,7 @@ export async function withChannel<T>(
       if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
       offline = e;
     }
-    const ch = await bc.channel(channelId).catch((e: unknown) => {
-      if (!(e instanceof ClientError && e.code === 'CHANNEL_UNKNOWN')) throw e;
-      throw new ClientError(
-        'CHANNEL_UNKNOWN',
-        `this device has no channel ${channelId}: check the id (\`backchannel status\` lists this device's channels); a device takes part only in the channels opened after it enrolled`,
-      );
-    });
+    const ch = await channelOf(bc, channelId);
     if (offline === undefined) await ch.sync();
     const before = await bc.outbox.pending();
     const r = await fn(ch, bc);
@@ -63,6 +57,19 @@ export async function withChannel<T>(
     return r;
   } finally {
     bc.close();
+  }
+}
+
+/** A channel of this device, or CHANNEL_UNKNOWN saying where the channels are and why one may be missing. */
+export async function channelOf(bc: Backchannel, channelId: string): Promise<Channel> {
+  try {
+    return await bc.channel(channelId);
+  } catch (e) {
+    if (!(e instanceof ClientError && e.code === 'CHANNEL_UNKNOWN')) throw e;
+    throw new ClientError(
+      'CHANNEL_UNKNOWN',
+      `this device has no channel ${channelId}: check the id (\`backchannel status\` lists this device's channels); a device takes part only in the channels opened after it enrolled`,
+    );
   }
 }
 

@@ -16,7 +16,7 @@ import type { Live } from '../../sdk/live.ts';
 import { openDevice } from '../device.node.ts';
 import { parseDuration, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
-import { withChannel } from './talk.ts';
+import { channelOf, withChannel } from './talk.ts';
 
 export interface StatusReport {
   readonly channel: string;
@@ -123,7 +123,7 @@ export function watchCommands(program: Command, run: Runner): void {
           const now = Date.now();
           const ids = channel === undefined ? await bc.channelIds() : [channel];
           const reports: StatusReport[] = [];
-          for (const id of ids) reports.push(statusOf(await bc.channel(id), now));
+          for (const id of ids) reports.push(statusOf(await channelOf(bc, id), now));
           out.result(channel === undefined ? reports : reports[0], () =>
             reports.length === 0 ? 'no channels yet' : reports.map((r) => renderStatus(r, now)).join('\n\n'),
           );
@@ -275,7 +275,7 @@ export function watchCommands(program: Command, run: Runner): void {
             if (!(e instanceof ClientError && e.retryable)) throw e;
           }
           for (const id of only ?? (await bc.channelIds())) {
-            const ch = await bc.channel(id);
+            const ch = await channelOf(bc, id);
             if (ch.record.removed) continue;
             try {
               print(id, await ch.sync());
@@ -335,7 +335,7 @@ export function watchCommands(program: Command, run: Runner): void {
       run(async (o, out, channel: string, opts: { out: string }) => {
         const bc = await openDevice(o);
         try {
-          const ch = await bc.channel(channel);
+          const ch = await channelOf(bc, channel);
           await ch.sync();
           const entries = [];
           for (let from = 0; ; ) {
