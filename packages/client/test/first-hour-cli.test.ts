@@ -123,10 +123,9 @@ describe('before init', () => {
 describe('init is all or nothing', () => {
   it('with the relay not running, init fails (exit 3) and can simply be run again', async () => {
     const args = ['init', 'party', '--name', 'Ministry', '--device', 'desk'];
-    expect(await cli('retry', args, UNREACHABLE)).toMatchObject({
-      code: 3,
-      json: { error: { code: 'RELAY_UNREACHABLE' } },
-    });
+    const down = await cli('retry', args, UNREACHABLE);
+    expect(down).toMatchObject({ code: 3, json: { error: { code: 'RELAY_UNREACHABLE' } } });
+    expect(down.json.error?.message).toContain('is the relay running');
     const again = await cli('retry', args, relay.url);
     expect(again.code, again.stdout).toBe(0);
     expect(String(again.json.party)).toMatch(/^p_/);

@@ -70,7 +70,12 @@ export function describeError(e: unknown): ErrorReport {
             : e.code === 'INVALID_ARGUMENT'
               ? EXIT.usage
               : EXIT.refused;
-    const hint = e.code === 'RELAY_REFUSED' ? RELAY_HINTS[e.cause_code ?? ''] : undefined;
+    const hint =
+      e.code === 'RELAY_REFUSED'
+        ? RELAY_HINTS[e.cause_code ?? '']
+        : e.code === 'RELAY_UNREACHABLE' && !e.message.includes('outbox')
+          ? 'is the relay running, and is its URL right (--relay, or the ones your party registered)?'
+          : undefined;
     return {
       code: e.code,
       message: oneLine(hint === undefined ? e.message : `${e.message}; ${hint}`),
