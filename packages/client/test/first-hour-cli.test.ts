@@ -87,6 +87,12 @@ describe('usage errors', () => {
     expect(existsSync(join(root, 'no-scheme'))).toBe(false);
   });
 
+  it('a relay port that is not a number is bad input (exit 1), before any relay starts', async () => {
+    const r = await cli('nobody', ['relay', '--port', 'abc', '--data', join(root, 'never')]);
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(existsSync(join(root, 'never'))).toBe(false);
+  });
+
   it('a malformed id is bad input (exit 1), not a refusal', async () => {
     const r = await cli('a', ['status', 'c_nope']);
     expect(r).toMatchObject({ code: 1, json: { error: { code: 'ID_INVALID' } } });
