@@ -273,6 +273,9 @@ describe('on an open channel', () => {
     const said = await human('b', ['--relay', UNREACHABLE, 'track', 'list', ch]);
     expect(said).toMatchObject({ code: 0, stdout: 'no tracks\n' });
     expect(said.stderr).toMatch(/^note: the relay is unreachable: .*1 message\(s\) wait in the outbox\n$/);
+    const status = await human('b', ['--relay', UNREACHABLE, 'status', ch]);
+    expect(status).toMatchObject({ code: 0, stdout: expect.stringContaining(`channel ${ch}: OPEN`) });
+    expect(status.stderr).toMatch(/^note: the relay is unreachable/);
     expect(await ok('b', ['sync'])).toMatchObject({ outboxPending: 0 });
   });
 

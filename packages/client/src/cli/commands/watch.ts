@@ -119,7 +119,18 @@ export function watchCommands(program: Command, run: Runner): void {
       run(async (o, out, channel?: string) => {
         const bc = await openDevice(o);
         try {
-          await bc.syncAll();
+          // Offline, like every command that only reads: what this device verified, with a note.
+          let offline = false;
+          try {
+            await bc.syncAll();
+          } catch (e) {
+            if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
+            offline = true;
+          }
+          if (offline && o.json !== true)
+            process.stderr.write(
+              'note: the relay is unreachable: this is what this device verified until now (liveness included)\n',
+            );
           const now = Date.now();
           const ids = channel === undefined ? await bc.channelIds() : [channel];
           const reports: StatusReport[] = [];
