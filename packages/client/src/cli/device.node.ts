@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
@@ -38,23 +38,45 @@ function kdfFromEnv(): KdfParams | undefined {
   return n === undefined ? undefined : { N: Number(n), r: 8, p: 1 };
 }
 
+const storePath = (o: GlobalOptions) => join(homeDir(o), 'device.db');
+
 /**
- * Opens this device. `transport: 'ws'` posts envelopes and receives live entries on one
+ * Opens this device. Only `init` (`create: true`) makes a new device store: any other command on
+ * a home without one says so, rather than leave behind a store sealed with whatever passphrase was
+ * set (which the later `init` could not open). `transport: 'ws'` posts envelopes and receives live entries on one
  * authenticated WebSocket per relay endpoint (`ws`), HTTP where the socket is unavailable.
  * `writerThread`: commit on a writer thread (for a command that runs on and receives steadily,
  * such as watch; a one-shot command does not pay for starting the thread).
  */
 export async function openDevice(
   o: GlobalOptions,
-  opts: { transport?: 'http' | 'ws'; writerThread?: boolean } = {},
+  opts: { transport?: 'http' | 'ws'; writerThread?: boolean; create?: boolean } = {},
 ): Promise<Backchannel> {
   const kdf = kdfFromEnv();
-  const store = SqliteLocalStore.open({
-    path: join(homeDir(o), 'device.db'),
-    passphrase: passphrase(o),
-    ...(kdf === undefined ? {} : { kdf }),
-    ...(opts.writerThread === true ? { writerThread: true } : {}),
-  });
+  const path = storePath(o);
+  const secret = passphrase(o);
+  if (opts.create !== true && !existsSync(path)) {
+    throw new ClientError(
+      'NOT_INITIALIZED',
+      `no device in ${homeDir(o)}: run \`backchannel init party\` (a new party) or \`backchannel init device\` (from an invite) first, or point --home or BACKCHANNEL_HOME at an existing device`,
+    );
+  }
+  let store: SqliteLocalStore;
+  try {
+    store = SqliteLocalStore.open({
+      path,
+      passphrase: secret,
+      ...(kdf === undefined ? {} : { kdf }),
+      ...(opts.writerThread === true ? { writerThread: true } : {}),
+    });
+  } catch (e) {
+    if (e instanceof ClientError && e.code === 'PASSPHRASE_WRONG')
+      throw new ClientError(
+        'PASSPHRASE_WRONG',
+        `the passphrase does not unlock the device in ${homeDir(o)} (check BACKCHANNEL_PASSPHRASE or --passphrase-file)`,
+      );
+    throw e;
+  }
   return Backchannel.open({
     store,
     mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
@@ -66,6 +88,31 @@ export async function openDevice(
     leafHash: leafHashNode,
     ...(opts.transport === 'ws' ? { transport: 'ws' as const, webSocket: WebSocket } : {}),
   });
+}
+
+/**
+ * `init`: sets up a device in a home that has none, all or nothing. When `fn` fails (the relay is
+ * unreachable, an invite code is wrong…) the store this command created is removed, so that the
+ * same command can simply be run again.
+ */
+export async function initDevice<T>(o: GlobalOptions, fn: (bc: Backchannel) => Promise<T>): Promise<T> {
+  const path = storePath(o);
+  const fresh = !existsSync(path);
+  const bc = await openDevice(o, { create: true });
+  let ok = false;
+  try {
+    if (bc.initialized)
+      throw new ClientError(
+        'ALREADY_INITIALIZED',
+        `${homeDir(o)} already holds device ${bc.identity.device} of party ${bc.identity.party}: use another --home or BACKCHANNEL_HOME for another device`,
+      );
+    const r = await fn(bc);
+    ok = true;
+    return r;
+  } finally {
+    bc.close();
+    if (!ok && fresh) for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+  }
 }
 
 /**

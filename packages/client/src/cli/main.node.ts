@@ -1,58 +1,11 @@
-/**
- * `backchannel` — the command-line client. Every command takes --json; exit codes:
- * 0 ok · 1 usage or bad input · 2 refused (by the relay or the channel rules) ·
- * 3 relay unreachable (retry later; sends stay in the outbox) · 4 security alarm
- * (forked or invalid transcript) · 5 device not initialized.
- */
-import { Command, Option } from 'commander';
-import { docCommands } from './commands/doc.ts';
-import { identityCommands, type Runner } from './commands/identity.ts';
-import { proofsCommands } from './commands/proofs.ts';
-import { relayCommands } from './commands/relay.ts';
-import { talkCommands } from './commands/talk.ts';
-import { watchCommands } from './commands/watch.ts';
-import type { GlobalOptions } from './device.node.ts';
-import { EXIT, makeOut, reportError } from './output.ts';
+/** `backchannel` — the command-line client (the command tree is in program.ts). */
+import { EXIT } from './output.ts';
+import { buildProgram } from './program.ts';
 
-const program = new Command('backchannel')
-  .description('Backchannel: an end-to-end encrypted, verifiable negotiation channel')
-  .version('0.1.0')
-  .option('--home <dir>', 'this device directory (env BACKCHANNEL_HOME, default ~/.backchannel)')
-  .option('--passphrase-file <file>', 'file holding the device passphrase (or env BACKCHANNEL_PASSPHRASE)')
-  .addOption(
-    new Option(
-      '--relay <url>',
-      'relay endpoint; repeat for failover (default: those of your party)',
-    ).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
-  )
-  .option('--json', 'machine-readable output (one JSON document per line)')
-  .showHelpAfterError('(add --help for usage)')
-  .addHelpText(
-    'after',
-    '\nExit codes: 0 ok, 1 usage, 2 refused, 3 relay unreachable, 4 security alarm (fork), 5 not initialized.\n' +
-      'Start here: backchannel demo   (plays the reference scenario against a local relay)',
-  );
-
-const run: Runner =
-  (fn) =>
-  async (...args: unknown[]) => {
-    const o = program.opts<GlobalOptions>();
-    const out = makeOut(o.json === true);
-    try {
-      // commander passes (...positionals, options, command): drop the command object.
-      await fn(o, out, ...(args.slice(0, -1) as never[]));
-    } catch (e) {
-      process.exitCode = reportError(e, o.json === true);
-    }
-  };
-
-identityCommands(program, run);
-talkCommands(program, run);
-watchCommands(program, run);
-relayCommands(program, run);
-proofsCommands(program, run);
-docCommands(program, run);
-
+// Parsed before commander runs: a usage error under --json must be JSON too.
+const end = process.argv.indexOf('--');
+const json = process.argv.slice(2, end === -1 ? undefined : end).includes('--json');
+const program = buildProgram({ json });
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
 });

@@ -422,6 +422,11 @@ export class Backchannel {
   ): Promise<Channel> {
     const ctx = this.#context();
     const me = this.identity;
+    if (toParty === me.party)
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        `${toParty} is your own party: an outreach goes to another party's contact card`,
+      );
     await ctx.certs.rememberCard(await this.relay.getCard(toParty));
     const theirs = await this.relay.claimKeyPackages(toParty);
     if (theirs.length === 0)

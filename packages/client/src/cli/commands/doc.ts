@@ -5,7 +5,7 @@ import { type Command, Option } from 'commander';
 import { type DocumentView, Documents } from '../../sdk/documents.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { GlobalOptions } from '../device.node.ts';
-import type { Out } from '../output.ts';
+import { type Out, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
 import {
@@ -25,7 +25,14 @@ async function withDocs<T>(o: GlobalOptions, channel: string, fn: (d: Documents)
 export function docCommands(program: Command, run: Runner): void {
   const doc = program
     .command('doc')
-    .description('negotiated documents: non-paper, aide-mémoire, agreed minutes, ad referendum, signed text');
+    .description('negotiated documents: non-paper, aide-mémoire, agreed minutes, ad referendum, signed text')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel doc new c_… --type non-paper --title "Ideas" --clause "one=We keep talking."',
+        'backchannel doc list c_…',
+      ),
+    );
 
   doc
     .command('new <channel>')

@@ -12,10 +12,11 @@ import {
   toBase64url,
 } from '@backchannel/protocol';
 import { type Command, Option } from 'commander';
+import type { Backchannel } from '../../sdk/client.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import { newInviteCode, openInvite, sealInvite } from '../../sdk/invite.node.ts';
-import { type GlobalOptions, openDevice } from '../device.node.ts';
-import type { Out } from '../output.ts';
+import { type GlobalOptions, initDevice, openDevice } from '../device.node.ts';
+import { type Out, examples } from '../output.ts';
 
 type Action = (o: GlobalOptions, out: Out, ...args: never[]) => Promise<void>;
 export type Runner = (fn: Action) => (...args: unknown[]) => Promise<void>;
@@ -25,13 +26,26 @@ const roleOption = () => new Option('--role <role>', 'the device role').choices(
 export function identityCommands(program: Command, run: Runner): void {
   const init = program
     .command('init')
-    .description('set up this device: a new party, or a device of an existing one');
+    .description('set up this device: a new party, or a device of an existing one')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel init party --name "Foreign Ministry" --device admin-desk --relay http://127.0.0.1:8787',
+        'backchannel init device --invite staff1.invite.json --code ABCD-EFGH-JKMN-PQRS',
+      ),
+    );
   init
     .command('party')
-    .description('create a new party (root key) with this device as its admin device')
+    .description(
+      'create a new party, its root key held by this device (the one that adds and revokes devices)',
+    )
     .requiredOption('--name <name>', 'the party name others will see, e.g. "Foreign Ministry"')
     .requiredOption('--device <name>', 'this device, e.g. "minister-laptop"')
-    .option('--role <role>', 'this device role (admin holds the root key)', 'admin')
+    .addOption(
+      new Option('--role <role>', 'this device role (it holds the root key whatever its role)')
+        .choices([...ROLES])
+        .default('admin'),
+    )
     .addHelpText(
       'after',
       '\nExample:\n  backchannel init party --name "Foreign Ministry" --device admin-desk --relay http://127.0.0.1:8787',
@@ -41,22 +55,21 @@ export function identityCommands(program: Command, run: Runner): void {
         if (o.relay === undefined || o.relay.length === 0) {
           throw new ClientError('INVALID_ARGUMENT', 'say which relay this party uses: --relay URL');
         }
-        const bc = await openDevice(o);
-        try {
+        const relays = o.relay;
+        const r = await initDevice(o, async (bc) => {
           const id = await bc.createParty({
             partyName: opts.name,
             deviceName: opts.device,
             role: opts.role,
-            relays: o.relay,
+            relays,
           });
-          out.result(
-            { party: id.party, device: id.device, role: opts.role, fingerprint: bc.fingerprint() },
-            (v: { party: string; device: string; fingerprint: string }) =>
-              `party ${v.party} created\ndevice ${v.device} (${opts.role})\nfingerprint ${v.fingerprint}\ncompare this fingerprint with the other party out of band`,
-          );
-        } finally {
-          bc.close();
-        }
+          return { party: id.party, device: id.device, role: opts.role, fingerprint: bc.fingerprint() };
+        });
+        out.result(
+          r,
+          (v: typeof r) =>
+            `party ${v.party} created\ndevice ${v.device} (${opts.role})\nfingerprint ${v.fingerprint}\ncompare this fingerprint with the other party out of band`,
+        );
       }),
     );
   init
@@ -70,27 +83,31 @@ export function identityCommands(program: Command, run: Runner): void {
     )
     .action(
       run(async (o, out, opts: { invite: string; code: string }) => {
-        const identity = openInvite(JSON.parse(readFileSync(opts.invite, 'utf8')), opts.code);
-        const bc = await openDevice(o);
-        try {
-          await bc.enroll(identity);
-          out.result(
-            {
-              party: identity.party,
-              device: identity.device,
-              name: identity.deviceName,
-              role: identity.certificate.body.role,
-            },
-            (v: { device: string; name: string; role: string }) =>
-              `device ${v.device} "${v.name}" (${v.role}) enrolled`,
-          );
-        } finally {
-          bc.close();
-        }
+        const identity = openInvite(readInvite(opts.invite), opts.code);
+        await initDevice(o, (bc) => bc.enroll(identity));
+        out.result(
+          {
+            party: identity.party,
+            device: identity.device,
+            name: identity.deviceName,
+            role: identity.certificate.body.role,
+          },
+          (v: { device: string; name: string; role: string }) =>
+            `device ${v.device} "${v.name}" (${v.role}) enrolled`,
+        );
       }),
     );
 
-  const device = program.command('device').description('the devices of your party');
+  const device = program
+    .command('device')
+    .description('the devices of your party')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel device add --name staff-1 --role staff --out staff1.invite.json',
+        'backchannel device list',
+      ),
+    );
   device
     .command('add')
     .description('admin: certify a new device and write its invite file (give the code separately)')
@@ -123,6 +140,7 @@ export function identityCommands(program: Command, run: Runner): void {
   device
     .command('list')
     .description('list your party devices, with roles and revocations')
+    .addHelpText('after', examples('backchannel device list', 'backchannel --json device list'))
     .action(
       run(async (o, out) => {
         const bc = await openDevice(o);
@@ -156,13 +174,17 @@ export function identityCommands(program: Command, run: Runner): void {
     );
   device
     .command('revoke <device>')
-    .description('admin: revoke a device and remove it from every channel')
+    .description('admin: revoke a device (its id, or its name) and remove it from every channel')
     .requiredOption('--reason <text>', 'why (kept on record)')
-    .addHelpText('after', '\nExample:\n  backchannel device revoke d_AbC… --reason "left the delegation"')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  backchannel device revoke staff-1 --reason "left the delegation"\n  backchannel device revoke d_AbC… --reason "laptop lost"',
+    )
     .action(
-      run(async (o, out, deviceId: string, opts: { reason: string }) => {
+      run(async (o, out, which: string, opts: { reason: string }) => {
         const bc = await openDevice(o);
         try {
+          const deviceId = await resolveDevice(bc, which);
           await bc.revokeDevice(deviceId, opts.reason);
           out.result({ revoked: deviceId }, () => `device ${deviceId} revoked and removed from its channels`);
         } finally {
@@ -171,10 +193,17 @@ export function identityCommands(program: Command, run: Runner): void {
       }),
     );
 
-  const card = program.command('card').description('contact cards: what an outreach is sent to');
+  const card = program
+    .command('card')
+    .description('contact cards: what an outreach is sent to')
+    .addHelpText(
+      'after',
+      examples('backchannel card fingerprint p_Xy…   (compare it with the one the other party reads to you)'),
+    );
   card
     .command('publish')
     .description('admin: sign and publish your party contact card on the relay')
+    .addHelpText('after', examples('backchannel card publish'))
     .action(
       run(async (o, out) => {
         const bc = await openDevice(o);
@@ -192,6 +221,7 @@ export function identityCommands(program: Command, run: Runner): void {
   card
     .command('show [party]')
     .description('show a party contact card (yours by default)')
+    .addHelpText('after', examples('backchannel card show p_Xy…'))
     .action(
       run(async (o, out, party?: string) => {
         const bc = await openDevice(o);
@@ -220,6 +250,13 @@ export function identityCommands(program: Command, run: Runner): void {
   card
     .command('fingerprint [party]')
     .description('the safety number to compare out of band (yours by default)')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel card fingerprint            (yours, to read to the other party)',
+        'backchannel card fingerprint p_Xy…      (theirs, as this relay serves it)',
+      ),
+    )
     .action(
       run(async (o, out, party?: string) => {
         const bc = await openDevice(o);
@@ -234,6 +271,43 @@ export function identityCommands(program: Command, run: Runner): void {
         }
       }),
     );
+}
+
+/** A device of this party, named by its id or by its (unique) name. */
+async function resolveDevice(bc: Backchannel, which: string): Promise<string> {
+  const { certificates } = await bc.relay.listDevices(bc.identity.party);
+  const devices = certificates
+    .map((c) => decodeDeviceCertificate(c))
+    .flatMap((c) => (c.ok ? [c.value.body] : []));
+  const byId = devices.find((d) => d.device === which);
+  if (byId !== undefined) return byId.device;
+  const named = devices.filter((d) => d.name === which);
+  if (named.length === 1) return (named[0] as (typeof named)[number]).device;
+  const list = devices.map((d) => `${d.device} (${d.name})`).join(', ');
+  throw new ClientError(
+    'INVALID_ARGUMENT',
+    named.length > 1
+      ? `several devices are named "${which}": give the id of the one to revoke (${list})`
+      : `your party has no device "${which}": give an id or a name from \`backchannel device list\` (${list})`,
+  );
+}
+
+function readInvite(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const why = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : String((e as Error).message);
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `cannot read the invite file ${path}: ${why} (the file your admin wrote with \`backchannel device add --out\`)`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ClientError('INVITE_INVALID', `${path} is not a Backchannel invite file`);
+  }
 }
 
 function kdfForInvites() {

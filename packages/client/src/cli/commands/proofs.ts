@@ -20,7 +20,7 @@ import {
   revealReadout,
 } from '../../sdk/proofs.ts';
 import type { GlobalOptions } from '../device.node.ts';
-import { EXIT, type Out, parseDuration } from '../output.ts';
+import { EXIT, type Out, parseDuration, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
 import { witnessCommand } from './witness.ts';
@@ -93,6 +93,13 @@ export function proofsCommands(program: Command, run: Runner): void {
   program
     .command('attest')
     .description('create a signed, verifiable claim about a channel from your verified transcript')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel attest outreach c_… --out outreach.json --keys-out keys.json',
+        'backchannel attest liveness c_… --within 24h --out open.json',
+      ),
+    )
     .addArgument(
       program
         .createArgument('<kind>', 'what to claim')
@@ -133,7 +140,9 @@ export function proofsCommands(program: Command, run: Runner): void {
               throw new ClientError('INVALID_ARGUMENT', '--at-size must be a whole number');
             const doc = await attest(bc, ch.id, req, atSize === undefined ? {} : { atSize });
             const text = encodeAttestation(doc);
-            if (opts.out === undefined) process.stdout.write(text);
+            // Printed under --json: one line, like every other answer.
+            if (opts.out === undefined)
+              process.stdout.write(o.json === true ? `${JSON.stringify(doc)}\n` : text);
             else writeFileSync(opts.out, text);
             if (opts.keysOut !== undefined) {
               const k = publicKeysOf(bc, ch.view.state.parties);
@@ -155,6 +164,7 @@ export function proofsCommands(program: Command, run: Runner): void {
   program
     .command('keys')
     .description("write the public keys a verifier needs for a channel (parties' root keys, relay key)")
+    .addHelpText('after', examples('backchannel keys c_… --out keys.json'))
     .argument('<channel>', 'channel id')
     .option('--witness <vkey>', 'a witness cosignature key to require (repeatable)', collect)
     .option('--out <file>', 'write here (default: print)')
@@ -165,7 +175,8 @@ export function proofsCommands(program: Command, run: Runner): void {
           const file = keysFile(k.parties, [k.relayKey], opts.witness ?? []);
           checkVkeys(file.witnesses, 'witness');
           const text = `${JSON.stringify(file, null, 2)}\n`;
-          if (opts.out === undefined) process.stdout.write(text);
+          if (opts.out === undefined)
+            process.stdout.write(o.json === true ? `${JSON.stringify(file)}\n` : text);
           else {
             writeFileSync(opts.out, text);
             out.result({ file: opts.out }, () => `public keys written to ${opts.out}`);
@@ -179,6 +190,7 @@ export function proofsCommands(program: Command, run: Runner): void {
     .description(
       'verify an attestation (or fork evidence) offline, with only the file and public keys; exit 0 valid, 4 invalid',
     )
+    .addHelpText('after', examples('backchannel verify outreach.json --keys keys.json'))
     .argument('<file>', 'attestation or evidence file')
     .option('--keys <file>', 'public-keys file (from `backchannel keys`)')
     .option('--party-key <base64url>', "a party's root public key (repeatable)", collect)
@@ -247,6 +259,7 @@ export function proofsCommands(program: Command, run: Runner): void {
     .description(
       "check the relay's receipt for one of your envelopes against the log: delivered, not yet logged, delayed past the channel's bound, or dropped (exit 4 with the evidence)",
     )
+    .addHelpText('after', examples('backchannel receipt-check c_… e_… --evidence-out evidence.json'))
     .argument('<channel>', 'channel id')
     .argument('<event>', 'the event id you sent')
     .option(
@@ -284,6 +297,7 @@ export function proofsCommands(program: Command, run: Runner): void {
   program
     .command('readout-commit')
     .description('commit to your public read-out of a round (its salted hash) before anyone publishes')
+    .addHelpText('after', examples('backchannel readout-commit c_… "Geneva 3" --text "Constructive talks."'))
     .argument('<channel>', 'channel id')
     .argument('<round>', 'the round (e.g. "Muscat, 3 May")')
     .requiredOption('--text <text>', 'your read-out, as it will be published')
@@ -301,6 +315,7 @@ export function proofsCommands(program: Command, run: Runner): void {
   program
     .command('readout-reveal')
     .description('publish your committed read-out, once every party has committed')
+    .addHelpText('after', examples('backchannel readout-reveal c_… "Geneva 3"'))
     .argument('<channel>', 'channel id')
     .argument('<round>', 'the round')
     .action(

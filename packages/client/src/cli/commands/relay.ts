@@ -1,9 +1,11 @@
 /** `backchannel relay` (runs the relay process) and `backchannel demo`. */
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
+import { ClientError } from '../../sdk/errors.ts';
 import { runDemo } from '../demo.node.ts';
 import { relayEntry, tsxImport } from '../relay-process.node.ts';
 import type { Runner } from './identity.ts';
+import { examples } from '../output.ts';
 
 /** Path of the relay's entry point (run as its own process: the client never imports the server). */
 export function relayCommands(program: Command, run: Runner): void {
@@ -28,6 +30,12 @@ export function relayCommands(program: Command, run: Runner): void {
           _out,
           opts: { port: string; host: string; data: string; store?: string; fanout?: string },
         ) => {
+          const port = Number(opts.port);
+          if (!/^\d+$/.test(opts.port) || port > 65535)
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              `--port is a port number, 0 to 65535 (not ${opts.port})`,
+            );
           const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry()], {
             stdio: 'inherit',
             env: {
@@ -55,6 +63,7 @@ export function relayCommands(program: Command, run: Runner): void {
     .description(
       'play the reference scenario (steps 1–9) against a local relay it starts, narrating each step',
     )
+    .addHelpText('after', examples('backchannel demo', 'backchannel demo --out ./demo-files'))
     .option(
       '--out <dir>',
       'also write each party exported transcript and the joint statement export bundle there',

@@ -7,16 +7,20 @@ import {
   type TrackId,
   trackIdFrom,
 } from '@backchannel/protocol';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import type { Backchannel } from '../../sdk/client.ts';
 import type { Channel, DraftEvent } from '../../sdk/channel.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import { type GlobalOptions, openDevice } from '../device.node.ts';
-import { type Out, parseDuration } from '../output.ts';
+import { type Out, parseDuration, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
 
-/** Opens the device, syncs the channel, runs `fn`, delivers the outbox. */
+/**
+ * Opens the device, syncs the channel, runs `fn`, delivers the outbox. Offline, it works from
+ * what this device verified: a command that sent something exits 3 (its sends wait in the
+ * outbox); one that only reads still prints its answer, with a note on stderr.
+ */
 export async function withChannel<T>(
   o: GlobalOptions,
   channelId: string,
@@ -33,20 +37,39 @@ export async function withChannel<T>(
       if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
       offline = e;
     }
-    const ch = await bc.channel(channelId);
+    const ch = await channelOf(bc, channelId);
     if (offline === undefined) await ch.sync();
+    const before = await bc.outbox.pending();
     const r = await fn(ch, bc);
+    const sent = (await bc.outbox.pending()) > before;
     const f = await bc.outbox.flush();
-    if (f.pending > 0) {
+    if (f.pending > 0 && sent) {
       throw new ClientError(
         'RELAY_UNREACHABLE',
         `the relay is unreachable: ${f.pending} message(s) kept in the outbox, sent by the next command or \`backchannel sync\``,
         { retryable: true },
       );
     }
+    if ((offline !== undefined || f.pending > 0) && o.json !== true)
+      process.stderr.write(
+        `note: the relay is unreachable: this is what this device verified until now${f.pending > 0 ? `; ${f.pending} message(s) wait in the outbox` : ''}\n`,
+      );
     return r;
   } finally {
     bc.close();
+  }
+}
+
+/** A channel of this device, or CHANNEL_UNKNOWN saying where the channels are and why one may be missing. */
+export async function channelOf(bc: Backchannel, channelId: string): Promise<Channel> {
+  try {
+    return await bc.channel(channelId);
+  } catch (e) {
+    if (!(e instanceof ClientError && e.code === 'CHANNEL_UNKNOWN')) throw e;
+    throw new ClientError(
+      'CHANNEL_UNKNOWN',
+      `this device has no channel ${channelId}: check the id (\`backchannel status\` lists this device's channels); a device takes part only in the channels opened after it enrolled`,
+    );
   }
 }
 
@@ -127,6 +150,7 @@ export function talkCommands(program: Command, run: Runner): void {
   program
     .command('inbox')
     .description('join channels you were invited to and list outreach waiting for a decision')
+    .addHelpText('after', examples('backchannel inbox'))
     .action(
       run(async (o, out) => {
         const bc = await openDevice(o);
@@ -137,24 +161,35 @@ export function talkCommands(program: Command, run: Runner): void {
             lifecycle: string;
             initiator: string | null;
             parties: readonly string[];
+            /** The note of the latest outreach (what the other party wrote), or null. */
+            note: string | null;
           }> = [];
           for (const id of await bc.channelIds()) {
             const ch = await bc.channel(id);
             const s = ch.view.state;
+            const outreach = ch.view.timeline.findLast(
+              (r) => 'event' in r && r.status === 'ok' && r.event.kind === 'outreach',
+            );
             rows.push({
               channel: id,
               lifecycle: s.lifecycle,
               initiator: s.initiator ?? null,
               parties: s.parties,
+              note:
+                outreach !== undefined && 'event' in outreach && outreach.event.kind === 'outreach'
+                  ? outreach.event.note
+                  : null,
             });
           }
+          const me = bc.identity.party;
           out.result(rows, (v: typeof rows) =>
             v.length === 0
               ? 'no channels yet'
               : v
-                  .map(
-                    (r) =>
-                      `${r.channel}  ${r.lifecycle}${r.lifecycle === 'proposed' ? '  ← outreach waiting: `backchannel accept` or `decline`' : ''}`,
+                  .map((r) =>
+                    r.lifecycle === 'proposed' && r.initiator !== me
+                      ? `${r.channel}  proposed  ← outreach from ${r.initiator}: “${r.note ?? ''}”\n    \`backchannel accept ${r.channel}\` or \`backchannel decline ${r.channel}\``
+                      : `${r.channel}  ${r.lifecycle}${r.lifecycle === 'proposed' ? '  (waiting for the other party to accept)' : ''}`,
                   )
                   .join('\n'),
           );
@@ -167,10 +202,12 @@ export function talkCommands(program: Command, run: Runner): void {
   program
     .command('accept <channel>')
     .description('accept an outreach: the channel opens')
+    .addHelpText('after', examples('backchannel accept c_…'))
     .action(sendCmd(run, () => ({ kind: 'channel.accept' }) as DraftEvent, 'acceptance'));
   program
     .command('decline <channel>')
     .description('decline an outreach')
+    .addHelpText('after', examples('backchannel decline c_… --reason "Not before the elections."'))
     .option('--reason <text>', 'why (kept on record)')
     .action(
       sendCmd(
@@ -219,6 +256,10 @@ export function talkCommands(program: Command, run: Runner): void {
   program
     .command('propose <channel> <text>')
     .description('make a proposal')
+    .addHelpText(
+      'after',
+      examples('backchannel propose c_… "Talks resume in Muscat on 3 May." --title "Venue" --track nuclear'),
+    )
     .requiredOption('--title <title>', 'short title')
     .option('--track <track>', 'track name or id')
     .action(
@@ -233,7 +274,15 @@ export function talkCommands(program: Command, run: Runner): void {
   program
     .command('respond <channel> <event> <text>')
     .description('respond to a proposal, points or notice')
-    .option('--stance <stance>', 'accept | reject | counter | note', 'note')
+    .addHelpText(
+      'after',
+      examples('backchannel respond c_… e_… "Agreed, with a week\'s delay." --stance counter'),
+    )
+    .addOption(
+      new Option('--stance <stance>', 'how you respond')
+        .choices(['accept', 'reject', 'counter', 'note'])
+        .default('note'),
+    )
     .option('--track <track>', 'track name or id')
     .action(
       sendCmd(
@@ -260,6 +309,7 @@ export function talkCommands(program: Command, run: Runner): void {
   program
     .command('readout <channel> <text>')
     .description('record a public read-out of a round of talks')
+    .addHelpText('after', examples('backchannel readout c_… "Constructive talks." --round "Geneva 3"'))
     .requiredOption('--round <name>', 'which round, e.g. "Geneva 3"')
     .action(
       sendCmd(
@@ -273,6 +323,10 @@ export function talkCommands(program: Command, run: Runner): void {
   program
     .command('notice <channel> <text>')
     .description('send a formal notice that must be acknowledged before a deadline')
+    .addHelpText(
+      'after',
+      examples('backchannel notice c_… "Exercises start on Monday." --title "Exercises" --ack-within 2h'),
+    )
     .requiredOption('--title <title>', 'short title')
     .option('--ack-within <duration>', 'deadline, e.g. 2h', '24h')
     .action(
@@ -292,9 +346,26 @@ export function talkCommands(program: Command, run: Runner): void {
   program
     .command('read <channel> [events...]')
     .description('send read receipts (all unread events from other parties by default)')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel read c_…          (everything unread)',
+        'backchannel read c_… e_…      (one event)',
+      ),
+    )
     .action(
       run(async (o, out, channel: string, events: string[]) => {
         const sent = await withChannel(o, channel, async (ch, bc) => {
+          const me = bc.identity.party;
+          for (const e of events) {
+            // A receipt for an unknown event, or for one's own, is ignored by every reader: refuse it.
+            const r = ch.view.state.receipts.get(parseEventId(e));
+            if (r === undefined || r.from === me)
+              throw new ClientError(
+                'INVALID_ARGUMENT',
+                `${r === undefined ? `channel ${ch.id} has no event ${e} to acknowledge` : `${e} is your own party's event`} (see \`backchannel log ${ch.id}\`)`,
+              );
+          }
           const ids: EventId[] =
             events.length > 0
               ? events.map((e) => parseEventId(e))
@@ -321,10 +392,12 @@ export function talkCommands(program: Command, run: Runner): void {
 
   const track = program
     .command('track')
-    .description('topics inside a channel: open, suspend, revive, conclude, list');
+    .description('topics inside a channel: open, suspend, revive, conclude, list')
+    .addHelpText('after', examples('backchannel track open c_… nuclear', 'backchannel track list c_…'));
   track
     .command('open <channel> <name>')
     .description('open a new track')
+    .addHelpText('after', examples('backchannel track open c_… nuclear'))
     .action(
       run(async (o, out, channel: string, name: string) => {
         const trackId = trackIdFrom(new Uint8Array(randomBytes(16)));
@@ -337,7 +410,15 @@ export function talkCommands(program: Command, run: Runner): void {
     ['revive', 'track.revive', false],
     ['conclude', 'track.conclude', false],
   ] as const) {
-    const c = track.command(`${verb} <channel> <track>`).description(`${verb} a track (name or id)`);
+    const c = track
+      .command(`${verb} <channel> <track>`)
+      .description(`${verb} a track (name or id)`)
+      .addHelpText(
+        'after',
+        examples(
+          `backchannel track ${verb} c_… nuclear${needsReason ? ' --reason "After the strike of 14 March."' : ''}`,
+        ),
+      );
     if (needsReason) c.requiredOption('--reason <text>', 'why (kept on record)');
     else c.option('--reason <text>', 'why (kept on record)');
     c.action(
@@ -356,6 +437,7 @@ export function talkCommands(program: Command, run: Runner): void {
   track
     .command('list <channel>')
     .description('tracks with their status and history')
+    .addHelpText('after', examples('backchannel track list c_…'))
     .action(
       run(async (o, out, channel: string) => {
         const tracks = await withChannel(o, channel, async (ch) => ch.view.state.tracks);
@@ -372,13 +454,30 @@ export function talkCommands(program: Command, run: Runner): void {
       }),
     );
 
-  const channelCmd = program.command('channel').description('channel lifecycle: suspend, reopen, close');
+  const channelCmd = program
+    .command('channel')
+    .description('channel lifecycle: suspend, reopen, close')
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel channel suspend c_… --reason "After the strike of 14 March."',
+        'backchannel channel reopen c_…',
+      ),
+    );
   for (const [verb, kind, needsReason] of [
     ['suspend', 'channel.suspend', true],
     ['reopen', 'channel.reopen', false],
     ['close', 'channel.close', false],
   ] as const) {
-    const c = channelCmd.command(`${verb} <channel>`).description(`${verb} the channel`);
+    const c = channelCmd
+      .command(`${verb} <channel>`)
+      .description(`${verb} the channel`)
+      .addHelpText(
+        'after',
+        examples(
+          `backchannel channel ${verb} c_…${needsReason ? ' --reason "No contact while the strike is investigated."' : ''}`,
+        ),
+      );
     if (needsReason) c.requiredOption('--reason <text>', 'why (kept on record)');
     else c.option('--reason <text>', 'why (kept on record)');
     c.action(

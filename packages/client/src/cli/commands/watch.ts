@@ -14,9 +14,9 @@ import type { EventRecord } from '../../sdk/channel-record.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { Live } from '../../sdk/live.ts';
 import { openDevice } from '../device.node.ts';
-import { parseDuration } from '../output.ts';
+import { parseDuration, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
-import { withChannel } from './talk.ts';
+import { channelOf, withChannel } from './talk.ts';
 
 export interface StatusReport {
   readonly channel: string;
@@ -114,15 +114,27 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('status [channel]')
     .description('is the line open? lifecycle, liveness per party, tracks, receipts')
+    .addHelpText('after', examples('backchannel status c_…', 'backchannel status          (every channel)'))
     .action(
       run(async (o, out, channel?: string) => {
         const bc = await openDevice(o);
         try {
-          await bc.syncAll();
+          // Offline, like every command that only reads: what this device verified, with a note.
+          let offline = false;
+          try {
+            await bc.syncAll();
+          } catch (e) {
+            if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
+            offline = true;
+          }
+          if (offline && o.json !== true)
+            process.stderr.write(
+              'note: the relay is unreachable: this is what this device verified until now (liveness included)\n',
+            );
           const now = Date.now();
           const ids = channel === undefined ? await bc.channelIds() : [channel];
           const reports: StatusReport[] = [];
-          for (const id of ids) reports.push(statusOf(await bc.channel(id), now));
+          for (const id of ids) reports.push(statusOf(await channelOf(bc, id), now));
           out.result(channel === undefined ? reports : reports[0], () =>
             reports.length === 0 ? 'no channels yet' : reports.map((r) => renderStatus(r, now)).join('\n\n'),
           );
@@ -135,12 +147,17 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('log <channel>')
     .description('the channel timeline as this device verified it')
+    .addHelpText('after', examples('backchannel log c_… --limit 20'))
     .option('--limit <n>', 'last n events', '50')
     .action(
       run(async (o, out, channel: string, opts: { limit: string }) => {
-        const records = await withChannel(o, channel, async (ch) =>
-          ch.view.timeline.slice(-Number(opts.limit)),
-        );
+        const limit = Number(opts.limit);
+        if (!Number.isSafeInteger(limit) || limit < 1)
+          throw new ClientError(
+            'INVALID_ARGUMENT',
+            `--limit is a number of events, at least 1 (not ${opts.limit})`,
+          );
+        const records = await withChannel(o, channel, async (ch) => ch.view.timeline.slice(-limit));
         out.result(records, (v: EventRecord[]) => v.map(describe).join('\n') || 'nothing yet');
       }),
     );
@@ -148,6 +165,7 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('sync')
     .description('deliver the outbox, join welcomed channels, fetch and verify everything new')
+    .addHelpText('after', examples('backchannel sync'))
     .action(
       run(async (o, out) => {
         const bc = await openDevice(o);
@@ -174,11 +192,18 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('heartbeat <channel>')
     .description('send a heartbeat (with --daemon, keep sending every interval: the duty device)')
+    .addHelpText(
+      'after',
+      examples('backchannel heartbeat c_…', 'backchannel heartbeat c_… --interval 60s --daemon &'),
+    )
     .option('--interval <duration>', 'heartbeat interval', '60s')
     .option('--daemon', 'keep running, one heartbeat per interval')
     .action(
       run(async (o, out, channel: string, opts: { interval: string; daemon?: boolean }) => {
         const intervalMs = parseDuration(opts.interval);
+        // The interval is on record: liveness is judged by it (and a daemon at 0 would flood the relay).
+        if (intervalMs < 1000)
+          throw new ClientError('INVALID_ARGUMENT', `--interval must be at least 1s (not ${opts.interval})`);
         const beat = () =>
           withChannel(o, channel, (ch) => ch.send({ kind: 'heartbeat', intervalMs } as DraftEvent));
         out.result({ channel, heartbeat: await beat() }, () => `heartbeat sent on ${channel}`);
@@ -201,6 +226,7 @@ export function watchCommands(program: Command, run: Runner): void {
     .description(
       'follow channels live: new events pushed by the relay on a WebSocket (polled when there is none), liveness alerts',
     )
+    .addHelpText('after', examples('backchannel watch', 'backchannel --json watch c_… --for 10m'))
     .option(
       '--every <duration>',
       'how often liveness is checked and the outbox flushed; the poll interval while no WebSocket is available',
@@ -260,7 +286,7 @@ export function watchCommands(program: Command, run: Runner): void {
             if (!(e instanceof ClientError && e.retryable)) throw e;
           }
           for (const id of only ?? (await bc.channelIds())) {
-            const ch = await bc.channel(id);
+            const ch = await channelOf(bc, id);
             if (ch.record.removed) continue;
             try {
               print(id, await ch.sync());
@@ -314,12 +340,13 @@ export function watchCommands(program: Command, run: Runner): void {
   program
     .command('export <channel>')
     .description('the transcript as JSON: every entry, the verified checkpoint, and what this device read')
+    .addHelpText('after', examples('backchannel export c_… --out transcript.json'))
     .requiredOption('--out <file>', 'where to write it')
     .action(
       run(async (o, out, channel: string, opts: { out: string }) => {
         const bc = await openDevice(o);
         try {
-          const ch = await bc.channel(channel);
+          const ch = await channelOf(bc, channel);
           await ch.sync();
           const entries = [];
           for (let from = 0; ; ) {

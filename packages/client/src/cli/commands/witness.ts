@@ -13,7 +13,7 @@ import {
   witnessVerifierKey,
 } from '../../sdk/witness.ts';
 import { type GlobalOptions, homeDir, openDevice } from '../device.node.ts';
-import { EXIT, type Out, parseDuration } from '../output.ts';
+import { EXIT, type Out, parseDuration, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
@@ -23,6 +23,13 @@ export function witnessCommand(program: Command, run: Runner): void {
     .command('witness')
     .description(
       "co-sign the relay's checkpoints after checking they extend the last co-signed ones; alarm on a fork",
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel witness --state witness.json --name a-witness --print-key',
+        'backchannel witness --state witness.json --interval 30s',
+      ),
     )
     .option('--state <file>', 'witness state (key and last co-signed checkpoints)', undefined)
     .option('--name <name>', 'witness key name (first run)', undefined)

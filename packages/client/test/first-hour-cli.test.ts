@@ -1,0 +1,345 @@
+/**
+ * A newcomer's first hour with the `backchannel` binary: the mistakes people make (a command before
+ * `init`, a relay that is not running, a typo in a path or an id, a revoked device) each end in a
+ * typed error with a stable code, an actionable one-line message and the documented exit code —
+ * one JSON line under --json, usage errors included — and never in a broken device.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Command } from 'commander';
+import { describeError } from '../src/cli/output.ts';
+import { buildProgram } from '../src/cli/program.ts';
+import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+import { cliRunner } from './cli-runner.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'bc-first-hour-'));
+const { cli, ok } = cliRunner(root);
+const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+const UNREACHABLE = 'http://127.0.0.1:9';
+
+/** Without --json: what a person at the terminal sees. */
+async function human(
+  home: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [BIN, ...args], {
+      env: {
+        ...process.env,
+        BACKCHANNEL_HOME: join(root, home),
+        BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
+        BACKCHANNEL_KDF_N: '1024',
+        ...env,
+      },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+/** Every stdout line is a JSON document. */
+function jsonLines(stdout: string): unknown[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as unknown);
+}
+
+let relay: RelayProcess;
+beforeAll(async () => {
+  relay = await startRelayProcess(join(root, 'relay'));
+  await ok('a', ['init', 'party', '--name', 'Foreign Ministry', '--device', 'desk'], relay.url);
+}, 60_000);
+afterAll(async () => {
+  await relay?.stop();
+});
+
+describe('usage errors', () => {
+  it('are one JSON line with a stable code under --json, and exit 1', async () => {
+    for (const args of [
+      ['frobnicate'],
+      ['send'],
+      ['points', 'c_AAAAAAAAAAAAAAAAAAAAAA', 'one', 'two'],
+      ['device', 'add', '--name', 'x', '--role', 'king', '--out', 'x.json'],
+      ['send', 'c_AAAAAAAAAAAAAAAAAAAAAA', 'hi', '--bogus'],
+    ]) {
+      const r = await cli('nobody', args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(jsonLines(r.stdout), args.join(' ')).toEqual([
+        { error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('--help') } },
+      ]);
+      expect(r.stderr).toBe('');
+    }
+  });
+
+  it('a relay given without http:// is refused as such, not reported unreachable', async () => {
+    const r = await cli('no-scheme', ['init', 'party', '--name', 'X', '--device', 'y'], '127.0.0.1:8787');
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(r.json.error?.message).toContain('http://');
+    expect(existsSync(join(root, 'no-scheme'))).toBe(false);
+  });
+
+  it('a relay port that is not a number is bad input (exit 1), before any relay starts', async () => {
+    const r = await cli('nobody', ['relay', '--port', 'abc', '--data', join(root, 'never')]);
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(existsSync(join(root, 'never'))).toBe(false);
+  });
+
+  it('a malformed id is bad input (exit 1), not a refusal', async () => {
+    const r = await cli('a', ['status', 'c_nope']);
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'ID_INVALID' } } });
+  });
+});
+
+describe('before init', () => {
+  it('a command on a home with no device says how to set one up, and leaves nothing behind', async () => {
+    const r = await human('early', ['status'], { BACKCHANNEL_PASSPHRASE: 'a first guess' });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/^error NOT_INITIALIZED: no device in .*early: run `backchannel init party`/);
+    expect(existsSync(join(root, 'early'))).toBe(false);
+    // …so `init` with the passphrase actually chosen works (it used to find a store sealed with
+    // the first guess, and fail with PASSPHRASE_WRONG).
+    const init = await human(
+      'early',
+      ['--relay', relay.url, 'init', 'party', '--name', 'Early', '--device', 'desk'],
+      { BACKCHANNEL_PASSPHRASE: 'the real passphrase' },
+    );
+    expect(init.stderr).toBe('');
+    expect(init.code).toBe(0);
+  });
+
+  it('a wrong passphrase names the device directory and where the passphrase comes from', async () => {
+    await ok('locked', ['init', 'party', '--name', 'Locked', '--device', 'desk'], relay.url);
+    const r = await human('locked', ['status'], { BACKCHANNEL_PASSPHRASE: 'not it' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^error PASSPHRASE_WRONG: .*locked .*BACKCHANNEL_PASSPHRASE or --passphrase-file/,
+    );
+  });
+});
+
+describe('init is all or nothing', () => {
+  it('with the relay not running, init fails (exit 3) and can simply be run again', async () => {
+    const args = ['init', 'party', '--name', 'Ministry', '--device', 'desk'];
+    const down = await cli('retry', args, UNREACHABLE);
+    expect(down).toMatchObject({ code: 3, json: { error: { code: 'RELAY_UNREACHABLE' } } });
+    expect(down.json.error?.message).toContain('is the relay running');
+    const again = await cli('retry', args, relay.url);
+    expect(again.code, again.stdout).toBe(0);
+    expect(String(again.json.party)).toMatch(/^p_/);
+    // A second init on the same home is refused, and says which device is there.
+    const twice = await cli('retry', args, relay.url);
+    expect(twice).toMatchObject({ code: 2, json: { error: { code: 'ALREADY_INITIALIZED' } } });
+    expect(twice.json.error?.message).toContain(String(again.json.device));
+  });
+
+  it('an enrollment that could not reach the relay can be retried with the same invite', async () => {
+    await ok('inv-admin', ['init', 'party', '--name', 'Ministry', '--device', 'desk'], relay.url);
+    const file = join(root, 'staff.invite.json');
+    const invite = await ok('inv-admin', ['device', 'add', '--name', 'staff', '--out', file]);
+    const enroll = ['init', 'device', '--invite', file, '--code', String(invite.code)];
+    expect(await cli('inv-staff', enroll, UNREACHABLE)).toMatchObject({
+      code: 3,
+      json: { error: { code: 'RELAY_UNREACHABLE' } },
+    });
+    expect(await cli('inv-staff', enroll)).toMatchObject({ code: 0, json: { device: invite.device } });
+  });
+});
+
+describe('files named on the command line', () => {
+  it('a typo in the invite path is bad input (exit 1) that names the file', async () => {
+    const r = await cli('typo', [
+      'init',
+      'device',
+      '--invite',
+      join(root, 'staf1.invite.jsn'),
+      '--code',
+      'X',
+    ]);
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(r.json.error?.message).toContain('staf1.invite.jsn');
+    const notJson = join(root, 'not-an-invite.txt');
+    writeFileSync(notJson, 'hello');
+    expect(await cli('typo', ['init', 'device', '--invite', notJson, '--code', 'X'])).toMatchObject({
+      code: 2,
+      json: { error: { code: 'INVITE_INVALID' } },
+    });
+  });
+
+  it('a missing passphrase file or attestation is bad input (exit 1), with its path', async () => {
+    const pf = await human('nobody', ['--passphrase-file', join(root, 'nope.txt'), 'status']);
+    expect(pf.code).toBe(1);
+    expect(pf.stderr).toMatch(
+      /^error INVALID_ARGUMENT: cannot open .*nope\.txt: no such file or directory\n$/,
+    );
+    const keys = join(root, 'keys.json');
+    writeFileSync(
+      keys,
+      JSON.stringify({ type: 'backchannel/public-keys', v: 1, parties: {}, relayKeys: [] }),
+    );
+    const v = await cli('nobody', ['verify', join(root, 'outrech.json'), '--keys', keys]);
+    expect(v).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(v.json.error?.message).toContain('outrech.json');
+  });
+});
+
+describe('error reports', () => {
+  it('an unexpected error is one line with a code, never a stack trace or a schema dump', () => {
+    const zod = Object.assign(new Error('[\n  {\n    "code": "invalid_format"\n  }\n]'), {
+      name: 'ZodError',
+      issues: [{ path: ['device'], message: 'Invalid string' }],
+    });
+    expect(describeError(zod)).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: 'invalid device: Invalid string',
+      exit: 1,
+    });
+    const r = describeError(new TypeError('x is undefined\n    at f (file.ts:1:1)'));
+    expect(r.code).toBe('INTERNAL');
+    expect(r.message).not.toContain('\n');
+    expect(r.message).not.toContain('file.ts');
+  });
+});
+
+describe('--help', () => {
+  it('every command, and every group of commands, ends with an example', () => {
+    const missing: string[] = [];
+    const visit = (c: Command, path: string) => {
+      let help = '';
+      c.configureOutput({ writeOut: (t) => (help += t), writeErr: (t) => (help += t) });
+      c.outputHelp();
+      if (path !== 'backchannel' && !/\nExamples?:\n {2}backchannel /.test(help)) missing.push(path);
+      for (const sub of c.commands) visit(sub, `${path} ${sub.name()}`);
+    };
+    visit(buildProgram(), 'backchannel');
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('on an open channel', () => {
+  let ch = '';
+  let bParty = '';
+  let staff = '';
+  beforeAll(async () => {
+    const b = await ok(
+      'b',
+      ['init', 'party', '--name', 'Envoy', '--device', 'phone', '--role', 'principal'],
+      relay.url,
+    );
+    bParty = String(b.party);
+    const file = join(root, 'a-staff.invite.json');
+    const invite = await ok('a', ['device', 'add', '--name', 'staff-1', '--out', file]);
+    staff = String(invite.device);
+    await ok('a-staff', ['init', 'device', '--invite', file, '--code', String(invite.code)]);
+    ch = String((await ok('a', ['outreach', bParty, '--note', 'Opening a line.'])).channel);
+    await ok('b', ['inbox']);
+    await ok('b', ['accept', ch]);
+  }, 120_000);
+
+  it('the inbox says who reached out and what they wrote', async () => {
+    const second = String(
+      (await ok('a', ['outreach', bParty, '--note', 'We propose to resume contact.'])).channel,
+    );
+    const r = await human('b', ['inbox']);
+    expect(r.stdout).toContain(`${second}  proposed  ← outreach from `);
+    expect(r.stdout).toContain('“We propose to resume contact.”');
+    expect(r.stdout).toContain(`backchannel accept ${second}`);
+    const rows = (await ok('b', ['inbox'])) as unknown as Array<Record<string, unknown>>;
+    expect(Object.values(rows)).toContainEqual(
+      expect.objectContaining({ channel: second, note: 'We propose to resume contact.' }),
+    );
+  });
+
+  it('offline, a command that only reads still answers; one that sends exits 3', async () => {
+    await ok('b', ['points', ch, 'Halt enrichment', 'Inspectors return', '--title', 'Conditions']);
+    await ok('b', ['sync']); // its own points, as logged
+    const send = await cli('b', ['send', ch, 'Sent while offline.'], UNREACHABLE);
+    expect(send).toMatchObject({ code: 3, json: { error: { code: 'RELAY_UNREACHABLE' } } });
+    // With a message waiting in the outbox, `log` used to exit 3 and print nothing.
+    const log = await cli('b', ['log', ch], UNREACHABLE);
+    expect(log.code).toBe(0);
+    const kinds = Object.values(log.json as Record<string, { event?: { kind: string } }>).map(
+      (r) => r.event?.kind,
+    );
+    expect(kinds).toContain('points');
+    const said = await human('b', ['--relay', UNREACHABLE, 'track', 'list', ch]);
+    expect(said).toMatchObject({ code: 0, stdout: 'no tracks\n' });
+    expect(said.stderr).toMatch(/^note: the relay is unreachable: .*1 message\(s\) wait in the outbox\n$/);
+    const status = await human('b', ['--relay', UNREACHABLE, 'status', ch]);
+    expect(status).toMatchObject({ code: 0, stdout: expect.stringContaining(`channel ${ch}: OPEN`) });
+    expect(status.stderr).toMatch(/^note: the relay is unreachable/);
+    expect(await ok('b', ['sync'])).toMatchObject({ outboxPending: 0 });
+  });
+
+  it('an unknown channel says where the channels are, and why a device may not have one', async () => {
+    for (const args of [
+      ['log'],
+      ['status'],
+      ['export', '--out', join(root, 'x.json')],
+      ['watch', '--for', '1s'],
+    ]) {
+      const r = await cli('a', [args[0] as string, 'c_AAAAAAAAAAAAAAAAAAAAAA', ...args.slice(1)]);
+      expect(r, args[0]).toMatchObject({ code: 2, json: { error: { code: 'CHANNEL_UNKNOWN' } } });
+      expect(r.json.error?.message).toContain('backchannel status');
+      expect(r.json.error?.message).toContain('enrolled');
+    }
+  });
+
+  it('read receipts only for events that exist and are the other party’s', async () => {
+    const bogus = await cli('a', ['read', ch, 'e_AAAAAAAAAAAAAAAAAAAAAA']);
+    expect(bogus).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(bogus.json.error?.message).toContain('has no event e_AAAAAAAAAAAAAAAAAAAAAA');
+    const stance = await cli('a', ['respond', ch, 'e_AAAAAAAAAAAAAAAAAAAAAA', 'ok', '--stance', 'yes']);
+    expect(stance).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(stance.json.error?.message).toContain('accept, reject, counter, note');
+  });
+
+  it('keys and attest print one JSON line under --json', async () => {
+    for (const args of [
+      ['keys', ch],
+      ['attest', 'outreach', ch],
+    ]) {
+      const r = await cli('a', args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(jsonLines(r.stdout)).toHaveLength(1);
+    }
+  });
+
+  it('device revoke takes a device name, refuses one the party does not have, and the revoked device is told why', async () => {
+    const unknown = await cli('a', ['device', 'revoke', 'd_AAAAAAAAAAAAAAAAAAAAAA', '--reason', 'typo']);
+    expect(unknown).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(unknown.json.error?.message).toContain('staff-1');
+    expect(await ok('a', ['device', 'revoke', 'staff-1', '--reason', 'left the delegation'])).toEqual({
+      revoked: staff,
+    });
+    const r = await cli('a-staff', ['log', ch]);
+    expect(r).toMatchObject({ code: 2, json: { error: { code: 'RELAY_REFUSED', cause: 'CERT_REVOKED' } } });
+    expect(r.json.error?.message).toContain('new invite');
+  });
+});
+
+describe('arguments checked before anything is sent', () => {
+  it('an outreach to one’s own party, a heartbeat interval of 0, a --limit that is not a number, an unknown role', async () => {
+    const self = await cli('a', ['card', 'show']);
+    const own = await cli('a', ['outreach', String(self.json.party), '--note', 'hello me']);
+    expect(own).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(own.json.error?.message).toContain('your own party');
+    const channel = 'c_AAAAAAAAAAAAAAAAAAAAAA';
+    for (const args of [
+      ['heartbeat', channel, '--interval', '0', '--daemon'],
+      ['log', channel, '--limit', 'ten'],
+      ['init', 'party', '--name', 'K', '--device', 'd', '--role', 'king'],
+    ]) {
+      const r = await cli('a', args);
+      expect(r, args.join(' ')).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    }
+  });
+});
