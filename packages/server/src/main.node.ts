@@ -71,7 +71,9 @@ async function main(): Promise<void> {
       web: config.webDist ?? null,
       ed25519: ed25519Backend,
     },
-    'relay listening',
+    config.webDist === undefined
+      ? `relay listening on ${relay.url}`
+      : `relay listening on ${relay.url}; open ${relay.url}/ in a browser for the web app`,
   );
   let stopping = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -93,11 +95,24 @@ async function main(): Promise<void> {
   }
 }
 
+/** What to tell the operator when the port is taken, instead of Node's bare `listen EADDRINUSE`. */
+function startFailure(e: unknown): string {
+  if (e instanceof ConfigError || e instanceof RelayError) return e.message;
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (err.code === 'EADDRINUSE') {
+    return (
+      `relay failed to start: ${err.address ?? 'the address'}:${err.port ?? '?'} is already in use ` +
+      '(is another relay running?); choose another port with PORT=… or --port'
+    );
+  }
+  if (err.code === 'EACCES') {
+    return `relay failed to start: no permission to listen on port ${err.port ?? '?'}; use a port above 1023`;
+  }
+  return `relay failed to start: ${err.message}`;
+}
+
 main().catch((e: unknown) => {
-  const message =
-    e instanceof ConfigError || e instanceof RelayError
-      ? e.message
-      : `relay failed to start: ${(e as Error).message}`;
+  const message = startFailure(e);
   process.stderr.write(`${message}\n`);
   process.exit(e instanceof ConfigError ? 2 : 1);
 });

@@ -1,5 +1,7 @@
 /** The relay as a real process over real HTTP and WebSocket: the API, the bad-input table, live delivery. */
-import { statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
 import { parseNote, parseVerifierKey, verifyNote } from '@backchannel/protocol/transcript';
@@ -15,6 +17,8 @@ import {
   type TestParty,
 } from './helpers.ts';
 import { type RelayProcess, startRelayProcess, WsClient } from './process.ts';
+
+const MAIN_ENTRY = new URL('../src/main.node.ts', import.meta.url).pathname;
 
 let relay: RelayProcess;
 let A: TestParty;
@@ -212,5 +216,28 @@ describe('relay process: WebSocket', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(ws.entries(ch)).toEqual([0, 1]);
     ws.close();
+  });
+});
+
+describe('relay process: start-up failures', () => {
+  it('says the port is taken, and how to choose another, instead of a bare EADDRINUSE', async () => {
+    const port = new URL(relay.url).port;
+    const dataDir = mkdtempSync(join(tmpdir(), 'bc-relay-second-'));
+    const second = spawn(process.execPath, ['--import', 'tsx', MAIN_ENTRY], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, PORT: port, HOST: '127.0.0.1', BACKCHANNEL_DATA: dataDir, LOG_LEVEL: 'error' },
+    });
+    let stderr = '';
+    second.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((r) => second.once('exit', r));
+    rmSync(dataDir, { recursive: true, force: true });
+    expect(code).toBe(1);
+    expect(stderr).toContain(`127.0.0.1:${port} is already in use`);
+    expect(stderr).toContain('--port');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    // The first relay is untouched.
+    expect((await fetch(`${relay.url}/readyz`)).ok).toBe(true);
   });
 });
