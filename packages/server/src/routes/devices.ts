@@ -30,7 +30,11 @@ import {
 } from '../http/schemas.ts';
 import type { WriteTx } from '../store/store.ts';
 
-/** Stores a verified certificate; refuses a revoked device or a certificate older than the one held. */
+/**
+ * Stores a verified certificate; refuses a device registered under another party (a root can
+ * certify any public key it has seen: the first party to register a device key keeps it), a
+ * revoked device, or a certificate older than the one held.
+ */
 export async function registerCertificate(
   tx: WriteTx,
   cert: DeviceCertificate,
@@ -38,6 +42,9 @@ export async function registerCertificate(
 ): Promise<DeviceId> {
   const b = cert.body;
   const prev = await tx.getDevice(b.device);
+  if (prev !== undefined && prev.party !== b.party) {
+    throw new RelayError('CERT_WRONG_PARTY', 'this device is registered under another party');
+  }
   if (prev?.revokedAt !== undefined)
     throw new RelayError('CERT_REVOKED', 'this device was revoked by its party');
   if (prev !== undefined && b.notBefore < prev.notBefore) {

@@ -1,0 +1,93 @@
+/**
+ * The relay's authentication, directory and rate-limit defences, each shown against a real relay
+ * (createRelay on a SQLite file, driven through app.request()).
+ */
+import {
+  decodeDeviceCertificate,
+  encodeDeviceCertificate,
+  issueDeviceCertificate,
+  toBase64url,
+  unwrap,
+} from '@backchannel/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  cardOf,
+  makeDevice,
+  makeParty,
+  type TestDevice,
+  type TestParty,
+  type TestRelay,
+  testRelay,
+} from './helpers.ts';
+
+const HOUR = 3_600_000;
+const relays: TestRelay[] = [];
+
+afterEach(async () => {
+  for (const r of relays.splice(0)) await r.close();
+});
+
+function relay(config: Parameters<typeof testRelay>[0] = {}): TestRelay {
+  const r = testRelay(config);
+  relays.push(r);
+  return r;
+}
+
+/** The same device key, certified by another party's root (what the attacker can do with a public key). */
+function certifiedBy(other: TestParty, dev: TestDevice, notBefore = Date.now() - HOUR / 2): Uint8Array {
+  return encodeDeviceCertificate(
+    issueDeviceCertificate({
+      rootSecretKey: other.root.secretKey,
+      rootPublicKey: other.root.publicKey,
+      devicePublicKey: dev.kp.publicKey,
+      name: 'taken',
+      role: 'observer',
+      notBefore,
+      notAfter: notBefore + HOUR,
+    }),
+  );
+}
+
+describe('device certificates are bound to their party', () => {
+  it('refuses a certificate from another party for a registered device (CERT_WRONG_PARTY)', async () => {
+    const r = relay();
+    const X = makeParty('X');
+    const Y = makeParty('Y');
+    const dev = makeDevice(X, 'laptop', 'admin');
+    await r.caller.publishParty(X, [dev]);
+    await r.caller.publishParty(Y, []);
+
+    const res = await r.caller.post('/v1/devices', undefined, {
+      certificate: toBase64url(certifiedBy(Y, dev)),
+    });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: { code: 'CERT_WRONG_PARTY' } });
+
+    // X's device keeps X's certificate, role and validity; Y's listing does not show it.
+    const listed = await r.caller.get(`/v1/parties/${X.party}/devices`, dev);
+    expect(listed.status).toBe(200);
+    const certs = (listed.body.certificates as string[]).map((c) =>
+      unwrap(decodeDeviceCertificate(Buffer.from(c, 'base64url'))),
+    );
+    expect(certs.map((c) => [c.body.party, c.body.role])).toEqual([[X.party, 'admin']]);
+    const ys = await r.caller.get(`/v1/parties/${Y.party}/devices`, dev);
+    expect(ys.body.certificates).toEqual([]);
+  });
+
+  it('skips such a certificate carried in another party’s contact card', async () => {
+    const r = relay();
+    const X = makeParty('X');
+    const Y = makeParty('Y');
+    const dev = makeDevice(X, 'laptop', 'admin');
+    await r.caller.publishParty(X, [dev]);
+    const stolen: TestDevice = { ...dev, party: Y, role: 'observer', certificate: certifiedBy(Y, dev) };
+    const put = await r.caller.call('PUT', '/v1/cards', {
+      json: { card: toBase64url(cardOf(Y, Date.now(), [stolen])) },
+    });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ devices: 0 });
+    const me = await r.core.store.read((tx) => tx.getDevice(dev.device));
+    expect(me?.party).toBe(X.party);
+    expect(me?.role).toBe('admin');
+  });
+});
