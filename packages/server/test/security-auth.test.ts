@@ -91,3 +91,37 @@ describe('device certificates are bound to their party', () => {
     expect(me?.role).toBe('admin');
   });
 });
+
+describe('replay protection is per device', () => {
+  it("one device's fast clock and traffic neither refuse another's requests nor let its own replays through", async () => {
+    const r = relay({ auth: { replayCacheEntries: 8 } });
+    const P = makeParty('P');
+    const a = makeDevice(P, 'a');
+    const b = makeDevice(P, 'b');
+    await r.caller.publishParty(P, [a, b]);
+    const path = `/v1/parties/${P.party}/devices`;
+    const now = Date.now();
+    // Device a's clock runs a minute fast (inside the window) and it sends more than the cache holds.
+    for (let i = 0; i < 12; i++) {
+      expect((await r.caller.call('GET', `${path}?i=${i}`, { as: a, time: now + 60_000 + i })).status).toBe(
+        200,
+      );
+    }
+    // b signs with the right time: accepted.
+    const tB = Date.now();
+    const fresh = await r.caller.call('GET', path, { as: b, time: tB });
+    expect(fresh.status).toBe(200);
+    // b's traffic does not reopen a's requests: replays stay refused.
+    for (let i = 0; i < 12; i++) {
+      expect((await r.caller.call('GET', `${path}?j=${i}`, { as: b })).status).toBe(200);
+    }
+    for (const i of [0, 11]) {
+      const again = await r.caller.call('GET', `${path}?i=${i}`, { as: a, time: now + 60_000 + i });
+      expect(again.status).toBe(401);
+      expect(['AUTH_REPLAY', 'AUTH_EXPIRED']).toContain(
+        (again.body as { error: { code: string } }).error.code,
+      );
+    }
+    expect((await r.caller.call('GET', path, { as: b, time: tB })).status).toBe(401);
+  });
+});
