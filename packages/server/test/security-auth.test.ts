@@ -14,6 +14,7 @@ import {
   cardOf,
   makeDevice,
   makeParty,
+  revocationOf,
   type TestDevice,
   type TestParty,
   type TestRelay,
@@ -123,5 +124,60 @@ describe('replay protection is per device', () => {
       );
     }
     expect((await r.caller.call('GET', path, { as: b, time: tB })).status).toBe(401);
+  });
+});
+
+describe('revocations belong to the party that signed them', () => {
+  it("another party's revocation of a device id does not revoke the device its own party registers", async () => {
+    const r = relay();
+    const X = makeParty('X');
+    const Y = makeParty('Y');
+    const dev = makeDevice(X, 'laptop', 'admin');
+    await r.caller.publishParty(X, []);
+    await r.caller.publishParty(Y, []);
+    // Y revokes X's device id before X registers it (the id is public once the key is).
+    const early = await r.caller.post('/v1/revocations', undefined, {
+      revocation: toBase64url(revocationOf({ ...dev, party: Y }, Date.now() - 5000)),
+    });
+    expect(early.status).toBe(200);
+    const reg = await r.caller.post('/v1/devices', undefined, { certificate: toBase64url(dev.certificate) });
+    expect(reg.status).toBe(200);
+    expect((await r.caller.get(`/v1/parties/${X.party}/devices`, dev)).status).toBe(200);
+    // Once registered, Y cannot revoke it at all; X's own revocation still works.
+    const late = await r.caller.post('/v1/revocations', undefined, {
+      revocation: toBase64url(revocationOf({ ...dev, party: Y })),
+    });
+    expect(late.status).toBe(400);
+    expect(late.body).toMatchObject({ error: { code: 'CERT_WRONG_PARTY' } });
+    expect((await r.caller.get(`/v1/parties/${X.party}/devices`, dev)).status).toBe(200);
+    const own = await r.caller.post('/v1/revocations', undefined, {
+      revocation: toBase64url(revocationOf(dev)),
+    });
+    expect(own.status).toBe(200);
+    const after = await r.caller.get(`/v1/parties/${X.party}/devices`, dev);
+    expect(after.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
+  });
+
+  it("a party's revocation list holds only its own revocations", async () => {
+    const r = relay();
+    const X = makeParty('X');
+    const Y = makeParty('Y');
+    const dev = makeDevice(X, 'laptop', 'admin');
+    const reader = makeDevice(Y, 'reader');
+    await r.caller.publishParty(X, []);
+    await r.caller.publishParty(Y, [reader]);
+    const mine = revocationOf(dev, Date.now() - 1000);
+    expect(
+      (await r.caller.post('/v1/revocations', undefined, { revocation: toBase64url(mine) })).status,
+    ).toBe(200);
+    // An earlier revocation by Y of the same id must not replace X's record.
+    const theirs = revocationOf({ ...dev, party: Y }, Date.now() - 9000);
+    expect(
+      (await r.caller.post('/v1/revocations', undefined, { revocation: toBase64url(theirs) })).status,
+    ).toBe(200);
+    const xs = await r.caller.get(`/v1/parties/${X.party}/devices`, reader);
+    expect(xs.body.revocations).toEqual([toBase64url(mine)]);
+    const ys = await r.caller.get(`/v1/parties/${Y.party}/devices`, reader);
+    expect(ys.body.revocations).toEqual([toBase64url(theirs)]);
   });
 });
