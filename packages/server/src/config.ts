@@ -77,6 +77,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       device: bucket.default({ perSecond: 1000, burst: 2000 }),
       ip: bucket.default({ perSecond: 2000, burst: 4000 }),
+      /** Unsigned directory posts (cards, device certificates, revocations), per client address. */
+      unsigned: bucket.default({ perSecond: 10, burst: 100 }),
     })
     .prefault({}),
   auth: z

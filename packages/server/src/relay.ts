@@ -84,6 +84,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
   const limiters = {
     device: new RateLimiter(config.rateLimits.device),
     ip: new RateLimiter(config.rateLimits.ip),
+    unsigned: new RateLimiter(config.rateLimits.unsigned),
   };
   const limitDevice = (device: string, now: number) => {
     const wait = limiters.device.take(device, now);

@@ -9,12 +9,23 @@ import {
   toBase64url,
   unwrap,
 } from '@backchannel/protocol';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type RelayConfigInput, resolveConfig } from '../src/config.ts';
+import { createRelay, type RelayCore } from '../src/relay.ts';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import {
+  Caller,
   cardOf,
+  commit,
+  envelope,
   makeDevice,
   makeParty,
+  newChannel,
   revocationOf,
+  seedOf,
   type TestDevice,
   type TestParty,
   type TestRelay,
@@ -179,5 +190,56 @@ describe('revocations belong to the party that signed them', () => {
     expect(xs.body.revocations).toEqual([toBase64url(mine)]);
     const ys = await r.caller.get(`/v1/parties/${Y.party}/devices`, reader);
     expect(ys.body.revocations).toEqual([toBase64url(theirs)]);
+  });
+});
+
+/** A relay that takes the client's address from a test header (the Node server passes the socket's). */
+function relayWithAddresses(config: RelayConfigInput): { core: RelayCore; caller: Caller } {
+  const dir = mkdtempSync(join(tmpdir(), 'bc-relay-'));
+  const core = createRelay({
+    config: resolveConfig({ dataDir: dir, ...config }),
+    store: openSqliteStore({ path: join(dir, 'relay.db') }),
+    seed: seedOf(`relay ${dir}`),
+    clientAddress: (c) => c.req.header('x-test-address') ?? 'unknown',
+  });
+  relays.push({
+    core,
+    caller: new Caller(async (path, init) => core.app.request(path, init)),
+    dir,
+    async close() {
+      await core.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  });
+  return { core, caller: new Caller(async (path, init) => core.app.request(path, init)) };
+}
+
+const from = (address: string) => ({ headers: { 'x-test-address': address } });
+const code = (a: { body: unknown }) => (a.body as { error?: { code: string } }).error?.code;
+
+describe('unsigned posts have their own bucket per address', () => {
+  it('limits card, device and revocation posts per address, apart from signed traffic', async () => {
+    const { caller } = relayWithAddresses({ rateLimits: { unsigned: { perSecond: 0.001, burst: 3 } } });
+    const P = makeParty('P');
+    const dev = makeDevice(P, 'd');
+    const card = { card: toBase64url(cardOf(P)) };
+    expect((await caller.call('PUT', '/v1/cards', { json: card, ...from('10.0.0.1') })).status).toBe(200);
+    const cert = { certificate: toBase64url(dev.certificate) };
+    expect((await caller.call('POST', '/v1/devices', { json: cert, ...from('10.0.0.1') })).status).toBe(200);
+    const junk = { revocation: toBase64url(new Uint8Array(8)) };
+    expect((await caller.call('POST', '/v1/revocations', { json: junk, ...from('10.0.0.1') })).status).toBe(
+      400,
+    );
+    const fourth = await caller.call('PUT', '/v1/cards', { json: card, ...from('10.0.0.1') });
+    expect(fourth.status).toBe(429);
+    expect(code(fourth)).toBe('RATE_LIMITED');
+    expect(Number(fourth.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Another address still may; and signed requests from the same address are not counted here.
+    expect((await caller.call('PUT', '/v1/cards', { json: card, ...from('10.0.0.2') })).status).toBe(200);
+    const signed = await caller.call('GET', `/v1/parties/${P.party}/devices`, {
+      as: dev,
+      ...from('10.0.0.1'),
+    });
+    expect(signed.status).toBe(200);
   });
 });

@@ -35,7 +35,12 @@ export interface AppDeps {
   /** Verifies envelope and request signatures (a worker pool, or inline). */
   readonly verifier: Verifier;
   readonly metrics: RelayMetrics;
-  readonly limiters: { readonly device: RateLimiter; readonly ip: RateLimiter };
+  readonly limiters: {
+    readonly device: RateLimiter;
+    readonly ip: RateLimiter;
+    /** Unsigned directory posts, by client address. */
+    readonly unsigned: RateLimiter;
+  };
   readonly now: () => number;
   readonly log: Log;
   /** Reads the request body up to max bytes (the Node server reads the socket directly). */

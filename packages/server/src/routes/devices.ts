@@ -18,7 +18,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { fromProtocol, RelayError } from '../errors.ts';
 import { body } from '../http/body.ts';
 import type { AppDeps, RelayApp } from '../http/context.ts';
-import { authenticated } from '../http/guards.ts';
+import { authenticated, unsignedPost } from '../http/guards.ts';
 import {
   authHeaders,
   b64,
@@ -68,7 +68,7 @@ const postDevice = (deps: AppDeps) =>
     path: '/v1/devices',
     tags: ['directory'],
     summary: 'Register a device certificate (public: it is signed by the party root key)',
-    middleware: [body(deps, deps.config.limits.bodyBytes)] as const,
+    middleware: [unsignedPost(deps), body(deps, deps.config.limits.bodyBytes)] as const,
     request: {
       body: {
         required: true,
@@ -88,6 +88,7 @@ const postDevice = (deps: AppDeps) =>
       403: errors[403],
       404: errors[404],
       409: errors[409],
+      429: errors[429],
     },
   });
 
@@ -97,7 +98,7 @@ const postRevocation = (deps: AppDeps) =>
     path: '/v1/revocations',
     tags: ['directory'],
     summary: 'Revoke a device (a revocation signed by the party root key)',
-    middleware: [body(deps, deps.config.limits.bodyBytes)] as const,
+    middleware: [unsignedPost(deps), body(deps, deps.config.limits.bodyBytes)] as const,
     request: {
       body: {
         required: true,
@@ -113,6 +114,7 @@ const postRevocation = (deps: AppDeps) =>
       },
       400: errors[400],
       404: errors[404],
+      429: errors[429],
     },
   });
 
