@@ -79,6 +79,8 @@ export const configSchema = z.strictObject({
       ip: bucket.default({ perSecond: 2000, burst: 4000 }),
       /** Unsigned directory posts (cards, device certificates, revocations), per client address. */
       unsigned: bucket.default({ perSecond: 10, burst: 100 }),
+      /** Key-package claims, per claiming device (each hands out a one-time package per device of a party). */
+      keyPackageClaims: bucket.default({ perSecond: 0.2, burst: 20 }),
     })
     .prefault({}),
   auth: z

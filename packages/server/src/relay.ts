@@ -85,6 +85,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     device: new RateLimiter(config.rateLimits.device),
     ip: new RateLimiter(config.rateLimits.ip),
     unsigned: new RateLimiter(config.rateLimits.unsigned),
+    keyPackageClaims: new RateLimiter(config.rateLimits.keyPackageClaims),
   };
   const limitDevice = (device: string, now: number) => {
     const wait = limiters.device.take(device, now);

@@ -243,3 +243,30 @@ describe('unsigned posts have their own bucket per address', () => {
     expect(signed.status).toBe(200);
   });
 });
+describe('key-package claims have a budget per claiming device', () => {
+  it("refuses a device that claims too often (RATE_LIMITED) before it drains a party's packages", async () => {
+    const r = relay({ rateLimits: { keyPackageClaims: { perSecond: 0.001, burst: 2 } } });
+    const A = makeParty('A');
+    const B = makeParty('B');
+    const a1 = makeDevice(A, 'a1');
+    const a2 = makeDevice(A, 'a2');
+    const b = makeDevice(B, 'b');
+    await r.caller.publishParty(A, [a1, a2]);
+    await r.caller.publishParty(B, [b]);
+    const packages = Array.from({ length: 10 }, (_, i) => toBase64url(Uint8Array.of(i + 1)));
+    expect((await r.caller.post('/v1/key-packages', b, { keyPackages: packages })).status).toBe(200);
+    const claim = (as: TestDevice) => r.caller.post('/v1/key-packages/claim', as, { party: B.party });
+    expect((await claim(a1)).status).toBe(200);
+    expect((await claim(a1)).status).toBe(200);
+    const third = await claim(a1);
+    expect(third.status).toBe(429);
+    expect(code(third)).toBe('RATE_LIMITED');
+    expect(await r.core.store.read((tx) => tx.countKeyPackages(b.device))).toMatchObject({ oneTime: 8 });
+    // Another claiming device has its own budget.
+    expect((await claim(a2)).status).toBe(200);
+  });
+
+  it('defaults to a budget a person opening channels never meets', () => {
+    expect(resolveConfig({}).rateLimits.keyPackageClaims).toEqual({ perSecond: 0.2, burst: 20 });
+  });
+});

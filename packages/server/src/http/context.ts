@@ -40,6 +40,8 @@ export interface AppDeps {
     readonly ip: RateLimiter;
     /** Unsigned directory posts, by client address. */
     readonly unsigned: RateLimiter;
+    /** Key-package claims, by claiming device. */
+    readonly keyPackageClaims: RateLimiter;
   };
   readonly now: () => number;
   readonly log: Log;

@@ -307,6 +307,7 @@ export async function openServerTargets(): Promise<ServerTargets> {
         device: { perSecond: 1e6, burst: 1e6 },
         ip: { perSecond: 1e6, burst: 1e6 },
         unsigned: { perSecond: 1e6, burst: 1e6 },
+        keyPackageClaims: { perSecond: 1e6, burst: 1e6 },
       },
     }),
     store: openSqliteStore({ path: join(dir, 'relay.db') }),
