@@ -95,6 +95,7 @@ const RELAY_CONFIG = {
     device: { perSecond: 1e6, burst: 1e6 },
     ip: { perSecond: 1e6, burst: 1e6 },
     unsigned: { perSecond: 1e6, burst: 1e6 },
+    writes: { perSecond: 1e6, burst: 1e6 },
   },
   // --verify-threads N: signature verification on N worker threads (0 = inline); default: the relay's.
   ...(args['verify-threads'] === undefined ? {} : { verifyThreads: Number(args['verify-threads']) }),

@@ -81,6 +81,11 @@ export const configSchema = z.strictObject({
       unsigned: bucket.default({ perSecond: 10, burst: 100 }),
       /** Key-package claims, per claiming device (each hands out a one-time package per device of a party). */
       keyPackageClaims: bucket.default({ perSecond: 0.2, burst: 20 }),
+      /**
+       * State-changing requests (signed POST/PUT/DELETE, envelope posts signed or not, WebSocket
+       * sends), per device. Sized for people; load generators raise it in their config.
+       */
+      writes: bucket.default({ perSecond: 20, burst: 200 }),
     })
     .prefault({}),
   auth: z

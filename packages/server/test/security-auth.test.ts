@@ -270,3 +270,47 @@ describe('key-package claims have a budget per claiming device', () => {
     expect(resolveConfig({}).rateLimits.keyPackageClaims).toEqual({ perSecond: 0.2, burst: 20 });
   });
 });
+describe('writes have their own bucket per device', () => {
+  it('refuses state-changing requests past the write budget, but not reads or other devices', async () => {
+    const r = relay({ rateLimits: { writes: { perSecond: 0.001, burst: 3 } } });
+    const P = makeParty('P');
+    const d = makeDevice(P, 'd');
+    const e = makeDevice(P, 'e');
+    await r.caller.publishParty(P, [d, e]);
+    const upload = (as: TestDevice, i: number) =>
+      r.caller.post('/v1/key-packages', as, { keyPackages: [toBase64url(Uint8Array.of(i))] });
+    for (let i = 1; i <= 3; i++) expect((await upload(d, i)).status).toBe(200);
+    const refused = await upload(d, 4);
+    expect(refused.status).toBe(429);
+    expect(code(refused)).toBe('RATE_LIMITED');
+    expect((await r.caller.get(`/v1/parties/${P.party}/devices`, d)).status).toBe(200);
+    expect((await upload(e, 1)).status).toBe(200);
+  });
+
+  it('counts envelope posts, signed or not, as writes of their sender (after the envelope verifies)', async () => {
+    const r = relay({ rateLimits: { writes: { perSecond: 0.001, burst: 2 } } });
+    const P = makeParty('P');
+    const d = makeDevice(P, 'd', 'admin');
+    await r.caller.publishParty(P, [d]);
+    const ch = newChannel();
+    expect((await r.caller.append(d, commit(d, ch, 0))).status).toBe(201);
+    // Forged unsigned posts naming d as sender do not spend d's budget.
+    for (let i = 0; i < 3; i++) {
+      const forged = envelope(makeDevice(P, 'x'), ch, { sender: d.device });
+      const res = await r.caller.call('POST', `/v1/channels/${ch}/envelopes`, {
+        json: { envelope: toBase64url(forged.wire) },
+      });
+      expect(code(res)).toBe('SIG_INVALID');
+    }
+    const unsigned = await r.caller.call('POST', `/v1/channels/${ch}/envelopes`, {
+      json: { envelope: toBase64url(envelope(d, ch).wire) },
+    });
+    expect(unsigned.status).toBe(201);
+    const over = await r.caller.append(d, envelope(d, ch));
+    expect(over.status).toBe(429);
+  });
+
+  it('defaults to 20 writes a second, bursts of 200, per device', () => {
+    expect(resolveConfig({}).rateLimits.writes).toEqual({ perSecond: 20, burst: 200 });
+  });
+});

@@ -42,6 +42,8 @@ export interface AppDeps {
     readonly unsigned: RateLimiter;
     /** Key-package claims, by claiming device. */
     readonly keyPackageClaims: RateLimiter;
+    /** State-changing requests, by device. */
+    readonly writes: RateLimiter;
   };
   readonly now: () => number;
   readonly log: Log;

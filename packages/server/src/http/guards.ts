@@ -1,4 +1,4 @@
-/** Route guards: signed-request authentication and per-device rate limits. */
+/** Route guards: signed-request authentication and per-device and per-address rate limits. */
 import type { Context, MiddlewareHandler } from 'hono';
 import { RelayError } from '../errors.ts';
 import { REQUEST_HEADERS } from './auth.ts';
@@ -46,6 +46,7 @@ export function authenticated(deps: AppDeps, opts: { optional?: boolean } = {}):
       now,
     );
     limitDevice(deps, device.device, now);
+    if (isWrite(c.req.method)) limitWrite(deps, device.device, now);
     c.set('device', device);
     return next();
   };
@@ -65,6 +66,19 @@ export function unsignedPost(deps: AppDeps): MiddlewareHandler<RelayEnv> {
     }
     return next();
   };
+}
+
+function isWrite(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+}
+
+/** Takes a token from the device's write bucket (state-changing requests) or refuses with RATE_LIMITED. */
+export function limitWrite(deps: AppDeps, device: string, now: number): void {
+  const wait = deps.limiters.writes.take(device, now);
+  if (wait > 0) {
+    deps.metrics.rateLimited.inc({ scope: 'writes' });
+    throw rateLimited(wait);
+  }
 }
 
 /** Takes a token from the device's bucket or refuses with RATE_LIMITED. */

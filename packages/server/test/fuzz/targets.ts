@@ -308,6 +308,7 @@ export async function openServerTargets(): Promise<ServerTargets> {
         ip: { perSecond: 1e6, burst: 1e6 },
         unsigned: { perSecond: 1e6, burst: 1e6 },
         keyPackageClaims: { perSecond: 1e6, burst: 1e6 },
+        writes: { perSecond: 1e6, burst: 1e6 },
       },
     }),
     store: openSqliteStore({ path: join(dir, 'relay.db') }),
