@@ -91,7 +91,12 @@ if (!Number.isInteger(NODES) || NODES < 1 || NODES > 8) throw new Error('--nodes
 const MLS_BYTES = 1130;
 /** Rate limits are raised for the load generator (one device sending as fast as it can). */
 const RELAY_CONFIG = {
-  rateLimits: { device: { perSecond: 1e6, burst: 1e6 }, ip: { perSecond: 1e6, burst: 1e6 } },
+  rateLimits: {
+    device: { perSecond: 1e6, burst: 1e6 },
+    ip: { perSecond: 1e6, burst: 1e6 },
+    unsigned: { perSecond: 1e6, burst: 1e6 },
+    writes: { perSecond: 1e6, burst: 1e6 },
+  },
   // --verify-threads N: signature verification on N worker threads (0 = inline); default: the relay's.
   ...(args['verify-threads'] === undefined ? {} : { verifyThreads: Number(args['verify-threads']) }),
 };

@@ -9,7 +9,7 @@ import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
 import { fromProtocol, RelayError } from './errors.ts';
 import type { AppDeps, RelayApp, RelayEnv } from './http/context.ts';
-import { rateLimited } from './http/guards.ts';
+import { clientAddress, rateLimited } from './http/guards.ts';
 import { cardRoutes } from './routes/cards.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { entryRoutes } from './routes/entries.ts';
@@ -59,8 +59,7 @@ export function createApp(deps: AppDeps): RelayApp {
   });
 
   app.use('/v1/*', async (c, next) => {
-    const ip = deps.clientAddress?.(c) ?? 'local';
-    const wait = deps.limiters.ip.take(ip, deps.now());
+    const wait = deps.limiters.ip.take(clientAddress(deps, c), deps.now());
     if (wait > 0) {
       deps.metrics.rateLimited.inc({ scope: 'ip' });
       throw rateLimited(wait);

@@ -77,6 +77,15 @@ export const configSchema = z.strictObject({
     .strictObject({
       device: bucket.default({ perSecond: 1000, burst: 2000 }),
       ip: bucket.default({ perSecond: 2000, burst: 4000 }),
+      /** Unsigned directory posts (cards, device certificates, revocations), per client address. */
+      unsigned: bucket.default({ perSecond: 10, burst: 100 }),
+      /** Key-package claims, per claiming device (each hands out a one-time package per device of a party). */
+      keyPackageClaims: bucket.default({ perSecond: 0.2, burst: 20 }),
+      /**
+       * State-changing requests (signed POST/PUT/DELETE, envelope posts signed or not, WebSocket
+       * sends), per device. Sized for people; load generators raise it in their config.
+       */
+      writes: bucket.default({ perSecond: 20, burst: 200 }),
     })
     .prefault({}),
   auth: z

@@ -84,12 +84,18 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
   const limiters = {
     device: new RateLimiter(config.rateLimits.device),
     ip: new RateLimiter(config.rateLimits.ip),
+    unsigned: new RateLimiter(config.rateLimits.unsigned),
+    keyPackageClaims: new RateLimiter(config.rateLimits.keyPackageClaims),
+    writes: new RateLimiter(config.rateLimits.writes),
   };
+  /** An envelope append (WebSocket send, unsigned HTTP post) is a request and a write of its device. */
   const limitDevice = (device: string, now: number) => {
-    const wait = limiters.device.take(device, now);
-    if (wait > 0) {
-      metrics.rateLimited.inc({ scope: 'device' });
-      throw new RelayError('RATE_LIMITED', 'too many requests; slow down', { retryAfterMs: wait });
+    for (const scope of ['device', 'writes'] as const) {
+      const wait = limiters[scope].take(device, now);
+      if (wait > 0) {
+        metrics.rateLimited.inc({ scope });
+        throw new RelayError('RATE_LIMITED', 'too many requests; slow down', { retryAfterMs: wait });
+      }
     }
   };
   const accept = { directory, verifier, appender, now, limitDevice, signer };

@@ -4,6 +4,9 @@
  * once at its acknowledged seq, retries of unacknowledged ones are idempotent, and the log
  * verifies against the last checkpoint the client saw (consistency proof) and its own root.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fromBase64url, type SignedEnvelope } from '@backchannel/protocol';
 import {
   leafHash,
@@ -31,7 +34,10 @@ let a: TestDevice;
 let b: TestDevice;
 
 beforeAll(async () => {
-  relay = await startRelayProcess();
+  // One client writes as fast as it can (a load generator): the per-device write limit is raised.
+  const config = join(mkdtempSync(join(tmpdir(), 'bc-crash-cfg-')), 'relay.json');
+  writeFileSync(config, JSON.stringify({ rateLimits: { writes: { perSecond: 1e6, burst: 1e6 } } }));
+  relay = await startRelayProcess({ BACKCHANNEL_CONFIG: config });
   const A = makeParty('A');
   const B = makeParty('B');
   a = makeDevice(A, 'a', 'admin');

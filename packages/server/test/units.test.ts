@@ -287,18 +287,33 @@ describe('replay cache and rate limiter', () => {
   it('refuses a signature seen before, and anything at or below the floor once it had to evict', () => {
     const c = new ReplayCache(3, 600_000);
     const now = 1_000_000;
-    expect(c.check('s1', now - 10, now)).toBe('ok');
-    expect(c.check('s1', now - 10, now)).toBe('replay');
-    expect(c.check('s2', now - 5, now)).toBe('ok');
-    expect(c.check('s3', now - 3, now)).toBe('ok');
-    expect(c.check('s4', now - 1, now)).toBe('ok'); // evicts s1, floor = now - 10
+    expect(c.check('d1', 's1', now - 10, now)).toBe('ok');
+    expect(c.check('d1', 's1', now - 10, now)).toBe('replay');
+    expect(c.check('d1', 's2', now - 5, now)).toBe('ok');
+    expect(c.check('d1', 's3', now - 3, now)).toBe('ok');
+    expect(c.check('d1', 's4', now - 1, now)).toBe('ok'); // evicts s1, d1's floor = now - 10
     expect(c.size).toBe(3);
-    expect(c.check('s1', now - 10, now)).toBe('too-old');
-    expect(c.check('s5', now - 11, now)).toBe('too-old');
-    expect(c.check('s6', now, now)).toBe('ok');
+    expect(c.check('d1', 's1', now - 10, now)).toBe('too-old');
+    expect(c.check('d1', 's5', now - 11, now)).toBe('too-old');
+    expect(c.check('d1', 's6', now, now)).toBe('ok');
     // entries older than the window are forgotten (the skew check refuses them anyway)
-    expect(c.check('s7', now + 700_000, now + 700_000)).toBe('ok');
+    expect(c.check('d1', 's7', now + 700_000, now + 700_000)).toBe('ok');
     expect(c.size).toBe(1);
+  });
+
+  it("keeps a floor per device: one device's evictions never refuse another's requests", () => {
+    const c = new ReplayCache(2, 600_000);
+    const now = 1_000_000;
+    for (let i = 0; i < 5; i++) expect(c.check('fast', `f${i}`, now + 60_000 + i, now)).toBe('ok');
+    expect(c.check('other', 'o1', now - 1000, now)).toBe('ok'); // evicts from 'fast', not a shared floor
+    expect(c.check('fast', 'f0', now + 60_000, now)).toBe('too-old');
+    expect(c.check('other', 'o2', now - 2000, now)).toBe('ok'); // evicts fast's last: fast keeps its floor
+    expect(c.check('fast', 'f4', now + 60_004, now)).toBe('too-old');
+    expect(c.check('other', 'o3', now - 3000, now)).toBe('ok'); // only 'other' left: evicts its own o1
+    expect(c.check('other', 'o1', now - 1000, now)).toBe('too-old');
+    expect(c.check('other', 'o2', now - 2000, now)).toBe('too-old');
+    expect(c.check('other', 'o4', now, now)).toBe('ok');
+    expect(c.size).toBe(2);
   });
 
   it('refills token buckets over time and says how long to wait', () => {

@@ -84,12 +84,13 @@ export async function acceptEnvelope(
     if (rec === undefined) throw new RelayError('DEVICE_UNKNOWN', 'the envelope sender is not registered');
     const status = deviceStatus(rec, now);
     if (status !== undefined) throw new RelayError(status, 'the envelope sender may not post now');
-    deps.limitDevice(rec.device, now);
     device = rec;
   }
   // = protocol's verifyEnvelope (same labelled message and key), on the verify pool
   if (!(await deps.verifier.verify(env.sig, labelledMessage('envelope', env.bodyBytes), device.publicKey))) {
     throw new RelayError('SIG_INVALID', 'envelope signature does not verify under the sender device key');
   }
+  // Unsigned: charged to the sender only now, so forged posts naming it cannot spend its budget.
+  if (opts.signedBy === undefined) deps.limitDevice(device.device, deps.now());
   return await deps.appender.submit({ env, sender: device, envelopeHash: sha256(wire) });
 }

@@ -3,7 +3,8 @@
  *   x-bc-device: d_…   x-bc-time: <ms>   x-bc-sig: base64url(sig)
  *   sig = Ed25519(deviceKey, CBOR(['backchannel/v1 request', CBOR([METHOD, pathWithQuery, time, SHA-256(body)])]))
  * (protocol's requestSigningBody / signRequest). The time must be within the skew window, a
- * signature is accepted once, the device must be registered, its certificate valid and not revoked.
+ * signature is accepted once (remembered per device: ReplayCache), the device must be
+ * registered, its certificate valid and not revoked.
  * WebSocket connections authenticate the same way with method 'WS', path '/v1/ws', empty body.
  */
 import {
@@ -21,41 +22,108 @@ import type { Verifier } from '../verify-pool.node.ts';
 
 export { REQUEST_HEADERS };
 
+interface DeviceWindow {
+  /** Accepted signatures (key → signed time), in arrival order. */
+  readonly seen: Map<string, number>;
+  /** Requests signed at or before this time are refused: an evicted signature might be among them. */
+  floor: number;
+}
+
 /**
- * Remembers accepted signatures for the skew window, in bounded memory. When full, the oldest
- * entry is evicted and the floor rises to its time: a request signed at or before the floor is
- * refused (it might be the replay of an evicted one), so eviction never opens a replay hole.
+ * Remembers accepted signatures per device for the replay window, in bounded memory. When full,
+ * the oldest signature of the least recently active other device is evicted and that device's
+ * floor rises to its time: a request it signed at or before its floor is refused (it might
+ * replay the evicted one), so eviction never opens a replay hole — and one device's clock or
+ * traffic only ever moves its own floor, or the floor of a device idle for longer than it.
+ * A device whose signatures were all evicted keeps only its floor until the floor is too old to
+ * matter; past maxEntries such floors, the oldest is folded into one shared floor for devices
+ * the cache holds nothing for (the only way devices affect one another, and only past
+ * maxEntries devices evicted within the window).
  */
 export class ReplayCache {
   readonly #max: number;
   readonly #windowMs: number;
-  readonly #seen = new Map<string, number>();
-  #floor = -1;
+  /** Devices with remembered signatures, least recently active first. */
+  readonly #active = new Map<string, DeviceWindow>();
+  /** Floors of devices whose signatures were all evicted, oldest first. */
+  readonly #idle = new Map<string, number>();
+  #lostFloor = -1;
+  #size = 0;
 
   constructor(maxEntries: number, windowMs: number) {
     this.#max = maxEntries;
     this.#windowMs = windowMs;
   }
 
+  /** Signatures remembered, all devices together. */
   get size(): number {
-    return this.#seen.size;
+    return this.#size;
   }
 
-  check(key: string, time: number, now: number): 'ok' | 'replay' | 'too-old' {
-    for (const [k, t] of this.#seen) {
-      if (t >= now - this.#windowMs) break;
-      this.#seen.delete(k);
-    }
-    if (time <= this.#floor) return 'too-old';
-    if (this.#seen.has(key)) return 'replay';
-    while (this.#seen.size >= this.#max) {
-      const oldest = this.#seen.entries().next();
-      if (oldest.done === true) break;
-      this.#seen.delete(oldest.value[0]);
-      this.#floor = Math.max(this.#floor, oldest.value[1]);
-    }
-    this.#seen.set(key, time);
+  check(device: string, key: string, time: number, now: number): 'ok' | 'replay' | 'too-old' {
+    this.#expire(now);
+    const w = this.#active.get(device) ?? {
+      seen: new Map<string, number>(),
+      floor: this.#idle.get(device) ?? this.#lostFloor,
+    };
+    if (time <= w.floor) return 'too-old';
+    if (w.seen.has(key)) return 'replay';
+    this.#active.delete(device);
+    this.#idle.delete(device);
+    while (this.#size >= this.#max) if (!this.#evictOne(w)) break;
+    w.seen.set(key, time);
+    this.#size++;
+    this.#active.set(device, w);
     return 'ok';
+  }
+
+  /** Evicts the oldest signature of the least recently active device (`current` when it is alone). */
+  #evictOne(current: DeviceWindow): boolean {
+    const first = this.#active.entries().next();
+    const [device, w] = first.done === true ? [undefined, current] : first.value;
+    const oldest = w.seen.entries().next();
+    if (oldest.done === true) return false;
+    w.seen.delete(oldest.value[0]);
+    this.#size--;
+    w.floor = Math.max(w.floor, oldest.value[1]);
+    if (device !== undefined && w.seen.size === 0) {
+      this.#active.delete(device);
+      this.#remember(device, w.floor);
+    }
+    return true;
+  }
+
+  #remember(device: string, floor: number): void {
+    this.#idle.set(device, floor);
+    while (this.#idle.size > this.#max) {
+      const oldest = this.#idle.entries().next();
+      if (oldest.done === true) break;
+      this.#idle.delete(oldest.value[0]);
+      this.#lostFloor = Math.max(this.#lostFloor, oldest.value[1]);
+    }
+  }
+
+  /**
+   * Forgets what the time check refuses anyway (signed before now − window), a bounded amount
+   * per call, from the least recently active devices.
+   */
+  #expire(now: number): void {
+    const cutoff = now - this.#windowMs;
+    let budget = 64;
+    for (const [device, w] of this.#active) {
+      for (const [k, t] of w.seen) {
+        if (t >= cutoff || budget-- <= 0) break;
+        w.seen.delete(k);
+        this.#size--;
+      }
+      if (w.seen.size > 0) break;
+      this.#active.delete(device);
+      if (w.floor >= cutoff) this.#remember(device, w.floor);
+    }
+    for (const [device, floor] of this.#idle) {
+      if (floor >= cutoff || budget-- <= 0) break;
+      this.#idle.delete(device);
+    }
   }
 }
 
@@ -124,7 +192,7 @@ export class Authenticator {
     ) {
       throw new RelayError('AUTH_INVALID', 'request signature does not verify');
     }
-    const seen = this.#replay.check(h.sig.slice(0, 24), time, now);
+    const seen = this.#replay.check(device, h.sig.slice(0, 24), time, now);
     if (seen === 'replay') throw new RelayError('AUTH_REPLAY', 'this signed request was already used');
     if (seen === 'too-old') throw new RelayError('AUTH_EXPIRED', 'request time is too old; sign it again');
     const status = deviceStatus(rec, now);

@@ -35,7 +35,16 @@ export interface AppDeps {
   /** Verifies envelope and request signatures (a worker pool, or inline). */
   readonly verifier: Verifier;
   readonly metrics: RelayMetrics;
-  readonly limiters: { readonly device: RateLimiter; readonly ip: RateLimiter };
+  readonly limiters: {
+    readonly device: RateLimiter;
+    readonly ip: RateLimiter;
+    /** Unsigned directory posts, by client address. */
+    readonly unsigned: RateLimiter;
+    /** Key-package claims, by claiming device. */
+    readonly keyPackageClaims: RateLimiter;
+    /** State-changing requests, by device. */
+    readonly writes: RateLimiter;
+  };
   readonly now: () => number;
   readonly log: Log;
   /** Reads the request body up to max bytes (the Node server reads the socket directly). */

@@ -1,5 +1,5 @@
-/** Route guards: signed-request authentication and per-device rate limits. */
-import type { MiddlewareHandler } from 'hono';
+/** Route guards: signed-request authentication and per-device and per-address rate limits. */
+import type { Context, MiddlewareHandler } from 'hono';
 import { RelayError } from '../errors.ts';
 import { REQUEST_HEADERS } from './auth.ts';
 import type { AppDeps, RelayEnv } from './context.ts';
@@ -8,6 +8,11 @@ import type { AppDeps, RelayEnv } from './context.ts';
 export function pathWithQuery(url: string): string {
   const start = url.indexOf('/', url.indexOf('//') + 2);
   return start < 0 ? '/' : url.slice(start);
+}
+
+/** The client's address, the key of the per-address buckets. */
+export function clientAddress(deps: AppDeps, c: Context): string {
+  return deps.clientAddress?.(c) ?? 'local';
 }
 
 export function rateLimited(retryAfterMs: number): RelayError {
@@ -41,9 +46,39 @@ export function authenticated(deps: AppDeps, opts: { optional?: boolean } = {}):
       now,
     );
     limitDevice(deps, device.device, now);
+    if (isWrite(c.req.method)) limitWrite(deps, device.device, now);
     c.set('device', device);
     return next();
   };
+}
+
+/**
+ * For the unsigned directory posts (cards, device certificates, revocations), where nothing but
+ * the address names the poster: a token from the address's own bucket, apart from signed
+ * traffic, taken before the body is read or a signature checked.
+ */
+export function unsignedPost(deps: AppDeps): MiddlewareHandler<RelayEnv> {
+  return async (c, next) => {
+    const wait = deps.limiters.unsigned.take(clientAddress(deps, c), deps.now());
+    if (wait > 0) {
+      deps.metrics.rateLimited.inc({ scope: 'unsigned' });
+      throw rateLimited(wait);
+    }
+    return next();
+  };
+}
+
+function isWrite(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+}
+
+/** Takes a token from the device's write bucket (state-changing requests) or refuses with RATE_LIMITED. */
+export function limitWrite(deps: AppDeps, device: string, now: number): void {
+  const wait = deps.limiters.writes.take(device, now);
+  if (wait > 0) {
+    deps.metrics.rateLimited.inc({ scope: 'writes' });
+    throw rateLimited(wait);
+  }
 }
 
 /** Takes a token from the device's bucket or refuses with RATE_LIMITED. */

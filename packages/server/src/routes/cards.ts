@@ -12,6 +12,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { fromProtocol, RelayError } from '../errors.ts';
 import { body } from '../http/body.ts';
 import type { AppDeps, RelayApp } from '../http/context.ts';
+import { unsignedPost } from '../http/guards.ts';
 import { b64, base64url, errors, partyIdSchema } from '../http/schemas.ts';
 import type { WriteTx } from '../store/store.ts';
 import { registerCertificate } from './devices.ts';
@@ -22,7 +23,7 @@ const putCard = (deps: AppDeps) =>
     path: '/v1/cards',
     tags: ['directory'],
     summary: "Publish or update a party's contact card (self-signed by the party root key)",
-    middleware: [body(deps, deps.config.limits.cardBodyBytes)] as const,
+    middleware: [unsignedPost(deps), body(deps, deps.config.limits.cardBodyBytes)] as const,
     request: {
       body: {
         required: true,
@@ -47,6 +48,7 @@ const putCard = (deps: AppDeps) =>
       400: errors[400],
       409: errors[409],
       413: errors[413],
+      429: errors[429],
     },
   });
 

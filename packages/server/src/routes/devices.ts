@@ -18,7 +18,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { fromProtocol, RelayError } from '../errors.ts';
 import { body } from '../http/body.ts';
 import type { AppDeps, RelayApp } from '../http/context.ts';
-import { authenticated } from '../http/guards.ts';
+import { authenticated, unsignedPost } from '../http/guards.ts';
 import {
   authHeaders,
   b64,
@@ -30,7 +30,11 @@ import {
 } from '../http/schemas.ts';
 import type { WriteTx } from '../store/store.ts';
 
-/** Stores a verified certificate; refuses a revoked device or a certificate older than the one held. */
+/**
+ * Stores a verified certificate; refuses a device registered under another party (a root can
+ * certify any public key it has seen: the first party to register a device key keeps it), a
+ * revoked device, or a certificate older than the one held.
+ */
 export async function registerCertificate(
   tx: WriteTx,
   cert: DeviceCertificate,
@@ -38,6 +42,9 @@ export async function registerCertificate(
 ): Promise<DeviceId> {
   const b = cert.body;
   const prev = await tx.getDevice(b.device);
+  if (prev !== undefined && prev.party !== b.party) {
+    throw new RelayError('CERT_WRONG_PARTY', 'this device is registered under another party');
+  }
   if (prev?.revokedAt !== undefined)
     throw new RelayError('CERT_REVOKED', 'this device was revoked by its party');
   if (prev !== undefined && b.notBefore < prev.notBefore) {
@@ -61,7 +68,7 @@ const postDevice = (deps: AppDeps) =>
     path: '/v1/devices',
     tags: ['directory'],
     summary: 'Register a device certificate (public: it is signed by the party root key)',
-    middleware: [body(deps, deps.config.limits.bodyBytes)] as const,
+    middleware: [unsignedPost(deps), body(deps, deps.config.limits.bodyBytes)] as const,
     request: {
       body: {
         required: true,
@@ -81,6 +88,7 @@ const postDevice = (deps: AppDeps) =>
       403: errors[403],
       404: errors[404],
       409: errors[409],
+      429: errors[429],
     },
   });
 
@@ -90,7 +98,7 @@ const postRevocation = (deps: AppDeps) =>
     path: '/v1/revocations',
     tags: ['directory'],
     summary: 'Revoke a device (a revocation signed by the party root key)',
-    middleware: [body(deps, deps.config.limits.bodyBytes)] as const,
+    middleware: [unsignedPost(deps), body(deps, deps.config.limits.bodyBytes)] as const,
     request: {
       body: {
         required: true,
@@ -106,6 +114,7 @@ const postRevocation = (deps: AppDeps) =>
       },
       400: errors[400],
       404: errors[404],
+      429: errors[429],
     },
   });
 

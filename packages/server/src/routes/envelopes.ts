@@ -12,7 +12,7 @@ import { type AcceptDeps, acceptEnvelope, appendAnswerJson } from '../channels/a
 import { body, isJsonType } from '../http/body.ts';
 import type { AppDeps, RelayApp } from '../http/context.ts';
 import type { DeviceRecord } from '../store/store.ts';
-import { authenticated, limitDevice } from '../http/guards.ts';
+import { authenticated, limitDevice, limitWrite } from '../http/guards.ts';
 import { authHeaders, b64, base64url, channelIdSchema, errors, security } from '../http/schemas.ts';
 
 const appendAnswer = z
@@ -81,7 +81,14 @@ const append = (deps: AppDeps) =>
   });
 
 export function envelopeRoutes(app: RelayApp, deps: AppDeps): void {
-  const accept: AcceptDeps = { ...deps, limitDevice: (d, now) => limitDevice(deps, d, now) };
+  // An unsigned post is a request and a write of its sender (taken once its envelope verifies).
+  const accept: AcceptDeps = {
+    ...deps,
+    limitDevice: (d, now) => {
+      limitDevice(deps, d, now);
+      limitWrite(deps, d, now);
+    },
+  };
   app.openapi(append(deps), async (c) => {
     // (also on the WebSocket: `send` frames, text or binary — PROTOCOL.md §11)
     const wire = isJsonType(c.req.header('content-type'))

@@ -1,7 +1,8 @@
 /**
  * MLS key packages: POST /v1/key-packages (a device uploads its own one-time packages and an
  * optional last-resort one), POST /v1/key-packages/claim {party} → one package per valid device
- * of that party, each one-time package handed out exactly once (one write transaction).
+ * of that party, each one-time package handed out exactly once (one write transaction), within
+ * a claim budget per claiming device (rateLimits.keyPackageClaims).
  */
 import type { PartyId } from '@backchannel/protocol';
 import { toB64u } from '../bytes.node.ts';
@@ -10,7 +11,7 @@ import { deviceStatus } from '../directory/devices.ts';
 import { RelayError } from '../errors.ts';
 import { body } from '../http/body.ts';
 import type { AppDeps, RelayApp } from '../http/context.ts';
-import { authenticated } from '../http/guards.ts';
+import { authenticated, rateLimited } from '../http/guards.ts';
 import {
   authHeaders,
   b64,
@@ -98,6 +99,7 @@ const claim = (deps: AppDeps) =>
       401: errors[401],
       404: errors[404],
       409: errors[409],
+      429: errors[429],
     },
   });
 
@@ -133,6 +135,12 @@ export function keyPackageRoutes(app: RelayApp, deps: AppDeps): void {
   app.openapi(claim(deps), async (c) => {
     const party = c.req.valid('json').party as PartyId;
     const now = deps.now();
+    // One-time packages are what keeps a party's Welcomes forward-secret: one device may not drain them.
+    const wait = deps.limiters.keyPackageClaims.take(c.var.device.device, now);
+    if (wait > 0) {
+      deps.metrics.rateLimited.inc({ scope: 'keyPackageClaims' });
+      throw rateLimited(wait);
+    }
     const claimed = await deps.store.write(async (tx) => {
       if ((await tx.getCard(party)) === undefined)
         throw new RelayError('PARTY_UNKNOWN', 'no contact card for this party');

@@ -136,7 +136,10 @@ export interface WriteTx extends ReadTx {
   putCard(rec: CardRecord): Promise<void>;
   /** Inserts or replaces the device (its revocation, once set, is kept). */
   putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void>;
-  /** Records the revocation and marks the device (registered or not yet) revoked. */
+  /**
+   * Records the revocation — one per (device, party): the earliest revokedAt wins — and marks the
+   * device revoked if it is registered under that party (or when it registers under it later).
+   */
   putRevocation(rec: RevocationRecord): Promise<void>;
   /** Adds one-time key packages and, when given, replaces the device's last-resort package. */
   addKeyPackages(device: DeviceId, oneTime: readonly Uint8Array[], lastResort?: Uint8Array): Promise<void>;

@@ -104,6 +104,30 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect((await store.read((tx) => tx.getDevice(d.device)))?.revokedAt).toBe(7);
     });
 
+    it('keys revocations by (device, party): another party revoking the same id marks nothing of ours', async () => {
+      const mine = id('p_') as PartyId;
+      const theirs = id('p_') as PartyId;
+      const d = deviceRec(mine);
+      const ownBytes = bytes(80);
+      await store.write((tx) =>
+        tx.putRevocation({ party: theirs, device: d.device, revokedAt: 3, revocation: bytes(80) }),
+      );
+      await store.write((tx) => tx.putDevice(d));
+      expect((await store.read((tx) => tx.getDevice(d.device)))?.revokedAt).toBeUndefined();
+      await store.write((tx) =>
+        tx.putRevocation({ party: theirs, device: d.device, revokedAt: 2, revocation: bytes(80) }),
+      );
+      expect((await store.read((tx) => tx.getDevice(d.device)))?.revokedAt).toBeUndefined();
+      await store.write((tx) =>
+        tx.putRevocation({ party: mine, device: d.device, revokedAt: 9, revocation: ownBytes }),
+      );
+      expect((await store.read((tx) => tx.getDevice(d.device)))?.revokedAt).toBe(9);
+      const listed = await store.read((tx) => tx.listRevocations(mine));
+      expect(listed.map((r) => [r.party, r.revokedAt, r.revocation])).toEqual([[mine, 9, ownBytes]]);
+      const other = await store.read((tx) => tx.listRevocations(theirs));
+      expect(other.map((r) => r.revokedAt)).toEqual([2]);
+    });
+
     it('hands out one-time key packages once, oldest first, then the last-resort one', async () => {
       const device = id('d_') as DeviceId;
       await store.write((tx) =>

@@ -303,7 +303,13 @@ export async function openServerTargets(): Promise<ServerTargets> {
     // high limits: the fuzzer is one client sending many requests
     config: resolveConfig({
       dataDir: dir,
-      rateLimits: { device: { perSecond: 1e6, burst: 1e6 }, ip: { perSecond: 1e6, burst: 1e6 } },
+      rateLimits: {
+        device: { perSecond: 1e6, burst: 1e6 },
+        ip: { perSecond: 1e6, burst: 1e6 },
+        unsigned: { perSecond: 1e6, burst: 1e6 },
+        keyPackageClaims: { perSecond: 1e6, burst: 1e6 },
+        writes: { perSecond: 1e6, burst: 1e6 },
+      },
     }),
     store: openSqliteStore({ path: join(dir, 'relay.db') }),
     seed: seedOf(`relay ${dir}`),

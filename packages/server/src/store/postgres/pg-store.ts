@@ -372,7 +372,7 @@ class PgTx implements WriteTx {
     await (await this.#q())`
       INSERT INTO devices (device, party, public_key, role, not_before, not_after, certificate, revoked_at)
       VALUES (${rec.device}, ${rec.party}, ${rec.publicKey}, ${rec.role}, ${rec.notBefore}, ${rec.notAfter},
-              ${rec.certificate}, (SELECT revoked_at FROM revocations WHERE device = ${rec.device}))
+              ${rec.certificate}, (SELECT revoked_at FROM revocations WHERE device = ${rec.device} AND party = ${rec.party}))
       ON CONFLICT (device) DO UPDATE SET role = excluded.role, not_before = excluded.not_before,
         not_after = excluded.not_after, certificate = excluded.certificate`;
   }
@@ -381,11 +381,12 @@ class PgTx implements WriteTx {
     await (await this.#q())`
       INSERT INTO revocations (device, party, revoked_at, revocation)
       VALUES (${rec.device}, ${rec.party}, ${rec.revokedAt}, ${rec.revocation})
-      ON CONFLICT (device) DO UPDATE SET revoked_at = excluded.revoked_at, revocation = excluded.revocation
+      ON CONFLICT (device, party) DO UPDATE SET revoked_at = excluded.revoked_at, revocation = excluded.revocation
       WHERE excluded.revoked_at < revocations.revoked_at`;
     await (await this.#q())`
       UPDATE devices SET revoked_at = ${rec.revokedAt}
-      WHERE device = ${rec.device} AND (revoked_at IS NULL OR revoked_at > ${rec.revokedAt})`;
+      WHERE device = ${rec.device} AND party = ${rec.party}
+        AND (revoked_at IS NULL OR revoked_at > ${rec.revokedAt})`;
   }
 
   async addKeyPackages(

@@ -265,7 +265,7 @@ class SqliteTx implements WriteTx {
 
   async putRevocation(rec: RevocationRecord): Promise<void> {
     this.#x.run('putRevocation', rec.device, rec.party, rec.revokedAt, rec.revocation);
-    this.#x.run('markRevoked', rec.revokedAt, rec.device, rec.revokedAt);
+    this.#x.run('markRevoked', rec.revokedAt, rec.device, rec.party, rec.revokedAt);
   }
 
   async addKeyPackages(

@@ -36,14 +36,14 @@ export const SQL = {
        ON CONFLICT (party) DO UPDATE SET card = excluded.card, issued_at = excluded.issued_at`,
   putDevice: `INSERT INTO devices (device, party, public_key, role, not_before, not_after, certificate, revoked_at)
        VALUES (@device, @party, @publicKey, @role, @notBefore, @notAfter, @certificate,
-               (SELECT revoked_at FROM revocations WHERE device = @device))
+               (SELECT revoked_at FROM revocations WHERE device = @device AND party = @party))
        ON CONFLICT (device) DO UPDATE SET role = excluded.role, not_before = excluded.not_before,
          not_after = excluded.not_after, certificate = excluded.certificate`,
   putRevocation: `INSERT INTO revocations (device, party, revoked_at, revocation) VALUES (?, ?, ?, ?)
-       ON CONFLICT (device) DO UPDATE SET revoked_at = excluded.revoked_at, revocation = excluded.revocation
+       ON CONFLICT (device, party) DO UPDATE SET revoked_at = excluded.revoked_at, revocation = excluded.revocation
        WHERE excluded.revoked_at < revocations.revoked_at`,
   markRevoked:
-    'UPDATE devices SET revoked_at = ? WHERE device = ? AND (revoked_at IS NULL OR revoked_at > ?)',
+    'UPDATE devices SET revoked_at = ? WHERE device = ? AND party = ? AND (revoked_at IS NULL OR revoked_at > ?)',
   addKeyPackage: 'INSERT INTO key_packages (device, last_resort, key_package) VALUES (?, ?, ?)',
   deleteLastResort: 'DELETE FROM key_packages WHERE device = ? AND last_resort = 1',
   takeOneTime:
