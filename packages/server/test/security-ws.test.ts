@@ -3,17 +3,111 @@
  * devices removed or revoked while subscribed, frame floods and clients that never read, and
  * sockets piled up by one device.
  */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ChannelId, signRequest, toBase64url } from '@backchannel/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type RelayProcess, startRelayProcess } from './process.ts';
+import WebSocket from 'ws';
+import type { RelayConfigInput } from '../src/config.ts';
+import type { HubSocket } from '../src/ws/hub.ts';
+import {
+  commit,
+  envelope,
+  makeDevice,
+  makeParty,
+  newChannel,
+  suite,
+  type TestDevice,
+  type TestRelay,
+  testRelay,
+} from './helpers.ts';
+import { type Frame, type RelayProcess, startRelayProcess, WsClient } from './process.ts';
 
 let relay: RelayProcess | undefined;
+let inproc: TestRelay | undefined;
+const cleanups: Array<() => void> = [];
 afterEach(async () => {
   await relay?.cleanup();
   relay = undefined;
+  await inproc?.close();
+  inproc = undefined;
+  for (const c of cleanups.splice(0)) c();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(pred: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await sleep(10);
+  }
+}
+
+/** A relay process with a config file (BACKCHANNEL_CONFIG). */
+async function relayWith(config: RelayConfigInput): Promise<RelayProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'bc-sec-ws-'));
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(config));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return startRelayProcess({ BACKCHANNEL_CONFIG: file });
+}
+
+function authFrame(dev: TestDevice, time: number): string {
+  return JSON.stringify({
+    type: 'auth',
+    device: dev.device,
+    time,
+    sig: toBase64url(signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+  });
+}
+
+/** A raw `ws` client that can stop reading (ws.pause()): what a client that never reads looks like. */
+class RawClient {
+  readonly text: Frame[] = [];
+  binary = 0;
+  closeCode: number | undefined;
+  closeReason = '';
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d, isBinary) => {
+      if (isBinary) this.binary++;
+      else this.text.push(JSON.parse(d.toString()) as Frame);
+    });
+    ws.on('close', (code, reason) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+    });
+    ws.on('error', () => undefined);
+  }
+  static async connect(url: string, dev: TestDevice): Promise<RawClient> {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws`, { perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const c = new RawClient(ws);
+    ws.send(authFrame(dev, Date.now()));
+    await until(() => c.text.some((f) => f.type === 'ready'));
+    return c;
+  }
+  entries(channel: ChannelId): number[] {
+    return this.text.filter((f) => f.type === 'entry' && f.channel === channel).map((f) => f.seq as number);
+  }
+}
+
+/** A two-member channel: `a` (admin) opens it with `a2` (staff) in it. */
+async function channelOf(caller: RelayProcess['caller']) {
+  const A = makeParty('A');
+  const a = makeDevice(A, 'a', 'admin');
+  const a2 = makeDevice(A, 'a2', 'staff');
+  await caller.publishParty(A, [a, a2]);
+  const ch = newChannel();
+  expect((await caller.append(a, commit(a, ch, 0, [a2]))).status).toBe(201);
+  return { A, a, a2, ch };
+}
 
 /** Opens a TCP connection, writes `bytes`, waits, then resets it (RST, not FIN). */
 async function resetAfter(port: number, bytes: string, waitMs = 30): Promise<void> {
@@ -46,5 +140,95 @@ describe('upgrade handshake', () => {
     await sleep(200);
     expect(relay.child.exitCode).toBeNull();
     expect((await fetch(`${relay.url}/readyz`)).ok).toBe(true);
+  });
+});
+
+describe('membership and device status are re-checked while subscribed', () => {
+  it('a device removed while its catch-up is paused gets nothing past its removal', async () => {
+    // A small high-water mark: the subscriber's catch-up pauses after its first page.
+    relay = await relayWith({ ws: { highWaterBytes: 64 * 1024 } });
+    const { a, a2, ch } = await channelOf(relay.caller);
+    const big = () => envelope(a, ch, { mls: randomBytes(20_000) });
+    const posts: Promise<unknown>[] = [];
+    for (let i = 0; i < 600; i++) {
+      posts.push(relay.caller.append(a, big()));
+      if (posts.length === 32) await Promise.all(posts.splice(0));
+    }
+    await Promise.all(posts);
+    const c = await RawClient.connect(relay.url, a2);
+    c.ws.send(JSON.stringify({ type: 'subscribe', channel: ch, from: 0 }));
+    c.ws.pause(); // stops reading: the relay's send buffer fills and the catch-up pauses
+    await sleep(500);
+    const removal = await relay.caller.append(a, commit(a, ch, 1, [], [a2]));
+    expect(removal.status).toBe(201);
+    const removedAt = removal.body.seq;
+    for (let i = 0; i < 5; i++)
+      expect((await relay.caller.append(a, envelope(a, ch, { epoch: 2 }))).status).toBe(201);
+    c.ws.resume();
+    await until(() => c.text.some((f) => f.type === 'unsubscribed'), 20_000);
+    const seen = c.entries(ch);
+    expect(Math.max(...seen)).toBe(removedAt);
+    expect(c.text.find((f) => f.type === 'unsubscribed')?.code).toBe('NOT_A_MEMBER');
+    c.ws.close();
+  });
+
+  it('a device whose certificate expires while subscribed gets CERT_EXPIRED and its socket closed', async () => {
+    relay = await relayWith({ ws: { revalidateMs: 200 } });
+    const A = makeParty('A');
+    const a = makeDevice(A, 'a', 'admin');
+    const short = makeDevice(A, 'short', 'staff', { notAfter: Date.now() + 3_000 });
+    await relay.caller.publishParty(A, [a, short]);
+    const ch = newChannel();
+    expect((await relay.caller.append(a, commit(a, ch, 0, [short]))).status).toBe(201);
+    const c = await WsClient.connect(relay.url, short);
+    await c.subscribe(ch, 0);
+    await c.waitForEntries(ch, 1);
+    await sleep(3_500);
+    expect((await relay.caller.append(a, envelope(a, ch))).status).toBe(201);
+    await until(() => c.closeCode !== undefined);
+    expect(c.closeCode).toBe(4403);
+    expect(c.frames.some((f) => f.type === 'error' && f.code === 'CERT_EXPIRED')).toBe(true);
+    expect(c.entries(ch)).toEqual([0]);
+  });
+
+  it('a revocation this hub never heard of (another node wrote it) ends delivery within ws.revalidateMs', async () => {
+    inproc = testRelay({ ws: { revalidateMs: 100 } });
+    const A = makeParty('A');
+    const a = makeDevice(A, 'a', 'admin');
+    const a2 = makeDevice(A, 'a2', 'staff');
+    await inproc.caller.publishParty(A, [a, a2]);
+    const ch = newChannel();
+    await inproc.caller.append(a, commit(a, ch, 0, [a2]));
+    const sent: Frame[] = [];
+    let closed: number | undefined;
+    const sock: HubSocket = {
+      send: (d) => {
+        if (typeof d === 'string') sent.push(JSON.parse(d) as Frame);
+      },
+      bufferedAmount: 0,
+      close: (code) => {
+        closed = code;
+      },
+    };
+    const conn = inproc.core.hub.attach(sock);
+    conn.onMessage(authFrame(a2, Date.now()));
+    await until(() => sent.some((f) => f.type === 'ready'));
+    conn.onMessage(JSON.stringify({ type: 'subscribe', channel: ch, from: 0 }));
+    await until(() => sent.some((f) => f.type === 'entry'));
+    // Written straight to the store, as another relay node would: no local revocation event.
+    await inproc.core.store.write((tx) =>
+      tx.putRevocation({
+        party: A.party,
+        device: a2.device,
+        revokedAt: Date.now() - 1,
+        revocation: new Uint8Array(8),
+      }),
+    );
+    await sleep(150);
+    await inproc.caller.append(a, envelope(a, ch));
+    await until(() => closed !== undefined);
+    expect(closed).toBe(4403);
+    expect(sent.some((f) => f.type === 'error' && f.code === 'CERT_REVOKED')).toBe(true);
+    expect(sent.filter((f) => f.type === 'entry').map((f) => f.seq)).toEqual([0]);
   });
 });

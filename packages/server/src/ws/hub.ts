@@ -3,13 +3,18 @@
  * A subscription streams entries from `from`: first from the store (catch-up), then live from
  * the fan-out. nextSeq moves only forward, one by one, so there is no gap and no duplicate:
  * a live entry ahead of nextSeq sends the subscription back to the store; one behind is skipped.
+ * Access is re-checked while a connection lives, not only at subscribe time: each catch-up page
+ * re-reads the device and its membership in the same read transaction as the entries, and every
+ * frame in or out checks the device record the connection holds (certificate window, revocation),
+ * a record never older than `revalidateMs` — a stale one is re-read before the frame goes on.
  * Independent of the WebSocket library (ws/server.node.ts adapts `ws`).
  */
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { AppendOutcome } from '../channels/accept.ts';
 import { notAMember, visibility } from '../channels/access.ts';
 import { fromB64u } from '../bytes.node.ts';
-import { RelayError } from '../errors.ts';
+import { deviceStatus } from '../directory/devices.ts';
+import { RelayError, type RelayErrorCode } from '../errors.ts';
 import type { FanoutMessage, PublishedChannel } from '../fanout/fanout.ts';
 import type { Authenticator } from '../http/auth.ts';
 import type { Log } from '../http/context.ts';
@@ -40,12 +45,18 @@ export interface HubOptions extends BackpressurePolicy {
   readonly maxFrameChars: number;
   readonly authTimeoutMs: number;
   readonly maxSubscriptions: number;
+  /** The longest a connection acts on its device record (revocation, certificate) before re-reading it. */
+  readonly revalidateMs: number;
   readonly pageSize?: number;
 }
 
 interface Connection {
   readonly socket: HubSocket;
   device: DeviceRecord | undefined;
+  /** When `device` was read from the store (the hub's clock). */
+  checkedAt: number;
+  /** A re-read of the device record in flight: later frames wait for it, in order. */
+  refreshing: Promise<boolean> | undefined;
   authing: boolean;
   closed: boolean;
   errors: number;
@@ -146,6 +157,8 @@ export class Hub {
     const conn: Connection = {
       socket,
       device: undefined,
+      checkedAt: 0,
+      refreshing: undefined,
       authing: false,
       closed: false,
       errors: 0,
@@ -181,7 +194,16 @@ export class Hub {
       if (conns === undefined) continue;
       const frame = frames.inbox(item);
       // An inbox push is a hint: the inbox itself is durable (GET /v1/inbox), so a busy socket skips it.
-      for (const c of conns) if (c.socket.bufferedAmount <= this.#o.highWaterBytes) this.#send(c, frame);
+      for (const c of conns) {
+        if (c.socket.bufferedAmount > this.#o.highWaterBytes) continue;
+        const check = this.#checkDevice(c);
+        if (check === 'ok') this.#send(c, frame);
+        else if (check === 'stale') {
+          void this.#refreshDevice(c).then((ok) => {
+            if (ok) this.#send(c, frame);
+          });
+        }
+      }
     }
   }
 
@@ -197,10 +219,7 @@ export class Hub {
 
   /** Closes the connections of a revoked device. */
   closeDevice(device: DeviceId): void {
-    for (const c of [...(this.#byDevice.get(device) ?? [])]) {
-      this.#send(c, frames.error('CERT_REVOKED', 'this device was revoked by its party'));
-      this.#close(c, CLOSE.REVOKED, 'device revoked');
-    }
+    for (const c of [...(this.#byDevice.get(device) ?? [])]) this.#expel(c, 'CERT_REVOKED');
   }
 
   closeAll(code: number = CLOSE.GOING_AWAY, reason = 'relay shutting down'): void {
@@ -232,6 +251,7 @@ export class Hub {
         return;
       }
       if (conn.device === undefined) throw new RelayError('AUTH_MISSING', 'authenticate first');
+      if (!(await this.#deviceStillValid(conn))) return;
       if (frame.type === 'send') {
         await this.#send_(conn, conn.device, frame);
         return;
@@ -253,6 +273,7 @@ export class Hub {
         if (data.length >= 5) id = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
         throw new RelayError('AUTH_MISSING', 'authenticate first');
       }
+      if (!(await this.#deviceStillValid(conn))) return;
       const f = parseBinaryFrame(data, this.#o.maxFrameChars);
       id = f.id;
       if (this.#append === undefined)
@@ -314,6 +335,7 @@ export class Hub {
     conn.authing = false;
     if (conn.closed) return;
     conn.device = device;
+    conn.checkedAt = this.#now();
     clearTimeout(conn.authTimer);
     addTo(this.#byParty, device.party, conn);
     addTo(this.#byDevice, device.device, conn);
@@ -400,11 +422,35 @@ export class Hub {
           return;
         }
         const from = sub.nextSeq;
-        const page = await this.#store.read(async (tx) => ({
-          rows: await tx.getEntries(sub.channel, from, this.#page, sub.until),
-          checkpoint: await tx.getCheckpoint(sub.channel, sub.until),
-        }));
+        const device = sub.conn.device;
+        if (device === undefined) return;
+        // Who may read is re-read with every page, in the page's own transaction: a device removed
+        // (or revoked) since it subscribed gets nothing past its removal.
+        const readAt = this.#now();
+        const page = await this.#store.read(async (tx) => {
+          const rec = await tx.getDevice(device.device);
+          let seen: Awaited<ReturnType<typeof visibility>>;
+          try {
+            seen = await visibility(tx, sub.channel, device.device);
+          } catch (e) {
+            if (e instanceof RelayError) return { rec, member: false as const };
+            throw e;
+          }
+          return {
+            rec,
+            member: true as const,
+            until: seen.until,
+            rows: await tx.getEntries(sub.channel, from, this.#page, seen.until),
+            checkpoint: seen.checkpoint,
+          };
+        });
         if (!sub.active || sub.nextSeq !== from) return;
+        if (!this.#deviceRead(sub.conn, page.rec, readAt)) return;
+        if (!page.member) {
+          this.#unsubscribe(sub.conn, sub.channel, 'NOT_A_MEMBER');
+          return;
+        }
+        sub.until = page.until;
         for (const r of page.rows) {
           if (r.seq !== sub.nextSeq) break;
           this.#send(
@@ -418,12 +464,12 @@ export class Hub {
           return;
         }
         if (page.rows.length < this.#page) {
-          const size = this.#sizes.get(sub.channel) ?? page.checkpoint?.size ?? 0;
+          const size = this.#sizes.get(sub.channel) ?? page.checkpoint.size;
           if (sub.nextSeq >= size) {
             sub.mode = 'live';
             sub.behindSince = undefined;
             const cp = page.checkpoint;
-            if (cp !== undefined && cp.size === sub.nextSeq && cp.size === size) {
+            if (cp.size === sub.nextSeq && cp.size === size) {
               this.#send(sub.conn, frames.checkpoint(sub.channel, cp.size, cp.note));
             }
             return;
@@ -441,6 +487,13 @@ export class Hub {
 
   #deliver(sub: Subscription, ch: PublishedChannel, cache: FrameCache): void {
     const conn = sub.conn;
+    const check = this.#checkDevice(conn);
+    if (check === 'gone') return;
+    if (check === 'stale') {
+      // The store has these entries: catch-up re-reads the device and membership, then reads them.
+      void this.#catchUp(sub);
+      return;
+    }
     for (const [i, e] of ch.entries.entries()) {
       if (e.seq < sub.nextSeq) continue;
       if (e.seq > sub.nextSeq) {
@@ -473,6 +526,86 @@ export class Hub {
       // The message came without (all of) its entries (too large for the transport): read them.
       void this.#catchUp(sub);
     }
+  }
+
+  // --- device revalidation
+
+  /**
+   * The connection's device as last read: 'ok' to act on it, 'stale' when the record is older than
+   * revalidateMs (re-read it first), 'gone' when it may not act (the connection is then closed).
+   * No store read: this runs for every frame.
+   */
+  #checkDevice(conn: Connection): 'ok' | 'stale' | 'gone' {
+    const device = conn.device;
+    if (conn.closed || device === undefined) return 'gone';
+    const now = this.#now();
+    const status = deviceStatus(device, now);
+    if (status !== undefined) {
+      this.#expel(conn, status);
+      return 'gone';
+    }
+    return conn.refreshing !== undefined || now - conn.checkedAt > this.#o.revalidateMs ? 'stale' : 'ok';
+  }
+
+  /** True when the connection's device may act; re-reads its record first when stale. */
+  async #deviceStillValid(conn: Connection): Promise<boolean> {
+    const check = this.#checkDevice(conn);
+    if (check === 'ok') return true;
+    if (check === 'gone') return false;
+    return this.#refreshDevice(conn);
+  }
+
+  /** Re-reads the device record (one read per connection at a time); false when it may no longer act. */
+  #refreshDevice(conn: Connection): Promise<boolean> {
+    const device = conn.device;
+    if (device === undefined) return Promise.resolve(false);
+    conn.refreshing ??= (async () => {
+      const readAt = this.#now();
+      try {
+        const rec = await this.#store.read((tx) => tx.getDevice(device.device));
+        return this.#deviceRead(conn, rec, readAt);
+      } catch (e) {
+        // The store is down: keep the last answer (what was valid stays valid until it is not).
+        this.#log.warn({ err: { message: (e as Error).message } }, 'ws device re-check failed');
+        return !conn.closed;
+      } finally {
+        conn.refreshing = undefined;
+      }
+    })();
+    return conn.refreshing;
+  }
+
+  /** Takes a freshly read device record; closes the connection when the device may no longer act. */
+  #deviceRead(conn: Connection, rec: DeviceRecord | undefined, readAt: number): boolean {
+    if (conn.closed) return false;
+    if (rec === undefined) {
+      this.#expel(conn, 'DEVICE_UNKNOWN');
+      return false;
+    }
+    const status = deviceStatus(rec, this.#now());
+    if (status !== undefined) {
+      this.#expel(conn, status);
+      return false;
+    }
+    conn.device = rec;
+    conn.checkedAt = Math.max(conn.checkedAt, readAt);
+    return true;
+  }
+
+  /** A device that may no longer act: a typed error frame, then the socket closes (4403). */
+  #expel(
+    conn: Connection,
+    code: Extract<RelayErrorCode, 'CERT_REVOKED' | 'CERT_EXPIRED' | 'CERT_NOT_YET_VALID' | 'DEVICE_UNKNOWN'>,
+  ): void {
+    if (conn.closed) return;
+    const why = {
+      CERT_REVOKED: 'this device was revoked by its party',
+      CERT_EXPIRED: "this device's certificate has expired",
+      CERT_NOT_YET_VALID: "this device's certificate is not valid yet",
+      DEVICE_UNKNOWN: 'this device is no longer registered',
+    }[code];
+    this.#send(conn, frames.error(code, why));
+    this.#close(conn, CLOSE.REVOKED, code);
   }
 
   #pause(sub: Subscription): void {
