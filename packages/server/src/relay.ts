@@ -95,9 +95,19 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
   const accept = { directory, verifier, appender, now, limitDevice, signer };
   const hub = new Hub({
     store,
-    append: (device, wire) => {
-      limitDevice(device.device, now());
-      return acceptEnvelope(accept, wire, { signedBy: device });
+    // The hub takes a token for every frame (a send frame included) from the same buckets as HTTP.
+    append: (device, wire) => acceptEnvelope(accept, wire, { signedBy: device }),
+    limits: {
+      device: (device, t) => {
+        const wait = limiters.device.take(device, t);
+        if (wait > 0) metrics.rateLimited.inc({ scope: 'device' });
+        return wait;
+      },
+      address: (address, t) => {
+        const wait = limiters.ip.take(address, t);
+        if (wait > 0) metrics.rateLimited.inc({ scope: 'ip' });
+        return wait;
+      },
     },
     auth,
     now,

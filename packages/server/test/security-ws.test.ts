@@ -232,3 +232,45 @@ describe('membership and device status are re-checked while subscribed', () => {
     expect(sent.filter((f) => f.type === 'entry').map((f) => f.seq)).toEqual([0]);
   });
 });
+
+describe('inbound frames are rate limited and the send buffer is capped', () => {
+  it('every frame takes a token from the device bucket; over it, RATE_LIMITED', async () => {
+    relay = await relayWith({ rateLimits: { device: { perSecond: 1, burst: 10 } } });
+    const { a } = await channelOf(relay.caller);
+    // The channel's commit (HTTP) took one of a's 10 tokens; auth took the address's, not a's.
+    const c = await WsClient.connect(relay.url, a);
+    for (let i = 0; i < 40; i++) c.send({ type: 'ping' });
+    await until(() => c.frames.filter((f) => f.type === 'pong' || f.type === 'error').length >= 40);
+    const pongs = c.frames.filter((f) => f.type === 'pong').length;
+    expect(pongs).toBeLessThanOrEqual(10);
+    expect(c.frames.filter((f) => f.type === 'error' && f.code === 'RATE_LIMITED').length).toBe(40 - pongs);
+    c.close();
+  });
+
+  it('a client that sends but never reads is closed once its buffered answers pass ws.maxBufferedBytes', async () => {
+    relay = await relayWith({
+      ws: { maxBufferedBytes: 256 * 1024, highWaterBytes: 64 * 1024 },
+      rateLimits: { device: { perSecond: 1e6, burst: 1e6 } },
+    });
+    const { a, ch } = await channelOf(relay.caller);
+    const c = await RawClient.connect(relay.url, a);
+    c.ws.pause();
+    const N = 12_000;
+    for (let i = 0; i < N; i++) {
+      const wire = envelope(a, ch, { mls: randomBytes(16) }).wire;
+      const f = new Uint8Array(5 + wire.length);
+      f[0] = 0x01;
+      new DataView(f.buffer).setUint32(1, i);
+      f.set(wire, 5);
+      c.ws.send(f);
+    }
+    // The acks (≈1 KB each) pile up in the relay's send buffer while nothing reads them.
+    await until(() => c.ws.readyState !== WebSocket.OPEN || c.ws.bufferedAmount === 0, 30_000);
+    await sleep(3_000);
+    c.ws.resume();
+    await until(() => c.closeCode !== undefined, 20_000);
+    expect(c.closeCode).toBe(4429);
+    expect(c.closeReason).toMatch(/^SEND_BUFFER_FULL/);
+    expect(c.binary).toBeLessThan(N);
+  });
+});

@@ -41,6 +41,16 @@ export interface HubSocket {
 /** Appends an envelope sent over the socket, as its authenticated device. */
 export type HubAppend = (device: DeviceRecord, wire: Uint8Array) => Promise<AppendOutcome>;
 
+/** Token buckets: each takes one token and answers 0, or the milliseconds until one is available. */
+export interface HubLimits {
+  device(device: DeviceId, now: number): number;
+  address(address: string, now: number): number;
+}
+
+const NO_LIMITS: HubLimits = { device: () => 0, address: () => 0 };
+/** Rate-limited frames in a row before the socket is closed. */
+const MAX_REFUSED_IN_A_ROW = 200;
+
 export interface HubOptions extends BackpressurePolicy {
   readonly maxFrameChars: number;
   readonly authTimeoutMs: number;
@@ -60,6 +70,12 @@ interface Connection {
   authing: boolean;
   closed: boolean;
   errors: number;
+  /** The client's address (its token bucket before it authenticates). */
+  readonly peer: string;
+  /** Frames refused for rate in a row. */
+  limited: number;
+  /** Bytes of envelopes taken from this socket and not yet answered (the hub's own queue). */
+  queued: number;
   readonly subs: Map<ChannelId, Subscription>;
   authTimer: ReturnType<typeof setTimeout> | undefined;
   resumeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -129,10 +145,12 @@ export class Hub {
   /** Committed log size per subscribed channel, as last published. */
   readonly #sizes = new Map<ChannelId, number>();
   readonly #append: HubAppend | undefined;
+  readonly #limits: HubLimits;
 
   constructor(deps: {
     store: Store;
     append?: HubAppend;
+    limits?: HubLimits;
     auth: Authenticator;
     now: () => number;
     metrics: RelayMetrics;
@@ -146,6 +164,7 @@ export class Hub {
     this.#log = deps.log;
     this.#o = deps.options;
     this.#append = deps.append;
+    this.#limits = deps.limits ?? NO_LIMITS;
     this.#page = deps.options.pageSize ?? 500;
   }
 
@@ -153,9 +172,12 @@ export class Hub {
     return this.#conns.size;
   }
 
-  attach(socket: HubSocket): HubConnection {
+  attach(socket: HubSocket, peer = 'unknown'): HubConnection {
     const conn: Connection = {
       socket,
+      peer,
+      limited: 0,
+      queued: 0,
       device: undefined,
       checkedAt: 0,
       refreshing: undefined,
@@ -238,9 +260,10 @@ export class Hub {
     try {
       frame = parseClientFrame(data, this.#o.maxFrameChars);
     } catch (e) {
-      this.#refuse(conn, e);
+      if (this.#takeToken(conn, undefined)) this.#refuse(conn, e);
       return;
     }
+    if (!this.#takeToken(conn, frame.type === 'send' ? frame.id : undefined)) return;
     try {
       if (frame.type === 'ping') {
         this.#send(conn, frames.pong());
@@ -267,10 +290,11 @@ export class Hub {
   /** A binary `send` (frames.ts): the envelope's raw bytes in, a binary ack out. */
   async #onBinary(conn: Connection, data: Uint8Array): Promise<void> {
     let id: number | undefined;
+    if (!this.#takeToken(conn, data.length >= 5 ? readId(data) : undefined)) return;
     try {
       // Before parsing: an unauthenticated socket gets nothing copied or decoded (only its id read).
       if (conn.device === undefined) {
-        if (data.length >= 5) id = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
+        if (data.length >= 5) id = readId(data);
         throw new RelayError('AUTH_MISSING', 'authenticate first');
       }
       if (!(await this.#deviceStillValid(conn))) return;
@@ -278,7 +302,13 @@ export class Hub {
       id = f.id;
       if (this.#append === undefined)
         throw new RelayError('FRAME_INVALID', 'this relay takes envelopes over HTTP only');
-      this.#send(conn, binaryAck(f.id, await this.#append(conn.device, f.envelope)));
+      if (!this.#enqueue(conn, f.envelope.length)) return;
+      try {
+        const answer = await this.#append(conn.device, f.envelope);
+        this.#send(conn, binaryAck(f.id, answer));
+      } finally {
+        conn.queued -= f.envelope.length;
+      }
     } catch (e) {
       this.#refuse(conn, e, undefined, id);
     }
@@ -294,10 +324,25 @@ export class Hub {
         throw new RelayError('FRAME_INVALID', 'this relay takes envelopes over HTTP only');
       const wire = fromB64u(f.envelope);
       if (wire === undefined) throw new RelayError('DECODE_MALFORMED', 'envelope is not valid base64url');
-      this.#send(conn, frames.ack(f.id, await this.#append(device, wire)));
+      if (!this.#enqueue(conn, wire.length)) return;
+      try {
+        const answer = await this.#append(device, wire);
+        this.#send(conn, frames.ack(f.id, answer));
+      } finally {
+        conn.queued -= wire.length;
+      }
     } catch (e) {
       this.#refuse(conn, e, undefined, f.id);
     }
+  }
+
+  /** Counts an envelope into the socket's queue; false (the socket closed) when that passes the cap. */
+  #enqueue(conn: Connection, bytes: number): boolean {
+    conn.queued += bytes;
+    if (this.#buffered(conn) <= this.#o.maxBufferedBytes) return true;
+    conn.queued -= bytes;
+    this.#drop(conn, 'full');
+    return false;
   }
 
   #refuse(conn: Connection, e: unknown, channel?: ChannelId, id?: string | number): void {
@@ -412,9 +457,9 @@ export class Hub {
     try {
       for (;;) {
         if (!sub.active) return;
-        const p = pressure(sub.conn.socket.bufferedAmount, sub.behindSince, this.#now(), this.#o);
-        if (p === 'drop') {
-          this.#drop(sub.conn);
+        const p = pressure(this.#buffered(sub.conn), sub.behindSince, this.#now(), this.#o);
+        if (p === 'full' || p === 'behind') {
+          this.#drop(sub.conn, p);
           return;
         }
         if (p === 'pause') {
@@ -451,13 +496,24 @@ export class Hub {
           return;
         }
         sub.until = page.until;
+        let full = false;
         for (const r of page.rows) {
           if (r.seq !== sub.nextSeq) break;
+          // Per entry, not per page: a page of large entries must not land in the buffer at once.
+          if (this.#buffered(sub.conn) > this.#o.highWaterBytes) {
+            full = true;
+            break;
+          }
           this.#send(
             sub.conn,
             sub.binary ? binaryEntry(sub.channel, r.seq, r.entry) : frames.entry(sub.channel, r.seq, r.entry),
           );
           sub.nextSeq++;
+        }
+        if (sub.conn.closed) return;
+        if (full && (sub.until === undefined || sub.nextSeq < sub.until)) {
+          this.#pause(sub);
+          return;
         }
         if (sub.until !== undefined && sub.nextSeq >= sub.until) {
           this.#unsubscribe(sub.conn, sub.channel, 'NOT_A_MEMBER');
@@ -504,9 +560,9 @@ export class Hub {
         this.#unsubscribe(conn, sub.channel, 'NOT_A_MEMBER');
         return;
       }
-      const p = pressure(conn.socket.bufferedAmount, undefined, 0, this.#o);
-      if (p === 'drop') {
-        this.#drop(conn);
+      const p = pressure(this.#buffered(conn), undefined, 0, this.#o);
+      if (p === 'full' || p === 'behind') {
+        this.#drop(conn, p);
         return;
       }
       if (p === 'pause') {
@@ -620,9 +676,10 @@ export class Hub {
       if (paused.length === 0) return;
       const now = this.#now();
       const oldest = Math.min(...paused.map((s) => s.behindSince ?? now));
-      const buffered = conn.socket.bufferedAmount;
-      if (pressure(buffered, oldest, now, this.#o) === 'drop') {
-        this.#drop(conn);
+      const buffered = this.#buffered(conn);
+      const p = pressure(buffered, oldest, now, this.#o);
+      if (p === 'full' || p === 'behind') {
+        this.#drop(conn, p);
         return;
       }
       if (canResume(buffered, this.#o)) {
@@ -634,20 +691,57 @@ export class Hub {
     conn.resumeTimer = setTimeout(poll, RESUME_POLL_MS);
   }
 
-  #drop(conn: Connection): void {
-    if (conn.closed) return;
-    this.#metrics.wsDropped.inc();
-    this.#log.warn({ device: conn.device?.device }, 'dropping a slow WebSocket subscriber');
-    this.#close(conn, CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
+  /** Bytes held for this socket: what `ws` and the kernel have not sent, plus answers still being made. */
+  #buffered(conn: Connection): number {
+    return conn.socket.bufferedAmount + conn.queued;
   }
 
+  /** Closes a socket that cannot keep up; the reason starts with its code (SEND_BUFFER_FULL or SLOW_CONSUMER). */
+  #drop(conn: Connection, why: 'full' | 'behind'): void {
+    if (conn.closed) return;
+    this.#metrics.wsDropped.inc();
+    this.#log.warn({ device: conn.device?.device, why }, 'dropping a slow WebSocket client');
+    this.#close(
+      conn,
+      CLOSE.SLOW_CONSUMER,
+      why === 'full'
+        ? `SEND_BUFFER_FULL: over ${this.#o.maxBufferedBytes} bytes unread; reconnect and resume`
+        : 'SLOW_CONSUMER: behind too long; reconnect and resume from your last seq',
+    );
+  }
+
+  /** Every frame out goes through here: past the cap (maxBufferedBytes) the socket is closed. */
   #send(conn: Connection, data: string | Uint8Array): void {
     if (conn.closed) return;
     try {
       conn.socket.send(data);
     } catch {
       this.#forget(conn);
+      return;
     }
+    if (this.#buffered(conn) > this.#o.maxBufferedBytes) this.#drop(conn, 'full');
+  }
+
+  /**
+   * Every frame in takes a token: the device's bucket (the one HTTP requests use) once
+   * authenticated, the address's before. False, with a RATE_LIMITED error frame, when it is empty.
+   */
+  #takeToken(conn: Connection, id: string | number | undefined): boolean {
+    const now = this.#now();
+    const wait =
+      conn.device === undefined
+        ? this.#limits.address(conn.peer, now)
+        : this.#limits.device(conn.device.device, now);
+    if (wait <= 0) {
+      conn.limited = 0;
+      return true;
+    }
+    this.#send(conn, frames.error('RATE_LIMITED', 'too many frames; slow down', undefined, id, wait));
+    // A client that ignores the answers: closed rather than answered forever.
+    if (++conn.limited > MAX_REFUSED_IN_A_ROW) {
+      this.#close(conn, CLOSE.TOO_MANY_ERRORS, 'RATE_LIMITED: too many frames refused in a row');
+    }
+    return false;
   }
 
   #close(conn: Connection, code: number, reason: string): void {
@@ -673,6 +767,10 @@ export class Hub {
     this.#conns.delete(conn);
     this.#metrics.wsConnections.set(this.#conns.size);
   }
+}
+
+function readId(data: Uint8Array): number {
+  return new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
 }
 
 function addTo<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {

@@ -33,23 +33,26 @@ export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketSe
       // Frames sent in one turn of the event loop (a batch's acks and entries) leave in one write:
       // the socket is corked at the first and uncorked on the next turn.
       let corked = false;
-      const conn = o.hub.attach({
-        send: (data) => {
-          if (!corked) {
-            corked = true;
-            socket.cork();
-            setImmediate(() => {
-              corked = false;
-              socket.uncork();
-            });
-          }
-          ws.send(data);
+      const conn = o.hub.attach(
+        {
+          send: (data) => {
+            if (!corked) {
+              corked = true;
+              socket.cork();
+              setImmediate(() => {
+                corked = false;
+                socket.uncork();
+              });
+            }
+            ws.send(data);
+          },
+          get bufferedAmount() {
+            return ws.bufferedAmount;
+          },
+          close: (code, reason) => ws.close(code, reason),
         },
-        get bufferedAmount() {
-          return ws.bufferedAmount;
-        },
-        close: (code, reason) => ws.close(code, reason),
-      });
+        req.socket.remoteAddress ?? 'unknown',
+      );
       ws.on('message', (data, isBinary) => {
         // Binary frames arrive as one Buffer (the default binaryType); text frames are UTF-8.
         if (!isBinary) conn.onMessage(data.toString());
