@@ -274,3 +274,30 @@ describe('inbound frames are rate limited and the send buffer is capped', () => 
     expect(c.binary).toBeLessThan(N);
   });
 });
+
+describe('sockets per device', () => {
+  it('refuses a device its 17th socket with TOO_MANY_CONNECTIONS (default ws.maxConnectionsPerDevice)', async () => {
+    relay = await startRelayProcess();
+    const A = makeParty('A');
+    const a = makeDevice(A, 'a', 'admin');
+    await relay.caller.publishParty(A, [a]);
+    const t0 = Date.now();
+    const open: WsClient[] = [];
+    for (let i = 0; i < 16; i++) {
+      const c = await WsClient.open(relay.url);
+      expect((await c.auth(a, t0 - i)).type).toBe('ready');
+      open.push(c);
+    }
+    const extra = await WsClient.open(relay.url);
+    const refused = await extra.auth(a, t0 - 16);
+    expect(refused).toMatchObject({ type: 'error', code: 'TOO_MANY_CONNECTIONS' });
+    await until(() => extra.closeCode !== undefined);
+    expect(extra.closeCode).toBe(4409);
+    // A closed socket frees its slot.
+    open[0]?.close();
+    await sleep(200);
+    const again = await WsClient.open(relay.url);
+    expect((await again.auth(a, t0 - 17)).type).toBe('ready');
+    for (const c of [...open, again]) c.close();
+  });
+});

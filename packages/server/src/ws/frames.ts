@@ -117,6 +117,7 @@ export const CLOSE = {
   AUTH_TIMEOUT: 4408,
   SLOW_CONSUMER: 4429,
   TOO_MANY_ERRORS: 4400,
+  TOO_MANY_CONNECTIONS: 4409,
 } as const;
 
 /** Kind bytes of binary frames. */

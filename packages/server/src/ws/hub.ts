@@ -57,6 +57,8 @@ export interface HubOptions extends BackpressurePolicy {
   readonly maxSubscriptions: number;
   /** The longest a connection acts on its device record (revocation, certificate) before re-reading it. */
   readonly revalidateMs: number;
+  /** Authenticated sockets one device may hold at once. */
+  readonly maxConnectionsPerDevice: number;
   readonly pageSize?: number;
 }
 
@@ -379,6 +381,19 @@ export class Hub {
     }
     conn.authing = false;
     if (conn.closed) return;
+    // Counted and registered in one synchronous step: two auths in flight cannot both take the last slot.
+    const held = this.#byDevice.get(device.device)?.size ?? 0;
+    if (held >= this.#o.maxConnectionsPerDevice) {
+      this.#send(
+        conn,
+        frames.error(
+          'TOO_MANY_CONNECTIONS',
+          `this device holds ${held} sockets, the most this relay allows; close one first`,
+        ),
+      );
+      this.#close(conn, CLOSE.TOO_MANY_CONNECTIONS, 'TOO_MANY_CONNECTIONS');
+      return;
+    }
     conn.device = device;
     conn.checkedAt = this.#now();
     clearTimeout(conn.authTimer);
