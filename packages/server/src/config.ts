@@ -120,6 +120,13 @@ export const configSchema = z.strictObject({
         .default(16 << 20),
       authTimeoutMs: z.number().int().positive().default(10_000),
       maxSubscriptions: z.number().int().positive().default(256),
+      /**
+       * The longest a connection acts on its device record (revoked? certificate still valid?)
+       * before re-reading it from the store; a revocation written on another node is seen within it.
+       */
+      revalidateMs: z.number().int().min(100).max(300_000).default(15_000),
+      /** Authenticated WebSocket connections one device may hold; the next is refused (TOO_MANY_CONNECTIONS). */
+      maxConnectionsPerDevice: z.number().int().min(1).max(1024).default(16),
     })
     .prefault({}),
 });

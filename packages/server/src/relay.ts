@@ -101,9 +101,29 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
   const accept = { directory, verifier, appender, now, limitDevice, signer };
   const hub = new Hub({
     store,
+    // The hub takes a `device` token for every frame (a send frame included), as HTTP does for
+    // every request; a send frame is also a write.
     append: (device, wire) => {
-      limitDevice(device.device, now());
+      const wait = limiters.writes.take(device.device, now());
+      if (wait > 0) {
+        metrics.rateLimited.inc({ scope: 'writes' });
+        return Promise.reject(
+          new RelayError('RATE_LIMITED', 'too many writes; slow down', { retryAfterMs: wait }),
+        );
+      }
       return acceptEnvelope(accept, wire, { signedBy: device });
+    },
+    limits: {
+      device: (device, t) => {
+        const wait = limiters.device.take(device, t);
+        if (wait > 0) metrics.rateLimited.inc({ scope: 'device' });
+        return wait;
+      },
+      address: (address, t) => {
+        const wait = limiters.ip.take(address, t);
+        if (wait > 0) metrics.rateLimited.inc({ scope: 'ip' });
+        return wait;
+      },
     },
     auth,
     now,

@@ -1,8 +1,8 @@
 /**
  * Per-connection backpressure. Live entries go out only while the socket's send buffer is under
  * the high-water mark; above it the subscription pauses and later catches up from the store
- * (entries are durable, so nothing is lost). A subscriber that stays behind too long, or whose
- * buffer grows past the hard cap, is dropped. Writers never wait for a subscriber.
+ * (entries are durable, so nothing is lost). A subscriber that stays behind too long ('behind'),
+ * or whose buffer grows past the hard cap ('full'), is dropped. Writers never wait for a subscriber.
  */
 export interface BackpressurePolicy {
   readonly highWaterBytes: number;
@@ -10,7 +10,7 @@ export interface BackpressurePolicy {
   readonly dropAfterMs: number;
 }
 
-export type Pressure = 'ok' | 'pause' | 'drop';
+export type Pressure = 'ok' | 'pause' | 'behind' | 'full';
 
 export function pressure(
   buffered: number,
@@ -18,8 +18,8 @@ export function pressure(
   now: number,
   p: BackpressurePolicy,
 ): Pressure {
-  if (buffered > p.maxBufferedBytes) return 'drop';
-  if (behindSince !== undefined && now - behindSince > p.dropAfterMs) return 'drop';
+  if (buffered > p.maxBufferedBytes) return 'full';
+  if (behindSince !== undefined && now - behindSince > p.dropAfterMs) return 'behind';
   if (buffered > p.highWaterBytes) return 'pause';
   return 'ok';
 }

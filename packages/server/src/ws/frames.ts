@@ -11,7 +11,7 @@
  *   {type:'entry', channel, seq, entry}  {type:'checkpoint', channel, size, checkpoint}
  *   {type:'inbox', item:{cursor, channel, seq, entry}}  {type:'pong'}
  *   {type:'ack', id, seq, leafIndex, receivedAt, inclusionProof, checkpoint, size, duplicate, receipt}
- *   {type:'error', code, message[, channel][, id]}
+ *   {type:'error', code, message[, channel][, id][, retryAfterMs]}   (RATE_LIMITED: every frame takes a token)
  * Binary frames (after auth; the envelope's bytes as they are, no base64 and no JSON):
  *   send  0x01 | id u32 | envelope wire bytes
  *   ack   0x02 | id u32 | flags u8 (bit 0: duplicate) | seq u64 | receivedAt u64 | size u64
@@ -89,13 +89,20 @@ export const frames = {
       type: 'inbox',
       item: { cursor: item.cursor, channel: item.channel, seq: item.seq, entry: toB64u(item.entry) },
     }),
-  error: (code: RelayErrorCode, message: string, channel?: ChannelId, id?: string | number) =>
+  error: (
+    code: RelayErrorCode,
+    message: string,
+    channel?: ChannelId,
+    id?: string | number,
+    retryAfterMs?: number,
+  ) =>
     JSON.stringify({
       type: 'error',
       code,
       message,
       ...(channel === undefined ? {} : { channel }),
       ...(id === undefined ? {} : { id }),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     }),
   ack: (id: string | number, answer: AppendOutcome) =>
     JSON.stringify({ type: 'ack', id, ...appendAnswerJson(answer) }),
@@ -110,6 +117,7 @@ export const CLOSE = {
   AUTH_TIMEOUT: 4408,
   SLOW_CONSUMER: 4429,
   TOO_MANY_ERRORS: 4400,
+  TOO_MANY_CONNECTIONS: 4409,
 } as const;
 
 /** Kind bytes of binary frames. */

@@ -3,13 +3,18 @@
  * A subscription streams entries from `from`: first from the store (catch-up), then live from
  * the fan-out. nextSeq moves only forward, one by one, so there is no gap and no duplicate:
  * a live entry ahead of nextSeq sends the subscription back to the store; one behind is skipped.
+ * Access is re-checked while a connection lives, not only at subscribe time: each catch-up page
+ * re-reads the device and its membership in the same read transaction as the entries, and every
+ * frame in or out checks the device record the connection holds (certificate window, revocation),
+ * a record never older than `revalidateMs` — a stale one is re-read before the frame goes on.
  * Independent of the WebSocket library (ws/server.node.ts adapts `ws`).
  */
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { AppendOutcome } from '../channels/accept.ts';
 import { notAMember, visibility } from '../channels/access.ts';
 import { fromB64u } from '../bytes.node.ts';
-import { RelayError } from '../errors.ts';
+import { deviceStatus } from '../directory/devices.ts';
+import { RelayError, type RelayErrorCode } from '../errors.ts';
 import type { FanoutMessage, PublishedChannel } from '../fanout/fanout.ts';
 import type { Authenticator } from '../http/auth.ts';
 import type { Log } from '../http/context.ts';
@@ -36,19 +41,43 @@ export interface HubSocket {
 /** Appends an envelope sent over the socket, as its authenticated device. */
 export type HubAppend = (device: DeviceRecord, wire: Uint8Array) => Promise<AppendOutcome>;
 
+/** Token buckets: each takes one token and answers 0, or the milliseconds until one is available. */
+export interface HubLimits {
+  device(device: DeviceId, now: number): number;
+  address(address: string, now: number): number;
+}
+
+const NO_LIMITS: HubLimits = { device: () => 0, address: () => 0 };
+/** Rate-limited frames in a row before the socket is closed. */
+const MAX_REFUSED_IN_A_ROW = 200;
+
 export interface HubOptions extends BackpressurePolicy {
   readonly maxFrameChars: number;
   readonly authTimeoutMs: number;
   readonly maxSubscriptions: number;
+  /** The longest a connection acts on its device record (revocation, certificate) before re-reading it. */
+  readonly revalidateMs: number;
+  /** Authenticated sockets one device may hold at once. */
+  readonly maxConnectionsPerDevice: number;
   readonly pageSize?: number;
 }
 
 interface Connection {
   readonly socket: HubSocket;
   device: DeviceRecord | undefined;
+  /** When `device` was read from the store (the hub's clock). */
+  checkedAt: number;
+  /** A re-read of the device record in flight: later frames wait for it, in order. */
+  refreshing: Promise<boolean> | undefined;
   authing: boolean;
   closed: boolean;
   errors: number;
+  /** The client's address (its token bucket before it authenticates). */
+  readonly peer: string;
+  /** Frames refused for rate in a row. */
+  limited: number;
+  /** Bytes of envelopes taken from this socket and not yet answered (the hub's own queue). */
+  queued: number;
   readonly subs: Map<ChannelId, Subscription>;
   authTimer: ReturnType<typeof setTimeout> | undefined;
   resumeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -118,10 +147,12 @@ export class Hub {
   /** Committed log size per subscribed channel, as last published. */
   readonly #sizes = new Map<ChannelId, number>();
   readonly #append: HubAppend | undefined;
+  readonly #limits: HubLimits;
 
   constructor(deps: {
     store: Store;
     append?: HubAppend;
+    limits?: HubLimits;
     auth: Authenticator;
     now: () => number;
     metrics: RelayMetrics;
@@ -135,6 +166,7 @@ export class Hub {
     this.#log = deps.log;
     this.#o = deps.options;
     this.#append = deps.append;
+    this.#limits = deps.limits ?? NO_LIMITS;
     this.#page = deps.options.pageSize ?? 500;
   }
 
@@ -142,10 +174,15 @@ export class Hub {
     return this.#conns.size;
   }
 
-  attach(socket: HubSocket): HubConnection {
+  attach(socket: HubSocket, peer = 'unknown'): HubConnection {
     const conn: Connection = {
       socket,
+      peer,
+      limited: 0,
+      queued: 0,
       device: undefined,
+      checkedAt: 0,
+      refreshing: undefined,
       authing: false,
       closed: false,
       errors: 0,
@@ -181,7 +218,16 @@ export class Hub {
       if (conns === undefined) continue;
       const frame = frames.inbox(item);
       // An inbox push is a hint: the inbox itself is durable (GET /v1/inbox), so a busy socket skips it.
-      for (const c of conns) if (c.socket.bufferedAmount <= this.#o.highWaterBytes) this.#send(c, frame);
+      for (const c of conns) {
+        if (c.socket.bufferedAmount > this.#o.highWaterBytes) continue;
+        const check = this.#checkDevice(c);
+        if (check === 'ok') this.#send(c, frame);
+        else if (check === 'stale') {
+          void this.#refreshDevice(c).then((ok) => {
+            if (ok) this.#send(c, frame);
+          });
+        }
+      }
     }
   }
 
@@ -197,10 +243,7 @@ export class Hub {
 
   /** Closes the connections of a revoked device. */
   closeDevice(device: DeviceId): void {
-    for (const c of [...(this.#byDevice.get(device) ?? [])]) {
-      this.#send(c, frames.error('CERT_REVOKED', 'this device was revoked by its party'));
-      this.#close(c, CLOSE.REVOKED, 'device revoked');
-    }
+    for (const c of [...(this.#byDevice.get(device) ?? [])]) this.#expel(c, 'CERT_REVOKED');
   }
 
   closeAll(code: number = CLOSE.GOING_AWAY, reason = 'relay shutting down'): void {
@@ -219,9 +262,10 @@ export class Hub {
     try {
       frame = parseClientFrame(data, this.#o.maxFrameChars);
     } catch (e) {
-      this.#refuse(conn, e);
+      if (this.#takeToken(conn, undefined)) this.#refuse(conn, e);
       return;
     }
+    if (!this.#takeToken(conn, frame.type === 'send' ? frame.id : undefined)) return;
     try {
       if (frame.type === 'ping') {
         this.#send(conn, frames.pong());
@@ -232,6 +276,7 @@ export class Hub {
         return;
       }
       if (conn.device === undefined) throw new RelayError('AUTH_MISSING', 'authenticate first');
+      if (!(await this.#deviceStillValid(conn))) return;
       if (frame.type === 'send') {
         await this.#send_(conn, conn.device, frame);
         return;
@@ -247,17 +292,25 @@ export class Hub {
   /** A binary `send` (frames.ts): the envelope's raw bytes in, a binary ack out. */
   async #onBinary(conn: Connection, data: Uint8Array): Promise<void> {
     let id: number | undefined;
+    if (!this.#takeToken(conn, data.length >= 5 ? readId(data) : undefined)) return;
     try {
       // Before parsing: an unauthenticated socket gets nothing copied or decoded (only its id read).
       if (conn.device === undefined) {
-        if (data.length >= 5) id = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
+        if (data.length >= 5) id = readId(data);
         throw new RelayError('AUTH_MISSING', 'authenticate first');
       }
+      if (!(await this.#deviceStillValid(conn))) return;
       const f = parseBinaryFrame(data, this.#o.maxFrameChars);
       id = f.id;
       if (this.#append === undefined)
         throw new RelayError('FRAME_INVALID', 'this relay takes envelopes over HTTP only');
-      this.#send(conn, binaryAck(f.id, await this.#append(conn.device, f.envelope)));
+      if (!this.#enqueue(conn, f.envelope.length)) return;
+      try {
+        const answer = await this.#append(conn.device, f.envelope);
+        this.#send(conn, binaryAck(f.id, answer));
+      } finally {
+        conn.queued -= f.envelope.length;
+      }
     } catch (e) {
       this.#refuse(conn, e, undefined, id);
     }
@@ -273,10 +326,25 @@ export class Hub {
         throw new RelayError('FRAME_INVALID', 'this relay takes envelopes over HTTP only');
       const wire = fromB64u(f.envelope);
       if (wire === undefined) throw new RelayError('DECODE_MALFORMED', 'envelope is not valid base64url');
-      this.#send(conn, frames.ack(f.id, await this.#append(device, wire)));
+      if (!this.#enqueue(conn, wire.length)) return;
+      try {
+        const answer = await this.#append(device, wire);
+        this.#send(conn, frames.ack(f.id, answer));
+      } finally {
+        conn.queued -= wire.length;
+      }
     } catch (e) {
       this.#refuse(conn, e, undefined, f.id);
     }
+  }
+
+  /** Counts an envelope into the socket's queue; false (the socket closed) when that passes the cap. */
+  #enqueue(conn: Connection, bytes: number): boolean {
+    conn.queued += bytes;
+    if (this.#buffered(conn) <= this.#o.maxBufferedBytes) return true;
+    conn.queued -= bytes;
+    this.#drop(conn, 'full');
+    return false;
   }
 
   #refuse(conn: Connection, e: unknown, channel?: ChannelId, id?: string | number): void {
@@ -313,7 +381,21 @@ export class Hub {
     }
     conn.authing = false;
     if (conn.closed) return;
+    // Counted and registered in one synchronous step: two auths in flight cannot both take the last slot.
+    const held = this.#byDevice.get(device.device)?.size ?? 0;
+    if (held >= this.#o.maxConnectionsPerDevice) {
+      this.#send(
+        conn,
+        frames.error(
+          'TOO_MANY_CONNECTIONS',
+          `this device holds ${held} sockets, the most this relay allows; close one first`,
+        ),
+      );
+      this.#close(conn, CLOSE.TOO_MANY_CONNECTIONS, 'TOO_MANY_CONNECTIONS');
+      return;
+    }
     conn.device = device;
+    conn.checkedAt = this.#now();
     clearTimeout(conn.authTimer);
     addTo(this.#byParty, device.party, conn);
     addTo(this.#byDevice, device.device, conn);
@@ -390,9 +472,9 @@ export class Hub {
     try {
       for (;;) {
         if (!sub.active) return;
-        const p = pressure(sub.conn.socket.bufferedAmount, sub.behindSince, this.#now(), this.#o);
-        if (p === 'drop') {
-          this.#drop(sub.conn);
+        const p = pressure(this.#buffered(sub.conn), sub.behindSince, this.#now(), this.#o);
+        if (p === 'full' || p === 'behind') {
+          this.#drop(sub.conn, p);
           return;
         }
         if (p === 'pause') {
@@ -400,30 +482,65 @@ export class Hub {
           return;
         }
         const from = sub.nextSeq;
-        const page = await this.#store.read(async (tx) => ({
-          rows: await tx.getEntries(sub.channel, from, this.#page, sub.until),
-          checkpoint: await tx.getCheckpoint(sub.channel, sub.until),
-        }));
+        const device = sub.conn.device;
+        if (device === undefined) return;
+        // Who may read is re-read with every page, in the page's own transaction: a device removed
+        // (or revoked) since it subscribed gets nothing past its removal.
+        const readAt = this.#now();
+        const page = await this.#store.read(async (tx) => {
+          const rec = await tx.getDevice(device.device);
+          let seen: Awaited<ReturnType<typeof visibility>>;
+          try {
+            seen = await visibility(tx, sub.channel, device.device);
+          } catch (e) {
+            if (e instanceof RelayError) return { rec, member: false as const };
+            throw e;
+          }
+          return {
+            rec,
+            member: true as const,
+            until: seen.until,
+            rows: await tx.getEntries(sub.channel, from, this.#page, seen.until),
+            checkpoint: seen.checkpoint,
+          };
+        });
         if (!sub.active || sub.nextSeq !== from) return;
+        if (!this.#deviceRead(sub.conn, page.rec, readAt)) return;
+        if (!page.member) {
+          this.#unsubscribe(sub.conn, sub.channel, 'NOT_A_MEMBER');
+          return;
+        }
+        sub.until = page.until;
+        let full = false;
         for (const r of page.rows) {
           if (r.seq !== sub.nextSeq) break;
+          // Per entry, not per page: a page of large entries must not land in the buffer at once.
+          if (this.#buffered(sub.conn) > this.#o.highWaterBytes) {
+            full = true;
+            break;
+          }
           this.#send(
             sub.conn,
             sub.binary ? binaryEntry(sub.channel, r.seq, r.entry) : frames.entry(sub.channel, r.seq, r.entry),
           );
           sub.nextSeq++;
         }
+        if (sub.conn.closed) return;
+        if (full && (sub.until === undefined || sub.nextSeq < sub.until)) {
+          this.#pause(sub);
+          return;
+        }
         if (sub.until !== undefined && sub.nextSeq >= sub.until) {
           this.#unsubscribe(sub.conn, sub.channel, 'NOT_A_MEMBER');
           return;
         }
         if (page.rows.length < this.#page) {
-          const size = this.#sizes.get(sub.channel) ?? page.checkpoint?.size ?? 0;
+          const size = this.#sizes.get(sub.channel) ?? page.checkpoint.size;
           if (sub.nextSeq >= size) {
             sub.mode = 'live';
             sub.behindSince = undefined;
             const cp = page.checkpoint;
-            if (cp !== undefined && cp.size === sub.nextSeq && cp.size === size) {
+            if (cp.size === sub.nextSeq && cp.size === size) {
               this.#send(sub.conn, frames.checkpoint(sub.channel, cp.size, cp.note));
             }
             return;
@@ -441,6 +558,13 @@ export class Hub {
 
   #deliver(sub: Subscription, ch: PublishedChannel, cache: FrameCache): void {
     const conn = sub.conn;
+    const check = this.#checkDevice(conn);
+    if (check === 'gone') return;
+    if (check === 'stale') {
+      // The store has these entries: catch-up re-reads the device and membership, then reads them.
+      void this.#catchUp(sub);
+      return;
+    }
     for (const [i, e] of ch.entries.entries()) {
       if (e.seq < sub.nextSeq) continue;
       if (e.seq > sub.nextSeq) {
@@ -451,9 +575,9 @@ export class Hub {
         this.#unsubscribe(conn, sub.channel, 'NOT_A_MEMBER');
         return;
       }
-      const p = pressure(conn.socket.bufferedAmount, undefined, 0, this.#o);
-      if (p === 'drop') {
-        this.#drop(conn);
+      const p = pressure(this.#buffered(conn), undefined, 0, this.#o);
+      if (p === 'full' || p === 'behind') {
+        this.#drop(conn, p);
         return;
       }
       if (p === 'pause') {
@@ -475,6 +599,86 @@ export class Hub {
     }
   }
 
+  // --- device revalidation
+
+  /**
+   * The connection's device as last read: 'ok' to act on it, 'stale' when the record is older than
+   * revalidateMs (re-read it first), 'gone' when it may not act (the connection is then closed).
+   * No store read: this runs for every frame.
+   */
+  #checkDevice(conn: Connection): 'ok' | 'stale' | 'gone' {
+    const device = conn.device;
+    if (conn.closed || device === undefined) return 'gone';
+    const now = this.#now();
+    const status = deviceStatus(device, now);
+    if (status !== undefined) {
+      this.#expel(conn, status);
+      return 'gone';
+    }
+    return conn.refreshing !== undefined || now - conn.checkedAt > this.#o.revalidateMs ? 'stale' : 'ok';
+  }
+
+  /** True when the connection's device may act; re-reads its record first when stale. */
+  async #deviceStillValid(conn: Connection): Promise<boolean> {
+    const check = this.#checkDevice(conn);
+    if (check === 'ok') return true;
+    if (check === 'gone') return false;
+    return this.#refreshDevice(conn);
+  }
+
+  /** Re-reads the device record (one read per connection at a time); false when it may no longer act. */
+  #refreshDevice(conn: Connection): Promise<boolean> {
+    const device = conn.device;
+    if (device === undefined) return Promise.resolve(false);
+    conn.refreshing ??= (async () => {
+      const readAt = this.#now();
+      try {
+        const rec = await this.#store.read((tx) => tx.getDevice(device.device));
+        return this.#deviceRead(conn, rec, readAt);
+      } catch (e) {
+        // The store is down: keep the last answer (what was valid stays valid until it is not).
+        this.#log.warn({ err: { message: (e as Error).message } }, 'ws device re-check failed');
+        return !conn.closed;
+      } finally {
+        conn.refreshing = undefined;
+      }
+    })();
+    return conn.refreshing;
+  }
+
+  /** Takes a freshly read device record; closes the connection when the device may no longer act. */
+  #deviceRead(conn: Connection, rec: DeviceRecord | undefined, readAt: number): boolean {
+    if (conn.closed) return false;
+    if (rec === undefined) {
+      this.#expel(conn, 'DEVICE_UNKNOWN');
+      return false;
+    }
+    const status = deviceStatus(rec, this.#now());
+    if (status !== undefined) {
+      this.#expel(conn, status);
+      return false;
+    }
+    conn.device = rec;
+    conn.checkedAt = Math.max(conn.checkedAt, readAt);
+    return true;
+  }
+
+  /** A device that may no longer act: a typed error frame, then the socket closes (4403). */
+  #expel(
+    conn: Connection,
+    code: Extract<RelayErrorCode, 'CERT_REVOKED' | 'CERT_EXPIRED' | 'CERT_NOT_YET_VALID' | 'DEVICE_UNKNOWN'>,
+  ): void {
+    if (conn.closed) return;
+    const why = {
+      CERT_REVOKED: 'this device was revoked by its party',
+      CERT_EXPIRED: "this device's certificate has expired",
+      CERT_NOT_YET_VALID: "this device's certificate is not valid yet",
+      DEVICE_UNKNOWN: 'this device is no longer registered',
+    }[code];
+    this.#send(conn, frames.error(code, why));
+    this.#close(conn, CLOSE.REVOKED, code);
+  }
+
   #pause(sub: Subscription): void {
     sub.mode = 'paused';
     sub.behindSince ??= this.#now();
@@ -487,9 +691,10 @@ export class Hub {
       if (paused.length === 0) return;
       const now = this.#now();
       const oldest = Math.min(...paused.map((s) => s.behindSince ?? now));
-      const buffered = conn.socket.bufferedAmount;
-      if (pressure(buffered, oldest, now, this.#o) === 'drop') {
-        this.#drop(conn);
+      const buffered = this.#buffered(conn);
+      const p = pressure(buffered, oldest, now, this.#o);
+      if (p === 'full' || p === 'behind') {
+        this.#drop(conn, p);
         return;
       }
       if (canResume(buffered, this.#o)) {
@@ -501,20 +706,57 @@ export class Hub {
     conn.resumeTimer = setTimeout(poll, RESUME_POLL_MS);
   }
 
-  #drop(conn: Connection): void {
-    if (conn.closed) return;
-    this.#metrics.wsDropped.inc();
-    this.#log.warn({ device: conn.device?.device }, 'dropping a slow WebSocket subscriber');
-    this.#close(conn, CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume from your last seq');
+  /** Bytes held for this socket: what `ws` and the kernel have not sent, plus answers still being made. */
+  #buffered(conn: Connection): number {
+    return conn.socket.bufferedAmount + conn.queued;
   }
 
+  /** Closes a socket that cannot keep up; the reason starts with its code (SEND_BUFFER_FULL or SLOW_CONSUMER). */
+  #drop(conn: Connection, why: 'full' | 'behind'): void {
+    if (conn.closed) return;
+    this.#metrics.wsDropped.inc();
+    this.#log.warn({ device: conn.device?.device, why }, 'dropping a slow WebSocket client');
+    this.#close(
+      conn,
+      CLOSE.SLOW_CONSUMER,
+      why === 'full'
+        ? `SEND_BUFFER_FULL: over ${this.#o.maxBufferedBytes} bytes unread; reconnect and resume`
+        : 'SLOW_CONSUMER: behind too long; reconnect and resume from your last seq',
+    );
+  }
+
+  /** Every frame out goes through here: past the cap (maxBufferedBytes) the socket is closed. */
   #send(conn: Connection, data: string | Uint8Array): void {
     if (conn.closed) return;
     try {
       conn.socket.send(data);
     } catch {
       this.#forget(conn);
+      return;
     }
+    if (this.#buffered(conn) > this.#o.maxBufferedBytes) this.#drop(conn, 'full');
+  }
+
+  /**
+   * Every frame in takes a token: the device's bucket (the one HTTP requests use) once
+   * authenticated, the address's before. False, with a RATE_LIMITED error frame, when it is empty.
+   */
+  #takeToken(conn: Connection, id: string | number | undefined): boolean {
+    const now = this.#now();
+    const wait =
+      conn.device === undefined
+        ? this.#limits.address(conn.peer, now)
+        : this.#limits.device(conn.device.device, now);
+    if (wait <= 0) {
+      conn.limited = 0;
+      return true;
+    }
+    this.#send(conn, frames.error('RATE_LIMITED', 'too many frames; slow down', undefined, id, wait));
+    // A client that ignores the answers: closed rather than answered forever.
+    if (++conn.limited > MAX_REFUSED_IN_A_ROW) {
+      this.#close(conn, CLOSE.TOO_MANY_ERRORS, 'RATE_LIMITED: too many frames refused in a row');
+    }
+    return false;
   }
 
   #close(conn: Connection, code: number, reason: string): void {
@@ -540,6 +782,10 @@ export class Hub {
     this.#conns.delete(conn);
     this.#metrics.wsConnections.set(this.#conns.size);
   }
+}
+
+function readId(data: Uint8Array): number {
+  return new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
 }
 
 function addTo<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {

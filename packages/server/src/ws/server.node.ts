@@ -20,6 +20,10 @@ function refuse(socket: Duplex, status: string): void {
 export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketServer {
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node hands the raw socket over with no 'error' listener: a client that resets mid-handshake
+    // (or while a refusal is written) would otherwise raise an unhandled 'error' and end the process.
+    // `ws` adds its own listener once the handshake completes; this one stays harmless after that.
+    socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/v1/ws') return refuse(socket, '404 Not Found');
     if (o.ipLimiter.take(req.socket.remoteAddress ?? 'unknown', o.now()) > 0) {
@@ -29,23 +33,26 @@ export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketSe
       // Frames sent in one turn of the event loop (a batch's acks and entries) leave in one write:
       // the socket is corked at the first and uncorked on the next turn.
       let corked = false;
-      const conn = o.hub.attach({
-        send: (data) => {
-          if (!corked) {
-            corked = true;
-            socket.cork();
-            setImmediate(() => {
-              corked = false;
-              socket.uncork();
-            });
-          }
-          ws.send(data);
+      const conn = o.hub.attach(
+        {
+          send: (data) => {
+            if (!corked) {
+              corked = true;
+              socket.cork();
+              setImmediate(() => {
+                corked = false;
+                socket.uncork();
+              });
+            }
+            ws.send(data);
+          },
+          get bufferedAmount() {
+            return ws.bufferedAmount;
+          },
+          close: (code, reason) => ws.close(code, reason),
         },
-        get bufferedAmount() {
-          return ws.bufferedAmount;
-        },
-        close: (code, reason) => ws.close(code, reason),
-      });
+        req.socket.remoteAddress ?? 'unknown',
+      );
       ws.on('message', (data, isBinary) => {
         // Binary frames arrive as one Buffer (the default binaryType); text frames are UTF-8.
         if (!isBinary) conn.onMessage(data.toString());
