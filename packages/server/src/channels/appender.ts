@@ -19,7 +19,7 @@ import type { ChannelHead, DeviceRecord, MemberRecord, MessageRef, Store, WriteT
 import type { CheckpointSigner } from './checkpoints.ts';
 import { encodeEntryFast } from './entry-codec.ts';
 import { type NodeCache, ProofBuilder } from './node-cache.ts';
-import { checkEpoch, checkMembershipChange, isCurrentMember } from './rules.ts';
+import { checkEpoch, checkMembershipChange, checkOpeningCommit, isCurrentMember } from './rules.ts';
 
 export interface AppendInput {
   readonly env: SignedEnvelope;
@@ -388,6 +388,7 @@ export class Appender {
       if (body.kind !== 'commit' || body.epoch !== 0) {
         throw new RelayError('NOT_A_MEMBER', 'not a member of this channel');
       }
+      checkOpeningCommit(body.members);
       head = { channel: body.channel, epoch: 0, size: 0, frontier: [], lastAt: now, createdAt: now };
     } else {
       head = w.head;
