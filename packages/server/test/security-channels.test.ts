@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChannelId, SignedEnvelope } from '@backchannel/protocol';
+import { type ChannelId, type SignedEnvelope, fromBase64url } from '@backchannel/protocol';
+import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RelayConfigInput, resolveConfig } from '../src/config.ts';
 import { createRelay } from '../src/relay.ts';
@@ -14,15 +15,19 @@ import { openPostgresStore } from '../src/store/postgres/pg-store.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/store.ts';
 import {
+  type AppendBody,
   Caller,
   commit,
+  envelope,
   makeDevice,
   makeParty,
   newChannel,
   seedOf,
+  suite,
   type TestDevice,
   type TestParty,
   type TestRelay,
+  verifyAppend,
 } from './helpers.ts';
 import { dropSchema, PG_URL, servicesUp, uniqueName } from './services.ts';
 
@@ -56,7 +61,7 @@ async function relayOn(kind: StoreKind, config: RelayConfigInput = {}): Promise<
 }
 
 /** The raw text of an append answer (for byte comparisons) and its parsed body. */
-async function _appendRaw(r: TestRelay, env: SignedEnvelope): Promise<{ status: number; text: string }> {
+async function appendRaw(r: TestRelay, env: SignedEnvelope): Promise<{ status: number; text: string }> {
   const res = await r.core.app.request(`/v1/channels/${env.body.channel}/envelopes`, {
     method: 'POST',
     headers: { 'content-type': 'application/cbor' },
@@ -119,6 +124,98 @@ describe.each(kinds)('%s', (kind) => {
       const ch = await openChannel();
       const res = await r.caller.append(aStaff, commit(aStaff, ch, 1, [], [aStaff]));
       expect(res.status, JSON.stringify(res.body)).toBe(201);
+    });
+  });
+
+  describe('an idempotent retry is answered as of its first acceptance', () => {
+    it('a retry after many later appends is byte-identical, with the first checkpoint and a proof that verifies', async () => {
+      const ch = await openChannel();
+      const env = envelope(aAdmin, ch);
+      const first = await appendRaw(r, env);
+      expect(first.status).toBe(201);
+      const a1 = JSON.parse(first.text) as AppendBody;
+      // Later appends: one at a time and in concurrent bursts (several batches, several checkpoints).
+      for (let i = 0; i < 5; i++)
+        expect((await r.caller.append(aStaff, envelope(aStaff, ch))).status).toBe(201);
+      await Promise.all(Array.from({ length: 30 }, () => r.caller.append(aStaff, envelope(aStaff, ch))));
+
+      const retry1 = await appendRaw(r, env);
+      await Promise.all(Array.from({ length: 10 }, () => r.caller.append(aStaff, envelope(aStaff, ch))));
+      const retry2 = await appendRaw(r, env);
+      expect(retry1.status).toBe(200);
+      expect(retry2.status).toBe(200);
+      expect(retry2.text).toBe(retry1.text);
+      const d = JSON.parse(retry1.text) as AppendBody;
+      expect(d.duplicate).toBe(true);
+      // Alone in its batch, the first answer differs from the retry's only in `duplicate`.
+      expect(JSON.stringify({ ...d, duplicate: false })).toBe(first.text);
+      expect(d).toMatchObject({
+        seq: a1.seq,
+        leafIndex: a1.seq,
+        size: a1.seq + 1,
+        checkpoint: a1.checkpoint,
+      });
+      const entries = (await r.caller.get(`/v1/channels/${ch}/entries?from=${d.seq}&limit=1`, aAdmin)).body
+        .entries as { entry: string }[];
+      expect(verifyAppend(r.core, d, fromBase64url((entries[0] as { entry: string }).entry))).toBe(true);
+    });
+
+    it('a retry of an append that was batched gets the batch checkpoint and a receipt signed alone', async () => {
+      const ch = await openChannel();
+      const envs = Array.from({ length: 8 }, () => envelope(aAdmin, ch));
+      const firsts = await Promise.all(envs.map((e) => appendRaw(r, e)));
+      const batched = firsts
+        .map((f, i) => ({ a: JSON.parse(f.text) as AppendBody, env: envs[i] as SignedEnvelope }))
+        .filter(({ a }) => {
+          const rc = decodeRelayReceipt(a.receipt as string);
+          return rc.ok && rc.value.batch !== undefined;
+        });
+      expect(batched.length).toBeGreaterThan(0);
+      await Promise.all(Array.from({ length: 20 }, () => r.caller.append(aStaff, envelope(aStaff, ch))));
+      for (const { a, env } of batched) {
+        const again = await appendRaw(r, env);
+        const d = JSON.parse(again.text) as AppendBody;
+        expect(d).toMatchObject({ seq: a.seq, size: a.size, checkpoint: a.checkpoint, duplicate: true });
+        expect(d.inclusionProof).toEqual(a.inclusionProof);
+        const rc = decodeRelayReceipt(d.receipt as string);
+        if (!rc.ok) throw new Error(rc.message);
+        expect(rc.value.batch).toBeUndefined();
+        expect(rc.value.body.seq).toBe(a.seq);
+        expect(verifyRelayReceipt(rc.value, r.core.signer.publicKey, suite)).toBe(true);
+        expect((await appendRaw(r, env)).text).toBe(again.text);
+      }
+    });
+
+    it('retries in the same batch as the original get the same answer as the original', async () => {
+      const ch = await openChannel();
+      const env = envelope(aAdmin, ch);
+      const [x, y] = await Promise.all([appendRaw(r, env), appendRaw(r, env)]);
+      const [ax, ay] = [JSON.parse(x?.text ?? '{}') as AppendBody, JSON.parse(y?.text ?? '{}') as AppendBody];
+      expect(ax.seq).toBe(ay.seq);
+      expect([ax.duplicate, ay.duplicate].sort()).toEqual([false, true]);
+      const later = await appendRaw(r, env);
+      expect(later.text).toBe((ax.duplicate ? x : y)?.text);
+    });
+    it('retries racing their original through pipelined batches all get one answer', async () => {
+      const ch = await openChannel();
+      const env = envelope(aAdmin, ch);
+      const load = Array.from({ length: 100 }, () => r.caller.append(aStaff, envelope(aStaff, ch)));
+      const tries: Array<Promise<{ status: number; text: string }>> = [];
+      for (let i = 0; i < 6; i++) {
+        tries.push(appendRaw(r, env));
+        await new Promise((res) => setImmediate(res));
+      }
+      await Promise.all(load);
+      const got = await Promise.all(tries);
+      const firsts = got.filter((g) => g.status === 201);
+      const retries = got.filter((g) => g.status === 200);
+      expect(firsts).toHaveLength(1);
+      expect(retries).toHaveLength(5);
+      for (const g of retries) expect(g.text).toBe(retries[0]?.text);
+      const a = JSON.parse(firsts[0]?.text ?? '{}') as AppendBody;
+      const d = JSON.parse(retries[0]?.text ?? '{}') as AppendBody;
+      expect({ ...d, duplicate: false, receipt: '' }).toEqual({ ...a, receipt: '' });
+      expect((await appendRaw(r, env)).text).toBe(retries[0]?.text);
     });
   });
 });

@@ -117,6 +117,14 @@ export interface ReadTx {
   readNodes(channel: ChannelId, refs: readonly NodeRef[]): Promise<Uint8Array[]>;
   /** The checkpoint issued at exactly `size`, or the latest one when size is omitted. */
   getCheckpoint(channel: ChannelId, size?: number): Promise<CheckpointRecord | undefined>;
+  /**
+   * The first checkpoint issued at a size above `seq`: the one that first covered entry `seq`
+   * (what its append was answered with). Without its cosignatures.
+   */
+  getCheckpointAfter(
+    channel: ChannelId,
+    seq: number,
+  ): Promise<Omit<CheckpointRecord, 'cosignatures'> | undefined>;
   /** The party inbox after a cursor, oldest first. */
   getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]>;
 }

@@ -264,6 +264,11 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect((await store.read((tx) => tx.getCheckpoint(channel)))?.size).toBe(7);
       expect((await store.read((tx) => tx.getCheckpoint(channel, 3)))?.note).toBe('n3');
       expect(await store.read((tx) => tx.getCheckpoint(channel, 4))).toBeUndefined();
+      // The checkpoint that first covered an entry: the first one above its seq.
+      expect((await store.read((tx) => tx.getCheckpointAfter(channel, 0)))?.size).toBe(3);
+      expect((await store.read((tx) => tx.getCheckpointAfter(channel, 2)))?.note).toBe('n3');
+      expect((await store.read((tx) => tx.getCheckpointAfter(channel, 3)))?.size).toBe(7);
+      expect(await store.read((tx) => tx.getCheckpointAfter(channel, 7))).toBeUndefined();
       expect(await store.write((tx) => tx.addCosignature(channel, 3, '— w1 AAAA\n'))).toBe(true);
       expect(await store.write((tx) => tx.addCosignature(channel, 3, '— w1 AAAA\n'))).toBe(false);
       expect((await store.read((tx) => tx.getCheckpoint(channel, 3)))?.cosignatures).toEqual(['— w1 AAAA\n']);

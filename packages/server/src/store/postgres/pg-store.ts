@@ -306,6 +306,16 @@ class PgTx implements WriteTx {
     return { size: r.size, note: r.note, issuedAt: r.issued_at, cosignatures: lines.map((l) => l.line) };
   }
 
+  async getCheckpointAfter(
+    channel: ChannelId,
+    seq: number,
+  ): Promise<Omit<CheckpointRecord, 'cosignatures'> | undefined> {
+    const [r] = await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
+      SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} AND size > ${seq}
+      ORDER BY size LIMIT 1`;
+    return r === undefined ? undefined : { size: r.size, note: r.note, issuedAt: r.issued_at };
+  }
+
   async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
     const rows = await (await this.#q())<
       { cursor: number; channel: string; seq: number; entry: Uint8Array }[]

@@ -223,6 +223,18 @@ class SqliteTx implements WriteTx {
     return { size: r.size, note: r.note, issuedAt: r.issued_at, cosignatures };
   }
 
+  async getCheckpointAfter(
+    channel: ChannelId,
+    seq: number,
+  ): Promise<Omit<CheckpointRecord, 'cosignatures'> | undefined> {
+    const chan = await this.#chan(channel);
+    if (chan === undefined) return undefined;
+    const r = (await this.#x.get('getCheckpointAfter', chan, seq)) as
+      | { size: number; note: string; issued_at: number }
+      | undefined;
+    return r === undefined ? undefined : { size: r.size, note: r.note, issuedAt: r.issued_at };
+  }
+
   async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
     const rows = (await this.#x.all('getInbox', party, after, limit)) as {
       cursor: number;

@@ -28,6 +28,8 @@ export const SQL = {
   getCheckpointAt: 'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? AND size = ?',
   getLatestCheckpoint:
     'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? ORDER BY size DESC LIMIT 1',
+  getCheckpointAfter:
+    'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? AND size > ? ORDER BY size LIMIT 1',
   getCosignatures: 'SELECT line FROM cosignatures WHERE chan = ? AND size = ? ORDER BY line',
   getInbox: `SELECT i.cursor, c.channel, i.seq, e.entry FROM inbox i
          JOIN channels c ON c.id = i.chan JOIN entries e ON e.chan = i.chan AND e.seq = i.seq
