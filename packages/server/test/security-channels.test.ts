@@ -3,11 +3,13 @@
  * stops, against a real relay (createRelay + app.request) on SQLite and, when it is up, on
  * PostgreSQL.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ChannelId, type SignedEnvelope, fromBase64url } from '@backchannel/protocol';
 import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
+import { cosign } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RelayConfigInput, resolveConfig } from '../src/config.ts';
 import { createRelay } from '../src/relay.ts';
@@ -216,6 +218,55 @@ describe.each(kinds)('%s', (kind) => {
       const d = JSON.parse(retries[0]?.text ?? '{}') as AppendBody;
       expect({ ...d, duplicate: false, receipt: '' }).toEqual({ ...a, receipt: '' });
       expect((await appendRaw(r, env)).text).toBe(retries[0]?.text);
+    });
+  });
+
+  describe('witness cosignatures are capped per party per checkpoint', () => {
+    it('refuses a fifth cosignature from one party with COSIGNATURES_PARTY_FULL; other parties keep theirs', async () => {
+      const ch = await openChannel();
+      const cp = await r.caller.get(`/v1/channels/${ch}/checkpoint`, aAdmin);
+      const note = cp.body.checkpoint as string;
+      const text = note.slice(0, note.indexOf('\n\n') + 1);
+      const line = (i: number) => cosign(text, { name: `w${i}`, seed: randomBytes(32) }, 1_700_000_000);
+      const post = (as: TestDevice, cosignature: string) =>
+        r.caller.post(`/v1/channels/${ch}/cosignatures`, as, { size: 1, cosignature });
+      const mine = [line(1), line(2), line(3), line(4)];
+      // From two devices of one party: the cap is the party's.
+      for (const [i, l] of mine.entries()) {
+        const res = await post(i % 2 === 0 ? aAdmin : aStaff, l);
+        expect(res.body).toEqual({ size: 1, cosignatures: i + 1 });
+      }
+      const fifth = await post(aStaff, line(5));
+      expect(fifth.status).toBe(409);
+      expect(fifth.body).toMatchObject({ error: { code: 'COSIGNATURES_PARTY_FULL' } });
+      // Re-posting a stored line is still idempotent.
+      expect((await post(aAdmin, mine[0] as string)).body).toEqual({ size: 1, cosignatures: 4 });
+      // Another party is not crowded out.
+      for (let i = 0; i < 4; i++) expect((await post(bPrincipal, line(10 + i))).status).toBe(200);
+      expect((await post(bPrincipal, line(20))).body).toMatchObject({
+        error: { code: 'COSIGNATURES_PARTY_FULL' },
+      });
+      const served = await r.caller.get(`/v1/channels/${ch}/checkpoint`, bPrincipal);
+      expect(served.body.cosignatures as string[]).toHaveLength(8);
+    });
+
+    it('holds the cap under concurrent posts', async () => {
+      const ch = await openChannel();
+      const cp = await r.caller.get(`/v1/channels/${ch}/checkpoint`, aAdmin);
+      const note = cp.body.checkpoint as string;
+      const text = note.slice(0, note.indexOf('\n\n') + 1);
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          r.caller.post(`/v1/channels/${ch}/cosignatures`, i % 2 === 0 ? aAdmin : aStaff, {
+            size: 1,
+            cosignature: cosign(text, { name: `c${i}`, seed: randomBytes(32) }, 1_700_000_000),
+          }),
+        ),
+      );
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(4);
+      expect(answers.filter((a) => a.status === 409)).toHaveLength(8);
+      const served = await r.caller.get(`/v1/channels/${ch}/checkpoint`, aAdmin);
+      expect(served.body.cosignatures as string[]).toHaveLength(4);
     });
   });
 });

@@ -157,8 +157,15 @@ export interface WriteTx extends ReadTx {
   appendEntry(channel: ChannelId, rec: EntryRecord): Promise<void>;
   putNodes(channel: ChannelId, nodes: readonly StoredNode[]): Promise<void>;
   putCheckpoint(channel: ChannelId, rec: Omit<CheckpointRecord, 'cosignatures'>): Promise<void>;
-  /** Stores a cosignature line once; false when it was already there. */
-  addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean>;
+  /**
+   * Serializes writers of one checkpoint's cosignatures until the transaction ends (a shared
+   * store: the caps on them are checked under it; an embedded one has a single writer already).
+   */
+  lockCheckpoint(channel: ChannelId, size: number): Promise<void>;
+  /** How many cosignature lines of a checkpoint `party` attached. */
+  countCosignatures(channel: ChannelId, size: number, party: PartyId): Promise<number>;
+  /** Stores a cosignature line once, attributed to the party that attached it; false when it was already there. */
+  addCosignature(channel: ChannelId, size: number, line: string, party: PartyId): Promise<boolean>;
   /** Appends an item to a party's inbox; returns its cursor (increasing). */
   addInboxItem(party: PartyId, channel: ChannelId, seq: number): Promise<number>;
 }

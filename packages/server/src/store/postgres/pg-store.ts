@@ -484,9 +484,20 @@ class PgTx implements WriteTx {
     );
   }
 
-  async addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean> {
+  async lockCheckpoint(channel: ChannelId, size: number): Promise<void> {
+    await (await this.#q())`
+      SELECT 1 FROM checkpoints WHERE channel = ${channel} AND size = ${size} FOR UPDATE`;
+  }
+
+  async countCosignatures(channel: ChannelId, size: number, party: PartyId): Promise<number> {
+    const [r] = await (await this.#q())<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM cosignatures WHERE channel = ${channel} AND size = ${size} AND party = ${party}`;
+    return r?.n ?? 0;
+  }
+
+  async addCosignature(channel: ChannelId, size: number, line: string, party: PartyId): Promise<boolean> {
     const r = await (await this.#q())`
-      INSERT INTO cosignatures (channel, size, line) VALUES (${channel}, ${size}, ${line})
+      INSERT INTO cosignatures (channel, size, line, party) VALUES (${channel}, ${size}, ${line}, ${party})
       ON CONFLICT DO NOTHING`;
     return r.count === 1;
   }

@@ -354,8 +354,19 @@ class SqliteTx implements WriteTx {
     this.#x.run('putCheckpoint', await this.#mustChan(channel), rec.size, rec.note, rec.issuedAt);
   }
 
-  async addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean> {
-    return (await this.#x.result('addCosignature', await this.#mustChan(channel), size, line)).changes === 1;
+  async lockCheckpoint(_channel: ChannelId, _size: number): Promise<void> {
+    // BEGIN IMMEDIATE: this connection is the database's only writer already.
+  }
+
+  async countCosignatures(channel: ChannelId, size: number, party: PartyId): Promise<number> {
+    const chan = await this.#chan(channel);
+    if (chan === undefined) return 0;
+    return (await this.#x.get('countCosignatures', chan, size, party)) as number;
+  }
+
+  async addCosignature(channel: ChannelId, size: number, line: string, party: PartyId): Promise<boolean> {
+    const chan = await this.#mustChan(channel);
+    return (await this.#x.result('addCosignature', chan, size, line, party)).changes === 1;
   }
 
   async addInboxItem(party: PartyId, channel: ChannelId, seq: number): Promise<number> {

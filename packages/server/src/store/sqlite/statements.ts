@@ -30,6 +30,7 @@ export const SQL = {
     'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? ORDER BY size DESC LIMIT 1',
   getCheckpointAfter:
     'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? AND size > ? ORDER BY size LIMIT 1',
+  countCosignatures: 'SELECT count(*) FROM cosignatures WHERE chan = ? AND size = ? AND party = ?',
   getCosignatures: 'SELECT line FROM cosignatures WHERE chan = ? AND size = ? ORDER BY line',
   getInbox: `SELECT i.cursor, c.channel, i.seq, e.entry FROM inbox i
          JOIN channels c ON c.id = i.chan JOIN entries e ON e.chan = i.chan AND e.seq = i.seq
@@ -63,14 +64,20 @@ export const SQL = {
     'INSERT INTO entries (chan, seq, msg_id, sender, envelope_hash, received_at, entry) VALUES (?, ?, ?, ?, ?, ?, ?)',
   putNode: 'INSERT OR REPLACE INTO nodes (chan, level, idx, hash) VALUES (?, ?, ?, ?)',
   putCheckpoint: 'INSERT OR REPLACE INTO checkpoints (chan, size, note, issued_at) VALUES (?, ?, ?, ?)',
-  addCosignature: 'INSERT OR IGNORE INTO cosignatures (chan, size, line) VALUES (?, ?, ?)',
+  addCosignature: 'INSERT OR IGNORE INTO cosignatures (chan, size, line, party) VALUES (?, ?, ?, ?)',
   addInbox: 'INSERT INTO inbox (party, chan, seq) VALUES (?, ?, ?)',
 } as const;
 
 export type StatementName = keyof typeof SQL;
 
 /** Statements that return their single column's value instead of a row object. */
-export const PLUCKED: readonly StatementName[] = ['chanId', 'getNode', 'getCosignatures', 'takeLastResort'];
+export const PLUCKED: readonly StatementName[] = [
+  'chanId',
+  'getNode',
+  'getCosignatures',
+  'countCosignatures',
+  'takeLastResort',
+];
 
 export interface RunResult {
   readonly changes: number;
