@@ -71,6 +71,12 @@ export const configSchema = z.strictObject({
         .int()
         .positive()
         .default(400 * 1024),
+      /** A page of GET …/entries holds at most this many bytes of entries (as base64url), and at least one entry. */
+      pageBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(8 * 1024 * 1024),
     })
     .prefault({}),
   rateLimits: z

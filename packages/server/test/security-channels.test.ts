@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ChannelId, type SignedEnvelope, fromBase64url } from '@backchannel/protocol';
+import { type ChannelId, type SignedEnvelope, decodeEntry, fromBase64url } from '@backchannel/protocol';
 import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
 import { cosign } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RelayConfigInput, resolveConfig } from '../src/config.ts';
+import { ConfigError, type RelayConfigInput, resolveConfig } from '../src/config.ts';
 import { createRelay } from '../src/relay.ts';
 import { openPostgresStore } from '../src/store/postgres/pg-store.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
@@ -269,4 +269,75 @@ describe.each(kinds)('%s', (kind) => {
       expect(served.body.cosignatures as string[]).toHaveLength(4);
     });
   });
+
+  describe('entry pages are capped in bytes', () => {
+    let small: TestRelay;
+    beforeAll(async () => {
+      small = await relayOn(kind, { limits: { pageBytes: 6000 } });
+      await small.caller.publishParty(A, [aAdmin, aStaff]);
+      await small.caller.publishParty(B, [bPrincipal, bNegotiator]);
+    });
+    afterAll(() => small.close());
+
+    it('cuts a page at limits.pageBytes, says where to resume, and always serves at least one entry', async () => {
+      const ch = newChannel();
+      expect((await small.caller.append(aAdmin, commit(aAdmin, ch, 0, [aStaff]))).status).toBe(201);
+      for (let i = 0; i < 12; i++) {
+        const res = await small.caller.append(aAdmin, envelope(aAdmin, ch, { mls: randomBytes(1500) }));
+        expect(res.status).toBe(201);
+      }
+      // One entry larger than the whole page cap.
+      const big = envelope(aAdmin, ch, { mls: randomBytes(20_000) });
+      expect((await small.caller.append(aAdmin, big)).status).toBe(201);
+      expect((await small.caller.append(aAdmin, envelope(aAdmin, ch))).status).toBe(201);
+
+      const seen: number[] = [];
+      let from = 0;
+      let pages = 0;
+      for (;;) {
+        const page = await small.caller.get(`/v1/channels/${ch}/entries?from=${from}`, aStaff);
+        expect(page.status).toBe(200);
+        const rows = page.body.entries as { seq: number; entry: string }[];
+        const next = page.body.next as number;
+        if (rows.length === 0) {
+          expect(next).toBe(from);
+          break;
+        }
+        pages++;
+        const bytes = rows.reduce((n, e) => n + e.entry.length, 0);
+        if (rows.length > 1) expect(bytes).toBeLessThanOrEqual(6000);
+        for (const e of rows) {
+          expect(decodeEntry(fromBase64url(e.entry)).ok).toBe(true);
+          seen.push(e.seq);
+        }
+        expect(next).toBe((rows.at(-1) as { seq: number }).seq + 1);
+        from = next;
+      }
+      expect(seen).toEqual(Array.from({ length: 15 }, (_, i) => i));
+      expect(pages).toBeGreaterThan(3);
+      // The oversized entry came alone.
+      const alone = await small.caller.get(`/v1/channels/${ch}/entries?from=13`, aStaff);
+      expect((alone.body.entries as unknown[]).length).toBe(1);
+      expect(alone.body.next).toBe(14);
+    });
+
+    it('a former member’s pages stop at its removal, and say so', async () => {
+      const ch = newChannel();
+      expect((await small.caller.append(aAdmin, commit(aAdmin, ch, 0, [aStaff]))).status).toBe(201);
+      expect((await small.caller.append(aAdmin, commit(aAdmin, ch, 1, [], [aStaff]))).status).toBe(201);
+      expect((await small.caller.append(aAdmin, envelope(aAdmin, ch, { epoch: 2 }))).status).toBe(201);
+      const page = await small.caller.get(`/v1/channels/${ch}/entries?from=0`, aStaff);
+      expect((page.body.entries as unknown[]).length).toBe(2);
+      expect(page.body.next).toBe(2);
+    });
+  });
+});
+
+describe('config', () => {
+  it('validates limits.pageBytes and gives it a default', () => {
+    expect(resolveConfig({}).limits.pageBytes).toBe(8 * 1024 * 1024);
+    expect(() => resolveConfig({ limits: { pageBytes: 0 } })).toThrow(ConfigError);
+    expect(() => resolveConfig({ limits: { pageBytes: 1.5 } })).toThrow(/limits\.pageBytes/);
+  });
+  // (inflight config)
 });

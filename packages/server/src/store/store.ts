@@ -97,6 +97,21 @@ export interface ClaimedPackage {
   readonly lastResort: boolean;
 }
 
+/** The length of an entry of `n` bytes as base64url text (what a page of entries costs in JSON). */
+export function entryTextBytes(n: number): number {
+  return Math.ceil((n * 4) / 3);
+}
+
+/** How many of the leading entries (of these byte sizes) fit in `maxBytes`: at least one. */
+export function entriesThatFit(sizes: readonly number[], maxBytes: number): number {
+  let total = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    total += entryTextBytes(sizes[i] as number);
+    if (total > maxBytes) return Math.max(i, 1);
+  }
+  return sizes.length;
+}
+
 export interface ReadTx {
   getCard(party: PartyId): Promise<CardRecord | undefined>;
   getDevice(device: DeviceId): Promise<DeviceRecord | undefined>;
@@ -111,8 +126,17 @@ export interface ReadTx {
   findMessage(channel: ChannelId, msgId: string): Promise<MessageRef | undefined>;
   /** findMessage for many ids at once (one round trip on a networked store); absent ids are left out. */
   findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>>;
-  /** Entries with from ≤ seq < min(from + limit, until), in seq order. */
-  getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]>;
+  /**
+   * Entries with from ≤ seq < min(from + limit, until), in seq order. With `maxBytes`, only as
+   * many as fit in it, their entries counted as base64url text (entryTextBytes) — but at least one.
+   */
+  getEntries(
+    channel: ChannelId,
+    from: number,
+    limit: number,
+    until?: number,
+    maxBytes?: number,
+  ): Promise<EntryRecord[]>;
   /** Stored perfect-subtree hashes, in the order asked; a missing node is an error. */
   readNodes(channel: ChannelId, refs: readonly NodeRef[]): Promise<Uint8Array[]>;
   /** The checkpoint issued at exactly `size`, or the latest one when size is omitted. */

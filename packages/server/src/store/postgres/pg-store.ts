@@ -27,6 +27,7 @@ import type {
   WriteTx,
 } from '../store.ts';
 import { isTransientPgError, storeUnavailable } from './pg-errors.ts';
+import { entriesThatFit } from '../store.ts';
 import { migratePostgres } from './pg-migrate.ts';
 import {
   bytes,
@@ -268,12 +269,30 @@ class PgTx implements WriteTx {
     return out;
   }
 
-  async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
+  async getEntries(
+    channel: ChannelId,
+    from: number,
+    limit: number,
+    until?: number,
+    maxBytes?: number,
+  ): Promise<EntryRecord[]> {
     if (limit <= 0) return [];
     const end = until ?? Number.MAX_SAFE_INTEGER;
+    let n = limit;
+    if (maxBytes !== undefined) {
+      // The sizes first (octet_length reads no entry bytes), then only the entries that fit.
+      const sizes = await (await this.#q())<{ n: number }[]>`
+        SELECT octet_length(entry) AS n FROM entries
+        WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${limit}`;
+      n = entriesThatFit(
+        sizes.map((s) => s.n),
+        maxBytes,
+      );
+      if (n === 0) return [];
+    }
     const rows = await (await this.#q())<EntryRow[]>`
       SELECT seq, msg_id, sender, envelope_hash, received_at, entry FROM entries
-      WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${limit}`;
+      WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${n}`;
     return rows.map(toEntry);
   }
 

@@ -24,6 +24,7 @@ import type {
   WriteTx,
 } from '../store.ts';
 import { migrate } from './migrate.ts';
+import { entriesThatFit } from '../store.ts';
 import { type Executor, LocalExecutor } from './statements.ts';
 import { WriterError, WriterThread } from './writer-thread.node.ts';
 import { RelayError } from '../../errors.ts';
@@ -184,16 +185,22 @@ class SqliteTx implements WriteTx {
     return out;
   }
 
-  async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
+  async getEntries(
+    channel: ChannelId,
+    from: number,
+    limit: number,
+    until?: number,
+    maxBytes?: number,
+  ): Promise<EntryRecord[]> {
     const chan = await this.#chan(channel);
     if (chan === undefined || limit <= 0) return [];
-    const rows = (await this.#x.all(
-      'getEntries',
-      chan,
-      from,
-      until ?? Number.MAX_SAFE_INTEGER,
-      limit,
-    )) as EntryRow[];
+    const end = until ?? Number.MAX_SAFE_INTEGER;
+    let n = limit;
+    if (maxBytes !== undefined) {
+      n = entriesThatFit((await this.#x.all('getEntrySizes', chan, from, end, limit)) as number[], maxBytes);
+      if (n === 0) return [];
+    }
+    const rows = (await this.#x.all('getEntries', chan, from, end, n)) as EntryRow[];
     return rows.map(toEntry);
   }
 

@@ -24,6 +24,9 @@ export const SQL = {
     'SELECT msg_id, seq, envelope_hash, received_at FROM entries WHERE chan = ? AND msg_id IN (SELECT value FROM json_each(?))',
   getEntries:
     'SELECT seq, msg_id, sender, envelope_hash, received_at, entry FROM entries WHERE chan = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?',
+  // The sizes of the entries getEntries would return, without reading them (a page's byte budget).
+  getEntrySizes:
+    'SELECT length(entry) FROM entries WHERE chan = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?',
   getNode: 'SELECT hash FROM nodes WHERE chan = ? AND level = ? AND idx = ?',
   getCheckpointAt: 'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? AND size = ?',
   getLatestCheckpoint:
@@ -76,6 +79,7 @@ export const PLUCKED: readonly StatementName[] = [
   'getNode',
   'getCosignatures',
   'countCosignatures',
+  'getEntrySizes',
   'takeLastResort',
 ];
 
