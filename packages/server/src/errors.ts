@@ -61,6 +61,7 @@ export const RELAY_ERROR_STATUS = {
   SLOW_CONSUMER: 503,
   // the relay itself
   NOT_READY: 503,
+  RELAY_BUSY: 503,
   STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const satisfies Record<string, number>;

@@ -331,7 +331,65 @@ describe.each(kinds)('%s', (kind) => {
       expect(page.body.next).toBe(2);
     });
   });
+
+  describe('in-flight envelope bytes are capped', () => {
+    it('answers 503 RELAY_BUSY (retryable) beyond limits.inFlightBytes, and loses no accepted append', async () => {
+      const busy = await relayOn(kind, { limits: { inFlightBytes: 64 * 1024 } });
+      try {
+        await busy.caller.publishParty(A, [aAdmin, aStaff]);
+        const ch = newChannel();
+        expect((await busy.caller.append(aAdmin, commit(aAdmin, ch, 0, [aStaff]))).status).toBe(201);
+        const envs = Array.from({ length: 60 }, () => envelope(aAdmin, ch, { mls: randomBytes(8000) }));
+        const answers = await Promise.all(envs.map((e) => busy.caller.append(aAdmin, e)));
+        const refused = answers.filter((a) => a.status === 503);
+        const accepted = answers.filter((a) => a.status === 201);
+        expect(refused.length).toBeGreaterThan(0);
+        expect(accepted.length).toBeGreaterThan(0);
+        expect(accepted.length + refused.length).toBe(envs.length);
+        for (const a of refused) {
+          expect(a.body.error?.code).toBe('RELAY_BUSY');
+          expect(a.headers.get('retry-after')).not.toBeNull();
+          expect((a.body.error as { retryAfterMs?: number }).retryAfterMs).toBeGreaterThan(0);
+        }
+        // Every acknowledged append is in the log at its seq; the refused ones are not.
+        const log = await readAll(busy, ch);
+        const bySeq = new Map(log.map((e, seq) => [entryMsgId(e), seq] as const));
+        envs.forEach((e, i) => {
+          const a = answers[i] as { status: number; body: AppendBody };
+          if (a.status === 201) expect(bySeq.get(e.body.msgId)).toBe(a.body.seq);
+          else expect(bySeq.has(e.body.msgId)).toBe(false);
+        });
+        expect(log.length).toBe(1 + accepted.length);
+        // Retried one at a time, the refused appends go through.
+        for (const [i, e] of envs.entries()) {
+          if ((answers[i] as { status: number }).status !== 503) continue;
+          expect((await busy.caller.append(aAdmin, e)).status).toBe(201);
+        }
+        expect(busy.core.appender.queued).toBe(0);
+        // Nothing stays counted once every append was answered: a burst below the cap goes through.
+        const after = await Promise.all(
+          Array.from({ length: 4 }, () =>
+            busy.caller.append(aAdmin, envelope(aAdmin, ch, { mls: randomBytes(8000) })),
+          ),
+        );
+        expect(after.map((a) => a.status)).toEqual([201, 201, 201, 201]);
+      } finally {
+        await busy.close();
+      }
+    });
+  });
 });
+
+async function readAll(r: TestRelay, ch: ChannelId): Promise<Uint8Array[]> {
+  const rows = await r.core.store.read((tx) => tx.getEntries(ch, 0, 100_000));
+  return rows.map((row) => row.entry);
+}
+
+function entryMsgId(e: Uint8Array): string {
+  const d = decodeEntry(e);
+  if (!d.ok) throw new Error(d.message);
+  return d.value.envelope.body.msgId;
+}
 
 describe('config', () => {
   it('validates limits.pageBytes and gives it a default', () => {
@@ -339,5 +397,12 @@ describe('config', () => {
     expect(() => resolveConfig({ limits: { pageBytes: 0 } })).toThrow(ConfigError);
     expect(() => resolveConfig({ limits: { pageBytes: 1.5 } })).toThrow(/limits\.pageBytes/);
   });
-  // (inflight config)
+
+  it('validates limits.inFlightBytes and gives it a default', () => {
+    expect(resolveConfig({}).limits.inFlightBytes).toBe(256 * 1024 * 1024);
+    expect(() => resolveConfig({ limits: { inFlightBytes: -1 } })).toThrow(ConfigError);
+    expect(() => resolveConfig({ limits: { inFlightBytes: 'lots' } as never })).toThrow(
+      /limits\.inFlightBytes/,
+    );
+  });
 });

@@ -55,6 +55,11 @@ export interface AppenderDeps {
   readonly fanout: Fanout;
   readonly now: () => number;
   readonly maxBatch: number;
+  /**
+   * Envelope bytes being accepted at once (reserve/release): beyond it an append is refused
+   * with RELAY_BUSY before anything is queued. Default: no cap.
+   */
+  readonly maxInFlightBytes?: number;
   readonly metrics?: AppenderMetrics;
   readonly onError?: (e: unknown) => void;
 }
@@ -136,13 +141,40 @@ export class Appender {
   #idle: Array<() => void> = [];
   /** Batches that failed so far: a batch being built when one fails is abandoned (see below). */
   #failures = 0;
+  /** Envelope bytes reserved by appends being accepted (decoded, verified, queued, committing). */
+  #inFlight = 0;
+  readonly #maxInFlight: number;
 
   constructor(deps: AppenderDeps) {
     this.#d = deps;
+    this.#maxInFlight = deps.maxInFlightBytes ?? Number.POSITIVE_INFINITY;
   }
 
   get queued(): number {
     return this.#queue.length;
+  }
+
+  get inFlightBytes(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Reserves `n` envelope bytes for an append about to be accepted, or refuses it (RELAY_BUSY,
+   * retryable) when that would exceed the cap. An append is always admitted when nothing else is
+   * in flight. Refused before it is queued: an accepted append is never dropped by the cap.
+   */
+  reserve(n: number): void {
+    if (this.#inFlight > 0 && this.#inFlight + n > this.#maxInFlight) {
+      throw new RelayError('RELAY_BUSY', 'the relay holds too many envelope bytes in flight; retry', {
+        retryAfterMs: 1_000,
+      });
+    }
+    this.#inFlight += n;
+  }
+
+  /** Gives back what reserve() took, once the append is answered (accepted or refused). */
+  release(n: number): void {
+    this.#inFlight -= n;
   }
 
   submit(input: AppendInput): Promise<AppendResult> {
