@@ -71,6 +71,21 @@ export const configSchema = z.strictObject({
         .int()
         .positive()
         .default(400 * 1024),
+      /** A page of GET …/entries holds at most this many bytes of entries (as base64url), and at least one entry. */
+      pageBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(8 * 1024 * 1024),
+      /**
+       * Envelope bytes being accepted at once, across every request and socket (decoded, verified,
+       * queued for the group commit); beyond it an append is refused with RELAY_BUSY (503).
+       */
+      inFlightBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(256 * 1024 * 1024),
     })
     .prefault({}),
   rateLimits: z

@@ -54,6 +54,7 @@ export const RELAY_ERROR_STATUS = {
   RANGE_INVALID: 400,
   COSIGNATURE_INVALID: 400,
   COSIGNATURES_FULL: 409,
+  COSIGNATURES_PARTY_FULL: 409,
   // WebSocket frames
   FRAME_INVALID: 400,
   FRAME_TOO_LARGE: 413,
@@ -62,6 +63,7 @@ export const RELAY_ERROR_STATUS = {
   TOO_MANY_CONNECTIONS: 429,
   // the relay itself
   NOT_READY: 503,
+  RELAY_BUSY: 503,
   STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const satisfies Record<string, number>;

@@ -78,6 +78,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     fanout,
     now,
     maxBatch: config.batch.maxItems,
+    maxInFlightBytes: config.limits.inFlightBytes,
     metrics,
     onError: (e) => log.error({ err: { message: (e as Error).message } }, 'append batch failed'),
   });

@@ -212,7 +212,7 @@ describe('epochs (the relay as MLS Delivery Service)', () => {
 });
 
 describe('appends: idempotency, proofs, formats', () => {
-  it('answers a retry with the original seq and a current proof; other bytes under the same msgId are refused', async () => {
+  it('answers a retry as of its first acceptance (seq, checkpoint, proof); other bytes under the same msgId are refused', async () => {
     const ch = await openChannel();
     const m = envelope(bPrincipal, ch);
     const first = await r.caller.append(bPrincipal, m);
@@ -224,7 +224,8 @@ describe('appends: idempotency, proofs, formats', () => {
       receivedAt: first.body.receivedAt,
       duplicate: true,
     });
-    expect(retry.body.size).toBe(3);
+    expect(retry.body.size).toBe(2);
+    expect(retry.body.checkpoint).toBe(first.body.checkpoint);
     const e = entryOf((await entries(ch, aAdmin)).body.entries, first.body.seq);
     expect(verifyAppend(r.core, retry.body, e)).toBe(true);
     const other = envelope(bPrincipal, ch, { msgId: m.body.msgId });

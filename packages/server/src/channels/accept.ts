@@ -2,7 +2,8 @@
  * Accepting an envelope, whichever way it arrives (HTTP POST or a WebSocket `send` frame):
  * decode (typed errors), channel, sender = the authenticated device — or, for an unsigned post,
  * a registered valid sender whose envelope signature authenticates it (PROTOCOL.md §11) —,
- * the envelope signature, then the group-commit queue (idempotency, membership, epoch).
+ * the envelope signature, then the group-commit queue (idempotency, membership, epoch). The
+ * envelope's bytes count against the relay's in-flight cap (limits.inFlightBytes) meanwhile.
  */
 import { type ChannelId, decodeEnvelope, labelledMessage } from '@backchannel/protocol';
 import { toB64u } from '../bytes.node.ts';
@@ -62,6 +63,20 @@ export function appendAnswerJson(o: AppendOutcome): AppendAnswer {
 }
 
 export async function acceptEnvelope(
+  deps: AcceptDeps,
+  wire: Uint8Array,
+  opts: { readonly signedBy: DeviceRecord | undefined; readonly channel?: ChannelId },
+): Promise<AppendOutcome> {
+  // The bytes count against limits.inFlightBytes from here until the append is answered.
+  deps.appender.reserve(wire.length);
+  try {
+    return await acceptReserved(deps, wire, opts);
+  } finally {
+    deps.appender.release(wire.length);
+  }
+}
+
+async function acceptReserved(
   deps: AcceptDeps,
   wire: Uint8Array,
   opts: { readonly signedBy: DeviceRecord | undefined; readonly channel?: ChannelId },

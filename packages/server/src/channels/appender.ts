@@ -11,6 +11,7 @@ import {
   type PartyId,
   type SignedEnvelope,
 } from '@backchannel/protocol';
+import type { RelayReceiptBody } from '@backchannel/protocol/attest';
 import { appendLeaf, type StoredNode, treeRoot } from '@backchannel/protocol/transcript';
 import { leafHashNode } from '../ed25519.node.ts';
 import { RelayError } from '../errors.ts';
@@ -19,7 +20,7 @@ import type { ChannelHead, DeviceRecord, MemberRecord, MessageRef, Store, WriteT
 import type { CheckpointSigner } from './checkpoints.ts';
 import { encodeEntryFast } from './entry-codec.ts';
 import { type NodeCache, ProofBuilder } from './node-cache.ts';
-import { checkEpoch, checkMembershipChange, isCurrentMember } from './rules.ts';
+import { checkEpoch, checkMembershipChange, checkOpeningCommit, isCurrentMember } from './rules.ts';
 
 export interface AppendInput {
   readonly env: SignedEnvelope;
@@ -54,6 +55,11 @@ export interface AppenderDeps {
   readonly fanout: Fanout;
   readonly now: () => number;
   readonly maxBatch: number;
+  /**
+   * Envelope bytes being accepted at once (reserve/release): beyond it an append is refused
+   * with RELAY_BUSY before anything is queued. Default: no cap.
+   */
+  readonly maxInFlightBytes?: number;
   readonly metrics?: AppenderMetrics;
   readonly onError?: (e: unknown) => void;
 }
@@ -77,7 +83,10 @@ class ChannelWork {
   members: Map<DeviceId, MemberRecord>;
   readonly nodes: StoredNode[] = [];
   readonly entries: PublishedEntry[] = [];
+  /** Checkpoints this batch signed for the channel, by increasing size. */
   readonly checkpoints: Array<{ size: number; note: string }> = [];
+  /** The log's size before this batch: entries from here on were written by it. */
+  readonly startSize: number;
   readonly msgIds = new Map<string, { seq: number; hash: Uint8Array; receivedAt: number }>();
   /** Entries already in the log among the batch's msgIds for this channel (one lookup per batch). */
   known = new Map<string, MessageRef>();
@@ -85,8 +94,26 @@ class ChannelWork {
   constructor(channel: ChannelId, state: ChannelState | undefined) {
     this.channel = channel;
     this.head = state?.head;
+    this.startSize = state?.head.size ?? 0;
     this.members = new Map(state?.members ?? []);
   }
+}
+
+interface CheckpointRef {
+  readonly size: number;
+  readonly note: string;
+}
+
+function receiptBody(p: Pending, o: { seq: number; receivedAt: number }): RelayReceiptBody {
+  const b = p.input.env.body;
+  return {
+    v: 1,
+    channel: b.channel,
+    msgId: b.msgId,
+    envelopeHash: p.input.envelopeHash,
+    seq: o.seq,
+    receivedAt: o.receivedAt,
+  };
 }
 
 const MAX_STATE_CACHE = 10_000;
@@ -114,13 +141,40 @@ export class Appender {
   #idle: Array<() => void> = [];
   /** Batches that failed so far: a batch being built when one fails is abandoned (see below). */
   #failures = 0;
+  /** Envelope bytes reserved by appends being accepted (decoded, verified, queued, committing). */
+  #inFlight = 0;
+  readonly #maxInFlight: number;
 
   constructor(deps: AppenderDeps) {
     this.#d = deps;
+    this.#maxInFlight = deps.maxInFlightBytes ?? Number.POSITIVE_INFINITY;
   }
 
   get queued(): number {
     return this.#queue.length;
+  }
+
+  get inFlightBytes(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Reserves `n` envelope bytes for an append about to be accepted, or refuses it (RELAY_BUSY,
+   * retryable) when that would exceed the cap. An append is always admitted when nothing else is
+   * in flight. Refused before it is queued: an accepted append is never dropped by the cap.
+   */
+  reserve(n: number): void {
+    if (this.#inFlight > 0 && this.#inFlight + n > this.#maxInFlight) {
+      throw new RelayError('RELAY_BUSY', 'the relay holds too many envelope bytes in flight; retry', {
+        retryAfterMs: 1_000,
+      });
+    }
+    this.#inFlight += n;
+  }
+
+  /** Gives back what reserve() took, once the append is answered (accepted or refused). */
+  release(n: number): void {
+    this.#inFlight -= n;
   }
 
   submit(input: AppendInput): Promise<AppendResult> {
@@ -388,6 +442,7 @@ export class Appender {
       if (body.kind !== 'commit' || body.epoch !== 0) {
         throw new RelayError('NOT_A_MEMBER', 'not a member of this channel');
       }
+      checkOpeningCommit(body.members);
       head = { channel: body.channel, epoch: 0, size: 0, frontier: [], lastAt: now, createdAt: now };
     } else {
       head = w.head;
@@ -501,47 +556,21 @@ export class Appender {
     return { seq, receivedAt, duplicate: false };
   }
 
-  /** Computes each accepted append's inclusion proof against its channel's latest checkpoint and answers. */
+  /**
+   * Answers each accepted append as of its first acceptance: with the first checkpoint issued
+   * above its seq (the one that first covered it: this batch's, for an entry this batch wrote)
+   * and an inclusion proof against it. A retry (a duplicate) gets that same checkpoint, read from
+   * the store when its entry is older than this batch, and a receipt signed alone: retries of one
+   * envelope are answered with the same bytes, whenever they come.
+   */
   async #answer(batch: Pending[], works: Map<ChannelId, ChannelWork>): Promise<void> {
-    const targets = new Map<ChannelId, { size: number; note: string; proofs: ProofBuilder }>();
-    const needStored: ChannelId[] = [];
-    for (const p of batch) {
-      if (p.outcome === undefined || p.outcome instanceof RelayError) continue;
-      const channel = p.input.env.body.channel;
-      if (targets.has(channel) || needStored.includes(channel)) continue;
-      const w = works.get(channel);
-      const last = w?.checkpoints[w.checkpoints.length - 1];
-      if (last !== undefined) {
-        targets.set(channel, { ...last, proofs: new ProofBuilder(channel, this.#d.cache) });
-      } else needStored.push(channel);
-    }
-    for (const p of batch) {
-      const o = p.outcome;
-      if (o === undefined || o instanceof RelayError) continue;
-      const t = targets.get(p.input.env.body.channel);
-      t?.proofs.needInclusion(o.seq, t.size);
-    }
-    const pending = [...targets.values()].some((t) => t.proofs.pending);
-    if (pending || needStored.length > 0) {
-      await this.#d.store.read(async (tx) => {
-        for (const channel of needStored) {
-          const cp = await tx.getCheckpoint(channel);
-          if (cp === undefined) throw new Error(`channel ${channel} has entries but no checkpoint`);
-          const proofs = new ProofBuilder(channel, this.#d.cache);
-          for (const p of batch) {
-            const o = p.outcome;
-            if (o === undefined || o instanceof RelayError || p.input.env.body.channel !== channel) continue;
-            proofs.needInclusion(o.seq, cp.size);
-          }
-          targets.set(channel, { size: cp.size, note: cp.note, proofs });
-        }
-        for (const t of targets.values()) await t.proofs.load(tx);
-      });
-    }
-    let accepted = 0;
-    let duplicates = 0;
-    let rejected = 0;
+    const proofs = new Map<ChannelId, ProofBuilder>();
     const answered: Array<{ p: Pending; o: { seq: number; receivedAt: number; duplicate: boolean } }> = [];
+    /** The checkpoint each answered append is answered with (parallel to `answered`). */
+    const against: Array<CheckpointRef | undefined> = [];
+    /** Indexes into `answered` of retries of entries older than this batch. */
+    const older: number[] = [];
+    let rejected = 0;
     for (const p of batch) {
       const o = p.outcome;
       if (o === undefined) {
@@ -553,13 +582,51 @@ export class Appender {
         p.reject(o);
         continue;
       }
+      const channel = p.input.env.body.channel;
+      const w = works.get(channel);
+      let cp: CheckpointRef | undefined;
+      if (w !== undefined && o.seq >= w.startSize) {
+        for (const c of w.checkpoints) {
+          if (c.size > o.seq) {
+            cp = c;
+            break;
+          }
+        }
+      }
+      if (cp === undefined) older.push(answered.length);
+      let b = proofs.get(channel);
+      if (b === undefined) {
+        b = new ProofBuilder(channel, this.#d.cache);
+        proofs.set(channel, b);
+      }
+      if (cp !== undefined) b.needInclusion(o.seq, cp.size);
       answered.push({ p, o });
+      against.push(cp);
     }
-    // One receipt signature per channel of the batch (a retry is receipted with its original
-    // seq): a receipt's path then names only receipts of its own channel, never another's traffic.
+    let pending = older.length > 0;
+    for (const b of proofs.values()) pending ||= b.pending;
+    if (pending) {
+      await this.#d.store.read(async (tx) => {
+        for (const i of older) {
+          const { p, o } = answered[i] as (typeof answered)[number];
+          const channel = p.input.env.body.channel;
+          const cp = await tx.getCheckpointAfter(channel, o.seq);
+          if (cp === undefined) throw new Error(`entry ${o.seq} of ${channel} has no checkpoint`);
+          against[i] = cp;
+          proofs.get(channel)?.needInclusion(o.seq, cp.size);
+        }
+        for (const b of proofs.values()) await b.load(tx);
+      });
+    }
+    // One receipt signature per channel for the appends this batch wrote: a receipt's path then
+    // names only receipts of its own channel, never another's traffic. A retry's is signed alone.
     const receipts = new Array<Uint8Array>(answered.length);
     const byChannel = new Map<ChannelId, number[]>();
-    answered.forEach(({ p }, i) => {
+    answered.forEach(({ p, o }, i) => {
+      if (o.duplicate) {
+        receipts[i] = this.#d.signer.receipts([receiptBody(p, o)])[0] as Uint8Array;
+        return;
+      }
       const ch = p.input.env.body.channel;
       const list = byChannel.get(ch);
       if (list === undefined) byChannel.set(ch, [i]);
@@ -569,31 +636,27 @@ export class Appender {
       const signed = this.#d.signer.receipts(
         idx.map((i) => {
           const { p, o } = answered[i] as (typeof answered)[number];
-          return {
-            v: 1 as const,
-            channel: p.input.env.body.channel,
-            msgId: p.input.env.body.msgId,
-            envelopeHash: p.input.envelopeHash,
-            seq: o.seq,
-            receivedAt: o.receivedAt,
-          };
+          return receiptBody(p, o);
         }),
       );
       idx.forEach((i, k) => {
         receipts[i] = signed[k] as Uint8Array;
       });
     }
+    let accepted = 0;
+    let duplicates = 0;
     answered.forEach(({ p, o }, i) => {
-      const t = targets.get(p.input.env.body.channel);
-      if (t === undefined) throw new Error('no checkpoint target');
+      const cp = against[i];
+      const b = proofs.get(p.input.env.body.channel);
+      if (cp === undefined || b === undefined) throw new Error('no checkpoint for an accepted append');
       if (o.duplicate) duplicates++;
       else accepted++;
       p.resolve({
         seq: o.seq,
         receivedAt: o.receivedAt,
-        inclusionProof: t.proofs.inclusion(o.seq, t.size),
-        checkpoint: t.note,
-        size: t.size,
+        inclusionProof: b.inclusion(o.seq, cp.size),
+        checkpoint: cp.note,
+        size: cp.size,
         duplicate: o.duplicate,
         receipt: receipts[i] as Uint8Array,
       });

@@ -3,6 +3,8 @@
  * the appender passes in the channel's state and the directory records it looked up.
  *
  * - The first envelope of an unknown channel must be a commit at epoch 0; its sender becomes a member.
+ *   That opening commit removes nobody: its creator is the only member there is, and a channel
+ *   opened without its creator would hold another party's devices, or no device at all.
  * - Only current members post. A commit carries the current epoch and advances it by one;
  *   other envelopes may carry the current or an older epoch, never a future one.
  * - A commit's declared members.add/remove update the access list: devices of the committer's
@@ -41,6 +43,17 @@ export function checkEpoch(body: Pick<EnvelopeBody, 'kind' | 'epoch'>, current: 
       'EPOCH_FUTURE',
       `envelope for epoch ${body.epoch}, the channel is at epoch ${current}`,
     );
+  }
+}
+
+/**
+ * The opening commit's own rule: it may add devices (checked as any commit's additions) but
+ * remove none — the only member to remove is its creator, which would leave the channel to the
+ * devices it added (another party's, in an outreach) or to nobody.
+ */
+export function checkOpeningCommit(declared: { readonly remove: readonly DeviceId[] } | undefined): void {
+  if (declared !== undefined && declared.remove.length > 0) {
+    throw new RelayError('MEMBER_INVALID', 'the opening commit of a channel may not remove devices');
   }
 }
 

@@ -1,4 +1,8 @@
-/** GET /v1/channels/{channel}/entries?from=&limit= — a page of the transcript and its checkpoint. */
+/**
+ * GET /v1/channels/{channel}/entries?from=&limit= — a page of the transcript and its checkpoint.
+ * A page holds at most MAX_PAGE entries and limits.pageBytes of them (as base64url text), but
+ * always one entry when there is one; `next` says where the next page starts.
+ */
 import type { ChannelId } from '@backchannel/protocol';
 import { toB64u } from '../bytes.node.ts';
 import { createRoute, z } from '@hono/zod-openapi';
@@ -35,6 +39,9 @@ const entries = (deps: AppDeps) =>
               entries: z.array(z.object({ seq: z.number().int(), entry: base64url(4_000_000) })),
               checkpoint: z.string(),
               size: z.number().int(),
+              next: z.number().int().openapi({
+                description: 'the seq the next page starts at (= from when this page is empty)',
+              }),
             }),
           },
         },
@@ -54,7 +61,8 @@ export function entryRoutes(app: RelayApp, deps: AppDeps): void {
     const device = c.var.device.device;
     const page = await deps.store.read(async (tx) => {
       const v = await visibility(tx, channel, device);
-      const rows = await tx.getEntries(channel, from, limit, v.until ?? v.checkpoint.size);
+      const until = v.until ?? v.checkpoint.size;
+      const rows = await tx.getEntries(channel, from, limit, until, deps.config.limits.pageBytes);
       return { rows, checkpoint: v.checkpoint };
     });
     return c.json(
@@ -62,6 +70,7 @@ export function entryRoutes(app: RelayApp, deps: AppDeps): void {
         entries: page.rows.map((r) => ({ seq: r.seq, entry: toB64u(r.entry) })),
         checkpoint: page.checkpoint.note,
         size: page.checkpoint.size,
+        next: page.rows.length === 0 ? from : (page.rows[page.rows.length - 1] as { seq: number }).seq + 1,
       },
       200,
     );

@@ -21,9 +21,10 @@ const appendAnswer = z
     leafIndex: z.number().int().openapi({ description: 'Merkle leaf index (= seq)' }),
     receivedAt: z.number().int().openapi({ description: 'relay clock when made durable (ms)' }),
     inclusionProof: z.array(base64url(64)).openapi({ description: 'RFC 9162 inclusion proof, bottom-up' }),
-    checkpoint: z
-      .string()
-      .openapi({ description: 'C2SP signed note (tlog-checkpoint) the proof is against' }),
+    checkpoint: z.string().openapi({
+      description:
+        'C2SP signed note (tlog-checkpoint) the proof is against: the first checkpoint issued above seq (a retry gets the same one)',
+    }),
     size: z.number().int().openapi({ description: 'tree size of that checkpoint' }),
     duplicate: z
       .boolean()
@@ -67,7 +68,7 @@ const append = (deps: AppDeps) =>
     },
     responses: {
       200: {
-        description: 'A retry: the original entry',
+        description: 'A retry: answered as of the first acceptance (receipt signed alone)',
         content: { 'application/json': { schema: appendAnswer } },
       },
       201: { description: 'Appended and durable', content: { 'application/json': { schema: appendAnswer } } },

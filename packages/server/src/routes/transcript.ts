@@ -5,7 +5,9 @@
  *   GET  …/proof/inclusion?index=&size=    RFC 9162 inclusion proof
  *   GET  …/proof/consistency?from=&to=     RFC 9162 consistency proof
  *   POST …/cosignatures {size, cosignature} store a witness's C2SP cosignature line
- * The relay stores any syntactically valid cosignature; verifying it is the reader's job.
+ * The relay stores any syntactically valid cosignature; verifying it is the reader's job. It
+ * keeps at most MAX_COSIGNATURES per checkpoint, and at most MAX_COSIGNATURES_PER_PARTY from the
+ * devices of one party (a witness signs once; a party posting more lines is crowding others out).
  */
 import type { ChannelId } from '@backchannel/protocol';
 import { parseNote } from '@backchannel/protocol/transcript';
@@ -21,6 +23,7 @@ import { authenticated } from '../http/guards.ts';
 import { authHeaders, base64url, channelIdSchema, errors, security, uintString } from '../http/schemas.ts';
 
 export const MAX_COSIGNATURES = 32;
+export const MAX_COSIGNATURES_PER_PARTY = 4;
 
 const checkpointAnswer = z
   .object({
@@ -230,10 +233,15 @@ export function transcriptRoutes(app: RelayApp, deps: AppDeps): void {
   app.openapi(cosign(deps), async (c) => {
     const channel = c.req.valid('param').channel as ChannelId;
     const { size, cosignature } = c.req.valid('json');
-    const device = c.var.device.device;
+    const { device, party } = c.var.device;
     const count = await deps.store.write(async (tx) => {
       const v = await visibility(tx, channel, device);
-      const cp = size <= v.checkpoint.size ? await tx.getCheckpoint(channel, size) : undefined;
+      if (size > v.checkpoint.size) {
+        throw new RelayError('CHECKPOINT_NOT_FOUND', 'no checkpoint was issued at this size');
+      }
+      // The caps are checked and the line added under one lock (several relay nodes may take posts).
+      await tx.lockCheckpoint(channel, size);
+      const cp = await tx.getCheckpoint(channel, size);
       if (cp === undefined)
         throw new RelayError('CHECKPOINT_NOT_FOUND', 'no checkpoint was issued at this size');
       const line = parseCosignatureLine(cp.note, cosignature);
@@ -241,7 +249,13 @@ export function transcriptRoutes(app: RelayApp, deps: AppDeps): void {
       if (cp.cosignatures.length >= MAX_COSIGNATURES) {
         throw new RelayError('COSIGNATURES_FULL', `at most ${MAX_COSIGNATURES} cosignatures per checkpoint`);
       }
-      await tx.addCosignature(channel, size, line);
+      if ((await tx.countCosignatures(channel, size, party)) >= MAX_COSIGNATURES_PER_PARTY) {
+        throw new RelayError(
+          'COSIGNATURES_PARTY_FULL',
+          `at most ${MAX_COSIGNATURES_PER_PARTY} cosignatures per party per checkpoint`,
+        );
+      }
+      await tx.addCosignature(channel, size, line, party);
       return cp.cosignatures.length + 1;
     });
     return c.json({ size, cosignatures: count }, 200);

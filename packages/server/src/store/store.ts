@@ -97,6 +97,21 @@ export interface ClaimedPackage {
   readonly lastResort: boolean;
 }
 
+/** The length of an entry of `n` bytes as base64url text (what a page of entries costs in JSON). */
+export function entryTextBytes(n: number): number {
+  return Math.ceil((n * 4) / 3);
+}
+
+/** How many of the leading entries (of these byte sizes) fit in `maxBytes`: at least one. */
+export function entriesThatFit(sizes: readonly number[], maxBytes: number): number {
+  let total = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    total += entryTextBytes(sizes[i] as number);
+    if (total > maxBytes) return Math.max(i, 1);
+  }
+  return sizes.length;
+}
+
 export interface ReadTx {
   getCard(party: PartyId): Promise<CardRecord | undefined>;
   getDevice(device: DeviceId): Promise<DeviceRecord | undefined>;
@@ -111,12 +126,29 @@ export interface ReadTx {
   findMessage(channel: ChannelId, msgId: string): Promise<MessageRef | undefined>;
   /** findMessage for many ids at once (one round trip on a networked store); absent ids are left out. */
   findMessages(channel: ChannelId, msgIds: readonly string[]): Promise<Map<string, MessageRef>>;
-  /** Entries with from ≤ seq < min(from + limit, until), in seq order. */
-  getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]>;
+  /**
+   * Entries with from ≤ seq < min(from + limit, until), in seq order. With `maxBytes`, only as
+   * many as fit in it, their entries counted as base64url text (entryTextBytes) — but at least one.
+   */
+  getEntries(
+    channel: ChannelId,
+    from: number,
+    limit: number,
+    until?: number,
+    maxBytes?: number,
+  ): Promise<EntryRecord[]>;
   /** Stored perfect-subtree hashes, in the order asked; a missing node is an error. */
   readNodes(channel: ChannelId, refs: readonly NodeRef[]): Promise<Uint8Array[]>;
   /** The checkpoint issued at exactly `size`, or the latest one when size is omitted. */
   getCheckpoint(channel: ChannelId, size?: number): Promise<CheckpointRecord | undefined>;
+  /**
+   * The first checkpoint issued at a size above `seq`: the one that first covered entry `seq`
+   * (what its append was answered with). Without its cosignatures.
+   */
+  getCheckpointAfter(
+    channel: ChannelId,
+    seq: number,
+  ): Promise<Omit<CheckpointRecord, 'cosignatures'> | undefined>;
   /** The party inbox after a cursor, oldest first. */
   getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]>;
 }
@@ -152,8 +184,15 @@ export interface WriteTx extends ReadTx {
   appendEntry(channel: ChannelId, rec: EntryRecord): Promise<void>;
   putNodes(channel: ChannelId, nodes: readonly StoredNode[]): Promise<void>;
   putCheckpoint(channel: ChannelId, rec: Omit<CheckpointRecord, 'cosignatures'>): Promise<void>;
-  /** Stores a cosignature line once; false when it was already there. */
-  addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean>;
+  /**
+   * Serializes writers of one checkpoint's cosignatures until the transaction ends (a shared
+   * store: the caps on them are checked under it; an embedded one has a single writer already).
+   */
+  lockCheckpoint(channel: ChannelId, size: number): Promise<void>;
+  /** How many cosignature lines of a checkpoint `party` attached. */
+  countCosignatures(channel: ChannelId, size: number, party: PartyId): Promise<number>;
+  /** Stores a cosignature line once, attributed to the party that attached it; false when it was already there. */
+  addCosignature(channel: ChannelId, size: number, line: string, party: PartyId): Promise<boolean>;
   /** Appends an item to a party's inbox; returns its cursor (increasing). */
   addInboxItem(party: PartyId, channel: ChannelId, seq: number): Promise<number>;
 }

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.ts';
+import { latestVersion } from '../../src/store/migration-files.ts';
 import { loadPgMigrations, migratePostgres } from '../../src/store/postgres/pg-migrate.ts';
 import { openPostgresStore } from '../../src/store/postgres/pg-store.ts';
 import { dropSchema, PG_URL, servicesUp, uniqueName } from '../services.ts';
@@ -42,7 +43,7 @@ describe.skipIf(!up)('postgres', () => {
       const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });
       const rows = await sql.unsafe(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`);
       expect(rows.map((r) => Number(r.version))).toEqual(loadPgMigrations().map((m) => m.version));
-      expect(await migratePostgres(sql, schema)).toBe(loadPgMigrations().length);
+      expect(await migratePostgres(sql, schema)).toBe(latestVersion(loadPgMigrations()));
       await sql.end({ timeout: 1 });
       await Promise.all([a.close(), b.close()]);
     });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { latestVersion } from '../../src/store/migration-files.ts';
 import { loadMigrations } from '../../src/store/sqlite/migrate.ts';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { storeContract } from './store.contract.ts';
@@ -187,7 +188,7 @@ describe('sqlite specifics', () => {
     await store.close();
     const db = new BetterSqlite3(path);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(loadMigrations().length);
+    expect(db.pragma('user_version', { simple: true })).toBe(latestVersion(loadMigrations()));
     const tables = db
       .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
       .all() as {

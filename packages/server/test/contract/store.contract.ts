@@ -288,8 +288,21 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect((await store.read((tx) => tx.getCheckpoint(channel)))?.size).toBe(7);
       expect((await store.read((tx) => tx.getCheckpoint(channel, 3)))?.note).toBe('n3');
       expect(await store.read((tx) => tx.getCheckpoint(channel, 4))).toBeUndefined();
-      expect(await store.write((tx) => tx.addCosignature(channel, 3, '— w1 AAAA\n'))).toBe(true);
-      expect(await store.write((tx) => tx.addCosignature(channel, 3, '— w1 AAAA\n'))).toBe(false);
+      // The checkpoint that first covered an entry: the first one above its seq.
+      expect((await store.read((tx) => tx.getCheckpointAfter(channel, 0)))?.size).toBe(3);
+      expect((await store.read((tx) => tx.getCheckpointAfter(channel, 2)))?.note).toBe('n3');
+      expect((await store.read((tx) => tx.getCheckpointAfter(channel, 3)))?.size).toBe(7);
+      expect(await store.read((tx) => tx.getCheckpointAfter(channel, 7))).toBeUndefined();
+      const [pa, pb] = [id('p_') as PartyId, id('p_') as PartyId];
+      expect(await store.write((tx) => tx.addCosignature(channel, 3, '— w1 AAAA\n', pa))).toBe(true);
+      expect(await store.write((tx) => tx.addCosignature(channel, 3, '— w1 AAAA\n', pb))).toBe(false);
+      // Counted per party and per checkpoint (a line stored once counts for the party that stored it).
+      await store.write(async (tx) => {
+        await tx.lockCheckpoint(channel, 3);
+        expect(await tx.countCosignatures(channel, 3, pa)).toBe(1);
+        expect(await tx.countCosignatures(channel, 3, pb)).toBe(0);
+        expect(await tx.countCosignatures(channel, 7, pa)).toBe(0);
+      });
       expect((await store.read((tx) => tx.getCheckpoint(channel, 3)))?.cosignatures).toEqual(['— w1 AAAA\n']);
       expect((await store.read((tx) => tx.getCheckpoint(channel)))?.cosignatures).toEqual([]);
     });

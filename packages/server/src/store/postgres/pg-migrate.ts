@@ -3,7 +3,7 @@
  * schema_migrations. Several nodes may start at once: one transaction-scoped advisory lock per
  * schema makes them apply each migration once, in order.
  */
-import { loadMigrationFiles, type Migration } from '../migration-files.ts';
+import { latestVersion, loadMigrationFiles, type Migration } from '../migration-files.ts';
 import type postgres from 'postgres';
 
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
@@ -28,10 +28,9 @@ export async function migratePostgres<T extends Record<string, unknown>>(
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
     const [row] = await tx<{ v: number | null }[]>`SELECT max(version) AS v FROM schema_migrations`;
     let version = row?.v ?? 0;
-    if (version > migrations.length) {
-      throw new Error(
-        `database schema ${version} is newer than this relay (${migrations.length}); refusing to start`,
-      );
+    const latest = latestVersion(migrations);
+    if (version > latest) {
+      throw new Error(`database schema ${version} is newer than this relay (${latest}); refusing to start`);
     }
     for (const m of migrations) {
       if (m.version <= version) continue;

@@ -27,6 +27,7 @@ import type {
   WriteTx,
 } from '../store.ts';
 import { isTransientPgError, storeUnavailable } from './pg-errors.ts';
+import { entriesThatFit } from '../store.ts';
 import { migratePostgres } from './pg-migrate.ts';
 import {
   bytes,
@@ -268,12 +269,30 @@ class PgTx implements WriteTx {
     return out;
   }
 
-  async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
+  async getEntries(
+    channel: ChannelId,
+    from: number,
+    limit: number,
+    until?: number,
+    maxBytes?: number,
+  ): Promise<EntryRecord[]> {
     if (limit <= 0) return [];
     const end = until ?? Number.MAX_SAFE_INTEGER;
+    let n = limit;
+    if (maxBytes !== undefined) {
+      // The sizes first (octet_length reads no entry bytes), then only the entries that fit.
+      const sizes = await (await this.#q())<{ n: number }[]>`
+        SELECT octet_length(entry) AS n FROM entries
+        WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${limit}`;
+      n = entriesThatFit(
+        sizes.map((s) => s.n),
+        maxBytes,
+      );
+      if (n === 0) return [];
+    }
     const rows = await (await this.#q())<EntryRow[]>`
       SELECT seq, msg_id, sender, envelope_hash, received_at, entry FROM entries
-      WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${limit}`;
+      WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${n}`;
     return rows.map(toEntry);
   }
 
@@ -304,6 +323,16 @@ class PgTx implements WriteTx {
     const lines = await (await this.#q())<{ line: string }[]>`
       SELECT line FROM cosignatures WHERE channel = ${channel} AND size = ${r.size} ORDER BY line COLLATE "C"`;
     return { size: r.size, note: r.note, issuedAt: r.issued_at, cosignatures: lines.map((l) => l.line) };
+  }
+
+  async getCheckpointAfter(
+    channel: ChannelId,
+    seq: number,
+  ): Promise<Omit<CheckpointRecord, 'cosignatures'> | undefined> {
+    const [r] = await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
+      SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} AND size > ${seq}
+      ORDER BY size LIMIT 1`;
+    return r === undefined ? undefined : { size: r.size, note: r.note, issuedAt: r.issued_at };
   }
 
   async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
@@ -475,9 +504,20 @@ class PgTx implements WriteTx {
     );
   }
 
-  async addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean> {
+  async lockCheckpoint(channel: ChannelId, size: number): Promise<void> {
+    await (await this.#q())`
+      SELECT 1 FROM checkpoints WHERE channel = ${channel} AND size = ${size} FOR UPDATE`;
+  }
+
+  async countCosignatures(channel: ChannelId, size: number, party: PartyId): Promise<number> {
+    const [r] = await (await this.#q())<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM cosignatures WHERE channel = ${channel} AND size = ${size} AND party = ${party}`;
+    return r?.n ?? 0;
+  }
+
+  async addCosignature(channel: ChannelId, size: number, line: string, party: PartyId): Promise<boolean> {
     const r = await (await this.#q())`
-      INSERT INTO cosignatures (channel, size, line) VALUES (${channel}, ${size}, ${line})
+      INSERT INTO cosignatures (channel, size, line, party) VALUES (${channel}, ${size}, ${line}, ${party})
       ON CONFLICT DO NOTHING`;
     return r.count === 1;
   }

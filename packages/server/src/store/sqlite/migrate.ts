@@ -1,5 +1,5 @@
 /** Numbered SQL migrations (store/migrations/NNNN-name.sql), tracked in PRAGMA user_version. */
-import { loadMigrationFiles, type Migration } from '../migration-files.ts';
+import { latestVersion, loadMigrationFiles, type Migration } from '../migration-files.ts';
 
 export type { Migration };
 import type { Database } from 'better-sqlite3';
@@ -13,7 +13,7 @@ export function loadMigrations(): Migration[] {
 /** Applies the migrations newer than the database, each in its own transaction. Returns the version. */
 export function migrate(db: Database, migrations: readonly Migration[] = loadMigrations()): number {
   let version = db.pragma('user_version', { simple: true }) as number;
-  const latest = migrations.length;
+  const latest = latestVersion(migrations);
   if (version > latest) {
     throw new Error(`database schema ${version} is newer than this relay (${latest}); refusing to start`);
   }

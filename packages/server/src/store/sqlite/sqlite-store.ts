@@ -24,6 +24,7 @@ import type {
   WriteTx,
 } from '../store.ts';
 import { migrate } from './migrate.ts';
+import { entriesThatFit } from '../store.ts';
 import { type Executor, LocalExecutor } from './statements.ts';
 import { WriterError, WriterThread } from './writer-thread.node.ts';
 import { RelayError } from '../../errors.ts';
@@ -184,16 +185,22 @@ class SqliteTx implements WriteTx {
     return out;
   }
 
-  async getEntries(channel: ChannelId, from: number, limit: number, until?: number): Promise<EntryRecord[]> {
+  async getEntries(
+    channel: ChannelId,
+    from: number,
+    limit: number,
+    until?: number,
+    maxBytes?: number,
+  ): Promise<EntryRecord[]> {
     const chan = await this.#chan(channel);
     if (chan === undefined || limit <= 0) return [];
-    const rows = (await this.#x.all(
-      'getEntries',
-      chan,
-      from,
-      until ?? Number.MAX_SAFE_INTEGER,
-      limit,
-    )) as EntryRow[];
+    const end = until ?? Number.MAX_SAFE_INTEGER;
+    let n = limit;
+    if (maxBytes !== undefined) {
+      n = entriesThatFit((await this.#x.all('getEntrySizes', chan, from, end, limit)) as number[], maxBytes);
+      if (n === 0) return [];
+    }
+    const rows = (await this.#x.all('getEntries', chan, from, end, n)) as EntryRow[];
     return rows.map(toEntry);
   }
 
@@ -221,6 +228,18 @@ class SqliteTx implements WriteTx {
     if (r === undefined) return undefined;
     const cosignatures = (await this.#x.all('getCosignatures', chan, r.size)) as string[];
     return { size: r.size, note: r.note, issuedAt: r.issued_at, cosignatures };
+  }
+
+  async getCheckpointAfter(
+    channel: ChannelId,
+    seq: number,
+  ): Promise<Omit<CheckpointRecord, 'cosignatures'> | undefined> {
+    const chan = await this.#chan(channel);
+    if (chan === undefined) return undefined;
+    const r = (await this.#x.get('getCheckpointAfter', chan, seq)) as
+      | { size: number; note: string; issued_at: number }
+      | undefined;
+    return r === undefined ? undefined : { size: r.size, note: r.note, issuedAt: r.issued_at };
   }
 
   async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
@@ -342,8 +361,19 @@ class SqliteTx implements WriteTx {
     this.#x.run('putCheckpoint', await this.#mustChan(channel), rec.size, rec.note, rec.issuedAt);
   }
 
-  async addCosignature(channel: ChannelId, size: number, line: string): Promise<boolean> {
-    return (await this.#x.result('addCosignature', await this.#mustChan(channel), size, line)).changes === 1;
+  async lockCheckpoint(_channel: ChannelId, _size: number): Promise<void> {
+    // BEGIN IMMEDIATE: this connection is the database's only writer already.
+  }
+
+  async countCosignatures(channel: ChannelId, size: number, party: PartyId): Promise<number> {
+    const chan = await this.#chan(channel);
+    if (chan === undefined) return 0;
+    return (await this.#x.get('countCosignatures', chan, size, party)) as number;
+  }
+
+  async addCosignature(channel: ChannelId, size: number, line: string, party: PartyId): Promise<boolean> {
+    const chan = await this.#mustChan(channel);
+    return (await this.#x.result('addCosignature', chan, size, line, party)).changes === 1;
   }
 
   async addInboxItem(party: PartyId, channel: ChannelId, seq: number): Promise<number> {

@@ -24,10 +24,16 @@ export const SQL = {
     'SELECT msg_id, seq, envelope_hash, received_at FROM entries WHERE chan = ? AND msg_id IN (SELECT value FROM json_each(?))',
   getEntries:
     'SELECT seq, msg_id, sender, envelope_hash, received_at, entry FROM entries WHERE chan = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?',
+  // The sizes of the entries getEntries would return, without reading them (a page's byte budget).
+  getEntrySizes:
+    'SELECT length(entry) FROM entries WHERE chan = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?',
   getNode: 'SELECT hash FROM nodes WHERE chan = ? AND level = ? AND idx = ?',
   getCheckpointAt: 'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? AND size = ?',
   getLatestCheckpoint:
     'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? ORDER BY size DESC LIMIT 1',
+  getCheckpointAfter:
+    'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? AND size > ? ORDER BY size LIMIT 1',
+  countCosignatures: 'SELECT count(*) FROM cosignatures WHERE chan = ? AND size = ? AND party = ?',
   getCosignatures: 'SELECT line FROM cosignatures WHERE chan = ? AND size = ? ORDER BY line',
   getInbox: `SELECT i.cursor, c.channel, i.seq, e.entry FROM inbox i
          JOIN channels c ON c.id = i.chan JOIN entries e ON e.chan = i.chan AND e.seq = i.seq
@@ -61,14 +67,21 @@ export const SQL = {
     'INSERT INTO entries (chan, seq, msg_id, sender, envelope_hash, received_at, entry) VALUES (?, ?, ?, ?, ?, ?, ?)',
   putNode: 'INSERT OR REPLACE INTO nodes (chan, level, idx, hash) VALUES (?, ?, ?, ?)',
   putCheckpoint: 'INSERT OR REPLACE INTO checkpoints (chan, size, note, issued_at) VALUES (?, ?, ?, ?)',
-  addCosignature: 'INSERT OR IGNORE INTO cosignatures (chan, size, line) VALUES (?, ?, ?)',
+  addCosignature: 'INSERT OR IGNORE INTO cosignatures (chan, size, line, party) VALUES (?, ?, ?, ?)',
   addInbox: 'INSERT INTO inbox (party, chan, seq) VALUES (?, ?, ?)',
 } as const;
 
 export type StatementName = keyof typeof SQL;
 
 /** Statements that return their single column's value instead of a row object. */
-export const PLUCKED: readonly StatementName[] = ['chanId', 'getNode', 'getCosignatures', 'takeLastResort'];
+export const PLUCKED: readonly StatementName[] = [
+  'chanId',
+  'getNode',
+  'getCosignatures',
+  'countCosignatures',
+  'getEntrySizes',
+  'takeLastResort',
+];
 
 export interface RunResult {
   readonly changes: number;
