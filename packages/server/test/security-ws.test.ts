@@ -247,10 +247,33 @@ describe('inbound frames are rate limited and the send buffer is capped', () => 
     c.close();
   });
 
+  it('a send frame is also a write: past rateLimits.writes it is refused RATE_LIMITED, and nothing refused is appended', async () => {
+    relay = await relayWith({
+      rateLimits: { device: { perSecond: 1e6, burst: 1e6 }, writes: { perSecond: 0.001, burst: 5 } },
+    });
+    const { a, ch } = await channelOf(relay.caller);
+    // The channel's opening commit (HTTP) took one of a's 5 writes.
+    const c = await RawClient.connect(relay.url, a);
+    for (let i = 0; i < 8; i++) {
+      const wire = envelope(a, ch).wire;
+      const f = new Uint8Array(5 + wire.length);
+      f[0] = 0x01;
+      new DataView(f.buffer).setUint32(1, i);
+      f.set(wire, 5);
+      c.ws.send(f);
+    }
+    await until(() => c.binary + c.text.filter((f) => f.type === 'error').length >= 8);
+    expect(c.binary).toBe(4);
+    expect(c.text.filter((f) => f.type === 'error' && f.code === 'RATE_LIMITED')).toHaveLength(4);
+    const page = await relay.caller.get(`/v1/channels/${ch}/entries?from=0`, a);
+    expect(page.body.entries as unknown[]).toHaveLength(5);
+    c.ws.close();
+  });
+
   it('a client that sends but never reads is closed once its buffered answers pass ws.maxBufferedBytes', async () => {
     relay = await relayWith({
       ws: { maxBufferedBytes: 256 * 1024, highWaterBytes: 64 * 1024 },
-      rateLimits: { device: { perSecond: 1e6, burst: 1e6 } },
+      rateLimits: { device: { perSecond: 1e6, burst: 1e6 }, writes: { perSecond: 1e6, burst: 1e6 } },
     });
     const { a, ch } = await channelOf(relay.caller);
     const c = await RawClient.connect(relay.url, a);
