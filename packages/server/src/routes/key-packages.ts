@@ -1,7 +1,8 @@
 /**
  * MLS key packages: POST /v1/key-packages (a device uploads its own one-time packages and an
- * optional last-resort one), POST /v1/key-packages/claim {party} → one package per valid device
- * of that party, each one-time package handed out exactly once (one write transaction).
+ * optional last-resort one), POST /v1/key-packages/claim {party, device?} → one package per valid
+ * device of that party (or only for `device`, a device of that party: adding one device to a
+ * channel it is not in yet), each one-time package handed out exactly once (one write transaction).
  */
 import type { PartyId } from '@backchannel/protocol';
 import { toB64u } from '../bytes.node.ts';
@@ -74,7 +75,11 @@ const claim = (deps: AppDeps) =>
       headers: authHeaders,
       body: {
         required: true,
-        content: { 'application/json': { schema: z.strictObject({ party: partyIdSchema }) } },
+        content: {
+          'application/json': {
+            schema: z.strictObject({ party: partyIdSchema, device: deviceIdSchema.optional() }),
+          },
+        },
       },
     },
     responses: {
@@ -131,13 +136,14 @@ export function keyPackageRoutes(app: RelayApp, deps: AppDeps): void {
   });
 
   app.openapi(claim(deps), async (c) => {
-    const party = c.req.valid('json').party as PartyId;
+    const { party, device: only } = c.req.valid('json') as { party: PartyId; device?: string };
     const now = deps.now();
     const claimed = await deps.store.write(async (tx) => {
       if ((await tx.getCard(party)) === undefined)
         throw new RelayError('PARTY_UNKNOWN', 'no contact card for this party');
       const out: Array<{ device: string; certificate: string; keyPackage: string; lastResort: boolean }> = [];
       for (const d of await tx.listDevices(party)) {
+        if (only !== undefined && d.device !== only) continue;
         if (deviceStatus(d, now) !== undefined) continue;
         const kp = await tx.takeKeyPackage(d.device);
         if (kp === undefined) continue;
