@@ -31,7 +31,6 @@ import {
 import {
   type ChannelRecord,
   decodeChannelRecord,
-  decodeEventRecords,
   type EventRecord,
   encodeChannelRecord,
   encodeEventRecords,
@@ -44,6 +43,7 @@ import type { EntriesAnswer } from './relay-client.ts';
 import type { OutboxItem } from './storage.ts';
 import { type ChannelView, foldRecords, type ViewState } from './view.ts';
 import { checkCheckpoint, appendLeaf } from './verify-log.ts';
+import { disclosedRecords, loadRecords, storedEntry } from './join.ts';
 
 export type DraftEvent = ChannelEvent extends infer E
   ? E extends ChannelEvent
@@ -86,11 +86,7 @@ export class Channel {
     const rec = decodeChannelRecord(recBytes);
     const mlsBytes = await ctx.store.get(keys.mls(id));
     const group = mlsBytes === undefined ? undefined : await ctx.mls.restore(mlsBytes);
-    const records: EventRecord[] = [];
-    for (const k of await ctx.store.keys(keys.eventPrefix(id))) {
-      const b = await ctx.store.get(k);
-      if (b !== undefined) records.push(...decodeEventRecords(b));
-    }
+    const records = await loadRecords(ctx, id);
     for (const m of group?.members() ?? []) ctx.certs.check(m.certificate, ctx.now());
     return new Channel(ctx, rec, group, foldRecords(id, records));
   }
@@ -466,6 +462,8 @@ export class Channel {
     }
     // One value per page (keyed by its first seq): one seal and one row instead of one per entry.
     writes.push([keys.event(this.id, page.from), encodeEventRecords(records)]);
+    const disclosed = await this.#disclosed(page, records);
+    for (const r of disclosed) writes.push([keys.disclosed(this.id, r.seq), encodeEventRecords([r])]);
     let rec: ChannelRecord = { ...this.#rec, frontier, nextSeq: page.from + page.entries.length, removed };
     const check = note === undefined ? undefined : checkCheckpoint(this.id, note, rec, this.#ctx);
     if (check?.kind === 'verified' && note !== undefined)
@@ -493,9 +491,27 @@ export class Channel {
       );
       throw this.#failed;
     }
-    this.#view = this.#view.fold(records);
+    // Events disclosed to this device take the place of entries it could not read: fold again.
+    this.#view =
+      disclosed.length === 0
+        ? this.#view.fold(records)
+        : foldRecords(this.id, await loadRecords(this.#ctx, this.id));
     if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
     return records;
+  }
+
+  /** What the page's join.context events for this device disclose (join.ts). */
+  async #disclosed(page: PreparedPage, records: readonly EventRecord[]): Promise<EventRecord[]> {
+    const out: EventRecord[] = [];
+    for (const r of records) {
+      if (r.status !== 'ok' || r.event.kind !== 'join.context') continue;
+      const entryAt = async (seq: number) =>
+        seq >= page.from && seq < page.from + page.decoded.length
+          ? page.decoded[seq - page.from]
+          : storedEntry(this.#ctx, this.id, seq);
+      out.push(...(await disclosedRecords(this.#ctx, this.id, this.#rec.joinedEpoch, r, entryAt)));
+    }
+    return out;
   }
 
   /** Verifies one entry and turns it into an event record (never throws on a bad entry). */
