@@ -14,7 +14,7 @@ import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.n
 import { cliRunner } from './cli-runner.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'bc-join-'));
-const { ok } = cliRunner(root);
+const { ok, start } = cliRunner(root);
 
 let relay: RelayProcess;
 beforeAll(async () => {
@@ -151,5 +151,17 @@ describe('a device enrolled after the channel opened', () => {
     await ok('a-staff2', ['send', ch, 'staff-2 here']);
     await ok('b-envoy', ['sync']);
     expect(texts(await rows('b-envoy', ch))).toContain('staff-2 here');
+
+    // A's minister following the channel with `watch` adds a device enrolled meanwhile.
+    const watch = start('a-minister', ['watch', '--every', '1s', '--for', '60s']);
+    try {
+      await watch.waitFor('live', (j) => j.delivery === 'push');
+      const staff3 = await enroll('a-staff3', 'staff-3', 'staff');
+      const added = await watch.waitFor('added', (j) => j.added !== undefined);
+      expect(added.added).toEqual({ channel: ch, devices: [staff3] });
+    } finally {
+      await watch.stop();
+    }
+    expect(await ok('a-staff3', ['sync'])).toMatchObject({ channels: 1 });
   });
 });

@@ -103,6 +103,9 @@ export function renderStatus(r: StatusReport, now: number): string {
   return lines.join('\n');
 }
 
+/** How often `watch` looks for devices of its party to add (one directory read each time). */
+const JOIN_CHECK_MS = 15_000;
+
 export function describe(r: EventRecord): string {
   const when = new Date(r.receivedAt).toISOString();
   if (!('event' in r)) return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]`;
@@ -331,6 +334,23 @@ export function watchCommands(program: Command, run: Runner): void {
                 : `${id} polling every ${opts.every} (no live connection)`,
             );
         };
+        // Devices of this party enrolled since a channel opened are added (when this device's role
+        // may add devices) after the catch-up, then every JOIN_CHECK_MS.
+        let joinCheckAt = 0;
+        const addNewDevices = async () => {
+          if (Date.now() < joinCheckAt) return;
+          joinCheckAt = Date.now() + JOIN_CHECK_MS;
+          try {
+            for (const a of await bc.addNewDevices(only)) {
+              if (out.json) out.result({ added: a });
+              else out.say(`${a.channel} added ${a.devices.join(', ')} (enrolled since the channel opened)`);
+            }
+          } catch (e) {
+            if (!(e instanceof ClientError)) throw e;
+            if (!e.retryable && e.code !== 'RELAY_UNREACHABLE')
+              out.say(`could not add a new device of this party: ${e.message}`);
+          }
+        };
         let failure: unknown;
         let wake: (() => void) | undefined;
         let live: Live | undefined;
@@ -353,6 +373,7 @@ export function watchCommands(program: Command, run: Runner): void {
             }
             alerts(ch, Date.now());
           }
+          await addNewDevices();
           // Then live: entries pushed on the relay's WebSocket (HTTP polling every --every while
           // there is none); with no channel named, channels joined meanwhile are followed too.
           live = await bc.live({
@@ -379,6 +400,7 @@ export function watchCommands(program: Command, run: Runner): void {
             clearTimeout(timer);
             wake = undefined;
             if (failure !== undefined) break;
+            await addNewDevices();
             await bc.outbox.flush();
             const now = Date.now();
             for (const id of live.channels) {
