@@ -3,9 +3,10 @@
  * devices, forced (the loser's commit reaches the relay after the winner's), and the checks the
  * new device makes on what is disclosed to it.
  */
-import { encodeEvent } from '@backchannel/protocol';
+import { encodeDeviceCertificate, encodeEvent } from '@backchannel/protocol';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
+import { devicePolicy } from '../src/sdk/mls-factory.ts';
 import { inProcessRelay, openChannel } from './in-process.ts';
 
 describe('adding a device enrolled after the channel opened', () => {
@@ -94,6 +95,14 @@ describe('adding a device enrolled after the channel opened', () => {
     expect(seen !== undefined && 'event' in seen && seen.event.kind === 'outreach' && seen.event.note).toBe(
       'hello',
     );
+    // Every member's commit policy, as the relay's rule: a party adds its own devices, another
+    // party's only while that party has none in the group (the outreach).
+    const policy = devicePolicy(a.certificates, Date.now);
+    const cert = (d: typeof a) => encodeDeviceCertificate(d.identity.certificate);
+    expect(policy.commit(cert(a), [cert(s)], [], [cert(a), cert(b)])).toBe(true);
+    expect(policy.commit(cert(a), [cert(b)], [], [cert(a)])).toBe(true);
+    expect(policy.commit(cert(a), [cert(b)], [], [cert(a), cert(b)])).toBe(false);
+    expect(policy.commit(cert(s), [cert(m)], [], [cert(a)])).toBe(false); // staff adds no one
     for (const d of [a, b, m, s]) d.close();
   });
 });
