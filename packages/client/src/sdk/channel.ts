@@ -225,7 +225,8 @@ export class Channel {
 
   /**
    * Runs a commit (add/remove/update): posts it directly (commits must be ordered by the
-   * relay before anyone builds on them) and keeps the new MLS state only once accepted.
+   * relay before anyone builds on them) and keeps the new MLS state only once accepted; an
+   * Add's Welcome is queued in the outbox (the caller flushes it).
    */
   commit(
     make: (g: MlsGroup) => Promise<{ commit: Uint8Array; welcome?: Uint8Array }>,
@@ -251,17 +252,22 @@ export class Channel {
         this.#group = await this.#ctx.mls.restore(before);
         throw e;
       }
-      await this.#ctx.store.put([[keys.mls(this.id), group.exportState()]]);
+      // The Welcome goes through the outbox, written with the new MLS state: a device added by
+      // an accepted commit gets its Welcome even if this process stops right after.
+      const welcome: OutboxItem[] = [];
       if (made.welcome !== undefined) {
+        const msgId = eventIdFrom(this.#ctx.random(16));
         const w = this.#sign({
           kind: 'welcome',
-          msgId: eventIdFrom(this.#ctx.random(16)),
+          msgId,
           epoch: group.epoch,
           mls: made.welcome,
           to: welcomeTo,
         });
-        await this.#ctx.relay.postEnvelope(this.id, w.wire);
+        welcome.push({ id: msgId, channel: this.id, createdAt: this.#ctx.now(), wire: w.wire });
       }
+      await this.#ctx.store.put([[keys.mls(this.id), group.exportState()]], welcome);
+      if (welcome.length > 0) this.#ctx.queued?.(welcome);
       return { seq };
     });
   }

@@ -573,7 +573,7 @@ export class Backchannel {
 
   /**
    * Delivers queued sends, then syncs every channel, then adds this party's devices enrolled
-   * since a channel opened (addNewDevices; a refusal is kept in `joinProblems`, not thrown).
+   * since a channel opened (addNewDevices; a refusal or a rate limit is kept in `joinProblems`, not thrown: the next sync tries again).
    */
   async syncAll(onProgress?: Parameters<Channel['sync']>[0]): Promise<void> {
     await this.checkInbox();
@@ -586,10 +586,11 @@ export class Backchannel {
       if (ch.updateDue(this.#opts.updateEveryMs, this.#opts.updateEveryMessages)) await ch.selfUpdate();
     }
     this.joinProblems = [];
+    this.added = [];
     try {
       this.added = await this.addNewDevices();
     } catch (e) {
-      if (!(e instanceof ClientError) || e.retryable || e.code === 'RELAY_UNREACHABLE') throw e;
+      if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
       this.joinProblems = [e];
     }
     await this.outbox.flush();

@@ -42,7 +42,7 @@ export async function withChannel<T>(
       await ch.sync();
       // A device of this party enrolled since the channel opened is added before anything is sent.
       await bc.addNewDevices([ch.id]).catch((e: unknown) => {
-        if (!(e instanceof ClientError) || e.retryable || e.code === 'RELAY_UNREACHABLE') throw e;
+        if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
         if (o.json !== true)
           process.stderr.write(`note: could not add a new device of this party: ${e.message}\n`);
       });

@@ -347,7 +347,7 @@ export function watchCommands(program: Command, run: Runner): void {
             }
           } catch (e) {
             if (!(e instanceof ClientError)) throw e;
-            if (!e.retryable && e.code !== 'RELAY_UNREACHABLE')
+            if (e.code !== 'RELAY_UNREACHABLE')
               out.say(`could not add a new device of this party: ${e.message}`);
           }
         };
