@@ -97,7 +97,11 @@ describe('a device enrolled after the channel opened', () => {
     expect((await ok('a-admin', ['sync'])).added).toEqual([]);
 
     await ok('b-envoy', ['send', ch, 'after the laptop joined: from B']);
-    expect(await ok('a-laptop', ['sync'])).toMatchObject({ channels: 1 });
+    const joined = await ok('a-laptop', ['sync']);
+    expect(joined).toMatchObject({ channels: 1, joined: [{ channel: ch }] });
+    expect(
+      (joined.joined as Array<{ unreadableBeforeJoin: number }>)[0]?.unreadableBeforeJoin,
+    ).toBeGreaterThan(0);
     const lap = await rows('a-laptop', ch);
     expect(texts(lap)).toEqual(['after the laptop joined: from B']);
     // The channel's lifecycle and tracks were disclosed to it: it knows the channel is open.

@@ -576,7 +576,7 @@ export class Backchannel {
    * since a channel opened (addNewDevices; a refusal or a rate limit is kept in `joinProblems`, not thrown: the next sync tries again).
    */
   async syncAll(onProgress?: Parameters<Channel['sync']>[0]): Promise<void> {
-    await this.checkInbox();
+    this.joined = await this.checkInbox();
     await this.outbox.flush();
     for (const id of await this.channelIds()) {
       const ch = await this.channel(id);
@@ -596,6 +596,8 @@ export class Backchannel {
     await this.outbox.flush();
   }
 
+  /** The channels the last syncAll joined (Welcomes in the inbox). */
+  joined: ChannelId[] = [];
   /** What the last syncAll added (addNewDevices), and why it could not, if it could not. */
   added: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
   joinProblems: ClientError[] = [];

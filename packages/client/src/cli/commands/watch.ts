@@ -223,10 +223,20 @@ export function watchCommands(program: Command, run: Runner): void {
           if (last > 0) process.stderr.write('\n');
           const pending = await bc.outbox.pending();
           const added = bc.added;
+          const joined: Array<{ channel: string; joinedEpoch: number; unreadableBeforeJoin: number }> = [];
+          for (const id of bc.joined) {
+            const ch = await bc.channel(id);
+            joined.push({
+              channel: id,
+              joinedEpoch: ch.record.joinedEpoch,
+              unreadableBeforeJoin: ch.view.beforeJoin,
+            });
+          }
           out.result(
             {
               channels: (await bc.channelIds()).length,
               outboxPending: pending,
+              joined,
               added,
               ...(bc.joinProblems.length === 0
                 ? {}
@@ -240,6 +250,14 @@ export function watchCommands(program: Command, run: Runner): void {
             () =>
               [
                 `synced; ${pending} message(s) still in the outbox`,
+                ...joined.map(
+                  (j) =>
+                    `joined ${j.channel}${
+                      j.unreadableBeforeJoin === 0
+                        ? ''
+                        : `: ${joinNote(j.joinedEpoch, j.unreadableBeforeJoin) ?? ''}`
+                    }`,
+                ),
                 ...added.map((a) => `added ${a.devices.join(', ')} (enrolled since) to ${a.channel}`),
                 ...bc.joinProblems.map((e) => `could not add a new device of this party: ${e.message}`),
               ].join('\n'),
