@@ -111,6 +111,7 @@ export {
   MAX_EVENT_BYTES,
   parseEvent,
 } from './events/event.ts';
+export { MAX_JOIN_DISCLOSURES } from './events/membership.ts';
 export {
   type CertificateCheck,
   type DeviceCertBody,

@@ -207,6 +207,22 @@ describe('key packages', () => {
     ).toHaveLength(2);
   });
 
+  it('claims for one named device of the party only', async () => {
+    const P = makeParty('KD');
+    const d1 = makeDevice(P, 'd1', 'admin');
+    const d2 = makeDevice(P, 'd2', 'staff');
+    await r.caller.publishParty(P, [d1, d2]);
+    await r.caller.post('/v1/key-packages', d1, { keyPackages: [toBase64url(Uint8Array.of(8, 1))] });
+    await r.caller.post('/v1/key-packages', d2, { keyPackages: [toBase64url(Uint8Array.of(8, 2))] });
+    const one = await r.caller.post('/v1/key-packages/claim', a, { party: P.party, device: d2.device });
+    expect((one.body.keyPackages as { device: string }[]).map((k) => k.device)).toEqual([d2.device]);
+    // d1's package is still there; a device of another party names nothing.
+    const other = await r.caller.post('/v1/key-packages/claim', a, { party: P.party, device: b1.device });
+    expect(other.body).toMatchObject({ error: { code: 'KEY_PACKAGES_EXHAUSTED' } });
+    const rest = await r.caller.post('/v1/key-packages/claim', a, { party: P.party });
+    expect((rest.body.keyPackages as { device: string }[]).map((k) => k.device)).toEqual([d1.device]);
+  });
+
   it('refuses empty or oversized key packages', async () => {
     const empty = await r.caller.post('/v1/key-packages', a, { keyPackages: [''] });
     expect(empty.body).toMatchObject({ error: { code: 'KEY_PACKAGE_INVALID' } });

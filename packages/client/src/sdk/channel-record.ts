@@ -62,6 +62,8 @@ export type EventRecord =
       readonly code?: string;
       readonly event: ChannelEvent;
       readonly salt: Uint8Array;
+      /** An entry before this device joined, disclosed to it by this member (join.ts). */
+      readonly disclosedBy?: DeviceId;
     }
   | {
       readonly seq: number;
@@ -99,6 +101,9 @@ export const keys = {
   mls: (c: string) => `mls:${c}`,
   event: (c: string, seq: number) => `ev:${c}:${String(seq).padStart(12, '0')}`,
   eventPrefix: (c: string) => `ev:${c}:`,
+  /** Events before this device joined, disclosed to it (join.ts): one record per key. */
+  disclosed: (c: string, seq: number) => `disc:${c}:${String(seq).padStart(12, '0')}`,
+  disclosedPrefix: (c: string) => `disc:${c}:`,
   own: (c: string, id: EventId | string) => `own:${c}:${id}`,
   identity: 'identity',
   keyPackage: (n: number) => `kp:${String(n).padStart(8, '0')}`,

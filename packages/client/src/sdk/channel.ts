@@ -31,7 +31,6 @@ import {
 import {
   type ChannelRecord,
   decodeChannelRecord,
-  decodeEventRecords,
   type EventRecord,
   encodeChannelRecord,
   encodeEventRecords,
@@ -44,6 +43,7 @@ import type { EntriesAnswer } from './relay-client.ts';
 import type { OutboxItem } from './storage.ts';
 import { type ChannelView, foldRecords, type ViewState } from './view.ts';
 import { checkCheckpoint, appendLeaf } from './verify-log.ts';
+import { disclosedRecords, loadRecords, storedEntry } from './join.ts';
 
 export type DraftEvent = ChannelEvent extends infer E
   ? E extends ChannelEvent
@@ -86,11 +86,7 @@ export class Channel {
     const rec = decodeChannelRecord(recBytes);
     const mlsBytes = await ctx.store.get(keys.mls(id));
     const group = mlsBytes === undefined ? undefined : await ctx.mls.restore(mlsBytes);
-    const records: EventRecord[] = [];
-    for (const k of await ctx.store.keys(keys.eventPrefix(id))) {
-      const b = await ctx.store.get(k);
-      if (b !== undefined) records.push(...decodeEventRecords(b));
-    }
+    const records = await loadRecords(ctx, id);
     for (const m of group?.members() ?? []) ctx.certs.check(m.certificate, ctx.now());
     return new Channel(ctx, rec, group, foldRecords(id, records));
   }
@@ -229,7 +225,8 @@ export class Channel {
 
   /**
    * Runs a commit (add/remove/update): posts it directly (commits must be ordered by the
-   * relay before anyone builds on them) and keeps the new MLS state only once accepted.
+   * relay before anyone builds on them) and keeps the new MLS state only once accepted; an
+   * Add's Welcome is queued in the outbox (the caller flushes it).
    */
   commit(
     make: (g: MlsGroup) => Promise<{ commit: Uint8Array; welcome?: Uint8Array }>,
@@ -255,17 +252,22 @@ export class Channel {
         this.#group = await this.#ctx.mls.restore(before);
         throw e;
       }
-      await this.#ctx.store.put([[keys.mls(this.id), group.exportState()]]);
+      // The Welcome goes through the outbox, written with the new MLS state: a device added by
+      // an accepted commit gets its Welcome even if this process stops right after.
+      const welcome: OutboxItem[] = [];
       if (made.welcome !== undefined) {
+        const msgId = eventIdFrom(this.#ctx.random(16));
         const w = this.#sign({
           kind: 'welcome',
-          msgId: eventIdFrom(this.#ctx.random(16)),
+          msgId,
           epoch: group.epoch,
           mls: made.welcome,
           to: welcomeTo,
         });
-        await this.#ctx.relay.postEnvelope(this.id, w.wire);
+        welcome.push({ id: msgId, channel: this.id, createdAt: this.#ctx.now(), wire: w.wire });
       }
+      await this.#ctx.store.put([[keys.mls(this.id), group.exportState()]], welcome);
+      if (welcome.length > 0) this.#ctx.queued?.(welcome);
       return { seq };
     });
   }
@@ -466,6 +468,8 @@ export class Channel {
     }
     // One value per page (keyed by its first seq): one seal and one row instead of one per entry.
     writes.push([keys.event(this.id, page.from), encodeEventRecords(records)]);
+    const disclosed = await this.#disclosed(page, records);
+    for (const r of disclosed) writes.push([keys.disclosed(this.id, r.seq), encodeEventRecords([r])]);
     let rec: ChannelRecord = { ...this.#rec, frontier, nextSeq: page.from + page.entries.length, removed };
     const check = note === undefined ? undefined : checkCheckpoint(this.id, note, rec, this.#ctx);
     if (check?.kind === 'verified' && note !== undefined)
@@ -493,9 +497,27 @@ export class Channel {
       );
       throw this.#failed;
     }
-    this.#view = this.#view.fold(records);
+    // Events disclosed to this device take the place of entries it could not read: fold again.
+    this.#view =
+      disclosed.length === 0
+        ? this.#view.fold(records)
+        : foldRecords(this.id, await loadRecords(this.#ctx, this.id));
     if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
     return records;
+  }
+
+  /** What the page's join.context events for this device disclose (join.ts). */
+  async #disclosed(page: PreparedPage, records: readonly EventRecord[]): Promise<EventRecord[]> {
+    const out: EventRecord[] = [];
+    for (const r of records) {
+      if (r.status !== 'ok' || r.event.kind !== 'join.context') continue;
+      const entryAt = async (seq: number) =>
+        seq >= page.from && seq < page.from + page.decoded.length
+          ? page.decoded[seq - page.from]
+          : storedEntry(this.#ctx, this.id, seq);
+      out.push(...(await disclosedRecords(this.#ctx, this.id, this.#rec.joinedEpoch, r, entryAt)));
+    }
+    return out;
   }
 
   /** Verifies one entry and turns it into an event record (never throws on a bad entry). */

@@ -6,6 +6,7 @@ import {
   type ChannelId,
   channelIdFrom,
   constantTimeEqual,
+  type DeviceId,
   type EventId,
   decodeEntry,
   encodeContactCard,
@@ -40,7 +41,13 @@ import type { GeneratedKeyPackage, MlsFactory } from './mls.ts';
 import { Live, type LiveOptions } from './live.ts';
 import { Outbox } from './outbox.ts';
 import { relayVerifierKey } from './verify-log.ts';
-import { type AppendAnswer, RelayClient, type RelayClientOptions } from './relay-client.ts';
+import { joinDisclosures, missingDevices } from './join.ts';
+import {
+  type AppendAnswer,
+  type ClaimedKeyPackage,
+  RelayClient,
+  type RelayClientOptions,
+} from './relay-client.ts';
 import type { LocalStore, OutboxItem } from './storage.ts';
 import { type WebSocketConstructor, WsEnvelopeTransport } from './ws-transport.ts';
 
@@ -80,6 +87,8 @@ export interface BackchannelOptions {
 }
 
 const KEY_PACKAGE_POOL = 10;
+/** Roles that add their own party's devices to a channel (the relay's MANAGER_ROLES). */
+const ADDERS: readonly Role[] = ['admin', 'principal'];
 
 export class Backchannel {
   readonly #opts: BackchannelOptions;
@@ -562,9 +571,12 @@ export class Backchannel {
     return live;
   }
 
-  /** Delivers queued sends, then syncs every channel. */
+  /**
+   * Delivers queued sends, then syncs every channel, then adds this party's devices enrolled
+   * since a channel opened (addNewDevices; a refusal or a rate limit is kept in `joinProblems`, not thrown: the next sync tries again).
+   */
   async syncAll(onProgress?: Parameters<Channel['sync']>[0]): Promise<void> {
-    await this.checkInbox();
+    this.joined = await this.checkInbox();
     await this.outbox.flush();
     for (const id of await this.channelIds()) {
       const ch = await this.channel(id);
@@ -573,7 +585,90 @@ export class Backchannel {
       await this.#acknowledgeDelivery(ch);
       if (ch.updateDue(this.#opts.updateEveryMs, this.#opts.updateEveryMessages)) await ch.selfUpdate();
     }
+    this.joinProblems = [];
+    this.added = [];
+    try {
+      this.added = await this.addNewDevices();
+    } catch (e) {
+      if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
+      this.joinProblems = [e];
+    }
     await this.outbox.flush();
+  }
+
+  /** The channels the last syncAll joined (Welcomes in the inbox). */
+  joined: ChannelId[] = [];
+  /** What the last syncAll added (addNewDevices), and why it could not, if it could not. */
+  added: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
+  joinProblems: ClientError[] = [];
+
+  /**
+   * Adds this party's devices enrolled after a channel opened (join.ts) to each channel this
+   * device is in, when its role may add devices (admin, principal: the relay's rule). Returns
+   * what it added (`only`: in these channels). Two devices of the party adding at once: the relay takes one commit, the
+   * other syncs and finds the device added.
+   */
+  async addNewDevices(
+    only?: readonly ChannelId[],
+  ): Promise<Array<{ channel: ChannelId; devices: DeviceId[] }>> {
+    const me = this.identity;
+    if (!ADDERS.includes(me.certificate.body.role)) return [];
+    const channels: Channel[] = [];
+    for (const id of only ?? (await this.channelIds())) {
+      const ch = await this.channel(id);
+      const l = ch.view.state.lifecycle;
+      if (!ch.record.removed && ch.group !== undefined && l !== 'none' && l !== 'closed') channels.push(ch);
+    }
+    if (channels.length === 0) return [];
+    // Devices and revocations as the relay's directory has them now, each certificate verified.
+    await this.#context().certs.refreshParty(me.party, this.now);
+    const out: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
+    for (const ch of channels) {
+      const devices = await this.#addMissing(ch);
+      if (devices.length > 0) out.push({ channel: ch.id, devices });
+    }
+    if (out.length > 0) await this.outbox.flush();
+    return out;
+  }
+
+  async #addMissing(ch: Channel): Promise<DeviceId[]> {
+    const ctx = this.#context();
+    const me = this.identity;
+    for (let attempt = 0; ; attempt++) {
+      const group = ch.group;
+      if (group === undefined || ch.record.removed) return [];
+      const missing = missingDevices(ctx, new Set(group.members().map((m) => m.device)));
+      if (missing.length === 0) return [];
+      const claimed: ClaimedKeyPackage[] = [];
+      for (const d of missing) {
+        const got = await this.relay.claimKeyPackages(me.party, d).catch((e: unknown) => {
+          if (e instanceof ClientError && e.cause_code === 'KEY_PACKAGES_EXHAUSTED') return [];
+          throw e;
+        });
+        for (const k of got)
+          if (k.device === d && ctx.certs.accept(k.certificate, this.now) !== undefined) claimed.push(k);
+      }
+      if (claimed.length === 0) return [];
+      const devices = claimed.map((k) => k.device as DeviceId);
+      try {
+        // The Welcome goes to every party's inbox: the new device must fetch each party's
+        // card to check every member's credential before it can join.
+        await ch.commit((g) => g.add(claimed.map((k) => k.keyPackage)), { add: devices, remove: [] }, [
+          ...ch.view.state.parties,
+        ]);
+      } catch (e) {
+        // RFC 9420 §14: the relay takes one commit per epoch. Another device of this party may
+        // have added the device first: catch up and look again.
+        if (attempt < 3 && e instanceof ClientError && e.cause_code === 'EPOCH_STALE') {
+          await ch.sync();
+          continue;
+        }
+        throw e;
+      }
+      for (const disclosures of joinDisclosures(ch.view))
+        await ch.send({ kind: 'join.context', devices, disclosures });
+      return devices;
+    }
   }
 
   /** Automatic delivery receipts: one per batch, for what our party has not yet acknowledged. */

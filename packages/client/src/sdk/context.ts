@@ -205,6 +205,13 @@ export class CertificateBook {
     return this.#certs.get(device);
   }
 
+  /** The certificates of `party`'s devices this device holds that are valid now (not revoked). */
+  validDevices(party: PartyId, now: number): DeviceCertificate[] {
+    return [...this.#certs.values()].filter(
+      (c) => c.body.party === party && this.check(c, now) === undefined,
+    );
+  }
+
   isRevoked(device: DeviceId): boolean {
     const cert = this.#certs.get(device);
     if (cert === undefined) return false;

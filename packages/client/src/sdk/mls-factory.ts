@@ -36,7 +36,8 @@ function certOf(identity: Uint8Array): DeviceCertificate | undefined {
  * Membership rules every member enforces on every commit: credentials must be certificates
  * of a party this device knows, valid now, bound to the leaf's signature key; only an admin,
  * principal or negotiator changes membership; removals only within the committer's own party
- * (or itself).
+ * (or itself); additions of the committer's own party's devices, or of another party's while it
+ * has none in the group (the outreach).
  */
 export function devicePolicy(certs: CertificateBook, now: () => number): GroupPolicy {
   return {
@@ -46,14 +47,22 @@ export function devicePolicy(certs: CertificateBook, now: () => number): GroupPo
       const pk = cert.body.devicePublicKey;
       return pk.length === signaturePublicKey.length && pk.every((b, i) => b === signaturePublicKey[i]);
     },
-    commit(committer, added, removed) {
+    commit(committer, added, removed, members) {
       const c = certOf(committer);
       if (c === undefined) return false;
       if (added.length === 0 && removed.length === 0) return true; // self-update
       const removedCerts = removed.map(certOf);
       if (removedCerts.every((r) => r?.body.device === c.body.device) && added.length === 0) return true; // leaving
       if (!MANAGERS.includes(c.body.role)) return false;
-      return removedCerts.every((r) => r !== undefined && r.body.party === c.body.party);
+      if (!removedCerts.every((r) => r !== undefined && r.body.party === c.body.party)) return false;
+      // As the relay (channels/rules.ts): a party adds its own devices; another party's only
+      // while that party has no device in the group (the outreach). Each added credential is
+      // checked (valid now, not revoked) by credential() as MLS validates the key package.
+      const present = new Set(members.flatMap((m) => certOf(m)?.body.party ?? []));
+      return added.every((a) => {
+        const p = certOf(a)?.body.party;
+        return p !== undefined && (p === c.body.party || !present.has(p));
+      });
     },
   };
 }

@@ -347,9 +347,15 @@ export class RelayClient {
     });
   }
 
-  async claimKeyPackages(party: string): Promise<ClaimedKeyPackage[]> {
+  /** One key package per valid device of `party`, or only for `device` when it is named. */
+  async claimKeyPackages(party: string, device?: string): Promise<ClaimedKeyPackage[]> {
     const path = '/v1/key-packages/claim';
-    const r = await this.request('POST', path, answers.claimed, { party });
+    const r = await this.request(
+      'POST',
+      path,
+      answers.claimed,
+      device === undefined ? { party } : { party, device },
+    );
     return r.keyPackages.map((k) => ({
       device: k.device,
       certificate: bytesOf(k.certificate, path),

@@ -11,6 +11,8 @@ export interface ChannelView {
   readonly timeline: readonly EventRecord[];
   /** Transcript size this view reflects. */
   readonly size: number;
+  /** Entries from before this device joined that it cannot read (MLS: no earlier keys). */
+  readonly beforeJoin: number;
 }
 
 export class ViewState {
@@ -26,8 +28,10 @@ export class ViewState {
     // batch would make a long channel quadratic); older views are never kept.
     const timeline = this.view.timeline as EventRecord[];
     let size = this.view.size;
+    let beforeJoin = this.view.beforeJoin;
     for (const r of records) {
       size = Math.max(size, r.seq + 1);
+      if (r.status === 'unreadable' && r.code === 'BEFORE_JOIN') beforeJoin++;
       if (r.status !== 'ok' && r.status !== 'rejected') continue;
       if (r.status === 'ok') {
         const res = fold(state, {
@@ -46,12 +50,12 @@ export class ViewState {
         timeline.push(r);
       }
     }
-    return new ViewState({ state, timeline, size });
+    return new ViewState({ state, timeline, size, beforeJoin });
   }
 }
 
 export function foldRecords(channel: ChannelId, records: readonly EventRecord[]): ViewState {
-  return new ViewState({ state: initialState(channel), timeline: [], size: 0 }).fold(
+  return new ViewState({ state: initialState(channel), timeline: [], size: 0, beforeJoin: 0 }).fold(
     [...records].sort((a, b) => a.seq - b.seq),
   );
 }

@@ -27,6 +27,7 @@ import {
 } from './lifecycle.ts';
 import { documentCommentEvent, documentRevisionEvent, documentSignEvent } from './documents.ts';
 import { heartbeatEvent, receiptEvent } from './signals.ts';
+import { joinContextEvent } from './membership.ts';
 
 export const eventSchema = z.discriminatedUnion('kind', [
   messageEvent,
@@ -50,6 +51,7 @@ export const eventSchema = z.discriminatedUnion('kind', [
   documentRevisionEvent,
   documentCommentEvent,
   documentSignEvent,
+  joinContextEvent,
 ]);
 
 export type ChannelEvent = z.infer<typeof eventSchema>;

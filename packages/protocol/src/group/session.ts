@@ -53,8 +53,16 @@ export interface Member {
 export interface GroupPolicy {
   /** Validates a credential (our certificate bytes) bound to its MLS signature key. */
   credential(identity: Uint8Array, signaturePublicKey: Uint8Array): boolean;
-  /** May `committer` add and remove these members? (role rules; see the channel rules). */
-  commit(committer: Uint8Array, added: readonly Uint8Array[], removed: readonly Uint8Array[]): boolean;
+  /**
+   * May `committer` add and remove these members? (role rules; see the channel rules).
+   * `members`: the identities of the group's members before the commit.
+   */
+  commit(
+    committer: Uint8Array,
+    added: readonly Uint8Array[],
+    removed: readonly Uint8Array[],
+    members: readonly Uint8Array[],
+  ): boolean;
 }
 
 export interface GroupConfig {
@@ -294,7 +302,14 @@ export class GroupSession {
         removedIds.push(id);
         proposals.push({ proposalType: 'remove', remove: { removed: leaf } });
       }
-      if (!this.#cfg.policy.commit(this.#ownIdentity, addedIds, removedIds)) {
+      if (
+        !this.#cfg.policy.commit(
+          this.#ownIdentity,
+          addedIds,
+          removedIds,
+          this.members().map((m) => m.identity),
+        )
+      ) {
         throw new ProtocolError(
           'ROLE_FORBIDDEN',
           'this device may not make this membership change',
@@ -372,7 +387,8 @@ export class GroupSession {
           }
         }
         decision = { committer, added, removed };
-        return committer !== undefined && this.#cfg.policy.commit(committer, added, removed)
+        const members = this.members().map((m) => m.identity);
+        return committer !== undefined && this.#cfg.policy.commit(committer, added, removed, members)
           ? 'accept'
           : 'reject';
       };

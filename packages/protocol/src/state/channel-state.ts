@@ -327,6 +327,9 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
     }
     case 'receipt':
       return { ok: true, state: applyReceipt(s, v, e.type, e.of) };
+    case 'join.context':
+      // Only for the devices it names (they fold the disclosed events); the state is unchanged.
+      return { ok: true, state: s };
     case 'doc.revision':
     case 'doc.comment':
     case 'doc.sign': {

@@ -294,3 +294,20 @@ describe('reducer properties', () => {
     expect(s.lifecycle).toBe('none');
   });
 });
+
+describe('join.context', () => {
+  it('a join.context leaves the channel as it was, and is a manager’s to send', () => {
+    seq = 0;
+    let s = initialState(CH);
+    s = play(s, ev(who.aMinister, { kind: 'outreach', from: A, to: B, note: 'Opening a line.' }));
+    s = play(s, ev(who.bEnvoy, { kind: 'channel.accept' }));
+    const ctx = { kind: 'join.context', devices: [dev(5)], disclosures: [] };
+    const before = s;
+    s = play(s, ev(who.aMinister, ctx));
+    expect(s.lifecycle).toBe(before.lifecycle);
+    expect(s.tracks).toEqual(before.tracks);
+    expect(s.receipts.size).toBe(before.receipts.size);
+    const staff = fold(s, ev(who.aStaff1, ctx));
+    expect(staff.ok ? 'ok' : staff.code).toBe('ROLE_FORBIDDEN');
+  });
+});

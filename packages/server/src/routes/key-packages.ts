@@ -1,8 +1,9 @@
 /**
  * MLS key packages: POST /v1/key-packages (a device uploads its own one-time packages and an
- * optional last-resort one), POST /v1/key-packages/claim {party} → one package per valid device
- * of that party, each one-time package handed out exactly once (one write transaction), within
- * a claim budget per claiming device (rateLimits.keyPackageClaims).
+ * optional last-resort one), POST /v1/key-packages/claim {party, device?} → one package per valid
+ * device of that party (or only for `device`, a device of that party: adding one device to a
+ * channel it is not in yet), each one-time package handed out exactly once (one write transaction),
+ * within a claim budget per claiming device (rateLimits.keyPackageClaims).
  */
 import type { PartyId } from '@backchannel/protocol';
 import { toB64u } from '../bytes.node.ts';
@@ -75,7 +76,11 @@ const claim = (deps: AppDeps) =>
       headers: authHeaders,
       body: {
         required: true,
-        content: { 'application/json': { schema: z.strictObject({ party: partyIdSchema }) } },
+        content: {
+          'application/json': {
+            schema: z.strictObject({ party: partyIdSchema, device: deviceIdSchema.optional() }),
+          },
+        },
       },
     },
     responses: {
@@ -133,7 +138,7 @@ export function keyPackageRoutes(app: RelayApp, deps: AppDeps): void {
   });
 
   app.openapi(claim(deps), async (c) => {
-    const party = c.req.valid('json').party as PartyId;
+    const { party, device: only } = c.req.valid('json') as { party: PartyId; device?: string };
     const now = deps.now();
     // One-time packages are what keeps a party's Welcomes forward-secret: one device may not drain them.
     const wait = deps.limiters.keyPackageClaims.take(c.var.device.device, now);
@@ -146,6 +151,7 @@ export function keyPackageRoutes(app: RelayApp, deps: AppDeps): void {
         throw new RelayError('PARTY_UNKNOWN', 'no contact card for this party');
       const out: Array<{ device: string; certificate: string; keyPackage: string; lastResort: boolean }> = [];
       for (const d of await tx.listDevices(party)) {
+        if (only !== undefined && d.device !== only) continue;
         if (deviceStatus(d, now) !== undefined) continue;
         const kp = await tx.takeKeyPackage(d.device);
         if (kp === undefined) continue;

@@ -38,7 +38,15 @@ export async function withChannel<T>(
       offline = e;
     }
     const ch = await channelOf(bc, channelId);
-    if (offline === undefined) await ch.sync();
+    if (offline === undefined) {
+      await ch.sync();
+      // A device of this party enrolled since the channel opened is added before anything is sent.
+      await bc.addNewDevices([ch.id]).catch((e: unknown) => {
+        if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
+        if (o.json !== true)
+          process.stderr.write(`note: could not add a new device of this party: ${e.message}\n`);
+      });
+    }
     const before = await bc.outbox.pending();
     const r = await fn(ch, bc);
     const sent = (await bc.outbox.pending()) > before;
@@ -68,7 +76,7 @@ export async function channelOf(bc: Backchannel, channelId: string): Promise<Cha
     if (!(e instanceof ClientError && e.code === 'CHANNEL_UNKNOWN')) throw e;
     throw new ClientError(
       'CHANNEL_UNKNOWN',
-      `this device has no channel ${channelId}: check the id (\`backchannel status\` lists this device's channels); a device takes part only in the channels opened after it enrolled`,
+      `this device has no channel ${channelId}: check the id (\`backchannel status\` lists this device's channels); a device enrolled after the channel opened joins it once a device of its party that may add devices (admin or principal) has synced, then at its own next \`backchannel sync\``,
     );
   }
 }

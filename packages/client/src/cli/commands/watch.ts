@@ -29,6 +29,18 @@ export interface StatusReport {
   readonly verifiedCheckpoint: number;
   readonly outstandingReceipts: number;
   readonly overdueNotices: number;
+  /** The channel's MLS members as this device's group has them. */
+  readonly members: ReadonlyArray<{ party: PartyId; device: string; name: string; role: string }>;
+  /** The epoch at which this device joined the channel's group. */
+  readonly joinedEpoch: number;
+  /** Entries from before this device joined that it cannot read (0 when it was there from the start). */
+  readonly unreadableBeforeJoin: number;
+}
+
+/** What a device added to a channel after it opened may and may not read. */
+export function joinNote(joinedEpoch: number, unreadable: number): string | undefined {
+  if (unreadable === 0) return undefined;
+  return `this device joined at epoch ${joinedEpoch}; earlier messages are not readable on this device (${unreadable} entries: MLS gives a new member no keys for earlier epochs). The channel's lifecycle and tracks were disclosed to it and checked against their senders' signed commitments; the transcript itself still verifies.`;
 }
 
 export function statusOf(ch: Channel, now: number): StatusReport {
@@ -56,6 +68,14 @@ export function statusOf(ch: Channel, now: number): StatusReport {
       s.parties.some((p) => p !== r.from && r.delivered[p] === undefined),
     ).length,
     overdueNotices: overdueNotices(s, now).length,
+    members: (ch.group?.members() ?? []).map((m) => ({
+      party: m.certificate.body.party,
+      device: m.device,
+      name: m.certificate.body.name,
+      role: m.certificate.body.role,
+    })),
+    joinedEpoch: ch.record.joinedEpoch,
+    unreadableBeforeJoin: ch.view.beforeJoin,
   };
 }
 
@@ -65,19 +85,32 @@ const ago = (t: number | null, now: number) =>
 export function renderStatus(r: StatusReport, now: number): string {
   const lines = [
     `channel ${r.channel}: ${r.lifecycle.toUpperCase()}${r.since === null ? '' : ` since ${new Date(r.since).toISOString()}`}${r.reason === null ? '' : ` — ${r.reason}`}`,
-    ...r.parties.map((p) => `  party ${p.party}: ${p.liveness}, last heard ${ago(p.lastHeard, now)}`),
+    ...r.parties.map(
+      (p) =>
+        `  party ${p.party}: ${p.liveness}, last heard ${ago(p.lastHeard, now)}; devices: ${
+          r.members
+            .filter((m) => m.party === p.party)
+            .map((m) => `${m.name} (${m.role}, ${m.device})`)
+            .join(', ') || 'none'
+        }`,
+    ),
     ...r.tracks.map((t) => `  track "${t.name}": ${t.status}${t.reason === null ? '' : ` — ${t.reason}`}`),
     `  transcript: ${r.size} entries, verified checkpoint at ${r.verifiedCheckpoint}`,
     `  awaiting delivery receipts: ${r.outstandingReceipts}; overdue notices: ${r.overdueNotices}`,
   ];
+  const note = joinNote(r.joinedEpoch, r.unreadableBeforeJoin);
+  if (note !== undefined) lines.push(`  note: ${note}`);
   return lines.join('\n');
 }
+
+/** How often `watch` looks for devices of its party to add (one directory read each time). */
+const JOIN_CHECK_MS = 15_000;
 
 export function describe(r: EventRecord): string {
   const when = new Date(r.receivedAt).toISOString();
   if (!('event' in r)) return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]`;
   const e = r.event;
-  const head = `#${r.seq} ${when} ${r.party}/${r.role}${r.status === 'rejected' ? ` [REJECTED ${r.code}]` : ''}`;
+  const head = `#${r.seq} ${when} ${r.party}/${r.role}${r.status === 'rejected' ? ` [REJECTED ${r.code}]` : ''}${r.disclosedBy === undefined ? '' : ` [disclosed by ${r.disclosedBy}]`}`;
   switch (e.kind) {
     case 'message':
       return `${head} message: ${e.text}`;
@@ -93,6 +126,8 @@ export function describe(r: EventRecord): string {
       return `${head} NOTICE "${e.title}" (acknowledge by ${new Date(e.ackBy).toISOString()}): ${e.text}`;
     case 'receipt':
       return `${head} ${e.type} receipt for ${e.of.length} event(s)`;
+    case 'join.context':
+      return `${head} added ${e.devices.join(', ')} to the channel; disclosed ${e.disclosures.length} earlier lifecycle/track event(s) to it`;
     case 'heartbeat':
       return `${head} heartbeat (every ${Math.round(e.intervalMs / 1000)}s)`;
     case 'outreach':
@@ -157,8 +192,16 @@ export function watchCommands(program: Command, run: Runner): void {
             'INVALID_ARGUMENT',
             `--limit is a number of events, at least 1 (not ${opts.limit})`,
           );
-        const records = await withChannel(o, channel, async (ch) => ch.view.timeline.slice(-limit));
-        out.result(records, (v: EventRecord[]) => v.map(describe).join('\n') || 'nothing yet');
+        const { records, note } = await withChannel(o, channel, async (ch) => ({
+          records: ch.view.timeline.slice(-limit),
+          note: joinNote(ch.record.joinedEpoch, ch.view.beforeJoin),
+        }));
+        out.result(records, (v: EventRecord[]) =>
+          [
+            ...(note === undefined ? [] : [`note: ${note}`]),
+            v.map(describe).join('\n') || 'nothing yet',
+          ].join('\n'),
+        );
       }),
     );
 
@@ -179,9 +222,45 @@ export function watchCommands(program: Command, run: Runner): void {
           });
           if (last > 0) process.stderr.write('\n');
           const pending = await bc.outbox.pending();
+          const added = bc.added;
+          const joined: Array<{ channel: string; joinedEpoch: number; unreadableBeforeJoin: number }> = [];
+          for (const id of bc.joined) {
+            const ch = await bc.channel(id);
+            joined.push({
+              channel: id,
+              joinedEpoch: ch.record.joinedEpoch,
+              unreadableBeforeJoin: ch.view.beforeJoin,
+            });
+          }
           out.result(
-            { channels: (await bc.channelIds()).length, outboxPending: pending },
-            () => `synced; ${pending} message(s) still in the outbox`,
+            {
+              channels: (await bc.channelIds()).length,
+              outboxPending: pending,
+              joined,
+              added,
+              ...(bc.joinProblems.length === 0
+                ? {}
+                : {
+                    joinProblems: bc.joinProblems.map((e) => ({
+                      code: e.cause_code ?? e.code,
+                      message: e.message,
+                    })),
+                  }),
+            },
+            () =>
+              [
+                `synced; ${pending} message(s) still in the outbox`,
+                ...joined.map(
+                  (j) =>
+                    `joined ${j.channel}${
+                      j.unreadableBeforeJoin === 0
+                        ? ''
+                        : `: ${joinNote(j.joinedEpoch, j.unreadableBeforeJoin) ?? ''}`
+                    }`,
+                ),
+                ...added.map((a) => `added ${a.devices.join(', ')} (enrolled since) to ${a.channel}`),
+                ...bc.joinProblems.map((e) => `could not add a new device of this party: ${e.message}`),
+              ].join('\n'),
           );
         } finally {
           bc.close();
@@ -273,6 +352,23 @@ export function watchCommands(program: Command, run: Runner): void {
                 : `${id} polling every ${opts.every} (no live connection)`,
             );
         };
+        // Devices of this party enrolled since a channel opened are added (when this device's role
+        // may add devices) after the catch-up, then every JOIN_CHECK_MS.
+        let joinCheckAt = 0;
+        const addNewDevices = async () => {
+          if (Date.now() < joinCheckAt) return;
+          joinCheckAt = Date.now() + JOIN_CHECK_MS;
+          try {
+            for (const a of await bc.addNewDevices(only)) {
+              if (out.json) out.result({ added: a });
+              else out.say(`${a.channel} added ${a.devices.join(', ')} (enrolled since the channel opened)`);
+            }
+          } catch (e) {
+            if (!(e instanceof ClientError)) throw e;
+            if (e.code !== 'RELAY_UNREACHABLE')
+              out.say(`could not add a new device of this party: ${e.message}`);
+          }
+        };
         let failure: unknown;
         let wake: (() => void) | undefined;
         let live: Live | undefined;
@@ -295,6 +391,7 @@ export function watchCommands(program: Command, run: Runner): void {
             }
             alerts(ch, Date.now());
           }
+          await addNewDevices();
           // Then live: entries pushed on the relay's WebSocket (HTTP polling every --every while
           // there is none); with no channel named, channels joined meanwhile are followed too.
           live = await bc.live({
@@ -321,6 +418,7 @@ export function watchCommands(program: Command, run: Runner): void {
             clearTimeout(timer);
             wake = undefined;
             if (failure !== undefined) break;
+            await addNewDevices();
             await bc.outbox.flush();
             const now = Date.now();
             for (const id of live.channels) {

@@ -1,0 +1,108 @@
+/**
+ * Devices enrolled after a channel opened (sdk/join.ts), in process: the race of two adding
+ * devices, forced (the loser's commit reaches the relay after the winner's), and the checks the
+ * new device makes on what is disclosed to it.
+ */
+import { encodeDeviceCertificate, encodeEvent } from '@backchannel/protocol';
+import { describe, expect, it } from 'vitest';
+import type { DraftEvent } from '../src/sdk/channel.ts';
+import { devicePolicy } from '../src/sdk/mls-factory.ts';
+import { inProcessRelay, openChannel } from './in-process.ts';
+
+describe('adding a device enrolled after the channel opened', () => {
+  it('two devices adding at once: the relay refuses the stale commit, the loser finds the device added', {
+    timeout: 120_000,
+  }, async () => {
+    const r = inProcessRelay('bc-join-race-');
+    let winnerPosted: () => void = () => undefined;
+    const winnerDone = new Promise<void>((res) => {
+      winnerPosted = res;
+    });
+    const refusals: string[] = [];
+    let race = false;
+    const a = await r.device('a', {
+      wrap: async (input, _init, res) => {
+        if (race && input.includes('/envelopes')) winnerPosted();
+        return res;
+      },
+    });
+    const b = await r.device('b');
+    const { chA, chB } = await openChannel(a, b);
+    const minister = await a.addDevice('minister', 'principal');
+    const m = await r.device('m', {
+      // The minister's commit waits until the admin's is in: it is for a stale epoch.
+      wrap: async (input, _init, res) => {
+        if (race && input.includes('/envelopes')) {
+          const body = (await res.clone().text()) as string;
+          if (body.includes('EPOCH_STALE')) refusals.push('EPOCH_STALE');
+        }
+        return res;
+      },
+    });
+    await m.enroll(minister);
+    expect(await a.addNewDevices()).toEqual([{ channel: chA.id, devices: [minister.device] }]);
+    expect(await m.checkInbox()).toEqual([chA.id]);
+    await (await m.channel(chA.id)).sync();
+
+    const staff = await a.addDevice('staff', 'staff');
+    const s = await r.device('s');
+    await s.enroll(staff);
+    race = true;
+    const mCh = await m.channel(chA.id);
+    const origPost = mCh.commit.bind(mCh);
+    // Hold the minister's commit until the admin's has been posted.
+    mCh.commit = async (...args: Parameters<typeof mCh.commit>) => {
+      await winnerDone;
+      return origPost(...args);
+    };
+    const [x, y] = await Promise.all([a.addNewDevices(), m.addNewDevices()]);
+    race = false;
+    expect([...x, ...y]).toEqual([{ channel: chA.id, devices: [staff.device] }]);
+    expect(y).toEqual([]);
+    expect(refusals).toEqual(['EPOCH_STALE']);
+    expect(mCh.group?.members().map((mm) => mm.device)).toContain(staff.device);
+
+    // The new device joins, reads what follows, and its view of the channel is B's.
+    expect(await s.checkInbox()).toEqual([chA.id]);
+    const sCh = await s.channel(chA.id);
+    await sCh.sync();
+    await chB.sync();
+    await chB.send({ kind: 'message', text: 'welcome, staff' } as DraftEvent);
+    await b.outbox.flush();
+    await sCh.sync();
+    expect(sCh.view.state.lifecycle).toBe('open');
+    expect(sCh.view.state.parties).toEqual(chB.view.state.parties);
+    expect(
+      sCh.view.timeline.flatMap((t) => ('event' in t && t.event.kind === 'message' ? [t.event.text] : [])),
+    ).toEqual(['welcome, staff']);
+    expect(
+      sCh.view.timeline.filter((t) => 'disclosedBy' in t && t.disclosedBy === a.identity.device).length,
+    ).toBe(2);
+    // A disclosure that does not match what its sender committed to is ignored.
+    await chA.sync();
+    const outreach = chA.view.timeline.find((t) => 'event' in t && t.event.kind === 'outreach');
+    if (outreach === undefined || !('event' in outreach) || outreach.event.kind !== 'outreach')
+      throw new Error('no outreach');
+    const forged = encodeEvent({ ...outreach.event, note: 'a forged note' });
+    await chA.send({
+      kind: 'join.context',
+      devices: [staff.device],
+      disclosures: [{ seq: outreach.seq, event: forged, salt: outreach.salt }],
+    });
+    await a.outbox.flush();
+    await sCh.sync();
+    const seen = sCh.view.timeline.find((t) => 'event' in t && t.event.kind === 'outreach');
+    expect(seen !== undefined && 'event' in seen && seen.event.kind === 'outreach' && seen.event.note).toBe(
+      'hello',
+    );
+    // Every member's commit policy, as the relay's rule: a party adds its own devices, another
+    // party's only while that party has none in the group (the outreach).
+    const policy = devicePolicy(a.certificates, Date.now);
+    const cert = (d: typeof a) => encodeDeviceCertificate(d.identity.certificate);
+    expect(policy.commit(cert(a), [cert(s)], [], [cert(a), cert(b)])).toBe(true);
+    expect(policy.commit(cert(a), [cert(b)], [], [cert(a)])).toBe(true);
+    expect(policy.commit(cert(a), [cert(b)], [], [cert(a), cert(b)])).toBe(false);
+    expect(policy.commit(cert(s), [cert(m)], [], [cert(a)])).toBe(false); // staff adds no one
+    for (const d of [a, b, m, s]) d.close();
+  });
+});
