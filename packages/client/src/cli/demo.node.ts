@@ -291,7 +291,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     );
     checks.leafRefreshed = commits >= 3;
     say('Final status, as A-minister sees it:');
-    say(renderStatus(statusOf(await minister.channel(cid), Date.now()), Date.now()));
+    say(
+      renderStatus(
+        statusOf(await minister.channel(cid), Date.now(), (p) => minister.partyName(p)),
+        Date.now(),
+      ),
+    );
     if (opts.outDir !== undefined) {
       mkdirSync(opts.outDir, { recursive: true });
       for (const [name, bc] of [

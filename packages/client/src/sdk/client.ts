@@ -378,6 +378,11 @@ export class Backchannel {
     return card;
   }
 
+  /** The display name on a known party's contact card (see CertificateBook.nameOf). */
+  partyName(party: PartyId): string | undefined {
+    return this.#context().certs.nameOf(party);
+  }
+
   /** A party's root public key as this device pinned it (from its verified contact card). */
   rootKey(party: PartyId): Uint8Array | undefined {
     return this.#context().certs.rootKey(party);

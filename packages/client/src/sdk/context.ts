@@ -88,6 +88,8 @@ export function memoizedVerify(base: SignatureSuite, hash: Sha256 = sha256): Sig
  */
 export class CertificateBook {
   readonly #roots = new Map<PartyId, Uint8Array>();
+  /** Each known party's display name, as its own signed contact card claims it. */
+  readonly #names = new Map<PartyId, string>();
   readonly #certs = new Map<DeviceId, DeviceCertificate>();
   readonly #revocations = new Map<PartyId, Revocation[]>();
   /** Certificates whose party and signature verified, with the root key they verified under. */
@@ -107,6 +109,7 @@ export class CertificateBook {
     this.#relay = relay;
     this.#suite = memoizedVerify(suite);
     this.#roots.set(own.party, own.rootPublicKey);
+    this.#names.set(own.party, own.partyName);
     this.#certs.set(own.device, own.certificate);
   }
 
@@ -117,12 +120,22 @@ export class CertificateBook {
       const card = decodeContactCard(b);
       if (!card.ok) continue;
       this.#roots.set(card.value.body.party as PartyId, card.value.body.rootPublicKey);
+      this.#names.set(card.value.body.party as PartyId, card.value.body.displayName);
       for (const c of card.value.body.devices) this.accept(c, Date.now());
     }
   }
 
   rootKey(party: PartyId): Uint8Array | undefined {
     return this.#roots.get(party);
+  }
+
+  /**
+   * The display name a party gives itself on its signed contact card (undefined for a party whose
+   * card this device has not seen). A claim, not an identity: two parties may claim one name;
+   * the fingerprint is what is compared out of band.
+   */
+  nameOf(party: PartyId): string | undefined {
+    return this.#names.get(party);
   }
 
   parties(): PartyId[] {
@@ -138,6 +151,7 @@ export class CertificateBook {
       throw new ClientError('CARD_UNKNOWN', `contact card for ${party} carries a different root key`);
     }
     this.#roots.set(party, card.value.body.rootPublicKey);
+    this.#names.set(party, card.value.body.displayName);
     await this.#store.put([[keys.card(party), cardBytes]]);
     for (const c of card.value.body.devices) this.accept(c, this.#now());
     return party;

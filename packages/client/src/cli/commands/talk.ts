@@ -3,6 +3,7 @@ import {
   type ChannelId,
   type EventId,
   parseEventId,
+  type PartyId,
   parsePartyId,
   type TrackId,
   trackIdFrom,
@@ -14,6 +15,7 @@ import type { Channel, DraftEvent } from '../../sdk/channel.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import { type GlobalOptions, openDevice } from '../device.node.ts';
 import { type Out, parseDuration, examples } from '../output.ts';
+import { partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 
 /**
@@ -190,13 +192,19 @@ export function talkCommands(program: Command, run: Runner): void {
             });
           }
           const me = bc.identity.party;
+          const labels = partyLabels(
+            rows.flatMap((r) => r.parties),
+            (p) => bc.partyName(p as PartyId),
+          );
+          const from = (p: string | null) =>
+            p === null ? 'an unknown party' : labels.get(p) === p ? p : `${labels.get(p)} (${p})`;
           out.result(rows, (v: typeof rows) =>
             v.length === 0
               ? 'no channels yet'
               : v
                   .map((r) =>
                     r.lifecycle === 'proposed' && r.initiator !== me
-                      ? `${r.channel}  proposed  ← outreach from ${r.initiator}: “${r.note ?? ''}”\n    \`backchannel accept ${r.channel}\` or \`backchannel decline ${r.channel}\``
+                      ? `${r.channel}  proposed  ← outreach from ${from(r.initiator)}: “${quoteBlock(r.note ?? '', '    ')}”\n    \`backchannel accept ${r.channel}\` or \`backchannel decline ${r.channel}\``
                       : `${r.channel}  ${r.lifecycle}${r.lifecycle === 'proposed' ? '  (waiting for the other party to accept)' : ''}`,
                   )
                   .join('\n'),

@@ -15,6 +15,7 @@ import { ClientError } from '../../sdk/errors.ts';
 import type { Live } from '../../sdk/live.ts';
 import { openDevice } from '../device.node.ts';
 import { parseDuration, examples } from '../output.ts';
+import { partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 import { channelOf, withChannel } from './talk.ts';
 
@@ -23,7 +24,13 @@ export interface StatusReport {
   readonly lifecycle: ChannelState['lifecycle'];
   readonly since: number | null;
   readonly reason: string | null;
-  readonly parties: ReadonlyArray<{ party: PartyId; liveness: string; lastHeard: number | null }>;
+  readonly parties: ReadonlyArray<{
+    party: PartyId;
+    /** The name the party's signed contact card claims (null when this device has no card for it). */
+    name: string | null;
+    liveness: string;
+    lastHeard: number | null;
+  }>;
   readonly tracks: ReadonlyArray<{ id: string; name: string; status: string; reason: string | null }>;
   readonly size: number;
   readonly verifiedCheckpoint: number;
@@ -43,7 +50,11 @@ export function joinNote(joinedEpoch: number, unreadable: number): string | unde
   return `this device joined at epoch ${joinedEpoch}; earlier messages are not readable on this device (${unreadable} entries: MLS gives a new member no keys for earlier epochs). The channel's lifecycle and tracks were disclosed to it and checked against their senders' signed commitments; the transcript itself still verifies.`;
 }
 
-export function statusOf(ch: Channel, now: number): StatusReport {
+export function statusOf(
+  ch: Channel,
+  now: number,
+  nameOf: (party: PartyId) => string | undefined = () => undefined,
+): StatusReport {
   const s = ch.view.state;
   const last = s.lifecycleHistory.at(-1);
   return {
@@ -53,6 +64,7 @@ export function statusOf(ch: Channel, now: number): StatusReport {
     reason: last?.reason ?? null,
     parties: s.parties.map((p) => ({
       party: p,
+      name: nameOf(p) ?? null,
       liveness: liveness(s, p, now),
       lastHeard: s.lastHeard[p] ?? null,
     })),
@@ -83,14 +95,17 @@ const ago = (t: number | null, now: number) =>
   t === null ? 'never' : `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
 
 export function renderStatus(r: StatusReport, now: number): string {
+  const names = new Map(r.parties.map((p) => [p.party as string, p.name ?? undefined]));
+  const label = partyLabels([...names.keys()], (p) => names.get(p));
+  const named = (p: string) => (label.get(p) === p ? p : `${label.get(p)} (${p})`);
   const lines = [
     `channel ${r.channel}: ${r.lifecycle.toUpperCase()}${r.since === null ? '' : ` since ${new Date(r.since).toISOString()}`}${r.reason === null ? '' : ` — ${r.reason}`}`,
     ...r.parties.map(
       (p) =>
-        `  party ${p.party}: ${p.liveness}, last heard ${ago(p.lastHeard, now)}; devices: ${
+        `  party ${named(p.party)}: ${p.liveness}, last heard ${ago(p.lastHeard, now)}; devices: ${
           r.members
             .filter((m) => m.party === p.party)
-            .map((m) => `${m.name} (${m.role}, ${m.device})`)
+            .map((m) => `${quoteBlock(m.name)} (${m.role}, ${m.device})`)
             .join(', ') || 'none'
         }`,
     ),
@@ -106,24 +121,29 @@ export function renderStatus(r: StatusReport, now: number): string {
 /** How often `watch` looks for devices of its party to add (one directory read each time). */
 const JOIN_CHECK_MS = 15_000;
 
-export function describe(r: EventRecord): string {
+/**
+ * One event as a line of `log` and `watch` (several for points). Everything the sender wrote is
+ * quoted with quoteBlock (see text.ts); `party` names a party (a label from partyLabels).
+ */
+export function describe(r: EventRecord, party: (p: string) => string = (p) => p): string {
   const when = new Date(r.receivedAt).toISOString();
+  const q = (s: string) => quoteBlock(s);
   if (!('event' in r)) return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]`;
   const e = r.event;
-  const head = `#${r.seq} ${when} ${r.party}/${r.role}${r.status === 'rejected' ? ` [REJECTED ${r.code}]` : ''}${r.disclosedBy === undefined ? '' : ` [disclosed by ${r.disclosedBy}]`}`;
+  const head = `#${r.seq} ${when} ${party(r.party)}/${r.role}${r.status === 'rejected' ? ` [REJECTED ${r.code}]` : ''}${r.disclosedBy === undefined ? '' : ` [disclosed by ${r.disclosedBy}]`}`;
   switch (e.kind) {
     case 'message':
-      return `${head} message: ${e.text}`;
+      return `${head} message: ${q(e.text)}`;
     case 'points':
-      return `${head} points "${e.title}":\n${e.items.map((i, n) => `     ${n + 1}. ${i}`).join('\n')}`;
+      return `${head} points "${q(e.title)}":\n${e.items.map((i, n) => `     ${n + 1}. ${q(i)}`).join('\n')}`;
     case 'proposal':
-      return `${head} proposal "${e.title}": ${e.text}`;
+      return `${head} proposal "${q(e.title)}": ${q(e.text)}`;
     case 'response':
-      return `${head} response (${e.stance}) to ${e.to}: ${e.text}`;
+      return `${head} response (${e.stance}) to ${e.to}: ${q(e.text)}`;
     case 'readout':
-      return `${head} read-out (${e.round}): ${e.text ?? '[committed]'}`;
+      return `${head} read-out (${q(e.round)}): ${e.text === undefined ? '[committed]' : q(e.text)}`;
     case 'notice':
-      return `${head} NOTICE "${e.title}" (acknowledge by ${new Date(e.ackBy).toISOString()}): ${e.text}`;
+      return `${head} NOTICE "${q(e.title)}" (acknowledge by ${new Date(e.ackBy).toISOString()}): ${q(e.text)}`;
     case 'receipt':
       return `${head} ${e.type} receipt for ${e.of.length} event(s)`;
     case 'join.context':
@@ -131,17 +151,17 @@ export function describe(r: EventRecord): string {
     case 'heartbeat':
       return `${head} heartbeat (every ${Math.round(e.intervalMs / 1000)}s)`;
     case 'outreach':
-      return `${head} OUTREACH from ${e.from} to ${e.to}: ${e.note}`;
+      return `${head} OUTREACH from ${party(e.from)} to ${party(e.to)}: ${q(e.note)}`;
     case 'track.open':
-      return `${head} track "${e.name}" opened (${e.trackId})`;
+      return `${head} track "${q(e.name)}" opened (${e.trackId})`;
     case 'doc.revision':
-      return `${head} document ${e.doc} (${e.docType}) revision ${e.n}: "${e.title}"`;
+      return `${head} document ${e.doc} (${e.docType}) revision ${e.n}: "${q(e.title)}"`;
     case 'doc.comment':
-      return `${head} comment on document ${e.doc}, clause ${e.clause}: ${e.text}`;
+      return `${head} comment on document ${e.doc}, clause ${q(e.clause)}: ${q(e.text)}`;
     case 'doc.sign':
       return `${head} ${e.level}${e.clause === undefined ? '' : ` clause ${e.clause.id} (${e.clause.lang})`} on document ${e.doc}`;
     default:
-      return `${head} ${e.kind}${'reason' in e && e.reason !== undefined ? ` — ${e.reason}` : ''}`;
+      return `${head} ${e.kind}${'reason' in e && e.reason !== undefined ? ` — ${q(e.reason)}` : ''}`;
   }
 }
 
@@ -169,7 +189,7 @@ export function watchCommands(program: Command, run: Runner): void {
           const now = Date.now();
           const ids = channel === undefined ? await bc.channelIds() : [channel];
           const reports: StatusReport[] = [];
-          for (const id of ids) reports.push(statusOf(await channelOf(bc, id), now));
+          for (const id of ids) reports.push(statusOf(await channelOf(bc, id), now, (p) => bc.partyName(p)));
           out.result(channel === undefined ? reports : reports[0], () =>
             reports.length === 0 ? 'no channels yet' : reports.map((r) => renderStatus(r, now)).join('\n\n'),
           );
@@ -192,14 +212,16 @@ export function watchCommands(program: Command, run: Runner): void {
             'INVALID_ARGUMENT',
             `--limit is a number of events, at least 1 (not ${opts.limit})`,
           );
-        const { records, note } = await withChannel(o, channel, async (ch) => ({
+        const { records, note, labels } = await withChannel(o, channel, async (ch, bc) => ({
           records: ch.view.timeline.slice(-limit),
           note: joinNote(ch.record.joinedEpoch, ch.view.beforeJoin),
+          labels: partyLabels(ch.view.state.parties, (p) => bc.partyName(p as PartyId)),
         }));
+        const party = (p: string) => labels.get(p) ?? p;
         out.result(records, (v: EventRecord[]) =>
           [
             ...(note === undefined ? [] : [`note: ${note}`]),
-            v.map(describe).join('\n') || 'nothing yet',
+            v.map((r) => describe(r, party)).join('\n') || 'nothing yet',
           ].join('\n'),
         );
       }),
@@ -322,10 +344,13 @@ export function watchCommands(program: Command, run: Runner): void {
         const bc = await openDevice(o, { transport: 'ws', writerThread: true });
         const lastLiveness = new Map<string, string>();
         const delivery = new Map<string, boolean>();
+        // Parties by the names their cards claim, unless two known parties claim one name.
+        const party = (p: string) =>
+          partyLabels(bc.certificates.parties(), (x) => bc.partyName(x as PartyId)).get(p) ?? p;
         const print = (id: string, records: readonly EventRecord[]) => {
           for (const r of records) {
             if (out.json) out.result({ channel: id, ...r });
-            else out.say(`${id} ${describe(r)}`);
+            else out.say(`${id} ${describe(r, party)}`);
           }
         };
         const alerts = (ch: Channel, now: number) => {
@@ -335,7 +360,12 @@ export function watchCommands(program: Command, run: Runner): void {
             if (lastLiveness.get(key) !== l && lastLiveness.has(key)) {
               const alert = { channel: ch.id, party: p, liveness: l, at: now };
               if (out.json) out.result({ alert });
-              else out.say(`ALERT ${ch.id}: party ${p} is now ${l.toUpperCase()}`);
+              else {
+                const name = party(p);
+                out.say(
+                  `ALERT ${ch.id}: party ${name === p ? p : `${name} (${p})`} is now ${l.toUpperCase()}`,
+                );
+              }
             }
             lastLiveness.set(key, l);
           }

@@ -1,0 +1,173 @@
+/**
+ * What the other side writes reaches a terminal: message text, titles, notes, device and party
+ * names. The CLI must neither let it drive the terminal (escape sequences, direction overrides)
+ * nor let it print a line that passes for one of its own, and it names parties by the names their
+ * signed cards claim only while no two parties claim the same one.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+import { partyLabels, quoteBlock, terminalSafe } from '../src/cli/text.ts';
+import { cliRunner } from './cli-runner.ts';
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the characters that must never be printed
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+describe('terminalSafe and quoteBlock', () => {
+  it('leave ordinary text, tabs and newlines as they are', () => {
+    const s = 'Halt enrichment above 5 %\tnow\nLes parties saluent les pourparlers. 停火 — مرحبا';
+    expect(terminalSafe(s)).toBe(s);
+  });
+
+  it('show escape sequences, C1 controls and direction overrides as visible code points', () => {
+    expect(terminalSafe('a\u001b[2Jb')).toBe('a\\u{001b}[2Jb');
+    expect(terminalSafe('x\u009by')).toBe('x\\u{009b}y');
+    expect(terminalSafe('invoice\u202egnp.exe')).toBe('invoice\\u{202e}gnp.exe');
+    expect(terminalSafe('carriage\rreturn')).toBe('carriage\\u{000d}return');
+  });
+
+  it('never let an unsafe character through, and lose no other character (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => {
+        const out = terminalSafe(s);
+        expect(UNSAFE.test(out)).toBe(false);
+        // Undoing the escapes gives the input back: nothing is dropped or reordered.
+        if (!s.includes('\\')) {
+          const undone = out.replace(/\\u\{([0-9a-f]{4})\}/g, (_m, h: string) =>
+            String.fromCodePoint(Number.parseInt(h, 16)),
+          );
+          expect(undone).toBe(s);
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('indent every continuation line of a multi-line field (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => {
+        const lines = quoteBlock(s, '    ').split('\n');
+        for (const l of lines.slice(1)) expect(l.startsWith('    ')).toBe(true);
+        expect(lines.length).toBe(s.split('\n').length);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+});
+
+describe('partyLabels', () => {
+  it('names parties by their cards, quoted, and falls back to the id without a card', () => {
+    const names: Record<string, string> = { p_A: 'Foreign Ministry', p_B: 'Special Envoy' };
+    const l = partyLabels(['p_A', 'p_B', 'p_C'], (p) => names[p]);
+    expect(l.get('p_A')).toBe('“Foreign Ministry”');
+    expect(l.get('p_B')).toBe('“Special Envoy”');
+    expect(l.get('p_C')).toBe('p_C');
+  });
+
+  it('falls back to ids for every party claiming a name another party claims (case and width folded)', () => {
+    const names: Record<string, string> = {
+      p_A: 'Foreign Ministry',
+      p_B: 'ＦＯＲＥＩＧＮ ministry',
+      p_C: 'Mediator',
+    };
+    const l = partyLabels(['p_A', 'p_B', 'p_C'], (p) => names[p]);
+    expect(l.get('p_A')).toBe('p_A');
+    expect(l.get('p_B')).toBe('p_B');
+    expect(l.get('p_C')).toBe('“Mediator”');
+  });
+
+  it('makes a name terminal-safe and keeps it on one line', () => {
+    const l = partyLabels(['p_A'], () => 'Evil\u001b[31m\nco');
+    expect(l.get('p_A')).toBe('“Evil\\u{001b}[31m co”');
+  });
+});
+
+describe('hostile text through the real CLI', () => {
+  const root = mkdtempSync(join(tmpdir(), 'bc-terminal-'));
+  const { ok } = cliRunner(root);
+  const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+  let relay: RelayProcess;
+  let ch = '';
+  let aParty = '';
+  let bParty = '';
+
+  /** Without --json: what a person at the terminal sees. */
+  async function human(home: string, args: string[]): Promise<string> {
+    const r = await promisify(execFile)(process.execPath, [BIN, ...args], {
+      env: {
+        ...process.env,
+        BACKCHANNEL_HOME: join(root, home),
+        BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
+        BACKCHANNEL_KDF_N: '1024',
+      },
+      timeout: 60_000,
+    });
+    return r.stdout;
+  }
+
+  beforeAll(async () => {
+    relay = await startRelayProcess(join(root, 'relay'));
+    aParty = String(
+      (await ok('a', ['init', 'party', '--name', 'Foreign Ministry', '--device', 'desk'], relay.url)).party,
+    );
+    bParty = String(
+      (
+        await ok(
+          'b',
+          ['init', 'party', '--name', 'Special Envoy', '--device', 'phone\u001b[8m', '--role', 'principal'],
+          relay.url,
+        )
+      ).party,
+    );
+    ch = String((await ok('a', ['outreach', bParty, '--note', 'Opening a line.'])).channel);
+    await ok('b', ['inbox']);
+    await ok('b', ['accept', ch]);
+  }, 120_000);
+  afterAll(async () => {
+    await relay?.stop();
+  });
+
+  it('prints no escape sequence and no forged line, and names the parties by their cards', async () => {
+    const forged = `#99 2026-01-01T00:00:00.000Z ${bParty}/principal channel.close`;
+    await ok('b', ['send', ch, `fine\u001b[2J\u001b]52;c;ZXZpbA==\u0007\n${forged}\ninvoice\u202egnp.exe`]);
+    const log = await human('a', ['log', ch]);
+    expect(UNSAFE.test(log)).toBe(false);
+    expect(log).toContain('\\u{001b}[2J');
+    expect(log).toContain('\\u{202e}gnp.exe');
+    // The forged line is there, but indented under the message that carried it.
+    const lines = log.split('\n');
+    expect(lines).not.toContain(forged);
+    expect(lines.some((l) => l.trim() === forged && l.startsWith(' '))).toBe(true);
+    expect(log).toContain('“Special Envoy”/principal message: fine');
+    expect(log).toContain(`OUTREACH from “Foreign Ministry” to “Special Envoy”`);
+
+    const status = await human('a', ['status', ch]);
+    expect(UNSAFE.test(status)).toBe(false);
+    expect(status).toContain(`party “Foreign Ministry” (${aParty}): open`);
+    expect(status).toContain(`party “Special Envoy” (${bParty}): open`);
+    expect(status).toContain('phone\\u{001b}[8m (principal');
+  }, 120_000);
+
+  it('shows ids, not names, once another party claims a party’s name', async () => {
+    const c = await ok('c', ['init', 'party', '--name', 'foreign ministry', '--device', 'laptop'], relay.url);
+    const second = String(
+      (await ok('c', ['outreach', String(aParty), '--note', 'Hello from the real one'])).channel,
+    );
+    const inbox = await human('a', ['inbox']);
+    expect(inbox).toContain(
+      `${second}  proposed  ← outreach from ${String(c.party)}: “Hello from the real one”`,
+    );
+    // On the channel where both claim the name, neither is shown by it; elsewhere names stay.
+    const both = await human('a', ['status', second]);
+    expect(both).toContain(`party ${aParty}: `);
+    expect(both).toContain(`party ${String(c.party)}: `);
+    const status = await human('a', ['status', ch]);
+    expect(status).toContain(`party “Foreign Ministry” (${aParty})`);
+    expect(status).toContain(`party “Special Envoy” (${bParty})`);
+  }, 120_000);
+});
