@@ -21,6 +21,7 @@ import {
   issueDeviceCertificate,
   type KeyPair,
   keyPairFromSeed,
+  proveDeviceKey,
   makeContactCard,
   type PartyId,
   partyIdFromKey,
@@ -282,7 +283,10 @@ export async function publish(http: HttpClient, p: Party, devices: readonly Devi
   });
   await http.json('PUT', '/v1/cards', { card: toBase64url(encodeContactCard(card)) });
   for (const d of devices)
-    await http.json('POST', '/v1/devices', { certificate: toBase64url(d.certificate) });
+    await http.json('POST', '/v1/devices', {
+      certificate: toBase64url(d.certificate),
+      proof: toBase64url(proveDeviceKey(d.kp.secretKey, d.certificate)),
+    });
 }
 
 export function newChannel(): ChannelId {

@@ -123,10 +123,12 @@ export {
   type IssueCertificateInput,
   issueDeviceCertificate,
   issueRevocation,
+  proveDeviceKey,
   ROLES,
   type Revocation,
   type Role,
   verifyDeviceCertificate,
+  verifyDeviceKeyProof,
   verifyRevocation,
 } from './identity/certificate.ts';
 export {

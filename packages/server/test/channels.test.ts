@@ -15,6 +15,7 @@ import {
   makeDevice,
   makeParty,
   newChannel,
+  registration,
   revocationOf,
   type TestDevice,
   type TestParty,
@@ -132,7 +133,7 @@ describe('channel creation and the access list', () => {
       'MEMBER_INVALID',
     );
     const gone = makeDevice(A, 'gone', 'staff');
-    await r.caller.post('/v1/devices', undefined, { certificate: toBase64url(gone.certificate) });
+    await r.caller.post('/v1/devices', undefined, registration(gone));
     expect(
       (await r.caller.post('/v1/revocations', undefined, { revocation: toBase64url(revocationOf(gone)) }))
         .status,

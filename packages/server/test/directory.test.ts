@@ -3,6 +3,8 @@ import {
   decodeDeviceCertificate,
   encodeCanonical,
   encodeContactCard,
+  encodeDeviceCertificate,
+  issueDeviceCertificate,
   fromBase64url,
   signWithLabel,
   toBase64url,
@@ -13,6 +15,7 @@ import {
   cardOf,
   makeDevice,
   makeParty,
+  registration,
   revocationOf,
   type TestDevice,
   type TestParty,
@@ -61,13 +64,31 @@ describe('contact cards', () => {
     expect((await r.caller.get(`/v1/cards/${P.party}`)).body.issuedAt).toBe(t + 10);
   });
 
-  it('registers the device certificates a card carries', async () => {
+  it('renews the certificates a card carries for registered devices, and registers no new one', async () => {
     const P = makeParty('P2');
     const d = makeDevice(P, 'in-card', 'admin');
-    const res = await putCard(cardOf(P, Date.now(), [d]));
+    const t = Date.now();
+    // A card alone does not register a device: it carries no proof of possession of its key.
+    expect((await putCard(cardOf(P, t, [d]))).body).toMatchObject({ party: P.party, devices: 0 });
+    expect((await r.caller.get(`/v1/parties/${P.party}/devices`, d)).status).toBe(401);
+    expect((await r.caller.post('/v1/devices', undefined, registration(d))).status).toBe(200);
+    // A later card with a renewed certificate for the same key renews it.
+    const cert = unwrap(decodeDeviceCertificate(d.certificate)).body;
+    const renewed = encodeDeviceCertificate(
+      issueDeviceCertificate({
+        rootSecretKey: P.root.secretKey,
+        rootPublicKey: P.root.publicKey,
+        devicePublicKey: d.kp.publicKey,
+        name: cert.name,
+        role: cert.role,
+        notBefore: cert.notBefore + 1,
+        notAfter: cert.notAfter + 86_400_000,
+      }),
+    );
+    const res = await putCard(cardOf(P, t + 1, [{ ...d, certificate: renewed }]));
     expect(res.body).toMatchObject({ party: P.party, devices: 1 });
     const list = await r.caller.get(`/v1/parties/${P.party}/devices`, d);
-    expect(list.status).toBe(200);
+    expect(list.body.certificates).toEqual([toBase64url(renewed)]);
   });
 
   it('refuses a card whose signature does not verify and answers 404 for an unknown party', async () => {
@@ -85,8 +106,7 @@ describe('contact cards', () => {
 });
 
 describe('devices and revocations', () => {
-  const postCert = (d: TestDevice) =>
-    r.caller.post('/v1/devices', undefined, { certificate: toBase64url(d.certificate) });
+  const postCert = (d: TestDevice) => r.caller.post('/v1/devices', undefined, registration(d));
 
   it('registers a root-signed certificate only for a party with a card', async () => {
     const P = makeParty('no card');
@@ -97,18 +117,73 @@ describe('devices and revocations', () => {
 
   it('refuses a certificate not signed by the party root, an expired one and one not yet valid', async () => {
     const forger = makeParty('forger');
-    const real = unwrap(decodeDeviceCertificate(makeDevice(forger, 'fake').certificate));
+    const forged = makeDevice(forger, 'fake');
+    const real = unwrap(decodeDeviceCertificate(forged.certificate));
     const body = { ...real.body, party: A.party };
     const fake = encodeCanonical({
       body,
       sig: signWithLabel(forger.root.secretKey, 'device-certificate', encodeCanonical(body)),
     });
-    const res = await r.caller.post('/v1/devices', undefined, { certificate: toBase64url(fake) });
+    const res = await r.caller.post('/v1/devices', undefined, registration(forged, fake));
     expect(res.body).toMatchObject({ error: { code: 'SIG_INVALID' } });
     const expired = makeDevice(A, 'old', 'staff', { notBefore: 1, notAfter: 2 });
     expect((await postCert(expired)).body).toMatchObject({ error: { code: 'CERT_EXPIRED' } });
     const future = makeDevice(A, 'future', 'staff', { notBefore: Date.now() + 86_400_000 });
     expect((await postCert(future)).body).toMatchObject({ error: { code: 'CERT_NOT_YET_VALID' } });
+  });
+
+  it("registers a device only with its key's proof of possession", async () => {
+    const P = makeParty('pop');
+    await r.caller.publishParty(P, []);
+    const d = makeDevice(P, 'laptop', 'staff');
+    const other = makeDevice(P, 'other', 'staff');
+    const bad = [
+      { certificate: toBase64url(d.certificate) }, // no proof
+      registration(other, d.certificate), // signed by another device's key
+      { ...registration(d, other.certificate), certificate: toBase64url(d.certificate) }, // over other bytes
+      { certificate: toBase64url(d.certificate), proof: toBase64url(new Uint8Array(64)) },
+    ];
+    const codes = [];
+    for (const json of bad) {
+      const res = await r.caller.post('/v1/devices', undefined, json);
+      expect(res.status).toBe(400);
+      codes.push((res.body as { error: { code: string } }).error.code);
+    }
+    expect(codes).toEqual(['REQUEST_INVALID', 'SIG_INVALID', 'SIG_INVALID', 'SIG_INVALID']);
+    // Nothing was registered: the device cannot authenticate yet.
+    expect((await r.caller.get(`/v1/parties/${P.party}/devices`, d)).status).toBe(401);
+    expect((await postCert(d)).status).toBe(200);
+    expect((await r.caller.get(`/v1/parties/${P.party}/devices`, d)).status).toBe(200);
+  });
+
+  it("another party cannot squat a device's key, by a registration or by its card", async () => {
+    const X = makeParty('X');
+    const Y = makeParty('Y');
+    await r.caller.publishParty(X, []);
+    const dev = makeDevice(X, 'phone', 'principal');
+    // Y has seen dev's public key and certifies it in its own name, before X registers it.
+    const squat = makeDevice(Y, 'phone', 'principal');
+    const ycert = issueDeviceCertificate({
+      rootSecretKey: Y.root.secretKey,
+      rootPublicKey: Y.root.publicKey,
+      devicePublicKey: dev.kp.publicKey,
+      name: 'phone',
+      role: 'principal',
+      notBefore: Date.now() - 60_000,
+      notAfter: Date.now() + 86_400_000,
+    });
+    const ybytes = encodeDeviceCertificate(ycert);
+    // Y's card carries the certificate: the card is published, the device is not registered.
+    const card = cardOf(Y, Date.now(), [{ ...squat, certificate: ybytes }]);
+    expect((await r.caller.call('PUT', '/v1/cards', { json: { card: toBase64url(card) } })).status).toBe(200);
+    // Y cannot prove the key (it signs with a key of its own).
+    const res = await r.caller.post('/v1/devices', undefined, registration(squat, ybytes));
+    expect(res.body).toMatchObject({ error: { code: 'SIG_INVALID' } });
+    // X registers its device, and it is X's.
+    expect((await postCert(dev)).status).toBe(200);
+    const listed = await r.caller.get(`/v1/parties/${X.party}/devices`, dev);
+    expect(listed.body.certificates).toEqual([toBase64url(dev.certificate)]);
+    expect((await r.caller.get(`/v1/parties/${Y.party}/devices`, dev)).body.certificates).toEqual([]);
   });
 
   it('lists certificates and revocations to registered devices only', async () => {

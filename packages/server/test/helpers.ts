@@ -18,6 +18,7 @@ import {
   eventIdFrom,
   fromBase64url,
   issueDeviceCertificate,
+  proveDeviceKey,
   issueRevocation,
   encodeRevocation,
   type KeyPair,
@@ -84,6 +85,14 @@ export function makeDevice(
     notAfter: window.notAfter ?? now + 365 * 24 * HOUR,
   });
   return { kp, device: cert.body.device, party, role, certificate: encodeDeviceCertificate(cert) };
+}
+
+/** The body of POST /v1/devices: a certificate (the device's own by default) and the device key's proof. */
+export function registration(d: TestDevice, certificate: Uint8Array = d.certificate) {
+  return {
+    certificate: toBase64url(certificate),
+    proof: toBase64url(proveDeviceKey(d.kp.secretKey, certificate)),
+  };
 }
 
 export function cardOf(
@@ -233,7 +242,7 @@ export class Caller {
     const r = await this.call('PUT', '/v1/cards', { json: { card: toBase64url(cardOf(party)) } });
     if (r.status !== 200) throw new Error(`card: ${r.status} ${JSON.stringify(r.body)}`);
     for (const d of devices) {
-      const rd = await this.post('/v1/devices', undefined, { certificate: toBase64url(d.certificate) });
+      const rd = await this.post('/v1/devices', undefined, registration(d));
       if (rd.status !== 200) throw new Error(`device: ${rd.status} ${JSON.stringify(rd.body)}`);
     }
   }

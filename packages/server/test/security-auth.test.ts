@@ -24,6 +24,7 @@ import {
   makeDevice,
   makeParty,
   newChannel,
+  registration,
   revocationOf,
   seedOf,
   type TestDevice,
@@ -69,9 +70,8 @@ describe('device certificates are bound to their party', () => {
     await r.caller.publishParty(X, [dev]);
     await r.caller.publishParty(Y, []);
 
-    const res = await r.caller.post('/v1/devices', undefined, {
-      certificate: toBase64url(certifiedBy(Y, dev)),
-    });
+    // With the device key's proof, as if its holder colluded: the first party still keeps it.
+    const res = await r.caller.post('/v1/devices', undefined, registration(dev, certifiedBy(Y, dev)));
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: { code: 'CERT_WRONG_PARTY' } });
 
@@ -151,7 +151,7 @@ describe('revocations belong to the party that signed them', () => {
       revocation: toBase64url(revocationOf({ ...dev, party: Y }, Date.now() - 5000)),
     });
     expect(early.status).toBe(200);
-    const reg = await r.caller.post('/v1/devices', undefined, { certificate: toBase64url(dev.certificate) });
+    const reg = await r.caller.post('/v1/devices', undefined, registration(dev));
     expect(reg.status).toBe(200);
     expect((await r.caller.get(`/v1/parties/${X.party}/devices`, dev)).status).toBe(200);
     // Once registered, Y cannot revoke it at all; X's own revocation still works.
@@ -224,7 +224,7 @@ describe('unsigned posts have their own bucket per address', () => {
     const dev = makeDevice(P, 'd');
     const card = { card: toBase64url(cardOf(P)) };
     expect((await caller.call('PUT', '/v1/cards', { json: card, ...from('10.0.0.1') })).status).toBe(200);
-    const cert = { certificate: toBase64url(dev.certificate) };
+    const cert = registration(dev);
     expect((await caller.call('POST', '/v1/devices', { json: cert, ...from('10.0.0.1') })).status).toBe(200);
     const junk = { revocation: toBase64url(new Uint8Array(8)) };
     expect((await caller.call('POST', '/v1/revocations', { json: junk, ...from('10.0.0.1') })).status).toBe(

@@ -6,6 +6,7 @@ import {
   type ChannelId,
   channelIdFrom,
   constantTimeEqual,
+  type DeviceCertificate,
   type DeviceId,
   type EventId,
   decodeEntry,
@@ -18,6 +19,7 @@ import {
   nobleEd25519,
   type PartyId,
   parseChannelId,
+  proveDeviceKey,
   type Role,
   type Sha256,
   type SignatureSuite,
@@ -319,7 +321,7 @@ export class Backchannel {
     });
     await this.#saveIdentity(identity);
     await this.publishCard();
-    await this.relay.registerDevice(encodeDeviceCertificate(identity.certificate));
+    await this.#register(identity.certificate, identity.deviceSecretKey);
     await this.#replenishKeyPackages();
     return identity;
   }
@@ -327,7 +329,7 @@ export class Backchannel {
   /** Enrolls this device from an identity an admin sealed into an invite. */
   async enroll(identity: DeviceIdentity): Promise<void> {
     await this.#saveIdentity(identity);
-    await this.relay.registerDevice(encodeDeviceCertificate(identity.certificate));
+    await this.#register(identity.certificate, identity.deviceSecretKey);
     await this.#replenishKeyPackages();
   }
 
@@ -340,8 +342,18 @@ export class Backchannel {
       role,
       this.now,
     );
-    await this.relay.registerDevice(encodeDeviceCertificate(certificate));
+    // The admin generated the new device's key (it travels sealed in the invite), so it proves it.
+    await this.#register(certificate, identity.deviceSecretKey);
     return identity;
+  }
+
+  /** Registers a certificate at the relay with the device key's proof of possession. */
+  async #register(certificate: DeviceCertificate, deviceSecretKey: Uint8Array): Promise<void> {
+    const bytes = encodeDeviceCertificate(certificate);
+    await this.relay.registerDevice(
+      bytes,
+      proveDeviceKey(deviceSecretKey, bytes, this.#opts.signatures ?? nobleEd25519),
+    );
   }
 
   /** Admin: revokes a device at the relay and removes it from every channel this device administers. */

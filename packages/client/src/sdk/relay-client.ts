@@ -311,12 +311,13 @@ export class RelayClient {
     return bytesOf(r.card, path);
   }
 
-  registerDevice(certificate: Uint8Array): Promise<unknown> {
+  /** `proof`: the device key's signature over the certificate (proveDeviceKey, PROTOCOL.md §4). */
+  registerDevice(certificate: Uint8Array, proof: Uint8Array): Promise<unknown> {
     return this.request(
       'POST',
       '/v1/devices',
       answers.any,
-      { certificate: toBase64url(certificate) },
+      { certificate: toBase64url(certificate), proof: toBase64url(proof) },
       { signed: false },
     );
   }

@@ -131,6 +131,30 @@ export function decodeRevocation(b: unknown): Decoded<Revocation> {
   return decodeSigned(b, revocationBodySchema, 'revocation');
 }
 
+/**
+ * Proof that whoever registers a device certificate holds the device's private key: the device
+ * key's signature over the certificate's encoding, labelled 'device-key-proof' (PROTOCOL.md §4).
+ * A root can certify any public key it has seen; without this proof another party could register
+ * your device's key under its own party first, and your device would be refused at that relay.
+ */
+export function proveDeviceKey(
+  deviceSecretKey: Uint8Array,
+  certificate: Uint8Array,
+  suite: SignatureSuite = nobleEd25519,
+): Uint8Array {
+  return signWithLabel(deviceSecretKey, 'device-key-proof', certificate, suite);
+}
+
+/** Does `proof` show possession of the key `certificate` certifies? A bad proof is false, not thrown. */
+export function verifyDeviceKeyProof(
+  cert: DeviceCertificate,
+  certificate: Uint8Array,
+  proof: Uint8Array,
+  suite: SignatureSuite = nobleEd25519,
+): boolean {
+  return verifyWithLabel(cert.body.devicePublicKey, 'device-key-proof', certificate, proof, suite);
+}
+
 export function verifyRevocation(r: Revocation, rootPublicKey: Uint8Array): boolean {
   return (
     r.body.party === partyIdFromKey(rootPublicKey) &&

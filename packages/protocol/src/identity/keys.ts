@@ -10,6 +10,7 @@ import { encodeCanonical } from '../codec/cbor.ts';
 
 export type SignatureLabel =
   | 'device-certificate'
+  | 'device-key-proof'
   | 'revocation'
   | 'contact-card'
   | 'envelope'

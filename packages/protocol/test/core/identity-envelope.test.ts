@@ -27,7 +27,9 @@ import {
   encodeDeviceCertificate,
   issueDeviceCertificate,
   issueRevocation,
+  proveDeviceKey,
   verifyDeviceCertificate,
+  verifyDeviceKeyProof,
 } from '../../src/identity/certificate.ts';
 import {
   decodeContactCard,
@@ -166,6 +168,39 @@ describe('device certificates', () => {
     const foreign = { ...rev, sig: signWithLabel(rootB.secretKey, 'revocation', encodeCanonical(rev.body)) };
     expect(check({ revocations: [foreign] }).ok).toBe(true);
     expect(check({ allowedRoles: ['admin'] })).toMatchObject({ ok: false, code: 'ROLE_FORBIDDEN' });
+  });
+});
+
+describe("a device key's proof of possession", () => {
+  const bytes = encodeDeviceCertificate(certA);
+
+  it('is the device key signing the certificate bytes under its own label', () => {
+    const proof = proveDeviceKey(devA.secretKey, bytes);
+    expect(verifyDeviceKeyProof(certA, bytes, proof)).toBe(true);
+    // Exactly signWithLabel(device key, 'device-key-proof', certificate): RFC 8032 is deterministic.
+    expect(toHex(proof)).toBe(toHex(signWithLabel(devA.secretKey, 'device-key-proof', bytes)));
+    // Another label's signature over the same bytes (e.g. a certificate signature) is no proof.
+    expect(
+      verifyDeviceKeyProof(certA, bytes, signWithLabel(devA.secretKey, 'device-certificate', bytes)),
+    ).toBe(false);
+    // Nor is the proof of another key, nor the root's signature.
+    expect(verifyDeviceKeyProof(certA, bytes, proveDeviceKey(devB.secretKey, bytes))).toBe(false);
+    expect(verifyDeviceKeyProof(certA, bytes, proveDeviceKey(rootA.secretKey, bytes))).toBe(false);
+  });
+
+  it('fails for any change to the certificate bytes or the proof (property)', () => {
+    const proof = proveDeviceKey(devA.secretKey, bytes);
+    fc.assert(
+      fc.property(fc.boolean(), fc.nat(), fc.integer({ min: 1, max: 255 }), (inProof, at, flip) => {
+        const c = bytes.slice();
+        const p = proof.slice();
+        const target = inProof ? p : c;
+        const i = at % target.length;
+        target[i] = (target[i] as number) ^ flip;
+        expect(verifyDeviceKeyProof(certA, c, p)).toBe(false);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

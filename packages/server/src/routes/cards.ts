@@ -110,7 +110,11 @@ export function cardRoutes(app: RelayApp, deps: AppDeps): void {
   });
 }
 
-/** Registers the device certificates a card carries that verify now (others are skipped). */
+/**
+ * Renews the certificates a card carries for devices already registered under this party that
+ * verify now (others are skipped). A card never registers a new device: that takes the device
+ * key's proof of possession (POST /v1/devices), which a card does not carry.
+ */
 async function registerCardDevices(
   deps: AppDeps,
   tx: WriteTx,
@@ -124,6 +128,7 @@ async function registerCardDevices(
     if (!cert.ok) continue;
     const check = verifyDeviceCertificate(cert.value, { rootPublicKey, now, suite: deps.suite });
     if (!check.ok) continue;
+    if ((await tx.getDevice(cert.value.body.device)) === undefined) continue;
     try {
       out.push(await registerCertificate(tx, cert.value, bytes));
     } catch (e) {

@@ -11,6 +11,7 @@ import {
   type Revocation,
   unwrap,
   verifyDeviceCertificate,
+  verifyDeviceKeyProof,
   verifyRevocation,
 } from '@backchannel/protocol';
 import { toB64u } from '../bytes.node.ts';
@@ -67,12 +68,23 @@ const postDevice = (deps: AppDeps) =>
     method: 'post',
     path: '/v1/devices',
     tags: ['directory'],
-    summary: 'Register a device certificate (public: it is signed by the party root key)',
+    summary:
+      "Register a device certificate (signed by the party root key) with the device key's proof of possession",
     middleware: [unsignedPost(deps), body(deps, deps.config.limits.bodyBytes)] as const,
     request: {
       body: {
         required: true,
-        content: { 'application/json': { schema: z.strictObject({ certificate: base64url(40_000) }) } },
+        content: {
+          'application/json': {
+            schema: z.strictObject({
+              certificate: base64url(40_000),
+              proof: base64url(100).openapi({
+                description:
+                  "the device key's Ed25519 signature over the certificate, labelled 'device-key-proof' (PROTOCOL.md §4)",
+              }),
+            }),
+          },
+        },
       },
     },
     responses: {
@@ -146,10 +158,17 @@ const listDevices = (deps: AppDeps) =>
 
 export function deviceRoutes(app: RelayApp, deps: AppDeps): void {
   app.openapi(postDevice(deps), async (c) => {
-    const bytes = b64(c.req.valid('json').certificate, 'certificate');
+    const json = c.req.valid('json');
+    const bytes = b64(json.certificate, 'certificate');
     const d = decodeDeviceCertificate(bytes);
     if (!d.ok) throw fromProtocol(d.code, d.message, 'SCHEMA_INVALID');
     const cert = d.value;
+    if (!verifyDeviceKeyProof(cert, bytes, b64(json.proof, 'proof'), deps.suite)) {
+      throw new RelayError(
+        'SIG_INVALID',
+        "the proof does not verify under the certified device key: only the device key's holder registers it",
+      );
+    }
     const now = deps.now();
     const device = await deps.store.write(async (tx) => {
       const card = await tx.getCard(cert.body.party);

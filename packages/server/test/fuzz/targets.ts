@@ -27,7 +27,16 @@ import {
 } from '../../../protocol/test/fuzz/mutate.ts';
 import { defineTarget, FuzzBug, type FuzzTarget } from '../../../protocol/test/fuzz/targets.ts';
 import { type BadContext, setupBadContext } from '../bad-inputs.ts';
-import { Caller, cardOf, envelope, revocationOf, seedOf, suite, type TestDevice } from '../helpers.ts';
+import {
+  Caller,
+  cardOf,
+  envelope,
+  registration,
+  revocationOf,
+  seedOf,
+  suite,
+  type TestDevice,
+} from '../helpers.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { RELAY_ERROR_STATUS, RelayError } from '../../src/errors.ts';
 import { decodeFanout, encodeFanout, FanoutDecodeError } from '../../src/fanout/fanout-codec.ts';
@@ -342,7 +351,7 @@ export async function openServerTargets(): Promise<ServerTargets> {
     { method: 'GET', path: '/v1/relay' },
     { method: 'PUT', path: '/v1/cards', json: { card: toBase64url(cardOf(ctx.a.party)) } },
     { method: 'GET', path: `/v1/cards/${ctx.b.party.party}` },
-    { method: 'POST', path: '/v1/devices', json: { certificate: toBase64url(ctx.a.certificate) } },
+    { method: 'POST', path: '/v1/devices', json: registration(ctx.a) },
     { method: 'POST', path: '/v1/revocations', json: { revocation: toBase64url(revocationOf(ctx.revoked)) } },
     { method: 'GET', path: `/v1/parties/${ctx.a.party.party}/devices` },
     { method: 'POST', path: '/v1/key-packages', json: { keyPackages: [toBase64url(new Uint8Array(50))] } },
