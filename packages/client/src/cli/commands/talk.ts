@@ -15,7 +15,7 @@ import type { Channel, DraftEvent } from '../../sdk/channel.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import { type GlobalOptions, openDevice } from '../device.node.ts';
 import { type Out, parseDuration, examples } from '../output.ts';
-import { partyLabels, quoteBlock } from '../text.ts';
+import { partyLabels, quoteBlock, terminalSafe } from '../text.ts';
 import type { Runner } from './identity.ts';
 
 /**
@@ -46,7 +46,9 @@ export async function withChannel<T>(
       await bc.addNewDevices([ch.id]).catch((e: unknown) => {
         if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
         if (o.json !== true)
-          process.stderr.write(`note: could not add a new device of this party: ${e.message}\n`);
+          process.stderr.write(
+            `note: could not add a new device of this party: ${terminalSafe(e.message)}\n`,
+          );
       });
     }
     const before = await bc.outbox.pending();
