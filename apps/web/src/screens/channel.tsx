@@ -1,4 +1,4 @@
-/** One channel: status, outreach decision, timeline, composer, track board, lifecycle actions. */
+/** One channel: status, outreach decision, timeline, composer, members, track board, lifecycle actions. */
 import {
   type Channel,
   type DraftEvent,
@@ -11,6 +11,7 @@ import { type ReactNode, useEffect, useRef, useState } from 'react';
 import { answerable, badgeOf, unreadIds } from '../model.ts';
 import { ActionButton, ConfirmAction, Link, shortId, StatusBadge, useSession, when } from '../ui.tsx';
 import { PartyName, useChannels } from './channels.tsx';
+import { ChannelMembers, JoinNote } from './channel-members.tsx';
 import { LivenessChart, TrackChart } from './charts.tsx';
 import { Timeline } from './timeline.tsx';
 
@@ -332,6 +333,7 @@ export function ChannelScreen(props: { id: string }): ReactNode {
         <p className="meta">
           {ch.id} · {ch.record.nextSeq} entries, verified checkpoint at {ch.record.checkpointSize}
         </p>
+        <JoinNote ch={ch} />
         {(session.pendingByChannel.get(ch.id) ?? 0) > 0 ? (
           <p className="pending" role="status">
             {session.pendingByChannel.get(ch.id)} event(s) waiting to send, kept on this device
@@ -370,6 +372,7 @@ export function ChannelScreen(props: { id: string }): ReactNode {
         </div>
         <aside className="side-col">
           <Lifecycle ch={ch} />
+          <ChannelMembers ch={ch} />
           <TrackBoard ch={ch} />
         </aside>
       </div>

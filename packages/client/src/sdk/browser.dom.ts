@@ -117,6 +117,7 @@ export type { EventRecord } from './channel-record.ts';
 export { type AttestRequest, attest, type PublicKeysDocument, publicKeysDocument } from './proofs.ts';
 export { ClientError } from './errors.ts';
 export { foldRecords } from './view.ts';
+export { type ChannelMember, channelMembers } from './members.ts';
 export { type DocumentView, Documents, type NewDocument, slug } from './documents.ts';
 export type { DeviceIdentity } from './identity.ts';
 export { DEFAULT_PBKDF2, IndexedDbLocalStore, type Pbkdf2Params } from './indexeddb.dom.ts';

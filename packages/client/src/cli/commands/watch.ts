@@ -13,6 +13,7 @@ import type { Channel, DraftEvent } from '../../sdk/channel.ts';
 import type { EventRecord } from '../../sdk/channel-record.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { Live } from '../../sdk/live.ts';
+import { channelMembers } from '../../sdk/members.ts';
 import { openDevice } from '../device.node.ts';
 import { parseDuration, examples } from '../output.ts';
 import { partyLabels, quoteBlock } from '../text.ts';
@@ -80,12 +81,7 @@ export function statusOf(
       s.parties.some((p) => p !== r.from && r.delivered[p] === undefined),
     ).length,
     overdueNotices: overdueNotices(s, now).length,
-    members: (ch.group?.members() ?? []).map((m) => ({
-      party: m.certificate.body.party,
-      device: m.device,
-      name: m.certificate.body.name,
-      role: m.certificate.body.role,
-    })),
+    members: channelMembers(ch),
     joinedEpoch: ch.record.joinedEpoch,
     unreadableBeforeJoin: ch.view.beforeJoin,
   };
