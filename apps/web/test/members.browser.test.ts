@@ -136,6 +136,20 @@ describe("a channel's members in the web app", () => {
     expect(await staff.locator('li.event').filter({ hasText: 'said before the laptop joined' }).count()).toBe(
       0,
     );
+    // A staff device is offered only what the channel rules accept from staff: it writes, but
+    // neither suspends nor closes the channel nor changes tracks.
+    expect(await staff.getByRole('button', { name: 'Close channel' }).count()).toBe(0);
+    expect(await staff.getByRole('button', { name: 'Suspend channel' }).count()).toBe(0);
+    expect(await staff.getByRole('button', { name: 'Open track' }).count()).toBe(0);
+    expect(
+      await staff.getByText('As staff, this device cannot suspend, reopen or close the channel.').count(),
+    ).toBe(1);
+    expect(await staff.getByRole('form', { name: 'Compose' }).count()).toBe(1);
+    // The admin's device still has them, and its timeline says it added a device (not a raw kind).
+    expect(await a.getByRole('button', { name: 'Close channel' }).count()).toBe(1);
+    await expect
+      .poll(() => a.locator('li.event[data-kind="join.context"]').first().textContent(), WAIT)
+      .toContain('Added a device to the channel');
     await shot(staff, 'members-02-late-join.png');
     await staff.context().close();
 

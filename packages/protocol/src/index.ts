@@ -174,6 +174,7 @@ export {
   type Lifecycle,
   type NoticeState,
   type ReceiptState,
+  roleMaySend,
   type TrackState,
   type TrackStatus,
   type VerifiedEvent,

@@ -3,6 +3,7 @@ import {
   type Channel,
   type DraftEvent,
   type EventId,
+  roleMaySend,
   type TrackId,
   trackIdFrom,
   browserRandom,
@@ -155,6 +156,9 @@ function TrackBoard(props: { ch: Channel }): ReactNode {
   const [name, setName] = useState('');
   const tracks = Object.entries(props.ch.view.state.tracks);
   const send = (ev: DraftEvent) => session.act(async () => props.ch.send(ev));
+  // Offered only what the channel rules would accept from this device's role.
+  const role = session.bc.identity.certificate.body.role;
+  const may = (kind: DraftEvent['kind']) => roleMaySend(role, kind);
   return (
     <section className="card" aria-labelledby="tracks-h">
       <h2 id="tracks-h">Tracks</h2>
@@ -172,7 +176,7 @@ function TrackBoard(props: { ch: Channel }): ReactNode {
               ))}
             </ol>
             <div className="actions">
-              {t.status === 'active' || t.status === 'revived' ? (
+              {(t.status === 'active' || t.status === 'revived') && may('track.suspend') ? (
                 <ConfirmAction
                   label={`Suspend ${t.name}`}
                   confirmLabel="Suspend the track"
@@ -183,14 +187,14 @@ function TrackBoard(props: { ch: Channel }): ReactNode {
                   }
                 />
               ) : null}
-              {t.status === 'suspended' ? (
+              {t.status === 'suspended' && may('track.revive') ? (
                 <ActionButton
                   onAction={() => send({ kind: 'track.revive', trackId: id as TrackId } as DraftEvent)}
                 >
                   Revive {t.name}
                 </ActionButton>
               ) : null}
-              {t.status !== 'concluded' ? (
+              {t.status !== 'concluded' && may('track.conclude') ? (
                 <ConfirmAction
                   label={`Conclude ${t.name}`}
                   confirmLabel="Conclude the track"
@@ -202,23 +206,31 @@ function TrackBoard(props: { ch: Channel }): ReactNode {
           </li>
         ))}
       </ul>
-      <label>
-        New track
-        <input value={name} onChange={(e) => setName(e.target.value)} placeholder="e.g. nuclear" />
-      </label>
-      <ActionButton
-        disabled={name.trim() === ''}
-        onAction={async () => {
-          await send({
-            kind: 'track.open',
-            trackId: trackIdFrom(browserRandom(16)),
-            name: name.trim(),
-          } as DraftEvent);
-          setName('');
-        }}
-      >
-        Open track
-      </ActionButton>
+      {may('track.open') ? (
+        <>
+          <label>
+            New track
+            <input value={name} onChange={(e) => setName(e.target.value)} placeholder="e.g. nuclear" />
+          </label>
+          <ActionButton
+            disabled={name.trim() === ''}
+            onAction={async () => {
+              await send({
+                kind: 'track.open',
+                trackId: trackIdFrom(browserRandom(16)),
+                name: name.trim(),
+              } as DraftEvent);
+              setName('');
+            }}
+          >
+            Open track
+          </ActionButton>
+        </>
+      ) : (
+        <p className="hint">
+          As {role}, this device follows the tracks; a principal or negotiator opens and changes them.
+        </p>
+      )}
     </section>
   );
 }
@@ -228,13 +240,15 @@ function Lifecycle(props: { ch: Channel }): ReactNode {
   const s = props.ch.view.state;
   const me = session.bc.identity.party;
   const send = (ev: DraftEvent) => session.act(async () => props.ch.send(ev));
+  const role = session.bc.identity.certificate.body.role;
+  const may = (kind: DraftEvent['kind']) => roleMaySend(role, kind);
   const waiting =
     (s.lifecycle === 'proposed' && s.initiator !== me) ||
     (s.lifecycle === 'suspended' && s.reopenProposedBy !== undefined && s.reopenProposedBy !== me);
   return (
     <section className="card" aria-labelledby="life-h">
       <h2 id="life-h">Channel</h2>
-      {waiting ? (
+      {waiting && may('channel.accept') ? (
         <fieldset className="decision">
           <legend>Outreach decision</legend>
           <p>
@@ -262,8 +276,17 @@ function Lifecycle(props: { ch: Channel }): ReactNode {
           </li>
         ))}
       </ol>
+      {waiting && !may('channel.accept') ? (
+        <p className="hint">
+          <PartyName id={s.initiator ?? s.reopenProposedBy ?? ''} /> reached out; a principal of this party
+          decides.
+        </p>
+      ) : null}
+      {!may('channel.suspend') && !may('channel.close') ? (
+        <p className="hint">As {role}, this device cannot suspend, reopen or close the channel.</p>
+      ) : null}
       <div className="actions">
-        {s.lifecycle === 'open' ? (
+        {s.lifecycle === 'open' && may('channel.suspend') ? (
           <ConfirmAction
             label="Suspend channel"
             confirmLabel="Suspend the channel"
@@ -272,12 +295,12 @@ function Lifecycle(props: { ch: Channel }): ReactNode {
             onConfirm={(reason) => send({ kind: 'channel.suspend', reason } as DraftEvent)}
           />
         ) : null}
-        {s.lifecycle === 'suspended' && !waiting ? (
+        {s.lifecycle === 'suspended' && !waiting && may('channel.reopen') ? (
           <ActionButton onAction={() => send({ kind: 'channel.reopen' } as DraftEvent)}>
             Reopen channel
           </ActionButton>
         ) : null}
-        {s.lifecycle !== 'closed' ? (
+        {s.lifecycle !== 'closed' && may('channel.close') ? (
           <ConfirmAction
             label="Close channel"
             confirmLabel="Close the channel for good"
@@ -368,7 +391,9 @@ export function ChannelScreen(props: { id: string }): ReactNode {
             </select>
           </label>
           <Timeline timeline={ch.view.timeline} state={s} me={me} nameOf={nameOf} track={track} />
-          {s.lifecycle === 'open' ? <Composer ch={ch} track={track} /> : null}
+          {s.lifecycle === 'open' && roleMaySend(session.bc.identity.certificate.body.role, 'message') ? (
+            <Composer ch={ch} track={track} />
+          ) : null}
         </div>
         <aside className="side-col">
           <Lifecycle ch={ch} />

@@ -27,16 +27,24 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
   const e = props.r.event;
   switch (e.kind) {
     case 'message':
-      return <p className="text">{e.text}</p>;
+      return (
+        <p className="text" dir="auto">
+          {e.text}
+        </p>
+      );
     case 'points':
       return (
         <>
-          <p className="title">Points: {e.title}</p>
+          <p className="title" dir="auto">
+            Points: {e.title}
+          </p>
           <ol>
             {e.items.map((it, i) => (
               // Items are positional: the order is the content.
               // biome-ignore lint/suspicious/noArrayIndexKey: the list never reorders
-              <li key={i}>{it}</li>
+              <li key={i} dir="auto">
+                {it}
+              </li>
             ))}
           </ol>
         </>
@@ -44,38 +52,58 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
     case 'proposal':
       return (
         <>
-          <p className="title">Proposal: {e.title}</p>
-          <p className="text">{e.text}</p>
+          <p className="title" dir="auto">
+            Proposal: {e.title}
+          </p>
+          <p className="text" dir="auto">
+            {e.text}
+          </p>
         </>
       );
     case 'response':
       return (
         <>
-          <p className="title">
+          <p className="title" dir="auto">
             Response ({e.stance}) to {shortId(e.to)}
           </p>
-          <p className="text">{e.text}</p>
+          <p className="text" dir="auto">
+            {e.text}
+          </p>
         </>
       );
     case 'notice':
       return (
         <>
-          <p className="title">
+          <p className="title" dir="auto">
             Notice: {e.title} — acknowledge by {when(e.ackBy)}
           </p>
-          <p className="text">{e.text}</p>
+          <p className="text" dir="auto">
+            {e.text}
+          </p>
         </>
       );
     case 'readout':
       return (
-        <p className="text">
+        <p className="text" dir="auto">
           Read-out ({e.round}): {e.text ?? '[committed, not yet published]'}
         </p>
       );
     case 'outreach':
-      return <p className="text">Outreach: {e.note}</p>;
+      return (
+        <p className="text" dir="auto">
+          Outreach: {e.note}
+        </p>
+      );
     case 'track.open':
       return <p className="meta">Track “{e.name}” opened</p>;
+    case 'join.context':
+      return (
+        <p className="meta">
+          Added {e.devices.length === 1 ? 'a device' : `${e.devices.length} devices`} to the channel;
+          disclosed {e.disclosures.length} earlier lifecycle and track event(s) to{' '}
+          {e.devices.length === 1 ? 'it' : 'them'}
+        </p>
+      );
     case 'track.suspend':
     case 'track.revive':
     case 'track.conclude':

@@ -71,6 +71,7 @@ export {
   parsePartyId,
   type ReceiptState,
   ROLES,
+  roleMaySend,
   type Role,
   safetyNumber,
   signRequest,

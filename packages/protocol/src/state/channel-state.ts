@@ -147,6 +147,14 @@ function allowedRoles(kind: ChannelEvent['kind']): readonly Role[] {
   }
 }
 
+/**
+ * May a device of this role send this kind of event? The rule fold() applies (ROLE_FORBIDDEN),
+ * for user interfaces to offer only what would be accepted.
+ */
+export function roleMaySend(role: Role, kind: ChannelEvent['kind']): boolean {
+  return allowedRoles(kind).includes(role);
+}
+
 const refuse = (state: ChannelState, code: ProtocolErrorCode, reason: string): FoldResult => ({
   ok: false,
   code,

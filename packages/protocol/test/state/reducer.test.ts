@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ChannelEvent } from '../../src/events/event.ts';
-import type { Role } from '../../src/identity/certificate.ts';
+import { ROLES, type Role } from '../../src/identity/certificate.ts';
 import type { ChannelId, DeviceId, EventId, PartyId, TrackId } from '../../src/ids.ts';
 import {
   type ChannelState,
@@ -9,6 +9,7 @@ import {
   fold,
   foldAll,
   initialState,
+  roleMaySend,
   type VerifiedEvent,
 } from '../../src/state/channel-state.ts';
 import { liveness, outstandingReceipts, overdueNotices } from '../../src/state/queries.ts';
@@ -111,6 +112,41 @@ describe('the reference scenario through the reducer', () => {
       ok: false,
       code: 'ROLE_FORBIDDEN',
     });
+  });
+});
+
+describe('roleMaySend (what user interfaces offer) is the rule fold applies', () => {
+  seq = 0;
+  const open = foldAll(CH, [
+    ev(who.aMinister, { kind: 'outreach', from: A, to: B, note: 'x' }),
+    ev(who.bEnvoy, { kind: 'channel.accept' }),
+    ev(who.aMinister, { kind: 'track.open', trackId: NUCLEAR, name: 'nuclear' }),
+  ]).state;
+  const bodies: Array<Record<string, unknown>> = [
+    { kind: 'message', text: 'x' },
+    { kind: 'points', title: 't', items: ['a'] },
+    { kind: 'proposal', title: 't', text: 'x' },
+    { kind: 'heartbeat', intervalMs: 60_000, lifecycle: 'open' },
+    { kind: 'track.open', trackId: id('t_', 2), name: 'trade' },
+    { kind: 'track.suspend', trackId: NUCLEAR, reason: 'r' },
+    { kind: 'track.conclude', trackId: NUCLEAR },
+    { kind: 'channel.suspend', reason: 'r' },
+    { kind: 'channel.close' },
+  ];
+  it('refuses with ROLE_FORBIDDEN exactly what roleMaySend says no to (property)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...ROLES), fc.constantFrom(...bodies), (role, body) => {
+        const sender = { device: dev(50), party: A, role };
+        const r = fold(open, ev(sender, body));
+        const forbidden = !r.ok && r.code === 'ROLE_FORBIDDEN';
+        expect(forbidden).toBe(!roleMaySend(role, body.kind as ChannelEvent['kind']));
+      }),
+      { numRuns: 300 },
+    );
+    expect(roleMaySend('staff', 'channel.close')).toBe(false);
+    expect(roleMaySend('staff', 'message')).toBe(true);
+    expect(roleMaySend('observer', 'message')).toBe(false);
+    expect(roleMaySend('observer', 'receipt')).toBe(true);
   });
 });
 
