@@ -709,9 +709,10 @@ export class PostgresStore implements Store {
   /**
    * Settles once the transaction has ended: committed, rolled back, or its connection lost (then
    * begin() rejects at once, without waiting for fn). The transaction is then over for fn too.
-   * A BEGIN refused transiently is tried once more (fn has not run, so nothing is repeated):
-   * postgres.js 3.4 fails the first statement on a connection it reopened after a session ended
-   * mid-statement with that session's error.
+   * A BEGIN the server refused transiently is tried once more (fn has not run, so nothing is
+   * repeated): postgres.js 3.4 fails the first statement on a connection it reopened after a
+   * session ended mid-statement with that session's error (57P01 and the like). A connection
+   * that cannot be made (refused, timed out) is not tried again: that would only double the wait.
    */
   async #transaction<T>(options: string, fn: (tx: PgTx) => Promise<T>, retry = true): Promise<T> {
     let tx: PgTx | undefined;
@@ -722,7 +723,9 @@ export class PostgresStore implements Store {
         return t.run(() => fn(t));
       })) as T;
     } catch (e) {
-      if (tx === undefined && retry && isTransientPgError(e)) return this.#transaction(options, fn, false);
+      if (tx === undefined && retry && e instanceof postgres.PostgresError && isTransientPgError(e)) {
+        return this.#transaction(options, fn, false);
+      }
       throw e;
     } finally {
       tx?.end();
