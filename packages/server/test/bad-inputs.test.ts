@@ -6,7 +6,7 @@ let r: TestRelay;
 let ctx: BadContext;
 
 beforeAll(async () => {
-  r = testRelay();
+  r = await testRelay();
   ctx = await setupBadContext(r.caller);
 });
 afterAll(() => r.close());

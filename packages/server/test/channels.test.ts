@@ -34,7 +34,7 @@ let bPrincipal: TestDevice;
 let bNegotiator: TestDevice;
 
 beforeAll(async () => {
-  r = testRelay();
+  r = await testRelay();
   A = makeParty('A');
   B = makeParty('B');
   aAdmin = makeDevice(A, 'a-admin', 'admin');

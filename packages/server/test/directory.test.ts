@@ -31,7 +31,7 @@ let b1: TestDevice;
 let b2: TestDevice;
 
 beforeAll(async () => {
-  r = testRelay();
+  r = await testRelay();
   A = makeParty('A');
   B = makeParty('B');
   a = makeDevice(A, 'a', 'admin');

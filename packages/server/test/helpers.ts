@@ -39,7 +39,10 @@ import { expect } from 'vitest';
 import { type RelayConfigInput, resolveConfig } from '../src/config.ts';
 import { nodeEd25519 } from '../src/ed25519.node.ts';
 import { createRelay, type RelayCore } from '../src/relay.ts';
+import { openPostgresStore } from '../src/store/postgres/pg-store.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import type { Store } from '../src/store/store.ts';
+import { dropSchema, PG_URL, uniqueName } from './services.ts';
 
 export const suite = nodeEd25519();
 const HOUR = 3_600_000;
@@ -274,13 +277,27 @@ export interface TestRelay {
   close(): Promise<void>;
 }
 
-/** A relay on a temporary SQLite file, driven through app.request(). */
-export function testRelay(config: RelayConfigInput = {}): TestRelay {
+export type StoreKind = 'sqlite' | 'postgres';
+
+/**
+ * A relay driven through app.request(), on a temporary SQLite file or on a schema of its own in
+ * the test PostgreSQL (services.ts: check servicesUp first), dropped on close. `pgPoolSize` is
+ * the PostgreSQL store's number of connections (default 4).
+ */
+export async function testRelay(
+  kind: StoreKind = 'sqlite',
+  config: RelayConfigInput = {},
+  opts: { pgPoolSize?: number } = {},
+): Promise<TestRelay> {
   const dir = mkdtempSync(join(tmpdir(), 'bc-relay-'));
-  const cfg = resolveConfig({ dataDir: dir, ...config });
+  const schema = kind === 'postgres' ? uniqueName('bc_relay') : undefined;
+  const store: Store =
+    schema === undefined
+      ? openSqliteStore({ path: join(dir, 'relay.db') })
+      : await openPostgresStore({ url: PG_URL, schema, max: opts.pgPoolSize ?? 4 });
   const core = createRelay({
-    config: cfg,
-    store: openSqliteStore({ path: join(dir, 'relay.db') }),
+    config: resolveConfig({ dataDir: dir, ...config }),
+    store,
     seed: seedOf(`relay ${dir}`),
   });
   const caller = new Caller(async (path, init) => core.app.request(path, init));
@@ -290,6 +307,7 @@ export function testRelay(config: RelayConfigInput = {}): TestRelay {
     dir,
     async close() {
       await core.close();
+      if (schema !== undefined) await dropSchema(schema);
       rmSync(dir, { recursive: true, force: true });
     },
   };

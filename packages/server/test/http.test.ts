@@ -5,7 +5,7 @@ let r: TestRelay;
 let dev: TestDevice;
 
 beforeAll(async () => {
-  r = testRelay({
+  r = await testRelay('sqlite', {
     rateLimits: { device: { perSecond: 1, burst: 3 }, ip: { perSecond: 10_000, burst: 10_000 } },
   });
   const P = makeParty('P');
@@ -68,7 +68,7 @@ describe('operations endpoints', () => {
   });
 
   it('readyz turns 503 NOT_READY while draining, and appends are refused then', async () => {
-    const other = testRelay();
+    const other = await testRelay();
     await other.core.drain();
     const res = await other.caller.get('/readyz');
     expect(res.status).toBe(503);
@@ -93,7 +93,7 @@ describe('rate limits', () => {
   });
 
   it('limits by client address before anything else', async () => {
-    const tight = testRelay({ rateLimits: { ip: { perSecond: 1, burst: 2 } } });
+    const tight = await testRelay('sqlite', { rateLimits: { ip: { perSecond: 1, burst: 2 } } });
     const codes = [];
     for (let i = 0; i < 3; i++) codes.push((await tight.caller.get('/v1/relay')).status);
     expect(codes).toEqual([200, 200, 429]);

@@ -43,7 +43,7 @@ let r: TestRelay;
 afterEach(() => r.close());
 
 async function setup(ws: Partial<{ highWaterBytes: number; maxBufferedBytes: number; dropAfterMs: number }>) {
-  r = testRelay({ ws });
+  r = await testRelay('sqlite', { ws });
   const A = makeParty('A');
   const a = makeDevice(A, 'a', 'admin');
   const a2 = makeDevice(A, 'a2', 'staff');

@@ -40,8 +40,8 @@ afterEach(async () => {
   for (const r of relays.splice(0)) await r.close();
 });
 
-function relay(config: Parameters<typeof testRelay>[0] = {}): TestRelay {
-  const r = testRelay(config);
+async function relay(config: Parameters<typeof testRelay>[1] = {}): Promise<TestRelay> {
+  const r = await testRelay('sqlite', config);
   relays.push(r);
   return r;
 }
@@ -63,7 +63,7 @@ function certifiedBy(other: TestParty, dev: TestDevice, notBefore = Date.now() -
 
 describe('device certificates are bound to their party', () => {
   it('refuses a certificate from another party for a registered device (CERT_WRONG_PARTY)', async () => {
-    const r = relay();
+    const r = await relay();
     const X = makeParty('X');
     const Y = makeParty('Y');
     const dev = makeDevice(X, 'laptop', 'admin');
@@ -87,7 +87,7 @@ describe('device certificates are bound to their party', () => {
   });
 
   it('skips such a certificate carried in another party’s contact card', async () => {
-    const r = relay();
+    const r = await relay();
     const X = makeParty('X');
     const Y = makeParty('Y');
     const dev = makeDevice(X, 'laptop', 'admin');
@@ -106,7 +106,7 @@ describe('device certificates are bound to their party', () => {
 
 describe('replay protection is per device', () => {
   it("one device's fast clock and traffic neither refuse another's requests nor let its own replays through", async () => {
-    const r = relay({ auth: { replayCacheEntries: 8 } });
+    const r = await relay({ auth: { replayCacheEntries: 8 } });
     const P = makeParty('P');
     const a = makeDevice(P, 'a');
     const b = makeDevice(P, 'b');
@@ -140,7 +140,7 @@ describe('replay protection is per device', () => {
 
 describe('revocations belong to the party that signed them', () => {
   it("another party's revocation of a device id does not revoke the device its own party registers", async () => {
-    const r = relay();
+    const r = await relay();
     const X = makeParty('X');
     const Y = makeParty('Y');
     const dev = makeDevice(X, 'laptop', 'admin');
@@ -170,7 +170,7 @@ describe('revocations belong to the party that signed them', () => {
   });
 
   it("a party's revocation list holds only its own revocations", async () => {
-    const r = relay();
+    const r = await relay();
     const X = makeParty('X');
     const Y = makeParty('Y');
     const dev = makeDevice(X, 'laptop', 'admin');
@@ -245,7 +245,7 @@ describe('unsigned posts have their own bucket per address', () => {
 });
 describe('key-package claims have a budget per claiming device', () => {
   it("refuses a device that claims too often (RATE_LIMITED) before it drains a party's packages", async () => {
-    const r = relay({ rateLimits: { keyPackageClaims: { perSecond: 0.001, burst: 2 } } });
+    const r = await relay({ rateLimits: { keyPackageClaims: { perSecond: 0.001, burst: 2 } } });
     const A = makeParty('A');
     const B = makeParty('B');
     const a1 = makeDevice(A, 'a1');
@@ -272,7 +272,7 @@ describe('key-package claims have a budget per claiming device', () => {
 });
 describe('writes have their own bucket per device', () => {
   it('refuses state-changing requests past the write budget, but not reads or other devices', async () => {
-    const r = relay({ rateLimits: { writes: { perSecond: 0.001, burst: 3 } } });
+    const r = await relay({ rateLimits: { writes: { perSecond: 0.001, burst: 3 } } });
     const P = makeParty('P');
     const d = makeDevice(P, 'd');
     const e = makeDevice(P, 'e');
@@ -288,7 +288,7 @@ describe('writes have their own bucket per device', () => {
   });
 
   it('counts envelope posts, signed or not, as writes of their sender (after the envelope verifies)', async () => {
-    const r = relay({ rateLimits: { writes: { perSecond: 0.001, burst: 2 } } });
+    const r = await relay({ rateLimits: { writes: { perSecond: 0.001, burst: 2 } } });
     const P = makeParty('P');
     const d = makeDevice(P, 'd', 'admin');
     await r.caller.publishParty(P, [d]);

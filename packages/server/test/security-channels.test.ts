@@ -1,66 +1,35 @@
 /**
  * The channel and transcript findings of the relay's security review, each as the attack it
- * stops, against a real relay (createRelay + app.request) on SQLite and, when it is up, on
- * PostgreSQL.
+ * stops, against a real relay (helpers' testRelay: createRelay + app.request) on SQLite and,
+ * when it is up, on PostgreSQL.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type ChannelId, type SignedEnvelope, decodeEntry, fromBase64url } from '@backchannel/protocol';
 import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
 import { cosign } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, type RelayConfigInput, resolveConfig } from '../src/config.ts';
-import { createRelay } from '../src/relay.ts';
-import { openPostgresStore } from '../src/store/postgres/pg-store.ts';
-import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
-import type { Store } from '../src/store/store.ts';
+import { ConfigError, resolveConfig } from '../src/config.ts';
 import {
   type AppendBody,
-  Caller,
   commit,
   envelope,
   makeDevice,
   makeParty,
   newChannel,
-  seedOf,
+  type StoreKind,
   suite,
   type TestDevice,
   type TestParty,
   type TestRelay,
+  testRelay,
   verifyAppend,
 } from './helpers.ts';
-import { dropSchema, PG_URL, servicesUp, uniqueName } from './services.ts';
+import { servicesUp } from './services.ts';
 
 const pgUp = await servicesUp('security-channels.test.ts', ['postgres']);
 
-type StoreKind = 'sqlite' | 'postgres';
-
-async function relayOn(kind: StoreKind, config: RelayConfigInput = {}): Promise<TestRelay> {
-  const dir = mkdtempSync(join(tmpdir(), 'bc-sec-'));
-  const schema = uniqueName('bc_sec');
-  const store: Store =
-    kind === 'sqlite'
-      ? openSqliteStore({ path: join(dir, 'relay.db') })
-      : await openPostgresStore({ url: PG_URL, schema, max: 4 });
-  const core = createRelay({
-    config: resolveConfig({ dataDir: dir, verifyThreads: 0, ...config }),
-    store,
-    seed: seedOf(`relay ${dir}`),
-  });
-  const caller = new Caller(async (path, init) => core.app.request(path, init));
-  return {
-    core,
-    caller,
-    dir,
-    async close() {
-      await core.close();
-      if (kind === 'postgres') await dropSchema(schema);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+/** Signatures are checked inline (no worker thread per relay). */
+const inline = { verifyThreads: 0 };
 
 /** The raw text of an append answer (for byte comparisons) and its parsed body. */
 async function appendRaw(r: TestRelay, env: SignedEnvelope): Promise<{ status: number; text: string }> {
@@ -84,7 +53,7 @@ describe.each(kinds)('%s', (kind) => {
   let bNegotiator: TestDevice;
 
   beforeAll(async () => {
-    r = await relayOn(kind);
+    r = await testRelay(kind, inline);
     A = makeParty('A');
     B = makeParty('B');
     aAdmin = makeDevice(A, 'a-admin', 'admin');
@@ -273,7 +242,7 @@ describe.each(kinds)('%s', (kind) => {
   describe('entry pages are capped in bytes', () => {
     let small: TestRelay;
     beforeAll(async () => {
-      small = await relayOn(kind, { limits: { pageBytes: 6000 } });
+      small = await testRelay(kind, { ...inline, limits: { pageBytes: 6000 } });
       await small.caller.publishParty(A, [aAdmin, aStaff]);
       await small.caller.publishParty(B, [bPrincipal, bNegotiator]);
     });
@@ -334,7 +303,7 @@ describe.each(kinds)('%s', (kind) => {
 
   describe('in-flight envelope bytes are capped', () => {
     it('answers 503 RELAY_BUSY (retryable) beyond limits.inFlightBytes, and loses no accepted append', async () => {
-      const busy = await relayOn(kind, { limits: { inFlightBytes: 64 * 1024 } });
+      const busy = await testRelay(kind, { ...inline, limits: { inFlightBytes: 64 * 1024 } });
       try {
         await busy.caller.publishParty(A, [aAdmin, aStaff]);
         const ch = newChannel();

@@ -192,7 +192,7 @@ describe('membership and device status are re-checked while subscribed', () => {
   });
 
   it('a revocation this hub never heard of (another node wrote it) ends delivery within ws.revalidateMs', async () => {
-    inproc = testRelay({ ws: { revalidateMs: 100 } });
+    inproc = await testRelay('sqlite', { ws: { revalidateMs: 100 } });
     const A = makeParty('A');
     const a = makeDevice(A, 'a', 'admin');
     const a2 = makeDevice(A, 'a2', 'staff');

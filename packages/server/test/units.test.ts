@@ -328,7 +328,7 @@ describe('replay cache and rate limiter', () => {
 
 describe('group commit', () => {
   it('writes concurrent appends in few batches with contiguous seqs, one checkpoint per batch', async () => {
-    const r = testRelay();
+    const r = await testRelay();
     const P = makeParty('P');
     const d = makeDevice(P, 'd', 'admin');
     await r.caller.publishParty(P, [d]);

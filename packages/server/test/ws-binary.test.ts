@@ -109,7 +109,7 @@ const errorFor = (sock: FakeSocket, id: number) =>
 
 describe('WebSocket binary send', () => {
   it('appends pipelined binary sends and answers each with a binary ack that verifies', async () => {
-    r = testRelay();
+    r = await testRelay();
     const A = makeParty('A');
     const a = makeDevice(A, 'a', 'admin');
     const a2 = makeDevice(A, 'a2', 'staff');
@@ -143,7 +143,7 @@ describe('WebSocket binary send', () => {
   });
 
   it('signs receipts per channel: receipts sharing a signature all name one channel', async () => {
-    r = testRelay();
+    r = await testRelay();
     const A = makeParty('A');
     const a = makeDevice(A, 'a', 'admin');
     await r.caller.publishParty(A, [a]);
@@ -171,7 +171,7 @@ describe('WebSocket binary send', () => {
   });
 
   it('answers the same typed errors as HTTP, by id, as text frames', async () => {
-    r = testRelay();
+    r = await testRelay();
     const A = makeParty('A');
     const a = makeDevice(A, 'a', 'admin');
     const b = makeDevice(A, 'b', 'staff');
@@ -213,7 +213,7 @@ describe('WebSocket binary send', () => {
   });
 
   it('streams entries as binary frames to a binary subscription, catch-up and live, as text to the others', async () => {
-    r = testRelay();
+    r = await testRelay();
     const A = makeParty('A');
     const a = makeDevice(A, 'a', 'admin');
     const a2 = makeDevice(A, 'a2', 'staff');
@@ -252,7 +252,7 @@ describe('WebSocket binary send', () => {
   });
 
   it('refuses a binary frame above the frame cap', async () => {
-    r = testRelay({ limits: { wsFrameBytes: 2_000 } });
+    r = await testRelay('sqlite', { limits: { wsFrameBytes: 2_000 } });
     const A = makeParty('A');
     const a = makeDevice(A, 'a', 'admin');
     await r.caller.publishParty(A, [a]);

@@ -6,7 +6,8 @@ import { openPostgresStore } from '../../src/store/postgres/pg-store.ts';
 import { dropSchema, PG_URL, servicesUp, uniqueName } from '../services.ts';
 import { storeContract } from './store.contract.ts';
 import postgres from 'postgres';
-import type { ChannelId } from '@backchannel/protocol';
+import type { ChannelId, PartyId } from '@backchannel/protocol';
+import type { CardRecord } from '../../src/store/store.ts';
 
 const up = await servicesUp('contract/postgres.test.ts', ['postgres']);
 const schemas: string[] = [];
@@ -98,6 +99,95 @@ describe.skipIf(!up)('postgres', () => {
       await Promise.all([first, second]);
       expect(order).toEqual(['a in', 'unrelated', 'a out', 'b in']);
       await Promise.all([a.close(), b.close()]);
+    });
+
+    describe('a transaction whose connection is lost', () => {
+      /** A trigger that ends its own connection (as a crash or restart of PostgreSQL would) when `when` holds. */
+      async function killConnectionOn(schema: string, table: string, when: string): Promise<void> {
+        const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });
+        await sql.unsafe(`
+          CREATE FUNCTION "${schema}".kill_connection() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            IF ${when} THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+            RETURN NEW;
+          END $$;
+          CREATE TRIGGER kill_connection BEFORE INSERT ON "${schema}".${table}
+            FOR EACH ROW EXECUTE FUNCTION "${schema}".kill_connection();`);
+        await sql.end({ timeout: 1 });
+      }
+
+      const card = (party: string): CardRecord => ({
+        party: party as PartyId,
+        rootPublicKey: new Uint8Array(32),
+        card: new Uint8Array(8),
+        issuedAt: 1,
+      });
+
+      async function until(done: () => boolean, what: string): Promise<void> {
+        const limit = Date.now() + 3_000;
+        while (!done()) {
+          if (Date.now() > limit) throw new Error(`${what} within 3 s`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+
+      it('ends: fn’s later statements are refused and never sent, on that connection or its next session', async () => {
+        const schema = uniqueName('bc_lost');
+        schemas.push(schema);
+        // One connection: the one lost is the one the next transaction reconnects.
+        const store = await openPostgresStore({ url: PG_URL, schema, max: 1 });
+        await killConnectionOn(schema, 'parties', "NEW.party = 'p_kill'");
+        let later: unknown;
+        let ended = false;
+        const write = store.write(async (tx) => {
+          try {
+            await tx.putCard(card('p_kill'));
+          } catch {
+            // Going on regardless, as a callback that handles its errors would.
+          }
+          await new Promise((r) => setTimeout(r, 200));
+          later = await tx.putCard(card('p_after_loss')).then(
+            () => 'sent',
+            (e: unknown) => e,
+          );
+          ended = true;
+        });
+        await expect(write).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+        await until(() => ended, 'fn did not end');
+        expect(later).toBeInstanceOf(Error);
+        // The store goes on, and nothing fn asked for after the loss was written anywhere.
+        await store.write((tx) => tx.putCard(card('p_next')));
+        expect(await store.read((tx) => tx.getCard('p_next' as PartyId))).toBeDefined();
+        expect(await store.read((tx) => tx.getCard('p_after_loss' as PartyId))).toBeUndefined();
+        await store.close();
+      });
+
+      it('lost mid-pipeline: fn ends, and the next transaction on the reopened connection goes through', async () => {
+        const schema = uniqueName('bc_lost');
+        schemas.push(schema);
+        const store = await openPostgresStore({ url: PG_URL, schema, max: 1 });
+        await killConnectionOn(schema, 'checkpoints', 'NEW.size = 0');
+        const channel = 'c_lost' as ChannelId;
+        let ended = false;
+        const write = store.write(async (tx) => {
+          try {
+            await tx.lockChannels([channel]);
+            // More statements than postgres.js pipelines at once: the rest wait in its queue.
+            for (let size = 0; size < 300; size++)
+              await tx.putCheckpoint(channel, { size, note: 'n', issuedAt: 1 });
+            await tx.getChannel(channel);
+          } finally {
+            ended = true;
+          }
+        });
+        await expect(write).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+        await until(() => ended, 'fn did not end');
+        // Its only connection is reopened for this one (postgres.js reports the lost session's error there).
+        await store.write((tx) => tx.putCheckpoint(channel, { size: 1, note: 'after', issuedAt: 2 }));
+        const kept = await store.read((tx) => tx.getCheckpoint(channel));
+        expect(kept).toMatchObject({ size: 1, note: 'after' });
+        await store.close();
+      });
     });
 
     it('turns an unreachable database into STORE_UNAVAILABLE', async () => {

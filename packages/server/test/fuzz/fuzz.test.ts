@@ -38,8 +38,8 @@ describe('relay inputs under fuzzing (short run; `npm run fuzz` for the long one
 
 describe('regressions found by fuzzing', () => {
   let r: TestRelay;
-  beforeAll(() => {
-    r = testRelay();
+  beforeAll(async () => {
+    r = await testRelay();
   });
   afterAll(() => r.close());
 

@@ -26,7 +26,7 @@ import type {
   Store,
   WriteTx,
 } from '../store.ts';
-import { isTransientPgError, storeUnavailable } from './pg-errors.ts';
+import { isTransientPgError, STORE_RETRY_AFTER_MS, storeUnavailable } from './pg-errors.ts';
 import { entriesThatFit } from '../store.ts';
 import { migratePostgres } from './pg-migrate.ts';
 import {
@@ -108,10 +108,26 @@ interface PendingNode {
 /** Rows per multi-row INSERT (PostgreSQL allows 65,535 parameters per statement). */
 const INSERT_CHUNK = 1000;
 
+/** A statement asked for once the transaction is over (committed, rolled back or lost). */
+function transactionOver(): RelayError {
+  return new RelayError('STORE_UNAVAILABLE', 'the database transaction has ended; retry', {
+    retryAfterMs: STORE_RETRY_AFTER_MS,
+  });
+}
+
+/**
+ * One transaction. Its first failed statement fails it: every later call throws that error and
+ * sends nothing (PostgreSQL would refuse the statements anyway, 25P02). Once the transaction is
+ * over — begin() settled, which it does without waiting for fn when the connection is lost —
+ * nothing more is sent either, and a statement still waiting is given up: postgres.js 3.4 leaves
+ * statements queued on a lost connection pending forever, and writes one sent after the loss to a
+ * null socket (an uncaught TypeError that ends the process) or to the next session of that
+ * connection.
+ */
 class PgTx implements WriteTx {
   readonly #raw: TxSql;
   /** Writes whose result nobody waits for, sent (pipelined, in order) at the next flush. */
-  #deferred: Array<() => PromiseLike<unknown>> = [];
+  #deferred: Array<(sql: TxSql) => PromiseLike<unknown>> = [];
   #entries: PendingEntry[] = [];
   #nodes: PendingNode[] = [];
   /** msgId → seq of buffered entries, per channel (findMessage must see them). */
@@ -120,18 +136,71 @@ class PgTx implements WriteTx {
   readonly #aheadHeads = new Map<ChannelId, ChannelHead | undefined>();
   /** msgIds looked up with the channel locks, per channel, and what was found. */
   readonly #aheadMsgs = new Map<ChannelId, { asked: Set<string>; found: Map<string, MessageRef> }>();
+  /** The first statement that failed (boxed: any value can be thrown). */
+  #failure: { error: unknown } | undefined;
+  #over = false;
+  /** Rejects once the transaction is over: statements still waiting are given up. */
+  readonly #ended: Promise<never>;
+  #end!: (e: unknown) => void;
 
   constructor(sql: TxSql) {
     this.#raw = sql;
+    this.#ended = new Promise<never>((_, reject) => {
+      this.#end = reject;
+    });
+    this.#ended.catch(() => {});
   }
 
-  /** The connection, once every buffered write is on its way (statements run in order). */
-  async #q(): Promise<TxSql> {
+  /**
+   * Runs fn as the body of begin(). If the transaction ended while fn ran (its connection was
+   * lost), the answer is never given: postgres.js would send COMMIT or ROLLBACK on a connection
+   * that is gone (begin() has already rejected, so nobody waits for it).
+   */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    let out: { ok: true; value: T } | { ok: false; error: unknown };
+    try {
+      out = { ok: true, value: await fn() };
+    } catch (error) {
+      out = { ok: false, error };
+    }
+    // A lost connection is reported by the socket's close event, which may come after its
+    // statements failed: let pending I/O be seen before ROLLBACK is sent.
+    if (!out.ok || this.#failure !== undefined) await new Promise((r) => setImmediate(r));
+    if (this.#over) return new Promise<T>(() => {});
+    if (!out.ok) throw out.error;
+    return out.value;
+  }
+
+  /** The transaction is over (begin() settled): nothing more is sent. */
+  end(): void {
+    if (this.#over) return;
+    this.#over = true;
+    this.#end(transactionOver());
+  }
+
+  #refuseIfDone(): void {
+    if (this.#failure !== undefined) throw this.#failure.error;
+    if (this.#over) throw transactionOver();
+  }
+
+  /** Sends statements, unless the transaction failed or is over; records a failure. */
+  async #send<T>(statements: (sql: TxSql) => PromiseLike<T>): Promise<T> {
+    this.#refuseIfDone();
+    try {
+      return await Promise.race([statements(this.#raw), this.#ended]);
+    } catch (e) {
+      this.#failure ??= { error: e };
+      throw e;
+    }
+  }
+
+  /** Sends statements once every buffered write is on its way (statements run in order). */
+  async #run<T>(statements: (sql: TxSql) => PromiseLike<T>): Promise<T> {
     await this.flush();
-    return this.#raw;
+    return this.#send(statements);
   }
 
-  #defer(make: () => PromiseLike<unknown>): void {
+  #defer(make: (sql: TxSql) => PromiseLike<unknown>): void {
     this.#deferred.push(make);
   }
 
@@ -145,30 +214,34 @@ class PgTx implements WriteTx {
     this.#entries = [];
     this.#nodes = [];
     this.#pendingMsg.clear();
-    const sql = this.#raw;
-    const work: PromiseLike<unknown>[] = deferred.map((make) => make());
-    for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
-      const rows = entries.slice(i, i + INSERT_CHUNK);
-      work.push(
-        sql`INSERT INTO entries ${sql(rows, 'channel', 'seq', 'msg_id', 'sender', 'envelope_hash', 'received_at', 'entry')}`,
-      );
-    }
-    for (let i = 0; i < nodes.length; i += INSERT_CHUNK) {
-      const rows = nodes.slice(i, i + INSERT_CHUNK);
-      work.push(
-        sql`INSERT INTO nodes ${sql(rows, 'channel', 'level', 'idx', 'hash')}
-            ON CONFLICT (channel, level, idx) DO UPDATE SET hash = excluded.hash`,
-      );
-    }
-    // Pipelined on the transaction's connection; wait for all so none is left unobserved.
-    const results = await Promise.allSettled(work);
-    for (const r of results) if (r.status === 'rejected') throw r.reason;
+    await this.#send(async (sql) => {
+      const work: PromiseLike<unknown>[] = deferred.map((make) => make(sql));
+      for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
+        const rows = entries.slice(i, i + INSERT_CHUNK);
+        work.push(
+          sql`INSERT INTO entries ${sql(rows, 'channel', 'seq', 'msg_id', 'sender', 'envelope_hash', 'received_at', 'entry')}`,
+        );
+      }
+      for (let i = 0; i < nodes.length; i += INSERT_CHUNK) {
+        const rows = nodes.slice(i, i + INSERT_CHUNK);
+        work.push(
+          sql`INSERT INTO nodes ${sql(rows, 'channel', 'level', 'idx', 'hash')}
+              ON CONFLICT (channel, level, idx) DO UPDATE SET hash = excluded.hash`,
+        );
+      }
+      // Pipelined on the transaction's connection; wait for all so none is left unobserved.
+      const results = await Promise.allSettled(work);
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
+    });
   }
 
   async getCard(party: PartyId): Promise<CardRecord | undefined> {
-    const [r] = await (await this.#q())<
-      { party: string; root_public_key: Uint8Array; card: Uint8Array; issued_at: number }[]
-    >`SELECT party, root_public_key, card, issued_at FROM parties WHERE party = ${party}`;
+    const [r] = await this.#run(
+      (sql) =>
+        sql<
+          { party: string; root_public_key: Uint8Array; card: Uint8Array; issued_at: number }[]
+        >`SELECT party, root_public_key, card, issued_at FROM parties WHERE party = ${party}`,
+    );
     if (r === undefined) return undefined;
     return {
       party: r.party as PartyId,
@@ -179,21 +252,24 @@ class PgTx implements WriteTx {
   }
 
   async getDevice(device: DeviceId): Promise<DeviceRecord | undefined> {
-    const [r] = await (await this.#q())<DeviceRow[]>`SELECT * FROM devices WHERE device = ${device}`;
+    const [r] = await this.#run((sql) => sql<DeviceRow[]>`SELECT * FROM devices WHERE device = ${device}`);
     return r === undefined ? undefined : toDevice(r);
   }
 
   async listDevices(party: PartyId): Promise<DeviceRecord[]> {
-    const rows = await (await this.#q())<
-      DeviceRow[]
-    >`SELECT * FROM devices WHERE party = ${party} ORDER BY device`;
+    const rows = await this.#run(
+      (sql) => sql<DeviceRow[]>`SELECT * FROM devices WHERE party = ${party} ORDER BY device`,
+    );
     return rows.map(toDevice);
   }
 
   async listRevocations(party: PartyId): Promise<RevocationRecord[]> {
-    const rows = await (await this.#q())<
-      { device: string; party: string; revoked_at: number; revocation: Uint8Array }[]
-    >`SELECT device, party, revoked_at, revocation FROM revocations WHERE party = ${party} ORDER BY device`;
+    const rows = await this.#run(
+      (sql) =>
+        sql<
+          { device: string; party: string; revoked_at: number; revocation: Uint8Array }[]
+        >`SELECT device, party, revoked_at, revocation FROM revocations WHERE party = ${party} ORDER BY device`,
+    );
     return rows.map((r) => ({
       device: r.device as DeviceId,
       party: r.party as PartyId,
@@ -203,9 +279,11 @@ class PgTx implements WriteTx {
   }
 
   async countKeyPackages(device: DeviceId): Promise<{ oneTime: number; lastResort: boolean }> {
-    const [r] = await (await this.#q())<{ one_time: number; last_resort: boolean }[]>`
+    const [r] = await this.#run(
+      (sql) => sql<{ one_time: number; last_resort: boolean }[]>`
       SELECT count(*) FILTER (WHERE NOT last_resort) AS one_time, COALESCE(bool_or(last_resort), false) AS last_resort
-      FROM key_packages WHERE device = ${device}`;
+      FROM key_packages WHERE device = ${device}`,
+    );
     return { oneTime: r?.one_time ?? 0, lastResort: r?.last_resort ?? false };
   }
 
@@ -215,29 +293,37 @@ class PgTx implements WriteTx {
       this.#aheadHeads.delete(channel);
       return head;
     }
-    const [r] = await (await this.#q())<HeadRow[]>`
-      SELECT channel, epoch, size, frontier, last_at, created_at FROM channels WHERE channel = ${channel}`;
+    const [r] = await this.#run(
+      (sql) => sql<HeadRow[]>`
+      SELECT channel, epoch, size, frontier, last_at, created_at FROM channels WHERE channel = ${channel}`,
+    );
     return r === undefined ? undefined : toHead(r);
   }
 
   async getMember(channel: ChannelId, device: DeviceId): Promise<MemberRecord | undefined> {
-    const [r] = await (await this.#q())<MemberRow[]>`
-      SELECT device, party, added_seq, removed_seq FROM members WHERE channel = ${channel} AND device = ${device}`;
+    const [r] = await this.#run(
+      (sql) => sql<MemberRow[]>`
+      SELECT device, party, added_seq, removed_seq FROM members WHERE channel = ${channel} AND device = ${device}`,
+    );
     return r === undefined ? undefined : toMember(channel, r);
   }
 
   async listMembers(channel: ChannelId): Promise<MemberRecord[]> {
-    const rows = await (await this.#q())<MemberRow[]>`
+    const rows = await this.#run(
+      (sql) => sql<MemberRow[]>`
       SELECT device, party, added_seq, removed_seq FROM members WHERE channel = ${channel}
-      ORDER BY added_seq, device`;
+      ORDER BY added_seq, device`,
+    );
     return rows.map((r) => toMember(channel, r));
   }
 
   async findMessage(channel: ChannelId, msgId: string): Promise<MessageRef | undefined> {
     const p = this.#pendingMsg.get(`${channel}\n${msgId}`);
     if (p !== undefined) return { seq: p.seq, envelopeHash: p.envelope_hash, receivedAt: p.received_at };
-    const [r] = await (await this.#q())<{ seq: number; envelope_hash: Uint8Array; received_at: number }[]>`
-      SELECT seq, envelope_hash, received_at FROM entries WHERE channel = ${channel} AND msg_id = ${msgId}`;
+    const [r] = await this.#run(
+      (sql) => sql<{ seq: number; envelope_hash: Uint8Array; received_at: number }[]>`
+      SELECT seq, envelope_hash, received_at FROM entries WHERE channel = ${channel} AND msg_id = ${msgId}`,
+    );
     return r === undefined
       ? undefined
       : { seq: r.seq, envelopeHash: bytes(r.envelope_hash), receivedAt: r.received_at };
@@ -258,11 +344,11 @@ class PgTx implements WriteTx {
       } else ask.push(id);
     }
     if (ask.length === 0) return out;
-    const rows = await (await this.#q())<
-      { msg_id: string; seq: number; envelope_hash: Uint8Array; received_at: number }[]
-    >`
+    const rows = await this.#run(
+      (sql) => sql<{ msg_id: string; seq: number; envelope_hash: Uint8Array; received_at: number }[]>`
       SELECT msg_id, seq, envelope_hash, received_at FROM entries
-      WHERE channel = ${channel} AND msg_id = ANY(${ask}::text[])`;
+      WHERE channel = ${channel} AND msg_id = ANY(${ask}::text[])`,
+    );
     for (const r of rows) {
       out.set(r.msg_id, { seq: r.seq, envelopeHash: bytes(r.envelope_hash), receivedAt: r.received_at });
     }
@@ -281,18 +367,22 @@ class PgTx implements WriteTx {
     let n = limit;
     if (maxBytes !== undefined) {
       // The sizes first (octet_length reads no entry bytes), then only the entries that fit.
-      const sizes = await (await this.#q())<{ n: number }[]>`
+      const sizes = await this.#run(
+        (sql) => sql<{ n: number }[]>`
         SELECT octet_length(entry) AS n FROM entries
-        WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${limit}`;
+        WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${limit}`,
+      );
       n = entriesThatFit(
         sizes.map((s) => s.n),
         maxBytes,
       );
       if (n === 0) return [];
     }
-    const rows = await (await this.#q())<EntryRow[]>`
+    const rows = await this.#run(
+      (sql) => sql<EntryRow[]>`
       SELECT seq, msg_id, sender, envelope_hash, received_at, entry FROM entries
-      WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${n}`;
+      WHERE channel = ${channel} AND seq >= ${from} AND seq < ${end} ORDER BY seq LIMIT ${n}`,
+    );
     return rows.map(toEntry);
   }
 
@@ -300,10 +390,12 @@ class PgTx implements WriteTx {
     if (refs.length === 0) return [];
     const levels = refs.map((r) => r.level);
     const idxs = refs.map((r) => r.index);
-    const rows = await (await this.#q())<{ level: number; idx: number; hash: Uint8Array }[]>`
+    const rows = await this.#run(
+      (sql) => sql<{ level: number; idx: number; hash: Uint8Array }[]>`
       SELECT n.level, n.idx, n.hash FROM nodes n
       JOIN unnest(${levels}::int[], ${idxs}::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx
-      WHERE n.channel = ${channel}`;
+      WHERE n.channel = ${channel}`,
+    );
     const got = new Map(rows.map((r) => [`${r.level}:${r.idx}`, r.hash] as const));
     return refs.map((r) => {
       const h = got.get(`${r.level}:${r.index}`);
@@ -315,13 +407,19 @@ class PgTx implements WriteTx {
   async getCheckpoint(channel: ChannelId, size?: number): Promise<CheckpointRecord | undefined> {
     const [r] =
       size === undefined
-        ? await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
-            SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} ORDER BY size DESC LIMIT 1`
-        : await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
-            SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} AND size = ${size}`;
+        ? await this.#run(
+            (sql) => sql<{ size: number; note: string; issued_at: number }[]>`
+            SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} ORDER BY size DESC LIMIT 1`,
+          )
+        : await this.#run(
+            (sql) => sql<{ size: number; note: string; issued_at: number }[]>`
+            SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} AND size = ${size}`,
+          );
     if (r === undefined) return undefined;
-    const lines = await (await this.#q())<{ line: string }[]>`
-      SELECT line FROM cosignatures WHERE channel = ${channel} AND size = ${r.size} ORDER BY line COLLATE "C"`;
+    const lines = await this.#run(
+      (sql) => sql<{ line: string }[]>`
+      SELECT line FROM cosignatures WHERE channel = ${channel} AND size = ${r.size} ORDER BY line COLLATE "C"`,
+    );
     return { size: r.size, note: r.note, issuedAt: r.issued_at, cosignatures: lines.map((l) => l.line) };
   }
 
@@ -329,19 +427,21 @@ class PgTx implements WriteTx {
     channel: ChannelId,
     seq: number,
   ): Promise<Omit<CheckpointRecord, 'cosignatures'> | undefined> {
-    const [r] = await (await this.#q())<{ size: number; note: string; issued_at: number }[]>`
+    const [r] = await this.#run(
+      (sql) => sql<{ size: number; note: string; issued_at: number }[]>`
       SELECT size, note, issued_at FROM checkpoints WHERE channel = ${channel} AND size > ${seq}
-      ORDER BY size LIMIT 1`;
+      ORDER BY size LIMIT 1`,
+    );
     return r === undefined ? undefined : { size: r.size, note: r.note, issuedAt: r.issued_at };
   }
 
   async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
-    const rows = await (await this.#q())<
-      { cursor: number; channel: string; seq: number; entry: Uint8Array }[]
-    >`
+    const rows = await this.#run(
+      (sql) => sql<{ cursor: number; channel: string; seq: number; entry: Uint8Array }[]>`
       SELECT i.cursor, i.channel, i.seq, e.entry FROM inbox i
         JOIN entries e ON e.channel = i.channel AND e.seq = i.seq
-      WHERE i.party = ${party} AND i.cursor > ${after} ORDER BY i.cursor LIMIT ${limit}`;
+      WHERE i.party = ${party} AND i.cursor > ${after} ORDER BY i.cursor LIMIT ${limit}`,
+    );
     return rows.map((r) => ({
       cursor: r.cursor,
       channel: r.channel as ChannelId,
@@ -357,31 +457,33 @@ class PgTx implements WriteTx {
     readAhead?: ReadonlyMap<ChannelId, readonly string[]>,
   ): Promise<void> {
     if (channels.length === 0) return;
-    const sql = await this.#q();
     const list = [...channels];
-    // One global order (by lock key), so two nodes' batches never wait on each other in a cycle.
-    const lock = sql`
-      SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':channel'), k)
-      FROM (SELECT DISTINCT hashtext(c) AS k FROM unnest(${list}::text[]) AS c ORDER BY k) AS keys`;
-    // Pipelined behind the lock on the same connection: under READ COMMITTED each statement
-    // takes its snapshot when it starts, i.e. once the lock is held, so these see the latest commit.
-    const heads = sql<HeadRow[]>`
-      SELECT channel, epoch, size, frontier, last_at, created_at FROM channels
-      WHERE channel = ANY(${list}::text[])`;
     const pairs: Array<[string, string]> = [];
     for (const [c, ids] of readAhead ?? []) for (const id of ids) pairs.push([c, id]);
-    const msgs = sql<AheadRow[]>`
-      SELECT e.channel, e.msg_id, e.seq, e.envelope_hash, e.received_at FROM entries e
-      JOIN unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]) AS w(channel, msg_id)
-        ON e.channel = w.channel AND e.msg_id = w.msg_id`;
-    const [l, h, m] = await Promise.allSettled([lock, heads, msgs]);
-    if (l.status === 'rejected') throw l.reason;
-    if (h.status === 'rejected') throw h.reason;
-    if (m.status === 'rejected') throw m.reason;
+    const [heads, msgs] = await this.#run(async (sql) => {
+      // One global order (by lock key), so two nodes' batches never wait on each other in a cycle.
+      const lock = sql`
+        SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':channel'), k)
+        FROM (SELECT DISTINCT hashtext(c) AS k FROM unnest(${list}::text[]) AS c ORDER BY k) AS keys`;
+      // Pipelined behind the lock on the same connection: under READ COMMITTED each statement
+      // takes its snapshot when it starts, i.e. once the lock is held, so these see the latest commit.
+      const heads = sql<HeadRow[]>`
+        SELECT channel, epoch, size, frontier, last_at, created_at FROM channels
+        WHERE channel = ANY(${list}::text[])`;
+      const msgs = sql<AheadRow[]>`
+        SELECT e.channel, e.msg_id, e.seq, e.envelope_hash, e.received_at FROM entries e
+        JOIN unnest(${pairs.map((p) => p[0])}::text[], ${pairs.map((p) => p[1])}::text[]) AS w(channel, msg_id)
+          ON e.channel = w.channel AND e.msg_id = w.msg_id`;
+      const [l, h, m] = await Promise.allSettled([lock, heads, msgs]);
+      if (l.status === 'rejected') throw l.reason;
+      if (h.status === 'rejected') throw h.reason;
+      if (m.status === 'rejected') throw m.reason;
+      return [h.value, m.value] as const;
+    });
     for (const c of list) this.#aheadHeads.set(c, undefined);
-    for (const r of h.value) this.#aheadHeads.set(r.channel as ChannelId, toHead(r));
+    for (const r of heads) this.#aheadHeads.set(r.channel as ChannelId, toHead(r));
     for (const [c, ids] of readAhead ?? []) this.#aheadMsgs.set(c, { asked: new Set(ids), found: new Map() });
-    for (const r of m.value) {
+    for (const r of msgs) {
       this.#aheadMsgs.get(r.channel as ChannelId)?.found.set(r.msg_id, {
         seq: r.seq,
         envelopeHash: bytes(r.envelope_hash),
@@ -391,31 +493,39 @@ class PgTx implements WriteTx {
   }
 
   async putCard(rec: CardRecord): Promise<void> {
-    await (await this.#q())`
+    await this.#run(
+      (sql) => sql`
       INSERT INTO parties (party, root_public_key, card, issued_at)
       VALUES (${rec.party}, ${rec.rootPublicKey}, ${rec.card}, ${rec.issuedAt})
-      ON CONFLICT (party) DO UPDATE SET card = excluded.card, issued_at = excluded.issued_at`;
+      ON CONFLICT (party) DO UPDATE SET card = excluded.card, issued_at = excluded.issued_at`,
+    );
   }
 
   async putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void> {
-    await (await this.#q())`
+    await this.#run(
+      (sql) => sql`
       INSERT INTO devices (device, party, public_key, role, not_before, not_after, certificate, revoked_at)
       VALUES (${rec.device}, ${rec.party}, ${rec.publicKey}, ${rec.role}, ${rec.notBefore}, ${rec.notAfter},
               ${rec.certificate}, (SELECT revoked_at FROM revocations WHERE device = ${rec.device} AND party = ${rec.party}))
       ON CONFLICT (device) DO UPDATE SET role = excluded.role, not_before = excluded.not_before,
-        not_after = excluded.not_after, certificate = excluded.certificate`;
+        not_after = excluded.not_after, certificate = excluded.certificate`,
+    );
   }
 
   async putRevocation(rec: RevocationRecord): Promise<void> {
-    await (await this.#q())`
+    await this.#run(
+      (sql) => sql`
       INSERT INTO revocations (device, party, revoked_at, revocation)
       VALUES (${rec.device}, ${rec.party}, ${rec.revokedAt}, ${rec.revocation})
       ON CONFLICT (device, party) DO UPDATE SET revoked_at = excluded.revoked_at, revocation = excluded.revocation
-      WHERE excluded.revoked_at < revocations.revoked_at`;
-    await (await this.#q())`
+      WHERE excluded.revoked_at < revocations.revoked_at`,
+    );
+    await this.#run(
+      (sql) => sql`
       UPDATE devices SET revoked_at = ${rec.revokedAt}
       WHERE device = ${rec.device} AND party = ${rec.party}
-        AND (revoked_at IS NULL OR revoked_at > ${rec.revokedAt})`;
+        AND (revoked_at IS NULL OR revoked_at > ${rec.revokedAt})`,
+    );
   }
 
   async addKeyPackages(
@@ -423,27 +533,35 @@ class PgTx implements WriteTx {
     oneTime: readonly Uint8Array[],
     lastResort?: Uint8Array,
   ): Promise<void> {
-    const sql = await this.#q();
     if (oneTime.length > 0) {
       const rows = oneTime.map((kp) => ({ device, last_resort: false, key_package: kp }));
-      await sql`INSERT INTO key_packages ${sql(rows, 'device', 'last_resort', 'key_package')}`;
+      await this.#run(
+        (sql) => sql`INSERT INTO key_packages ${sql(rows, 'device', 'last_resort', 'key_package')}`,
+      );
     }
     if (lastResort !== undefined) {
-      await sql`DELETE FROM key_packages WHERE device = ${device} AND last_resort`;
-      await sql`INSERT INTO key_packages (device, last_resort, key_package) VALUES (${device}, true, ${lastResort})`;
+      await this.#run((sql) => sql`DELETE FROM key_packages WHERE device = ${device} AND last_resort`);
+      await this.#run(
+        (sql) =>
+          sql`INSERT INTO key_packages (device, last_resort, key_package) VALUES (${device}, true, ${lastResort})`,
+      );
     }
   }
 
   async takeKeyPackage(device: DeviceId): Promise<ClaimedPackage | undefined> {
     // SKIP LOCKED: two nodes claiming at once get two different one-time packages.
-    const [one] = await (await this.#q())<{ key_package: Uint8Array }[]>`
+    const [one] = await this.#run(
+      (sql) => sql<{ key_package: Uint8Array }[]>`
       DELETE FROM key_packages WHERE id = (
         SELECT id FROM key_packages WHERE device = ${device} AND NOT last_resort
         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-      RETURNING key_package`;
+      RETURNING key_package`,
+    );
     if (one !== undefined) return { keyPackage: bytes(one.key_package), lastResort: false };
-    const [last] = await (await this.#q())<{ key_package: Uint8Array }[]>`
-      SELECT key_package FROM key_packages WHERE device = ${device} AND last_resort LIMIT 1`;
+    const [last] = await this.#run(
+      (sql) => sql<{ key_package: Uint8Array }[]>`
+      SELECT key_package FROM key_packages WHERE device = ${device} AND last_resort LIMIT 1`,
+    );
     return last === undefined ? undefined : { keyPackage: bytes(last.key_package), lastResort: true };
   }
 
@@ -451,7 +569,7 @@ class PgTx implements WriteTx {
     this.#aheadHeads.delete(head.channel);
     const frontier = encodeFrontier(head.frontier);
     this.#defer(
-      () => this.#raw`
+      (sql) => sql`
       INSERT INTO channels (channel, epoch, size, frontier, last_at, created_at)
       VALUES (${head.channel}, ${head.epoch}, ${head.size}, ${frontier}, ${head.lastAt}, ${head.createdAt})
       ON CONFLICT (channel) DO UPDATE SET epoch = excluded.epoch, size = excluded.size,
@@ -461,7 +579,7 @@ class PgTx implements WriteTx {
 
   async putMember(rec: MemberRecord): Promise<void> {
     this.#defer(
-      () => this.#raw`
+      (sql) => sql`
       INSERT INTO members (channel, device, party, added_seq, removed_seq)
       VALUES (${rec.channel}, ${rec.device}, ${rec.party}, ${rec.addedSeq}, ${rec.removedSeq ?? null})
       ON CONFLICT (channel, device) DO UPDATE SET party = excluded.party, added_seq = excluded.added_seq,
@@ -497,7 +615,7 @@ class PgTx implements WriteTx {
 
   async putCheckpoint(channel: ChannelId, rec: Omit<CheckpointRecord, 'cosignatures'>): Promise<void> {
     this.#defer(
-      () => this.#raw`
+      (sql) => sql`
       INSERT INTO checkpoints (channel, size, note, issued_at)
       VALUES (${channel}, ${rec.size}, ${rec.note}, ${rec.issuedAt})
       ON CONFLICT (channel, size) DO UPDATE SET note = excluded.note, issued_at = excluded.issued_at`,
@@ -505,29 +623,37 @@ class PgTx implements WriteTx {
   }
 
   async lockCheckpoint(channel: ChannelId, size: number): Promise<void> {
-    await (await this.#q())`
-      SELECT 1 FROM checkpoints WHERE channel = ${channel} AND size = ${size} FOR UPDATE`;
+    await this.#run(
+      (sql) => sql`
+      SELECT 1 FROM checkpoints WHERE channel = ${channel} AND size = ${size} FOR UPDATE`,
+    );
   }
 
   async countCosignatures(channel: ChannelId, size: number, party: PartyId): Promise<number> {
-    const [r] = await (await this.#q())<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM cosignatures WHERE channel = ${channel} AND size = ${size} AND party = ${party}`;
+    const [r] = await this.#run(
+      (sql) => sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM cosignatures WHERE channel = ${channel} AND size = ${size} AND party = ${party}`,
+    );
     return r?.n ?? 0;
   }
 
   async addCosignature(channel: ChannelId, size: number, line: string, party: PartyId): Promise<boolean> {
-    const r = await (await this.#q())`
+    const r = await this.#run(
+      (sql) => sql`
       INSERT INTO cosignatures (channel, size, line, party) VALUES (${channel}, ${size}, ${line}, ${party})
-      ON CONFLICT DO NOTHING`;
+      ON CONFLICT DO NOTHING`,
+    );
     return r.count === 1;
   }
 
   async addInboxItem(party: PartyId, channel: ChannelId, seq: number): Promise<number> {
     // Cursors must grow in commit order (a reader resumes after the last cursor it saw): one
     // transaction at a time takes them. Channel locks are all taken before this one.
-    await (await this.#q())`SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':inbox'), 0)`;
-    const [r] = await (await this.#q())<{ cursor: number }[]>`
-      INSERT INTO inbox (party, channel, seq) VALUES (${party}, ${channel}, ${seq}) RETURNING cursor`;
+    await this.#run((sql) => sql`SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':inbox'), 0)`);
+    const [r] = await this.#run(
+      (sql) => sql<{ cursor: number }[]>`
+      INSERT INTO inbox (party, channel, seq) VALUES (${party}, ${channel}, ${seq}) RETURNING cursor`,
+    );
     if (r === undefined) throw new Error('inbox insert returned no cursor');
     return r.cursor;
   }
@@ -567,24 +693,43 @@ export class PostgresStore implements Store {
   }
 
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
-    return this.#guard(
-      () =>
-        this.#sql.begin('isolation level repeatable read read only', (sql) =>
-          fn(new PgTx(sql)),
-        ) as Promise<T>,
-    );
+    return this.#guard(() => this.#transaction('isolation level repeatable read read only', fn));
   }
 
   write<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
-    return this.#guard(
-      () =>
-        this.#sql.begin(async (sql) => {
-          const tx = new PgTx(sql);
-          const r = await fn(tx);
-          await tx.flush();
-          return r;
-        }) as Promise<T>,
+    return this.#guard(() =>
+      this.#transaction('', async (tx) => {
+        const r = await fn(tx);
+        await tx.flush();
+        return r;
+      }),
     );
+  }
+
+  /**
+   * Settles once the transaction has ended: committed, rolled back, or its connection lost (then
+   * begin() rejects at once, without waiting for fn). The transaction is then over for fn too.
+   * A BEGIN the server refused transiently is tried once more (fn has not run, so nothing is
+   * repeated): postgres.js 3.4 fails the first statement on a connection it reopened after a
+   * session ended mid-statement with that session's error (57P01 and the like). A connection
+   * that cannot be made (refused, timed out) is not tried again: that would only double the wait.
+   */
+  async #transaction<T>(options: string, fn: (tx: PgTx) => Promise<T>, retry = true): Promise<T> {
+    let tx: PgTx | undefined;
+    try {
+      return (await this.#sql.begin(options, (sql) => {
+        const t = new PgTx(sql);
+        tx = t;
+        return t.run(() => fn(t));
+      })) as T;
+    } catch (e) {
+      if (tx === undefined && retry && e instanceof postgres.PostgresError && isTransientPgError(e)) {
+        return this.#transaction(options, fn, false);
+      }
+      throw e;
+    } finally {
+      tx?.end();
+    }
   }
 
   /**
