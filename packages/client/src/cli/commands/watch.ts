@@ -103,7 +103,10 @@ export function renderStatus(r: StatusReport, now: number): string {
   return lines.join('\n');
 }
 
-/** How often `watch` looks for devices of its party to add (one directory read each time). */
+/**
+ * How often `watch` reads its party's device list to find devices to add (sooner when something
+ * suggests it changed; the SDK's JoinSchedule decides, on each tick).
+ */
 const JOIN_CHECK_MS = 15_000;
 
 export function describe(r: EventRecord): string {
@@ -319,7 +322,11 @@ export function watchCommands(program: Command, run: Runner): void {
         const until =
           opts.for === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(opts.for);
         const only = channel === undefined ? undefined : [parseChannelId(channel)];
-        const bc = await openDevice(o, { transport: 'ws', writerThread: true });
+        const bc = await openDevice(o, {
+          transport: 'ws',
+          writerThread: true,
+          deviceListTtlMs: JOIN_CHECK_MS,
+        });
         const lastLiveness = new Map<string, string>();
         const delivery = new Map<string, boolean>();
         const print = (id: string, records: readonly EventRecord[]) => {
@@ -353,11 +360,10 @@ export function watchCommands(program: Command, run: Runner): void {
             );
         };
         // Devices of this party enrolled since a channel opened are added (when this device's role
-        // may add devices) after the catch-up, then every JOIN_CHECK_MS.
-        let joinCheckAt = 0;
+        // may add devices) after the catch-up, then on each tick: the party's device list is read
+        // every JOIN_CHECK_MS (or sooner, on a hint), a device with no key package is claimed again
+        // after a backoff (the SDK's JoinSchedule).
         const addNewDevices = async () => {
-          if (Date.now() < joinCheckAt) return;
-          joinCheckAt = Date.now() + JOIN_CHECK_MS;
           try {
             for (const a of await bc.addNewDevices(only)) {
               if (out.json) out.result({ added: a });
