@@ -10,7 +10,7 @@ import {
 } from '@backchannel/protocol';
 import type { Command } from 'commander';
 import type { Channel, DraftEvent } from '../../sdk/channel.ts';
-import type { EventRecord } from '../../sdk/channel-record.ts';
+import type { EventRecord, References } from '../../sdk/channel-record.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { Live } from '../../sdk/live.ts';
 import { openDevice } from '../device.node.ts';
@@ -109,11 +109,34 @@ export function renderStatus(r: StatusReport, now: number): string {
  */
 const JOIN_CHECK_MS = 15_000;
 
+/**
+ * What an event refers to that this device cannot resolve: events from before it joined (not an
+ * error: it cannot read them) and ids no entry carries (a receipt's are ignored by every reader).
+ */
+function references(refs: References | undefined): string {
+  if (refs === undefined) return '';
+  const parts: string[] = [];
+  if (refs.beforeJoin.length > 0)
+    parts.push(
+      `${refs.beforeJoin.map((s) => `#${s}`).join(', ')} before this device joined (epoch ${refs.joinedEpoch})`,
+    );
+  if (refs.unknown > 0) parts.push(`${refs.unknown} unknown event(s)`);
+  return ` [refers to ${parts.join('; ')}]`;
+}
+
 export function describe(r: EventRecord): string {
   const when = new Date(r.receivedAt).toISOString();
   if (!('event' in r)) return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]`;
   const e = r.event;
-  const head = `#${r.seq} ${when} ${r.party}/${r.role}${r.status === 'rejected' ? ` [REJECTED ${r.code}]` : ''}${r.disclosedBy === undefined ? '' : ` [disclosed by ${r.disclosedBy}]`}`;
+  // `unchecked`: it answers an event from before this device joined, which it cannot read; the
+  // channel's other members judged it. Not shown as a refusal.
+  const verdict =
+    r.status === 'rejected'
+      ? ` [REJECTED ${r.code}]${references(r.refs)}`
+      : r.status === 'unchecked'
+        ? `${references(r.refs)} (not checked on this device)`
+        : references(r.refs);
+  const head = `#${r.seq} ${when} ${r.party}/${r.role}${verdict}${r.disclosedBy === undefined ? '' : ` [disclosed by ${r.disclosedBy}]`}`;
   switch (e.kind) {
     case 'message':
       return `${head} message: ${e.text}`;
