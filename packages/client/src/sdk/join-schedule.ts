@@ -80,11 +80,6 @@ export class JoinSchedule {
     return now >= this.#pausedUntil && now >= (this.#backoff.get(device)?.until ?? 0);
   }
 
-  /** When the next claim of `device` may be made (ms since the epoch; 0: now). */
-  claimAllowedAt(device: DeviceId): number {
-    return Math.max(this.#pausedUntil, this.#backoff.get(device)?.until ?? 0);
-  }
-
   /** The claim of `device` came back empty, or its Add failed: wait, longer each time. */
   failed(device: DeviceId): void {
     const failures = (this.#backoff.get(device)?.failures ?? 0) + 1;
