@@ -38,10 +38,10 @@ export function unreadIds(s: ChannelState, me: PartyId): string[] {
   return out;
 }
 
-export type Readable = Extract<EventRecord, { status: 'ok' | 'rejected' }>;
+export type Readable = Extract<EventRecord, { status: 'ok' | 'rejected' | 'unchecked' }>;
 
 export function isReadable(r: EventRecord): r is Readable {
-  return r.status === 'ok' || r.status === 'rejected';
+  return r.status === 'ok' || r.status === 'rejected' || r.status === 'unchecked';
 }
 
 /** Events a response can answer: proposals, points and notices from other parties. */

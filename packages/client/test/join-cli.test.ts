@@ -85,6 +85,9 @@ describe('a device enrolled after the channel opened', () => {
     await ok('b-envoy', ['accept', ch]);
     await ok('b-envoy', ['track', 'open', ch, 'nuclear']);
     await ok('b-envoy', ['send', ch, 'before the laptop: from B']);
+    const proposal = String(
+      (await ok('b-envoy', ['propose', ch, 'Talks resume in Muscat.', '--title', 'Venue'])).event,
+    );
     await ok('a-admin', ['send', ch, 'before the laptop: from A']);
 
     // A enrolls a staff laptop mid-negotiation: it is in no channel yet.
@@ -95,6 +98,10 @@ describe('a device enrolled after the channel opened', () => {
     const synced = await ok('a-admin', ['sync']);
     expect(synced.added).toEqual([{ channel: ch, devices: [laptop] }]);
     expect((await ok('a-admin', ['sync'])).added).toEqual([]);
+    // A answers B's proposal from before the laptop joined; B's sync acknowledges delivery of A's
+    // events, the earlier message among them.
+    await ok('a-admin', ['respond', ch, proposal, 'Muscat suits us.', '--stance', 'accept']);
+    await ok('b-envoy', ['sync']);
 
     await ok('b-envoy', ['send', ch, 'after the laptop joined: from B']);
     const joined = await ok('a-laptop', ['sync']);
@@ -114,6 +121,17 @@ describe('a device enrolled after the channel opened', () => {
       `joined at epoch ${String(st.joinedEpoch)}; earlier messages are not readable on this device`,
     );
     expect(human).toContain('staff laptop (staff');
+    // What refers to events from before its join is shown as such, not as refused.
+    const response = lap.find((r) => r.event?.kind === 'response');
+    expect(response).toMatchObject({ status: 'unchecked', code: 'REFERS_BEFORE_JOIN' });
+    const log = humanOut('a-laptop', ['log', ch, '--limit', '1000']);
+    const before = `before this device joined (epoch ${String(st.joinedEpoch)})`;
+    const responseLine = log.split('\n').find((l) => l.includes(`response (accept) to ${proposal}`));
+    expect(responseLine).toContain(`${before}] (not checked on this device)`);
+    expect(responseLine).not.toContain('REJECTED');
+    const receiptLine = log.split('\n').find((l) => l.includes('delivered receipt for'));
+    expect(receiptLine).toMatch(/\[refers to #\d+ before this device joined \(epoch \d+\)\]/);
+    expect(log).not.toContain('REJECTED');
 
     // The laptop posts; B reads it, and sees the laptop as a member of A.
     await ok('a-laptop', ['send', ch, 'from the staff laptop', '--track', 'nuclear']);

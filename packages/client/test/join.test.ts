@@ -105,4 +105,77 @@ describe('adding a device enrolled after the channel opened', () => {
     expect(policy.commit(cert(s), [cert(m)], [], [cert(a)])).toBe(false); // staff adds no one
     for (const d of [a, b, m, s]) d.close();
   });
+
+  it('a quiet sync loop reads the device list once a minute; a device with no key package is claimed again only after a backoff', {
+    timeout: 120_000,
+  }, async () => {
+    const r = inProcessRelay('bc-join-backoff-');
+    // The adding device's clock (the relay's stays real: the offsets stay within its skew window).
+    let offset = 0;
+    const requests: string[] = [];
+    const a = await r.device('a', {
+      now: () => Date.now() + offset,
+      wrap: async (input, _init, res) => {
+        requests.push(input);
+        return res;
+      },
+    });
+    const b = await r.device('b');
+    const { chA } = await openChannel(a, b);
+    /** The claims and device-list reads of one syncAll of A at `at` ms on its clock. */
+    const syncAt = async (at: number) => {
+      offset = at;
+      requests.length = 0;
+      await a.syncAll();
+      expect(a.joinProblems).toEqual([]);
+      return {
+        claims: requests.filter((u) => u.endsWith('/v1/key-packages/claim')).length,
+        lists: requests.filter((u) => /\/v1\/parties\/[^/]+\/devices$/.test(u)).length,
+        added: a.added,
+      };
+    };
+    // Registered by A's admin, not enrolled yet: it has no key package to claim.
+    const minister = await a.addDevice('minister', 'principal');
+    expect(await syncAt(0)).toEqual({ claims: 1, lists: 1, added: [] });
+    // Within the backoff (5 s): no claim; the device list is read again after a failed attempt.
+    expect(await syncAt(4_000)).toEqual({ claims: 0, lists: 1, added: [] });
+    expect(await syncAt(4_500)).toEqual({ claims: 0, lists: 0, added: [] });
+    // After it: one claim, empty again; the next wait is 10 s.
+    expect(await syncAt(5_500)).toEqual({ claims: 1, lists: 0, added: [] });
+    const m = await r.device('m');
+    await m.enroll(minister);
+    expect(await syncAt(15_000)).toEqual({ claims: 0, lists: 1, added: [] });
+    expect(await syncAt(16_000)).toEqual({
+      claims: 1,
+      lists: 0,
+      added: [{ channel: chA.id, devices: [minister.device] }],
+    });
+    // A quiet loop: nothing to add, the device list read again once it is a minute old.
+    for (const at of [20_000, 40_000, 74_000])
+      expect(await syncAt(at)).toEqual({ claims: 0, lists: 0, added: [] });
+    expect(await syncAt(75_500)).toEqual({ claims: 0, lists: 1, added: [] });
+    expect(await syncAt(80_000)).toEqual({ claims: 0, lists: 0, added: [] });
+    // Devices added on this device make the next sync read the list (and claim at once). Their
+    // certificates are issued on the relay's time (one from A's clock would not be valid yet).
+    offset = 0;
+    await a.addDevice('staff', 'staff');
+    const staff2 = await a.addDevice('staff-2', 'staff');
+    expect(await syncAt(81_000)).toEqual({ claims: 2, lists: 1, added: [] });
+    expect(await syncAt(81_500)).toEqual({ claims: 0, lists: 1, added: [] });
+    expect(await syncAt(81_600)).toEqual({ claims: 0, lists: 0, added: [] });
+    // Another device's Welcome in the party inbox is a hint: A reads the list again (unchanged,
+    // so the backoffs go on).
+    expect(await m.checkInbox()).toEqual([chA.id]);
+    await (await m.channel(chA.id)).sync();
+    const s2 = await r.device('s2');
+    await s2.enroll(staff2);
+    expect(await m.addNewDevices()).toEqual([{ channel: chA.id, devices: [staff2.device] }]);
+    expect(await syncAt(82_000)).toEqual({ claims: 0, lists: 1, added: [] });
+    expect(await syncAt(82_100)).toEqual({ claims: 0, lists: 0, added: [] });
+    // A changed list ends every backoff: staff is claimed again before its 5 s are up.
+    offset = 0;
+    await a.addDevice('staff-3', 'staff');
+    expect(await syncAt(83_000)).toEqual({ claims: 2, lists: 1, added: [] });
+    for (const d of [a, b, m, s2]) d.close();
+  });
 });

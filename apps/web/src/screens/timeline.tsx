@@ -165,6 +165,11 @@ const Item = memo(function Item(props: {
         <time dateTime={new Date(r.receivedAt).toISOString()}>{when(r.receivedAt)}</time>
         {track === undefined ? null : <span className="track-tag">#{props.trackName(track)}</span>}
         {r.status === 'rejected' ? <span className="rejected">refused: {r.code}</span> : null}
+        {r.status === 'unchecked' && r.refs !== undefined ? (
+          <span className="before-join">
+            answers an event from before this device joined (epoch {r.refs.joinedEpoch})
+          </span>
+        ) : null}
       </div>
       <Body r={r} trackName={props.trackName} />
       <Receipts s={props.s} r={r} nameOf={props.nameOf} />

@@ -50,7 +50,13 @@ const storePath = (o: GlobalOptions) => join(homeDir(o), 'device.db');
  */
 export async function openDevice(
   o: GlobalOptions,
-  opts: { transport?: 'http' | 'ws'; writerThread?: boolean; create?: boolean } = {},
+  opts: {
+    transport?: 'http' | 'ws';
+    writerThread?: boolean;
+    create?: boolean;
+    /** BackchannelOptions.deviceListTtlMs (default 60 s). */
+    deviceListTtlMs?: number;
+  } = {},
 ): Promise<Backchannel> {
   const kdf = kdfFromEnv();
   const path = storePath(o);
@@ -87,6 +93,7 @@ export async function openDevice(
     verifier: signatureWorkers,
     leafHash: leafHashNode,
     ...(opts.transport === 'ws' ? { transport: 'ws' as const, webSocket: WebSocket } : {}),
+    ...(opts.deviceListTtlMs === undefined ? {} : { deviceListTtlMs: opts.deviceListTtlMs }),
   });
 }
 

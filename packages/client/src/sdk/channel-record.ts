@@ -57,13 +57,20 @@ export type EventRecord =
       readonly sender: DeviceId;
       readonly party: PartyId;
       readonly role: Role;
-      readonly status: 'ok' | 'rejected';
-      /** For rejected events: the reducer's or verifier's code. */
+      /**
+       * `unchecked` (in a view, never stored): the event refers to one from before this device
+       * joined, which it cannot read; it could not be checked against it and the device's state
+       * does not count it. Not a refusal: the channel's other members may well have accepted it.
+       */
+      readonly status: 'ok' | 'rejected' | 'unchecked';
+      /** For rejected events: the reducer's or verifier's code; for unchecked: REFERS_BEFORE_JOIN. */
       readonly code?: string;
       readonly event: ChannelEvent;
       readonly salt: Uint8Array;
       /** An entry before this device joined, disclosed to it by this member (join.ts). */
       readonly disclosedBy?: DeviceId;
+      /** In a view: what the event refers to that this device cannot judge or does not know. */
+      readonly refs?: References;
     }
   | {
       readonly seq: number;
@@ -71,10 +78,24 @@ export type EventRecord =
       readonly sender: DeviceId;
       readonly status: 'unreadable' | 'handshake';
       readonly code: string;
+      /**
+       * For BEFORE_JOIN: the id of the event the entry carries (its envelope's msgId, in the clear
+       * and signed by its sender), so that later references to it are told from invalid ones.
+       */
+      readonly id?: EventId;
     };
 
+/** The event ids an event refers to (a response's `to`, a receipt's `of`) this device cannot resolve. */
+export interface References {
+  /** Entries from before this device joined (its join epoch): their seqs. */
+  readonly beforeJoin: readonly number[];
+  readonly joinedEpoch: number;
+  /** Ids no entry of the channel carries, as far as this device can tell. */
+  readonly unknown: number;
+}
+
 function eventRecordOf(v: Record<string, unknown>): EventRecord {
-  if (v.status === 'ok' || v.status === 'rejected') {
+  if (v.status === 'ok' || v.status === 'rejected' || v.status === 'unchecked') {
     return { ...(v as unknown as EventRecord), event: unwrap(parseEvent(v.event)) } as EventRecord;
   }
   return v as unknown as EventRecord;

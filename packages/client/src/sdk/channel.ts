@@ -88,7 +88,7 @@ export class Channel {
     const group = mlsBytes === undefined ? undefined : await ctx.mls.restore(mlsBytes);
     const records = await loadRecords(ctx, id);
     for (const m of group?.members() ?? []) ctx.certs.check(m.certificate, ctx.now());
-    return new Channel(ctx, rec, group, foldRecords(id, records));
+    return new Channel(ctx, rec, group, foldRecords(id, records, rec.joinedEpoch));
   }
 
   /** Registers a channel this device just created or joined, with its first MLS state. */
@@ -114,7 +114,7 @@ export class Channel {
       [keys.channel(id), encodeChannelRecord(rec)],
       [keys.mls(id), group.exportState()],
     ]);
-    return new Channel(ctx, rec, group, foldRecords(id, []));
+    return new Channel(ctx, rec, group, foldRecords(id, [], joinedEpoch));
   }
 
   get view(): ChannelView {
@@ -501,7 +501,7 @@ export class Channel {
     this.#view =
       disclosed.length === 0
         ? this.#view.fold(records)
-        : foldRecords(this.id, await loadRecords(this.#ctx, this.id));
+        : foldRecords(this.id, await loadRecords(this.#ctx, this.id), this.#rec.joinedEpoch);
     if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
     return records;
   }
@@ -559,7 +559,9 @@ export class Channel {
     } else {
       if (group === undefined || this.#rec.removed)
         return { ...base, status: 'unreadable', code: 'NOT_A_MEMBER' };
-      if (body.epoch < this.#rec.joinedEpoch) return { ...base, status: 'unreadable', code: 'BEFORE_JOIN' };
+      // Its id is kept: later events that refer to it are told from invalid ones (view.ts).
+      if (body.epoch < this.#rec.joinedEpoch)
+        return { ...base, status: 'unreadable', code: 'BEFORE_JOIN', id: body.msgId };
       try {
         const p = await group.process(body.mls);
         if (p.kind !== 'application') return { ...base, status: 'unreadable', code: 'NOT_APPLICATION' };

@@ -44,6 +44,7 @@ import { Live, type LiveOptions } from './live.ts';
 import { Outbox } from './outbox.ts';
 import { relayVerifierKey } from './verify-log.ts';
 import { joinDisclosures, missingDevices } from './join.ts';
+import { JoinSchedule, type JoinScheduleOptions } from './join-schedule.ts';
 import {
   type AppendAnswer,
   type ClaimedKeyPackage,
@@ -86,6 +87,15 @@ export interface BackchannelOptions {
   readonly transport?: 'http' | 'ws';
   /** The WebSocket constructor for `transport: 'ws'` (Node: `ws`). Default: globalThis.WebSocket. */
   readonly webSocket?: WebSocketConstructor;
+  /**
+   * Adding devices enrolled after a channel opened (addNewDevices, admin and principal devices):
+   * the party's device list is read again at most every `deviceListTtlMs` (default 60 s; sooner
+   * when something suggests it changed), and a device with no key package to claim is claimed
+   * again after a backoff from `claimBackoffMs.min` to `.max` (default 5 s to 10 min). See
+   * join-schedule.ts.
+   */
+  readonly deviceListTtlMs?: number;
+  readonly claimBackoffMs?: JoinScheduleOptions['claimBackoffMs'];
 }
 
 const KEY_PACKAGE_POOL = 10;
@@ -104,11 +114,17 @@ export class Backchannel {
   readonly #lives = new Set<Live>();
   /** checkInbox runs one at a time (live() reads the inbox on its own while callers may too). */
   #inboxTurn: Promise<unknown> = Promise.resolve();
+  /** When addNewDevices reads the party's device list and claims key packages (join-schedule.ts). */
+  readonly #joins: JoinSchedule;
 
   private constructor(opts: BackchannelOptions, identity: DeviceIdentity | undefined) {
     this.#opts = opts;
     this.#store = opts.store;
     this.#identity = identity;
+    this.#joins = new JoinSchedule(opts.now ?? Date.now, {
+      ...(opts.deviceListTtlMs === undefined ? {} : { deviceListTtlMs: opts.deviceListTtlMs }),
+      ...(opts.claimBackoffMs === undefined ? {} : { claimBackoffMs: opts.claimBackoffMs }),
+    });
   }
 
   static async open(opts: BackchannelOptions): Promise<Backchannel> {
@@ -344,6 +360,7 @@ export class Backchannel {
     );
     // The admin generated the new device's key (it travels sealed in the invite), so it proves it.
     await this.#register(certificate, identity.deviceSecretKey);
+    this.#joins.stale();
     return identity;
   }
 
@@ -363,6 +380,7 @@ export class Backchannel {
       throw new ClientError('NOT_ADMIN', 'only the admin device can revoke devices');
     const r = issueRevocation(id.rootSecretKey, id.rootPublicKey, device as never, this.now, reason);
     await this.relay.revoke(encodeRevocation(r));
+    this.#joins.stale();
     for (const chId of await this.channelIds()) {
       const ch = await this.channel(chId);
       if (ch.group?.members().some((m) => m.device === device) === true) {
@@ -521,6 +539,8 @@ export class Backchannel {
     for (const item of items) {
       cursor = Math.max(cursor, item.cursor);
       const d = decodeEntry(item.entry);
+      // Another device's Welcome may mean a device of this party this device has not listed yet.
+      if (d.ok && d.value.envelope.body.sender !== ctx.identity.device) this.#joins.stale();
       if (!d.ok || d.value.envelope.body.kind !== 'welcome') continue;
       const channel = d.value.entry.channel;
       if ((await this.#store.get(keys.channel(channel))) !== undefined) continue;
@@ -637,8 +657,17 @@ export class Backchannel {
       if (!ch.record.removed && ch.group !== undefined && l !== 'none' && l !== 'closed') channels.push(ch);
     }
     if (channels.length === 0) return [];
-    // Devices and revocations as the relay's directory has them now, each certificate verified.
-    await this.#context().certs.refreshParty(me.party, this.now);
+    // Devices and revocations as the relay's directory has them, each certificate verified: read
+    // again when the last read is older than deviceListTtlMs or something suggests a change.
+    if (this.#joins.deviceListDue()) {
+      const at = this.now;
+      const certs = this.#context().certs;
+      await certs.refreshParty(me.party, at);
+      this.#joins.deviceListRead(
+        at,
+        certs.validDevices(me.party, at).map((c) => c.body.device),
+      );
+    }
     const out: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
     for (const ch of channels) {
       const devices = await this.#addMissing(ch);
@@ -658,12 +687,19 @@ export class Backchannel {
       if (missing.length === 0) return [];
       const claimed: ClaimedKeyPackage[] = [];
       for (const d of missing) {
+        // A device that had no key package (or whose Add failed) waits out its backoff: every
+        // claim spends this device's claim budget at the relay.
+        if (!this.#joins.mayClaim(d)) continue;
         const got = await this.relay.claimKeyPackages(me.party, d).catch((e: unknown) => {
           if (e instanceof ClientError && e.cause_code === 'KEY_PACKAGES_EXHAUSTED') return [];
+          if (e instanceof ClientError && e.code === 'RATE_LIMITED') this.#joins.rateLimited(e.retryAfterMs);
           throw e;
         });
-        for (const k of got)
-          if (k.device === d && ctx.certs.accept(k.certificate, this.now) !== undefined) claimed.push(k);
+        const valid = got.filter(
+          (k) => k.device === d && ctx.certs.accept(k.certificate, this.now) !== undefined,
+        );
+        if (valid.length === 0) this.#joins.failed(d);
+        claimed.push(...valid);
       }
       if (claimed.length === 0) return [];
       const devices = claimed.map((k) => k.device as DeviceId);
@@ -680,8 +716,10 @@ export class Backchannel {
           await ch.sync();
           continue;
         }
+        for (const d of devices) this.#joins.failed(d);
         throw e;
       }
+      for (const d of devices) this.#joins.added(d);
       for (const disclosures of joinDisclosures(ch.view))
         await ch.send({ kind: 'join.context', devices, disclosures });
       return devices;

@@ -10,7 +10,7 @@ import {
 } from '@backchannel/protocol';
 import type { Command } from 'commander';
 import type { Channel, DraftEvent } from '../../sdk/channel.ts';
-import type { EventRecord } from '../../sdk/channel-record.ts';
+import type { EventRecord, References } from '../../sdk/channel-record.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { Live } from '../../sdk/live.ts';
 import { channelMembers } from '../../sdk/members.ts';
@@ -114,8 +114,26 @@ export function renderStatus(r: StatusReport, now: number): string {
   return lines.join('\n');
 }
 
-/** How often `watch` looks for devices of its party to add (one directory read each time). */
+/**
+ * How often `watch` reads its party's device list to find devices to add (sooner when something
+ * suggests it changed; the SDK's JoinSchedule decides, on each tick).
+ */
 const JOIN_CHECK_MS = 15_000;
+
+/**
+ * What an event refers to that this device cannot resolve: events from before it joined (not an
+ * error: it cannot read them) and ids no entry carries (a receipt's are ignored by every reader).
+ */
+function references(refs: References | undefined): string {
+  if (refs === undefined) return '';
+  const parts: string[] = [];
+  if (refs.beforeJoin.length > 0)
+    parts.push(
+      `${refs.beforeJoin.map((s) => `#${s}`).join(', ')} before this device joined (epoch ${refs.joinedEpoch})`,
+    );
+  if (refs.unknown > 0) parts.push(`${refs.unknown} unknown event(s)`);
+  return ` [refers to ${parts.join('; ')}]`;
+}
 
 /**
  * One event as a line of `log` and `watch` (several for points). Everything the sender wrote is
@@ -126,7 +144,15 @@ export function describe(r: EventRecord, party: (p: string) => string = (p) => p
   const q = (s: string) => quoteBlock(s);
   if (!('event' in r)) return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]`;
   const e = r.event;
-  const head = `#${r.seq} ${when} ${party(r.party)}/${r.role}${r.status === 'rejected' ? ` [REJECTED ${r.code}]` : ''}${r.disclosedBy === undefined ? '' : ` [disclosed by ${r.disclosedBy}]`}`;
+  // `unchecked`: it answers an event from before this device joined, which it cannot read; the
+  // channel's other members judged it. Not shown as a refusal.
+  const verdict =
+    r.status === 'rejected'
+      ? ` [REJECTED ${r.code}]${references(r.refs)}`
+      : r.status === 'unchecked'
+        ? `${references(r.refs)} (not checked on this device)`
+        : references(r.refs);
+  const head = `#${r.seq} ${when} ${party(r.party)}/${r.role}${verdict}${r.disclosedBy === undefined ? '' : ` [disclosed by ${r.disclosedBy}]`}`;
   switch (e.kind) {
     case 'message':
       return `${head} message: ${q(e.text)}`;
@@ -337,7 +363,11 @@ export function watchCommands(program: Command, run: Runner): void {
         const until =
           opts.for === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(opts.for);
         const only = channel === undefined ? undefined : [parseChannelId(channel)];
-        const bc = await openDevice(o, { transport: 'ws', writerThread: true });
+        const bc = await openDevice(o, {
+          transport: 'ws',
+          writerThread: true,
+          deviceListTtlMs: JOIN_CHECK_MS,
+        });
         const lastLiveness = new Map<string, string>();
         const delivery = new Map<string, boolean>();
         // Parties by the names their cards claim, unless two known parties claim one name.
@@ -379,11 +409,10 @@ export function watchCommands(program: Command, run: Runner): void {
             );
         };
         // Devices of this party enrolled since a channel opened are added (when this device's role
-        // may add devices) after the catch-up, then every JOIN_CHECK_MS.
-        let joinCheckAt = 0;
+        // may add devices) after the catch-up, then on each tick: the party's device list is read
+        // every JOIN_CHECK_MS (or sooner, on a hint), a device with no key package is claimed again
+        // after a backoff (the SDK's JoinSchedule).
         const addNewDevices = async () => {
-          if (Date.now() < joinCheckAt) return;
-          joinCheckAt = Date.now() + JOIN_CHECK_MS;
           try {
             for (const a of await bc.addNewDevices(only)) {
               if (out.json) out.result({ added: a });
