@@ -85,7 +85,8 @@ const claim = (deps: AppDeps) =>
     },
     responses: {
       200: {
-        description: 'One package per device that had one',
+        description:
+          'One package per device that had one (with `device`: that device only, or none when it has none yet)',
         content: {
           'application/json': {
             schema: z.object({
@@ -162,7 +163,9 @@ export function keyPackageRoutes(app: RelayApp, deps: AppDeps): void {
           lastResort: kp.lastResort,
         });
       }
-      if (out.length === 0) {
+      // A named device with none is "not yet" (it is added once it has enrolled and uploaded
+      // some): an empty answer, not a refusal. A party with none at all cannot be reached.
+      if (out.length === 0 && only === undefined) {
         throw new RelayError('KEY_PACKAGES_EXHAUSTED', 'no device of this party has a key package left');
       }
       return out;
