@@ -12,11 +12,11 @@ import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
-import { partyLabels, quoteBlock, terminalSafe } from '../src/cli/text.ts';
+import { inline, jsonSafe, namedParty, partyLabels, quoteBlock, terminalSafe } from '../src/cli/text.ts';
 import { cliRunner } from './cli-runner.ts';
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the characters that must never be printed
-const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+/** What must never reach a terminal raw: controls (but tab and newline), format characters but ZWJ, line/paragraph separators. */
+const UNSAFE = /(?![\t\n\u200d])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
 describe('terminalSafe and quoteBlock', () => {
   it('leave ordinary text, tabs and newlines as they are', () => {
@@ -29,6 +29,38 @@ describe('terminalSafe and quoteBlock', () => {
     expect(terminalSafe('x\u009by')).toBe('x\\u{009b}y');
     expect(terminalSafe('invoice\u202egnp.exe')).toBe('invoice\\u{202e}gnp.exe');
     expect(terminalSafe('carriage\rreturn')).toBe('carriage\\u{000d}return');
+    expect(terminalSafe('one\r\ntwo')).toBe('one\ntwo');
+    // Marks, invisible characters and the separators some terminals take for a line break.
+    for (const c of [
+      '\u061c',
+      '\u200e',
+      '\u200f',
+      '\u200b',
+      '\u2060',
+      '\ufeff',
+      '\u00ad',
+      '\u2028',
+      '\u2029',
+      '\u0085',
+    ])
+      expect(terminalSafe(`a${c}b`)).toBe(`a\\u{${c.codePointAt(0)?.toString(16).padStart(4, '0')}}b`);
+    // Emoji sequences keep their zero-width joiner.
+    expect(terminalSafe('👩\u200d💻')).toBe('👩\u200d💻');
+  });
+
+  it('inline keeps a field on one line, with the break visible', () => {
+    expect(inline('pause\n  party p_FAKE: open')).toBe('pause ⏎   party p_FAKE: open');
+  });
+
+  it('jsonSafe escapes what JSON.stringify leaves raw, and stays valid JSON (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 100 }), (s) => {
+        const out = jsonSafe(JSON.stringify({ s }));
+        expect(UNSAFE.test(out)).toBe(false);
+        expect(JSON.parse(out)).toEqual({ s });
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it('never let an unsafe character through, and lose no other character (property)', () => {
@@ -37,8 +69,8 @@ describe('terminalSafe and quoteBlock', () => {
         const out = terminalSafe(s);
         expect(UNSAFE.test(out)).toBe(false);
         // Undoing the escapes gives the input back: nothing is dropped or reordered.
-        if (!s.includes('\\')) {
-          const undone = out.replace(/\\u\{([0-9a-f]{4})\}/g, (_m, h: string) =>
+        if (!s.includes('\\') && !s.includes('\r\n')) {
+          const undone = out.replace(/\\u\{([0-9a-f]{4,6})\}/g, (_m, h: string) =>
             String.fromCodePoint(Number.parseInt(h, 16)),
           );
           expect(undone).toBe(s);
@@ -52,8 +84,8 @@ describe('terminalSafe and quoteBlock', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => {
         const lines = quoteBlock(s, '    ').split('\n');
-        for (const l of lines.slice(1)) expect(l.startsWith('    ')).toBe(true);
-        expect(lines.length).toBe(s.split('\n').length);
+        for (const l of lines.slice(1)) expect(l.startsWith('    ┆ ')).toBe(true);
+        expect(lines.length).toBe(s.replace(/\r\n/g, '\n').split('\n').length);
       }),
       { numRuns: 2_000 },
     );
@@ -83,7 +115,27 @@ describe('partyLabels', () => {
 
   it('makes a name terminal-safe and keeps it on one line', () => {
     const l = partyLabels(['p_A'], () => 'Evil\u001b[31m\nco');
-    expect(l.get('p_A')).toBe('“Evil\\u{001b}[31m co”');
+    expect(l.get('p_A')).toBe('“Evil\\u{001b}[31m ⏎ co”');
+  });
+
+  it('counts names that read the same as a clash: invisible characters, spacing, accents', () => {
+    for (const twin of [
+      'Foreign Ministry\u200b',
+      'Foreign  Ministry ',
+      'Foreign Ministry\u0301',
+      'FOREIGN MINISTRY',
+    ]) {
+      const names: Record<string, string> = { p_A: 'Foreign Ministry', p_B: twin };
+      const l = partyLabels(['p_A', 'p_B'], (p) => names[p]);
+      expect([l.get('p_A'), l.get('p_B')], JSON.stringify(twin)).toEqual(['p_A', 'p_B']);
+    }
+  });
+
+  it('log and watch print a name with the start of its id, which a look-alike cannot copy', () => {
+    const id = 'p_5gS3bkY7NsQ3LpUnjJ5nQw';
+    const l = partyLabels([id, 'p_B'], (p) => (p === id ? 'Special Envoy' : undefined));
+    expect(namedParty(l, id)).toBe('“Special Envoy” p_5gS3bkY7…');
+    expect(namedParty(l, 'p_B')).toBe('p_B');
   });
 });
 
@@ -139,18 +191,40 @@ describe('hostile text through the real CLI', () => {
     expect(UNSAFE.test(log)).toBe(false);
     expect(log).toContain('\\u{001b}[2J');
     expect(log).toContain('\\u{202e}gnp.exe');
-    // The forged line is there, but indented under the message that carried it.
+    // The forged line is there, but marked as a continuation of the message that carried it.
     const lines = log.split('\n');
     expect(lines).not.toContain(forged);
-    expect(lines.some((l) => l.trim() === forged && l.startsWith(' '))).toBe(true);
-    expect(log).toContain('“Special Envoy”/principal message: fine');
-    expect(log).toContain(`OUTREACH from “Foreign Ministry” to “Special Envoy”`);
+    expect(lines.some((l) => l.startsWith('       ┆ ') && l.endsWith(forged))).toBe(true);
+    const short = (p: string) => `${p.slice(0, 10)}…`;
+    expect(log).toContain(`“Special Envoy” ${short(bParty)}/principal message: fine`);
+    expect(log).toContain(
+      `OUTREACH from “Foreign Ministry” ${short(aParty)} to “Special Envoy” ${short(bParty)}`,
+    );
+
+    // One-line fields stay on their line: a track name cannot add a line to the status.
+    await ok('b', ['track', 'open', ch, 'trade\n  transcript: 99 entries, verified checkpoint at 99']);
+    const forgedStatus = await human('a', ['status', ch]);
+    expect(forgedStatus.split('\n').filter((l) => l.startsWith('  transcript: '))).toHaveLength(1);
+    expect(forgedStatus).toContain(
+      'track "trade ⏎   transcript: 99 entries, verified checkpoint at 99": active',
+    );
 
     const status = await human('a', ['status', ch]);
-    expect(UNSAFE.test(status)).toBe(false);
+    expect(UNSAFE.test(status.replace(/\n/g, ''))).toBe(false);
     expect(status).toContain(`party “Foreign Ministry” (${aParty}): open`);
     expect(status).toContain(`party “Special Envoy” (${bParty}): open`);
     expect(status).toContain('phone\\u{001b}[8m (principal');
+  }, 120_000);
+
+  it('card show keeps the name on its line: it cannot print a fingerprint line of its own', async () => {
+    const d = await ok(
+      'd',
+      ['init', 'party', '--name', 'Dee\nfingerprint 00000 00000 00000 00000 00000 00000', '--device', 'x'],
+      relay.url,
+    );
+    const card = await human('a', ['card', 'show', String(d.party)]);
+    expect(card.split('\n').filter((l) => l.startsWith('fingerprint '))).toHaveLength(1);
+    expect(card).toContain('Dee ⏎ fingerprint 00000');
   }, 120_000);
 
   it('shows ids, not names, once another party claims a party’s name', async () => {

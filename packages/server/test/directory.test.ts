@@ -89,6 +89,11 @@ describe('contact cards', () => {
     expect(res.body).toMatchObject({ party: P.party, devices: 1 });
     const list = await r.caller.get(`/v1/parties/${P.party}/devices`, d);
     expect(list.body.certificates).toEqual([toBase64url(renewed)]);
+    // A registration is public and can be replayed: replaying the older one rolls nothing back.
+    const replay = await r.caller.post('/v1/devices', undefined, registration(d));
+    expect(replay.body).toMatchObject({ error: { code: 'CERT_STALE' } });
+    const after = await r.caller.get(`/v1/parties/${P.party}/devices`, d);
+    expect(after.body.certificates).toEqual([toBase64url(renewed)]);
   });
 
   it('refuses a card whose signature does not verify and answers 404 for an unknown party', async () => {

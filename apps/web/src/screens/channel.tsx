@@ -278,8 +278,8 @@ function Lifecycle(props: { ch: Channel }): ReactNode {
       </ol>
       {waiting && !may('channel.accept') ? (
         <p className="hint">
-          <PartyName id={s.initiator ?? s.reopenProposedBy ?? ''} /> reached out; a principal of this party
-          decides.
+          <PartyName id={s.initiator ?? s.reopenProposedBy ?? ''} /> reached out; a principal, negotiator or
+          admin device of this party decides.
         </p>
       ) : null}
       {!may('channel.suspend') && !may('channel.close') ? (

@@ -15,6 +15,7 @@ import {
   diffRevisions,
   headOf,
   isBracket,
+  roleMaySend,
   type Segment,
   slug,
 } from '@backchannel/client/browser';
@@ -81,7 +82,11 @@ export function DocumentsScreen(): ReactNode {
           </li>
         ))}
       </ul>
-      <NewDocumentForm channels={channels.filter((c) => c.view.state.lifecycle === 'open')} />
+      {roleMaySend(session.bc.identity.certificate.body.role, 'doc.revision') ? (
+        <NewDocumentForm channels={channels.filter((c) => c.view.state.lifecycle === 'open')} />
+      ) : (
+        <p className="hint">As an observer, this device reads documents; it does not draft or comment.</p>
+      )}
     </main>
   );
 }
@@ -325,7 +330,9 @@ function Draft(props: { channel: string; state: DocumentState; view: DocumentVie
             );
           })}
         </ol>
-        <AddClause key={v.clauses.map((c) => c.id).join()} doc={v} act={act} />
+        {roleMaySend(role, 'doc.revision') ? (
+          <AddClause key={v.clauses.map((c) => c.id).join()} doc={v} act={act} />
+        ) : null}
       </section>
       <SignOff doc={v} role={role} me={me} act={act} />
       <Revisions doc={v} />
@@ -476,7 +483,15 @@ function ClauseView(props: {
         </ul>
       ) : null}
       {/* Editors restart from the new text only when this clause's text changed (not on every revision). */}
-      <ClauseTools key={JSON.stringify(props.text)} id={props.id} text={props.text} doc={d} act={props.act} />
+      {roleMaySend(session.bc.identity.certificate.body.role, 'doc.comment') ? (
+        <ClauseTools
+          key={JSON.stringify(props.text)}
+          id={props.id}
+          text={props.text}
+          doc={d}
+          act={props.act}
+        />
+      ) : null}
     </li>
   );
 }

@@ -9,6 +9,7 @@ import {
   parsePartyId,
   ROLES,
   type Role,
+  roleMaySend,
   safetyNumber,
   sealInviteWith,
 } from '@backchannel/client/browser';
@@ -160,10 +161,14 @@ export function MembersScreen(): ReactNode {
           While unlocked, a duty device sends heartbeats on every open channel so the other side sees the line
           is staffed. 0 turns it off.
         </p>
-        <label>
-          Duty device: heartbeat every (seconds)
-          <input type="number" min={0} value={beat} onChange={(e) => setBeat(e.target.value)} />
-        </label>
+        {roleMaySend(session.bc.identity.certificate.body.role, 'heartbeat') ? (
+          <label>
+            Duty device: heartbeat every (seconds)
+            <input type="number" min={0} value={beat} onChange={(e) => setBeat(e.target.value)} />
+          </label>
+        ) : (
+          <p className="hint">An observer device sends no heartbeats: it cannot be the duty device.</p>
+        )}
         <label>
           Lock after this many minutes without activity
           <input type="number" min={1} value={lockMin} onChange={(e) => setLockMin(e.target.value)} />

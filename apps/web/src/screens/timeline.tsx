@@ -35,8 +35,8 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
     case 'points':
       return (
         <>
-          <p className="title" dir="auto">
-            Points: {e.title}
+          <p className="title">
+            Points: <bdi>{e.title}</bdi>
           </p>
           <ol>
             {e.items.map((it, i) => (
@@ -52,8 +52,8 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
     case 'proposal':
       return (
         <>
-          <p className="title" dir="auto">
-            Proposal: {e.title}
+          <p className="title">
+            Proposal: <bdi>{e.title}</bdi>
           </p>
           <p className="text" dir="auto">
             {e.text}
@@ -63,7 +63,7 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
     case 'response':
       return (
         <>
-          <p className="title" dir="auto">
+          <p className="title">
             Response ({e.stance}) to {shortId(e.to)}
           </p>
           <p className="text" dir="auto">
@@ -74,8 +74,8 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
     case 'notice':
       return (
         <>
-          <p className="title" dir="auto">
-            Notice: {e.title} — acknowledge by {when(e.ackBy)}
+          <p className="title">
+            Notice: <bdi>{e.title}</bdi> — acknowledge by {when(e.ackBy)}
           </p>
           <p className="text" dir="auto">
             {e.text}
@@ -84,18 +84,22 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
       );
     case 'readout':
       return (
-        <p className="text" dir="auto">
-          Read-out ({e.round}): {e.text ?? '[committed, not yet published]'}
+        <p className="text">
+          Read-out (<bdi>{e.round}</bdi>): <bdi>{e.text ?? '[committed, not yet published]'}</bdi>
         </p>
       );
     case 'outreach':
       return (
-        <p className="text" dir="auto">
-          Outreach: {e.note}
+        <p className="text">
+          Outreach: <bdi>{e.note}</bdi>
         </p>
       );
     case 'track.open':
-      return <p className="meta">Track “{e.name}” opened</p>;
+      return (
+        <p className="meta">
+          Track “<bdi>{e.name}</bdi>” opened
+        </p>
+      );
     case 'join.context':
       return (
         <p className="meta">
@@ -109,15 +113,25 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
     case 'track.conclude':
       return (
         <p className="meta">
-          Track “{props.trackName(e.trackId)}” {TRACK_VERBS[e.kind]}
-          {e.reason === undefined ? '' : ` — ${e.reason}`}
+          Track “<bdi>{props.trackName(e.trackId)}</bdi>” {TRACK_VERBS[e.kind]}
+          {e.reason === undefined ? null : (
+            <>
+              {' — '}
+              <bdi>{e.reason}</bdi>
+            </>
+          )}
         </p>
       );
     default:
       return (
         <p className="meta">
           {CHANGE_LABELS[e.kind] ?? e.kind}
-          {'reason' in e && typeof e.reason === 'string' ? ` — ${e.reason}` : ''}
+          {'reason' in e && typeof e.reason === 'string' ? (
+            <>
+              {' — '}
+              <bdi>{e.reason}</bdi>
+            </>
+          ) : null}
         </p>
       );
   }
@@ -161,7 +175,9 @@ const Item = memo(function Item(props: {
       data-event={r.event.id}
     >
       <div className="head">
-        <span className="who">{props.nameOf(r.party)}</span>
+        <span className="who">
+          <bdi>{props.nameOf(r.party)}</bdi>
+        </span>
         <time dateTime={new Date(r.receivedAt).toISOString()}>{when(r.receivedAt)}</time>
         {track === undefined ? null : <span className="track-tag">#{props.trackName(track)}</span>}
         {r.status === 'rejected' ? <span className="rejected">refused: {r.code}</span> : null}

@@ -1,6 +1,6 @@
 /** Output and exit codes shared by every command. */
 import { ClientError } from '../sdk/errors.ts';
-import { terminalSafe } from './text.ts';
+import { inline, jsonSafe, terminalSafe } from './text.ts';
 
 export const EXIT = {
   ok: 0,
@@ -26,9 +26,9 @@ export function makeOut(json: boolean): Out {
       if (!json) process.stdout.write(`${terminalSafe(t)}\n`);
     },
     result: (v, human) => {
-      if (json) process.stdout.write(`${JSON.stringify(v, jsonReplacer)}\n`);
+      if (json) process.stdout.write(`${jsonSafe(JSON.stringify(v, jsonReplacer))}\n`);
       else if (human !== undefined) process.stdout.write(`${terminalSafe(human(v as never))}\n`);
-      else process.stdout.write(`${JSON.stringify(v, jsonReplacer, 2)}\n`);
+      else process.stdout.write(`${jsonSafe(JSON.stringify(v, jsonReplacer, 2))}\n`);
     },
   };
 }
@@ -137,8 +137,8 @@ export function reportError(e: unknown, json: boolean): number {
   const r = describeError(e);
   if (process.env.BACKCHANNEL_DEBUG === '1' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
   const error = { code: r.code, message: r.message, ...(r.cause === undefined ? {} : { cause: r.cause }) };
-  if (json) process.stdout.write(`${JSON.stringify({ error })}\n`);
-  else process.stderr.write(`error ${terminalSafe(r.code)}: ${terminalSafe(r.message)}\n`);
+  if (json) process.stdout.write(`${jsonSafe(JSON.stringify({ error }))}\n`);
+  else process.stderr.write(`error ${inline(r.code)}: ${inline(r.message)}\n`);
   return r.exit;
 }
 

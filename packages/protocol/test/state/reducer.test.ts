@@ -132,6 +132,9 @@ describe('roleMaySend (what user interfaces offer) is the rule fold applies', ()
     { kind: 'track.conclude', trackId: NUCLEAR },
     { kind: 'channel.suspend', reason: 'r' },
     { kind: 'channel.close' },
+    { kind: 'notice', title: 't', text: 'x', ackBy: 10_000_000 },
+    { kind: 'readout', round: 'r1', commitment: new Uint8Array(32) },
+    { kind: 'receipt', type: 'read', of: [id('e_', 1)] },
   ];
   it('refuses with ROLE_FORBIDDEN exactly what roleMaySend says no to (property)', () => {
     fc.assert(

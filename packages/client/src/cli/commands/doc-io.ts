@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { verifyDocumentBundle } from '@backchannel/protocol';
 import type { DocumentView } from '../../sdk/documents.ts';
 import { ClientError } from '../../sdk/errors.ts';
+import { inline, quoteBlock } from '../text.ts';
 
 export const LANG_SEP = ' || ';
 
@@ -32,7 +33,7 @@ export const collect = (v: string, prev: string[] | undefined) => [...(prev ?? [
 export function renderView(v: DocumentView): string {
   const who = (ps: readonly string[]) => (ps.length === 0 ? '' : ` (${ps.join(', ')})`);
   const lines = [
-    `${v.typeName} "${v.title}" — ${v.id}`,
+    `${v.typeName} "${inline(v.title)}" — ${v.id}`,
     `  revision ${v.head.n}${v.head.author === null ? ' (unattributed)' : ` by ${v.head.author}`}, hash ${v.head.hash.slice(0, 16)}…`,
     `  stage: ${v.status.stage}${v.status.agreed ? ' — AGREED' : ''}`,
     `  languages: ${v.languages.join(', ')}${v.languages.length > 1 ? ' (equally authentic)' : ''}`,
@@ -45,11 +46,11 @@ export function renderView(v: DocumentView): string {
     for (const l of v.languages) {
       const st = c.status[l];
       const status = st === undefined ? '' : `${st.status}${who(st.agreedBy)}`;
-      lines.push(`     ${l}: ${c.text[l] ?? ''}   — ${status}`);
+      lines.push(`     ${l}: ${quoteBlock(c.text[l] ?? '', '         ')}   — ${status}`);
     }
     for (const m of c.comments)
       lines.push(
-        `     comment${m.by === null ? '' : ` by ${m.by}`}${m.lang === null ? '' : ` (${m.lang})`} at revision ${m.n}: ${m.text}`,
+        `     comment${m.by === null ? '' : ` by ${m.by}`}${m.lang === null ? '' : ` (${m.lang})`} at revision ${m.n}: ${quoteBlock(m.text, '         ')}`,
       );
   });
   const signed = Object.entries(v.status.byParty).map(

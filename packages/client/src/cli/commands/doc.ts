@@ -6,6 +6,7 @@ import { type DocumentView, Documents } from '../../sdk/documents.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { GlobalOptions } from '../device.node.ts';
 import { type Out, examples } from '../output.ts';
+import { inline, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
 import {
@@ -322,7 +323,10 @@ export function docCommands(program: Command, run: Runner): void {
           rows.length === 0
             ? 'no documents'
             : vs
-                .map((v) => `${v.id}  ${v.typeName}  "${v.title}"  revision ${v.head.n}  ${v.status.stage}`)
+                .map(
+                  (v) =>
+                    `${v.id}  ${v.typeName}  "${inline(v.title)}"  revision ${v.head.n}  ${v.status.stage}`,
+                )
                 .join('\n'),
         );
       }),
@@ -346,7 +350,9 @@ export function docCommands(program: Command, run: Runner): void {
             `revision ${r.from} → ${r.to}`,
             ...r.clauses
               .filter((c) => c.change !== 'unchanged')
-              .map((c) => `  ${c.clause} [${c.lang}] ${c.change}: ${renderDiff(c.parts)}`),
+              .map(
+                (c) => `  ${c.clause} [${c.lang}] ${c.change}: ${quoteBlock(renderDiff(c.parts), '    ')}`,
+              ),
           ].join('\n'),
         );
       }),
@@ -392,7 +398,7 @@ export function docCommands(program: Command, run: Runner): void {
         }
         out.result(r, () =>
           [
-            `VERIFIED: "${r.document.title}" (${r.document.type}), revision ${r.revision.n}, hash ${r.revision.hash}`,
+            `VERIFIED: "${inline(r.document.title)}" (${r.document.type}), revision ${r.revision.n}, hash ${r.revision.hash}`,
             `  agreed: ${r.agreed}`,
             ...r.signers.map(
               (s) =>

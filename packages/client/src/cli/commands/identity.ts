@@ -17,6 +17,7 @@ import { ClientError } from '../../sdk/errors.ts';
 import { newInviteCode, openInvite, sealInvite } from '../../sdk/invite.node.ts';
 import { type GlobalOptions, initDevice, openDevice } from '../device.node.ts';
 import { type Out, examples } from '../output.ts';
+import { inline } from '../text.ts';
 
 type Action = (o: GlobalOptions, out: Out, ...args: never[]) => Promise<void>;
 export type Runner = (fn: Action) => (...args: unknown[]) => Promise<void>;
@@ -240,7 +241,7 @@ export function identityCommands(program: Command, run: Runner): void {
           out.result(
             v,
             (x: typeof v) =>
-              `${x.name} (${x.party})\nrelays: ${x.relays.join(', ')}\nissued ${x.issuedAt}\nfingerprint ${x.fingerprint}`,
+              `${inline(x.name)} (${x.party})\nrelays: ${x.relays.map(inline).join(', ')}\nissued ${x.issuedAt}\nfingerprint ${x.fingerprint}`,
           );
         } finally {
           bc.close();

@@ -24,6 +24,7 @@ import { EXIT, type Out, parseDuration, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
 import { witnessCommand } from './witness.ts';
+import { inline, jsonSafe, quoteBlock } from '../text.ts';
 
 /** The public keys a verifier needs, as one shareable file. */
 export interface PublicKeysFile {
@@ -57,10 +58,16 @@ export function readKeysFile(path: string): PublicKeysFile {
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 export function renderVerdict(v: AttestationVerdict): string {
-  if (!v.valid) return `INVALID (${v.code}): ${v.reason}\n  at: ${v.at}`;
-  const lines = [`VALID ${v.kind} attestation`, `  ${v.statement}`, ...v.facts.map((f) => `  - ${f}`)];
+  // Statements and facts quote what the attestation's signers wrote (names, titles, rounds):
+  // each stays on its line; read-out texts are quoted bodies.
+  if (!v.valid) return `INVALID (${v.code}): ${inline(v.reason)}\n  at: ${inline(v.at)}`;
+  const lines = [
+    `VALID ${v.kind} attestation`,
+    `  ${inline(v.statement)}`,
+    ...v.facts.map((f) => `  - ${inline(f)}`),
+  ];
   if (v.readouts !== undefined) {
-    for (const t of v.readouts.texts) lines.push(`  read-out of ${t.party}: “${t.text}”`);
+    for (const t of v.readouts.texts) lines.push(`  read-out of ${t.party}: “${quoteBlock(t.text, '    ')}”`);
   }
   return lines.join('\n');
 }
@@ -142,7 +149,7 @@ export function proofsCommands(program: Command, run: Runner): void {
             const text = encodeAttestation(doc);
             // Printed under --json: one line, like every other answer.
             if (opts.out === undefined)
-              process.stdout.write(o.json === true ? `${JSON.stringify(doc)}\n` : text);
+              process.stdout.write(jsonSafe(o.json === true ? `${JSON.stringify(doc)}\n` : text));
             else writeFileSync(opts.out, text);
             if (opts.keysOut !== undefined) {
               const k = publicKeysOf(bc, ch.view.state.parties);
@@ -176,7 +183,7 @@ export function proofsCommands(program: Command, run: Runner): void {
           checkVkeys(file.witnesses, 'witness');
           const text = `${JSON.stringify(file, null, 2)}\n`;
           if (opts.out === undefined)
-            process.stdout.write(o.json === true ? `${JSON.stringify(file)}\n` : text);
+            process.stdout.write(jsonSafe(o.json === true ? `${JSON.stringify(file)}\n` : text));
           else {
             writeFileSync(opts.out, text);
             out.result({ file: opts.out }, () => `public keys written to ${opts.out}`);

@@ -15,7 +15,7 @@ import type { Channel, DraftEvent } from '../../sdk/channel.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import { type GlobalOptions, openDevice } from '../device.node.ts';
 import { type Out, parseDuration, examples } from '../output.ts';
-import { partyLabels, quoteBlock, terminalSafe } from '../text.ts';
+import { inline, namedPartyInFull, partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 
 /**
@@ -46,9 +46,7 @@ export async function withChannel<T>(
       await bc.addNewDevices([ch.id]).catch((e: unknown) => {
         if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
         if (o.json !== true)
-          process.stderr.write(
-            `note: could not add a new device of this party: ${terminalSafe(e.message)}\n`,
-          );
+          process.stderr.write(`note: could not add a new device of this party: ${inline(e.message)}\n`);
       });
     }
     const before = await bc.outbox.pending();
@@ -198,8 +196,7 @@ export function talkCommands(program: Command, run: Runner): void {
             rows.flatMap((r) => r.parties),
             (p) => bc.partyName(p as PartyId),
           );
-          const from = (p: string | null) =>
-            p === null ? 'an unknown party' : labels.get(p) === p ? p : `${labels.get(p)} (${p})`;
+          const from = (p: string | null) => (p === null ? 'an unknown party' : namedPartyInFull(labels, p));
           out.result(rows, (v: typeof rows) =>
             v.length === 0
               ? 'no channels yet'
@@ -465,7 +462,7 @@ export function talkCommands(program: Command, run: Runner): void {
             Object.entries(v)
               .map(
                 ([id, t]) =>
-                  `${t.name} (${id}): ${t.status}\n${t.history.map((h) => `   ${new Date(h.at).toISOString()} ${h.status}${h.reason === undefined ? '' : ` — ${h.reason}`}`).join('\n')}`,
+                  `${inline(t.name)} (${id}): ${t.status}\n${t.history.map((h) => `   ${new Date(h.at).toISOString()} ${h.status}${h.reason === undefined ? '' : ` — ${inline(h.reason)}`}`).join('\n')}`,
               )
               .join('\n') || 'no tracks',
         );

@@ -16,7 +16,7 @@ import type { Live } from '../../sdk/live.ts';
 import { channelMembers } from '../../sdk/members.ts';
 import { openDevice } from '../device.node.ts';
 import { parseDuration, examples } from '../output.ts';
-import { partyLabels, quoteBlock } from '../text.ts';
+import { inline, namedParty, namedPartyInFull, partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 import { channelOf, withChannel } from './talk.ts';
 
@@ -93,19 +93,21 @@ const ago = (t: number | null, now: number) =>
 export function renderStatus(r: StatusReport, now: number): string {
   const names = new Map(r.parties.map((p) => [p.party as string, p.name ?? undefined]));
   const label = partyLabels([...names.keys()], (p) => names.get(p));
-  const named = (p: string) => (label.get(p) === p ? p : `${label.get(p)} (${p})`);
+  const named = (p: string) => namedPartyInFull(label, p);
   const lines = [
-    `channel ${r.channel}: ${r.lifecycle.toUpperCase()}${r.since === null ? '' : ` since ${new Date(r.since).toISOString()}`}${r.reason === null ? '' : ` — ${r.reason}`}`,
+    `channel ${r.channel}: ${r.lifecycle.toUpperCase()}${r.since === null ? '' : ` since ${new Date(r.since).toISOString()}`}${r.reason === null ? '' : ` — ${inline(r.reason)}`}`,
     ...r.parties.map(
       (p) =>
         `  party ${named(p.party)}: ${p.liveness}, last heard ${ago(p.lastHeard, now)}; devices: ${
           r.members
             .filter((m) => m.party === p.party)
-            .map((m) => `${quoteBlock(m.name)} (${m.role}, ${m.device})`)
+            .map((m) => `${inline(m.name)} (${m.role}, ${m.device})`)
             .join(', ') || 'none'
         }`,
     ),
-    ...r.tracks.map((t) => `  track "${t.name}": ${t.status}${t.reason === null ? '' : ` — ${t.reason}`}`),
+    ...r.tracks.map(
+      (t) => `  track "${inline(t.name)}": ${t.status}${t.reason === null ? '' : ` — ${inline(t.reason)}`}`,
+    ),
     `  transcript: ${r.size} entries, verified checkpoint at ${r.verifiedCheckpoint}`,
     `  awaiting delivery receipts: ${r.outstandingReceipts}; overdue notices: ${r.overdueNotices}`,
   ];
@@ -137,11 +139,13 @@ function references(refs: References | undefined): string {
 
 /**
  * One event as a line of `log` and `watch` (several for points). Everything the sender wrote is
- * quoted with quoteBlock (see text.ts); `party` names a party (a label from partyLabels).
+ * quoted (see text.ts: `inline` for one-line fields, `quoteBlock` for bodies); `party` names a
+ * party (namedParty over partyLabels).
  */
 export function describe(r: EventRecord, party: (p: string) => string = (p) => p): string {
   const when = new Date(r.receivedAt).toISOString();
   const q = (s: string) => quoteBlock(s);
+  const one = inline;
   if (!('event' in r)) return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]`;
   const e = r.event;
   // `unchecked`: it answers an event from before this device joined, which it cannot read; the
@@ -157,15 +161,15 @@ export function describe(r: EventRecord, party: (p: string) => string = (p) => p
     case 'message':
       return `${head} message: ${q(e.text)}`;
     case 'points':
-      return `${head} points "${q(e.title)}":\n${e.items.map((i, n) => `     ${n + 1}. ${q(i)}`).join('\n')}`;
+      return `${head} points "${one(e.title)}":\n${e.items.map((i, n) => `     ${n + 1}. ${q(i)}`).join('\n')}`;
     case 'proposal':
-      return `${head} proposal "${q(e.title)}": ${q(e.text)}`;
+      return `${head} proposal "${one(e.title)}": ${q(e.text)}`;
     case 'response':
       return `${head} response (${e.stance}) to ${e.to}: ${q(e.text)}`;
     case 'readout':
-      return `${head} read-out (${q(e.round)}): ${e.text === undefined ? '[committed]' : q(e.text)}`;
+      return `${head} read-out (${one(e.round)}): ${e.text === undefined ? '[committed]' : q(e.text)}`;
     case 'notice':
-      return `${head} NOTICE "${q(e.title)}" (acknowledge by ${new Date(e.ackBy).toISOString()}): ${q(e.text)}`;
+      return `${head} NOTICE "${one(e.title)}" (acknowledge by ${new Date(e.ackBy).toISOString()}): ${q(e.text)}`;
     case 'receipt':
       return `${head} ${e.type} receipt for ${e.of.length} event(s)`;
     case 'join.context':
@@ -175,15 +179,15 @@ export function describe(r: EventRecord, party: (p: string) => string = (p) => p
     case 'outreach':
       return `${head} OUTREACH from ${party(e.from)} to ${party(e.to)}: ${q(e.note)}`;
     case 'track.open':
-      return `${head} track "${q(e.name)}" opened (${e.trackId})`;
+      return `${head} track "${one(e.name)}" opened (${e.trackId})`;
     case 'doc.revision':
-      return `${head} document ${e.doc} (${e.docType}) revision ${e.n}: "${q(e.title)}"`;
+      return `${head} document ${e.doc} (${e.docType}) revision ${e.n}: "${one(e.title)}"`;
     case 'doc.comment':
-      return `${head} comment on document ${e.doc}, clause ${q(e.clause)}: ${q(e.text)}`;
+      return `${head} comment on document ${e.doc}, clause ${one(e.clause)}: ${q(e.text)}`;
     case 'doc.sign':
       return `${head} ${e.level}${e.clause === undefined ? '' : ` clause ${e.clause.id} (${e.clause.lang})`} on document ${e.doc}`;
     default:
-      return `${head} ${e.kind}${'reason' in e && e.reason !== undefined ? ` — ${q(e.reason)}` : ''}`;
+      return `${head} ${e.kind}${'reason' in e && e.reason !== undefined ? ` — ${one(e.reason)}` : ''}`;
   }
 }
 
@@ -239,7 +243,7 @@ export function watchCommands(program: Command, run: Runner): void {
           note: joinNote(ch.record.joinedEpoch, ch.view.beforeJoin),
           labels: partyLabels(ch.view.state.parties, (p) => bc.partyName(p as PartyId)),
         }));
-        const party = (p: string) => labels.get(p) ?? p;
+        const party = (p: string) => namedParty(labels, p);
         out.result(records, (v: EventRecord[]) =>
           [
             ...(note === undefined ? [] : [`note: ${note}`]),
@@ -370,13 +374,16 @@ export function watchCommands(program: Command, run: Runner): void {
         });
         const lastLiveness = new Map<string, string>();
         const delivery = new Map<string, boolean>();
-        // Parties by the names their cards claim, unless two known parties claim one name.
-        const party = (p: string) =>
-          partyLabels(bc.certificates.parties(), (x) => bc.partyName(x as PartyId)).get(p) ?? p;
-        const print = (id: string, records: readonly EventRecord[]) => {
+        // Parties by the names their cards claim, unless two of the channel's parties claim one
+        // name (as `log` names them).
+        const labelsOf = (ch: Channel) =>
+          partyLabels(ch.view.state.parties, (x) => bc.partyName(x as PartyId));
+        const print = (ch: Channel, records: readonly EventRecord[]) => {
+          if (records.length === 0) return;
+          const labels = labelsOf(ch);
           for (const r of records) {
-            if (out.json) out.result({ channel: id, ...r });
-            else out.say(`${id} ${describe(r, party)}`);
+            if (out.json) out.result({ channel: ch.id, ...r });
+            else out.say(`${ch.id} ${describe(r, (p) => namedParty(labels, p))}`);
           }
         };
         const alerts = (ch: Channel, now: number) => {
@@ -387,9 +394,8 @@ export function watchCommands(program: Command, run: Runner): void {
               const alert = { channel: ch.id, party: p, liveness: l, at: now };
               if (out.json) out.result({ alert });
               else {
-                const name = party(p);
                 out.say(
-                  `ALERT ${ch.id}: party ${name === p ? p : `${name} (${p})`} is now ${l.toUpperCase()}`,
+                  `ALERT ${ch.id}: party ${namedPartyInFull(labelsOf(ch), p)} is now ${l.toUpperCase()}`,
                 );
               }
             }
@@ -440,7 +446,7 @@ export function watchCommands(program: Command, run: Runner): void {
             const ch = await channelOf(bc, id);
             if (ch.record.removed) continue;
             try {
-              print(id, await ch.sync());
+              print(ch, await ch.sync());
             } catch (e) {
               if (!(e instanceof ClientError && e.retryable)) throw e;
             }
@@ -453,7 +459,7 @@ export function watchCommands(program: Command, run: Runner): void {
             ...(only === undefined ? {} : { channels: only }),
             pollMs: every,
             onRecords: (ch, records) => {
-              print(ch.id, records);
+              print(ch, records);
               alerts(ch, Date.now());
             },
             onDelivery: report,

@@ -15,7 +15,7 @@ import {
 import { type GlobalOptions, homeDir, openDevice } from '../device.node.ts';
 import { EXIT, type Out, parseDuration, examples } from '../output.ts';
 import type { Runner } from './identity.ts';
-import { terminalSafe } from '../text.ts';
+import { inline } from '../text.ts';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
@@ -113,7 +113,7 @@ export function witnessCommand(program: Command, run: Runner): void {
                   const path = join(evidenceDir, `fork-${ev.channel}-${ev.evidence.detectedAt}.json`);
                   writeFileSync(path, `${JSON.stringify(ev.evidence, null, 2)}\n`);
                   process.stderr.write(
-                    `${terminalSafe(
+                    `${inline(
                       `ALARM witness ${state.name}: channel ${ev.channel}: ${ev.evidence.reason}; evidence written to ${path}`,
                     )}\n`,
                   );
