@@ -263,7 +263,7 @@ export class RelayClient {
     return this.#fetchedName;
   }
 
-  /** The name when it is known without asking the relay (for a socket's auth frame). */
+  /** The pinned name as is (a socket's auth frame goes out at once), else relayName(). */
   #knownRelayName(): string | Promise<string> {
     return this.#pinnedName?.() ?? this.relayName();
   }
@@ -348,10 +348,11 @@ export class RelayClient {
     );
   }
 
-  /** Who the relay is (unsigned); the first answer's name is kept for request signatures. */
+  /** Who the relay is (unsigned); the first valid name answered is kept for request signatures. */
   async relayInfo(): Promise<{ name: string; vkey: string }> {
     const info = await this.request('GET', '/v1/relay', answers.relayInfo, undefined, { signed: false });
-    this.#fetchedName ??= Promise.resolve(info.name);
+    if (this.#fetchedName === undefined && isValidKeyName(info.name))
+      this.#fetchedName = Promise.resolve(info.name);
     return info;
   }
 
