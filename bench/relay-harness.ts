@@ -211,11 +211,20 @@ export function device(p: Party, name: string, role: Role): Device {
   return { kp, device: cert.body.device, certificate: encodeDeviceCertificate(cert) };
 }
 
+/** The name of the relay at `url` (GET /v1/relay), which WebSocket auth frames are signed for. */
+export async function relayNameAt(url: string): Promise<string> {
+  const r = await fetch(`${url}/v1/relay`);
+  if (!r.ok) throw new Error(`GET /v1/relay: ${r.status}`);
+  return ((await r.json()) as { name: string }).name;
+}
+
 /** Keep-alive HTTP client with a fixed pool (one socket per in-flight request). */
 export class HttpClient {
   readonly #agent: Agent;
   readonly #host: string;
   readonly #port: number;
+  /** The relay's name (GET /v1/relay): request signatures name it (PROTOCOL.md §11). */
+  #relayName: Promise<string> | undefined;
 
   constructor(url: string, sockets: number) {
     const u = new URL(url);
@@ -254,13 +263,31 @@ export class HttpClient {
     });
   }
 
+  /** The relay's name, fetched once. */
+  relayName(): Promise<string> {
+    this.#relayName ??= this.send('GET', '/v1/relay', undefined, {}).then((r) => {
+      if (r.status !== 200) throw new Error(`GET /v1/relay: ${r.status} ${r.text}`);
+      return (JSON.parse(r.text) as { name: string }).name;
+    });
+    return this.#relayName;
+  }
+
   async json(method: string, path: string, body: unknown, as?: Device): Promise<unknown> {
     const bytes = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body));
     const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
     if (as !== undefined)
       Object.assign(
         headers,
-        requestHeaders(as.device, as.kp.secretKey, method, path, Date.now(), bytes, suite),
+        requestHeaders(
+          as.device,
+          as.kp.secretKey,
+          method,
+          path,
+          Date.now(),
+          bytes,
+          await this.relayName(),
+          suite,
+        ),
       );
     const r = await this.send(method, path, body === undefined ? undefined : bytes, headers);
     if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
@@ -332,7 +359,16 @@ export async function postEnvelope(
   if (signed)
     Object.assign(
       headers,
-      requestHeaders(as.device, as.kp.secretKey, 'POST', path, Date.now(), bytes, suite),
+      requestHeaders(
+        as.device,
+        as.kp.secretKey,
+        'POST',
+        path,
+        Date.now(),
+        bytes,
+        await http.relayName(),
+        suite,
+      ),
     );
   return http.send('POST', path, bytes, headers);
 }
@@ -370,6 +406,7 @@ export class WsSender {
   }
 
   static async connect(url: string, me: Device, json = false): Promise<WsSender> {
+    const relayName = await relayNameAt(url);
     const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -388,7 +425,9 @@ export class WsSender {
         type: 'auth',
         device: me.device,
         time,
-        sig: toBase64url(signRequest(me.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+        sig: toBase64url(
+          signRequest(me.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), relayName, suite),
+        ),
       }),
     );
     await ready;
@@ -437,6 +476,7 @@ export async function receiver(
   onEntry: (r: Received) => void,
   binary = false,
 ): Promise<{ close(): void; bad: () => number }> {
+  const relayName = await relayNameAt(url);
   const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
   let bad = 0;
   await new Promise<void>((resolve, reject) => {
@@ -483,7 +523,9 @@ export async function receiver(
       type: 'auth',
       device: me.device,
       time,
-      sig: toBase64url(signRequest(me.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+      sig: toBase64url(
+        signRequest(me.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), relayName, suite),
+      ),
     }),
   );
   await ready;

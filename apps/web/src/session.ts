@@ -372,10 +372,17 @@ export class Session {
     }
     this.#ws = ws;
     ws.onopen = () => {
-      const time = Date.now();
-      const id = bc.identity;
-      const sig = signRequest(id.deviceSecretKey, 'WS', '/v1/ws', time, new Uint8Array(0));
-      ws.send(JSON.stringify({ type: 'auth', device: id.device, time, sig: toBase64url(sig) }));
+      // Signed for the relay's name (the pinned one, else fetched once): PROTOCOL.md §11.
+      void bc.relay.relayName().then(
+        (relayName) => {
+          if (this.#ws !== ws || ws.readyState !== WebSocket.OPEN) return;
+          const time = Date.now();
+          const id = bc.identity;
+          const sig = signRequest(id.deviceSecretKey, 'WS', '/v1/ws', time, new Uint8Array(0), relayName);
+          ws.send(JSON.stringify({ type: 'auth', device: id.device, time, sig: toBase64url(sig) }));
+        },
+        () => ws.close(),
+      );
     };
     ws.onmessage = (m) => {
       const f = JSON.parse(String(m.data)) as { type: string };

@@ -57,6 +57,16 @@ describe('the web app in Chromium', () => {
     const a = await party('A');
     const b = await party('B');
 
+    // A's live socket authenticates (its auth frame is signed for the relay's name, PROTOCOL §11).
+    const aSocketReady = new Promise<boolean>((resolve) => {
+      setTimeout(() => resolve(false), WAIT.timeout).unref();
+      a.on('websocket', (ws) =>
+        ws.on('framereceived', (f) => {
+          if (typeof f.payload === 'string' && f.payload.includes('"type":"ready"')) resolve(true);
+        }),
+      );
+    });
+
     // Onboarding: each browser creates its party; keys are made in the page.
     await a.goto(app.url);
     await a.getByRole('tab', { name: 'Create a party' }).waitFor(WAIT);
@@ -65,6 +75,7 @@ describe('the web app in Chromium', () => {
     const bId = await createParty(b, "Special Envoy's Office", 'passphrase of B, long enough');
     expect(aId).toMatch(/^p_/);
     expect(bId).toMatch(/^p_/);
+    expect(await aSocketReady).toBe(true);
     expect(await a.getByTestId('fingerprint').textContent()).toMatch(/\d/);
 
     // Fingerprint comparison: A looks up B's card and sees the same fingerprint B shows.

@@ -7,7 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeEnvelope, toBase64url } from '@backchannel/protocol';
+import {
+  decodeEnvelope,
+  fromBase64url,
+  keyPairFromSeed,
+  toBase64url,
+  verifyRequest,
+} from '@backchannel/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
@@ -253,6 +259,7 @@ function transport(timeoutMs = 10_000, keepAliveMs?: number, onLost?: () => void
     device: 'd_x' as never,
     secretKey: new Uint8Array(randomBytes(32)),
     suite: ed25519Node,
+    relayName: () => 'relay.example',
     WebSocket: FakeSocket,
     now: Date.now,
     timeoutMs,
@@ -451,6 +458,57 @@ describe('WsEnvelopeTransport (a scripted socket)', () => {
     t.close();
   });
 
+  it('signs the auth frame for the relay named, waiting for the name when it is not known yet', async () => {
+    const kp = keyPairFromSeed(new Uint8Array(32).fill(3));
+    let give: (name: string) => void = () => undefined;
+    const name = new Promise<string>((r) => {
+      give = r;
+    });
+    const t = new WsEnvelopeTransport({
+      endpoint: 'https://relay.example',
+      device: 'd_x' as never,
+      secretKey: kp.secretKey,
+      suite: ed25519Node,
+      relayName: () => name,
+      WebSocket: FakeSocket,
+      now: () => 1_234,
+      timeoutMs: 10_000,
+    });
+    const post = t.post(Uint8Array.of(1)).catch(() => undefined);
+    const s = FakeSocket.last as FakeSocket;
+    s.emit('open');
+    await tick();
+    expect(s.sent).toEqual([]);
+    give('relay.example');
+    await tick();
+    const f = JSON.parse(s.sent[0] as string) as { type: string; time: number; sig: string };
+    expect(f).toMatchObject({ type: 'auth', device: 'd_x', time: 1_234 });
+    const sig = fromBase64url(f.sig);
+    const empty = new Uint8Array(0);
+    expect(verifyRequest(kp.publicKey, 'WS', '/v1/ws', 1_234, empty, 'relay.example', sig)).toBe(true);
+    expect(verifyRequest(kp.publicKey, 'WS', '/v1/ws', 1_234, empty, 'other.example', sig)).toBe(false);
+    t.close();
+    await post;
+  });
+
+  it('gives up on a socket whose relay name cannot be learnt: the post goes over HTTP', async () => {
+    const t = new WsEnvelopeTransport({
+      endpoint: 'https://relay.example',
+      device: 'd_x' as never,
+      secretKey: new Uint8Array(randomBytes(32)),
+      suite: ed25519Node,
+      relayName: () => Promise.reject(new ClientError('RELAY_UNREACHABLE', 'down', { retryable: true })),
+      WebSocket: FakeSocket,
+      now: Date.now,
+      timeoutMs: 10_000,
+    });
+    const post = t.post(Uint8Array.of(1));
+    const s = FakeSocket.last as FakeSocket;
+    s.emit('open');
+    expect(await post).toBeUndefined();
+    expect(s.sent).toEqual([]);
+  });
+
   it('sends no pings without subscriptions', async () => {
     const t = transport(10_000, 10);
     const { s, post } = await ready(t);
@@ -467,6 +525,7 @@ describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)
     new RelayClient({
       endpoints: ['https://one.example', 'https://two.example'],
       auth: { device: 'd_x' as never, secretKey: new Uint8Array(randomBytes(32)), suite: ed25519Node },
+      relayName: () => 'relay.example',
       timeoutMs: 10_000,
       fetch: () => Promise.reject(new Error('no HTTP in this test')),
       envelopeTransport: (endpoint, auth, timeoutMs, onLost) =>
@@ -475,6 +534,7 @@ describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)
           device: auth.device,
           secretKey: auth.secretKey,
           suite: ed25519Node,
+          relayName: auth.relayName,
           WebSocket: FakeSocket,
           now: Date.now,
           timeoutMs,
@@ -538,6 +598,7 @@ describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)
     const rc = new RelayClient({
       endpoints: ['https://one.example'],
       auth: { device: 'd_x' as never, secretKey: new Uint8Array(randomBytes(32)), suite: ed25519Node },
+      relayName: () => 'relay.example',
       envelopeTransport: (endpoint, auth, timeoutMs, onLost) => {
         expect(onLost).toBeUndefined();
         return new WsEnvelopeTransport({
@@ -545,6 +606,7 @@ describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)
           device: auth.device,
           secretKey: auth.secretKey,
           suite: ed25519Node,
+          relayName: auth.relayName,
           WebSocket: FakeSocket,
           now: Date.now,
           timeoutMs,

@@ -82,7 +82,7 @@ export function createApp(deps: AppDeps): RelayApp {
     in: 'header',
     name: 'x-bc-sig',
     description:
-      "Signed request: x-bc-device (d_…), x-bc-time (ms), x-bc-sig = base64url(Ed25519(deviceKey, CBOR(['backchannel/v1 request', CBOR([METHOD, pathWithQuery, time, SHA-256(body)])])))",
+      "Signed request: x-bc-device (d_…), x-bc-time (ms), x-bc-sig = base64url(Ed25519(deviceKey, CBOR(['backchannel/v1 request', CBOR([METHOD, pathWithQuery, time, SHA-256(body), relayName])]))), relayName = GET /v1/relay `name`",
   });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -70,6 +70,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
   const auth = new Authenticator(directory, verifier, {
     skewMs: config.auth.skewMs,
     replayEntries: config.auth.replayCacheEntries,
+    relayName: signer.name,
   });
   const appender = new Appender({
     store,

@@ -282,6 +282,7 @@ export const badCases: readonly BadCase[] = [
     status: 401,
     code: 'AUTH_INVALID',
     run: async (c) => {
+      const relayName = await c.caller.relayName();
       const signed = await import('@backchannel/protocol').then((p) =>
         p.requestHeaders(
           c.a.device,
@@ -290,11 +291,19 @@ export const badCases: readonly BadCase[] = [
           '/v1/inbox',
           Date.now(),
           new Uint8Array(0),
+          relayName,
           suite,
         ),
       );
       return c.caller.call('GET', `/v1/channels/${c.channel}/entries`, { headers: signed });
     },
+  },
+  {
+    name: 'request signed for another relay',
+    status: 401,
+    code: 'AUTH_INVALID',
+    run: (c) =>
+      c.caller.call('GET', `/v1/channels/${c.channel}/entries`, { as: c.a, relay: 'other.example' }),
   },
   {
     name: 'request time outside the window',

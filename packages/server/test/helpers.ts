@@ -184,8 +184,24 @@ type Fetcher = (path: string, init: RequestInit) => Promise<Response>;
 /** Calls the relay as a device would: signed headers, JSON bodies. */
 export class Caller {
   readonly #fetch: Fetcher;
+  /** The relay's name (GET /v1/relay), fetched before the first signed request: it is signed. */
+  #relayName: Promise<string> | undefined;
   constructor(fetcher: Fetcher) {
     this.#fetch = fetcher;
+  }
+
+  relayName(): Promise<string> {
+    this.#relayName ??= this.#fetch('/v1/relay', { method: 'GET' })
+      .then(async (r) => {
+        const name = ((await r.json()) as { name?: unknown }).name;
+        if (typeof name !== 'string') throw new Error(`GET /v1/relay answered ${r.status}`);
+        return name;
+      })
+      .catch((e: unknown) => {
+        this.#relayName = undefined;
+        throw e;
+      });
+    return this.#relayName;
   }
 
   async call<T = Record<string, unknown>>(
@@ -198,6 +214,8 @@ export class Caller {
       contentType?: string;
       time?: number;
       headers?: Record<string, string>;
+      /** Sign for this relay name instead of the called relay's own. */
+      relay?: string;
     } = {},
   ): Promise<Answer<T>> {
     const bytes = opts.raw ?? (opts.json === undefined ? new Uint8Array(0) : utf8(JSON.stringify(opts.json)));
@@ -214,6 +232,7 @@ export class Caller {
           path,
           opts.time ?? Date.now(),
           bytes,
+          opts.relay ?? (await this.relayName()),
           suite,
         ),
       );

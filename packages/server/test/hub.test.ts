@@ -62,7 +62,9 @@ async function connect(dev: TestDevice, channel: ChannelId, from = 0) {
       type: 'auth',
       device: dev.device,
       time,
-      sig: toBase64url(signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+      sig: toBase64url(
+        signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), r.core.signer.name, suite),
+      ),
     }),
   );
   await until(() => sock.sent.some((f) => f.type === 'ready'));

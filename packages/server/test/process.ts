@@ -114,8 +114,12 @@ export class WsClient {
   #waiters: Array<() => void> = [];
   closeCode: number | undefined;
 
-  private constructor(ws: WebSocket) {
+  /** The relay's name (GET /v1/relay), which the auth frame is signed for. */
+  readonly relayName: string;
+
+  private constructor(ws: WebSocket, relayName: string) {
     this.#ws = ws;
+    this.relayName = relayName;
     ws.on('message', (d, isBinary) => {
       this.frames.push(
         isBinary
@@ -137,12 +141,13 @@ export class WsClient {
   }
 
   static async open(url: string): Promise<WsClient> {
+    const relayName = ((await (await fetch(`${url}/v1/relay`)).json()) as { name: string }).name;
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws`);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    return new WsClient(ws);
+    return new WsClient(ws, relayName);
   }
 
   static async connect(url: string, dev: TestDevice): Promise<WsClient> {
@@ -155,12 +160,13 @@ export class WsClient {
     this.#ws.send(typeof frame === 'string' || frame instanceof Uint8Array ? frame : JSON.stringify(frame));
   }
 
-  async auth(dev: TestDevice, time = Date.now()): Promise<Frame> {
+  /** Authenticates as `dev`, signed for `relay` (default: this relay's own name). */
+  async auth(dev: TestDevice, time = Date.now(), relay = this.relayName): Promise<Frame> {
     this.send({
       type: 'auth',
       device: dev.device,
       time,
-      sig: toBase64url(signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+      sig: toBase64url(signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), relay, suite)),
     });
     return this.waitFor((f) => f.type === 'ready' || f.type === 'error');
   }

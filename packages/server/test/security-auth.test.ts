@@ -6,6 +6,8 @@ import {
   decodeDeviceCertificate,
   encodeDeviceCertificate,
   issueDeviceCertificate,
+  requestHeaders,
+  signRequest,
   toBase64url,
   unwrap,
 } from '@backchannel/protocol';
@@ -27,6 +29,7 @@ import {
   registration,
   revocationOf,
   seedOf,
+  suite,
   type TestDevice,
   type TestParty,
   type TestRelay,
@@ -135,6 +138,108 @@ describe('replay protection is per device', () => {
       );
     }
     expect((await r.caller.call('GET', path, { as: b, time: tB })).status).toBe(401);
+  });
+});
+
+describe('signed requests name the relay they are for', () => {
+  const errorCode = (a: { body: unknown }) => (a.body as { error?: { code: string } }).error?.code;
+
+  /** Two relays (different names) where the same device is registered. */
+  async function twoRelays() {
+    const x = await relay({ relayName: 'relay-x.example' });
+    const y = await relay({ relayName: 'relay-y.example' });
+    const P = makeParty('P');
+    const a = makeDevice(P, 'a');
+    await x.caller.publishParty(P, [a]);
+    await y.caller.publishParty(P, [a]);
+    return { x, y, P, a };
+  }
+
+  it('refuses at relay Y, with AUTH_INVALID, a request correctly signed for relay X (captured or fresh)', async () => {
+    const { x, y, P, a } = await twoRelays();
+    expect(await y.caller.relayName()).toBe('relay-y.example');
+    const path = `/v1/parties/${P.party}/devices`;
+    const signedForX = requestHeaders(
+      a.device,
+      a.kp.secretKey,
+      'GET',
+      path,
+      Date.now(),
+      new Uint8Array(0),
+      'relay-x.example',
+      suite,
+    );
+    // Relay X accepts it; relay X's operator (or anyone who saw it) replays it to relay Y: refused.
+    expect((await x.caller.call('GET', path, { headers: signedForX })).status).toBe(200);
+    const replayed = await y.caller.call('GET', path, { headers: signedForX });
+    expect(replayed.status).toBe(401);
+    expect(errorCode(replayed)).toBe('AUTH_INVALID');
+    // A request signed for X that X never saw is refused at Y too, whatever its method.
+    const fresh = await y.caller.call('POST', '/v1/key-packages/claim', {
+      as: a,
+      relay: 'relay-x.example',
+      json: { party: P.party },
+    });
+    expect(fresh.status).toBe(401);
+    expect(errorCode(fresh)).toBe('AUTH_INVALID');
+    // The same device signing for Y is accepted there.
+    expect((await y.caller.call('GET', path, { as: a })).status).toBe(200);
+  });
+
+  it('accepts a request signed for the relay name at every node that serves that name', async () => {
+    const { x, P, a } = await twoRelays();
+    // Another node of relay X (same name, its own store and replay cache): a client failing over
+    // between endpoints of one relay signs for the same name and is accepted at each.
+    const x2 = await relay({ relayName: 'relay-x.example' });
+    await x2.caller.publishParty(P, [a]);
+    const path = `/v1/parties/${P.party}/devices`;
+    for (const node of [x, x2]) expect((await node.caller.call('GET', path, { as: a })).status).toBe(200);
+  });
+
+  it('refuses at relay Y a WebSocket auth frame signed for relay X, and closes the socket (4401)', async () => {
+    const { x, y, a } = await twoRelays();
+    const connect = (r: TestRelay) => {
+      const frames: { type: string; code?: string }[] = [];
+      const sock = { closed: undefined as number | undefined };
+      const conn = r.core.hub.attach({
+        send: (d) => {
+          if (typeof d === 'string') frames.push(JSON.parse(d) as { type: string; code?: string });
+        },
+        bufferedAmount: 0,
+        close: (code) => {
+          sock.closed = code;
+        },
+      });
+      return { conn, frames, sock };
+    };
+    const authFor = (relayName: string, time = Date.now()) =>
+      JSON.stringify({
+        type: 'auth',
+        device: a.device,
+        time,
+        sig: toBase64url(
+          signRequest(a.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), relayName, suite),
+        ),
+      });
+    const settled = async (frames: { type: string }[]) => {
+      for (let i = 0; i < 200 && !frames.some((f) => f.type === 'ready' || f.type === 'error'); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      return frames.find((f) => f.type === 'ready' || f.type === 'error');
+    };
+    // The frame relay X accepts…
+    const frame = authFor('relay-x.example');
+    const atX = connect(x);
+    atX.conn.onMessage(frame);
+    expect(await settled(atX.frames)).toMatchObject({ type: 'ready' });
+    // …replayed to relay Y: refused with the typed code, the socket closed.
+    const atY = connect(y);
+    atY.conn.onMessage(frame);
+    expect(await settled(atY.frames)).toMatchObject({ type: 'error', code: 'AUTH_INVALID' });
+    expect(atY.sock.closed).toBe(4401);
+    // Signed for Y, the same device is accepted at Y.
+    const ok = connect(y);
+    ok.conn.onMessage(authFor('relay-y.example'));
+    expect(await settled(ok.frames)).toMatchObject({ type: 'ready' });
   });
 });
 

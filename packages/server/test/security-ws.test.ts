@@ -56,12 +56,13 @@ async function relayWith(config: RelayConfigInput): Promise<RelayProcess> {
   return startRelayProcess({ BACKCHANNEL_CONFIG: file });
 }
 
-function authFrame(dev: TestDevice, time: number): string {
+/** An auth frame signed for the relay named `relay`. */
+function authFrame(dev: TestDevice, time: number, relay: string): string {
   return JSON.stringify({
     type: 'auth',
     device: dev.device,
     time,
-    sig: toBase64url(signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+    sig: toBase64url(signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), relay, suite)),
   });
 }
 
@@ -83,13 +84,14 @@ class RawClient {
     ws.on('error', () => undefined);
   }
   static async connect(url: string, dev: TestDevice): Promise<RawClient> {
+    const relay = ((await (await fetch(`${url}/v1/relay`)).json()) as { name: string }).name;
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws`, { perMessageDeflate: false });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
     const c = new RawClient(ws);
-    ws.send(authFrame(dev, Date.now()));
+    ws.send(authFrame(dev, Date.now(), relay));
     await until(() => c.text.some((f) => f.type === 'ready'));
     return c;
   }
@@ -211,7 +213,7 @@ describe('membership and device status are re-checked while subscribed', () => {
       },
     };
     const conn = inproc.core.hub.attach(sock);
-    conn.onMessage(authFrame(a2, Date.now()));
+    conn.onMessage(authFrame(a2, Date.now(), inproc.core.signer.name));
     await until(() => sent.some((f) => f.type === 'ready'));
     conn.onMessage(JSON.stringify({ type: 'subscribe', channel: ch, from: 0 }));
     await until(() => sent.some((f) => f.type === 'entry'));

@@ -113,13 +113,19 @@ describe('signing and hashing on native code', () => {
     },
   );
 
-  it('builds the request message exactly as protocol requestSigningBody', () => {
+  it('builds the request message exactly as protocol requestSigningBody, relay name included', () => {
     const body = randomBytes(300);
+    const msg = Buffer.from(requestMessage('post', '/v1/x?y=1', 123, body, 'relay.example'));
     expect(
-      Buffer.from(requestMessage('post', '/v1/x?y=1', 123, body)).equals(
-        Buffer.from(labelledMessage('request', requestSigningBody('POST', '/v1/x?y=1', 123, body))),
+      msg.equals(
+        Buffer.from(
+          labelledMessage('request', requestSigningBody('POST', '/v1/x?y=1', 123, body, 'relay.example')),
+        ),
       ),
     ).toBe(true);
+    expect(msg.equals(Buffer.from(requestMessage('post', '/v1/x?y=1', 123, body, 'other.example')))).toBe(
+      false,
+    );
   });
 
   it('hashes leaves like protocol and codes base64url strictly', () => {

@@ -96,7 +96,9 @@ async function connect(dev: TestDevice, auth = true): Promise<{ sock: FakeSocket
         type: 'auth',
         device: dev.device,
         time,
-        sig: toBase64url(signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+        sig: toBase64url(
+          signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), r.core.signer.name, suite),
+        ),
       }),
     );
     await until(() => sock.text.some((f) => f.type === 'ready'));

@@ -199,6 +199,7 @@ export class Backchannel {
         device: auth.device,
         secretKey: auth.secretKey,
         ...(auth.suite === undefined ? {} : { suite: auth.suite }),
+        relayName: auth.relayName,
         WebSocket,
         now,
         timeoutMs,
@@ -219,6 +220,8 @@ export class Backchannel {
       ...(this.#opts.fetch === undefined ? {} : { fetch: this.#opts.fetch }),
       ...(this.#opts.now === undefined ? {} : { now: this.#opts.now }),
       ...(this.#opts.transport === 'ws' ? { envelopeTransport: this.#wsTransport() } : {}),
+      // Request signatures name the relay this device pinned (PROTOCOL.md §11).
+      relayName: () => this.#pinnedRelayName(),
     });
     const suite = this.#opts.signatures ?? nobleEd25519;
     const certs = new CertificateBook(this.#store, relay, identity, suite);
@@ -304,6 +307,13 @@ export class Backchannel {
     if (key.ok && !verifyRelayReceipt(r.value, key.value.publicKey, suite))
       return 'the receipt is not signed by the pinned relay key';
     return undefined;
+  }
+
+  /** The name in the pinned relay key (undefined while none is pinned, or it does not parse). */
+  #pinnedRelayName(): string | undefined {
+    if (this.#relayKey === undefined) return undefined;
+    const key = relayVerifierKey(this.#relayKey);
+    return key.ok ? key.value.name : undefined;
   }
 
   async #saveIdentity(identity: DeviceIdentity): Promise<void> {

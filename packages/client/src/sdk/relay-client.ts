@@ -10,6 +10,7 @@ import {
   type SignatureSuite,
   toBase64url,
 } from '@backchannel/protocol';
+import { isValidKeyName } from '@backchannel/protocol/transcript';
 import { z } from 'zod';
 import { ClientError } from './errors.ts';
 
@@ -18,6 +19,14 @@ export interface DeviceAuth {
   readonly secretKey: Uint8Array;
   /** Ed25519 backend for request signatures (default: noble). */
   readonly suite?: SignatureSuite;
+}
+
+/**
+ * What a transport needs to authenticate: the device, and the name of the relay its signature is
+ * for (PROTOCOL.md §11) — a string when known, else a promise (fetched once from GET /v1/relay).
+ */
+export interface TransportAuth extends DeviceAuth {
+  readonly relayName: () => string | Promise<string>;
 }
 
 export interface AppendAnswer {
@@ -99,7 +108,7 @@ export interface EnvelopeTransport {
  */
 export type EnvelopeTransportFactory = (
   endpoint: string,
-  auth: DeviceAuth,
+  auth: TransportAuth,
   timeoutMs: number,
   onLost?: () => void,
 ) => EnvelopeTransport;
@@ -156,6 +165,12 @@ export interface RelayClientOptions {
   readonly timeoutMs?: number;
   /** Envelope posts go through the transport this makes for an endpoint (default: HTTP only). */
   readonly envelopeTransport?: EnvelopeTransportFactory;
+  /**
+   * The name of the relay this device pinned (the name in its pinned checkpoint key): every
+   * request signature names it (PROTOCOL.md §11), so a signed request is good at this relay only.
+   * Undefined while nothing is pinned: then the name GET /v1/relay gives, fetched once.
+   */
+  readonly relayName?: () => string | undefined;
 }
 
 const enc = new TextEncoder();
@@ -182,6 +197,9 @@ export class RelayClient {
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
   readonly #makeTransport: RelayClientOptions['envelopeTransport'];
+  readonly #pinnedName: (() => string | undefined) | undefined;
+  /** The relay's name as GET /v1/relay gave it (first answer), when none is pinned. */
+  #fetchedName: Promise<string> | undefined;
   #transport: TransportSlot | undefined;
   #current = 0;
   /** Entry streams and inbox hints, moved to the new transport when the endpoint changes. */
@@ -200,6 +218,7 @@ export class RelayClient {
     this.#fetch = opts.fetch ?? ((i, init) => fetch(i, init));
     this.#timeoutMs = opts.timeoutMs ?? 15_000;
     this.#makeTransport = opts.envelopeTransport;
+    this.#pinnedName = opts.relayName;
   }
 
   get endpoint(): string {
@@ -218,7 +237,35 @@ export class RelayClient {
       fetch: this.#fetch,
       timeoutMs: this.#timeoutMs,
       ...(this.#makeTransport === undefined ? {} : { envelopeTransport: this.#makeTransport }),
+      ...(this.#pinnedName === undefined ? {} : { relayName: this.#pinnedName }),
     });
+  }
+
+  /**
+   * The name of the relay that request signatures are for: the pinned one, else the name
+   * GET /v1/relay answered (fetched once, on the first signed request; fetched again after a
+   * failure).
+   */
+  relayName(): Promise<string> {
+    const pinned = this.#pinnedName?.();
+    if (pinned !== undefined) return Promise.resolve(pinned);
+    this.#fetchedName ??= this.relayInfo()
+      .then((i) => {
+        // A note key name (C2SP signed-note), as the relay's checkpoints carry it.
+        if (!isValidKeyName(i.name))
+          throw new ClientError('RELAY_ERROR', 'relay answered /v1/relay with an invalid name');
+        return i.name;
+      })
+      .catch((e: unknown) => {
+        this.#fetchedName = undefined;
+        throw e;
+      });
+    return this.#fetchedName;
+  }
+
+  /** The pinned name as is (a socket's auth frame goes out at once), else relayName(). */
+  #knownRelayName(): string | Promise<string> {
+    return this.#pinnedName?.() ?? this.relayName();
   }
 
   /** Closes the envelope transport's socket, if any, and ends its subscriptions (the next post opens another). */
@@ -240,13 +287,16 @@ export class RelayClient {
     opts: { signed?: boolean } = {},
   ): Promise<T> {
     const bytes = body === undefined ? new Uint8Array(0) : enc.encode(JSON.stringify(body));
+    const signed = opts.signed !== false && this.#auth !== undefined;
+    // PROTOCOL.md §11: the signature names the relay; learnt before the first signed request.
+    const relayName = signed ? await this.relayName() : '';
     let lastError: ClientError | undefined;
     for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
       const idx = (this.#current + attempt) % this.#endpoints.length;
       const base = this.#endpoints[idx] as string;
       const headers: Record<string, string> = {};
       if (body !== undefined) headers['content-type'] = 'application/json';
-      if (opts.signed !== false && this.#auth !== undefined) {
+      if (signed && this.#auth !== undefined) {
         Object.assign(
           headers,
           requestHeaders(
@@ -256,6 +306,7 @@ export class RelayClient {
             path,
             this.#now(),
             bytes,
+            relayName,
             this.#auth.suite,
           ),
         );
@@ -297,8 +348,12 @@ export class RelayClient {
     );
   }
 
-  relayInfo(): Promise<{ name: string; vkey: string }> {
-    return this.request('GET', '/v1/relay', answers.relayInfo, undefined, { signed: false });
+  /** Who the relay is (unsigned); the first valid name answered is kept for request signatures. */
+  async relayInfo(): Promise<{ name: string; vkey: string }> {
+    const info = await this.request('GET', '/v1/relay', answers.relayInfo, undefined, { signed: false });
+    if (this.#fetchedName === undefined && isValidKeyName(info.name))
+      this.#fetchedName = Promise.resolve(info.name);
+    return info;
   }
 
   putCard(card: Uint8Array): Promise<unknown> {
@@ -468,7 +523,12 @@ export class RelayClient {
     this.#transport?.t.close();
     const slot: TransportSlot = { endpoint: this.endpoint, t: undefined as unknown as EnvelopeTransport };
     const onLost = this.#endpoints.length > 1 ? () => this.#lost(slot) : undefined;
-    slot.t = make(slot.endpoint, auth, this.#timeoutMs, onLost);
+    slot.t = make(
+      slot.endpoint,
+      { ...auth, relayName: () => this.#knownRelayName() },
+      this.#timeoutMs,
+      onLost,
+    );
     this.#transport = slot;
     for (const [channel, kept] of this.#subs) {
       kept.w.down();

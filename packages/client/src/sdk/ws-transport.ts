@@ -34,6 +34,11 @@ export interface WsTransportOptions {
   readonly device: DeviceId;
   readonly secretKey: Uint8Array;
   readonly suite?: SignatureSuite;
+  /**
+   * The name of the relay the auth frame is signed for (PROTOCOL.md §11): a string when known,
+   * else a promise (RelayClient fetches it once from GET /v1/relay).
+   */
+  readonly relayName: () => string | Promise<string>;
   readonly WebSocket: WebSocketConstructor;
   readonly now: () => number;
   /** A socket with posts in flight and no answer for this long (or not ready by then) is dropped. */
@@ -249,10 +254,33 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
       if (s.settle !== undefined) this.#fail(s, 'relay socket not ready in time');
     }, this.#o.timeoutMs);
     (s.readyTimer as { unref?: () => void }).unref?.();
-    ws.onopen = () => {
+    const sendAuth = (relayName: string) => {
+      if (s.dead) return;
       const time = this.#o.now();
-      const sig = signRequest(this.#o.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), this.#o.suite);
-      ws.send(JSON.stringify({ type: 'auth', device: this.#o.device, time, sig: toBase64url(sig) }));
+      try {
+        const sig = signRequest(
+          this.#o.secretKey,
+          'WS',
+          '/v1/ws',
+          time,
+          new Uint8Array(0),
+          relayName,
+          this.#o.suite,
+        );
+        ws.send(JSON.stringify({ type: 'auth', device: this.#o.device, time, sig: toBase64url(sig) }));
+      } catch {
+        this.#fail(s, 'relay socket could not be authenticated');
+      }
+    };
+    ws.onopen = () => {
+      let name: string | Promise<string>;
+      try {
+        name = this.#o.relayName();
+      } catch {
+        name = Promise.reject(new Error('relay name unknown'));
+      }
+      if (typeof name === 'string') sendAuth(name);
+      else name.then(sendAuth, () => this.#fail(s, 'relay name unknown (GET /v1/relay failed)'));
     };
     ws.onmessage = (ev: { data: unknown }) => {
       const data = ev.data;

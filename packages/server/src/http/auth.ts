@@ -1,8 +1,11 @@
 /**
  * Device authentication by signed requests (no passwords, no bearer tokens):
  *   x-bc-device: d_…   x-bc-time: <ms>   x-bc-sig: base64url(sig)
- *   sig = Ed25519(deviceKey, CBOR(['backchannel/v1 request', CBOR([METHOD, pathWithQuery, time, SHA-256(body)])]))
- * (protocol's requestSigningBody / signRequest). The time must be within the skew window, a
+ *   sig = Ed25519(deviceKey, CBOR(['backchannel/v1 request',
+ *                                  CBOR([METHOD, pathWithQuery, time, SHA-256(body), relayName])]))
+ * (protocol's requestSigningBody / signRequest). `relayName` is this relay's own name (GET
+ * /v1/relay `name`): a request signed for another relay does not verify here (AUTH_INVALID), so
+ * what one relay saw cannot be replayed to another. The time must be within the skew window, a
  * signature is accepted once (remembered per device: ReplayCache), the device must be
  * registered, its certificate valid and not revoked.
  * WebSocket connections authenticate the same way with method 'WS', path '/v1/ws', empty body.
@@ -142,10 +145,11 @@ export function requestMessage(
   pathWithQuery: string,
   time: number,
   body: Uint8Array,
+  relayName: string,
 ): Uint8Array {
   return labelledMessage(
     'request',
-    encodeCanonical([method.toUpperCase(), pathWithQuery, time, sha256(body)]),
+    encodeCanonical([method.toUpperCase(), pathWithQuery, time, sha256(body), relayName]),
   );
 }
 
@@ -154,15 +158,18 @@ export class Authenticator {
   readonly #verifier: Verifier;
   readonly #replay: ReplayCache;
   readonly #skewMs: number;
+  readonly #relayName: string;
 
   constructor(
     directory: DeviceDirectory,
     verifier: Verifier,
-    opts: { skewMs: number; replayEntries: number },
+    /** `relayName`: this relay's name, which every signature must name (PROTOCOL.md §11). */
+    opts: { skewMs: number; replayEntries: number; relayName: string },
   ) {
     this.#directory = directory;
     this.#verifier = verifier;
     this.#skewMs = opts.skewMs;
+    this.#relayName = opts.relayName;
     this.#replay = new ReplayCache(opts.replayEntries, opts.skewMs * 2);
   }
 
@@ -187,10 +194,14 @@ export class Authenticator {
     const rec = await this.#directory.get(device, now);
     if (rec === undefined) throw new RelayError('DEVICE_UNKNOWN', 'this device is not registered');
     const sig = Buffer.from(h.sig, 'base64url');
-    if (
-      !(await this.#verifier.verify(sig, requestMessage(method, pathWithQuery, time, body), rec.publicKey))
-    ) {
-      throw new RelayError('AUTH_INVALID', 'request signature does not verify');
+    // PROTOCOL.md §11: the signature names this relay; one made for another relay (or for none,
+    // the old four-field form) fails here like any forgery.
+    const msg = requestMessage(method, pathWithQuery, time, body, this.#relayName);
+    if (!(await this.#verifier.verify(sig, msg, rec.publicKey))) {
+      throw new RelayError(
+        'AUTH_INVALID',
+        'request signature does not verify (it must be signed for this relay: the name GET /v1/relay gives)',
+      );
     }
     const seen = this.#replay.check(device, h.sig.slice(0, 24), time, now);
     if (seen === 'replay') throw new RelayError('AUTH_REPLAY', 'this signed request was already used');

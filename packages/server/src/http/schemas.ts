@@ -64,7 +64,7 @@ export const authHeaders = z.object({
   'x-bc-time': z.string().optional().openapi({ description: 'ms since the Unix epoch' }),
   'x-bc-sig': z.string().optional().openapi({
     description:
-      "base64url Ed25519 signature: signWithLabel(deviceSk, 'request', CBOR([METHOD, pathWithQuery, time, SHA-256(body)]))",
+      "base64url Ed25519 signature: signWithLabel(deviceSk, 'request', CBOR([METHOD, pathWithQuery, time, SHA-256(body), relayName])), relayName = GET /v1/relay `name`",
   }),
 });
 

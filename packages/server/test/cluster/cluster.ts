@@ -88,10 +88,13 @@ export async function startNode(opts: {
 export class HubClient {
   readonly frames: Frame[] = [];
   readonly #conn: HubConnection;
+  /** The relay's name, which the auth frame is signed for. */
+  readonly #relayName: string;
   #waiters: Array<() => void> = [];
   closed: number | undefined;
 
   constructor(core: RelayCore) {
+    this.#relayName = core.signer.name;
     this.#conn = core.hub.attach({
       send: (data) => {
         if (typeof data !== 'string') throw new Error('this client sends text frames only');
@@ -143,7 +146,9 @@ export class HubClient {
       type: 'auth',
       device: dev.device,
       time,
-      sig: toBase64url(signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), suite)),
+      sig: toBase64url(
+        signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), this.#relayName, suite),
+      ),
     });
     const f = await this.waitFor((x) => x.type === 'ready' || x.type === 'error', 'ready');
     if (f.type !== 'ready') throw new Error(`auth failed: ${f.code}`);

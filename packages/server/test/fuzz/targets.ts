@@ -332,6 +332,7 @@ export async function openServerTargets(): Promise<ServerTargets> {
     },
   });
   const caller = new Caller(async (path, init) => core.app.request(path, init));
+  const relayName = await caller.relayName();
   const ctx = await setupBadContext(caller);
   const devs: Record<string, TestDevice> = { a: ctx.a, b: ctx.b, outsider: ctx.outsider };
   const ch = ctx.channel;
@@ -370,7 +371,16 @@ export async function openServerTargets(): Promise<ServerTargets> {
         try {
           Object.assign(
             headers,
-            requestHeaders(dev.device, dev.kp.secretKey, c.method, c.path, Date.now(), bytes, suite),
+            requestHeaders(
+              dev.device,
+              dev.kp.secretKey,
+              c.method,
+              c.path,
+              Date.now(),
+              bytes,
+              relayName,
+              suite,
+            ),
           );
         } catch (e) {
           // a path with a lone surrogate cannot be signed: the client refuses it, no relay sees it
