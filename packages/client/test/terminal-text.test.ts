@@ -58,6 +58,11 @@ describe('terminalSafe and quoteBlock', () => {
         const out = jsonSafe(JSON.stringify({ s }));
         expect(UNSAFE.test(out)).toBe(false);
         expect(JSON.parse(out)).toEqual({ s });
+        // Pretty-printed JSON keeps its layout: its newlines are not inside strings.
+        const pretty = jsonSafe(`${JSON.stringify({ s, n: [1, 2] }, null, 2)}\n`);
+        expect(pretty.endsWith('}\n')).toBe(true);
+        expect(pretty.split('\n').length).toBe(8);
+        expect(JSON.parse(pretty)).toEqual({ s, n: [1, 2] });
       }),
       { numRuns: 2_000 },
     );

@@ -22,6 +22,8 @@
  */
 const UNSAFE = /(?!\u200d)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 const ALLOWED = new Set(['\t', '\n']);
+/** What JSON output must escape: as UNSAFE, but JSON's own layout whitespace stays. */
+const JSON_UNSAFE = /(?![\t\n\r\u200d])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 
 const codePoint = (c: string) => `\\u{${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}}`;
 
@@ -48,8 +50,9 @@ export function quoteBlock(s: string, indent = '       '): string {
 
 /** JSON for output: also escapes C1 controls, format characters and U+2028/9 (still valid JSON). */
 export function jsonSafe(json: string): string {
+  // JSON.stringify escapes C0 inside strings: a raw tab, newline or carriage return is layout.
   // One \uXXXX per UTF-16 unit: a character beyond U+FFFF (a tag character) is a surrogate pair.
-  return json.replace(UNSAFE, (c) =>
+  return json.replace(JSON_UNSAFE, (c) =>
     Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join(
       '',
     ),
