@@ -14,6 +14,9 @@ const bucket = z.strictObject({
   burst: z.number().int().positive(),
 });
 
+/** The relay name when none is configured: fine on one machine, shared by every relay left at it. */
+export const DEFAULT_RELAY_NAME = 'backchannel.local';
+
 export const configSchema = z.strictObject({
   port: z.number().int().min(0).max(65_535).default(8787),
   host: z.string().min(1).default('127.0.0.1'),
@@ -24,7 +27,7 @@ export const configSchema = z.strictObject({
     .min(1)
     .max(200)
     .regex(/^[^\s+\u2014/]+$/, 'no whitespace, "+", "/" or em dash')
-    .default('backchannel.local'),
+    .default(DEFAULT_RELAY_NAME),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
    * Storage: "sqlite" (embedded, under dataDir) or a postgres:// URL (several relay nodes may
@@ -223,4 +226,15 @@ export function resolveConfig(...layers: ReadonlyArray<RelayConfigInput | undefi
     throw new ConfigError('config fanout: nats:// needs a shared store (postgres://); SQLite is one node');
   }
   return r.data;
+}
+
+/**
+ * What the operator should hear at start-up about the relay's name: a relay reachable beyond this
+ * machine (not listening on a loopback address) under the default name shares it with every other
+ * relay left at the default, and devices bind each signed request to the name (PROTOCOL.md §11).
+ */
+export function relayNameWarning(config: Pick<RelayConfig, 'relayName' | 'host'>): string | undefined {
+  const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(config.host);
+  if (config.relayName !== DEFAULT_RELAY_NAME || loopback) return undefined;
+  return `this relay listens on ${config.host} under the default name ${DEFAULT_RELAY_NAME}: give it a name of its own (--name, BACKCHANNEL_RELAY_NAME or relayName in the config file), a domain you control; devices bind every signed request to it, and relays that share a name accept each other's requests`;
 }

@@ -13,6 +13,7 @@ import {
   configFromEnv,
   parseConfigFile,
   type RelayConfigInput,
+  relayNameWarning,
   resolveConfig,
 } from './config.ts';
 import { ed25519Backend } from './ed25519.node.ts';
@@ -75,6 +76,8 @@ async function main(): Promise<void> {
       ? `relay listening on ${relay.url}`
       : `relay listening on ${relay.url}; open ${relay.url}/ in a browser for the web app`,
   );
+  const nameWarning = relayNameWarning(config);
+  if (nameWarning !== undefined) log.warn({ relayName: config.relayName }, nameWarning);
   let stopping = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {

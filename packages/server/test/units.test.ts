@@ -17,7 +17,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeEntryFast } from '../src/channels/entry-codec.ts';
 import { signReceipts } from '../src/channels/receipt-codec.ts';
-import { ConfigError, configFromEnv, parseConfigFile, resolveConfig } from '../src/config.ts';
+import {
+  ConfigError,
+  configFromEnv,
+  DEFAULT_RELAY_NAME,
+  parseConfigFile,
+  relayNameWarning,
+  resolveConfig,
+} from '../src/config.ts';
 import edgeVectors from '../../protocol/test/vectors/ed25519-edge.json' with { type: 'json' };
 import { ed25519Backend, leafHashNode, nodeEd25519, sha256 } from '../src/ed25519.node.ts';
 import { fromB64u, toB64u } from '../src/bytes.node.ts';
@@ -77,6 +84,19 @@ describe('config', () => {
       store: 'postgres://db/x',
       fanout: 'nats://mq',
     });
+  });
+});
+
+describe('the default relay name', () => {
+  it('is warned about only when the relay is reachable beyond this machine', () => {
+    const at = (host: string, relayName = DEFAULT_RELAY_NAME) => relayNameWarning({ host, relayName });
+    for (const host of ['127.0.0.1', '127.0.0.53', '::1', 'localhost'])
+      expect(at(host), host).toBeUndefined();
+    for (const host of ['0.0.0.0', '::', '10.1.2.3', 'relay.example.org'])
+      expect(at(host), host).toContain('give it a name of its own');
+    expect(at('0.0.0.0', 'relay.ministry.example')).toBeUndefined();
+    // What resolveConfig gives without a name is the default the warning is about.
+    expect(resolveConfig({ host: '0.0.0.0' }).relayName).toBe(DEFAULT_RELAY_NAME);
   });
 });
 
