@@ -39,6 +39,12 @@ export function cliRunner(root: string): {
   cli: (home: string, args: string[], relay?: string) => Promise<CliResult>;
   ok: (home: string, args: string[], relay?: string) => Promise<CliResult['json']>;
   start: (home: string, args: string[], relay?: string) => RunningCli;
+  /** Without --json: what a person at the terminal sees (stdout, stderr and the exit code). */
+  human: (
+    home: string,
+    args: string[],
+    env?: Record<string, string>,
+  ) => Promise<{ code: number; stdout: string; stderr: string }>;
 } {
   const envOf = (home: string) => ({
     ...process.env,
@@ -133,5 +139,17 @@ export function cliRunner(root: string): {
       },
     };
   };
-  return { cli, ok, start };
+  const human = async (home: string, args: string[], env: Record<string, string> = {}) => {
+    try {
+      const r = await run(process.execPath, [BIN, ...args], {
+        env: { ...envOf(home), ...env },
+        timeout: 60_000,
+      });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (e) {
+      const err = e as { code?: number; stdout?: string; stderr?: string };
+      return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+    }
+  };
+  return { cli, ok, start, human };
 }

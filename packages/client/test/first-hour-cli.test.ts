@@ -4,11 +4,9 @@
  * typed error with a stable code, an actionable one-line message and the documented exit code —
  * one JSON line under --json, usage errors included — and never in a broken device.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
 import { describeError } from '../src/cli/output.ts';
@@ -17,33 +15,8 @@ import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.n
 import { cliRunner } from './cli-runner.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'bc-first-hour-'));
-const { cli, ok } = cliRunner(root);
-const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+const { cli, ok, human } = cliRunner(root);
 const UNREACHABLE = 'http://127.0.0.1:9';
-
-/** Without --json: what a person at the terminal sees. */
-async function human(
-  home: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await promisify(execFile)(process.execPath, [BIN, ...args], {
-      env: {
-        ...process.env,
-        BACKCHANNEL_HOME: join(root, home),
-        BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
-        BACKCHANNEL_KDF_N: '1024',
-        ...env,
-      },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
 
 /** Every stdout line is a JSON document. */
 function jsonLines(stdout: string): unknown[] {

@@ -4,11 +4,9 @@
  * nor let it print a line that passes for one of its own, and it names parties by the names their
  * signed cards claim only while no two parties claim the same one.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
@@ -146,24 +144,17 @@ describe('partyLabels', () => {
 
 describe('hostile text through the real CLI', () => {
   const root = mkdtempSync(join(tmpdir(), 'bc-terminal-'));
-  const { ok } = cliRunner(root);
-  const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+  const runner = cliRunner(root);
+  const { ok } = runner;
   let relay: RelayProcess;
   let ch = '';
   let aParty = '';
   let bParty = '';
 
-  /** Without --json: what a person at the terminal sees. */
+  /** Without --json: what a person at the terminal sees (the command must succeed). */
   async function human(home: string, args: string[]): Promise<string> {
-    const r = await promisify(execFile)(process.execPath, [BIN, ...args], {
-      env: {
-        ...process.env,
-        BACKCHANNEL_HOME: join(root, home),
-        BACKCHANNEL_PASSPHRASE: `passphrase of ${home}`,
-        BACKCHANNEL_KDF_N: '1024',
-      },
-      timeout: 60_000,
-    });
+    const r = await runner.human(home, args);
+    if (r.code !== 0) throw new Error(`backchannel ${args.join(' ')} → exit ${r.code}: ${r.stderr}`);
     return r.stdout;
   }
 

@@ -115,13 +115,18 @@ describe('the reference scenario through the reducer', () => {
   });
 });
 
-describe('roleMaySend (what user interfaces offer) is the rule fold applies', () => {
+/** An open channel between A and B with the nuclear track open (sequence numbers from 0). */
+function openWithTrack(): ChannelState {
   seq = 0;
-  const open = foldAll(CH, [
+  return foldAll(CH, [
     ev(who.aMinister, { kind: 'outreach', from: A, to: B, note: 'x' }),
     ev(who.bEnvoy, { kind: 'channel.accept' }),
     ev(who.aMinister, { kind: 'track.open', trackId: NUCLEAR, name: 'nuclear' }),
   ]).state;
+}
+
+describe('roleMaySend (what user interfaces offer) is the rule fold applies', () => {
+  const open = openWithTrack();
   const bodies: Array<Record<string, unknown>> = [
     { kind: 'message', text: 'x' },
     { kind: 'points', title: 't', items: ['a'] },
@@ -154,12 +159,7 @@ describe('roleMaySend (what user interfaces offer) is the rule fold applies', ()
 });
 
 describe('rejected inputs leave the state byte-identical', () => {
-  seq = 0;
-  const open = foldAll(CH, [
-    ev(who.aMinister, { kind: 'outreach', from: A, to: B, note: 'x' }),
-    ev(who.bEnvoy, { kind: 'channel.accept' }),
-    ev(who.aMinister, { kind: 'track.open', trackId: NUCLEAR, name: 'nuclear' }),
-  ]).state;
+  const open = openWithTrack();
   const concluded = play(open, ev(who.aMinister, { kind: 'track.conclude', trackId: NUCLEAR }));
   const suspended = play(open, ev(who.aMinister, { kind: 'channel.suspend', reason: 'pause' }));
   const closed = play(open, ev(who.aMinister, { kind: 'channel.close' }));
