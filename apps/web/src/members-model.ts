@@ -45,7 +45,7 @@ export function membersByParty(
 /**
  * What a device added to the channel after it opened cannot read: MLS gives a new member no keys
  * for earlier epochs. `unreadable` counts the entries from before its join it could not read (the
- * lifecycle and track events disclosed to it by its party are readable); none, no note.
+ * lifecycle, track and document events and open proposals disclosed to it by its party are readable); none, no note.
  */
 export function joinNote(joinedEpoch: number, unreadable: number): string | undefined {
   if (unreadable <= 0) return undefined;

@@ -75,9 +75,9 @@ export function JoinNote(props: { ch: Channel }): ReactNode {
     <div className="join-note" role="note" data-testid="join-note">
       <p>{note}</p>
       <p className="hint">
-        MLS gives a device added later no keys for earlier epochs. The channel's lifecycle and tracks are
-        disclosed to it by a device of its own party and checked against what their senders signed; the
-        transcript itself still verifies.
+        MLS gives a device added later no keys for earlier epochs. The channel's lifecycle and tracks, its
+        documents, and the proposals and notices its party has still to answer are disclosed to it by a device
+        of its own party and checked against what their senders signed; the transcript itself still verifies.
       </p>
     </div>
   );

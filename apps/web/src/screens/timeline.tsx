@@ -104,8 +104,8 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
       return (
         <p className="meta">
           Added {e.devices.length === 1 ? 'a device' : `${e.devices.length} devices`} to the channel;
-          disclosed {e.disclosures.length} earlier lifecycle and track event(s) to{' '}
-          {e.devices.length === 1 ? 'it' : 'them'}
+          disclosed {e.disclosures.length} earlier event(s) (lifecycle, tracks, documents, open proposals and
+          notices) to {e.devices.length === 1 ? 'it' : 'them'}
         </p>
       );
     case 'track.suspend':

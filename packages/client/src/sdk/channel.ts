@@ -19,7 +19,9 @@ import {
   envelopeSignedMessage,
   type EventId,
   eventIdFrom,
+  MAX_EVENT_BYTES,
   openSealedEvent,
+  parseEvent,
   sealEvent,
   type PartyId,
   type SignatureSuite,
@@ -167,6 +169,14 @@ export class Channel {
         const id = eventIdFrom(this.#ctx.random(16));
         const now = this.#ctx.now();
         const event = { ...withView(draft, synced), v: 1, id, at: now } as ChannelEvent;
+        // What every receiver checks (the event schema, one event's size): an event it would
+        // refuse as unreadable is refused here, with the reason, instead of being sent.
+        const valid = parseEvent(event);
+        if (!valid.ok)
+          throw new ClientError(
+            'INVALID_ARGUMENT',
+            `this ${draft.kind} is not valid (${valid.at}): ${valid.message}`,
+          );
         // The channel rules are checked before anything is encrypted or sent: the user gets the
         // reason now, not a silently refused event in the transcript later.
         const pre = fold(state, {
@@ -183,6 +193,11 @@ export class Channel {
         state = pre.state;
         const salt = this.#ctx.random(16);
         const { plaintext: sealed, commitment } = sealEvent(event, salt, this.#ctx.sha256);
+        if (sealed.length > MAX_EVENT_BYTES)
+          throw new ClientError(
+            'INVALID_ARGUMENT',
+            `this ${draft.kind} is larger than one event may be (${MAX_EVENT_BYTES} bytes)`,
+          );
         const mls = await group.encrypt(sealed, senderBinding(me.device, id));
         const env = this.#sign({
           kind: 'application',

@@ -730,7 +730,7 @@ export class Backchannel {
         throw e;
       }
       for (const d of devices) this.#joins.added(d);
-      for (const disclosures of joinDisclosures(ch.view))
+      for (const disclosures of joinDisclosures(ch.view, me.party))
         await ch.send({ kind: 'join.context', devices, disclosures });
       return devices;
     }

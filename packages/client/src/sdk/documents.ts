@@ -10,7 +10,6 @@ import {
   clauseStatus,
   DOCUMENT_TYPE_NAMES,
   encodeCanonical,
-  MAX_EVENT_BYTES,
   type DocumentState,
   type DocumentStatus,
   type DocumentType,
@@ -33,6 +32,7 @@ import {
 import type { Channel, DraftEvent } from './channel.ts';
 import type { Backchannel } from './client.ts';
 import { ClientError } from './errors.ts';
+import { MAX_DISCLOSABLE_EVENT_BYTES } from './join.ts';
 
 export interface NewDocument {
   readonly type: DocumentType;
@@ -226,11 +226,12 @@ export class Documents {
 
 /** A revision carries the whole text: refuse one that receivers would refuse as oversize. */
 function checkSize(draft: DraftEvent): DraftEvent {
-  // Leave room for the transport fields (v, id, at) the channel adds.
-  if (encodeCanonical(draft).length > MAX_EVENT_BYTES - 256) {
+  // Leave room for the transport fields (v, id, at) the channel adds; the bound is the one a
+  // join.context can still disclose to a device added later (join.ts), a little under one event's.
+  if (encodeCanonical(draft).length > MAX_DISCLOSABLE_EVENT_BYTES - 256) {
     throw new ClientError(
       'INVALID_ARGUMENT',
-      `this revision is larger than one event may be (${MAX_EVENT_BYTES} bytes): split the document`,
+      `this revision is larger than one event may be (${MAX_DISCLOSABLE_EVENT_BYTES} bytes): split the document`,
     );
   }
   return draft;

@@ -3,8 +3,8 @@
  * devices (admin, principal: the relay's rule) adds them when it syncs: it claims the new device's
  * key package, commits an MLS Add (the relay orders commits and refuses a stale epoch: of two
  * devices adding at once, the loser syncs and finds the device added), sends the Welcome through
- * the party inboxes, then a `join.context` event disclosing the channel's lifecycle and track
- * events. MLS gives the new member no earlier keys: everything else before its join stays
+ * the party inboxes, then `join.context` events disclosing what the new device needs to take part
+ * (isDisclosable). MLS gives the new member no earlier keys: everything else before its join stays
  * unreadable on it. The new device checks each disclosure against the commitment its sender
  * signed in the transcript, and folds the disclosed events in their place.
  */
@@ -15,6 +15,7 @@ import {
   decodeEntry,
   decodeEvent,
   encodeEvent,
+  MAX_EVENT_BYTES,
   MAX_JOIN_DISCLOSURES,
   type PartyId,
   verifyCommitment,
@@ -23,9 +24,20 @@ import { decodeEventRecords, type EventRecord, keys } from './channel-record.ts'
 import type { EngineContext } from './context.ts';
 import type { ChannelView } from './view.ts';
 
-/** The event kinds a device added later is disclosed: what makes the channel's state. */
+/** Lifecycle and track events: what makes the channel's state. */
 export function isStructural(kind: string): boolean {
   return kind === 'outreach' || kind.startsWith('channel.') || kind.startsWith('track.');
+}
+
+/**
+ * The event kinds a device added later may be disclosed: what it needs to take part. The
+ * channel's lifecycle and tracks, its documents (each one's whole chain of revisions, comments and
+ * sign-offs: a document's state is folded from all of them), and the proposals and notices its
+ * party has still to answer. Messages, points, read-outs and receipts are not: handing over the
+ * conversation itself would need every party's consent.
+ */
+export function isDisclosable(kind: string): boolean {
+  return isStructural(kind) || kind.startsWith('doc.') || kind === 'proposal' || kind === 'notice';
 }
 
 export interface Disclosure {
@@ -34,17 +46,47 @@ export interface Disclosure {
   readonly salt: Uint8Array;
 }
 
-/** The lifecycle and track events this device accepted, in chunks of one join.context each. */
-export function joinDisclosures(view: ChannelView): Disclosure[][] {
+/** Room kept in a join.context for its own fields (id, time, devices) and each disclosure's. */
+const CONTEXT_OVERHEAD = 2048;
+const PER_DISCLOSURE_OVERHEAD = 48;
+/** The largest event a join.context can disclose: the SDK drafts no larger revision (documents.ts). */
+export const MAX_DISCLOSABLE_EVENT_BYTES = MAX_EVENT_BYTES - CONTEXT_OVERHEAD - PER_DISCLOSURE_OVERHEAD;
+
+/**
+ * What a device of `party` discloses to the devices it just added, in chunks of one join.context
+ * each (at most MAX_JOIN_DISCLOSURES, and within MAX_EVENT_BYTES): every lifecycle, track and
+ * document event it accepted, and the proposals and notices of other parties that no device of
+ * `party` has answered yet.
+ */
+export function joinDisclosures(view: ChannelView, party: PartyId): Disclosure[][] {
+  const answered = new Set<string>();
+  for (const r of view.timeline)
+    if (r.status === 'ok' && r.event.kind === 'response' && r.party === party) answered.add(r.event.to);
   const all: Disclosure[] = [];
   for (const r of view.timeline) {
-    if (r.status !== 'ok' || !isStructural(r.event.kind)) continue;
+    if (r.status !== 'ok' || !isDisclosable(r.event.kind)) continue;
+    const k = r.event.kind;
+    if ((k === 'proposal' || k === 'notice') && (r.party === party || answered.has(r.event.id))) continue;
     all.push({ seq: r.seq, event: encodeEvent(r.event), salt: r.salt });
   }
   const chunks: Disclosure[][] = [];
-  for (let i = 0; i < all.length; i += MAX_JOIN_DISCLOSURES)
-    chunks.push(all.slice(i, i + MAX_JOIN_DISCLOSURES));
-  return chunks.length === 0 ? [[]] : chunks;
+  let chunk: Disclosure[] = [];
+  let bytes = 0;
+  const budget = MAX_EVENT_BYTES - CONTEXT_OVERHEAD;
+  for (const d of all) {
+    // An event too large to disclose is left out (another client's: this SDK drafts none).
+    if (d.event.length > MAX_DISCLOSABLE_EVENT_BYTES) continue;
+    const size = d.event.length + PER_DISCLOSURE_OVERHEAD;
+    if (chunk.length === MAX_JOIN_DISCLOSURES || bytes + size > budget) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(d);
+    bytes += size;
+  }
+  if (chunk.length > 0 || chunks.length === 0) chunks.push(chunk);
+  return chunks;
 }
 
 /**
@@ -73,7 +115,7 @@ export async function disclosedRecords(
       continue;
     if (body.epoch >= joinedEpoch || body.sender === me.device) continue;
     const ev = decodeEvent(d.event);
-    if (!ev.ok || ev.value.id !== body.msgId || !isStructural(ev.value.kind)) continue;
+    if (!ev.ok || ev.value.id !== body.msgId || !isDisclosable(ev.value.kind)) continue;
     // RFC-style selective disclosure (PROTOCOL.md §5): the sender signed C over (salt, event).
     if (!verifyCommitment(ev.value, d.salt, body.commitment, ctx.sha256)) continue;
     const cert = await ctx.certs.find(body.sender, parties, ctx.now());

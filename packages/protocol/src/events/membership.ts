@@ -1,9 +1,10 @@
 /**
  * join.context: what a device added to a channel after it opened needs to take part. MLS gives a
  * new member no keys for earlier epochs (RFC 9420 §16.6), so it cannot read what came before; the
- * member that added it discloses the channel's lifecycle and track events to it, each as its
- * sender committed to it (the event and its salt: the receiver checks them against the sender's
- * signed commitment in the transcript it holds, §5). Other earlier events stay unreadable to it.
+ * member that added it discloses the channel's lifecycle, track and document events to it, and the
+ * proposals and notices its party has still to answer, each as its sender committed to it (the
+ * event and its salt: the receiver checks them against the sender's signed commitment in the
+ * transcript it holds, §5). Other earlier events stay unreadable to it.
  */
 import { z } from 'zod';
 import { isBytes } from '../bytes/index.ts';
@@ -25,7 +26,8 @@ export const joinContextEvent = z.strictObject({
     .array(
       z.strictObject({
         seq: z.number().int().nonnegative(),
-        event: z.custom<Uint8Array>((x) => isBytes(x) && x.length > 0 && x.length <= 16_384, {
+        // Up to one event's size (MAX_EVENT_BYTES; the join.context itself is bounded by it too).
+        event: z.custom<Uint8Array>((x) => isBytes(x) && x.length > 0 && x.length <= 64 * 1024, {
           message: 'expected event bytes',
         }),
         salt: z.custom<Uint8Array>((x) => isBytes(x) && x.length === 16, { message: 'expected 16 bytes' }),

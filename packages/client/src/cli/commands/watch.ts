@@ -173,7 +173,7 @@ export function describe(r: EventRecord, party: (p: string) => string = (p) => p
     case 'receipt':
       return `${head} ${e.type} receipt for ${e.of.length} event(s)`;
     case 'join.context':
-      return `${head} added ${e.devices.join(', ')} to the channel; disclosed ${e.disclosures.length} earlier lifecycle/track event(s) to it`;
+      return `${head} added ${e.devices.join(', ')} to the channel; disclosed ${e.disclosures.length} earlier event(s) to it (lifecycle, tracks, documents, open proposals and notices)`;
     case 'heartbeat':
       return `${head} heartbeat (every ${Math.round(e.intervalMs / 1000)}s)`;
     case 'outreach':
