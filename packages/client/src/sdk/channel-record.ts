@@ -131,6 +131,9 @@ export const keys = {
   keyPackagePrefix: 'kp:',
   card: (party: string) => `card:${party}`,
   cardPrefix: 'card:',
+  /** The revocations of a party this device has verified (kept: a relay cannot make it forget one). */
+  revocations: (party: string) => `rev:${party}`,
+  revocationsPrefix: 'rev:',
   inboxCursor: 'inbox:cursor',
   relayKey: 'relay:vkey',
   receiptSent: (c: string, last: string) => `rcpt:${c}:${last}`,

@@ -634,6 +634,7 @@ export class Backchannel {
     }
     this.joinProblems = [];
     this.added = [];
+    this.removed = [];
     try {
       this.added = await this.addNewDevices();
     } catch (e) {
@@ -647,6 +648,8 @@ export class Backchannel {
   joined: ChannelId[] = [];
   /** What the last syncAll added (addNewDevices), and why it could not, if it could not. */
   added: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
+  /** What the last addNewDevices removed: revoked devices of this party still in a channel. */
+  removed: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
   joinProblems: ClientError[] = [];
 
   /**
@@ -659,6 +662,7 @@ export class Backchannel {
     only?: readonly ChannelId[],
   ): Promise<Array<{ channel: ChannelId; devices: DeviceId[] }>> {
     const me = this.identity;
+    this.removed = [];
     if (!ADDERS.includes(me.certificate.body.role)) return [];
     const channels: Channel[] = [];
     for (const id of only ?? (await this.channelIds())) {
@@ -680,11 +684,52 @@ export class Backchannel {
     }
     const out: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
     for (const ch of channels) {
+      const removed = await this.#removeRevoked(ch);
+      if (removed.length > 0) this.removed.push({ channel: ch.id, devices: removed });
       const devices = await this.#addMissing(ch);
       if (devices.length > 0) out.push({ channel: ch.id, devices });
     }
     if (out.length > 0) await this.outbox.flush();
     return out;
+  }
+
+  /**
+   * Removes from `ch` the devices of this party that its root revoked: the admin that revoked a
+   * device removes it from the channels it is in (revokeDevice), and every other admin or
+   * principal device of the party from the rest — a channel the admin is not in (a recovered or
+   * new admin device, a channel its principal opened) would otherwise keep a revoked member, which
+   * the relay refuses but which still holds the group's keys. Only a revocation the root signed
+   * counts (CertificateBook.refreshParty), never a device missing from the relay's list.
+   */
+  async #removeRevoked(ch: Channel): Promise<DeviceId[]> {
+    const me = this.identity;
+    const certs = this.#context().certs;
+    for (let attempt = 0; ; attempt++) {
+      const group = ch.group;
+      if (group === undefined || ch.record.removed) return [];
+      const now = this.now;
+      const revoked = group
+        .members()
+        .filter(
+          (m) =>
+            m.certificate.body.party === me.party &&
+            m.device !== me.device &&
+            certs.isRevoked(me.party, m.device, now),
+        )
+        .map((m) => m.device);
+      if (revoked.length === 0) return [];
+      try {
+        await ch.commit((g) => g.remove(revoked), { add: [], remove: revoked });
+        return revoked;
+      } catch (e) {
+        // Another device of the party removed it (or committed) first: catch up and look again.
+        if (attempt < 3 && e instanceof ClientError && e.cause_code === 'EPOCH_STALE') {
+          await ch.sync();
+          continue;
+        }
+        throw e;
+      }
+    }
   }
 
   async #addMissing(ch: Channel): Promise<DeviceId[]> {

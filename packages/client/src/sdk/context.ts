@@ -4,7 +4,10 @@ import {
   type DeviceId,
   decodeContactCard,
   decodeDeviceCertificate,
+  decodeCanonical,
   decodeRevocation,
+  encodeCanonical,
+  encodeRevocation,
   type PartyId,
   constantTimeEqual,
   nobleEd25519,
@@ -13,6 +16,7 @@ import {
   type Sha256,
   type SignatureSuite,
   verifyDeviceCertificate,
+  verifyRevocation,
 } from '@backchannel/protocol';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ClientError } from './errors.ts';
@@ -123,6 +127,19 @@ export class CertificateBook {
       this.#names.set(card.value.body.party as PartyId, card.value.body.displayName);
       for (const c of card.value.body.devices) this.accept(c, Date.now());
     }
+    for (const k of await this.#store.keys(keys.revocationsPrefix)) {
+      const b = await this.#store.get(k);
+      const list = b === undefined ? undefined : decodeCanonical(b);
+      if (list === undefined || !list.ok || !Array.isArray(list.value)) continue;
+      const party = k.slice(keys.revocationsPrefix.length) as PartyId;
+      this.#revocations.set(
+        party,
+        list.value.flatMap((x) => {
+          const r = decodeRevocation(x);
+          return r.ok ? [r.value] : [];
+        }),
+      );
+    }
   }
 
   rootKey(party: PartyId): Uint8Array | undefined {
@@ -226,23 +243,36 @@ export class CertificateBook {
     );
   }
 
-  isRevoked(device: DeviceId): boolean {
-    const cert = this.#certs.get(device);
-    if (cert === undefined) return false;
-    return (this.#revocations.get(cert.body.party) ?? []).some((r) => r.body.device === device);
+  /** Whether a revocation signed by `party`'s root names `device`, in effect at `now`. */
+  isRevoked(party: PartyId, device: DeviceId, now: number): boolean {
+    return (this.#revocations.get(party) ?? []).some(
+      (r) => r.body.device === device && r.body.revokedAt <= now,
+    );
   }
 
-  /** Refreshes a party's devices and revocations from the relay directory. */
+  /**
+   * Refreshes a party's devices and revocations from the relay directory. Only revocations its
+   * root signed are taken, and every one taken is kept (on disk too): a relay that later leaves
+   * one out of its answer cannot make this device trust the revoked device again.
+   */
   async refreshParty(party: PartyId, now: number): Promise<void> {
     const root = this.#roots.get(party);
     if (root === undefined) return;
     const { certificates, revocations } = await this.#relay.listDevices(party);
-    const revs: Revocation[] = [];
+    const known = this.#revocations.get(party) ?? [];
+    const revs: Revocation[] = [...known];
     for (const b of revocations) {
       const r = decodeRevocation(b);
-      if (r.ok && r.value.body.party === party) revs.push(r.value);
+      if (!r.ok || !verifyRevocation(r.value, root)) continue;
+      if (revs.some((k) => k.body.device === r.value.body.device)) continue;
+      revs.push(r.value);
     }
-    this.#revocations.set(party, revs);
+    if (revs.length > known.length) {
+      this.#revocations.set(party, revs);
+      await this.#store.put([
+        [keys.revocations(party), encodeCanonical(revs.map((r) => encodeRevocation(r)))],
+      ]);
+    }
     for (const c of certificates) this.accept(c, now);
   }
 }

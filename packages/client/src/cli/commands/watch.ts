@@ -286,6 +286,7 @@ export function watchCommands(program: Command, run: Runner): void {
               outboxPending: pending,
               joined,
               added,
+              removed: bc.removed,
               ...(bc.joinProblems.length === 0
                 ? {}
                 : {
@@ -307,6 +308,7 @@ export function watchCommands(program: Command, run: Runner): void {
                     }`,
                 ),
                 ...added.map((a) => `added ${a.devices.join(', ')} (enrolled since) to ${a.channel}`),
+                ...bc.removed.map((r) => `removed ${r.devices.join(', ')} (revoked) from ${r.channel}`),
                 ...bc.joinProblems.map((e) => `could not add a new device of this party: ${e.message}`),
               ].join('\n'),
           );
@@ -423,6 +425,10 @@ export function watchCommands(program: Command, run: Runner): void {
             for (const a of await bc.addNewDevices(only)) {
               if (out.json) out.result({ added: a });
               else out.say(`${a.channel} added ${a.devices.join(', ')} (enrolled since the channel opened)`);
+            }
+            for (const r of bc.removed) {
+              if (out.json) out.result({ removed: r });
+              else out.say(`${r.channel} removed ${r.devices.join(', ')} (revoked by this party)`);
             }
           } catch (e) {
             if (!(e instanceof ClientError)) throw e;
