@@ -44,6 +44,13 @@ import { Live, type LiveOptions } from './live.ts';
 import { Outbox } from './outbox.ts';
 import { relayVerifierKey } from './verify-log.ts';
 import { joinDisclosures, missingDevices } from './join.ts';
+import type { ScryptParams } from './invite.ts';
+import {
+  newRecoveryCodeWith,
+  type RecoveredParty,
+  type RecoveryKitFile,
+  sealRecoveryKit,
+} from './recovery.ts';
 import { JoinSchedule, type JoinScheduleOptions } from './join-schedule.ts';
 import {
   type AppendAnswer,
@@ -350,6 +357,57 @@ export class Backchannel {
     await this.#register(identity.certificate, identity.deviceSecretKey);
     await this.#replenishKeyPackages();
     return identity;
+  }
+
+  /**
+   * Sets this device up as a new device of a party restored from its recovery kit
+   * (recovery.ts): a new device key, certified by the restored root key (role admin unless
+   * said), registered, with key packages; the contact card is published again. The lost device
+   * is still a member until this device revokes it (`revokeDevice`); the party's admin and
+   * principal devices then remove it from their channels and add this one.
+   */
+  async recoverParty(opts: {
+    recovered: RecoveredParty;
+    deviceName: string;
+    role?: Role;
+    relays?: string[];
+  }): Promise<DeviceIdentity> {
+    const identity = newParty({
+      rootSeed: opts.recovered.rootSecretKey,
+      deviceSeed: this.#opts.random(32),
+      partyName: opts.recovered.partyName,
+      deviceName: opts.deviceName,
+      role: opts.role ?? 'admin',
+      relays: opts.relays ?? [...opts.recovered.relays],
+      now: this.now,
+    });
+    await this.#saveIdentity(identity);
+    await this.#register(identity.certificate, identity.deviceSecretKey);
+    await this.publishCard();
+    await this.#replenishKeyPackages();
+    return identity;
+  }
+
+  /**
+   * Admin: the party's recovery kit — its root key sealed under a new recovery code (recovery.ts).
+   * Nothing is sent: the kit and the code are for the party to keep apart, offline.
+   */
+  async recoveryKit(kdf?: ScryptParams): Promise<{ kit: RecoveryKitFile; code: string }> {
+    const id = this.identity;
+    if (id.rootSecretKey === undefined)
+      throw new ClientError(
+        'NOT_ADMIN',
+        'only the device holding the party root key can write its recovery kit',
+      );
+    const code = newRecoveryCodeWith(this.#opts.random);
+    const kit = await sealRecoveryKit(
+      { party: id.party, partyName: id.partyName, rootSecretKey: id.rootSecretKey, relays: id.relays },
+      code,
+      this.#opts.random,
+      this.now,
+      kdf,
+    );
+    return { kit, code };
   }
 
   /** Enrolls this device from an identity an admin sealed into an invite. */

@@ -178,11 +178,28 @@ export class CertificateBook {
     return Date.now();
   }
 
-  /** Verifies a certificate against its party's known root key; remembers it if valid. */
+  /**
+   * Verifies a certificate against its party's known root key: returns it if valid `now`. One its
+   * root signed that is no longer valid (revoked, expired) is remembered all the same: what its
+   * device sent while it was valid still verifies (each event is checked at its entry's time), on
+   * a device that syncs the history only after the revocation too.
+   */
   accept(certBytes: Uint8Array, now: number): DeviceCertificate | undefined {
     const d = decodeDeviceCertificate(certBytes);
     if (!d.ok) return undefined;
-    return this.check(d.value, now) === undefined ? d.value : undefined;
+    if (this.check(d.value, now) === undefined) return d.value;
+    const root = this.#roots.get(d.value.body.party);
+    if (
+      root !== undefined &&
+      !this.#certs.has(d.value.body.device) &&
+      verifyDeviceCertificate(d.value, {
+        rootPublicKey: root,
+        now: d.value.body.notBefore,
+        suite: this.#suite,
+      }).ok
+    )
+      this.#certs.set(d.value.body.device, d.value);
+    return undefined;
   }
 
   /** Returns the refusal reason, or undefined when the certificate is good now. */

@@ -55,21 +55,27 @@ export function isInviteKdf(k: unknown): k is ScryptParams {
 
 /** 16 characters from a 30-letter alphabet (~78 bits), grouped by four. */
 export function newInviteCodeWith(random: (n: number) => Uint8Array): string {
+  return newCodeWith(random, 16);
+}
+
+/** `length` characters from a 30-letter alphabet (log2 30 ≈ 4.9 bits each), grouped by four. */
+export function newCodeWith(random: (n: number) => Uint8Array, length: number): string {
   let s = '';
   // Rejection sampling keeps every letter equally likely (256 is not a multiple of 30).
-  while (s.length < 16) {
+  while (s.length < length) {
     for (const b of random(32)) {
-      if (b < 240 && s.length < 16) s += ALPHABET[b % ALPHABET.length];
+      if (b < 240 && s.length < length) s += ALPHABET[b % ALPHABET.length];
     }
   }
-  return `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}`;
+  return (s.match(/.{1,4}/g) ?? []).join('-');
 }
 
 function normalizeCode(code: string): string {
   return code.toUpperCase().replace(/[^A-Z0-9]/g, '');
 }
 
-async function keyFor(code: string, salt: Uint8Array, kdf: ScryptParams): Promise<Uint8Array> {
+/** The AES-256 key a code opens: scrypt over the normalized code (case, dashes and spaces ignored). */
+export async function keyFor(code: string, salt: Uint8Array, kdf: ScryptParams): Promise<Uint8Array> {
   return scryptAsync(normalizeCode(code).normalize('NFKC'), salt, {
     N: kdf.N,
     r: kdf.r,

@@ -15,6 +15,7 @@ import { type Command, Option } from 'commander';
 import type { Backchannel } from '../../sdk/client.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import { newInviteCode, openInvite, sealInvite } from '../../sdk/invite.node.ts';
+import { openRecoveryKit } from '../../sdk/recovery.ts';
 import { type GlobalOptions, initDevice, openDevice } from '../device.node.ts';
 import { type Out, examples } from '../output.ts';
 import { inline } from '../text.ts';
@@ -33,6 +34,7 @@ export function identityCommands(program: Command, run: Runner): void {
       examples(
         'backchannel init party --name "Foreign Ministry" --device admin-desk --relay http://127.0.0.1:8787',
         'backchannel init device --invite staff1.invite.json --code ABCD-EFGH-JKMN-PQRS',
+        'backchannel init recover --kit party.recovery.json --code "ABCD-EFGH-…" --device new-admin-desk',
       ),
     );
   init
@@ -96,6 +98,73 @@ export function identityCommands(program: Command, run: Runner): void {
           (v: { device: string; name: string; role: string }) =>
             `device ${v.device} "${v.name}" (${v.role}) enrolled`,
         );
+      }),
+    );
+
+  init
+    .command('recover')
+    .description(
+      "restore your party's root key from its recovery kit onto this device, which becomes the party's admin device",
+    )
+    .requiredOption('--kit <file>', 'the recovery kit written by `backchannel recovery-kit`')
+    .requiredOption('--code <code>', 'its recovery code (28 letters; dashes and case do not matter)')
+    .requiredOption('--device <name>', 'this device, e.g. "admin-desk-2"')
+    .addOption(
+      new Option('--role <role>', 'this device role (it holds the root key whatever its role)')
+        .choices([...ROLES])
+        .default('admin'),
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n  backchannel init recover --kit party.recovery.json --code "ABCD-EFGH-JKMN-PQRS-TVWX-YZ23-4567" --device admin-desk-2\n\nThen revoke the lost device (`backchannel device revoke <it> --reason "lost"`): your party\'s\nprincipal and admin devices remove it from their channels and add this one.',
+    )
+    .action(
+      run(async (o, out, opts: { kit: string; code: string; device: string; role: Role }) => {
+        const recovered = await openRecoveryKit(
+          readJsonFile(opts.kit, 'recovery kit', 'RECOVERY_INVALID'),
+          opts.code,
+        );
+        const r = await initDevice(o, async (bc) => {
+          const id = await bc.recoverParty({
+            recovered,
+            deviceName: opts.device,
+            role: opts.role,
+            ...(o.relay === undefined || o.relay.length === 0 ? {} : { relays: o.relay }),
+          });
+          return { party: id.party, device: id.device, role: opts.role, fingerprint: bc.fingerprint() };
+        });
+        out.result(
+          r,
+          (v: typeof r) =>
+            `party ${v.party} (${inline(recovered.partyName)}) recovered onto this device\ndevice ${v.device} (${opts.role})\nfingerprint ${v.fingerprint} (unchanged: the same root key)\nnow revoke the lost device: backchannel device list, then backchannel device revoke <device> --reason "lost"`,
+        );
+      }),
+    );
+
+  program
+    .command('recovery-kit')
+    .description(
+      "admin: write your party's recovery kit (its root key, sealed under a new recovery code): keep the file and the code apart",
+    )
+    .requiredOption('--out <file>', 'where to write the recovery kit')
+    .addHelpText(
+      'after',
+      '\nExample:\n  backchannel recovery-kit --out party.recovery.json\n\nWith the file AND the code anyone can act as your party: store them apart, offline (the code on\npaper in a safe, the file on a drive kept elsewhere). Restore with `backchannel init recover`.',
+    )
+    .action(
+      run(async (o, out, opts: { out: string }) => {
+        const bc = await openDevice(o);
+        try {
+          const { kit, code } = await bc.recoveryKit(kdfForInvites());
+          writeFileSync(opts.out, JSON.stringify(kit, null, 2), { mode: 0o600 });
+          out.result(
+            { party: kit.party, kit: opts.out, code },
+            (v: { party: string; kit: string; code: string }) =>
+              `recovery kit of ${v.party} written to ${v.kit}\nrecovery code: ${v.code}\nwrite the code down and keep it apart from the file: together they are your party's root key`,
+          );
+        } finally {
+          bc.close();
+        }
       }),
     );
 
@@ -294,20 +363,31 @@ async function resolveDevice(bc: Backchannel, which: string): Promise<string> {
 }
 
 function readInvite(path: string): unknown {
+  return readJsonFile(
+    path,
+    'invite file',
+    'INVITE_INVALID',
+    ' (the file your admin wrote with `backchannel device add --out`)',
+  );
+}
+
+function readJsonFile(
+  path: string,
+  what: string,
+  invalid: 'INVITE_INVALID' | 'RECOVERY_INVALID',
+  hint = '',
+): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     const why = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : String((e as Error).message);
-    throw new ClientError(
-      'INVALID_ARGUMENT',
-      `cannot read the invite file ${path}: ${why} (the file your admin wrote with \`backchannel device add --out\`)`,
-    );
+    throw new ClientError('INVALID_ARGUMENT', `cannot read the ${what} ${path}: ${why}${hint}`);
   }
   try {
     return JSON.parse(text);
   } catch {
-    throw new ClientError('INVITE_INVALID', `${path} is not a Backchannel invite file`);
+    throw new ClientError(invalid, `${path} is not a Backchannel ${what}`);
   }
 }
 

@@ -1,0 +1,132 @@
+/**
+ * The party's recovery kit: its root key sealed under a long recovery code, so that losing the
+ * admin device does not lose the party. Without the root key nobody can add a device, revoke one
+ * (a lost laptop stays a member) or publish the contact card. The admin writes the kit once
+ * (`backchannel recovery-kit`), keeps the file and the code apart (the code on paper in a safe,
+ * the file on a drive in another); a new device restores the root key from both
+ * (`backchannel init recover`) and becomes the party's admin device, then revokes the lost one.
+ *
+ * Format: JSON {v: 1, kind: 'backchannel-recovery-kit', party, partyName, createdAt, salt, kdf,
+ * box}; box = nonce(12) ‖ AES-256-GCM(scrypt(code, salt), CBOR {v: 1, rootSeed, partyName,
+ * relays}) with the associated data "backchannel recovery-kit <party>" (a box cannot be moved
+ * under another party's header). The code: 28 letters of a 30-letter alphabet (≈137 bits), so
+ * the kit resists offline guessing on its own; scrypt (N = 2^15 by default) adds to that.
+ * Built on @noble (no node:), so a kit written by the CLI opens in a browser and the reverse.
+ */
+import {
+  decodeCanonical,
+  encodeCanonical,
+  fromBase64url,
+  isBytes,
+  keyPairFromSeed,
+  type PartyId,
+  partyIdFromKey,
+  toBase64url,
+} from '@backchannel/protocol';
+import { gcm } from '@noble/ciphers/aes.js';
+import { ClientError } from './errors.ts';
+import { INVITE_KDF, isInviteKdf, keyFor, newCodeWith, type ScryptParams } from './invite.ts';
+
+export const RECOVERY_CODE_LENGTH = 28;
+
+export interface RecoveryKitFile {
+  readonly v: 1;
+  readonly kind: 'backchannel-recovery-kit';
+  readonly party: string;
+  readonly partyName: string;
+  readonly createdAt: string;
+  readonly salt: string;
+  readonly kdf: ScryptParams;
+  readonly box: string;
+}
+
+/** What a kit restores: the party's root key and what its contact card says. */
+export interface RecoveredParty {
+  readonly party: PartyId;
+  readonly partyName: string;
+  readonly rootSecretKey: Uint8Array;
+  readonly relays: readonly string[];
+}
+
+export function newRecoveryCodeWith(random: (n: number) => Uint8Array): string {
+  return newCodeWith(random, RECOVERY_CODE_LENGTH);
+}
+
+const aad = (party: string) => new TextEncoder().encode(`backchannel recovery-kit ${party}`);
+
+export async function sealRecoveryKit(
+  party: RecoveredParty,
+  code: string,
+  random: (n: number) => Uint8Array,
+  now: number,
+  kdf: ScryptParams = INVITE_KDF,
+): Promise<RecoveryKitFile> {
+  const salt = random(16);
+  const nonce = random(12);
+  const plain = encodeCanonical({
+    v: 1,
+    rootSeed: party.rootSecretKey,
+    partyName: party.partyName,
+    relays: [...party.relays],
+  });
+  const ct = gcm(await keyFor(code, salt, kdf), nonce, aad(party.party)).encrypt(plain);
+  const box = new Uint8Array(12 + ct.length);
+  box.set(nonce, 0);
+  box.set(ct, 12);
+  return {
+    v: 1,
+    kind: 'backchannel-recovery-kit',
+    party: party.party,
+    partyName: party.partyName,
+    createdAt: new Date(now).toISOString(),
+    salt: toBase64url(salt),
+    kdf,
+    box: toBase64url(box),
+  };
+}
+
+/**
+ * Opens a kit with its code. RECOVERY_INVALID when the file is not a kit, the code does not open
+ * it, or what it holds is not the root key of the party it names.
+ */
+export async function openRecoveryKit(file: unknown, code: string): Promise<RecoveredParty> {
+  const f = (typeof file === 'object' && file !== null ? file : {}) as Partial<RecoveryKitFile>;
+  if (
+    f.kind !== 'backchannel-recovery-kit' ||
+    typeof f.party !== 'string' ||
+    typeof f.salt !== 'string' ||
+    typeof f.box !== 'string' ||
+    !isInviteKdf(f.kdf)
+  ) {
+    throw new ClientError('RECOVERY_INVALID', 'this is not a Backchannel recovery kit');
+  }
+  let plain: Uint8Array;
+  try {
+    const box = fromBase64url(f.box);
+    if (box.length < 28) throw new Error('short');
+    const key = await keyFor(code, fromBase64url(f.salt), f.kdf);
+    plain = gcm(key, box.subarray(0, 12), aad(f.party)).decrypt(box.subarray(12));
+  } catch {
+    throw new ClientError('RECOVERY_INVALID', 'the recovery code does not open this recovery kit');
+  }
+  const d = decodeCanonical(plain);
+  const v = (d.ok ? d.value : {}) as Record<string, unknown>;
+  const relays = v.relays;
+  if (
+    !isBytes(v.rootSeed) ||
+    v.rootSeed.length !== 32 ||
+    typeof v.partyName !== 'string' ||
+    !Array.isArray(relays) ||
+    !relays.every((r) => typeof r === 'string')
+  ) {
+    throw new ClientError('RECOVERY_INVALID', 'the recovery kit is malformed');
+  }
+  const root = keyPairFromSeed(v.rootSeed);
+  const party = partyIdFromKey(root.publicKey);
+  if (party !== f.party)
+    throw new ClientError(
+      'RECOVERY_INVALID',
+      `the recovery kit holds the key of another party than ${f.party}`,
+    );
+  return { party, partyName: v.partyName, rootSecretKey: root.secretKey, relays: relays as string[] };
+}
