@@ -13,6 +13,7 @@ import {
   IndexedDbLocalStore,
   openBrowserDevice,
   type Pbkdf2Params,
+  type RecoveredParty,
   signRequest,
   toBase64url,
 } from '@backchannel/client/browser';
@@ -158,6 +159,21 @@ export class Session {
     const bc = await this.#openDevice(passphrase);
     try {
       await bc.createParty({ partyName, deviceName, relays: [location.origin] });
+    } catch (e) {
+      bc.close();
+      await IndexedDbLocalStore.destroy(DB_NAME);
+      this.#dropTabLock();
+      throw e;
+    }
+    await this.#unlocked(bc);
+  }
+
+  /** Sets this browser up as the admin device of a party restored from its recovery kit. */
+  async recover(passphrase: string, recovered: RecoveredParty, deviceName: string): Promise<void> {
+    const bc = await this.#openDevice(passphrase);
+    try {
+      // This relay (the app's origin) serves the party now, whatever the kit lists.
+      await bc.recoverParty({ recovered, deviceName, relays: [location.origin] });
     } catch (e) {
       bc.close();
       await IndexedDbLocalStore.destroy(DB_NAME);

@@ -169,6 +169,58 @@ describe("a channel's members in the web app", () => {
     expect(await deviceNames(b, B_NAME)).toEqual(['B desk']);
     await shot(b, 'members-03-after-removal.png');
 
+    // A's admin writes the party's recovery kit; then the desk is lost. A new browser restores
+    // the party from the kit and its code (same party, same fingerprint) and revokes the lost desk.
+    await a.getByRole('link', { name: 'Members & devices' }).click();
+    await a.getByRole('button', { name: 'Write the recovery kit' }).click();
+    const kitBox = a.getByLabel('Recovery kit (save it as a file');
+    await kitBox.waitFor(WAIT);
+    const kit = await kitBox.inputValue();
+    const code =
+      (await a.getByRole('region', { name: 'Recovery kit' }).locator('strong.code').textContent()) ?? '';
+    expect(code).toMatch(/^([A-Z2-9]{4}-){6}[A-Z2-9]{4}$/);
+    expect(JSON.parse(kit)).toMatchObject({ kind: 'backchannel-recovery-kit', partyName: A_NAME });
+    expect(await a.getByRole('link', { name: 'Download the kit' }).getAttribute('download')).toBe(
+      'Foreign-Ministry.recovery.json',
+    );
+    const aParty = await a
+      .getByRole('link', { name: 'Our party' })
+      .click()
+      .then(() => a.getByTestId('party-id').textContent());
+    await a.context().close();
+    const desk2 = await app.open('A desk 2');
+    await desk2.goto(app.url);
+    await desk2.getByRole('tab', { name: 'Recover a party' }).click();
+    await desk2.getByLabel('Recovery kit (the text of the kit file)').fill(kit);
+    await desk2.getByLabel('Recovery code').fill('not the code');
+    await desk2.getByLabel('This device').fill('A desk 2');
+    await desk2.getByLabel('Passphrase (encrypts').fill('passphrase of A desk 2');
+    await desk2.getByLabel('Repeat the passphrase').fill('passphrase of A desk 2');
+    await desk2.getByRole('button', { name: 'Recover the party' }).click();
+    await desk2.getByRole('alert').filter({ hasText: 'recovery code does not open' }).waitFor(WAIT);
+    await desk2.getByLabel('Recovery code').fill(code.toLowerCase());
+    await desk2.getByRole('button', { name: 'Recover the party' }).click();
+    await desk2.getByTestId('party-id').waitFor(WAIT);
+    expect(await desk2.getByTestId('party-id').textContent()).toBe(aParty);
+    await desk2.getByRole('link', { name: 'Members & devices' }).click();
+    await desk2.getByRole('button', { name: 'Revoke A desk' }).click();
+    await desk2.getByLabel('Reason (kept on record)').fill('desk lost');
+    await desk2.getByRole('button', { name: 'Revoke the device' }).click();
+    await desk2
+      .getByRole('row')
+      .filter({ hasText: 'A desk' })
+      .filter({ hasNotText: 'A desk 2' })
+      .getByRole('cell', { name: 'revoked' })
+      .waitFor(WAIT);
+    expect(
+      await desk2
+        .getByRole('row')
+        .filter({ hasText: 'A desk 2' })
+        .getByRole('cell', { name: 'active' })
+        .count(),
+    ).toBe(1);
+    await shot(desk2, 'members-04-recovered.png');
+
     expect(app.dialogs).toEqual([]);
     expect(app.problems).toEqual([]);
   });

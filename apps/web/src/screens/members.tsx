@@ -35,6 +35,7 @@ export function MembersScreen(): ReactNode {
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('staff');
   const [invite, setInvite] = useState<{ text: string; code: string }>();
+  const [kit, setKit] = useState<{ text: string; code: string }>();
   const [beat, setBeat] = useState(String(session.settings.heartbeatMs / 1000));
   const [lockMin, setLockMin] = useState(String(Math.round(session.settings.lockAfterMs / 60_000)));
 
@@ -150,6 +151,41 @@ export function MembersScreen(): ReactNode {
               <p>
                 One-time code (read it aloud by another route):{' '}
                 <strong className="code">{invite.code}</strong>
+              </p>
+            </div>
+          )}
+        </section>
+      ) : null}
+      {admin ? (
+        <section className="card" aria-labelledby="recovery-h">
+          <h2 id="recovery-h">Recovery kit</h2>
+          <p className="hint">
+            The party's root key lives in this browser only. The recovery kit holds it, sealed under a
+            recovery code: with both, a new device restores the party if this one is lost. Keep the kit and
+            the code apart, offline — together they are your party.
+          </p>
+          <ActionButton
+            onAction={async () => {
+              const { kit: file, code } = await session.run((bc) => bc.recoveryKit());
+              setKit({ text: JSON.stringify(file, null, 2), code });
+            }}
+          >
+            Write the recovery kit
+          </ActionButton>
+          {kit === undefined ? null : (
+            <div className="invite">
+              <label>
+                Recovery kit (save it as a file, kept apart from the code)
+                <textarea readOnly rows={6} value={kit.text} />
+              </label>
+              <a
+                href={`data:application/json;charset=utf-8,${encodeURIComponent(kit.text)}`}
+                download={`${id.partyName.replace(/[^A-Za-z0-9-]+/g, '-')}.recovery.json`}
+              >
+                Download the kit
+              </a>
+              <p>
+                Recovery code (write it down; it is shown once): <strong className="code">{kit.code}</strong>
               </p>
             </div>
           )}

@@ -1,5 +1,5 @@
-/** First run: create a party, or enroll this browser from an invite; and the lock screen. */
-import { openInviteWith } from '@backchannel/client/browser';
+/** First run: create a party, enroll this browser from an invite, or recover a party from its kit; and the lock screen. */
+import { openInviteWith, openRecoveryKit } from '@backchannel/client/browser';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { errorText, navigate, useSession } from '../ui.tsx';
 
@@ -38,7 +38,7 @@ function PassphraseFields(props: {
 
 export function Onboarding(): ReactNode {
   const session = useSession();
-  const [mode, setMode] = useState<'create' | 'enroll'>('create');
+  const [mode, setMode] = useState<'create' | 'enroll' | 'recover'>('create');
   const [partyName, setPartyName] = useState('');
   const [deviceName, setDeviceName] = useState('browser');
   const [pass, setPass] = useState('');
@@ -57,15 +57,25 @@ export function Onboarding(): ReactNode {
     const work =
       mode === 'create'
         ? session.createParty(pass, partyName.trim(), deviceName.trim())
-        : (async () => {
-            let file: unknown;
-            try {
-              file = JSON.parse(invite);
-            } catch {
-              throw new Error('the invite is not valid: paste the whole invite text');
-            }
-            await session.enroll(pass, await openInviteWith(file, code));
-          })();
+        : mode === 'recover'
+          ? (async () => {
+              let file: unknown;
+              try {
+                file = JSON.parse(invite);
+              } catch {
+                throw new Error('the recovery kit is not valid: paste the whole kit text');
+              }
+              await session.recover(pass, await openRecoveryKit(file, code), deviceName.trim());
+            })()
+          : (async () => {
+              let file: unknown;
+              try {
+                file = JSON.parse(invite);
+              } catch {
+                throw new Error('the invite is not valid: paste the whole invite text');
+              }
+              await session.enroll(pass, await openInviteWith(file, code));
+            })();
     work.then(
       () => navigate('/party'),
       (x: unknown) => {
@@ -89,9 +99,45 @@ export function Onboarding(): ReactNode {
         <button type="button" role="tab" aria-selected={mode === 'enroll'} onClick={() => setMode('enroll')}>
           Enroll with an invite
         </button>
+        <button
+          type="button"
+          role="tab"
+          aria-selected={mode === 'recover'}
+          onClick={() => setMode('recover')}
+        >
+          Recover a party
+        </button>
       </div>
-      <form onSubmit={submit} aria-label={mode === 'create' ? 'Create a party' : 'Enroll this browser'}>
-        {mode === 'create' ? (
+      <form
+        onSubmit={submit}
+        aria-label={
+          mode === 'create'
+            ? 'Create a party'
+            : mode === 'recover'
+              ? 'Recover a party'
+              : 'Enroll this browser'
+        }
+      >
+        {mode === 'recover' ? (
+          <>
+            <p className="hint">
+              The admin device is lost: restore the party's root key from its recovery kit. This browser
+              becomes the party's admin device; then revoke the lost one under Members.
+            </p>
+            <label>
+              Recovery kit (the text of the kit file)
+              <textarea required rows={4} value={invite} onChange={(e) => setInvite(e.target.value)} />
+            </label>
+            <label>
+              Recovery code (28 letters)
+              <input required autoComplete="off" value={code} onChange={(e) => setCode(e.target.value)} />
+            </label>
+            <label>
+              This device
+              <input required value={deviceName} onChange={(e) => setDeviceName(e.target.value)} />
+            </label>
+          </>
+        ) : mode === 'create' ? (
           <>
             <label>
               Party name (what other parties see)
@@ -116,7 +162,13 @@ export function Onboarding(): ReactNode {
         )}
         <PassphraseFields value={pass} confirm={pass2} onValue={setPass} onConfirm={setPass2} />
         <button type="submit" disabled={busy} aria-busy={busy}>
-          {busy ? 'Working…' : mode === 'create' ? 'Create the party' : 'Enroll this browser'}
+          {busy
+            ? 'Working…'
+            : mode === 'create'
+              ? 'Create the party'
+              : mode === 'recover'
+                ? 'Recover the party'
+                : 'Enroll this browser'}
         </button>
         {err === undefined ? null : (
           <p role="alert" className="error">

@@ -123,3 +123,4 @@ export { type DocumentView, Documents, type NewDocument, slug } from './document
 export type { DeviceIdentity } from './identity.ts';
 export { DEFAULT_PBKDF2, IndexedDbLocalStore, type Pbkdf2Params } from './indexeddb.dom.ts';
 export { newInviteCodeWith, openInviteWith, type PortableInviteFile, sealInviteWith } from './invite.ts';
+export { openRecoveryKit, type RecoveredParty, type RecoveryKitFile } from './recovery.ts';
