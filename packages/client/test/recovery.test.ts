@@ -93,6 +93,10 @@ describe('the recovery kit', () => {
     const kit = await sealRecoveryKit(p, code, random, Date.now(), FAST);
     const opened = await openRecoveryKit(JSON.parse(JSON.stringify(kit)), code);
     expect(opened).toEqual({ ...p, rootSecretKey: p.rootSecretKey });
+    // Typed on a keyboard that gives full-width letters (NFKC), in lower case, with spaces: the same code.
+    const fullWidth = code.replace(/[A-Z0-9]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0));
+    expect((await openRecoveryKit(kit, fullWidth)).party).toBe(p.party);
+    expect((await openRecoveryKit(kit, code.toLowerCase().replaceAll('-', ' '))).party).toBe(p.party);
     // Another code, a box moved under another party's header, a changed byte, not a kit at all.
     await expect(openRecoveryKit(kit, newRecoveryCodeWith(random))).rejects.toMatchObject({
       code: 'RECOVERY_INVALID',
@@ -104,8 +108,19 @@ describe('the recovery kit', () => {
       Date.now(),
       FAST,
     );
+    // The party is bound as associated data: the box does not even open under another header.
     await expect(openRecoveryKit({ ...other, box: kit.box, salt: kit.salt }, code)).rejects.toMatchObject({
       code: 'RECOVERY_INVALID',
+      message: expect.stringContaining('does not open'),
+    });
+    // Parameters a kit may not ask for (memory beyond 256 MiB), nor be written with.
+    await expect(openRecoveryKit({ ...kit, kdf: { N: 1 << 20, r: 8, p: 1 } }, code)).rejects.toMatchObject({
+      code: 'RECOVERY_INVALID',
+    });
+    await expect(
+      sealRecoveryKit(p, code, random, Date.now(), { N: 1 << 21, r: 8, p: 1 }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
     });
     for (const x of [
       undefined,

@@ -449,13 +449,31 @@ export class Backchannel {
     const r = issueRevocation(id.rootSecretKey, id.rootPublicKey, device as never, this.now, reason);
     await this.relay.revoke(encodeRevocation(r));
     this.#joins.stale();
+    // This device's book learns the revocation as any other device of the party does (verified).
+    await this.#context().certs.refreshParty(id.party, this.now);
+    // The revocation is in effect; the removals follow. One that fails (the relay unreachable)
+    // does not stop the others, and the party's admin and principal devices remove it too.
+    let failure: unknown;
     for (const chId of await this.channelIds()) {
       const ch = await this.channel(chId);
-      if (ch.group?.members().some((m) => m.device === device) === true) {
+      if (ch.record.removed || ch.group?.members().some((m) => m.device === device) !== true) continue;
+      try {
         await ch.sync();
-        await ch.commit((g) => g.remove([device as never]), { add: [], remove: [device as never] });
+        await this.#removeRevoked(ch);
+      } catch (e) {
+        failure ??= e;
       }
     }
+    if (failure instanceof ClientError)
+      throw new ClientError(
+        failure.code,
+        `device ${device} is revoked, but could not be removed from every channel yet (${failure.message}); the next sync tries again`,
+        {
+          retryable: failure.retryable,
+          ...(failure.cause_code === undefined ? {} : { causeCode: failure.cause_code }),
+        },
+      );
+    if (failure !== undefined) throw failure;
   }
 
   async publishCard(): Promise<Uint8Array> {
@@ -741,13 +759,22 @@ export class Backchannel {
       );
     }
     const out: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
+    let removalFailure: unknown;
     for (const ch of channels) {
-      const removed = await this.#removeRevoked(ch);
+      const removed = await this.#removeRevoked(ch).catch((e: unknown) => {
+        // Adding the party's new devices goes on; the failure is reported once all are done.
+        removalFailure ??= e;
+        return [];
+      });
       if (removed.length > 0) this.removed.push({ channel: ch.id, devices: removed });
       const devices = await this.#addMissing(ch);
       if (devices.length > 0) out.push({ channel: ch.id, devices });
     }
     if (out.length > 0) await this.outbox.flush();
+    if (removalFailure !== undefined) {
+      if (out.length > 0) this.added = out;
+      throw removalFailure;
+    }
     return out;
   }
 
@@ -780,8 +807,10 @@ export class Backchannel {
         await ch.commit((g) => g.remove(revoked), { add: [], remove: revoked });
         return revoked;
       } catch (e) {
-        // Another device of the party removed it (or committed) first: catch up and look again.
-        if (attempt < 3 && e instanceof ClientError && e.cause_code === 'EPOCH_STALE') {
+        // Another device of the party removed it (or committed) first — the relay refuses a stale
+        // epoch, or the group applied that removal meanwhile and no longer holds the device:
+        // catch up and look again (nothing left to remove ends it).
+        if (attempt < 3 && e instanceof ClientError && e.code !== 'RELAY_UNREACHABLE') {
           await ch.sync();
           continue;
         }
@@ -833,7 +862,7 @@ export class Backchannel {
         throw e;
       }
       for (const d of devices) this.#joins.added(d);
-      for (const disclosures of joinDisclosures(ch.view, me.party))
+      for (const disclosures of joinDisclosures(ch.view, me.party, devices.length))
         await ch.send({ kind: 'join.context', devices, disclosures });
       return devices;
     }

@@ -29,8 +29,12 @@ export function newInviteCode(): string {
   return `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}`;
 }
 
+/** As invite.ts: NFKC first, then case and separators (the same key from the same code). */
 function normalizeCode(code: string): string {
-  return code.toUpperCase().replace(/[^A-Z0-9]/g, '');
+  return code
+    .normalize('NFKC')
+    .toUpperCase()
+    .replace(/[^A-Z0-9]/g, '');
 }
 
 export function sealInvite(identity: DeviceIdentity, code: string, kdf: KdfParams = DEFAULT_KDF): InviteFile {

@@ -70,13 +70,17 @@ export function newCodeWith(random: (n: number) => Uint8Array, length: number): 
   return (s.match(/.{1,4}/g) ?? []).join('-');
 }
 
+/** NFKC first (a full-width letter typed on some keyboards is the letter), then case and separators. */
 function normalizeCode(code: string): string {
-  return code.toUpperCase().replace(/[^A-Z0-9]/g, '');
+  return code
+    .normalize('NFKC')
+    .toUpperCase()
+    .replace(/[^A-Z0-9]/g, '');
 }
 
 /** The AES-256 key a code opens: scrypt over the normalized code (case, dashes and spaces ignored). */
 export async function keyFor(code: string, salt: Uint8Array, kdf: ScryptParams): Promise<Uint8Array> {
-  return scryptAsync(normalizeCode(code).normalize('NFKC'), salt, {
+  return scryptAsync(normalizeCode(code), salt, {
     N: kdf.N,
     r: kdf.r,
     p: kdf.p,

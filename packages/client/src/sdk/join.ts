@@ -19,6 +19,7 @@ import {
   MAX_JOIN_DISCLOSURES,
   type PartyId,
   verifyCommitment,
+  verifyEnvelope,
 } from '@backchannel/protocol';
 import { decodeEventRecords, type EventRecord, keys } from './channel-record.ts';
 import type { EngineContext } from './context.ts';
@@ -46,11 +47,19 @@ export interface Disclosure {
   readonly salt: Uint8Array;
 }
 
-/** Room kept in a join.context for its own fields (id, time, devices) and each disclosure's. */
-const CONTEXT_OVERHEAD = 2048;
+/**
+ * Room kept in a join.context for its own fields (id, time: CONTEXT_BASE; each device named:
+ * PER_DEVICE) and each disclosure's (seq, salt, framing).
+ */
+const CONTEXT_BASE = 1024;
+const PER_DEVICE = 40;
 const PER_DISCLOSURE_OVERHEAD = 48;
-/** The largest event a join.context can disclose: the SDK drafts no larger revision (documents.ts). */
-export const MAX_DISCLOSABLE_EVENT_BYTES = MAX_EVENT_BYTES - CONTEXT_OVERHEAD - PER_DISCLOSURE_OVERHEAD;
+/**
+ * The largest event a join.context naming up to 25 devices can disclose: the SDK drafts no larger
+ * revision (documents.ts).
+ */
+export const MAX_DISCLOSABLE_EVENT_BYTES =
+  MAX_EVENT_BYTES - CONTEXT_BASE - 25 * PER_DEVICE - PER_DISCLOSURE_OVERHEAD;
 
 /**
  * What a device of `party` discloses to the devices it just added, in chunks of one join.context
@@ -58,7 +67,7 @@ export const MAX_DISCLOSABLE_EVENT_BYTES = MAX_EVENT_BYTES - CONTEXT_OVERHEAD - 
  * document event it accepted, and the proposals and notices of other parties that no device of
  * `party` has answered yet.
  */
-export function joinDisclosures(view: ChannelView, party: PartyId): Disclosure[][] {
+export function joinDisclosures(view: ChannelView, party: PartyId, devices = 1): Disclosure[][] {
   const answered = new Set<string>();
   for (const r of view.timeline)
     if (r.status === 'ok' && r.event.kind === 'response' && r.party === party) answered.add(r.event.to);
@@ -72,11 +81,13 @@ export function joinDisclosures(view: ChannelView, party: PartyId): Disclosure[]
   const chunks: Disclosure[][] = [];
   let chunk: Disclosure[] = [];
   let bytes = 0;
-  const budget = MAX_EVENT_BYTES - CONTEXT_OVERHEAD;
+  const budget = MAX_EVENT_BYTES - CONTEXT_BASE - devices * PER_DEVICE;
   for (const d of all) {
-    // An event too large to disclose is left out (another client's: this SDK drafts none).
-    if (d.event.length > MAX_DISCLOSABLE_EVENT_BYTES) continue;
     const size = d.event.length + PER_DISCLOSURE_OVERHEAD;
+    // An event too large to disclose even alone is left out: a revision drafted before the SDK
+    // capped them (or by another client). The device then sees that document's later events
+    // refused (DOC_UNKNOWN / DOC_REVISION_STALE).
+    if (size > budget) continue;
     if (chunk.length === MAX_JOIN_DISCLOSURES || bytes + size > budget) {
       chunks.push(chunk);
       chunk = [];
@@ -120,6 +131,9 @@ export async function disclosedRecords(
     if (!verifyCommitment(ev.value, d.salt, body.commitment, ctx.sha256)) continue;
     const cert = await ctx.certs.find(body.sender, parties, ctx.now());
     if (cert === undefined) continue;
+    // The entry itself must be its sender's: a disclosure takes the place of the stored record,
+    // which may be one refused for a bad signature (a relay's forgery).
+    if (!verifyEnvelope(entry.envelope, cert.body.devicePublicKey, ctx.suite)) continue;
     const valid = ctx.certs.check(cert, Math.min(ctx.now(), entry.entry.receivedAt));
     out.push({
       seq: d.seq,

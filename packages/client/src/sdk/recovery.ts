@@ -54,6 +54,14 @@ export function newRecoveryCodeWith(random: (n: number) => Uint8Array): string {
 
 const aad = (party: string) => new TextEncoder().encode(`backchannel recovery-kit ${party}`);
 
+/**
+ * The scrypt parameters a kit may carry: an invite's bounds (isInviteKdf), and at most 256 MiB of
+ * memory (128·N·r) and p ≤ 4 — a kit file is input, and opening it must not exhaust a browser tab.
+ */
+export function isRecoveryKdf(k: unknown): k is ScryptParams {
+  return isInviteKdf(k) && 128 * k.N * k.r <= 256 * 1024 * 1024 && k.p <= 4;
+}
+
 export async function sealRecoveryKit(
   party: RecoveredParty,
   code: string,
@@ -61,6 +69,12 @@ export async function sealRecoveryKit(
   now: number,
   kdf: ScryptParams = INVITE_KDF,
 ): Promise<RecoveryKitFile> {
+  // A kit whose parameters openRecoveryKit refuses could never be opened: refuse to write it.
+  if (!isRecoveryKdf(kdf))
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      'scrypt parameters out of bounds for a recovery kit (N ≤ 2^20, 128·N·r ≤ 256 MiB, p ≤ 4)',
+    );
   const salt = random(16);
   const nonce = random(12);
   const plain = encodeCanonical({
@@ -96,7 +110,7 @@ export async function openRecoveryKit(file: unknown, code: string): Promise<Reco
     typeof f.party !== 'string' ||
     typeof f.salt !== 'string' ||
     typeof f.box !== 'string' ||
-    !isInviteKdf(f.kdf)
+    !isRecoveryKdf(f.kdf)
   ) {
     throw new ClientError('RECOVERY_INVALID', 'this is not a Backchannel recovery kit');
   }

@@ -1,5 +1,6 @@
 /** init, device add/list/revoke, card publish/show/fingerprint. */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import {
   decodeContactCard,
   decodeDeviceCertificate,
@@ -107,7 +108,10 @@ export function identityCommands(program: Command, run: Runner): void {
       "restore your party's root key from its recovery kit onto this device, which becomes the party's admin device",
     )
     .requiredOption('--kit <file>', 'the recovery kit written by `backchannel recovery-kit`')
-    .requiredOption('--code <code>', 'its recovery code (28 letters; dashes and case do not matter)')
+    .option(
+      '--code <code>',
+      'its recovery code (28 letters; dashes and case do not matter). Better kept off the command line: by default it is read from BACKCHANNEL_RECOVERY_CODE, else asked for (or read from stdin)',
+    )
     .requiredOption('--device <name>', 'this device, e.g. "admin-desk-2"')
     .addOption(
       new Option('--role <role>', 'this device role (it holds the root key whatever its role)')
@@ -119,11 +123,9 @@ export function identityCommands(program: Command, run: Runner): void {
       '\nExample:\n  backchannel init recover --kit party.recovery.json --code "ABCD-EFGH-JKMN-PQRS-TVWX-YZ23-4567" --device admin-desk-2\n\nThen revoke the lost device (`backchannel device revoke <it> --reason "lost"`): your party\'s\nprincipal and admin devices remove it from their channels and add this one.',
     )
     .action(
-      run(async (o, out, opts: { kit: string; code: string; device: string; role: Role }) => {
-        const recovered = await openRecoveryKit(
-          readJsonFile(opts.kit, 'recovery kit', 'RECOVERY_INVALID'),
-          opts.code,
-        );
+      run(async (o, out, opts: { kit: string; code?: string; device: string; role: Role }) => {
+        const file = readJsonFile(opts.kit, 'recovery kit', 'RECOVERY_INVALID');
+        const recovered = await openRecoveryKit(file, await recoveryCode(opts.code));
         const r = await initDevice(o, async (bc) => {
           const id = await bc.recoverParty({
             recovered,
@@ -156,7 +158,18 @@ export function identityCommands(program: Command, run: Runner): void {
         const bc = await openDevice(o);
         try {
           const { kit, code } = await bc.recoveryKit(kdfForInvites());
-          writeFileSync(opts.out, JSON.stringify(kit, null, 2), { mode: 0o600 });
+          try {
+            // A new file only the owner reads ('wx': never over an existing file, whose mode would stay).
+            writeFileSync(opts.out, JSON.stringify(kit, null, 2), { mode: 0o600, flag: 'wx' });
+          } catch (e) {
+            const exists = (e as { code?: unknown }).code === 'EEXIST';
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              exists
+                ? `${opts.out} exists: write the recovery kit to a new file (an older kit stays valid: destroy it if it must not)`
+                : `cannot write the recovery kit to ${opts.out}: ${(e as Error).message}`,
+            );
+          }
           out.result(
             { party: kit.party, kit: opts.out, code },
             (v: { party: string; kit: string; code: string }) =>
@@ -360,6 +373,34 @@ async function resolveDevice(bc: Backchannel, which: string): Promise<string> {
       ? `several devices are named "${which}": give the id of the one to revoke (${list})`
       : `your party has no device "${which}": give an id or a name from \`backchannel device list\` (${list})`,
   );
+}
+
+/**
+ * The recovery code: from --code, else BACKCHANNEL_RECOVERY_CODE, else asked for on the terminal
+ * (or the first line of stdin when it is not one) — a code on the command line stays in the
+ * shell's history and shows in the process list.
+ */
+async function recoveryCode(given: string | undefined): Promise<string> {
+  const code = given ?? process.env.BACKCHANNEL_RECOVERY_CODE;
+  if (code !== undefined && code.trim() !== '') return code;
+  const tty = process.stdin.isTTY === true;
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: tty });
+  try {
+    const line = tty
+      ? await rl.question('recovery code: ')
+      : await new Promise<string>((res) => {
+          rl.once('line', res);
+          rl.once('close', () => res(''));
+        });
+    if (line.trim() === '')
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        'give the recovery code (BACKCHANNEL_RECOVERY_CODE, stdin or --code)',
+      );
+    return line;
+  } finally {
+    rl.close();
+  }
 }
 
 function readInvite(path: string): unknown {
