@@ -194,3 +194,89 @@ describe('the disclosures of one join', () => {
     expect(joinDisclosures(view([]), A)).toEqual([[]]);
   });
 });
+
+describe('a disclosure', () => {
+  it('counts only where the disclosed entry carries its sender’s valid envelope signature', async () => {
+    const {
+      commitEvent,
+      channelIdFrom,
+      deviceIdFromKey,
+      encodeEvent: enc,
+      eventIdFrom,
+      keyPairFromSeed,
+      signEnvelope,
+    } = await import('@backchannel/protocol');
+    const { disclosedRecords } = await import('../src/sdk/join.ts');
+    const rnd = (n: number) => new Uint8Array(n).map(() => Math.floor(Math.random() * 256));
+    const channel = channelIdFrom(rnd(16));
+    const other = keyPairFromSeed(rnd(32));
+    const otherDevice = deviceIdFromKey(other.publicKey);
+    const A = `p_${'A'.repeat(22)}` as PartyId;
+    const B = `p_${'B'.repeat(22)}` as PartyId;
+    const me = { party: A, device: `d_${'M'.repeat(22)}` as DeviceId };
+    const at = Date.now();
+    const proposal = {
+      v: 1,
+      kind: 'proposal',
+      id: eventIdFrom(rnd(16)),
+      at,
+      title: 'Venue',
+      text: 'Muscat.',
+    } as ChannelEvent;
+    const salt = rnd(16);
+    const envelope = signEnvelope(
+      {
+        v: 1,
+        channel,
+        sender: otherDevice,
+        msgId: proposal.id,
+        epoch: 1,
+        kind: 'application',
+        mls: rnd(64),
+        commitment: commitEvent(proposal, salt),
+        sentAt: at,
+      },
+      other.secretKey,
+    );
+    const entryOf = (env: typeof envelope) => ({
+      entry: { v: 1 as const, seq: 3, channel, sender: otherDevice, receivedAt: at, envelope: env.wire },
+      envelope: env,
+    });
+    const cert = {
+      body: { party: B, role: 'principal', device: otherDevice, devicePublicKey: other.publicKey },
+    };
+    const ctx = {
+      identity: me,
+      certs: { parties: () => [A, B], find: async () => cert, check: () => undefined },
+      sha256: (await import('@noble/hashes/sha2.js')).sha256,
+      suite: undefined,
+      now: () => at,
+    } as never;
+    const context = {
+      seq: 9,
+      receivedAt: at,
+      sender: `d_${'S'.repeat(22)}` as DeviceId,
+      party: A,
+      role: 'admin',
+      status: 'ok',
+      event: {
+        v: 1,
+        kind: 'join.context',
+        id: eventIdFrom(rnd(16)),
+        at,
+        devices: [me.device],
+        disclosures: [{ seq: 3, event: enc(proposal), salt }],
+      },
+      salt: rnd(16),
+    } as EventRecord;
+    const good = await disclosedRecords(ctx, channel, 5, context, async () => entryOf(envelope));
+    expect(good.map((r) => ('event' in r ? r.event.id : ''))).toEqual([proposal.id]);
+    // The same entry with its signature altered (a relay's forgery): the disclosure is ignored.
+    const sig = envelope.sig.slice();
+    sig[0] = (sig[0] as number) ^ 1;
+    const forged = await disclosedRecords(ctx, channel, 5, context, async () =>
+      entryOf({ ...envelope, sig }),
+    );
+    expect(forged).toEqual([]);
+  });
+});
