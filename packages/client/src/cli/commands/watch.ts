@@ -420,20 +420,23 @@ export function watchCommands(program: Command, run: Runner): void {
         // may add devices) after the catch-up, then on each tick: the party's device list is read
         // every JOIN_CHECK_MS (or sooner, on a hint), a device with no key package is claimed again
         // after a backoff (the SDK's JoinSchedule).
+        // Revoked devices of this party still in a channel are removed on the same pass.
         const addNewDevices = async () => {
           try {
             for (const a of await bc.addNewDevices(only)) {
               if (out.json) out.result({ added: a });
               else out.say(`${a.channel} added ${a.devices.join(', ')} (enrolled since the channel opened)`);
             }
+          } catch (e) {
+            if (!(e instanceof ClientError)) throw e;
+            if (e.code !== 'RELAY_UNREACHABLE')
+              out.say(`could not add or remove a device of this party: ${e.message}`);
+          } finally {
+            // What was removed before a failure is reported too.
             for (const r of bc.removed) {
               if (out.json) out.result({ removed: r });
               else out.say(`${r.channel} removed ${r.devices.join(', ')} (revoked by this party)`);
             }
-          } catch (e) {
-            if (!(e instanceof ClientError)) throw e;
-            if (e.code !== 'RELAY_UNREACHABLE')
-              out.say(`could not add a new device of this party: ${e.message}`);
           }
         };
         let failure: unknown;
