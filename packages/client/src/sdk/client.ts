@@ -449,8 +449,8 @@ export class Backchannel {
     const r = issueRevocation(id.rootSecretKey, id.rootPublicKey, device as never, this.now, reason);
     await this.relay.revoke(encodeRevocation(r));
     this.#joins.stale();
-    // This device's book learns the revocation as any other device of the party does (verified).
-    await this.#context().certs.refreshParty(id.party, this.now);
+    // This device's book keeps the revocation it just issued (verified, as any other it learns).
+    await this.#context().certs.rememberRevocations(id.party, [r]);
     // The revocation is in effect; the removals follow. One that fails (the relay unreachable)
     // does not stop the others, and the party's admin and principal devices remove it too.
     let failure: unknown;

@@ -276,20 +276,32 @@ export class CertificateBook {
     const root = this.#roots.get(party);
     if (root === undefined) return;
     const { certificates, revocations } = await this.#relay.listDevices(party);
+    await this.rememberRevocations(
+      party,
+      revocations.flatMap((b) => {
+        const r = decodeRevocation(b);
+        return r.ok ? [r.value] : [];
+      }),
+    );
+    for (const c of certificates) this.accept(c, now);
+  }
+
+  /**
+   * Keeps the revocations of `party` that its root signed (in memory and on disk), adding to those
+   * already kept; one naming a device already revoked adds nothing.
+   */
+  async rememberRevocations(party: PartyId, revocations: readonly Revocation[]): Promise<void> {
+    const root = this.#roots.get(party);
+    if (root === undefined) return;
     const known = this.#revocations.get(party) ?? [];
     const revs: Revocation[] = [...known];
-    for (const b of revocations) {
-      const r = decodeRevocation(b);
-      if (!r.ok || !verifyRevocation(r.value, root)) continue;
-      if (revs.some((k) => k.body.device === r.value.body.device)) continue;
-      revs.push(r.value);
+    for (const r of revocations) {
+      if (!verifyRevocation(r, root)) continue;
+      if (revs.some((k) => k.body.device === r.body.device)) continue;
+      revs.push(r);
     }
-    if (revs.length > known.length) {
-      this.#revocations.set(party, revs);
-      await this.#store.put([
-        [keys.revocations(party), encodeCanonical(revs.map((r) => encodeRevocation(r)))],
-      ]);
-    }
-    for (const c of certificates) this.accept(c, now);
+    if (revs.length === known.length) return;
+    this.#revocations.set(party, revs);
+    await this.#store.put([[keys.revocations(party), encodeCanonical(revs.map((r) => encodeRevocation(r)))]]);
   }
 }
