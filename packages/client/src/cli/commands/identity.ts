@@ -35,7 +35,7 @@ export function identityCommands(program: Command, run: Runner): void {
       examples(
         'backchannel init party --name "Foreign Ministry" --device admin-desk --relay http://127.0.0.1:8787',
         'backchannel init device --invite staff1.invite.json --code ABCD-EFGH-JKMN-PQRS',
-        'backchannel init recover --kit party.recovery.json --code "ABCD-EFGH-…" --device new-admin-desk',
+        'backchannel init recover --kit party.recovery.json --device admin-desk-2   (asks for the recovery code)',
       ),
     );
   init
@@ -120,7 +120,7 @@ export function identityCommands(program: Command, run: Runner): void {
     )
     .addHelpText(
       'after',
-      '\nExample:\n  backchannel init recover --kit party.recovery.json --code "ABCD-EFGH-JKMN-PQRS-TVWX-YZ23-4567" --device admin-desk-2\n\nThen revoke the lost device (`backchannel device revoke <it> --reason "lost"`): your party\'s\nprincipal and admin devices remove it from their channels and add this one.',
+      '\nExamples:\n  backchannel init recover --kit party.recovery.json --device admin-desk-2          (asks for the code)\n  BACKCHANNEL_RECOVERY_CODE=… backchannel init recover --kit party.recovery.json --device admin-desk-2\n\nThen revoke the lost device (`backchannel device revoke <it> --reason "lost"`): your party\'s\nprincipal and admin devices remove it from their channels and add this one.',
     )
     .action(
       run(async (o, out, opts: { kit: string; code?: string; device: string; role: Role }) => {
