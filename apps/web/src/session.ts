@@ -155,10 +155,11 @@ export class Session {
     return openBrowserDevice({ name: DB_NAME, passphrase, kdf: kdfFromPage(), relays: [location.origin] });
   }
 
-  async createParty(passphrase: string, partyName: string, deviceName: string): Promise<void> {
+  /** First run, all or nothing: a store `setUp` fails on is destroyed, so the form can be sent again. */
+  async #setUp(passphrase: string, setUp: (bc: Backchannel) => Promise<unknown>): Promise<void> {
     const bc = await this.#openDevice(passphrase);
     try {
-      await bc.createParty({ partyName, deviceName, relays: [location.origin] });
+      await setUp(bc);
     } catch (e) {
       bc.close();
       await IndexedDbLocalStore.destroy(DB_NAME);
@@ -166,34 +167,24 @@ export class Session {
       throw e;
     }
     await this.#unlocked(bc);
+  }
+
+  createParty(passphrase: string, partyName: string, deviceName: string): Promise<void> {
+    return this.#setUp(passphrase, (bc) =>
+      bc.createParty({ partyName, deviceName, relays: [location.origin] }),
+    );
   }
 
   /** Sets this browser up as the admin device of a party restored from its recovery kit. */
-  async recover(passphrase: string, recovered: RecoveredParty, deviceName: string): Promise<void> {
-    const bc = await this.#openDevice(passphrase);
-    try {
-      // This relay (the app's origin) serves the party now, whatever the kit lists.
-      await bc.recoverParty({ recovered, deviceName, relays: [location.origin] });
-    } catch (e) {
-      bc.close();
-      await IndexedDbLocalStore.destroy(DB_NAME);
-      this.#dropTabLock();
-      throw e;
-    }
-    await this.#unlocked(bc);
+  recover(passphrase: string, recovered: RecoveredParty, deviceName: string): Promise<void> {
+    // This relay (the app's origin) serves the party now, whatever the kit lists.
+    return this.#setUp(passphrase, (bc) =>
+      bc.recoverParty({ recovered, deviceName, relays: [location.origin] }),
+    );
   }
 
-  async enroll(passphrase: string, identity: Parameters<Backchannel['enroll']>[0]): Promise<void> {
-    const bc = await this.#openDevice(passphrase);
-    try {
-      await bc.enroll(identity);
-    } catch (e) {
-      bc.close();
-      await IndexedDbLocalStore.destroy(DB_NAME);
-      this.#dropTabLock();
-      throw e;
-    }
-    await this.#unlocked(bc);
+  enroll(passphrase: string, identity: Parameters<Backchannel['enroll']>[0]): Promise<void> {
+    return this.#setUp(passphrase, (bc) => bc.enroll(identity));
   }
 
   async unlock(passphrase: string): Promise<void> {

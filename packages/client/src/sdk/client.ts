@@ -343,15 +343,18 @@ export class Backchannel {
     role?: Role;
     relays: string[];
   }): Promise<DeviceIdentity> {
-    const identity = newParty({
-      rootSeed: this.#opts.random(32),
-      deviceSeed: this.#opts.random(32),
-      partyName: opts.partyName,
-      deviceName: opts.deviceName,
-      role: opts.role ?? 'admin',
-      relays: opts.relays,
-      now: this.now,
-    });
+    return this.#setUpRootHolder(this.#opts.random(32), { ...opts, role: opts.role ?? 'admin' });
+  }
+
+  /**
+   * This device as the holder of the party's root key (`rootSeed`): a new device key certified by
+   * it, saved, the contact card published, the device registered, key packages uploaded.
+   */
+  async #setUpRootHolder(
+    rootSeed: Uint8Array,
+    opts: { partyName: string; deviceName: string; role: Role; relays: readonly string[] },
+  ): Promise<DeviceIdentity> {
+    const identity = newParty({ rootSeed, deviceSeed: this.#opts.random(32), now: this.now, ...opts });
     await this.#saveIdentity(identity);
     await this.publishCard();
     await this.#register(identity.certificate, identity.deviceSecretKey);
@@ -372,20 +375,12 @@ export class Backchannel {
     role?: Role;
     relays?: string[];
   }): Promise<DeviceIdentity> {
-    const identity = newParty({
-      rootSeed: opts.recovered.rootSecretKey,
-      deviceSeed: this.#opts.random(32),
+    return this.#setUpRootHolder(opts.recovered.rootSecretKey, {
       partyName: opts.recovered.partyName,
       deviceName: opts.deviceName,
       role: opts.role ?? 'admin',
-      relays: opts.relays ?? [...opts.recovered.relays],
-      now: this.now,
+      relays: opts.relays ?? opts.recovered.relays,
     });
-    await this.#saveIdentity(identity);
-    await this.#register(identity.certificate, identity.deviceSecretKey);
-    await this.publishCard();
-    await this.#replenishKeyPackages();
-    return identity;
   }
 
   /**

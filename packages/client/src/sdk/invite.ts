@@ -79,7 +79,7 @@ function normalizeCode(code: string): string {
 }
 
 /** The AES-256 key a code opens: scrypt over the normalized code (case, dashes and spaces ignored). */
-export async function keyFor(code: string, salt: Uint8Array, kdf: ScryptParams): Promise<Uint8Array> {
+async function keyFor(code: string, salt: Uint8Array, kdf: ScryptParams): Promise<Uint8Array> {
   return scryptAsync(normalizeCode(code), salt, {
     N: kdf.N,
     r: kdf.r,
@@ -89,27 +89,51 @@ export async function keyFor(code: string, salt: Uint8Array, kdf: ScryptParams):
   });
 }
 
+/**
+ * Seals `plain` under a code: a fresh salt, and the box nonce(12) ‖ AES-256-GCM(keyFor(code),
+ * plain) with the associated data `aad`, both base64url (invites and recovery kits).
+ */
+export async function sealWithCode(
+  code: string,
+  plain: Uint8Array,
+  aad: Uint8Array,
+  random: (n: number) => Uint8Array,
+  kdf: ScryptParams,
+): Promise<{ salt: string; box: string }> {
+  const salt = random(16);
+  const nonce = random(12);
+  const ct = gcm(await keyFor(code, salt, kdf), nonce, aad).encrypt(plain);
+  const box = new Uint8Array(12 + ct.length);
+  box.set(nonce, 0);
+  box.set(ct, 12);
+  return { salt: toBase64url(salt), box: toBase64url(box) };
+}
+
+/** What sealWithCode sealed; undefined when the code does not open it (or salt or box is malformed). */
+export async function openWithCode(
+  code: string,
+  sealed: { readonly salt: string; readonly box: string },
+  aad: Uint8Array,
+  kdf: ScryptParams,
+): Promise<Uint8Array | undefined> {
+  try {
+    const box = fromBase64url(sealed.box);
+    if (box.length < 28) return undefined;
+    const key = await keyFor(code, fromBase64url(sealed.salt), kdf);
+    return gcm(key, box.subarray(0, 12), aad).decrypt(box.subarray(12));
+  } catch {
+    return undefined;
+  }
+}
+
 export async function sealInviteWith(
   identity: DeviceIdentity,
   code: string,
   random: (n: number) => Uint8Array,
   kdf: ScryptParams = INVITE_KDF,
 ): Promise<PortableInviteFile> {
-  const salt = random(16);
-  const nonce = random(12);
-  const ct = gcm(await keyFor(code, salt, kdf), nonce, AAD).encrypt(encodeIdentity(identity));
-  const box = new Uint8Array(12 + ct.length);
-  box.set(nonce, 0);
-  box.set(ct, 12);
-  return {
-    v: 1,
-    kind: 'backchannel-invite',
-    party: identity.party,
-    device: identity.device,
-    salt: toBase64url(salt),
-    kdf,
-    box: toBase64url(box),
-  };
+  const { salt, box } = await sealWithCode(code, encodeIdentity(identity), AAD, random, kdf);
+  return { v: 1, kind: 'backchannel-invite', party: identity.party, device: identity.device, salt, kdf, box };
 }
 
 export async function openInviteWith(file: unknown, code: string): Promise<DeviceIdentity> {
@@ -123,14 +147,8 @@ export async function openInviteWith(file: unknown, code: string): Promise<Devic
   ) {
     throw new ClientError('INVITE_INVALID', 'this is not a Backchannel invite');
   }
-  let plain: Uint8Array;
-  try {
-    const box = fromBase64url(f.box);
-    if (box.length < 28) throw new Error('short');
-    const key = await keyFor(code, fromBase64url(f.salt), kdf);
-    plain = gcm(key, box.subarray(0, 12), AAD).decrypt(box.subarray(12));
-  } catch {
+  const plain = await openWithCode(code, { salt: f.salt, box: f.box }, AAD, kdf);
+  if (plain === undefined)
     throw new ClientError('INVITE_INVALID', 'the invite code does not open this invite');
-  }
   return decodeIdentity(plain);
 }

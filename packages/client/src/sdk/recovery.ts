@@ -16,16 +16,20 @@
 import {
   decodeCanonical,
   encodeCanonical,
-  fromBase64url,
   isBytes,
   keyPairFromSeed,
   type PartyId,
   partyIdFromKey,
-  toBase64url,
 } from '@backchannel/protocol';
-import { gcm } from '@noble/ciphers/aes.js';
 import { ClientError } from './errors.ts';
-import { INVITE_KDF, isInviteKdf, keyFor, newCodeWith, type ScryptParams } from './invite.ts';
+import {
+  INVITE_KDF,
+  isInviteKdf,
+  newCodeWith,
+  openWithCode,
+  type ScryptParams,
+  sealWithCode,
+} from './invite.ts';
 
 export const RECOVERY_CODE_LENGTH = 28;
 
@@ -75,27 +79,22 @@ export async function sealRecoveryKit(
       'INVALID_ARGUMENT',
       'scrypt parameters out of bounds for a recovery kit (N ≤ 2^20, 128·N·r ≤ 256 MiB, p ≤ 4)',
     );
-  const salt = random(16);
-  const nonce = random(12);
   const plain = encodeCanonical({
     v: 1,
     rootSeed: party.rootSecretKey,
     partyName: party.partyName,
     relays: [...party.relays],
   });
-  const ct = gcm(await keyFor(code, salt, kdf), nonce, aad(party.party)).encrypt(plain);
-  const box = new Uint8Array(12 + ct.length);
-  box.set(nonce, 0);
-  box.set(ct, 12);
+  const { salt, box } = await sealWithCode(code, plain, aad(party.party), random, kdf);
   return {
     v: 1,
     kind: 'backchannel-recovery-kit',
     party: party.party,
     partyName: party.partyName,
     createdAt: new Date(now).toISOString(),
-    salt: toBase64url(salt),
+    salt,
     kdf,
-    box: toBase64url(box),
+    box,
   };
 }
 
@@ -114,15 +113,9 @@ export async function openRecoveryKit(file: unknown, code: string): Promise<Reco
   ) {
     throw new ClientError('RECOVERY_INVALID', 'this is not a Backchannel recovery kit');
   }
-  let plain: Uint8Array;
-  try {
-    const box = fromBase64url(f.box);
-    if (box.length < 28) throw new Error('short');
-    const key = await keyFor(code, fromBase64url(f.salt), f.kdf);
-    plain = gcm(key, box.subarray(0, 12), aad(f.party)).decrypt(box.subarray(12));
-  } catch {
+  const plain = await openWithCode(code, { salt: f.salt, box: f.box }, aad(f.party), f.kdf);
+  if (plain === undefined)
     throw new ClientError('RECOVERY_INVALID', 'the recovery code does not open this recovery kit');
-  }
   const d = decodeCanonical(plain);
   const v = (d.ok ? d.value : {}) as Record<string, unknown>;
   const relays = v.relays;

@@ -25,6 +25,11 @@ type Action = (o: GlobalOptions, out: Out, ...args: never[]) => Promise<void>;
 export type Runner = (fn: Action) => (...args: unknown[]) => Promise<void>;
 
 const roleOption = () => new Option('--role <role>', 'the device role').choices([...ROLES]).default('staff');
+/** `init party` and `init recover`: the device that holds the party's root key. */
+const rootHolderRoleOption = () =>
+  new Option('--role <role>', 'this device role (it holds the root key whatever its role)')
+    .choices([...ROLES])
+    .default('admin');
 
 export function identityCommands(program: Command, run: Runner): void {
   const init = program
@@ -45,11 +50,7 @@ export function identityCommands(program: Command, run: Runner): void {
     )
     .requiredOption('--name <name>', 'the party name others will see, e.g. "Foreign Ministry"')
     .requiredOption('--device <name>', 'this device, e.g. "minister-laptop"')
-    .addOption(
-      new Option('--role <role>', 'this device role (it holds the root key whatever its role)')
-        .choices([...ROLES])
-        .default('admin'),
-    )
+    .addOption(rootHolderRoleOption())
     .addHelpText(
       'after',
       '\nExample:\n  backchannel init party --name "Foreign Ministry" --device admin-desk --relay http://127.0.0.1:8787',
@@ -113,11 +114,7 @@ export function identityCommands(program: Command, run: Runner): void {
       'its recovery code (28 letters; dashes and case do not matter). Better kept off the command line: by default it is read from BACKCHANNEL_RECOVERY_CODE, else asked for (or read from stdin)',
     )
     .requiredOption('--device <name>', 'this device, e.g. "admin-desk-2"')
-    .addOption(
-      new Option('--role <role>', 'this device role (it holds the root key whatever its role)')
-        .choices([...ROLES])
-        .default('admin'),
-    )
+    .addOption(rootHolderRoleOption())
     .addHelpText(
       'after',
       '\nExamples:\n  backchannel init recover --kit party.recovery.json --device admin-desk-2          (asks for the code)\n  BACKCHANNEL_RECOVERY_CODE=… backchannel init recover --kit party.recovery.json --device admin-desk-2\n\nThen revoke the lost device (`backchannel device revoke <it> --reason "lost"`): your party\'s\nprincipal and admin devices remove it from their channels and add this one.',
