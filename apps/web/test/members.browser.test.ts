@@ -161,7 +161,7 @@ describe("a channel's members in the web app", () => {
     await a
       .getByRole('row')
       .filter({ hasText: 'staff laptop' })
-      .getByRole('cell', { name: 'revoked' })
+      .getByRole('cell', { name: 'revoked (left the delegation)' })
       .waitFor(WAIT);
     await openChannel(a);
     await expect.poll(() => deviceNames(a, A_NAME), WAIT).toEqual(['A desk']);

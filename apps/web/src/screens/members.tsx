@@ -2,8 +2,6 @@
 import {
   browserRandom,
   decodeContactCard,
-  decodeDeviceCertificate,
-  decodeRevocation,
   fingerprint,
   newInviteCodeWith,
   parsePartyId,
@@ -21,9 +19,17 @@ interface DeviceRow {
   device: string;
   name: string;
   role: Role;
-  revoked: boolean;
+  state: 'active' | 'revoked' | 'expired' | 'not-yet-valid';
+  reason?: string;
   self: boolean;
 }
+
+const STATE_LABEL: Readonly<Record<DeviceRow['state'], string>> = {
+  active: 'active',
+  revoked: 'revoked',
+  expired: 'certificate expired',
+  'not-yet-valid': 'not valid yet',
+};
 
 export function MembersScreen(): ReactNode {
   const session = useSession();
@@ -31,6 +37,7 @@ export function MembersScreen(): ReactNode {
   const admin = id.rootSecretKey !== undefined;
   const [rows, setRows] = useState<DeviceRow[]>();
   const [err, setErr] = useState<string>();
+  const [refused, setRefused] = useState(0);
   const [reload, setReload] = useState(0);
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('staff');
@@ -42,22 +49,21 @@ export function MembersScreen(): ReactNode {
   // biome-ignore lint/correctness/useExhaustiveDependencies: `reload` re-reads the list after a change
   useEffect(() => {
     let live = true;
-    session.bc.relay.listDevices(id.party).then(
-      ({ certificates, revocations }) => {
-        const revoked = new Set(
-          revocations.map((r) => decodeRevocation(r)).flatMap((r) => (r.ok ? [r.value.body.device] : [])),
+    // Only what the party's root key signed is listed (Backchannel.partyDevices).
+    session.bc.partyDevices().then(
+      ({ devices, refused }) => {
+        if (!live) return;
+        setRows(
+          devices.map((d) => ({
+            device: d.device,
+            name: d.name,
+            role: d.role,
+            state: d.state,
+            ...(d.reason === undefined ? {} : { reason: d.reason }),
+            self: d.device === id.device,
+          })),
         );
-        const list = certificates
-          .map((c) => decodeDeviceCertificate(c))
-          .flatMap((c) => (c.ok ? [c.value.body] : []))
-          .map((b) => ({
-            device: b.device,
-            name: b.name,
-            role: b.role,
-            revoked: revoked.has(b.device),
-            self: b.device === id.device,
-          }));
-        if (live) setRows(list);
+        setRefused(refused);
       },
       (e: unknown) => live && setErr(e instanceof Error ? e.message : String(e)),
     );
@@ -70,6 +76,12 @@ export function MembersScreen(): ReactNode {
     <main>
       <h1>Members and devices</h1>
       {err === undefined ? null : <p className="error">{err}</p>}
+      {refused === 0 ? null : (
+        <p className="error" role="alert">
+          {refused} of the relay's directory entries for your party did not verify under its root key and are
+          not listed.
+        </p>
+      )}
       <table className="devices">
         <caption>Devices of {id.partyName}</caption>
         <thead>
@@ -90,10 +102,13 @@ export function MembersScreen(): ReactNode {
                 <code>{r.device}</code>
               </td>
               <td>{r.role}</td>
-              <td>{r.revoked ? 'revoked' : 'active'}</td>
+              <td>
+                {STATE_LABEL[r.state]}
+                {r.reason ? ` (${r.reason})` : ''}
+              </td>
               {admin ? (
                 <td>
-                  {!r.self && !r.revoked ? (
+                  {!r.self && r.state !== 'revoked' ? (
                     <ConfirmAction
                       label={`Revoke ${r.name}`}
                       confirmLabel="Revoke the device"

@@ -30,7 +30,13 @@ import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/at
 import { leafHash } from '@backchannel/protocol/transcript';
 import { Channel, type DraftEvent } from './channel.ts';
 import { keys } from './channel-record.ts';
-import { type BatchVerifier, CertificateBook, type EngineContext, memoizedVerify } from './context.ts';
+import {
+  type BatchVerifier,
+  CertificateBook,
+  type EngineContext,
+  memoizedVerify,
+  type PartyDevice,
+} from './context.ts';
 import { ClientError } from './errors.ts';
 import {
   decodeIdentity,
@@ -434,6 +440,19 @@ export class Backchannel {
       bytes,
       proveDeviceKey(deviceSecretKey, bytes, this.#opts.signatures ?? nobleEd25519),
     );
+  }
+
+  /**
+   * This party's devices, read again from the relay's directory: each certificate and revocation
+   * is shown only if the party's root key signed it (`refused` counts the directory entries that
+   * did not verify), and a revocation this device already holds stays shown even if the relay's
+   * answer leaves it out.
+   */
+  async partyDevices(): Promise<{ readonly devices: PartyDevice[]; readonly refused: number }> {
+    const certs = this.#context().certs;
+    const at = this.now;
+    const { refused } = await certs.refreshParty(this.identity.party, at);
+    return { devices: certs.devicesOf(this.identity.party, at), refused };
   }
 
   /** Admin: revokes a device at the relay and removes it from every channel this device administers. */

@@ -9,6 +9,7 @@ import {
   encodeCanonical,
   encodeRevocation,
   type PartyId,
+  type Role,
   constantTimeEqual,
   nobleEd25519,
   type Revocation,
@@ -90,6 +91,19 @@ export function memoizedVerify(base: SignatureSuite, hash: Sha256 = sha256): Sig
  * certificates it has verified. Every sender is checked against it: signature, party, validity,
  * revocation.
  */
+/** A device of a party as its root key has certified (and, if so, revoked) it. */
+export interface PartyDevice {
+  readonly device: DeviceId;
+  readonly name: string;
+  readonly role: Role;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly state: 'active' | 'revoked' | 'expired' | 'not-yet-valid';
+  /** For a revoked device: when its revocation takes effect, and the reason the admin gave. */
+  readonly revokedAt?: number;
+  readonly reason?: string;
+}
+
 export class CertificateBook {
   readonly #roots = new Map<PartyId, Uint8Array>();
   /** Each known party's display name, as its own signed contact card claims it. */
@@ -270,20 +284,59 @@ export class CertificateBook {
   /**
    * Refreshes a party's devices and revocations from the relay directory. Only revocations its
    * root signed are taken, and every one taken is kept (on disk too): a relay that later leaves
-   * one out of its answer cannot make this device trust the revoked device again.
+   * one out of its answer cannot make this device trust the revoked device again. `refused`: the
+   * entries of the answer that did not verify under the party's root (a relay's forgery, or damage).
    */
-  async refreshParty(party: PartyId, now: number): Promise<void> {
+  async refreshParty(party: PartyId, now: number): Promise<{ readonly refused: number }> {
     const root = this.#roots.get(party);
-    if (root === undefined) return;
+    if (root === undefined) return { refused: 0 };
     const { certificates, revocations } = await this.#relay.listDevices(party);
-    await this.rememberRevocations(
-      party,
-      revocations.flatMap((b) => {
-        const r = decodeRevocation(b);
-        return r.ok ? [r.value] : [];
-      }),
-    );
-    for (const c of certificates) this.accept(c, now);
+    const signed = revocations
+      .map((b) => decodeRevocation(b))
+      .flatMap((r) =>
+        r.ok && r.value.body.party === party && verifyRevocation(r.value, root) ? [r.value] : [],
+      );
+    await this.rememberRevocations(party, signed);
+    let refused = revocations.length - signed.length;
+    for (const c of certificates) {
+      this.accept(c, now);
+      const d = decodeDeviceCertificate(c);
+      if (!d.ok || d.value.body.party !== party || !this.#holds(d.value)) refused++;
+    }
+    return { refused };
+  }
+
+  /** Whether this book holds `cert` itself (same device, same signature): it verified under the root. */
+  #holds(cert: DeviceCertificate): boolean {
+    const held = this.#certs.get(cert.body.device);
+    return held !== undefined && constantTimeEqual(held.sig, cert.sig);
+  }
+
+  /**
+   * Every device of `party` this book holds a root-signed certificate for, with its state at `now`:
+   * revoked only by a revocation the root signed, whatever a relay's directory says.
+   */
+  devicesOf(party: PartyId, now: number): PartyDevice[] {
+    const revocations = this.#revocations.get(party) ?? [];
+    return [...this.#certs.values()]
+      .filter((c) => c.body.party === party)
+      .map((c): PartyDevice => {
+        const b = c.body;
+        const device = {
+          device: b.device,
+          name: b.name,
+          role: b.role,
+          notBefore: b.notBefore,
+          notAfter: b.notAfter,
+        };
+        const r = revocations.find((x) => x.body.device === b.device);
+        if (r !== undefined)
+          return { ...device, state: 'revoked', revokedAt: r.body.revokedAt, reason: r.body.reason };
+        if (now > b.notAfter) return { ...device, state: 'expired' };
+        if (now < b.notBefore) return { ...device, state: 'not-yet-valid' };
+        return { ...device, state: 'active' };
+      })
+      .sort((x, y) => x.notBefore - y.notBefore);
   }
 
   /**

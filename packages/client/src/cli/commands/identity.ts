@@ -3,8 +3,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import {
   decodeContactCard,
-  decodeDeviceCertificate,
-  decodeRevocation,
   fingerprint,
   type PartyId,
   parsePartyId,
@@ -225,28 +223,38 @@ export function identityCommands(program: Command, run: Runner): void {
       run(async (o, out) => {
         const bc = await openDevice(o);
         try {
-          const { certificates, revocations } = await bc.relay.listDevices(bc.identity.party);
-          const revoked = new Set(
-            revocations.map((r) => decodeRevocation(r)).flatMap((r) => (r.ok ? [r.value.body.device] : [])),
-          );
-          const rows = certificates
-            .map((c) => decodeDeviceCertificate(c))
-            .flatMap((c) => (c.ok ? [c.value.body] : []))
-            .map((b) => ({
-              device: b.device,
-              name: b.name,
-              role: b.role,
-              revoked: revoked.has(b.device),
-              self: b.device === bc.identity.device,
-            }));
+          const { devices, refused } = await bc.partyDevices();
+          const rows = devices.map((d) => ({
+            device: d.device,
+            name: d.name,
+            role: d.role,
+            state: d.state,
+            revoked: d.state === 'revoked',
+            ...(d.revokedAt === undefined ? {} : { revokedAt: new Date(d.revokedAt).toISOString() }),
+            ...(d.reason === undefined ? {} : { reason: d.reason }),
+            self: d.device === bc.identity.device,
+          }));
           out.result(rows, (v: typeof rows) =>
             v
               .map(
                 (r) =>
-                  `${r.device}  ${r.role.padEnd(10)} ${r.name}${r.self ? '  (this device)' : ''}${r.revoked ? '  REVOKED' : ''}`,
+                  `${r.device}  ${r.role.padEnd(10)} ${inline(r.name)}${r.self ? '  (this device)' : ''}${
+                    r.state === 'active'
+                      ? ''
+                      : r.state === 'revoked'
+                        ? `  REVOKED ${r.revokedAt ?? ''}${r.reason ? ` (${inline(r.reason)})` : ''}`
+                        : `  ${r.state.toUpperCase()}`
+                  }`,
               )
               .join('\n'),
           );
+          // Directory entries the root did not sign are not listed: said on stderr (a relay's
+          // forgery, or damage), so that --json output stays the list.
+          if (refused > 0) {
+            process.stderr.write(
+              `warning: ${refused} of the relay's directory entries for your party did not verify under its root key and are not listed\n`,
+            );
+          }
         } finally {
           bc.close();
         }
@@ -355,10 +363,8 @@ export function identityCommands(program: Command, run: Runner): void {
 
 /** A device of this party, named by its id or by its (unique) name. */
 async function resolveDevice(bc: Backchannel, which: string): Promise<string> {
-  const { certificates } = await bc.relay.listDevices(bc.identity.party);
-  const devices = certificates
-    .map((c) => decodeDeviceCertificate(c))
-    .flatMap((c) => (c.ok ? [c.value.body] : []));
+  // Names as the party's root certified them (a name in an entry it did not sign is not looked at).
+  const { devices } = await bc.partyDevices();
   const byId = devices.find((d) => d.device === which);
   if (byId !== undefined) return byId.device;
   const named = devices.filter((d) => d.name === which);
