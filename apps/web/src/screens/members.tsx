@@ -49,26 +49,37 @@ export function MembersScreen(): ReactNode {
   // biome-ignore lint/correctness/useExhaustiveDependencies: `reload` re-reads the list after a change
   useEffect(() => {
     let live = true;
-    // Only what the party's root key signed is listed (Backchannel.partyDevices).
-    session.bc.partyDevices().then(
-      ({ devices, refused }) => {
-        if (!live) return;
-        setRows(
-          devices.map((d) => ({
-            device: d.device,
-            name: d.name,
-            role: d.role,
-            state: d.state,
-            ...(d.reason === undefined ? {} : { reason: d.reason }),
-            self: d.device === id.device,
-          })),
-        );
-        setRefused(refused);
-      },
-      (e: unknown) => live && setErr(e instanceof Error ? e.message : String(e)),
-    );
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    // Only what the party's root key signed is listed (Backchannel.partyDevices). It reads and
+    // updates the device's certificate book, so it waits its turn behind a running sync.
+    session
+      .run((bc) => bc.partyDevices())
+      .then(
+        ({ devices, refused }) => {
+          if (!live) return;
+          setErr(undefined);
+          setRows(
+            devices.map((d) => ({
+              device: d.device,
+              name: d.name,
+              role: d.role,
+              state: d.state,
+              ...(d.reason === undefined ? {} : { reason: d.reason }),
+              self: d.device === id.device,
+            })),
+          );
+          setRefused(refused);
+        },
+        (e: unknown) => {
+          if (!live) return;
+          // The relay unreachable or busy: say so, and read again shortly.
+          setErr(e instanceof Error ? e.message : String(e));
+          retry = setTimeout(() => setReload((n) => n + 1), 3000);
+        },
+      );
     return () => {
       live = false;
+      clearTimeout(retry);
     };
   }, [session, id, reload]);
 
