@@ -130,7 +130,7 @@ describe('adding a device enrolled after the channel opened', () => {
       expect(a.joinProblems).toEqual([]);
       return {
         claims: requests.filter((u) => u.endsWith('/v1/key-packages/claim')).length,
-        lists: requests.filter((u) => /\/v1\/parties\/[^/]+\/devices$/.test(u)).length,
+        lists: requests.filter((u) => u.endsWith(`/v1/parties/${a.identity.party}/devices`)).length,
         added: a.added,
       };
     };
@@ -154,6 +154,9 @@ describe('adding a device enrolled after the channel opened', () => {
     for (const at of [20_000, 40_000, 74_000])
       expect(await syncAt(at)).toEqual({ claims: 0, lists: 0, added: [] });
     expect(await syncAt(75_500)).toEqual({ claims: 0, lists: 1, added: [] });
+    // The same read takes the other party's list too (its revocations: a party whose every device
+    // in a channel was revoked is re-seated).
+    expect(requests.filter((u) => u.endsWith(`/v1/parties/${b.identity.party}/devices`))).toHaveLength(1);
     expect(await syncAt(80_000)).toEqual({ claims: 0, lists: 0, added: [] });
     // Devices added on this device make the next sync read the list (and claim at once). Their
     // certificates are issued on the relay's time (one from A's clock would not be valid yet).

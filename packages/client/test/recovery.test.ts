@@ -80,6 +80,73 @@ describe('the recovery kit', () => {
     for (const d of [b, m, n]) d.close();
   });
 
+  it("re-seats a party whose only device in a channel was lost: the other party's principal swaps it for the recovered one", {
+    timeout: 120_000,
+  }, async () => {
+    const r = inProcessRelay('bc-reseat-');
+    const a = await r.device('a');
+    let offset = 0;
+    const b = await r.device('b', { now: () => Date.now() + offset });
+    const { chA, chB } = await openChannel(a, b);
+    // B's staff laptop is in the channel too: it must accept B's commit removing A's device.
+    const laptop = await b.addDevice('laptop', 'staff');
+    const s = await r.device('s');
+    await s.enroll(laptop);
+    await b.syncAll();
+    expect(b.added).toEqual([{ channel: chB.id, devices: [laptop.device] }]);
+    await s.syncAll();
+    const chS = await s.channel(chB.id);
+    // A proposal A has not answered: the re-seated device is told of it.
+    await chB.send({ kind: 'proposal', title: 'Ceasefire', text: 'From Monday.' } as DraftEvent);
+    await b.outbox.flush();
+    await chA.sync();
+
+    const { kit, code } = await a.recoveryKit(FAST);
+    const lost = a.identity.device;
+    a.close(); // A's only device, the one in the channel, is lost
+
+    const n = await r.device('n');
+    const id = await n.recoverParty({
+      recovered: await openRecoveryKit(kit, code),
+      deviceName: 'admin desk 2',
+    });
+    // Not revoked yet: B leaves A's seat alone.
+    offset = 61_000;
+    await b.syncAll();
+    expect(b.added).toEqual([]);
+    await n.revokeDevice(lost, 'admin desk lost');
+    expect(await n.channelIds()).toEqual([]);
+
+    // B's next read of A's directory: A's revoked device leaves, A's recovered device joins.
+    offset = 122_000;
+    await b.syncAll();
+    expect(b.added).toEqual([{ channel: chB.id, devices: [id.device] }]);
+    const members = (ch: typeof chB) => ch.group?.members().map((x) => x.device) ?? [];
+    expect(members(chB)).toContain(id.device);
+    expect(members(chB)).not.toContain(lost);
+    await chS.sync();
+    expect(members(chS)).toContain(id.device);
+    expect(members(chS)).not.toContain(lost);
+
+    expect(await n.checkInbox()).toEqual([chB.id]);
+    const chN = await n.channel(chB.id);
+    await chN.sync();
+    expect(chN.view.state.lifecycle).toBe('open');
+    const proposal = chN.view.timeline.find((t) => 'event' in t && t.event.kind === 'proposal');
+    expect(proposal).toMatchObject({ status: 'ok', sender: b.identity.device });
+    await chN.send({ kind: 'message', text: 'A is back' } as DraftEvent);
+    await n.outbox.flush();
+    await chB.sync();
+    await chS.sync();
+    for (const ch of [chB, chS])
+      expect(
+        ch.view.timeline.flatMap((t) =>
+          'event' in t && t.event.kind === 'message' && t.sender === id.device ? [t.event.text] : [],
+        ),
+      ).toEqual(['A is back']);
+    for (const d of [b, s, n]) d.close();
+  });
+
   it('opens only with its code, only as the party it names, and not as anything else', async () => {
     const party = {
       party: '' as never,

@@ -123,6 +123,45 @@ describe('channel creation and the access list', () => {
     );
   });
 
+  it("removes another party's devices once its root revoked them, and re-seats that party once it has none left", async () => {
+    // Party C's only device in the channel is lost; C recovers onto a new device and revokes it.
+    const C = makeParty('C');
+    const cLost = makeDevice(C, 'c-lost', 'admin');
+    const cNew = makeDevice(C, 'c-new', 'admin');
+    await r.caller.publishParty(C, [cLost]);
+    await r.caller.post('/v1/devices', undefined, registration(cNew));
+    const ch = newChannel();
+    expect((await r.caller.append(bPrincipal, commit(bPrincipal, ch, 0, [cLost, bNegotiator]))).status).toBe(
+      201,
+    );
+    // Not revoked yet: no one else may remove it, nor add another device of C beside it.
+    const early = await r.caller.append(bPrincipal, commit(bPrincipal, ch, 1, [cNew], [cLost]));
+    expect(early.body.error?.code).toBe('ROLE_FORBIDDEN');
+    expect((await r.caller.append(bPrincipal, commit(bPrincipal, ch, 1, [cNew]))).body.error?.code).toBe(
+      'ROLE_FORBIDDEN',
+    );
+    expect(
+      (await r.caller.post('/v1/revocations', undefined, { revocation: toBase64url(revocationOf(cLost)) }))
+        .status,
+    ).toBe(200);
+    // Revoked: a manager of B may remove it, but a negotiator may not; adding C's new device
+    // alone is still refused while the revoked one is a member.
+    expect(
+      (await r.caller.append(bNegotiator, commit(bNegotiator, ch, 1, [], [cLost]))).body.error?.code,
+    ).toBe('ROLE_FORBIDDEN');
+    expect((await r.caller.append(bPrincipal, commit(bPrincipal, ch, 1, [cNew]))).body.error?.code).toBe(
+      'ROLE_FORBIDDEN',
+    );
+    const reseat = await r.caller.append(bPrincipal, commit(bPrincipal, ch, 1, [cNew], [cLost]));
+    expect(reseat.status, JSON.stringify(reseat.body)).toBe(201);
+    expect((await entries(ch, cNew)).status).toBe(200);
+    expect((await r.caller.append(cLost, envelope(cLost, ch, { epoch: 2 }))).status).toBe(403);
+    // A device of B that is present and not revoked stays out of another party's reach.
+    expect((await r.caller.append(cNew, commit(cNew, ch, 2, [], [bNegotiator]))).body.error?.code).toBe(
+      'ROLE_FORBIDDEN',
+    );
+  });
+
   it('refuses to add an unregistered, a revoked or an already present device, and to remove a non-member', async () => {
     const ch = await openChannel();
     const stranger = makeDevice(A, 'never-registered', 'staff');

@@ -476,6 +476,7 @@ export class Channel {
     for (const { seq, entry } of page.entries)
       frontier = appendLeaf(frontier, seq, this.#ctx.leafHash(entry));
     const signatures = await page.signatures;
+    await this.#learnRevocations(page);
     for (const d of page.decoded) {
       const rec = await this.#understand(d, signatures);
       if (rec.status === 'handshake' && rec.code === 'REMOVED_SELF') removed = true;
@@ -519,6 +520,31 @@ export class Channel {
         : foldRecords(this.id, await loadRecords(this.#ctx, this.id), this.#rec.joinedEpoch);
     if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
     return records;
+  }
+
+  /**
+   * A commit of the page that removes another party's devices is valid only if that party's root
+   * revoked them (devicePolicy): the party's revocations are read before the page is applied, so
+   * that the group does not refuse the commit for want of them. Fails (retryable, nothing applied)
+   * while the directory cannot be read.
+   */
+  async #learnRevocations(page: PreparedPage): Promise<void> {
+    const group = this.#group;
+    if (group === undefined) return;
+    const now = this.#ctx.now();
+    const partyOf = new Map(group.members().map((m) => [m.device, m.certificate.body.party] as const));
+    const parties = new Set<PartyId>();
+    for (const d of page.decoded) {
+      const body = d.envelope.body;
+      if (body.kind !== 'commit' || body.members === undefined) continue;
+      const committer = partyOf.get(body.sender);
+      for (const device of body.members.remove) {
+        const party = partyOf.get(device);
+        if (party !== undefined && party !== committer && !this.#ctx.certs.isRevoked(party, device, now))
+          parties.add(party);
+      }
+    }
+    for (const party of parties) await this.#ctx.certs.refreshParty(party, now);
   }
 
   /** What the page's join.context events for this device disclose (join.ts). */

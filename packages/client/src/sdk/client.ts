@@ -771,6 +771,19 @@ export class Backchannel {
         at,
         certs.validDevices(me.party, at).map((c) => c.body.device),
       );
+      // The other parties' revocations too: a party whose every device in a channel was revoked
+      // is re-seated (#reseat). One that cannot be read now is read on the next pass.
+      const others = new Set<PartyId>();
+      for (const ch of channels)
+        for (const m of ch.group?.members() ?? [])
+          if (m.certificate.body.party !== me.party) others.add(m.certificate.body.party);
+      for (const p of others) {
+        try {
+          await certs.refreshParty(p, at);
+        } catch (e) {
+          if (!(e instanceof ClientError)) throw e;
+        }
+      }
     }
     const out: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
     let removalFailure: unknown;
@@ -782,7 +795,12 @@ export class Backchannel {
       });
       if (removed.length > 0) this.removed.push({ channel: ch.id, devices: removed });
       const devices = await this.#addMissing(ch);
-      if (devices.length > 0) out.push({ channel: ch.id, devices });
+      const reseated = await this.#reseat(ch).catch((e: unknown) => {
+        removalFailure ??= e;
+        return [];
+      });
+      if (devices.length + reseated.length > 0)
+        out.push({ channel: ch.id, devices: [...devices, ...reseated] });
     }
     if (out.length > 0) await this.outbox.flush();
     if (removalFailure !== undefined) {
@@ -877,6 +895,73 @@ export class Backchannel {
       }
       for (const d of devices) this.#joins.added(d);
       for (const disclosures of joinDisclosures(ch.view, me.party, devices.length))
+        await ch.send({ kind: 'join.context', devices, disclosures });
+      return devices;
+    }
+  }
+
+  /**
+   * Re-seats another party whose every device in `ch` its root revoked (it lost its only device
+   * there and recovered the party onto a new one, PROTOCOL.md §9): one commit removes those
+   * devices and adds the party's current ones (a key package each, as an outreach does), then a
+   * join.context discloses to them what that party's own adder would (join.ts). Nothing to do
+   * while one of its devices there is not revoked: the party adds its own devices itself.
+   */
+  async #reseat(ch: Channel): Promise<DeviceId[]> {
+    const ctx = this.#context();
+    const me = this.identity;
+    for (let attempt = 0; ; attempt++) {
+      const group = ch.group;
+      if (group === undefined || ch.record.removed) return [];
+      const now = this.now;
+      const byParty = new Map<PartyId, DeviceId[]>();
+      for (const m of group.members()) {
+        const party = m.certificate.body.party;
+        if (party !== me.party) byParty.set(party, [...(byParty.get(party) ?? []), m.device]);
+      }
+      const seats = [...byParty].filter(([party, devices]) =>
+        devices.every((d) => ctx.certs.isRevoked(party, d, now)),
+      );
+      if (seats.length === 0) return [];
+      const [party, revoked] = seats[0] as [PartyId, DeviceId[]];
+      // A party with nothing to claim last time waits out its backoff (join-schedule.ts).
+      if (!this.#joins.mayClaim(party)) return [];
+      const claimed = (
+        await this.relay.claimKeyPackages(party).catch((e: unknown) => {
+          if (e instanceof ClientError && e.cause_code === 'KEY_PACKAGES_EXHAUSTED') return [];
+          throw e;
+        })
+      ).filter(
+        (k) =>
+          !revoked.includes(k.device as DeviceId) &&
+          ctx.certs.accept(k.certificate, now)?.body.party === party,
+      );
+      // The party has no device to seat yet (none enrolled, or none with a key package): later.
+      if (claimed.length === 0) {
+        this.#joins.failed(party);
+        return [];
+      }
+      const devices = claimed.map((k) => k.device as DeviceId);
+      try {
+        await ch.commit(
+          (g) =>
+            g.replace(
+              revoked,
+              claimed.map((k) => k.keyPackage),
+            ),
+          { add: devices, remove: revoked },
+          [...ch.view.state.parties],
+        );
+      } catch (e) {
+        // Another device re-seated the party first (the relay takes one commit per epoch).
+        if (attempt < 3 && e instanceof ClientError && e.cause_code === 'EPOCH_STALE') {
+          await ch.sync();
+          continue;
+        }
+        throw e;
+      }
+      this.#joins.added(party);
+      for (const disclosures of joinDisclosures(ch.view, party, devices.length))
         await ch.send({ kind: 'join.context', devices, disclosures });
       return devices;
     }

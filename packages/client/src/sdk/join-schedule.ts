@@ -17,7 +17,7 @@
  *
  * Kept in memory: a new process (each CLI command) reads the list and claims afresh.
  */
-import type { DeviceId } from '@backchannel/protocol';
+import type { DeviceId, PartyId } from '@backchannel/protocol';
 
 export interface JoinScheduleOptions {
   /** How long the party's device list is trusted before it is read again (default 60 s). */
@@ -38,7 +38,7 @@ export class JoinSchedule {
   #listedAt: number | undefined;
   /** The party's valid devices at the last read, sorted and joined. */
   #listed: string | undefined;
-  readonly #backoff = new Map<DeviceId, { readonly failures: number; readonly until: number }>();
+  readonly #backoff = new Map<DeviceId | PartyId, { readonly failures: number; readonly until: number }>();
   #pausedUntil = 0;
 
   constructor(now: () => number, opts: JoinScheduleOptions = {}) {
@@ -74,14 +74,14 @@ export class JoinSchedule {
     this.#listedAt = undefined;
   }
 
-  /** Whether a key package of `device` may be claimed now. */
-  mayClaim(device: DeviceId): boolean {
+  /** Whether a key package of `device` (or of party `device`, to re-seat it) may be claimed now. */
+  mayClaim(device: DeviceId | PartyId): boolean {
     const now = this.#now();
     return now >= this.#pausedUntil && now >= (this.#backoff.get(device)?.until ?? 0);
   }
 
   /** The claim of `device` came back empty, or its Add failed: wait, longer each time. */
-  failed(device: DeviceId): void {
+  failed(device: DeviceId | PartyId): void {
     const failures = (this.#backoff.get(device)?.failures ?? 0) + 1;
     const wait = Math.min(this.#max, this.#min * 2 ** Math.min(failures - 1, 30));
     this.#backoff.set(device, { failures, until: this.#now() + wait });
@@ -89,7 +89,7 @@ export class JoinSchedule {
   }
 
   /** `device` was added: its backoff ends. */
-  added(device: DeviceId): void {
+  added(device: DeviceId | PartyId): void {
     this.#backoff.delete(device);
   }
 

@@ -103,8 +103,10 @@ export function joinDisclosures(view: ChannelView, party: PartyId, devices = 1):
 /**
  * The records a join.context gives this device: for each disclosure of an entry it could not
  * read (another device's application message from before `joinedEpoch`), the event if it matches
- * the commitment its sender signed there. Accepted only from a device of this device's own
- * party, naming this device.
+ * the commitment its sender signed there. Accepted from any member naming this device: usually
+ * a device of its own party, or another party's that re-seated it (client.ts #reseat). Each event
+ * is checked against its own sender's signed commitment, so a discloser can only choose what to
+ * show among the disclosable events, never alter one; what several disclosers show adds up.
  */
 export async function disclosedRecords(
   ctx: EngineContext,
@@ -115,7 +117,7 @@ export async function disclosedRecords(
 ): Promise<EventRecord[]> {
   if (context.status !== 'ok' || context.event.kind !== 'join.context') return [];
   const me = ctx.identity;
-  if (context.party !== me.party || !context.event.devices.includes(me.device)) return [];
+  if (!context.event.devices.includes(me.device)) return [];
   const out: EventRecord[] = [];
   const parties: PartyId[] = ctx.certs.parties();
   for (const d of context.event.disclosures) {

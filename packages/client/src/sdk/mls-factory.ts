@@ -35,9 +35,10 @@ function certOf(identity: Uint8Array): DeviceCertificate | undefined {
 /**
  * Membership rules every member enforces on every commit: credentials must be certificates
  * of a party this device knows, valid now, bound to the leaf's signature key; only an admin,
- * principal or negotiator changes membership; removals only within the committer's own party
- * (or itself); additions of the committer's own party's devices, or of another party's while it
- * has none in the group (the outreach).
+ * principal or negotiator changes membership; removals within the committer's own party (or
+ * itself), or of another party's devices its root revoked; additions of the committer's own
+ * party's devices, or of another party's while it has none left in the group (the outreach, the
+ * re-seating of a party whose devices were all revoked).
  */
 export function devicePolicy(certs: CertificateBook, now: () => number): GroupPolicy {
   return {
@@ -54,11 +55,24 @@ export function devicePolicy(certs: CertificateBook, now: () => number): GroupPo
       const removedCerts = removed.map(certOf);
       if (removedCerts.every((r) => r?.body.device === c.body.device) && added.length === 0) return true; // leaving
       if (!MANAGERS.includes(c.body.role)) return false;
-      if (!removedCerts.every((r) => r !== undefined && r.body.party === c.body.party)) return false;
+      // Another party's devices only once its root revoked them (a revocation this device holds:
+      // Channel fetches the party's revocations before it processes such a commit).
+      const at = now();
+      const removable = (r: DeviceCertificate | undefined) =>
+        r !== undefined &&
+        (r.body.party === c.body.party || certs.isRevoked(r.body.party, r.body.device, at));
+      if (!removedCerts.every(removable)) return false;
       // As the relay (channels/rules.ts): a party adds its own devices; another party's only
-      // while that party has no device in the group (the outreach). Each added credential is
+      // while that party has no device left in the group after the removals (the outreach, and
+      // the re-seating of a party whose devices there were all revoked). Each added credential is
       // checked (valid now, not revoked) by credential() as MLS validates the key package.
-      const present = new Set(members.flatMap((m) => certOf(m)?.body.party ?? []));
+      const leaving = new Set(removedCerts.map((r) => r?.body.device));
+      const present = new Set(
+        members.flatMap((m) => {
+          const mc = certOf(m);
+          return mc === undefined || leaving.has(mc.body.device) ? [] : [mc.body.party];
+        }),
+      );
       return added.every((a) => {
         const p = certOf(a)?.body.party;
         return p !== undefined && (p === c.body.party || !present.has(p));
@@ -106,13 +120,21 @@ class SessionGroup implements MlsGroup {
     return { commit: r.commit, welcome: r.welcome };
   }
   async remove(devices: readonly DeviceId[]) {
+    return { commit: (await this.#s.commit({ removeLeaves: this.#leavesOf(devices) })).commit };
+  }
+  async replace(devices: readonly DeviceId[], keyPackages: readonly Uint8Array[]) {
+    const r = await this.#s.commit({ removeLeaves: this.#leavesOf(devices), add: keyPackages });
+    if (r.welcome === undefined) throw new ClientError('INVALID_ARGUMENT', 'an add produced no Welcome');
+    return { commit: r.commit, welcome: r.welcome };
+  }
+  #leavesOf(devices: readonly DeviceId[]): number[] {
     const leaves = this.#s
       .members()
       .filter((m) => devices.includes(certOf(m.identity)?.body.device as DeviceId))
       .map((m) => m.leafIndex);
     if (leaves.length !== devices.length)
       throw new ClientError('INVALID_ARGUMENT', 'a device to remove is not in the group');
-    return { commit: (await this.#s.commit({ removeLeaves: leaves })).commit };
+    return leaves;
   }
   async selfUpdate() {
     return { commit: (await this.#s.commit({})).commit };

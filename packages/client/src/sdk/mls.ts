@@ -23,6 +23,11 @@ export interface MlsGroup {
   process(mls: Uint8Array): Promise<Processed>;
   add(keyPackages: readonly Uint8Array[]): Promise<{ commit: Uint8Array; welcome: Uint8Array }>;
   remove(devices: readonly DeviceId[]): Promise<{ commit: Uint8Array }>;
+  /** One commit that removes `devices` and adds the owners of `keyPackages`. */
+  replace(
+    devices: readonly DeviceId[],
+    keyPackages: readonly Uint8Array[],
+  ): Promise<{ commit: Uint8Array; welcome: Uint8Array }>;
   selfUpdate(): Promise<{ commit: Uint8Array }>;
   exportState(): Uint8Array;
   /** 32 bytes both sides can compare out of band (MLS epoch authenticator). */

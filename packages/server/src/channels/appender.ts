@@ -459,6 +459,13 @@ export class Appender {
         const rec = d === sender.device ? sender : await tx.getDevice(d);
         if (rec !== undefined) records.set(d, rec);
       }
+      // Another party's devices named for removal: the rule looks at whether their root revoked them.
+      for (const d of body.members.remove) {
+        const m = w.members.get(d);
+        if (m === undefined || m.party === sender.party || records.has(d)) continue;
+        const rec = await tx.getDevice(d);
+        if (rec !== undefined) records.set(d, rec);
+      }
       const current = creating
         ? new Map<DeviceId, MemberRecord>([
             [

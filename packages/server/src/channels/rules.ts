@@ -9,8 +9,10 @@
  *   other envelopes may carry the current or an older epoch, never a future one.
  * - A commit's declared members.add/remove update the access list: devices of the committer's
  *   own party are added or removed only by an admin or principal (anyone may remove itself);
- *   devices of another party are added only while that party has no device in the channel (the
- *   outreach); added devices must be registered, valid now and not revoked.
+ *   another party's devices are removed only once their root revoked them, and added only while
+ *   that party has no device left in the channel after the commit's removals (the outreach, and
+ *   the re-seating of a party whose every device there was revoked); added devices must be
+ *   registered, valid now and not revoked.
  */
 import type { DeviceId, EnvelopeBody, PartyId, Role } from '@backchannel/protocol';
 import { deviceStatus } from '../directory/devices.ts';
@@ -64,7 +66,8 @@ export interface MembershipChange {
 
 /**
  * Validates a commit's declared membership change against the current access list.
- * `members` holds current and former members; `lookup` returns directory records of added devices.
+ * `members` holds current and former members; `lookup` returns directory records of added
+ * devices, and of removed devices of another party than the committer's.
  */
 export function checkMembershipChange(
   committer: DeviceRecord,
@@ -86,12 +89,21 @@ export function checkMembershipChange(
     if (d === committer.device) continue;
     const party = (members.get(d) as MemberRecord).party;
     if (party !== committer.party) {
-      throw new RelayError('ROLE_FORBIDDEN', "a party may not remove another party's devices");
+      const rec = lookup(d);
+      if (rec === undefined || deviceStatus(rec, now) !== 'CERT_REVOKED') {
+        throw new RelayError(
+          'ROLE_FORBIDDEN',
+          "a party may remove another party's devices only once that party's root revoked them",
+        );
+      }
     }
     if (!manager) throw new RelayError('ROLE_FORBIDDEN', `role ${committer.role} may not remove devices`);
   }
+  // The parties with a device in the channel once this commit's removals are made.
+  const leaving = new Set(declared.remove);
   const partiesPresent = new Set<PartyId>();
-  for (const m of members.values()) if (isCurrentMember(m)) partiesPresent.add(m.party);
+  for (const m of members.values())
+    if (isCurrentMember(m) && !leaving.has(m.device)) partiesPresent.add(m.party);
   const add: Array<{ device: DeviceId; party: PartyId }> = [];
   for (const d of declared.add) {
     if (d === committer.device && isCurrentMember(members.get(d))) continue;
