@@ -5,6 +5,7 @@
  */
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
+import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { newParty } from '../src/sdk/identity.ts';
 import { IndexedDbLocalStore } from '../src/sdk/indexeddb.dom.ts';
@@ -86,6 +87,51 @@ describe('IndexedDB local store', () => {
     await r.put([['a', undefined]]);
     expect(await r.get('a')).toBeUndefined();
     r.close();
+  });
+
+  it('lists the outbox in the order items were queued, also within one millisecond (property)', async () => {
+    // A sendMany queues its batch in one write at one time: their ids are random, the order is not.
+    const batches = fc.array(
+      fc.record({
+        at: fc.integer({ min: 0, max: 3 }),
+        ids: fc.uniqueArray(fc.integer(), { minLength: 1, maxLength: 6 }),
+      }),
+      { minLength: 1, maxLength: 5 },
+    );
+    const s = await IndexedDbLocalStore.open({
+      name: 'order',
+      passphrase: 'order',
+      kdf,
+      indexedDB: new IDBFactory(),
+    });
+    try {
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(batches, async (bs) => {
+          run++;
+          const queued: string[] = [];
+          let at = 1_000;
+          for (const [i, b] of bs.entries()) {
+            at += b.at;
+            const items = b.ids.map((n) => ({
+              id: `e_${run}_${i}_${n}`,
+              channel: 'c_x',
+              createdAt: at,
+              wire: new Uint8Array([1]),
+            }));
+            queued.push(...items.map((x) => x.id));
+            if (i % 2 === 0) await s.put([], items);
+            else for (const x of items) await s.outboxAdd(x);
+          }
+          const listed = (await s.outboxList()).map((o) => o.id);
+          await s.outboxRemove(listed);
+          expect(listed).toEqual(queued);
+        }),
+        { numRuns: 50 },
+      );
+    } finally {
+      s.close();
+    }
   });
 
   it('refuses a wrong passphrase with PASSPHRASE_WRONG', async () => {

@@ -77,6 +77,8 @@ interface OutboxRow {
   readonly id: string;
   readonly channel: string;
   readonly createdAt: number;
+  /** Order among the rows of one millisecond (one batch of a sendMany): written by this store. */
+  readonly n?: number;
   readonly value: Uint8Array;
 }
 
@@ -151,6 +153,8 @@ export async function deriveStoreKey(
 export class IndexedDbLocalStore implements LocalStore {
   readonly #db: IDBDatabase;
   readonly #box: WebSealedBox;
+  /** Numbers the outbox rows this store writes (OutboxRow.n). */
+  #outboxN = 0;
   /**
    * Resolves once every write called so far has created its transaction (or failed before it).
    * A write's values are sealed (WebCrypto, asynchronous) before its transaction is created, and
@@ -346,6 +350,7 @@ export class IndexedDbLocalStore implements LocalStore {
       id: item.id,
       channel: item.channel,
       createdAt: item.createdAt,
+      n: this.#outboxN++,
       value: await this.#box.seal(`outbox:${item.id}`, item.wire),
     };
   }
@@ -364,6 +369,8 @@ export class IndexedDbLocalStore implements LocalStore {
   async outboxList(): Promise<OutboxItem[]> {
     const st = this.#db.transaction('outbox', 'readonly').objectStore('outbox');
     const rows = (await req(st.index('order').getAll())) as OutboxRow[];
+    // In the order they were queued: the index orders by time, then by (random) id.
+    rows.sort((x, y) => x.createdAt - y.createdAt || (x.n ?? 0) - (y.n ?? 0));
     return Promise.all(
       rows.map(async (r) => ({
         id: r.id,

@@ -269,7 +269,7 @@ export class SqliteLocalStore implements LocalStore {
 
   async outboxList(): Promise<OutboxItem[]> {
     const rows = this.#db
-      .prepare('SELECT id, channel, created_at, value FROM outbox ORDER BY created_at, id')
+      .prepare('SELECT id, channel, created_at, value FROM outbox ORDER BY created_at, rowid')
       .all() as {
       id: string;
       channel: string;
