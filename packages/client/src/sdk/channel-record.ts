@@ -18,6 +18,12 @@ export interface ChannelRecord {
   readonly joinedEpoch: number;
   /** Next transcript sequence number to fetch. */
   readonly nextSeq: number;
+  /**
+   * The relay's time on the last entry applied: the next may not carry an earlier one (the relay
+   * stamps times that never go back, PROTOCOL.md §6), so a relay cannot date an entry it appends
+   * now before what it already logged. 0 before the first (and in records written before it).
+   */
+  readonly lastAt: number;
   /** Compact Merkle frontier of the transcript so far (RFC 9162 perfect subtree roots). */
   readonly frontier: readonly Uint8Array[];
   /** The last relay checkpoint this device verified against its own copy of the log. */
@@ -40,6 +46,7 @@ export function decodeChannelRecord(b: Uint8Array): ChannelRecord {
     channel: v.channel as ChannelId,
     joinedEpoch: v.joinedEpoch as number,
     nextSeq: v.nextSeq as number,
+    lastAt: typeof v.lastAt === 'number' ? v.lastAt : 0,
     frontier: (v.frontier as Uint8Array[]) ?? [],
     checkpoint: typeof v.checkpoint === 'string' ? v.checkpoint : undefined,
     checkpointSize: (v.checkpointSize as number) ?? 0,

@@ -105,6 +105,7 @@ export class Channel {
       channel: id,
       joinedEpoch,
       nextSeq: 0,
+      lastAt: 0,
       frontier: [],
       checkpoint: undefined,
       checkpointSize: 0,
@@ -475,6 +476,16 @@ export class Channel {
     let removed = this.#rec.removed;
     for (const { seq, entry } of page.entries)
       frontier = appendLeaf(frontier, seq, this.#ctx.leafHash(entry));
+    // Before anything changes: the relay's times never go back along the log.
+    let lastAt = this.#rec.lastAt;
+    for (const { entry } of page.decoded) {
+      if (entry.receivedAt < lastAt)
+        throw new ClientError(
+          'TRANSCRIPT_INVALID',
+          `the relay dated entry ${entry.seq} of channel ${this.id} (${new Date(entry.receivedAt).toISOString()}) before the entry it logged ahead of it (${new Date(lastAt).toISOString()})`,
+        );
+      lastAt = entry.receivedAt;
+    }
     const signatures = await page.signatures;
     await this.#learnRevocations(page);
     for (const d of page.decoded) {
@@ -486,7 +497,13 @@ export class Channel {
     writes.push([keys.event(this.id, page.from), encodeEventRecords(records)]);
     const disclosed = await this.#disclosed(page, records);
     for (const r of disclosed) writes.push([keys.disclosed(this.id, r.seq), encodeEventRecords([r])]);
-    let rec: ChannelRecord = { ...this.#rec, frontier, nextSeq: page.from + page.entries.length, removed };
+    let rec: ChannelRecord = {
+      ...this.#rec,
+      frontier,
+      nextSeq: page.from + page.entries.length,
+      lastAt,
+      removed,
+    };
     const check = note === undefined ? undefined : checkCheckpoint(this.id, note, rec, this.#ctx);
     if (check?.kind === 'verified' && note !== undefined)
       rec = { ...rec, checkpoint: note, checkpointSize: check.size };

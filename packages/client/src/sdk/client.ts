@@ -68,6 +68,8 @@ import type { LocalStore, OutboxItem } from './storage.ts';
 import { type WebSocketConstructor, WsEnvelopeTransport } from './ws-transport.ts';
 
 /** A receipt naming another channel or message: the answer belongs to another post. */
+/** How far a relay's clock may be from this device's: the relay's window for signed requests. */
+const RELAY_CLOCK_SKEW_MS = 5 * 60_000;
 const MISROUTED = 'the receipt names another envelope';
 
 export interface BackchannelOptions {
@@ -316,6 +318,12 @@ export class Backchannel {
     if (b.channel !== item.channel || b.msgId !== item.id) return MISROUTED;
     if (b.seq !== seq) return 'the receipt names another sequence number than the answer';
     if (!constantTimeEqual(b.envelopeHash, hash(item.wire))) return 'the receipt is for other envelope bytes';
+    // The relay's time for it lies between this device queueing it and now, within the clock
+    // skew the relay allows signed requests: later entries are never dated before it (§7), so a
+    // relay cannot date what it logs afterwards (a revoked device's envelope) earlier than this.
+    const now = this.now;
+    if (b.receivedAt < item.createdAt - RELAY_CLOCK_SKEW_MS || b.receivedAt > now + RELAY_CLOCK_SKEW_MS)
+      return `the relay dated it ${new Date(b.receivedAt).toISOString()}, outside this device's clock (queued ${new Date(item.createdAt).toISOString()}, acknowledged ${new Date(now).toISOString()}) by more than ${RELAY_CLOCK_SKEW_MS / 60_000} minutes`;
     const key = relayVerifierKey(this.#relayKey ?? '');
     if (key.ok && !verifyRelayReceipt(r.value, key.value.publicKey, suite))
       return 'the receipt is not signed by the pinned relay key';

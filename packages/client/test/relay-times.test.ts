@@ -1,0 +1,127 @@
+/**
+ * The relay's times on the log (PROTOCOL.md §7): they never go back along a channel, and a sender
+ * checks the time on each receipt against its own clock. Together they stop a relay from dating
+ * what it logs now (say, an envelope of a device revoked meanwhile) before what it already logged.
+ */
+import { decodeEntry, encodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
+import { describe, expect, it } from 'vitest';
+import type { DraftEvent } from '../src/sdk/channel.ts';
+import { inProcessRelay, openChannel } from './in-process.ts';
+
+/** Dates the entry at `seq` of an entries page `by` ms before the entry ahead of it. */
+async function backdate(res: Response, seq: number, by: number): Promise<Response> {
+  const body = (await res.json()) as { entries: { seq: number; entry: string }[] };
+  let previous: number | undefined;
+  for (const e of body.entries) {
+    const d = decodeEntry(fromBase64url(e.entry));
+    if (!d.ok) throw new Error('entry does not decode');
+    if (e.seq === seq && previous !== undefined)
+      e.entry = toBase64url(encodeEntry({ ...d.value.entry, receivedAt: previous - by }));
+    previous = d.value.entry.receivedAt;
+  }
+  return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+}
+
+describe("the relay's times", () => {
+  it('an entry dated before the one ahead of it is refused with nothing applied; the true log then syncs whole', async () => {
+    const w = inProcessRelay('bc-times-');
+    let tamper: number | undefined;
+    const a = await w.device('A');
+    const b = await w.device('B', {
+      wrap: async (input, _init, res) =>
+        tamper !== undefined && input.includes('/entries?') ? backdate(res, tamper, 1) : res,
+    });
+    try {
+      const { chA, chB } = await openChannel(a, b);
+      await chA.sendMany(
+        Array.from({ length: 6 }, (_, i) => ({ kind: 'message', text: `m${i}` }) as DraftEvent),
+      );
+      await a.outbox.flush();
+      const before = chB.record;
+      const viewBefore = chB.view;
+      tamper = before.nextSeq + 3;
+      const err = await chB.sync().catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'TRANSCRIPT_INVALID' });
+      expect((err as Error).message).toMatch(new RegExp(`dated entry ${tamper} .* before the entry`));
+      // Nothing of the page was applied: same position, same time, same events.
+      expect(chB.record.nextSeq).toBe(before.nextSeq);
+      expect(chB.record.lastAt).toBe(before.lastAt);
+      expect(chB.view.state).toBe(viewBefore.state);
+      tamper = undefined;
+      const records = await chB.sync();
+      expect(
+        records.flatMap((r) => (r.status === 'ok' && r.event.kind === 'message' ? [r.event.text] : [])),
+      ).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+      // The record keeps the last entry's time: the next page is checked against it.
+      expect(chB.record.lastAt).toBe(records.at(-1)?.receivedAt);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('an entry dated before the last one applied, on the next page, is refused', async () => {
+    const w = inProcessRelay('bc-times-next-');
+    let rewrite: ((res: Response) => Promise<Response>) | undefined;
+    const a = await w.device('A');
+    const b = await w.device('B', {
+      wrap: async (input, _init, res) =>
+        rewrite !== undefined && input.includes('/entries?') ? rewrite(res) : res,
+    });
+    try {
+      const { chA, chB } = await openChannel(a, b);
+      const lastAt = chB.record.lastAt;
+      expect(lastAt).toBeGreaterThan(0);
+      await chA.send({ kind: 'message', text: 'next' } as DraftEvent);
+      await a.outbox.flush();
+      // The relay dates the new entry a second before the last one B applied.
+      rewrite = async (res) => {
+        const body = (await res.json()) as { entries: { seq: number; entry: string }[] };
+        for (const e of body.entries) {
+          const d = decodeEntry(fromBase64url(e.entry));
+          if (!d.ok) throw new Error('entry does not decode');
+          e.entry = toBase64url(encodeEntry({ ...d.value.entry, receivedAt: lastAt - 1000 }));
+        }
+        return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+      };
+      const next = chB.record.nextSeq;
+      await expect(chB.sync()).rejects.toMatchObject({ code: 'TRANSCRIPT_INVALID' });
+      expect(chB.record.nextSeq).toBe(next);
+      rewrite = undefined;
+      const records = await chB.sync();
+      expect(
+        records.flatMap((r) => (r.status === 'ok' && r.event.kind === 'message' ? [r.event.text] : [])),
+      ).toEqual(['next']);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it("a receipt dated outside the sender's clock is kept apart as evidence, not as a receipt", async () => {
+    const w = inProcessRelay('bc-times-receipt-');
+    let offset = 0;
+    const a = await w.device('A', { now: () => Date.now() + offset });
+    const b = await w.device('B');
+    try {
+      const { chA } = await openChannel(a, b);
+      // Queued while A's clock ran 10 minutes ahead; posted once it is set right (the relay takes
+      // the post: its signature is dated within the relay's window). The relay's time for it is
+      // before A queued it by more than the skew: A keeps that receipt apart.
+      offset = 10 * 60_000;
+      const [early] = await chA.sendMany([{ kind: 'message', text: 'queued ahead' } as DraftEvent]);
+      offset = 0;
+      const [onTime] = await chA.sendMany([{ kind: 'message', text: 'on time' } as DraftEvent]);
+      expect(await a.outbox.flush()).toMatchObject({ pending: 0 });
+      const why = await a.store.get(`rr-invalid:${chA.id}:${early}`);
+      expect(why).toBeDefined();
+      expect(JSON.parse(new TextDecoder().decode(why)).problem).toMatch(/outside this device's clock/);
+      expect(await a.store.get(`rr:${chA.id}:${early}`)).toBeUndefined();
+      expect(await a.store.get(`rr:${chA.id}:${onTime}`)).toBeDefined();
+      expect(await a.store.get(`rr-invalid:${chA.id}:${onTime}`)).toBeUndefined();
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
