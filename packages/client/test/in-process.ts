@@ -19,10 +19,12 @@ type Fetch = (input: string, init: RequestInit) => Promise<Response>;
 
 export function inProcessRelay(prefix: string) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  /** The relay's signing seed: tests play a relay that signs what it should not. */
+  const seed = random(32);
   const relay = createRelay({
     config: resolveConfig({ dataDir: dir, verifyThreads: 0, relayName: 'relay.test' }),
     store: openSqliteStore({ path: join(dir, 'relay.db') }),
-    seed: random(32),
+    seed,
   });
   const fetch: Fetch = async (input, init) => relay.app.request(input, init);
   /** A device with its own encrypted store; `wrap` sees every request and answer of this device. */
@@ -52,7 +54,7 @@ export function inProcessRelay(prefix: string) {
       ...rest,
     });
   };
-  return { dir, relay, fetch, device };
+  return { dir, relay, seed, fetch, device };
 }
 
 /** Parties A and B with one device each; A reaches out, B accepts, both have synced. */

@@ -4,6 +4,8 @@
  * what it logs now (say, an envelope of a device revoked meanwhile) before what it already logged.
  */
 import { decodeEntry, encodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
+import { decodeRelayReceipt, encodeRelayReceipt, signRelayReceipt } from '@backchannel/protocol/attest';
+import { ed25519Node } from '../src/sdk/mls-crypto.node.ts';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
 import { inProcessRelay, openChannel } from './in-process.ts';
@@ -122,6 +124,68 @@ describe("the relay's times", () => {
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  it('a relay that logs an envelope dated before its own receipt is caught by the sender, whichever arrives first', async () => {
+    for (const order of ['receipt first', 'entry first'] as const) {
+      const w = inProcessRelay('bc-times-backdated-');
+      let lie = false;
+      let held: (() => void) | undefined;
+      const a = await w.device('A', {
+        wrap: async (input, init, res) => {
+          if (!lie || init.method !== 'POST' || !input.endsWith('/envelopes')) return res;
+          // The relay logs the envelope at its true time but signs a receipt a second later.
+          const body = (await res.json()) as { receipt: string };
+          const r = decodeRelayReceipt(body.receipt);
+          if (!r.ok) throw new Error('receipt does not decode');
+          const moved = { ...r.value.body, receivedAt: r.value.body.receivedAt + 1000 };
+          body.receipt = encodeRelayReceipt(signRelayReceipt(moved, w.seed, ed25519Node));
+          if (order === 'entry first') await new Promise<void>((resolve) => (held = resolve));
+          return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+        },
+      });
+      const b = await w.device('B');
+      try {
+        const { chA } = await openChannel(a, b);
+        lie = true;
+        const [id] = await chA.sendMany([{ kind: 'message', text: 'dated' } as DraftEvent]);
+        let flushed: Promise<unknown>;
+        if (order === 'receipt first') {
+          await a.outbox.flush();
+          await chA.sync();
+        } else {
+          flushed = a.outbox.flush();
+          // The post reached the relay; its answer is held while A syncs the logged entry.
+          while (held === undefined) await new Promise((r) => setTimeout(r, 5));
+          const seen = await chA.sync();
+          expect(seen.map((r) => r.status === 'ok' && r.event.kind === 'message' && r.event.text)).toContain(
+            'dated',
+          );
+          expect(await a.store.get(`rr-contradicted:${chA.id}:${id}`)).toBeUndefined();
+          held();
+          await flushed;
+        }
+        const why = await a.store.get(`rr-contradicted:${chA.id}:${id}`);
+        expect(why, order).toBeDefined();
+        const evidence = JSON.parse(new TextDecoder().decode(why));
+        expect(evidence.problem).toMatch(/logged it dated .*, earlier/);
+        // The evidence holds both relay-signed statements: the receipt and the entry as logged.
+        const r = decodeRelayReceipt(evidence.receipt);
+        const e = decodeEntry(fromBase64url(evidence.entry));
+        expect(r.ok && e.ok && e.value.entry.receivedAt < r.value.body.receivedAt).toBe(true);
+        // The receipt is kept as well: it is valid in itself.
+        expect(await a.store.get(`rr:${chA.id}:${id}`)).toBeDefined();
+        // An honest receipt leaves no evidence.
+        lie = false;
+        const [fair] = await chA.sendMany([{ kind: 'message', text: 'fair' } as DraftEvent]);
+        await a.outbox.flush();
+        await chA.sync();
+        expect(await a.store.get(`rr-contradicted:${chA.id}:${fair}`)).toBeUndefined();
+      } finally {
+        a.close();
+        b.close();
+      }
     }
   });
 });

@@ -488,6 +488,12 @@ export class Channel {
     }
     const signatures = await page.signatures;
     await this.#learnRevocations(page);
+    const me = this.#ctx.identity.device;
+    const own = page.decoded.flatMap((d, i) =>
+      d.envelope.body.sender === me ? [{ d, bytes: (page.entries[i] as { entry: Uint8Array }).entry }] : [],
+    );
+    if (own.length > 0 && this.#ctx.receipts !== undefined)
+      writes.push(...(await this.#ctx.receipts.logged(this.#ctx.store, this.id, own)));
     for (const d of page.decoded) {
       const rec = await this.#understand(d, signatures);
       if (rec.status === 'handshake' && rec.code === 'REMOVED_SELF') removed = true;

@@ -48,6 +48,7 @@ import {
 import type { GeneratedKeyPackage, MlsFactory } from './mls.ts';
 import { Live, type LiveOptions } from './live.ts';
 import { Outbox } from './outbox.ts';
+import { ReceiptLedger } from './receipt-ledger.ts';
 import { relayVerifierKey } from './verify-log.ts';
 import { joinDisclosures, missingDevices } from './join.ts';
 import type { ScryptParams } from './invite.ts';
@@ -240,6 +241,7 @@ export class Backchannel {
     });
     const suite = this.#opts.signatures ?? nobleEd25519;
     const certs = new CertificateBook(this.#store, relay, identity, suite);
+    const receipts = new ReceiptLedger(this.#opts.sha256 ?? sha256);
     await certs.load();
     const pinned = await this.#store.get(keys.relayKey);
     this.#relayKey = pinned === undefined ? undefined : new TextDecoder().decode(pinned);
@@ -257,6 +259,7 @@ export class Backchannel {
       leafHash: this.#opts.leafHash ?? leafHash,
       ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
       queued: (items) => this.#outbox?.queued(items),
+      receipts,
     };
     // A batch's receipts share one signature: each is checked once.
     const hash = this.#opts.sha256 ?? sha256;
@@ -283,14 +286,14 @@ export class Backchannel {
         answers.flatMap(([item, a]): [string, Uint8Array][] => {
           if (a.receipt === undefined) return [];
           const problem = receiptProblems.get(a);
-          return problem === undefined
-            ? [[`rr:${item.channel}:${item.id}`, utf8(a.receipt)]]
-            : [
-                [
-                  `rr-invalid:${item.channel}:${item.id}`,
-                  utf8(JSON.stringify({ receipt: a.receipt, problem })),
-                ],
-              ];
+          if (problem === undefined) {
+            const kept: [string, Uint8Array] = [`rr:${item.channel}:${item.id}`, utf8(a.receipt)];
+            const contradicted = receipts.receipted(item.channel, item.id, a.receipt);
+            return contradicted === undefined ? [kept] : [kept, contradicted];
+          }
+          return [
+            [`rr-invalid:${item.channel}:${item.id}`, utf8(JSON.stringify({ receipt: a.receipt, problem }))],
+          ];
         }),
       onRejected: async (item, err) => {
         await this.#store.put([

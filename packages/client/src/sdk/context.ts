@@ -24,6 +24,7 @@ import { ClientError } from './errors.ts';
 import type { DeviceIdentity } from './identity.ts';
 import type { MlsFactory } from './mls.ts';
 import type { RelayClient } from './relay-client.ts';
+import type { ReceiptLedger } from './receipt-ledger.ts';
 import type { LocalStore, OutboxItem } from './storage.ts';
 import { keys } from './channel-record.ts';
 
@@ -45,6 +46,8 @@ export interface EngineContext {
   readonly verifier?: BatchVerifier;
   /** RFC 9162 leaf hash of a transcript entry (Node: node:crypto); default the protocol's. */
   readonly leafHash: (entry: Uint8Array) => Uint8Array;
+  /** Holds the relay to its receipts for this device's own entries (receipt-ledger.ts). */
+  readonly receipts?: ReceiptLedger;
   /** Called once sends are durably queued (a running outbox pass then posts them too). */
   readonly queued?: (items: readonly OutboxItem[]) => void;
 }

@@ -423,7 +423,7 @@ export async function checkRelayReceipt(
   });
   return {
     check,
-    ...(check.kind === 'dropped' || check.kind === 'delayed'
+    ...(check.kind === 'dropped' || check.kind === 'delayed' || check.kind === 'backdated'
       ? {
           evidence: {
             receipt: r,

@@ -45,6 +45,7 @@ export {
   encodeRelayReceipt,
   encodeRelayReceiptBytes,
   type ReceiptCheck,
+  receiptDisagreement,
   type RelayReceipt,
   type RelayReceiptBatch,
   type RelayReceiptBody,

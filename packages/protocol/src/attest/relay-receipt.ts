@@ -11,7 +11,8 @@
  * A sender holding a receipt can prove the relay took the envelope. The transcript then shows
  * whether it was delivered: the entry at `seq` in any later relay-signed checkpoint must be that
  * envelope. If it is not, the receipt and the checkpoint together prove the relay dropped or
- * altered it (checkReceiptAgainstLog).
+ * altered it (checkReceiptAgainstLog). An entry dated before its receipt is proof, signed twice, that
+ * the relay backdated it (an honest relay logs it at the receipt's time; later only when delayed).
  *
  * Delay: a channel may state a delivery bound (the opening outreach's `deliveryBoundMs`). The
  * relay then delayed an envelope past the bound, provably, when
@@ -23,7 +24,7 @@
 import { z } from 'zod';
 import { constantTimeEqual, fromBase64url, isBytes, toBase64url } from '../bytes/index.ts';
 import { decodeCanonical, encodeCanonical } from '../codec/cbor.ts';
-import { decodeEntry } from '../envelope/entry.ts';
+import { decodeEntry, type LogEntry } from '../envelope/entry.ts';
 import { envelopeHash } from '../envelope/envelope.ts';
 import { type Decoded, fail } from '../errors.ts';
 import { channelIdSchema, eventIdSchema, timestampSchema } from '../events/common.ts';
@@ -207,6 +208,13 @@ export type ReceiptCheck =
     }
   | { readonly kind: 'not-yet-logged'; readonly size: number }
   | { readonly kind: 'dropped'; readonly reason: string }
+  | {
+      readonly kind: 'backdated';
+      readonly seq: number;
+      readonly receivedAt: number;
+      readonly loggedAt: number;
+      readonly reason: string;
+    }
   | { readonly kind: 'invalid'; readonly code: string; readonly reason: string };
 
 /**
@@ -294,10 +302,8 @@ export function checkReceiptAgainstLog(input: {
   }
   const d = decodeEntry(input.entry.bytes);
   if (!d.ok) return { kind: 'invalid', code: d.code, reason: d.message };
-  if (
-    !constantTimeEqual(envelopeHash(d.value.entry.envelope), receipt.body.envelopeHash) ||
-    d.value.entry.seq !== receipt.body.seq
-  ) {
+  const disagreement = receiptDisagreement(receipt.body, d.value.entry, envelopeHash);
+  if (disagreement === 'another-entry') {
     return {
       kind: 'dropped',
       reason: `the relay receipted envelope ${receipt.body.msgId} at position ${receipt.body.seq}, then signed a log holding another entry there`,
@@ -313,7 +319,31 @@ export function checkReceiptAgainstLog(input: {
       reason: `the relay receipted envelope ${msgId} at ${iso(receivedAt)} but logged it only at ${iso(loggedAt)}, ${seconds(loggedAt - receivedAt)} later: past the channel's ${seconds(bound)} delivery bound`,
     };
   }
+  if (disagreement === 'earlier') {
+    return {
+      kind: 'backdated',
+      seq,
+      receivedAt,
+      loggedAt,
+      reason: `the relay receipted envelope ${msgId} at ${iso(receivedAt)}, then signed a log that dates it earlier, ${iso(loggedAt)}`,
+    };
+  }
   return { kind: 'delivered', seq: d.value.entry.seq, receivedAt: loggedAt };
+}
+
+/**
+ * How the entry a relay logged contradicts its receipt for the envelope: another entry at the
+ * receipted position (other envelope bytes or position), or the same entry dated earlier than the
+ * receipt. (Dated later is delay, judged against the channel's bound by checkReceiptAgainstLog.)
+ */
+export function receiptDisagreement(
+  body: RelayReceiptBody,
+  entry: Pick<LogEntry, 'seq' | 'receivedAt' | 'envelope'>,
+  hash: (bytes: Uint8Array) => Uint8Array = envelopeHash,
+): 'another-entry' | 'earlier' | undefined {
+  if (entry.seq !== body.seq || !constantTimeEqual(hash(entry.envelope), body.envelopeHash))
+    return 'another-entry';
+  return entry.receivedAt < body.receivedAt ? 'earlier' : undefined;
 }
 
 const iso = (t: number) => new Date(t).toISOString();

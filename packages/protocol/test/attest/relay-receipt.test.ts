@@ -4,11 +4,13 @@
  * proven to have delayed it; one that logs within the bound is not accused; a forged receipt
  * proves nothing.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   checkReceiptAgainstLog,
   RECEIPT_SKEW_MS,
   type RelayReceipt,
+  receiptDisagreement,
   signRelayReceipt,
 } from '../../src/attest/relay-receipt.ts';
 import { decodeEntry, encodeEntry, envelopeHash, keyPairFromSeed } from '../../src/index.ts';
@@ -89,6 +91,31 @@ describe('relay receipts: the delivery bound', () => {
     expect(check(receivedAt + BOUND, { boundMs: BOUND })).toMatchObject({ kind: 'delivered' });
     // Without a stated bound, lateness is not judged.
     expect(check(receivedAt + 10 * BOUND)).toMatchObject({ kind: 'delivered' });
+  });
+
+  it('a relay that logs a receipted envelope dated before its receipt is proven to have backdated it', () => {
+    const early = receivedAt - 1;
+    const r = check(early, { boundMs: BOUND });
+    expect(r).toMatchObject({ kind: 'backdated', seq: SEQ, receivedAt, loggedAt: early });
+    expect(r.kind === 'backdated' && r.reason).toMatch(/then signed a log that dates it earlier/);
+    // Without a stated bound too: the receipt's time is a floor, whatever the channel's bound.
+    expect(check(receivedAt - 60 * 60_000)).toMatchObject({ kind: 'backdated' });
+  });
+
+  it('receiptDisagreement: the same entry at the receipt time or later agrees; earlier, or other bytes or position, does not', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -1e9, max: 1e9 }), fc.integer({ min: 0, max: 3 }), (dt, change) => {
+        const entry = {
+          seq: change === 1 ? SEQ + 1 : SEQ,
+          receivedAt: receivedAt + dt,
+          envelope:
+            change === 2 ? new Uint8Array([...rec.decoded.entry.envelope, 0]) : rec.decoded.entry.envelope,
+        };
+        const d = receiptDisagreement(receipt.body, entry);
+        if (change === 1 || change === 2) return d === 'another-entry';
+        return d === (dt < 0 ? 'earlier' : undefined);
+      }),
+    );
   });
 
   it('a witness-dated checkpoint past the bound that still lacks the entry proves the delay', () => {

@@ -293,7 +293,7 @@ export function proofsCommands(program: Command, run: Runner): void {
             if (r.evidence !== undefined && opts.evidenceOut !== undefined)
               writeFileSync(opts.evidenceOut, `${JSON.stringify(r.evidence, null, 2)}\n`);
             out.result({ event, ...r }, () => renderReceiptCheck(r.check));
-            if (r.check.kind === 'dropped' || r.check.kind === 'delayed' || r.check.kind === 'invalid')
+            if (['dropped', 'delayed', 'backdated', 'invalid'].includes(r.check.kind))
               process.exitCode = EXIT.security;
           });
         },
@@ -345,6 +345,8 @@ function renderReceiptCheck(c: Awaited<ReturnType<typeof checkRelayReceipt>>['ch
       return `DELAYED (provable): ${c.reason}`;
     case 'dropped':
       return `DROPPED (provable): ${c.reason}`;
+    case 'backdated':
+      return `BACKDATED (provable): ${c.reason}`;
     case 'invalid':
       return `INVALID (${c.code}): ${c.reason}`;
   }
