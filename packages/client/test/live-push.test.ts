@@ -20,6 +20,7 @@ import { ClientError } from '../src/sdk/errors.ts';
 import type { Live } from '../src/sdk/live.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
+import { openRecoveryKit } from '../src/sdk/recovery.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import { decodeEntryFrame, type WebSocketConstructor } from '../src/sdk/ws-transport.ts';
 import { forwarder } from './forwarder.ts';
@@ -45,10 +46,21 @@ interface Wire {
   readonly subscribes: Array<{ channel: string; from: number }>;
   /** GET …/entries requests (range fetches and polls). */
   fetches: number;
+  /** While set, B's reads of a party's devices fail as a lost network does (counted). */
+  directoryDown: boolean;
+  directoryFailures: number;
 }
 
 function wire(): Wire {
-  return { tamper: (f) => [f], sockets: [], urls: [], subscribes: [], fetches: 0 };
+  return {
+    tamper: (f) => [f],
+    sockets: [],
+    urls: [],
+    subscribes: [],
+    fetches: 0,
+    directoryDown: false,
+    directoryFailures: 0,
+  };
 }
 
 /** The `ws` WebSocket, with B's incoming binary frames passed through `w.tamper`. */
@@ -84,8 +96,15 @@ function tapped(w: Wire): WebSocketConstructor {
   } as unknown as WebSocketConstructor;
 }
 
-const device = (name: string, transport: 'ws' | 'http', w?: Wire, relays: string[] = [relay.url]) =>
+const device = (
+  name: string,
+  transport: 'ws' | 'http',
+  w?: Wire,
+  relays: string[] = [relay.url],
+  now: () => number = Date.now,
+) =>
   Backchannel.open({
+    now,
     store: SqliteLocalStore.open({
       path: join(dir, name, 'device.db'),
       passphrase: name,
@@ -101,6 +120,10 @@ const device = (name: string, transport: 'ws' | 'http', w?: Wire, relays: string
     webSocket: w === undefined ? WebSocket : tapped(w),
     fetch: (input, init) => {
       if (w !== undefined && init.method === 'GET' && input.includes('/entries')) w.fetches++;
+      if (w?.directoryDown === true && input.endsWith('/devices')) {
+        w.directoryFailures++;
+        return Promise.reject(new TypeError('fetch failed'));
+      }
       return fetch(input, init);
     },
   });
@@ -509,6 +532,55 @@ describe('channels joined while live', () => {
       live?.stop();
       a.close();
       b.close();
+    }
+  });
+
+  it('a pushed page that needs the directory while it cannot be read is fetched again once it can: the channel is still followed', async () => {
+    const { a, b, chA, chB, w } = await pair('-dir');
+    let offset = 0;
+    const l = await device('L-dir', 'http', undefined, [relay.url], () => Date.now() + offset);
+    const n = await device('N-dir', 'http');
+    let live: Live | undefined;
+    try {
+      // B's second principal, on a laptop, is in the channel too.
+      const laptop = await b.addDevice('laptop', 'principal');
+      await l.enroll(laptop);
+      await b.syncAll();
+      await l.checkInbox();
+      const chL = await l.channel(chB.id);
+      await chL.sync();
+      const f = await follow(b, 200);
+      live = f.live;
+      // A loses its only device, recovers the party onto a new one and revokes the lost one;
+      // B cannot reach the directory meanwhile, so it does not know of the revocation.
+      const { kit, code } = await a.recoveryKit({ N: 1 << 10, r: 8, p: 1 });
+      const lost = a.identity.device;
+      w.directoryDown = true;
+      const id = await n.recoverParty({ recovered: await openRecoveryKit(kit, code), deviceName: 'desk 2' });
+      await n.revokeDevice(lost, 'lost');
+      // The laptop re-seats A (its next read of A's directory, past the read interval). B's
+      // follower is pushed a commit removing another party's device: it needs that party's
+      // revocations, and cannot read them.
+      offset = 122_000;
+      await l.syncAll();
+      expect(l.added).toEqual([{ channel: chB.id, devices: [id.device] }]);
+      await until('B tried the directory', () => w.directoryFailures > 0);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(f.errors).toEqual([]);
+      expect((chB.group?.members() ?? []).map((m) => m.device)).toContain(lost);
+      w.directoryDown = false;
+      await until('B applied the re-seating', () =>
+        (chB.group?.members() ?? []).some((m) => m.device === id.device),
+      );
+      expect((chB.group?.members() ?? []).map((m) => m.device)).not.toContain(lost);
+      // Still followed live: what the laptop sends next is pushed.
+      await send(l, chL, ['after']);
+      await until('pushed after', () => messages(f.got).includes('after'));
+      expect(f.errors).toEqual([]);
+      expect(f.got.some((r) => r.status === 'unreadable')).toBe(false);
+    } finally {
+      live?.stop();
+      for (const d of [a, b, l, n]) d.close();
     }
   });
 

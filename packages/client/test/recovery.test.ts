@@ -4,6 +4,7 @@
  * party's principal removes the lost device from the channel and adds the new one.
  */
 import { randomBytes } from 'node:crypto';
+import { encodeEvent } from '@backchannel/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
@@ -88,24 +89,36 @@ describe('the recovery kit', () => {
     let offset = 0;
     const b = await r.device('b', { now: () => Date.now() + offset });
     const { chA, chB } = await openChannel(a, b);
-    // B's staff laptop is in the channel too: it must accept B's commit removing A's device.
-    const laptop = await b.addDevice('laptop', 'staff');
+    // B's second principal's laptop is in the channel too: it must accept B's commit removing
+    // A's device.
+    const laptop = await b.addDevice('laptop', 'principal');
     const s = await r.device('s');
     await s.enroll(laptop);
     await b.syncAll();
     expect(b.added).toEqual([{ channel: chB.id, devices: [laptop.device] }]);
     await s.syncAll();
     const chS = await s.channel(chB.id);
-    // A proposal A has not answered: the re-seated device is told of it.
+    // A proposal A has not answered: the re-seated device is told of it. One A answered: it is not.
     await chB.send({ kind: 'proposal', title: 'Ceasefire', text: 'From Monday.' } as DraftEvent);
+    const [answered] = await chB.sendMany([
+      { kind: 'proposal', title: 'Venue', text: 'Muscat.' } as DraftEvent,
+    ]);
     await b.outbox.flush();
     await chA.sync();
+    await chA.send({
+      kind: 'response',
+      to: answered,
+      stance: 'accept',
+      text: 'Muscat suits us.',
+    } as DraftEvent);
+    await a.outbox.flush();
 
     const { kit, code } = await a.recoveryKit(FAST);
     const lost = a.identity.device;
     a.close(); // A's only device, the one in the channel, is lost
 
-    const n = await r.device('n');
+    let nOffset = 0;
+    const n = await r.device('n', { now: () => Date.now() + nOffset });
     const id = await n.recoverParty({
       recovered: await openRecoveryKit(kit, code),
       deviceName: 'admin desk 2',
@@ -114,7 +127,11 @@ describe('the recovery kit', () => {
     offset = 61_000;
     await b.syncAll();
     expect(b.added).toEqual([]);
+    // Revoked on a clock two minutes ahead of the laptop's: the laptop takes the revocation
+    // as A's root signed it, whatever its date, and accepts the re-seating commit.
+    nOffset = 120_000;
     await n.revokeDevice(lost, 'admin desk lost');
+    nOffset = 0;
     expect(await n.channelIds()).toEqual([]);
 
     // B's next read of A's directory: A's revoked device leaves, A's recovered device joins.
@@ -134,6 +151,21 @@ describe('the recovery kit', () => {
     expect(chN.view.state.lifecycle).toBe('open');
     const proposal = chN.view.timeline.find((t) => 'event' in t && t.event.kind === 'proposal');
     expect(proposal).toMatchObject({ status: 'ok', sender: b.identity.device });
+    const venue = chB.view.timeline.find((t) => 'event' in t && t.event.id === answered);
+    if (venue === undefined || !('event' in venue) || venue.status !== 'ok')
+      throw new Error('venue not seen');
+    expect(chN.view.timeline.some((t) => 'event' in t && t.event.id === answered)).toBe(false);
+    // B's laptop did not re-seat A: a join.context it sends N shows N nothing (it could pick
+    // what to show: only the device that re-seated A discloses).
+    await chS.sync();
+    await chS.send({
+      kind: 'join.context',
+      devices: [id.device],
+      disclosures: [{ seq: venue.seq, event: encodeEvent(venue.event), salt: venue.salt }],
+    } as DraftEvent);
+    await s.outbox.flush();
+    await chN.sync();
+    expect(chN.view.timeline.some((t) => 'event' in t && t.event.id === answered)).toBe(false);
     await chN.send({ kind: 'message', text: 'A is back' } as DraftEvent);
     await n.outbox.flush();
     await chB.sync();

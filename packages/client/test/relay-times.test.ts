@@ -8,6 +8,7 @@ import { decodeRelayReceipt, encodeRelayReceipt, signRelayReceipt } from '@backc
 import { ed25519Node } from '../src/sdk/mls-crypto.node.ts';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
+import { encodeChannelRecord, keys } from '../src/sdk/channel-record.ts';
 import { inProcessRelay, openChannel } from './in-process.ts';
 
 /** Dates the entry at `seq` of an entries page `by` ms before the entry ahead of it. */
@@ -94,6 +95,41 @@ describe("the relay's times", () => {
       expect(
         records.flatMap((r) => (r.status === 'ok' && r.event.kind === 'message' ? [r.event.text] : [])),
       ).toEqual(['next']);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('a channel record kept before it held the last entry time takes it from the last stored entry', async () => {
+    const w = inProcessRelay('bc-times-upgrade-');
+    let rewrite = false;
+    const a = await w.device('A');
+    let b = await w.device('B');
+    try {
+      const { chA, chB } = await openChannel(a, b);
+      const lastAt = chB.record.lastAt;
+      // As a device that last wrote the record before `lastAt` existed (it decodes as 0).
+      await b.store.put([[keys.channel(chB.id), encodeChannelRecord({ ...chB.record, lastAt: 0 })]]);
+      b.close();
+      b = await w.device('B', {
+        wrap: async (input, _init, res) => {
+          if (!rewrite || !input.includes('/entries?')) return res;
+          const body = (await res.json()) as { entries: { seq: number; entry: string }[] };
+          for (const e of body.entries) {
+            const d = decodeEntry(fromBase64url(e.entry));
+            if (!d.ok) throw new Error('entry does not decode');
+            e.entry = toBase64url(encodeEntry({ ...d.value.entry, receivedAt: lastAt - 1000 }));
+          }
+          return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+        },
+      });
+      const ch = await b.channel(chB.id);
+      expect(ch.record.lastAt).toBe(lastAt);
+      await chA.send({ kind: 'message', text: 'next' } as DraftEvent);
+      await a.outbox.flush();
+      rewrite = true;
+      await expect(ch.sync()).rejects.toMatchObject({ code: 'TRANSCRIPT_INVALID' });
     } finally {
       a.close();
       b.close();

@@ -85,7 +85,12 @@ export class Channel {
   static async load(ctx: EngineContext, id: ChannelId): Promise<Channel> {
     const recBytes = await ctx.store.get(keys.channel(id));
     if (recBytes === undefined) throw new ClientError('CHANNEL_UNKNOWN', `this device has no channel ${id}`);
-    const rec = decodeChannelRecord(recBytes);
+    let rec = decodeChannelRecord(recBytes);
+    // A record written before it kept the last entry's time: taken from the last stored entry.
+    if (rec.lastAt === 0 && rec.nextSeq > 0) {
+      const last = await storedEntry(ctx, id, rec.nextSeq - 1);
+      if (last !== undefined) rec = { ...rec, lastAt: last.entry.receivedAt };
+    }
     const mlsBytes = await ctx.store.get(keys.mls(id));
     const group = mlsBytes === undefined ? undefined : await ctx.mls.restore(mlsBytes);
     const records = await loadRecords(ctx, id);
@@ -488,6 +493,7 @@ export class Channel {
     }
     const signatures = await page.signatures;
     await this.#learnRevocations(page);
+    await this.#learnSenders(page);
     const me = this.#ctx.identity.device;
     const own = page.decoded.flatMap((d, i) =>
       d.envelope.body.sender === me ? [{ d, bytes: (page.entries[i] as { entry: Uint8Array }).entry }] : [],
@@ -552,36 +558,92 @@ export class Channel {
    * while the directory cannot be read.
    */
   async #learnRevocations(page: PreparedPage): Promise<void> {
-    const group = this.#group;
-    if (group === undefined) return;
-    const now = this.#ctx.now();
-    const partyOf = new Map(group.members().map((m) => [m.device, m.certificate.body.party] as const));
+    if (this.#group === undefined) return;
+    const certs = this.#ctx.certs;
+    // From the certificates, not the group as it stands before the page: a device the page adds
+    // and then removes is named too.
+    const partyOf = (device: DeviceId) => certs.certificate(device)?.body.party;
     const parties = new Set<PartyId>();
     for (const d of page.decoded) {
       const body = d.envelope.body;
       if (body.kind !== 'commit' || body.members === undefined) continue;
-      const committer = partyOf.get(body.sender);
+      const committer = partyOf(body.sender);
       for (const device of body.members.remove) {
-        const party = partyOf.get(device);
-        if (party !== undefined && party !== committer && !this.#ctx.certs.isRevoked(party, device, now))
+        const party = partyOf(device);
+        if (party !== undefined && party !== committer && !certs.hasRevocation(party, device))
           parties.add(party);
       }
     }
-    for (const party of parties) await this.#ctx.certs.refreshParty(party, now);
+    const now = this.#ctx.now();
+    for (const party of parties) await certs.refreshParty(party, now);
+  }
+
+  /**
+   * The certificates of the page's senders this device does not hold yet, read before anything
+   * of the page is applied. A directory that cannot be read now fails the page (retryable,
+   * nothing applied) where the entry would otherwise be stored unreadable (SENDER_UNKNOWN) for
+   * good; a directory that refuses leaves the sender unknown.
+   */
+  async #learnSenders(page: PreparedPage): Promise<void> {
+    const certs = this.#ctx.certs;
+    if (page.decoded.every((d) => certs.certificate(d.envelope.body.sender) !== undefined)) return;
+    const now = this.#ctx.now();
+    for (const party of this.#parties()) {
+      try {
+        await certs.refreshParty(party, now);
+      } catch (e) {
+        if (e instanceof ClientError && e.retryable) throw e;
+      }
+    }
+  }
+
+  /** The parties whose devices may post here: the channel's, or before it has any, every known one. */
+  #parties(): readonly PartyId[] {
+    const parties = this.#view.view.state.parties;
+    return parties.length > 0 ? parties : this.#ctx.certs.parties();
   }
 
   /** What the page's join.context events for this device disclose (join.ts). */
   async #disclosed(page: PreparedPage, records: readonly EventRecord[]): Promise<EventRecord[]> {
     const out: EventRecord[] = [];
+    const entryAt = async (seq: number) =>
+      seq >= page.from && seq < page.from + page.decoded.length
+        ? page.decoded[seq - page.from]
+        : storedEntry(this.#ctx, this.id, seq);
     for (const r of records) {
       if (r.status !== 'ok' || r.event.kind !== 'join.context') continue;
-      const entryAt = async (seq: number) =>
-        seq >= page.from && seq < page.from + page.decoded.length
-          ? page.decoded[seq - page.from]
-          : storedEntry(this.#ctx, this.id, seq);
+      if (!r.event.devices.includes(this.#ctx.identity.device)) continue;
+      // Another party's device discloses only to the devices its own commit added (the
+      // re-seating, client.ts #reseat): any other member of that party could pick what to show.
+      if (r.party !== this.#ctx.identity.party && (await this.#adderOf(r.seq, page)) !== r.sender) continue;
       out.push(...(await disclosedRecords(this.#ctx, this.id, this.#rec.joinedEpoch, r, entryAt)));
     }
     return out;
+  }
+
+  /** The device whose commit, last before `seq`, added this device to the group. */
+  async #adderOf(seq: number, page: PreparedPage): Promise<DeviceId | undefined> {
+    const me = this.#ctx.identity.device;
+    const adds = (d: DecodedEntry | undefined) => {
+      const b = d?.envelope.body;
+      return b?.kind === 'commit' && b.members?.add.includes(me) === true ? b.sender : undefined;
+    };
+    for (let s = Math.min(seq, page.from + page.decoded.length) - 1; s >= page.from; s--) {
+      const by = adds(page.decoded[s - page.from]);
+      if (by !== undefined) return by;
+    }
+    // Before the page: this device's copy of the log, read backwards in chunks.
+    const CHUNK = 256;
+    for (let end = Math.min(seq, page.from); end > 0; end -= CHUNK) {
+      const from = Math.max(0, end - CHUNK);
+      const stored = await this.#ctx.store.entries(this.id, from, end - from);
+      for (let i = stored.length - 1; i >= 0; i--) {
+        const d = decodeEntry((stored[i] as { entry: Uint8Array }).entry);
+        const by = adds(d.ok ? d.value : undefined);
+        if (by !== undefined) return by;
+      }
+    }
+    return undefined;
   }
 
   /** Verifies one entry and turns it into an event record (never throws on a bad entry). */
@@ -589,9 +651,8 @@ export class Channel {
     const { entry, envelope } = d;
     const base = { seq: entry.seq, receivedAt: entry.receivedAt, sender: envelope.body.sender };
     const now = this.#ctx.now();
-    const parties =
-      this.#view.view.state.parties.length > 0 ? this.#view.view.state.parties : this.#ctx.certs.parties();
-    const cert = await this.#ctx.certs.find(envelope.body.sender, parties, now);
+    // Read from the directory before the page was applied, if it could be (#learnSenders).
+    const cert = this.#ctx.certs.certificate(envelope.body.sender);
     if (cert === undefined) return { ...base, status: 'unreadable', code: 'SENDER_UNKNOWN' };
     if (!signatureValid(signatures, d, cert.body.devicePublicKey, this.#ctx.suite))
       return { ...base, status: 'unreadable', code: 'SIG_INVALID' };

@@ -930,16 +930,18 @@ export class Backchannel {
         const party = m.certificate.body.party;
         if (party !== me.party) byParty.set(party, [...(byParty.get(party) ?? []), m.device]);
       }
-      const seats = [...byParty].filter(([party, devices]) =>
-        devices.every((d) => ctx.certs.isRevoked(party, d, now)),
+      // A party with nothing to claim last time waits out its backoff (join-schedule.ts); the
+      // next party to re-seat is not held up behind it.
+      const seat = [...byParty].find(
+        ([party, devices]) =>
+          devices.every((d) => ctx.certs.isRevoked(party, d, now)) && this.#joins.mayClaim(party),
       );
-      if (seats.length === 0) return [];
-      const [party, revoked] = seats[0] as [PartyId, DeviceId[]];
-      // A party with nothing to claim last time waits out its backoff (join-schedule.ts).
-      if (!this.#joins.mayClaim(party)) return [];
+      if (seat === undefined) return [];
+      const [party, revoked] = seat;
       const claimed = (
         await this.relay.claimKeyPackages(party).catch((e: unknown) => {
           if (e instanceof ClientError && e.cause_code === 'KEY_PACKAGES_EXHAUSTED') return [];
+          if (e instanceof ClientError && e.code === 'RATE_LIMITED') this.#joins.rateLimited(e.retryAfterMs);
           throw e;
         })
       ).filter(
@@ -969,6 +971,8 @@ export class Backchannel {
           await ch.sync();
           continue;
         }
+        // The claimed key packages are spent: the party waits out a backoff before the next claim.
+        this.#joins.failed(party);
         throw e;
       }
       this.#joins.added(party);

@@ -277,6 +277,15 @@ export class CertificateBook {
     );
   }
 
+  /**
+   * Whether any revocation signed by `party`'s root names `device`, whatever its date: the root
+   * has disowned the device, so another party may remove it from a channel (devicePolicy). Read
+   * without this device's clock, which may run behind the revoker's.
+   */
+  hasRevocation(party: PartyId, device: DeviceId): boolean {
+    return (this.#revocations.get(party) ?? []).some((r) => r.body.device === device);
+  }
+
   /** Whether a revocation signed by `party`'s root names `device`, in effect at `now`. */
   isRevoked(party: PartyId, device: DeviceId, now: number): boolean {
     return (this.#revocations.get(party) ?? []).some(

@@ -103,8 +103,9 @@ export function joinDisclosures(view: ChannelView, party: PartyId, devices = 1):
 /**
  * The records a join.context gives this device: for each disclosure of an entry it could not
  * read (another device's application message from before `joinedEpoch`), the event if it matches
- * the commitment its sender signed there. Accepted from any member naming this device: usually
- * a device of its own party, or another party's that re-seated it (client.ts #reseat). Each event
+ * the commitment its sender signed there. The caller (Channel) accepts one from a device of this
+ * device's party, or from another party's device whose commit added this one (the re-seating,
+ * client.ts #reseat). Each event
  * is checked against its own sender's signed commitment, so a discloser can only choose what to
  * show among the disclosable events, never alter one; what several disclosers show adds up.
  */

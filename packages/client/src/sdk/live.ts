@@ -63,6 +63,11 @@ class Follower implements EntryListener {
   #checkedAt = 0;
   #unchecked: string | undefined;
   #checkTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Pushed entries could not be folded for a network failure (nothing of them applied: a page
+   * needs the directory, say): the range is fetched on the next poll, until a fetch succeeds.
+   */
+  #behind = false;
   #draining: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
   readonly #poll: ReturnType<typeof setInterval>;
@@ -74,7 +79,7 @@ class Follower implements EntryListener {
     this.#stop = stop;
     this.#unsubscribe = relay.subscribe(ch.id, this);
     this.#poll = setInterval(() => {
-      if (!this.#live) this.#schedule();
+      if (!this.#live || this.#behind) this.#schedule();
     }, o.pollMs ?? 1000);
     (this.#poll as { unref?: () => void }).unref?.();
   }
@@ -148,8 +153,8 @@ class Follower implements EntryListener {
   }
 
   async #drain(): Promise<void> {
-    if (!this.#live && this.#queue.length === 0) {
-      await this.#fetch(); // polling (no live subscription)
+    if ((!this.#live || this.#behind) && this.#queue.length === 0) {
+      await this.#fetch(); // polling (no live subscription), or catching up after a failed fold
       if (this.#final) {
         this.close();
         this.#stop();
@@ -204,7 +209,14 @@ class Follower implements EntryListener {
     note: string | undefined,
     verify: boolean,
   ) {
-    const r = await this.ch.ingestPushed(entries, note, { verify });
+    let r: Awaited<ReturnType<Channel['ingestPushed']>>;
+    try {
+      r = await this.ch.ingestPushed(entries, note, { verify });
+    } catch (e) {
+      if (!(e instanceof ClientError && e.retryable)) throw e;
+      this.#behind = true;
+      return;
+    }
     this.#emit(r.records);
     if (r.rest.length === 0 && !r.behind) return;
     // A gap or a break in the sequence: the range is fetched, then what followed it is folded
@@ -217,6 +229,7 @@ class Follower implements EntryListener {
   async #fetch(): Promise<void> {
     try {
       this.#emit(await this.ch.sync());
+      this.#behind = false;
     } catch (e) {
       if (e instanceof ClientError && e.retryable) return; // the relay is unreachable: next time
       throw e;

@@ -56,11 +56,11 @@ export function devicePolicy(certs: CertificateBook, now: () => number): GroupPo
       if (removedCerts.every((r) => r?.body.device === c.body.device) && added.length === 0) return true; // leaving
       if (!MANAGERS.includes(c.body.role)) return false;
       // Another party's devices only once its root revoked them (a revocation this device holds:
-      // Channel fetches the party's revocations before it processes such a commit).
-      const at = now();
+      // Channel fetches the party's revocations before it processes such a commit), whatever the
+      // revocation's date: this device's clock may run behind the revoker's.
       const removable = (r: DeviceCertificate | undefined) =>
         r !== undefined &&
-        (r.body.party === c.body.party || certs.isRevoked(r.body.party, r.body.device, at));
+        (r.body.party === c.body.party || certs.hasRevocation(r.body.party, r.body.device));
       if (!removedCerts.every(removable)) return false;
       // As the relay (channels/rules.ts): a party adds its own devices; another party's only
       // while that party has no device left in the group after the removals (the outreach, and
