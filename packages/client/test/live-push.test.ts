@@ -536,7 +536,7 @@ describe('channels joined while live', () => {
   });
 
   it('a pushed page that needs the directory while it cannot be read is fetched again once it can: the channel is still followed', async () => {
-    const { a, b, chA, chB, w } = await pair('-dir');
+    const { a, b, chB, w } = await pair('-dir');
     let offset = 0;
     const l = await device('L-dir', 'http', undefined, [relay.url], () => Date.now() + offset);
     const n = await device('N-dir', 'http');
