@@ -15,8 +15,8 @@
  * --verify-threads N: signature worker threads (default 1); --no-inline: the main thread never
  * verifies signatures itself. --prof FILE writes a CPU profile (.cpuprofile) of the cold sync.
  * --transport ws|http: how A posts its envelopes (default ws: binary frames on one socket).
- * --window N: the sender keeps at most N messages queued or in flight (default 96: 64 posts in
- * flight + 2 batches of 16 encrypted ahead).
+ * --window N: the sender keeps at most N messages queued or in flight (default 48: three
+ * batches; W1 allows up to 64 in flight). --batch N: messages per sendMany call (default 16).
  * --no-cold: skip the cold sync (e.g. to profile the W1 part alone).
  * BENCH_WRITER_THREAD=1: the devices' stores commit on a writer thread (SDK option writerThread).
  * --receive push|poll: how B receives (default push: entries pushed on B's WebSocket and folded
@@ -124,7 +124,7 @@ const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p
 async function sendAll(relayUrl: string, channelId: string): Promise<void> {
   const a = await device('A', relayUrl, transport);
   const chA = await a.channel(channelId);
-  const BATCH = 16;
+  const BATCH = arg('--batch', 16);
   const cpu0 = process.cpuUsage();
   const t0 = hostNow();
   let flushing: Promise<unknown> | undefined;
@@ -134,8 +134,10 @@ async function sendAll(relayUrl: string, channelId: string): Promise<void> {
     });
   };
   // One outbox pass posts up to 64 at once and takes the messages queued while it runs; the
-  // sender keeps at most WINDOW messages queued or in flight (64 posts + the next batches).
-  const WINDOW = Number(strArg('--window') ?? 64 + 2 * BATCH);
+  // sender keeps at most WINDOW messages queued or in flight (default 3 batches: 48). More only
+  // queues: on 2 cores the three processes are CPU-bound near 1,500/s, and a deeper queue adds
+  // latency, not throughput (PERFORMANCE.md, 2026-12-06 evening).
+  const WINDOW = Number(strArg('--window') ?? 3 * BATCH);
   let produced = 0;
   for (let i = 0; i < N; i += BATCH) {
     const k = Math.min(BATCH, N - i);
@@ -174,6 +176,9 @@ function runSender(
     String(N),
     '--transport',
     transport,
+    '--batch',
+    String(arg('--batch', 16)),
+    ...(strArg('--window') === undefined ? [] : ['--window', strArg('--window') as string]),
   ];
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
