@@ -25,6 +25,17 @@ async function backdate(res: Response, seq: number, by: number): Promise<Respons
   return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
 }
 
+/** Dates every entry of an entries page `at`. */
+async function redateAll(res: Response, at: number): Promise<Response> {
+  const body = (await res.json()) as { entries: { seq: number; entry: string }[] };
+  for (const e of body.entries) {
+    const d = decodeEntry(fromBase64url(e.entry));
+    if (!d.ok) throw new Error('entry does not decode');
+    e.entry = toBase64url(encodeEntry({ ...d.value.entry, receivedAt: at }));
+  }
+  return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+}
+
 describe("the relay's times", () => {
   it('an entry dated before the one ahead of it is refused with nothing applied; the true log then syncs whole', async () => {
     const w = inProcessRelay('bc-times-');
@@ -78,15 +89,7 @@ describe("the relay's times", () => {
       await chA.send({ kind: 'message', text: 'next' } as DraftEvent);
       await a.outbox.flush();
       // The relay dates the new entry a second before the last one B applied.
-      rewrite = async (res) => {
-        const body = (await res.json()) as { entries: { seq: number; entry: string }[] };
-        for (const e of body.entries) {
-          const d = decodeEntry(fromBase64url(e.entry));
-          if (!d.ok) throw new Error('entry does not decode');
-          e.entry = toBase64url(encodeEntry({ ...d.value.entry, receivedAt: lastAt - 1000 }));
-        }
-        return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
-      };
+      rewrite = (res) => redateAll(res, lastAt - 1000);
       const next = chB.record.nextSeq;
       await expect(chB.sync()).rejects.toMatchObject({ code: 'TRANSCRIPT_INVALID' });
       expect(chB.record.nextSeq).toBe(next);
@@ -113,16 +116,8 @@ describe("the relay's times", () => {
       await b.store.put([[keys.channel(chB.id), encodeChannelRecord({ ...chB.record, lastAt: 0 })]]);
       b.close();
       b = await w.device('B', {
-        wrap: async (input, _init, res) => {
-          if (!rewrite || !input.includes('/entries?')) return res;
-          const body = (await res.json()) as { entries: { seq: number; entry: string }[] };
-          for (const e of body.entries) {
-            const d = decodeEntry(fromBase64url(e.entry));
-            if (!d.ok) throw new Error('entry does not decode');
-            e.entry = toBase64url(encodeEntry({ ...d.value.entry, receivedAt: lastAt - 1000 }));
-          }
-          return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
-        },
+        wrap: async (input, _init, res) =>
+          rewrite && input.includes('/entries?') ? redateAll(res, lastAt - 1000) : res,
       });
       const ch = await b.channel(chB.id);
       expect(ch.record.lastAt).toBe(lastAt);

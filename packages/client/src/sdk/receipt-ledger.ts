@@ -8,7 +8,7 @@
  * post): whichever comes first waits here, in memory, for the other; an entry whose receipt was
  * kept in an earlier run is compared with the stored one.
  */
-import { type DecodedEntry, toBase64url } from '@backchannel/protocol';
+import { type DecodedEntry, toBase64url, utf8 } from '@backchannel/protocol';
 import { decodeRelayReceipt, receiptDisagreement } from '@backchannel/protocol/attest';
 import type { LocalStore } from './storage.ts';
 
@@ -45,7 +45,7 @@ export class ReceiptLedger {
         this.#wait(key, e);
         continue;
       }
-      const w = this.#compare(key, new TextDecoder().decode(kept), e);
+      const w = this.#compare(key, text.decode(kept), e);
       if (w !== undefined) out.push(w);
     }
     return out;
@@ -81,11 +81,11 @@ export class ReceiptLedger {
         : `the relay receipted it at position ${r.value.body.seq} and logged it at ${d.entry.seq}, or other envelope bytes`;
     return [
       `rr-contradicted:${key}`,
-      new TextEncoder().encode(
-        JSON.stringify({ receipt, seq: d.entry.seq, entry: toBase64url(bytes), problem: why }),
-      ),
+      utf8(JSON.stringify({ receipt, seq: d.entry.seq, entry: toBase64url(bytes), problem: why })),
     ];
   }
 }
 
+/** Kept receipts are this device's own writes (base64url): decoded leniently, checked after. */
+const text = new TextDecoder();
 const iso = (t: number) => new Date(t).toISOString();
