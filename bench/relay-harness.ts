@@ -34,6 +34,7 @@ import {
   verifyEnvelope,
 } from '@backchannel/protocol';
 import WebSocket from 'ws';
+import { CorkedWebSocket } from '../packages/client/src/sdk/websocket.node.ts';
 import { nodeEd25519 } from '../packages/server/src/ed25519.node.ts';
 
 /**
@@ -407,7 +408,13 @@ export class WsSender {
 
   static async connect(url: string, me: Device, json = false): Promise<WsSender> {
     const relayName = await relayNameAt(url);
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
+    // The device's socket (the SDK's): the frames of one turn leave in one write.
+    // BENCH_NO_CORK=1: a plain `ws` socket, one write per frame, to compare.
+    const address = `${url.replace('http', 'ws')}/v1/ws`;
+    const ws =
+      process.env.BENCH_NO_CORK === undefined
+        ? new CorkedWebSocket(address)
+        : new WebSocket(address, { perMessageDeflate: false });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

@@ -37,6 +37,7 @@ import { createMlsFactory } from '../packages/client/src/sdk/mls-factory.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../packages/client/src/sdk/mls-crypto.node.ts';
 import { randomNode } from '../packages/client/src/sdk/random.node.ts';
 import { SqliteLocalStore } from '../packages/client/src/sdk/sqlite.node.ts';
+import { CorkedWebSocket } from '../packages/client/src/sdk/websocket.node.ts';
 import { leafHashNode, SignatureWorkers } from '../packages/client/src/sdk/sync-crypto.node.ts';
 
 const arg = (name: string, def: number) => {
@@ -85,7 +86,8 @@ const verifier = new SignatureWorkers({
 async function device(name: string, relay: string, posts: 'ws' | 'http' = 'http') {
   return Backchannel.open({
     transport: posts,
-    webSocket: WebSocket,
+    // BENCH_NO_CORK=1: one write per frame (the plain `ws` socket), to compare.
+    webSocket: process.env.BENCH_NO_CORK === undefined ? CorkedWebSocket : WebSocket,
     store: SqliteLocalStore.open({
       path: join(root, name, 'device.db'),
       passphrase: name,

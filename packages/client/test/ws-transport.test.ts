@@ -15,7 +15,7 @@ import {
   verifyRequest,
 } from '@backchannel/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
+import { CorkedWebSocket } from '../src/sdk/websocket.node.ts';
 import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
 import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
 import { Backchannel } from '../src/sdk/client.ts';
@@ -54,7 +54,7 @@ const device = (name: string, transport: 'ws' | 'http') =>
     sha256: sha256Node,
     updateEveryMessages: 1_000_000,
     transport,
-    webSocket: WebSocket,
+    webSocket: CorkedWebSocket,
     fetch: (input, init) => {
       if (init.method === 'POST' && input.includes('/envelopes'))
         httpPosts.set(name, (httpPosts.get(name) ?? 0) + 1);

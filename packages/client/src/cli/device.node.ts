@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
+import { CorkedWebSocket } from '../sdk/websocket.node.ts';
 import { Backchannel } from '../sdk/client.ts';
 import { ClientError } from '../sdk/errors.ts';
 import { createMlsFactory } from '../sdk/mls-factory.ts';
@@ -92,7 +92,7 @@ export async function openDevice(
     sha256: sha256Node,
     verifier: signatureWorkers,
     leafHash: leafHashNode,
-    ...(opts.transport === 'ws' ? { transport: 'ws' as const, webSocket: WebSocket } : {}),
+    ...(opts.transport === 'ws' ? { transport: 'ws' as const, webSocket: CorkedWebSocket } : {}),
     ...(opts.deviceListTtlMs === undefined ? {} : { deviceListTtlMs: opts.deviceListTtlMs }),
   });
 }
