@@ -71,6 +71,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     skewMs: config.auth.skewMs,
     replayEntries: config.auth.replayCacheEntries,
     relayName: signer.name,
+    ...(store.shared && store.claimRequest !== undefined ? { claim: store.claimRequest.bind(store) } : {}),
   });
   const appender = new Appender({
     store,

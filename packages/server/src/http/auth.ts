@@ -6,7 +6,8 @@
  * (protocol's requestSigningBody / signRequest). `relayName` is this relay's own name (GET
  * /v1/relay `name`): a request signed for another relay does not verify here (AUTH_INVALID), so
  * what one relay saw cannot be replayed to another. The time must be within the skew window, a
- * signature is accepted once (remembered per device: ReplayCache), the device must be
+ * signature is accepted once (remembered per device: ReplayCache; with several nodes, also in the
+ * shared store, so a request used on one node is a replay on every other), the device must be
  * registered, its certificate valid and not revoked.
  * WebSocket connections authenticate the same way with method 'WS', path '/v1/ws', empty body.
  */
@@ -159,13 +160,26 @@ export class Authenticator {
   readonly #replay: ReplayCache;
   readonly #skewMs: number;
   readonly #relayName: string;
+  readonly #claim:
+    | ((device: DeviceId, sig: string, time: number, forgetBefore: number) => Promise<boolean>)
+    | undefined;
 
   constructor(
     directory: DeviceDirectory,
     verifier: Verifier,
     /** `relayName`: this relay's name, which every signature must name (PROTOCOL.md §11). */
-    opts: { skewMs: number; replayEntries: number; relayName: string },
+    opts: {
+      skewMs: number;
+      replayEntries: number;
+      relayName: string;
+      /**
+       * Several nodes: records the accepted signature for all of them (a shared store's
+       * claimRequest); false when another node took it first.
+       */
+      claim?: (device: DeviceId, sig: string, time: number, forgetBefore: number) => Promise<boolean>;
+    },
   ) {
+    this.#claim = opts.claim;
     this.#directory = directory;
     this.#verifier = verifier;
     this.#skewMs = opts.skewMs;
@@ -206,6 +220,13 @@ export class Authenticator {
     const seen = this.#replay.check(device, h.sig.slice(0, 24), time, now);
     if (seen === 'replay') throw new RelayError('AUTH_REPLAY', 'this signed request was already used');
     if (seen === 'too-old') throw new RelayError('AUTH_EXPIRED', 'request time is too old; sign it again');
+    // This node had not seen it; the other nodes of a cluster may have (one check for all of them).
+    if (
+      this.#claim !== undefined &&
+      !(await this.#claim(device, h.sig.slice(0, 24), time, now - 2 * this.#skewMs))
+    ) {
+      throw new RelayError('AUTH_REPLAY', 'this signed request was already used');
+    }
     const status = deviceStatus(rec, now);
     if (status !== undefined) {
       throw new RelayError(

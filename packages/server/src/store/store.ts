@@ -211,6 +211,12 @@ export interface Store {
    * too. A caller may keep state across them (the appender does) without waiting for each commit.
    */
   readonly pipelined?: boolean;
+  /**
+   * With a shared store: records that a signed request (device, signature) was accepted, for the
+   * whole cluster. False when some node already recorded it (a replay). Rows signed before
+   * `forgetBefore` may be dropped: the time check refuses them anyway.
+   */
+  claimRequest?(device: DeviceId, sig: string, signedAt: number, forgetBefore: number): Promise<boolean>;
   /** False when the store can no longer write (the embedded store's writer thread died). */
   readonly healthy?: boolean;
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;

@@ -231,6 +231,31 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     expect(refused.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
   });
 
+  it('a signed request used on one node is a replay on the other (the cluster shares its replay record)', async () => {
+    const D = makeParty('D');
+    const d = makeDevice(D, 'd', 'staff');
+    await n1.caller.publishParty(D, [d]);
+    // The same request, signed once: both nodes go by one relay name and one clock window.
+    const time = Date.now();
+    const first = await n1.caller.call('GET', '/v1/inbox', { as: d, time });
+    expect(first.status).toBe(200);
+    const replayed = await n2.caller.call('GET', '/v1/inbox', { as: d, time });
+    expect(replayed.status).toBe(401);
+    expect(replayed.body).toMatchObject({ error: { code: 'AUTH_REPLAY' } });
+    // The other way round, and for a WebSocket session's authentication too.
+    const t2 = time + 1;
+    expect((await n2.caller.call('GET', '/v1/inbox', { as: d, time: t2 })).status).toBe(200);
+    expect((await n1.caller.call('GET', '/v1/inbox', { as: d, time: t2 })).status).toBe(401);
+    const t3 = time + 2;
+    const ws1 = new HubClient(n1.core);
+    await ws1.auth(d, t3);
+    const ws2 = new HubClient(n2.core);
+    const refused = await ws2.authFails(d, t3);
+    expect(refused.code).toBe('AUTH_REPLAY');
+    // Fresh signatures still pass on either node.
+    expect((await n2.caller.get('/v1/inbox', d)).status).toBe(200);
+  });
+
   it('refuses to join a node whose checkpoint key differs from the cluster’s', async () => {
     const store = await openPostgresStore({ url: PG_URL, schema, max: 1 });
     try {

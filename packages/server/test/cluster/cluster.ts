@@ -140,8 +140,20 @@ export class HubClient {
     }
   }
 
-  async auth(dev: TestDevice): Promise<void> {
-    const time = Date.now();
+  /** Authenticates the socket as `dev` with an auth frame signed at `time`. */
+  async auth(dev: TestDevice, time = Date.now()): Promise<void> {
+    const f = await this.#authFrame(dev, time);
+    if (f.type !== 'ready') throw new Error(`auth failed: ${f.code}`);
+  }
+
+  /** The error frame an auth frame signed at `time` gets (throws if it is accepted instead). */
+  async authFails(dev: TestDevice, time: number): Promise<Frame> {
+    const f = await this.#authFrame(dev, time);
+    if (f.type !== 'error') throw new Error('auth was accepted');
+    return f;
+  }
+
+  async #authFrame(dev: TestDevice, time: number): Promise<Frame> {
     this.send({
       type: 'auth',
       device: dev.device,
@@ -150,8 +162,7 @@ export class HubClient {
         signRequest(dev.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), this.#relayName, suite),
       ),
     });
-    const f = await this.waitFor((x) => x.type === 'ready' || x.type === 'error', 'ready');
-    if (f.type !== 'ready') throw new Error(`auth failed: ${f.code}`);
+    return this.waitFor((x) => x.type === 'ready' || x.type === 'error', 'ready');
   }
 
   async subscribe(channel: ChannelId, from: number): Promise<void> {

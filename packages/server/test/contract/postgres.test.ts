@@ -6,7 +6,7 @@ import { openPostgresStore } from '../../src/store/postgres/pg-store.ts';
 import { dropSchema, PG_URL, servicesUp, uniqueName } from '../services.ts';
 import { storeContract } from './store.contract.ts';
 import postgres from 'postgres';
-import type { ChannelId, PartyId } from '@backchannel/protocol';
+import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { CardRecord } from '../../src/store/store.ts';
 
 const up = await servicesUp('contract/postgres.test.ts', ['postgres']);
@@ -46,6 +46,27 @@ describe.skipIf(!up)('postgres', () => {
       expect(rows.map((r) => Number(r.version))).toEqual(loadPgMigrations().map((m) => m.version));
       expect(await migratePostgres(sql, schema)).toBe(latestVersion(loadPgMigrations()));
       await sql.end({ timeout: 1 });
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('records each signed request once for every node, and forgets those past the window', async () => {
+      const schema = uniqueName('bc_claims');
+      schemas.push(schema);
+      const [a, b] = await Promise.all([
+        openPostgresStore({ url: PG_URL, schema, max: 2 }),
+        openPostgresStore({ url: PG_URL, schema, max: 2 }),
+      ]);
+      const d = 'd_claims' as DeviceId;
+      expect(await a.claimRequest(d, 'sig-old', 1_000, 0)).toBe(true);
+      expect(await b.claimRequest(d, 'sig-old', 1_000, 0)).toBe(false);
+      expect(await a.claimRequest(d, 'sig-old', 1_000, 0)).toBe(false);
+      // Another device's identical signature prefix is its own.
+      expect(await b.claimRequest('d_other' as DeviceId, 'sig-old', 1_000, 0)).toBe(true);
+      // Every 1,000 claims a node deletes what was signed before the window.
+      const claims = Array.from({ length: 1_000 }, (_, i) => a.claimRequest(d, `sig-${i}`, 5_000 + i, 2_000));
+      expect((await Promise.all(claims)).every((ok) => ok)).toBe(true);
+      expect(await b.claimRequest(d, 'sig-old', 1_000, 0)).toBe(true);
+      expect(await b.claimRequest(d, 'sig-5', 5_005, 0)).toBe(false);
       await Promise.all([a.close(), b.close()]);
     });
 

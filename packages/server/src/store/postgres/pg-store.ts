@@ -9,6 +9,7 @@
  */
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { NodeRef, StoredNode } from '@backchannel/protocol/transcript';
+import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { RelayError } from '../../errors.ts';
 import type {
@@ -676,6 +677,7 @@ export class PostgresStore implements Store {
   readonly schema: string;
   readonly #sql: Sql;
   #closed = false;
+  #claims = 0;
 
   constructor(sql: Sql, schema: string) {
     this.#sql = sql;
@@ -745,6 +747,43 @@ export class PostgresStore implements Store {
       >`SELECT value FROM relay_meta WHERE key = 'checkpoint_vkey'`;
       if (r === undefined || r.value === vkey) return { ok: true };
       return { ok: false, recorded: r.value };
+    });
+  }
+
+  /**
+   * Store.claimRequest: one round trip, answering with the claim token of the row (the one just
+   * inserted, else the one already there); every ~1,000 claims, also the expired rows are deleted.
+   * Tried once more after a transient failure (the first statement on a reopened connection can
+   * fail with the old session's error): the token tells whether the first try did insert.
+   */
+  async claimRequest(
+    device: DeviceId,
+    sig: string,
+    signedAt: number,
+    forgetBefore: number,
+  ): Promise<boolean> {
+    const token = randomBytes(12).toString('base64url');
+    const claim = async () => {
+      const [row] = await this.#sql<{ claimed_by: string }[]>`
+        WITH ins AS (
+          INSERT INTO request_signatures (device, sig, signed_at, claimed_by)
+          VALUES (${device}, ${sig}, ${signedAt}, ${token}) ON CONFLICT DO NOTHING RETURNING claimed_by)
+        SELECT claimed_by FROM ins
+        UNION ALL SELECT claimed_by FROM request_signatures WHERE device = ${device} AND sig = ${sig}
+        LIMIT 1`;
+      return row?.claimed_by === token;
+    };
+    return this.#guard(async () => {
+      let mine: boolean;
+      try {
+        mine = await claim();
+      } catch (e) {
+        if (!(e instanceof postgres.PostgresError && isTransientPgError(e))) throw e;
+        mine = await claim();
+      }
+      if (++this.#claims % 1_000 === 0)
+        await this.#sql`DELETE FROM request_signatures WHERE signed_at < ${forgetBefore}`;
+      return mine;
     });
   }
 
