@@ -193,6 +193,8 @@ export class Authenticator {
     pathWithQuery: string,
     body: Uint8Array,
     now: number,
+    /** clusterWide false: this node's replay cache only (envelope posts, which are idempotent). */
+    opts: { clusterWide?: boolean } = {},
   ): Promise<DeviceRecord> {
     if (h.device === undefined || h.time === undefined || h.sig === undefined) {
       throw new RelayError('AUTH_MISSING', 'this request must be signed (x-bc-device, x-bc-time, x-bc-sig)');
@@ -223,6 +225,7 @@ export class Authenticator {
     // This node had not seen it; the other nodes of a cluster may have (one check for all of them).
     if (
       this.#claim !== undefined &&
+      opts.clusterWide !== false &&
       !(await this.#claim(device, h.sig.slice(0, 24), time, now - 2 * this.#skewMs))
     ) {
       throw new RelayError('AUTH_REPLAY', 'this signed request was already used');

@@ -44,6 +44,9 @@ export function authenticated(deps: AppDeps, opts: { optional?: boolean } = {}):
       pathWithQuery(c.req.url),
       c.var.rawBody,
       now,
+      // An envelope post is idempotent and its envelope signed: a replay only gets the original
+      // answer, so it skips the cluster-wide record (a database round trip per post).
+      { clusterWide: opts.optional !== true },
     );
     limitDevice(deps, device.device, now);
     if (isWrite(c.req.method)) limitWrite(deps, device.device, now);

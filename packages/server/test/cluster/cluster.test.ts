@@ -254,6 +254,17 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     expect(refused.code).toBe('AUTH_REPLAY');
     // Fresh signatures still pass on either node.
     expect((await n2.caller.get('/v1/inbox', d)).status).toBe(200);
+    // An envelope post is idempotent: its byte-identical replay on the other node gets the
+    // original answer (it skips the cluster-wide record: no database round trip per post).
+    const ch = await openChannel();
+    const env = envelope(a, ch);
+    const path = `/v1/channels/${ch}/envelopes`;
+    const json = { envelope: toBase64url(env.wire) };
+    const t4 = Date.now();
+    const posted = await n1.caller.call<AppendBody>('POST', path, { as: a, json, time: t4 });
+    expect(posted.status).toBe(201);
+    const again = await n2.caller.call<AppendBody>('POST', path, { as: a, json, time: t4 });
+    expect(again.body).toMatchObject({ seq: posted.body.seq, duplicate: true });
   });
 
   it('refuses to join a node whose checkpoint key differs from the cluster’s', async () => {
