@@ -4,8 +4,9 @@
  * request. A scripted fetch stands for the relay.
  */
 import { fromBase64url, keyPairFromSeed, REQUEST_HEADERS, verifyRequest } from '@backchannel/protocol';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RelayClient } from '../src/sdk/relay-client.ts';
+import { RelayClient, signingClock } from '../src/sdk/relay-client.ts';
 
 const kp = keyPairFromSeed(new Uint8Array(32).fill(5));
 const auth = { device: 'd_x' as never, secretKey: kp.secretKey };
@@ -109,5 +110,47 @@ describe('RelayClient request signatures name the relay', () => {
       fetch: scripted('has space').fetch,
     });
     await expect(bad.getInbox(0)).rejects.toMatchObject({ code: 'RELAY_ERROR' });
+  });
+});
+
+describe('signing times', () => {
+  it('never repeat: a failover retry within the same millisecond is signed anew, not replayed', async () => {
+    const r = scripted('relay.example', ['https://direct.example']);
+    const rc = new RelayClient({
+      endpoints: ['https://direct.example', 'https://mediator.example'],
+      auth,
+      fetch: r.fetch,
+      now: () => 1_000,
+      relayName: () => 'relay.example',
+    });
+    await rc.getInbox(0);
+    await rc.getInbox(0);
+    const inbox = r.seen.filter((s) => s.url.endsWith('/v1/inbox?after=0'));
+    expect(inbox.length).toBeGreaterThanOrEqual(3);
+    const times = inbox.map((s) => Number(s.headers[REQUEST_HEADERS.time]));
+    expect(new Set(inbox.map((s) => s.headers[REQUEST_HEADERS.sig])).size).toBe(inbox.length);
+    for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThan(times[i - 1] as number);
+    expect(times[0]).toBe(1_000);
+  });
+
+  it('follow the clock, never going back and never repeating (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 1e13 }), { minLength: 1, maxLength: 50 }),
+        (readings) => {
+          let i = 0;
+          const clock = signingClock(() => readings[i] as number);
+          let prev = -1;
+          for (i = 0; i < readings.length; i++) {
+            const t = clock();
+            expect(t).toBeGreaterThan(prev);
+            expect(t).toBeGreaterThanOrEqual(readings[i] as number);
+            // It runs ahead of the clock only by the readings it had to step over.
+            expect(t).toBeLessThanOrEqual(Math.max(...readings.slice(0, i + 1)) + i);
+            prev = t;
+          }
+        },
+      ),
+    );
   });
 });

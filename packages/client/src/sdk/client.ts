@@ -64,6 +64,7 @@ import {
   type ClaimedKeyPackage,
   RelayClient,
   type RelayClientOptions,
+  signingClock,
 } from './relay-client.ts';
 import type { LocalStore, OutboxItem } from './storage.ts';
 import { type WebSocketConstructor, WsEnvelopeTransport } from './ws-transport.ts';
@@ -208,7 +209,8 @@ export class Backchannel {
       (() => {
         throw new ClientError('INVALID_ARGUMENT', "transport 'ws' needs a WebSocket constructor");
       })();
-    const now = this.#opts.now ?? Date.now;
+    // One signing clock for every socket of this device: auth frames never share a millisecond.
+    const now = signingClock(this.#opts.now ?? Date.now);
     return (endpoint, auth, timeoutMs, onLost) =>
       new WsEnvelopeTransport({
         endpoint,

@@ -179,6 +179,20 @@ const enc = new TextEncoder();
 const MOVE_MIN_MS = 250;
 const MOVE_MAX_MS = 5_000;
 
+/**
+ * A clock for signing requests and auth frames: `now`, but never the same millisecond twice.
+ * Ed25519 signatures are deterministic, so a request signed again within the same millisecond
+ * (a failover retry, two sockets opened at once) would be byte-identical, and a relay that
+ * already took the first (any node of a cluster) would refuse it as a replay (AUTH_REPLAY).
+ */
+export function signingClock(now: () => number): () => number {
+  let last = 0;
+  return () => {
+    last = Math.max(now(), last + 1);
+    return last;
+  };
+}
+
 /** A subscription kept across transports: `w` is what the transport holds, `off` ends it there. */
 interface Kept<L> {
   readonly w: L;
@@ -194,6 +208,8 @@ export class RelayClient {
   readonly #endpoints: string[];
   readonly #auth: DeviceAuth | undefined;
   readonly #now: () => number;
+  /** The time a request is signed at (signingClock). */
+  readonly #signingTime: () => number;
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
   readonly #makeTransport: RelayClientOptions['envelopeTransport'];
@@ -215,6 +231,7 @@ export class RelayClient {
     this.#endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
     this.#auth = opts.auth;
     this.#now = opts.now ?? Date.now;
+    this.#signingTime = signingClock(this.#now);
     this.#fetch = opts.fetch ?? ((i, init) => fetch(i, init));
     this.#timeoutMs = opts.timeoutMs ?? 15_000;
     this.#makeTransport = opts.envelopeTransport;
@@ -304,7 +321,7 @@ export class RelayClient {
             this.#auth.secretKey,
             method,
             path,
-            this.#now(),
+            this.#signingTime(),
             bytes,
             relayName,
             this.#auth.suite,

@@ -7,8 +7,9 @@
  * /v1/relay `name`): a request signed for another relay does not verify here (AUTH_INVALID), so
  * what one relay saw cannot be replayed to another. The time must be within the skew window, a
  * signature is accepted once (remembered per device: ReplayCache; with several nodes, also in the
- * shared store, so a request used on one node is a replay on every other), the device must be
- * registered, its certificate valid and not revoked.
+ * shared store, so a request used on one node is a replay on every other — envelope posts
+ * excepted, which are idempotent), the device must be registered, its certificate valid and not
+ * revoked.
  * WebSocket connections authenticate the same way with method 'WS', path '/v1/ws', empty body.
  */
 import {
@@ -222,14 +223,6 @@ export class Authenticator {
     const seen = this.#replay.check(device, h.sig.slice(0, 24), time, now);
     if (seen === 'replay') throw new RelayError('AUTH_REPLAY', 'this signed request was already used');
     if (seen === 'too-old') throw new RelayError('AUTH_EXPIRED', 'request time is too old; sign it again');
-    // This node had not seen it; the other nodes of a cluster may have (one check for all of them).
-    if (
-      this.#claim !== undefined &&
-      opts.clusterWide !== false &&
-      !(await this.#claim(device, h.sig.slice(0, 24), time, now - 2 * this.#skewMs))
-    ) {
-      throw new RelayError('AUTH_REPLAY', 'this signed request was already used');
-    }
     const status = deviceStatus(rec, now);
     if (status !== undefined) {
       throw new RelayError(
@@ -238,6 +231,15 @@ export class Authenticator {
           ? 'this device was revoked by its party'
           : 'device certificate is not valid now',
       );
+    }
+    // This node had not seen it; the other nodes of a cluster may have (one check for all of them),
+    // made last: only a valid request of a device in good standing writes to the shared record.
+    if (
+      this.#claim !== undefined &&
+      opts.clusterWide !== false &&
+      !(await this.#claim(device, h.sig.slice(0, 24), time, now - 2 * this.#skewMs))
+    ) {
+      throw new RelayError('AUTH_REPLAY', 'this signed request was already used');
     }
     return rec;
   }

@@ -24,7 +24,14 @@ export function rateLimited(retryAfterMs: number): RelayError {
  * `optional`, an unsigned request passes through without c.var.device (envelope posts, which
  * the envelope signature authenticates).
  */
-export function authenticated(deps: AppDeps, opts: { optional?: boolean } = {}): MiddlewareHandler<RelayEnv> {
+export function authenticated(
+  deps: AppDeps,
+  /**
+   * `clusterWide: false`: the signature is checked against this node's replay cache only, not the
+   * cluster's shared record (for idempotent requests, where a replay gets the original answer).
+   */
+  opts: { optional?: boolean; clusterWide?: boolean } = {},
+): MiddlewareHandler<RelayEnv> {
   return async (c, next) => {
     if (
       opts.optional === true &&
@@ -44,9 +51,7 @@ export function authenticated(deps: AppDeps, opts: { optional?: boolean } = {}):
       pathWithQuery(c.req.url),
       c.var.rawBody,
       now,
-      // An envelope post is idempotent and its envelope signed: a replay only gets the original
-      // answer, so it skips the cluster-wide record (a database round trip per post).
-      { clusterWide: opts.optional !== true },
+      { clusterWide: opts.clusterWide !== false },
     );
     limitDevice(deps, device.device, now);
     if (isWrite(c.req.method)) limitWrite(deps, device.device, now);

@@ -45,7 +45,9 @@ const append = (deps: AppDeps) =>
     security,
     middleware: [
       body(deps, deps.config.limits.envelopeBodyBytes),
-      authenticated(deps, { optional: true }),
+      // An envelope post is idempotent and its envelope signed: a replay only gets the original
+      // answer, so it skips the cluster-wide signature record (a database round trip per post).
+      authenticated(deps, { optional: true, clusterWide: false }),
     ] as const,
     request: {
       params: z.object({ channel: channelIdSchema }),

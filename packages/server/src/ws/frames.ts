@@ -112,6 +112,8 @@ export const frames = {
 /** Close codes (4000–4999 are the application's). */
 export const CLOSE = {
   GOING_AWAY: 1001,
+  /** The relay could not check the auth frame now (its database is unreachable): try again later. */
+  TRY_AGAIN_LATER: 1013,
   AUTH_FAILED: 4401,
   REVOKED: 4403,
   AUTH_TIMEOUT: 4408,

@@ -376,7 +376,9 @@ export class Hub {
     } catch (e) {
       conn.authing = false;
       this.#refuse(conn, e);
-      this.#close(conn, CLOSE.AUTH_FAILED, 'authentication failed');
+      if (e instanceof RelayError && e.code === 'STORE_UNAVAILABLE')
+        this.#close(conn, CLOSE.TRY_AGAIN_LATER, 'STORE_UNAVAILABLE');
+      else this.#close(conn, CLOSE.AUTH_FAILED, 'authentication failed');
       return;
     }
     conn.authing = false;

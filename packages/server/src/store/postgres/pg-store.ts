@@ -9,7 +9,6 @@
  */
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { NodeRef, StoredNode } from '@backchannel/protocol/transcript';
-import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { RelayError } from '../../errors.ts';
 import type {
@@ -751,10 +750,12 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Store.claimRequest: one round trip, answering with the claim token of the row (the one just
-   * inserted, else the one already there); every ~1,000 claims, also the expired rows are deleted.
-   * Tried once more after a transient failure (the first statement on a reopened connection can
-   * fail with the old session's error): the token tells whether the first try did insert.
+   * Store.claimRequest: one insert. A statement the server refused transiently (PostgresError:
+   * it did not run, e.g. the first statement on a reopened connection failing with the old
+   * session's error) is tried once more; a lost connection is not (the insert may have
+   * committed, and a second try would call the request a replay): the caller gets
+   * STORE_UNAVAILABLE and signs again. Every ~1,000 claims the expired rows are deleted, in the
+   * background (a failure there fails no request; the next round deletes them).
    */
   async claimRequest(
     device: DeviceId,
@@ -762,28 +763,19 @@ export class PostgresStore implements Store {
     signedAt: number,
     forgetBefore: number,
   ): Promise<boolean> {
-    const token = randomBytes(12).toString('base64url');
-    const claim = async () => {
-      const [row] = await this.#sql<{ claimed_by: string }[]>`
-        WITH ins AS (
-          INSERT INTO request_signatures (device, sig, signed_at, claimed_by)
-          VALUES (${device}, ${sig}, ${signedAt}, ${token}) ON CONFLICT DO NOTHING RETURNING claimed_by)
-        SELECT claimed_by FROM ins
-        UNION ALL SELECT claimed_by FROM request_signatures WHERE device = ${device} AND sig = ${sig}
-        LIMIT 1`;
-      return row?.claimed_by === token;
-    };
+    const claim = () => this.#sql`INSERT INTO request_signatures (device, sig, signed_at)
+      VALUES (${device}, ${sig}, ${signedAt}) ON CONFLICT DO NOTHING RETURNING 1`;
     return this.#guard(async () => {
-      let mine: boolean;
+      let rows: readonly unknown[];
       try {
-        mine = await claim();
+        rows = await claim();
       } catch (e) {
         if (!(e instanceof postgres.PostgresError && isTransientPgError(e))) throw e;
-        mine = await claim();
+        rows = await claim();
       }
-      if (++this.#claims % 1_000 === 0)
-        await this.#sql`DELETE FROM request_signatures WHERE signed_at < ${forgetBefore}`;
-      return mine;
+      if (++this.#claims % 1_000 === 0 && !this.#closed)
+        this.#sql`DELETE FROM request_signatures WHERE signed_at < ${forgetBefore}`.catch(() => {});
+      return rows.length === 1;
     });
   }
 
