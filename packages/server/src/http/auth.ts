@@ -22,7 +22,7 @@ import {
 import { type DeviceDirectory, deviceStatus } from '../directory/devices.ts';
 import { sha256 } from '../ed25519.node.ts';
 import { RelayError } from '../errors.ts';
-import type { DeviceRecord } from '../store/store.ts';
+import type { DeviceRecord, Store } from '../store/store.ts';
 import type { Verifier } from '../verify-pool.node.ts';
 
 export { REQUEST_HEADERS };
@@ -155,15 +155,16 @@ export function requestMessage(
   );
 }
 
+/** A shared store's claimRequest (Store.claimRequest): false when another node took it first. */
+type ClaimRequest = NonNullable<Store['claimRequest']>;
+
 export class Authenticator {
   readonly #directory: DeviceDirectory;
   readonly #verifier: Verifier;
   readonly #replay: ReplayCache;
   readonly #skewMs: number;
   readonly #relayName: string;
-  readonly #claim:
-    | ((device: DeviceId, sig: string, time: number, forgetBefore: number) => Promise<boolean>)
-    | undefined;
+  readonly #claim: ClaimRequest | undefined;
 
   constructor(
     directory: DeviceDirectory,
@@ -177,7 +178,7 @@ export class Authenticator {
        * Several nodes: records the accepted signature for all of them (a shared store's
        * claimRequest); false when another node took it first.
        */
-      claim?: (device: DeviceId, sig: string, time: number, forgetBefore: number) => Promise<boolean>;
+      claim?: ClaimRequest;
     },
   ) {
     this.#claim = opts.claim;
@@ -220,7 +221,8 @@ export class Authenticator {
         'request signature does not verify (it must be signed for this relay: the name GET /v1/relay gives)',
       );
     }
-    const seen = this.#replay.check(device, h.sig.slice(0, 24), time, now);
+    const key = h.sig.slice(0, 24);
+    const seen = this.#replay.check(device, key, time, now);
     if (seen === 'replay') throw new RelayError('AUTH_REPLAY', 'this signed request was already used');
     if (seen === 'too-old') throw new RelayError('AUTH_EXPIRED', 'request time is too old; sign it again');
     const status = deviceStatus(rec, now);
@@ -237,7 +239,7 @@ export class Authenticator {
     if (
       this.#claim !== undefined &&
       opts.clusterWide !== false &&
-      !(await this.#claim(device, h.sig.slice(0, 24), time, now - 2 * this.#skewMs))
+      !(await this.#claim(device, key, time, now - 2 * this.#skewMs))
     ) {
       throw new RelayError('AUTH_REPLAY', 'this signed request was already used');
     }

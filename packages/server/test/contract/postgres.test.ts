@@ -16,6 +16,16 @@ afterAll(async () => {
   for (const s of schemas) await dropSchema(s);
 });
 
+/** Two stores (as two relay nodes) on one new schema. */
+async function twoNodes(prefix: string) {
+  const schema = uniqueName(prefix);
+  schemas.push(schema);
+  return Promise.all([
+    openPostgresStore({ url: PG_URL, schema, max: 2 }),
+    openPostgresStore({ url: PG_URL, schema, max: 2 }),
+  ]);
+}
+
 describe.skipIf(!up)('postgres', () => {
   storeContract('postgres', {
     async open() {
@@ -50,12 +60,7 @@ describe.skipIf(!up)('postgres', () => {
     });
 
     it('records each signed request once for every node, and forgets those past the window', async () => {
-      const schema = uniqueName('bc_claims');
-      schemas.push(schema);
-      const [a, b] = await Promise.all([
-        openPostgresStore({ url: PG_URL, schema, max: 2 }),
-        openPostgresStore({ url: PG_URL, schema, max: 2 }),
-      ]);
+      const [a, b] = await twoNodes('bc_claims');
       const d = 'd_claims' as DeviceId;
       expect(await a.claimRequest(d, 'sig-old', 1_000, 0)).toBe(true);
       expect(await b.claimRequest(d, 'sig-old', 1_000, 0)).toBe(false);
@@ -88,12 +93,7 @@ describe.skipIf(!up)('postgres', () => {
     });
 
     it('serializes writers of one channel across connections (lockChannels)', async () => {
-      const schema = uniqueName('bc_lock');
-      schemas.push(schema);
-      const [a, b] = await Promise.all([
-        openPostgresStore({ url: PG_URL, schema, max: 2 }),
-        openPostgresStore({ url: PG_URL, schema, max: 2 }),
-      ]);
+      const [a, b] = await twoNodes('bc_lock');
       const channel = 'c_lock' as ChannelId;
       const order: string[] = [];
       let inside!: () => void;
