@@ -1,4 +1,7 @@
-/** Unit tests: config layering, request signing bytes, the replay cache, node crypto, group commit. */
+/**
+ * Unit tests: config layering, request signing bytes, the replay cache, node crypto, group commit,
+ * the PostgreSQL store's start deadline.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +31,7 @@ import {
 import edgeVectors from '../../protocol/test/vectors/ed25519-edge.json' with { type: 'json' };
 import { ed25519Backend, leafHashNode, nodeEd25519, sha256 } from '../src/ed25519.node.ts';
 import { fromB64u, toB64u } from '../src/bytes.node.ts';
+import { withStartDeadline } from '../src/store/postgres/pg-store.ts';
 import { ReplayCache, requestMessage } from '../src/http/auth.ts';
 import { RateLimiter } from '../src/http/rate-limit.ts';
 import type { RelayError } from '../src/errors.ts';
@@ -417,5 +421,53 @@ describe('group commit', () => {
     expect((await caller.get(`/v1/channels/${ch}/entries`, d)).body.size).toBe(2);
     await core.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("the PostgreSQL store's start deadline (withStartDeadline)", () => {
+  const never = () => new Promise<never>(() => {});
+  const code = (e: unknown) => (e as { code?: string }).code;
+
+  it('passes on what settles in time, result or error', async () => {
+    expect(await withStartDeadline(Promise.resolve(7), 50)).toBe(7);
+    const failed = await withStartDeadline(Promise.reject(new Error('boom')), 50).catch((e) => e);
+    expect((failed as Error).message).toBe('boom');
+  });
+
+  it('fails with STORE_UNAVAILABLE and calls onLate when the work has not started by then', async () => {
+    let late = 0;
+    const e = await withStartDeadline(
+      never(),
+      10,
+      () => false,
+      () => late++,
+    ).catch((x) => x);
+    expect(code(e)).toBe('STORE_UNAVAILABLE');
+    expect(late).toBe(1);
+  });
+
+  it('waits for work that has started, however long it runs', async () => {
+    let late = 0;
+    const slow = new Promise<string>((r) => setTimeout(() => r('done'), 40));
+    expect(
+      await withStartDeadline(
+        slow,
+        5,
+        () => true,
+        () => late++,
+      ),
+    ).toBe('done');
+    expect(late).toBe(0);
+  });
+
+  it('a late rejection of abandoned work is not an unhandled rejection', async () => {
+    let fail: (e: Error) => void = () => {};
+    const work = new Promise<never>((_, reject) => {
+      fail = reject;
+    });
+    const e = await withStartDeadline(work, 5).catch((x) => x);
+    expect(code(e)).toBe('STORE_UNAVAILABLE');
+    fail(new Error('connection came back and the transaction rolled back'));
+    await new Promise((r) => setTimeout(r, 10)); // vitest reports an unhandled rejection as a failure
   });
 });

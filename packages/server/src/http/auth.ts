@@ -195,8 +195,15 @@ export class Authenticator {
     pathWithQuery: string,
     body: Uint8Array,
     now: number,
-    /** clusterWide false: this node's replay cache only (envelope posts, which are idempotent). */
-    opts: { clusterWide?: boolean } = {},
+    opts: {
+      /** false: this node's replay cache only (envelope posts, which are idempotent). */
+      clusterWide?: boolean;
+      /**
+       * Runs once the signature and the device's standing are checked, before the cluster's
+       * shared record is written (the rate limits: a device over its limit costs no insert).
+       */
+      admit?: (rec: DeviceRecord) => void;
+    } = {},
   ): Promise<DeviceRecord> {
     if (h.device === undefined || h.time === undefined || h.sig === undefined) {
       throw new RelayError('AUTH_MISSING', 'this request must be signed (x-bc-device, x-bc-time, x-bc-sig)');
@@ -234,8 +241,10 @@ export class Authenticator {
           : 'device certificate is not valid now',
       );
     }
+    opts.admit?.(rec);
     // This node had not seen it; the other nodes of a cluster may have (one check for all of them),
-    // made last: only a valid request of a device in good standing writes to the shared record.
+    // made last: only a valid request of a device in good standing, within its rate limits, writes
+    // to the shared record.
     if (
       this.#claim !== undefined &&
       opts.clusterWide !== false &&

@@ -51,10 +51,14 @@ export function authenticated(
       pathWithQuery(c.req.url),
       c.var.rawBody,
       now,
-      { clusterWide: opts.clusterWide !== false },
+      {
+        clusterWide: opts.clusterWide !== false,
+        admit: (rec) => {
+          limitDevice(deps, rec.device, now);
+          if (isWrite(c.req.method)) limitWrite(deps, rec.device, now);
+        },
+      },
     );
-    limitDevice(deps, device.device, now);
-    if (isWrite(c.req.method)) limitWrite(deps, device.device, now);
     c.set('device', device);
     return next();
   };

@@ -267,6 +267,31 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     expect(again.body).toMatchObject({ seq: posted.body.seq, duplicate: true });
   });
 
+  it('a request refused for its rate limit is not recorded as used (the limit is checked before the shared record)', async () => {
+    const limited = await startNode({
+      schema,
+      subject,
+      seed,
+      config: { rateLimits: { device: { perSecond: 0.001, burst: 1 } } },
+    });
+    try {
+      const E = makeParty('E');
+      const e = makeDevice(E, 'e', 'staff');
+      await n1.caller.publishParty(E, [e]);
+      expect((await limited.caller.get('/v1/inbox', e)).status).toBe(200);
+      const time = Date.now() + 1;
+      const over = await limited.caller.call('GET', '/v1/inbox', { as: e, time });
+      expect(over.status).toBe(429);
+      expect(over.body).toMatchObject({ error: { code: 'RATE_LIMITED' } });
+      // Refused before it was served, so it wrote nothing to the cluster's record: the same signed
+      // request is served once by a node with room, and only once.
+      expect((await n2.caller.call('GET', '/v1/inbox', { as: e, time })).status).toBe(200);
+      expect((await n1.caller.call('GET', '/v1/inbox', { as: e, time })).status).toBe(401);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('refuses to join a node whose checkpoint key differs from the cluster’s', async () => {
     const store = await openPostgresStore({ url: PG_URL, schema, max: 1 });
     try {
@@ -291,6 +316,7 @@ describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
       subject: `bctest.${uniqueName('cut')}`,
       seed,
       pgUrl: pg.toString(),
+      connectTimeoutS: 1,
     });
     try {
       const P = makeParty('P');
@@ -305,6 +331,19 @@ describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
       expect(failed.body.error?.code).toBe('STORE_UNAVAILABLE');
       expect(Number(failed.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(JSON.stringify(failed.body)).not.toMatch(/127\.0\.0\.1|postgres|stack/i);
+      // While the proxy accepts connections and drops them, postgres.js would retry without end:
+      // every later request fails within the connect timeout instead of waiting for the outage.
+      for (let i = 0; i < 2; i++) {
+        const next = await node.caller.append(d, envelope(d, ch));
+        expect(next.body.error?.code).toBe('STORE_UNAVAILABLE');
+      }
+      // A WebSocket session cannot be authenticated either (its signature is recorded for the
+      // whole cluster): the socket closes with 1013, try again later, not as a failed login.
+      const ws = new HubClient(node.core);
+      const wsRefused = await ws.authFails(d, Date.now());
+      expect(wsRefused.code).toBe('STORE_UNAVAILABLE');
+      await ws.waitFor(() => false, 'the close').catch(() => undefined);
+      expect(ws.closed).toBe(1013);
       proxy.heal();
       // The client retries the same envelope: it lands once, right after the commit.
       let again = await node.caller.append(d, env);

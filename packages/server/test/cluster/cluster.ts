@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { type ChannelId, signRequest, toBase64url } from '@backchannel/protocol';
-import { resolveConfig } from '../../src/config.ts';
+import { type RelayConfigInput, resolveConfig } from '../../src/config.ts';
 import type { Fanout, FanoutMessage } from '../../src/fanout/fanout.ts';
 import { NatsFanout } from '../../src/fanout/nats.ts';
 import { createRelay, type RelayCore } from '../../src/relay.ts';
@@ -65,12 +65,21 @@ export async function startNode(opts: {
   seed: Uint8Array;
   pgUrl?: string;
   natsUrl?: string;
+  /** Seconds a statement may wait for a connection (PostgresStoreOptions.connectTimeoutS). */
+  connectTimeoutS?: number;
+  /** Settings on top of the cluster's (resolveConfig's input). */
+  config?: RelayConfigInput;
 }): Promise<Node> {
-  const store = await openPostgresStore({ url: opts.pgUrl ?? PG_URL, schema: opts.schema, max: 4 });
+  const store = await openPostgresStore({
+    url: opts.pgUrl ?? PG_URL,
+    schema: opts.schema,
+    max: 4,
+    ...(opts.connectTimeoutS === undefined ? {} : { connectTimeoutS: opts.connectTimeoutS }),
+  });
   const nats = await NatsFanout.connect({ url: opts.natsUrl ?? NATS_URL, subject: opts.subject });
   const fanout = new LossyFanout(nats);
   const core = createRelay({
-    config: resolveConfig({ verifyThreads: 0, relayName: 'cluster.test' }),
+    config: resolveConfig({ verifyThreads: 0, relayName: 'cluster.test' }, opts.config),
     store,
     seed: opts.seed,
     fanout,

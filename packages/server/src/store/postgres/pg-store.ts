@@ -51,6 +51,38 @@ export interface PostgresStoreOptions {
   readonly connectTimeoutS?: number;
 }
 
+const DEFAULT_CONNECT_TIMEOUT_S = 5;
+
+/**
+ * Fails with STORE_UNAVAILABLE when `work` has not started within `ms` (`started()`; without
+ * it, when it has not settled). postgres.js's connect_timeout bounds one connection attempt, but
+ * a connection closed during its handshake (a proxy or port forwarder that accepts and drops
+ * while the database is down) is retried without end, so a query would wait for as long as the
+ * outage lasts. `onLate` runs when the deadline passes first; `work` may still settle later.
+ */
+export async function withStartDeadline<T>(
+  work: Promise<T>,
+  ms: number,
+  started: () => boolean = () => false,
+  onLate: () => void = () => {},
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    const check = () => {
+      if (started()) return;
+      onLate();
+      reject(storeUnavailable());
+    };
+    timer = setTimeout(check, ms);
+  });
+  work.catch(() => {}); // settling after the deadline is not an unhandled rejection
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 type Sql = postgres.Sql<{ bigint: number }>;
 type TxSql = postgres.TransactionSql<{ bigint: number }>;
 
@@ -675,12 +707,15 @@ export class PostgresStore implements Store {
   readonly shared = true;
   readonly schema: string;
   readonly #sql: Sql;
+  /** How long a statement or transaction may wait to start (PostgresStoreOptions.connectTimeoutS). */
+  readonly #startMs: number;
   #closed = false;
   #claims = 0;
 
-  constructor(sql: Sql, schema: string) {
+  constructor(sql: Sql, schema: string, startTimeoutMs = DEFAULT_CONNECT_TIMEOUT_S * 1000) {
     this.#sql = sql;
     this.schema = schema;
+    this.#startMs = startTimeoutMs;
   }
 
   async #guard<T>(run: () => Promise<T>): Promise<T> {
@@ -717,12 +752,23 @@ export class PostgresStore implements Store {
    */
   async #transaction<T>(options: string, fn: (tx: PgTx) => Promise<T>, retry = true): Promise<T> {
     let tx: PgTx | undefined;
+    let abandoned = false;
     try {
-      return (await this.#sql.begin(options, (sql) => {
+      const begun = this.#sql.begin(options, (sql) => {
+        // Too late: the caller was told STORE_UNAVAILABLE, so nothing may run (this rolls back).
+        if (abandoned) throw storeUnavailable();
         const t = new PgTx(sql);
         tx = t;
         return t.run(() => fn(t));
-      })) as T;
+      }) as Promise<T>;
+      return await withStartDeadline(
+        begun,
+        this.#startMs,
+        () => tx !== undefined,
+        () => {
+          abandoned = true;
+        },
+      );
     } catch (e) {
       if (tx === undefined && retry && e instanceof postgres.PostgresError && isTransientPgError(e)) {
         return this.#transaction(options, fn, false);
@@ -739,11 +785,15 @@ export class PostgresStore implements Store {
    */
   async claimCheckpointKey(vkey: string): Promise<{ ok: true } | { ok: false; recorded: string }> {
     return this.#guard(async () => {
-      await this
-        .#sql`INSERT INTO relay_meta (key, value) VALUES ('checkpoint_vkey', ${vkey}) ON CONFLICT DO NOTHING`;
-      const [r] = await this.#sql<
-        { value: string }[]
-      >`SELECT value FROM relay_meta WHERE key = 'checkpoint_vkey'`;
+      await withStartDeadline(
+        this
+          .#sql`INSERT INTO relay_meta (key, value) VALUES ('checkpoint_vkey', ${vkey}) ON CONFLICT DO NOTHING`,
+        this.#startMs,
+      );
+      const [r] = await withStartDeadline(
+        this.#sql<{ value: string }[]>`SELECT value FROM relay_meta WHERE key = 'checkpoint_vkey'`,
+        this.#startMs,
+      );
       if (r === undefined || r.value === vkey) return { ok: true };
       return { ok: false, recorded: r.value };
     });
@@ -763,8 +813,14 @@ export class PostgresStore implements Store {
     signedAt: number,
     forgetBefore: number,
   ): Promise<boolean> {
-    const claim = () => this.#sql`INSERT INTO request_signatures (device, sig, signed_at)
-      VALUES (${device}, ${sig}, ${signedAt}) ON CONFLICT DO NOTHING RETURNING 1`;
+    // A claim that lands after its deadline only records a signature its device will not use
+    // again (told STORE_UNAVAILABLE, it signs anew).
+    const claim = () =>
+      withStartDeadline(
+        this.#sql`INSERT INTO request_signatures (device, sig, signed_at)
+      VALUES (${device}, ${sig}, ${signedAt}) ON CONFLICT DO NOTHING RETURNING 1`,
+        this.#startMs,
+      );
     return this.#guard(async () => {
       let rows: readonly unknown[];
       try {
@@ -781,7 +837,7 @@ export class PostgresStore implements Store {
 
   /** A cheap round trip (readiness). */
   async ping(): Promise<void> {
-    await this.#guard(() => this.#sql`SELECT 1`);
+    await this.#guard(() => withStartDeadline(this.#sql`SELECT 1`, this.#startMs));
   }
 
   async close(): Promise<void> {
@@ -795,7 +851,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
   const { url, schema } = schemaOf(opts.url, opts.schema);
   const sql: Sql = postgres(url, {
     max: opts.max ?? 10,
-    connect_timeout: opts.connectTimeoutS ?? 5,
+    connect_timeout: opts.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S,
     onnotice: () => {},
     connection: { search_path: schema, application_name: 'backchannel-relay' },
     types: {
@@ -814,5 +870,5 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     if (isTransientPgError(e)) throw storeUnavailable();
     throw e;
   }
-  return new PostgresStore(sql, schema);
+  return new PostgresStore(sql, schema, (opts.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S) * 1000);
 }
