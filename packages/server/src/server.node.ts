@@ -159,7 +159,14 @@ export async function startRelay(opts: StartRelayOptions = {}): Promise<RunningR
         // Finish every queued append (their answers go out), close subscribers, then the sockets.
         await core.drain();
         await new Promise<void>((resolve) => {
-          const t = setTimeout(() => server.closeAllConnections(), 2_000);
+          // After 2 s every connection still open is cut. server.close() also waits for upgraded
+          // sockets, which closeAllConnections() does not reach: a WebSocket client that never
+          // answers the close frame (gone without a reset, or not reading) would hold the
+          // shutdown for ws's own close timeout (30 s).
+          const t = setTimeout(() => {
+            server.closeAllConnections();
+            for (const ws of wss.clients) ws.terminate();
+          }, 2_000);
           server.close(() => {
             clearTimeout(t);
             resolve();

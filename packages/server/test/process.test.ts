@@ -1,6 +1,7 @@
 /** The relay as a real process over real HTTP and WebSocket: the API, the bad-input table, live delivery. */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
@@ -240,4 +241,33 @@ describe('relay process: start-up failures', () => {
     // The first relay is untouched.
     expect((await fetch(`${relay.url}/readyz`)).ok).toBe(true);
   });
+});
+
+describe('relay process: shutdown', () => {
+  it('exits promptly on SIGTERM while a WebSocket client never answers the close frame', async () => {
+    const own = await startRelayProcess();
+    try {
+      // A client gone without a reset (or one that stopped reading): it upgraded, and from then
+      // on neither reads nor answers. ws would wait 30 s for its close frame before letting go.
+      const socket = tcpConnect({ host: '127.0.0.1', port: Number(new URL(own.url).port) });
+      socket.on('error', () => {});
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(
+        'GET /v1/ws HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+      const head = await new Promise<string>((r) => socket.once('data', (d: Buffer) => r(d.toString())));
+      expect(head).toMatch(/^HTTP\/1\.1 101/);
+      socket.pause();
+      const exited = own.stop();
+      const outcome = await Promise.race([
+        exited,
+        new Promise((r) => setTimeout(() => r('still running after 15 s'), 15_000)),
+      ]);
+      socket.destroy();
+      expect(outcome).toBe(0);
+    } finally {
+      await own.cleanup();
+    }
+  }, 60_000);
 });

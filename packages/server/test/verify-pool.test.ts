@@ -1,9 +1,24 @@
 /** The verify pool: every job gets its own answer, whether it went out alone or in a batch. */
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import edgeVectors from '../../protocol/test/vectors/ed25519-edge.json' with { type: 'json' };
 import { nodeEd25519, publicKeyOfSeed } from '../src/ed25519.node.ts';
-import { VerifyPool } from '../src/verify-pool.node.ts';
+
+// Every Worker the pool makes, in order (to end one under it, as a crash would).
+const workers = vi.hoisted(() => [] as Array<{ terminate(): Promise<number> }>);
+vi.mock('node:worker_threads', async (original) => {
+  const m = await original<typeof import('node:worker_threads')>();
+  class Recorded extends m.Worker {
+    constructor(...args: ConstructorParameters<typeof m.Worker>) {
+      super(...args);
+      workers.push(this);
+    }
+  }
+  return { ...m, Worker: Recorded, default: { ...m, Worker: Recorded } };
+});
+
+const { VerifyPool } = await import('../src/verify-pool.node.ts');
+type VerifyPool = InstanceType<typeof VerifyPool>;
 
 const suite = nodeEd25519();
 let pool: VerifyPool | undefined;
@@ -71,6 +86,32 @@ describe('VerifyPool', () => {
       if (i % 7 === 0) await new Promise((r) => setTimeout(r, 1));
     }
     expect(await Promise.all(answers)).toEqual(js.map((j) => j.valid));
+  });
+
+  it('a worker that dies: its jobs in flight fail, the rest are answered by a new one, none waits forever', async () => {
+    workers.length = 0;
+    pool = new VerifyPool(1, { maxBatch: 4 });
+    const js = jobs(100);
+    const answers = Promise.allSettled(js.map((j) => (pool as VerifyPool).verify(j.sig, j.msg, j.pk)));
+    await new Promise((r) => setImmediate(r));
+    await workers[0]?.terminate();
+    const settled = await Promise.race([
+      answers,
+      new Promise<'timed out'>((r) => setTimeout(() => r('timed out'), 5_000)),
+    ]);
+    if (settled === 'timed out') throw new Error('verifications still waiting 5 s after their worker died');
+    const failed = settled.filter((x) => x.status === 'rejected');
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.length).toBeLessThan(js.length);
+    settled.forEach((x, i) => {
+      if (x.status === 'fulfilled') expect(x.value).toBe(js[i]?.valid);
+      else expect(String(x.reason)).toMatch(/verify worker exited/);
+    });
+    // The pool goes on with the new worker.
+    expect(workers.length).toBe(2);
+    const [j] = jobs(2);
+    if (j === undefined) throw new Error('no job');
+    expect(await pool.verify(j.sig, j.msg, j.pk)).toBe(j.valid);
   });
 
   it('refuses malformed lengths without a worker round trip', async () => {

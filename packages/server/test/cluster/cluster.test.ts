@@ -362,4 +362,95 @@ describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
       await dropSchema(s);
     }
   }, 60_000);
+
+  it('a node whose database connection goes silent inside a transaction gives it up, and the channel stays writable', async () => {
+    const s = uniqueName('bc_silent');
+    const pg = new URL(PG_URL);
+    const proxy = new CuttableProxy({ host: pg.hostname, port: Number(pg.port) });
+    const port = await proxy.listen();
+    pg.host = `127.0.0.1:${port}`;
+    const sub = `bctest.${uniqueName('silent')}`;
+    const node1 = await startNode({
+      schema: s,
+      subject: sub,
+      seed,
+      pgUrl: pg.toString(),
+      connectTimeoutS: 1,
+      transactionTimeoutS: 2,
+    });
+    const node2 = await startNode({ schema: s, subject: sub, seed, transactionTimeoutS: 2 });
+    try {
+      const P = makeParty('P');
+      const d = makeDevice(P, 'd', 'admin');
+      await node2.caller.publishParty(P, [d]);
+      const ch = newChannel();
+      const first = commit(d, ch, 0);
+      // Node 1 takes the channel's lock (its statement is prepared, then run: two writes), and
+      // then its connection goes silent: the database's answers are lost, nothing is reset.
+      // TCP would report it lost after ~15 min; the database keeps the lock for as long.
+      proxy.freezeOn('pg_advisory_xact_lock', 1);
+      const given = await Promise.race([
+        node1.caller.append(d, first).then((r) => r.body.error?.code ?? r.status),
+        new Promise((r) => setTimeout(() => r('still waiting after 20 s'), 20_000)),
+      ]);
+      expect(given).toBe('STORE_UNAVAILABLE');
+      // The database ends the silent session (idle in its transaction): its channel lock is
+      // released and node 2 writes the channel, instead of waiting for the server's TCP keepalive.
+      let other = await node2.caller.append(d, first);
+      for (let i = 0; i < 10 && other.status === 503; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        other = await node2.caller.append(d, first);
+      }
+      expect(other.status).toBe(201);
+      expect(other.body.seq).toBe(0);
+      // Node 1 works again, and its retry of the envelope gets the original answer.
+      let again = await node1.caller.append(d, first);
+      for (let i = 0; i < 20 && again.status === 503; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        again = await node1.caller.append(d, first);
+      }
+      expect(again.status).toBe(200);
+      expect(again.body).toMatchObject({ seq: 0, duplicate: true });
+      expect((await node1.caller.append(d, envelope(d, ch))).body.seq).toBe(1);
+    } finally {
+      // The proxy first: it ends the silent connection, whatever still waits on it.
+      await proxy.close();
+      await node1.close();
+      await node2.close();
+      await dropSchema(s);
+    }
+  }, 90_000);
+
+  it('a node started while the database is cut off fails to start with STORE_UNAVAILABLE instead of waiting', async () => {
+    const s = uniqueName('bc_cut_start');
+    const pg = new URL(PG_URL);
+    const proxy = new CuttableProxy({ host: pg.hostname, port: Number(pg.port) });
+    const port = await proxy.listen();
+    pg.host = `127.0.0.1:${port}`;
+    // The proxy accepts every connection and drops it: postgres.js retries such a connection
+    // without end, so the migrations at start would wait for as long as the outage lasts.
+    proxy.cut();
+    try {
+      const opened = openPostgresStore({ url: pg.toString(), schema: s, max: 1, connectTimeoutS: 1 });
+      const outcome = await Promise.race([
+        opened.then(
+          async (store) => {
+            await store.close();
+            return 'opened';
+          },
+          (e: { code?: string }) => e.code,
+        ),
+        new Promise((r) => setTimeout(() => r('still waiting after 20 s'), 20_000)),
+      ]);
+      expect(outcome).toBe('STORE_UNAVAILABLE');
+      // Back: the same store opens (nothing was left half-done by the attempt that gave up).
+      proxy.heal();
+      const store = await openPostgresStore({ url: pg.toString(), schema: s, max: 1, connectTimeoutS: 1 });
+      await store.ping();
+      await store.close();
+    } finally {
+      await proxy.close();
+      await dropSchema(s);
+    }
+  }, 60_000);
 });

@@ -67,6 +67,8 @@ export async function startNode(opts: {
   natsUrl?: string;
   /** Seconds a statement may wait for a connection (PostgresStoreOptions.connectTimeoutS). */
   connectTimeoutS?: number;
+  /** Seconds a transaction may take (PostgresStoreOptions.transactionTimeoutS). */
+  transactionTimeoutS?: number;
   /** Settings on top of the cluster's (resolveConfig's input). */
   config?: RelayConfigInput;
 }): Promise<Node> {
@@ -75,6 +77,7 @@ export async function startNode(opts: {
     schema: opts.schema,
     max: 4,
     ...(opts.connectTimeoutS === undefined ? {} : { connectTimeoutS: opts.connectTimeoutS }),
+    ...(opts.transactionTimeoutS === undefined ? {} : { transactionTimeoutS: opts.transactionTimeoutS }),
   });
   const nats = await NatsFanout.connect({ url: opts.natsUrl ?? NATS_URL, subject: opts.subject });
   const fanout = new LossyFanout(nats);
@@ -198,12 +201,18 @@ export class HubClient {
   }
 }
 
-/** A TCP proxy in front of a service; cut() drops every connection and refuses new ones until heal(). */
+/**
+ * A TCP proxy in front of a service; cut() drops every connection and refuses new ones until
+ * heal(). freezeOn(text) makes the next connection that sends `text` go silent instead: what it
+ * sent is delivered, then nothing more passes either way, not even the service closing it (a
+ * network path that drops packets), until the client closes it or cut().
+ */
 export class CuttableProxy {
   readonly #server: Server;
   readonly #target: { host: string; port: number };
   readonly #sockets = new Set<Socket>();
   #cut = false;
+  #freezeOn: { text: string; then: number } | undefined;
   port = 0;
 
   constructor(target: { host: string; port: number }) {
@@ -216,6 +225,9 @@ export class CuttableProxy {
       const upstream = tcpConnect(this.#target);
       this.#sockets.add(client);
       this.#sockets.add(upstream);
+      let frozen = false;
+      /** Chunks still to pass once `freezeOn` was seen on this connection (-1: not seen). */
+      let passing = -1;
       const drop = () => {
         client.destroy();
         upstream.destroy();
@@ -223,10 +235,27 @@ export class CuttableProxy {
         this.#sockets.delete(upstream);
       };
       client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      // Silent, the client does not hear the service close either (until cut() or close()).
+      const upstreamGone = () => (frozen ? upstream.destroy() : drop());
+      upstream.on('error', upstreamGone).on('close', upstreamGone);
+      client.on('data', (d: Buffer) => {
+        if (frozen) return;
+        upstream.write(d);
+        if (passing < 0 && this.#freezeOn !== undefined && d.includes(this.#freezeOn.text)) {
+          passing = this.#freezeOn.then;
+          this.#freezeOn = undefined;
+        } else if (passing > 0) passing--;
+        if (passing === 0) frozen = true;
+      });
+      upstream.on('data', (d: Buffer) => {
+        if (!frozen) client.write(d);
+      });
     });
+  }
+
+  /** `then`: how many more chunks that connection sends before it goes silent. */
+  freezeOn(text: string, then = 0): void {
+    this.#freezeOn = { text, then };
   }
 
   async listen(): Promise<number> {

@@ -14,13 +14,18 @@ export function loadPgMigrations(): PgMigration[] {
   return loadMigrationFiles(MIGRATIONS_DIR);
 }
 
-/** Creates the schema if needed and applies the migrations it lacks. Returns the version. */
+/**
+ * Creates the schema if needed and applies the migrations it lacks. Returns the version.
+ * `begun` runs first inside the transaction (a connection was made); if it throws, nothing runs.
+ */
 export async function migratePostgres<T extends Record<string, unknown>>(
   sql: postgres.Sql<T>,
   schema: string,
   migrations: readonly PgMigration[] = loadPgMigrations(),
+  begun: () => void = () => {},
 ): Promise<number> {
   return (await sql.begin(async (tx) => {
+    begun();
     await tx`SELECT pg_advisory_xact_lock(hashtext(${schema} || ':migrate'), 0)`;
     await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
     await tx.unsafe(`SET LOCAL search_path TO "${schema}"`);

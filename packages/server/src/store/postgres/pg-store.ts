@@ -49,9 +49,15 @@ export interface PostgresStoreOptions {
   readonly max?: number;
   /** Seconds to wait for a connection before failing with STORE_UNAVAILABLE (default 5). */
   readonly connectTimeoutS?: number;
+  /**
+   * Seconds a transaction may take, start to end, before it is given up with STORE_UNAVAILABLE
+   * (default 30). The database ends a session left idle inside a transaction for as long.
+   */
+  readonly transactionTimeoutS?: number;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_S = 5;
+const DEFAULT_TRANSACTION_TIMEOUT_S = 30;
 
 /**
  * Fails with STORE_UNAVAILABLE when `work` has not started within `ms` (`started()`; without
@@ -171,6 +177,8 @@ class PgTx implements WriteTx {
   /** The first statement that failed (boxed: any value can be thrown). */
   #failure: { error: unknown } | undefined;
   #over = false;
+  /** Given up by its caller (it ran past its deadline): it rolls back, if it ever can. */
+  #abandoned = false;
   /** Rejects once the transaction is over: statements still waiting are given up. */
   readonly #ended: Promise<never>;
   #end!: (e: unknown) => void;
@@ -186,7 +194,8 @@ class PgTx implements WriteTx {
   /**
    * Runs fn as the body of begin(). If the transaction ended while fn ran (its connection was
    * lost), the answer is never given: postgres.js would send COMMIT or ROLLBACK on a connection
-   * that is gone (begin() has already rejected, so nobody waits for it).
+   * that is gone (begin() has already rejected, so nobody waits for it). An abandoned one fails,
+   * so that ROLLBACK follows its statements on a connection that still exists.
    */
   async run<T>(fn: () => Promise<T>): Promise<T> {
     let out: { ok: true; value: T } | { ok: false; error: unknown };
@@ -210,9 +219,20 @@ class PgTx implements WriteTx {
     this.#end(transactionOver());
   }
 
+  /**
+   * Its caller stopped waiting: statements still waiting are given up and no other is sent, so
+   * fn fails and postgres.js rolls back. A connection that stopped answering (a network path
+   * that drops packets rather than resetting) is not reported lost until TCP gives up, ~15 min.
+   */
+  abandon(): void {
+    if (this.#over || this.#abandoned) return;
+    this.#abandoned = true;
+    this.#end(transactionOver());
+  }
+
   #refuseIfDone(): void {
     if (this.#failure !== undefined) throw this.#failure.error;
-    if (this.#over) throw transactionOver();
+    if (this.#over || this.#abandoned) throw transactionOver();
   }
 
   /** Sends statements, unless the transaction failed or is over; records a failure. */
@@ -709,13 +729,21 @@ export class PostgresStore implements Store {
   readonly #sql: Sql;
   /** How long a statement or transaction may wait to start (PostgresStoreOptions.connectTimeoutS). */
   readonly #startMs: number;
+  /** How long a transaction may take in all (PostgresStoreOptions.transactionTimeoutS). */
+  readonly #txMs: number;
   #closed = false;
   #claims = 0;
 
-  constructor(sql: Sql, schema: string, startTimeoutMs = DEFAULT_CONNECT_TIMEOUT_S * 1000) {
+  constructor(
+    sql: Sql,
+    schema: string,
+    startTimeoutMs = DEFAULT_CONNECT_TIMEOUT_S * 1000,
+    transactionTimeoutMs = DEFAULT_TRANSACTION_TIMEOUT_S * 1000,
+  ) {
     this.#sql = sql;
     this.schema = schema;
     this.#startMs = startTimeoutMs;
+    this.#txMs = transactionTimeoutMs;
   }
 
   async #guard<T>(run: () => Promise<T>): Promise<T> {
@@ -761,7 +789,12 @@ export class PostgresStore implements Store {
         tx = t;
         return t.run(() => fn(t));
       }) as Promise<T>;
-      return await withStartDeadline(
+      // Over once begin() has settled (not when its caller stops waiting, below).
+      begun.then(
+        () => tx?.end(),
+        () => tx?.end(),
+      );
+      const started = withStartDeadline(
         begun,
         this.#startMs,
         () => tx !== undefined,
@@ -769,13 +802,19 @@ export class PostgresStore implements Store {
           abandoned = true;
         },
       );
+      // Started, it must also end in time: a statement whose answer never comes (the connection
+      // stopped answering) would otherwise hold this transaction, and the node's appender behind
+      // it, until TCP gives up. An in-doubt COMMIT is answered like a lost connection: retryable
+      // (appends are idempotent by msgId).
+      return await withStartDeadline(started, this.#txMs, undefined, () => {
+        abandoned = true;
+        tx?.abandon();
+      });
     } catch (e) {
       if (tx === undefined && retry && e instanceof postgres.PostgresError && isTransientPgError(e)) {
         return this.#transaction(options, fn, false);
       }
       throw e;
-    } finally {
-      tx?.end();
     }
   }
 
@@ -849,11 +888,19 @@ export class PostgresStore implements Store {
 
 export async function openPostgresStore(opts: PostgresStoreOptions): Promise<PostgresStore> {
   const { url, schema } = schemaOf(opts.url, opts.schema);
+  const txMs = (opts.transactionTimeoutS ?? DEFAULT_TRANSACTION_TIMEOUT_S) * 1000;
   const sql: Sql = postgres(url, {
     max: opts.max ?? 10,
     connect_timeout: opts.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S,
     onnotice: () => {},
-    connection: { search_path: schema, application_name: 'backchannel-relay' },
+    connection: {
+      search_path: schema,
+      application_name: 'backchannel-relay',
+      // A node cut off inside a transaction (packets dropped, no reset) would hold its channels'
+      // locks for hours (the server's TCP keepalive): the server ends such a session once the
+      // node has given the transaction up anyway (transactionTimeoutS).
+      idle_in_transaction_session_timeout: txMs,
+    },
     types: {
       bigint: {
         to: 20,
@@ -863,12 +910,28 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       },
     },
   });
+  const startMs = (opts.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S) * 1000;
+  // Bounded like every transaction (withStartDeadline): behind a proxy that accepts and drops,
+  // the relay would otherwise wait at start for as long as the outage lasts, saying nothing.
+  // A migration that starts after the deadline runs nothing (the caller gave up and ends the pool).
+  let begun = false;
+  let abandoned = false;
   try {
-    await migratePostgres(sql, schema);
+    await withStartDeadline(
+      migratePostgres(sql, schema, undefined, () => {
+        if (abandoned) throw storeUnavailable();
+        begun = true;
+      }),
+      startMs,
+      () => begun,
+      () => {
+        abandoned = true;
+      },
+    );
   } catch (e) {
     await sql.end({ timeout: 1 });
     if (isTransientPgError(e)) throw storeUnavailable();
     throw e;
   }
-  return new PostgresStore(sql, schema, (opts.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S) * 1000);
+  return new PostgresStore(sql, schema, startMs, txMs);
 }
