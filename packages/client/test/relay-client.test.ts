@@ -3,9 +3,14 @@
  * — while none is pinned — the name GET /v1/relay gives, fetched once before the first signed
  * request. A scripted fetch stands for the relay.
  */
+import { spawnSync } from 'node:child_process';
+import { createServer as httpServer, type Server } from 'node:http';
+import { type AddressInfo, createServer as tcpServer } from 'node:net';
 import { fromBase64url, keyPairFromSeed, REQUEST_HEADERS, verifyRequest } from '@backchannel/protocol';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { pathToFileURL } from 'node:url';
+import { ClientError } from '../src/sdk/errors.ts';
 import { RelayClient, signingClock } from '../src/sdk/relay-client.ts';
 
 const kp = keyPairFromSeed(new Uint8Array(32).fill(5));
@@ -152,5 +157,106 @@ describe('signing times', () => {
         },
       ),
     );
+  });
+});
+
+/**
+ * Relays that fail in ways a request must not wait out forever, as real sockets on 127.0.0.1:
+ * each request ends within its timeout with a retryable RELAY_UNREACHABLE (the CLI's exit 3),
+ * and the next endpoint is tried.
+ */
+describe('a relay that fails mid-request', () => {
+  const servers: Array<{ close(): void }> = [];
+  afterEach(() => {
+    for (const s of servers.splice(0)) s.close();
+  });
+  const listen = async (s: Server | ReturnType<typeof tcpServer>): Promise<string> => {
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  };
+  const inbox = '{"items":[]}';
+  /** A relay answering every request well. */
+  const healthy = () =>
+    listen(
+      httpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(inbox);
+      }),
+    );
+  /** Headers and the start of the body, then nothing (a stalled relay or proxy). */
+  const stallsMidBody = () =>
+    listen(
+      httpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(inbox.length) });
+        res.write(inbox.slice(0, 5));
+      }),
+    );
+  /** Headers and the start of the body, then the connection is cut. */
+  const dropsMidBody = () =>
+    listen(
+      httpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(inbox.length) });
+        res.write(inbox.slice(0, 5), () => setTimeout(() => res.socket?.destroy(), 20));
+      }),
+    );
+  /** Accepts the connection and never answers. */
+  const silent = () => listen(tcpServer(() => undefined));
+  /** Accepts the connection and drops it at once (a forwarder whose backend is down). */
+  const acceptAndDrop = () => listen(tcpServer((c) => c.destroy()));
+
+  const client = (endpoints: string[]) => new RelayClient({ endpoints, timeoutMs: 300 });
+  /** The request's outcome: the answer, or the error (its class, code and retryability). */
+  const outcome = (p: Promise<unknown>) =>
+    p.then(
+      (v) => ({ ok: v }),
+      (e: unknown) => ({
+        error: e instanceof ClientError ? 'ClientError' : String((e as Error).name),
+        code: (e as { code?: unknown }).code,
+        retryable: (e as { retryable?: unknown }).retryable,
+      }),
+    );
+
+  for (const [name, make] of [
+    ['stalls mid-body', stallsMidBody],
+    ['drops the connection mid-body', dropsMidBody],
+    ['never answers', silent],
+    ['accepts and drops the connection', acceptAndDrop],
+  ] as const) {
+    it(`${name}: RELAY_UNREACHABLE (retryable) within the timeout, and the next endpoint answers`, async () => {
+      const bad = await make();
+      // Alone: a typed, retryable error, not a TimeoutError nor a TypeError from fetch.
+      expect(await outcome(client([bad]).getInbox(0))).toEqual({
+        error: 'ClientError',
+        code: 'RELAY_UNREACHABLE',
+        retryable: true,
+      });
+      // With another endpoint: failed over to it.
+      const good = await healthy();
+      const rc = client([bad, good]);
+      expect(await outcome(rc.getInbox(0))).toEqual({ ok: [] });
+      expect(rc.endpoint).toBe(good);
+    });
+  }
+});
+
+describe('a request left waiting with nothing to wake it', () => {
+  it('still ends with RELAY_UNREACHABLE at its timeout, in a process with nothing else to do', () => {
+    // Node's fetch, on a connection accepted and dropped at once, can wait for an answer with no
+    // socket open; AbortSignal.timeout's timer does not hold the event loop, so a CLI process
+    // ended there (exit 13, nothing said). Here a fetch that only its signal can end stands for it.
+    const src = pathToFileURL(new URL('../src/sdk/relay-client.ts', import.meta.url).pathname).href;
+    const script = `
+      const { RelayClient } = await import(${JSON.stringify(src)});
+      const fetch = (_url, init) =>
+        new Promise((_resolve, reject) => init.signal.addEventListener('abort', () => reject(init.signal.reason)));
+      const rc = new RelayClient({ endpoints: ['http://relay.invalid'], fetch, timeoutMs: 200 });
+      try { await rc.getInbox(0); console.log('answered'); } catch (e) { console.log(e.code); }
+    `;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect({ status: r.status, stdout: r.stdout.trim() }).toEqual({ status: 0, stdout: 'RELAY_UNREACHABLE' });
   });
 });

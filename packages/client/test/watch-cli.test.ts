@@ -5,6 +5,8 @@
  * to polling.
  */
 import { mkdtempSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import { type AddressInfo, createServer as tcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +94,57 @@ describe('backchannel watch', () => {
     }
   });
 
+  it('keeps running through answers cut off mid-body, and receives once they come whole', {
+    timeout: 120_000,
+  }, async () => {
+    // An HTTP-only endpoint (a proxy) that, while `cut`, sends each answer's headers and half its
+    // body, then drops the connection. Before, the SDK let fetch's TypeError through untyped and
+    // watch stopped (exit 2, INTERNAL) at the first one.
+    let cut = false;
+    let cutOff = 0;
+    const proxy = createServer((req, res) => {
+      const up = request(
+        { host: '127.0.0.1', port: relay.port, path: req.url, method: req.method, headers: req.headers },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => {
+            const body = Buffer.concat(chunks);
+            res.writeHead(r.statusCode ?? 502, { ...r.headers, 'content-length': String(body.length) });
+            if (!cut || body.length < 2) {
+              res.end(body);
+              return;
+            }
+            cutOff++;
+            res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+          });
+        },
+      );
+      up.on('error', () => res.socket?.destroy());
+      req.pipe(up);
+    });
+    proxy.on('upgrade', (_req, socket) => socket.destroy());
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const w = start('b', ['watch', ch, '--every', '300ms', '--for', '1h'], url);
+    try {
+      await w.waitFor('poll delivery', (j) => j.channel === ch && j.delivery === 'poll');
+      cut = true;
+      while (cutOff < 3 && w.child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      cut = false;
+      await ok('a', ['send', ch, 'After the cut-off answers.']);
+      const got = await w.waitFor(
+        'the message',
+        (j) => j.channel === ch && text(j) === 'After the cut-off answers.',
+      );
+      expect(got).toMatchObject({ status: 'ok' });
+    } finally {
+      await w.stop();
+      proxy.close();
+      proxy.closeAllConnections();
+    }
+  });
+
   it('refuses an interval of 0 and a malformed channel id, with their codes', async () => {
     expect(await cli('b', ['watch', ch, '--every', '0'])).toMatchObject({
       code: 1,
@@ -106,5 +159,98 @@ describe('backchannel watch', () => {
     const w = start('b', ['watch', ch, '--every', '100ms', '--for', '1s']);
     await new Promise((r) => w.child.once('exit', r));
     expect(w.child.exitCode).toBe(0);
+  });
+});
+
+/**
+ * Commands and daemons against a relay that cannot be reached: one that accepts connections and
+ * drops them at once (a forwarder whose backend is down), or a port nobody listens on.
+ */
+describe('a relay outage', () => {
+  /** A relay endpoint that accepts each connection and drops it at once. */
+  const acceptAndDrop = async () => {
+    const server = tcpServer((c) => c.destroy());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+  };
+  /** A relay endpoint where nothing listens (connections refused). */
+  const nobody = async () => {
+    const server = tcpServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await new Promise((r) => server.close(r));
+    return url;
+  };
+  /** Waits until `n` lines match (true), or the process exits first (false). */
+  const lines = async (
+    w: ReturnType<typeof start>,
+    n: number,
+    match: (j: Record<string, unknown>) => boolean,
+  ) => {
+    const count = () =>
+      w.lines.filter((l) => {
+        try {
+          return match(JSON.parse(l) as Record<string, unknown>);
+        } catch {
+          return false;
+        }
+      }).length;
+    while (count() < n && w.child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    return count() >= n;
+  };
+
+  it('a send through an endpoint that accepts and drops connections exits 3 with RELAY_UNREACHABLE', {
+    timeout: 120_000,
+  }, async () => {
+    const relayDown = await acceptAndDrop();
+    try {
+      // Before, Node's fetch could wait on such a connection with nothing holding the process:
+      // it ended mid-command with exit 13 and said nothing.
+      const r = await cli('a', ['send', ch, 'Kept for later.'], relayDown.url);
+      expect(r).toMatchObject({ code: 3, json: { error: { code: 'RELAY_UNREACHABLE' } } });
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    } finally {
+      relayDown.close();
+    }
+    // Kept in the outbox, sent by the next command that reaches the relay.
+    expect(await ok('a', ['sync'])).toMatchObject({ outboxPending: 0 });
+  });
+
+  it('heartbeat --daemon started during the outage reports each failed beat and goes on', {
+    timeout: 120_000,
+  }, async () => {
+    const w = start('a', ['heartbeat', ch, '--interval', '1s', '--daemon'], await nobody());
+    try {
+      // Before, the first failed beat ended the daemon (exit 3).
+      const failed = (j: Record<string, unknown>) =>
+        j.heartbeat === null && (j.failed as { code?: unknown } | undefined)?.code === 'RELAY_UNREACHABLE';
+      expect(await lines(w, 2, failed)).toBe(true);
+      expect(w.child.exitCode).toBeNull();
+    } finally {
+      await w.stop();
+    }
+    // The beats waited in the outbox: the next command that reaches the relay sends them.
+    expect(await ok('a', ['sync'])).toMatchObject({ outboxPending: 0 });
+  });
+
+  it('witness (left running) reports each round it cannot make and goes on; --once exits 3', {
+    timeout: 120_000,
+  }, async () => {
+    const url = await nobody();
+    const state = join(root, 'witness-outage.json');
+    const w = start('a', ['witness', '--state', state, '--interval', '1s'], url);
+    try {
+      // Before, the first unreachable round ended the witness (exit 3).
+      const failed = (j: Record<string, unknown>) =>
+        j.kind === 'round-failed' && j.code === 'RELAY_UNREACHABLE';
+      expect(await lines(w, 2, failed)).toBe(true);
+      expect(w.child.exitCode).toBeNull();
+    } finally {
+      await w.stop();
+    }
+    expect(await cli('a', ['witness', '--state', state, '--once'], url)).toMatchObject({
+      code: 3,
+      json: { error: { code: 'RELAY_UNREACHABLE' } },
+    });
   });
 });

@@ -5,6 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import { createServer as httpServer } from 'node:http';
+import { type AddressInfo, connect, createServer as tcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,7 +16,8 @@ import {
   toBase64url,
   verifyRequest,
 } from '@backchannel/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { CorkedWebSocket } from '../src/sdk/websocket.node.ts';
 import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
 import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
@@ -24,7 +27,7 @@ import { RelayClient } from '../src/sdk/relay-client.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
-import { decodeAck, type WebSocketLike, WsEnvelopeTransport } from '../src/sdk/ws-transport.ts';
+import { decodeAck, STABLE_MS, type WebSocketLike, WsEnvelopeTransport } from '../src/sdk/ws-transport.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 let dir: string;
@@ -621,5 +624,154 @@ describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)
     readySocket('wss://one.example/v1/ws');
     expect(events).toEqual(['down']);
     rc.close();
+  });
+});
+
+/**
+ * A relay (or a proxy in front of it) that authenticates every socket and then drops it at once:
+ * `ready` is no proof the socket works, so the reconnects back off instead of looping.
+ */
+describe('a relay that drops every socket right after `ready`', () => {
+  /** Sockets opened, each one made to open, get ready and (unless `keep`) close at once. */
+  const opened: FakeSocket[] = [];
+  let keep = false;
+  class ReadyThenDrop extends FakeSocket {
+    constructor(url: string) {
+      super(url);
+      opened.push(this);
+      queueMicrotask(() => {
+        this.emit('open');
+        this.receive('{"type":"ready","device":"d_x"}');
+        if (!keep) this.emit('close');
+      });
+    }
+  }
+  const relayClient = (endpoints: string[]) =>
+    new RelayClient({
+      endpoints,
+      auth: { device: 'd_x' as never, secretKey: new Uint8Array(randomBytes(32)), suite: ed25519Node },
+      relayName: () => 'relay.example',
+      timeoutMs: 10_000,
+      fetch: () => Promise.reject(new Error('no HTTP in this test')),
+      envelopeTransport: (endpoint, auth, timeoutMs, onLost) =>
+        new WsEnvelopeTransport({
+          endpoint,
+          device: auth.device,
+          secretKey: auth.secretKey,
+          suite: ed25519Node,
+          relayName: auth.relayName,
+          WebSocket: ReadyThenDrop,
+          now: Date.now,
+          timeoutMs,
+          ...(onLost === undefined ? {} : { onLost }),
+        }),
+    });
+  /** Inbox hints (up at `ready`, as on the relay) and a channel stream that the relay confirms. */
+  const follow = (rc: RelayClient) => {
+    rc.subscribeInbox({ up: () => undefined, hint: () => undefined, down: () => undefined });
+    rc.subscribe(`c_${'C'.repeat(22)}`, logListener([]));
+  };
+
+  for (const endpoints of [['https://one.example'], ['https://one.example', 'https://two.example']]) {
+    it(`backs off between reconnects (${endpoints.length} endpoint(s)), and starts again after a socket that lasted`, async () => {
+      vi.useFakeTimers();
+      opened.length = 0;
+      keep = false;
+      const rc = relayClient(endpoints);
+      try {
+        follow(rc);
+        await vi.advanceTimersByTimeAsync(2_000);
+        // Before: a reconnect every 0.25 s with one endpoint (9 sockets in 2 s), and a loop as fast
+        // as sockets open with two. Now the waits double (0.25, 0.5, 1 s…) once every endpoint
+        // was tried.
+        expect(opened.length).toBeGreaterThanOrEqual(3);
+        expect(opened.length).toBeLessThanOrEqual(endpoints.length + 4);
+        // It keeps trying (at most 5 s apart), and a socket that lasts resets the backoff.
+        keep = true;
+        await vi.advanceTimersByTimeAsync(6_000);
+        const stable = opened.at(-1) as FakeSocket;
+        expect(stable.closed).toBe(false);
+        await vi.advanceTimersByTimeAsync(STABLE_MS);
+        keep = false;
+        const before = opened.length;
+        stable.emit('close');
+        await vi.advanceTimersByTimeAsync(300);
+        expect(opened.length).toBeGreaterThan(before);
+      } finally {
+        rc.close();
+        vi.useRealTimers();
+      }
+    });
+  }
+});
+
+/**
+ * A relay that goes silent (a network path that stops carrying anything, the socket still open):
+ * the socket the transport gives up on is closed at once, not held for `ws`'s 30 s closing
+ * handshake (which kept a finished CLI process alive that long).
+ */
+describe('a relay gone silent (real sockets)', () => {
+  it('closes the connection at once when a post times out, and when the transport is closed', {
+    timeout: 30_000,
+  }, async () => {
+    // A relay that authenticates every socket, behind a TCP hop that can stop carrying anything.
+    const http = httpServer();
+    const wss = new WebSocketServer({ server: http });
+    wss.on('connection', (ws) => ws.on('message', (_d, binary) => !binary && ws.send('{"type":"ready"}')));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    let silent = false;
+    const closed: number[] = [];
+    const conns = new Set<Socket>();
+    const hop = tcpServer((c) => {
+      const up = connect((http.address() as AddressInfo).port, '127.0.0.1');
+      for (const x of [c, up]) {
+        conns.add(x);
+        x.on('error', () => undefined);
+      }
+      c.on('data', (d) => silent || up.write(d));
+      up.on('data', (d) => silent || c.write(d));
+      c.on('close', () => {
+        closed.push(Date.now());
+        up.destroy();
+      });
+    });
+    await new Promise<void>((r) => hop.listen(0, '127.0.0.1', r));
+    const t = new WsEnvelopeTransport({
+      endpoint: `http://127.0.0.1:${(hop.address() as AddressInfo).port}`,
+      device: 'd_x' as never,
+      secretKey: new Uint8Array(randomBytes(32)),
+      suite: ed25519Node,
+      relayName: () => 'relay.example',
+      WebSocket: CorkedWebSocket,
+      now: Date.now,
+      timeoutMs: 300,
+    });
+    /** Whether the hop saw the client's side close within 5 s (`ws`'s close() takes 30). */
+    const closesSoon = async (n: number) => {
+      const deadline = Date.now() + 5_000;
+      while (closed.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return closed.length >= n;
+    };
+    try {
+      // 1. A post with no answer: dropped as timed out, the connection closed.
+      const first = t.post(Uint8Array.of(1, 2, 3));
+      await until(() => t.ready);
+      silent = true;
+      await expect(first).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE', retryable: true });
+      expect(await closesSoon(1)).toBe(true);
+      // 2. A socket open when the transport is closed (the end of `watch --for`).
+      silent = false;
+      t.subscribeInbox({ up: () => undefined, hint: () => undefined, down: () => undefined });
+      await until(() => t.ready);
+      silent = true;
+      t.close();
+      expect(await closesSoon(2)).toBe(true);
+    } finally {
+      t.close();
+      for (const c of conns) c.destroy();
+      hop.close();
+      wss.close();
+      http.close();
+    }
   });
 });

@@ -44,7 +44,9 @@ async function waitReady(url: string, child: ChildProcess, timeoutMs = 20_000): 
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`relay exited with code ${child.exitCode}`);
     try {
-      const r = await fetch(`${url}/readyz`);
+      // Bounded: something else on the port that accepts and never answers (the relay, unable to
+      // listen, has exited) must not hold this loop past its deadline.
+      const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1_000) });
       if (r.ok) return;
     } catch {
       // not listening yet

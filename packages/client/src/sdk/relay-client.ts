@@ -175,9 +175,11 @@ export interface RelayClientOptions {
 
 const enc = new TextEncoder();
 
-/** A socket lost this many times in a row (no stream came up between) waits before the next one. */
+/** A socket lost this many times in a row (none lasted between) waits before the next one. */
 const MOVE_MIN_MS = 250;
 const MOVE_MAX_MS = 5_000;
+/** A socket whose streams were up this long was a working one: its loss moves them at once. */
+const STABLE_MS = 10_000;
 
 /**
  * A clock for signing requests and auth frames: `now`, but never the same millisecond twice.
@@ -186,7 +188,7 @@ const MOVE_MAX_MS = 5_000;
  * already took the first (any node of a cluster) would refuse it as a replay (AUTH_REPLAY).
  */
 export function signingClock(now: () => number): () => number {
-  let last = 0;
+  let last = -1; // the first reading passes as it is, even 0
   return () => {
     last = Math.max(now(), last + 1);
     return last;
@@ -202,6 +204,8 @@ interface Kept<L> {
 interface TransportSlot {
   readonly endpoint: string;
   t: EnvelopeTransport;
+  /** When a stream (or inbox hints) first came up on it. */
+  upAt: number | undefined;
 }
 
 export class RelayClient {
@@ -221,7 +225,7 @@ export class RelayClient {
   /** Entry streams and inbox hints, moved to the new transport when the endpoint changes. */
   readonly #subs = new Map<string, Kept<EntryListener>>();
   readonly #inboxSubs = new Set<Kept<InboxListener>>();
-  /** Sockets lost in a row with no stream coming up between, and the pending move. */
+  /** Sockets lost in a row with none lasting STABLE_MS between, and the pending move. */
   #lostInARow = 0;
   #moveTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -328,27 +332,17 @@ export class RelayClient {
           ),
         );
       }
-      let res: Response;
-      try {
-        res = await this.#fetch(`${base}${path}`, {
-          method,
-          headers,
-          ...(body === undefined ? {} : { body: bytes }),
-          signal: AbortSignal.timeout(this.#timeoutMs),
-        });
-      } catch {
-        lastError = new ClientError('RELAY_UNREACHABLE', `relay ${base} is unreachable`, { retryable: true });
+      const got = await this.#exchange(base, path, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: bytes }),
+      });
+      if (got instanceof ClientError) {
+        lastError = got;
         continue;
       }
-      if (res.status === 502 || res.status === 503 || res.status === 504) {
-        lastError = new ClientError('RELAY_UNREACHABLE', `relay ${base} is unavailable (${res.status})`, {
-          retryable: true,
-        });
-        await res.body?.cancel();
-        continue;
-      }
+      const { res, text } = got;
       this.#current = idx;
-      const text = await res.text();
       let json: unknown;
       try {
         json = text.length === 0 ? {} : JSON.parse(text);
@@ -363,6 +357,53 @@ export class RelayClient {
     throw (
       lastError ?? new ClientError('RELAY_UNREACHABLE', 'no relay endpoint answered', { retryable: true })
     );
+  }
+
+  /**
+   * One HTTP exchange with one endpoint, the answer's body included, within timeoutMs: the answer,
+   * or the retryable ClientError that sends the request on to the next endpoint.
+   */
+  async #exchange(
+    base: string,
+    path: string,
+    init: RequestInit,
+  ): Promise<{ res: Response; text: string } | ClientError> {
+    const abort = new AbortController();
+    // A timer that holds the event loop, unlike AbortSignal.timeout's: Node's fetch, on a
+    // connection accepted and dropped at once (a forwarder whose backend is down), waits with no
+    // socket, and with nothing else to hold it a CLI process ended mid-command (exit 13, nothing
+    // said) instead of reporting the relay unreachable.
+    const timer = setTimeout(
+      () => abort.abort(new DOMException('relay request timed out', 'TimeoutError')),
+      this.#timeoutMs,
+    );
+    try {
+      let res: Response;
+      try {
+        res = await this.#fetch(`${base}${path}`, { ...init, signal: abort.signal });
+      } catch {
+        return new ClientError('RELAY_UNREACHABLE', `relay ${base} is unreachable`, { retryable: true });
+      }
+      if (res.status === 502 || res.status === 503 || res.status === 504) {
+        await res.body?.cancel();
+        return new ClientError('RELAY_UNREACHABLE', `relay ${base} is unavailable (${res.status})`, {
+          retryable: true,
+        });
+      }
+      // The body is read under the same deadline: a relay, or a proxy, that sends the headers
+      // and then stalls or drops the connection mid-body is unreachable like one that never
+      // answered — not a TimeoutError or undici's "terminated" TypeError (untyped, they stopped
+      // `watch` and made a command exit 2 with INTERNAL).
+      try {
+        return { res, text: await res.text() };
+      } catch {
+        return new ClientError('RELAY_UNREACHABLE', `relay ${base} stopped answering mid-answer`, {
+          retryable: true,
+        });
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Who the relay is (unsigned); the first valid name answered is kept for request signatures. */
@@ -469,7 +510,7 @@ export class RelayClient {
       w: {
         from: () => listener.from(),
         up: (from) => {
-          this.#lostInARow = 0;
+          this.#streamUp();
           listener.up(from);
         },
         entry: (seq, entry) => listener.entry(seq, entry),
@@ -503,7 +544,7 @@ export class RelayClient {
     const kept: Kept<InboxListener> = {
       w: {
         up: () => {
-          this.#lostInARow = 0;
+          this.#streamUp();
           listener.up();
         },
         hint: () => listener.hint(),
@@ -517,6 +558,11 @@ export class RelayClient {
       if (!this.#inboxSubs.delete(kept)) return;
       kept.off?.();
     };
+  }
+
+  /** A stream came up on the current transport: its loss after STABLE_MS resets the backoff (#lost). */
+  #streamUp(): void {
+    if (this.#transport !== undefined) this.#transport.upAt ??= Date.now();
   }
 
   /** The transport for the current endpoint (after a failover, a new one for the new endpoint). */
@@ -538,7 +584,11 @@ export class RelayClient {
     clearTimeout(this.#moveTimer);
     this.#moveTimer = undefined;
     this.#transport?.t.close();
-    const slot: TransportSlot = { endpoint: this.endpoint, t: undefined as unknown as EnvelopeTransport };
+    const slot: TransportSlot = {
+      endpoint: this.endpoint,
+      t: undefined as unknown as EnvelopeTransport,
+      upAt: undefined,
+    };
     const onLost = this.#endpoints.length > 1 ? () => this.#lost(slot) : undefined;
     slot.t = make(
       slot.endpoint,
@@ -569,6 +619,10 @@ export class RelayClient {
     const n = this.#endpoints.length;
     const at = this.#endpoints.indexOf(slot.endpoint);
     if (this.#current === at) this.#current = (at + 1) % n;
+    // Only a socket that lasted starts the backoff again: one whose streams came up and were
+    // dropped at once (a relay that authenticates, then closes every socket) counts as lost, or
+    // the moves between endpoints would loop as fast as sockets open.
+    if (slot.upAt !== undefined && Date.now() - slot.upAt >= STABLE_MS) this.#lostInARow = 0;
     const k = this.#lostInARow++;
     const wait = k < n ? 0 : Math.min(MOVE_MAX_MS, MOVE_MIN_MS * 2 ** (k - n));
     this.#moveTimer = setTimeout(() => {

@@ -24,6 +24,8 @@ export interface WebSocketLike {
   onerror: ((ev: never) => void) | null;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
+  /** Drops the connection without a closing handshake (`ws` on Node has it; browsers do not). */
+  terminate?(): void;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
@@ -89,6 +91,8 @@ interface Socket {
   /** The keep-alive's next ping (or deadline), and when the unanswered ping went out. */
   pingTimer: ReturnType<typeof setTimeout> | undefined;
   pingSentAt: number | undefined;
+  /** When the relay said `ready` (undefined before). */
+  readyAt: number | undefined;
   dead: boolean;
   /** Settles `ready`, once. */
   settle: { ok: () => void; no: (e: Error) => void } | undefined;
@@ -244,6 +248,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
       readyTimer: undefined,
       pingTimer: undefined,
       pingSentAt: undefined,
+      readyAt: undefined,
       dead: false,
       settle,
     };
@@ -289,7 +294,7 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
           clearTimeout(s.readyTimer);
           s.settle?.ok();
           s.settle = undefined;
-          this.#reconnectMs = RECONNECT_MIN_MS;
+          s.readyAt = Date.now();
           for (const [channel, l] of this.#subs) this.#sendSubscribe(s, channel, l);
           for (const l of this.#inbox) l.up();
           this.#keepAlive(s);
@@ -415,7 +420,11 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     s.ws.onopen = s.ws.onmessage = s.ws.onerror = s.ws.onclose = null;
     s.ws.onerror = () => undefined; // `ws` emits an error for a socket closed while connecting
     try {
-      s.ws.close();
+      // Nothing more is read from this socket: `ws`'s close() would wait up to 30 s for the
+      // closing frame of a relay gone silent, holding the connection (and a CLI process that is
+      // done: `watch --for`) that long.
+      if (s.ws.terminate !== undefined) s.ws.terminate();
+      else s.ws.close();
     } catch {
       // already closed
     }
@@ -427,6 +436,10 @@ export class WsEnvelopeTransport implements EnvelopeTransport {
     for (const l of this.#subs.values()) l.down();
     for (const l of this.#inbox) l.down();
     if (!this.#watched) return;
+    // The backoff starts again only after a socket that lasted: `ready` alone proves nothing (a
+    // relay that authenticates and then drops every socket would be reconnected to 4 times a
+    // second forever).
+    if (s.readyAt !== undefined && Date.now() - s.readyAt >= STABLE_MS) this.#reconnectMs = RECONNECT_MIN_MS;
     if (this.#o.onLost === undefined) this.#scheduleReconnect();
     else {
       // After this failure is fully handled (the owner may close this transport).
@@ -506,6 +519,8 @@ interface ChannelFrame {
 
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5_000;
+/** A socket up for this long was a working one: after its loss the backoff starts again from 0.25 s. */
+export const STABLE_MS = 10_000;
 
 /** An entry frame (PROTOCOL.md §11), or undefined when malformed. The entry is a view of `b`. */
 export function decodeEntryFrame(

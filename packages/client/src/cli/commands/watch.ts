@@ -11,11 +11,11 @@ import {
 import type { Command } from 'commander';
 import type { Channel, DraftEvent } from '../../sdk/channel.ts';
 import type { EventRecord, References } from '../../sdk/channel-record.ts';
-import { ClientError } from '../../sdk/errors.ts';
+import { ClientError, isRetryable } from '../../sdk/errors.ts';
 import type { Live } from '../../sdk/live.ts';
 import { channelMembers } from '../../sdk/members.ts';
 import { openDevice } from '../device.node.ts';
-import { parseDuration, examples } from '../output.ts';
+import { describeError, examples, parseDuration } from '../output.ts';
 import { inline, namedParty, namedPartyInFull, partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 import { channelOf, withChannel } from './talk.ts';
@@ -335,16 +335,28 @@ export function watchCommands(program: Command, run: Runner): void {
           throw new ClientError('INVALID_ARGUMENT', `--interval must be at least 1s (not ${opts.interval})`);
         const beat = () =>
           withChannel(o, channel, (ch) => ch.send({ kind: 'heartbeat', intervalMs } as DraftEvent));
-        out.result({ channel, heartbeat: await beat() }, () => `heartbeat sent on ${channel}`);
-        if (opts.daemon === true) {
-          for (;;) {
-            await new Promise((r) => setTimeout(r, intervalMs));
-            try {
-              await beat();
-              out.say(`${new Date().toISOString()} heartbeat`);
-            } catch (e) {
-              out.say(`${new Date().toISOString()} heartbeat failed: ${(e as Error).message} (will retry)`);
-            }
+        if (opts.daemon !== true) {
+          out.result({ channel, heartbeat: await beat() }, () => `heartbeat sent on ${channel}`);
+          return;
+        }
+        // The duty device's daemon outlives an outage, the first beat's included (started while
+        // the relay is down, it used to exit 3 and never beat again): each failure is reported
+        // (one JSON line with --json) and the next beat comes an interval later (the failed one
+        // waits in the outbox).
+        for (let first = true; ; first = false) {
+          if (!first) await new Promise((r) => setTimeout(r, intervalMs));
+          try {
+            const id = await beat();
+            if (first || out.json)
+              out.result({ channel, heartbeat: id }, () => `heartbeat sent on ${channel}`);
+            else out.say(`${new Date().toISOString()} heartbeat`);
+          } catch (e) {
+            // A mistake (an unknown channel, a wrong passphrase) still ends the command at once.
+            if (first && !isRetryable(e)) throw e;
+            const r = describeError(e);
+            if (out.json)
+              out.result({ channel, heartbeat: null, failed: { code: r.code, message: r.message } });
+            else out.say(`${new Date().toISOString()} heartbeat failed: ${r.message} (will retry)`);
           }
         }
       }),

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import type { Command } from 'commander';
-import { ClientError } from '../../sdk/errors.ts';
+import { ClientError, isRetryable } from '../../sdk/errors.ts';
 import {
   newWitnessState,
   relaySource,
@@ -13,7 +13,7 @@ import {
   witnessVerifierKey,
 } from '../../sdk/witness.ts';
 import { type GlobalOptions, homeDir, openDevice } from '../device.node.ts';
-import { EXIT, type Out, parseDuration, examples } from '../output.ts';
+import { describeError, EXIT, examples, type Out, parseDuration } from '../output.ts';
 import type { Runner } from './identity.ts';
 import { inline } from '../text.ts';
 
@@ -96,13 +96,28 @@ export function witnessCommand(program: Command, run: Runner): void {
                   // a fork or an outage: the witness round below reports it in its own terms
                 }
               }
-              const r = await witnessRound({
-                source: relaySource(bc.relay, bc.store),
-                state,
-                relayKey: relayKey.value,
-                channels,
-                now: Date.now(),
-              });
+              let r: Awaited<ReturnType<typeof witnessRound>>;
+              try {
+                r = await witnessRound({
+                  source: relaySource(bc.relay, bc.store),
+                  state,
+                  relayKey: relayKey.value,
+                  channels,
+                  now: Date.now(),
+                });
+              } catch (e) {
+                // Left running, the witness outlives an outage (it used to exit 3 at the first
+                // unreachable round): reported, and the next round an interval later. `--once`
+                // still exits with the error.
+                if (opts.once === true || !isRetryable(e)) throw e;
+                const d = describeError(e);
+                out.result(
+                  { kind: 'round-failed', code: d.code, message: d.message },
+                  () => `witness round failed: ${d.message} (will retry)`,
+                );
+                await new Promise((res) => setTimeout(res, interval));
+                continue;
+              }
               state = r.state;
               save();
               let forked = false;
