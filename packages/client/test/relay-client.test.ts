@@ -204,6 +204,14 @@ describe('a relay that fails mid-request', () => {
   const silent = () => listen(tcpServer(() => undefined));
   /** Accepts the connection and drops it at once (a forwarder whose backend is down). */
   const acceptAndDrop = () => listen(tcpServer((c) => c.destroy()));
+  /** Something that is not the relay answers (a proxy's or captive portal's page, status 200). */
+  const notTheRelay = () =>
+    listen(
+      httpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<html><body>Please sign in to the hotel network</body></html>');
+      }),
+    );
 
   const client = (endpoints: string[]) => new RelayClient({ endpoints, timeoutMs: 300 });
   /** The request's outcome: the answer, or the error (its class, code and retryability). */
@@ -222,6 +230,7 @@ describe('a relay that fails mid-request', () => {
     ['drops the connection mid-body', dropsMidBody],
     ['never answers', silent],
     ['accepts and drops the connection', acceptAndDrop],
+    ['answers with a page that is not JSON', notTheRelay],
   ] as const) {
     it(`${name}: RELAY_UNREACHABLE (retryable) within the timeout, and the next endpoint answers`, async () => {
       const bad = await make();

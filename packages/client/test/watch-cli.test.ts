@@ -224,12 +224,18 @@ describe('a relay outage', () => {
       // Before, the first failed beat ended the daemon (exit 3).
       const failed = (j: Record<string, unknown>) =>
         j.heartbeat === null && (j.failed as { code?: unknown } | undefined)?.code === 'RELAY_UNREACHABLE';
-      expect(await lines(w, 2, failed)).toBe(true);
+      expect(await lines(w, 3, failed)).toBe(true);
       expect(w.child.exitCode).toBeNull();
+      // One beat waits in the outbox, not one per interval of the outage.
+      const messages = w.lines
+        .map((l) => JSON.parse(l) as { failed?: { message?: string } })
+        .flatMap((j) => (j.failed?.message === undefined ? [] : [j.failed.message]));
+      expect(messages.length).toBeGreaterThanOrEqual(3);
+      for (const m of messages) expect(m).toMatch(/\b1 message\(s\)/);
     } finally {
       await w.stop();
     }
-    // The beats waited in the outbox: the next command that reaches the relay sends them.
+    // The beat waited in the outbox: the next command that reaches the relay sends it.
     expect(await ok('a', ['sync'])).toMatchObject({ outboxPending: 0 });
   });
 

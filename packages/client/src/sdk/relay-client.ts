@@ -342,15 +342,21 @@ export class RelayClient {
         continue;
       }
       const { res, text } = got;
-      this.#current = idx;
       let json: unknown;
       try {
         json = text.length === 0 ? {} : JSON.parse(text);
       } catch {
-        throw new ClientError('RELAY_ERROR', `relay answered ${res.status} with a body that is not JSON`, {
-          retryable: res.status >= 500,
-        });
+        // The relay answers JSON, errors included: this came from something in front of it (a
+        // proxy's error page, a captive portal). Not the relay's word, so not a relay fault to
+        // stop on: the next endpoint is tried, and alone it is an outage to retry.
+        lastError = new ClientError(
+          'RELAY_UNREACHABLE',
+          `${base} answered ${res.status} with a body that is not JSON: not the relay (a proxy or captive portal?)`,
+          { retryable: true },
+        );
+        continue;
       }
+      this.#current = idx;
       if (res.ok) return answer(schema, json, path);
       throw errorFromResponse(res.status, json, res.headers.get('retry-after'));
     }

@@ -334,7 +334,19 @@ export function watchCommands(program: Command, run: Runner): void {
         if (intervalMs < 1000)
           throw new ClientError('INVALID_ARGUMENT', `--interval must be at least 1s (not ${opts.interval})`);
         const beat = () =>
-          withChannel(o, channel, (ch) => ch.send({ kind: 'heartbeat', intervalMs } as DraftEvent));
+          withChannel(o, channel, async (ch, bc) => {
+            // The daemon queues no heartbeat while earlier sends still wait for the relay (it
+            // could not take them just now): an outage leaves one beat to deliver, not one per
+            // interval arriving together when the relay is back.
+            const waiting = opts.daemon === true ? await bc.outbox.pending() : 0;
+            if (waiting > 0)
+              throw new ClientError(
+                'RELAY_UNREACHABLE',
+                `the relay is unreachable: no new heartbeat while ${waiting} message(s) wait in the outbox`,
+                { retryable: true },
+              );
+            return ch.send({ kind: 'heartbeat', intervalMs } as DraftEvent);
+          });
         if (opts.daemon !== true) {
           out.result({ channel, heartbeat: await beat() }, () => `heartbeat sent on ${channel}`);
           return;
