@@ -36,11 +36,15 @@ export function inProcessRelay(prefix: string) {
   ) => {
     const { wrap, ...rest } = opts;
     return Backchannel.open({
-      store: SqliteLocalStore.open({
-        path: join(dir, name, 'device.db'),
-        passphrase: name,
-        kdf: { N: 1 << 10, r: 8, p: 1 },
-      }),
+      // Only when the test gives none: a second handle would wait for the first (one process per
+      // device store at a time).
+      store:
+        rest.store ??
+        SqliteLocalStore.open({
+          path: join(dir, name, 'device.db'),
+          passphrase: name,
+          kdf: { N: 1 << 10, r: 8, p: 1 },
+        }),
       mls: (identity, certs) => createMlsFactory({ identity, certs, crypto: nodeMlsCrypto, now: Date.now }),
       relays: [RELAY_URL],
       random,

@@ -1,4 +1,5 @@
 import { randomNode } from '../src/sdk/random.node.ts';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -249,4 +250,71 @@ describe('pooled randomness', () => {
     // Not all zeros (the pool is wiped behind what it hands out, never before).
     expect(randomNode(32).some((x) => x !== 0)).toBe(true);
   });
+});
+
+/**
+ * One process at a time per device store: two that both sent would encrypt with the same MLS
+ * ratchet generation (the same AES-GCM key and nonce for two messages). The lock is the
+ * operating system's, so it ends with its holder, kill -9 included.
+ */
+describe('one process per device store', () => {
+  it('a second opener waits, then gets STORE_LOCKED naming the holder; it opens once the first closes', async () => {
+    const path = tmp();
+    const first = SqliteLocalStore.open({ path, passphrase: 'pw', kdf, holder: 'backchannel watch' });
+    let refused: unknown;
+    try {
+      SqliteLocalStore.open({ path, passphrase: 'pw', lockWaitMs: 100 });
+    } catch (e) {
+      refused = e;
+    }
+    expect(refused).toBeInstanceOf(ClientError);
+    expect(refused).toMatchObject({ code: 'STORE_LOCKED', retryable: true });
+    expect((refused as Error).message).toContain(`backchannel watch (pid ${process.pid})`);
+    await first.put([['k', new Uint8Array([1])]]);
+    first.close();
+    const second = SqliteLocalStore.open({ path, passphrase: 'pw', lockWaitMs: 100 });
+    expect(await second.get('k')).toEqual(new Uint8Array([1]));
+    second.close();
+  });
+
+  it('a wrong passphrase leaves the store unlocked for the next opener', () => {
+    const path = tmp();
+    SqliteLocalStore.open({ path, passphrase: 'right', kdf }).close();
+    expect(() => SqliteLocalStore.open({ path, passphrase: 'wrong' })).toThrow(ClientError);
+    SqliteLocalStore.open({ path, passphrase: 'right', lockWaitMs: 100 }).close();
+  });
+
+  it('the lock of a process killed with SIGKILL is gone with it', async () => {
+    const path = tmp();
+    SqliteLocalStore.open({ path, passphrase: 'pw', kdf }).close();
+    const source = join(import.meta.dirname, '..', 'src', 'sdk', 'sqlite.node.ts');
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const { SqliteLocalStore } = await import(${JSON.stringify(source)});
+         SqliteLocalStore.open({ path: ${JSON.stringify(path)}, passphrase: 'pw', holder: 'the child' });
+         process.stdout.write('open\\n');
+         setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => d.toString().includes('open') && resolve());
+        child.once('exit', (code) => reject(new Error(`child exited (${code})`)));
+      });
+      expect(() => SqliteLocalStore.open({ path, passphrase: 'pw', lockWaitMs: 100 })).toThrow(
+        /in use by the child/,
+      );
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      SqliteLocalStore.open({ path, passphrase: 'pw', lockWaitMs: 2_000 }).close();
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 30_000);
 });

@@ -162,6 +162,24 @@ describe('backchannel watch', () => {
   });
 });
 
+describe('one device, several commands at once', () => {
+  it('sends from concurrent processes of one device take turns: every message is readable', {
+    timeout: 120_000,
+  }, async () => {
+    // Before the device lock, each process loaded the same MLS state and encrypted with the same
+    // ratchet generation (the same key and nonce for different messages): the relay took them
+    // all, and the other party could read only one of each such pair.
+    const texts = [1, 2, 3, 4].map((i) => `Concurrent message ${i}.`);
+    const sent = await Promise.all(texts.map((t) => cli('b', ['send', ch, t])));
+    for (const r of sent) expect(r.code, r.stderr).toBe(0);
+    await ok('a', ['sync']);
+    const log = Object.values(await ok('a', ['log', ch, '--limit', '100'])) as Array<{
+      event?: { text?: string };
+    }>;
+    for (const t of texts) expect(log.filter((r) => r.event?.text === t)).toHaveLength(1);
+  });
+});
+
 /**
  * Commands and daemons against a relay that cannot be reached: one that accepts connections and
  * drops them at once (a forwarder whose backend is down), or a port nobody listens on.

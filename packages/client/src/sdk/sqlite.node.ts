@@ -7,7 +7,7 @@
  * Stores written before this format (one sealed row per entry in `entries`) are converted on open.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ClientError } from './errors.ts';
@@ -82,6 +82,60 @@ export interface OpenSqliteStoreOptions {
    * for long-running processes that send or receive steadily. Default: on this thread.
    */
   readonly writerThread?: boolean;
+  /**
+   * How long to wait for another process that holds this device store (default 10 s) before
+   * failing with STORE_LOCKED.
+   */
+  readonly lockWaitMs?: number;
+  /** What this process is, for the message another one gets while it holds the store. */
+  readonly holder?: string;
+}
+
+/**
+ * One process at a time per device store. Two that both sent from it would both load the same
+ * MLS state and encrypt with the same ratchet generation: the same key and nonce for two
+ * different messages (AES-GCM's worst case), and the second message undecryptable for everyone
+ * else. An exclusive lock on a side file (a SQLite database held in an open EXCLUSIVE
+ * transaction): the operating system drops it when the process ends, kill -9 included, so no
+ * stale lock outlives its holder. Who holds it is written beside it, for the message.
+ */
+class DeviceLock {
+  readonly #db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+  }
+
+  static acquire(storePath: string, waitMs: number, holder: string): DeviceLock {
+    const db = new Database(`${storePath}.lock`, { timeout: waitMs });
+    try {
+      db.exec('BEGIN EXCLUSIVE');
+    } catch (e) {
+      db.close();
+      if ((e as { code?: unknown }).code !== 'SQLITE_BUSY') throw e;
+      let by = 'another process';
+      try {
+        by = readFileSync(`${storePath}.lock.holder`, 'utf8').trim() || by;
+      } catch {
+        // not written (yet): the generic wording
+      }
+      throw new ClientError(
+        'STORE_LOCKED',
+        `this device is in use by ${by}: one process at a time may use a device (waited ${Math.round(waitMs / 1000)} s); stop it or wait until it ends`,
+        { retryable: true },
+      );
+    }
+    try {
+      writeFileSync(`${storePath}.lock.holder`, `${holder} (pid ${process.pid})\n`, { mode: 0o600 });
+    } catch {
+      // only the message's wording depends on it
+    }
+    return new DeviceLock(db);
+  }
+
+  release(): void {
+    if (this.#db.open) this.#db.close(); // closing ends the transaction: the lock is released
+  }
 }
 
 export class SqliteLocalStore implements LocalStore {
@@ -99,11 +153,14 @@ export class SqliteLocalStore implements LocalStore {
   #synchronous: Synchronous = 'FULL';
   readonly #writes: Writes;
 
-  private constructor(db: Database.Database, box: SealedBox, writes: Writes) {
+  readonly #lock: DeviceLock;
+
+  private constructor(db: Database.Database, box: SealedBox, writes: Writes, lock: DeviceLock) {
     this.#db = db;
     this.#box = box;
     this.#sql = statements(db);
     this.#writes = writes;
+    this.#lock = lock;
   }
 
   static exists(path: string): boolean {
@@ -119,6 +176,20 @@ export class SqliteLocalStore implements LocalStore {
 
   static open(opts: OpenSqliteStoreOptions): SqliteLocalStore {
     mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
+    const lock = DeviceLock.acquire(
+      opts.path,
+      opts.lockWaitMs ?? 10_000,
+      opts.holder ?? `a backchannel process (${process.argv.slice(2, 4).join(' ') || 'node'})`,
+    );
+    try {
+      return SqliteLocalStore.#openLocked(opts, lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  static #openLocked(opts: OpenSqliteStoreOptions, lock: DeviceLock): SqliteLocalStore {
     const db = new Database(opts.path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
@@ -137,7 +208,7 @@ export class SqliteLocalStore implements LocalStore {
         ins.run('kdf', Buffer.from(JSON.stringify(params)));
         ins.run('check', box.seal('check', CHECK));
       })();
-      return new SqliteLocalStore(db, box, SqliteLocalStore.#writesFor(db, opts));
+      return new SqliteLocalStore(db, box, SqliteLocalStore.#writesFor(db, opts), lock);
     }
     params = JSON.parse(String(meta('kdf'))) as KdfParams;
     const box = new SealedBox(deriveKey(opts.passphrase, salt, params));
@@ -152,7 +223,7 @@ export class SqliteLocalStore implements LocalStore {
       db.close(); // an unreadable old row: the store stays as it was, and no handle is left open
       throw e;
     }
-    return new SqliteLocalStore(db, box, SqliteLocalStore.#writesFor(db, opts));
+    return new SqliteLocalStore(db, box, SqliteLocalStore.#writesFor(db, opts), lock);
   }
 
   static #writesFor(db: Database.Database, opts: OpenSqliteStoreOptions): Writes {
@@ -299,6 +370,7 @@ export class SqliteLocalStore implements LocalStore {
   close(): void {
     this.#writes.close();
     this.#db.close();
+    this.#lock.release();
   }
 }
 
