@@ -3,7 +3,7 @@
  * without waiting for the disk, yet survives kill -9; sends, checkpoints and evidence are on disk.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -292,5 +292,47 @@ describe('writer thread', () => {
     });
     w.close();
     await expect(w.run([['kvDelete', ['k']]], 'FULL')).rejects.toMatchObject({ code: 'STORE_FAILED' });
+  });
+});
+
+describe('a device store restored from an older copy', () => {
+  it('does not send with a sender ratchet it already used: it refreshes its leaf first, and the message is readable', async () => {
+    const w = inProcessRelay('bc-durable-restored-');
+    const a = await w.device('a');
+    const b = await w.device('b');
+    const { chA, chB } = await openChannel(a, b);
+    const id = chB.id;
+    b.close();
+    const home = join(w.dir, 'b');
+    const copy = join(w.dir, 'b-copy');
+    cpSync(home, copy, { recursive: true });
+    // B sends twice after the copy was taken...
+    const b2 = await w.device('b');
+    const ch2 = await b2.channel(id);
+    await ch2.sync();
+    await ch2.send({ kind: 'message', text: 'sent after the copy, 1' } as DraftEvent);
+    await ch2.send({ kind: 'message', text: 'sent after the copy, 2' } as DraftEvent);
+    await b2.outbox.flush();
+    b2.close();
+    // ...then its home is restored from the copy: its MLS state is back before those two sends.
+    rmSync(home, { recursive: true });
+    cpSync(copy, home, { recursive: true });
+    const b3 = await w.device('b');
+    const ch3 = await b3.channel(id);
+    const synced = await ch3.sync();
+    // Its own two sends come back, and it holds no record of either.
+    const lost = synced.filter((r) => r.status === 'unreadable' && r.code === 'OWN_MESSAGE_LOST');
+    expect(lost).toHaveLength(2);
+    await ch3.send({ kind: 'message', text: 'sent after the restore' } as DraftEvent);
+    await b3.outbox.flush();
+    await chA.sync();
+    const texts = chA.view.timeline.flatMap((r) =>
+      'event' in r && r.event.kind === 'message' ? [r.event.text] : [],
+    );
+    // Encrypted with the ratchet generation the first send after the copy used, the message
+    // would reuse its key and nonce, and A could not read it.
+    expect(texts).toEqual(['sent after the copy, 1', 'sent after the copy, 2', 'sent after the restore']);
+    a.close();
+    b3.close();
   });
 });

@@ -34,6 +34,13 @@ export interface ChannelRecord {
   /** Post-compromise security: when this device last refreshed its MLS leaf, and messages since. */
   readonly lastUpdateAt: number;
   readonly sentSinceUpdate: number;
+  /**
+   * The latest epoch in which the log holds an application message of this device that its store
+   * has no record of (a store restored from an older copy, or copied to a second machine): its
+   * sender ratchet there may be behind what was already used, so the device refreshes its leaf
+   * before it sends in that epoch (a send would reuse a key and nonce). -1: none.
+   */
+  readonly staleSenderEpoch: number;
 }
 
 export function encodeChannelRecord(r: ChannelRecord): Uint8Array {
@@ -53,6 +60,7 @@ export function decodeChannelRecord(b: Uint8Array): ChannelRecord {
     removed: v.removed === true,
     lastUpdateAt: typeof v.lastUpdateAt === 'number' ? v.lastUpdateAt : 0,
     sentSinceUpdate: typeof v.sentSinceUpdate === 'number' ? v.sentSinceUpdate : 0,
+    staleSenderEpoch: typeof v.staleSenderEpoch === 'number' ? v.staleSenderEpoch : -1,
   };
 }
 

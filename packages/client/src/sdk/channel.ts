@@ -117,6 +117,7 @@ export class Channel {
       removed: false,
       lastUpdateAt: ctx.now(),
       sentSinceUpdate: 0,
+      staleSenderEpoch: -1,
     };
     await ctx.store.put([
       [keys.channel(id), encodeChannelRecord(rec)],
@@ -161,6 +162,9 @@ export class Channel {
    * acknowledged send.
    */
   async sendMany(drafts: readonly DraftEvent[], opts: { to?: PartyId[] } = {}): Promise<EventId[]> {
+    // The log shows this device sent in this epoch what its store does not know (a restored
+    // store): a new leaf first, so that nothing is encrypted with a ratchet step already used.
+    if (this.#group !== undefined && this.#rec.staleSenderEpoch >= this.#group.epoch) await this.selfUpdate();
     // The channel is free again once the write is made, before it commits: the next operation
     // (the next messages to encrypt) goes on while this one reaches the disk. The store runs
     // writes in the order they were made, so what that operation writes comes after this.
@@ -500,9 +504,12 @@ export class Channel {
     );
     if (own.length > 0 && this.#ctx.receipts !== undefined)
       writes.push(...(await this.#ctx.receipts.logged(this.#ctx.store, this.id, own)));
+    let staleSenderEpoch = this.#rec.staleSenderEpoch;
     for (const d of page.decoded) {
       const rec = await this.#understand(d, signatures);
       if (rec.status === 'handshake' && rec.code === 'REMOVED_SELF') removed = true;
+      if (rec.status === 'unreadable' && rec.code === 'OWN_MESSAGE_LOST')
+        staleSenderEpoch = Math.max(staleSenderEpoch, d.envelope.body.epoch);
       records.push(rec);
     }
     // One value per page (keyed by its first seq): one seal and one row instead of one per entry.
@@ -515,6 +522,7 @@ export class Channel {
       nextSeq: page.from + page.entries.length,
       lastAt,
       removed,
+      staleSenderEpoch,
     };
     const check = note === undefined ? undefined : checkCheckpoint(this.id, note, rec, this.#ctx);
     if (check?.kind === 'verified' && note !== undefined)
