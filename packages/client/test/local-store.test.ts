@@ -258,15 +258,22 @@ describe('pooled randomness', () => {
  * operating system's, so it ends with its holder, kill -9 included.
  */
 describe('one process per device store', () => {
-  it('a second opener waits, then gets STORE_LOCKED naming the holder; it opens once the first closes', async () => {
+  it('a second opener says it waits, then gets STORE_LOCKED naming the holder; it opens once the first closes', async () => {
     const path = tmp();
     const first = SqliteLocalStore.open({ path, passphrase: 'pw', kdf, holder: 'backchannel watch' });
+    const waited: string[] = [];
     let refused: unknown;
     try {
-      SqliteLocalStore.open({ path, passphrase: 'pw', lockWaitMs: 100 });
+      SqliteLocalStore.open({
+        path,
+        passphrase: 'pw',
+        lockWaitMs: 100,
+        onLockWait: (holder) => waited.push(holder),
+      });
     } catch (e) {
       refused = e;
     }
+    expect(waited).toEqual([`backchannel watch (pid ${process.pid})`]);
     expect(refused).toBeInstanceOf(ClientError);
     expect(refused).toMatchObject({ code: 'STORE_LOCKED', retryable: true });
     expect((refused as Error).message).toContain(`backchannel watch (pid ${process.pid})`);

@@ -72,6 +72,8 @@ export async function openDevice(
     store = SqliteLocalStore.open({
       path,
       passphrase: secret,
+      // One process per device at a time: say why nothing happens while another one holds it.
+      onLockWait: (holder) => process.stderr.write(`note: waiting for this device, in use by ${holder}…\n`),
       ...(kdf === undefined ? {} : { kdf }),
       ...(opts.writerThread === true ? { writerThread: true } : {}),
     });

@@ -164,73 +164,91 @@ export class Channel {
   async sendMany(drafts: readonly DraftEvent[], opts: { to?: PartyId[] } = {}): Promise<EventId[]> {
     // The log shows this device sent in this epoch what its store does not know (a restored
     // store): a new leaf first, so that nothing is encrypted with a ratchet step already used.
-    if (this.#group !== undefined && this.#rec.staleSenderEpoch >= this.#group.epoch) await this.selfUpdate();
-    // The channel is free again once the write is made, before it commits: the next operation
-    // (the next messages to encrypt) goes on while this one reaches the disk. The store runs
-    // writes in the order they were made, so what that operation writes comes after this.
-    const { outbox, written } = await this.#run(async () => {
-      const group = this.#requireGroup();
-      const me = this.#ctx.identity;
-      const records: [string, Uint8Array][] = [];
-      const outbox: OutboxItem[] = [];
-      let state = this.#view.view.state;
-      const synced = this.#view.view;
-      for (const draft of drafts) {
-        const id = eventIdFrom(this.#ctx.random(16));
-        const now = this.#ctx.now();
-        const event = { ...withView(draft, synced), v: 1, id, at: now } as ChannelEvent;
-        // What every receiver checks (the event schema, one event's size): an event it would
-        // refuse as unreadable is refused here, with the reason, instead of being sent.
-        const valid = parseEvent(event);
-        if (!valid.ok)
-          throw new ClientError(
-            'INVALID_ARGUMENT',
-            `this ${draft.kind} is not valid (${valid.at}): ${valid.message}`,
-          );
-        // The channel rules are checked before anything is encrypted or sent: the user gets the
-        // reason now, not a silently refused event in the transcript later.
-        const pre = fold(state, {
-          event,
-          sender: { device: me.device, party: me.party, role: me.certificate.body.role },
-          seq: this.#rec.nextSeq,
-          receivedAt: now,
-        });
-        if (!pre.ok) {
-          throw new ClientError('EVENT_REJECTED', explainRefusal(this.id, state, pre.code, pre.reason), {
-            causeCode: pre.code,
-          });
-        }
-        state = pre.state;
-        const salt = this.#ctx.random(16);
-        const { plaintext: sealed, commitment } = sealEvent(event, salt, this.#ctx.sha256);
-        if (sealed.length > MAX_EVENT_BYTES)
-          throw new ClientError(
-            'INVALID_ARGUMENT',
-            `this ${draft.kind} is larger than one event may be (${MAX_EVENT_BYTES} bytes)`,
-          );
-        const mls = await group.encrypt(sealed, senderBinding(me.device, id));
-        const env = this.#sign({
-          kind: 'application',
-          msgId: id,
-          epoch: group.epoch,
-          mls,
-          commitment,
-          ...(opts.to === undefined ? {} : { to: opts.to }),
-        });
-        records.push([keys.own(this.id, id), sealed]);
-        outbox.push({ id, channel: this.id, createdAt: now, wire: env.wire });
-      }
-      this.#rec = { ...this.#rec, sentSinceUpdate: this.#rec.sentSinceUpdate + drafts.length };
-      records.push(
-        [keys.mls(this.id), group.exportState()],
-        [keys.channel(this.id), encodeChannelRecord(this.#rec)],
+    // Checked again in the queue, just before encrypting (a page applied meanwhile may set it).
+    const stale = () => this.#group !== undefined && this.#rec.staleSenderEpoch >= this.#group.epoch;
+    let made: { outbox: OutboxItem[]; written: Promise<unknown> } | undefined;
+    for (let round = 0; made === undefined; round++) {
+      if (round > 2)
+        throw new ClientError('STORE_FAILED', `channel ${this.id}: its leaf could not be refreshed`);
+      if (stale()) await this.selfUpdate();
+      made = await this.#run(() =>
+        stale() ? Promise.resolve(undefined) : this.#encryptAndQueue(drafts, opts),
       );
-      return { outbox, written: this.#ctx.store.put(records, outbox) };
-    });
+    }
+    const { outbox, written } = made;
     // Nothing leaves the device before its MLS state and outbox item are durable.
     await written;
     this.#ctx.queued?.(outbox);
     return outbox.map((o) => o.id as EventId);
+  }
+
+  /**
+   * sendMany's work inside the channel's queue. The channel is free again once the write is made,
+   * before it commits: the next operation (the next messages to encrypt) goes on while this one
+   * reaches the disk. The store runs writes in the order they were made, so what that operation
+   * writes comes after this.
+   */
+  async #encryptAndQueue(
+    drafts: readonly DraftEvent[],
+    opts: { to?: PartyId[] },
+  ): Promise<{ outbox: OutboxItem[]; written: Promise<unknown> }> {
+    const group = this.#requireGroup();
+    const me = this.#ctx.identity;
+    const records: [string, Uint8Array][] = [];
+    const outbox: OutboxItem[] = [];
+    let state = this.#view.view.state;
+    const synced = this.#view.view;
+    for (const draft of drafts) {
+      const id = eventIdFrom(this.#ctx.random(16));
+      const now = this.#ctx.now();
+      const event = { ...withView(draft, synced), v: 1, id, at: now } as ChannelEvent;
+      // What every receiver checks (the event schema, one event's size): an event it would
+      // refuse as unreadable is refused here, with the reason, instead of being sent.
+      const valid = parseEvent(event);
+      if (!valid.ok)
+        throw new ClientError(
+          'INVALID_ARGUMENT',
+          `this ${draft.kind} is not valid (${valid.at}): ${valid.message}`,
+        );
+      // The channel rules are checked before anything is encrypted or sent: the user gets the
+      // reason now, not a silently refused event in the transcript later.
+      const pre = fold(state, {
+        event,
+        sender: { device: me.device, party: me.party, role: me.certificate.body.role },
+        seq: this.#rec.nextSeq,
+        receivedAt: now,
+      });
+      if (!pre.ok) {
+        throw new ClientError('EVENT_REJECTED', explainRefusal(this.id, state, pre.code, pre.reason), {
+          causeCode: pre.code,
+        });
+      }
+      state = pre.state;
+      const salt = this.#ctx.random(16);
+      const { plaintext: sealed, commitment } = sealEvent(event, salt, this.#ctx.sha256);
+      if (sealed.length > MAX_EVENT_BYTES)
+        throw new ClientError(
+          'INVALID_ARGUMENT',
+          `this ${draft.kind} is larger than one event may be (${MAX_EVENT_BYTES} bytes)`,
+        );
+      const mls = await group.encrypt(sealed, senderBinding(me.device, id));
+      const env = this.#sign({
+        kind: 'application',
+        msgId: id,
+        epoch: group.epoch,
+        mls,
+        commitment,
+        ...(opts.to === undefined ? {} : { to: opts.to }),
+      });
+      records.push([keys.own(this.id, id), sealed]);
+      outbox.push({ id, channel: this.id, createdAt: now, wire: env.wire });
+    }
+    this.#rec = { ...this.#rec, sentSinceUpdate: this.#rec.sentSinceUpdate + drafts.length };
+    records.push(
+      [keys.mls(this.id), group.exportState()],
+      [keys.channel(this.id), encodeChannelRecord(this.#rec)],
+    );
+    return { outbox, written: this.#ctx.store.put(records, outbox) };
   }
 
   /** Builds a signed envelope from this device. */

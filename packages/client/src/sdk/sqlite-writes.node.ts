@@ -37,8 +37,11 @@ const LEVELS: Record<number, Synchronous> = { 1: 'NORMAL', 2: 'FULL' };
 export interface Writes {
   /** Runs the ops in one transaction committed with `sync`. */
   run(ops: readonly WriteOp[], sync: Synchronous): Promise<WriteResult>;
-  /** Stops taking writes; those already made still commit. */
-  close(): void;
+  /**
+   * Stops taking writes; those already made still commit. `done` runs once they have and the
+   * connection is closed (what was written is then all another process can see).
+   */
+  close(done?: () => void): void;
 }
 
 /** On the store's own connection. */
@@ -64,7 +67,7 @@ export function inlineWrites(db: Database.Database): Writes {
         throw new ClientError('STORE_FAILED', `a write failed: ${(e as Error).message}`);
       }
     },
-    close: () => {},
+    close: (done) => done?.(),
   };
 }
 
@@ -85,6 +88,8 @@ const tx = db.transaction((ops) => ops.map(([name, params]) => stmts[name].run(.
 parentPort.on('message', (m) => {
   if (m.close) {
     db.close();
+    Atomics.store(workerData.closed, 0, 1);
+    Atomics.notify(workerData.closed, 0);
     parentPort.postMessage({ closed: true });
     return;
   }
@@ -108,10 +113,13 @@ interface Pending {
 
 /** On a writer thread with its own connection to the database at `path`. */
 export function threadWrites(path: string): Writes {
+  // Set by the thread once its connection is closed (close() waits for it).
+  const closedFlag = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { driver: DRIVER_PATH, path, sql: WRITE_SQL },
+    workerData: { driver: DRIVER_PATH, path, sql: WRITE_SQL, closed: closedFlag },
   });
+  let exited = false;
   // The thread keeps the process alive only while a write is under way.
   worker.unref();
   const pending = new Map<number, Pending>();
@@ -142,6 +150,7 @@ export function threadWrites(path: string): Writes {
   );
   worker.on('error', (e) => fail(e.message));
   worker.on('exit', (code) => {
+    exited = true;
     if (!closed || pending.size > 0) fail(`its writer thread exited (${code})`);
   });
   return {
@@ -155,12 +164,17 @@ export function threadWrites(path: string): Writes {
         worker.postMessage({ id, ops, sync });
       });
     },
-    close: () => {
+    close: (done) => {
       if (closed) return;
       closed = true;
       // Queued writes run first (messages are handled in order), then the connection closes.
       worker.ref();
       worker.postMessage({ close: true });
+      // Waited for here, so that `done` (the device lock's release) follows the last commit, and
+      // a reopen in this same process finds the lock free (a wait on the event loop could not
+      // see the thread's answer). Bounded: a thread that died answers nothing.
+      if (!exited && failed === undefined) Atomics.wait(closedFlag, 0, 0, 30_000);
+      done?.();
     },
   };
 }

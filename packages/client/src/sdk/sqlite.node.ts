@@ -7,7 +7,7 @@
  * Stores written before this format (one sealed row per entry in `entries`) are converted on open.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ClientError } from './errors.ts';
@@ -83,12 +83,14 @@ export interface OpenSqliteStoreOptions {
    */
   readonly writerThread?: boolean;
   /**
-   * How long to wait for another process that holds this device store (default 10 s) before
+   * How long to wait for another process that holds this device store (default 30 s) before
    * failing with STORE_LOCKED.
    */
   readonly lockWaitMs?: number;
   /** What this process is, for the message another one gets while it holds the store. */
   readonly holder?: string;
+  /** Called (with the holder) when another process holds the store and this one starts waiting. */
+  readonly onLockWait?: (holder: string) => void;
 }
 
 /**
@@ -99,6 +101,9 @@ export interface OpenSqliteStoreOptions {
  * transaction): the operating system drops it when the process ends, kill -9 included, so no
  * stale lock outlives its holder. Who holds it is written beside it, for the message.
  */
+/** Longer than a relay request's timeout (15 s): a daemon's beat during an outage ends within it. */
+const DEFAULT_LOCK_WAIT_MS = 30_000;
+
 class DeviceLock {
   readonly #db: Database.Database;
 
@@ -106,22 +111,47 @@ class DeviceLock {
     this.#db = db;
   }
 
-  static acquire(storePath: string, waitMs: number, holder: string): DeviceLock {
-    const db = new Database(`${storePath}.lock`, { timeout: waitMs });
+  static acquire(
+    storePath: string,
+    waitMs: number,
+    holder: string,
+    onWait: ((holder: string) => void) | undefined,
+  ): DeviceLock {
+    const file = `${storePath}.lock`;
+    let db: Database.Database;
     try {
-      db.exec('BEGIN EXCLUSIVE');
+      db = new Database(file, { timeout: 0 });
+      // Only this user may take it (a shared lock by anyone else would hold the device).
+      chmodSync(file, 0o600);
+    } catch (e) {
+      throw new ClientError(
+        'STORE_FAILED',
+        `cannot open the device's lock file ${file}: ${(e as Error).message}`,
+      );
+    }
+    const held = () => {
+      try {
+        return readFileSync(`${storePath}.lock.holder`, 'utf8').trim() || 'another process';
+      } catch {
+        return 'another process'; // not written (yet): the generic wording
+      }
+    };
+    try {
+      try {
+        db.exec('BEGIN EXCLUSIVE');
+      } catch (e) {
+        if ((e as { code?: unknown }).code !== 'SQLITE_BUSY' || waitMs <= 0) throw e;
+        onWait?.(held());
+        db.pragma(`busy_timeout = ${waitMs}`);
+        db.exec('BEGIN EXCLUSIVE');
+      }
     } catch (e) {
       db.close();
-      if ((e as { code?: unknown }).code !== 'SQLITE_BUSY') throw e;
-      let by = 'another process';
-      try {
-        by = readFileSync(`${storePath}.lock.holder`, 'utf8').trim() || by;
-      } catch {
-        // not written (yet): the generic wording
-      }
+      if ((e as { code?: unknown }).code !== 'SQLITE_BUSY')
+        throw new ClientError('STORE_FAILED', `cannot lock the device (${file}): ${(e as Error).message}`);
       throw new ClientError(
         'STORE_LOCKED',
-        `this device is in use by ${by}: one process at a time may use a device (waited ${Math.round(waitMs / 1000)} s); stop it or wait until it ends`,
+        `this device is in use by ${held()}: one process at a time may use a device (waited ${Math.round(waitMs / 1000)} s); stop it or wait until it ends`,
         { retryable: true },
       );
     }
@@ -178,8 +208,9 @@ export class SqliteLocalStore implements LocalStore {
     mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
     const lock = DeviceLock.acquire(
       opts.path,
-      opts.lockWaitMs ?? 10_000,
+      opts.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
       opts.holder ?? `a backchannel process (${process.argv.slice(2, 4).join(' ') || 'node'})`,
+      opts.onLockWait,
     );
     try {
       return SqliteLocalStore.#openLocked(opts, lock);
@@ -368,9 +399,10 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   close(): void {
-    this.#writes.close();
     this.#db.close();
-    this.#lock.release();
+    // Released once the writes already made have committed: a process waiting for this device
+    // must not load the state they are still writing.
+    this.#writes.close(() => this.#lock.release());
   }
 }
 
