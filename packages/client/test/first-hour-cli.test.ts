@@ -4,9 +4,10 @@
  * typed error with a stable code, an actionable one-line message and the documented exit code —
  * one JSON line under --json, usage errors included — and never in a broken device.
  */
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
 import { describeError } from '../src/cli/output.ts';
@@ -112,6 +113,23 @@ describe('init is all or nothing', () => {
     const twice = await cli('retry', args, relay.url);
     expect(twice).toMatchObject({ code: 2, json: { error: { code: 'ALREADY_INITIALIZED' } } });
     expect(twice.json.error?.message).toContain(String(again.json.device));
+  });
+
+  it('two inits of one home at once: one device, kept; the other init is refused', async () => {
+    const args = ['init', 'party', '--name', 'Ministry', '--device', 'desk'];
+    // Both start on an empty home and wait for its device lock, held here until both are waiting.
+    mkdirSync(join(root, 'twice'), { recursive: true });
+    const lock = new Database(join(root, 'twice', 'device.db.lock'));
+    lock.exec('BEGIN EXCLUSIVE');
+    const running = [cli('twice', args, relay.url), cli('twice', args, relay.url)];
+    await new Promise((r) => setTimeout(r, 3_000));
+    lock.close();
+    const both = await Promise.all(running);
+    const made = both.filter((r) => r.code === 0);
+    expect(made, JSON.stringify(both.map((r) => r.json))).toHaveLength(1);
+    expect(both.find((r) => r.code !== 0)?.json).toMatchObject({ error: { code: 'ALREADY_INITIALIZED' } });
+    // The refused one left the device the other made (it used to remove it as its own).
+    expect(await ok('twice', ['card', 'fingerprint'])).toMatchObject({ party: made[0]?.json.party });
   });
 
   it('an enrollment that could not reach the relay can be retried with the same invite', async () => {

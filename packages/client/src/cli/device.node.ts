@@ -108,6 +108,9 @@ export async function initDevice<T>(o: GlobalOptions, fn: (bc: Backchannel) => P
   const path = storePath(o);
   const fresh = !existsSync(path);
   const bc = await openDevice(o, { create: true });
+  // Judged under the device lock: another `init` of this home that got there first (and was
+  // waited for) made a device that is not this command's to remove.
+  const created = fresh && !bc.initialized;
   let ok = false;
   try {
     if (bc.initialized)
@@ -119,8 +122,20 @@ export async function initDevice<T>(o: GlobalOptions, fn: (bc: Backchannel) => P
     ok = true;
     return r;
   } finally {
-    bc.close();
-    if (!ok && fresh) for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+    const remove = () => {
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+    };
+    if (!ok && created) {
+      // Removed while the lock is still held (an open file can be unlinked, except on Windows):
+      // another `init` waiting for this home then finds no half-made store.
+      try {
+        remove();
+        bc.close();
+      } catch {
+        bc.close();
+        remove();
+      }
+    } else bc.close();
   }
 }
 
