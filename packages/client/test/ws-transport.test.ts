@@ -27,7 +27,13 @@ import { RelayClient } from '../src/sdk/relay-client.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
-import { decodeAck, STABLE_MS, type WebSocketLike, WsEnvelopeTransport } from '../src/sdk/ws-transport.ts';
+import {
+  decodeAck,
+  STABLE_MS,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  WsEnvelopeTransport,
+} from '../src/sdk/ws-transport.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 let dir: string;
@@ -522,28 +528,32 @@ describe('WsEnvelopeTransport (a scripted socket)', () => {
   });
 });
 
+/** A RelayClient whose envelopes and streams go over `WebSocket` only (no HTTP in these tests). */
+function socketsOnlyClient(endpoints: string[], WebSocket: WebSocketConstructor): RelayClient {
+  return new RelayClient({
+    endpoints,
+    auth: { device: 'd_x' as never, secretKey: new Uint8Array(randomBytes(32)), suite: ed25519Node },
+    relayName: () => 'relay.example',
+    timeoutMs: 10_000,
+    fetch: () => Promise.reject(new Error('no HTTP in this test')),
+    envelopeTransport: (endpoint, auth, timeoutMs, onLost) =>
+      new WsEnvelopeTransport({
+        endpoint,
+        device: auth.device,
+        secretKey: auth.secretKey,
+        suite: ed25519Node,
+        relayName: auth.relayName,
+        WebSocket,
+        now: Date.now,
+        timeoutMs,
+        ...(onLost === undefined ? {} : { onLost }),
+      }),
+  });
+}
+
 describe('RelayClient: subscriptions follow endpoint failover (scripted sockets)', () => {
   const ch = `c_${'B'.repeat(22)}`;
-  const client = () =>
-    new RelayClient({
-      endpoints: ['https://one.example', 'https://two.example'],
-      auth: { device: 'd_x' as never, secretKey: new Uint8Array(randomBytes(32)), suite: ed25519Node },
-      relayName: () => 'relay.example',
-      timeoutMs: 10_000,
-      fetch: () => Promise.reject(new Error('no HTTP in this test')),
-      envelopeTransport: (endpoint, auth, timeoutMs, onLost) =>
-        new WsEnvelopeTransport({
-          endpoint,
-          device: auth.device,
-          secretKey: auth.secretKey,
-          suite: ed25519Node,
-          relayName: auth.relayName,
-          WebSocket: FakeSocket,
-          now: Date.now,
-          timeoutMs,
-          ...(onLost === undefined ? {} : { onLost }),
-        }),
-    });
+  const client = () => socketsOnlyClient(['https://one.example', 'https://two.example'], FakeSocket);
   const readySocket = (url: string) => {
     const s = FakeSocket.last as FakeSocket;
     expect(s.url).toBe(url);
@@ -646,26 +656,7 @@ describe('a relay that drops every socket right after `ready`', () => {
       });
     }
   }
-  const relayClient = (endpoints: string[]) =>
-    new RelayClient({
-      endpoints,
-      auth: { device: 'd_x' as never, secretKey: new Uint8Array(randomBytes(32)), suite: ed25519Node },
-      relayName: () => 'relay.example',
-      timeoutMs: 10_000,
-      fetch: () => Promise.reject(new Error('no HTTP in this test')),
-      envelopeTransport: (endpoint, auth, timeoutMs, onLost) =>
-        new WsEnvelopeTransport({
-          endpoint,
-          device: auth.device,
-          secretKey: auth.secretKey,
-          suite: ed25519Node,
-          relayName: auth.relayName,
-          WebSocket: ReadyThenDrop,
-          now: Date.now,
-          timeoutMs,
-          ...(onLost === undefined ? {} : { onLost }),
-        }),
-    });
+  const relayClient = (endpoints: string[]) => socketsOnlyClient(endpoints, ReadyThenDrop);
   /** Inbox hints (up at `ready`, as on the relay) and a channel stream that the relay confirms. */
   const follow = (rc: RelayClient) => {
     rc.subscribeInbox({ up: () => undefined, hint: () => undefined, down: () => undefined });

@@ -305,12 +305,30 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
 });
 
 describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
-  it('answers writes with STORE_UNAVAILABLE (503, Retry-After) and resumes when the database is back', async () => {
-    const s = uniqueName('bc_cut');
+  /** A proxy in front of the test database, and the database's URL through it. */
+  async function proxiedPg(): Promise<{ proxy: CuttableProxy; pg: URL }> {
     const pg = new URL(PG_URL);
     const proxy = new CuttableProxy({ host: pg.hostname, port: Number(pg.port) });
-    const port = await proxy.listen();
-    pg.host = `127.0.0.1:${port}`;
+    pg.host = `127.0.0.1:${await proxy.listen()}`;
+    return { proxy, pg };
+  }
+
+  /** The request, retried every 250 ms (at most `tries` more times) while it answers 503. */
+  async function untilAvailable<T extends { status: number }>(
+    request: () => Promise<T>,
+    tries: number,
+  ): Promise<T> {
+    let r = await request();
+    for (let i = 0; i < tries && r.status === 503; i++) {
+      await new Promise((done) => setTimeout(done, 250));
+      r = await request();
+    }
+    return r;
+  }
+
+  it('answers writes with STORE_UNAVAILABLE (503, Retry-After) and resumes when the database is back', async () => {
+    const s = uniqueName('bc_cut');
+    const { proxy, pg } = await proxiedPg();
     const node = await startNode({
       schema: s,
       subject: `bctest.${uniqueName('cut')}`,
@@ -346,11 +364,7 @@ describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
       expect(ws.closed).toBe(1013);
       proxy.heal();
       // The client retries the same envelope: it lands once, right after the commit.
-      let again = await node.caller.append(d, env);
-      for (let i = 0; i < 20 && again.status === 503; i++) {
-        await new Promise((r) => setTimeout(r, 250));
-        again = await node.caller.append(d, env);
-      }
+      const again = await untilAvailable(() => node.caller.append(d, env), 20);
       expect(again.status).toBe(201);
       expect(again.body.seq).toBe(1);
       expect((await node.caller.append(d, envelope(d, ch))).body.seq).toBe(2);
@@ -365,10 +379,7 @@ describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
 
   it('a node whose database connection goes silent inside a transaction gives it up, and the channel stays writable', async () => {
     const s = uniqueName('bc_silent');
-    const pg = new URL(PG_URL);
-    const proxy = new CuttableProxy({ host: pg.hostname, port: Number(pg.port) });
-    const port = await proxy.listen();
-    pg.host = `127.0.0.1:${port}`;
+    const { proxy, pg } = await proxiedPg();
     const sub = `bctest.${uniqueName('silent')}`;
     const node1 = await startNode({
       schema: s,
@@ -396,19 +407,11 @@ describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
       expect(given).toBe('STORE_UNAVAILABLE');
       // The database ends the silent session (idle in its transaction): its channel lock is
       // released and node 2 writes the channel, instead of waiting for the server's TCP keepalive.
-      let other = await node2.caller.append(d, first);
-      for (let i = 0; i < 10 && other.status === 503; i++) {
-        await new Promise((r) => setTimeout(r, 250));
-        other = await node2.caller.append(d, first);
-      }
+      const other = await untilAvailable(() => node2.caller.append(d, first), 10);
       expect(other.status).toBe(201);
       expect(other.body.seq).toBe(0);
       // Node 1 works again, and its retry of the envelope gets the original answer.
-      let again = await node1.caller.append(d, first);
-      for (let i = 0; i < 20 && again.status === 503; i++) {
-        await new Promise((r) => setTimeout(r, 250));
-        again = await node1.caller.append(d, first);
-      }
+      const again = await untilAvailable(() => node1.caller.append(d, first), 20);
       expect(again.status).toBe(200);
       expect(again.body).toMatchObject({ seq: 0, duplicate: true });
       expect((await node1.caller.append(d, envelope(d, ch))).body.seq).toBe(1);
@@ -423,10 +426,7 @@ describe.skipIf(!up)('a node cut off from PostgreSQL', () => {
 
   it('a node started while the database is cut off fails to start with STORE_UNAVAILABLE instead of waiting', async () => {
     const s = uniqueName('bc_cut_start');
-    const pg = new URL(PG_URL);
-    const proxy = new CuttableProxy({ host: pg.hostname, port: Number(pg.port) });
-    const port = await proxy.listen();
-    pg.host = `127.0.0.1:${port}`;
+    const { proxy, pg } = await proxiedPg();
     // The proxy accepts every connection and drops it: postgres.js retries such a connection
     // without end, so the migrations at start would wait for as long as the outage lasts.
     proxy.cut();
