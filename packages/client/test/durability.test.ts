@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { statusOf } from '../src/cli/commands/watch.ts';
 import type { DraftEvent } from '../src/sdk/channel.ts';
 import { keys } from '../src/sdk/channel-record.ts';
 import { ClientError } from '../src/sdk/errors.ts';
@@ -334,5 +335,152 @@ describe('a device store restored from an older copy', () => {
     expect(texts).toEqual(['sent after the copy, 1', 'sent after the copy, 2', 'sent after the restore']);
     a.close();
     b3.close();
+  });
+
+  it('that lost its own commit says so, refuses to send with CHANNEL_STATE_LOST, and is replaced by a new device', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-restored-');
+    const a = await w.device('a', { now: () => Date.now() + offset });
+    let offset = 0;
+    const b = await w.device('b');
+    const { chA, chB } = await openChannel(a, b);
+    const id = chB.id;
+    b.close();
+    const home = join(w.dir, 'b');
+    const copy = join(w.dir, 'b-copy');
+    cpSync(home, copy, { recursive: true });
+    // After the copy, B refreshes its leaf (a commit of its own) and sends in the new epoch.
+    const b2 = await w.device('b');
+    const ch2 = await b2.channel(id);
+    await ch2.sync();
+    const epoch = ch2.group?.epoch as number;
+    await ch2.selfUpdate();
+    await ch2.send({ kind: 'message', text: 'after the leaf refresh' } as DraftEvent);
+    await b2.outbox.flush();
+    b2.close();
+    rmSync(home, { recursive: true });
+    cpSync(copy, home, { recursive: true });
+    const b3 = await w.device('b');
+    const ch3 = await b3.channel(id);
+    const synced = await ch3.sync();
+    expect(synced.filter((r) => r.status === 'handshake').map((r) => r.code)).toEqual(['OWN_COMMIT_LOST']);
+    expect(ch3.record.lostAtEpoch).toBe(epoch);
+    // It says what happened and what to do, instead of the relay's EPOCH_STALE.
+    const refused = await ch3.send({ kind: 'message', text: 'x' } as DraftEvent).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ClientError);
+    expect(refused).toMatchObject({ code: 'CHANNEL_STATE_LOST' });
+    expect((refused as ClientError).message).toContain(`older than its own commit there (epoch ${epoch})`);
+    expect((refused as ClientError).message).toContain(`backchannel device revoke ${b3.identity.device}`);
+    // `backchannel status` says it too.
+    expect(statusOf(ch3, Date.now()).stateLost).toBe((refused as ClientError).message);
+    // Reopened, it still knows (the record is on disk).
+    b3.close();
+    const b4 = await w.device('b');
+    await expect(
+      (await b4.channel(id)).send({ kind: 'message', text: 'x' } as DraftEvent),
+    ).rejects.toMatchObject({
+      code: 'CHANNEL_STATE_LOST',
+    });
+
+    // What the message advises: a new device for the party, and this one revoked. B has no other
+    // device in the channel, so A's next device-list read re-seats B onto the new one.
+    const desk = await b4.addDevice('desk 2', 'principal');
+    const n = await w.device('n');
+    await n.enroll(desk);
+    await b4.revokeDevice(b4.identity.device, 'store restored from an older copy');
+    offset = 61_000;
+    await a.syncAll();
+    expect(a.added).toEqual([{ channel: id, devices: [desk.device] }]);
+    expect(await n.checkInbox()).toEqual([id]);
+    const chN = await n.channel(id);
+    await chN.sync();
+    await chN.send({ kind: 'message', text: 'the new desk is on the line' } as DraftEvent);
+    await n.outbox.flush();
+    await chA.sync();
+    expect(
+      chA.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
+    ).toEqual(['after the leaf refresh', 'the new desk is on the line']);
+    a.close();
+    b4.close();
+    n.close();
+  });
+});
+
+describe('a commit the relay accepted whose answer never came', () => {
+  const dropping = (state: { on: boolean }) => ({
+    wrap: async (input: string, init: RequestInit, res: Response) => {
+      if (state.on && init.method === 'POST' && input.endsWith('/envelopes'))
+        throw new TypeError('fetch failed');
+      return res;
+    },
+  });
+
+  it('is adopted by the next sync, after a restart too: the device does not fall behind its own commit', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const a = await w.device('a');
+    const drop = { on: false };
+    const b = await w.device('b', dropping(drop));
+    const { chA, chB } = await openChannel(a, b);
+    const epoch = chB.group?.epoch as number;
+    drop.on = true;
+    await expect(chB.selfUpdate()).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE' });
+    drop.on = false;
+    // The relay took it: the channel is at the next epoch.
+    b.close();
+    const b2 = await w.device('b');
+    const ch2 = await b2.channel(chB.id);
+    expect(ch2.group?.epoch).toBe(epoch);
+    const synced = await ch2.sync();
+    expect(synced.filter((r) => r.status === 'handshake').map((r) => r.code)).toEqual(['COMMIT_APPLIED']);
+    expect(ch2.group?.epoch).toBe(epoch + 1);
+    expect(await b2.store.keys('pending:')).toEqual([]);
+    await ch2.send({ kind: 'message', text: 'after the unanswered commit' } as DraftEvent);
+    await b2.outbox.flush();
+    await chA.sync();
+    expect(
+      chA.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
+    ).toEqual(['after the unanswered commit']);
+    a.close();
+    b2.close();
+  });
+
+  it('that adds a device: its Welcome is sent once the commit is adopted, and the device joins', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const drop = { on: false };
+    const a = await w.device('a', dropping(drop));
+    const b = await w.device('b');
+    const { chA } = await openChannel(a, b);
+    const minister = await a.addDevice('minister', 'principal');
+    const m = await w.device('m');
+    await m.enroll(minister);
+    drop.on = true;
+    await expect(a.syncAll()).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE' });
+    drop.on = false;
+    a.close();
+    const a2 = await w.device('a');
+    await a2.syncAll();
+    // The commit that added the minister was adopted, not made again.
+    expect(a2.added).toEqual([]);
+    await a2.outbox.flush();
+    expect(await m.checkInbox()).toEqual([chA.id]);
+    const chM = await m.channel(chA.id);
+    await chM.sync();
+    // The adder's join.context came too: the minister knows the channel is open.
+    expect(chM.view.state.lifecycle).toBe('open');
+    await chM.send({ kind: 'message', text: 'the minister is on the line' } as DraftEvent);
+    await m.outbox.flush();
+    const chB = await b.channel(chA.id);
+    await chB.sync();
+    expect(
+      chB.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
+    ).toEqual(['the minister is on the line']);
+    a2.close();
+    b.close();
+    m.close();
   });
 });

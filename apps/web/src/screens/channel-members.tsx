@@ -67,6 +67,17 @@ export function ChannelMembers(props: { ch: Channel }): ReactNode {
   );
 }
 
+/** For a device whose store is older than a commit of its own (restored from a copy): what to do. */
+export function StateLostNote(props: { ch: Channel }): ReactNode {
+  const lost = props.ch.stateLost;
+  if (lost === undefined) return null;
+  return (
+    <div className="join-note" role="alert" data-testid="state-lost">
+      <p>{lost}</p>
+    </div>
+  );
+}
+
 /** For a device added after the channel opened: what it cannot read, and why. */
 export function JoinNote(props: { ch: Channel }): ReactNode {
   const note = joinNote(props.ch.record.joinedEpoch, props.ch.view.beforeJoin);

@@ -12,7 +12,7 @@ import { type ReactNode, useEffect, useRef, useState } from 'react';
 import { answerable, badgeOf, unreadIds } from '../model.ts';
 import { ActionButton, ConfirmAction, Link, shortId, StatusBadge, useSession, when } from '../ui.tsx';
 import { PartyName, useChannels } from './channels.tsx';
-import { ChannelMembers, JoinNote } from './channel-members.tsx';
+import { ChannelMembers, JoinNote, StateLostNote } from './channel-members.tsx';
 import { LivenessChart, TrackChart } from './charts.tsx';
 import { Timeline } from './timeline.tsx';
 
@@ -356,6 +356,7 @@ export function ChannelScreen(props: { id: string }): ReactNode {
         <p className="meta">
           {ch.id} · {ch.record.nextSeq} entries, verified checkpoint at {ch.record.checkpointSize}
         </p>
+        <StateLostNote ch={ch} />
         <JoinNote ch={ch} />
         {(session.pendingByChannel.get(ch.id) ?? 0) > 0 ? (
           <p className="pending" role="status">

@@ -41,6 +41,50 @@ export interface ChannelRecord {
    * before it sends in that epoch (a send would reuse a key and nonce). -1: none.
    */
   readonly staleSenderEpoch: number;
+  /**
+   * The epoch of a commit of this device that the log holds and its store has no record of (a
+   * store restored from a copy older than that commit): MLS gives the committer no way to process
+   * its own commit, so this device cannot follow the group past it; it can neither read nor post
+   * there any more (CHANNEL_STATE_LOST), and is replaced by a new device. -1: none.
+   */
+  readonly lostAtEpoch: number;
+}
+
+/**
+ * A commit of this device written before it is posted (Channel.commit): the group state it leads
+ * to and the Welcome it owes. A sync that meets the commit in the log adopts it; so a commit the
+ * relay accepted whose answer never came (a timeout, a crash right after) is not lost to its own
+ * device. A page that applies any commit deletes them all (adopted, or beaten to their epoch).
+ */
+export interface PendingCommit {
+  readonly msgId: string;
+  readonly epoch: number;
+  readonly state: Uint8Array;
+  /** The Welcome's outbox item, when the commit adds devices. */
+  readonly welcome: { readonly id: string; readonly wire: Uint8Array } | undefined;
+}
+
+export function encodePendingCommit(p: PendingCommit): Uint8Array {
+  return encodeCanonical({
+    msgId: p.msgId,
+    epoch: p.epoch,
+    state: p.state,
+    welcomeId: p.welcome?.id ?? null,
+    welcome: p.welcome?.wire ?? null,
+  });
+}
+
+export function decodePendingCommit(b: Uint8Array): PendingCommit {
+  const v = unwrap(decodeCanonical(b)) as Record<string, unknown>;
+  return {
+    msgId: v.msgId as string,
+    epoch: v.epoch as number,
+    state: v.state as Uint8Array,
+    welcome:
+      typeof v.welcomeId === 'string' && v.welcome instanceof Uint8Array
+        ? { id: v.welcomeId, wire: v.welcome }
+        : undefined,
+  };
 }
 
 export function encodeChannelRecord(r: ChannelRecord): Uint8Array {
@@ -61,6 +105,7 @@ export function decodeChannelRecord(b: Uint8Array): ChannelRecord {
     lastUpdateAt: typeof v.lastUpdateAt === 'number' ? v.lastUpdateAt : 0,
     sentSinceUpdate: typeof v.sentSinceUpdate === 'number' ? v.sentSinceUpdate : 0,
     staleSenderEpoch: typeof v.staleSenderEpoch === 'number' ? v.staleSenderEpoch : -1,
+    lostAtEpoch: typeof v.lostAtEpoch === 'number' ? v.lostAtEpoch : -1,
   };
 }
 
@@ -135,6 +180,9 @@ const MAX_EVENT_PAGE_BYTES = 256 << 20;
 export const keys = {
   channel: (c: string) => `ch:${c}`,
   mls: (c: string) => `mls:${c}`,
+  /** A commit of this device posted without an answer yet (PendingCommit), by its message id. */
+  pendingCommit: (c: string, msgId: string) => `pending:${c}:${msgId}`,
+  pendingCommitPrefix: (c: string) => `pending:${c}:`,
   event: (c: string, seq: number) => `ev:${c}:${String(seq).padStart(12, '0')}`,
   eventPrefix: (c: string) => `ev:${c}:`,
   /** Events before this device joined, disclosed to it (join.ts): one record per key. */

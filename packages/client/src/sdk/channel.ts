@@ -33,10 +33,13 @@ import {
 import {
   type ChannelRecord,
   decodeChannelRecord,
+  decodePendingCommit,
   type EventRecord,
   encodeChannelRecord,
   encodeEventRecords,
+  encodePendingCommit,
   keys,
+  type PendingCommit,
 } from './channel-record.ts';
 import type { EngineContext, SignatureCheck } from './context.ts';
 import { ClientError } from './errors.ts';
@@ -45,7 +48,7 @@ import type { EntriesAnswer } from './relay-client.ts';
 import type { OutboxItem } from './storage.ts';
 import { type ChannelView, foldRecords, type ViewState } from './view.ts';
 import { checkCheckpoint, appendLeaf } from './verify-log.ts';
-import { disclosedRecords, loadRecords, storedEntry } from './join.ts';
+import { disclosedRecords, joinDisclosures, loadRecords, storedEntry } from './join.ts';
 
 export type DraftEvent = ChannelEvent extends infer E
   ? E extends ChannelEvent
@@ -73,6 +76,8 @@ export class Channel {
    * is refused until the device is opened again, from what the store holds.
    */
   #failed: ClientError | undefined;
+  /** Pending commits of this device the page being applied adopted (#ownCommit). */
+  #adopted: Array<{ seq: number; add: readonly DeviceId[]; welcome: OutboxItem | undefined }> = [];
 
   private constructor(ctx: EngineContext, rec: ChannelRecord, group: MlsGroup | undefined, view: ViewState) {
     this.id = rec.channel;
@@ -118,6 +123,7 @@ export class Channel {
       lastUpdateAt: ctx.now(),
       sentSinceUpdate: 0,
       staleSenderEpoch: -1,
+      lostAtEpoch: -1,
     };
     await ctx.store.put([
       [keys.channel(id), encodeChannelRecord(rec)],
@@ -132,6 +138,12 @@ export class Channel {
 
   get record(): ChannelRecord {
     return this.#rec;
+  }
+
+  /** Why this device can no longer read or post here and what to do (CHANNEL_STATE_LOST), if so. */
+  get stateLost(): string | undefined {
+    const epoch = this.#rec.lostAtEpoch;
+    return epoch < 0 ? undefined : stateLost(this.id, epoch, this.#ctx.identity.device);
   }
 
   get group(): MlsGroup | undefined {
@@ -281,36 +293,45 @@ export class Channel {
       const before = group.exportState();
       const epoch = group.epoch;
       const made = await make(group);
-      const env = this.#sign({
-        kind: 'commit',
-        msgId: eventIdFrom(this.#ctx.random(16)),
-        epoch,
-        mls: made.commit,
-        members,
-      });
+      const msgId = eventIdFrom(this.#ctx.random(16));
+      const env = this.#sign({ kind: 'commit', msgId, epoch, mls: made.commit, members });
+      let welcome: PendingCommit['welcome'];
+      if (made.welcome !== undefined) {
+        const id = eventIdFrom(this.#ctx.random(16));
+        const w = this.#sign({
+          kind: 'welcome',
+          msgId: id,
+          epoch: group.epoch,
+          mls: made.welcome,
+          to: welcomeTo,
+        });
+        welcome = { id, wire: w.wire };
+      }
+      // On disk before it leaves: were the relay to accept the commit and its answer never to
+      // come (a timeout, this process killed), the sync that meets it in the log adopts it.
+      const pending = keys.pendingCommit(this.id, msgId);
+      await this.#ctx.store.put([
+        [pending, encodePendingCommit({ msgId, epoch, state: group.exportState(), welcome })],
+      ]);
       let seq: number;
       try {
         seq = (await this.#ctx.relay.postEnvelope(this.id, env.wire)).seq;
       } catch (e) {
         this.#group = await this.#ctx.mls.restore(before);
+        // Refused: the commit is not in the log. Any other failure may hide an acceptance.
+        if (e instanceof ClientError && (e.code === 'RELAY_REFUSED' || e.code === 'RATE_LIMITED'))
+          await this.#ctx.store.put([[pending, undefined]]);
         throw e;
       }
       // The Welcome goes through the outbox, written with the new MLS state: a device added by
-      // an accepted commit gets its Welcome even if this process stops right after.
-      const welcome: OutboxItem[] = [];
-      if (made.welcome !== undefined) {
-        const msgId = eventIdFrom(this.#ctx.random(16));
-        const w = this.#sign({
-          kind: 'welcome',
-          msgId,
-          epoch: group.epoch,
-          mls: made.welcome,
-          to: welcomeTo,
-        });
-        welcome.push({ id: msgId, channel: this.id, createdAt: this.#ctx.now(), wire: w.wire });
-      }
-      await this.#ctx.store.put([[keys.mls(this.id), group.exportState()]], welcome);
-      if (welcome.length > 0) this.#ctx.queued?.(welcome);
+      // an accepted commit gets its Welcome even if this process stops right after. Earlier
+      // commits still pending were for this epoch: none of them can be in the log.
+      const outbox = welcome === undefined ? [] : [this.#welcomeItem(welcome)];
+      await this.#ctx.store.put(
+        [[keys.mls(this.id), group.exportState()], ...(await this.#pendingDeletes())],
+        outbox,
+      );
+      if (outbox.length > 0) this.#ctx.queued?.(outbox);
       return { seq };
     });
   }
@@ -334,7 +355,66 @@ export class Channel {
     if (this.#rec.removed || this.#group === undefined) {
       throw new ClientError('CHANNEL_NOT_JOINED', `this device is no longer a member of channel ${this.id}`);
     }
+    if (this.#rec.lostAtEpoch >= 0)
+      throw new ClientError(
+        'CHANNEL_STATE_LOST',
+        stateLost(this.id, this.#rec.lostAtEpoch, this.#ctx.identity.device),
+      );
     return this.#group;
+  }
+
+  async #pendingDeletes(): Promise<Array<[string, undefined]>> {
+    return (await this.#ctx.store.keys(keys.pendingCommitPrefix(this.id))).map((k) => [k, undefined]);
+  }
+
+  #welcomeItem(w: NonNullable<PendingCommit['welcome']>): OutboxItem {
+    return { id: w.id, channel: this.id, createdAt: this.#ctx.now(), wire: w.wire };
+  }
+
+  /**
+   * A commit of this device at the group's epoch: the store already moved past it unless it was
+   * posted without an answer (or this process stopped before writing it), in which case the
+   * pending record holds the state it leads to. Otherwise the store is older than the commit.
+   */
+  async #ownCommit(seq: number, body: EnvelopeBody): Promise<'COMMIT_APPLIED' | 'OWN_COMMIT_LOST'> {
+    const bytes = await this.#ctx.store.get(keys.pendingCommit(this.id, body.msgId));
+    const pending = bytes === undefined ? undefined : decodePendingCommit(bytes);
+    if (pending === undefined || pending.msgId !== body.msgId || pending.epoch !== body.epoch)
+      return 'OWN_COMMIT_LOST';
+    this.#group = await this.#ctx.mls.restore(pending.state);
+    this.#adopted.push({
+      seq,
+      add: body.kind === 'commit' ? (body.members?.add ?? []) : [],
+      welcome: pending.welcome === undefined ? undefined : this.#welcomeItem(pending.welcome),
+    });
+    return 'COMMIT_APPLIED';
+  }
+
+  /**
+   * What the adder of devices discloses to them (join.ts), for an adopted commit of this device
+   * that added some: its caller never got to send it (Backchannel #addMissing, #reseat). From the
+   * timeline before the commit, one join.context per party added. Inside the channel's queue.
+   */
+  async #discloseAdopted(adopted: ReadonlyArray<{ seq: number; add: readonly DeviceId[] }>): Promise<void> {
+    // The added devices' certificates are in the group (the commit carried their key packages).
+    const members = new Map((this.#group?.members() ?? []).map((m) => [m.device, m.certificate.body.party]));
+    for (const { seq, add } of adopted) {
+      const byParty = new Map<PartyId, DeviceId[]>();
+      for (const d of add) {
+        const party = members.get(d) ?? this.#ctx.certs.certificate(d)?.body.party;
+        if (party !== undefined) byParty.set(party, [...(byParty.get(party) ?? []), d]);
+      }
+      const view = this.#view.view;
+      const before = { ...view, timeline: view.timeline.filter((r) => r.seq < seq) };
+      const drafts: DraftEvent[] = [];
+      for (const [party, devices] of byParty)
+        for (const disclosures of joinDisclosures(before, party, devices.length))
+          drafts.push({ kind: 'join.context', devices, disclosures } as DraftEvent);
+      if (drafts.length === 0) continue;
+      const { outbox, written } = await this.#encryptAndQueue(drafts, {});
+      await written;
+      this.#ctx.queued?.(outbox);
+    }
   }
 
   /**
@@ -498,7 +578,7 @@ export class Channel {
   async #apply(page: PreparedPage, note?: string): Promise<EventRecord[]> {
     if (page.from !== this.#rec.nextSeq) throw new Error('pages must be applied in order');
     const records: EventRecord[] = [];
-    const writes: [string, Uint8Array][] = [];
+    const writes: [string, Uint8Array | undefined][] = [];
     let frontier = this.#rec.frontier;
     let removed = this.#rec.removed;
     for (const { seq, entry } of page.entries)
@@ -522,14 +602,24 @@ export class Channel {
     );
     if (own.length > 0 && this.#ctx.receipts !== undefined)
       writes.push(...(await this.#ctx.receipts.logged(this.#ctx.store, this.id, own)));
-    let staleSenderEpoch = this.#rec.staleSenderEpoch;
+    let { staleSenderEpoch, lostAtEpoch } = this.#rec;
+    let committed = false;
     for (const d of page.decoded) {
       const rec = await this.#understand(d, signatures);
       if (rec.status === 'handshake' && rec.code === 'REMOVED_SELF') removed = true;
+      if (rec.status === 'handshake' && (rec.code === 'COMMIT_APPLIED' || rec.code === 'REMOVED_SELF'))
+        committed = true;
       if (rec.status === 'unreadable' && rec.code === 'OWN_MESSAGE_LOST')
         staleSenderEpoch = Math.max(staleSenderEpoch, d.envelope.body.epoch);
+      if (rec.status === 'handshake' && rec.code === 'OWN_COMMIT_LOST' && lostAtEpoch < 0)
+        lostAtEpoch = d.envelope.body.epoch;
       records.push(rec);
     }
+    // A pending commit of this device is adopted by now, or another commit took its epoch.
+    if (committed) writes.push(...(await this.#pendingDeletes()));
+    const adopted = this.#adopted;
+    this.#adopted = [];
+    const welcome = adopted.flatMap((a) => (a.welcome === undefined ? [] : [a.welcome]));
     // One value per page (keyed by its first seq): one seal and one row instead of one per entry.
     writes.push([keys.event(this.id, page.from), encodeEventRecords(records)]);
     const disclosed = await this.#disclosed(page, records);
@@ -541,6 +631,7 @@ export class Channel {
       lastAt,
       removed,
       staleSenderEpoch,
+      lostAtEpoch,
     };
     const check = note === undefined ? undefined : checkCheckpoint(this.id, note, rec, this.#ctx);
     if (check?.kind === 'verified' && note !== undefined)
@@ -556,7 +647,7 @@ export class Channel {
     try {
       await this.#ctx.store.put(
         writes,
-        [],
+        welcome,
         { channel: this.id, entries: page.entries },
         check === undefined || check.kind === 'pending' ? 'process' : 'disk',
       );
@@ -568,12 +659,14 @@ export class Channel {
       );
       throw this.#failed;
     }
+    if (welcome.length > 0) this.#ctx.queued?.(welcome);
     // Events disclosed to this device take the place of entries it could not read: fold again.
     this.#view =
       disclosed.length === 0
         ? this.#view.fold(records)
         : foldRecords(this.id, await loadRecords(this.#ctx, this.id), this.#rec.joinedEpoch);
     if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
+    if (adopted.some((a) => a.add.length > 0)) await this.#discloseAdopted(adopted);
     return records;
   }
 
@@ -690,6 +783,8 @@ export class Channel {
       if (group === undefined || this.#rec.removed || body.epoch < group.epoch) {
         return { ...base, status: 'handshake', code: 'COMMIT_SEEN' };
       }
+      if (body.sender === this.#ctx.identity.device && body.epoch === group.epoch)
+        return { ...base, status: 'handshake', code: await this.#ownCommit(entry.seq, body) };
       try {
         const p = await group.process(body.mls);
         if (p.kind !== 'commit') return { ...base, status: 'handshake', code: 'NOT_A_COMMIT' };
@@ -741,6 +836,11 @@ export class Channel {
       salt: opened.value.salt,
     };
   }
+}
+
+/** Why a device whose store is older than its own commit can no longer use a channel, and what to do. */
+export function stateLost(channel: string, epoch: number, device: string): string {
+  return `this device's copy of channel ${channel} is older than its own commit there (epoch ${epoch}): its store was restored from an older copy, and MLS gives a device no way to process its own commit again, so it can no longer read or post on this channel. Replace this device: enroll a new one (\`backchannel device add\` on the admin device, or \`backchannel init recover\` from the recovery kit if this is the admin device) and revoke this one (\`backchannel device revoke ${device} --reason "store restored from an older copy"\`); the party's devices in the channel, or the other party's, then swap it for the new one`;
 }
 
 /** A refusal in words a negotiator can act on. */

@@ -478,6 +478,9 @@ export class Backchannel {
     this.#joins.stale();
     // This device's book keeps the revocation it just issued (verified, as any other it learns).
     await this.#context().certs.rememberRevocations(id.party, [r]);
+    // This device revoked itself (its store was lost or restored, a new device replaces it): the
+    // relay refuses it from now on; the party's other devices, or the other parties', remove it.
+    if (device === id.device) return;
     // The revocation is in effect; the removals follow. One that fails (the relay unreachable)
     // does not stop the others, and the party's admin and principal devices remove it too.
     let failure: unknown;

@@ -43,6 +43,11 @@ export interface StatusReport {
   readonly joinedEpoch: number;
   /** Entries from before this device joined that it cannot read (0 when it was there from the start). */
   readonly unreadableBeforeJoin: number;
+  /**
+   * Set when this device's store is older than a commit of its own in the log (restored from an
+   * older copy): it can no longer read or post here; says what to do. Null otherwise.
+   */
+  readonly stateLost: string | null;
 }
 
 /** What a device added to a channel after it opened may and may not read. */
@@ -84,6 +89,7 @@ export function statusOf(
     members: channelMembers(ch),
     joinedEpoch: ch.record.joinedEpoch,
     unreadableBeforeJoin: ch.view.beforeJoin,
+    stateLost: ch.stateLost ?? null,
   };
 }
 
@@ -113,6 +119,7 @@ export function renderStatus(r: StatusReport, now: number): string {
   ];
   const note = joinNote(r.joinedEpoch, r.unreadableBeforeJoin);
   if (note !== undefined) lines.push(`  note: ${note}`);
+  if (r.stateLost !== null) lines.push(`  WARNING: ${r.stateLost}`);
   return lines.join('\n');
 }
 
