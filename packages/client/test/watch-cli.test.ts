@@ -150,9 +150,42 @@ describe('backchannel watch', () => {
       code: 1,
       json: { error: { code: 'INVALID_ARGUMENT' } },
     });
+    expect(await cli('b', ['watch', ch, '--heartbeat', '0'])).toMatchObject({
+      code: 1,
+      json: { error: { code: 'INVALID_ARGUMENT' } },
+    });
     const bad = await cli('b', ['watch', 'not-a-channel', '--for', '1s']);
     expect(bad.code).not.toBe(0);
     expect(bad.json.error?.code).toBeDefined();
+  });
+
+  it('with --heartbeat, is the duty device too: it beats every interval in the channel it follows', {
+    timeout: 120_000,
+  }, async () => {
+    // A heartbeat daemon of the same device could not run beside watch (one process per device).
+    const w = start('b', ['watch', ch, '--every', '1h', '--for', '1h', '--heartbeat', '1s']);
+    const beats: string[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const got = await w.waitFor(
+          `heartbeat ${i + 1}`,
+          (j) => j.channel === ch && typeof j.heartbeat === 'string' && !beats.includes(j.heartbeat),
+        );
+        beats.push(String(got.heartbeat));
+      }
+    } finally {
+      await w.stop();
+    }
+    // A beat is reported once queued: the last may still be in B's outbox, delivered by B's next command.
+    await ok('b', ['sync']);
+    await ok('a', ['sync']);
+    const log = Object.values(await ok('a', ['log', ch, '--limit', '100'])) as Array<{
+      status?: string;
+      event?: { id?: string; kind?: string; intervalMs?: number };
+    }>;
+    const heard = log.filter((r) => r.event?.kind === 'heartbeat' && beats.includes(String(r.event.id)));
+    expect(heard).toHaveLength(3);
+    for (const r of heard) expect(r).toMatchObject({ status: 'ok', event: { intervalMs: 1000 } });
   });
 
   it('stops by itself after --for, exit 0', { timeout: 120_000 }, async () => {

@@ -386,154 +386,233 @@ export function watchCommands(program: Command, run: Runner): void {
     .description(
       'follow channels live: new events pushed by the relay on a WebSocket (polled when there is none), liveness alerts',
     )
-    .addHelpText('after', examples('backchannel watch', 'backchannel --json watch c_… --for 10m'))
+    .addHelpText(
+      'after',
+      examples(
+        'backchannel watch',
+        'backchannel --json watch c_… --for 10m',
+        'backchannel watch --heartbeat 60s',
+      ),
+    )
     .option(
       '--every <duration>',
       'how often liveness is checked and the outbox flushed; the poll interval while no WebSocket is available',
       '2s',
     )
     .option('--for <duration>', 'stop after this long (default: until interrupted)')
+    .option(
+      '--heartbeat <interval>',
+      "also be the party's duty device: a heartbeat every interval in each channel watched (as `heartbeat --daemon`, which could not run beside watch: one process per device)",
+    )
     .action(
-      run(async (o, out, channel: string | undefined, opts: { every: string; for?: string }) => {
-        const every = parseDuration(opts.every);
-        if (every <= 0) throw new ClientError('INVALID_ARGUMENT', '--every must be longer than 0');
-        const until =
-          opts.for === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(opts.for);
-        const only = channel === undefined ? undefined : [parseChannelId(channel)];
-        const bc = await openDevice(o, {
-          transport: 'ws',
-          writerThread: true,
-          deviceListTtlMs: JOIN_CHECK_MS,
-        });
-        const lastLiveness = new Map<string, string>();
-        const delivery = new Map<string, boolean>();
-        // Parties by the names their cards claim, unless two of the channel's parties claim one
-        // name (as `log` names them).
-        const labelsOf = (ch: Channel) =>
-          partyLabels(ch.view.state.parties, (x) => bc.partyName(x as PartyId));
-        const print = (ch: Channel, records: readonly EventRecord[]) => {
-          if (records.length === 0) return;
-          const labels = labelsOf(ch);
-          for (const r of records) {
-            if (out.json) out.result({ channel: ch.id, ...r });
-            else out.say(`${ch.id} ${describe(r, (p) => namedParty(labels, p))}`);
-          }
-        };
-        const alerts = (ch: Channel, now: number) => {
-          for (const p of ch.view.state.parties) {
-            const l = liveness(ch.view.state, p, now);
-            const key = `${ch.id}/${p}`;
-            if (lastLiveness.get(key) !== l && lastLiveness.has(key)) {
-              const alert = { channel: ch.id, party: p, liveness: l, at: now };
-              if (out.json) out.result({ alert });
-              else {
-                out.say(
-                  `ALERT ${ch.id}: party ${namedPartyInFull(labelsOf(ch), p)} is now ${l.toUpperCase()}`,
-                );
+      run(
+        async (
+          o,
+          out,
+          channel: string | undefined,
+          opts: { every: string; for?: string; heartbeat?: string },
+        ) => {
+          const every = parseDuration(opts.every);
+          if (every <= 0) throw new ClientError('INVALID_ARGUMENT', '--every must be longer than 0');
+          const beatMs = opts.heartbeat === undefined ? undefined : parseDuration(opts.heartbeat);
+          // As `heartbeat --daemon`: the interval is on record, and liveness is judged by it.
+          if (beatMs !== undefined && beatMs < 1000)
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              `--heartbeat must be at least 1s (not ${opts.heartbeat})`,
+            );
+          const until =
+            opts.for === undefined ? Number.POSITIVE_INFINITY : Date.now() + parseDuration(opts.for);
+          const only = channel === undefined ? undefined : [parseChannelId(channel)];
+          const bc = await openDevice(o, {
+            transport: 'ws',
+            writerThread: true,
+            deviceListTtlMs: JOIN_CHECK_MS,
+          });
+          const lastLiveness = new Map<string, string>();
+          const delivery = new Map<string, boolean>();
+          // Parties by the names their cards claim, unless two of the channel's parties claim one
+          // name (as `log` names them).
+          const labelsOf = (ch: Channel) =>
+            partyLabels(ch.view.state.parties, (x) => bc.partyName(x as PartyId));
+          const print = (ch: Channel, records: readonly EventRecord[]) => {
+            if (records.length === 0) return;
+            const labels = labelsOf(ch);
+            for (const r of records) {
+              if (out.json) out.result({ channel: ch.id, ...r });
+              else out.say(`${ch.id} ${describe(r, (p) => namedParty(labels, p))}`);
+            }
+          };
+          const alerts = (ch: Channel, now: number) => {
+            for (const p of ch.view.state.parties) {
+              const l = liveness(ch.view.state, p, now);
+              const key = `${ch.id}/${p}`;
+              if (lastLiveness.get(key) !== l && lastLiveness.has(key)) {
+                const alert = { channel: ch.id, party: p, liveness: l, at: now };
+                if (out.json) out.result({ alert });
+                else {
+                  out.say(
+                    `ALERT ${ch.id}: party ${namedPartyInFull(labelsOf(ch), p)} is now ${l.toUpperCase()}`,
+                  );
+                }
+              }
+              lastLiveness.set(key, l);
+            }
+          };
+          // How each channel's events arrive: pushed on the socket, or polled (said once per change).
+          const report = (id: string, pushed: boolean) => {
+            if (delivery.get(id) === pushed) return;
+            delivery.set(id, pushed);
+            if (out.json) out.result({ channel: id, delivery: pushed ? 'push' : 'poll' });
+            else
+              out.say(
+                pushed
+                  ? `${id} live: events pushed by the relay`
+                  : `${id} polling every ${opts.every} (no live connection)`,
+              );
+          };
+          // Devices of this party enrolled since a channel opened are added (when this device's role
+          // may add devices) after the catch-up, then on each tick: the party's device list is read
+          // every JOIN_CHECK_MS (or sooner, on a hint), a device with no key package is claimed again
+          // after a backoff (the SDK's JoinSchedule).
+          // Revoked devices of this party still in a channel are removed on the same pass.
+          const addNewDevices = async () => {
+            try {
+              for (const a of await bc.addNewDevices(only)) {
+                if (out.json) out.result({ added: a });
+                else
+                  out.say(`${a.channel} added ${a.devices.join(', ')} (enrolled since the channel opened)`);
+              }
+            } catch (e) {
+              if (!(e instanceof ClientError)) throw e;
+              if (e.code !== 'RELAY_UNREACHABLE')
+                out.say(`could not add or remove a device of this party: ${e.message}`);
+            } finally {
+              // What was removed before a failure is reported too.
+              for (const r of bc.removed) {
+                if (out.json) out.result({ removed: r });
+                else out.say(`${r.channel} removed ${r.devices.join(', ')} (revoked by this party)`);
               }
             }
-            lastLiveness.set(key, l);
-          }
-        };
-        // How each channel's events arrive: pushed on the socket, or polled (said once per change).
-        const report = (id: string, pushed: boolean) => {
-          if (delivery.get(id) === pushed) return;
-          delivery.set(id, pushed);
-          if (out.json) out.result({ channel: id, delivery: pushed ? 'push' : 'poll' });
-          else
-            out.say(
-              pushed
-                ? `${id} live: events pushed by the relay`
-                : `${id} polling every ${opts.every} (no live connection)`,
-            );
-        };
-        // Devices of this party enrolled since a channel opened are added (when this device's role
-        // may add devices) after the catch-up, then on each tick: the party's device list is read
-        // every JOIN_CHECK_MS (or sooner, on a hint), a device with no key package is claimed again
-        // after a backoff (the SDK's JoinSchedule).
-        // Revoked devices of this party still in a channel are removed on the same pass.
-        const addNewDevices = async () => {
-          try {
-            for (const a of await bc.addNewDevices(only)) {
-              if (out.json) out.result({ added: a });
-              else out.say(`${a.channel} added ${a.devices.join(', ')} (enrolled since the channel opened)`);
+          };
+          // The duty device's beat: one heartbeat per channel watched that takes one (an outreach not
+          // yet accepted, a closed channel do not), none while earlier sends wait in the outbox (an
+          // outage leaves one beat to deliver, as the daemon). A refusal is said once per channel.
+          let nextBeat = Date.now();
+          const refusedBeat = new Set<string>();
+          const beating = new Set<string>();
+          const beat = async (channels: readonly string[]) => {
+            if (beatMs === undefined || Date.now() < nextBeat) return;
+            nextBeat = Date.now() + beatMs;
+            const waiting = await bc.outbox.pending();
+            if (waiting > 0) {
+              if (out.json)
+                out.result({
+                  heartbeat: null,
+                  failed: {
+                    code: 'RELAY_UNREACHABLE',
+                    message: `no heartbeat while ${waiting} message(s) wait in the outbox`,
+                  },
+                });
+              else
+                out.say(
+                  `${new Date().toISOString()} no heartbeat while ${waiting} message(s) wait in the outbox`,
+                );
+              return;
             }
-          } catch (e) {
-            if (!(e instanceof ClientError)) throw e;
-            if (e.code !== 'RELAY_UNREACHABLE')
-              out.say(`could not add or remove a device of this party: ${e.message}`);
-          } finally {
-            // What was removed before a failure is reported too.
-            for (const r of bc.removed) {
-              if (out.json) out.result({ removed: r });
-              else out.say(`${r.channel} removed ${r.devices.join(', ')} (revoked by this party)`);
+            for (const id of channels) {
+              const ch = await bc.channel(id);
+              const l = ch.view.state.lifecycle;
+              if (ch.record.removed || l === 'none' || l === 'proposed' || l === 'closed') continue;
+              try {
+                const sent = await ch.send({ kind: 'heartbeat', intervalMs: beatMs } as DraftEvent);
+                refusedBeat.delete(id);
+                if (out.json) out.result({ channel: id, heartbeat: sent });
+                else if (!beating.has(id))
+                  out.say(`${id} heartbeat every ${opts.heartbeat} from this device`);
+                beating.add(id);
+              } catch (e) {
+                if (!(e instanceof ClientError)) throw e;
+                if (refusedBeat.has(id)) continue;
+                refusedBeat.add(id);
+                const r = describeError(e);
+                if (out.json)
+                  out.result({ channel: id, heartbeat: null, failed: { code: r.code, message: r.message } });
+                else out.say(`${id} no heartbeat: ${r.message}`);
+              }
             }
-          }
-        };
-        let failure: unknown;
-        let wake: (() => void) | undefined;
-        let live: Live | undefined;
-        try {
-          // Catch up first (sync fetches and verifies a backlog page by page); offline is normal:
-          // live delivery polls and reconnects until the relay answers.
+            await bc.outbox.flush().catch((e: unknown) => {
+              if (!isRetryable(e)) throw e;
+            });
+          };
+          let failure: unknown;
+          let wake: (() => void) | undefined;
+          let live: Live | undefined;
           try {
-            if (only === undefined) await bc.checkInbox();
-            await bc.outbox.flush();
-          } catch (e) {
-            if (!(e instanceof ClientError && e.retryable)) throw e;
-          }
-          for (const id of only ?? (await bc.channelIds())) {
-            const ch = await channelOf(bc, id);
-            if (ch.record.removed) continue;
+            // Catch up first (sync fetches and verifies a backlog page by page); offline is normal:
+            // live delivery polls and reconnects until the relay answers.
             try {
-              print(ch, await ch.sync());
+              if (only === undefined) await bc.checkInbox();
+              await bc.outbox.flush();
             } catch (e) {
               if (!(e instanceof ClientError && e.retryable)) throw e;
             }
-            alerts(ch, Date.now());
-          }
-          await addNewDevices();
-          // Then live: entries pushed on the relay's WebSocket (HTTP polling every --every while
-          // there is none); with no channel named, channels joined meanwhile are followed too.
-          live = await bc.live({
-            ...(only === undefined ? {} : { channels: only }),
-            pollMs: every,
-            onRecords: (ch, records) => {
-              print(ch, records);
+            for (const id of only ?? (await bc.channelIds())) {
+              const ch = await channelOf(bc, id);
+              if (ch.record.removed) continue;
+              try {
+                print(ch, await ch.sync());
+              } catch (e) {
+                if (!(e instanceof ClientError && e.retryable)) throw e;
+              }
               alerts(ch, Date.now());
-            },
-            onDelivery: report,
-            onError: (_id, e) => {
-              failure ??= e;
-              wake?.();
-            },
-          });
-          while (failure === undefined) {
-            const left = until - Date.now();
-            if (left <= 0) break;
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            await new Promise<void>((r) => {
-              wake = r;
-              timer = setTimeout(r, Math.min(every, left));
-            });
-            clearTimeout(timer);
-            wake = undefined;
-            if (failure !== undefined) break;
-            await addNewDevices();
-            await bc.outbox.flush();
-            const now = Date.now();
-            for (const id of live.channels) {
-              alerts(await bc.channel(id), now);
-              report(id, live.isLive(id));
             }
+            await addNewDevices();
+            // Then live: entries pushed on the relay's WebSocket (HTTP polling every --every while
+            // there is none); with no channel named, channels joined meanwhile are followed too.
+            live = await bc.live({
+              ...(only === undefined ? {} : { channels: only }),
+              pollMs: every,
+              onRecords: (ch, records) => {
+                print(ch, records);
+                alerts(ch, Date.now());
+              },
+              onDelivery: report,
+              onError: (_id, e) => {
+                failure ??= e;
+                wake?.();
+              },
+            });
+            await beat(live.channels);
+            while (failure === undefined) {
+              const left = until - Date.now();
+              if (left <= 0) break;
+              let timer: ReturnType<typeof setTimeout> | undefined;
+              const toBeat = beatMs === undefined ? every : Math.max(0, nextBeat - Date.now());
+              await new Promise<void>((r) => {
+                wake = r;
+                timer = setTimeout(r, Math.min(every, left, toBeat));
+              });
+              clearTimeout(timer);
+              wake = undefined;
+              if (failure !== undefined) break;
+              await addNewDevices();
+              await bc.outbox.flush();
+              await beat(live.channels);
+              const now = Date.now();
+              for (const id of live.channels) {
+                alerts(await bc.channel(id), now);
+                report(id, live.isLive(id));
+              }
+            }
+            await live.idle();
+            if (failure !== undefined) throw failure;
+          } finally {
+            live?.stop();
+            bc.close();
           }
-          await live.idle();
-          if (failure !== undefined) throw failure;
-        } finally {
-          live?.stop();
-          bc.close();
-        }
-      }),
+        },
+      ),
     );
 
   program
