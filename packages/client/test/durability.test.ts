@@ -16,7 +16,7 @@ import { ClientError } from '../src/sdk/errors.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import { inlineWrites, threadWrites } from '../src/sdk/sqlite-writes.node.ts';
 import type { Durability, LocalStore } from '../src/sdk/storage.ts';
-import { inProcessRelay, openChannel } from './in-process.ts';
+import { inProcessRelay, openChannel, RELAY_URL } from './in-process.ts';
 
 const kdf = { N: 1 << 10, r: 8, p: 1 };
 const tmp = () => join(mkdtempSync(join(tmpdir(), 'bc-durable-')), 'device.db');
@@ -445,6 +445,101 @@ describe('a commit the relay accepted whose answer never came', () => {
     ).toEqual(['after the unanswered commit']);
     a.close();
     b2.close();
+  });
+
+  it('is adopted in the same process, even when the endpoint failed over to refused it (a refusal need not mean it is not in the log)', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const a = await w.device('a');
+    const drop = { on: false };
+    // The first endpoint takes the commit and loses the answer; the second one refuses (429).
+    const b = await w.device('b', {
+      relays: [RELAY_URL, 'http://relay-2.test'],
+      wrap: async (input, init, res) => {
+        if (drop.on && init.method === 'POST' && input.endsWith('/envelopes')) {
+          if (input.startsWith(RELAY_URL)) throw new TypeError('fetch failed');
+          return new Response(JSON.stringify({ error: { code: 'RATE_LIMITED', message: 'slow down' } }), {
+            status: 429,
+            headers: { 'content-type': 'application/json', 'retry-after': '1' },
+          });
+        }
+        return res;
+      },
+    });
+    const { chA, chB } = await openChannel(a, b);
+    const epoch = chB.group?.epoch as number;
+    drop.on = true;
+    await expect(chB.selfUpdate()).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    drop.on = false;
+    expect(chB.group?.epoch).toBe(epoch);
+    const synced = await chB.sync();
+    expect(synced.filter((r) => r.status === 'handshake').map((r) => r.code)).toEqual(['COMMIT_APPLIED']);
+    expect(chB.record.lostAtEpoch).toBe(-1);
+    expect(await b.store.keys('pending:')).toEqual([]);
+    await chB.send({ kind: 'message', text: 'after the refused retry' } as DraftEvent);
+    await b.outbox.flush();
+    await chA.sync();
+    expect(
+      chA.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
+    ).toEqual(['after the refused retry']);
+    a.close();
+    b.close();
+  });
+
+  it('that never reached the relay is deleted once another commit takes its epoch', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const a = await w.device('a');
+    const cut = { on: false };
+    const b = await w.device('b', {
+      fetch: async (input: string, init: RequestInit) => {
+        if (cut.on && init.method === 'POST' && input.endsWith('/envelopes'))
+          throw new TypeError('fetch failed');
+        return w.fetch(input, init);
+      },
+    });
+    const { chA, chB } = await openChannel(a, b);
+    cut.on = true;
+    await expect(chB.selfUpdate()).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE' });
+    cut.on = false;
+    // Its state (the next epoch's secrets) waits on disk for the commit to show up...
+    expect(await b.store.keys('pending:')).toHaveLength(1);
+    await chA.selfUpdate();
+    await chB.sync();
+    // ...and goes once A's commit took that epoch.
+    expect(await b.store.keys('pending:')).toEqual([]);
+    expect(chB.group?.epoch).toBe(chA.group?.epoch);
+    a.close();
+    b.close();
+  });
+
+  it('that opened an outreach is adopted without welcoming the other party to a channel with no outreach', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const drop = { on: false };
+    const a = await w.device('a', dropping(drop));
+    const b = await w.device('b');
+    await a.createParty({ partyName: 'A', deviceName: 'a', relays: [RELAY_URL] });
+    const B = await b.createParty({
+      partyName: 'B',
+      deviceName: 'b',
+      role: 'principal',
+      relays: [RELAY_URL],
+    });
+    drop.on = true;
+    await expect(a.outreach(B.party, 'hello')).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE' });
+    drop.on = false;
+    const [id] = await a.channelIds();
+    const ch = await a.channel(id as string);
+    const synced = await ch.sync();
+    expect(synced.map((r) => r.code)).toEqual(['COMMIT_APPLIED']);
+    await a.outbox.flush();
+    expect(await b.checkInbox()).toEqual([]);
+    a.close();
+    b.close();
   });
 
   it('that adds a device: its Welcome is sent once the commit is adopted, and the device joins', {

@@ -64,6 +64,11 @@ export interface PendingCommit {
   readonly welcome: { readonly id: string; readonly wire: Uint8Array } | undefined;
 }
 
+/** The epoch a pending commit's key names (keys.pendingCommit). */
+export function pendingCommitEpoch(key: string): number {
+  return Number(key.split(':').at(-2));
+}
+
 export function encodePendingCommit(p: PendingCommit): Uint8Array {
   return encodeCanonical({
     msgId: p.msgId,
@@ -181,7 +186,8 @@ export const keys = {
   channel: (c: string) => `ch:${c}`,
   mls: (c: string) => `mls:${c}`,
   /** A commit of this device posted without an answer yet (PendingCommit), by its message id. */
-  pendingCommit: (c: string, msgId: string) => `pending:${c}:${msgId}`,
+  pendingCommit: (c: string, epoch: number, msgId: string) =>
+    `pending:${c}:${String(epoch).padStart(12, '0')}:${msgId}`,
   pendingCommitPrefix: (c: string) => `pending:${c}:`,
   event: (c: string, seq: number) => `ev:${c}:${String(seq).padStart(12, '0')}`,
   eventPrefix: (c: string) => `ev:${c}:`,

@@ -40,6 +40,7 @@ import {
   encodePendingCommit,
   keys,
   type PendingCommit,
+  pendingCommitEpoch,
 } from './channel-record.ts';
 import type { EngineContext, SignatureCheck } from './context.ts';
 import { ClientError } from './errors.ts';
@@ -78,13 +79,22 @@ export class Channel {
   #failed: ClientError | undefined;
   /** Pending commits of this device the page being applied adopted (#ownCommit). */
   #adopted: Array<{ seq: number; add: readonly DeviceId[]; welcome: OutboxItem | undefined }> = [];
+  /** This device's pending commits (PendingCommit): store key → epoch. */
+  readonly #pending: Map<string, number>;
 
-  private constructor(ctx: EngineContext, rec: ChannelRecord, group: MlsGroup | undefined, view: ViewState) {
+  private constructor(
+    ctx: EngineContext,
+    rec: ChannelRecord,
+    group: MlsGroup | undefined,
+    view: ViewState,
+    pending: ReadonlyArray<string> = [],
+  ) {
     this.id = rec.channel;
     this.#ctx = ctx;
     this.#rec = rec;
     this.#group = group;
     this.#view = view;
+    this.#pending = new Map(pending.map((k) => [k, pendingCommitEpoch(k)]));
   }
 
   static async load(ctx: EngineContext, id: ChannelId): Promise<Channel> {
@@ -100,7 +110,8 @@ export class Channel {
     const group = mlsBytes === undefined ? undefined : await ctx.mls.restore(mlsBytes);
     const records = await loadRecords(ctx, id);
     for (const m of group?.members() ?? []) ctx.certs.check(m.certificate, ctx.now());
-    return new Channel(ctx, rec, group, foldRecords(id, records, rec.joinedEpoch));
+    const pending = await ctx.store.keys(keys.pendingCommitPrefix(id));
+    return new Channel(ctx, rec, group, foldRecords(id, records, rec.joinedEpoch), pending);
   }
 
   /** Registers a channel this device just created or joined, with its first MLS state. */
@@ -292,43 +303,44 @@ export class Channel {
       const group = this.#requireGroup();
       const before = group.exportState();
       const epoch = group.epoch;
-      const made = await make(group);
-      const msgId = eventIdFrom(this.#ctx.random(16));
-      const env = this.#sign({ kind: 'commit', msgId, epoch, mls: made.commit, members });
-      let welcome: PendingCommit['welcome'];
-      if (made.welcome !== undefined) {
-        const id = eventIdFrom(this.#ctx.random(16));
-        const w = this.#sign({
-          kind: 'welcome',
-          msgId: id,
-          epoch: group.epoch,
-          mls: made.welcome,
-          to: welcomeTo,
-        });
-        welcome = { id, wire: w.wire };
-      }
-      // On disk before it leaves: were the relay to accept the commit and its answer never to
-      // come (a timeout, this process killed), the sync that meets it in the log adopts it.
-      const pending = keys.pendingCommit(this.id, msgId);
-      await this.#ctx.store.put([
-        [pending, encodePendingCommit({ msgId, epoch, state: group.exportState(), welcome })],
-      ]);
       let seq: number;
+      let welcome: PendingCommit['welcome'];
       try {
+        const made = await make(group);
+        const msgId = eventIdFrom(this.#ctx.random(16));
+        const env = this.#sign({ kind: 'commit', msgId, epoch, mls: made.commit, members });
+        if (made.welcome !== undefined) {
+          const id = eventIdFrom(this.#ctx.random(16));
+          const w = this.#sign({
+            kind: 'welcome',
+            msgId: id,
+            epoch: group.epoch,
+            mls: made.welcome,
+            to: welcomeTo,
+          });
+          welcome = { id, wire: w.wire };
+        }
+        // On disk before it leaves: were the relay to accept the commit and its answer never to
+        // come (a timeout, a refusal from the endpoint failed over to, this process killed), the
+        // sync that meets it in the log adopts it. Kept until the group moves past its epoch
+        // (#dropStalePending), whatever the answer: a refusal need not mean it is not in the log.
+        const pending = keys.pendingCommit(this.id, epoch, msgId);
+        await this.#ctx.store.put([
+          [pending, encodePendingCommit({ msgId, epoch, state: group.exportState(), welcome })],
+        ]);
+        this.#pending.set(pending, epoch);
         seq = (await this.#ctx.relay.postEnvelope(this.id, env.wire)).seq;
       } catch (e) {
+        // Nothing of it is current: the group stays at the epoch the log has.
         this.#group = await this.#ctx.mls.restore(before);
-        // Refused: the commit is not in the log. Any other failure may hide an acceptance.
-        if (e instanceof ClientError && (e.code === 'RELAY_REFUSED' || e.code === 'RATE_LIMITED'))
-          await this.#ctx.store.put([[pending, undefined]]);
         throw e;
       }
       // The Welcome goes through the outbox, written with the new MLS state: a device added by
-      // an accepted commit gets its Welcome even if this process stops right after. Earlier
-      // commits still pending were for this epoch: none of them can be in the log.
+      // an accepted commit gets its Welcome even if this process stops right after. The commits
+      // still pending were for the epoch this one took: none of them can be in the log.
       const outbox = welcome === undefined ? [] : [this.#welcomeItem(welcome)];
       await this.#ctx.store.put(
-        [[keys.mls(this.id), group.exportState()], ...(await this.#pendingDeletes())],
+        [[keys.mls(this.id), group.exportState()], ...this.#dropStalePending()],
         outbox,
       );
       if (outbox.length > 0) this.#ctx.queued?.(outbox);
@@ -363,8 +375,20 @@ export class Channel {
     return this.#group;
   }
 
-  async #pendingDeletes(): Promise<Array<[string, undefined]>> {
-    return (await this.#ctx.store.keys(keys.pendingCommitPrefix(this.id))).map((k) => [k, undefined]);
+  /**
+   * Deletes for the pending commits the group has moved past (adopted, or another commit took
+   * their epoch; all of them once this device is out of the group): their states hold epoch
+   * secrets, kept no longer than the group keeps its own.
+   */
+  #dropStalePending(): Array<[string, undefined]> {
+    const group = this.#rec.removed ? undefined : this.#group;
+    const out: Array<[string, undefined]> = [];
+    for (const [key, epoch] of this.#pending) {
+      if (group !== undefined && epoch >= group.epoch) continue;
+      out.push([key, undefined]);
+      this.#pending.delete(key);
+    }
+    return out;
   }
 
   #welcomeItem(w: NonNullable<PendingCommit['welcome']>): OutboxItem {
@@ -377,16 +401,20 @@ export class Channel {
    * pending record holds the state it leads to. Otherwise the store is older than the commit.
    */
   async #ownCommit(seq: number, body: EnvelopeBody): Promise<'COMMIT_APPLIED' | 'OWN_COMMIT_LOST'> {
-    const bytes = await this.#ctx.store.get(keys.pendingCommit(this.id, body.msgId));
+    const key = keys.pendingCommit(this.id, body.epoch, body.msgId);
+    const bytes = this.#pending.has(key) ? await this.#ctx.store.get(key) : undefined;
     const pending = bytes === undefined ? undefined : decodePendingCommit(bytes);
     if (pending === undefined || pending.msgId !== body.msgId || pending.epoch !== body.epoch)
       return 'OWN_COMMIT_LOST';
     this.#group = await this.#ctx.mls.restore(pending.state);
-    this.#adopted.push({
-      seq,
-      add: body.kind === 'commit' ? (body.members?.add ?? []) : [],
-      welcome: pending.welcome === undefined ? undefined : this.#welcomeItem(pending.welcome),
-    });
+    // The opening commit (epoch 0) of an outreach that never went out: the channel is this
+    // device's alone; the other party is not welcomed to a channel with no outreach.
+    if (pending.epoch > 0)
+      this.#adopted.push({
+        seq,
+        add: body.kind === 'commit' ? (body.members?.add ?? []) : [],
+        welcome: pending.welcome === undefined ? undefined : this.#welcomeItem(pending.welcome),
+      });
     return 'COMMIT_APPLIED';
   }
 
@@ -396,6 +424,11 @@ export class Channel {
    * timeline before the commit, one join.context per party added. Inside the channel's queue.
    */
   async #discloseAdopted(adopted: ReadonlyArray<{ seq: number; add: readonly DeviceId[] }>): Promise<void> {
+    const group = this.#group;
+    // Not a member any more, or a sender ratchet that may have been used (sendMany refreshes the
+    // leaf first, which cannot be done from inside the queue): the disclosures are not sent.
+    if (group === undefined || this.#rec.removed || this.stateLost !== undefined) return;
+    if (this.#rec.staleSenderEpoch >= group.epoch) return;
     // The added devices' certificates are in the group (the commit carried their key packages).
     const members = new Map((this.#group?.members() ?? []).map((m) => [m.device, m.certificate.body.party]));
     for (const { seq, add } of adopted) {
@@ -411,9 +444,15 @@ export class Channel {
         for (const disclosures of joinDisclosures(before, party, devices.length))
           drafts.push({ kind: 'join.context', devices, disclosures } as DraftEvent);
       if (drafts.length === 0) continue;
-      const { outbox, written } = await this.#encryptAndQueue(drafts, {});
-      await written;
-      this.#ctx.queued?.(outbox);
+      try {
+        const { outbox, written } = await this.#encryptAndQueue(drafts, {});
+        await written;
+        this.#ctx.queued?.(outbox);
+      } catch (e) {
+        // The page is applied and written: the sync goes on. The channel's rules may refuse the
+        // disclosure now (a channel closed since); the devices then read what they can.
+        if (!(e instanceof ClientError) || e.code === 'STORE_FAILED') throw e;
+      }
     }
   }
 
@@ -577,6 +616,7 @@ export class Channel {
    */
   async #apply(page: PreparedPage, note?: string): Promise<EventRecord[]> {
     if (page.from !== this.#rec.nextSeq) throw new Error('pages must be applied in order');
+    this.#adopted = [];
     const records: EventRecord[] = [];
     const writes: [string, Uint8Array | undefined][] = [];
     let frontier = this.#rec.frontier;
@@ -615,8 +655,7 @@ export class Channel {
         lostAtEpoch = d.envelope.body.epoch;
       records.push(rec);
     }
-    // A pending commit of this device is adopted by now, or another commit took its epoch.
-    if (committed) writes.push(...(await this.#pendingDeletes()));
+    if (committed) writes.push(...this.#dropStalePending());
     const adopted = this.#adopted;
     this.#adopted = [];
     const welcome = adopted.flatMap((a) => (a.welcome === undefined ? [] : [a.welcome]));
