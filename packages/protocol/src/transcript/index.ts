@@ -44,3 +44,4 @@ export {
   signNote,
   verifyNote,
 } from './note.ts';
+export { KEY_ROTATION_HEADER, signKeyRotation, verifyKeyRotation } from './rotation.ts';
