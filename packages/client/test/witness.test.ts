@@ -31,6 +31,8 @@ class Log {
   readonly tree = new MemoryNodeStore();
   readonly notes = new Map<number, string>();
   readonly leaves: Uint8Array[] = [];
+  /** The relay's signing key (a key rotation changes it). */
+  seed = relaySeed;
   constructor(entries: readonly string[]) {
     for (const e of entries) this.append(e);
   }
@@ -41,7 +43,7 @@ class Log {
     this.notes.set(
       size,
       signNote(encodeCheckpoint({ origin, size, root: treeRoot(this.tree.state), extensions: [] }), [
-        { name: 'relay.test', seed: relaySeed },
+        { name: 'relay.test', seed: this.seed },
       ]),
     );
   }
@@ -117,6 +119,28 @@ describe('witness', () => {
       cosignatureKey('witness.a.example', keyPairFromSeed(seed).publicKey),
     ]);
     expect(v.ok && v.value.map((c) => c.timeSeconds)).toEqual([1_800_000_060]);
+  });
+
+  it('co-signs across a relay key rotation given both keys (the last co-signed note carries the old one)', async () => {
+    const log = new Log(['e0', 'e1']);
+    const src = source(() => log);
+    const round = (state: ReturnType<typeof newWitnessState>, keys: NoteVerifierKey | NoteVerifierKey[]) =>
+      witnessRound({ source: src, state, relayKey: keys, channels: [CHANNEL], now: 1_800_000_000_000 });
+    const first = await round(
+      newWitnessState('witness.a.example', new Uint8Array(32).fill(5), 'unused'),
+      relayKey,
+    );
+    expect(first.events).toEqual([{ channel: CHANNEL, kind: 'cosigned', size: 2 }]);
+    log.seed = new Uint8Array(32).fill(4);
+    log.append('e2');
+    const newKey = makeVerifierKey('relay.test', keyPairFromSeed(log.seed).publicKey);
+    // With the old key alone, the new checkpoint is not the relay's.
+    expect((await round(first.state, relayKey)).events).toMatchObject([{ kind: 'refused' }]);
+    // With the new key alone, the checkpoint it co-signed before is not.
+    expect((await round(first.state, newKey)).events).toMatchObject([{ kind: 'refused' }]);
+    expect((await round(first.state, [newKey, relayKey])).events).toEqual([
+      { channel: CHANNEL, kind: 'cosigned', size: 3 },
+    ]);
   });
 
   it('a relay serving a forked log is caught, and the evidence file verifies on its own', async () => {

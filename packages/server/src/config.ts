@@ -47,6 +47,12 @@ export const configSchema = z.strictObject({
   storePoolSize: z.number().int().min(1).max(100).default(10),
   /** The checkpoint signing key file (default: <dataDir>/checkpoint-key). Every node of a cluster needs the same key. */
   checkpointKeyFile: z.string().min(1).optional(),
+  /**
+   * During a key rotation: the retiring checkpoint key's file. The relay then publishes, at
+   * /v1/relay, a rotation statement signed by both keys, by which devices and witnesses that
+   * pinned the old key move to the new one (PROTOCOL.md §8).
+   */
+  previousCheckpointKeyFile: z.string().min(1).optional(),
   /** Worker threads verifying Ed25519 signatures off the event loop (0 = inline). */
   verifyThreads: z.number().int().min(0).max(16).default(1),
   /** Static web app to serve at / (defaults to apps/web/dist when it exists). */
@@ -180,6 +186,7 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
   set('fanout', 'BACKCHANNEL_FANOUT');
   set('webDist', 'BACKCHANNEL_WEB_DIST');
   set('checkpointKeyFile', 'BACKCHANNEL_CHECKPOINT_KEY_FILE');
+  set('previousCheckpointKeyFile', 'BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE');
   return out as RelayConfigInput;
 }
 

@@ -34,6 +34,7 @@ function flags(argv: readonly string[]): { file: string | undefined; layer: Rela
       store: { type: 'string' },
       fanout: { type: 'string' },
       'checkpoint-key': { type: 'string' },
+      'previous-checkpoint-key': { type: 'string' },
     },
     strict: true,
   });
@@ -47,6 +48,8 @@ function flags(argv: readonly string[]): { file: string | undefined; layer: Rela
   if (values.store !== undefined) layer.store = values.store;
   if (values.fanout !== undefined) layer.fanout = values.fanout;
   if (values['checkpoint-key'] !== undefined) layer.checkpointKeyFile = values['checkpoint-key'];
+  if (values['previous-checkpoint-key'] !== undefined)
+    layer.previousCheckpointKeyFile = values['previous-checkpoint-key'];
   return { file: values.config, layer: layer as RelayConfigInput };
 }
 
@@ -76,6 +79,11 @@ async function main(): Promise<void> {
       ? `relay listening on ${relay.url}`
       : `relay listening on ${relay.url}; open ${relay.url}/ in a browser for the web app`,
   );
+  if (relay.core.signer.rotation !== undefined)
+    log.info(
+      { relay: relay.core.signer.vkey },
+      'checkpoint key rotation: /v1/relay serves the statement signed by the previous and the new key; devices and witnesses that pinned the previous key move to the new one when they next meet a checkpoint',
+    );
   const nameWarning = relayNameWarning(config);
   if (nameWarning !== undefined) log.warn({ relayName: config.relayName }, nameWarning);
   let stopping = false;

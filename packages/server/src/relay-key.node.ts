@@ -17,6 +17,7 @@ import {
 import { join } from 'node:path';
 import { concatBytes, keyPairFromSeed, toHex } from '@backchannel/protocol';
 import { ALG_ED25519, keyId, parseSignerKey } from '@backchannel/protocol/transcript';
+import { ConfigError } from './config.ts';
 
 export const CHECKPOINT_KEY_FILE = 'checkpoint-key';
 
@@ -26,15 +27,19 @@ export function encodeSignerKey(name: string, seed: Uint8Array): string {
   return `PRIVATE+KEY+${name}+${toHex(keyId(name, ALG_ED25519, pub))}+${raw}`;
 }
 
+/** Loads an existing key file (the retiring key of a rotation): its seed. */
+export function loadCheckpointKey(path: string): Uint8Array {
+  if (!existsSync(path)) throw new ConfigError(`${path}: no such checkpoint key file`);
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  const parsed = parseSignerKey(readFileSync(path, 'utf8').trim());
+  if (!parsed.ok) throw new ConfigError(`${path} is not a valid signer key (${parsed.message})`);
+  return parsed.value.seed;
+}
+
 /** Loads the key, creating it (0600) when absent. Returns the seed. */
 export function loadOrCreateCheckpointKey(dataDir: string, name: string, file?: string): Uint8Array {
   const path = file ?? join(dataDir, CHECKPOINT_KEY_FILE);
-  if (existsSync(path)) {
-    if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
-    const parsed = parseSignerKey(readFileSync(path, 'utf8').trim());
-    if (!parsed.ok) throw new Error(`${path} is not a valid signer key (${parsed.message})`);
-    return parsed.value.seed;
-  }
+  if (existsSync(path)) return loadCheckpointKey(path);
   const seed = new Uint8Array(randomBytes(32));
   const fd = openSync(path, 'wx', 0o600);
   try {

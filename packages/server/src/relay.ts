@@ -28,6 +28,8 @@ export interface RelayCoreOptions {
   readonly store: Store;
   /** The checkpoint signing key's 32-byte seed. */
   readonly seed: Uint8Array;
+  /** During a key rotation, the retiring key's seed: /v1/relay then serves the rotation statement. */
+  readonly previousSeed?: Uint8Array;
   readonly now?: () => number;
   readonly log?: Log;
   readonly suite?: SignatureSuite;
@@ -62,7 +64,13 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
   const suite = o.suite ?? nodeEd25519();
   const metrics = o.metrics ?? new RelayMetrics();
   const fanout: Fanout = o.fanout ?? new LocalFanout();
-  const signer = new CheckpointSigner(config.relayName, o.seed, keyPairFromSeed(o.seed).publicKey, suite);
+  const signer = new CheckpointSigner(
+    config.relayName,
+    o.seed,
+    keyPairFromSeed(o.seed).publicKey,
+    suite,
+    o.previousSeed,
+  );
   const nodeCache = new NodeCache();
   const directory = new DeviceDirectory(store);
   const verifier: Verifier =

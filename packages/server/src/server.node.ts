@@ -19,7 +19,7 @@ import { RelayError } from './errors.ts';
 import type { Log } from './http/context.ts';
 import { RelayMetrics } from './metrics.ts';
 import { createRelay, type RelayCore } from './relay.ts';
-import { loadOrCreateCheckpointKey } from './relay-key.node.ts';
+import { loadCheckpointKey, loadOrCreateCheckpointKey } from './relay-key.node.ts';
 import { staticFiles } from './static.node.ts';
 import { openPostgresStore } from './store/postgres/pg-store.ts';
 import { openSqliteStore } from './store/sqlite/sqlite-store.ts';
@@ -75,6 +75,7 @@ function readIncoming(c: Context, max: number): Promise<Uint8Array> {
 async function openBackends(
   config: RelayConfig,
   seed: Uint8Array,
+  previousSeed: Uint8Array | undefined,
   log: Log | undefined,
 ): Promise<{ store: Store; fanout: Fanout }> {
   if (config.store === 'sqlite') {
@@ -88,9 +89,13 @@ async function openBackends(
   }
   const store = await openPostgresStore({ url: config.store, max: config.storePoolSize });
   try {
-    const vkey = new CheckpointSigner(config.relayName, seed, keyPairFromSeed(seed).publicKey, nodeEd25519())
-      .vkey;
-    const claim = await store.claimCheckpointKey(vkey);
+    const signerOf = (s: Uint8Array) =>
+      new CheckpointSigner(config.relayName, s, keyPairFromSeed(s).publicKey, nodeEd25519());
+    const vkey = signerOf(seed).vkey;
+    const claim = await store.claimCheckpointKey(
+      vkey,
+      previousSeed === undefined ? undefined : signerOf(previousSeed).vkey,
+    );
     if (!claim.ok) {
       throw new ConfigError(
         `checkpoint key: this database's relay signs as ${claim.recorded}; this node has ${vkey}. ` +
@@ -116,12 +121,17 @@ export async function startRelay(opts: StartRelayOptions = {}): Promise<RunningR
   const config = resolveConfig(opts.config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const seed = loadOrCreateCheckpointKey(config.dataDir, config.relayName, config.checkpointKeyFile);
-  const { store, fanout } = await openBackends(config, seed, opts.log);
+  const previousSeed =
+    config.previousCheckpointKeyFile === undefined
+      ? undefined
+      : loadCheckpointKey(config.previousCheckpointKeyFile);
+  const { store, fanout } = await openBackends(config, seed, previousSeed, opts.log);
   const now = opts.now ?? Date.now;
   const core = createRelay({
     config,
     store,
     seed,
+    ...(previousSeed === undefined ? {} : { previousSeed }),
     now,
     fanout,
     ...(opts.log === undefined ? {} : { log: opts.log }),

@@ -1,11 +1,20 @@
 /** The relay as a real process over real HTTP and WebSocket: the API, the bad-input table, live delivery. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
-import { parseNote, parseVerifierKey, verifyNote } from '@backchannel/protocol/transcript';
+import { decodeEntry, fromBase64url, keyPairFromSeed, toBase64url } from '@backchannel/protocol';
+import {
+  encodeVerifierKey,
+  makeVerifierKey,
+  parseNote,
+  parseVerifierKey,
+  verifyKeyRotation,
+  verifyNote,
+} from '@backchannel/protocol/transcript';
+import { encodeSignerKey } from '../src/relay-key.node.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { badCases, setupBadContext, type BadContext } from './bad-inputs.ts';
 import {
@@ -240,6 +249,54 @@ describe('relay process: start-up failures', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
     // The first relay is untouched.
     expect((await fetch(`${relay.url}/readyz`)).ok).toBe(true);
+  });
+});
+
+describe('relay process: checkpoint key rotation', () => {
+  it('started with its previous key too, serves a rotation statement signed by both; a missing previous key file stops it at start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bc-relay-rotation-'));
+    const oldSeed = new Uint8Array(randomBytes(32));
+    const oldFile = join(dir, 'old-key');
+    writeFileSync(oldFile, `${encodeSignerKey('any-name', oldSeed)}\n`, { mode: 0o600 });
+    const rotated = await startRelayProcess({
+      BACKCHANNEL_CHECKPOINT_KEY_FILE: join(dir, 'new-key'),
+      BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE: oldFile,
+    });
+    try {
+      const info = (await rotated.caller.get('/v1/relay')).body as {
+        name: string;
+        vkey: string;
+        rotation?: string;
+      };
+      const pinned = makeVerifierKey(info.name, keyPairFromSeed(oldSeed).publicKey);
+      const moved = verifyKeyRotation(info.rotation ?? '', pinned);
+      expect(moved.ok && encodeVerifierKey(moved.value)).toBe(info.vkey);
+      // The relay without a rotation serves none.
+      expect((await relay.caller.get('/v1/relay')).body.rotation).toBeUndefined();
+    } finally {
+      expect(await rotated.stop()).toBe(0);
+      await rotated.cleanup();
+    }
+    const missing = spawn(process.execPath, ['--import', 'tsx', MAIN_ENTRY], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: {
+        ...process.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        BACKCHANNEL_DATA: dir,
+        BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE: join(dir, 'no-such-key'),
+        LOG_LEVEL: 'error',
+      },
+    });
+    let stderr = '';
+    missing.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((r) => missing.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+    expect(code).toBe(2);
+    expect(stderr).toContain('no-such-key: no such checkpoint key file');
+    expect(stderr).not.toMatch(/\n\s+at /);
   });
 });
 

@@ -205,6 +205,8 @@ export const keys = {
   revocationsPrefix: 'rev:',
   inboxCursor: 'inbox:cursor',
   relayKey: 'relay:vkey',
+  /** The relay keys this device retired through rotation statements (JSON list, newest first). */
+  relayRetiredKeys: 'relay:vkey:retired',
   receiptSent: (c: string, last: string) => `rcpt:${c}:${last}`,
   settings: 'settings',
 } as const;

@@ -48,7 +48,7 @@ import type { MlsGroup } from './mls.ts';
 import type { EntriesAnswer } from './relay-client.ts';
 import type { OutboxItem } from './storage.ts';
 import { type ChannelView, foldRecords, type ViewState } from './view.ts';
-import { checkCheckpoint, appendLeaf } from './verify-log.ts';
+import { appendLeaf, checkCheckpoint, signedByUnknownRelayKey } from './verify-log.ts';
 import { disclosedRecords, joinDisclosures, loadRecords, storedEntry } from './join.ts';
 
 export type DraftEvent = ChannelEvent extends infer E
@@ -540,7 +540,18 @@ export class Channel {
     if (checkpointSizeOf(note) >= this.#rec.nextSeq) await this.#verifyCheckpoint(note);
   }
 
+  /**
+   * A checkpoint signed in the relay's name by a key this device does not trust: the relay may
+   * have rotated its key; the device asks for the rotation statement before it judges the note
+   * (and before anything of a page is applied: the question may fail, retryably).
+   */
+  async #learnRelayKeyOf(note: string | undefined): Promise<void> {
+    if (note !== undefined && signedByUnknownRelayKey(note, this.#ctx))
+      await this.#ctx.learnRelayRotation?.();
+  }
+
   async #verifyCheckpoint(note: string): Promise<void> {
+    await this.#learnRelayKeyOf(note);
     const r = checkCheckpoint(this.id, note, this.#rec, this.#ctx);
     if (r.kind === 'fork') {
       await this.#ctx.store.put([this.#forkRecord(r.evidence)]);
@@ -616,6 +627,7 @@ export class Channel {
    */
   async #apply(page: PreparedPage, note?: string): Promise<EventRecord[]> {
     if (page.from !== this.#rec.nextSeq) throw new Error('pages must be applied in order');
+    await this.#learnRelayKeyOf(note);
     this.#adopted = [];
     const records: EventRecord[] = [];
     const writes: [string, Uint8Array | undefined][] = [];

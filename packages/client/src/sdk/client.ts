@@ -27,7 +27,7 @@ import {
 } from '@backchannel/protocol';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeRelayReceipt, verifyRelayReceipt } from '@backchannel/protocol/attest';
-import { leafHash } from '@backchannel/protocol/transcript';
+import { encodeVerifierKey, leafHash, verifyKeyRotation } from '@backchannel/protocol/transcript';
 import { Channel, type DraftEvent } from './channel.ts';
 import { keys } from './channel-record.ts';
 import {
@@ -49,7 +49,7 @@ import type { GeneratedKeyPackage, MlsFactory } from './mls.ts';
 import { Live, type LiveOptions } from './live.ts';
 import { Outbox } from './outbox.ts';
 import { ReceiptLedger } from './receipt-ledger.ts';
-import { relayVerifierKey } from './verify-log.ts';
+import { relayVerifierKey, trustedRelayKeys } from './verify-log.ts';
 import { joinDisclosures, missingDevices } from './join.ts';
 import type { ScryptParams } from './invite.ts';
 import {
@@ -73,6 +73,7 @@ import { type WebSocketConstructor, WsEnvelopeTransport } from './ws-transport.t
 /** How far a relay's clock may be from this device's: the relay's window for signed requests. */
 const RELAY_CLOCK_SKEW_MS = 5 * 60_000;
 const MISROUTED = 'the receipt names another envelope';
+const NOT_SIGNED = 'the receipt is not signed by the pinned relay key';
 
 export interface BackchannelOptions {
   readonly store: LocalStore;
@@ -127,6 +128,10 @@ export class Backchannel {
   #outbox: Outbox | undefined;
   readonly #channels = new Map<ChannelId, Channel>();
   #relayKey: string | undefined;
+  /** Relay keys retired through rotation statements, newest first: still trusted for what they signed. */
+  #retiredRelayKeys: readonly string[] = [];
+  /** A rotation look-up in flight (#learnRelayRotation): one at a time. */
+  #rotation: Promise<boolean> | undefined;
   /** The running live() sessions: each follows the channels this device joins meanwhile. */
   readonly #lives = new Set<Live>();
   /** checkInbox runs one at a time (live() reads the inbox on its own while callers may too). */
@@ -192,6 +197,42 @@ export class Backchannel {
     return this.#relayKey;
   }
 
+  /** Every relay key this device trusts: the pinned one, then those retired by rotations. */
+  get relayKeys(): readonly string[] {
+    return this.#relayKey === undefined ? [] : [this.#relayKey, ...this.#retiredRelayKeys];
+  }
+
+  /**
+   * Moves to the relay's new checkpoint key when the relay serves a rotation statement from the
+   * pinned key, signed by both (transcript/rotation.ts); the old key stays trusted for what it
+   * signed. True when it moved. Asked when a checkpoint or receipt is signed by an unknown key.
+   */
+  #learnRelayRotation(): Promise<boolean> {
+    this.#rotation ??= this.#rotate().finally(() => {
+      this.#rotation = undefined;
+    });
+    return this.#rotation;
+  }
+
+  async #rotate(): Promise<boolean> {
+    const pinned = this.#relayKey;
+    if (pinned === undefined) return false;
+    const info = await this.relay.relayInfo();
+    if (info.vkey === pinned || info.rotation === undefined) return false;
+    const from = relayVerifierKey(pinned);
+    if (!from.ok) return false;
+    const to = verifyKeyRotation(info.rotation, from.value, this.#opts.signatures ?? nobleEd25519);
+    if (!to.ok || encodeVerifierKey(to.value) !== info.vkey) return false;
+    const retired = [pinned, ...this.#retiredRelayKeys.filter((k) => k !== info.vkey)];
+    await this.#store.put([
+      [keys.relayKey, utf8(info.vkey)],
+      [keys.relayRetiredKeys, utf8(JSON.stringify(retired))],
+    ]);
+    this.#relayKey = info.vkey;
+    this.#retiredRelayKeys = retired;
+    return true;
+  }
+
   get outbox(): Outbox {
     if (this.#outbox === undefined) throw new ClientError('NOT_INITIALIZED', 'device not initialized');
     return this.#outbox;
@@ -247,6 +288,9 @@ export class Backchannel {
     await certs.load();
     const pinned = await this.#store.get(keys.relayKey);
     this.#relayKey = pinned === undefined ? undefined : new TextDecoder().decode(pinned);
+    const retired = await this.#store.get(keys.relayRetiredKeys);
+    this.#retiredRelayKeys =
+      retired === undefined ? [] : (JSON.parse(new TextDecoder().decode(retired)) as string[]);
     this.#ctx = {
       store: this.#store,
       relay,
@@ -258,6 +302,8 @@ export class Backchannel {
       suite,
       sha256: this.#opts.sha256 ?? sha256,
       relayKey: () => this.#relayKey,
+      relayKeys: () => this.relayKeys,
+      learnRelayRotation: () => this.#learnRelayRotation(),
       leafHash: this.#opts.leafHash ?? leafHash,
       ...(this.#opts.verifier === undefined ? {} : { verifier: this.#opts.verifier }),
       queued: (items) => this.#outbox?.queued(items),
@@ -268,7 +314,16 @@ export class Backchannel {
     const receiptSuite = memoizedVerify(suite, hash);
     const receiptProblems = new WeakMap<AppendAnswer, string>();
     this.#outbox = new Outbox(this.#store, relay, {
-      onAcked: async () => undefined,
+      // A receipt signed by no key this device trusts may come after a relay key rotation: the
+      // device asks for the rotation statement and checks the receipt again.
+      onAcked: async (item, a) => {
+        if (a.receipt === undefined || receiptProblems.get(a) !== NOT_SIGNED) return;
+        const moved = await this.#learnRelayRotation().catch(() => false);
+        if (!moved) return;
+        const problem = this.#receiptProblem(item, a.seq, a.receipt, receiptSuite, hash);
+        if (problem === undefined) receiptProblems.delete(a);
+        else receiptProblems.set(a, problem);
+      },
       // Each receipt is checked once, as its answer arrives: one that names another envelope
       // means the answer was routed to the wrong post (not an ack: the item is posted again);
       // any other problem is kept, written with the ack as evidence (below).
@@ -329,9 +384,9 @@ export class Backchannel {
     const now = this.now;
     if (b.receivedAt < item.createdAt - RELAY_CLOCK_SKEW_MS || b.receivedAt > now + RELAY_CLOCK_SKEW_MS)
       return `the relay dated it ${new Date(b.receivedAt).toISOString()}, outside this device's clock (queued ${new Date(item.createdAt).toISOString()}, acknowledged ${new Date(now).toISOString()}) by more than ${RELAY_CLOCK_SKEW_MS / 60_000} minutes`;
-    const key = relayVerifierKey(this.#relayKey ?? '');
-    if (key.ok && !verifyRelayReceipt(r.value, key.value.publicKey, suite))
-      return 'the receipt is not signed by the pinned relay key';
+    const trusted = trustedRelayKeys({ relayKeys: () => this.relayKeys });
+    if (trusted.length > 0 && !trusted.some((k) => verifyRelayReceipt(r.value, k.publicKey, suite)))
+      return NOT_SIGNED;
     return undefined;
   }
 

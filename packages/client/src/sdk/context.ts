@@ -42,6 +42,18 @@ export interface EngineContext {
   readonly sha256: Sha256;
   /** The relay's checkpoint key this device pinned on first contact (C2SP vkey string). */
   readonly relayKey: () => string | undefined;
+  /**
+   * Every relay key this device trusts: the pinned one first, then those it retired when the
+   * relay rotated its key (a rotation statement signed by both): older checkpoints and receipts
+   * carry them.
+   */
+  readonly relayKeys: () => readonly string[];
+  /**
+   * Asks the relay for a rotation statement from the pinned key; when one verifies, the device
+   * moves to the new key (the old one stays trusted). True when it moved. Throws when the relay
+   * cannot be reached.
+   */
+  readonly learnRelayRotation?: () => Promise<boolean>;
   /** Verifies a page's envelope signatures at once (Node: on worker threads); else one by one. */
   readonly verifier?: BatchVerifier;
   /** RFC 9162 leaf hash of a transcript entry (Node: node:crypto); default the protocol's. */

@@ -78,18 +78,21 @@ export async function transcriptSnapshot(
     if (opts.atSize > size || opts.atSize < 1)
       throw new ClientError('INVALID_ARGUMENT', `this device has verified only ${size} entries`);
     const at = await bc.relay.getCheckpointAt(ch.id, opts.atSize);
-    const key = parseVerifierKey(bc.relayKey ?? '');
+    const trusted = bc.relayKeys.flatMap((v) => {
+      const k = parseVerifierKey(v);
+      return k.ok ? [k.value] : [];
+    });
     const parsed = parseNote(at.checkpoint);
     const cp = parsed.ok ? parseCheckpoint(parsed.value.text) : undefined;
     const leaves = await bc.store.entries(ch.id, 0, opts.atSize);
     const tree = new MemoryNodeStore();
     for (const e of leaves) tree.append(leafHash(e.entry));
     if (
-      !key.ok ||
+      trusted.length === 0 ||
       !parsed.ok ||
       cp === undefined ||
       !cp.ok ||
-      !verifyNote(parsed.value, [key.value]).ok ||
+      !verifyNote(parsed.value, trusted).ok ||
       cp.value.size !== opts.atSize ||
       !constantTimeEqual(cp.value.root, treeRoot(tree.state))
     ) {
@@ -202,11 +205,14 @@ export async function attest(
   }
 }
 
-/** What a verifier needs, all public: the channel parties' root keys and the relay's key. */
+/**
+ * What a verifier needs, all public: the channel parties' root keys and the relay's key (with
+ * the keys it retired by rotation: older checkpoints and receipts carry them).
+ */
 export function publicKeysOf(
   bc: Backchannel,
   parties: readonly PartyId[],
-): { parties: Record<string, Uint8Array>; relayKey: string } {
+): { parties: Record<string, Uint8Array>; relayKey: string; relayKeys: string[] } {
   const roots: Record<string, Uint8Array> = {};
   for (const p of parties) {
     const k = bc.certificates.rootKey(p);
@@ -214,7 +220,7 @@ export function publicKeysOf(
   }
   const relayKey = bc.relayKey;
   if (relayKey === undefined) throw new ClientError('NOT_INITIALIZED', 'no relay key pinned yet');
-  return { parties: roots, relayKey };
+  return { parties: roots, relayKey, relayKeys: [...bc.relayKeys] };
 }
 
 /** The public-keys file a verifier needs (the shape `backchannel keys` writes), all public. */
@@ -238,7 +244,7 @@ export function publicKeysDocument(
     type: 'backchannel/public-keys',
     v: 1,
     parties: Object.fromEntries(Object.entries(k.parties).map(([p, key]) => [p, toBase64url(key)])),
-    relayKeys: [k.relayKey],
+    relayKeys: k.relayKeys,
     witnesses: [...witnesses],
   };
 }
@@ -370,8 +376,11 @@ export async function checkRelayReceipt(
   if (r === undefined) throw new ClientError('INVALID_ARGUMENT', `no relay receipt kept for ${msgId}`);
   const receipt = decodeRelayReceipt(r);
   if (!receipt.ok) return { check: { kind: 'invalid', code: receipt.code, reason: receipt.message } };
-  const key = parseVerifierKey(bc.relayKey ?? '');
-  if (!key.ok) throw new ClientError('NOT_INITIALIZED', 'no relay key pinned');
+  const relayKeys = bc.relayKeys.flatMap((v) => {
+    const k = parseVerifierKey(v);
+    return k.ok ? [k.value] : [];
+  });
+  if (relayKeys.length === 0) throw new ClientError('NOT_INITIALIZED', 'no relay key pinned');
   const verified = ch.record.checkpoint;
   if (verified === undefined) return { check: { kind: 'not-yet-logged', size: 0 } };
   const boundMs = opts.boundMs ?? ch.view.state.deliveryBoundMs;
@@ -402,7 +411,7 @@ export async function checkRelayReceipt(
   if (seq >= size || at === undefined) {
     const check = checkReceiptAgainstLog({
       receipt: receipt.value,
-      relayKey: key.value,
+      relayKey: relayKeys,
       checkpoint: note,
       ...bound,
     });
@@ -416,7 +425,7 @@ export async function checkRelayReceipt(
   const proof = inclusionProof(seq, size, tree.read);
   const check = checkReceiptAgainstLog({
     receipt: receipt.value,
-    relayKey: key.value,
+    relayKey: relayKeys,
     checkpoint: note,
     entry: { bytes: at.entry, proof },
     ...bound,

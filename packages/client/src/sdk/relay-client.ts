@@ -124,7 +124,7 @@ const str = z.string();
 const b64u = z.string().regex(/^[A-Za-z0-9_-]*$/);
 const count = z.number().int().nonnegative();
 const answers = {
-  relayInfo: z.looseObject({ name: str, vkey: str }),
+  relayInfo: z.looseObject({ name: str, vkey: str, rotation: str.optional() }),
   card: z.looseObject({ card: b64u }),
   devices: z.looseObject({ certificates: z.array(b64u), revocations: z.array(b64u) }),
   claimed: z.looseObject({
@@ -413,7 +413,7 @@ export class RelayClient {
   }
 
   /** Who the relay is (unsigned); the first valid name answered is kept for request signatures. */
-  async relayInfo(): Promise<{ name: string; vkey: string }> {
+  async relayInfo(): Promise<{ name: string; vkey: string; rotation?: string | undefined }> {
     const info = await this.request('GET', '/v1/relay', answers.relayInfo, undefined, { signed: false });
     if (this.#fetchedName === undefined && isValidKeyName(info.name))
       this.#fetchedName = Promise.resolve(info.name);

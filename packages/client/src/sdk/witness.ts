@@ -113,7 +113,8 @@ function originOf(note: string): string | undefined {
 export async function witnessRound(opts: {
   readonly source: WitnessSource;
   readonly state: WitnessState;
-  readonly relayKey: NoteVerifierKey;
+  /** The relay's key, or its keys across a rotation (the current one first). */
+  readonly relayKey: NoteVerifierKey | readonly NoteVerifierKey[];
   readonly channels: readonly string[];
   readonly now: number;
 }): Promise<{ state: WitnessState; events: WitnessEvent[] }> {

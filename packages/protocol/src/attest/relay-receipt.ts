@@ -224,7 +224,8 @@ export type ReceiptCheck =
  */
 export function checkReceiptAgainstLog(input: {
   readonly receipt: RelayReceipt;
-  readonly relayKey: NoteVerifierKey;
+  /** The relay's key, or its keys across a rotation (transcript/rotation.ts): any of them signs for it. */
+  readonly relayKey: NoteVerifierKey | readonly NoteVerifierKey[];
   readonly checkpoint: string;
   /** The entry at receipt.body.seq and its inclusion proof (absent when the log is shorter). */
   readonly entry?: { readonly bytes: Uint8Array; readonly proof: readonly Uint8Array[] };
@@ -239,8 +240,9 @@ export function checkReceiptAgainstLog(input: {
   readonly skewMs?: number;
   readonly suite?: SignatureSuite;
 }): ReceiptCheck {
-  const { receipt, relayKey } = input;
-  if (!verifyRelayReceipt(receipt, relayKey.publicKey, input.suite))
+  const { receipt } = input;
+  const relayKeys = Array.isArray(input.relayKey) ? input.relayKey : [input.relayKey as NoteVerifierKey];
+  if (!relayKeys.some((k) => verifyRelayReceipt(receipt, k.publicKey, input.suite)))
     return {
       kind: 'invalid',
       code: 'RELAY_RECEIPT_INVALID',
@@ -248,7 +250,7 @@ export function checkReceiptAgainstLog(input: {
     };
   const note = parseNote(input.checkpoint);
   if (!note.ok) return { kind: 'invalid', code: note.code, reason: note.message };
-  const signed = verifyNote(note.value, [relayKey], input.suite);
+  const signed = verifyNote(note.value, relayKeys, input.suite);
   if (!signed.ok)
     return { kind: 'invalid', code: signed.code, reason: 'the checkpoint is not signed by this relay' };
   const cp = parseCheckpoint(note.value.text);

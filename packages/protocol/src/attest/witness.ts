@@ -83,12 +83,12 @@ export function relayOnlyNote(note: string, relayKey: NoteVerifierKey): string |
 
 function signedCheckpoint(
   note: string,
-  relayKey: NoteVerifierKey,
+  relayKeys: readonly NoteVerifierKey[],
   suite: SignatureSuite | undefined,
 ): { ok: true; cp: Checkpoint; text: string } | { ok: false; reason: string } {
   const p = parseNote(note);
   if (!p.ok) return { ok: false, reason: `malformed checkpoint note: ${p.message}` };
-  if (!verifyNote(p.value, [relayKey], suite).ok)
+  if (!verifyNote(p.value, relayKeys, suite).ok)
     return { ok: false, reason: 'checkpoint not signed by the relay key' };
   const cp = parseCheckpoint(p.value.text);
   if (!cp.ok) return { ok: false, reason: `malformed checkpoint: ${cp.message}` };
@@ -97,7 +97,11 @@ function signedCheckpoint(
 
 export interface WitnessInput {
   readonly origin: string;
-  readonly relayKey: NoteVerifierKey;
+  /**
+   * The relay's key; across a key rotation (transcript/rotation.ts) its keys, the current one
+   * first: the checkpoint co-signed last may carry the retired one.
+   */
+  readonly relayKey: NoteVerifierKey | readonly NoteVerifierKey[];
   readonly last: WitnessedCheckpoint | undefined;
   /** The relay's newest checkpoint note. */
   readonly latest: string;
@@ -111,8 +115,10 @@ export interface WitnessInput {
 }
 
 export function witnessDecide(input: WitnessInput): WitnessDecision {
-  const { relayKey, last } = input;
-  const latest = signedCheckpoint(input.latest, relayKey, input.suite);
+  const { last } = input;
+  const relayKeys = Array.isArray(input.relayKey) ? input.relayKey : [input.relayKey as NoteVerifierKey];
+  const relayKey = relayKeys[0] as NoteVerifierKey;
+  const latest = signedCheckpoint(input.latest, relayKeys, input.suite);
   if (!latest.ok) return { kind: 'refuse', code: 'NOTE_UNVERIFIED', reason: latest.reason };
   if (latest.cp.origin !== input.origin)
     return {
@@ -128,7 +134,7 @@ export function witnessDecide(input: WitnessInput): WitnessDecision {
     line: cosign(latest.text, input.witness, Math.floor(input.now / 1000)),
   });
   if (last === undefined) return latest.cp.size === 0 ? { kind: 'unchanged' } : cosignIt();
-  const prev = signedCheckpoint(last.note, relayKey, input.suite);
+  const prev = signedCheckpoint(last.note, relayKeys, input.suite);
   if (!prev.ok)
     return { kind: 'refuse', code: 'NOTE_UNVERIFIED', reason: `the stored checkpoint: ${prev.reason}` };
   const evidence = (kind: ForkEvidence['kind'], other: string, reason: string): WitnessDecision => ({
@@ -164,7 +170,7 @@ export function witnessDecide(input: WitnessInput): WitnessDecision {
   if (verifyConsistency(prev.cp.size, latest.cp.size, input.proof, prev.cp.root, latest.cp.root))
     return cosignIt();
   if (input.replayedAtLastSize !== undefined) {
-    const again = signedCheckpoint(input.replayedAtLastSize, relayKey, input.suite);
+    const again = signedCheckpoint(input.replayedAtLastSize, relayKeys, input.suite);
     if (
       again.ok &&
       again.cp.origin === input.origin &&
@@ -223,7 +229,7 @@ export function verifyForkEvidence(
   if (typeof keyString !== 'string') return bad('no relay key');
   const key = parseVerifierKey(keyString);
   if (!key.ok || key.value.alg !== ALG_ED25519) return bad('the relay key is not an Ed25519 note key');
-  const [a, b] = e.checkpoints.map((c) => signedCheckpoint(c, key.value, opts.suite));
+  const [a, b] = e.checkpoints.map((c) => signedCheckpoint(c, [key.value], opts.suite));
   if (a === undefined || b === undefined || !a.ok || !b.ok)
     return bad('a checkpoint is not signed by the relay key');
   if (a.cp.origin !== b.cp.origin) return bad('the checkpoints are of different logs');

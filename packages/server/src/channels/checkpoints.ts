@@ -3,7 +3,14 @@
  * root) signed as a C2SP signed note with the relay's Ed25519 key (alg 0x01, Go-compatible).
  * Signing goes through the injected suite so the relay signs with node:crypto.
  */
-import { type ChannelId, concatBytes, type SignatureSuite, utf8 } from '@backchannel/protocol';
+import {
+  type ChannelId,
+  concatBytes,
+  constantTimeEqual,
+  keyPairFromSeed,
+  type SignatureSuite,
+  utf8,
+} from '@backchannel/protocol';
 import type { RelayReceiptBody } from '@backchannel/protocol/attest';
 import {
   ALG_ED25519,
@@ -13,6 +20,7 @@ import {
   makeVerifierKey,
   type NoteVerifierKey,
   signatureLine,
+  signKeyRotation,
 } from '@backchannel/protocol/transcript';
 import { signReceipts } from './receipt-codec.ts';
 
@@ -22,15 +30,38 @@ export class CheckpointSigner {
   readonly verifier: NoteVerifierKey;
   /** Go/C2SP verifier key string clients pin: "<name>+<hex key id>+<base64(0x01 || key)>". */
   readonly vkey: string;
+  /**
+   * The rotation statement from the retiring key to this one (signed by both), when the relay
+   * was started with its previous key: devices and witnesses that pinned that key move to this.
+   */
+  readonly rotation: string | undefined;
   readonly #seed: Uint8Array;
   readonly #keyId: Uint8Array;
   readonly #suite: SignatureSuite;
 
-  constructor(name: string, seed: Uint8Array, publicKey: Uint8Array, suite: SignatureSuite) {
+  constructor(
+    name: string,
+    seed: Uint8Array,
+    publicKey: Uint8Array,
+    suite: SignatureSuite,
+    previousSeed?: Uint8Array,
+  ) {
     this.name = name;
     this.publicKey = publicKey;
     this.verifier = makeVerifierKey(name, publicKey);
     this.vkey = encodeVerifierKey(this.verifier);
+    if (previousSeed !== undefined && constantTimeEqual(previousSeed, seed))
+      throw new Error('the previous checkpoint key is the current one: nothing to rotate');
+    this.rotation =
+      previousSeed === undefined
+        ? undefined
+        : signKeyRotation(
+            name,
+            previousSeed,
+            seed,
+            encodeVerifierKey(makeVerifierKey(name, keyPairFromSeed(previousSeed).publicKey)),
+            this.vkey,
+          );
     this.#seed = seed;
     this.#keyId = keyId(name, ALG_ED25519, publicKey);
     this.#suite = suite;

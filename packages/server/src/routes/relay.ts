@@ -21,6 +21,10 @@ const info = createRoute({
               .string()
               .openapi({ description: 'checkpoint origins are this prefix + the channel id' }),
             store: z.string(),
+            rotation: z.string().optional().openapi({
+              description:
+                'during a key rotation: a C2SP signed note "backchannel/v1 relay key rotation / from <old vkey> / to <vkey>", signed by both keys; a device or witness that pinned the old key moves to the new one',
+            }),
           }),
         },
       },
@@ -37,6 +41,7 @@ export function relayRoutes(app: RelayApp, deps: AppDeps): void {
         publicKey: toB64u(deps.signer.publicKey),
         origin: `${deps.signer.name}/`,
         store: deps.store.kind,
+        ...(deps.signer.rotation === undefined ? {} : { rotation: deps.signer.rotation }),
       },
       200,
     ),

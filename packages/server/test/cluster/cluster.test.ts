@@ -292,12 +292,29 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     }
   });
 
-  it('refuses to join a node whose checkpoint key differs from the cluster’s', async () => {
+  it('refuses to join a node whose checkpoint key differs from the cluster’s, unless it rotates from it', async () => {
     const store = await openPostgresStore({ url: PG_URL, schema, max: 1 });
     try {
       expect(await store.claimCheckpointKey(n1.core.signer.vkey)).toEqual({ ok: true });
       const other = await store.claimCheckpointKey('other+00000000+AAAA');
       expect(other).toEqual({ ok: false, recorded: n1.core.signer.vkey });
+      // A node started for a key rotation (with the recorded key as its previous one) moves the
+      // record; a node still on the old key then refuses to join, until rotated back the same way.
+      expect(await store.claimCheckpointKey('other+00000000+AAAA', n1.core.signer.vkey)).toEqual({
+        ok: true,
+      });
+      expect(await store.claimCheckpointKey(n1.core.signer.vkey)).toEqual({
+        ok: false,
+        recorded: 'other+00000000+AAAA',
+      });
+      // Only from the recorded key: a claim naming another previous key moves nothing.
+      expect(await store.claimCheckpointKey('third+00000000+AAAA', 'fourth+00000000+AAAA')).toEqual({
+        ok: false,
+        recorded: 'other+00000000+AAAA',
+      });
+      expect(await store.claimCheckpointKey(n1.core.signer.vkey, 'other+00000000+AAAA')).toEqual({
+        ok: true,
+      });
     } finally {
       await store.close();
     }

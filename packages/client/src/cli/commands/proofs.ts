@@ -155,7 +155,7 @@ export function proofsCommands(program: Command, run: Runner): void {
               const k = publicKeysOf(bc, ch.view.state.parties);
               writeFileSync(
                 opts.keysOut,
-                `${JSON.stringify(keysFile(k.parties, [k.relayKey], []), null, 2)}\n`,
+                `${JSON.stringify(keysFile(k.parties, k.relayKeys, []), null, 2)}\n`,
               );
             }
             if (opts.out !== undefined)
@@ -179,7 +179,7 @@ export function proofsCommands(program: Command, run: Runner): void {
       run(async (o: GlobalOptions, out: Out, channel: string, opts: { witness?: string[]; out?: string }) => {
         await withChannel(o, channel, async (ch, bc) => {
           const k = publicKeysOf(bc, ch.view.state.parties);
-          const file = keysFile(k.parties, [k.relayKey], opts.witness ?? []);
+          const file = keysFile(k.parties, k.relayKeys, opts.witness ?? []);
           checkVkeys(file.witnesses, 'witness');
           const text = `${JSON.stringify(file, null, 2)}\n`;
           if (opts.out === undefined)

@@ -101,7 +101,12 @@ export function witnessCommand(program: Command, run: Runner): void {
                 r = await witnessRound({
                   source: relaySource(bc.relay, bc.store),
                   state,
-                  relayKey: relayKey.value,
+                  // Read each round: the device's sync above moves to the relay's new key after a
+                  // rotation (the retired keys stay trusted for what they signed).
+                  relayKey: bc.relayKeys.flatMap((v) => {
+                    const k = parseVerifierKey(v);
+                    return k.ok ? [k.value] : [];
+                  }),
                   channels,
                   now: Date.now(),
                 });

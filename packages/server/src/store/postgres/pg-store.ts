@@ -821,9 +821,19 @@ export class PostgresStore implements Store {
   /**
    * Records the cluster's checkpoint verifier key on first start; every later node must sign
    * with the same key (two keys would give one channel two incompatible histories of checkpoints).
+   * A node started with the retiring key (`previous`, a key rotation) moves the record from it.
    */
-  async claimCheckpointKey(vkey: string): Promise<{ ok: true } | { ok: false; recorded: string }> {
+  async claimCheckpointKey(
+    vkey: string,
+    previous?: string,
+  ): Promise<{ ok: true } | { ok: false; recorded: string }> {
     return this.#guard(async () => {
+      if (previous !== undefined)
+        await withStartDeadline(
+          this
+            .#sql`UPDATE relay_meta SET value = ${vkey} WHERE key = 'checkpoint_vkey' AND value = ${previous}`,
+          this.#startMs,
+        );
       await withStartDeadline(
         this
           .#sql`INSERT INTO relay_meta (key, value) VALUES ('checkpoint_vkey', ${vkey}) ON CONFLICT DO NOTHING`,
