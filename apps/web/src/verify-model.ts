@@ -123,12 +123,12 @@ export function verifyFiles(docText: string, keysText: string | undefined, now: 
   const keys = keysText === undefined ? undefined : parseKeysFile(keysText);
   if (keys !== undefined && !keys.ok) return { kind: 'error', message: keys.error };
   if (type === FORK_EVIDENCE_TYPE) {
-    const relayKey = keys?.value.relayKeys[0];
+    const relayKeys = keys?.value.relayKeys ?? [];
     return {
       kind: 'fork-evidence',
       check: verifyForkEvidence(doc, {
         suite: nobleEd25519,
-        ...(relayKey === undefined ? {} : { relayKey }),
+        ...(relayKeys.length === 0 ? {} : { relayKey: relayKeys }),
       }),
     };
   }

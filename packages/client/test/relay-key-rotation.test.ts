@@ -21,7 +21,12 @@ function replaceableRelay() {
   const w = inProcessRelay('bc-rotation-');
   const config = resolveConfig({ dataDir: w.dir, verifyThreads: 0, relayName: 'relay.test' });
   let app = w.relay.app;
-  const fetch = async (input: string, init: RequestInit) => app.request(input, init);
+  /** While set, GET /v1/relay fails as a network error would. */
+  const cut = { info: false };
+  const fetch = async (input: string, init: RequestInit) => {
+    if (cut.info && input.endsWith('/v1/relay')) throw new TypeError('fetch failed');
+    return app.request(input, init);
+  };
   const store = openSqliteStore({ path: join(w.dir, 'relay.db') });
   /** Restarts the relay with `seed`, and the retiring key's seed when it is a rotation. */
   const restart = (seed: Uint8Array, previousSeed?: Uint8Array) => {
@@ -34,7 +39,7 @@ function replaceableRelay() {
     app = core.app;
     return core;
   };
-  return { ...w, device: (name: string) => w.device(name, { fetch }), restart };
+  return { ...w, device: (name: string) => w.device(name, { fetch }), restart, cut };
 }
 
 describe('relay checkpoint key rotation', () => {
@@ -79,6 +84,31 @@ describe('relay checkpoint key rotation', () => {
     expect(publicKeysDocument(a, chA.view.state.parties).relayKeys).toEqual([newKey, oldKey]);
     a.close();
     b2.close();
+  });
+
+  it('a receipt by the new key waits in the outbox while the statement cannot be fetched, and is not kept as evidence', {
+    timeout: 60_000,
+  }, async () => {
+    const r = replaceableRelay();
+    const a = await r.device('a');
+    const b = await r.device('b');
+    const { chA } = await openChannel(a, b);
+    const core = r.restart(random(32), r.seed);
+    r.cut.info = true;
+    const sent = await chA.send({ kind: 'message', text: 'during the outage of /v1/relay' } as DraftEvent);
+    await a.outbox.flush().catch(() => undefined);
+    // The relay took it, but its receipt could not be checked: nothing is put on record, and the
+    // item waits to be posted again (the answer, receipt included, comes again: idempotent).
+    expect(await a.outbox.pending()).toBe(1);
+    expect(await a.store.keys('rr-invalid:')).toEqual([]);
+    r.cut.info = false;
+    await a.outbox.flush();
+    expect(await a.outbox.pending()).toBe(0);
+    expect(a.relayKey).toBe(core.signer.vkey);
+    expect(await a.store.keys('rr-invalid:')).toEqual([]);
+    expect(await a.store.get(`rr:${chA.id}:${sent}`)).toBeDefined();
+    a.close();
+    b.close();
   });
 
   it('a new key without a statement from the pinned key is a fork, and so is a statement from another key', {

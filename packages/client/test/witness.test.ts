@@ -143,6 +143,38 @@ describe('witness', () => {
     ]);
   });
 
+  it('a fork across a relay key rotation leaves evidence that names both keys and verifies', async () => {
+    const honest = new Log(['e0', 'e1']);
+    let served = honest;
+    const src = source(() => served, { local: honest });
+    const round = (state: ReturnType<typeof newWitnessState>, keys: NoteVerifierKey | NoteVerifierKey[]) =>
+      witnessRound({ source: src, state, relayKey: keys, channels: [CHANNEL], now: 1_800_000_000_000 });
+    const first = await round(
+      newWitnessState('witness.a.example', new Uint8Array(32).fill(5), 'unused'),
+      relayKey,
+    );
+    // After the rotation, the relay (new key) serves a rewritten history.
+    const newSeed = new Uint8Array(32).fill(4);
+    served = new Log([]);
+    served.seed = newSeed;
+    for (const e of ['e0', 'e1-rewritten', 'e2']) served.append(e);
+    const newKey = makeVerifierKey('relay.test', keyPairFromSeed(newSeed).publicKey);
+    const r = await round(first.state, [newKey, relayKey]);
+    const ev = r.events[0];
+    expect(ev?.kind).toBe('fork');
+    if (ev?.kind !== 'fork') return;
+    expect(ev.evidence.relayKeys).toEqual([encodeVerifierKey(newKey), encodeVerifierKey(relayKey)]);
+    // It verifies on its own (the keys it names), and with both keys given; not with one alone.
+    expect(verifyForkEvidence(JSON.stringify(ev.evidence))).toMatchObject({ valid: true });
+    expect(
+      verifyForkEvidence(ev.evidence, { relayKey: [encodeVerifierKey(newKey), encodeVerifierKey(relayKey)] }),
+    ).toMatchObject({ valid: true });
+    expect(verifyForkEvidence(ev.evidence, { relayKey: encodeVerifierKey(newKey) })).toMatchObject({
+      valid: false,
+      code: 'FORK_EVIDENCE_INVALID',
+    });
+  });
+
   it('a relay serving a forked log is caught, and the evidence file verifies on its own', async () => {
     const honest = new Log(['e0', 'e1', 'e2']);
     let served = honest;

@@ -75,6 +75,17 @@ const RELAY_CLOCK_SKEW_MS = 5 * 60_000;
 const MISROUTED = 'the receipt names another envelope';
 const NOT_SIGNED = 'the receipt is not signed by the pinned relay key';
 
+/** The retired relay keys as stored (a JSON list); what is not a list of strings counts as none. */
+function retiredKeysOf(bytes: Uint8Array | undefined): string[] {
+  if (bytes === undefined) return [];
+  try {
+    const v: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return Array.isArray(v) ? v.filter((k): k is string => typeof k === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 export interface BackchannelOptions {
   readonly store: LocalStore;
   readonly mls: (identity: DeviceIdentity, certs: CertificateBook) => MlsFactory;
@@ -288,9 +299,7 @@ export class Backchannel {
     await certs.load();
     const pinned = await this.#store.get(keys.relayKey);
     this.#relayKey = pinned === undefined ? undefined : new TextDecoder().decode(pinned);
-    const retired = await this.#store.get(keys.relayRetiredKeys);
-    this.#retiredRelayKeys =
-      retired === undefined ? [] : (JSON.parse(new TextDecoder().decode(retired)) as string[]);
+    this.#retiredRelayKeys = retiredKeysOf(await this.#store.get(keys.relayRetiredKeys));
     this.#ctx = {
       store: this.#store,
       relay,
@@ -315,10 +324,22 @@ export class Backchannel {
     const receiptProblems = new WeakMap<AppendAnswer, string>();
     this.#outbox = new Outbox(this.#store, relay, {
       // A receipt signed by no key this device trusts may come after a relay key rotation: the
-      // device asks for the rotation statement and checks the receipt again.
+      // device asks for the rotation statement and checks the receipt again. When the relay
+      // cannot be asked, the item stays in the outbox (the error is retryable) and its post is
+      // answered again, the same receipt with it: an honest relay is not put on record meanwhile.
       onAcked: async (item, a) => {
         if (a.receipt === undefined || receiptProblems.get(a) !== NOT_SIGNED) return;
-        const moved = await this.#learnRelayRotation().catch(() => false);
+        const moved = await this.#learnRelayRotation().catch((e: unknown) => {
+          // Never a refusal of the envelope: the relay took it.
+          if (e instanceof ClientError && e.retryable) throw e;
+          throw new ClientError(
+            'RELAY_ERROR',
+            `the relay key could not be checked: ${(e as Error).message}`,
+            {
+              retryable: true,
+            },
+          );
+        });
         if (!moved) return;
         const problem = this.#receiptProblem(item, a.seq, a.receipt, receiptSuite, hash);
         if (problem === undefined) receiptProblems.delete(a);

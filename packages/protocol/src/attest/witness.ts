@@ -44,6 +44,11 @@ export interface ForkEvidence {
   readonly origin: string;
   /** The relay's checkpoint key (C2SP verifier key string). */
   readonly relayKey: string;
+  /**
+   * After a relay key rotation (transcript/rotation.ts): all of the relay's keys the witness
+   * trusted, the current one first — the checkpoint co-signed before may carry a retired one.
+   */
+  readonly relayKeys?: readonly string[];
   /** The two relay-signed checkpoint notes, older (co-signed) first. */
   readonly checkpoints: readonly [string, string];
   /** The consistency proof between them (base64url): served by the relay, or (prefix-mismatch) computed from the longer tree's leaves. */
@@ -145,6 +150,7 @@ export function witnessDecide(input: WitnessInput): WitnessDecision {
       kind,
       origin: input.origin,
       relayKey: encodeVerifierKey(relayKey),
+      ...(relayKeys.length > 1 ? { relayKeys: relayKeys.map(encodeVerifierKey) } : {}),
       checkpoints: [last.note, relayOnlyNote(other, relayKey) ?? other],
       proof: input.proof.map(toBase64url),
       witness: input.witness.name,
@@ -197,11 +203,12 @@ export type ForkEvidenceCheck =
 
 /**
  * Checks an evidence file on its own: both checkpoints signed by the relay key it names (or the
- * one given, which a reader should prefer), same origin, and the conflict it claims.
+ * keys given, which a reader should prefer; across a key rotation, the relay's keys), same
+ * origin, and the conflict it claims.
  */
 export function verifyForkEvidence(
   input: unknown,
-  opts: { relayKey?: string; suite?: SignatureSuite } = {},
+  opts: { relayKey?: string | readonly string[]; suite?: SignatureSuite } = {},
 ): ForkEvidenceCheck {
   const bad = (reason: string): ForkEvidenceCheck => ({
     valid: false,
@@ -225,11 +232,17 @@ export function verifyForkEvidence(
     !e.checkpoints.every((c) => typeof c === 'string')
   )
     return bad('two checkpoints are needed');
-  const keyString = opts.relayKey ?? e.relayKey;
-  if (typeof keyString !== 'string') return bad('no relay key');
-  const key = parseVerifierKey(keyString);
-  if (!key.ok || key.value.alg !== ALG_ED25519) return bad('the relay key is not an Ed25519 note key');
-  const [a, b] = e.checkpoints.map((c) => signedCheckpoint(c, [key.value], opts.suite));
+  const given = typeof opts.relayKey === 'string' ? [opts.relayKey] : opts.relayKey;
+  const named = Array.isArray(e.relayKeys) ? e.relayKeys : [e.relayKey];
+  const keyStrings: readonly unknown[] = given !== undefined && given.length > 0 ? given : named;
+  if (keyStrings.length === 0 || !keyStrings.every((k) => typeof k === 'string')) return bad('no relay key');
+  const keys: NoteVerifierKey[] = [];
+  for (const s of keyStrings as string[]) {
+    const key = parseVerifierKey(s);
+    if (!key.ok || key.value.alg !== ALG_ED25519) return bad('the relay key is not an Ed25519 note key');
+    keys.push(key.value);
+  }
+  const [a, b] = e.checkpoints.map((c) => signedCheckpoint(c, keys, opts.suite));
   if (a === undefined || b === undefined || !a.ok || !b.ok)
     return bad('a checkpoint is not signed by the relay key');
   if (a.cp.origin !== b.cp.origin) return bad('the checkpoints are of different logs');

@@ -221,11 +221,9 @@ export function proofsCommands(program: Command, run: Runner): void {
           const k = opts.keys === undefined ? undefined : readKeysFile(opts.keys);
           const raw = readFileSync(file, 'utf8');
           if (raw.includes('"backchannel/fork-evidence"')) {
-            const r = verifyForkEvidence(raw, {
-              ...((opts.relayKey?.[0] ?? k?.relayKeys[0]) === undefined
-                ? {}
-                : { relayKey: (opts.relayKey?.[0] ?? k?.relayKeys[0]) as string }),
-            });
+            // The relay's keys as the reader holds them (across a rotation, all of them).
+            const relayKeys = [...(opts.relayKey ?? []), ...(k?.relayKeys ?? [])];
+            const r = verifyForkEvidence(raw, relayKeys.length === 0 ? {} : { relayKey: relayKeys });
             out.result(r, (v: typeof r) =>
               v.valid
                 ? `VALID fork evidence${v.conclusive ? ' (conclusive)' : ' (an alarm, not a proof)'}: ${v.reason}`
