@@ -1,7 +1,8 @@
 /**
  * `backchannel relay --store postgres://… --fanout nats://…` through the real CLI binary: a node
  * comes up on PostgreSQL; a second node with another checkpoint key refuses to join; with the
- * first node's key file it joins and serves the same log.
+ * first node's key file it joins and serves the same log; restarted with a new key and
+ * `--previous-checkpoint-key`, a node serves the rotation statement and the old key is refused.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -23,10 +24,16 @@ interface CliRelay {
   readonly exited: Promise<number | null>;
 }
 
-function cliRelay(dataDir: string, port: number, store: string, fanout: string): CliRelay {
+function cliRelay(
+  dataDir: string,
+  port: number,
+  store: string,
+  fanout: string,
+  extra: string[] = [],
+): CliRelay {
   const child = spawn(
     process.execPath,
-    [BIN, 'relay', '--port', String(port), '--data', dataDir, '--store', store, '--fanout', fanout],
+    [BIN, 'relay', '--port', String(port), '--data', dataDir, '--store', store, '--fanout', fanout, ...extra],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'error' } },
   );
   const r: CliRelay = {
@@ -76,7 +83,7 @@ describe.skipIf(!up)('backchannel relay --store postgres:// --fanout nats://', (
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  it('runs a node per data dir on one database; a node with another checkpoint key refuses to join', async () => {
+  it('runs a node per data dir on one database; a node with another checkpoint key refuses to join; a rotation moves the cluster to the new key', async () => {
     const [d1, d2] = dirs as [string, string];
     const n1 = cliRelay(d1, await freePort(), store, fanout);
     running.push(n1);
@@ -105,5 +112,25 @@ describe.skipIf(!up)('backchannel relay --store postgres:// --fanout nats://', (
     expect((await c1.append(d, commit(d, ch, 0))).status).toBe(201);
     expect((await c2.append(d, envelope(d, ch))).body.seq).toBe(1);
     expect((await c1.get(`/v1/channels/${ch}/entries?from=0`, d)).body.size).toBe(2);
-  }, 90_000);
+
+    // A key rotation, every node at once: the nodes stop; node 1 comes back with a new key and
+    // the old one as its previous key, serves the rotation statement and moves the cluster's
+    // record; node 2 on the old key alone is then refused.
+    await stop(n1);
+    await stop(n2);
+    const oldKey = join(d1, 'checkpoint-key.old');
+    copyFileSync(join(d1, 'checkpoint-key'), oldKey);
+    rmSync(join(d1, 'checkpoint-key'));
+    const r1 = cliRelay(d1, await freePort(), store, fanout, ['--previous-checkpoint-key', oldKey]);
+    running.push(r1);
+    expect(await ready(r1), r1.stderr).toBe(true);
+    const rotated = (await new Caller((path, init) => fetch(`${r1.url}${path}`, init)).get('/v1/relay')).body;
+    expect(rotated.vkey).not.toBe(info.body.vkey);
+    expect(String(rotated.rotation)).toContain(
+      `from ${String(info.body.vkey)}\nto ${String(rotated.vkey)}\n`,
+    );
+    const stale = cliRelay(d2, await freePort(), store, fanout);
+    expect(await stale.exited).toBe(2);
+    expect(stale.stderr).toMatch(/checkpoint key/);
+  }, 120_000);
 });

@@ -19,16 +19,32 @@ export function relayCommands(program: Command, run: Runner): void {
     .option('--data <dir>', 'data directory (env BACKCHANNEL_DATA)', process.env.BACKCHANNEL_DATA ?? './data')
     .option('--store <url>', 'storage: sqlite (default) or postgres://… (env BACKCHANNEL_STORE)')
     .option('--fanout <url>', 'fan-out between relay nodes: nats://… (env BACKCHANNEL_FANOUT)')
+    .option(
+      '--checkpoint-key <file>',
+      'the checkpoint signing key (env BACKCHANNEL_CHECKPOINT_KEY_FILE; default <data>/checkpoint-key, made on first start)',
+    )
+    .option(
+      '--previous-checkpoint-key <file>',
+      'during a key rotation: the retiring key; devices and witnesses move to the new one (docs/OPERATIONS.md)',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  backchannel relay --port 8787 --data ./data\n  backchannel relay --data ./node1 --store postgres://relay@db:5432/backchannel --fanout nats://mq:4222',
+      '\nExamples:\n  backchannel relay --port 8787 --data ./data\n  backchannel relay --data ./node1 --store postgres://relay@db:5432/backchannel --fanout nats://mq:4222\n  backchannel relay --data ./data --previous-checkpoint-key ./data/checkpoint-key.old',
     )
     .action(
       run(
         async (
           _o,
           _out,
-          opts: { port: string; host: string; data: string; store?: string; fanout?: string },
+          opts: {
+            port: string;
+            host: string;
+            data: string;
+            store?: string;
+            fanout?: string;
+            checkpointKey?: string;
+            previousCheckpointKey?: string;
+          },
         ) => {
           const port = Number(opts.port);
           if (!/^\d+$/.test(opts.port) || port > 65535)
@@ -45,6 +61,12 @@ export function relayCommands(program: Command, run: Runner): void {
               BACKCHANNEL_DATA: opts.data,
               ...(opts.store === undefined ? {} : { BACKCHANNEL_STORE: opts.store }),
               ...(opts.fanout === undefined ? {} : { BACKCHANNEL_FANOUT: opts.fanout }),
+              ...(opts.checkpointKey === undefined
+                ? {}
+                : { BACKCHANNEL_CHECKPOINT_KEY_FILE: opts.checkpointKey }),
+              ...(opts.previousCheckpointKey === undefined
+                ? {}
+                : { BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE: opts.previousCheckpointKey }),
             },
           });
           for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
