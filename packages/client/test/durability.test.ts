@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { statusOf } from '../src/cli/commands/watch.ts';
+import { describe as describeRecord, statusOf } from '../src/cli/commands/watch.ts';
 import type { DraftEvent } from '../src/sdk/channel.ts';
 import { keys } from '../src/sdk/channel-record.ts';
 import { ClientError } from '../src/sdk/errors.ts';
@@ -364,8 +364,13 @@ describe('a device store restored from an older copy', () => {
     const b3 = await w.device('b');
     const ch3 = await b3.channel(id);
     const synced = await ch3.sync();
-    expect(synced.filter((r) => r.status === 'handshake').map((r) => r.code)).toEqual(['OWN_COMMIT_LOST']);
+    const lostCommit = synced.filter((r) => r.status === 'handshake');
+    expect(lostCommit.map((r) => r.code)).toEqual(['OWN_COMMIT_LOST']);
     expect(ch3.record.lostAtEpoch).toBe(epoch);
+    // `log` and `watch` say what the code means.
+    expect(describeRecord(lostCommit[0] as (typeof synced)[number])).toContain(
+      'it can no longer read or post here',
+    );
     // It says what happened and what to do, instead of the relay's EPOCH_STALE.
     const refused = await ch3.send({ kind: 'message', text: 'x' } as DraftEvent).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ClientError);

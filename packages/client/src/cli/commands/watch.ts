@@ -144,6 +144,14 @@ function references(refs: References | undefined): string {
   return ` [refers to ${parts.join('; ')}]`;
 }
 
+/** What a user can make of the codes a device's own store explains (a restored copy). */
+const UNREADABLE_WHY: Readonly<Record<string, string>> = {
+  OWN_MESSAGE_LOST:
+    'sent by this device, but its store has no copy (restored from an older copy?); the device refreshes its keys before it sends again',
+  OWN_COMMIT_LOST:
+    'a commit of this device that its store predates (restored from an older copy): it can no longer read or post here; see `backchannel status`',
+};
+
 /**
  * One event as a line of `log` and `watch` (several for points). Everything the sender wrote is
  * quoted (see text.ts: `inline` for one-line fields, `quoteBlock` for bodies); `party` names a
@@ -153,7 +161,10 @@ export function describe(r: EventRecord, party: (p: string) => string = (p) => p
   const when = new Date(r.receivedAt).toISOString();
   const q = (s: string) => quoteBlock(s);
   const one = inline;
-  if (!('event' in r)) return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]`;
+  if (!('event' in r)) {
+    const why = UNREADABLE_WHY[r.code];
+    return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]${why === undefined ? '' : ` — ${why}`}`;
+  }
   const e = r.event;
   // `unchecked`: it answers an event from before this device joined, which it cannot read; the
   // channel's other members judged it. Not shown as a refusal.
