@@ -29,7 +29,7 @@ function replaceableRelay() {
   };
   const store = openSqliteStore({ path: join(w.dir, 'relay.db') });
   /** Restarts the relay with `seed`, and the retiring key's seed when it is a rotation. */
-  const restart = (seed: Uint8Array, previousSeed?: Uint8Array) => {
+  const restart = (seed: Uint8Array, previousSeed?: Uint8Array | Uint8Array[]) => {
     const core = createRelay({
       config,
       store,
@@ -84,6 +84,33 @@ describe('relay checkpoint key rotation', () => {
     expect(publicKeysDocument(a, chA.view.state.parties).relayKeys).toEqual([newKey, oldKey]);
     a.close();
     b2.close();
+  });
+
+  it('a device two rotations behind follows the chain of statements, oldest first', {
+    timeout: 60_000,
+  }, async () => {
+    const r = replaceableRelay();
+    const a = await r.device('a');
+    const b = await r.device('b');
+    const { chA, chB } = await openChannel(a, b);
+    const key1 = a.relayKey as string;
+    const seed2 = random(32);
+    const key2 = r.restart(seed2, r.seed).signer.vkey;
+    await chA.send({ kind: 'message', text: 'under the second key' } as DraftEvent);
+    await a.outbox.flush();
+    await chA.sync();
+    expect(a.relayKeys).toEqual([key2, key1]);
+    // B was away for both rotations.
+    const key3 = r.restart(random(32), [r.seed, seed2]).signer.vkey;
+    await chA.send({ kind: 'message', text: 'under the third key' } as DraftEvent);
+    await a.outbox.flush();
+    expect(a.relayKeys).toEqual([key3, key2, key1]);
+    await chB.sync();
+    expect(b.relayKeys).toEqual([key3, key2, key1]);
+    expect(chB.record.checkpointSize).toBe(chB.record.nextSeq);
+    expect(texts(chB)).toEqual(['under the second key', 'under the third key']);
+    a.close();
+    b.close();
   });
 
   it('a receipt by the new key waits in the outbox while the statement cannot be fetched, and is not kept as evidence', {

@@ -3,6 +3,7 @@
  * command-line flags. Validated with zod; an invalid value stops the relay with the field's name.
  * Pure: the caller passes env, flags and the file reader in (main.node.ts does the I/O).
  */
+import { delimiter } from 'node:path';
 import { MAX_ENVELOPE_BYTES } from '@backchannel/protocol';
 import { z } from 'zod';
 
@@ -48,11 +49,12 @@ export const configSchema = z.strictObject({
   /** The checkpoint signing key file (default: <dataDir>/checkpoint-key). Every node of a cluster needs the same key. */
   checkpointKeyFile: z.string().min(1).optional(),
   /**
-   * During a key rotation: the retiring checkpoint key's file. The relay then publishes, at
-   * /v1/relay, a rotation statement signed by both keys, by which devices and witnesses that
-   * pinned the old key move to the new one (PROTOCOL.md §8).
+   * During a key rotation: the retiring checkpoint key's file — or the files of every earlier
+   * key still to be followed, oldest first. The relay then publishes, at /v1/relay, a rotation
+   * statement signed by each key and its successor, by which devices and witnesses that pinned
+   * an earlier key move to the current one (PROTOCOL.md §8).
    */
-  previousCheckpointKeyFile: z.string().min(1).optional(),
+  previousCheckpointKeyFile: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   /** Worker threads verifying Ed25519 signatures off the event loop (0 = inline). */
   verifyThreads: z.number().int().min(0).max(16).default(1),
   /** Static web app to serve at / (defaults to apps/web/dist when it exists). */
@@ -186,7 +188,10 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
   set('fanout', 'BACKCHANNEL_FANOUT');
   set('webDist', 'BACKCHANNEL_WEB_DIST');
   set('checkpointKeyFile', 'BACKCHANNEL_CHECKPOINT_KEY_FILE');
-  set('previousCheckpointKeyFile', 'BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE');
+  // Several files (a chain of rotations, oldest first) separated like PATH entries.
+  const previous = env.BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE;
+  if (previous !== undefined && previous !== '')
+    out.previousCheckpointKeyFile = previous.includes(delimiter) ? previous.split(delimiter) : previous;
   return out as RelayConfigInput;
 }
 

@@ -34,7 +34,7 @@ function flags(argv: readonly string[]): { file: string | undefined; layer: Rela
       store: { type: 'string' },
       fanout: { type: 'string' },
       'checkpoint-key': { type: 'string' },
-      'previous-checkpoint-key': { type: 'string' },
+      'previous-checkpoint-key': { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -48,8 +48,9 @@ function flags(argv: readonly string[]): { file: string | undefined; layer: Rela
   if (values.store !== undefined) layer.store = values.store;
   if (values.fanout !== undefined) layer.fanout = values.fanout;
   if (values['checkpoint-key'] !== undefined) layer.checkpointKeyFile = values['checkpoint-key'];
-  if (values['previous-checkpoint-key'] !== undefined)
-    layer.previousCheckpointKeyFile = values['previous-checkpoint-key'];
+  const previous = values['previous-checkpoint-key'];
+  if (previous !== undefined)
+    layer.previousCheckpointKeyFile = previous.length === 1 ? previous[0] : previous;
   return { file: values.config, layer: layer as RelayConfigInput };
 }
 

@@ -28,8 +28,11 @@ export interface RelayCoreOptions {
   readonly store: Store;
   /** The checkpoint signing key's 32-byte seed. */
   readonly seed: Uint8Array;
-  /** During a key rotation, the retiring key's seed: /v1/relay then serves the rotation statement. */
-  readonly previousSeed?: Uint8Array;
+  /**
+   * During a key rotation, the retiring key's seed (or every earlier key's, oldest first):
+   * /v1/relay then serves the rotation statements.
+   */
+  readonly previousSeed?: Uint8Array | readonly Uint8Array[];
   readonly now?: () => number;
   readonly log?: Log;
   readonly suite?: SignatureSuite;
@@ -69,7 +72,11 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     o.seed,
     keyPairFromSeed(o.seed).publicKey,
     suite,
-    o.previousSeed,
+    o.previousSeed === undefined
+      ? []
+      : o.previousSeed instanceof Uint8Array
+        ? [o.previousSeed]
+        : o.previousSeed,
   );
   const nodeCache = new NodeCache();
   const directory = new DeviceDirectory(store);

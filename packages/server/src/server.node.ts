@@ -75,7 +75,7 @@ function readIncoming(c: Context, max: number): Promise<Uint8Array> {
 async function openBackends(
   config: RelayConfig,
   seed: Uint8Array,
-  previousSeed: Uint8Array | undefined,
+  previousSeed: readonly Uint8Array[],
   log: Log | undefined,
 ): Promise<{ store: Store; fanout: Fanout }> {
   if (config.store === 'sqlite') {
@@ -94,7 +94,7 @@ async function openBackends(
     const vkey = signerOf(seed).vkey;
     const claim = await store.claimCheckpointKey(
       vkey,
-      previousSeed === undefined ? undefined : signerOf(previousSeed).vkey,
+      previousSeed.map((s) => signerOf(s).vkey),
     );
     if (!claim.ok) {
       throw new ConfigError(
@@ -121,17 +121,17 @@ export async function startRelay(opts: StartRelayOptions = {}): Promise<RunningR
   const config = resolveConfig(opts.config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const seed = loadOrCreateCheckpointKey(config.dataDir, config.relayName, config.checkpointKeyFile);
-  const previousSeed =
-    config.previousCheckpointKeyFile === undefined
-      ? undefined
-      : loadCheckpointKey(config.previousCheckpointKeyFile);
+  const previous = config.previousCheckpointKeyFile;
+  const previousSeed = (
+    previous === undefined ? [] : typeof previous === 'string' ? [previous] : previous
+  ).map(loadCheckpointKey);
   const { store, fanout } = await openBackends(config, seed, previousSeed, opts.log);
   const now = opts.now ?? Date.now;
   const core = createRelay({
     config,
     store,
     seed,
-    ...(previousSeed === undefined ? {} : { previousSeed }),
+    ...(previousSeed.length === 0 ? {} : { previousSeed }),
     now,
     fanout,
     ...(opts.log === undefined ? {} : { log: opts.log }),

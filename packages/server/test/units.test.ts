@@ -70,6 +70,14 @@ describe('config', () => {
       rateLimits: { device: { perSecond: 5, burst: 9 }, ip: { perSecond: 2000, burst: 4000 } },
     });
     expect(resolveConfig().port).toBe(8787);
+    // A chain of key rotations: several previous key files, oldest first, separated as in PATH.
+    expect(
+      configFromEnv({ BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE: '/k/one' }).previousCheckpointKeyFile,
+    ).toBe('/k/one');
+    expect(
+      resolveConfig(configFromEnv({ BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE: '/k/one:/k/two' }))
+        .previousCheckpointKeyFile,
+    ).toEqual(['/k/one', '/k/two']);
   });
 
   it('refuses invalid values, unknown keys, __proto__ and unavailable stores with the field named', () => {

@@ -229,12 +229,29 @@ export class Backchannel {
     const pinned = this.#relayKey;
     if (pinned === undefined) return false;
     const info = await this.relay.relayInfo();
-    if (info.vkey === pinned || info.rotation === undefined) return false;
-    const from = relayVerifierKey(pinned);
-    if (!from.ok) return false;
-    const to = verifyKeyRotation(info.rotation, from.value, this.#opts.signatures ?? nobleEd25519);
-    if (!to.ok || encodeVerifierKey(to.value) !== info.vkey) return false;
-    const retired = [pinned, ...this.#retiredRelayKeys.filter((k) => k !== info.vkey)];
+    const statements = info.rotations ?? (info.rotation === undefined ? [] : [info.rotation]);
+    if (info.vkey === pinned || statements.length === 0) return false;
+    const start = relayVerifierKey(pinned);
+    if (!start.ok) return false;
+    // Step by step from the pinned key, each statement retiring exactly the key reached so far
+    // (a device several rotations behind follows the chain), to the key the relay names.
+    const suite = this.#opts.signatures ?? nobleEd25519;
+    let at = start.value;
+    const passed: string[] = [pinned];
+    for (let moved = true; moved && encodeVerifierKey(at) !== info.vkey; ) {
+      moved = false;
+      for (const s of statements) {
+        const to = verifyKeyRotation(s, at, suite);
+        if (!to.ok || passed.includes(encodeVerifierKey(to.value))) continue;
+        at = to.value;
+        passed.push(encodeVerifierKey(at));
+        moved = true;
+        break;
+      }
+    }
+    if (encodeVerifierKey(at) !== info.vkey) return false;
+    const newlyRetired = passed.slice(0, -1).reverse();
+    const retired = [...newlyRetired, ...this.#retiredRelayKeys.filter((k) => !passed.includes(k))];
     await this.#store.put([
       [keys.relayKey, utf8(info.vkey)],
       [keys.relayRetiredKeys, utf8(JSON.stringify(retired))],

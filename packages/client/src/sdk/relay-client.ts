@@ -124,7 +124,12 @@ const str = z.string();
 const b64u = z.string().regex(/^[A-Za-z0-9_-]*$/);
 const count = z.number().int().nonnegative();
 const answers = {
-  relayInfo: z.looseObject({ name: str, vkey: str, rotation: str.optional() }),
+  relayInfo: z.looseObject({
+    name: str,
+    vkey: str,
+    rotation: str.optional(),
+    rotations: z.array(str).max(64).optional(),
+  }),
   card: z.looseObject({ card: b64u }),
   devices: z.looseObject({ certificates: z.array(b64u), revocations: z.array(b64u) }),
   claimed: z.looseObject({
@@ -413,7 +418,12 @@ export class RelayClient {
   }
 
   /** Who the relay is (unsigned); the first valid name answered is kept for request signatures. */
-  async relayInfo(): Promise<{ name: string; vkey: string; rotation?: string | undefined }> {
+  async relayInfo(): Promise<{
+    name: string;
+    vkey: string;
+    rotation?: string | undefined;
+    rotations?: string[] | undefined;
+  }> {
     const info = await this.request('GET', '/v1/relay', answers.relayInfo, undefined, { signed: false });
     if (this.#fetchedName === undefined && isValidKeyName(info.name))
       this.#fetchedName = Promise.resolve(info.name);

@@ -35,6 +35,8 @@ export class CheckpointSigner {
    * was started with its previous key: devices and witnesses that pinned that key move to this.
    */
   readonly rotation: string | undefined;
+  /** Every step's statement, oldest first (the last is `rotation`): a device several keys behind follows them. */
+  readonly rotations: readonly string[];
   readonly #seed: Uint8Array;
   readonly #keyId: Uint8Array;
   readonly #suite: SignatureSuite;
@@ -44,24 +46,24 @@ export class CheckpointSigner {
     seed: Uint8Array,
     publicKey: Uint8Array,
     suite: SignatureSuite,
-    previousSeed?: Uint8Array,
+    previousSeeds: readonly Uint8Array[] = [],
   ) {
     this.name = name;
     this.publicKey = publicKey;
     this.verifier = makeVerifierKey(name, publicKey);
     this.vkey = encodeVerifierKey(this.verifier);
-    if (previousSeed !== undefined && constantTimeEqual(previousSeed, seed))
-      throw new Error('the previous checkpoint key is the current one: nothing to rotate');
-    this.rotation =
-      previousSeed === undefined
-        ? undefined
-        : signKeyRotation(
-            name,
-            previousSeed,
-            seed,
-            encodeVerifierKey(makeVerifierKey(name, keyPairFromSeed(previousSeed).publicKey)),
-            this.vkey,
-          );
+    // One statement per step, oldest first: each key hands over to the next, the last to this one.
+    const chain = [...previousSeeds, seed];
+    const vkeyOf = (s: Uint8Array) => encodeVerifierKey(makeVerifierKey(name, keyPairFromSeed(s).publicKey));
+    const rotations: string[] = [];
+    for (let i = 0; i + 1 < chain.length; i++) {
+      const [from, to] = [chain[i] as Uint8Array, chain[i + 1] as Uint8Array];
+      if (chain.some((s, j) => j !== i && constantTimeEqual(s, from)))
+        throw new Error('a previous checkpoint key appears twice, or is the current one: nothing to rotate');
+      rotations.push(signKeyRotation(name, from, to, vkeyOf(from), vkeyOf(to)));
+    }
+    this.rotations = rotations;
+    this.rotation = rotations.at(-1);
     this.#seed = seed;
     this.#keyId = keyId(name, ALG_ED25519, publicKey);
     this.#suite = suite;

@@ -21,6 +21,10 @@ const info = createRoute({
               .string()
               .openapi({ description: 'checkpoint origins are this prefix + the channel id' }),
             store: z.string(),
+            rotations: z.array(z.string()).optional().openapi({
+              description:
+                'every step of a chain of key rotations, oldest first (the last is `rotation`): a device several keys behind follows them',
+            }),
             rotation: z.string().optional().openapi({
               description:
                 'during a key rotation: a C2SP signed note "backchannel/v1 relay key rotation / from <old vkey> / to <vkey>", signed by both keys; a device or witness that pinned the old key moves to the new one',
@@ -41,7 +45,9 @@ export function relayRoutes(app: RelayApp, deps: AppDeps): void {
         publicKey: toB64u(deps.signer.publicKey),
         origin: `${deps.signer.name}/`,
         store: deps.store.kind,
-        ...(deps.signer.rotation === undefined ? {} : { rotation: deps.signer.rotation }),
+        ...(deps.signer.rotation === undefined
+          ? {}
+          : { rotation: deps.signer.rotation, rotations: [...deps.signer.rotations] }),
       },
       200,
     ),

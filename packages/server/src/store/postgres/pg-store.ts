@@ -821,17 +821,17 @@ export class PostgresStore implements Store {
   /**
    * Records the cluster's checkpoint verifier key on first start; every later node must sign
    * with the same key (two keys would give one channel two incompatible histories of checkpoints).
-   * A node started with the retiring key (`previous`, a key rotation) moves the record from it.
+   * A node started with the retiring key (`previous`, a key rotation; or several, a chain) moves
+   * the record from it.
    */
   async claimCheckpointKey(
     vkey: string,
-    previous?: string,
+    previous?: string | readonly string[],
   ): Promise<{ ok: true } | { ok: false; recorded: string }> {
     return this.#guard(async () => {
-      if (previous !== undefined)
+      for (const from of previous === undefined ? [] : typeof previous === 'string' ? [previous] : previous)
         await withStartDeadline(
-          this
-            .#sql`UPDATE relay_meta SET value = ${vkey} WHERE key = 'checkpoint_vkey' AND value = ${previous}`,
+          this.#sql`UPDATE relay_meta SET value = ${vkey} WHERE key = 'checkpoint_vkey' AND value = ${from}`,
           this.#startMs,
         );
       await withStartDeadline(
