@@ -520,6 +520,42 @@ describe('a commit the relay accepted whose answer never came', () => {
     b.close();
   });
 
+  it('that never reached the relay is settled by a leaf refresh after the next sync, found by a later process', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const a = await w.device('a');
+    const cut = { on: false };
+    const b = await w.device('b', {
+      fetch: async (input: string, init: RequestInit) => {
+        if (cut.on && init.method === 'POST' && input.endsWith('/envelopes'))
+          throw new TypeError('fetch failed');
+        return w.fetch(input, init);
+      },
+    });
+    const { chA, chB } = await openChannel(a, b);
+    const epoch = chB.group?.epoch as number;
+    cut.on = true;
+    await expect(chB.selfUpdate()).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE' });
+    b.close();
+    // A later process: the sync finds no such commit in the log, so a refresh moves the group on
+    // and the stored state (next-epoch secrets of a commit nobody has) goes with it.
+    const b2 = await w.device('b');
+    expect(await b2.store.keys('pending:')).toHaveLength(1);
+    await b2.syncAll();
+    expect(await b2.store.keys('pending:')).toEqual([]);
+    const ch2 = await b2.channel(chB.id);
+    expect(ch2.group?.epoch).toBe(epoch + 1);
+    await ch2.send({ kind: 'message', text: 'after the settled commit' } as DraftEvent);
+    await b2.outbox.flush();
+    await chA.sync();
+    expect(
+      chA.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
+    ).toEqual(['after the settled commit']);
+    a.close();
+    b2.close();
+  });
+
   it('that opened an outreach is adopted without welcoming the other party to a channel with no outreach', {
     timeout: 60_000,
   }, async () => {

@@ -63,6 +63,12 @@ export interface SyncProgress {
   readonly size: number;
 }
 
+/**
+ * How long a commit posted without an answer may still reach the relay (several request
+ * deadlines): after that, a sync that did not meet it means the relay never took it.
+ */
+const PENDING_SETTLE_MS = 60_000;
+
 export class Channel {
   readonly id: ChannelId;
   readonly #ctx: EngineContext;
@@ -80,7 +86,7 @@ export class Channel {
   /** Pending commits of this device the page being applied adopted (#ownCommit). */
   #adopted: Array<{ seq: number; add: readonly DeviceId[]; welcome: OutboxItem | undefined }> = [];
   /** This device's pending commits (PendingCommit): store key → epoch. */
-  readonly #pending: Map<string, number>;
+  readonly #pending: Map<string, { readonly epoch: number; readonly since: number }>;
 
   private constructor(
     ctx: EngineContext,
@@ -94,7 +100,8 @@ export class Channel {
     this.#rec = rec;
     this.#group = group;
     this.#view = view;
-    this.#pending = new Map(pending.map((k) => [k, pendingCommitEpoch(k)]));
+    // Found on disk: made before this process, however long ago (since 0).
+    this.#pending = new Map(pending.map((k) => [k, { epoch: pendingCommitEpoch(k), since: 0 }]));
   }
 
   static async load(ctx: EngineContext, id: ChannelId): Promise<Channel> {
@@ -328,7 +335,7 @@ export class Channel {
         await this.#ctx.store.put([
           [pending, encodePendingCommit({ msgId, epoch, state: group.exportState(), welcome })],
         ]);
-        this.#pending.set(pending, epoch);
+        this.#pending.set(pending, { epoch, since: this.#ctx.now() });
         seq = (await this.#ctx.relay.postEnvelope(this.id, env.wire)).seq;
       } catch (e) {
         // Nothing of it is current: the group stays at the epoch the log has.
@@ -348,10 +355,20 @@ export class Channel {
     });
   }
 
-  /** Whether this device should refresh its MLS leaf (every `maxAgeMs` or `maxMessages`). */
+  /**
+   * Whether this device should refresh its MLS leaf: every `maxAgeMs` or `maxMessages`, and
+   * after a sync that did not meet a commit of its own posted without an answer a while ago
+   * (PENDING_SETTLE_MS): the relay never took it, and its stored state (epoch secrets) goes once
+   * the refresh moves the group on; were it in the log after all, the refresh is refused as
+   * stale and the next sync adopts it.
+   */
   updateDue(maxAgeMs = 7 * 24 * 3600 * 1000, maxMessages = 1000): boolean {
-    if (this.#rec.removed || this.#group === undefined) return false;
-    return this.#ctx.now() - this.#rec.lastUpdateAt >= maxAgeMs || this.#rec.sentSinceUpdate >= maxMessages;
+    const group = this.#group;
+    if (this.#rec.removed || group === undefined || this.#rec.lostAtEpoch >= 0) return false;
+    const now = this.#ctx.now();
+    for (const { epoch, since } of this.#pending.values())
+      if (epoch === group.epoch && now - since >= PENDING_SETTLE_MS) return true;
+    return now - this.#rec.lastUpdateAt >= maxAgeMs || this.#rec.sentSinceUpdate >= maxMessages;
   }
 
   /** Post-compromise security: a commit that replaces this device's leaf keys. */
@@ -383,7 +400,7 @@ export class Channel {
   #dropStalePending(): Array<[string, undefined]> {
     const group = this.#rec.removed ? undefined : this.#group;
     const out: Array<[string, undefined]> = [];
-    for (const [key, epoch] of this.#pending) {
+    for (const [key, { epoch }] of this.#pending) {
       if (group !== undefined && epoch >= group.epoch) continue;
       out.push([key, undefined]);
       this.#pending.delete(key);
