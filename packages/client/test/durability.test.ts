@@ -16,7 +16,7 @@ import { ClientError } from '../src/sdk/errors.ts';
 import { SqliteLocalStore } from '../src/sdk/sqlite.node.ts';
 import { inlineWrites, threadWrites } from '../src/sdk/sqlite-writes.node.ts';
 import type { Durability, LocalStore } from '../src/sdk/storage.ts';
-import { inProcessRelay, openChannel, RELAY_URL } from './in-process.ts';
+import { inProcessRelay, messageTexts, openChannel, RELAY_URL } from './in-process.ts';
 
 const kdf = { N: 1 << 10, r: 8, p: 1 };
 const tmp = () => join(mkdtempSync(join(tmpdir(), 'bc-durable-')), 'device.db');
@@ -220,9 +220,7 @@ describe('a failed write', () => {
     const again = await w.device('b', { store: SqliteLocalStore.open({ path, passphrase: 'b', kdf }) });
     const ch = await again.channel(chB.id);
     await ch.sync();
-    const texts = ch.view.timeline.flatMap((r) =>
-      'event' in r && r.event.kind === 'message' ? [r.event.text] : [],
-    );
+    const texts = messageTexts(ch);
     expect(texts).toContain('kept');
     expect(await again.store.entryCount(ch.id)).toBe(ch.record.nextSeq);
     a.close();
@@ -327,9 +325,7 @@ describe('a device store restored from an older copy', () => {
     await ch3.send({ kind: 'message', text: 'sent after the restore' } as DraftEvent);
     await b3.outbox.flush();
     await chA.sync();
-    const texts = chA.view.timeline.flatMap((r) =>
-      'event' in r && r.event.kind === 'message' ? [r.event.text] : [],
-    );
+    const texts = messageTexts(chA);
     // Encrypted with the ratchet generation the first send after the copy used, the message
     // would reuse its key and nonce, and A could not read it.
     expect(texts).toEqual(['sent after the copy, 1', 'sent after the copy, 2', 'sent after the restore']);
@@ -403,13 +399,19 @@ describe('a device store restored from an older copy', () => {
     await chN.send({ kind: 'message', text: 'the new desk is on the line' } as DraftEvent);
     await n.outbox.flush();
     await chA.sync();
-    expect(
-      chA.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
-    ).toEqual(['after the leaf refresh', 'the new desk is on the line']);
+    expect(messageTexts(chA)).toEqual(['after the leaf refresh', 'the new desk is on the line']);
     a.close();
     b4.close();
     n.close();
   });
+});
+
+/** A device whose envelope posts fail before they reach the relay while `cut.on`. */
+const postsCut = (w: ReturnType<typeof inProcessRelay>, cut: { on: boolean }) => ({
+  fetch: async (input: string, init: RequestInit) => {
+    if (cut.on && init.method === 'POST' && input.endsWith('/envelopes')) throw new TypeError('fetch failed');
+    return w.fetch(input, init);
+  },
 });
 
 describe('a commit the relay accepted whose answer never came', () => {
@@ -445,9 +447,7 @@ describe('a commit the relay accepted whose answer never came', () => {
     await ch2.send({ kind: 'message', text: 'after the unanswered commit' } as DraftEvent);
     await b2.outbox.flush();
     await chA.sync();
-    expect(
-      chA.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
-    ).toEqual(['after the unanswered commit']);
+    expect(messageTexts(chA)).toEqual(['after the unanswered commit']);
     a.close();
     b2.close();
   });
@@ -485,9 +485,7 @@ describe('a commit the relay accepted whose answer never came', () => {
     await chB.send({ kind: 'message', text: 'after the refused retry' } as DraftEvent);
     await b.outbox.flush();
     await chA.sync();
-    expect(
-      chA.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
-    ).toEqual(['after the refused retry']);
+    expect(messageTexts(chA)).toEqual(['after the refused retry']);
     a.close();
     b.close();
   });
@@ -498,13 +496,7 @@ describe('a commit the relay accepted whose answer never came', () => {
     const w = inProcessRelay('bc-durable-pending-');
     const a = await w.device('a');
     const cut = { on: false };
-    const b = await w.device('b', {
-      fetch: async (input: string, init: RequestInit) => {
-        if (cut.on && init.method === 'POST' && input.endsWith('/envelopes'))
-          throw new TypeError('fetch failed');
-        return w.fetch(input, init);
-      },
-    });
+    const b = await w.device('b', postsCut(w, cut));
     const { chA, chB } = await openChannel(a, b);
     cut.on = true;
     await expect(chB.selfUpdate()).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE' });
@@ -526,13 +518,7 @@ describe('a commit the relay accepted whose answer never came', () => {
     const w = inProcessRelay('bc-durable-pending-');
     const a = await w.device('a');
     const cut = { on: false };
-    const b = await w.device('b', {
-      fetch: async (input: string, init: RequestInit) => {
-        if (cut.on && init.method === 'POST' && input.endsWith('/envelopes'))
-          throw new TypeError('fetch failed');
-        return w.fetch(input, init);
-      },
-    });
+    const b = await w.device('b', postsCut(w, cut));
     const { chA, chB } = await openChannel(a, b);
     const epoch = chB.group?.epoch as number;
     cut.on = true;
@@ -549,9 +535,7 @@ describe('a commit the relay accepted whose answer never came', () => {
     await ch2.send({ kind: 'message', text: 'after the settled commit' } as DraftEvent);
     await b2.outbox.flush();
     await chA.sync();
-    expect(
-      chA.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
-    ).toEqual(['after the settled commit']);
+    expect(messageTexts(chA)).toEqual(['after the settled commit']);
     a.close();
     b2.close();
   });
@@ -612,9 +596,7 @@ describe('a commit the relay accepted whose answer never came', () => {
     await m.outbox.flush();
     const chB = await b.channel(chA.id);
     await chB.sync();
-    expect(
-      chB.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : [])),
-    ).toEqual(['the minister is on the line']);
+    expect(messageTexts(chB)).toEqual(['the minister is on the line']);
     a2.close();
     b.close();
     m.close();

@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRelay, openSqliteStore, resolveConfig } from '@backchannel/server';
-import type { DraftEvent } from '../src/sdk/channel.ts';
+import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
 import { Backchannel, type BackchannelOptions } from '../src/sdk/client.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
 import { createMlsFactory } from '../src/sdk/mls-factory.ts';
@@ -59,6 +59,11 @@ export function inProcessRelay(prefix: string) {
     });
   };
   return { dir, relay, seed, fetch, device };
+}
+
+/** The texts of the messages in a channel's timeline, in order. */
+export function messageTexts(ch: Pick<Channel, 'view'>): string[] {
+  return ch.view.timeline.flatMap((r) => ('event' in r && r.event.kind === 'message' ? [r.event.text] : []));
 }
 
 /** Parties A and B with one device each; A reaches out, B accepts, both have synced. */

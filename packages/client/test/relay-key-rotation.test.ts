@@ -9,12 +9,7 @@ import { createRelay, openSqliteStore, resolveConfig } from '@backchannel/server
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
 import { checkRelayReceipt, publicKeysDocument } from '../src/sdk/proofs.ts';
-import { inProcessRelay, openChannel, random } from './in-process.ts';
-
-const texts = (ch: { view: { timeline: readonly unknown[] } }) =>
-  (ch.view.timeline as Array<{ event?: { kind: string; text?: string } }>).flatMap((r) =>
-    r.event?.kind === 'message' ? [r.event.text] : [],
-  );
+import { inProcessRelay, messageTexts, openChannel, random } from './in-process.ts';
 
 /** An in-process relay whose process can be replaced (same store), as an operator restarts it. */
 function replaceableRelay() {
@@ -42,14 +37,19 @@ function replaceableRelay() {
   return { ...w, device: (name: string) => w.device(name, { fetch }), restart, cut };
 }
 
+/** A and B with a channel open, on a relay that can be restarted with other keys. */
+async function openedOnReplaceableRelay() {
+  const r = replaceableRelay();
+  const a = await r.device('a');
+  const b = await r.device('b');
+  return { r, a, b, ...(await openChannel(a, b)) };
+}
+
 describe('relay checkpoint key rotation', () => {
   it('devices move to the new key by the statement signed by both; what the old key signed still verifies', {
     timeout: 60_000,
   }, async () => {
-    const r = replaceableRelay();
-    const a = await r.device('a');
-    const b = await r.device('b');
-    const { chA, chB } = await openChannel(a, b);
+    const { r, a, b, chA, chB } = await openedOnReplaceableRelay();
     const oldKey = a.relayKey as string;
     const before = await chA.send({ kind: 'message', text: 'before the rotation' } as DraftEvent);
     await a.outbox.flush();
@@ -71,7 +71,7 @@ describe('relay checkpoint key rotation', () => {
     await chB.sync();
     expect(b.relayKey).toBe(newKey);
     expect(chB.record.checkpointSize).toBe(chB.record.nextSeq);
-    expect(texts(chB)).toEqual(['before the rotation', 'after the rotation']);
+    expect(messageTexts(chB)).toEqual(['before the rotation', 'after the rotation']);
     // Reopened, the device still trusts both (on disk).
     b.close();
     const b2 = await r.device('b');
@@ -89,10 +89,7 @@ describe('relay checkpoint key rotation', () => {
   it('a device two rotations behind follows the chain of statements, oldest first', {
     timeout: 60_000,
   }, async () => {
-    const r = replaceableRelay();
-    const a = await r.device('a');
-    const b = await r.device('b');
-    const { chA, chB } = await openChannel(a, b);
+    const { r, a, b, chA, chB } = await openedOnReplaceableRelay();
     const key1 = a.relayKey as string;
     const seed2 = random(32);
     const key2 = r.restart(seed2, r.seed).signer.vkey;
@@ -108,7 +105,7 @@ describe('relay checkpoint key rotation', () => {
     await chB.sync();
     expect(b.relayKeys).toEqual([key3, key2, key1]);
     expect(chB.record.checkpointSize).toBe(chB.record.nextSeq);
-    expect(texts(chB)).toEqual(['under the second key', 'under the third key']);
+    expect(messageTexts(chB)).toEqual(['under the second key', 'under the third key']);
     a.close();
     b.close();
   });
@@ -116,10 +113,7 @@ describe('relay checkpoint key rotation', () => {
   it('a receipt by the new key waits in the outbox while the statement cannot be fetched, and is not kept as evidence', {
     timeout: 60_000,
   }, async () => {
-    const r = replaceableRelay();
-    const a = await r.device('a');
-    const b = await r.device('b');
-    const { chA } = await openChannel(a, b);
+    const { r, a, b, chA } = await openedOnReplaceableRelay();
     const core = r.restart(random(32), r.seed);
     r.cut.info = true;
     const sent = await chA.send({ kind: 'message', text: 'during the outage of /v1/relay' } as DraftEvent);
@@ -141,10 +135,7 @@ describe('relay checkpoint key rotation', () => {
   it('a new key without a statement from the pinned key is a fork, and so is a statement from another key', {
     timeout: 60_000,
   }, async () => {
-    const r = replaceableRelay();
-    const a = await r.device('a');
-    const b = await r.device('b');
-    const { chA } = await openChannel(a, b);
+    const { r, a, b, chA } = await openedOnReplaceableRelay();
     const pinned = a.relayKey;
     // Another key, no statement: a relay (or whoever holds its database) signing as someone else.
     r.restart(random(32));

@@ -384,11 +384,8 @@ export class Channel {
     if (this.#rec.removed || this.#group === undefined) {
       throw new ClientError('CHANNEL_NOT_JOINED', `this device is no longer a member of channel ${this.id}`);
     }
-    if (this.#rec.lostAtEpoch >= 0)
-      throw new ClientError(
-        'CHANNEL_STATE_LOST',
-        stateLost(this.id, this.#rec.lostAtEpoch, this.#ctx.identity.device),
-      );
+    const lost = this.stateLost;
+    if (lost !== undefined) throw new ClientError('CHANNEL_STATE_LOST', lost);
     return this.#group;
   }
 
