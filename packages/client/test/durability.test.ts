@@ -601,4 +601,58 @@ describe('a commit the relay accepted whose answer never came', () => {
     b.close();
     m.close();
   });
+
+  it('that adds a device: the join.context it owes is sent by a later process when the one that adopted it stopped first', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const drop = { on: false };
+    const a = await w.device('a', dropping(drop));
+    const b = await w.device('b');
+    const { chA } = await openChannel(a, b);
+    const minister = await a.addDevice('minister', 'principal');
+    const m = await w.device('m');
+    await m.enroll(minister);
+    drop.on = true;
+    await expect(a.syncAll()).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE' });
+    drop.on = false;
+    a.close();
+    // The next process adopts the commit (page written, Welcome queued) and stops before the
+    // join.context is queued: its store refuses every later write that queues a send.
+    const store = SqliteLocalStore.open({
+      path: join(w.dir, 'a', 'device.db'),
+      passphrase: 'a',
+      kdf: { N: 1 << 10, r: 8, p: 1 },
+    });
+    const stopping = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'put')
+          return (...args: Parameters<LocalStore['put']>) => {
+            const [, outbox, entries] = args;
+            if (entries === undefined && (outbox?.length ?? 0) > 0) throw new Error('the process stopped');
+            return target.put(...args);
+          };
+        const v = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const a2 = await w.device('a', { store: stopping });
+    await expect(a2.syncAll()).rejects.toThrow('the process stopped');
+    expect(await a2.store.keys('owed:')).toHaveLength(1);
+    a2.close();
+    const a3 = await w.device('a');
+    await a3.syncAll();
+    expect(await a3.store.keys('owed:')).toEqual([]);
+    await a3.outbox.flush();
+    expect(await m.checkInbox()).toEqual([chA.id]);
+    const chM = await m.channel(chA.id);
+    await chM.sync();
+    // The join.context came, once: the minister knows the channel is open.
+    expect(chM.view.state.lifecycle).toBe('open');
+    const contexts = chM.view.timeline.filter((r) => 'event' in r && r.event.kind === 'join.context');
+    expect(contexts).toHaveLength(1);
+    a3.close();
+    b.close();
+    m.close();
+  });
 });

@@ -92,6 +92,30 @@ export function decodePendingCommit(b: Uint8Array): PendingCommit {
   };
 }
 
+/**
+ * What an adopted commit of this device owes the devices it added: the join.context its caller
+ * never got to send (Channel #discloseOwed). Written with the page that adopts the commit and
+ * deleted with the write that queues the disclosure, so a stop between the two loses nothing.
+ */
+export interface OwedDisclosure {
+  /** The commit's position in the log: what is disclosed is the timeline before it. */
+  readonly seq: number;
+  readonly add: readonly DeviceId[];
+}
+
+export function encodeOwedDisclosure(o: OwedDisclosure): Uint8Array {
+  return encodeCanonical({ seq: o.seq, add: [...o.add] });
+}
+
+export function decodeOwedDisclosure(b: Uint8Array): OwedDisclosure | undefined {
+  const v = decodeCanonical(b);
+  if (!v.ok) return undefined;
+  const o = v.value as Record<string, unknown>;
+  if (typeof o.seq !== 'number' || !Array.isArray(o.add) || !o.add.every((d) => typeof d === 'string'))
+    return undefined;
+  return { seq: o.seq, add: o.add as DeviceId[] };
+}
+
 export function encodeChannelRecord(r: ChannelRecord): Uint8Array {
   return encodeCanonical({ ...r, frontier: [...r.frontier], checkpoint: r.checkpoint ?? null });
 }
@@ -189,6 +213,9 @@ export const keys = {
   pendingCommit: (c: string, epoch: number, msgId: string) =>
     `pending:${c}:${String(epoch).padStart(12, '0')}:${msgId}`,
   pendingCommitPrefix: (c: string) => `pending:${c}:`,
+  /** The join.context an adopted commit of this device owes the devices it added (OwedDisclosure). */
+  owedDisclosure: (c: string, seq: number) => `owed:${c}:${String(seq).padStart(12, '0')}`,
+  owedDisclosurePrefix: (c: string) => `owed:${c}:`,
   event: (c: string, seq: number) => `ev:${c}:${String(seq).padStart(12, '0')}`,
   eventPrefix: (c: string) => `ev:${c}:`,
   /** Events before this device joined, disclosed to it (join.ts): one record per key. */

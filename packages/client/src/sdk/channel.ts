@@ -33,12 +33,15 @@ import {
 import {
   type ChannelRecord,
   decodeChannelRecord,
+  decodeOwedDisclosure,
   decodePendingCommit,
   type EventRecord,
   encodeChannelRecord,
   encodeEventRecords,
+  encodeOwedDisclosure,
   encodePendingCommit,
   keys,
+  type OwedDisclosure,
   type PendingCommit,
   pendingCommitEpoch,
 } from './channel-record.ts';
@@ -87,6 +90,8 @@ export class Channel {
   #adopted: Array<{ seq: number; add: readonly DeviceId[]; welcome: OutboxItem | undefined }> = [];
   /** This device's pending commits (PendingCommit): store key → epoch. */
   readonly #pending: Map<string, { readonly epoch: number; readonly since: number }>;
+  /** The join.context adopted commits of this device still owe (OwedDisclosure): store key → it. */
+  readonly #owed: Map<string, OwedDisclosure>;
 
   private constructor(
     ctx: EngineContext,
@@ -94,6 +99,7 @@ export class Channel {
     group: MlsGroup | undefined,
     view: ViewState,
     pending: ReadonlyArray<string> = [],
+    owed: ReadonlyMap<string, OwedDisclosure> = new Map(),
   ) {
     this.id = rec.channel;
     this.#ctx = ctx;
@@ -102,6 +108,7 @@ export class Channel {
     this.#view = view;
     // Found on disk: made before this process, however long ago (since 0).
     this.#pending = new Map(pending.map((k) => [k, { epoch: pendingCommitEpoch(k), since: 0 }]));
+    this.#owed = new Map(owed);
   }
 
   static async load(ctx: EngineContext, id: ChannelId): Promise<Channel> {
@@ -118,7 +125,13 @@ export class Channel {
     const records = await loadRecords(ctx, id);
     for (const m of group?.members() ?? []) ctx.certs.check(m.certificate, ctx.now());
     const pending = await ctx.store.keys(keys.pendingCommitPrefix(id));
-    return new Channel(ctx, rec, group, foldRecords(id, records, rec.joinedEpoch), pending);
+    const owed = new Map<string, OwedDisclosure>();
+    for (const key of await ctx.store.keys(keys.owedDisclosurePrefix(id))) {
+      const bytes = await ctx.store.get(key);
+      const o = bytes === undefined ? undefined : decodeOwedDisclosure(bytes);
+      if (o !== undefined) owed.set(key, o);
+    }
+    return new Channel(ctx, rec, group, foldRecords(id, records, rec.joinedEpoch), pending, owed);
   }
 
   /** Registers a channel this device just created or joined, with its first MLS state. */
@@ -218,13 +231,15 @@ export class Channel {
    * reaches the disk. The store runs writes in the order they were made, so what that operation
    * writes comes after this.
    */
+  /** `also`: records written in the same transaction (#discloseOwed deletes what it settles). */
   async #encryptAndQueue(
     drafts: readonly DraftEvent[],
     opts: { to?: PartyId[] },
+    also: ReadonlyArray<[string, Uint8Array | undefined]> = [],
   ): Promise<{ outbox: OutboxItem[]; written: Promise<unknown> }> {
     const group = this.#requireGroup();
     const me = this.#ctx.identity;
-    const records: [string, Uint8Array][] = [];
+    const records: [string, Uint8Array | undefined][] = [...also];
     const outbox: OutboxItem[] = [];
     let state = this.#view.view.state;
     const synced = this.#view.view;
@@ -435,17 +450,23 @@ export class Channel {
   /**
    * What the adder of devices discloses to them (join.ts), for an adopted commit of this device
    * that added some: its caller never got to send it (Backchannel #addMissing, #reseat). From the
-   * timeline before the commit, one join.context per party added. Inside the channel's queue.
+   * timeline before the commit, one join.context per party added; the record of what is owed is
+   * deleted in the write that queues it. Inside the channel's queue.
    */
-  async #discloseAdopted(adopted: ReadonlyArray<{ seq: number; add: readonly DeviceId[] }>): Promise<void> {
+  async #discloseOwed(): Promise<void> {
+    if (this.#owed.size === 0) return;
     const group = this.#group;
-    // Not a member any more, or a sender ratchet that may have been used (sendMany refreshes the
-    // leaf first, which cannot be done from inside the queue): the disclosures are not sent.
-    if (group === undefined || this.#rec.removed || this.stateLost !== undefined) return;
+    // Not a member any more: nothing can be sent, and nothing is owed.
+    if (group === undefined || this.#rec.removed || this.stateLost !== undefined) {
+      await this.#settleOwed([...this.#owed.keys()]);
+      return;
+    }
+    // A sender ratchet that may have been used: the leaf is refreshed first (syncAll does, from
+    // outside the queue), and the next sync sends what is owed.
     if (this.#rec.staleSenderEpoch >= group.epoch) return;
     // The added devices' certificates are in the group (the commit carried their key packages).
-    const members = new Map((this.#group?.members() ?? []).map((m) => [m.device, m.certificate.body.party]));
-    for (const { seq, add } of adopted) {
+    const members = new Map(group.members().map((m) => [m.device, m.certificate.body.party]));
+    for (const [key, { seq, add }] of [...this.#owed].sort(([x], [y]) => (x < y ? -1 : 1))) {
       const byParty = new Map<PartyId, DeviceId[]>();
       for (const d of add) {
         const party = members.get(d) ?? this.#ctx.certs.certificate(d)?.body.party;
@@ -457,17 +478,28 @@ export class Channel {
       for (const [party, devices] of byParty)
         for (const disclosures of joinDisclosures(before, party, devices.length))
           drafts.push({ kind: 'join.context', devices, disclosures } as DraftEvent);
-      if (drafts.length === 0) continue;
+      if (drafts.length === 0) {
+        await this.#settleOwed([key]);
+        continue;
+      }
       try {
-        const { outbox, written } = await this.#encryptAndQueue(drafts, {});
+        const { outbox, written } = await this.#encryptAndQueue(drafts, {}, [[key, undefined]]);
         await written;
+        this.#owed.delete(key);
         this.#ctx.queued?.(outbox);
       } catch (e) {
         // The page is applied and written: the sync goes on. The channel's rules may refuse the
         // disclosure now (a channel closed since); the devices then read what they can.
         if (!(e instanceof ClientError) || e.code === 'STORE_FAILED') throw e;
+        await this.#settleOwed([key]);
       }
     }
+  }
+
+  /** Forgets owed disclosures that will not be sent (OwedDisclosure). */
+  async #settleOwed(owed: readonly string[]): Promise<void> {
+    await this.#ctx.store.put(owed.map((k) => [k, undefined] as [string, undefined]));
+    for (const k of owed) this.#owed.delete(k);
   }
 
   /**
@@ -495,6 +527,8 @@ export class Channel {
           break;
         }
       }
+      // Owed by a commit adopted in an earlier process that stopped before it could send them.
+      await this.#discloseOwed();
       return out;
     });
   }
@@ -685,6 +719,10 @@ export class Channel {
     const adopted = this.#adopted;
     this.#adopted = [];
     const welcome = adopted.flatMap((a) => (a.welcome === undefined ? [] : [a.welcome]));
+    const owed = adopted.flatMap(({ seq, add }) =>
+      add.length === 0 ? [] : [[keys.owedDisclosure(this.id, seq), { seq, add }] as const],
+    );
+    for (const [key, o] of owed) writes.push([key, encodeOwedDisclosure(o)]);
     // One value per page (keyed by its first seq): one seal and one row instead of one per entry.
     writes.push([keys.event(this.id, page.from), encodeEventRecords(records)]);
     const disclosed = await this.#disclosed(page, records);
@@ -725,13 +763,14 @@ export class Channel {
       throw this.#failed;
     }
     if (welcome.length > 0) this.#ctx.queued?.(welcome);
+    for (const [key, o] of owed) this.#owed.set(key, o);
     // Events disclosed to this device take the place of entries it could not read: fold again.
     this.#view =
       disclosed.length === 0
         ? this.#view.fold(records)
         : foldRecords(this.id, await loadRecords(this.#ctx, this.id), this.#rec.joinedEpoch);
     if (check?.kind === 'fork') throw new ClientError('FORK_DETECTED', check.reason);
-    if (adopted.some((a) => a.add.length > 0)) await this.#discloseAdopted(adopted);
+    await this.#discloseOwed();
     return records;
   }
 
