@@ -383,6 +383,8 @@ export class Channel {
     const now = this.#ctx.now();
     for (const { epoch, since } of this.#pending.values())
       if (epoch === group.epoch && now - since >= PENDING_SETTLE_MS) return true;
+    // Disclosures owed (#discloseOwed) wait for a new leaf when the sender ratchet may be used.
+    if (this.#owed.size > 0 && this.#rec.staleSenderEpoch >= group.epoch) return true;
     return now - this.#rec.lastUpdateAt >= maxAgeMs || this.#rec.sentSinceUpdate >= maxMessages;
   }
 
