@@ -143,6 +143,39 @@ describe('witness', () => {
     ]);
   });
 
+  it('given only the old key, follows a rotation through the hook it is handed, and only when the key is unknown', async () => {
+    const log = new Log(['e0', 'e1']);
+    const src = source(() => log);
+    let asked = 0;
+    let statement = false;
+    const newSeed = new Uint8Array(32).fill(4);
+    const newKey = makeVerifierKey('relay.test', keyPairFromSeed(newSeed).publicKey);
+    const round = (state: ReturnType<typeof newWitnessState>) =>
+      witnessRound({
+        source: src,
+        state,
+        relayKey,
+        channels: [CHANNEL],
+        now: 1_800_000_000_000,
+        // Plays Backchannel.learnRelayRotation: the new key once the relay serves its statement.
+        rotated: async () => {
+          asked++;
+          return statement ? [newKey, relayKey] : [relayKey];
+        },
+      });
+    const first = await round(newWitnessState('witness.a.example', new Uint8Array(32).fill(5), 'unused'));
+    expect(first.events).toEqual([{ channel: CHANNEL, kind: 'cosigned', size: 2 }]);
+    expect(asked).toBe(0);
+    log.seed = newSeed;
+    log.append('e2');
+    // No statement: the new key is not the relay's.
+    expect((await round(first.state)).events).toMatchObject([{ kind: 'refused' }]);
+    expect(asked).toBe(1);
+    statement = true;
+    expect((await round(first.state)).events).toEqual([{ channel: CHANNEL, kind: 'cosigned', size: 3 }]);
+    expect(asked).toBe(2);
+  });
+
   it('a fork across a relay key rotation leaves evidence that names both keys and verifies', async () => {
     const honest = new Log(['e0', 'e1']);
     let served = honest;

@@ -216,8 +216,13 @@ export class Backchannel {
   /**
    * Moves to the relay's new checkpoint key when the relay serves a rotation statement from the
    * pinned key, signed by both (transcript/rotation.ts); the old key stays trusted for what it
-   * signed. True when it moved. Asked when a checkpoint or receipt is signed by an unknown key.
+   * signed. True when it moved. Asked when a checkpoint or receipt is signed by an unknown key
+   * (by sync, receipts, and the witness, which may watch channels this device is not in).
    */
+  learnRelayRotation(): Promise<boolean> {
+    return this.#learnRelayRotation();
+  }
+
   #learnRelayRotation(): Promise<boolean> {
     this.#rotation ??= this.#rotate().finally(() => {
       this.#rotation = undefined;

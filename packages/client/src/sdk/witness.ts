@@ -4,7 +4,7 @@
  * co-sign it (C2SP tlog-cosignature/v1) and post the cosignature to the relay. On a fork it
  * refuses and returns evidence; the caller raises the alarm and writes the evidence file.
  */
-import { fromBase64url, keyPairFromSeed, toBase64url } from '@backchannel/protocol';
+import { constantTimeEqual, fromBase64url, keyPairFromSeed, toBase64url } from '@backchannel/protocol';
 import {
   type ForkEvidence,
   prefixMismatchEvidence,
@@ -109,6 +109,21 @@ function originOf(note: string): string | undefined {
   return cp.ok ? cp.value.origin : undefined;
 }
 
+/**
+ * A note that carries a signature in the relay's name by none of `keys`: the relay may have
+ * rotated its key since.
+ */
+function signedByUnknownKey(note: string, keys: readonly NoteVerifierKey[]): boolean {
+  const p = parseNote(note);
+  const name = keys[0]?.name;
+  if (!p.ok || name === undefined) return false;
+  const sigs = p.value.signatures;
+  return (
+    sigs.some((s) => s.name === name) &&
+    !sigs.some((s) => keys.some((k) => constantTimeEqual(k.keyId, s.keyId)))
+  );
+}
+
 /** One round over the channels; returns the new state and what happened. */
 export async function witnessRound(opts: {
   readonly source: WitnessSource;
@@ -117,8 +132,18 @@ export async function witnessRound(opts: {
   readonly relayKey: NoteVerifierKey | readonly NoteVerifierKey[];
   readonly channels: readonly string[];
   readonly now: number;
+  /**
+   * Asked when a checkpoint is signed in the relay's name by a key not given: follows the relay's
+   * rotation statements (Backchannel.learnRelayRotation) and returns the keys trusted then. The
+   * witness's own device may not have met the new key: its sync of the channel failed, or cannot
+   * run (a store that lost the channel's state).
+   */
+  readonly rotated?: () => Promise<readonly NoteVerifierKey[]>;
 }): Promise<{ state: WitnessState; events: WitnessEvent[] }> {
-  const { source, relayKey } = opts;
+  const { source } = opts;
+  let relayKey: readonly NoteVerifierKey[] = Array.isArray(opts.relayKey)
+    ? (opts.relayKey as readonly NoteVerifierKey[])
+    : [opts.relayKey as NoteVerifierKey];
   let state = opts.state;
   const events: WitnessEvent[] = [];
   const seed = fromBase64url(state.seed);
@@ -129,6 +154,7 @@ export async function witnessRound(opts: {
       continue;
     }
     const latest = await source.checkpoint(channel);
+    if (opts.rotated !== undefined && signedByUnknownKey(latest, relayKey)) relayKey = await opts.rotated();
     const last = state.channels[channel];
     const size = sizeOf(latest);
     const origin = originOf(latest) ?? '';

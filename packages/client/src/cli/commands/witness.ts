@@ -96,17 +96,25 @@ export function witnessCommand(program: Command, run: Runner): void {
                   // a fork or an outage: the witness round below reports it in its own terms
                 }
               }
+              const trusted = () =>
+                bc.relayKeys.flatMap((v) => {
+                  const k = parseVerifierKey(v);
+                  return k.ok ? [k.value] : [];
+                });
               let r: Awaited<ReturnType<typeof witnessRound>>;
               try {
                 r = await witnessRound({
                   source: relaySource(bc.relay, bc.store),
                   state,
                   // Read each round: the device's sync above moves to the relay's new key after a
-                  // rotation (the retired keys stay trusted for what they signed).
-                  relayKey: bc.relayKeys.flatMap((v) => {
-                    const k = parseVerifierKey(v);
-                    return k.ok ? [k.value] : [];
-                  }),
+                  // rotation (the retired keys stay trusted for what they signed)...
+                  relayKey: trusted(),
+                  // ...and a channel this device is not in moves it too, through the relay's
+                  // rotation statements.
+                  rotated: async () => {
+                    await bc.learnRelayRotation();
+                    return trusted();
+                  },
                   channels,
                   now: Date.now(),
                 });
