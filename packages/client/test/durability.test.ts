@@ -567,6 +567,77 @@ describe('a commit the relay accepted whose answer never came', () => {
     b.close();
   });
 
+  it('that opened an outreach and never reached the relay is dropped by a later sync, and the outreach can be made again', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const cut = { on: false };
+    const a = await w.device('a', postsCut(w, cut));
+    const b = await w.device('b');
+    await a.createParty({ partyName: 'A', deviceName: 'a', relays: [RELAY_URL] });
+    const B = await b.createParty({
+      partyName: 'B',
+      deviceName: 'b',
+      role: 'principal',
+      relays: [RELAY_URL],
+    });
+    cut.on = true;
+    await expect(a.outreach(B.party, 'hello')).rejects.toMatchObject({ code: 'RELAY_UNREACHABLE' });
+    cut.on = false;
+    const [id] = await a.channelIds();
+    // In this process its answer may still come: the channel is left alone, and the rest syncs.
+    await a.syncAll();
+    expect(a.dropped).toEqual([]);
+    expect(await a.channelIds()).toEqual([id]);
+    a.close();
+    // A later process: the relay has no such channel, so nothing was sent; it is dropped.
+    const a2 = await w.device('a');
+    await a2.syncAll();
+    expect(a2.dropped).toEqual([id]);
+    expect(await a2.channelIds()).toEqual([]);
+    expect(await a2.store.keys(`pending:${id}`)).toEqual([]);
+    await a2.syncAll();
+    const again = await a2.outreach(B.party, 'hello again');
+    expect(await b.checkInbox()).toEqual([again.id]);
+    a2.close();
+    b.close();
+  });
+
+  it('refused for the role of the device is refused before anything is claimed, and leaves no channel behind', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    const a = await w.device('a');
+    const b = await w.device('b');
+    await a.createParty({ partyName: 'A', deviceName: 'a', relays: [RELAY_URL] });
+    const B = await b.createParty({
+      partyName: 'B',
+      deviceName: 'b',
+      role: 'principal',
+      relays: [RELAY_URL],
+    });
+    const invite = await a.addDevice('staff', 'staff');
+    const claims: string[] = [];
+    const staff = await w.device('staff', {
+      wrap: async (input, init, res) => {
+        if (input.includes('/claim')) claims.push(input);
+        return res;
+      },
+    });
+    await staff.enroll(invite);
+    await expect(staff.outreach(B.party, 'hello')).rejects.toMatchObject({
+      code: 'EVENT_REJECTED',
+      cause_code: 'ROLE_FORBIDDEN',
+      message: expect.stringContaining('admin or principal'),
+    });
+    expect(claims).toEqual([]);
+    expect(await staff.channelIds()).toEqual([]);
+    await staff.syncAll();
+    a.close();
+    b.close();
+    staff.close();
+  });
+
   it('that adds a device: its Welcome is sent once the commit is adopted, and the device joins', {
     timeout: 60_000,
   }, async () => {

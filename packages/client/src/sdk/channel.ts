@@ -388,6 +388,23 @@ export class Channel {
     return now - this.#rec.lastUpdateAt >= maxAgeMs || this.#rec.sentSinceUpdate >= maxMessages;
   }
 
+  /**
+   * Whether `e`, from a sync, shows that this channel never opened at the relay: this device
+   * created it, its opening commit was refused or never reached the relay, and the relay has no
+   * such channel for it. 'settling' while an answer to that commit, posted in this process less
+   * than PENDING_SETTLE_MS ago, may still be on its way.
+   */
+  neverOpened(e: unknown): 'no' | 'settling' | 'yes' {
+    if (!(e instanceof ClientError) || e.cause_code !== 'NOT_A_MEMBER') return 'no';
+    const group = this.#group;
+    if (this.#rec.nextSeq !== 0 || this.#rec.joinedEpoch !== 0 || group === undefined || group.epoch !== 0)
+      return 'no';
+    const now = this.#ctx.now();
+    for (const { epoch, since } of this.#pending.values())
+      if (epoch === 0 && since > 0 && now - since < PENDING_SETTLE_MS) return 'settling';
+    return 'yes';
+  }
+
   /** Post-compromise security: a commit that replaces this device's leaf keys. */
   async selfUpdate(): Promise<void> {
     await this.commit((g) => g.selfUpdate(), { add: [], remove: [] });
@@ -962,7 +979,7 @@ export function explainRefusal(channel: string, state: ChannelState, code: strin
         return `channel ${channel} is waiting for the outreach to be accepted: \`backchannel accept ${channel}\``;
       return `channel ${channel} is ${state.lifecycle}: ${reason}`;
     case 'CHANNEL_CLOSED':
-      return `channel ${channel} was closed${since}; nothing more can be sent on it`;
+      return `channel ${channel} has been closed${since}; nothing more can be sent on it`;
     case 'ROLE_FORBIDDEN':
       return `${reason} (ask a principal or your admin)`;
     default:

@@ -37,7 +37,7 @@ import {
   memoizedVerify,
   type PartyDevice,
 } from './context.ts';
-import { ClientError } from './errors.ts';
+import { ClientError, isRetryable } from './errors.ts';
 import {
   decodeIdentity,
   type DeviceIdentity,
@@ -685,6 +685,14 @@ export class Backchannel {
         'INVALID_ARGUMENT',
         `${toParty} is your own party: an outreach goes to another party's contact card`,
       );
+    // The relay's rule for the opening commit, checked before any key package is claimed.
+    const role = me.certificate.body.role;
+    if (!ADDERS.includes(role))
+      throw new ClientError(
+        'EVENT_REJECTED',
+        `a ${role} device may not open a channel: an outreach is made from an admin or principal device of your party (ask a principal or your admin)`,
+        { causeCode: 'ROLE_FORBIDDEN' },
+      );
     await ctx.certs.rememberCard(await this.relay.getCard(toParty));
     const theirs = await this.relay.claimKeyPackages(toParty);
     if (theirs.length === 0)
@@ -710,11 +718,18 @@ export class Backchannel {
     const ch = await Channel.adopt(ctx, id, group, 0);
     this.#channels.set(id, ch);
     const all = [...theirs, ...mine];
-    await ch.commit(
-      (g) => g.add(all.map((k) => k.keyPackage)),
-      { add: all.map((k) => k.device as never), remove: [] },
-      [toParty, me.party],
-    );
+    try {
+      await ch.commit(
+        (g) => g.add(all.map((k) => k.keyPackage)),
+        { add: all.map((k) => k.device as never), remove: [] },
+        [toParty, me.party],
+      );
+    } catch (e) {
+      // Refused (here or by the relay): the channel never existed. A commit whose answer was
+      // lost stays, to be adopted by the next sync should the relay have taken it (Channel.neverOpened).
+      if (!isRetryable(e)) await this.#forget(id);
+      throw e;
+    }
     await ch.send(
       {
         kind: 'outreach',
@@ -829,10 +844,21 @@ export class Backchannel {
   async syncAll(onProgress?: Parameters<Channel['sync']>[0]): Promise<void> {
     this.joined = await this.checkInbox();
     await this.outbox.flush();
+    this.dropped = [];
     for (const id of await this.channelIds()) {
       const ch = await this.channel(id);
       if (ch.record.removed) continue;
-      await ch.sync(onProgress);
+      try {
+        await ch.sync(onProgress);
+      } catch (e) {
+        const never = ch.neverOpened(e);
+        if (never === 'no') throw e;
+        // Its opening commit may still reach the relay: the channel is left for a later sync.
+        if (never === 'settling') continue;
+        await this.#forget(id);
+        this.dropped.push(id);
+        continue;
+      }
       await this.#acknowledgeDelivery(ch);
       if (ch.updateDue(this.#opts.updateEveryMs, this.#opts.updateEveryMessages)) await ch.selfUpdate();
     }
@@ -850,6 +876,23 @@ export class Backchannel {
 
   /** The channels the last syncAll joined (Welcomes in the inbox). */
   joined: ChannelId[] = [];
+  /**
+   * The outreach channels the last syncAll dropped: their opening commit never reached the relay
+   * (Channel.neverOpened), so nothing was sent and the outreach is to be made again.
+   */
+  dropped: ChannelId[] = [];
+
+  /** Deletes what this device holds of a channel that never opened at the relay. */
+  async #forget(id: ChannelId): Promise<void> {
+    this.#channels.delete(id);
+    const held = [
+      keys.channel(id),
+      keys.mls(id),
+      ...(await this.#store.keys(keys.pendingCommitPrefix(id))),
+      ...(await this.#store.keys(keys.owedDisclosurePrefix(id))),
+    ];
+    await this.#store.put(held.map((k) => [k, undefined] as [string, undefined]));
+  }
   /** What the last syncAll added (addNewDevices), and why it could not, if it could not. */
   added: Array<{ channel: ChannelId; devices: DeviceId[] }> = [];
   /** What the last addNewDevices removed: revoked devices of this party still in a channel. */

@@ -209,6 +209,11 @@ export function describe(r: EventRecord, party: (p: string) => string = (p) => p
   }
 }
 
+/** What `sync` and `status` say of an outreach channel syncAll dropped (Backchannel.dropped). */
+function droppedNote(id: string): string {
+  return `the outreach that opened ${id} never reached the relay (refused, or lost on the way): nothing was sent and the channel is dropped from this device; make the outreach again`;
+}
+
 export function watchCommands(program: Command, run: Runner): void {
   program
     .command('status [channel]')
@@ -230,6 +235,8 @@ export function watchCommands(program: Command, run: Runner): void {
             process.stderr.write(
               'note: the relay is unreachable: this is what this device verified until now (liveness included)\n',
             );
+          if (o.json !== true)
+            for (const id of bc.dropped) process.stderr.write(`note: ${droppedNote(id)}\n`);
           const now = Date.now();
           const ids = channel === undefined ? await bc.channelIds() : [channel];
           const reports: StatusReport[] = [];
@@ -305,6 +312,7 @@ export function watchCommands(program: Command, run: Runner): void {
               joined,
               added,
               removed: bc.removed,
+              dropped: bc.dropped,
               ...(bc.joinProblems.length === 0
                 ? {}
                 : {
@@ -327,6 +335,7 @@ export function watchCommands(program: Command, run: Runner): void {
                 ),
                 ...added.map((a) => `added ${a.devices.join(', ')} (enrolled since) to ${a.channel}`),
                 ...bc.removed.map((r) => `removed ${r.devices.join(', ')} (revoked) from ${r.channel}`),
+                ...bc.dropped.map(droppedNote),
                 ...bc.joinProblems.map((e) => `could not add a new device of this party: ${e.message}`),
               ].join('\n'),
           );
