@@ -619,7 +619,7 @@ describe('a commit the relay accepted whose answer never came', () => {
     const invite = await a.addDevice('staff', 'staff');
     const claims: string[] = [];
     const staff = await w.device('staff', {
-      wrap: async (input, init, res) => {
+      wrap: async (input, _init, res) => {
         if (input.includes('/claim')) claims.push(input);
         return res;
       },
