@@ -288,6 +288,8 @@ try {
         let live: Live | undefined;
         await new Promise<void>((resolve, reject) => {
           b.live({
+            // W1's receiver receives, verifies and decrypts; it sends nothing back.
+            acknowledgeDelivery: false,
             onRecords: (_ch, fresh) => {
               take(fresh);
               if (received >= N) resolve();

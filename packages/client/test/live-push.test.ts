@@ -151,15 +151,17 @@ async function pair(tag: string, relays: string[] = [relay.url]) {
 
 /**
  * B follows live; every record it is handed is kept, with the errors. A long `pollMs` makes
- * polling unable to deliver within a test's waits: what arrives was pushed.
+ * polling unable to deliver within a test's waits: what arrives was pushed. B sends no delivered
+ * receipts unless `receipts` (these tests count the entries of the log).
  */
-async function follow(b: Backchannel, pollMs = 200) {
+async function follow(b: Backchannel, pollMs = 200, receipts = false) {
   const got: EventRecord[] = [];
   const errors: unknown[] = [];
   const live = await b.live({
     onRecords: (_ch, records) => got.push(...records),
     onError: (_ch, e) => errors.push(e),
     pollMs,
+    acknowledgeDelivery: receipts,
   });
   return { live, got, errors };
 }
@@ -222,6 +224,32 @@ describe('live delivery on the WebSocket', () => {
       await until('checkpoint verified', () => chB.record.checkpointSize === chB.record.nextSeq);
       // The folded view is the one sync builds.
       expect(messages(chB.view.timeline)).toEqual(sorted(texts('p', 30)));
+    } finally {
+      live?.stop();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('sends the delivered receipt of what it folds, as syncAll does, without a sync', async () => {
+    const { a, b, chA, chB } = await pair('r');
+    let live: Live | undefined;
+    try {
+      const f = await follow(b, NEVER_POLL, true);
+      live = f.live;
+      await until('B is live', () => live?.isLive(chB.id) === true);
+      const [sent] = await chA.sendMany([{ kind: 'message', text: 'did this arrive?' } as DraftEvent]);
+      await a.outbox.flush();
+      await until('the message', () => messages(f.got).length === 1);
+      await live.idle();
+      // B's receipt went out by itself; A reads it.
+      for (let i = 0; i < 100; i++) {
+        await chA.sync();
+        if (chA.view.state.receipts.get(sent as string)?.delivered[b.identity.party] !== undefined) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(chA.view.state.receipts.get(sent as string)?.delivered[b.identity.party]).toBeDefined();
+      expect(f.errors).toEqual([]);
     } finally {
       live?.stop();
       a.close();

@@ -821,8 +821,19 @@ export class Backchannel {
     // The named channels must exist before anything starts.
     const named: Channel[] = [];
     for (const id of opts.channels ?? []) named.push(await this.channel(id));
+    // Delivered receipts go out as records arrive, as syncAll sends them (LiveOptions).
+    const withReceipts: LiveOptions =
+      opts.acknowledgeDelivery === false
+        ? opts
+        : {
+            ...opts,
+            onRecords: (ch, records) => {
+              opts.onRecords?.(ch, records);
+              this.#acknowledgeLive(ch);
+            },
+          };
     // Registered before the channels are listed: one joined meanwhile is not missed.
-    const live: Live = new Live(this.relay, opts, {
+    const live: Live = new Live(this.relay, withReceipts, {
       checkInbox: () => this.checkInbox(),
       stopped: () => this.#lives.delete(live),
     });
@@ -1129,6 +1140,37 @@ export class Backchannel {
   }
 
   /** Automatic delivery receipts: one per batch, for what our party has not yet acknowledged. */
+  /** Channels whose delivered receipts live() is sending, and whether records came meanwhile. */
+  readonly #liveAcks = new Map<ChannelId, { again: boolean }>();
+
+  /**
+   * Sends the delivered receipt of what live() just folded, and delivers it: one run per channel
+   * at a time, and one more when records came during it. A failure is left to the next records
+   * or syncAll (the receipt is owed until sent: #acknowledgeDelivery reads it from the state).
+   */
+  #acknowledgeLive(ch: Channel): void {
+    const running = this.#liveAcks.get(ch.id);
+    if (running !== undefined) {
+      running.again = true;
+      return;
+    }
+    const run = { again: false };
+    this.#liveAcks.set(ch.id, run);
+    void (async () => {
+      try {
+        do {
+          run.again = false;
+          await this.#acknowledgeDelivery(ch);
+        } while (run.again);
+        await this.outbox.flush();
+      } catch {
+        // retried with the next records, or by the next syncAll
+      } finally {
+        this.#liveAcks.delete(ch.id);
+      }
+    })();
+  }
+
   async #acknowledgeDelivery(ch: Channel): Promise<void> {
     const me = this.identity.party;
     const s = ch.view.state;

@@ -34,6 +34,11 @@ export interface LiveOptions {
   readonly channels?: readonly ChannelId[];
   /** A followed channel's delivery changed: true once its entries stream on the socket, false when it falls back to polling. */
   readonly onDelivery?: (channel: ChannelId, live: boolean) => void;
+  /**
+   * Send the automatic delivered receipts as records arrive, as syncAll does (default true;
+   * Backchannel.live). False: only syncAll sends them (W1's receiver sends nothing back).
+   */
+  readonly acknowledgeDelivery?: boolean;
 }
 
 /** After the frames already read are handled (they are folded together). */
