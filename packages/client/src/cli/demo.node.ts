@@ -4,7 +4,7 @@
  * store; the relay is a real process (crashed with kill -9 in step 7).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -65,11 +65,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     if (!opts.json) process.stdout.write(`${s}\n`);
   };
   const root = mkdtempSync(join(tmpdir(), 'backchannel-demo-'));
-  const relay = await startRelayProcess(join(root, 'relay-data'), opts.port);
+  const relay = await startRelayProcess(join(root, 'relay-data'), opts.port).catch((e: unknown) => {
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  });
   const checks: Record<string, boolean> = {};
   const devices: Backchannel[] = [];
   try {
-    say(`Relay (operated by mediator M) running at ${relay.url}, data in ${relay.dataDir}\n`);
+    say(
+      `Relay (operated by mediator M) running at ${relay.url}, data in ${relay.dataDir} (deleted when the demo ends; --out keeps what it exports)\n`,
+    );
 
     say('Step 1 — two parties with certified devices');
     const aAdmin = await device(root, 'A-admin', relay.url);
@@ -336,6 +341,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   } finally {
     for (const d of devices) d.close();
     await relay.stop();
+    // The relay's data and the device stores (their passphrases are in this file): not kept.
+    rmSync(root, { recursive: true, force: true });
   }
 }
 

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ClientError } from '../sdk/errors.ts';
 
 /** `--import` argument for tsx, resolved from this package (works from any working directory). */
 export function tsxImport(): string {
@@ -39,10 +40,39 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitReady(url: string, child: ChildProcess, timeoutMs = 20_000): Promise<void> {
+/**
+ * Refuses a port something already listens on: the relay started there would exit, and whatever
+ * answers on the port (another relay) would be taken for it.
+ */
+async function ensureFree(port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new ClientError(
+              'INVALID_ARGUMENT',
+              `port ${port} is already in use (is another relay running?); choose another with --port, or leave it out for a free one`,
+            )
+          : e,
+      ),
+    );
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve()));
+  });
+}
+
+const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+
+async function waitReady(
+  url: string,
+  child: ChildProcess,
+  stderr: () => string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`relay exited with code ${child.exitCode}`);
+    if (exited(child))
+      throw new Error(`relay exited with code ${child.exitCode ?? child.signalCode}: ${stderr().trim()}`);
     try {
       // Bounded: something else on the port that accepts and never answers (the relay, unable to
       // listen, has exited) must not hold this loop past its deadline.
@@ -62,7 +92,9 @@ export async function startRelayProcess(
   env: Record<string, string> = {},
 ): Promise<RelayProcess> {
   const p = port === undefined || port === 0 ? await freePort() : port;
+  if (p === port) await ensureFree(p);
   const url = `http://127.0.0.1:${p}`;
+  let tail = '';
   const launch = () => {
     const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry()], {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -75,7 +107,10 @@ export async function startRelayProcess(
         ...env,
       },
     });
-    child.stderr?.resume();
+    tail = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      tail = (tail + d.toString()).slice(-2_000);
+    });
     return child;
   };
   const rp: RelayProcess = {
@@ -84,21 +119,22 @@ export async function startRelayProcess(
     dataDir,
     child: launch(),
     async crash() {
-      const exited = new Promise((r) => rp.child.once('exit', r));
+      if (exited(rp.child)) return;
+      const gone = new Promise((r) => rp.child.once('exit', r));
       rp.child.kill('SIGKILL');
-      await exited;
+      await gone;
     },
     async restart() {
       rp.child = launch();
-      await waitReady(url, rp.child);
+      await waitReady(url, rp.child, () => tail);
     },
     async stop() {
-      if (rp.child.exitCode !== null) return;
-      const exited = new Promise((r) => rp.child.once('exit', r));
+      if (exited(rp.child)) return;
+      const gone = new Promise((r) => rp.child.once('exit', r));
       rp.child.kill('SIGTERM');
-      await exited;
+      await gone;
     },
   };
-  await waitReady(url, rp.child);
+  await waitReady(url, rp.child, () => tail);
   return rp;
 }
