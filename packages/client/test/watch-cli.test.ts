@@ -290,6 +290,26 @@ describe('a relay outage', () => {
     expect(await ok('a', ['sync'])).toMatchObject({ outboxPending: 0 });
   });
 
+  it('heartbeat --daemon stops, with the reason, once the channel is closed', {
+    timeout: 120_000,
+  }, async () => {
+    const closing = String((await ok('a', ['outreach', bParty, '--note', 'A line to close.'])).channel);
+    await ok('b', ['inbox']);
+    await ok('b', ['accept', closing]);
+    const w = start('a', ['heartbeat', closing, '--interval', '1s', '--daemon']);
+    try {
+      await w.waitFor('the first beat', (j) => j.channel === closing && typeof j.heartbeat === 'string');
+      await ok('b', ['channel', 'close', closing, '--reason', 'talks concluded']);
+      // Before, it reported the refusal every interval and never ended.
+      const end = await w.waitFor('the refusal', (j) => j.error !== undefined);
+      expect(end).toMatchObject({ error: { code: 'EVENT_REJECTED', cause: 'CHANNEL_CLOSED' } });
+      if (w.child.exitCode === null) await new Promise((r) => w.child.once('exit', r));
+      expect(w.child.exitCode).toBe(2);
+    } finally {
+      await w.stop();
+    }
+  });
+
   it('witness (left running) reports each round it cannot make and goes on; --once exits 3', {
     timeout: 120_000,
   }, async () => {

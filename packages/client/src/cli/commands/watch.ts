@@ -209,6 +209,13 @@ export function describe(r: EventRecord, party: (p: string) => string = (p) => p
   }
 }
 
+/** A refusal no later heartbeat can get past: the channel is closed, or this device is out of it. */
+function endsBeating(e: unknown): boolean {
+  if (!(e instanceof ClientError)) return false;
+  if (e.code === 'CHANNEL_NOT_JOINED' || e.code === 'CHANNEL_STATE_LOST') return true;
+  return e.code === 'EVENT_REJECTED' && e.cause_code === 'CHANNEL_CLOSED';
+}
+
 /** What `sync` and `status` say of an outreach channel syncAll dropped (Backchannel.dropped). */
 function droppedNote(id: string): string {
   return `the outreach that opened ${id} never reached the relay (refused, or lost on the way): nothing was sent and the channel is dropped from this device; make the outreach again`;
@@ -390,8 +397,9 @@ export function watchCommands(program: Command, run: Runner): void {
               out.result({ channel, heartbeat: id }, () => `heartbeat sent on ${channel}`);
             else out.say(`${new Date().toISOString()} heartbeat`);
           } catch (e) {
-            // A mistake (an unknown channel, a wrong passphrase) still ends the command at once.
-            if (first && !isRetryable(e)) throw e;
+            // A mistake (an unknown channel, a wrong passphrase) still ends the command at once,
+            // and so does a channel no beat can ever go to again (closed, or left).
+            if ((first && !isRetryable(e)) || endsBeating(e)) throw e;
             const r = describeError(e);
             if (out.json)
               out.result({ channel, heartbeat: null, failed: { code: r.code, message: r.message } });
