@@ -90,6 +90,34 @@ describe('before init', () => {
     expect(init.code).toBe(0);
   });
 
+  it('an empty passphrase file, or a passphrase too short for a new device, is refused before anything is made', async () => {
+    const empty = join(root, 'empty-passphrase.txt');
+    writeFileSync(empty, '\n');
+    const r = await human('empty-pass', [
+      '--passphrase-file',
+      empty,
+      '--relay',
+      relay.url,
+      'init',
+      'party',
+      '--name',
+      'Empty',
+      '--device',
+      'desk',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error INVALID_ARGUMENT: the passphrase file .*empty-passphrase\.txt is empty/);
+    const short = await human(
+      'short-pass',
+      ['--relay', relay.url, 'init', 'party', '--name', 'Short', '--device', 'desk'],
+      { BACKCHANNEL_PASSPHRASE: 'abc' },
+    );
+    expect(short.code).toBe(1);
+    expect(short.stderr).toMatch(/^error INVALID_ARGUMENT: the passphrase is shorter than 8 characters/);
+    expect(existsSync(join(root, 'empty-pass', 'device.db'))).toBe(false);
+    expect(existsSync(join(root, 'short-pass', 'device.db'))).toBe(false);
+  });
+
   it('a wrong passphrase names the device directory and where the passphrase comes from', async () => {
     await ok('locked', ['init', 'party', '--name', 'Locked', '--device', 'desk'], relay.url);
     const r = await human('locked', ['status'], { BACKCHANNEL_PASSPHRASE: 'not it' });

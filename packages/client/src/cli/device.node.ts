@@ -22,8 +22,19 @@ export function homeDir(o: GlobalOptions): string {
   return o.home ?? process.env.BACKCHANNEL_HOME ?? join(homedir(), '.backchannel');
 }
 
+/** The shortest passphrase a new device store is sealed with. */
+const MIN_PASSPHRASE = 8;
+
 function passphrase(o: GlobalOptions): string {
-  if (o.passphraseFile !== undefined) return readFileSync(o.passphraseFile, 'utf8').replace(/\r?\n$/, '');
+  if (o.passphraseFile !== undefined) {
+    const p = readFileSync(o.passphraseFile, 'utf8').replace(/\r?\n$/, '');
+    if (p.length === 0)
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        `the passphrase file ${o.passphraseFile} is empty: write the device's passphrase in it`,
+      );
+    return p;
+  }
   const env = process.env.BACKCHANNEL_PASSPHRASE;
   if (env !== undefined && env.length > 0) return env;
   throw new ClientError(
@@ -61,6 +72,11 @@ export async function openDevice(
   const kdf = kdfFromEnv();
   const path = storePath(o);
   const secret = passphrase(o);
+  if (opts.create === true && !existsSync(path) && [...secret].length < MIN_PASSPHRASE)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `the passphrase is shorter than ${MIN_PASSPHRASE} characters: it alone protects this device's keys at rest; choose a longer one (a sentence is best)`,
+    );
   if (opts.create !== true && !existsSync(path)) {
     throw new ClientError(
       'NOT_INITIALIZED',
