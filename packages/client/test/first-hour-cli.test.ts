@@ -208,6 +208,28 @@ describe('files named on the command line', () => {
     expect(v).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
     expect(v.json.error?.message).toContain('outrech.json');
   });
+
+  it('verify given another kind of file says what it is (exit 1), not that a claim failed (exit 4)', async () => {
+    const keys = join(root, 'keys-2.json');
+    writeFileSync(
+      keys,
+      JSON.stringify({ type: 'backchannel/public-keys', v: 1, parties: {}, relayKeys: [] }),
+    );
+    const transcript = join(root, 'transcript.json');
+    writeFileSync(transcript, JSON.stringify({ kind: 'backchannel-transcript', v: 1, entries: [] }));
+    const text = join(root, 'notes.txt');
+    writeFileSync(text, 'minutes of the meeting');
+    const cases: Array<[string, RegExp]> = [
+      [keys, /is a public-keys file: give it as --keys/],
+      [transcript, /is a transcript export: make an attestation .* `backchannel attest`/],
+      [text, /is not JSON: verify takes an attestation/],
+    ];
+    for (const [file, message] of cases) {
+      const r = await cli('nobody', ['verify', file, '--keys', keys]);
+      expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+      expect(r.json.error?.message).toMatch(message);
+    }
+  });
 });
 
 describe('error reports', () => {

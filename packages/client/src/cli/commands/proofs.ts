@@ -90,6 +90,32 @@ export function verifyFile(
   });
 }
 
+/**
+ * A file `verify` was given that is neither an attestation nor fork evidence (another of the
+ * product's files, or no JSON at all): bad input, not a failed verification (exit 4 is kept for
+ * a claim that does not hold). What it is instead, and what to do, when that can be told.
+ */
+function notVerifiable(raw: string, file: string): ClientError | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return new ClientError(
+      'INVALID_ARGUMENT',
+      `${file} is not JSON: verify takes an attestation (backchannel attest) or fork evidence file`,
+    );
+  }
+  const o = (typeof v === 'object' && v !== null ? v : {}) as { type?: unknown; kind?: unknown };
+  if (o.type === 'backchannel/attestation' || o.type === 'backchannel/fork-evidence') return undefined;
+  const what =
+    o.type === 'backchannel/public-keys'
+      ? 'a public-keys file: give it as --keys'
+      : o.kind === 'backchannel-transcript'
+        ? 'a transcript export: make an attestation from the channel with `backchannel attest`'
+        : 'neither an attestation (backchannel attest) nor fork evidence';
+  return new ClientError('INVALID_ARGUMENT', `${file} is ${what}`);
+}
+
 function checkVkeys(list: readonly string[], what: string): void {
   for (const k of list) {
     if (!parseVerifierKey(k).ok) throw new ClientError('INVALID_ARGUMENT', `not a ${what} key: ${k}`);
@@ -220,6 +246,8 @@ export function proofsCommands(program: Command, run: Runner): void {
         ) => {
           const k = opts.keys === undefined ? undefined : readKeysFile(opts.keys);
           const raw = readFileSync(file, 'utf8');
+          const wrong = notVerifiable(raw, file);
+          if (wrong !== undefined) throw wrong;
           if (raw.includes('"backchannel/fork-evidence"')) {
             // The relay's keys as the reader holds them (across a rotation, all of them).
             const relayKeys = [...(opts.relayKey ?? []), ...(k?.relayKeys ?? [])];
