@@ -160,6 +160,22 @@ describe('init is all or nothing', () => {
     expect(await ok('twice', ['card', 'fingerprint'])).toMatchObject({ party: made[0]?.json.party });
   });
 
+  it('device add keeps an existing invite file and refuses a name an active device has, certifying nothing', async () => {
+    await ok('dup-admin', ['init', 'party', '--name', 'Ministry', '--device', 'desk'], relay.url);
+    const file = join(root, 'dup.invite.json');
+    await ok('dup-admin', ['device', 'add', '--name', 'aide', '--out', file]);
+    const before = (await ok('dup-admin', ['device', 'list'])) as unknown;
+    const again = await cli('dup-admin', ['device', 'add', '--name', 'aide-2', '--out', file]);
+    expect(again).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(again.json.error?.message).toMatch(/dup\.invite\.json exists/);
+    const same = await cli('dup-admin', ['device', 'add', '--name', 'aide', '--out', `${file}.2`]);
+    expect(same).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(same.json.error?.message).toMatch(/already has a device named "aide"/);
+    expect(existsSync(`${file}.2`)).toBe(false);
+    // Neither certified a device.
+    expect(await ok('dup-admin', ['device', 'list'])).toEqual(before);
+  });
+
   it('an enrollment that could not reach the relay can be retried with the same invite', async () => {
     await ok('inv-admin', ['init', 'party', '--name', 'Ministry', '--device', 'desk'], relay.url);
     const file = join(root, 'staff.invite.json');

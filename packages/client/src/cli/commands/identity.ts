@@ -1,5 +1,5 @@
 /** init, device add/list/revoke, card publish/show/fingerprint. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import {
   decodeContactCard,
@@ -198,12 +198,28 @@ export function identityCommands(program: Command, run: Runner): void {
     )
     .action(
       run(async (o, out, opts: { name: string; role: Role; out: string }) => {
+        // Before anything is certified: an earlier invite there (still to be redeemed) is kept.
+        if (existsSync(opts.out))
+          throw new ClientError(
+            'INVALID_ARGUMENT',
+            `${opts.out} exists: write the invite to a new file (an invite there may still be waiting to be redeemed)`,
+          );
         const bc = await openDevice(o);
         try {
+          // Names are how devices are told apart in lists and commands (device revoke NAME).
+          const same = (await bc.partyDevices()).devices.find(
+            (d) => d.state === 'active' && d.name === opts.name,
+          );
+          if (same !== undefined)
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              `this party already has a device named "${opts.name}" (${same.device}): choose another name, or revoke that one first`,
+            );
           const identity = await bc.addDevice(opts.name, opts.role);
           const code = newInviteCode();
           writeFileSync(opts.out, JSON.stringify(sealInvite(identity, code, kdfForInvites())), {
             mode: 0o600,
+            flag: 'wx',
           });
           out.result(
             { device: identity.device, role: opts.role, invite: opts.out, code },
