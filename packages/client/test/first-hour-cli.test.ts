@@ -186,6 +186,14 @@ describe('init is all or nothing', () => {
       json: { error: { code: 'RELAY_UNREACHABLE' } },
     });
     expect(await cli('inv-staff', enroll)).toMatchObject({ code: 0, json: { device: invite.device } });
+    // The invite is spent: another home redeeming it (a second installation with the same device
+    // key) is refused, and keeps no device store.
+    const again = await cli('inv-staff-copy', enroll);
+    expect(again).toMatchObject({ code: 2, json: { error: { code: 'INVITE_INVALID' } } });
+    expect(again.json.error?.message).toMatch(/already redeemed, on .*, by another installation/);
+    expect(existsSync(join(root, 'inv-staff-copy', 'device.db'))).toBe(false);
+    // The device that redeemed it works on.
+    expect(await cli('inv-staff', ['device', 'list'])).toMatchObject({ code: 0 });
   });
 });
 

@@ -206,6 +206,13 @@ export const badCases: readonly BadCase[] = [
       }),
   },
   {
+    name: 'an installation id too short to be random',
+    status: 400,
+    code: 'SCHEMA_INVALID',
+    run: (c) =>
+      c.caller.post('/v1/devices/enrollment', c.a, { installation: toBase64url(new Uint8Array(4)) }),
+  },
+  {
     name: 'unknown field in a request body',
     status: 400,
     code: 'REQUEST_INVALID',

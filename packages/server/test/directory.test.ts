@@ -231,6 +231,33 @@ describe('devices and revocations', () => {
 });
 
 describe('key packages', () => {
+  it('lets one installation redeem a device invite: a retry is answered the same, another is refused', async () => {
+    const P = makeParty('ENR');
+    const d = makeDevice(P, 'aide', 'staff');
+    await r.caller.publishParty(P, [d]);
+    const first = toBase64url(new Uint8Array(16).fill(7));
+    const once = await r.caller.post('/v1/devices/enrollment', d, { installation: first });
+    expect(once.status).toBe(200);
+    const at = (once.body as { enrolledAt: number }).enrolledAt;
+    expect(typeof at).toBe('number');
+    // The same installation again (an answer that never came): the same answer.
+    expect(await r.caller.post('/v1/devices/enrollment', d, { installation: first })).toMatchObject({
+      status: 200,
+      body: { enrolledAt: at },
+    });
+    const other = await r.caller.post('/v1/devices/enrollment', d, {
+      installation: toBase64url(new Uint8Array(16).fill(8)),
+    });
+    expect(other).toMatchObject({ status: 409, body: { error: { code: 'INVITE_USED' } } });
+    expect((other.body as { error: { message: string } }).error.message).toContain(
+      new Date(at).toISOString(),
+    );
+    const short = await r.caller.post('/v1/devices/enrollment', d, {
+      installation: toBase64url(new Uint8Array(4)),
+    });
+    expect(short).toMatchObject({ status: 400, body: { error: { code: 'SCHEMA_INVALID' } } });
+  });
+
   it('hands each one-time key package out exactly once, then the last-resort one', async () => {
     const up = await r.caller.post('/v1/key-packages', b1, {
       keyPackages: [toBase64url(Uint8Array.of(1, 1)), toBase64url(Uint8Array.of(1, 2))],

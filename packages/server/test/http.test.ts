@@ -54,6 +54,7 @@ describe('operations endpoints', () => {
         '/v1/channels/{channel}/proof/consistency',
         '/v1/channels/{channel}/proof/inclusion',
         '/v1/devices',
+        '/v1/devices/enrollment',
         '/v1/inbox',
         '/v1/key-packages',
         '/v1/key-packages/claim',

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fromBase64url, toBase64url } from '@backchannel/protocol';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CorkedWebSocket } from '../sdk/websocket.node.ts';
@@ -120,6 +121,27 @@ export async function openDevice(
  * unreachable, an invite code is wrong…) the store this command created is removed, so that the
  * same command can simply be run again.
  */
+/**
+ * This home's installation id (Backchannel.enroll): kept in a file beside the device store, which
+ * a failed `init` removes, so that a retry in the same home, after an answer that never came,
+ * redeems the invite as the same installation. Another home is another installation.
+ */
+export function installationId(o: GlobalOptions): Uint8Array {
+  const file = join(homeDir(o), 'installation');
+  if (existsSync(file)) {
+    try {
+      const id = fromBase64url(readFileSync(file, 'utf8').trim());
+      if (id.length >= 16 && id.length <= 32) return id;
+    } catch {
+      // unreadable: this home takes a new id (a redemption by the old one is then another's)
+    }
+  }
+  const id = randomNode(16);
+  mkdirSync(homeDir(o), { recursive: true });
+  writeFileSync(file, `${toBase64url(id)}\n`, { mode: 0o600 });
+  return id;
+}
+
 export async function initDevice<T>(o: GlobalOptions, fn: (bc: Backchannel) => Promise<T>): Promise<T> {
   const path = storePath(o);
   const fresh = !existsSync(path);

@@ -223,6 +223,8 @@ export const keys = {
   disclosedPrefix: (c: string) => `disc:${c}:`,
   own: (c: string, id: EventId | string) => `own:${c}:${id}`,
   identity: 'identity',
+  /** The random id this installation redeemed its invite with (Backchannel.enroll). */
+  installation: 'installation',
   keyPackage: (n: number) => `kp:${String(n).padStart(8, '0')}`,
   keyPackagePrefix: 'kp:',
   card: (party: string) => `card:${party}`,

@@ -523,9 +523,27 @@ export class Backchannel {
   }
 
   /** Enrolls this device from an identity an admin sealed into an invite. */
-  async enroll(identity: DeviceIdentity): Promise<void> {
+  /**
+   * Enrolls this device from an invite's identity. The invite carries the device key, so the relay
+   * lets one installation redeem it: the first to claim it with its `installation` id (random
+   * bytes it keeps: a retry sends the same; default, made and kept in this store). Another is
+   * refused with INVITE_INVALID (INVITE_USED): two installations must not share a key.
+   */
+  async enroll(identity: DeviceIdentity, opts: { installation?: Uint8Array } = {}): Promise<void> {
     await this.#saveIdentity(identity);
     await this.#register(identity.certificate, identity.deviceSecretKey);
+    const stored = await this.#store.get(keys.installation);
+    const installation = opts.installation ?? stored ?? this.#opts.random(16);
+    if (stored === undefined) await this.#store.put([[keys.installation, installation]]);
+    try {
+      await this.relay.claimEnrollment(installation);
+    } catch (e) {
+      if (e instanceof ClientError && e.cause_code === 'INVITE_USED')
+        throw new ClientError('INVITE_INVALID', e.message.replace(/^INVITE_USED: /, ''), {
+          causeCode: 'INVITE_USED',
+        });
+      throw e;
+    }
     await this.#replenishKeyPackages();
   }
 

@@ -451,6 +451,13 @@ export class RelayClient {
     );
   }
 
+  /** Redeems this device's invite for `installation` (the first installation keeps it). */
+  claimEnrollment(installation: Uint8Array): Promise<unknown> {
+    return this.request('POST', '/v1/devices/enrollment', answers.any, {
+      installation: toBase64url(installation),
+    });
+  }
+
   revoke(revocation: Uint8Array): Promise<unknown> {
     return this.request(
       'POST',

@@ -3,6 +3,7 @@
  * GET /v1/parties/{party}/devices (any registered device) → certificates and revocations.
  */
 import {
+  constantTimeEqual,
   type DeviceCertificate,
   type DeviceId,
   decodeDeviceCertificate,
@@ -130,6 +131,42 @@ const postRevocation = (deps: AppDeps) =>
     },
   });
 
+const postEnrollment = (deps: AppDeps) =>
+  createRoute({
+    method: 'post',
+    path: '/v1/devices/enrollment',
+    tags: ['directory'],
+    summary:
+      "Redeem this device's invite: the first installation to enroll with the device's key keeps it; another is refused (INVITE_USED)",
+    security,
+    middleware: [body(deps, deps.config.limits.bodyBytes), authenticated(deps)] as const,
+    request: {
+      headers: authHeaders,
+      body: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: z.strictObject({
+              installation: base64url(64).openapi({
+                description:
+                  'random bytes (16–32) naming the installation, kept by it: a retry sends the same',
+              }),
+            }),
+          },
+        },
+      },
+    },
+    responses: {
+      200: {
+        description: 'Enrolled (now, or earlier by this same installation)',
+        content: { 'application/json': { schema: z.object({ enrolledAt: z.number().int() }) } },
+      },
+      400: errors[400],
+      401: errors[401],
+      409: errors[409],
+    },
+  });
+
 const listDevices = (deps: AppDeps) =>
   createRoute({
     method: 'get',
@@ -157,6 +194,20 @@ const listDevices = (deps: AppDeps) =>
   });
 
 export function deviceRoutes(app: RelayApp, deps: AppDeps): void {
+  app.openapi(postEnrollment(deps), async (c) => {
+    const installation = b64(c.req.valid('json').installation, 'installation');
+    if (installation.length < 16 || installation.length > 32)
+      throw new RelayError('SCHEMA_INVALID', 'installation: 16 to 32 random bytes');
+    const device = c.var.device.device;
+    const first = await deps.store.write((tx) => tx.claimEnrollment(device, installation, deps.now()));
+    if (!constantTimeEqual(first.installation, installation))
+      throw new RelayError(
+        'INVITE_USED',
+        `the invite of device ${device} was already redeemed, on ${new Date(first.at).toISOString()}, by another installation: two installations must not share one device key; ask your admin for a new invite (device add), and revoke this device if that was not you`,
+      );
+    return c.json({ enrolledAt: first.at }, 200);
+  });
+
   app.openapi(postDevice(deps), async (c) => {
     const json = c.req.valid('json');
     const bytes = b64(json.certificate, 'certificate');

@@ -177,6 +177,15 @@ export interface WriteTx extends ReadTx {
   addKeyPackages(device: DeviceId, oneTime: readonly Uint8Array[], lastResort?: Uint8Array): Promise<void>;
   /** Takes one key package: a one-time one (deleted) or else the last-resort one (kept). */
   takeKeyPackage(device: DeviceId): Promise<ClaimedPackage | undefined>;
+  /**
+   * Records that `installation` redeemed the device's invite at `at`, unless one already did:
+   * returns the installation recorded first, and when (the first claim wins).
+   */
+  claimEnrollment(
+    device: DeviceId,
+    installation: Uint8Array,
+    at: number,
+  ): Promise<{ installation: Uint8Array; at: number }>;
 
   /** Inserts or updates a channel head. */
   putChannel(head: ChannelHead): Promise<void>;

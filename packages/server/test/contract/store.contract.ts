@@ -144,6 +144,22 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.write((tx) => tx.takeKeyPackage(id('d_') as DeviceId))).toBeUndefined();
     });
 
+    it('records the first installation to redeem a device invite, and answers every later claim with it', async () => {
+      const device = id('d_') as DeviceId;
+      const first = new Uint8Array(16).fill(1);
+      const second = new Uint8Array(16).fill(2);
+      const claim = (inst: Uint8Array, at: number) =>
+        store.write((tx) => tx.claimEnrollment(device, inst, at));
+      expect(await claim(first, 1_000)).toEqual({ installation: first, at: 1_000 });
+      expect(await claim(first, 2_000)).toEqual({ installation: first, at: 1_000 });
+      expect(await claim(second, 3_000)).toEqual({ installation: first, at: 1_000 });
+      // Another device's invite is its own.
+      expect(await store.write((tx) => tx.claimEnrollment(id('d_') as DeviceId, second, 4_000))).toEqual({
+        installation: second,
+        at: 4_000,
+      });
+    });
+
     it('stores channel heads, members, entries, and finds a message by id', async () => {
       const channel = id('c_') as ChannelId;
       const party = id('p_') as PartyId;

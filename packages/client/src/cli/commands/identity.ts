@@ -15,7 +15,7 @@ import type { Backchannel } from '../../sdk/client.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import { newInviteCode, openInvite, sealInvite } from '../../sdk/invite.node.ts';
 import { openRecoveryKit } from '../../sdk/recovery.ts';
-import { type GlobalOptions, initDevice, openDevice } from '../device.node.ts';
+import { type GlobalOptions, initDevice, installationId, openDevice } from '../device.node.ts';
 import { type Out, examples } from '../output.ts';
 import { inline } from '../text.ts';
 
@@ -87,7 +87,7 @@ export function identityCommands(program: Command, run: Runner): void {
     .action(
       run(async (o, out, opts: { invite: string; code: string }) => {
         const identity = openInvite(readInvite(opts.invite), opts.code);
-        await initDevice(o, (bc) => bc.enroll(identity));
+        await initDevice(o, (bc) => bc.enroll(identity, { installation: installationId(o) }));
         out.result(
           {
             party: identity.party,

@@ -600,6 +600,25 @@ class PgTx implements WriteTx {
     }
   }
 
+  async claimEnrollment(
+    device: DeviceId,
+    installation: Uint8Array,
+    at: number,
+  ): Promise<{ installation: Uint8Array; at: number }> {
+    await this.#run(
+      (sql) =>
+        sql`INSERT INTO enrollments (device, installation, enrolled_at) VALUES (${device}, ${installation}, ${at})
+            ON CONFLICT (device) DO NOTHING`,
+    );
+    const [r] = await this.#run(
+      (sql) =>
+        sql<{ installation: Uint8Array; enrolled_at: string | number }[]>`
+        SELECT installation, enrolled_at FROM enrollments WHERE device = ${device}`,
+    );
+    if (r === undefined) throw new Error(`no enrollment recorded for ${device}`);
+    return { installation: bytes(r.installation), at: Number(r.enrolled_at) };
+  }
+
   async takeKeyPackage(device: DeviceId): Promise<ClaimedPackage | undefined> {
     // SKIP LOCKED: two nodes claiming at once get two different one-time packages.
     const [one] = await this.#run(

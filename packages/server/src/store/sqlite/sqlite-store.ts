@@ -309,6 +309,16 @@ class SqliteTx implements WriteTx {
     return last === undefined ? undefined : { keyPackage: bytes(last), lastResort: true };
   }
 
+  async claimEnrollment(
+    device: DeviceId,
+    installation: Uint8Array,
+    at: number,
+  ): Promise<{ installation: Uint8Array; at: number }> {
+    this.#x.run('claimEnrollment', device, installation, at);
+    const r = (await this.#x.get('getEnrollment', device)) as { installation: Buffer; enrolled_at: number };
+    return { installation: bytes(r.installation), at: r.enrolled_at };
+  }
+
   async putChannel(head: ChannelHead): Promise<void> {
     const frontier = encodeFrontier(head.frontier);
     const id = await this.#chan(head.channel);

@@ -69,6 +69,8 @@ export const SQL = {
   putCheckpoint: 'INSERT OR REPLACE INTO checkpoints (chan, size, note, issued_at) VALUES (?, ?, ?, ?)',
   addCosignature: 'INSERT OR IGNORE INTO cosignatures (chan, size, line, party) VALUES (?, ?, ?, ?)',
   addInbox: 'INSERT INTO inbox (party, chan, seq) VALUES (?, ?, ?)',
+  claimEnrollment: 'INSERT OR IGNORE INTO enrollments (device, installation, enrolled_at) VALUES (?, ?, ?)',
+  getEnrollment: 'SELECT installation, enrolled_at FROM enrollments WHERE device = ?',
 } as const;
 
 export type StatementName = keyof typeof SQL;
