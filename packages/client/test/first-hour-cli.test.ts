@@ -323,6 +323,24 @@ describe('on an open channel', () => {
     );
   });
 
+  it("status says which party has not acknowledged this party's events, and what waits in the outbox", async () => {
+    await ok('b', ['sync']);
+    await ok('a', ['send', ch, 'Has this reached you?']);
+    const before = await human('a', ['status', ch]);
+    expect(before.stdout).toMatch(/delivered: 1 event\(s\) of this party not yet acknowledged by /);
+    expect(await ok('a', ['status', ch])).toMatchObject({
+      awaitingDelivery: [{ party: bParty, events: 1 }],
+    });
+    await ok('b', ['sync']); // sends B's delivered receipt
+    const after = await human('a', ['status', ch]);
+    expect(after.stdout).toContain('delivered: every event of this party acknowledged');
+    // A send the relay has not taken yet is mentioned.
+    await cli('a', ['send', ch, 'Queued while offline.'], UNREACHABLE);
+    const offline = await human('a', ['--relay', UNREACHABLE, 'status', ch]);
+    expect(offline.stderr).toContain('1 message(s) wait in the outbox');
+    await ok('a', ['sync']);
+  });
+
   it('offline, a command that only reads still answers; one that sends exits 3', async () => {
     await ok('b', ['points', ch, 'Halt enrichment', 'Inspectors return', '--title', 'Conditions']);
     await ok('b', ['sync']); // its own points, as logged

@@ -35,7 +35,13 @@ export interface StatusReport {
   readonly tracks: ReadonlyArray<{ id: string; name: string; status: string; reason: string | null }>;
   readonly size: number;
   readonly verifiedCheckpoint: number;
+  /** Events some party has not acknowledged delivering, in either direction (0 once closed). */
   readonly outstandingReceipts: number;
+  /**
+   * This device's party's events each other party has not acknowledged delivering yet (null when
+   * the party is not known to statusOf). None once the channel is closed: none can come.
+   */
+  readonly awaitingDelivery: ReadonlyArray<{ party: PartyId; events: number }> | null;
   readonly overdueNotices: number;
   /** The channel's MLS members as this device's group has them. */
   readonly members: ReadonlyArray<{ party: PartyId; device: string; name: string; role: string }>;
@@ -60,9 +66,12 @@ export function statusOf(
   ch: Channel,
   now: number,
   nameOf: (party: PartyId) => string | undefined = () => undefined,
+  me?: PartyId,
 ): StatusReport {
   const s = ch.view.state;
   const last = s.lifecycleHistory.at(-1);
+  const closed = s.lifecycle === 'closed';
+  const receipts = [...s.receipts.values()];
   return {
     channel: ch.id,
     lifecycle: s.lifecycle,
@@ -82,9 +91,21 @@ export function statusOf(
     })),
     size: ch.record.nextSeq,
     verifiedCheckpoint: ch.record.checkpointSize,
-    outstandingReceipts: [...s.receipts.values()].filter((r) =>
-      s.parties.some((p) => p !== r.from && r.delivered[p] === undefined),
-    ).length,
+    outstandingReceipts: closed
+      ? 0
+      : receipts.filter((r) => s.parties.some((p) => p !== r.from && r.delivered[p] === undefined)).length,
+    awaitingDelivery:
+      me === undefined
+        ? null
+        : closed
+          ? []
+          : s.parties
+              .filter((p) => p !== me)
+              .map((p) => ({
+                party: p,
+                events: receipts.filter((r) => r.from === me && r.delivered[p] === undefined).length,
+              }))
+              .filter((a) => a.events > 0),
     overdueNotices: overdueNotices(s, now).length,
     members: channelMembers(ch),
     joinedEpoch: ch.record.joinedEpoch,
@@ -115,7 +136,15 @@ export function renderStatus(r: StatusReport, now: number): string {
       (t) => `  track "${inline(t.name)}": ${t.status}${t.reason === null ? '' : ` — ${inline(t.reason)}`}`,
     ),
     `  transcript: ${r.size} entries, verified checkpoint at ${r.verifiedCheckpoint}`,
-    `  awaiting delivery receipts: ${r.outstandingReceipts}; overdue notices: ${r.overdueNotices}`,
+    r.awaitingDelivery === null
+      ? `  awaiting delivery receipts: ${r.outstandingReceipts}; overdue notices: ${r.overdueNotices}`
+      : `  delivered: ${
+          r.awaitingDelivery.length === 0
+            ? 'every event of this party acknowledged'
+            : r.awaitingDelivery
+                .map((a) => `${a.events} event(s) of this party not yet acknowledged by ${named(a.party)}`)
+                .join('; ')
+        }; overdue notices: ${r.overdueNotices}`,
   ];
   const note = joinNote(r.joinedEpoch, r.unreadableBeforeJoin);
   if (note !== undefined) lines.push(`  note: ${note}`);
@@ -247,7 +276,13 @@ export function watchCommands(program: Command, run: Runner): void {
           const now = Date.now();
           const ids = channel === undefined ? await bc.channelIds() : [channel];
           const reports: StatusReport[] = [];
-          for (const id of ids) reports.push(statusOf(await channelOf(bc, id), now, (p) => bc.partyName(p)));
+          for (const id of ids)
+            reports.push(statusOf(await channelOf(bc, id), now, (p) => bc.partyName(p), bc.identity.party));
+          const waiting = await bc.outbox.pending();
+          if (waiting > 0 && o.json !== true)
+            process.stderr.write(
+              `note: ${waiting} message(s) wait in the outbox: the relay has not taken them yet (they go with the next command that reaches it)\n`,
+            );
           out.result(channel === undefined ? reports : reports[0], () =>
             reports.length === 0 ? 'no channels yet' : reports.map((r) => renderStatus(r, now)).join('\n\n'),
           );
