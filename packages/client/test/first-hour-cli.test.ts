@@ -54,6 +54,17 @@ describe('usage errors', () => {
     }
   });
 
+  it('are one line `error INVALID_ARGUMENT: …` at the terminal, as every other error, and exit 1', async () => {
+    const typo = await human('nobody', ['stauts']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toBe(
+      "error INVALID_ARGUMENT: unknown command 'stauts' (Did you mean status?) (see `backchannel --help`)\n",
+    );
+    const missing = await human('nobody', ['send']);
+    expect(missing.stderr).toMatch(/^error INVALID_ARGUMENT: missing required argument 'channel' .*\n$/);
+    expect(missing.stderr.split('\n')).toHaveLength(2);
+  });
+
   it('a relay given without http:// is refused as such, not reported unreachable', async () => {
     const r = await cli('no-scheme', ['init', 'party', '--name', 'X', '--device', 'y'], '127.0.0.1:8787');
     expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });

@@ -57,7 +57,7 @@ export function buildProgram(opts: { json?: boolean } = {}): Command {
   relayCommands(program, run);
   proofsCommands(program, run);
   docCommands(program, run);
-  if (opts.json === true) forEachCommand(program, jsonUsageErrors);
+  forEachCommand(program, (c) => usageErrors(c, opts.json === true));
   return program;
 }
 
@@ -79,13 +79,22 @@ function forEachCommand(c: Command, fn: (c: Command) => void): void {
   for (const sub of c.commands) forEachCommand(sub, fn);
 }
 
-function jsonUsageErrors(c: Command): void {
+/**
+ * Usage errors (unknown command or option, missing argument) in the form of every other error
+ * (docs/ERRORS.md): one line `error INVALID_ARGUMENT: …` on stderr, or the JSON error on stdout.
+ */
+function usageErrors(c: Command, json: boolean): void {
   c.configureOutput({
     outputError: (text) => {
-      const message = `${text.trim().replace(/^error: /, '')} (see \`${commandPath(c)} --help\`)`;
-      process.stdout.write(`${JSON.stringify({ error: { code: 'INVALID_ARGUMENT', message } })}\n`);
+      const said = text
+        .trim()
+        .replace(/^error: /, '')
+        .replace(/\s*\n\s*/g, ' ');
+      const message = `${said} (see \`${commandPath(c)} --help\`)`;
+      if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'INVALID_ARGUMENT', message } })}\n`);
+      else process.stderr.write(`error INVALID_ARGUMENT: ${message}\n`);
     },
-    // Only the "(add --help for usage)" hint after an error goes there: not JSON, so not printed.
+    // Only the "(add --help for usage)" hint after an error goes there: the line above says it.
     writeErr: () => undefined,
   });
 }
