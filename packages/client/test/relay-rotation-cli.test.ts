@@ -69,7 +69,10 @@ describe('a relay key rotation, through the CLI', () => {
     // An attestation made now rests on a checkpoint signed by the new key; the keys file lists both.
     const file = join(root, 'outreach.json');
     const keys = join(root, 'keys.json');
-    await ok('a', ['attest', 'outreach', ch, '--out', file, '--keys-out', keys]);
+    expect(await ok('a', ['attest', 'outreach', ch, '--out', file, '--keys-out', keys])).toMatchObject({
+      file,
+      keys,
+    });
     const relayKeys = (JSON.parse(readFileSync(keys, 'utf8')) as { relayKeys: string[] }).relayKeys;
     expect(relayKeys).toEqual([after.vkey, before.vkey]);
     const verified = await cli('a', ['verify', file, '--keys', keys]);

@@ -186,9 +186,22 @@ export function proofsCommands(program: Command, run: Runner): void {
             }
             if (opts.out !== undefined)
               out.result(
-                { kind, channel: ch.id, file: opts.out, claim: doc.claim },
-                () => `attestation written to ${opts.out}`,
+                {
+                  kind,
+                  channel: ch.id,
+                  file: opts.out,
+                  claim: doc.claim,
+                  ...(opts.keysOut === undefined ? {} : { keys: opts.keysOut }),
+                },
+                () =>
+                  `attestation written to ${opts.out}${
+                    opts.keysOut === undefined
+                      ? ''
+                      : `; the public keys to verify it with, to ${opts.keysOut}`
+                  }`,
               );
+            else if (opts.keysOut !== undefined && o.json !== true)
+              process.stderr.write(`the public keys to verify it with written to ${opts.keysOut}\n`);
           });
         },
       ),
