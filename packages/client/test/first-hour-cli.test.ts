@@ -63,6 +63,10 @@ describe('usage errors', () => {
     const missing = await human('nobody', ['send']);
     expect(missing.stderr).toMatch(/^error INVALID_ARGUMENT: missing required argument 'channel' .*\n$/);
     expect(missing.stderr.split('\n')).toHaveLength(2);
+    // A bare command group still prints its help.
+    const bare = await human('nobody', ['device']);
+    expect(bare.stderr).toContain('Usage: backchannel device');
+    expect((await human('nobody', [])).stderr).toContain('Start here: backchannel demo');
   });
 
   it('a relay given without http:// is refused as such, not reported unreachable', async () => {

@@ -94,8 +94,11 @@ function usageErrors(c: Command, json: boolean): void {
       if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'INVALID_ARGUMENT', message } })}\n`);
       else process.stderr.write(`error INVALID_ARGUMENT: ${message}\n`);
     },
-    // Only the "(add --help for usage)" hint after an error goes there: the line above says it.
-    writeErr: () => undefined,
+    // The "(add --help for usage)" hint after an error: the line above says it. At the terminal
+    // the rest goes through (the help a bare command group prints); under --json, nothing.
+    writeErr: (text) => {
+      if (!json && text.trim() !== '(add --help for usage)') process.stderr.write(text);
+    },
   });
 }
 
