@@ -225,6 +225,8 @@ export const keys = {
   identity: 'identity',
   /** The random id this installation redeemed its invite with (Backchannel.enroll). */
   installation: 'installation',
+  /** Set while an enrollment has not redeemed its invite yet (Backchannel.enroll finishes it). */
+  enrollmentPending: 'enrollment:pending',
   keyPackage: (n: number) => `kp:${String(n).padStart(8, '0')}`,
   keyPackagePrefix: 'kp:',
   card: (party: string) => `card:${party}`,

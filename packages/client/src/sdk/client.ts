@@ -130,6 +130,7 @@ export interface BackchannelOptions {
 const KEY_PACKAGE_POOL = 10;
 /** Roles that add their own party's devices to a channel (the relay's MANAGER_ROLES). */
 const ADDERS: readonly Role[] = ['admin', 'principal'];
+const ONE = new Uint8Array([1]);
 
 export class Backchannel {
   readonly #opts: BackchannelOptions;
@@ -440,11 +441,14 @@ export class Backchannel {
     return key.ok ? key.value.name : undefined;
   }
 
-  async #saveIdentity(identity: DeviceIdentity): Promise<void> {
+  async #saveIdentity(
+    identity: DeviceIdentity,
+    also: ReadonlyArray<[string, Uint8Array]> = [],
+  ): Promise<void> {
     if (this.#identity !== undefined) {
       throw new ClientError('ALREADY_INITIALIZED', 'this device already has an identity');
     }
-    await this.#store.put([[keys.identity, encodeIdentity(identity)]]);
+    await this.#store.put([[keys.identity, encodeIdentity(identity)], ...also]);
     this.#identity = identity;
     await this.#wire(identity);
     // Trust on first use: pin the relay's checkpoint key; every later checkpoint must carry it.
@@ -530,21 +534,44 @@ export class Backchannel {
    * refused with INVITE_INVALID (INVITE_USED): two installations must not share a key.
    */
   async enroll(identity: DeviceIdentity, opts: { installation?: Uint8Array } = {}): Promise<void> {
-    await this.#saveIdentity(identity);
+    // Saved with a marker first (signed requests need it); an enrollment that failed on the way
+    // is finished by enroll() with the same invite, or by the next syncAll.
+    if (this.#identity === undefined) await this.#saveIdentity(identity, [[keys.enrollmentPending, ONE]]);
+    else if (
+      this.#identity.device !== identity.device ||
+      (await this.#store.get(keys.enrollmentPending)) === undefined
+    )
+      throw new ClientError('ALREADY_INITIALIZED', 'this device already has an identity');
+    await this.#finishEnrollment(opts.installation);
+  }
+
+  /**
+   * Registers the device and redeems its invite as this installation, then uploads key packages.
+   * Refused (another installation redeemed it): the identity is deleted from this store, which
+   * must not go on with a key another installation holds.
+   */
+  async #finishEnrollment(given?: Uint8Array): Promise<void> {
+    const identity = this.identity;
     await this.#register(identity.certificate, identity.deviceSecretKey);
     const stored = await this.#store.get(keys.installation);
-    const installation = opts.installation ?? stored ?? this.#opts.random(16);
+    const installation = given ?? stored ?? this.#opts.random(16);
     if (stored === undefined) await this.#store.put([[keys.installation, installation]]);
     try {
       await this.relay.claimEnrollment(installation);
     } catch (e) {
-      if (e instanceof ClientError && e.cause_code === 'INVITE_USED')
-        throw new ClientError('INVITE_INVALID', e.message.replace(/^INVITE_USED: /, ''), {
-          causeCode: 'INVITE_USED',
-        });
-      throw e;
+      if (!(e instanceof ClientError && e.cause_code === 'INVITE_USED')) throw e;
+      await this.#store.put([
+        [keys.identity, undefined],
+        [keys.relayKey, undefined],
+        [keys.enrollmentPending, undefined],
+      ]);
+      this.#identity = undefined;
+      throw new ClientError('INVITE_INVALID', e.message.replace(/^INVITE_USED: /, ''), {
+        causeCode: 'INVITE_USED',
+      });
     }
     await this.#replenishKeyPackages();
+    await this.#store.put([[keys.enrollmentPending, undefined]]);
   }
 
   /** Admin: issues a certificate for a new device; returns its identity to seal in an invite. */
@@ -871,6 +898,8 @@ export class Backchannel {
    * since a channel opened (addNewDevices; a refusal or a rate limit is kept in `joinProblems`, not thrown: the next sync tries again).
    */
   async syncAll(onProgress?: Parameters<Channel['sync']>[0]): Promise<void> {
+    // An enrollment that stopped before it redeemed its invite (or uploaded key packages).
+    if ((await this.#store.get(keys.enrollmentPending)) !== undefined) await this.#finishEnrollment();
     this.joined = await this.checkInbox();
     await this.outbox.flush();
     this.dropped = [];
