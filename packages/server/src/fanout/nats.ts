@@ -23,6 +23,9 @@ export interface NatsFanoutOptions {
   readonly nodeId?: string;
 }
 
+/** After a reconnect, subscribers are resynced at once and again this much later. */
+const RESYNC_AGAIN_MS = 2_000;
+
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 export function natsSubjectFor(relayName: string): string {
@@ -113,6 +116,12 @@ export class NatsFanout implements Fanout {
       if (s.type === Events.Reconnect) {
         this.#log?.info({}, 'fan-out: NATS reconnected; resyncing subscribers from the store');
         for (const r of this.#resync) r();
+        // Once more when the other nodes are back too: a batch another node published while this
+        // one's subscription was being restored, and committed after the read above, would
+        // otherwise wait for the channel's next message.
+        setTimeout(() => {
+          if (!this.#closed) for (const r of this.#resync) r();
+        }, RESYNC_AGAIN_MS).unref();
       }
     }
   }
