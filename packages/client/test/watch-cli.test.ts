@@ -60,6 +60,33 @@ describe('backchannel watch', () => {
     }
   });
 
+  it('acknowledges delivery of what came before it started, and of what it receives', {
+    timeout: 120_000,
+  }, async () => {
+    await ok('b', ['sync']);
+    await ok('a', ['send', ch, 'Sent before the watch.']);
+    const w = start('b', ['watch', ch, '--every', '1s', '--for', '1h']);
+    try {
+      await w.waitFor('the message', (j) => j.channel === ch && text(j) === 'Sent before the watch.');
+      const acknowledged = async () => {
+        let status: Record<string, unknown> = {};
+        for (let i = 0; i < 50; i++) {
+          status = await ok('a', ['status', ch]);
+          if (Array.isArray(status.awaitingDelivery) && status.awaitingDelivery.length === 0) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        return status;
+      };
+      // B's receipt went out without a sync of B's: A sees nothing of its own unacknowledged.
+      expect(await acknowledged()).toMatchObject({ awaitingDelivery: [] });
+      await ok('a', ['send', ch, 'Sent during the watch.']);
+      await w.waitFor('the second', (j) => j.channel === ch && text(j) === 'Sent during the watch.');
+      expect(await acknowledged()).toMatchObject({ awaitingDelivery: [] });
+    } finally {
+      await w.stop();
+    }
+  });
+
   it('follows a channel joined while watching, by push', { timeout: 120_000 }, async () => {
     const w = start('b', ['watch', '--every', '1h', '--for', '1h']);
     try {

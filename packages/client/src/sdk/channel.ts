@@ -204,7 +204,11 @@ export class Channel {
    * before anything leaves the device, so a crash can neither reuse a ratchet key nor lose an
    * acknowledged send.
    */
-  async sendMany(drafts: readonly DraftEvent[], opts: { to?: PartyId[] } = {}): Promise<EventId[]> {
+  /** `opts.also`: records written in the same transaction (a marker that this send was made). */
+  async sendMany(
+    drafts: readonly DraftEvent[],
+    opts: { to?: PartyId[]; also?: ReadonlyArray<[string, Uint8Array | undefined]> } = {},
+  ): Promise<EventId[]> {
     // The log shows this device sent in this epoch what its store does not know (a restored
     // store): a new leaf first, so that nothing is encrypted with a ratchet step already used.
     // Checked again in the queue, just before encrypting (a page applied meanwhile may set it).
@@ -215,7 +219,9 @@ export class Channel {
         throw new ClientError('STORE_FAILED', `channel ${this.id}: its leaf could not be refreshed`);
       if (stale()) await this.selfUpdate();
       made = await this.#run(() =>
-        stale() ? Promise.resolve(undefined) : this.#encryptAndQueue(drafts, opts),
+        stale()
+          ? Promise.resolve(undefined)
+          : this.#encryptAndQueue(drafts, opts.to === undefined ? {} : { to: opts.to }, opts.also),
       );
     }
     const { outbox, written } = made;

@@ -940,6 +940,17 @@ export class Backchannel {
    */
   dropped: ChannelId[] = [];
 
+  /**
+   * After `e` failed a sync of `ch`: drops the channel when it never opened at the relay, as
+   * syncAll does (Channel.neverOpened; listed in `dropped`). True when it did.
+   */
+  async dropIfNeverOpened(ch: Channel, e: unknown): Promise<boolean> {
+    if (ch.neverOpened(e) !== 'yes') return false;
+    await this.#forget(ch.id);
+    this.dropped.push(ch.id);
+    return true;
+  }
+
   /** Deletes what this device holds of a channel that never opened at the relay. */
   async #forget(id: ChannelId): Promise<void> {
     this.#channels.delete(id);
@@ -1218,7 +1229,31 @@ export class Backchannel {
     })();
   }
 
-  async #acknowledgeDelivery(ch: Channel): Promise<void> {
+  /** Per channel, the delivered receipt being sent (#acknowledgeDelivery): one at a time. */
+  readonly #ackTurns = new Map<ChannelId, Promise<unknown>>();
+
+  /**
+   * Sends the automatic delivered receipt of what `ch` holds, as syncAll and live() do (one at a
+   * time per channel, so that two callers do not both send it).
+   */
+  acknowledgeDelivery(ch: Channel): Promise<void> {
+    return this.#acknowledgeDelivery(ch);
+  }
+
+  #acknowledgeDelivery(ch: Channel): Promise<void> {
+    const turn = this.#ackTurns.get(ch.id) ?? Promise.resolve();
+    const next = turn.then(
+      () => this.#sendDeliveryReceipt(ch),
+      () => this.#sendDeliveryReceipt(ch),
+    );
+    this.#ackTurns.set(
+      ch.id,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+
+  async #sendDeliveryReceipt(ch: Channel): Promise<void> {
     const me = this.identity.party;
     const s = ch.view.state;
     if (s.lifecycle === 'closed' || s.lifecycle === 'none' || !s.parties.includes(me)) return;
@@ -1231,8 +1266,10 @@ export class Backchannel {
       (await this.#store.get(keys.receiptSent(ch.id, ids.at(-1) as string))) !== undefined
     )
       return;
-    await ch.send({ kind: 'receipt', type: 'delivered', of: ids } as DraftEvent);
-    await this.#store.put([[keys.receiptSent(ch.id, ids.at(-1) as string), new Uint8Array([1])]]);
+    // The marker goes with the receipt, in one write: neither without the other after a stop.
+    await ch.sendMany([{ kind: 'receipt', type: 'delivered', of: ids } as DraftEvent], {
+      also: [[keys.receiptSent(ch.id, ids.at(-1) as string), ONE]],
+    });
   }
 
   close(): void {

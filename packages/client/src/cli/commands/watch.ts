@@ -625,7 +625,13 @@ export function watchCommands(program: Command, run: Runner): void {
               if (ch.record.removed) continue;
               try {
                 print(ch, await ch.sync());
+                // What came before this watch is acknowledged too (live() does the rest).
+                await bc.acknowledgeDelivery(ch);
               } catch (e) {
+                if (await bc.dropIfNeverOpened(ch, e)) {
+                  if (!out.json) out.say(`note: ${droppedNote(id)}`);
+                  continue;
+                }
                 if (!(e instanceof ClientError && e.retryable)) throw e;
               }
               alerts(ch, Date.now());
