@@ -673,6 +673,59 @@ describe('a commit the relay accepted whose answer never came', () => {
     m.close();
   });
 
+  it('answered, that adds a device: the join.context it owes is sent by a later process when the first stopped before sending it', {
+    timeout: 60_000,
+  }, async () => {
+    const w = inProcessRelay('bc-durable-pending-');
+    // The adding process stops right after the commit's answer is written: every later write
+    // that queues a send (the join.context) fails as the stop would.
+    const stop = { on: false };
+    const path = join(w.dir, 'a', 'device.db');
+    const a = await w.device('a');
+    const b = await w.device('b');
+    const { chA } = await openChannel(a, b);
+    const minister = await a.addDevice('minister', 'principal');
+    const m = await w.device('m');
+    await m.enroll(minister);
+    a.close();
+    const store = SqliteLocalStore.open({ path, passphrase: 'a', kdf: { N: 1 << 10, r: 8, p: 1 } });
+    const stopping = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'put')
+          return (...args: Parameters<LocalStore['put']>) => {
+            const [records, outbox, entries] = args;
+            // The commit's own write (the Welcome, with the MLS state) goes; the join.context's not.
+            const joinContext =
+              entries === undefined &&
+              (outbox?.length ?? 0) > 0 &&
+              records.some(([k]) => k.startsWith('own:'));
+            if (stop.on && joinContext) throw new Error('the process stopped');
+            return target.put(...args);
+          };
+        const v = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const a2 = await w.device('a', { store: stopping });
+    stop.on = true;
+    await expect(a2.syncAll()).rejects.toThrow('the process stopped');
+    expect(a2.added).toEqual([]);
+    expect(await a2.store.keys('owed:')).toHaveLength(1);
+    a2.close();
+    const a3 = await w.device('a');
+    await a3.syncAll();
+    expect(await a3.store.keys('owed:')).toEqual([]);
+    await a3.outbox.flush();
+    expect(await m.checkInbox()).toEqual([chA.id]);
+    const chM = await m.channel(chA.id);
+    await chM.sync();
+    expect(chM.view.state.lifecycle).toBe('open');
+    expect(chM.view.timeline.filter((r) => 'event' in r && r.event.kind === 'join.context')).toHaveLength(1);
+    a3.close();
+    b.close();
+    m.close();
+  });
+
   it('that adds a device: the join.context it owes is sent by a later process when the one that adopted it stopped first', {
     timeout: 60_000,
   }, async () => {

@@ -367,10 +367,21 @@ export class Channel {
       // an accepted commit gets its Welcome even if this process stops right after. The commits
       // still pending were for the epoch this one took: none of them can be in the log.
       const outbox = welcome === undefined ? [] : [this.#welcomeItem(welcome)];
+      // What the devices it adds are owed (join.context, #discloseOwed), recorded with the new
+      // state: sent by discloseOwed() or the next sync, even if this process stops first. Not for
+      // the opening commit: a channel with no history has nothing to disclose.
+      const owed: OwedDisclosure | undefined =
+        members.add.length > 0 && epoch > 0 ? { seq, add: members.add } : undefined;
+      const owedKey = keys.owedDisclosure(this.id, seq);
       await this.#ctx.store.put(
-        [[keys.mls(this.id), group.exportState()], ...this.#dropStalePending()],
+        [
+          [keys.mls(this.id), group.exportState()],
+          ...this.#dropStalePending(),
+          ...(owed === undefined ? [] : [[owedKey, encodeOwedDisclosure(owed)] as [string, Uint8Array]]),
+        ],
         outbox,
       );
+      if (owed !== undefined) this.#owed.set(owedKey, owed);
       if (outbox.length > 0) this.#ctx.queued?.(outbox);
       return { seq };
     });
@@ -519,6 +530,11 @@ export class Channel {
         await this.#settleOwed([key]);
       }
     }
+  }
+
+  /** Sends the join.context this device's commits owe the devices they added (OwedDisclosure). */
+  discloseOwed(): Promise<void> {
+    return this.#run(() => this.#discloseOwed());
   }
 
   /** Forgets owed disclosures that will not be sent (OwedDisclosure). */

@@ -50,7 +50,7 @@ import { Live, type LiveOptions } from './live.ts';
 import { Outbox } from './outbox.ts';
 import { ReceiptLedger } from './receipt-ledger.ts';
 import { relayVerifierKey, trustedRelayKeys } from './verify-log.ts';
-import { joinDisclosures, missingDevices } from './join.ts';
+import { missingDevices } from './join.ts';
 import type { ScryptParams } from './invite.ts';
 import {
   newRecoveryCodeWith,
@@ -1120,8 +1120,8 @@ export class Backchannel {
         throw e;
       }
       for (const d of devices) this.#joins.added(d);
-      for (const disclosures of joinDisclosures(ch.view, me.party, devices.length))
-        await ch.send({ kind: 'join.context', devices, disclosures });
+      // The join.context the commit recorded as owed (durably, with it).
+      await ch.discloseOwed();
       return devices;
     }
   }
@@ -1191,8 +1191,8 @@ export class Backchannel {
         throw e;
       }
       this.#joins.added(party);
-      for (const disclosures of joinDisclosures(ch.view, party, devices.length))
-        await ch.send({ kind: 'join.context', devices, disclosures });
+      // The join.context the commit recorded as owed (durably, with it).
+      await ch.discloseOwed();
       return devices;
     }
   }
