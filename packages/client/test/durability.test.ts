@@ -590,8 +590,15 @@ describe('a commit the relay accepted whose answer never came', () => {
     expect(a.dropped).toEqual([]);
     expect(await a.channelIds()).toEqual([id]);
     a.close();
-    // A later process: the relay has no such channel, so nothing was sent; it is dropped.
-    const a2 = await w.device('a');
+    // A later process at once: the answer may still be on its way (a process killed right after
+    // posting); the channel is left alone.
+    const soon = await w.device('a');
+    await soon.syncAll();
+    expect(soon.dropped).toEqual([]);
+    expect(await soon.channelIds()).toEqual([id]);
+    soon.close();
+    // A minute later, the relay has no such channel: nothing was sent; it is dropped.
+    const a2 = await w.device('a', { now: () => Date.now() + 61_000 });
     await a2.syncAll();
     expect(a2.dropped).toEqual([id]);
     expect(await a2.channelIds()).toEqual([]);

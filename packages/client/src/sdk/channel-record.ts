@@ -62,6 +62,8 @@ export interface PendingCommit {
   readonly state: Uint8Array;
   /** The Welcome's outbox item, when the commit adds devices. */
   readonly welcome: { readonly id: string; readonly wire: Uint8Array } | undefined;
+  /** When it was posted (this device's clock; 0 in records written before it was kept). */
+  readonly postedAt: number;
 }
 
 /** The epoch a pending commit's key names (keys.pendingCommit). */
@@ -76,6 +78,7 @@ export function encodePendingCommit(p: PendingCommit): Uint8Array {
     state: p.state,
     welcomeId: p.welcome?.id ?? null,
     welcome: p.welcome?.wire ?? null,
+    postedAt: p.postedAt,
   });
 }
 
@@ -89,6 +92,7 @@ export function decodePendingCommit(b: Uint8Array): PendingCommit {
       typeof v.welcomeId === 'string' && v.welcome instanceof Uint8Array
         ? { id: v.welcomeId, wire: v.welcome }
         : undefined,
+    postedAt: typeof v.postedAt === 'number' ? v.postedAt : 0,
   };
 }
 

@@ -89,7 +89,10 @@ export class Channel {
   /** Pending commits of this device the page being applied adopted (#ownCommit). */
   #adopted: Array<{ seq: number; add: readonly DeviceId[]; welcome: OutboxItem | undefined }> = [];
   /** This device's pending commits (PendingCommit): store key → epoch. */
-  readonly #pending: Map<string, { readonly epoch: number; readonly since: number }>;
+  readonly #pending: Map<
+    string,
+    { readonly epoch: number; readonly since: number; readonly postedAt: number }
+  >;
   /** The join.context adopted commits of this device still owe (OwedDisclosure): store key → it. */
   readonly #owed: Map<string, OwedDisclosure>;
 
@@ -98,7 +101,7 @@ export class Channel {
     rec: ChannelRecord,
     group: MlsGroup | undefined,
     view: ViewState,
-    pending: ReadonlyArray<string> = [],
+    pending: ReadonlyArray<readonly [string, number]> = [],
     owed: ReadonlyMap<string, OwedDisclosure> = new Map(),
   ) {
     this.id = rec.channel;
@@ -107,7 +110,9 @@ export class Channel {
     this.#group = group;
     this.#view = view;
     // Found on disk: made before this process, however long ago (since 0).
-    this.#pending = new Map(pending.map((k) => [k, { epoch: pendingCommitEpoch(k), since: 0 }]));
+    this.#pending = new Map(
+      pending.map(([k, postedAt]) => [k, { epoch: pendingCommitEpoch(k), since: 0, postedAt }]),
+    );
     this.#owed = new Map(owed);
   }
 
@@ -124,7 +129,11 @@ export class Channel {
     const group = mlsBytes === undefined ? undefined : await ctx.mls.restore(mlsBytes);
     const records = await loadRecords(ctx, id);
     for (const m of group?.members() ?? []) ctx.certs.check(m.certificate, ctx.now());
-    const pending = await ctx.store.keys(keys.pendingCommitPrefix(id));
+    const pending: Array<[string, number]> = [];
+    for (const key of await ctx.store.keys(keys.pendingCommitPrefix(id))) {
+      const bytes = await ctx.store.get(key);
+      pending.push([key, bytes === undefined ? 0 : decodePendingCommit(bytes).postedAt]);
+    }
     const owed = new Map<string, OwedDisclosure>();
     for (const key of await ctx.store.keys(keys.owedDisclosurePrefix(id))) {
       const bytes = await ctx.store.get(key);
@@ -354,9 +363,18 @@ export class Channel {
         // (#dropStalePending), whatever the answer: a refusal need not mean it is not in the log.
         const pending = keys.pendingCommit(this.id, epoch, msgId);
         await this.#ctx.store.put([
-          [pending, encodePendingCommit({ msgId, epoch, state: group.exportState(), welcome })],
+          [
+            pending,
+            encodePendingCommit({
+              msgId,
+              epoch,
+              state: group.exportState(),
+              welcome,
+              postedAt: this.#ctx.now(),
+            }),
+          ],
         ]);
-        this.#pending.set(pending, { epoch, since: this.#ctx.now() });
+        this.#pending.set(pending, { epoch, since: this.#ctx.now(), postedAt: this.#ctx.now() });
         seq = (await this.#ctx.relay.postEnvelope(this.id, env.wire)).seq;
       } catch (e) {
         // Nothing of it is current: the group stays at the epoch the log has.
@@ -417,8 +435,10 @@ export class Channel {
     if (this.#rec.nextSeq !== 0 || this.#rec.joinedEpoch !== 0 || group === undefined || group.epoch !== 0)
       return 'no';
     const now = this.#ctx.now();
-    for (const { epoch, since } of this.#pending.values())
-      if (epoch === 0 && since > 0 && now - since < PENDING_SETTLE_MS) return 'settling';
+    // Posted in an earlier process too: its answer may still be on its way (a process killed
+    // right after posting, and a sync at once).
+    for (const { epoch, postedAt } of this.#pending.values())
+      if (epoch === 0 && now - postedAt < PENDING_SETTLE_MS) return 'settling';
     return 'yes';
   }
 
