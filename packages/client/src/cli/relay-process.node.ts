@@ -135,6 +135,12 @@ export async function startRelayProcess(
       await gone;
     },
   };
-  await waitReady(url, rp.child, () => tail);
+  try {
+    await waitReady(url, rp.child, () => tail);
+  } catch (e) {
+    // Not left running (nor holding this process) when it did not become ready in time.
+    if (!exited(rp.child)) rp.child.kill('SIGKILL');
+    throw e;
+  }
   return rp;
 }
