@@ -12,7 +12,7 @@ import { type RelayProcess, startRelayProcess } from '../src/cli/relay-process.n
 import { cliRunner } from './cli-runner.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'bc-doc-cli-'));
-const { cli, ok } = cliRunner(root);
+const { cli, ok, human } = cliRunner(root);
 
 let relay: RelayProcess;
 beforeAll(async () => {
@@ -125,6 +125,10 @@ describe('backchannel doc', () => {
       'Les pourparlers continuent à Genève en mai.',
     ]);
     show = await ok('a', ['doc', 'show', ch, doc]);
+    // At the terminal, parties by their card's name with their id.
+    const shown = await human('a', ['doc', 'show', ch, doc]);
+    expect(shown.stdout).toMatch(/parties: “(Ministry|Envoy)” p_\S+…, “(Ministry|Envoy)” p_\S+…/);
+    expect(shown.stdout).toMatch(/revision \d+ by “Envoy” p_/);
     const after = show.clauses as Array<{ id: string; status: Record<string, { status: string }> }>;
     expect(after.map((c) => [c.id, c.status.en?.status, c.status.fr?.status])).toEqual([
       ['resume', 'agreed', 'agreed'],

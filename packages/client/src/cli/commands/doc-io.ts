@@ -30,16 +30,17 @@ export function splitLanguages(text: string, languages: readonly string[]): Reco
 
 export const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
-export function renderView(v: DocumentView): string {
-  const who = (ps: readonly string[]) => (ps.length === 0 ? '' : ` (${ps.join(', ')})`);
+/** `named`: how a party is shown (doc show: its card's name and its id). */
+export function renderView(v: DocumentView, named: (party: string) => string = (p) => p): string {
+  const who = (ps: readonly string[]) => (ps.length === 0 ? '' : ` (${ps.map(named).join(', ')})`);
   const lines = [
     `${v.typeName} "${inline(v.title)}" — ${v.id}`,
-    `  revision ${v.head.n}${v.head.author === null ? ' (unattributed)' : ` by ${v.head.author}`}, hash ${v.head.hash.slice(0, 16)}…`,
+    `  revision ${v.head.n}${v.head.author === null ? ' (unattributed)' : ` by ${named(v.head.author)}`}, hash ${v.head.hash.slice(0, 16)}…`,
     `  stage: ${v.status.stage}${v.status.agreed ? ' — AGREED' : ''}`,
     `  languages: ${v.languages.join(', ')}${v.languages.length > 1 ? ' (equally authentic)' : ''}`,
     ...(v.parties.length === 0
       ? ['  parties: none (a non-paper is never signed)']
-      : [`  parties: ${v.parties.join(', ')}`]),
+      : [`  parties: ${v.parties.map(named).join(', ')}`]),
   ];
   v.clauses.forEach((c, i) => {
     lines.push(`  ${i + 1}. [${c.id}]`);
@@ -50,18 +51,20 @@ export function renderView(v: DocumentView): string {
     }
     for (const m of c.comments)
       lines.push(
-        `     comment${m.by === null ? '' : ` by ${m.by}`}${m.lang === null ? '' : ` (${m.lang})`} at revision ${m.n}: ${quoteBlock(m.text, '         ')}`,
+        `     comment${m.by === null ? '' : ` by ${named(m.by)}`}${m.lang === null ? '' : ` (${m.lang})`} at revision ${m.n}: ${quoteBlock(m.text, '         ')}`,
       );
   });
   const signed = Object.entries(v.status.byParty).map(
-    ([p, ls]) => `${p}: ${ls.length === 0 ? '—' : ls.join(', ')}`,
+    ([p, ls]) => `${named(p)}: ${ls.length === 0 ? '—' : ls.join(', ')}`,
   );
   if (signed.length > 0) lines.push(`  sign-offs on revision ${v.head.n}: ${signed.join('; ')}`);
   for (const r of v.revisions.slice(1)) {
     const touched = r.touched.map((t) => `${t.clause}/${t.lang}`).join(', ');
-    const cleared = r.cleared.map((t) => `${t.clause}/${t.lang} (had: ${t.parties.join(', ')})`).join(', ');
+    const cleared = r.cleared
+      .map((t) => `${t.clause}/${t.lang} (had: ${t.parties.map(named).join(', ')})`)
+      .join(', ');
     lines.push(
-      `  revision ${r.n}${r.author === null ? '' : ` by ${r.author}`}: changed ${touched || 'title only'}${cleared === '' ? '' : `; CLEARED agreement on ${cleared}`}`,
+      `  revision ${r.n}${r.author === null ? '' : ` by ${named(r.author)}`}: changed ${touched || 'title only'}${cleared === '' ? '' : `; CLEARED agreement on ${cleared}`}`,
     );
   }
   return lines.join('\n');

@@ -1,12 +1,18 @@
 /** `backchannel doc …`: negotiated documents — draft, bracket, resolve, comment, sign off, diff, export, verify. */
 import { readFileSync } from 'node:fs';
-import { DOCUMENT_TYPES, type DocumentType, type EditStep, renderDiff } from '@backchannel/protocol';
+import {
+  DOCUMENT_TYPES,
+  type DocumentType,
+  type EditStep,
+  type PartyId,
+  renderDiff,
+} from '@backchannel/protocol';
 import { type Command, Option } from 'commander';
 import { type DocumentView, Documents } from '../../sdk/documents.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { GlobalOptions } from '../device.node.ts';
 import { type Out, examples } from '../output.ts';
-import { inline, quoteBlock } from '../text.ts';
+import { inline, namedParty, partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
 import {
@@ -300,8 +306,11 @@ export function docCommands(program: Command, run: Runner): void {
     .addHelpText('after', '\nExample:\n  backchannel doc show c_… e_…')
     .action(
       run(async (o, out, channel: string, docId: string) => {
-        const v = await withDocs(o, channel, async (d) => d.show(docId));
-        out.result(v, (x: DocumentView) => renderView(x));
+        const { v, labels } = await withChannel(o, channel, async (ch, bc) => ({
+          v: await new Documents(bc, ch).show(docId),
+          labels: partyLabels(ch.view.state.parties, (p) => bc.partyName(p as PartyId)),
+        }));
+        out.result(v, (x: DocumentView) => renderView(x, (p) => namedParty(labels, p)));
       }),
     );
 
