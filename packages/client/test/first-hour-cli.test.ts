@@ -189,6 +189,14 @@ describe('init is all or nothing', () => {
     expect(existsSync(`${file}.2`)).toBe(false);
     // Neither certified a device.
     expect(await ok('dup-admin', ['device', 'list'])).toEqual(before);
+    // Once revoked, its name may be given again; the name then means the active device.
+    const first = (before as Array<{ device: string; name: string }>).find((d) => d.name === 'aide');
+    await ok('dup-admin', ['device', 'revoke', 'aide', '--reason', 'left']);
+    const second = await ok('dup-admin', ['device', 'add', '--name', 'aide', '--out', `${file}.3`]);
+    expect(second.device).not.toBe(first?.device);
+    expect(await ok('dup-admin', ['device', 'revoke', 'aide', '--reason', 'left'])).toMatchObject({
+      revoked: second.device,
+    });
   });
 
   it('an enrollment that could not reach the relay can be retried with the same invite', async () => {

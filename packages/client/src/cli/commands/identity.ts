@@ -384,13 +384,16 @@ async function resolveDevice(bc: Backchannel, which: string): Promise<string> {
   const byId = devices.find((d) => d.device === which);
   if (byId !== undefined) return byId.device;
   const named = devices.filter((d) => d.name === which);
-  if (named.length === 1) return (named[0] as (typeof named)[number]).device;
-  const list = devices.map((d) => `${d.device} (${d.name})`).join(', ');
+  // A name given again after its device was revoked: the active one is meant.
+  const active = named.filter((d) => d.state === 'active');
+  const meant = named.length === 1 ? named : active;
+  if (meant.length === 1) return (meant[0] as (typeof meant)[number]).device;
+  const listOf = (ds: typeof devices) => ds.map((d) => `${d.device} (${d.name}, ${d.state})`).join(', ');
   throw new ClientError(
     'INVALID_ARGUMENT',
     named.length > 1
-      ? `several devices are named "${which}": give the id of the one to revoke (${list})`
-      : `your party has no device "${which}": give an id or a name from \`backchannel device list\` (${list})`,
+      ? `several devices are named "${which}": give the id of the one to revoke (${listOf(named)})`
+      : `your party has no device "${which}": give an id or a name from \`backchannel device list\` (${listOf(devices)})`,
   );
 }
 
