@@ -414,6 +414,54 @@ const postsCut = (w: ReturnType<typeof inProcessRelay>, cut: { on: boolean }) =>
   },
 });
 
+/**
+ * A device's store, opened again, that refuses the writes `stops` picks as a stopped process
+ * would not have made them (every other write goes through).
+ */
+function storeThatStops(
+  w: ReturnType<typeof inProcessRelay>,
+  name: string,
+  stops: (...args: Parameters<LocalStore['put']>) => boolean,
+): LocalStore {
+  const store = SqliteLocalStore.open({
+    path: join(w.dir, name, 'device.db'),
+    passphrase: name,
+    kdf: { N: 1 << 10, r: 8, p: 1 },
+  });
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'put')
+        return (...args: Parameters<LocalStore['put']>) => {
+          if (stops(...args)) throw new Error('the process stopped');
+          return target.put(...args);
+        };
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+/**
+ * A later process of device a sends the join.context an earlier one owed the minister: it is
+ * no longer owed, and the minister joins, knows the channel is open, and got it once.
+ */
+async function laterProcessDiscloses(
+  w: ReturnType<typeof inProcessRelay>,
+  m: Awaited<ReturnType<ReturnType<typeof inProcessRelay>['device']>>,
+  channel: string,
+): Promise<void> {
+  const a3 = await w.device('a');
+  await a3.syncAll();
+  expect(await a3.store.keys('owed:')).toEqual([]);
+  await a3.outbox.flush();
+  expect(await m.checkInbox()).toEqual([channel]);
+  const chM = await m.channel(channel);
+  await chM.sync();
+  expect(chM.view.state.lifecycle).toBe('open');
+  expect(chM.view.timeline.filter((r) => 'event' in r && r.event.kind === 'join.context')).toHaveLength(1);
+  a3.close();
+}
+
 describe('a commit the relay accepted whose answer never came', () => {
   const dropping = (state: { on: boolean }) => ({
     wrap: async (input: string, init: RequestInit, res: Response) => {
@@ -687,7 +735,6 @@ describe('a commit the relay accepted whose answer never came', () => {
     // The adding process stops right after the commit's answer is written: every later write
     // that queues a send (the join.context) fails as the stop would.
     const stop = { on: false };
-    const path = join(w.dir, 'a', 'device.db');
     const a = await w.device('a');
     const b = await w.device('b');
     const { chA } = await openChannel(a, b);
@@ -695,40 +742,23 @@ describe('a commit the relay accepted whose answer never came', () => {
     const m = await w.device('m');
     await m.enroll(minister);
     a.close();
-    const store = SqliteLocalStore.open({ path, passphrase: 'a', kdf: { N: 1 << 10, r: 8, p: 1 } });
-    const stopping = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'put')
-          return (...args: Parameters<LocalStore['put']>) => {
-            const [records, outbox, entries] = args;
-            // The commit's own write (the Welcome, with the MLS state) goes; the join.context's not.
-            const joinContext =
-              entries === undefined &&
-              (outbox?.length ?? 0) > 0 &&
-              records.some(([k]) => k.startsWith('own:'));
-            if (stop.on && joinContext) throw new Error('the process stopped');
-            return target.put(...args);
-          };
-        const v = Reflect.get(target, prop, target);
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    });
+    // The commit's own write (the Welcome, with the MLS state) goes; the join.context's not.
+    const stopping = storeThatStops(
+      w,
+      'a',
+      (records, outbox, entries) =>
+        stop.on &&
+        entries === undefined &&
+        (outbox?.length ?? 0) > 0 &&
+        records.some(([k]) => k.startsWith('own:')),
+    );
     const a2 = await w.device('a', { store: stopping });
     stop.on = true;
     await expect(a2.syncAll()).rejects.toThrow('the process stopped');
     expect(a2.added).toEqual([]);
     expect(await a2.store.keys('owed:')).toHaveLength(1);
     a2.close();
-    const a3 = await w.device('a');
-    await a3.syncAll();
-    expect(await a3.store.keys('owed:')).toEqual([]);
-    await a3.outbox.flush();
-    expect(await m.checkInbox()).toEqual([chA.id]);
-    const chM = await m.channel(chA.id);
-    await chM.sync();
-    expect(chM.view.state.lifecycle).toBe('open');
-    expect(chM.view.timeline.filter((r) => 'event' in r && r.event.kind === 'join.context')).toHaveLength(1);
-    a3.close();
+    await laterProcessDiscloses(w, m, chA.id);
     b.close();
     m.close();
   });
@@ -750,39 +780,16 @@ describe('a commit the relay accepted whose answer never came', () => {
     a.close();
     // The next process adopts the commit (page written, Welcome queued) and stops before the
     // join.context is queued: its store refuses every later write that queues a send.
-    const store = SqliteLocalStore.open({
-      path: join(w.dir, 'a', 'device.db'),
-      passphrase: 'a',
-      kdf: { N: 1 << 10, r: 8, p: 1 },
-    });
-    const stopping = new Proxy(store, {
-      get(target, prop) {
-        if (prop === 'put')
-          return (...args: Parameters<LocalStore['put']>) => {
-            const [, outbox, entries] = args;
-            if (entries === undefined && (outbox?.length ?? 0) > 0) throw new Error('the process stopped');
-            return target.put(...args);
-          };
-        const v = Reflect.get(target, prop, target);
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    });
+    const stopping = storeThatStops(
+      w,
+      'a',
+      (_records, outbox, entries) => entries === undefined && (outbox?.length ?? 0) > 0,
+    );
     const a2 = await w.device('a', { store: stopping });
     await expect(a2.syncAll()).rejects.toThrow('the process stopped');
     expect(await a2.store.keys('owed:')).toHaveLength(1);
     a2.close();
-    const a3 = await w.device('a');
-    await a3.syncAll();
-    expect(await a3.store.keys('owed:')).toEqual([]);
-    await a3.outbox.flush();
-    expect(await m.checkInbox()).toEqual([chA.id]);
-    const chM = await m.channel(chA.id);
-    await chM.sync();
-    // The join.context came, once: the minister knows the channel is open.
-    expect(chM.view.state.lifecycle).toBe('open');
-    const contexts = chM.view.timeline.filter((r) => 'event' in r && r.event.kind === 'join.context');
-    expect(contexts).toHaveLength(1);
-    a3.close();
+    await laterProcessDiscloses(w, m, chA.id);
     b.close();
     m.close();
   });
