@@ -142,10 +142,17 @@ export function reportError(e: unknown, json: boolean): number {
   return r.exit;
 }
 
+/**
+ * A duration as written on the command line: a whole number and its unit (ms, s, m, h, d). A bare
+ * number is refused (is `--ack-within 2` two hours or two seconds?), but for 0.
+ */
 export function parseDuration(s: string): number {
   const m = /^(\d+)(ms|s|m|h|d)?$/.exec(s.trim());
   if (m === null) throw new ClientError('INVALID_ARGUMENT', `not a duration: ${s} (try 30s, 5m, 2h, 1d)`);
   const n = Number(m[1]);
+  if (m[2] === undefined && n !== 0) {
+    throw new ClientError('INVALID_ARGUMENT', `${s} has no unit: write ${n}s, ${n}m, ${n}h or ${n}d`);
+  }
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's'] as number;
   return n * unit;
 }
