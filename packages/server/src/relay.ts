@@ -150,6 +150,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     options: {
       ...config.ws,
       maxFrameChars: config.limits.wsFrameBytes,
+      pageBytes: config.limits.pageBytes,
     },
   });
   const unsubscribeFanout = fanout.subscribe((m) => {

@@ -121,6 +121,61 @@ describe('hub backpressure', () => {
     expect(sock.seqs()).toEqual([3, 4]);
   });
 
+  it('a member subscribed from the future is ended by its removal, below where it asked to start', async () => {
+    const { a, a2, ch } = await setup({});
+    // The log holds 1 entry; a2 asks to start at 3, then is removed at seq 1.
+    const { sock } = await connect(a2, ch, 3);
+    const removal = await r.caller.append(a, commit(a, ch, 1, [], [a2]));
+    expect(removal.body.seq).toBe(1);
+    for (let i = 0; i < 4; i++)
+      expect((await r.caller.append(a, envelope(a, ch, { epoch: 2 }))).status).toBe(201);
+    await until(() => sock.sent.some((f) => f.type === 'unsubscribed'));
+    expect(sock.sent.find((f) => f.type === 'unsubscribed')?.code).toBe('NOT_A_MEMBER');
+    await tick(50);
+    // Nothing past the removal: no entry, no checkpoint (the log reached 6).
+    expect(sock.seqs()).toEqual([]);
+    expect(sock.sent.filter((f) => f.type === 'checkpoint')).toEqual([]);
+  });
+
+  it('catch-up reads pages of at most highWaterBytes (and limits.pageBytes), as GET …/entries does', async () => {
+    r = await testRelay('sqlite', { ws: { highWaterBytes: 50_000 } });
+    const A = makeParty('A');
+    const a = makeDevice(A, 'a', 'admin');
+    const a2 = makeDevice(A, 'a2', 'staff');
+    await r.caller.publishParty(A, [a, a2]);
+    const ch = newChannel();
+    await r.caller.append(a, commit(a, ch, 0, [a2]));
+    for (let i = 0; i < 20; i++)
+      expect((await r.caller.append(a, envelope(a, ch, { mls: new Uint8Array(20_000) }))).status).toBe(201);
+    // What the hub's reads hand back, page by page.
+    const store = r.core.store;
+    const read = store.read.bind(store);
+    const pages: number[] = [];
+    store.read = ((fn: Parameters<typeof store.read>[0]) =>
+      read((tx) =>
+        fn(
+          new Proxy(tx, {
+            get(t, k) {
+              const v = Reflect.get(t, k) as unknown;
+              if (k !== 'getEntries' || typeof v !== 'function')
+                return typeof v === 'function' ? v.bind(t) : v;
+              return async (...args: unknown[]) => {
+                const rows = (await v.apply(t, args)) as Array<{ entry: Uint8Array }>;
+                pages.push(rows.reduce((n, e) => n + e.entry.length, 0));
+                return rows;
+              };
+            },
+          }),
+        ),
+      )) as typeof store.read;
+    const { sock } = await connect(a2, ch);
+    await until(() => sock.seqs().length === 21);
+    expect(sock.seqs()).toEqual(Array.from({ length: 21 }, (_, i) => i));
+    // 21 entries of ~20 KB: several pages, none beyond 50,000 bytes (as base64url text) but for a lone entry.
+    expect(pages.length).toBeGreaterThan(5);
+    for (const bytes of pages) expect(bytes).toBeLessThanOrEqual(50_000);
+  });
+
   it('closes the connections of a device when it is revoked', async () => {
     const { a2, ch } = await setup({});
     const { sock } = await connect(a2, ch);

@@ -60,6 +60,8 @@ export interface HubOptions extends BackpressurePolicy {
   /** Authenticated sockets one device may hold at once. */
   readonly maxConnectionsPerDevice: number;
   readonly pageSize?: number;
+  /** A catch-up page's bytes at most (limits.pageBytes), as a page of GET …/entries. */
+  readonly pageBytes?: number;
 }
 
 interface Connection {
@@ -148,6 +150,7 @@ export class Hub {
   readonly #sizes = new Map<ChannelId, number>();
   readonly #append: HubAppend | undefined;
   readonly #limits: HubLimits;
+  readonly #pageBytes: number;
 
   constructor(deps: {
     store: Store;
@@ -168,6 +171,12 @@ export class Hub {
     this.#append = deps.append;
     this.#limits = deps.limits ?? NO_LIMITS;
     this.#page = deps.options.pageSize ?? 500;
+    // No more than a page of GET …/entries, nor much beyond what the socket takes before the
+    // catch-up pauses (a resume reads again from where it stopped).
+    this.#pageBytes = Math.min(
+      deps.options.pageBytes ?? Number.POSITIVE_INFINITY,
+      deps.options.highWaterBytes,
+    );
   }
 
   get connections(): number {
@@ -502,7 +511,7 @@ export class Hub {
             rec,
             member: true as const,
             until: seen.until,
-            rows: await tx.getEntries(sub.channel, from, this.#page, seen.until),
+            rows: await tx.getEntries(sub.channel, from, this.#page, seen.until, this.#pageBytes),
             checkpoint: seen.checkpoint,
           };
         });
@@ -568,7 +577,15 @@ export class Hub {
       return;
     }
     for (const [i, e] of ch.entries.entries()) {
-      if (e.seq < sub.nextSeq) continue;
+      // Every entry is looked at, those it already has (or asked to start after) too: a removal
+      // ends the subscription wherever the subscriber said it was.
+      if (e.seq < sub.nextSeq) {
+        if (conn.device !== undefined && e.removed.includes(conn.device.device)) {
+          this.#unsubscribe(conn, sub.channel, 'NOT_A_MEMBER');
+          return;
+        }
+        continue;
+      }
       if (e.seq > sub.nextSeq) {
         void this.#catchUp(sub);
         return;
