@@ -98,6 +98,24 @@ describe.each(kinds)('%s', (kind) => {
     });
   });
 
+  describe("staff and observers add no device, another party's neither", () => {
+    it("refuses a staff member's commit that adds a third party's device, which then reads nothing", async () => {
+      const ch = await openChannel();
+      const C = makeParty('C');
+      const c = makeDevice(C, 'c-admin', 'admin');
+      await r.caller.publishParty(C, [c]);
+      const res = await r.caller.append(aStaff, commit(aStaff, ch, 1, [c]));
+      expect(res.status).toBe(403);
+      expect(res.body.error?.code).toBe('ROLE_FORBIDDEN');
+      expect((await r.caller.get(`/v1/channels/${ch}/entries`, c)).body).toMatchObject({
+        error: { code: 'NOT_A_MEMBER' },
+      });
+      // A principal may (C has no device in the channel); then C's device reads.
+      expect((await r.caller.append(bPrincipal, commit(bPrincipal, ch, 1, [c]))).status).toBe(201);
+      expect((await r.caller.get(`/v1/channels/${ch}/entries`, c)).status).toBe(200);
+    });
+  });
+
   describe('an idempotent retry is answered as of its first acceptance', () => {
     it('a retry after many later appends is byte-identical, with the first checkpoint and a proof that verifies', async () => {
       const ch = await openChannel();

@@ -9,9 +9,10 @@
  *   other envelopes may carry the current or an older epoch, never a future one.
  * - A commit's declared members.add/remove update the access list: devices of the committer's
  *   own party are added or removed only by an admin or principal (anyone may remove itself);
- *   another party's devices are removed only once their root revoked them, and added only while
- *   that party has no device left in the channel after the commit's removals (the outreach, and
- *   the re-seating of a party whose every device there was revoked); added devices must be
+ *   another party's devices are removed only once their root revoked them, and added only by an
+ *   admin, principal or negotiator while that party has no device left in the channel after the
+ *   commit's removals (the outreach, and the re-seating of a party whose every device there was
+ *   revoked), never by staff or an observer; added devices must be
  *   registered, valid now and not revoked.
  */
 import type { DeviceId, EnvelopeBody, PartyId, Role } from '@backchannel/protocol';
@@ -20,6 +21,8 @@ import { RelayError } from '../errors.ts';
 import type { DeviceRecord, MemberRecord } from '../store/store.ts';
 
 export const MANAGER_ROLES: readonly Role[] = ['admin', 'principal'];
+/** Roles that may add another party's devices (the outreach, a re-seating). */
+const ADDS_OTHERS: readonly Role[] = [...MANAGER_ROLES, 'negotiator'];
 
 export function isCurrentMember(m: MemberRecord | undefined): m is MemberRecord {
   return m !== undefined && m.removedSeq === undefined;
@@ -120,9 +123,12 @@ export function checkMembershipChange(
         'members.add names a revoked device or one whose certificate is not valid',
       );
     }
-    if (rec.party === committer.party) {
-      if (!manager) throw new RelayError('ROLE_FORBIDDEN', `role ${committer.role} may not add devices`);
-    } else if (partiesPresent.has(rec.party)) {
+    // Its own party's devices: a manager's act. Another party's (an outreach, a re-seating): a
+    // manager's or a negotiator's, as every member's MLS policy allows; never staff or observers.
+    if (!(rec.party === committer.party ? manager : ADDS_OTHERS.includes(committer.role))) {
+      throw new RelayError('ROLE_FORBIDDEN', `role ${committer.role} may not add devices`);
+    }
+    if (rec.party !== committer.party && partiesPresent.has(rec.party)) {
       throw new RelayError(
         'ROLE_FORBIDDEN',
         "another party's devices are added only while that party has none in the channel",
