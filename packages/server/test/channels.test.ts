@@ -276,6 +276,13 @@ describe('appends: idempotency, proofs, formats', () => {
     const dup = await r.caller.append(bPrincipal, other);
     expect(dup.status).toBe(409);
     expect(dup.body.error?.code).toBe('DUPLICATE_MESSAGE_ID');
+    // To a non-member the taken msgId says nothing: the answer any envelope of it gets.
+    const C = makeParty('C');
+    const outsider = makeDevice(C, 'c-outsider', 'admin');
+    await r.caller.publishParty(C, [outsider]);
+    const probe = await r.caller.append(outsider, envelope(outsider, ch, { msgId: m.body.msgId }));
+    expect(probe.status).toBe(403);
+    expect(probe.body.error?.code).toBe('NOT_A_MEMBER');
     // A retry of a commit after the epoch moved on still gets its original answer.
     const c = commit(aAdmin, ch, 1);
     const c1 = await r.caller.append(aAdmin, c);

@@ -430,6 +430,11 @@ export class Appender {
         : { seq: stored.seq, hash: stored.envelopeHash, receivedAt: stored.receivedAt });
     if (prior !== undefined) {
       if (!constantTimeEqual(prior.hash, envelopeHash)) {
+        // To a non-member, the same answer as any other envelope of it: whether a msgId is taken
+        // in a channel says the channel exists.
+        if (w.head === undefined || !isCurrentMember(w.members.get(sender.device))) {
+          throw new RelayError('NOT_A_MEMBER', 'not a member of this channel');
+        }
         throw new RelayError('DUPLICATE_MESSAGE_ID', 'this msgId was already used for a different envelope');
       }
       return { seq: prior.seq, receivedAt: prior.receivedAt, duplicate: true };
