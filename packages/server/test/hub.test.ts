@@ -176,6 +176,52 @@ describe('hub backpressure', () => {
     for (const bytes of pages) expect(bytes).toBeLessThanOrEqual(50_000);
   });
 
+  it('a device removed from a channel is pushed no inbox item of it logged later, nor served one', async () => {
+    r = await testRelay('sqlite');
+    const A = makeParty('A');
+    const a = makeDevice(A, 'a', 'admin');
+    const a2 = makeDevice(A, 'a2', 'staff');
+    const a3 = makeDevice(A, 'a3', 'staff');
+    await r.caller.publishParty(A, [a, a2, a3]);
+    const ch = newChannel();
+    await r.caller.append(a, commit(a, ch, 0, [a2]));
+    const early = await r.caller.append(a, envelope(a, ch, { kind: 'welcome', epoch: 1, to: [A.party] }));
+    expect((await r.caller.append(a, commit(a, ch, 1, [], [a2]))).status).toBe(201);
+    // Both of A's other devices listen for inbox pushes.
+    const sockets = new Map<TestDevice, FakeSocket>();
+    for (const d of [a2, a3]) {
+      const sock = new FakeSocket();
+      const time = Date.now();
+      r.core.hub.attach(sock).onMessage(
+        JSON.stringify({
+          type: 'auth',
+          device: d.device,
+          time,
+          sig: toBase64url(
+            signRequest(d.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), r.core.signer.name, suite),
+          ),
+        }),
+      );
+      await until(() => sock.sent.some((f) => f.type === 'ready'));
+      sockets.set(d, sock);
+    }
+    await r.caller.append(a, commit(a, ch, 2, [a3]));
+    const late = await r.caller.append(a, envelope(a, ch, { kind: 'welcome', epoch: 3, to: [A.party] }));
+    const pushed = (d: TestDevice) =>
+      sockets
+        .get(d)
+        ?.sent.filter((f) => f.type === 'inbox')
+        .map((f) => (f as { item?: { seq: number } }).item?.seq);
+    await until(() => (pushed(a3) ?? []).length === 1);
+    await tick(50);
+    expect(pushed(a3)).toEqual([late.body.seq]);
+    expect(pushed(a2)).toEqual([]);
+    const served = async (d: TestDevice) =>
+      ((await r.caller.get('/v1/inbox?after=0', d)).body.items as Array<{ seq: number }>).map((i) => i.seq);
+    expect(await served(a3)).toEqual([early.body.seq, late.body.seq]);
+    expect(await served(a2)).toEqual([early.body.seq]);
+  });
+
   it('closes the connections of a device when it is revoked', async () => {
     const { a2, ch } = await setup({});
     const { sock } = await connect(a2, ch);

@@ -49,9 +49,9 @@ const inbox = (deps: AppDeps) =>
 export function inboxRoutes(app: RelayApp, deps: AppDeps): void {
   app.openapi(inbox(deps), async (c) => {
     const q = c.req.valid('query');
-    const party = c.var.device.party;
+    const { party, device } = c.var.device;
     const items = await deps.store.read((tx) =>
-      tx.getInbox(party, q.after ?? 0, Math.min(q.limit ?? MAX_ITEMS, MAX_ITEMS)),
+      tx.getInbox(party, q.after ?? 0, Math.min(q.limit ?? MAX_ITEMS, MAX_ITEMS), device),
     );
     return c.json(
       {

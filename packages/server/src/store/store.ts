@@ -149,8 +149,11 @@ export interface ReadTx {
     channel: ChannelId,
     seq: number,
   ): Promise<Omit<CheckpointRecord, 'cosignatures'> | undefined>;
-  /** The party inbox after a cursor, oldest first. */
-  getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]>;
+  /**
+   * The party inbox after a cursor, oldest first. With `device`: without the items of a channel
+   * logged after that device's removal from it (a former member sees nothing past its removal).
+   */
+  getInbox(party: PartyId, after: number, limit: number, device?: DeviceId): Promise<InboxItemRecord[]>;
 }
 
 export interface WriteTx extends ReadTx {

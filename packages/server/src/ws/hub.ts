@@ -15,7 +15,7 @@ import { notAMember, visibility } from '../channels/access.ts';
 import { fromB64u } from '../bytes.node.ts';
 import { deviceStatus } from '../directory/devices.ts';
 import { RelayError, type RelayErrorCode } from '../errors.ts';
-import type { FanoutMessage, PublishedChannel } from '../fanout/fanout.ts';
+import type { FanoutMessage, PublishedChannel, PublishedInboxItem } from '../fanout/fanout.ts';
 import type { Authenticator } from '../http/auth.ts';
 import type { Log } from '../http/context.ts';
 import type { RelayMetrics } from '../metrics.ts';
@@ -224,18 +224,42 @@ export class Hub {
     }
     for (const item of m.inbox) {
       const conns = this.#byParty.get(item.party);
-      if (conns === undefined) continue;
-      const frame = frames.inbox(item);
-      // An inbox push is a hint: the inbox itself is durable (GET /v1/inbox), so a busy socket skips it.
-      for (const c of conns) {
-        if (c.socket.bufferedAmount > this.#o.highWaterBytes) continue;
-        const check = this.#checkDevice(c);
-        if (check === 'ok') this.#send(c, frame);
-        else if (check === 'stale') {
-          void this.#refreshDevice(c).then((ok) => {
-            if (ok) this.#send(c, frame);
-          });
+      if (conns !== undefined) void this.#pushInbox(item, [...conns]);
+    }
+  }
+
+  /**
+   * Pushes an inbox item to its party's sockets, but to a device removed from the item's channel
+   * before it (GET /v1/inbox leaves it out for that device too). A push is a hint: the inbox itself
+   * is durable, so a busy socket skips it, and so does every socket while the store cannot say.
+   */
+  async #pushInbox(item: PublishedInboxItem, conns: Connection[]): Promise<void> {
+    let former: Set<DeviceId>;
+    try {
+      former = await this.#store.read(async (tx) => {
+        const out = new Set<DeviceId>();
+        for (const c of conns) {
+          const d = c.device?.device;
+          if (d === undefined) continue;
+          const removedSeq = (await tx.getMember(item.channel, d))?.removedSeq;
+          if (removedSeq !== undefined && item.seq > removedSeq) out.add(d);
         }
+        return out;
+      });
+    } catch (e) {
+      this.#log.warn({ err: { message: (e as Error).message } }, 'ws inbox push skipped');
+      return;
+    }
+    const frame = frames.inbox(item);
+    for (const c of conns) {
+      if (c.device === undefined || former.has(c.device.device)) continue;
+      if (c.socket.bufferedAmount > this.#o.highWaterBytes) continue;
+      const check = this.#checkDevice(c);
+      if (check === 'ok') this.#send(c, frame);
+      else if (check === 'stale') {
+        void this.#refreshDevice(c).then((ok) => {
+          if (ok) this.#send(c, frame);
+        });
       }
     }
   }

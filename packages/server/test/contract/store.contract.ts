@@ -354,6 +354,18 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.read((tx) => tx.getInbox(p1, cursors[0] as number, 10))).toHaveLength(1);
       expect(await store.read((tx) => tx.getInbox(p1, 0, 1))).toHaveLength(1);
       expect(await store.read((tx) => tx.getInbox(id('p_') as PartyId, 0, 10))).toEqual([]);
+      // For a device removed from the channel at seq 1: nothing logged after its removal.
+      const former = id('d_') as DeviceId;
+      await store.write(async (tx) => {
+        await tx.putMember({ channel, device: former, party: p1, addedSeq: 0, removedSeq: 1 });
+        await tx.putMember({ channel, device: dev, party: p1, addedSeq: 0, removedSeq: undefined });
+      });
+      expect((await store.read((tx) => tx.getInbox(p1, 0, 10, former))).map((i) => i.seq)).toEqual([0]);
+      // A current member, or a device never in the channel (a new one, whose Welcome it is): all.
+      expect((await store.read((tx) => tx.getInbox(p1, 0, 10, dev))).map((i) => i.seq)).toEqual([0, 2]);
+      expect(
+        (await store.read((tx) => tx.getInbox(p1, 0, 10, id('d_') as DeviceId))).map((i) => i.seq),
+      ).toEqual([0, 2]);
     });
 
     it('stores perfect subtrees so RFC 9162 proofs come from O(log n) node reads', async () => {

@@ -487,12 +487,20 @@ class PgTx implements WriteTx {
     return r === undefined ? undefined : { size: r.size, note: r.note, issuedAt: r.issued_at };
   }
 
-  async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
+  async getInbox(
+    party: PartyId,
+    after: number,
+    limit: number,
+    device?: DeviceId,
+  ): Promise<InboxItemRecord[]> {
     const rows = await this.#run(
       (sql) => sql<{ cursor: number; channel: string; seq: number; entry: Uint8Array }[]>`
       SELECT i.cursor, i.channel, i.seq, e.entry FROM inbox i
         JOIN entries e ON e.channel = i.channel AND e.seq = i.seq
-      WHERE i.party = ${party} AND i.cursor > ${after} ORDER BY i.cursor LIMIT ${limit}`,
+        LEFT JOIN members m ON m.channel = i.channel AND m.device = ${device ?? null}
+      WHERE i.party = ${party} AND i.cursor > ${after}
+        AND (m.removed_seq IS NULL OR i.seq <= m.removed_seq)
+      ORDER BY i.cursor LIMIT ${limit}`,
     );
     return rows.map((r) => ({
       cursor: r.cursor,

@@ -242,8 +242,13 @@ class SqliteTx implements WriteTx {
     return r === undefined ? undefined : { size: r.size, note: r.note, issuedAt: r.issued_at };
   }
 
-  async getInbox(party: PartyId, after: number, limit: number): Promise<InboxItemRecord[]> {
-    const rows = (await this.#x.all('getInbox', party, after, limit)) as {
+  async getInbox(
+    party: PartyId,
+    after: number,
+    limit: number,
+    device?: DeviceId,
+  ): Promise<InboxItemRecord[]> {
+    const rows = (await this.#x.all('getInbox', device ?? null, party, after, limit)) as {
       cursor: number;
       channel: string;
       seq: number;

@@ -35,9 +35,12 @@ export const SQL = {
     'SELECT size, note, issued_at FROM checkpoints WHERE chan = ? AND size > ? ORDER BY size LIMIT 1',
   countCosignatures: 'SELECT count(*) FROM cosignatures WHERE chan = ? AND size = ? AND party = ?',
   getCosignatures: 'SELECT line FROM cosignatures WHERE chan = ? AND size = ? ORDER BY line',
+  // The first parameter is a device (or NULL): items past its removal from their channel are left out.
   getInbox: `SELECT i.cursor, c.channel, i.seq, e.entry FROM inbox i
          JOIN channels c ON c.id = i.chan JOIN entries e ON e.chan = i.chan AND e.seq = i.seq
-       WHERE i.party = ? AND i.cursor > ? ORDER BY i.cursor LIMIT ?`,
+         LEFT JOIN members m ON m.chan = i.chan AND m.device = ?
+       WHERE i.party = ? AND i.cursor > ? AND (m.removed_seq IS NULL OR i.seq <= m.removed_seq)
+       ORDER BY i.cursor LIMIT ?`,
   putCard: `INSERT INTO parties (party, root_public_key, card, issued_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (party) DO UPDATE SET card = excluded.card, issued_at = excluded.issued_at`,
   putDevice: `INSERT INTO devices (device, party, public_key, role, not_before, not_after, certificate, revoked_at)
