@@ -137,6 +137,69 @@ describe('hub backpressure', () => {
     expect(sock.sent.filter((f) => f.type === 'checkpoint')).toEqual([]);
   });
 
+  it('a removal logged while the catch-up of a subscriber from the future reads its page still ends it', async () => {
+    const { a, a2, ch } = await setup({});
+    // The hub's second read (the subscription's first catch-up page) is held until a2 is removed.
+    const store = r.core.store;
+    const read = store.read.bind(store);
+    let reads = 0;
+    let release: (() => void) | undefined;
+    const held = new Promise<void>((res) => {
+      release = res;
+    });
+    let holding = false;
+    store.read = (async (fn: Parameters<typeof store.read>[0]) => {
+      const out = await read(fn);
+      if (++reads === 2) {
+        holding = true;
+        await held;
+      }
+      return out;
+    }) as typeof store.read;
+    const sock = new FakeSocket();
+    const conn = r.core.hub.attach(sock);
+    const time = Date.now();
+    conn.onMessage(
+      JSON.stringify({
+        type: 'auth',
+        device: a2.device,
+        time,
+        sig: toBase64url(
+          signRequest(a2.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), r.core.signer.name, suite),
+        ),
+      }),
+    );
+    await until(() => sock.sent.some((f) => f.type === 'ready'));
+    reads = 0;
+    conn.onMessage(JSON.stringify({ type: 'subscribe', channel: ch, from: 3 }));
+    await until(() => holding);
+    expect((await r.caller.append(a, commit(a, ch, 1, [], [a2]))).body.seq).toBe(1);
+    release?.();
+    for (let i = 0; i < 4; i++)
+      expect((await r.caller.append(a, envelope(a, ch, { epoch: 2 }))).status).toBe(201);
+    await until(() => sock.sent.some((f) => f.type === 'unsubscribed'));
+    expect(sock.sent.find((f) => f.type === 'unsubscribed')?.code).toBe('NOT_A_MEMBER');
+    expect(sock.seqs()).toEqual([]);
+  });
+
+  it('a removal that reaches the hub without its entries (too large for the fan-out) still ends a subscriber from the future', async () => {
+    const { a, a2, ch } = await setup({});
+    const { sock } = await connect(a2, ch, 3);
+    const hub = r.core.hub;
+    const publish = hub.publish.bind(hub);
+    let strip = true;
+    hub.publish = (m) =>
+      publish(strip ? { ...m, channels: m.channels.map((c) => ({ ...c, entries: [] })) } : m);
+    expect((await r.caller.append(a, commit(a, ch, 1, [], [a2]))).body.seq).toBe(1);
+    await until(() => sock.sent.some((f) => f.type === 'unsubscribed'));
+    strip = false;
+    for (let i = 0; i < 4; i++)
+      expect((await r.caller.append(a, envelope(a, ch, { epoch: 2 }))).status).toBe(201);
+    await tick(50);
+    expect(sock.sent.find((f) => f.type === 'unsubscribed')?.code).toBe('NOT_A_MEMBER');
+    expect(sock.seqs()).toEqual([]);
+  });
+
   it('catch-up reads pages of at most highWaterBytes (and limits.pageBytes), as GET …/entries does', async () => {
     r = await testRelay('sqlite', { ws: { highWaterBytes: 50_000 } });
     const A = makeParty('A');

@@ -13,7 +13,8 @@ const inbox = (deps: AppDeps) =>
     method: 'get',
     path: '/v1/inbox',
     tags: ['inbox'],
-    summary: "Entries addressed to this device's party (body.to), after a cursor",
+    summary:
+      "Entries addressed to this device's party (body.to), after a cursor; none of a channel logged after this device's removal from it",
     security,
     middleware: [body(deps, 0), authenticated(deps)] as const,
     request: {

@@ -571,7 +571,9 @@ export class Hub {
         }
         if (page.rows.length < this.#page) {
           const size = this.#sizes.get(sub.channel) ?? page.checkpoint.size;
-          if (sub.nextSeq >= size) {
+          // Live only from a page that saw every batch published so far: one published while the
+          // page was read (a removal among them) was not delivered to this subscription.
+          if (sub.nextSeq >= size && page.checkpoint.size >= size) {
             sub.mode = 'live';
             sub.behindSince = undefined;
             const cp = page.checkpoint;
@@ -597,6 +599,13 @@ export class Hub {
     if (check === 'gone') return;
     if (check === 'stale') {
       // The store has these entries: catch-up re-reads the device and membership, then reads them.
+      void this.#catchUp(sub);
+      return;
+    }
+    // A batch that came without (all of) its entries (too large for the fan-out): read them,
+    // and who may read them, from the store.
+    const last = ch.entries[ch.entries.length - 1];
+    if (last === undefined || last.seq + 1 !== ch.checkpoint.size) {
       void this.#catchUp(sub);
       return;
     }
@@ -636,9 +645,6 @@ export class Hub {
     }
     if (sub.nextSeq === ch.checkpoint.size) {
       this.#send(conn, frames.checkpoint(ch.channel, ch.checkpoint.size, ch.checkpoint.note));
-    } else if (sub.nextSeq < ch.checkpoint.size) {
-      // The message came without (all of) its entries (too large for the transport): read them.
-      void this.#catchUp(sub);
     }
   }
 
