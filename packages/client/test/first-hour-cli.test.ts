@@ -187,7 +187,18 @@ describe('init is all or nothing', () => {
     expect(same).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
     expect(same.json.error?.message).toMatch(/already has a device named "aide"/);
     expect(existsSync(`${file}.2`)).toBe(false);
-    // Neither certified a device.
+    // An invite path that cannot be written (no such folder) is refused before anything is certified.
+    const nowhere = await cli('dup-admin', [
+      'device',
+      'add',
+      '--name',
+      'aide-3',
+      '--out',
+      join(root, 'no-such-dir', 'x.json'),
+    ]);
+    expect(nowhere).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(nowhere.json.error?.message).toMatch(/no-such-dir/);
+    // None certified a device.
     expect(await ok('dup-admin', ['device', 'list'])).toEqual(before);
     // Once revoked, its name may be given again; the name then means the active device.
     const first = (before as Array<{ device: string; name: string }>).find((d) => d.name === 'aide');

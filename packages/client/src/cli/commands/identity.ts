@@ -1,5 +1,5 @@
 /** init, device add/list/revoke, card publish/show/fingerprint. */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import {
   decodeContactCard,
@@ -215,12 +215,29 @@ export function identityCommands(program: Command, run: Runner): void {
               'INVALID_ARGUMENT',
               `this party already has a device named "${opts.name}" (${same.device}): choose another name, or revoke that one first`,
             );
-          const identity = await bc.addDevice(opts.name, opts.role);
+          // The file is made before the device is certified: a path that cannot be written must
+          // not leave a certified device whose invite no one has.
+          const fd = openSync(opts.out, 'wx', 0o600);
+          let identity: Awaited<ReturnType<typeof bc.addDevice>>;
+          try {
+            identity = await bc.addDevice(opts.name, opts.role);
+          } catch (e) {
+            closeSync(fd);
+            rmSync(opts.out, { force: true });
+            throw e;
+          }
           const code = newInviteCode();
-          writeFileSync(opts.out, JSON.stringify(sealInvite(identity, code, kdfForInvites())), {
-            mode: 0o600,
-            flag: 'wx',
-          });
+          try {
+            writeSync(fd, JSON.stringify(sealInvite(identity, code, kdfForInvites())));
+          } catch (e) {
+            rmSync(opts.out, { force: true });
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              `device ${identity.device} was certified but its invite could not be written to ${opts.out} (${(e as Error).message}): revoke it with \`backchannel device revoke ${identity.device} --reason "invite lost"\` and add it again`,
+            );
+          } finally {
+            closeSync(fd);
+          }
           out.result(
             { device: identity.device, role: opts.role, invite: opts.out, code },
             (v: { device: string; invite: string; code: string }) =>
