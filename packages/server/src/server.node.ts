@@ -23,6 +23,7 @@ import { loadCheckpointKey, loadOrCreateCheckpointKey } from './relay-key.node.t
 import { staticFiles } from './static.node.ts';
 import { openPostgresStore } from './store/postgres/pg-store.ts';
 import { openSqliteStore } from './store/sqlite/sqlite-store.ts';
+import { type DataLock, lockDataDir } from './data-lock.node.ts';
 import type { Store } from './store/store.ts';
 import { attachWebSocket } from './ws/server.node.ts';
 
@@ -120,6 +121,21 @@ async function openBackends(
 export async function startRelay(opts: StartRelayOptions = {}): Promise<RunningRelay> {
   const config = resolveConfig(opts.config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // The embedded store is this process's alone (PostgreSQL is shared by design).
+  const lock = config.store === 'sqlite' ? lockDataDir(config.dataDir) : undefined;
+  try {
+    return await listen(config, opts, lock);
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
+}
+
+async function listen(
+  config: RelayConfig,
+  opts: StartRelayOptions,
+  lock: DataLock | undefined,
+): Promise<RunningRelay> {
   const seed = loadOrCreateCheckpointKey(config.dataDir, config.relayName, config.checkpointKeyFile);
   const previous = config.previousCheckpointKeyFile;
   const previousSeed = (
@@ -185,6 +201,7 @@ export async function startRelay(opts: StartRelayOptions = {}): Promise<RunningR
         });
         wss.close();
         await core.close();
+        lock?.release();
       })();
       return closing;
     },

@@ -250,6 +250,27 @@ describe('relay process: start-up failures', () => {
     // The first relay is untouched.
     expect((await fetch(`${relay.url}/readyz`)).ok).toBe(true);
   });
+
+  it('refuses to start on a data folder another relay is using, and says so', async () => {
+    const second = spawn(process.execPath, ['--import', 'tsx', MAIN_ENTRY], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: {
+        ...process.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        BACKCHANNEL_DATA: relay.dataDir,
+        LOG_LEVEL: 'error',
+      },
+    });
+    let stderr = '';
+    second.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    expect(await new Promise<number | null>((r) => second.once('exit', r))).toBe(2);
+    expect(stderr).toContain(`the data folder ${relay.dataDir} is in use by another relay`);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect((await fetch(`${relay.url}/readyz`)).ok).toBe(true);
+  });
 });
 
 describe('relay process: checkpoint key rotation', () => {
