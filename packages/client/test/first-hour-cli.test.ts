@@ -265,6 +265,15 @@ describe('files named on the command line', () => {
     const v = await cli('nobody', ['verify', join(root, 'outrech.json'), '--keys', keys]);
     expect(v).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
     expect(v.json.error?.message).toContain('outrech.json');
+    // A folder where a file is expected: the same, naming it.
+    const dir = await human('nobody', ['--passphrase-file', root, 'status']);
+    expect(dir.code).toBe(1);
+    expect(dir.stderr).toBe(`error INVALID_ARGUMENT: cannot read ${root}: it is a directory\n`);
+    const vd = await cli('nobody', ['verify', root, '--keys', keys]);
+    expect(vd).toMatchObject({
+      code: 1,
+      json: { error: { code: 'INVALID_ARGUMENT', message: `cannot read ${root}: it is a directory` } },
+    });
   });
 
   it('verify given another kind of file says what it is (exit 1), not that a claim failed (exit 4)', async () => {

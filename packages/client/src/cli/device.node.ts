@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readTextFile } from './output.ts';
 import { fromBase64url, toBase64url } from '@backchannel/protocol';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ const MIN_PASSPHRASE = 8;
 
 function passphrase(o: GlobalOptions): string {
   if (o.passphraseFile !== undefined) {
-    const p = readFileSync(o.passphraseFile, 'utf8').replace(/\r?\n$/, '');
+    const p = readTextFile(o.passphraseFile).replace(/\r?\n$/, '');
     if (p.length === 0)
       throw new ClientError(
         'INVALID_ARGUMENT',
@@ -130,7 +131,7 @@ export function installationId(o: GlobalOptions): Uint8Array {
   const file = join(homeDir(o), 'installation');
   if (existsSync(file)) {
     try {
-      const id = fromBase64url(readFileSync(file, 'utf8').trim());
+      const id = fromBase64url(readTextFile(file).trim());
       if (id.length >= 16 && id.length <= 32) return id;
     } catch {
       // unreadable: this home takes a new id (a redemption by the old one is then another's)

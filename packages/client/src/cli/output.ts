@@ -1,4 +1,5 @@
 /** Output and exit codes shared by every command. */
+import { readFileSync } from 'node:fs';
 import { ClientError } from '../sdk/errors.ts';
 import { inline, jsonSafe, terminalSafe } from './text.ts';
 
@@ -108,6 +109,14 @@ export function describeError(e: unknown): ErrorReport {
       exit: EXIT.usage,
     };
   }
+  if (e instanceof Error && typeof sys.code === 'string' && sys.code in FILE_ERRORS) {
+    // The same, from a call that names no path (a read of an open descriptor: EISDIR).
+    return {
+      code: 'INVALID_ARGUMENT',
+      message: `cannot ${String(sys.syscall ?? 'read')} a file given: ${FILE_ERRORS[sys.code]}`,
+      exit: EXIT.usage,
+    };
+  }
   if (e instanceof Error && typeof sys.code === 'string') {
     return { code: sys.code, message: oneLine(e.message), exit: EXIT.refused };
   }
@@ -126,6 +135,7 @@ const FILE_ERRORS: Readonly<Record<string, string>> = {
   ENOTDIR: 'a parent is not a directory',
   ENOSPC: 'no space left on the device',
   EROFS: 'read-only file system',
+  EEXIST: 'it exists already',
 };
 
 function oneLine(s: string): string {
@@ -140,6 +150,20 @@ export function reportError(e: unknown, json: boolean): number {
   if (json) process.stdout.write(`${jsonSafe(JSON.stringify({ error }))}\n`);
   else process.stderr.write(`error ${inline(r.code)}: ${inline(r.message)}\n`);
   return r.exit;
+}
+
+/**
+ * A text file named on the command line. A read that fails names the file (Node leaves the path
+ * out of some errors, a directory's EISDIR among them), so the error says which file and why.
+ */
+export function readTextFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    const err = e as { path?: unknown; syscall?: unknown };
+    if (e instanceof Error && err.path === undefined) Object.assign(e, { path, syscall: 'read' });
+    throw e;
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 /** Helpers of `backchannel doc`: argument parsing, rendering, writing and verifying exports. */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { readTextFile } from '../output.ts';
 import { dirname, join } from 'node:path';
 import { verifyDocumentBundle } from '@backchannel/protocol';
 import type { DocumentView } from '../../sdk/documents.ts';
@@ -92,7 +93,7 @@ export function writeExport(
 export function verifyBundleFile(file: string, allowUnagreed = false) {
   let bundle: unknown;
   try {
-    bundle = JSON.parse(readFileSync(file, 'utf8'));
+    bundle = JSON.parse(readTextFile(file));
   } catch {
     throw new ClientError('INVALID_ARGUMENT', `${file} is not a readable JSON bundle`);
   }
@@ -103,7 +104,7 @@ export function verifyBundleFile(file: string, allowUnagreed = false) {
       const name = (f as { name?: unknown }).name;
       if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,200}$/.test(name)) continue;
       try {
-        files[name] = readFileSync(join(dirname(file), name), 'utf8');
+        files[name] = readTextFile(join(dirname(file), name));
       } catch {
         // missing file: the verifier reports it
       }

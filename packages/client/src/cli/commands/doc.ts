@@ -1,5 +1,5 @@
 /** `backchannel doc …`: negotiated documents — draft, bracket, resolve, comment, sign off, diff, export, verify. */
-import { readFileSync } from 'node:fs';
+
 import {
   DOCUMENT_TYPES,
   type DocumentType,
@@ -11,7 +11,7 @@ import { type Command, Option } from 'commander';
 import { type DocumentView, Documents } from '../../sdk/documents.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { GlobalOptions } from '../device.node.ts';
-import { type Out, examples } from '../output.ts';
+import { type Out, examples, readTextFile } from '../output.ts';
 import { inline, namedParty, partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
@@ -71,7 +71,7 @@ export function docCommands(program: Command, run: Runner): void {
           let languages = opts.lang ?? [];
           let clauses: Array<{ id: string; text: Record<string, string> }> = [];
           if (opts.file !== undefined) {
-            const spec = JSON.parse(readFileSync(opts.file, 'utf8')) as {
+            const spec = JSON.parse(readTextFile(opts.file)) as {
               languages?: string[];
               clauses?: Array<{ id: string; text: Record<string, string> }>;
             };

@@ -1,5 +1,5 @@
 /** init, device add/list/revoke, card publish/show/fingerprint. */
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import {
   decodeContactCard,
@@ -16,7 +16,7 @@ import { ClientError } from '../../sdk/errors.ts';
 import { newInviteCode, openInvite, sealInvite } from '../../sdk/invite.node.ts';
 import { openRecoveryKit } from '../../sdk/recovery.ts';
 import { type GlobalOptions, initDevice, installationId, openDevice } from '../device.node.ts';
-import { type Out, examples } from '../output.ts';
+import { type Out, examples, readTextFile } from '../output.ts';
 import { inline } from '../text.ts';
 
 type Action = (o: GlobalOptions, out: Out, ...args: never[]) => Promise<void>;
@@ -459,7 +459,7 @@ function readJsonFile(
 ): unknown {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readTextFile(path);
   } catch (e) {
     const why = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : String((e as Error).message);
     throw new ClientError('INVALID_ARGUMENT', `cannot read the ${what} ${path}: ${why}${hint}`);

@@ -1,5 +1,5 @@
 /** attest, verify, keys, witness, readout-commit/readout-reveal, receipt-check: proofs for the public. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fromBase64url, parseEventId, toBase64url } from '@backchannel/protocol';
 import {
   type AttestationVerdict,
@@ -20,7 +20,7 @@ import {
   revealReadout,
 } from '../../sdk/proofs.ts';
 import type { GlobalOptions } from '../device.node.ts';
-import { EXIT, type Out, parseDuration, examples } from '../output.ts';
+import { EXIT, type Out, parseDuration, examples, readTextFile } from '../output.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
 import { witnessCommand } from './witness.ts';
@@ -39,7 +39,7 @@ export interface PublicKeysFile {
 export function readKeysFile(path: string): PublicKeysFile {
   let v: unknown;
   try {
-    v = JSON.parse(readFileSync(path, 'utf8'));
+    v = JSON.parse(readTextFile(path));
   } catch {
     throw new ClientError('INVALID_ARGUMENT', `${path} is not a JSON keys file`);
   }
@@ -79,7 +79,7 @@ export function verifyFile(
   now: number,
   maxAgeMs?: number,
 ): AttestationVerdict {
-  const text = readFileSync(file, 'utf8');
+  const text = readTextFile(file);
   return verifyAttestation(text, {
     parties: keys.parties,
     relayKeys: keys.relayKeys,
@@ -258,7 +258,7 @@ export function proofsCommands(program: Command, run: Runner): void {
           },
         ) => {
           const k = opts.keys === undefined ? undefined : readKeysFile(opts.keys);
-          const raw = readFileSync(file, 'utf8');
+          const raw = readTextFile(file);
           const wrong = notVerifiable(raw, file);
           if (wrong !== undefined) throw wrong;
           if (raw.includes('"backchannel/fork-evidence"')) {

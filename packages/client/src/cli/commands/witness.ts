@@ -1,6 +1,6 @@
 /** `backchannel witness`: the party's witness service (co-sign, or alarm with evidence on a fork). */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import type { Command } from 'commander';
@@ -13,7 +13,7 @@ import {
   witnessVerifierKey,
 } from '../../sdk/witness.ts';
 import { type GlobalOptions, homeDir, openDevice } from '../device.node.ts';
-import { describeError, EXIT, examples, type Out, parseDuration } from '../output.ts';
+import { describeError, EXIT, examples, type Out, parseDuration, readTextFile } from '../output.ts';
 import type { Runner } from './identity.ts';
 import { inline } from '../text.ts';
 
@@ -67,7 +67,7 @@ export function witnessCommand(program: Command, run: Runner): void {
             const relayKey = parseVerifierKey(relayKeyString);
             if (!relayKey.ok) throw new ClientError('INVALID_ARGUMENT', 'the pinned relay key is not valid');
             let state: WitnessState = existsSync(statePath)
-              ? (JSON.parse(readFileSync(statePath, 'utf8')) as WitnessState)
+              ? (JSON.parse(readTextFile(statePath)) as WitnessState)
               : newWitnessState(
                   opts.name ?? `witness.${bc.identity.party.slice(2, 10).toLowerCase()}`,
                   new Uint8Array(randomBytes(32)),
