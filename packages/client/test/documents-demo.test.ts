@@ -53,15 +53,29 @@ describe('the joint statement (reference scenario, step 9)', () => {
     ]);
     const ok = await run(process.execPath, [BIN, '--json', 'doc', 'verify', bundlePath]);
     expect(JSON.parse(ok.stdout.trim())).toMatchObject({ ok: true, agreed: true, revision: { n: 4 } });
-    // One word changed in the French text: the command refuses it with exit code 2.
+    // One word changed in the French text: the command refuses it with exit code 4, as `verify`.
     const fr = join(dir, 'joint-statement.fr.akn.xml');
     writeFileSync(fr, readFileSync(fr, 'utf8').replace('Genève', 'Vienne'));
     const bad = await run(process.execPath, [BIN, '--json', 'doc', 'verify', bundlePath]).then(
       () => ({ code: 0, stdout: '' }),
       (e: { code: number; stdout: string }) => e,
     );
-    expect(bad.code).toBe(2);
+    expect(bad.code).toBe(4);
     expect(JSON.parse(bad.stdout.trim())).toMatchObject({ ok: false, code: 'DOC_TEXT_MISMATCH' });
+    // Another kind of file is bad input (exit 1), saying what it is.
+    const keysFile = join(dir, 'not-a-bundle.json');
+    writeFileSync(keysFile, JSON.stringify({ type: 'backchannel/attestation', v: 1 }));
+    const wrong = await run(process.execPath, [BIN, '--json', 'doc', 'verify', keysFile]).then(
+      () => ({ code: 0, stdout: '' }),
+      (e: { code: number; stdout: string }) => e,
+    );
+    expect(wrong.code).toBe(1);
+    expect(JSON.parse(wrong.stdout.trim())).toMatchObject({
+      error: {
+        code: 'INVALID_ARGUMENT',
+        message: `${keysFile} is an attestation: check it with \`backchannel verify\``,
+      },
+    });
   });
 
   it('parses a two-language clause argument, brackets included', () => {

@@ -97,6 +97,20 @@ export function verifyBundleFile(file: string, allowUnagreed = false) {
   } catch {
     throw new ClientError('INVALID_ARGUMENT', `${file} is not a readable JSON bundle`);
   }
+  // Another kind of file is a mistake of the command line (exit 1), not a bundle that failed (exit 4).
+  const o = (typeof bundle === 'object' && bundle !== null ? bundle : {}) as {
+    kind?: unknown;
+    type?: unknown;
+  };
+  if (o.kind !== 'backchannel-document-bundle') {
+    const what =
+      o.type === 'backchannel/attestation' || o.type === 'backchannel/fork-evidence'
+        ? 'an attestation: check it with `backchannel verify`'
+        : o.kind === 'backchannel-transcript'
+          ? 'a transcript export'
+          : 'not a document bundle (`backchannel doc export` writes one)';
+    throw new ClientError('INVALID_ARGUMENT', `${file} is ${what}`);
+  }
   const files: Record<string, string> = {};
   const listed = (bundle as { files?: unknown }).files;
   if (Array.isArray(listed)) {

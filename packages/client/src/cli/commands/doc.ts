@@ -11,7 +11,7 @@ import { type Command, Option } from 'commander';
 import { type DocumentView, Documents } from '../../sdk/documents.ts';
 import { ClientError } from '../../sdk/errors.ts';
 import type { GlobalOptions } from '../device.node.ts';
-import { type Out, examples, readTextFile } from '../output.ts';
+import { EXIT, type Out, examples, readTextFile } from '../output.ts';
 import { inline, namedParty, partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
@@ -402,7 +402,8 @@ export function docCommands(program: Command, run: Runner): void {
             { ok: false, code: r.code, reason: r.reason },
             () => `NOT VERIFIED (${r.code}): ${r.reason}`,
           );
-          process.exitCode = 2;
+          // As `verify`: the document's claim does not hold.
+          process.exitCode = EXIT.security;
           return;
         }
         out.result(r, () =>
