@@ -4,7 +4,7 @@
  * typed error with a stable code, an actionable one-line message and the documented exit code —
  * one JSON line under --json, usage errors included — and never in a broken device.
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -402,6 +402,14 @@ describe('on an open channel', () => {
     const status = await human('b', ['--relay', UNREACHABLE, 'status', ch]);
     expect(status).toMatchObject({ code: 0, stdout: expect.stringContaining(`channel ${ch}: OPEN`) });
     expect(status.stderr).toMatch(/^note: the relay is unreachable/);
+    const file = join(root, 'offline-export.json');
+    const exported = await human('b', ['--relay', UNREACHABLE, 'export', ch, '--out', file]);
+    expect(exported).toMatchObject({ code: 0, stdout: expect.stringContaining(`transcript of ${ch}`) });
+    expect(exported.stderr).toMatch(
+      /^note: the relay is unreachable: the export holds what this device verified/,
+    );
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as { events: Array<{ event: { kind: string } }> };
+    expect(kept.events.map((e) => e.event.kind)).toContain('points');
     expect(await ok('b', ['sync'])).toMatchObject({ outboxPending: 0 });
   });
 

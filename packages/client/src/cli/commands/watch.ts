@@ -694,7 +694,18 @@ export function watchCommands(program: Command, run: Runner): void {
         const bc = await openDevice(o);
         try {
           const ch = await channelOf(bc, channel);
-          await ch.sync();
+          // Offline, like every command that only reads: what this device verified, with a note.
+          let offline = false;
+          try {
+            await ch.sync();
+          } catch (e) {
+            if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
+            offline = true;
+          }
+          if (offline && o.json !== true)
+            process.stderr.write(
+              'note: the relay is unreachable: the export holds what this device verified until now\n',
+            );
           const entries = [];
           for (let from = 0; ; ) {
             const page = await bc.store.entries(channel, from, 1000);
