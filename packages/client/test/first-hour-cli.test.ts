@@ -352,6 +352,20 @@ describe('on an open channel', () => {
     await ok('b', ['accept', ch]);
   }, 120_000);
 
+  it('one live track per name: a name given again after its track concluded means the new one', async () => {
+    const first = String((await ok('b', ['track', 'open', ch, 'energy'])).track);
+    const again = await cli('b', ['track', 'open', ch, 'energy']);
+    expect(again).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(again.json.error?.message).toContain(`a track "energy" already (${first}, active)`);
+    await ok('b', ['track', 'conclude', ch, 'energy']);
+    const second = String((await ok('b', ['track', 'open', ch, 'energy'])).track);
+    // The name now means the live track, not the concluded one (which `find` used to return).
+    await ok('b', ['track', 'suspend', ch, 'energy', '--reason', 'a pause']);
+    const tracks = (await ok('b', ['track', 'list', ch])) as unknown as Record<string, { status: string }>;
+    expect(tracks[first]?.status).toBe('concluded');
+    expect(tracks[second]?.status).toBe('suspended');
+  });
+
   it('the inbox says who reached out and what they wrote', async () => {
     const second = String(
       (await ok('a', ['outreach', bParty, '--note', 'We propose to resume contact.'])).channel,

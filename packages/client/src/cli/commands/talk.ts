@@ -87,13 +87,22 @@ export function resolveTrack(ch: Channel, nameOrId: string | undefined): TrackId
   if (nameOrId === undefined) return undefined;
   const tracks = ch.view.state.tracks;
   if (nameOrId in tracks) return nameOrId as TrackId;
-  const hit = Object.entries(tracks).find(([, t]) => t.name === nameOrId);
-  if (hit === undefined)
+  const named = Object.entries(tracks).filter(([, t]) => t.name === nameOrId);
+  if (named.length === 0)
     throw new ClientError(
       'INVALID_ARGUMENT',
       `channel ${ch.id} has no track "${nameOrId}" (see \`backchannel track list ${ch.id}\`)`,
     );
-  return hit[0] as TrackId;
+  // A name given again once its track was concluded means the newer track; two live tracks of one
+  // name (the parties opened them at once) are told apart by id.
+  const live = named.filter(([, t]) => t.status !== 'concluded');
+  const hits = live.length > 0 ? live : named;
+  if (hits.length > 1)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `channel ${ch.id} has ${hits.length} tracks named "${nameOrId}": ${hits.map(([id, t]) => `${id} (${t.status})`).join(', ')}; give the id`,
+    );
+  return (hits[0] as [string, unknown])[0] as TrackId;
 }
 
 function sendCmd(
@@ -416,7 +425,18 @@ export function talkCommands(program: Command, run: Runner): void {
     .action(
       run(async (o, out, channel: string, name: string) => {
         const trackId = trackIdFrom(new Uint8Array(randomBytes(16)));
-        await withChannel(o, channel, (ch) => ch.send({ kind: 'track.open', trackId, name } as DraftEvent));
+        await withChannel(o, channel, (ch) => {
+          // Names are how tracks are given on the command line: one live track per name.
+          const same = Object.entries(ch.view.state.tracks).find(
+            ([, t]) => t.name === name && t.status !== 'concluded',
+          );
+          if (same !== undefined)
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              `channel ${ch.id} has a track "${name}" already (${same[0]}, ${same[1].status}): choose another name, or conclude that one first`,
+            );
+          return ch.send({ kind: 'track.open', trackId, name } as DraftEvent);
+        });
         out.result({ channel, track: trackId, name }, () => `track "${name}" opened: ${trackId}`);
       }),
     );
