@@ -4,7 +4,7 @@
  * typed error with a stable code, an actionable one-line message and the documented exit code —
  * one JSON line under --json, usage errors included — and never in a broken device.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -424,6 +424,7 @@ describe('on an open channel', () => {
     );
     const kept = JSON.parse(readFileSync(file, 'utf8')) as { events: Array<{ event: { kind: string } }> };
     expect(kept.events.map((e) => e.event.kind)).toContain('points');
+    expect(statSync(file).mode & 0o777).toBe(0o600); // events in clear: this user's only
     expect(await ok('b', ['sync'])).toMatchObject({ outboxPending: 0 });
   });
 

@@ -1,5 +1,5 @@
 /** status, watch, heartbeat, sync, export. */
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import {
   type ChannelState,
   liveness,
@@ -735,7 +735,9 @@ export function watchCommands(program: Command, run: Runner): void {
                 : [],
             ),
           };
-          writeFileSync(opts.out, JSON.stringify(doc, null, 1));
+          // The events in clear: readable by this user only (as invites and the recovery kit).
+          writeFileSync(opts.out, JSON.stringify(doc, null, 1), { mode: 0o600 });
+          chmodSync(opts.out, 0o600); // an existing file keeps its mode through writeFileSync
           out.result(
             { channel, out: opts.out, entries: entries.length },
             () => `transcript of ${channel} (${entries.length} entries) written to ${opts.out}`,
