@@ -208,6 +208,15 @@ describe('init is all or nothing', () => {
     expect(await ok('dup-admin', ['device', 'revoke', 'aide', '--reason', 'left'])).toMatchObject({
       revoked: second.device,
     });
+    // Revoked again: the first revocation stands, and the answer says so.
+    const revokedAgain = await ok('dup-admin', [
+      'device',
+      'revoke',
+      String(first?.device),
+      '--reason',
+      'again',
+    ]);
+    expect(revokedAgain).toMatchObject({ revoked: first?.device, alreadyRevoked: { reason: 'left' } });
   });
 
   it('an enrollment that could not reach the relay can be retried with the same invite', async () => {
@@ -351,6 +360,21 @@ describe('on an open channel', () => {
     await ok('b', ['inbox']);
     await ok('b', ['accept', ch]);
   }, 120_000);
+
+  it('refusals say what to do: an outreach this party made waits for the other party; a heartbeat is not answered', async () => {
+    const mine = String((await ok('a', ['outreach', bParty, '--note', 'Shall we talk?'])).channel);
+    const early = await cli('a', ['send', mine, 'hello?']);
+    expect(early).toMatchObject({ code: 2, json: { error: { code: 'EVENT_REJECTED' } } });
+    expect(early.json.error?.message).toBe(
+      `channel ${mine} is waiting for the other party to accept this party's outreach`,
+    );
+    const beat = String((await ok('b', ['heartbeat', ch])).heartbeat);
+    const answer = await cli('b', ['respond', ch, beat, 'noted']);
+    expect(answer).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(answer.json.error?.message).toBe(
+      `${beat} is a heartbeat: respond to a message, points, a proposal or a notice`,
+    );
+  });
 
   it('one live track per name: a name given again after its track concluded means the new one', async () => {
     const first = String((await ok('b', ['track', 'open', ch, 'energy'])).track);

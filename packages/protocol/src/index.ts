@@ -118,6 +118,7 @@ export {
   type DeviceCertificate,
   decodeDeviceCertificate,
   decodeRevocation,
+  aRole,
   encodeDeviceCertificate,
   encodeRevocation,
   type IssueCertificateInput,

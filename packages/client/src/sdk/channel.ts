@@ -279,7 +279,7 @@ export class Channel {
         receivedAt: now,
       });
       if (!pre.ok) {
-        throw new ClientError('EVENT_REJECTED', explainRefusal(this.id, state, pre.code, pre.reason), {
+        throw new ClientError('EVENT_REJECTED', explainRefusal(this.id, state, pre.code, pre.reason, me), {
           causeCode: pre.code,
         });
       }
@@ -1009,7 +1009,13 @@ export function stateLost(channel: string, epoch: number, device: string): strin
 }
 
 /** A refusal in words a negotiator can act on. */
-export function explainRefusal(channel: string, state: ChannelState, code: string, reason: string): string {
+export function explainRefusal(
+  channel: string,
+  state: ChannelState,
+  code: string,
+  reason: string,
+  me?: { readonly party: PartyId; readonly certificate: { readonly body: { readonly role: string } } },
+): string {
   const last = state.lifecycleHistory.at(-1);
   const since = last === undefined ? '' : ` since ${new Date(last.at).toISOString()}`;
   switch (code) {
@@ -1018,12 +1024,17 @@ export function explainRefusal(channel: string, state: ChannelState, code: strin
         return `channel ${channel} is suspended${since}${last?.reason === undefined ? '' : ` (${last.reason})`}; reopen it with \`backchannel channel reopen ${channel}\``;
       }
       if (state.lifecycle === 'proposed')
-        return `channel ${channel} is waiting for the outreach to be accepted: \`backchannel accept ${channel}\``;
+        return me !== undefined && state.initiator === me.party
+          ? `channel ${channel} is waiting for the other party to accept this party's outreach`
+          : `channel ${channel} is waiting for the outreach to be accepted: \`backchannel accept ${channel}\``;
       return `channel ${channel} is ${state.lifecycle}: ${reason}`;
     case 'CHANNEL_CLOSED':
       return `channel ${channel} has been closed${since}; nothing more can be sent on it`;
     case 'ROLE_FORBIDDEN':
-      return `${reason} (ask a principal or your admin)`;
+      // An admin device certifies and revokes; what its role may not do, another device must.
+      return me?.certificate.body.role === 'admin'
+        ? `${reason} (an admin device manages the party's devices: do this from a principal or negotiator device, or enroll one with \`backchannel device add --role principal\`)`
+        : `${reason} (ask a principal or your admin)`;
     default:
       return `${code}: ${reason}`;
   }

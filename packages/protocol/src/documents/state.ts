@@ -17,7 +17,7 @@ import type {
   documentCommentEvent,
   documentSignEvent,
 } from '../events/documents.ts';
-import type { Role } from '../identity/certificate.ts';
+import { aRole, type Role } from '../identity/certificate.ts';
 import type { ChannelId, DeviceId, EventId, PartyId } from '../ids.ts';
 import type { z } from 'zod';
 import {
@@ -255,7 +255,7 @@ function applySignoff(doc: DocumentState, e: SignEvent, ctx: DocumentContext): D
   if (!rev.body.parties.includes(sender.party))
     return no('DOC_SIGNATURE_FORBIDDEN', `party ${sender.party} is not a signatory of this ${doc.type}`);
   if (!rolesFor(doc.type, e.level).includes(sender.role))
-    return no('ROLE_FORBIDDEN', `a ${sender.role} may not ${e.level} a ${doc.type}`);
+    return no('ROLE_FORBIDDEN', `${aRole(sender.role)} may not ${e.level} a ${doc.type}`);
   if (e.level === 'agree') {
     if (e.clause === undefined) return no('DOC_INVALID', 'agreeing names the clause and its language');
     const c = rev.body.clauses.find((x) => x.id === e.clause?.id);

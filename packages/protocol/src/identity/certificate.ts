@@ -209,3 +209,8 @@ export function verifyDeviceCertificate(
   }
   return { ok: true, party: body.party, device: body.device, role: body.role };
 }
+
+/** A role with its article, for refusals: "an admin", "a negotiator". */
+export function aRole(role: Role): string {
+  return `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`;
+}

@@ -8,7 +8,7 @@ import { encodeCanonical } from '../codec/cbor.ts';
 import { type DocumentState, foldDocument } from '../documents/state.ts';
 import type { ProtocolErrorCode } from '../errors.ts';
 import type { ChannelEvent } from '../events/event.ts';
-import type { Role } from '../identity/certificate.ts';
+import { aRole, type Role } from '../identity/certificate.ts';
 import type { ChannelId, DeviceId, EventId, PartyId, TrackId } from '../ids.ts';
 
 export type Lifecycle = 'none' | 'proposed' | 'open' | 'suspended' | 'closed';
@@ -166,7 +166,7 @@ export function fold(state: ChannelState, v: VerifiedEvent): FoldResult {
   const { event: e, sender } = v;
   const party = sender.party;
   if (!allowedRoles(e.kind).includes(sender.role)) {
-    return refuse(state, 'ROLE_FORBIDDEN', `a ${sender.role} may not send ${e.kind}`);
+    return refuse(state, 'ROLE_FORBIDDEN', `${aRole(sender.role)} may not send ${e.kind}`);
   }
   if (state.lifecycle === 'closed') return refuse(state, 'CHANNEL_CLOSED', 'the channel is closed');
   if (state.lifecycle === 'none') {

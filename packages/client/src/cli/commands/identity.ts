@@ -306,8 +306,21 @@ export function identityCommands(program: Command, run: Runner): void {
         const bc = await openDevice(o);
         try {
           const deviceId = await resolveDevice(bc, which);
+          const before = (await bc.partyDevices()).devices.find((d) => d.device === deviceId);
+          // Again on a revoked device: its first revocation stands (date and reason); what is
+          // done again is its removal from the channels, which a stopped first run may have left.
           await bc.revokeDevice(deviceId, opts.reason);
-          out.result({ revoked: deviceId }, () => `device ${deviceId} revoked and removed from its channels`);
+          const earlier =
+            before?.state === 'revoked' && before.revokedAt !== undefined
+              ? { revokedAt: new Date(before.revokedAt).toISOString(), reason: before.reason ?? null }
+              : undefined;
+          out.result(
+            { revoked: deviceId, ...(earlier === undefined ? {} : { alreadyRevoked: earlier }) },
+            () =>
+              earlier === undefined
+                ? `device ${deviceId} revoked and removed from its channels`
+                : `device ${deviceId} was already revoked on ${earlier.revokedAt}${earlier.reason === null ? '' : ` (${inline(earlier.reason)})`}: that revocation stands, the new reason is not recorded; its removal from its channels is done`,
+          );
         } finally {
           bc.close();
         }

@@ -83,6 +83,18 @@ export async function channelOf(bc: Backchannel, channelId: string): Promise<Cha
   }
 }
 
+/** An event a response may answer; one that is logged but of another kind is named as such. */
+function answerable(ch: Channel, id: EventId): EventId {
+  if (ch.view.state.receipts.has(id)) return id;
+  const r = ch.view.timeline.find((t) => 'event' in t && t.event.id === id);
+  if (r !== undefined && 'event' in r)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `${id} is a ${r.event.kind}: respond to a message, points, a proposal or a notice`,
+    );
+  return id;
+}
+
 export function resolveTrack(ch: Channel, nameOrId: string | undefined): TrackId | undefined {
   if (nameOrId === undefined) return undefined;
   const tracks = ch.view.state.tracks;
@@ -321,7 +333,7 @@ export function talkCommands(program: Command, run: Runner): void {
         ) =>
           ({
             kind: 'response',
-            to: parseEventId(event),
+            to: answerable(ch, parseEventId(event)),
             stance: opts.stance,
             text,
             ...trackOf(ch, opts),
