@@ -368,6 +368,14 @@ describe('on an open channel', () => {
     expect(early.json.error?.message).toBe(
       `channel ${mine} is waiting for the other party to accept this party's outreach`,
     );
+    const nobody = await cli('a', ['outreach', 'p_cdHyFUf1Pi0mxoVhoSsjCx', '--note', 'hello?']);
+    expect(nobody).toMatchObject({
+      code: 2,
+      json: { error: { code: 'CARD_UNKNOWN', cause: 'PARTY_UNKNOWN' } },
+    });
+    expect(nobody.json.error?.message).toContain(
+      'this relay has no contact card for p_cdHyFUf1Pi0mxoVhoSsjCx',
+    );
     const beat = String((await ok('b', ['heartbeat', ch])).heartbeat);
     const answer = await cli('b', ['respond', ch, beat, 'noted']);
     expect(answer).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
@@ -376,16 +384,33 @@ describe('on an open channel', () => {
     );
   });
 
+  it('an outreach on a suspended channel proposes to reopen it; the other party accepts on it', async () => {
+    await ok('b', ['channel', 'suspend', ch, '--reason', 'A pause after the strike.']);
+    await ok('a', ['sync']);
+    const reopen = await ok('a', ['outreach', ch, '--note', 'We propose to resume contact.']);
+    expect(reopen).toMatchObject({ channel: ch, reopen: true, to: bParty });
+    await ok('b', ['accept', ch]);
+    await ok('a', ['sync']);
+    expect(await ok('a', ['status', ch])).toMatchObject({ lifecycle: 'open' });
+    // Nothing to reopen on an open channel: refused, saying why.
+    const again = await cli('a', ['outreach', ch, '--note', 'Hello again.']);
+    expect(again).toMatchObject({ code: 2, json: { error: { code: 'EVENT_REJECTED' } } });
+  });
+
   it('one live track per name: a name given again after its track concluded means the new one', async () => {
-    const first = String((await ok('b', ['track', 'open', ch, 'energy'])).track);
-    const again = await cli('b', ['track', 'open', ch, 'energy']);
+    // A channel of its own (the others here expect none of these tracks).
+    const tch = String((await ok('a', ['outreach', bParty, '--note', 'On energy.'])).channel);
+    await ok('b', ['inbox']);
+    await ok('b', ['accept', tch]);
+    const first = String((await ok('b', ['track', 'open', tch, 'energy'])).track);
+    const again = await cli('b', ['track', 'open', tch, 'energy']);
     expect(again).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
     expect(again.json.error?.message).toContain(`a track "energy" already (${first}, active)`);
-    await ok('b', ['track', 'conclude', ch, 'energy']);
-    const second = String((await ok('b', ['track', 'open', ch, 'energy'])).track);
+    await ok('b', ['track', 'conclude', tch, 'energy']);
+    const second = String((await ok('b', ['track', 'open', tch, 'energy'])).track);
     // The name now means the live track, not the concluded one (which `find` used to return).
-    await ok('b', ['track', 'suspend', ch, 'energy', '--reason', 'a pause']);
-    const tracks = (await ok('b', ['track', 'list', ch])) as unknown as Record<string, { status: string }>;
+    await ok('b', ['track', 'suspend', tch, 'energy', '--reason', 'a pause']);
+    const tracks = (await ok('b', ['track', 'list', tch])) as unknown as Record<string, { status: string }>;
     expect(tracks[first]?.status).toBe('concluded');
     expect(tracks[second]?.status).toBe('suspended');
   });

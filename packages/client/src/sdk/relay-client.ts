@@ -436,8 +436,18 @@ export class RelayClient {
 
   async getCard(party: string): Promise<Uint8Array> {
     const path = `/v1/cards/${encodeURIComponent(party)}`;
-    const r = await this.request('GET', path, answers.card, undefined, { signed: false });
-    return bytesOf(r.card, path);
+    try {
+      const r = await this.request('GET', path, answers.card, undefined, { signed: false });
+      return bytesOf(r.card, path);
+    } catch (e) {
+      if (e instanceof ClientError && e.cause_code === 'PARTY_UNKNOWN')
+        throw new ClientError(
+          'CARD_UNKNOWN',
+          `this relay has no contact card for ${party}: check the party id (its admin publishes the card with \`backchannel card publish\`)`,
+          { causeCode: 'PARTY_UNKNOWN' },
+        );
+      throw e;
+    }
   }
 
   /** `proof`: the device key's signature over the certificate (proveDeviceKey, PROTOCOL.md §4). */

@@ -138,7 +138,9 @@ const trackOf = (ch: Channel, opts: { track?: string }) => {
 export function talkCommands(program: Command, run: Runner): void {
   program
     .command('outreach <party>')
-    .description("open a channel to another party's contact card")
+    .description(
+      "open a channel to another party's contact card, or (given a suspended channel's id) propose to reopen it",
+    )
     .requiredOption('--note <text>', 'what the outreach says')
     .option('--mediator <kind>', 'the relay as mediator: none, blind (relays only) or member (reads)')
     .option(
@@ -147,7 +149,10 @@ export function talkCommands(program: Command, run: Runner): void {
     )
     .addHelpText(
       'after',
-      '\nExample:\n  backchannel outreach p_Xy… --note "We are ready to talk." --delivery-bound 60s',
+      examples(
+        'backchannel outreach p_Xy… --note "We are ready to talk." --delivery-bound 60s',
+        'backchannel outreach c_… --note "In light of the unrest we propose to resume contact."',
+      ),
     )
     .action(
       run(
@@ -161,6 +166,36 @@ export function talkCommands(program: Command, run: Runner): void {
           const bound = opts.deliveryBound === undefined ? undefined : parseDuration(opts.deliveryBound);
           if (bound !== undefined && bound < 1)
             throw new ClientError('INVALID_ARGUMENT', '--delivery-bound must be at least 1 ms');
+          if (party.startsWith('c_')) {
+            // An outreach on a suspended channel proposes to reopen it (PROTOCOL §10); the other
+            // party answers with `accept` or `decline` on the same channel.
+            if (mediator !== undefined || bound !== undefined)
+              throw new ClientError(
+                'INVALID_ARGUMENT',
+                '--mediator and --delivery-bound are stated when a channel is opened, not when it is reopened',
+              );
+            const to = await withChannel(o, party, async (ch, bc) => {
+              const others = ch.view.state.parties.filter((p) => p !== bc.identity.party);
+              const other = others[0];
+              if (other === undefined || others.length > 1)
+                throw new ClientError(
+                  'INVALID_ARGUMENT',
+                  `channel ${ch.id} has ${others.length} other parties: an outreach on it is addressed to one`,
+                );
+              await ch.send(
+                { kind: 'outreach', from: bc.identity.party, to: other, note: opts.note } as DraftEvent,
+                {
+                  to: [other],
+                },
+              );
+              return other;
+            });
+            out.result(
+              { channel: party, reopen: true, to },
+              () => `outreach sent on ${party}: proposing to reopen it (waiting for ${to} to accept)`,
+            );
+            return;
+          }
           const bc = await openDevice(o);
           try {
             const ch = await bc.outreach(parsePartyId(party), opts.note, {
