@@ -474,6 +474,21 @@ describe('on an open channel', () => {
     const kept = JSON.parse(readFileSync(file, 'utf8')) as { events: Array<{ event: { kind: string } }> };
     expect(kept.events.map((e) => e.event.kind)).toContain('points');
     expect(statSync(file).mode & 0o777).toBe(0o600); // events in clear: this user's only
+    // watch says so too, once, and goes on (it used to print only "polling").
+    const watched = await human('b', [
+      '--relay',
+      UNREACHABLE,
+      'watch',
+      ch,
+      '--for',
+      '2s',
+      '--every',
+      '500ms',
+    ]);
+    expect(watched.code).toBe(0);
+    expect(watched.stderr).toBe(
+      'note: the relay is unreachable: shown is what this device verified; watch keeps trying\n',
+    );
     expect(await ok('b', ['sync'])).toMatchObject({ outboxPending: 0 });
   });
 

@@ -614,11 +614,20 @@ export function watchCommands(program: Command, run: Runner): void {
           try {
             // Catch up first (sync fetches and verifies a backlog page by page); offline is normal:
             // live delivery polls and reconnects until the relay answers.
+            let noted = false;
+            const unreachable = (e: unknown) => {
+              if (noted || out.json || !(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) return;
+              noted = true;
+              process.stderr.write(
+                'note: the relay is unreachable: shown is what this device verified; watch keeps trying\n',
+              );
+            };
             try {
               if (only === undefined) await bc.checkInbox();
               await bc.outbox.flush();
             } catch (e) {
               if (!(e instanceof ClientError && e.retryable)) throw e;
+              unreachable(e);
             }
             for (const id of only ?? (await bc.channelIds())) {
               const ch = await channelOf(bc, id);
@@ -633,6 +642,7 @@ export function watchCommands(program: Command, run: Runner): void {
                   continue;
                 }
                 if (!(e instanceof ClientError && e.retryable)) throw e;
+                unreachable(e);
               }
               alerts(ch, Date.now());
             }
