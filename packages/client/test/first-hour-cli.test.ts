@@ -376,6 +376,15 @@ describe('on an open channel', () => {
     expect(nobody.json.error?.message).toContain(
       'this relay has no contact card for p_cdHyFUf1Pi0mxoVhoSsjCx',
     );
+    // A notice overdue at once, or due in centuries, and an empty message: refused, nothing sent.
+    for (const args of [
+      ['notice', ch, 'Exercises start Monday.', '--title', 'Exercises', '--ack-within', '0s'],
+      ['notice', ch, 'Exercises start Monday.', '--title', 'Exercises', '--ack-within', '999999d'],
+      ['send', ch, '  '],
+    ]) {
+      const r = await cli('b', args);
+      expect(r, args.join(' ')).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    }
     const beat = String((await ok('b', ['heartbeat', ch])).heartbeat);
     const answer = await cli('b', ['respond', ch, beat, 'noted']);
     expect(answer).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });

@@ -83,6 +83,14 @@ export async function channelOf(bc: Backchannel, channelId: string): Promise<Cha
   }
 }
 
+/** A notice's time to acknowledge: a minute at least (one overdue at once is no notice), a year at most. */
+function ackWithin(s: string): number {
+  const ms = parseDuration(s);
+  if (ms < 60_000 || ms > 366 * 86_400_000)
+    throw new ClientError('INVALID_ARGUMENT', `--ack-within ${s}: give between 1m and 366d`);
+  return ms;
+}
+
 /** An event a response may answer; one that is logged but of another kind is named as such. */
 function answerable(ch: Channel, id: EventId): EventId {
   if (ch.view.state.receipts.has(id)) return id;
@@ -300,8 +308,10 @@ export function talkCommands(program: Command, run: Runner): void {
     .action(
       sendCmd(
         run,
-        (ch, [text, opts]: [string, { track?: string }]) =>
-          ({ kind: 'message', text, ...trackOf(ch, opts) }) as DraftEvent,
+        (ch, [text, opts]: [string, { track?: string }]) => {
+          if (text.trim() === '') throw new ClientError('INVALID_ARGUMENT', 'the message is empty');
+          return { kind: 'message', text, ...trackOf(ch, opts) } as DraftEvent;
+        },
         'message',
       ),
     );
@@ -408,7 +418,7 @@ export function talkCommands(program: Command, run: Runner): void {
             kind: 'notice',
             title: opts.title,
             text,
-            ackBy: Date.now() + parseDuration(opts.ackWithin),
+            ackBy: Date.now() + ackWithin(opts.ackWithin),
           }) as DraftEvent,
         'notice',
       ),
