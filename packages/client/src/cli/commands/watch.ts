@@ -179,6 +179,14 @@ const UNREADABLE_WHY: Readonly<Record<string, string>> = {
     'sent by this device, but its store has no copy (restored from an older copy?); the device refreshes its keys before it sends again',
   OWN_COMMIT_LOST:
     'a commit of this device that its store predates (restored from an older copy): it can no longer read or post here; see `backchannel status`',
+  // Handshakes: what changed in the group, in words.
+  COMMIT_APPLIED: "the channel's members or keys changed (an MLS commit)",
+  COMMIT_SEEN: 'an MLS commit from before this device could apply it',
+  REMOVED_SELF: 'this device was removed from the channel: it can no longer read or post here',
+  MEMBERS_MISDECLARED: 'a commit that does not do what it declares: not applied',
+  NOT_A_COMMIT: 'declared a commit but is none: not applied',
+  welcome: 'a Welcome: a device joins the channel',
+  proposal: 'an MLS proposal',
 };
 
 /**
