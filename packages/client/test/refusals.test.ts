@@ -1,6 +1,7 @@
-/** What a refused send tells the user: the reason, and what to do about it from this device. */
+/** What the CLI tells the user: a refused send's reason and what to do about it; status lines. */
 import { aRole, type ChannelId, initialState, type PartyId } from '@backchannel/protocol';
 import { describe, expect, it } from 'vitest';
+import { renderStatus, type StatusReport } from '../src/cli/commands/watch.ts';
 import { explainRefusal } from '../src/sdk/channel.ts';
 
 const channel = 'c_AAAAAAAAAAAAAAAAAAAAAA' as ChannelId;
@@ -25,5 +26,68 @@ describe('explainRefusal', () => {
     expect(['admin', 'observer', 'principal', 'negotiator', 'staff'].map((r) => aRole(r as 'admin'))).toEqual(
       ['an admin', 'an observer', 'a principal', 'a negotiator', 'a staff'],
     );
+  });
+});
+
+describe('renderStatus', () => {
+  const report = (over: Partial<StatusReport>): StatusReport => ({
+    channel: 'c_AAAAAAAAAAAAAAAAAAAAAA',
+    lifecycle: 'open',
+    since: null,
+    reason: null,
+    parties: [
+      { party: 'p_AAAAAAAAAAAAAAAAAAAAAA' as PartyId, name: 'Ministry', liveness: 'open', lastHeard: 0 },
+      { party: 'p_BBBBBBBBBBBBBBBBBBBBBB' as PartyId, name: 'Envoy', liveness: 'open', lastHeard: 0 },
+    ],
+    tracks: [],
+    size: 5,
+    verifiedCheckpoint: 5,
+    outstandingReceipts: 0,
+    awaitingDelivery: [],
+    overdueNotices: 0,
+    overdue: [],
+    members: [],
+    joinedEpoch: 0,
+    unreadableBeforeJoin: 0,
+    stateLost: null,
+    ...over,
+  });
+
+  it('names each overdue notice: title, sender, deadline, who has not acknowledged it', () => {
+    const text = renderStatus(
+      report({
+        overdueNotices: 1,
+        overdue: [
+          {
+            event: 'e_CCCCCCCCCCCCCCCCCCCCCC',
+            title: 'Exercises',
+            from: 'p_AAAAAAAAAAAAAAAAAAAAAA' as PartyId,
+            ackBy: Date.UTC(2026, 11, 7, 12),
+            unanswered: ['p_BBBBBBBBBBBBBBBBBBBBBB' as PartyId],
+          },
+        ],
+      }),
+      Date.UTC(2026, 11, 7, 13),
+    );
+    expect(text).toContain('overdue notices: 1');
+    expect(text).toMatch(
+      /\n {2}overdue notice e_CCCCCCCCCCCCCCCCCCCCCC "Exercises" from .*Ministry.*, due 2026-12-07T12:00:00\.000Z, unacknowledged by .*Envoy/,
+    );
+  });
+
+  it('shows track ids only where two tracks share a name', () => {
+    const text = renderStatus(
+      report({
+        tracks: [
+          { id: 't_1', name: 'energy', status: 'concluded', reason: null },
+          { id: 't_2', name: 'energy', status: 'active', reason: null },
+          { id: 't_3', name: 'nuclear', status: 'active', reason: null },
+        ],
+      }),
+      0,
+    );
+    expect(text).toContain('  track "energy" (t_1): concluded');
+    expect(text).toContain('  track "energy" (t_2): active');
+    expect(text).toContain('  track "nuclear": active');
   });
 });

@@ -43,6 +43,14 @@ export interface StatusReport {
    */
   readonly awaitingDelivery: ReadonlyArray<{ party: PartyId; events: number }> | null;
   readonly overdueNotices: number;
+  /** Each notice past its deadline that some party has not acknowledged: what, whose, by when. */
+  readonly overdue: ReadonlyArray<{
+    event: string;
+    title: string | null;
+    from: PartyId;
+    ackBy: number;
+    unanswered: PartyId[];
+  }>;
   /** The channel's MLS members as this device's group has them. */
   readonly members: ReadonlyArray<{ party: PartyId; device: string; name: string; role: string }>;
   /** The epoch at which this device joined the channel's group. */
@@ -69,6 +77,7 @@ export function statusOf(
   me?: PartyId,
 ): StatusReport {
   const s = ch.view.state;
+  const overdue = overdueNotices(s, now);
   const last = s.lifecycleHistory.at(-1);
   const closed = s.lifecycle === 'closed';
   const receipts = [...s.receipts.values()];
@@ -106,7 +115,12 @@ export function statusOf(
                 events: receipts.filter((r) => r.from === me && r.delivered[p] === undefined).length,
               }))
               .filter((a) => a.events > 0),
-    overdueNotices: overdueNotices(s, now).length,
+    overdueNotices: overdue.length,
+    overdue: overdue.map((o) => {
+      const r = ch.view.timeline.find((t) => 'event' in t && t.event.id === o.event);
+      const title = r !== undefined && 'event' in r && r.event.kind === 'notice' ? r.event.title : null;
+      return { event: o.event, title, from: o.notice.from, ackBy: o.notice.ackBy, unanswered: o.unanswered };
+    }),
     members: channelMembers(ch),
     joinedEpoch: ch.record.joinedEpoch,
     unreadableBeforeJoin: ch.view.beforeJoin,
@@ -133,7 +147,8 @@ export function renderStatus(r: StatusReport, now: number): string {
         }`,
     ),
     ...r.tracks.map(
-      (t) => `  track "${inline(t.name)}": ${t.status}${t.reason === null ? '' : ` — ${inline(t.reason)}`}`,
+      (t) =>
+        `  track "${inline(t.name)}"${r.tracks.filter((u) => u.name === t.name).length > 1 ? ` (${t.id})` : ''}: ${t.status}${t.reason === null ? '' : ` — ${inline(t.reason)}`}`,
     ),
     `  transcript: ${r.size} entries, verified checkpoint at ${r.verifiedCheckpoint}`,
     r.awaitingDelivery === null
@@ -145,6 +160,10 @@ export function renderStatus(r: StatusReport, now: number): string {
                 .map((a) => `${a.events} event(s) of this party not yet acknowledged by ${named(a.party)}`)
                 .join('; ')
         }; overdue notices: ${r.overdueNotices}`,
+    ...r.overdue.map(
+      (o) =>
+        `  overdue notice ${o.event}${o.title === null ? '' : ` "${inline(o.title)}"`} from ${named(o.from)}, due ${new Date(o.ackBy).toISOString()}, unacknowledged by ${o.unanswered.map(named).join(', ')}`,
+    ),
   ];
   const note = joinNote(r.joinedEpoch, r.unreadableBeforeJoin);
   if (note !== undefined) lines.push(`  note: ${note}`);
