@@ -339,6 +339,18 @@ describe('--help', () => {
     visit(buildProgram(), 'backchannel');
     expect(missing).toEqual([]);
   });
+
+  it("marks a command's required options and lists the global ones (--json, --home, --relay)", () => {
+    const points = buildProgram().commands.find((c) => c.name() === 'points');
+    let help = '';
+    points?.configureOutput({ writeOut: (t) => (help += t) });
+    points?.outputHelp();
+    expect(help).toMatch(/--title <title> +heading of the points \(required\)/);
+    expect(help).toMatch(/--track <track> +track name or id\n/);
+    expect(help).toContain('Global Options:');
+    for (const g of ['--json', '--home <dir>', '--passphrase-file <file>', '--relay <url>'])
+      expect(help).toContain(g);
+  });
 });
 
 describe('on an open channel', () => {

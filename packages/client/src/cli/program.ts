@@ -57,7 +57,14 @@ export function buildProgram(opts: { json?: boolean } = {}): Command {
   relayCommands(program, run);
   proofsCommands(program, run);
   docCommands(program, run);
-  forEachCommand(program, (c) => usageErrors(c, opts.json === true));
+  forEachCommand(program, (c) => {
+    usageErrors(c, opts.json === true);
+    // Each command's help lists the global options too (--json, --home, --passphrase-file, --relay),
+    // and says which of its own options it cannot do without.
+    c.configureHelp({ showGlobalOptions: true });
+    for (const o of c.options)
+      if (o.mandatory && !o.description.endsWith('(required)')) o.description += ' (required)';
+  });
   return program;
 }
 

@@ -44,7 +44,7 @@ export function identityCommands(program: Command, run: Runner): void {
   init
     .command('party')
     .description(
-      'create a new party, its root key held by this device (the one that adds and revokes devices)',
+      'create a new party, its root key held by this device (the one that adds and revokes devices); give the relay with --relay URL',
     )
     .requiredOption('--name <name>', 'the party name others will see, e.g. "Foreign Ministry"')
     .requiredOption('--device <name>', 'this device, e.g. "minister-laptop"')
