@@ -228,7 +228,12 @@ describe('init is all or nothing', () => {
       code: 3,
       json: { error: { code: 'RELAY_UNREACHABLE' } },
     });
-    expect(await cli('inv-staff', enroll)).toMatchObject({ code: 0, json: { device: invite.device } });
+    // The code from the environment (kept off the command line), as from --code.
+    const byEnv = await human('inv-staff', ['--json', 'init', 'device', '--invite', file], {
+      BACKCHANNEL_INVITE_CODE: String(invite.code),
+    });
+    expect(byEnv.code, byEnv.stderr).toBe(0);
+    expect(JSON.parse(byEnv.stdout)).toMatchObject({ device: invite.device });
     // The invite is spent: another home redeeming it (a second installation with the same device
     // key) is refused, and keeps no device store.
     const again = await cli('inv-staff-copy', enroll);

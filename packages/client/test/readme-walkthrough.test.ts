@@ -89,7 +89,13 @@ describe('README.md', () => {
             .replace('XXXX-XXXX-XXXX-XXXX', filled.code ?? 'XXXX-XXXX-XXXX-XXXX'),
         );
       if (args[0] === 'watch') args.push('--for', '1s');
-      const env = { ...process.env, ...envOf.get(terminal), BACKCHANNEL_KDF_N: '1024' };
+      const env = {
+        ...process.env,
+        ...envOf.get(terminal),
+        BACKCHANNEL_KDF_N: '1024',
+        // The one-time code `init device` asks for, as the person at the terminal types it.
+        ...(filled.code === undefined ? {} : { BACKCHANNEL_INVITE_CODE: filled.code }),
+      };
       let stdout = '';
       try {
         stdout = (await promisify(execFile)(process.execPath, [BIN, '--json', ...args], { cwd, env })).stdout;

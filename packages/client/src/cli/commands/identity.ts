@@ -79,14 +79,24 @@ export function identityCommands(program: Command, run: Runner): void {
     .command('device')
     .description('enroll this device from an invite file and its one-time code')
     .requiredOption('--invite <file>', 'the invite file an admin created with `backchannel device add`')
-    .requiredOption('--code <code>', 'the one-time code the admin read to you')
+    .option(
+      '--code <code>',
+      'the one-time code the admin gave you. Better kept off the command line: by default it is read from BACKCHANNEL_INVITE_CODE, else asked for (or read from stdin)',
+    )
     .addHelpText(
       'after',
-      '\nExample:\n  backchannel init device --invite staff1.invite.json --code ABCD-EFGH-JKMN-PQRS',
+      examples(
+        'backchannel init device --invite staff1.invite.json          (asks for the code)',
+        'BACKCHANNEL_INVITE_CODE=ABCD-EFGH-JKMN-PQRS backchannel init device --invite staff1.invite.json',
+      ),
     )
     .action(
-      run(async (o, out, opts: { invite: string; code: string }) => {
-        const identity = openInvite(readInvite(opts.invite), opts.code);
+      run(async (o, out, opts: { invite: string; code?: string }) => {
+        const invite = readInvite(opts.invite);
+        const identity = openInvite(
+          invite,
+          await secretCode(opts.code, 'BACKCHANNEL_INVITE_CODE', 'one-time code'),
+        );
         await initDevice(o, (bc) => bc.enroll(identity, { installation: installationId(o) }));
         out.result(
           {
@@ -433,22 +443,24 @@ async function resolveDevice(bc: Backchannel, which: string): Promise<string> {
  * shell's history and shows in the process list.
  */
 async function recoveryCode(given: string | undefined): Promise<string> {
-  const code = given ?? process.env.BACKCHANNEL_RECOVERY_CODE;
+  return secretCode(given, 'BACKCHANNEL_RECOVERY_CODE', 'recovery code');
+}
+
+/** A one-time or recovery code: from --code, else the environment variable, else asked for. */
+async function secretCode(given: string | undefined, env: string, what: string): Promise<string> {
+  const code = given ?? process.env[env];
   if (code !== undefined && code.trim() !== '') return code;
   const tty = process.stdin.isTTY === true;
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: tty });
   try {
     const line = tty
-      ? await rl.question('recovery code: ')
+      ? await rl.question(`${what}: `)
       : await new Promise<string>((res) => {
           rl.once('line', res);
           rl.once('close', () => res(''));
         });
     if (line.trim() === '')
-      throw new ClientError(
-        'INVALID_ARGUMENT',
-        'give the recovery code (BACKCHANNEL_RECOVERY_CODE, stdin or --code)',
-      );
+      throw new ClientError('INVALID_ARGUMENT', `give the ${what} (${env}, stdin or --code)`);
     return line;
   } finally {
     rl.close();
