@@ -1,7 +1,7 @@
 /** What the CLI tells the user: a refused send's reason and what to do about it; status lines. */
-import { aRole, type ChannelId, initialState, type PartyId } from '@backchannel/protocol';
+import { aRole, type ChannelId, type DeviceId, initialState, type PartyId } from '@backchannel/protocol';
 import { describe, expect, it } from 'vitest';
-import { renderStatus, type StatusReport } from '../src/cli/commands/watch.ts';
+import { describe as describeRecord, renderStatus, type StatusReport } from '../src/cli/commands/watch.ts';
 import { explainRefusal } from '../src/sdk/channel.ts';
 
 const channel = 'c_AAAAAAAAAAAAAAAAAAAAAA' as ChannelId;
@@ -89,5 +89,23 @@ describe('renderStatus', () => {
     expect(text).toContain('  track "energy" (t_1): concluded');
     expect(text).toContain('  track "energy" (t_2): active');
     expect(text).toContain('  track "nuclear": active');
+  });
+});
+
+describe('log and watch lines of handshakes', () => {
+  it('say in words what changed, after the code', () => {
+    const line = (code: string) =>
+      describeRecord({
+        seq: 7,
+        receivedAt: 0,
+        sender: 'd_AAAAAAAAAAAAAAAAAAAAAA' as DeviceId,
+        status: 'handshake',
+        code,
+      });
+    expect(line('REMOVED_SELF')).toBe(
+      '#7 1970-01-01T00:00:00.000Z d_AAAAAAAAAAAAAAAAAAAAAA [handshake: REMOVED_SELF] — this device was removed from the channel: it can no longer read or post here',
+    );
+    expect(line('COMMIT_APPLIED')).toContain("— the channel's members or keys changed (an MLS commit)");
+    expect(line('welcome')).toContain('— a Welcome: a device joins the channel');
   });
 });
