@@ -98,6 +98,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     maxInFlightBytes: config.limits.inFlightBytes,
     metrics,
     onError: (e) => log.error({ err: { message: (e as Error).message } }, 'append batch failed'),
+    revokedSince: (device, mark) => directory.revokedSince(device, mark),
   });
   const limiters = {
     device: new RateLimiter(config.rateLimits.device),

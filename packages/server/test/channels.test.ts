@@ -17,12 +17,14 @@ import {
   newChannel,
   registration,
   revocationOf,
+  suite,
   type TestDevice,
   type TestParty,
   type TestRelay,
   testRelay,
   verifyAppend,
 } from './helpers.ts';
+import type { Verifier } from '../src/verify-pool.node.ts';
 
 let r: TestRelay;
 let A: TestParty;
@@ -89,6 +91,49 @@ describe('channel creation and the access list', () => {
       'NOT_A_MEMBER',
     );
     expect((await r.caller.append(aAdmin, commit(aAdmin, ch, 1))).body.error?.code).toBe('NOT_A_MEMBER');
+  });
+
+  it('refuses an append whose sender is revoked while its signature is checked, and logs nothing of it', async () => {
+    // Envelope signatures wait at a gate until the revocation is in.
+    let gated = false;
+    let release: (() => void) | undefined;
+    const verifier: Verifier = {
+      verify: async (sig, msg, pk) => {
+        if (gated) {
+          gated = false;
+          await new Promise<void>((r) => {
+            release = r;
+          });
+        }
+        return suite.verify(sig, msg, pk);
+      },
+      close: async () => {},
+    };
+    const rr = await testRelay('sqlite', {}, { verifier });
+    try {
+      const P = makeParty('P');
+      const admin = makeDevice(P, 'p-admin', 'admin');
+      const aide = makeDevice(P, 'p-aide', 'staff');
+      await rr.caller.publishParty(P, [admin, aide]);
+      const ch = newChannel();
+      expect((await rr.caller.append(admin, commit(admin, ch, 0, [aide]))).status).toBe(201);
+      gated = true;
+      const posting = rr.caller.append(aide, envelope(aide, ch, { epoch: 1 }));
+      for (let i = 0; release === undefined && i < 500; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(release).toBeDefined();
+      const revoked = await rr.caller.post('/v1/revocations', undefined, {
+        revocation: toBase64url(revocationOf(aide)),
+      });
+      expect(revoked.status).toBeLessThan(300);
+      release?.();
+      const res = await posting;
+      expect(res.status).toBe(403);
+      expect(res.body.error?.code).toBe('CERT_REVOKED');
+      const log = await rr.caller.get(`/v1/channels/${ch}/entries`, admin);
+      expect((log.body.entries as unknown[]).length).toBe(1); // the opening commit only
+    } finally {
+      await rr.close();
+    }
   });
 
   it("refuses a staff device's opening commit, whoever it adds", async () => {

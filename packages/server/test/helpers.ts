@@ -42,6 +42,7 @@ import { createRelay, type RelayCore } from '../src/relay.ts';
 import { openPostgresStore } from '../src/store/postgres/pg-store.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/store.ts';
+import type { Verifier } from '../src/verify-pool.node.ts';
 import { dropSchema, PG_URL, uniqueName } from './services.ts';
 
 export const suite = nodeEd25519();
@@ -306,7 +307,7 @@ export type StoreKind = 'sqlite' | 'postgres';
 export async function testRelay(
   kind: StoreKind = 'sqlite',
   config: RelayConfigInput = {},
-  opts: { pgPoolSize?: number } = {},
+  opts: { pgPoolSize?: number; verifier?: Verifier } = {},
 ): Promise<TestRelay> {
   const dir = mkdtempSync(join(tmpdir(), 'bc-relay-'));
   const schema = kind === 'postgres' ? uniqueName('bc_relay') : undefined;
@@ -318,6 +319,7 @@ export async function testRelay(
     config: resolveConfig({ dataDir: dir, ...config }),
     store,
     seed: seedOf(`relay ${dir}`),
+    ...(opts.verifier === undefined ? {} : { verifier: opts.verifier }),
   });
   const caller = new Caller(async (path, init) => core.app.request(path, init));
   return {

@@ -81,6 +81,8 @@ async function acceptReserved(
   wire: Uint8Array,
   opts: { readonly signedBy: DeviceRecord | undefined; readonly channel?: ChannelId },
 ): Promise<AppendOutcome> {
+  // Revocations heard of from here on refuse this append when its batch is built (appender).
+  const revocationMark = deps.directory.mark();
   const d = decodeEnvelope(wire);
   if (!d.ok) throw fromProtocol(d.code, d.message, 'ENVELOPE_INVALID');
   const env = d.value;
@@ -91,6 +93,11 @@ async function acceptReserved(
   if (opts.signedBy !== undefined) {
     if (env.body.sender !== opts.signedBy.device) {
       throw new RelayError('SENDER_MISMATCH', 'the envelope sender is not the authenticated device');
+    }
+    // The record the request or socket was authenticated with may predate a revocation this
+    // process heard of since (a revocation is for good: any one remembered refuses it).
+    if (deps.directory.revokedSince(opts.signedBy.device, 0)) {
+      throw new RelayError('CERT_REVOKED', 'the envelope sender may not post now');
     }
     device = opts.signedBy;
   } else {
@@ -107,5 +114,5 @@ async function acceptReserved(
   }
   // Unsigned: charged to the sender only now, so forged posts naming it cannot spend its budget.
   if (opts.signedBy === undefined) deps.limitDevice(device.device, deps.now());
-  return await deps.appender.submit({ env, sender: device, envelopeHash: sha256(wire) });
+  return await deps.appender.submit({ env, sender: device, envelopeHash: sha256(wire), revocationMark });
 }

@@ -28,6 +28,8 @@ export interface AppendInput {
   readonly sender: DeviceRecord;
   /** SHA-256 of the envelope wire bytes. */
   readonly envelopeHash: Uint8Array;
+  /** The directory's revocation mark taken before the sender was checked (DeviceDirectory.mark). */
+  readonly revocationMark?: number;
 }
 
 export interface AppendResult {
@@ -62,6 +64,8 @@ export interface AppenderDeps {
   readonly maxInFlightBytes?: number;
   readonly metrics?: AppenderMetrics;
   readonly onError?: (e: unknown) => void;
+  /** Whether the device was revoked since a mark (DeviceDirectory.revokedSince). */
+  readonly revokedSince?: (device: DeviceId, mark: number) => boolean;
 }
 
 interface ChannelState {
@@ -419,6 +423,13 @@ export class Appender {
   ): Promise<{ seq: number; receivedAt: number; duplicate: boolean }> {
     const { env, sender, envelopeHash } = input;
     const body = env.body;
+    // A revocation heard of while this append was checked and queued: refused as if it came first.
+    if (
+      input.revocationMark !== undefined &&
+      this.#d.revokedSince?.(sender.device, input.revocationMark) === true
+    ) {
+      throw new RelayError('CERT_REVOKED', 'the envelope sender was revoked');
+    }
     const w = await this.#work(tx, works, ids, body.channel);
 
     // Idempotency on (channel, msgId): a retry with the same bytes gets the original answer.

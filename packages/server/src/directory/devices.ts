@@ -12,12 +12,17 @@ export interface DeviceDirectoryOptions {
   readonly maxEntries?: number;
 }
 
+const REMEMBERED_REVOCATIONS = 10_000;
+
 export class DeviceDirectory {
   readonly #store: Store;
   readonly #ttlMs: number;
   readonly #max: number;
   readonly #cache = new Map<DeviceId, { rec: DeviceRecord; until: number }>();
   readonly #listeners: Array<(device: DeviceId) => void> = [];
+  /** Revocations this process has heard of, numbered in order (recent ones: see revokedSince). */
+  readonly #revoked = new Map<DeviceId, number>();
+  #revocations = 0;
 
   constructor(store: Store, opts: DeviceDirectoryOptions = {}) {
     this.#store = store;
@@ -44,7 +49,28 @@ export class DeviceDirectory {
   /** Forget a device (its certificate changed or it was revoked) and tell the listeners. */
   invalidate(device: DeviceId, revoked = false): void {
     this.#cache.delete(device);
-    if (revoked) for (const l of this.#listeners) l(device);
+    if (!revoked) return;
+    this.#revoked.delete(device);
+    this.#revoked.set(device, ++this.#revocations);
+    if (this.#revoked.size > REMEMBERED_REVOCATIONS) {
+      const oldest = this.#revoked.keys().next();
+      if (oldest.done !== true) this.#revoked.delete(oldest.value);
+    }
+    for (const l of this.#listeners) l(device);
+  }
+
+  /** Where the revocations heard of stand now: give it to revokedSince later. */
+  mark(): number {
+    return this.#revocations;
+  }
+
+  /**
+   * Whether `device` was revoked after `mark()` returned `mark`: an append checked before the
+   * revocation was heard of is refused when its batch is built. Only the latest revocations are
+   * remembered, enough for the milliseconds an append waits.
+   */
+  revokedSince(device: DeviceId, mark: number): boolean {
+    return (this.#revoked.get(device) ?? 0) > mark;
   }
 
   /** Called with each device that gets revoked (the WebSocket hub closes its connections). */
