@@ -53,7 +53,8 @@ async function setup(ws: Partial<{ highWaterBytes: number; maxBufferedBytes: num
   return { a, a2, ch };
 }
 
-async function connect(dev: TestDevice, channel: ChannelId, from = 0) {
+/** A socket authenticated as `dev`, subscribed to nothing yet. */
+async function authed(dev: TestDevice) {
   const sock = new FakeSocket();
   const conn = r.core.hub.attach(sock);
   const time = Date.now();
@@ -68,6 +69,11 @@ async function connect(dev: TestDevice, channel: ChannelId, from = 0) {
     }),
   );
   await until(() => sock.sent.some((f) => f.type === 'ready'));
+  return { sock, conn };
+}
+
+async function connect(dev: TestDevice, channel: ChannelId, from = 0) {
+  const { sock, conn } = await authed(dev);
   conn.onMessage(JSON.stringify({ type: 'subscribe', channel, from }));
   await until(() => sock.sent.some((f) => f.type === 'subscribed'));
   return { sock, conn };
@@ -156,20 +162,7 @@ describe('hub backpressure', () => {
       }
       return out;
     }) as typeof store.read;
-    const sock = new FakeSocket();
-    const conn = r.core.hub.attach(sock);
-    const time = Date.now();
-    conn.onMessage(
-      JSON.stringify({
-        type: 'auth',
-        device: a2.device,
-        time,
-        sig: toBase64url(
-          signRequest(a2.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), r.core.signer.name, suite),
-        ),
-      }),
-    );
-    await until(() => sock.sent.some((f) => f.type === 'ready'));
+    const { sock, conn } = await authed(a2);
     reads = 0;
     conn.onMessage(JSON.stringify({ type: 'subscribe', channel: ch, from: 3 }));
     await until(() => holding);
@@ -252,22 +245,7 @@ describe('hub backpressure', () => {
     expect((await r.caller.append(a, commit(a, ch, 1, [], [a2]))).status).toBe(201);
     // Both of A's other devices listen for inbox pushes.
     const sockets = new Map<TestDevice, FakeSocket>();
-    for (const d of [a2, a3]) {
-      const sock = new FakeSocket();
-      const time = Date.now();
-      r.core.hub.attach(sock).onMessage(
-        JSON.stringify({
-          type: 'auth',
-          device: d.device,
-          time,
-          sig: toBase64url(
-            signRequest(d.kp.secretKey, 'WS', '/v1/ws', time, new Uint8Array(0), r.core.signer.name, suite),
-          ),
-        }),
-      );
-      await until(() => sock.sent.some((f) => f.type === 'ready'));
-      sockets.set(d, sock);
-    }
+    for (const d of [a2, a3]) sockets.set(d, (await authed(d)).sock);
     await r.caller.append(a, commit(a, ch, 2, [a3]));
     const late = await r.caller.append(a, envelope(a, ch, { kind: 'welcome', epoch: 3, to: [A.party] }));
     const pushed = (d: TestDevice) =>

@@ -64,6 +64,17 @@ export interface StatusReport {
   readonly stateLost: string | null;
 }
 
+/** Runs a sync; true when the relay was unreachable (a command that only reads answers anyway). */
+async function unlessUnreachable(sync: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await sync();
+    return false;
+  } catch (e) {
+    if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
+    return true;
+  }
+}
+
 /** What a device added to a channel after it opened may and may not read. */
 export function joinNote(joinedEpoch: number, unreadable: number): string | undefined {
   if (unreadable === 0) return undefined;
@@ -287,13 +298,7 @@ export function watchCommands(program: Command, run: Runner): void {
         const bc = await openDevice(o);
         try {
           // Offline, like every command that only reads: what this device verified, with a note.
-          let offline = false;
-          try {
-            await bc.syncAll();
-          } catch (e) {
-            if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
-            offline = true;
-          }
+          const offline = await unlessUnreachable(() => bc.syncAll());
           if (offline && o.json !== true)
             process.stderr.write(
               'note: the relay is unreachable: this is what this device verified until now (liveness included)\n',
@@ -732,13 +737,7 @@ export function watchCommands(program: Command, run: Runner): void {
         try {
           const ch = await channelOf(bc, channel);
           // Offline, like every command that only reads: what this device verified, with a note.
-          let offline = false;
-          try {
-            await ch.sync();
-          } catch (e) {
-            if (!(e instanceof ClientError && e.code === 'RELAY_UNREACHABLE')) throw e;
-            offline = true;
-          }
+          const offline = await unlessUnreachable(() => ch.sync());
           if (offline && o.json !== true)
             process.stderr.write(
               'note: the relay is unreachable: the export holds what this device verified until now\n',
