@@ -44,6 +44,9 @@ import { nodeEd25519 } from '../packages/server/src/ed25519.node.ts';
  */
 export const suite = nodeEd25519();
 
+/** Milliseconds on the host clock: comparable between the load's threads (performance.now() is per thread). */
+export const hostNow = (): number => performance.timeOrigin + performance.now();
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -502,7 +505,7 @@ export async function receiver(
       bad++;
       return;
     }
-    onEntry({ seq: d.value.entry.seq, msgId: env.body.msgId, at: performance.now() });
+    onEntry({ seq: d.value.entry.seq, msgId: env.body.msgId, at: hostNow() });
   };
   const ready = new Promise<void>((resolve, reject) => {
     ws.on('message', (data: Buffer, isBinary) => {
