@@ -215,6 +215,24 @@ describe('Ed25519 suites of a Node device (libsodium, OpenSSL fallback)', () => 
     );
   });
 
+  it('signs with the seed an array holds now, when the same array is reused for another key', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        bytes(100),
+        (first, second, msg) => {
+          const seed = first.slice();
+          expect(hex(ed25519Node.sign(msg, seed))).toBe(hex(nobleEd25519.sign(msg, first)));
+          seed.set(second);
+          expect(hex(ed25519Node.sign(msg, seed))).toBe(hex(nobleEd25519.sign(msg, second)));
+          expect(hex(ed25519Node.sign(msg, second.slice()))).toBe(hex(nobleEd25519.sign(msg, second)));
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
   it('refuses every signature libraries disagree on, in every suite (one acceptance rule)', () => {
     const fromHex = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
     for (const s of [ed25519Node, opensslEd25519, nobleEd25519]) {

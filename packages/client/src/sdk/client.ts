@@ -429,7 +429,7 @@ export class Backchannel {
     if (b.receivedAt < item.createdAt - RELAY_CLOCK_SKEW_MS || b.receivedAt > now + RELAY_CLOCK_SKEW_MS)
       return `the relay dated it ${new Date(b.receivedAt).toISOString()}, outside this device's clock (queued ${new Date(item.createdAt).toISOString()}, acknowledged ${new Date(now).toISOString()}) by more than ${RELAY_CLOCK_SKEW_MS / 60_000} minutes`;
     const trusted = trustedRelayKeys({ relayKeys: () => this.relayKeys });
-    if (trusted.length > 0 && !trusted.some((k) => verifyRelayReceipt(r.value, k.publicKey, suite)))
+    if (trusted.length > 0 && !trusted.some((k) => verifyRelayReceipt(r.value, k.publicKey, suite, hash)))
       return NOT_SIGNED;
     return undefined;
   }

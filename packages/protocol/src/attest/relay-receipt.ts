@@ -21,6 +21,7 @@
  *   - a relay-signed checkpoint that a trusted witness co-signed at time T > receivedAt + bound
  *     still does not reach `seq` — the witness dates what the relay showed it as its log.
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { z } from 'zod';
 import { constantTimeEqual, fromBase64url, isBytes, toBase64url } from '../bytes/index.ts';
 import { decodeCanonical, encodeCanonical } from '../codec/cbor.ts';
@@ -35,7 +36,9 @@ import {
   inclusionProof,
   inclusionRoot,
   leafHash,
+  leafHashWith,
   MemoryNodeStore,
+  type Sha256Fn,
   treeRoot,
   verifyInclusion,
 } from '../transcript/merkle.ts';
@@ -168,10 +171,12 @@ function receiptSchema() {
   return receiptSchemaMemo;
 }
 
+/** `hash`: the SHA-256 of the batch path's Merkle hashing (merkle.ts Sha256Fn; same bytes any way). */
 export function verifyRelayReceipt(
   r: RelayReceipt,
   relayPublicKey: Uint8Array,
   suite: SignatureSuite = nobleEd25519,
+  hash: Sha256Fn = sha256,
 ): boolean {
   if (r.batch === undefined) {
     return verifyWithLabel(relayPublicKey, 'relay-receipt', encodeCanonical(r.body), r.sig, suite);
@@ -180,7 +185,7 @@ export function verifyRelayReceipt(
   // As the decoder demands (PROTOCOL.md): a batch form covers at least two bodies.
   if (path.length > MAX_BATCH_PATH || size < 2 || index < 0 || index >= size) return false;
   // RFC 9162 §2.1.3.2: the path must lead from this body's leaf to a root of exactly `size` leaves.
-  const root = inclusionRoot(leafHash(encodeCanonical(r.body)), index, size, path);
+  const root = inclusionRoot(leafHashWith(hash, encodeCanonical(r.body)), index, size, path, hash);
   if (root === undefined) return false;
   return verifyWithLabel(
     relayPublicKey,

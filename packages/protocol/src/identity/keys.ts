@@ -5,7 +5,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { assertBytes, toHex } from '../bytes/index.ts';
+import { assertBytes, constantTimeEqual, toHex } from '../bytes/index.ts';
 import { encodeCanonical } from '../codec/cbor.ts';
 
 export type SignatureLabel =
@@ -75,8 +75,13 @@ export interface SodiumSign {
  */
 export function sodiumEd25519(sodium: SodiumSign, maxCachedSecrets = 64): SignatureSuite {
   const expanded = new Map<string, Uint8Array>();
+  // The same seed array signs again and again (a device's key): found by identity, no hash. The
+  // expanded key begins with the seed, so a seed array changed since is seen and looked up anew.
+  const bySeedArray = new WeakMap<Uint8Array, Uint8Array>();
   const expand = (seed: Uint8Array): Uint8Array => {
     assertBytes(seed, 32, 'secretKey');
+    const known = bySeedArray.get(seed);
+    if (known !== undefined && constantTimeEqual(known.subarray(0, 32), seed)) return known;
     // Keyed by a hash of the seed: no string of secret bytes is kept in the map.
     const id = toHex(sha256(seed));
     let sk = expanded.get(id);
@@ -86,6 +91,7 @@ export function sodiumEd25519(sodium: SodiumSign, maxCachedSecrets = 64): Signat
       if (expanded.size >= maxCachedSecrets) expanded.delete(expanded.keys().next().value as string);
       expanded.set(id, sk);
     }
+    bySeedArray.set(seed, sk);
     return sk;
   };
   return {

@@ -2,6 +2,7 @@
  * Batched relay receipts: one relay signature over the Merkle root of a group commit's receipt
  * bodies proves each body exactly as a receipt of its own does — and nothing else.
  */
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -82,6 +83,37 @@ describe('batched relay receipts', () => {
       },
     ];
     for (const v of variants) expect(verifyRelayReceipt(v, relayPub)).toBe(false);
+  });
+
+  it('with node:crypto for the path hashing, every verdict is the same as with the default', () => {
+    let calls = 0;
+    const nodeSha256 = (data: Uint8Array) => {
+      calls++;
+      return new Uint8Array(createHash('sha256').update(data).digest());
+    };
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 40 }),
+        fc.nat(),
+        fc.option(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 7 })), { nil: undefined }),
+        (n, pick, flip) => {
+          const rs = signRelayReceipts(bodies(n), RELAY_SEED);
+          const r = rs[pick % n] as RelayReceipt & { batch: NonNullable<RelayReceipt['batch']> };
+          const path = r.batch.path.map((p) => p.slice());
+          if (flip !== undefined && path.length > 0) {
+            const p = path[flip[0] % path.length] as Uint8Array;
+            p[flip[0] % 32] = (p[flip[0] % 32] as number) ^ (1 << flip[1]);
+          }
+          const v: RelayReceipt = { ...r, batch: { ...r.batch, path } };
+          const before = calls;
+          const verdict = verifyRelayReceipt(v, relayPub, undefined, nodeSha256);
+          expect(calls).toBeGreaterThan(before);
+          expect(verdict).toBe(verifyRelayReceipt(v, relayPub));
+          expect(verdict).toBe(flip === undefined || path.length === 0);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('an internal node of the batch tree cannot pass as a body (leaf and node hashes differ)', () => {
