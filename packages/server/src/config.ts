@@ -55,6 +55,12 @@ export const configSchema = z.strictObject({
    * an earlier key move to the current one (PROTOCOL.md §8).
    */
   previousCheckpointKeyFile: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /**
+   * When set, GET /metrics answers only a request with `Authorization: Bearer <token>` (401
+   * AUTH_MISSING / AUTH_INVALID otherwise): for a relay whose port is reachable by others. Unset,
+   * /metrics is open (aggregate counts, nothing per device or channel).
+   */
+  metricsToken: z.string().min(16, 'the metrics token must be at least 16 characters').optional(),
   /** Worker threads verifying Ed25519 signatures off the event loop (0 = inline). */
   verifyThreads: z.number().int().min(0).max(16).default(1),
   /** Static web app to serve at / (defaults to apps/web/dist when it exists). */
@@ -188,6 +194,7 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
   set('fanout', 'BACKCHANNEL_FANOUT');
   set('webDist', 'BACKCHANNEL_WEB_DIST');
   set('checkpointKeyFile', 'BACKCHANNEL_CHECKPOINT_KEY_FILE');
+  set('metricsToken', 'BACKCHANNEL_METRICS_TOKEN');
   // Several files (a chain of rotations, oldest first) separated like PATH entries.
   const previous = env.BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE;
   if (previous !== undefined && previous !== '')

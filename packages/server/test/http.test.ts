@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config.ts';
 import { makeDevice, makeParty, type TestDevice, type TestRelay, testRelay } from './helpers.ts';
 
 let r: TestRelay;
@@ -66,6 +67,32 @@ describe('operations endpoints', () => {
     const ui = await r.core.app.request('/docs');
     expect(ui.status).toBe(200);
     expect(await ui.text()).toContain('swagger');
+  });
+
+  it('with a metrics token, /metrics answers its bearer only (401 AUTH_MISSING / AUTH_INVALID)', async () => {
+    const token = 'metrics-token-0123456789';
+    const guarded = await testRelay('sqlite', { metricsToken: token });
+    try {
+      const none = await guarded.core.app.request('/metrics');
+      expect(none.status).toBe(401);
+      expect(((await none.json()) as { error: { code: string } }).error.code).toBe('AUTH_MISSING');
+      for (const auth of [`Bearer ${token}x`, `Bearer ${token.slice(1)}`, token, 'Basic abc']) {
+        const res = await guarded.core.app.request('/metrics', { headers: { authorization: auth } });
+        expect(res.status, auth).toBe(401);
+        const code = ((await res.json()) as { error: { code: string } }).error.code;
+        expect(code).toBe(auth.startsWith('Bearer ') ? 'AUTH_INVALID' : 'AUTH_MISSING');
+      }
+      const ok = await guarded.core.app.request('/metrics', {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain('bc_appends_total');
+      // The other operations endpoints stay open: a load balancer's health checks carry no token.
+      expect((await guarded.caller.get('/healthz')).body).toEqual({ ok: true });
+    } finally {
+      await guarded.close();
+    }
+    expect(() => resolveConfig({ metricsToken: 'short' })).toThrow(/16 characters/);
   });
 
   it('readyz turns 503 NOT_READY while draining, and appends are refused then', async () => {
