@@ -43,13 +43,20 @@ export class ReceiverThread {
     this.#worker = new Worker(boot, { eval: true });
     // A run that fails leaves no thread keeping the bench alive.
     this.#worker.unref();
+    // A thread that fails (say, it cannot load) fails the receivers waiting to connect.
+    this.#worker.on('error', (e) => {
+      for (const w of this.#waiting.values()) w.reject(e);
+      this.#waiting.clear();
+    });
     this.#worker.on('message', (m: FromThread) => {
       if (m.type === 'entries') {
         for (const [i, seq, msgId, at] of m.rows) this.#onEntry[i]?.({ seq, msgId, at });
       } else if (m.type === 'connected') {
         this.#waiting.get(m.index)?.resolve();
+        this.#waiting.delete(m.index);
       } else if (m.type === 'failed') {
         this.#waiting.get(m.index)?.reject(new Error(m.message));
+        this.#waiting.delete(m.index);
       } else {
         this.#closed?.(m.bad);
       }

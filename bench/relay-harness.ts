@@ -118,6 +118,10 @@ export async function spawnRelay(
       ...env,
     },
   });
+  // A bench that dies (an uncaught error) takes its relay with it, not leaving it running.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
