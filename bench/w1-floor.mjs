@@ -5,7 +5,7 @@
 // with its sequence number and pushes it to B over WebSocket. No Merkle tree, no checkpoint or
 // receipt signature, no access list or epoch, no idempotency lookup beyond the unique index.
 // The load is W1's: A sends N signed envelopes of ~1.3 KiB built before the clock starts, 64 in
-// flight; B verifies every one it receives. What this carries on a machine bounds what the real
+// flight; B verifies every one it receives, on a thread of its own (as bench/relay-w1.ts's B). What this carries on a machine bounds what the real
 // relay can carry there: the gap between the two is the relay's own work.
 //
 //   node bench/w1-floor.mjs [--n 20000] [--inflight 64] [--runs 3] [--json]
@@ -170,6 +170,39 @@ async function relay() {
 // ---------------------------------------------------------------------------------------------
 // The load side.
 
+// B, on its own thread: subscribes, verifies every entry, and streams [index, receipt time on the
+// host clock] pairs back to the load's main thread (A), batched per turn of its event loop.
+const RECEIVER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const sodium = require(workerData.sodium);
+const { WebSocket } = require(workerData.ws);
+const publicKey = Buffer.from(workerData.publicKey, 'hex');
+const now = () => performance.timeOrigin + performance.now();
+let rows = [];
+let scheduled = false;
+const flush = () => {
+  scheduled = false;
+  const out = Float64Array.from(rows);
+  rows = [];
+  parentPort.postMessage(out, [out.buffer]);
+};
+const b = new WebSocket('ws://127.0.0.1:' + workerData.port + '/subscribe');
+b.on('open', () => parentPort.postMessage('open'));
+b.on('message', (data) => {
+  const env = data.subarray(8);
+  const msg = env.subarray(0, workerData.envelopeBytes);
+  if (!sodium.crypto_sign_verify_detached(env.subarray(workerData.envelopeBytes), msg, publicKey)) {
+    throw new Error('B: bad signature');
+  }
+  rows.push(msg.readUInt32BE(0), now());
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
+  }
+});
+parentPort.on('message', () => b.close());
+`;
+
 async function load() {
   const n = arg('n', 20_000);
   const inflight = arg('inflight', 64);
@@ -212,8 +245,18 @@ async function run(n, inflight) {
   const port = await new Promise((resolve) => {
     child.stdout.once('data', (d) => resolve(JSON.parse(String(d)).port));
   });
-  const b = new WebSocket(`ws://127.0.0.1:${port}/subscribe`);
-  await new Promise((r) => b.once('open', r));
+  const require = (await import('node:module')).createRequire(import.meta.url);
+  const b = new Worker(RECEIVER, {
+    eval: true,
+    workerData: {
+      port,
+      publicKey: publicKey.toString('hex'),
+      envelopeBytes: ENVELOPE_BYTES,
+      sodium: require.resolve('sodium-native'),
+      ws: require.resolve('ws'),
+    },
+  });
+  await new Promise((r) => b.once('message', r));
   const a = new WebSocket(`ws://127.0.0.1:${port}/send`);
   await new Promise((r) => a.once('open', r));
 
@@ -226,17 +269,14 @@ async function run(n, inflight) {
   let next = 0;
   const cpu0 = process.cpuUsage();
   const done = new Promise((resolve) => {
-    b.on('message', (data) => {
-      const env = data.subarray(8);
-      const msg = env.subarray(0, ENVELOPE_BYTES);
-      if (!sodium.crypto_sign_verify_detached(env.subarray(ENVELOPE_BYTES), msg, publicKey)) {
-        throw new Error('B: bad signature');
+    b.on('message', (rows) => {
+      for (let k = 0; k < rows.length; k += 2) {
+        const i = rows[k];
+        if (seen[i] === 1) duplicated++;
+        seen[i] = 1;
+        latency.push(rows[k + 1] - sentAt[i]);
+        received++;
       }
-      const i = msg.readUInt32BE(0);
-      if (seen[i] === 1) duplicated++;
-      seen[i] = 1;
-      latency.push(performance.now() - sentAt[i]);
-      received++;
       if (received === n && acked === n) resolve();
     });
     a.on('message', () => {
@@ -246,7 +286,7 @@ async function run(n, inflight) {
     });
   });
   const send = () => {
-    sentAt[next] = performance.now();
+    sentAt[next] = performance.timeOrigin + performance.now();
     a.send(frames[next], { binary: true });
     next++;
   };
@@ -258,7 +298,8 @@ async function run(n, inflight) {
   child.send('stats');
   const stats = await new Promise((r) => child.once('message', r));
   a.close();
-  b.close();
+  b.postMessage('close');
+  await b.terminate();
   await new Promise((r) => child.once('exit', r));
   latency.sort((x, y) => x - y);
   const pct = (p) => latency[Math.min(latency.length - 1, Math.floor((p / 100) * latency.length))];
