@@ -13,6 +13,7 @@ import {
 } from '@backchannel/protocol';
 import type { RelayReceiptBody } from '@backchannel/protocol/attest';
 import { appendLeaf, type StoredNode, treeRoot } from '@backchannel/protocol/transcript';
+import { deviceStatus } from '../directory/devices.ts';
 import { leafHashNode } from '../ed25519.node.ts';
 import { RelayError } from '../errors.ts';
 import type { Fanout, PublishedChannel, PublishedEntry, PublishedInboxItem } from '../fanout/fanout.ts';
@@ -258,12 +259,25 @@ export class Appender {
         else list.push(b.msgId);
       }
       await this.#d.store.write(async (tx) => {
+        /** With a shared store: each sender's record as the store holds it now (see below). */
+        let senders: Map<DeviceId, DeviceRecord | undefined> | undefined;
         if (this.#d.store.shared) {
           // Other nodes append too: one writer per channel, and the head is read under the lock.
           await tx.lockChannels([...ids.keys()], ids);
+          // A revocation written through another node reaches this one over the fan-out, which
+          // may lose it (then this node's directory holds the old record for up to its TTL). Read
+          // in this transaction, after the lock, every revocation committed before is seen.
+          const distinct = [...new Set(batch.map((p) => p.input.sender.device))];
+          const recs = await Promise.all(distinct.map((d) => tx.getDevice(d)));
+          senders = new Map(distinct.map((d, i) => [d, recs[i]] as const));
         }
         for (const p of batch) {
           try {
+            if (senders !== undefined) {
+              const rec = senders.get(p.input.sender.device);
+              const status = rec === undefined ? 'DEVICE_UNKNOWN' : deviceStatus(rec, now);
+              if (status !== undefined) throw new RelayError(status, 'the envelope sender may not post now');
+            }
             p.outcome = await this.#apply(tx, works, ids, inbox, p.input, now);
           } catch (e) {
             if (!(e instanceof RelayError)) throw e;

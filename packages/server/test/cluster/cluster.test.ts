@@ -231,6 +231,35 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     expect(refused.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
   });
 
+  it("a revocation another node wrote, its fan-out lost, still stops the device's appends here", async () => {
+    const C = makeParty('C2');
+    const c = makeDevice(C, 'c', 'admin');
+    await n1.caller.publishParty(C, [c]);
+    const ch = newChannel();
+    // Node 2 authenticates c for this post: it holds c's record now (for its directory's TTL).
+    expect((await n2.caller.append(c, commit(c, ch, 0, [b]))).status).toBe(201);
+    // Another node records the revocation, and its fan-out message never reaches node 2.
+    const other = await openPostgresStore({ url: PG_URL, schema, max: 1 });
+    try {
+      await other.write((tx) =>
+        tx.putRevocation({
+          party: C.party,
+          device: c.device,
+          revokedAt: Date.now() - 1_000,
+          revocation: revocationOf(c),
+        }),
+      );
+    } finally {
+      await other.close();
+    }
+    const refused = await n2.caller.append(c, envelope(c, ch));
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
+    // Nothing of it was logged: the channel holds its opening commit only.
+    const log = await entriesOf(n2, ch, b);
+    expect(log.size).toBe(1);
+  });
+
   it('a signed request used on one node is a replay on the other (the cluster shares its replay record)', async () => {
     const D = makeParty('D');
     const d = makeDevice(D, 'd', 'staff');
