@@ -158,7 +158,7 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     hub.publish(m);
     // A revocation written on any node: forget the cached record, close the device's sockets.
     for (const d of m.revoked ?? []) {
-      directory.invalidate(d);
+      directory.heardRevoked(d);
       hub.closeDevice(d);
     }
   });

@@ -76,7 +76,14 @@ describe('operations endpoints', () => {
       const none = await guarded.core.app.request('/metrics');
       expect(none.status).toBe(401);
       expect(((await none.json()) as { error: { code: string } }).error.code).toBe('AUTH_MISSING');
-      for (const auth of [`Bearer ${token}x`, `Bearer ${token.slice(1)}`, token, 'Basic abc']) {
+      const sameLength = `${token.slice(0, -1)}${token.endsWith('x') ? 'y' : 'x'}`;
+      for (const auth of [
+        `Bearer ${sameLength}`,
+        `Bearer ${token}x`,
+        `Bearer ${token.slice(1)}`,
+        token,
+        'Basic abc',
+      ]) {
         const res = await guarded.core.app.request('/metrics', { headers: { authorization: auth } });
         expect(res.status, auth).toBe(401);
         const code = ((await res.json()) as { error: { code: string } }).error.code;

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  type DeviceId,
   encodeEntry,
   keyPairFromSeed,
   nobleEd25519,
@@ -35,6 +36,7 @@ import { withStartDeadline } from '../src/store/postgres/pg-store.ts';
 import { ReplayCache, requestMessage } from '../src/http/auth.ts';
 import { RateLimiter } from '../src/http/rate-limit.ts';
 import type { RelayError } from '../src/errors.ts';
+import { DeviceDirectory } from '../src/directory/devices.ts';
 import { createRelay } from '../src/relay.ts';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../src/store/store.ts';
@@ -477,5 +479,29 @@ describe("the PostgreSQL store's start deadline (withStartDeadline)", () => {
     expect(code(e)).toBe('STORE_UNAVAILABLE');
     fail(new Error('connection came back and the transaction rolled back'));
     await new Promise((r) => setTimeout(r, 10)); // vitest reports an unhandled rejection as a failure
+  });
+});
+
+describe('device directory: revocations heard of', () => {
+  const d1 = 'd_AAAAAAAAAAAAAAAAAAAAAA' as DeviceId;
+  const d2 = 'd_BBBBBBBBBBBBBBBBBBBBBB' as DeviceId;
+
+  it('a revocation written here tells the listeners; one heard from another node only counts', () => {
+    const dir = new DeviceDirectory({} as Store);
+    const told: DeviceId[] = [];
+    dir.onRevoked((d) => told.push(d));
+    const before = dir.mark();
+    dir.invalidate(d1, true);
+    dir.heardRevoked(d2);
+    // Both refuse appends checked before them; only the local one is passed on (to the fan-out:
+    // passing on what came from it would echo between nodes for ever).
+    expect(dir.revokedSince(d1, before)).toBe(true);
+    expect(dir.revokedSince(d2, before)).toBe(true);
+    expect(dir.revokedSince(d2, dir.mark())).toBe(false);
+    expect(told).toEqual([d1]);
+    // A certificate change is no revocation.
+    const mark = dir.mark();
+    dir.invalidate(d1);
+    expect(dir.revokedSince(d1, mark)).toBe(false);
   });
 });

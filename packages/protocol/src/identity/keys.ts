@@ -77,11 +77,16 @@ export function sodiumEd25519(sodium: SodiumSign, maxCachedSecrets = 64): Signat
   const expanded = new Map<string, Uint8Array>();
   // The same seed array signs again and again (a device's key): found by identity, no hash. The
   // expanded key begins with the seed, so a seed array changed since is seen and looked up anew.
+  // An expanded key stays reachable while its seed array lives (as the seed itself does), beyond
+  // the bounded map below; a changed array's old entry is dropped at once.
   const bySeedArray = new WeakMap<Uint8Array, Uint8Array>();
   const expand = (seed: Uint8Array): Uint8Array => {
     assertBytes(seed, 32, 'secretKey');
     const known = bySeedArray.get(seed);
-    if (known !== undefined && constantTimeEqual(known.subarray(0, 32), seed)) return known;
+    if (known !== undefined) {
+      if (constantTimeEqual(known.subarray(0, 32), seed)) return known;
+      bySeedArray.delete(seed);
+    }
     // Keyed by a hash of the seed: no string of secret bytes is kept in the map.
     const id = toHex(sha256(seed));
     let sk = expanded.get(id);

@@ -13,9 +13,9 @@ import { constantTimeEqual } from '../bytes/index.ts';
 const EMPTY_ROOT = sha256(new Uint8Array(0));
 
 /**
- * SHA-256 as a function of its input. Every hashing function here takes one, defaulting to
- * noble's (pure JavaScript, runs anywhere); a Node caller may pass node:crypto's, 2× faster on
- * short input. Both give the same bytes, so the choice never changes a root or a proof.
+ * SHA-256 as a function of its input, for leafHashWith and inclusionRoot (defaulting to noble's,
+ * pure JavaScript, runs anywhere); a Node caller may pass node:crypto's, 2× faster on short input.
+ * Both give the same bytes, so the choice never changes a root or a proof.
  */
 export type Sha256Fn = (data: Uint8Array) => Uint8Array;
 

@@ -50,13 +50,26 @@ export class DeviceDirectory {
   invalidate(device: DeviceId, revoked = false): void {
     this.#cache.delete(device);
     if (!revoked) return;
+    this.#remember(device);
+    for (const l of this.#listeners) l(device);
+  }
+
+  /**
+   * A revocation another node wrote (heard over the fan-out): forget the cached record and count
+   * it for revokedSince, without telling the listeners (they publish to the fan-out).
+   */
+  heardRevoked(device: DeviceId): void {
+    this.#cache.delete(device);
+    this.#remember(device);
+  }
+
+  #remember(device: DeviceId): void {
     this.#revoked.delete(device);
     this.#revoked.set(device, ++this.#revocations);
     if (this.#revoked.size > REMEMBERED_REVOCATIONS) {
       const oldest = this.#revoked.keys().next();
       if (oldest.done !== true) this.#revoked.delete(oldest.value);
     }
-    for (const l of this.#listeners) l(device);
   }
 
   /** Where the revocations heard of stand now: give it to revokedSince later. */
