@@ -25,6 +25,7 @@ type Row = readonly [index: number, seq: number, msgId: string, at: number];
 
 type ToThread = { type: 'connect'; index: number; req: ConnectRequest } | { type: 'close' };
 type FromThread =
+  | { type: 'ready' }
   | { type: 'connected'; index: number }
   | { type: 'failed'; index: number; message: string }
   | { type: 'entries'; rows: Row[] }
@@ -35,7 +36,10 @@ export class ReceiverThread {
   readonly #worker: Worker;
   readonly #waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   readonly #onEntry: Array<(r: Received) => void> = [];
-  #closed: ((bad: number) => void) | undefined;
+  #closed: { resolve: (bad: number) => void; reject: (e: Error) => void } | undefined;
+  #ready: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** Why the thread is gone, once it is: every call after that fails with it. */
+  #dead: Error | undefined;
 
   private constructor() {
     // tsx's loader is registered in the thread first (`--import tsx` does not reach a worker's entry).
@@ -43,13 +47,22 @@ export class ReceiverThread {
     this.#worker = new Worker(boot, { eval: true });
     // A run that fails leaves no thread keeping the bench alive.
     this.#worker.unref();
-    // A thread that fails (say, it cannot load) fails the receivers waiting to connect.
-    this.#worker.on('error', (e) => {
-      for (const w of this.#waiting.values()) w.reject(e);
+    // A thread that fails (it cannot load, or a receiver throws) fails every call waiting on it
+    // and every later one: a run stops with the error rather than waiting for entries for ever.
+    const die = (e: Error) => {
+      this.#dead ??= e;
+      for (const w of this.#waiting.values()) w.reject(this.#dead);
       this.#waiting.clear();
-    });
+      this.#ready?.reject(this.#dead);
+      this.#closed?.reject(this.#dead);
+      for (const f of this.#onDeath) f(this.#dead);
+    };
+    this.#worker.on('error', die);
+    this.#worker.on('exit', (code) => die(new Error(`the receiver thread exited (${code})`)));
     this.#worker.on('message', (m: FromThread) => {
-      if (m.type === 'entries') {
+      if (m.type === 'ready') {
+        this.#ready?.resolve();
+      } else if (m.type === 'entries') {
         for (const [i, seq, msgId, at] of m.rows) this.#onEntry[i]?.({ seq, msgId, at });
       } else if (m.type === 'connected') {
         this.#waiting.get(m.index)?.resolve();
@@ -58,17 +71,33 @@ export class ReceiverThread {
         this.#waiting.get(m.index)?.reject(new Error(m.message));
         this.#waiting.delete(m.index);
       } else {
-        this.#closed?.(m.bad);
+        this.#closed?.resolve(m.bad);
       }
     });
   }
 
-  static start(): ReceiverThread {
-    return new ReceiverThread();
+  readonly #onDeath: Array<(e: Error) => void> = [];
+
+  /** Starts the thread and waits until it has loaded (before a run's clock starts). */
+  static async start(): Promise<ReceiverThread> {
+    const t = new ReceiverThread();
+    await new Promise<void>((resolve, reject) => {
+      t.#ready = { resolve, reject };
+    });
+    return t;
+  }
+
+  /** Resolves never; rejects when the thread dies (race it against what waits for entries). */
+  failure(): Promise<never> {
+    return new Promise<never>((_, reject) => {
+      if (this.#dead !== undefined) reject(this.#dead);
+      else this.#onDeath.push(reject);
+    });
   }
 
   /** Subscribes B's device to its channel on the thread; resolves once the relay confirmed it. */
   connect(req: ConnectRequest, onEntry: (r: Received) => void): Promise<void> {
+    if (this.#dead !== undefined) return Promise.reject(this.#dead);
     const index = this.#onEntry.length;
     this.#onEntry.push(onEntry);
     return new Promise<void>((resolve, reject) => {
@@ -79,17 +108,24 @@ export class ReceiverThread {
 
   /** Closes every receiver and the thread; resolves with the entries that failed verification. */
   async close(): Promise<number> {
-    const bad = await new Promise<number>((resolve) => {
-      this.#closed = resolve;
-      this.#worker.postMessage({ type: 'close' } satisfies ToThread);
-    });
-    await this.#worker.terminate();
-    return bad;
+    if (this.#dead !== undefined) throw this.#dead;
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        this.#closed = { resolve, reject };
+        this.#worker.postMessage({ type: 'close' } satisfies ToThread);
+        setTimeout(() => reject(new Error('the receiver thread did not close within 10 s')), 10_000).unref();
+      });
+    } finally {
+      this.#onDeath.length = 0;
+      this.#dead ??= new Error('closed');
+      await this.#worker.terminate();
+    }
   }
 }
 
 if (parentPort !== null) {
   const port = parentPort;
+  port.postMessage({ type: 'ready' } satisfies FromThread);
   const open: Array<{ close(): void; bad(): number }> = [];
   let rows: Row[] = [];
   let flushing = false;

@@ -85,6 +85,19 @@ export function machineBusySeconds(): number {
   return busy / CLK_TCK;
 }
 
+/** Relay processes this bench started and that still run: killed when the bench ends, however. */
+const running = new Set<ChildProcess>();
+const reapAll = () => {
+  for (const c of running) c.kill('SIGKILL');
+};
+process.once('exit', reapAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    reapAll();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
+}
+
 let relayEntry: string[] = ['--import', 'tsx', 'packages/server/src/main.node.ts'];
 
 /** Runs the relays from a built bundle (scripts/build-relay.mjs) instead of the sources under tsx. */
@@ -118,10 +131,9 @@ export async function spawnRelay(
       ...env,
     },
   });
-  // A bench that dies (an uncaught error) takes its relay with it, not leaving it running.
-  const reap = () => child.kill('SIGKILL');
-  process.once('exit', reap);
-  child.once('exit', () => process.off('exit', reap));
+  // A bench that dies (an uncaught error, Ctrl-C, `timeout`) takes its relay with it.
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);

@@ -265,7 +265,7 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     };
     // B's devices verify on a thread of their own (bench/receiver-thread.ts): another party's
     // machine, not work on A's event loop.
-    const receivers = ReceiverThread.start();
+    const receivers = await ReceiverThread.start();
     const connectAll = async () => {
       for (const [i, p] of pairs.entries())
         await receivers.connect(
@@ -327,10 +327,10 @@ async function runOnce(workload: Workload, n: number): Promise<Result> {
     if (workload === 'W1-offline') {
       const d0 = hostNow();
       await connectAll();
-      await within(done, 60_000);
+      await within(Promise.race([done, receivers.failure()]), 60_000);
       drainSeconds = (hostNow() - d0) / 1000;
     } else {
-      await within(done, 60_000);
+      await within(Promise.race([done, receivers.failure()]), 60_000);
     }
     const cpu = cluster.cpuSeconds() - cpu0;
     if (process.env.BENCH_THREADS !== undefined) {

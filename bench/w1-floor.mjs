@@ -200,7 +200,6 @@ b.on('message', (data) => {
     setImmediate(flush);
   }
 });
-parentPort.on('message', () => b.close());
 `;
 
 async function load() {
@@ -256,7 +255,15 @@ async function run(n, inflight) {
       ws: require.resolve('ws'),
     },
   });
-  await new Promise((r) => b.once('message', r));
+  // B failing (a bad signature, a lost connection) ends the run with the error, relay included.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  let failB;
+  const bFailed = new Promise((_, reject) => {
+    failB = reject;
+  });
+  b.on('error', (e) => failB(e));
+  await Promise.race([new Promise((r) => b.once('message', r)), bFailed]);
   const a = new WebSocket(`ws://127.0.0.1:${port}/send`);
   await new Promise((r) => a.once('open', r));
 
@@ -292,15 +299,15 @@ async function run(n, inflight) {
   };
   const started = performance.now();
   while (next < Math.min(inflight, n)) send();
-  await done;
+  await Promise.race([done, bFailed]);
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
   child.send('stats');
   const stats = await new Promise((r) => child.once('message', r));
   a.close();
-  b.postMessage('close');
   await b.terminate();
   await new Promise((r) => child.once('exit', r));
+  process.off('exit', reap);
   latency.sort((x, y) => x - y);
   const pct = (p) => latency[Math.min(latency.length - 1, Math.floor((p / 100) * latency.length))];
   return {
