@@ -118,7 +118,8 @@ export async function jointStatementStep(s: StatementStep): Promise<Record<strin
   let verified = verifyDocumentBundle(JSON.parse(JSON.stringify(exported.bundle)), exported.files).ok;
   if (s.outDir !== undefined) {
     const dir = join(s.outDir, 'joint-statement');
-    writeExport(dir, exported);
+    // A demo run replaces the files of an earlier run in its --out directory.
+    writeExport(dir, exported, true);
     verified = verifyBundleFile(join(dir, 'joint-statement.bundle.json')).ok;
     s.say(
       `  exported to ${dir} (Markdown, Akoma Ntoso en + fr, signature bundle); offline verification: ${verified}`,

@@ -150,6 +150,19 @@ export async function initDevice<T>(o: GlobalOptions, fn: (bc: Backchannel) => P
   // Judged under the device lock: another `init` of this home that got there first (and was
   // waited for) made a device that is not this command's to remove.
   const created = fresh && !bc.initialized;
+  const remove = () => {
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+  };
+  // Interrupted (Ctrl-C, SIGTERM) while it waits on the relay: the store it made goes too. Left
+  // behind, it passed for a device (`status` answered "no channels yet") and a retry with another
+  // passphrase failed PASSPHRASE_WRONG. The installation id stays: the relay may have redeemed the
+  // invite before the interruption (see installationId).
+  const interrupted = (signal: NodeJS.Signals) => {
+    if (created) remove(); // under the lock still: it goes when this process ends
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   let ok = false;
   try {
     if (bc.initialized)
@@ -161,9 +174,8 @@ export async function initDevice<T>(o: GlobalOptions, fn: (bc: Backchannel) => P
     ok = true;
     return r;
   } finally {
-    const remove = () => {
-      for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
-    };
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     if (!ok && created) {
       // Removed while the lock is still held (an open file can be unlinked, except on Windows):
       // another `init` waiting for this home then finds no half-made store.

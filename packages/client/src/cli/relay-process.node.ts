@@ -42,24 +42,49 @@ export async function freePort(): Promise<number> {
 
 /**
  * Refuses a port something already listens on: the relay started there would exit, and whatever
- * answers on the port (another relay) would be taken for it.
+ * answers on the port (another relay) would be taken for it. Other failures to listen (no
+ * permission, an unknown host) are left for the relay to report.
  */
-async function ensureFree(port: number): Promise<void> {
+export async function ensureFree(port: number, host = '127.0.0.1'): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const s = createServer();
-    s.once('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        e.code === 'EADDRINUSE'
-          ? new ClientError(
-              'INVALID_ARGUMENT',
-              `port ${port} is already in use (is another relay running?); choose another with --port, or leave it out for a free one`,
-            )
-          : e,
-      ),
-    );
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve()));
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE')
+        reject(
+          new ClientError(
+            'INVALID_ARGUMENT',
+            `port ${port} is already in use (is another relay running?); choose another with --port, or leave it out for a free one`,
+          ),
+        );
+      else resolve();
+    });
+    s.listen(port, host, () => s.close(() => resolve()));
   });
 }
+
+/**
+ * A relay that exited before it was ready, as a typed error with the relay's own reason (what it
+ * printed last on stderr). The relay exits 2 when its configuration is at fault (a data folder
+ * another relay holds, a bad setting or key file): that is INVALID_ARGUMENT, fixed on the command
+ * line like a port in use; anything else is RELAY_ERROR.
+ */
+export function relayStartFailure(code: number | null, signal: string | null, stderr: string): ClientError {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  const said =
+    lines.findLast((l) => l.startsWith(FAILED))?.slice(FAILED.length) ??
+    (code === 2 ? lines.at(-1) : lines.find((l) => /^[A-Za-z]*Error\b.*:/.test(l)));
+  const how = code !== null ? `exited with code ${code}` : `was stopped by ${signal ?? 'a signal'}`;
+  return new ClientError(
+    code === 2 ? 'INVALID_ARGUMENT' : 'RELAY_ERROR',
+    `the relay did not start: ${said ?? `it ${how}`}`,
+  );
+}
+
+/** How the relay's process entry begins the one line it prints when it cannot start. */
+const FAILED = 'relay failed to start: ';
 
 const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
 
@@ -71,8 +96,7 @@ async function waitReady(
 ): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if (exited(child))
-      throw new Error(`relay exited with code ${child.exitCode ?? child.signalCode}: ${stderr().trim()}`);
+    if (exited(child)) throw relayStartFailure(child.exitCode, child.signalCode, stderr());
     try {
       // Bounded: something else on the port that accepts and never answers (the relay, unable to
       // listen, has exited) must not hold this loop past its deadline.
@@ -83,7 +107,10 @@ async function waitReady(
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error('relay did not become ready in time');
+  throw new ClientError(
+    'RELAY_ERROR',
+    `the relay did not start: not ready after ${timeoutMs / 1000} s${stderr().trim() === '' ? '' : ` (${stderr().trim().split('\n').at(-1)})`}`,
+  );
 }
 
 export async function startRelayProcess(

@@ -1,10 +1,11 @@
 /** Helpers of `backchannel doc`: argument parsing, rendering, writing and verifying exports. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { readTextFile } from '../output.ts';
 import { dirname, join } from 'node:path';
 import { verifyDocumentBundle } from '@backchannel/protocol';
 import type { DocumentView } from '../../sdk/documents.ts';
 import { ClientError } from '../../sdk/errors.ts';
+import { refuseExisting, writeOutFile } from '../out-file.node.ts';
 import { inline, quoteBlock } from '../text.ts';
 
 export const LANG_SEP = ' || ';
@@ -71,22 +72,28 @@ export function renderView(v: DocumentView, named: (party: string) => string = (
   return lines.join('\n');
 }
 
+/**
+ * Writes an export's files and its bundle in `dir`, each readable by this user only. Files there
+ * already are refused, before any is written, unless `force`.
+ */
 export function writeExport(
   dir: string,
   ex: { bundle: { files: ReadonlyArray<{ name: string }> }; files: Readonly<Record<string, string>> },
+  force: boolean,
 ): string[] {
-  mkdirSync(dir, { recursive: true });
-  const written: string[] = [];
-  for (const [name, text] of Object.entries(ex.files)) {
-    writeFileSync(join(dir, name), text);
-    written.push(join(dir, name));
-  }
   const first = ex.bundle.files[0]?.name ?? 'document.md';
   const base = first.replace(/\.md$|\.[a-z-]+\.akn\.xml$/i, '');
-  const bundlePath = join(dir, `${base}.bundle.json`);
-  writeFileSync(bundlePath, `${JSON.stringify(ex.bundle, null, 1)}\n`);
-  written.push(bundlePath);
-  return written;
+  const texts: Array<[string, string]> = [
+    ...Object.entries(ex.files).map(([name, text]): [string, string] => [join(dir, name), text]),
+    [join(dir, `${base}.bundle.json`), `${JSON.stringify(ex.bundle, null, 1)}\n`],
+  ];
+  refuseExisting(
+    texts.map(([path]) => path),
+    force,
+  );
+  mkdirSync(dir, { recursive: true });
+  for (const [path, text] of texts) writeOutFile(path, text, force);
+  return texts.map(([path]) => path);
 }
 
 /** Reads a bundle and the files it lists (next to it) and verifies them. */

@@ -374,19 +374,28 @@ export function docCommands(program: Command, run: Runner): void {
     )
     .requiredOption('--out <dir>', 'directory to write to')
     .option('--draft', 'export even if not agreed (the bundle then does not verify as agreed)')
+    .option('--force', 'replace files of an earlier export there')
     .addHelpText(
       'after',
       '\nExample:\n  backchannel doc export c_… e_… --out ./statement && backchannel doc verify ./statement/*.bundle.json',
     )
     .action(
-      run(async (o, out, channel: string, docId: string, opts: { out: string; draft?: boolean }) => {
-        const ex = await withDocs(o, channel, async (d) => d.export(docId, { draft: opts.draft === true }));
-        const written = writeExport(opts.out, ex);
-        out.result(
-          { channel, doc: docId, files: written },
-          () => `written:\n${written.map((f) => `  ${f}`).join('\n')}`,
-        );
-      }),
+      run(
+        async (
+          o,
+          out,
+          channel: string,
+          docId: string,
+          opts: { out: string; draft?: boolean; force?: boolean },
+        ) => {
+          const ex = await withDocs(o, channel, async (d) => d.export(docId, { draft: opts.draft === true }));
+          const written = writeExport(opts.out, ex, opts.force === true);
+          out.result(
+            { channel, doc: docId, files: written },
+            () => `written:\n${written.map((f) => `  ${f}`).join('\n')}`,
+          );
+        },
+      ),
     );
 
   doc

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { ClientError } from '../../sdk/errors.ts';
 import { runDemo } from '../demo.node.ts';
-import { relayEntry, tsxImport } from '../relay-process.node.ts';
+import { ensureFree, relayEntry, relayStartFailure, tsxImport } from '../relay-process.node.ts';
 import type { Runner } from './identity.ts';
 import { examples } from '../output.ts';
 
@@ -52,8 +52,11 @@ export function relayCommands(program: Command, run: Runner): void {
               'INVALID_ARGUMENT',
               `--port is a port number, 0 to 65535 (not ${opts.port})`,
             );
+          // A port in use is said before anything starts, as `demo` says it.
+          if (port !== 0) await ensureFree(port, opts.host);
           const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry()], {
-            stdio: 'inherit',
+            // stderr through this process: a relay that cannot start is reported as every error is.
+            stdio: ['inherit', 'inherit', 'pipe'],
             env: {
               ...process.env,
               PORT: opts.port,
@@ -69,13 +72,36 @@ export function relayCommands(program: Command, run: Runner): void {
                 : { BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE: opts.previousCheckpointKey }),
             },
           });
-          for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
-          await new Promise<void>((resolve) => {
-            child.on('exit', (code) => {
-              process.exitCode = code ?? 0;
-              resolve();
+          let stopping = false;
+          for (const sig of ['SIGINT', 'SIGTERM'] as const)
+            process.on(sig, () => {
+              stopping = true;
+              child.kill(sig);
             });
-          });
+          const stderr = new HeldUntilReady();
+          child.stderr?.on('data', (d: Buffer) => stderr.write(d));
+          // 'close': the process has exited and its stderr is drained (the relay's last line is in).
+          let gone = false;
+          const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+            child.on('close', (code, signal) => {
+              gone = true;
+              resolve({ code, signal });
+            }),
+          );
+          const ready = await Promise.race([
+            whenReady(readyUrl(opts.host, port), () => gone),
+            exit.then(() => false),
+          ]);
+          if (ready) stderr.release();
+          const { code, signal } = await exit;
+          // Stopped while it started (Ctrl-C) is no failure.
+          if (!ready && code !== 0 && !stopping) {
+            const said = stderr.held;
+            if (process.env.BACKCHANNEL_DEBUG === '1') stderr.release();
+            throw relayStartFailure(code, signal, said);
+          }
+          stderr.release();
+          process.exitCode = code ?? 0;
         },
       ),
     );
@@ -96,4 +122,62 @@ export function relayCommands(program: Command, run: Runner): void {
         await runDemo({ out, json: o.json === true, outDir: opts.out, port: Number(opts.port) });
       }),
     );
+}
+
+/**
+ * The relay's stderr, kept while it starts (a failure to start becomes one typed error), then
+ * passed through as it comes.
+ */
+class HeldUntilReady {
+  #held: Buffer[] = [];
+  #released = false;
+
+  get held(): string {
+    return Buffer.concat(this.#held).toString('utf8');
+  }
+
+  write(d: Buffer): void {
+    if (this.#released) process.stderr.write(d);
+    else this.#held.push(d);
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const d of this.#held) process.stderr.write(d);
+    this.#held = [];
+  }
+}
+
+/** Where this machine reaches a relay listening on `host` (a wildcard address: loopback). */
+function readyUrl(host: string, port: number): string | undefined {
+  if (port === 0) return undefined; // the relay picks its port: nothing to ask
+  const h = host === '' || host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port}/readyz`;
+}
+
+/**
+ * True once the relay answers /readyz, or after `patienceMs` at the latest (a relay on port 0, or
+ * one slow to reach its store: its stderr is then passed through, as before it was held); false
+ * when it is `gone` first.
+ */
+async function whenReady(
+  url: string | undefined,
+  gone: () => boolean,
+  patienceMs = 30_000,
+): Promise<boolean> {
+  const until = Date.now() + patienceMs;
+  while (Date.now() < until) {
+    if (gone()) return false;
+    if (url !== undefined) {
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+        if (r.ok) return true;
+      } catch {
+        // not listening yet
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return !gone();
 }

@@ -1,5 +1,4 @@
 /** status, watch, heartbeat, sync, export. */
-import { chmodSync, writeFileSync } from 'node:fs';
 import {
   type ChannelState,
   liveness,
@@ -16,6 +15,7 @@ import type { Live } from '../../sdk/live.ts';
 import { channelMembers } from '../../sdk/members.ts';
 import { openDevice } from '../device.node.ts';
 import { describeError, examples, parseDuration } from '../output.ts';
+import { refuseExisting, writeOutFile } from '../out-file.node.ts';
 import { inline, namedParty, namedPartyInFull, partyLabels, quoteBlock } from '../text.ts';
 import type { Runner } from './identity.ts';
 import { channelOf, withChannel } from './talk.ts';
@@ -730,9 +730,13 @@ export function watchCommands(program: Command, run: Runner): void {
     .command('export <channel>')
     .description('the transcript as JSON: every entry, the verified checkpoint, and what this device read')
     .addHelpText('after', examples('backchannel export c_… --out transcript.json'))
-    .requiredOption('--out <file>', 'where to write it')
+    .requiredOption('--out <file>', 'where to write it (a new file, unless --force)')
+    .option('--force', 'replace the file if it exists')
     .action(
-      run(async (o, out, channel: string, opts: { out: string }) => {
+      run(async (o, out, channel: string, opts: { out: string; force?: boolean }) => {
+        const force = opts.force === true;
+        // Before the work: an earlier export (kept as evidence) is not lost by accident.
+        refuseExisting([opts.out], force);
         const bc = await openDevice(o);
         try {
           const ch = await channelOf(bc, channel);
@@ -772,8 +776,7 @@ export function watchCommands(program: Command, run: Runner): void {
             ),
           };
           // The events in clear: readable by this user only (as invites and the recovery kit).
-          writeFileSync(opts.out, JSON.stringify(doc, null, 1), { mode: 0o600 });
-          chmodSync(opts.out, 0o600); // an existing file keeps its mode through writeFileSync
+          writeOutFile(opts.out, JSON.stringify(doc, null, 1), force);
           out.result(
             { channel, out: opts.out, entries: entries.length },
             () => `transcript of ${channel} (${entries.length} entries) written to ${opts.out}`,

@@ -1,0 +1,119 @@
+/**
+ * `backchannel relay` and `backchannel demo` when the relay cannot start (a port in use, a data
+ * folder another relay holds, a bad setting): one typed error in the CLI's form — `error CODE:
+ * message` at the terminal, one JSON line under --json — with the documented exit code, and not
+ * the relay's own bare line. A relay that starts runs until it is stopped, as before.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { type AddressInfo, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, type RelayProcess, startRelayProcess } from '../src/cli/relay-process.node.ts';
+import { cliRunner } from './cli-runner.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'bc-relay-cli-'));
+const { human } = cliRunner(root);
+const BIN = join(import.meta.dirname, '..', 'bin', 'backchannel.mjs');
+
+const started: RelayProcess[] = [];
+afterAll(async () => {
+  for (const r of started) await r.stop();
+});
+
+describe('backchannel relay that cannot start', () => {
+  it('on a port in use: INVALID_ARGUMENT, exit 1', { timeout: 60_000 }, async () => {
+    const taken: Server = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const said = await human('x', ['relay', '--port', String(port), '--data', join(root, 'd-port')]);
+      expect(said).toMatchObject({ code: 1, stdout: '' });
+      expect(said.stderr).toBe(
+        `error INVALID_ARGUMENT: port ${port} is already in use (is another relay running?); choose another with --port, or leave it out for a free one\n`,
+      );
+      const json = await human('x', [
+        '--json',
+        'relay',
+        '--port',
+        String(port),
+        '--data',
+        join(root, 'd-port'),
+      ]);
+      expect(json).toMatchObject({ code: 1, stderr: '' });
+      expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'INVALID_ARGUMENT' } });
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('on a data folder another relay holds: INVALID_ARGUMENT, exit 1, saying so', {
+    timeout: 60_000,
+  }, async () => {
+    const data = join(root, 'd-held');
+    started.push(await startRelayProcess(data));
+    const port = String(await freePort());
+    const said = await human('x', ['relay', '--port', port, '--data', data]);
+    // Before: the relay's own line ("the data folder … is in use by another relay…"), exit 2.
+    expect(said).toMatchObject({ code: 1, stdout: '' });
+    expect(said.stderr).toMatch(
+      /^error INVALID_ARGUMENT: the relay did not start: the data folder .*d-held is in use by another relay: stop it first.*\n$/,
+    );
+    const json = await human('x', ['--json', 'relay', '--port', port, '--data', data]);
+    expect(json).toMatchObject({ code: 1, stderr: '' });
+    expect(JSON.parse(json.stdout)).toEqual({
+      error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('in use by another relay') },
+    });
+  });
+
+  it('with a bad setting: INVALID_ARGUMENT, with the relay’s reason', { timeout: 60_000 }, async () => {
+    const port = String(await freePort());
+    const said = await human('x', [
+      'relay',
+      '--port',
+      port,
+      '--data',
+      join(root, 'd-bad'),
+      '--store',
+      'bogus://x',
+    ]);
+    expect(said).toMatchObject({ code: 1, stdout: '' });
+    expect(said.stderr).toMatch(/^error INVALID_ARGUMENT: the relay did not start: config store: .*\n$/);
+  });
+
+  it('the demo, whose relay cannot start, says so in the same form', { timeout: 60_000 }, async () => {
+    const said = await human('x', ['demo'], { BACKCHANNEL_STORE: 'bogus://x' });
+    // Before: `error INTERNAL: unexpected error: relay exited with code 2: …`, exit 2.
+    expect(said.code).toBe(1);
+    expect(said.stderr).toMatch(/^error INVALID_ARGUMENT: the relay did not start: config store: .*\n$/);
+  });
+});
+
+describe('backchannel relay that starts', () => {
+  it('runs until stopped, and exits 0', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [BIN, 'relay', '--port', String(port), '--data', join(root, 'd-ok')],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    let ready = false;
+    for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
+      ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (!ready) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready, stderr).toBe(true);
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    expect(stderr).toBe('');
+  });
+});
