@@ -1,6 +1,6 @@
 import { randomNode } from '../src/sdk/random.node.ts';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -40,6 +40,20 @@ describe('sealed local store', () => {
     await r.put([['a', undefined]]);
     expect(await r.get('a')).toBeUndefined();
     r.close();
+  });
+
+  it("keeps the store's files to their owner (0600), a store made wider before included", async () => {
+    const path = tmp();
+    const s = SqliteLocalStore.open({ path, passphrase: 'owner only', kdf });
+    await s.put([['a', new Uint8Array([1])]]);
+    const mode = (f: string) => statSync(f).mode & 0o777;
+    expect(mode(path)).toBe(0o600);
+    expect(mode(`${path}-wal`)).toBe(0o600);
+    s.close();
+    chmodSync(path, 0o644);
+    const again = SqliteLocalStore.open({ path, passphrase: 'owner only' });
+    expect(mode(path)).toBe(0o600);
+    again.close();
   });
 
   it('lists the outbox in the order items were queued, also within one millisecond (property)', async () => {

@@ -7,7 +7,16 @@
  * Stores written before this format (one sealed row per entry in `entries`) are converted on open.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ClientError } from './errors.ts';
@@ -221,6 +230,7 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   static #openLocked(opts: OpenSqliteStoreOptions, lock: DeviceLock): SqliteLocalStore {
+    ownerOnly(opts.path);
     const db = new Database(opts.path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
@@ -457,4 +467,17 @@ function openOrThrow(box: SealedBox, aad: string, v: Uint8Array): Uint8Array {
   const out = box.open(aad, v);
   if (out === undefined) throw new ClientError('STORE_CORRUPT', `record ${aad} does not authenticate`);
   return out;
+}
+
+/**
+ * The store's files are the owner's alone (0600), as its directory is (0700): sealed or not,
+ * nobody else reads them. SQLite gives the WAL and shared-memory files the database file's mode,
+ * so creating that file 0600 covers them; a store made before this (0644) is tightened.
+ */
+function ownerOnly(path: string): void {
+  if (path === ':memory:' || path === '') return;
+  closeSync(openSync(path, 'a', 0o600));
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(f) && (statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+  }
 }
