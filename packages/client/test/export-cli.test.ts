@@ -127,3 +127,32 @@ describe('backchannel doc export', () => {
     expect(v).toMatchObject({ code: 0, json: { ok: true, agreed: false } });
   });
 });
+
+describe('backchannel attest and keys', () => {
+  it('refuse to overwrite files that exist, and replace them with --force', {
+    timeout: 120_000,
+  }, async () => {
+    const dir = mkdtempSync(join(root, 'proofs-'));
+    const att = join(dir, 'outreach.json');
+    const keys = join(dir, 'keys.json');
+    writeFileSync(keys, 'keys handed to a verifier earlier\n');
+
+    // --keys-out names a file that exists: nothing is written, the attestation included.
+    const refused = await cli('a', ['attest', 'outreach', ch, '--out', att, '--keys-out', keys]);
+    expect(refused).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    expect(refused.json.error?.message).toContain(keys);
+    expect(leftovers(dir, 'keys.json')).toEqual([]);
+    expect(readFileSync(keys, 'utf8')).toBe('keys handed to a verifier earlier\n');
+
+    await ok('a', ['attest', 'outreach', ch, '--out', att, '--keys-out', keys, '--force']);
+    expect(JSON.parse(readFileSync(keys, 'utf8'))).toHaveProperty('parties');
+    expect(readFileSync(att, 'utf8')).toContain(ch);
+    const again = await cli('a', ['attest', 'outreach', ch, '--out', att]);
+    expect(again).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+
+    const keysAgain = await cli('a', ['keys', ch, '--out', keys]);
+    expect(keysAgain).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    await ok('a', ['keys', ch, '--out', keys, '--force']);
+    expect(leftovers(dir, 'keys.json', 'outreach.json')).toEqual([]);
+  });
+});

@@ -1,5 +1,4 @@
 /** attest, verify, keys, witness, readout-commit/readout-reveal, receipt-check: proofs for the public. */
-import { writeFileSync } from 'node:fs';
 import { fromBase64url, parseEventId, toBase64url } from '@backchannel/protocol';
 import {
   type AttestationVerdict,
@@ -21,6 +20,7 @@ import {
 } from '../../sdk/proofs.ts';
 import type { GlobalOptions } from '../device.node.ts';
 import { EXIT, type Out, parseDuration, examples, readTextFile } from '../output.ts';
+import { refuseExisting, writeOutFile } from '../out-file.node.ts';
 import type { Runner } from './identity.ts';
 import { withChannel } from './talk.ts';
 import { witnessCommand } from './witness.ts';
@@ -155,8 +155,9 @@ export function proofsCommands(program: Command, run: Runner): void {
       '--at-size <n>',
       'prove against the checkpoint at this log size (e.g. the last one your witnesses co-signed)',
     )
-    .option('--out <file>', 'write the attestation here (default: print it)')
+    .option('--out <file>', 'write the attestation here, a new file unless --force (default: print it)')
     .option('--keys-out <file>', 'also write the public keys a verifier needs')
+    .option('--force', 'replace --out and --keys-out files that exist')
     .action(
       run(
         async (
@@ -167,6 +168,11 @@ export function proofsCommands(program: Command, run: Runner): void {
           opts: Record<string, string | undefined>,
         ) => {
           const req = toRequest(kind, opts);
+          const force = opts.force !== undefined;
+          refuseExisting(
+            [opts.out, opts.keysOut].filter((f): f is string => f !== undefined),
+            force,
+          );
           await withChannel(o, channel, async (ch, bc) => {
             const atSize = opts.atSize === undefined ? undefined : Number(opts.atSize);
             if (atSize !== undefined && !Number.isSafeInteger(atSize))
@@ -176,12 +182,13 @@ export function proofsCommands(program: Command, run: Runner): void {
             // Printed under --json: one line, like every other answer.
             if (opts.out === undefined)
               process.stdout.write(jsonSafe(o.json === true ? `${JSON.stringify(doc)}\n` : text));
-            else writeFileSync(opts.out, text);
+            else writeOutFile(opts.out, text, force);
             if (opts.keysOut !== undefined) {
               const k = publicKeysOf(bc, ch.view.state.parties);
-              writeFileSync(
+              writeOutFile(
                 opts.keysOut,
                 `${JSON.stringify(keysFile(k.parties, k.relayKeys, []), null, 2)}\n`,
+                force,
               );
             }
             if (opts.out !== undefined)
@@ -213,22 +220,31 @@ export function proofsCommands(program: Command, run: Runner): void {
     .addHelpText('after', examples('backchannel keys c_… --out keys.json'))
     .argument('<channel>', 'channel id')
     .option('--witness <vkey>', 'a witness cosignature key to require (repeatable)', collect)
-    .option('--out <file>', 'write here (default: print)')
+    .option('--out <file>', 'write here, a new file unless --force (default: print)')
+    .option('--force', 'replace the --out file if it exists')
     .action(
-      run(async (o: GlobalOptions, out: Out, channel: string, opts: { witness?: string[]; out?: string }) => {
-        await withChannel(o, channel, async (ch, bc) => {
-          const k = publicKeysOf(bc, ch.view.state.parties);
-          const file = keysFile(k.parties, k.relayKeys, opts.witness ?? []);
-          checkVkeys(file.witnesses, 'witness');
-          const text = `${JSON.stringify(file, null, 2)}\n`;
-          if (opts.out === undefined)
-            process.stdout.write(jsonSafe(o.json === true ? `${JSON.stringify(file)}\n` : text));
-          else {
-            writeFileSync(opts.out, text);
-            out.result({ file: opts.out }, () => `public keys written to ${opts.out}`);
-          }
-        });
-      }),
+      run(
+        async (
+          o: GlobalOptions,
+          out: Out,
+          channel: string,
+          opts: { witness?: string[]; out?: string; force?: boolean },
+        ) => {
+          if (opts.out !== undefined) refuseExisting([opts.out], opts.force === true);
+          await withChannel(o, channel, async (ch, bc) => {
+            const k = publicKeysOf(bc, ch.view.state.parties);
+            const file = keysFile(k.parties, k.relayKeys, opts.witness ?? []);
+            checkVkeys(file.witnesses, 'witness');
+            const text = `${JSON.stringify(file, null, 2)}\n`;
+            if (opts.out === undefined)
+              process.stdout.write(jsonSafe(o.json === true ? `${JSON.stringify(file)}\n` : text));
+            else {
+              writeOutFile(opts.out, text, opts.force === true);
+              out.result({ file: opts.out }, () => `public keys written to ${opts.out}`);
+            }
+          });
+        },
+      ),
     );
 
   program
@@ -313,7 +329,11 @@ export function proofsCommands(program: Command, run: Runner): void {
       "delivery bound to judge by (default: the one the channel's outreach stated)",
     )
     .option('--witness <vkey>', 'a witness whose cosignature dates the checkpoint (repeatable)', collect)
-    .option('--evidence-out <file>', 'write the evidence (receipt, checkpoint, entry, proof) here')
+    .option(
+      '--evidence-out <file>',
+      'write the evidence (receipt, checkpoint, entry, proof) here, a new file unless --force',
+    )
+    .option('--force', 'replace the --evidence-out file if it exists')
     .action(
       run(
         async (
@@ -321,8 +341,9 @@ export function proofsCommands(program: Command, run: Runner): void {
           out: Out,
           channel: string,
           event: string,
-          opts: { bound?: string; witness?: string[]; evidenceOut?: string },
+          opts: { bound?: string; witness?: string[]; evidenceOut?: string; force?: boolean },
         ) => {
+          if (opts.evidenceOut !== undefined) refuseExisting([opts.evidenceOut], opts.force === true);
           await withChannel(o, channel, async (ch, bc) => {
             await ch.sync();
             const r = await checkRelayReceipt(bc, ch.id, parseEventId(event), {
@@ -330,7 +351,7 @@ export function proofsCommands(program: Command, run: Runner): void {
               ...(opts.witness === undefined ? {} : { witnesses: opts.witness }),
             });
             if (r.evidence !== undefined && opts.evidenceOut !== undefined)
-              writeFileSync(opts.evidenceOut, `${JSON.stringify(r.evidence, null, 2)}\n`);
+              writeOutFile(opts.evidenceOut, `${JSON.stringify(r.evidence, null, 2)}\n`, opts.force === true);
             out.result({ event, ...r }, () => renderReceiptCheck(r.check));
             if (['dropped', 'delayed', 'backdated', 'invalid'].includes(r.check.kind))
               process.exitCode = EXIT.security;
