@@ -151,6 +151,15 @@ describe('the reference scenario from a terminal', () => {
     expect(s1read.json.error?.message).toContain('CERT_REVOKED');
     expect((await cli('a-staff1', ['send', ch, 'still here?'])).code).not.toBe(0);
     expect(s1.size).toBeGreaterThan(0);
+    // The other side's log shows the commit that removed it.
+    await ok('b-envoy', ['sync']);
+    const bAfter = Object.values(await ok('b-envoy', ['log', ch, '--limit', '100'])) as Array<{
+      status: string;
+      devicesRemoved?: string[];
+    }>;
+    expect(bAfter.filter((r) => r.devicesRemoved?.includes(String(invite1.device)))).toMatchObject([
+      { status: 'handshake', code: 'COMMIT_APPLIED' },
+    ]);
 
     // Step 6 — B attests "A reached out to us"; anyone verifies it offline with the public keys.
     const att = join(root, 'outreach.json');

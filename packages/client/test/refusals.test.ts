@@ -107,5 +107,19 @@ describe('log and watch lines of handshakes', () => {
     );
     expect(line('COMMIT_APPLIED')).toContain("— the channel's members or keys changed (an MLS commit)");
     expect(line('welcome')).toContain('— a Welcome: a device joins the channel');
+    const d = (c: string) => `d_${c.repeat(22)}` as DeviceId;
+    expect(
+      describeRecord({
+        seq: 9,
+        receivedAt: 0,
+        sender: d('A'),
+        status: 'handshake',
+        code: 'COMMIT_APPLIED',
+        devicesAdded: [d('B')],
+        devicesRemoved: [d('C'), d('D')],
+      }),
+    ).toBe(
+      `#9 1970-01-01T00:00:00.000Z ${d('A')} [handshake: COMMIT_APPLIED] — the channel's members or keys changed (an MLS commit): added ${d('B')}; removed ${d('C')}, ${d('D')}`,
+    );
   });
 });

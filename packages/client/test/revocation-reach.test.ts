@@ -69,6 +69,20 @@ describe('a revoked device', () => {
     await chB.sync();
     expect(members(chB)).not.toContain(staff.device);
     expect(members(chB)).toContain(minister.device);
+    // Each member's timeline says which device the commit removed (the remover's own included).
+    const removal = (ch: typeof chM) =>
+      ch.view.changes?.find((t) => !('event' in t) && t.devicesRemoved !== undefined);
+    await chM.sync();
+    expect(removal(chB)).toMatchObject({
+      status: 'handshake',
+      code: 'COMMIT_APPLIED',
+      devicesRemoved: [staff.device],
+    });
+    expect(removal(chM)).toMatchObject({
+      status: 'handshake',
+      code: 'OWN_COMMIT',
+      devicesRemoved: [staff.device],
+    });
 
     // What B sends now, the laptop can neither fetch (the relay refuses it) nor read.
     await chB.send({ kind: 'message', text: 'after the revocation' } as DraftEvent);

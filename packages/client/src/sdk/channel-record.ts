@@ -171,6 +171,9 @@ export type EventRecord =
       readonly sender: DeviceId;
       readonly status: 'unreadable' | 'handshake';
       readonly code: string;
+      /** An applied commit (COMMIT_APPLIED, OWN_COMMIT): the devices it added and removed, if any. */
+      readonly devicesAdded?: readonly DeviceId[];
+      readonly devicesRemoved?: readonly DeviceId[];
       /**
        * For BEFORE_JOIN: the id of the event the entry carries (its envelope's msgId, in the clear
        * and signed by its sender), so that later references to it are told from invalid ones.

@@ -946,10 +946,15 @@ export class Channel {
     const group = this.#group;
     if (body.kind === 'commit') {
       if (group === undefined || this.#rec.removed || body.epoch < group.epoch) {
+        // This device's own commit, applied when the relay took it: what it changed, for the log.
+        if (group !== undefined && !this.#rec.removed && body.sender === this.#ctx.identity.device)
+          return { ...base, status: 'handshake', code: 'OWN_COMMIT', ...membersOf(body) };
         return { ...base, status: 'handshake', code: 'COMMIT_SEEN' };
       }
-      if (body.sender === this.#ctx.identity.device && body.epoch === group.epoch)
-        return { ...base, status: 'handshake', code: await this.#ownCommit(entry.seq, body) };
+      if (body.sender === this.#ctx.identity.device && body.epoch === group.epoch) {
+        const code = await this.#ownCommit(entry.seq, body);
+        return { ...base, status: 'handshake', code, ...(code === 'COMMIT_APPLIED' ? membersOf(body) : {}) };
+      }
       try {
         const p = await group.process(body.mls);
         if (p.kind !== 'commit') return { ...base, status: 'handshake', code: 'NOT_A_COMMIT' };
@@ -957,7 +962,7 @@ export class Channel {
           return { ...base, status: 'handshake', code: 'MEMBERS_MISDECLARED' };
         }
         if (p.removedSelf) return { ...base, status: 'handshake', code: 'REMOVED_SELF' };
-        return { ...base, status: 'handshake', code: 'COMMIT_APPLIED' };
+        return { ...base, status: 'handshake', code: 'COMMIT_APPLIED', ...membersOf(body) };
       } catch (e) {
         return { ...base, status: 'handshake', code: errorCode(e) };
       }
@@ -1108,4 +1113,20 @@ function withView(draft: DraftEvent, synced: ChannelView): DraftEvent {
   // The state and its size come from one fold: the view is of exactly the entries folded.
   const lifecycle = synced.state.lifecycleHistory.at(-1)?.seq;
   return lifecycle === undefined ? draft : { ...draft, view: { seen: synced.size - 1, lifecycle } };
+}
+
+/**
+ * The devices an applied commit added and removed, as its envelope declares them (the caller has
+ * checked the declaration against the MLS commit, or made the commit itself): for the timeline.
+ */
+function membersOf(body: EnvelopeBody): {
+  devicesAdded?: readonly DeviceId[];
+  devicesRemoved?: readonly DeviceId[];
+} {
+  const add = body.members?.add ?? [];
+  const remove = body.members?.remove ?? [];
+  return {
+    ...(add.length > 0 ? { devicesAdded: add } : {}),
+    ...(remove.length > 0 ? { devicesRemoved: remove } : {}),
+  };
 }

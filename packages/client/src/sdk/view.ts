@@ -23,6 +23,12 @@ export interface ChannelView {
   readonly beforeJoin: number;
   /** The MLS epoch at which this device joined the channel. */
   readonly joinedEpoch: number;
+  /**
+   * Applied commits that added or removed devices (handshake records with `devicesAdded` or
+   * `devicesRemoved`), in transcript order: who joined and left, for the log. Not events: the
+   * reducer never sees them.
+   */
+  readonly changes?: readonly EventRecord[];
 }
 
 export class ViewState {
@@ -47,6 +53,7 @@ export class ViewState {
     // The timeline is append-only and shared between successive views (copying it on every
     // batch would make a long channel quadratic); older views are never kept.
     const timeline = this.view.timeline as EventRecord[];
+    const changes = (this.view.changes ?? []) as EventRecord[];
     let size = this.view.size;
     let beforeJoin = this.view.beforeJoin;
     for (const r of records) {
@@ -55,6 +62,8 @@ export class ViewState {
         beforeJoin++;
         if (r.id !== undefined) this.#earlier.set(r.id, r.seq);
       }
+      if (r.status === 'handshake' && (r.devicesAdded !== undefined || r.devicesRemoved !== undefined))
+        changes.push(r);
       if (r.status !== 'ok' && r.status !== 'rejected') continue;
       if (r.status === 'ok') {
         const v: VerifiedEvent = {
@@ -84,7 +93,7 @@ export class ViewState {
       }
     }
     return new ViewState(
-      { state, timeline, size, beforeJoin, joinedEpoch: this.view.joinedEpoch },
+      { state, timeline, size, beforeJoin, joinedEpoch: this.view.joinedEpoch, changes },
       this.#earlier,
       this.#unchecked,
     );

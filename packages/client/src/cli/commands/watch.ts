@@ -212,6 +212,7 @@ const UNREADABLE_WHY: Readonly<Record<string, string>> = {
   // Handshakes: what changed in the group, in words.
   COMMIT_APPLIED: "the channel's members or keys changed (an MLS commit)",
   COMMIT_SEEN: 'an MLS commit from before this device could apply it',
+  OWN_COMMIT: "this device's own commit: the channel's members or keys changed",
   REMOVED_SELF: 'this device was removed from the channel: it can no longer read or post here',
   MEMBERS_MISDECLARED: 'a commit that does not do what it declares: not applied',
   NOT_A_COMMIT: 'declared a commit but is none: not applied',
@@ -230,7 +231,11 @@ export function describe(r: EventRecord, party: (p: string) => string = (p) => p
   const one = inline;
   if (!('event' in r)) {
     const why = UNREADABLE_WHY[r.code];
-    return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]${why === undefined ? '' : ` — ${why}`}`;
+    const changed = [
+      ...(r.devicesAdded === undefined ? [] : [`added ${r.devicesAdded.join(', ')}`]),
+      ...(r.devicesRemoved === undefined ? [] : [`removed ${r.devicesRemoved.join(', ')}`]),
+    ];
+    return `#${r.seq} ${when} ${r.sender} [${r.status}: ${r.code}]${why === undefined ? '' : ` — ${why}`}${changed.length === 0 ? '' : `: ${changed.join('; ')}`}`;
   }
   const e = r.event;
   // `unchecked`: it answers an event from before this device joined, which it cannot read; the
@@ -338,7 +343,10 @@ export function watchCommands(program: Command, run: Runner): void {
             `--limit is a number of events, at least 1 (not ${opts.limit})`,
           );
         const { records, note, labels } = await withChannel(o, channel, async (ch, bc) => ({
-          records: ch.view.timeline.slice(-limit),
+          // Events, and the commits that added or removed devices, in transcript order.
+          records: [...ch.view.timeline.slice(-limit), ...(ch.view.changes ?? []).slice(-limit)]
+            .sort((x, y) => x.seq - y.seq)
+            .slice(-limit),
           note: joinNote(ch.record.joinedEpoch, ch.view.beforeJoin),
           labels: partyLabels(ch.view.state.parties, (p) => bc.partyName(p as PartyId)),
         }));
