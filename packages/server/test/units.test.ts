@@ -3,11 +3,12 @@
  * the PostgreSQL store's start deadline.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type DeviceId,
+  type PartyId,
   encodeEntry,
   keyPairFromSeed,
   nobleEd25519,
@@ -503,5 +504,31 @@ describe('device directory: revocations heard of', () => {
     const mark = dir.mark();
     dir.invalidate(d1);
     expect(dir.revokedSince(d1, mark)).toBe(false);
+  });
+});
+
+describe('embedded store files', () => {
+  it("are the operator's alone (0600), in a wider data folder and when made wider before", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bc-mode-'));
+    chmodSync(dir, 0o755);
+    const path = join(dir, 'relay.db');
+    const store = openSqliteStore({ path });
+    await store.write(async (tx) =>
+      tx.putCard({
+        party: 'p_AAAAAAAAAAAAAAAAAAAAAA' as PartyId,
+        rootPublicKey: new Uint8Array(32),
+        card: new Uint8Array(1),
+        issuedAt: 1,
+      }),
+    );
+    const mode = (f: string) => statSync(f).mode & 0o777;
+    expect(mode(path)).toBe(0o600);
+    expect(mode(`${path}-wal`)).toBe(0o600);
+    await store.close();
+    chmodSync(path, 0o644);
+    const again = openSqliteStore({ path });
+    expect(mode(path)).toBe(0o600);
+    await again.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });

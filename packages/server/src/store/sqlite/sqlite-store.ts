@@ -6,6 +6,7 @@
  */
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { NodeRef, StoredNode } from '@backchannel/protocol/transcript';
+import { chmodSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { Mutex } from '../mutex.ts';
 import type {
@@ -423,6 +424,7 @@ export class SqliteStore implements Store {
 
   constructor(opts: SqliteStoreOptions) {
     const memory = opts.path === ':memory:';
+    if (!memory) ownerOnly(opts.path);
     const setup = new BetterSqlite3(opts.path);
     setup.pragma('journal_mode = WAL');
     // Durability: a commit returns only after the WAL is fsynced. Never weaken this.
@@ -575,4 +577,16 @@ function writeError(e: unknown): unknown {
 
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(opts);
+}
+
+/**
+ * The database's files are the relay operator's alone (0600), even in a data folder made wider
+ * than the relay would make it (0700): they hold who talks to whom and when. SQLite gives the WAL
+ * and shared-memory files the database file's mode; files made wider before are tightened.
+ */
+function ownerOnly(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(f) && (statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+  }
 }
