@@ -18,7 +18,11 @@ import {
   treeRoot,
   verifyCosignatures,
 } from '@backchannel/protocol/transcript';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { keepEvidence } from '../src/cli/commands/witness.ts';
 import { newWitnessState, type WitnessSource, witnessRound } from '../src/sdk/witness.ts';
 
 const CHANNEL = 'c_AAAAAAAAAAAAAAAAAAAAAA';
@@ -332,5 +336,18 @@ describe('witness', () => {
         proof: consistencyProof(2, 3, c.tree.read).map((p) => Buffer.from(p).toString('base64url')),
       }),
     ).toMatchObject({ valid: false });
+  });
+});
+
+describe('witness fork evidence files', () => {
+  it('never replace an earlier one of the same name, and are this user’s only', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bc-evidence-'));
+    const first = keepEvidence(dir, 'fork-c_x-1', 'first\n');
+    const second = keepEvidence(dir, 'fork-c_x-1', 'second\n');
+    expect(second).not.toBe(first);
+    expect(readFileSync(first, 'utf8')).toBe('first\n');
+    expect(readFileSync(second, 'utf8')).toBe('second\n');
+    expect(statSync(first).mode & 0o777).toBe(0o600);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

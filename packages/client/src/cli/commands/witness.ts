@@ -138,8 +138,11 @@ export function witnessCommand(program: Command, run: Runner): void {
                 if (ev.kind === 'fork') {
                   forked = true;
                   mkdirSync(evidenceDir, { recursive: true });
-                  const path = join(evidenceDir, `fork-${ev.channel}-${ev.evidence.detectedAt}.json`);
-                  writeFileSync(path, `${JSON.stringify(ev.evidence, null, 2)}\n`);
+                  const path = keepEvidence(
+                    evidenceDir,
+                    `fork-${ev.channel}-${ev.evidence.detectedAt}`,
+                    `${JSON.stringify(ev.evidence, null, 2)}\n`,
+                  );
                   process.stderr.write(
                     `${inline(
                       `ALARM witness ${state.name}: channel ${ev.channel}: ${ev.evidence.reason}; evidence written to ${path}`,
@@ -177,4 +180,20 @@ export function witnessCommand(program: Command, run: Runner): void {
         },
       ),
     );
+}
+
+/**
+ * Writes fork evidence to a new file (0600) and returns its path: never over an earlier one, even
+ * one with the same name (two forks of a channel in one millisecond; a clock set back).
+ */
+export function keepEvidence(dir: string, stem: string, text: string): string {
+  for (let n = 0; ; n++) {
+    const path = join(dir, n === 0 ? `${stem}.json` : `${stem}-${n}.json`);
+    try {
+      writeFileSync(path, text, { flag: 'wx', mode: 0o600 });
+      return path;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
 }
