@@ -478,6 +478,11 @@ function ownerOnly(path: string): void {
   if (path === ':memory:' || path === '') return;
   closeSync(openSync(path, 'a', 0o600));
   for (const f of [path, `${path}-wal`, `${path}-shm`]) {
-    if (existsSync(f) && (statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    if (!existsSync(f) || (statSync(f).mode & 0o077) === 0) continue;
+    try {
+      chmodSync(f, 0o600);
+    } catch {
+      // Another user's file this process may use but not chmod (EPERM): it keeps its mode.
+    }
   }
 }

@@ -587,6 +587,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
 function ownerOnly(path: string): void {
   closeSync(openSync(path, 'a', 0o600));
   for (const f of [path, `${path}-wal`, `${path}-shm`]) {
-    if (existsSync(f) && (statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    if (!existsSync(f) || (statSync(f).mode & 0o077) === 0) continue;
+    try {
+      chmodSync(f, 0o600);
+    } catch {
+      // Another user's file this process may use but not chmod (EPERM): it keeps its mode.
+    }
   }
 }
