@@ -92,10 +92,11 @@ describe.skipIf(!up)('backchannel relay --store postgres:// --fanout nats://', (
     const info = await c1.get('/v1/relay');
     expect(info.body.store).toBe('postgres');
 
-    // Its own freshly made key: refused, with the reason and without the database URL.
+    // Its own freshly made key: refused, with the reason and without the database URL (the CLI
+    // reports a relay that cannot start as a typed error: bad configuration, exit 1).
     const wrong = cliRelay(d2, await freePort(), store, fanout);
-    expect(await wrong.exited).toBe(2);
-    expect(wrong.stderr).toMatch(/checkpoint key/);
+    expect(await wrong.exited).toBe(1);
+    expect(wrong.stderr).toMatch(/^error INVALID_ARGUMENT: the relay did not start: .*checkpoint key/m);
     expect(wrong.stderr).not.toContain(PG_URL);
 
     // With the cluster's key it joins and serves what node 1 wrote.
@@ -130,7 +131,7 @@ describe.skipIf(!up)('backchannel relay --store postgres:// --fanout nats://', (
       `from ${String(info.body.vkey)}\nto ${String(rotated.vkey)}\n`,
     );
     const stale = cliRelay(d2, await freePort(), store, fanout);
-    expect(await stale.exited).toBe(2);
-    expect(stale.stderr).toMatch(/checkpoint key/);
+    expect(await stale.exited).toBe(1);
+    expect(stale.stderr).toMatch(/^error INVALID_ARGUMENT: the relay did not start: .*checkpoint key/m);
   }, 120_000);
 });
