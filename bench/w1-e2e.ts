@@ -368,6 +368,8 @@ try {
       { add: kps.map((k) => k.device as never), remove: [] },
       [B.party as never],
     );
+    // The Welcome waits in b's outbox (Channel.commit leaves the flush to its caller).
+    await b.outbox.flush();
     await b2.checkInbox();
     const chB2 = await b2.channel(chA.id);
     const tSync = performance.now();
