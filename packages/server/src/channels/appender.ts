@@ -260,16 +260,15 @@ export class Appender {
       }
       await this.#d.store.write(async (tx) => {
         /** With a shared store: each sender's record as the store holds it now (see below). */
-        let senders: Map<DeviceId, DeviceRecord | undefined> | undefined;
+        let senders: Map<DeviceId, DeviceRecord> | undefined;
         if (this.#d.store.shared) {
           // Other nodes append too: one writer per channel, and the head is read under the lock.
           await tx.lockChannels([...ids.keys()], ids);
           // A revocation written through another node reaches this one over the fan-out, which
           // may lose it (then this node's directory holds the old record for up to its TTL). Read
-          // in this transaction, after the lock, every revocation committed before is seen.
-          const distinct = [...new Set(batch.map((p) => p.input.sender.device))];
-          const recs = await Promise.all(distinct.map((d) => tx.getDevice(d)));
-          senders = new Map(distinct.map((d, i) => [d, recs[i]] as const));
+          // in this transaction, after the lock, every revocation committed before is seen, and
+          // one committed later waits for this batch (ordered after it).
+          senders = await tx.shareDevices([...new Set(batch.map((p) => p.input.sender.device))]);
         }
         for (const p of batch) {
           try {

@@ -168,6 +168,13 @@ export interface WriteTx extends ReadTx {
     channels: readonly ChannelId[],
     readAhead?: ReadonlyMap<ChannelId, readonly string[]>,
   ): Promise<void>;
+  /**
+   * These devices' records as committed now (absent ones left out), held against change until the
+   * transaction ends: on a shared store, a revocation or re-registration of one of them waits for
+   * this transaction, so what it appends is ordered before that change (an embedded store has one
+   * writer already). One round trip for all of them.
+   */
+  shareDevices(devices: readonly DeviceId[]): Promise<Map<DeviceId, DeviceRecord>>;
   putCard(rec: CardRecord): Promise<void>;
   /** Inserts or replaces the device (its revocation, once set, is kept). */
   putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void>;

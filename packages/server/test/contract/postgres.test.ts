@@ -128,6 +128,58 @@ describe.skipIf(!up)('postgres', () => {
       await Promise.all([a.close(), b.close()]);
     });
 
+    it('holds the devices an append batch read until it ends: a revocation waits, then is seen (shareDevices)', async () => {
+      const [a, b] = await twoNodes('bc_share');
+      const party = 'p_share' as PartyId;
+      const device = 'd_share' as DeviceId;
+      await a.write((tx) =>
+        tx.putDevice({
+          device,
+          party,
+          publicKey: new Uint8Array(32),
+          role: 'staff',
+          notBefore: 1,
+          notAfter: 10_000,
+          certificate: new Uint8Array(100),
+        }),
+      );
+      const order: string[] = [];
+      let inside!: () => void;
+      const entered = new Promise<void>((r) => {
+        inside = r;
+      });
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const batch = a.write(async (tx) => {
+        const got = await tx.shareDevices([device]);
+        order.push(`batch read revokedAt=${got.get(device)?.revokedAt}`);
+        inside();
+        await gate;
+        order.push('batch commits');
+      });
+      await entered;
+      const revoke = b
+        .write((tx) => tx.putRevocation({ party, device, revokedAt: 50, revocation: new Uint8Array(80) }))
+        .then(() => order.push('revocation committed'));
+      // Give the revocation every chance to commit first: it must not, while the batch holds the row.
+      await new Promise((r) => setTimeout(r, 300));
+      order.push('released');
+      release();
+      await Promise.all([batch, revoke]);
+      expect(order).toEqual([
+        'batch read revokedAt=undefined',
+        'released',
+        'batch commits',
+        'revocation committed',
+      ]);
+      // The next batch sees it.
+      const after = await a.write((tx) => tx.shareDevices([device]));
+      expect(after.get(device)?.revokedAt).toBe(50);
+      await Promise.all([a.close(), b.close()]);
+    });
+
     describe('a transaction whose connection is lost', () => {
       /** A trigger that ends its own connection (as a crash or restart of PostgreSQL would) when `when` holds. */
       async function killConnectionOn(schema: string, table: string, when: string): Promise<void> {

@@ -94,6 +94,24 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.read((tx) => tx.listRevocations(party))).toHaveLength(1);
     });
 
+    it('reads many devices in a write transaction at once, leaving out unknown ones (shareDevices)', async () => {
+      const party = id('p_') as PartyId;
+      const d1 = deviceRec(party);
+      const d2 = deviceRec(party, { role: 'admin' });
+      await store.write(async (tx) => {
+        await tx.putDevice(d1);
+        await tx.putDevice(d2);
+        await tx.putRevocation({ party, device: d2.device, revokedAt: 40, revocation: bytes(80) });
+      });
+      const unknown = id('d_') as DeviceId;
+      const got = await store.write((tx) => tx.shareDevices([d1.device, unknown, d2.device]));
+      expect([...got.keys()].sort()).toEqual([d1.device, d2.device].sort());
+      expect(got.get(d1.device)?.revokedAt).toBeUndefined();
+      expect(got.get(d2.device)?.revokedAt).toBe(40);
+      expect([...(got.get(d1.device)?.publicKey ?? [])]).toEqual([...d1.publicKey]);
+      expect((await store.write((tx) => tx.shareDevices([]))).size).toBe(0);
+    });
+
     it('marks a device revoked before it registers', async () => {
       const party = id('p_') as PartyId;
       const d = deviceRec(party);

@@ -572,6 +572,18 @@ class PgTx implements WriteTx {
     );
   }
 
+  async shareDevices(devices: readonly DeviceId[]): Promise<Map<DeviceId, DeviceRecord>> {
+    if (devices.length === 0) return new Map();
+    const list = [...devices];
+    // FOR SHARE: a revocation (UPDATE devices) waits for this transaction; under READ COMMITTED a
+    // revocation committed while this statement waited is the version it locks and returns.
+    const rows = await this.#run(
+      (sql) =>
+        sql<DeviceRow[]>`SELECT * FROM devices WHERE device = ANY(${list}::text[]) ORDER BY device FOR SHARE`,
+    );
+    return new Map(rows.map((r) => [r.device as DeviceId, toDevice(r)] as const));
+  }
+
   async putRevocation(rec: RevocationRecord): Promise<void> {
     await this.#run(
       (sql) => sql`

@@ -272,6 +272,13 @@ class SqliteTx implements WriteTx {
     // BEGIN IMMEDIATE: this connection is the database's only writer already.
   }
 
+  async shareDevices(devices: readonly DeviceId[]): Promise<Map<DeviceId, DeviceRecord>> {
+    // The only writer: nothing can change these records before this transaction ends.
+    if (devices.length === 0) return new Map();
+    const rows = (await this.#x.all('getDevicesIn', JSON.stringify(devices))) as DeviceRow[];
+    return new Map(rows.map((r) => [r.device as DeviceId, toDevice(r)] as const));
+  }
+
   async putCard(rec: CardRecord): Promise<void> {
     this.#x.run('putCard', rec.party, rec.rootPublicKey, rec.card, rec.issuedAt);
   }

@@ -9,6 +9,8 @@ import type { Database, Statement } from 'better-sqlite3';
 export const SQL = {
   getCard: 'SELECT party, root_public_key, card, issued_at FROM parties WHERE party = ?',
   getDevice: 'SELECT * FROM devices WHERE device = ?',
+  // Many devices in one statement: a JSON array of their ids.
+  getDevicesIn: 'SELECT * FROM devices WHERE device IN (SELECT value FROM json_each(?))',
   listDevices: 'SELECT * FROM devices WHERE party = ? ORDER BY device',
   listRevocations: 'SELECT * FROM revocations WHERE party = ? ORDER BY device',
   countKeyPackages:
