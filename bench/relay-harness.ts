@@ -17,7 +17,7 @@ import {
   decodeEntry,
   encodeContactCard,
   encodeDeviceCertificate,
-  eventIdFrom,
+  sequencedEventId,
   issueDeviceCertificate,
   type KeyPair,
   keyPairFromSeed,
@@ -340,6 +340,16 @@ export function newChannel(): ChannelId {
   return channelIdFrom(randomBytes(16));
 }
 
+/** Each sender's msgId counter per channel, from a random start: ids as the SDK makes them. */
+const msgIdCounters = new Map<string, number>();
+
+function nextMsgId(sender: Device, channel: ChannelId) {
+  const key = `${sender.device} ${channel}`;
+  const n = msgIdCounters.get(key) ?? randomBytes(6).readUIntBE(0, 6);
+  msgIdCounters.set(key, n + 1);
+  return sequencedEventId(n, randomBytes(10));
+}
+
 export function envelopeFrom(
   sender: Device,
   channel: ChannelId,
@@ -353,7 +363,7 @@ export function envelopeFrom(
       v: 1,
       channel,
       sender: sender.device,
-      msgId: eventIdFrom(randomBytes(16)),
+      msgId: nextMsgId(sender, channel),
       epoch,
       kind,
       mls: randomBytes(mlsBytes),

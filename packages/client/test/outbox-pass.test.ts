@@ -2,6 +2,7 @@
  * One outbox pass posts what is queued while it runs (a steady sender is not held up by the end
  * of each pass), removes what the relay acknowledged, and loses or repeats nothing.
  */
+import { fromBase64url } from '@backchannel/protocol';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
 import { inProcessRelay, openChannel } from './in-process.ts';
@@ -53,6 +54,47 @@ describe('outbox pass', () => {
       await chA.send({ kind: 'message', text: 'm7' } as DraftEvent);
       expect(await a.outbox.pending()).toBe(1);
       expect(await a.outbox.flush()).toEqual({ sent: 1, rejected: 0, pending: 0 });
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it("numbers a device's msgIds in a channel one after another, from a random start, the rest random", async () => {
+    const world = inProcessRelay('bc-outbox-ids-');
+    const a = await world.device('A');
+    const b = await world.device('B');
+    try {
+      const { chA, chB } = await openChannel(a, b);
+      const from = chB.record.nextSeq;
+      await chA.sendMany([0, 1, 2, 3, 4].map((i) => ({ kind: 'message', text: `m${i}` }) as DraftEvent));
+      await a.outbox.flush();
+      await chB.sync();
+      const ids = chB.view.timeline.flatMap((e) =>
+        e.seq >= from && 'event' in e && e.event.kind === 'message' ? [e.event.id as string] : [],
+      );
+      expect(ids).toHaveLength(5);
+      const bytes = ids.map((id) => fromBase64url(id.slice(2)));
+      const counters = bytes.map((b) => b.subarray(0, 6).reduce((n, x) => n * 256 + x, 0));
+      for (let i = 1; i < counters.length; i++)
+        expect(counters[i]).toBe(((counters[0] as number) + i) % 2 ** 48);
+      // The last 10 bytes are fresh randomness for each id.
+      expect(new Set(bytes.map((b) => Buffer.from(b.subarray(6)).toString('hex'))).size).toBe(5);
+      // Another device starts elsewhere (a random start, not 0 or a shared clock).
+      await chB.send({ kind: 'message', text: 'from b' } as DraftEvent);
+      await b.outbox.flush();
+      await chA.sync();
+      const theirs = chA.view.timeline.flatMap((e) =>
+        'event' in e && e.event.kind === 'message' && (e.event as { text: string }).text === 'from b'
+          ? [
+              fromBase64url((e.event.id as string).slice(2))
+                .subarray(0, 6)
+                .reduce((n, x) => n * 256 + x, 0),
+            ]
+          : [],
+      );
+      expect(theirs).toHaveLength(1);
+      expect(Math.abs((theirs[0] as number) - (counters[0] as number))).toBeGreaterThan(1_000);
     } finally {
       a.close();
       b.close();

@@ -194,6 +194,8 @@ export {
   deviceIdFromKey,
   type EventId,
   eventIdFrom,
+  EVENT_ID_COUNTER_SPAN,
+  sequencedEventId,
   isId,
   type PartyId,
   parseChannelId,

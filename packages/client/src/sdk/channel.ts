@@ -18,11 +18,12 @@ import {
   type EnvelopeBody,
   envelopeSignedMessage,
   type EventId,
-  eventIdFrom,
+  EVENT_ID_COUNTER_SPAN,
   MAX_EVENT_BYTES,
   openSealedEvent,
   parseEvent,
   sealEvent,
+  sequencedEventId,
   type PartyId,
   type SignatureSuite,
   type SignedEnvelope,
@@ -95,6 +96,8 @@ export class Channel {
   >;
   /** The join.context adopted commits of this device still owe (OwedDisclosure): store key → it. */
   readonly #owed: Map<string, OwedDisclosure>;
+  /** The counter of this channel's next msgId (sequencedEventId), from a random start. */
+  #idCounter: number | undefined;
 
   private constructor(
     ctx: EngineContext,
@@ -114,6 +117,20 @@ export class Channel {
       pending.map(([k, postedAt]) => [k, { epoch: pendingCommitEpoch(k), since: 0, postedAt }]),
     );
     this.#owed = new Map(owed);
+  }
+
+  /**
+   * The id of this device's next envelope in this channel: ids made one after another share
+   * their first characters (the relay's index takes them side by side), the rest is random.
+   */
+  #nextMsgId(): EventId {
+    if (this.#idCounter === undefined) {
+      const start = this.#ctx.random(6);
+      this.#idCounter = start.reduce((n, byte) => n * 256 + byte, 0);
+    }
+    const n = this.#idCounter;
+    this.#idCounter = (n + 1) % EVENT_ID_COUNTER_SPAN;
+    return sequencedEventId(n, this.#ctx.random(10));
   }
 
   static async load(ctx: EngineContext, id: ChannelId): Promise<Channel> {
@@ -259,7 +276,7 @@ export class Channel {
     let state = this.#view.view.state;
     const synced = this.#view.view;
     for (const draft of drafts) {
-      const id = eventIdFrom(this.#ctx.random(16));
+      const id = this.#nextMsgId();
       const now = this.#ctx.now();
       const event = { ...withView(draft, synced), v: 1, id, at: now } as ChannelEvent;
       // What every receiver checks (the event schema, one event's size): an event it would
@@ -344,10 +361,10 @@ export class Channel {
       let welcome: PendingCommit['welcome'];
       try {
         const made = await make(group);
-        const msgId = eventIdFrom(this.#ctx.random(16));
+        const msgId = this.#nextMsgId();
         const env = this.#sign({ kind: 'commit', msgId, epoch, mls: made.commit, members });
         if (made.welcome !== undefined) {
-          const id = eventIdFrom(this.#ctx.random(16));
+          const id = this.#nextMsgId();
           const w = this.#sign({
             kind: 'welcome',
             msgId: id,
