@@ -217,6 +217,15 @@ describe('init is all or nothing', () => {
       'again',
     ]);
     expect(revokedAgain).toMatchObject({ revoked: first?.device, alreadyRevoked: { reason: 'left' } });
+    // Times in --json are milliseconds since 1970, as everywhere else in the CLI's JSON.
+    const earlier = revokedAgain as unknown as { alreadyRevoked: { revokedAt: unknown } };
+    expect(typeof earlier.alreadyRevoked.revokedAt).toBe('number');
+    expect(Math.abs((earlier.alreadyRevoked.revokedAt as number) - Date.now())).toBeLessThan(600_000);
+    const listed = (await ok('dup-admin', ['device', 'list'])) as unknown as Array<{
+      device: string;
+      revokedAt?: unknown;
+    }>;
+    expect(listed.find((d) => d.device === first?.device)?.revokedAt).toBe(earlier.alreadyRevoked.revokedAt);
   });
 
   it('an enrollment that could not reach the relay can be retried with the same invite', async () => {
@@ -568,6 +577,7 @@ describe('on an open channel', () => {
 describe('arguments checked before anything is sent', () => {
   it('an outreach to one’s own party, a heartbeat interval of 0, a --limit that is not a number, an unknown role', async () => {
     const self = await cli('a', ['card', 'show']);
+    expect(typeof (self.json as { issuedAt?: unknown }).issuedAt).toBe('number');
     const own = await cli('a', ['outreach', String(self.json.party), '--note', 'hello me']);
     expect(own).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
     expect(own.json.error?.message).toContain('your own party');

@@ -273,7 +273,7 @@ export function identityCommands(program: Command, run: Runner): void {
             role: d.role,
             state: d.state,
             revoked: d.state === 'revoked',
-            ...(d.revokedAt === undefined ? {} : { revokedAt: new Date(d.revokedAt).toISOString() }),
+            ...(d.revokedAt === undefined ? {} : { revokedAt: d.revokedAt }),
             ...(d.reason === undefined ? {} : { reason: d.reason }),
             self: d.device === bc.identity.device,
           }));
@@ -285,7 +285,7 @@ export function identityCommands(program: Command, run: Runner): void {
                     r.state === 'active'
                       ? ''
                       : r.state === 'revoked'
-                        ? `  REVOKED ${r.revokedAt ?? ''}${r.reason ? ` (${inline(r.reason)})` : ''}`
+                        ? `  REVOKED ${r.revokedAt === undefined ? '' : new Date(r.revokedAt).toISOString()}${r.reason ? ` (${inline(r.reason)})` : ''}`
                         : `  ${r.state.toUpperCase()}`
                   }`,
               )
@@ -322,14 +322,14 @@ export function identityCommands(program: Command, run: Runner): void {
           await bc.revokeDevice(deviceId, opts.reason);
           const earlier =
             before?.state === 'revoked' && before.revokedAt !== undefined
-              ? { revokedAt: new Date(before.revokedAt).toISOString(), reason: before.reason ?? null }
+              ? { revokedAt: before.revokedAt, reason: before.reason ?? null }
               : undefined;
           out.result(
             { revoked: deviceId, ...(earlier === undefined ? {} : { alreadyRevoked: earlier }) },
             () =>
               earlier === undefined
                 ? `device ${deviceId} revoked and removed from its channels`
-                : `device ${deviceId} was already revoked on ${earlier.revokedAt}${earlier.reason === null ? '' : ` (${inline(earlier.reason)})`}: that revocation stands, the new reason is not recorded; its removal from its channels is done`,
+                : `device ${deviceId} was already revoked on ${new Date(earlier.revokedAt).toISOString()}${earlier.reason === null ? '' : ` (${inline(earlier.reason)})`}: that revocation stands, the new reason is not recorded; its removal from its channels is done`,
           );
         } finally {
           bc.close();
@@ -378,13 +378,13 @@ export function identityCommands(program: Command, run: Runner): void {
             name: c.value.body.displayName,
             relays: c.value.body.relays,
             devices: c.value.body.devices.length,
-            issuedAt: new Date(c.value.body.issuedAt).toISOString(),
+            issuedAt: c.value.body.issuedAt,
             fingerprint: fingerprint(c.value.body.rootPublicKey),
           };
           out.result(
             v,
             (x: typeof v) =>
-              `${inline(x.name)} (${x.party})\nrelays: ${x.relays.map(inline).join(', ')}\nissued ${x.issuedAt}\nfingerprint ${x.fingerprint}`,
+              `${inline(x.name)} (${x.party})\nrelays: ${x.relays.map(inline).join(', ')}\nissued ${new Date(x.issuedAt).toISOString()}\nfingerprint ${x.fingerprint}`,
           );
         } finally {
           bc.close();
