@@ -272,12 +272,16 @@ export class Appender {
         }
         for (const p of batch) {
           try {
+            let input = p.input;
             if (senders !== undefined) {
-              const rec = senders.get(p.input.sender.device);
+              const rec = senders.get(input.sender.device);
               const status = rec === undefined ? 'DEVICE_UNKNOWN' : deviceStatus(rec, now);
               if (status !== undefined) throw new RelayError(status, 'the envelope sender may not post now');
+              // The record as the store holds it (its role may have changed through another node).
+              // Same device id, same key: the id is derived from the key the envelope verified under.
+              input = { ...input, sender: rec as DeviceRecord };
             }
-            p.outcome = await this.#apply(tx, works, ids, inbox, p.input, now);
+            p.outcome = await this.#apply(tx, works, ids, inbox, input, now);
           } catch (e) {
             if (!(e instanceof RelayError)) throw e;
             p.outcome = e;

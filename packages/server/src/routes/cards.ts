@@ -3,6 +3,7 @@ import {
   constantTimeEqual,
   decodeContactCard,
   decodeDeviceCertificate,
+  type DeviceCertificate,
   type DeviceId,
   type PartyId,
   verifyDeviceCertificate,
@@ -123,14 +124,20 @@ async function registerCardDevices(
   now: number,
 ): Promise<DeviceId[]> {
   const out: DeviceId[] = [];
+  const valid: Array<{ cert: DeviceCertificate; bytes: Uint8Array }> = [];
   for (const bytes of certs) {
     const cert = decodeDeviceCertificate(bytes);
     if (!cert.ok) continue;
     const check = verifyDeviceCertificate(cert.value, { rootPublicKey, now, suite: deps.suite });
-    if (!check.ok) continue;
-    if ((await tx.getDevice(cert.value.body.device)) === undefined) continue;
+    if (check.ok) valid.push({ cert: cert.value, bytes });
+  }
+  // All of them at once, first: one device at a time, in the card's order, could wait in a cycle
+  // with an append batch on another relay node that holds some of them (a shared store).
+  await tx.lockDevices(valid.map((v) => v.cert.body.device));
+  for (const { cert, bytes } of valid) {
+    if ((await tx.getDevice(cert.body.device)) === undefined) continue;
     try {
-      out.push(await registerCertificate(tx, cert.value, bytes));
+      out.push(await registerCertificate(tx, cert, bytes));
     } catch (e) {
       if (!(e instanceof RelayError)) throw e;
     }

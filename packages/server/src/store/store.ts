@@ -171,10 +171,16 @@ export interface WriteTx extends ReadTx {
   /**
    * These devices' records as committed now (absent ones left out), held against change until the
    * transaction ends: on a shared store, a revocation or re-registration of one of them waits for
-   * this transaction, so what it appends is ordered before that change (an embedded store has one
-   * writer already). One round trip for all of them.
+   * this transaction, so what it appends is ordered before that change, and one under way is
+   * waited for and seen (an embedded store has one writer already). One round trip for all.
    */
   shareDevices(devices: readonly DeviceId[]): Promise<Map<DeviceId, DeviceRecord>>;
+  /**
+   * Holds these devices' records for a change until the transaction ends (putDevice and
+   * putRevocation hold their own device): call it first in a transaction that changes several,
+   * so that its locks are taken in the one global order and never wait on another's in a cycle.
+   */
+  lockDevices(devices: readonly DeviceId[]): Promise<void>;
   putCard(rec: CardRecord): Promise<void>;
   /** Inserts or replaces the device (its revocation, once set, is kept). */
   putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void>;

@@ -4,7 +4,14 @@
  * writers on both nodes, consistent checkpoints, and catch-up from the store when NATS loses
  * messages.
  */
-import { type ChannelId, decodeEntry, fromBase64url, toBase64url } from '@backchannel/protocol';
+import {
+  type ChannelId,
+  decodeEntry,
+  encodeDeviceCertificate,
+  fromBase64url,
+  issueDeviceCertificate,
+  toBase64url,
+} from '@backchannel/protocol';
 import { leafHash, rootOfLeaves, verifyConsistency } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFanout, encodeFanout } from '../../src/fanout/fanout-codec.ts';
@@ -258,6 +265,50 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     // Nothing of it was logged: the channel holds its opening commit only.
     const log = await entriesOf(n2, ch, b);
     expect(log.size).toBe(1);
+  });
+
+  it("a role changed through another node, its fan-out lost, is the role this node's append batch goes by", async () => {
+    const E = makeParty('E2');
+    const e = makeDevice(E, 'e', 'admin');
+    const e2 = makeDevice(E, 'e2', 'staff');
+    await n1.caller.publishParty(E, [e, e2]);
+    const ch = newChannel();
+    // Node 2 authenticates e as an admin for this post, and keeps that record (its directory's TTL).
+    expect((await n2.caller.append(e, commit(e, ch, 0, [e2]))).status).toBe(201);
+    // E's root demotes e to staff (a new certificate for the same key), written through another
+    // node whose fan-out message never reaches node 2.
+    const now = Date.now();
+    const demoted = issueDeviceCertificate({
+      rootSecretKey: E.root.secretKey,
+      rootPublicKey: E.root.publicKey,
+      devicePublicKey: e.kp.publicKey,
+      name: 'e',
+      role: 'staff',
+      notBefore: now,
+      notAfter: now + 3_600_000,
+    });
+    const other = await openPostgresStore({ url: PG_URL, schema, max: 1 });
+    try {
+      await other.write((tx) =>
+        tx.putDevice({
+          device: e.device,
+          party: E.party,
+          publicKey: e.kp.publicKey,
+          role: 'staff',
+          notBefore: now,
+          notAfter: now + 3_600_000,
+          certificate: encodeDeviceCertificate(demoted),
+        }),
+      );
+    } finally {
+      await other.close();
+    }
+    // Removing a device takes a manager: staff may not, whatever node 2's directory still holds.
+    const refused = await n2.caller.append(e, commit(e, ch, 1, [], [e2]));
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ error: { code: 'ROLE_FORBIDDEN' } });
+    expect((refused.body as { error: { message: string } }).error.message).toContain('staff');
+    expect((await entriesOf(n2, ch, e)).size).toBe(1);
   });
 
   it('a signed request used on one node is a replay on the other (the cluster shares its replay record)', async () => {

@@ -180,6 +180,56 @@ describe.skipIf(!up)('postgres', () => {
       await Promise.all([a.close(), b.close()]);
     });
 
+    it('holds several devices for a change at once (lockDevices): a batch waits and sees the whole change', async () => {
+      const [a, b] = await twoNodes('bc_lockdev');
+      const party = 'p_lockdev' as PartyId;
+      const rec = (device: DeviceId, role: 'staff' | 'admin') => ({
+        device,
+        party,
+        publicKey: new Uint8Array(32),
+        role,
+        notBefore: 1,
+        notAfter: 10_000,
+        certificate: new Uint8Array(100),
+      });
+      const d1 = 'd_lockdev1' as DeviceId;
+      const d2 = 'd_lockdev2' as DeviceId;
+      await a.write(async (tx) => {
+        await tx.putDevice(rec(d1, 'staff'));
+        await tx.putDevice(rec(d2, 'staff'));
+      });
+      const order: string[] = [];
+      let inside!: () => void;
+      const entered = new Promise<void>((r) => {
+        inside = r;
+      });
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      // A card's renewal: both devices held first (given in either order), then changed one by one.
+      const change = a.write(async (tx) => {
+        await tx.lockDevices([d2, d1]);
+        inside();
+        await gate;
+        await tx.putDevice(rec(d2, 'admin'));
+        await tx.putDevice(rec(d1, 'admin'));
+        order.push('change commits');
+      });
+      await entered;
+      const batch = b
+        .write((tx) => tx.shareDevices([d1, d2]))
+        .then((got) => {
+          order.push(`batch read ${got.get(d1)?.role}/${got.get(d2)?.role}`);
+        });
+      await new Promise((r) => setTimeout(r, 300));
+      order.push('released');
+      release();
+      await Promise.all([change, batch]);
+      expect(order).toEqual(['released', 'change commits', 'batch read admin/admin']);
+      await Promise.all([a.close(), b.close()]);
+    });
+
     describe('a transaction whose connection is lost', () => {
       /** A trigger that ends its own connection (as a crash or restart of PostgreSQL would) when `when` holds. */
       async function killConnectionOn(schema: string, table: string, when: string): Promise<void> {

@@ -562,6 +562,7 @@ class PgTx implements WriteTx {
   }
 
   async putDevice(rec: Omit<DeviceRecord, 'revokedAt'>): Promise<void> {
+    await this.lockDevices([rec.device]);
     await this.#run(
       (sql) => sql`
       INSERT INTO devices (device, party, public_key, role, not_before, not_after, certificate, revoked_at)
@@ -572,19 +573,44 @@ class PgTx implements WriteTx {
     );
   }
 
+  /*
+   * Device locks: transaction-scoped advisory locks, one per device id, in one global order (by
+   * lock key). A change to a device's record (putDevice, putRevocation, lockDevices) takes its lock
+   * exclusive; an append batch takes its senders' shared (shareDevices), so a change waits for the
+   * batches that read the record before it, and a batch that waits for a change reads its result.
+   * Advisory rather than row locks: nothing is written to the devices' rows for each batch (a
+   * FOR SHARE would write a lock marker and, with several nodes, a MultiXact every time).
+   */
+  async lockDevices(devices: readonly DeviceId[]): Promise<void> {
+    if (devices.length === 0) return;
+    const list = [...devices];
+    await this.#run(
+      (sql) => sql`
+        SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':device'), k)
+        FROM (SELECT DISTINCT hashtext(d) AS k FROM unnest(${list}::text[]) AS d ORDER BY k) AS keys`,
+    );
+  }
+
   async shareDevices(devices: readonly DeviceId[]): Promise<Map<DeviceId, DeviceRecord>> {
     if (devices.length === 0) return new Map();
     const list = [...devices];
-    // FOR SHARE: a revocation (UPDATE devices) waits for this transaction; under READ COMMITTED a
-    // revocation committed while this statement waited is the version it locks and returns.
-    const rows = await this.#run(
-      (sql) =>
-        sql<DeviceRow[]>`SELECT * FROM devices WHERE device = ANY(${list}::text[]) ORDER BY device FOR SHARE`,
-    );
+    const rows = await this.#run(async (sql) => {
+      const lock = sql`
+        SELECT pg_advisory_xact_lock_shared(hashtext(current_schema() || ':device'), k)
+        FROM (SELECT DISTINCT hashtext(d) AS k FROM unnest(${list}::text[]) AS d ORDER BY k) AS keys`;
+      // Pipelined behind the locks on the same connection: under READ COMMITTED this statement
+      // takes its snapshot when it starts, once the locks are held, so it sees the latest change.
+      const recs = sql<DeviceRow[]>`SELECT * FROM devices WHERE device = ANY(${list}::text[])`;
+      const [l, r] = await Promise.allSettled([lock, recs]);
+      if (l.status === 'rejected') throw l.reason;
+      if (r.status === 'rejected') throw r.reason;
+      return r.value;
+    });
     return new Map(rows.map((r) => [r.device as DeviceId, toDevice(r)] as const));
   }
 
   async putRevocation(rec: RevocationRecord): Promise<void> {
+    await this.lockDevices([rec.device]);
     await this.#run(
       (sql) => sql`
       INSERT INTO revocations (device, party, revoked_at, revocation)

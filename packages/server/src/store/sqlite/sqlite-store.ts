@@ -272,6 +272,10 @@ class SqliteTx implements WriteTx {
     // BEGIN IMMEDIATE: this connection is the database's only writer already.
   }
 
+  async lockDevices(_devices: readonly DeviceId[]): Promise<void> {
+    // The only writer: nothing else changes a record before this transaction ends.
+  }
+
   async shareDevices(devices: readonly DeviceId[]): Promise<Map<DeviceId, DeviceRecord>> {
     // The only writer: nothing can change these records before this transaction ends.
     if (devices.length === 0) return new Map();
