@@ -17,7 +17,8 @@ import {
   decodeEntry,
   encodeContactCard,
   encodeDeviceCertificate,
-  sequencedEventId,
+  EVENT_ID_RUN_LENGTH,
+  eventIdInRun,
   issueDeviceCertificate,
   type KeyPair,
   keyPairFromSeed,
@@ -340,14 +341,18 @@ export function newChannel(): ChannelId {
   return channelIdFrom(randomBytes(16));
 }
 
-/** Each sender's msgId counter per channel, from a random start: ids as the SDK makes them. */
-const msgIdCounters = new Map<string, number>();
+/** Each sender's msgId run per channel (as the SDK makes them: a random run per 64 ids). */
+const msgIdRuns = new Map<string, { run: Uint8Array; left: number }>();
 
 function nextMsgId(sender: Device, channel: ChannelId) {
   const key = `${sender.device} ${channel}`;
-  const n = msgIdCounters.get(key) ?? randomBytes(6).readUIntBE(0, 6);
-  msgIdCounters.set(key, n + 1);
-  return sequencedEventId(n, randomBytes(10));
+  let r = msgIdRuns.get(key);
+  if (r === undefined || r.left === 0) {
+    r = { run: randomBytes(4), left: EVENT_ID_RUN_LENGTH };
+    msgIdRuns.set(key, r);
+  }
+  r.left--;
+  return eventIdInRun(r.run, randomBytes(12));
 }
 
 export function envelopeFrom(

@@ -162,5 +162,8 @@ export function when(t: number | undefined): string {
 }
 
 export function shortId(id: string): string {
+  // An event id's first characters are its run, shared by a device's ids sent one after another
+  // (docs/PROTOCOL.md §6): its random end tells events apart.
+  if (id.startsWith('e_') && id.length > 12) return `e_…${id.slice(-8)}`;
   return id.length > 12 ? `${id.slice(0, 10)}…` : id;
 }

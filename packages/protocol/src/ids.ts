@@ -63,28 +63,24 @@ export function eventIdFrom(random16: Uint8Array): EventId {
   return `e_${toBase64url(random16.subarray(0, 16))}` as EventId;
 }
 
-/** 2^48: the counter of a sequenced event id wraps here. */
-export const EVENT_ID_COUNTER_SPAN = 2 ** 48;
+/** How many event ids a device makes in one run (eventIdInRun) before it draws a new run. */
+export const EVENT_ID_RUN_LENGTH = 64;
 
 /**
- * An event id for a device's next message: 6 bytes of a counter (`n` modulo 2^48, big-endian)
- * and then 10 random bytes. Ids a device makes one after another share their first characters,
- * so a store's index on them (the relay's idempotency index on (channel, msgId)) takes each new
- * one beside the last instead of on a random page: about half of the pages a batch commit
- * writes, at W1's size. 80 random bits keep an id unguessable (no one can take a device's next
- * id first). Start the counter at a random value: it then tells no one anything (the relay
- * sees the messages arrive in order anyway). Same format as eventIdFrom: readers never parse it.
+ * An event id for a device's next envelope: 4 bytes naming its current run, then 12 random
+ * bytes. A device draws a random run and uses it for its next EVENT_ID_RUN_LENGTH ids, so the
+ * ids it makes one after another sit together in a store's index on them (the relay's
+ * idempotency index on (channel, msgId)) instead of each on a random page: about 40 % fewer
+ * pages per batch commit at W1's size. Nothing counts: two ids tell no one how many envelopes
+ * came between them, only, when they share a run, that they are of one run of at most 64.
+ * 96 random bits keep an id unguessable (no one can take a device's next id first).
+ * Same format as eventIdFrom: readers never parse it.
  */
-export function sequencedEventId(n: number, random10: Uint8Array): EventId {
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new RangeError('event id counter must be a non-negative integer');
-  if (random10.length < 10) throw new RangeError('a sequenced event id takes 10 random bytes');
+export function eventIdInRun(run4: Uint8Array, random12: Uint8Array): EventId {
+  if (run4.length < 4) throw new RangeError('an event id run takes 4 bytes');
+  if (random12.length < 12) throw new RangeError('an event id in a run takes 12 random bytes');
   const b = new Uint8Array(16);
-  let c = n % EVENT_ID_COUNTER_SPAN;
-  for (let i = 5; i >= 0; i--) {
-    b[i] = c % 256;
-    c = Math.floor(c / 256);
-  }
-  b.set(random10.subarray(0, 10), 6);
+  b.set(run4.subarray(0, 4), 0);
+  b.set(random12.subarray(0, 12), 4);
   return eventIdFrom(b);
 }

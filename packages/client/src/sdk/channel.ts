@@ -18,12 +18,12 @@ import {
   type EnvelopeBody,
   envelopeSignedMessage,
   type EventId,
-  EVENT_ID_COUNTER_SPAN,
+  EVENT_ID_RUN_LENGTH,
+  eventIdInRun,
   MAX_EVENT_BYTES,
   openSealedEvent,
   parseEvent,
   sealEvent,
-  sequencedEventId,
   type PartyId,
   type SignatureSuite,
   type SignedEnvelope,
@@ -96,8 +96,8 @@ export class Channel {
   >;
   /** The join.context adopted commits of this device still owe (OwedDisclosure): store key → it. */
   readonly #owed: Map<string, OwedDisclosure>;
-  /** The counter of this channel's next msgId (sequencedEventId), from a random start. */
-  #idCounter: number | undefined;
+  /** The run of this channel's next msgIds (eventIdInRun) and how many ids it has left. */
+  #idRun: { readonly run: Uint8Array; left: number } | undefined;
 
   private constructor(
     ctx: EngineContext,
@@ -120,17 +120,14 @@ export class Channel {
   }
 
   /**
-   * The id of this device's next envelope in this channel: ids made one after another share
-   * their first characters (the relay's index takes them side by side), the rest is random.
+   * The id of this device's next envelope in this channel: ids made one after another share a
+   * random run (the relay's index takes them side by side), the rest is random.
    */
   #nextMsgId(): EventId {
-    if (this.#idCounter === undefined) {
-      const start = this.#ctx.random(6);
-      this.#idCounter = start.reduce((n, byte) => n * 256 + byte, 0);
-    }
-    const n = this.#idCounter;
-    this.#idCounter = (n + 1) % EVENT_ID_COUNTER_SPAN;
-    return sequencedEventId(n, this.#ctx.random(10));
+    if (this.#idRun === undefined || this.#idRun.left === 0)
+      this.#idRun = { run: this.#ctx.random(4), left: EVENT_ID_RUN_LENGTH };
+    this.#idRun.left--;
+    return eventIdInRun(this.#idRun.run, this.#ctx.random(12));
   }
 
   static async load(ctx: EngineContext, id: ChannelId): Promise<Channel> {
