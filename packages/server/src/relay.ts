@@ -99,6 +99,8 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
     metrics,
     onError: (e) => log.error({ err: { message: (e as Error).message } }, 'append batch failed'),
     revokedSince: (device, mark) => directory.revokedSince(device, mark),
+    senderChanged: (rec) =>
+      directory.invalidate(rec.device, rec.revokedAt !== undefined && rec.revokedAt <= now()),
   });
   const limiters = {
     device: new RateLimiter(config.rateLimits.device),

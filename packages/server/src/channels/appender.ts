@@ -67,6 +67,12 @@ export interface AppenderDeps {
   readonly onError?: (e: unknown) => void;
   /** Whether the device was revoked since a mark (DeviceDirectory.revokedSince). */
   readonly revokedSince?: (device: DeviceId, mark: number) => boolean;
+  /**
+   * A shared store's batch read a sender's record and found it changed from the one this node
+   * authenticated it with (another node wrote the change, its fan-out message lost): the
+   * directory forgets its copy and, for a revocation, closes the device's sockets here.
+   */
+  readonly senderChanged?: (rec: DeviceRecord) => void;
 }
 
 interface ChannelState {
@@ -119,6 +125,16 @@ function receiptBody(p: Pending, o: { seq: number; receivedAt: number }): RelayR
     seq: o.seq,
     receivedAt: o.receivedAt,
   };
+}
+
+/** Whether a device's record differs in what the relay acts on (revocation, validity, role). */
+function changed(was: DeviceRecord, now: DeviceRecord): boolean {
+  return (
+    was.revokedAt !== now.revokedAt ||
+    was.role !== now.role ||
+    was.notBefore !== now.notBefore ||
+    was.notAfter !== now.notAfter
+  );
 }
 
 const MAX_STATE_CACHE = 10_000;
@@ -275,6 +291,7 @@ export class Appender {
             let input = p.input;
             if (senders !== undefined) {
               const rec = senders.get(input.sender.device);
+              if (rec !== undefined && changed(input.sender, rec)) this.#d.senderChanged?.(rec);
               const status = rec === undefined ? 'DEVICE_UNKNOWN' : deviceStatus(rec, now);
               if (status !== undefined) throw new RelayError(status, 'the envelope sender may not post now');
               // The record as the store holds it (its role may have changed through another node).

@@ -245,6 +245,11 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     const ch = newChannel();
     // Node 2 authenticates c for this post: it holds c's record now (for its directory's TTL).
     expect((await n2.caller.append(c, commit(c, ch, 0, [b]))).status).toBe(201);
+    // c also reads the channel live on node 2 (its socket re-reads c's record every 15 s only).
+    const ws = new HubClient(n2.core);
+    await ws.auth(c);
+    await ws.subscribe(ch, 0);
+    await ws.waitForEntries(ch, 1);
     // Another node records the revocation, and its fan-out message never reaches node 2.
     const other = await openPostgresStore({ url: PG_URL, schema, max: 1 });
     try {
@@ -265,6 +270,10 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     // Nothing of it was logged: the channel holds its opening commit only.
     const log = await entriesOf(n2, ch, b);
     expect(log.size).toBe(1);
+    // What the batch read, node 2 now acts on: c's socket is closed at once, not 15 s later.
+    const deadline = Date.now() + 3_000;
+    while (ws.closed === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(ws.closed).toBe(4403);
   });
 
   it("a role changed through another node, its fan-out lost, is the role this node's append batch goes by", async () => {
