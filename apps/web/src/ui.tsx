@@ -162,8 +162,13 @@ export function when(t: number | undefined): string {
 }
 
 export function shortId(id: string): string {
-  // An event id's first characters are its run, shared by a device's ids sent one after another
-  // (docs/PROTOCOL.md §6): its random end tells events apart.
-  if (id.startsWith('e_') && id.length > 12) return `e_…${id.slice(-8)}`;
   return id.length > 12 ? `${id.slice(0, 10)}…` : id;
+}
+
+/**
+ * A message's id (an envelope's msgId) in short: its first characters are its run, shared by the
+ * ids a device sends one after another (docs/PROTOCOL.md §6), so its random end tells them apart.
+ */
+export function shortMsgId(id: string): string {
+  return id.length > 12 ? `e_…${id.slice(-8)}` : id;
 }

@@ -21,6 +21,7 @@ import { leafHash } from '@backchannel/protocol/transcript';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeEntryFast } from '../src/channels/entry-codec.ts';
+import { isTransientPgError } from '../src/store/postgres/pg-errors.ts';
 import { signReceipts } from '../src/channels/receipt-codec.ts';
 import {
   ConfigError,
@@ -530,5 +531,27 @@ describe('embedded store files', () => {
     expect(mode(path)).toBe(0o600);
     await again.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('PostgreSQL failures a client may retry (isTransientPgError)', () => {
+  it('retries lost connections, restarts, a full lock table, deadlocks and serialization conflicts only', () => {
+    const transient = [
+      'ECONNREFUSED',
+      'CONNECTION_CLOSED',
+      '08006',
+      '57P01',
+      '57P03',
+      '53300',
+      '53200',
+      '40001',
+      '40P01',
+    ];
+    const fatal = ['23505', '42P01', '42703', '22P02', 'XX000', '0A000'];
+    for (const code of transient) expect(isTransientPgError({ code }), code).toBe(true);
+    for (const code of fatal) expect(isTransientPgError({ code }), code).toBe(false);
+    expect(isTransientPgError(new Error('no code'))).toBe(false);
+    expect(isTransientPgError(undefined)).toBe(false);
+    expect(isTransientPgError({ code: 7 })).toBe(false);
   });
 });

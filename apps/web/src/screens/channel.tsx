@@ -10,7 +10,16 @@ import {
 } from '@backchannel/client/browser';
 import { type ReactNode, useEffect, useRef, useState } from 'react';
 import { answerable, badgeOf, unreadIds } from '../model.ts';
-import { ActionButton, ConfirmAction, Link, shortId, StatusBadge, useSession, when } from '../ui.tsx';
+import {
+  ActionButton,
+  ConfirmAction,
+  Link,
+  shortId,
+  shortMsgId,
+  StatusBadge,
+  useSession,
+  when,
+} from '../ui.tsx';
 import { PartyName, useChannels } from './channels.tsx';
 import { ChannelMembers, JoinNote, StateLostNote } from './channel-members.tsx';
 import { LivenessChart, TrackChart } from './charts.tsx';
@@ -108,7 +117,7 @@ function Composer(props: { ch: Channel; track: string }): ReactNode {
                 <option value="">— choose —</option>
                 {targets.map((r) => (
                   <option key={r.event.id} value={r.event.id}>
-                    {r.event.kind}: {'title' in r.event ? r.event.title : shortId(r.event.id)}
+                    {r.event.kind}: {'title' in r.event ? r.event.title : shortMsgId(r.event.id)}
                   </option>
                 ))}
               </select>

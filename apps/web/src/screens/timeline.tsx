@@ -5,7 +5,7 @@ import { memo, type ReactNode, useState } from 'react';
 /** Events rendered at first and per "earlier" click: a few screens, so the first paint stays fast. */
 const PAGE = 60;
 import { isReadable, type Readable } from '../model.ts';
-import { shortId, when } from '../ui.tsx';
+import { shortId, shortMsgId, when } from '../ui.tsx';
 
 /** Renders a party id through the caller (it knows names); plain id otherwise. */
 export type NameOf = (party: string) => string;
@@ -64,7 +64,7 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
       return (
         <>
           <p className="title">
-            Response ({e.stance}) to {shortId(e.to)}
+            Response ({e.stance}) to {shortMsgId(e.to)}
           </p>
           <p className="text" dir="auto">
             {e.text}

@@ -286,12 +286,17 @@ export class Appender {
           // one committed later waits for this batch (ordered after it).
           senders = await tx.shareDevices([...new Set(batch.map((p) => p.input.sender.device))]);
         }
+        /** Senders whose change this batch reported already (once each). */
+        const told = new Set<DeviceId>();
         for (const p of batch) {
           try {
             let input = p.input;
             if (senders !== undefined) {
               const rec = senders.get(input.sender.device);
-              if (rec !== undefined && changed(input.sender, rec)) this.#d.senderChanged?.(rec);
+              if (rec !== undefined && !told.has(rec.device) && changed(input.sender, rec)) {
+                told.add(rec.device);
+                this.#d.senderChanged?.(rec);
+              }
               const status = rec === undefined ? 'DEVICE_UNKNOWN' : deviceStatus(rec, now);
               if (status !== undefined) throw new RelayError(status, 'the envelope sender may not post now');
               // The record as the store holds it (its role may have changed through another node).

@@ -131,11 +131,18 @@ async function registerCardDevices(
     const check = verifyDeviceCertificate(cert.value, { rootPublicKey, now, suite: deps.suite });
     if (check.ok) valid.push({ cert: cert.value, bytes });
   }
+  // Only devices registered under this party are renewed: a card may name any device key, and
+  // its publisher must not hold another party's devices locked.
+  const ours: typeof valid = [];
+  for (const v of valid) {
+    const rec = await tx.getDevice(v.cert.body.device);
+    if (rec !== undefined && rec.party === v.cert.body.party) ours.push(v);
+  }
   // All of them at once, first: one device at a time, in the card's order, could wait in a cycle
   // with an append batch on another relay node that holds some of them (a shared store).
-  await tx.lockDevices(valid.map((v) => v.cert.body.device));
-  for (const { cert, bytes } of valid) {
-    if ((await tx.getDevice(cert.body.device)) === undefined) continue;
+  // registerCertificate reads each again under its lock.
+  await tx.lockDevices(ours.map((v) => v.cert.body.device));
+  for (const { cert, bytes } of ours) {
     try {
       out.push(await registerCertificate(tx, cert, bytes));
     } catch (e) {

@@ -43,6 +43,9 @@ export async function registerCertificate(
   bytes: Uint8Array,
 ): Promise<DeviceId> {
   const b = cert.body;
+  // Held until the transaction ends, before the checks read the record (a shared store: a
+  // renewal or revocation on another node waits, and one under way is seen).
+  await tx.lockDevices([b.device]);
   const prev = await tx.getDevice(b.device);
   if (prev !== undefined && prev.party !== b.party) {
     throw new RelayError('CERT_WRONG_PARTY', 'this device is registered under another party');
@@ -251,6 +254,7 @@ export function deviceRoutes(app: RelayApp, deps: AppDeps): void {
       if (!verifyRevocation(r, card.rootPublicKey)) {
         throw new RelayError('SIG_INVALID', 'revocation signature does not verify under the party root key');
       }
+      await tx.lockDevices([r.body.device]);
       const dev = await tx.getDevice(r.body.device);
       if (dev !== undefined && dev.party !== r.body.party) {
         throw new RelayError('CERT_WRONG_PARTY', 'this device belongs to another party');

@@ -1,6 +1,7 @@
 /**
  * Which PostgreSQL failures are transient: the server is unreachable, restarting, out of
- * connections, or aborted the transaction to break a deadlock or a serialization conflict.
+ * connections or of lock-table room, or aborted the transaction to break a deadlock or a
+ * serialization conflict.
  * Those become STORE_UNAVAILABLE (HTTP 503 + Retry-After): nothing was committed, retry.
  * Anything else stays an internal error (a bug or a broken schema, not something to retry).
  */
@@ -30,6 +31,7 @@ const SQLSTATES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now (starting up, recovering)
   '53300', // too_many_connections
+  '53200', // out_of_memory: also a full lock table (max_locks_per_transaction), freed as others end
   '40001', // serialization_failure
   '40P01', // deadlock_detected
 ]);
