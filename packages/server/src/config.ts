@@ -128,6 +128,13 @@ export const configSchema = z.strictObject({
         .positive()
         .default(5 * 60_000),
       replayCacheEntries: z.number().int().positive().default(200_000),
+      /**
+       * How long a node acts on its cached copy of a device's record (certificate, revocation)
+       * before reading it again. Unset: 30 s with SQLite (every change passes through this node),
+       * 5 s on a shared store, where it bounds how long a request by a device revoked through
+       * another node is still served when the fan-out lost that news (appends are checked anyway).
+       */
+      deviceCacheMs: z.number().int().min(0).max(300_000).optional(),
     })
     .prefault({}),
   batch: z

@@ -79,7 +79,9 @@ export function createRelay(o: RelayCoreOptions): RelayCore {
         : o.previousSeed,
   );
   const nodeCache = new NodeCache();
-  const directory = new DeviceDirectory(store);
+  const directory = new DeviceDirectory(store, {
+    ttlMs: config.auth.deviceCacheMs ?? (store.shared ? 5_000 : 30_000),
+  });
   const verifier: Verifier =
     o.verifier ?? (config.verifyThreads > 0 ? new VerifyPool(config.verifyThreads) : inlineVerifier(suite));
   const auth = new Authenticator(directory, verifier, {

@@ -276,6 +276,36 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     expect(ws.closed).toBe(4403);
   });
 
+  it("a revocation another node wrote, its fan-out lost, ends the device's requests here within auth.deviceCacheMs", async () => {
+    const n3 = await startNode({ schema, subject, seed, config: { auth: { deviceCacheMs: 300 } } });
+    try {
+      const F = makeParty('F2');
+      const f = makeDevice(F, 'f', 'admin');
+      await n1.caller.publishParty(F, [f]);
+      // Node 3 authenticates f and keeps its record (for 300 ms here; 5 s by default on a cluster).
+      expect((await n3.caller.get('/v1/inbox', f)).status).toBe(200);
+      const other = await openPostgresStore({ url: PG_URL, schema, max: 1 });
+      try {
+        await other.write((tx) =>
+          tx.putRevocation({
+            party: F.party,
+            device: f.device,
+            revokedAt: Date.now() - 1_000,
+            revocation: revocationOf(f),
+          }),
+        );
+      } finally {
+        await other.close();
+      }
+      await new Promise((r) => setTimeout(r, 400));
+      const refused = await n3.caller.get('/v1/inbox', f);
+      expect(refused.status).toBe(403);
+      expect(refused.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
+    } finally {
+      await n3.close();
+    }
+  });
+
   it("a role changed through another node, its fan-out lost, is the role this node's append batch goes by", async () => {
     const E = makeParty('E2');
     const e = makeDevice(E, 'e', 'admin');
