@@ -1,6 +1,7 @@
 /**
  * Branded identifiers. Each is a prefix plus 22 base64url characters (16 bytes):
- * party and device ids are derived from their public keys, the others are random.
+ * party and device ids are derived from their public keys, event ids made by a device come in
+ * runs (eventIdInRun), the others are random.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, toBase64url, utf8 } from './bytes/index.ts';

@@ -280,10 +280,10 @@ export class Appender {
         if (this.#d.store.shared) {
           // Other nodes append too: one writer per channel, and the head is read under the lock.
           await tx.lockChannels([...ids.keys()], ids);
-          // A revocation written through another node reaches this one over the fan-out, which
-          // may lose it (then this node's directory holds the old record for up to its TTL). Read
-          // in this transaction, after the lock, every revocation committed before is seen, and
-          // one committed later waits for this batch (ordered after it).
+          // A revocation or role change written through another node reaches this one over the
+          // fan-out, which may lose it (then this node's directory holds the old record for up to
+          // its TTL). Read in this transaction, after the lock, every change committed before is
+          // seen, and one committed later waits for this batch (ordered after it).
           senders = await tx.shareDevices([...new Set(batch.map((p) => p.input.sender.device))]);
         }
         /** Senders whose change this batch reported already (once each). */

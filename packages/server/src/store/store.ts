@@ -226,7 +226,8 @@ export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /**
    * True when other relay nodes may write the same database: state cached between
-   * transactions (channel heads, members) must be re-read under lockChannels().
+   * transactions (channel heads, members) must be re-read under lockChannels(), and senders'
+   * device records under shareDevices().
    */
   readonly shared: boolean;
   /**
