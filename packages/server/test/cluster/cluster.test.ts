@@ -16,6 +16,7 @@ import { leafHash, rootOfLeaves, verifyConsistency } from '@backchannel/protocol
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFanout, encodeFanout } from '../../src/fanout/fanout-codec.ts';
 import { openPostgresStore } from '../../src/store/postgres/pg-store.ts';
+import type { WriteTx } from '../../src/store/store.ts';
 import {
   type AppendBody,
   commit,
@@ -38,6 +39,16 @@ const seed = seedOf('cluster relay key');
 
 const rootOf = (note: string) => Buffer.from(note.split('\n')[2] as string, 'base64');
 const sizeOf = (note: string) => Number(note.split('\n')[1]);
+
+/** A write made straight into PostgreSQL, as another relay node whose fan-out message is lost. */
+async function throughAnotherNode(fn: (tx: WriteTx) => Promise<unknown>): Promise<void> {
+  const other = await openPostgresStore({ url: PG_URL, schema, max: 1 });
+  try {
+    await other.write(fn);
+  } finally {
+    await other.close();
+  }
+}
 
 describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
   let n1: Node;
@@ -251,19 +262,14 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
     await ws.subscribe(ch, 0);
     await ws.waitForEntries(ch, 1);
     // Another node records the revocation, and its fan-out message never reaches node 2.
-    const other = await openPostgresStore({ url: PG_URL, schema, max: 1 });
-    try {
-      await other.write((tx) =>
-        tx.putRevocation({
-          party: C.party,
-          device: c.device,
-          revokedAt: Date.now() - 1_000,
-          revocation: revocationOf(c),
-        }),
-      );
-    } finally {
-      await other.close();
-    }
+    await throughAnotherNode((tx) =>
+      tx.putRevocation({
+        party: C.party,
+        device: c.device,
+        revokedAt: Date.now() - 1_000,
+        revocation: revocationOf(c),
+      }),
+    );
     const refused = await n2.caller.append(c, envelope(c, ch));
     expect(refused.status).toBe(403);
     expect(refused.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });
@@ -284,19 +290,14 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
       await n1.caller.publishParty(F, [f]);
       // Node 3 authenticates f and keeps its record (for 300 ms here; 5 s by default on a cluster).
       expect((await n3.caller.get('/v1/inbox', f)).status).toBe(200);
-      const other = await openPostgresStore({ url: PG_URL, schema, max: 1 });
-      try {
-        await other.write((tx) =>
-          tx.putRevocation({
-            party: F.party,
-            device: f.device,
-            revokedAt: Date.now() - 1_000,
-            revocation: revocationOf(f),
-          }),
-        );
-      } finally {
-        await other.close();
-      }
+      await throughAnotherNode((tx) =>
+        tx.putRevocation({
+          party: F.party,
+          device: f.device,
+          revokedAt: Date.now() - 1_000,
+          revocation: revocationOf(f),
+        }),
+      );
       await new Promise((r) => setTimeout(r, 400));
       const refused = await n3.caller.get('/v1/inbox', f);
       expect(refused.status).toBe(403);
@@ -326,22 +327,17 @@ describe.skipIf(!up)('two relay nodes on PostgreSQL + NATS', () => {
       notBefore: now,
       notAfter: now + 3_600_000,
     });
-    const other = await openPostgresStore({ url: PG_URL, schema, max: 1 });
-    try {
-      await other.write((tx) =>
-        tx.putDevice({
-          device: e.device,
-          party: E.party,
-          publicKey: e.kp.publicKey,
-          role: 'staff',
-          notBefore: now,
-          notAfter: now + 3_600_000,
-          certificate: encodeDeviceCertificate(demoted),
-        }),
-      );
-    } finally {
-      await other.close();
-    }
+    await throughAnotherNode((tx) =>
+      tx.putDevice({
+        device: e.device,
+        party: E.party,
+        publicKey: e.kp.publicKey,
+        role: 'staff',
+        notBefore: now,
+        notAfter: now + 3_600_000,
+        certificate: encodeDeviceCertificate(demoted),
+      }),
+    );
     // Removing a device takes a manager: staff may not, whatever node 2's directory still holds.
     const refused = await n2.caller.append(e, commit(e, ch, 1, [], [e2]));
     expect(refused.status).toBe(403);

@@ -9,6 +9,19 @@ import postgres from 'postgres';
 import type { ChannelId, DeviceId, PartyId } from '@backchannel/protocol';
 import type { CardRecord } from '../../src/store/store.ts';
 
+/** A transaction that signals once it is inside (`inside` → `entered`) and waits for `release`. */
+function latch() {
+  let inside!: () => void;
+  const entered = new Promise<void>((r) => {
+    inside = r;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  return { entered, inside, gate, release };
+}
+
 const up = await servicesUp('contract/postgres.test.ts', ['postgres']);
 const schemas: string[] = [];
 
@@ -96,14 +109,7 @@ describe.skipIf(!up)('postgres', () => {
       const [a, b] = await twoNodes('bc_lock');
       const channel = 'c_lock' as ChannelId;
       const order: string[] = [];
-      let inside!: () => void;
-      const entered = new Promise<void>((r) => {
-        inside = r;
-      });
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
+      const { entered, inside, gate, release } = latch();
       const first = a.write(async (tx) => {
         await tx.lockChannels([channel]);
         order.push('a in');
@@ -144,14 +150,7 @@ describe.skipIf(!up)('postgres', () => {
         }),
       );
       const order: string[] = [];
-      let inside!: () => void;
-      const entered = new Promise<void>((r) => {
-        inside = r;
-      });
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
+      const { entered, inside, gate, release } = latch();
       const batch = a.write(async (tx) => {
         const got = await tx.shareDevices([device]);
         order.push(`batch read revokedAt=${got.get(device)?.revokedAt}`);
@@ -199,14 +198,7 @@ describe.skipIf(!up)('postgres', () => {
         await tx.putDevice(rec(d2, 'staff'));
       });
       const order: string[] = [];
-      let inside!: () => void;
-      const entered = new Promise<void>((r) => {
-        inside = r;
-      });
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
+      const { entered, inside, gate, release } = latch();
       // A card's renewal: both devices held first (given in either order), then changed one by one.
       const change = a.write(async (tx) => {
         await tx.lockDevices([d2, d1]);
