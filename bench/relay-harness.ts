@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { openSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -120,8 +120,10 @@ export async function spawnRelay(
       : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_RELAY_PROF}`];
   // BENCH_RELAY_NODE_ARGS: extra node flags for the relay process (e.g. V8 heap sizing), space-separated.
   const extra = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const stdout = process.env.BENCH_RELAY_STDOUT;
   const child = spawn(process.execPath, [...prof, ...extra, ...relayEntry], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    // BENCH_RELAY_STDOUT=FILE: the relay's stdout there (V8's --trace-opt and the like print to it).
+    stdio: ['ignore', stdout === undefined ? 'ignore' : openSync(stdout, 'w'), 'pipe'],
     env: {
       ...process.env,
       PORT: String(port),
