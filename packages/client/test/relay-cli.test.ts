@@ -5,7 +5,7 @@
  * the relay's own bare line. A relay that starts runs until it is stopped, as before.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,5 +115,65 @@ describe('backchannel relay that starts', () => {
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
     expect(stderr).toBe('');
+  });
+});
+
+describe('backchannel relay-backup and relay-restore', () => {
+  it('back up a running relay, restore into a new folder, and refuse what they must', {
+    timeout: 120_000,
+  }, async () => {
+    const data = join(root, 'd-backup');
+    const relay = await startRelayProcess(data);
+    started.push(relay);
+    const out = join(root, 'backup-1');
+    const made = await human('x', ['--json', 'relay-backup', '--data', data, '--out', out]);
+    expect(made).toMatchObject({ code: 0, stderr: '' });
+    const manifest = JSON.parse(made.stdout);
+    expect(manifest).toMatchObject({ out, format: 'backchannel-relay-backup/1', channels: 0, entries: 0 });
+    expect(typeof manifest.createdAt).toBe('number');
+
+    // The terminal form, and a target that exists: INVALID_ARGUMENT, exit 1.
+    const again = await human('x', ['relay-backup', '--data', data, '--out', out]);
+    expect(again).toMatchObject({ code: 1, stdout: '' });
+    expect(again.stderr).toMatch(
+      /^error INVALID_ARGUMENT: .*backup-1 already exists and is not an empty folder; choose a new one\n$/,
+    );
+    // Into the running relay's own folder: refused, saying to stop it.
+    const busy = await human('x', ['relay-restore', '--from', out, '--data', data]);
+    expect(busy).toMatchObject({ code: 1, stdout: '' });
+    expect(busy.stderr).toMatch(
+      /^error INVALID_ARGUMENT: a relay is running on .*d-backup: stop it before restoring into its folder\n$/,
+    );
+
+    // Into a new folder: the relay starts on it and signs with the same key.
+    const restoredDir = join(root, 'd-restored');
+    const restored = await human('x', ['relay-restore', '--from', out, '--data', restoredDir]);
+    expect(restored).toMatchObject({ code: 0, stderr: '' });
+    expect(restored.stdout).toMatch(
+      /^restored 0 channel\(s\), 0 entries, as of .*; start the relay on it\n$/,
+    );
+    const second = await startRelayProcess(restoredDir);
+    started.push(second);
+    const vkey = async (r: RelayProcess) =>
+      ((await (await fetch(`${r.url}/v1/relay`)).json()) as { vkey: string }).vkey;
+    expect(await vkey(second)).toBe(await vkey(relay));
+
+    // An altered backup: BACKUP_INVALID, exit 2.
+    appendFileSync(join(out, 'relay.db'), Buffer.from([0]));
+    const bad = await human('x', [
+      '--json',
+      'relay-restore',
+      '--from',
+      out,
+      '--data',
+      join(root, 'd-bad-backup'),
+    ]);
+    expect(bad).toMatchObject({ code: 2, stderr: '' });
+    expect(JSON.parse(bad.stdout)).toEqual({
+      error: {
+        code: 'BACKUP_INVALID',
+        message: 'relay.db in the backup is not the file its manifest names (altered or damaged)',
+      },
+    });
   });
 });

@@ -17,6 +17,11 @@ export function relayEntry(): string {
   return join(dirname(fileURLToPath(import.meta.resolve('@backchannel/server'))), 'main.node.ts');
 }
 
+/** The relay's backup and restore entry (`relay-backup`, `relay-restore`), next to its main entry. */
+export function backupEntry(): string {
+  return join(dirname(fileURLToPath(import.meta.resolve('@backchannel/server'))), 'backup-main.node.ts');
+}
+
 export interface RelayProcess {
   readonly url: string;
   readonly port: number;

@@ -27,6 +27,7 @@ export const CLIENT_ERROR_CODES = [
   'INVALID_ARGUMENT',
   'DOCUMENT_UNKNOWN',
   'DOCUMENT_NOT_AGREED',
+  'BACKUP_INVALID',
 ] as const;
 export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];
 

@@ -1,9 +1,9 @@
 /** `backchannel relay` (runs the relay process) and `backchannel demo`. */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { ClientError } from '../../sdk/errors.ts';
 import { runDemo } from '../demo.node.ts';
-import { ensureFree, relayEntry, relayStartFailure, tsxImport } from '../relay-process.node.ts';
+import { backupEntry, ensureFree, relayEntry, relayStartFailure, tsxImport } from '../relay-process.node.ts';
 import type { Runner } from './identity.ts';
 import { examples } from '../output.ts';
 
@@ -106,6 +106,8 @@ export function relayCommands(program: Command, run: Runner): void {
       ),
     );
 
+  relayBackupCommands(program, run);
+
   program
     .command('demo')
     .description(
@@ -180,4 +182,118 @@ async function whenReady(
     await new Promise((r) => setTimeout(r, 200));
   }
   return !gone();
+}
+
+/** What `relay-backup` and `relay-restore` print: the backup's manifest (backup.json). */
+interface BackupManifest {
+  readonly format: string;
+  readonly createdAt: number;
+  readonly channels: number;
+  readonly entries: number;
+  readonly files: Readonly<Record<string, { bytes: number; sha256: string }>>;
+}
+
+/** `relay-backup` and `relay-restore`: the relay's own entry does the work, in a child process. */
+function relayBackupCommands(program: Command, run: Runner): void {
+  program
+    .command('relay-backup')
+    .description(
+      "back up an embedded relay's data folder while it runs: a consistent snapshot of its database and its checkpoint key, in a new folder (0700)",
+    )
+    .requiredOption('--out <dir>', 'the backup folder to create (new, or empty)')
+    .option(
+      '--data <dir>',
+      'the relay data directory (env BACKCHANNEL_DATA)',
+      process.env.BACKCHANNEL_DATA ?? './data',
+    )
+    .option('--checkpoint-key <file>', 'the checkpoint key, when not <data>/checkpoint-key')
+    .addHelpText(
+      'after',
+      `${examples('backchannel relay-backup --data ./data --out ./backups/relay-2026-12-07')}\nA relay on PostgreSQL is backed up with pg_dump (docs/OPERATIONS.md).`,
+    )
+    .action(
+      run(async (_o, out, opts: { out: string; data: string; checkpointKey?: string }) => {
+        const m = await runBackupEntry([
+          'backup',
+          '--data',
+          opts.data,
+          '--out',
+          opts.out,
+          ...(opts.checkpointKey === undefined ? [] : ['--checkpoint-key', opts.checkpointKey]),
+        ]);
+        out.result(
+          { out: opts.out, ...m },
+          (v: BackupManifest & { out: string }) =>
+            `backed up ${v.channels} channel(s), ${v.entries} entries, as of ${new Date(v.createdAt).toISOString()}, to ${v.out}\n` +
+            'it holds the checkpoint key: keep it as secret as the relay itself',
+        );
+      }),
+    );
+
+  program
+    .command('relay-restore')
+    .description(
+      'restore a relay backup into a data folder: checks the backup first; no relay may run on the folder, and it may hold no database yet',
+    )
+    .requiredOption('--from <dir>', 'the backup folder (written by relay-backup)')
+    .option(
+      '--data <dir>',
+      'the relay data directory (env BACKCHANNEL_DATA)',
+      process.env.BACKCHANNEL_DATA ?? './data',
+    )
+    .option(
+      '--checkpoint-key <file>',
+      'where the relay reads its checkpoint key, when not <data>/checkpoint-key',
+    )
+    .addHelpText(
+      'after',
+      `${examples('backchannel relay-restore --from ./backups/relay-2026-12-07 --data ./data')}\nThen start the relay on the folder. Devices check the restored log against every checkpoint they hold: entries acknowledged after the backup are missing from it, and devices that saw them report FORK_DETECTED (docs/OPERATIONS.md).`,
+    )
+    .action(
+      run(async (_o, out, opts: { from: string; data: string; checkpointKey?: string }) => {
+        const m = await runBackupEntry([
+          'restore',
+          '--from',
+          opts.from,
+          '--data',
+          opts.data,
+          ...(opts.checkpointKey === undefined ? [] : ['--checkpoint-key', opts.checkpointKey]),
+        ]);
+        out.result(
+          { data: opts.data, ...m },
+          (v: BackupManifest & { data: string }) =>
+            `restored ${v.channels} channel(s), ${v.entries} entries, as of ${new Date(v.createdAt).toISOString()}, into ${v.data}; start the relay on it`,
+        );
+      }),
+    );
+}
+
+/** Runs the relay's backup entry; its `error CODE: message` line becomes the typed error. */
+async function runBackupEntry(args: readonly string[]): Promise<BackupManifest> {
+  const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>(
+    (resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', tsxImport(), backupEntry(), ...args],
+        { maxBuffer: 1 << 20 },
+        (err, stdout, stderr) => {
+          const c = err === null ? 0 : typeof err.code === 'number' ? err.code : 2;
+          resolve({ code: c, stdout, stderr });
+        },
+      );
+    },
+  );
+  if (code === 0) return JSON.parse(stdout.trim().split('\n').at(-1) as string) as BackupManifest;
+  const line = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .findLast((l) => l.startsWith('error '));
+  const m = line === undefined ? null : /^error ([A-Z_]+): (.*)$/.exec(line);
+  if (m !== null) {
+    const c = m[1] as string;
+    const message = m[2] as string;
+    if (c === 'INVALID_ARGUMENT' || c === 'BACKUP_INVALID') throw new ClientError(c, message);
+    throw new ClientError('RELAY_ERROR', message);
+  }
+  throw new ClientError('RELAY_ERROR', `the relay's backup tool failed (exit ${code})`);
 }
