@@ -97,7 +97,24 @@ export function createApp(deps: AppDeps): RelayApp {
 
   if (deps.staticFiles !== undefined) app.use('*', deps.staticFiles);
 
-  app.notFound((c) => c.json(new RelayError('NOT_FOUND', 'no such route').toJSON(), 404));
+  // A path the relay serves, asked with another method: 405 and the methods it takes (Allow).
+  const routes = app.routes
+    .filter((r) => r.method !== 'ALL' && r.path !== '/*' && r.path !== '*')
+    .map((r) => ({ method: r.method, re: routePattern(r.path) }));
+  app.notFound((c) => {
+    const allowed = [...new Set(routes.filter((r) => r.re.test(c.req.path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      c.header('allow', allowed.join(', '));
+      return c.json(
+        new RelayError(
+          'METHOD_NOT_ALLOWED',
+          `${c.req.method} is not taken here; use ${allowed.join(' or ')}`,
+        ).toJSON(),
+        405,
+      );
+    }
+    return c.json(new RelayError('NOT_FOUND', 'no such route').toJSON(), 404);
+  });
 
   app.onError((err, c) => {
     let e: RelayError;
@@ -113,4 +130,12 @@ export function createApp(deps: AppDeps): RelayApp {
   });
 
   return app;
+}
+
+/** A route path (`/v1/channels/:channel/entries`, OpenAPI's `{channel}` too) as a regular expression. */
+function routePattern(path: string): RegExp {
+  const parts = path
+    .split('/')
+    .map((seg) => (/^(:\w+|\{\w+\})$/.test(seg) ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${parts.join('/')}/?$`);
 }

@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
@@ -68,8 +69,34 @@ function readIncoming(c: Context, max: number): Promise<Uint8Array> {
       const b = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
       resolve(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
     });
-    inc.on('error', reject);
+    // The client closed the connection mid-body, or its chunked encoding broke: its fault, not
+    // ours (a 400 in the metrics, no error in the log); nobody may be left to read the answer.
+    inc.on('error', () =>
+      reject(new RelayError('BODY_MALFORMED', 'the request body ended before it was complete')),
+    );
   });
+}
+
+/**
+ * Requests Node's HTTP parser refuses before the app sees them (a malformed request line or
+ * header, a bad Content-Length, headers over 16 KiB) get the relay's JSON error too, not Node's
+ * bare status line.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new RelayError('HEADERS_TOO_LARGE', 'the request line and headers exceed 16 KiB')
+      : new RelayError('REQUEST_INVALID', 'malformed HTTP request');
+  const body = JSON.stringify(e.toJSON());
+  const reason = e.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${e.status} ${reason}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** The store and fan-out the config names: SQLite + in-process, or PostgreSQL + NATS (or local). */
@@ -158,6 +185,7 @@ async function listen(
   });
   const server = createAdaptorServer({ fetch: core.app.fetch }) as Server;
   server.keepAliveTimeout = 30_000;
+  server.on('clientError', answerClientError);
   const wss = attachWebSocket(server, {
     hub: core.hub,
     ipLimiter: core.limiters.ip,

@@ -173,6 +173,12 @@ export const badCases: readonly BadCase[] = [
     run: (c) => postJson(c, undefined, c.channel, { envelope: 'A'.repeat(3_000_000) }),
   },
   {
+    name: 'a route asked with a method it does not take',
+    status: 405,
+    code: 'METHOD_NOT_ALLOWED',
+    run: (c) => c.caller.call('DELETE', '/v1/relay'),
+  },
+  {
     name: 'malformed JSON',
     status: 400,
     code: 'BODY_MALFORMED',

@@ -206,10 +206,17 @@ describe('devices and revocations', () => {
     const leaver = makeDevice(P, 'leaver', 'staff');
     await r.caller.publishParty(P, [admin, leaver]);
     expect((await r.caller.get(`/v1/parties/${P.party}/devices`, leaver)).status).toBe(200);
+    const at = Date.now() - 1000;
     const rev = await r.caller.post('/v1/revocations', undefined, {
-      revocation: toBase64url(revocationOf(leaver)),
+      revocation: toBase64url(revocationOf(leaver, at)),
     });
     expect(rev.status).toBe(200);
+    expect(rev.body).toEqual({ device: leaver.device, revokedAt: at });
+    // A later revocation of the same device changes nothing, and the answer says what is in force.
+    const later = await r.caller.post('/v1/revocations', undefined, {
+      revocation: toBase64url(revocationOf(leaver, at + 500)),
+    });
+    expect(later.body).toEqual({ device: leaver.device, revokedAt: at });
     const denied = await r.caller.get(`/v1/parties/${P.party}/devices`, leaver);
     expect(denied.status).toBe(403);
     expect(denied.body).toMatchObject({ error: { code: 'CERT_REVOKED' } });

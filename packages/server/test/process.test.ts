@@ -77,6 +77,87 @@ describe('relay process: HTTP', () => {
   });
 });
 
+/** Writes raw bytes on a new TCP connection and returns everything the relay answers until it closes. */
+async function rawHttp(url: string, bytes: string, closeAfterMs?: number): Promise<string> {
+  const { port } = new URL(url);
+  const s = tcpConnect(Number(port), '127.0.0.1');
+  let got = '';
+  s.on('data', (d: Buffer) => {
+    got += d.toString('latin1');
+  });
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
+    s.once('error', reject);
+  });
+  s.write(bytes);
+  if (closeAfterMs !== undefined) {
+    await new Promise((r) => setTimeout(r, closeAfterMs));
+    s.destroy();
+    return got;
+  }
+  await new Promise<void>((resolve) => {
+    s.once('close', () => resolve());
+    s.once('error', () => resolve());
+  });
+  return got;
+}
+
+/** The status line and JSON body of a raw HTTP answer. */
+function parseRaw(answer: string): { status: number; type: string; body: unknown } {
+  const [head = '', body = ''] = answer.split('\r\n\r\n');
+  const status = Number(head.split(' ')[1]);
+  const type = /\r\ncontent-type: ([^\r]+)/i.exec(head)?.[1] ?? '';
+  return { status, type, body: body === '' ? undefined : JSON.parse(body) };
+}
+
+describe('relay process: HTTP the parser refuses', () => {
+  it('answers a malformed request line and oversize headers in JSON, with their codes', async () => {
+    const bad = parseRaw(
+      await rawHttp(relay.url, 'GET /v1/relay HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'),
+    );
+    expect(bad).toEqual({
+      status: 400,
+      type: 'application/json',
+      body: { error: { code: 'REQUEST_INVALID', message: 'malformed HTTP request' } },
+    });
+    const big = parseRaw(
+      await rawHttp(relay.url, `GET /v1/relay HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    );
+    expect(big.status).toBe(431);
+    expect(big.body).toEqual({
+      error: { code: 'HEADERS_TOO_LARGE', message: 'the request line and headers exceed 16 KiB' },
+    });
+  });
+
+  it('counts a body the client abandoned as its fault (400), not the relay’s (500)', async () => {
+    const metric = async (status: number) => {
+      const text = await (await fetch(`${relay.url}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('bc_http_requests_total{') &&
+            l.includes('method="PUT"') &&
+            l.includes(`status="${status}"`),
+        );
+      return line === undefined ? 0 : Number(line.split(' ').at(-1));
+    };
+    const before500 = await metric(500);
+    const before400 = await metric(400);
+    await rawHttp(
+      relay.url,
+      'PUT /v1/cards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"card":',
+      200,
+    );
+    // The relay saw the body end early: one more 400, no 500.
+    for (let i = 0; i < 50 && (await metric(400)) === before400; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(await metric(400)).toBe(before400 + 1);
+    expect(await metric(500)).toBe(before500);
+    expect((await fetch(`${relay.url}/readyz`)).ok).toBe(true);
+  });
+});
+
 describe('relay process: bad inputs', () => {
   let ctx: BadContext;
   beforeAll(async () => {

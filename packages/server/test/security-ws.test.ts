@@ -326,3 +326,56 @@ describe('sockets per device', () => {
     for (const c of [...open, again]) c.close();
   });
 });
+
+describe('frames pipelined on one socket are taken in the order sent', () => {
+  it('a send and a subscribe right after auth, an unsubscribe right after its subscribe, and the subscription cap', {
+    timeout: 60_000,
+  }, async () => {
+    relay = await relayWith({ ws: { maxSubscriptions: 3 } });
+    const { a, a2, ch } = await channelOf(relay.caller);
+    const others: ChannelId[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = newChannel();
+      expect((await relay.caller.append(a, commit(a, c, 0, [a2]))).status).toBe(201);
+      others.push(c);
+    }
+    const c = await WsClient.open(relay.url);
+    // All at once, none waiting for an answer: auth, a send, subscribe and unsubscribe, four subscribes.
+    const env = envelope(a, ch);
+    c.send(authFrame(a, Date.now(), c.relayName));
+    c.send({ type: 'send', id: 7, envelope: toBase64url(env.wire) });
+    c.send({ type: 'subscribe', channel: ch, from: 0 });
+    c.send({ type: 'unsubscribe', channel: ch });
+    for (const o of others) c.send({ type: 'subscribe', channel: o, from: 0 });
+
+    // Before: the send and the subscribe were refused AUTH_MISSING (the auth still being checked).
+    const ack = await c.waitFor(
+      (f) => (f.type === 'ack' || f.type === 'error') && (f as { id?: number }).id === 7,
+    );
+    expect(ack.type).toBe('ack');
+    await c.waitFor((f) => f.type === 'unsubscribed' && f.channel === ch);
+    // Before: all four subscribed (the cap was checked before the store read, for each at once).
+    await until(() => c.frames.filter((f) => f.type === 'subscribed' || f.type === 'error').length >= 5);
+    expect(c.frames.filter((f) => f.type === 'subscribed' && f.channel !== ch).map((f) => f.channel)).toEqual(
+      others.slice(0, 3),
+    );
+    const refused = c.frames.filter((f) => f.type === 'error');
+    expect(refused.map((f) => [f.code, f.channel])).toEqual([['FRAME_INVALID', others[3]]]);
+
+    // Before: the unsubscribe came before the subscription existed, and the stream went on.
+    const next = await relay.caller.append(a, envelope(a, ch));
+    expect(next.status).toBe(201);
+    const seq = next.body.seq as number;
+    c.send({ type: 'ping' });
+    await c.waitFor((f) => f.type === 'pong');
+    await sleep(300);
+    expect(c.frames.some((f) => f.type === 'entry' && f.channel === ch && f.seq === seq)).toBe(false);
+    // An unsubscribe for a channel not subscribed is answered too (the same answer for any channel).
+    c.send({ type: 'unsubscribe', channel: newChannel() });
+    await c.waitFor((f) => f.type === 'unsubscribed' && f.channel !== ch);
+    // A refused text send names its id.
+    c.send({ type: 'send', id: 9, envelope: toBase64url(envelope(a, newChannel()).wire) });
+    const no = await c.waitFor((f) => f.type === 'error' && (f as { id?: number }).id === 9);
+    expect(no.code).toBe('NOT_A_MEMBER');
+  });
+});

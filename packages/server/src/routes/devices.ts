@@ -248,7 +248,7 @@ export function deviceRoutes(app: RelayApp, deps: AppDeps): void {
     const d = decodeRevocation(bytes);
     if (!d.ok) throw fromProtocol(d.code, d.message, 'SCHEMA_INVALID');
     const r = d.value;
-    await deps.store.write(async (tx) => {
+    const revokedAt = await deps.store.write(async (tx) => {
       const card = await tx.getCard(r.body.party);
       if (card === undefined) throw new RelayError('PARTY_UNKNOWN', 'no contact card for this party');
       if (!verifyRevocation(r, card.rootPublicKey)) {
@@ -265,9 +265,12 @@ export function deviceRoutes(app: RelayApp, deps: AppDeps): void {
         revokedAt: r.body.revokedAt,
         revocation: bytes,
       });
+      // The earliest revocation of the device wins: answer the one in force, not the one posted.
+      const kept = (await tx.listRevocations(r.body.party)).find((x) => x.device === r.body.device);
+      return kept?.revokedAt ?? r.body.revokedAt;
     });
-    deps.directory.invalidate(r.body.device, r.body.revokedAt <= deps.now());
-    return c.json({ device: r.body.device, revokedAt: r.body.revokedAt }, 200);
+    deps.directory.invalidate(r.body.device, revokedAt <= deps.now());
+    return c.json({ device: r.body.device, revokedAt }, 200);
   });
 
   app.openapi(listDevices(deps), async (c) => {

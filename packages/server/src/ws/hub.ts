@@ -72,6 +72,13 @@ interface Connection {
   /** A re-read of the device record in flight: later frames wait for it, in order. */
   refreshing: Promise<boolean> | undefined;
   authing: boolean;
+  /**
+   * Control frames (auth, subscribe, unsubscribe) run one at a time, in the order the client sent
+   * them: the tail of that chain, and how many are queued on it. Sends wait for it while it is
+   * busy (an envelope sent right after `auth` waits for the auth, not refused).
+   */
+  control: Promise<void>;
+  controlQueued: number;
   closed: boolean;
   errors: number;
   /** The client's address (its token bucket before it authenticates). */
@@ -193,6 +200,8 @@ export class Hub {
       checkedAt: 0,
       refreshing: undefined,
       authing: false,
+      control: Promise.resolve(),
+      controlQueued: 0,
       closed: false,
       errors: 0,
       subs: new Map(),
@@ -299,27 +308,51 @@ export class Hub {
       return;
     }
     if (!this.#takeToken(conn, frame.type === 'send' ? frame.id : undefined)) return;
+    if (frame.type === 'ping') {
+      this.#send(conn, frames.pong());
+      return;
+    }
+    if (frame.type !== 'send') {
+      await this.#queueControl(conn, frame);
+      return;
+    }
     try {
-      if (frame.type === 'ping') {
-        this.#send(conn, frames.pong());
-        return;
-      }
-      if (frame.type === 'auth') {
-        await this.#authenticate(conn, frame);
-        return;
-      }
+      if (conn.controlQueued > 0) await conn.control;
       if (conn.device === undefined) throw new RelayError('AUTH_MISSING', 'authenticate first');
       if (!(await this.#deviceStillValid(conn))) return;
-      if (frame.type === 'send') {
-        await this.#send_(conn, conn.device, frame);
-        return;
-      }
-      if (frame.type === 'subscribe')
-        await this.#subscribe(conn, conn.device, frame.channel, frame.from, frame.binary);
-      else this.#unsubscribe(conn, frame.channel, undefined);
+      await this.#send_(conn, conn.device, frame);
     } catch (e) {
-      this.#refuse(conn, e, 'channel' in frame ? frame.channel : undefined);
+      this.#refuse(conn, e, undefined, frame.id);
     }
+  }
+
+  /** Runs a control frame after the ones sent before it on this socket (see Connection.control). */
+  #queueControl(conn: Connection, frame: Exclude<ClientFrame, { type: 'send' | 'ping' }>): Promise<void> {
+    conn.controlQueued++;
+    const run = conn.control.then(async () => {
+      try {
+        if (conn.closed) return;
+        if (frame.type === 'auth') {
+          await this.#authenticate(conn, frame);
+          return;
+        }
+        if (conn.device === undefined) throw new RelayError('AUTH_MISSING', 'authenticate first');
+        if (!(await this.#deviceStillValid(conn))) return;
+        if (frame.type === 'unsubscribe') {
+          this.#unsubscribe(conn, frame.channel, undefined);
+          return;
+        }
+        const sub = await this.#subscribe(conn, conn.device, frame.channel, frame.from, frame.binary);
+        // Its catch-up runs on its own: a long one holds back no later frame of this socket.
+        if (sub !== undefined) this.#catchUp(sub).catch((e: unknown) => this.#refuse(conn, e, frame.channel));
+      } catch (e) {
+        this.#refuse(conn, e, 'channel' in frame ? frame.channel : undefined);
+      } finally {
+        conn.controlQueued--;
+      }
+    });
+    conn.control = run;
+    return run;
   }
 
   /** A binary `send` (frames.ts): the envelope's raw bytes in, a binary ack out. */
@@ -327,6 +360,7 @@ export class Hub {
     let id: number | undefined;
     if (!this.#takeToken(conn, data.length >= 5 ? readId(data) : undefined)) return;
     try {
+      if (conn.controlQueued > 0) await conn.control;
       // Before parsing: an unauthenticated socket gets nothing copied or decoded (only its id read).
       if (conn.device === undefined) {
         if (data.length >= 5) id = readId(data);
@@ -443,7 +477,7 @@ export class Hub {
     channel: ChannelId,
     from: number,
     binary: boolean,
-  ): Promise<void> {
+  ): Promise<Subscription | undefined> {
     if (!conn.subs.has(channel) && conn.subs.size >= this.#o.maxSubscriptions) {
       throw new RelayError(
         'FRAME_INVALID',
@@ -457,7 +491,7 @@ export class Hub {
       if (e instanceof RelayError) throw e;
       throw notAMember();
     }
-    if (conn.closed) return;
+    if (conn.closed) return undefined;
     this.#unsubscribe(conn, channel, undefined, false);
     const sub: Subscription = {
       conn,
@@ -474,7 +508,7 @@ export class Hub {
     addTo(this.#byChannel, channel, sub);
     this.#metrics.wsSubscribers.inc();
     this.#send(conn, frames.subscribed(channel, from));
-    await this.#catchUp(sub);
+    return sub;
   }
 
   #unsubscribe(
@@ -484,7 +518,11 @@ export class Hub {
     notify = true,
   ): void {
     const sub = conn.subs.get(channel);
-    if (sub === undefined) return;
+    if (sub === undefined) {
+      // Not subscribed (or never a member): the same answer, so it tells nothing.
+      if (notify) this.#send(conn, frames.unsubscribed(channel, code));
+      return;
+    }
     sub.active = false;
     conn.subs.delete(channel);
     const set = this.#byChannel.get(channel);
