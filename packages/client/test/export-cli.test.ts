@@ -74,6 +74,16 @@ describe('backchannel export', () => {
     expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
     expect(r.json.error?.message).toContain('is a directory');
   });
+
+  it('names a missing folder in --out, not a temporary file', async () => {
+    const missing = join(root, 'no-such-folder');
+    const r = await cli('a', ['export', ch, '--out', join(missing, 't.json')]);
+    expect(r).toMatchObject({ code: 1, json: { error: { code: 'INVALID_ARGUMENT' } } });
+    // Before: "cannot open …/no-such-folder/.t.json.<random>.tmp: no such file or directory".
+    expect(r.json.error?.message).toBe(
+      `the folder ${missing} does not exist: create it first, or choose another --out`,
+    );
+  });
 });
 
 describe('backchannel doc export', () => {

@@ -278,7 +278,7 @@ describe('files named on the command line', () => {
     const pf = await human('nobody', ['--passphrase-file', join(root, 'nope.txt'), 'status']);
     expect(pf.code).toBe(1);
     expect(pf.stderr).toMatch(
-      /^error INVALID_ARGUMENT: cannot open .*nope\.txt: no such file or directory\n$/,
+      /^error INVALID_ARGUMENT: the passphrase file .*nope\.txt does not exist: check --passphrase-file\n$/,
     );
     const keys = join(root, 'keys.json');
     writeFileSync(

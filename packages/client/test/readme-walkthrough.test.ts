@@ -120,6 +120,31 @@ describe('README.md', () => {
           'Halt enrichment above 5%',
           'Inspectors return within 30 days',
         ]);
+        // "a delivery receipt goes back automatically": B sees A's delivered receipt of its points
+        // (A's admin has not synced since they came: this `log` sent it).
+        const bLog = await promisify(execFile)(
+          process.execPath,
+          [BIN, '--json', 'log', filled.channel as string],
+          {
+            cwd,
+            env: { ...process.env, ...envOf.get('terminal 3'), BACKCHANNEL_KDF_N: '1024' },
+          },
+        );
+        const bRecords = JSON.parse(bLog.stdout.trim().split('\n').at(-1) ?? '[]') as Array<{
+          party?: string;
+          event?: { kind?: string; type?: string; of?: string[]; id?: string };
+        }>;
+        const pointsId = (points as { event?: { id?: string } }).event?.id;
+        expect(pointsId).toBeDefined();
+        expect(
+          bRecords.some(
+            (r) =>
+              r.party !== filled.partyB &&
+              r.event?.kind === 'receipt' &&
+              r.event.type === 'delivered' &&
+              r.event.of?.includes(pointsId as string) === true,
+          ),
+        ).toBe(true);
       }
       if (args[0] === 'verify') expect(json).toMatchObject({ valid: true, kind: 'outreach' });
     }

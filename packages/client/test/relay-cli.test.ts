@@ -31,7 +31,7 @@ describe('backchannel relay that cannot start', () => {
       const said = await human('x', ['relay', '--port', String(port), '--data', join(root, 'd-port')]);
       expect(said).toMatchObject({ code: 1, stdout: '' });
       expect(said.stderr).toBe(
-        `error INVALID_ARGUMENT: port ${port} is already in use (is another relay running?); choose another with --port, or leave it out for a free one\n`,
+        `error INVALID_ARGUMENT: port ${port} is already in use (is another relay running?); choose another with --port (--port 0 picks a free one)\n`,
       );
       const json = await human('x', [
         '--json',

@@ -21,9 +21,14 @@ const ID_BODY = /^[A-Za-z0-9_-]{22}$/;
 function parser<T extends string>(prefix: string, kind: string) {
   return (s: unknown, at: string = kind): T => {
     if (typeof s !== 'string' || !s.startsWith(prefix) || !ID_BODY.test(s.slice(prefix.length))) {
+      // The value given, shortened: a typo is easier to see than to be told of.
+      const given =
+        typeof s === 'string'
+          ? `, not "${s.length > 40 ? `${s.slice(0, 40)}…` : s}" (${s.length} characters)`
+          : '';
       throw new ProtocolError(
         'ID_INVALID',
-        `${kind} must look like ${prefix}… (22 base64url characters)`,
+        `${kind} must look like ${prefix}… (${prefix.length + 22} characters: ${prefix} and 22 base64url characters)${given}`,
         at,
       );
     }

@@ -29,7 +29,18 @@ const MIN_PASSPHRASE = 8;
 
 function passphrase(o: GlobalOptions): string {
   if (o.passphraseFile !== undefined) {
-    const p = readTextFile(o.passphraseFile).replace(/\r?\n$/, '');
+    let text: string;
+    try {
+      text = readTextFile(o.passphraseFile);
+    } catch (e) {
+      // Named as the passphrase file (other failures, e.g. a folder, are said as for any file).
+      if ((e as { code?: unknown }).code !== 'ENOENT') throw e;
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        `the passphrase file ${o.passphraseFile} does not exist: check --passphrase-file`,
+      );
+    }
+    const p = text.replace(/\r?\n$/, '');
     if (p.length === 0)
       throw new ClientError(
         'INVALID_ARGUMENT',

@@ -30,6 +30,7 @@ export function refuseExisting(paths: readonly string[], force: boolean): void {
  * replaces). Without `force`, an existing file is refused (INVALID_ARGUMENT) and left as it was.
  */
 export function writeOutFile(path: string, text: string, force: boolean): void {
+  folderExists(path);
   const tmp = join(dirname(path), `.${basename(path)}.${Buffer.from(randomNode(6)).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', 0o600);
   try {
@@ -57,4 +58,17 @@ export function writeOutFile(path: string, text: string, force: boolean): void {
     // After a rename there is nothing left at tmp; after a link, the second name goes.
     rmSync(tmp, { force: true });
   }
+}
+
+/** The folder a file is to be written in exists (else one clear error, not the temporary file's). */
+function folderExists(path: string): void {
+  const dir = dirname(path);
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (st === undefined)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `the folder ${dir} does not exist: create it first, or choose another --out`,
+    );
+  if (!st.isDirectory())
+    throw new ClientError('INVALID_ARGUMENT', `${dir} is not a folder: choose another --out`);
 }

@@ -50,7 +50,11 @@ export async function freePort(): Promise<number> {
  * answers on the port (another relay) would be taken for it. Other failures to listen (no
  * permission, an unknown host) are left for the relay to report.
  */
-export async function ensureFree(port: number, host = '127.0.0.1'): Promise<void> {
+export async function ensureFree(
+  port: number,
+  host = '127.0.0.1',
+  hint = 'choose another with --port, or leave it out for a free one',
+): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const s = createServer();
     s.once('error', (e: NodeJS.ErrnoException) => {
@@ -58,7 +62,7 @@ export async function ensureFree(port: number, host = '127.0.0.1'): Promise<void
         reject(
           new ClientError(
             'INVALID_ARGUMENT',
-            `port ${port} is already in use (is another relay running?); choose another with --port, or leave it out for a free one`,
+            `port ${port} is already in use (is another relay running?); ${hint}`,
           ),
         );
       else resolve();

@@ -1040,7 +1040,7 @@ export function explainRefusal(
   switch (code) {
     case 'CHANNEL_NOT_OPEN':
       if (state.lifecycle === 'suspended') {
-        return `channel ${channel} is suspended${since}${last?.reason === undefined ? '' : ` (${last.reason})`}; reopen it with \`backchannel channel reopen ${channel}\``;
+        return `channel ${channel} is suspended${since}${last?.reason === undefined ? '' : ` (${last.reason})`}; reopen it with \`backchannel channel reopen ${channel}\`, or propose to with \`backchannel outreach ${channel} --note …\``;
       }
       if (state.lifecycle === 'proposed')
         return me !== undefined && state.initiator === me.party

@@ -69,6 +69,9 @@ export function openInvite(file: unknown, code: string): DeviceIdentity {
     plain = undefined; // salt or box not base64url, or a box too short to open
   }
   if (plain === undefined)
-    throw new ClientError('INVITE_INVALID', 'the invite code does not open this invite');
+    throw new ClientError(
+      'INVITE_INVALID',
+      'the invite code does not open this invite: check it against the one your admin gave you (four groups of four letters, e.g. ABCD-EFGH-JKMN-PQRS), or ask for a new invite (`backchannel device add`)',
+    );
   return decodeIdentity(plain);
 }

@@ -149,6 +149,9 @@ export async function openInviteWith(file: unknown, code: string): Promise<Devic
   }
   const plain = await openWithCode(code, { salt: f.salt, box: f.box }, AAD, kdf);
   if (plain === undefined)
-    throw new ClientError('INVITE_INVALID', 'the invite code does not open this invite');
+    throw new ClientError(
+      'INVITE_INVALID',
+      'the invite code does not open this invite: check it against the one your admin gave you (four groups of four letters, e.g. ABCD-EFGH-JKMN-PQRS), or ask for a new invite (`backchannel device add`)',
+    );
   return decodeIdentity(plain);
 }

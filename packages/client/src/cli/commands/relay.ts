@@ -53,7 +53,9 @@ export function relayCommands(program: Command, run: Runner): void {
               `--port is a port number, 0 to 65535 (not ${opts.port})`,
             );
           // A port in use is said before anything starts, as `demo` says it.
-          if (port !== 0) await ensureFree(port, opts.host);
+          // The relay's port defaults to 8787 (not a free one, as the demo's does).
+          if (port !== 0)
+            await ensureFree(port, opts.host, 'choose another with --port (--port 0 picks a free one)');
           const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry()], {
             // stderr through this process: a relay that cannot start is reported as every error is.
             stdio: ['inherit', 'inherit', 'pipe'],

@@ -42,6 +42,11 @@ export async function withChannel<T>(
     const ch = await channelOf(bc, channelId);
     if (offline === undefined) {
       await ch.sync();
+      // What the sync brought is delivered to this device: its receipt goes back now, as `sync`
+      // and `watch` send it. One the rules refuse here waits for a later sync (it stays owed).
+      await bc.acknowledgeDelivery(ch).catch((e: unknown) => {
+        if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
+      });
       // A device of this party enrolled since the channel opened is added before anything is sent.
       await bc.addNewDevices([ch.id]).catch((e: unknown) => {
         if (!(e instanceof ClientError) || e.code === 'RELAY_UNREACHABLE') throw e;
