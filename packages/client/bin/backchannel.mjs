@@ -2,14 +2,17 @@
 // The `backchannel` command. It runs the bundle `npm ci` builds (dist/cli.mjs, see
 // scripts/build-cli.mjs) when no source file of the CLI is newer than it; otherwise (a checkout
 // being edited, or an install without scripts) the TypeScript sources through tsx.
-import { readdirSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const at = (p) => fileURLToPath(new URL(p, import.meta.url));
 
-/** The newest modification time under `dir` (0 when it is missing). */
+/**
+ * The newest modification time under `dir` (0 when it is missing), folders' own included: a file
+ * deleted or renamed changes its folder's time, not a file's.
+ */
 function newest(dir) {
-  let t = 0;
+  let t = lstatSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0;
   let entries;
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -18,7 +21,8 @@ function newest(dir) {
   }
   for (const e of entries) {
     const p = `${dir}/${e.name}`;
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+    // lstat: an editor's lock link (.#file -> user@host) points nowhere; its own time counts.
+    t = Math.max(t, e.isDirectory() ? newest(p) : (lstatSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0));
   }
   return t;
 }

@@ -137,5 +137,5 @@ function routePattern(path: string): RegExp {
   const parts = path
     .split('/')
     .map((seg) => (/^(:\w+|\{\w+\})$/.test(seg) ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
-  return new RegExp(`^${parts.join('/')}/?$`);
+  return new RegExp(`^${parts.join('/')}$`);
 }

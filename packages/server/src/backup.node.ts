@@ -24,6 +24,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -203,8 +204,15 @@ export function restoreRelay(opts: RestoreOptions): BackupManifest {
         'INVALID_ARGUMENT',
         `${resolve(keyPath)} holds another checkpoint key than the backup's; move it aside (devices pinned the backup's key)`,
       );
-    copyPrivate(join(opts.from, DB_FILE), dbPath);
+    // The key first: a database without its key would make the relay create a new one and sign
+    // the restored log with a key no device pinned. A database that fails takes the key back out.
     if (!keyPresent) copyPrivate(join(opts.from, CHECKPOINT_KEY_FILE), keyPath);
+    try {
+      copyPrivate(join(opts.from, DB_FILE), dbPath);
+    } catch (e) {
+      if (!keyPresent) rmSync(keyPath, { force: true });
+      throw e;
+    }
     fsyncDir(opts.dataDir);
   } finally {
     lock.release();
@@ -237,14 +245,47 @@ function countLog(dbFile: string): { channels: number; entries: number } {
   }
 }
 
+const CHUNK = 1 << 20;
+
+/** Calls `each` with the file's bytes, a chunk at a time (a database may be larger than memory). */
+function eachChunk(path: string, each: (chunk: Uint8Array) => void): void {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (let n = readSync(fd, buf, 0, CHUNK, null); n > 0; n = readSync(fd, buf, 0, CHUNK, null))
+      each(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function describe(path: string): { bytes: number; sha256: string } {
-  const bytes = readFileSync(path);
-  return { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  const h = createHash('sha256');
+  let bytes = 0;
+  eachChunk(path, (c) => {
+    h.update(c);
+    bytes += c.length;
+  });
+  return { bytes, sha256: h.digest('hex') };
 }
 
 /** Writes `to` (0600) with `from`'s bytes: under a temporary name, fsynced, then renamed. */
 function copyPrivate(from: string, to: string): void {
-  writePrivate(to, readFileSync(from));
+  const tmp = `${to}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    try {
+      eachChunk(from, (c) => {
+        for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+      });
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, to);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 function writePrivate(path: string, data: string | Uint8Array): void {

@@ -83,7 +83,15 @@ function readIncoming(c: Context, max: number): Promise<Uint8Array> {
  * bare status line.
  */
 function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable || err.code === 'ECONNRESET') {
+  // A response already under way on this connection (keep-alive) is not written into; a client
+  // gone, or too slow to send its request (the server's timeouts), gets nothing more.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (
+    !socket.writable ||
+    inFlight?.headersSent === true ||
+    err.code === 'ECONNRESET' ||
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+  ) {
     socket.destroy();
     return;
   }

@@ -4,7 +4,15 @@
  * signed by the same key and consistent with a checkpoint a client saw before. And a backup
  * that was altered, a folder in use or already holding a database, are refused with their codes.
  */
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromBase64url } from '@backchannel/protocol';
@@ -161,6 +169,16 @@ describe('relay backup and restore', () => {
       'INVALID_ARGUMENT',
       /another checkpoint key/,
     );
+
+    // A key that cannot be written: nothing is left in the folder, so the restore can be run again
+    // (before, the database was in place without its key, and the relay would have made a new one).
+    const r6 = join(tmp, 'r6');
+    expect(() =>
+      restoreRelay({ from: out, dataDir: r6, checkpointKeyFile: join(tmp, 'no-such-dir', 'key') }),
+    ).toThrow(/ENOENT/);
+    expect(existsSync(join(r6, 'relay.db'))).toBe(false);
+    restoreRelay({ from: out, dataDir: r6 });
+    expect(existsSync(join(r6, 'relay.db')) && existsSync(join(r6, 'checkpoint-key'))).toBe(true);
 
     // Altered after it was written: a byte of the database, the key, the manifest.
     const db = new Database(join(out, 'relay.db'));

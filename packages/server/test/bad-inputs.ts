@@ -179,6 +179,12 @@ export const badCases: readonly BadCase[] = [
     run: (c) => c.caller.call('DELETE', '/v1/relay'),
   },
   {
+    name: 'a known path with a trailing slash is no route (not a method to change)',
+    status: 404,
+    code: 'NOT_FOUND',
+    run: (c) => c.caller.call('GET', '/v1/relay/'),
+  },
+  {
     name: 'malformed JSON',
     status: 400,
     code: 'BODY_MALFORMED',

@@ -625,7 +625,9 @@ export class Hub {
     } catch (e) {
       this.#log.error({ err: { message: (e as Error).message }, channel: sub.channel }, 'ws catch-up failed');
       // STORE_UNAVAILABLE tells the client to resubscribe later; anything else is a relay fault.
-      this.#unsubscribe(sub.conn, sub.channel, e instanceof RelayError ? e.code : 'INTERNAL');
+      // Only this subscription: one made since (unsubscribed, subscribed again) goes on.
+      if (sub.active && sub.conn.subs.get(sub.channel) === sub)
+        this.#unsubscribe(sub.conn, sub.channel, e instanceof RelayError ? e.code : 'INTERNAL');
     } finally {
       sub.running = false;
     }
