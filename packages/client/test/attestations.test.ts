@@ -470,6 +470,20 @@ describe('backchannel verify (the CLI, offline)', () => {
       valid: false,
       code: 'TIME_OUTSIDE_WINDOW',
     });
+    // At the terminal, what the attestation reveals is shown too: the outreach's cover note.
+    const outreach = join(dir, 'outreach.json');
+    const o = doc('outreach');
+    writeFileSync(outreach, encodeAttestation(o));
+    const note = (o.disclosures as Array<{ event?: { kind?: string; note?: string } }>)
+      .map((d) => d.event)
+      .find((e) => e?.kind === 'outreach')?.note;
+    const human = await new Promise<string>((resolve) =>
+      execFile(process.execPath, [bin, 'verify', outreach, '--keys', keys], (_err, stdout) =>
+        resolve(stdout),
+      ),
+    );
+    expect(human).toMatch(/^VALID outreach attestation\n/);
+    expect(human).toContain(`: outreach, “${note ?? 'no note disclosed'}”`);
   });
 });
 

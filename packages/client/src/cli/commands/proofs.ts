@@ -66,10 +66,25 @@ export function renderVerdict(v: AttestationVerdict): string {
     `  ${inline(v.statement)}`,
     ...v.facts.map((f) => `  - ${inline(f)}`),
   ];
+  // What the attestation reveals of the channel: the disclosed events' own words (`--json` has
+  // them whole, under `disclosed`). Read-outs are quoted below, in full.
+  if (v.readouts === undefined)
+    for (const d of v.disclosed) lines.push(`  revealed, entry ${d.index}: ${revealed(d.event)}`);
   if (v.readouts !== undefined) {
     for (const t of v.readouts.texts) lines.push(`  read-out of ${t.party}: “${quoteBlock(t.text, '    ')}”`);
   }
   return lines.join('\n');
+}
+
+/** A disclosed event in one line: its kind, and its text where it has one. */
+function revealed(e: { readonly kind: string } & Record<string, unknown>): string {
+  const quote = (t: unknown) => `“${inline(String(t))}”`;
+  if (typeof e.note === 'string') return `${e.kind}, ${quote(e.note)}`;
+  if (typeof e.text === 'string') return `${e.kind}, ${quote(e.text)}`;
+  if (Array.isArray(e.items)) return `${e.kind}, ${e.items.map(quote).join('; ')}`;
+  if (e.kind === 'receipt' && Array.isArray(e.of))
+    return `${String(e.type)} receipt of ${e.of.length} event(s)`;
+  return e.kind;
 }
 
 /** Verifies a file offline; returns the verdict (no device, no network). */
