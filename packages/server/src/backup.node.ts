@@ -101,7 +101,7 @@ export function backupRelay(opts: BackupOptions): BackupManifest {
     } finally {
       src.close();
     }
-    fsyncFile(target);
+    fsyncPath(target);
     const { channels, entries } = countLog(target);
     copyPrivate(keyPath, join(opts.out, CHECKPOINT_KEY_FILE));
     const manifest: BackupManifest = {
@@ -114,8 +114,9 @@ export function backupRelay(opts: BackupOptions): BackupManifest {
         [CHECKPOINT_KEY_FILE]: describe(join(opts.out, CHECKPOINT_KEY_FILE)),
       },
     };
-    writePrivate(join(opts.out, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-    fsyncDir(opts.out);
+    const text = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+    writePrivate(join(opts.out, MANIFEST), (fd) => writeAll(fd, text));
+    fsyncPath(opts.out);
     return manifest;
   } catch (e) {
     // Half a backup is no backup: nothing is left that could be taken for one.
@@ -213,7 +214,7 @@ export function restoreRelay(opts: RestoreOptions): BackupManifest {
       if (!keyPresent) rmSync(keyPath, { force: true });
       throw e;
     }
-    fsyncDir(opts.dataDir);
+    fsyncPath(opts.dataDir);
   } finally {
     lock.release();
   }
@@ -269,49 +270,35 @@ function describe(path: string): { bytes: number; sha256: string } {
   return { bytes, sha256: h.digest('hex') };
 }
 
-/** Writes `to` (0600) with `from`'s bytes: under a temporary name, fsynced, then renamed. */
+/** Writes `to` (0600) with `from`'s bytes. */
 function copyPrivate(from: string, to: string): void {
-  const tmp = `${to}.tmp-${process.pid}`;
+  writePrivate(to, (fd) => eachChunk(from, (c) => writeAll(fd, c)));
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+}
+
+/** Writes `path` (0600) through `fill`: under a temporary name, fsynced, then renamed. */
+function writePrivate(path: string, fill: (fd: number) => void): void {
+  const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
     try {
-      eachChunk(from, (c) => {
-        for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
-      });
+      fill(fd);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    renameSync(tmp, to);
+    renameSync(tmp, path);
   } finally {
     rmSync(tmp, { force: true });
   }
 }
 
-function writePrivate(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
-
-function fsyncFile(path: string): void {
-  const fd = openSync(path, 'r+');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+/** fsync of a file or a folder (a folder: the names written in it). */
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
   } finally {

@@ -20,8 +20,8 @@ import { verifyConsistency } from '@backchannel/protocol/transcript';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, backupRelay, checkBackup, restoreRelay } from '../src/backup.node.ts';
-import { commit, envelope, makeDevice, makeParty, newChannel, readLog, type TestDevice } from './helpers.ts';
-import { type RelayProcess, startRelayProcess } from './process.ts';
+import { commit, envelope, newChannel, readLog, type TestDevice } from './helpers.ts';
+import { type RelayProcess, startRelayProcess, writerRelay } from './process.ts';
 
 let relay: RelayProcess;
 let a: TestDevice;
@@ -29,15 +29,7 @@ let b: TestDevice;
 const tmp = mkdtempSync(join(tmpdir(), 'bc-backup-'));
 
 beforeAll(async () => {
-  const config = join(tmp, 'relay.json');
-  writeFileSync(config, JSON.stringify({ rateLimits: { writes: { perSecond: 1e6, burst: 1e6 } } }));
-  relay = await startRelayProcess({ BACKCHANNEL_CONFIG: config });
-  const A = makeParty('A');
-  const B = makeParty('B');
-  a = makeDevice(A, 'a', 'admin');
-  b = makeDevice(B, 'b', 'principal');
-  await relay.caller.publishParty(A, [a]);
-  await relay.caller.publishParty(B, [b]);
+  ({ relay, a, b } = await writerRelay());
 });
 afterAll(async () => {
   await relay.cleanup();

@@ -4,9 +4,6 @@
  * once at its acknowledged seq, retries of unacknowledged ones are idempotent, and the log
  * verifies against the last checkpoint the client saw (consistency proof) and its own root.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fromBase64url, type SignedEnvelope } from '@backchannel/protocol';
 import {
   leafHash,
@@ -17,33 +14,15 @@ import {
   verifyNote,
 } from '@backchannel/protocol/transcript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  commit,
-  envelope,
-  expectAckedOnce,
-  makeDevice,
-  makeParty,
-  newChannel,
-  readLog,
-  type TestDevice,
-} from './helpers.ts';
-import { type RelayProcess, startRelayProcess } from './process.ts';
+import { commit, envelope, expectAckedOnce, newChannel, readLog, type TestDevice } from './helpers.ts';
+import { type RelayProcess, writerRelay } from './process.ts';
 
 let relay: RelayProcess;
 let a: TestDevice;
 let b: TestDevice;
 
 beforeAll(async () => {
-  // One client writes as fast as it can (a load generator): the per-device write limit is raised.
-  const config = join(mkdtempSync(join(tmpdir(), 'bc-crash-cfg-')), 'relay.json');
-  writeFileSync(config, JSON.stringify({ rateLimits: { writes: { perSecond: 1e6, burst: 1e6 } } }));
-  relay = await startRelayProcess({ BACKCHANNEL_CONFIG: config });
-  const A = makeParty('A');
-  const B = makeParty('B');
-  a = makeDevice(A, 'a', 'admin');
-  b = makeDevice(B, 'b', 'principal');
-  await relay.caller.publishParty(A, [a]);
-  await relay.caller.publishParty(B, [b]);
+  ({ relay, a, b } = await writerRelay());
 });
 afterAll(() => relay.cleanup());
 

@@ -1,12 +1,12 @@
 /** A relay as a real child process (`node --import tsx src/main.node.ts`) and a WebSocket test client. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ChannelId, signRequest, toBase64url } from '@backchannel/protocol';
 import WebSocket from 'ws';
-import { Caller, suite, type TestDevice } from './helpers.ts';
+import { Caller, makeDevice, makeParty, suite, type TestDevice } from './helpers.ts';
 
 const MAIN = new URL('../src/main.node.ts', import.meta.url).pathname;
 
@@ -92,6 +92,24 @@ export async function startRelayProcess(env: Record<string, string> = {}): Promi
   };
   await waitReady(url, rp.child);
   return rp;
+}
+
+/**
+ * A relay process one client writes to as fast as it can (a load generator: the per-device write
+ * limit raised), with party A's admin `a` and party B's principal `b` published.
+ */
+export async function writerRelay(): Promise<{ relay: RelayProcess; a: TestDevice; b: TestDevice }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bc-writer-cfg-'));
+  const config = join(dir, 'relay.json');
+  writeFileSync(config, JSON.stringify({ rateLimits: { writes: { perSecond: 1e6, burst: 1e6 } } }));
+  const relay = await startRelayProcess({ BACKCHANNEL_CONFIG: config });
+  const A = makeParty('A');
+  const B = makeParty('B');
+  const a = makeDevice(A, 'a', 'admin');
+  const b = makeDevice(B, 'b', 'principal');
+  await relay.caller.publishParty(A, [a]);
+  await relay.caller.publishParty(B, [b]);
+  return { relay, a, b };
 }
 
 export interface Frame {

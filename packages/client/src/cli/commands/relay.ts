@@ -215,14 +215,10 @@ function relayBackupCommands(program: Command, run: Runner): void {
     )
     .action(
       run(async (_o, out, opts: { out: string; data: string; checkpointKey?: string }) => {
-        const m = await runBackupEntry([
-          'backup',
-          '--data',
-          opts.data,
-          '--out',
-          opts.out,
-          ...(opts.checkpointKey === undefined ? [] : ['--checkpoint-key', opts.checkpointKey]),
-        ]);
+        const m = await runBackupEntry(
+          ['backup', '--data', opts.data, '--out', opts.out],
+          opts.checkpointKey,
+        );
         out.result(
           { out: opts.out, ...m },
           (v: BackupManifest & { out: string }) =>
@@ -253,14 +249,10 @@ function relayBackupCommands(program: Command, run: Runner): void {
     )
     .action(
       run(async (_o, out, opts: { from: string; data: string; checkpointKey?: string }) => {
-        const m = await runBackupEntry([
-          'restore',
-          '--from',
-          opts.from,
-          '--data',
-          opts.data,
-          ...(opts.checkpointKey === undefined ? [] : ['--checkpoint-key', opts.checkpointKey]),
-        ]);
+        const m = await runBackupEntry(
+          ['restore', '--from', opts.from, '--data', opts.data],
+          opts.checkpointKey,
+        );
         out.result(
           { data: opts.data, ...m },
           (v: BackupManifest & { data: string }) =>
@@ -271,7 +263,14 @@ function relayBackupCommands(program: Command, run: Runner): void {
 }
 
 /** Runs the relay's backup entry; its `error CODE: message` line becomes the typed error. */
-async function runBackupEntry(args: readonly string[]): Promise<BackupManifest> {
+async function runBackupEntry(
+  verbAndFolders: readonly string[],
+  checkpointKey: string | undefined,
+): Promise<BackupManifest> {
+  const args = [
+    ...verbAndFolders,
+    ...(checkpointKey === undefined ? [] : ['--checkpoint-key', checkpointKey]),
+  ];
   const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>(
     (resolve) => {
       execFile(
