@@ -18,6 +18,7 @@ import { LocalFanout } from './fanout/local.ts';
 import { NatsFanout, natsSubjectFor } from './fanout/nats.ts';
 import { RelayError } from './errors.ts';
 import type { Log } from './http/context.ts';
+import { answerRaw } from './http/raw-answer.node.ts';
 import { RelayMetrics } from './metrics.ts';
 import { createRelay, type RelayCore } from './relay.ts';
 import { loadCheckpointKey, loadOrCreateCheckpointKey } from './relay-key.node.ts';
@@ -99,12 +100,7 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
     err.code === 'HPE_HEADER_OVERFLOW'
       ? new RelayError('HEADERS_TOO_LARGE', 'the request line and headers exceed 16 KiB')
       : new RelayError('REQUEST_INVALID', 'malformed HTTP request');
-  const body = JSON.stringify(e.toJSON());
-  const reason = e.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
-  socket.end(
-    `HTTP/1.1 ${e.status} ${reason}\r\ncontent-type: application/json\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  answerRaw(socket, e);
 }
 
 /** The store and fan-out the config names: SQLite + in-process, or PostgreSQL + NATS (or local). */

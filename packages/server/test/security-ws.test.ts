@@ -145,6 +145,72 @@ describe('upgrade handshake', () => {
   });
 });
 
+/** Sends raw bytes and returns the status, headers and JSON body of the answer (the relay closes after it). */
+async function rawAnswer(
+  port: number,
+  bytes: string,
+): Promise<{ status: number; headers: string; body: unknown }> {
+  const s = tcpConnect(port, '127.0.0.1');
+  let got = '';
+  s.on('data', (d: Buffer) => {
+    got += d.toString('latin1');
+  });
+  s.write(bytes);
+  await new Promise<void>((resolve) => {
+    s.once('close', () => resolve());
+    s.once('error', () => resolve());
+  });
+  const [head = '', body = ''] = got.split('\r\n\r\n');
+  return { status: Number(head.split(' ')[1]), headers: head.toLowerCase(), body: JSON.parse(body) };
+}
+
+describe('refused upgrades', () => {
+  it('are answered in JSON with a code, like every other refusal', async () => {
+    relay = await relayWith({ rateLimits: { ip: { perSecond: 1, burst: 6 } } });
+    const port = Number(new URL(relay.url).port);
+    const noWhere = await rawAnswer(port, upgrade('/nowhere'));
+    expect(noWhere.status).toBe(404);
+    expect(noWhere.headers).toContain('content-type: application/json');
+    expect(noWhere.body).toEqual({ error: { code: 'NOT_FOUND', message: 'no such route' } });
+
+    const badKey = await rawAnswer(port, upgrade('/v1/ws', 'bad'));
+    expect(badKey.status).toBe(400);
+    expect(badKey.headers).toContain('content-type: application/json');
+    expect(badKey.body).toEqual({
+      error: {
+        code: 'REQUEST_INVALID',
+        message: 'not a WebSocket handshake: Missing or invalid Sec-WebSocket-Key header',
+      },
+    });
+
+    const notWebSocket = await rawAnswer(
+      port,
+      upgrade('/v1/ws').replace('Upgrade: websocket', 'Upgrade: h2c'),
+    );
+    expect(notWebSocket.status).toBe(400);
+    expect(notWebSocket.body).toMatchObject({ error: { code: 'REQUEST_INVALID' } });
+
+    const post = await rawAnswer(port, upgrade('/v1/ws').replace('GET', 'POST'));
+    expect(post.status).toBe(405);
+    expect(post.headers).toContain('allow: get');
+    expect(post.body).toEqual({
+      error: { code: 'METHOD_NOT_ALLOWED', message: 'a WebSocket upgrade is a GET' },
+    });
+
+    // Past the address's burst: RATE_LIMITED with the wait, in the body and in Retry-After.
+    let limited: Awaited<ReturnType<typeof rawAnswer>> | undefined;
+    for (let i = 0; i < 10 && limited === undefined; i++) {
+      const a = await rawAnswer(port, upgrade('/v1/ws', 'bad'));
+      if (a.status === 429) limited = a;
+    }
+    if (limited === undefined) throw new Error('never rate limited');
+    expect(limited.body).toMatchObject({ error: { code: 'RATE_LIMITED' } });
+    expect((limited.body as { error: { retryAfterMs: number } }).error.retryAfterMs).toBeGreaterThan(0);
+    expect(limited.headers).toMatch(/\r\nretry-after: \d+/);
+    expect((await fetch(`${relay.url}/healthz`)).ok).toBe(true);
+  });
+});
+
 describe('membership and device status are re-checked while subscribed', () => {
   it('a device removed while its catch-up is paused gets nothing past its removal', async () => {
     // A small high-water mark: the subscriber's catch-up pauses after its first page.

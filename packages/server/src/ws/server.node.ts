@@ -2,6 +2,9 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { RelayError } from '../errors.ts';
+import { rateLimited } from '../http/guards.ts';
+import { answerRaw } from '../http/raw-answer.node.ts';
 import type { RateLimiter } from '../http/rate-limit.ts';
 import type { Hub } from './hub.ts';
 
@@ -13,22 +16,28 @@ export interface WsAttachOptions {
   readonly maxPayload: number;
 }
 
-function refuse(socket: Duplex, status: string): void {
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-}
-
 export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketServer {
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false });
+  // A handshake `ws` refuses (not GET, no `Upgrade: websocket`, a bad key or version) is answered
+  // in the relay's JSON, with ws's reason as the message, instead of ws's text/html page.
+  wss.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
+    if (!socket.writable) return socket.destroy();
+    if (req.method !== 'GET') {
+      return answerRaw(socket, new RelayError('METHOD_NOT_ALLOWED', 'a WebSocket upgrade is a GET'), {
+        allow: 'GET',
+      });
+    }
+    answerRaw(socket, new RelayError('REQUEST_INVALID', `not a WebSocket handshake: ${err.message}`));
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node hands the raw socket over with no 'error' listener: a client that resets mid-handshake
     // (or while a refusal is written) would otherwise raise an unhandled 'error' and end the process.
     // `ws` adds its own listener once the handshake completes; this one stays harmless after that.
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
-    if (path !== '/v1/ws') return refuse(socket, '404 Not Found');
-    if (o.ipLimiter.take(req.socket.remoteAddress ?? 'unknown', o.now()) > 0) {
-      return refuse(socket, '429 Too Many Requests');
-    }
+    if (path !== '/v1/ws') return answerRaw(socket, new RelayError('NOT_FOUND', 'no such route'));
+    const wait = o.ipLimiter.take(req.socket.remoteAddress ?? 'unknown', o.now());
+    if (wait > 0) return answerRaw(socket, rateLimited(wait));
     wss.handleUpgrade(req, socket, head, (ws) => {
       // Frames sent in one turn of the event loop (a batch's acks and entries) leave in one write:
       // the socket is corked at the first and uncorked on the next turn.
