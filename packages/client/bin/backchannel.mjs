@@ -35,6 +35,16 @@ const fresh =
   process.env.BACKCHANNEL_CLI_FROM_SOURCE !== '1' &&
   Math.max(...sources.map(newest), ...manifests.map((m) => statSync(m).mtimeMs)) <= bundle.mtimeMs;
 
+// Under npx (npm exec), npm passes a SIGTERM on to the shell it ran this command in, and the shell
+// ends without passing it on: a long-running command (relay, watch, heartbeat --daemon, witness)
+// would live on with its parent gone. Noticing the parent go, it stops as on SIGTERM.
+if (process.env.npm_command === 'exec') {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.kill(process.pid, 'SIGTERM');
+  }, 500).unref();
+}
+
 if (fresh) {
   await import('../dist/cli.mjs');
 } else {

@@ -5,7 +5,7 @@
  * the relay's own bare line. A relay that starts runs until it is stopped, as before.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +115,97 @@ describe('backchannel relay that starts', () => {
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
     expect(stderr).toBe('');
+  });
+
+  it('takes the relay’s own settings: --config, --log-level, HOST from the environment', {
+    timeout: 60_000,
+  }, async () => {
+    const port = await freePort();
+    const config = join(root, 'relay-config.json');
+    writeFileSync(config, JSON.stringify({ relayName: 'from-config.example' }));
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        BIN,
+        'relay',
+        '--port',
+        String(port),
+        '--data',
+        join(root, 'd-cfg'),
+        '--config',
+        config,
+        '--log-level',
+        'warn',
+      ],
+      // 127.0.0.2 is loopback too: the relay listens there only if HOST reached it.
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOST: '127.0.0.2' } },
+    );
+    let output = '';
+    for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => (output += d.toString()));
+    const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    let ready = false;
+    for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
+      ready = await fetch(`http://127.0.0.2:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (!ready) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready, output).toBe(true);
+    const about = (await (await fetch(`http://127.0.0.2:${port}/v1/relay`)).json()) as { name: string };
+    expect(about.name).toBe('from-config.example');
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    // At warn, not one line: neither "listening" nor "stopped" (info).
+    expect(output).toBe('');
+  });
+
+  it('started with npx, stops when npx is sent SIGTERM (npm’s shell does not pass it on)', {
+    timeout: 60_000,
+  }, async () => {
+    const port = await freePort();
+    const npx = spawn(
+      'npx',
+      ['backchannel', 'relay', '--port', String(port), '--data', join(root, 'd-npx')],
+      {
+        cwd: join(import.meta.dirname, '..', '..', '..'),
+        stdio: 'ignore',
+      },
+    );
+    const readyz = () =>
+      fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    let ready = false;
+    for (let i = 0; i < 300 && !ready; i++) {
+      ready = await readyz();
+      if (!ready) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready).toBe(true);
+    npx.kill('SIGTERM');
+    let up = true;
+    for (let i = 0; i < 100 && up; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      up = await readyz();
+    }
+    expect(up).toBe(false);
+  });
+
+  it('passes every --previous-checkpoint-key on, not only the last', { timeout: 60_000 }, async () => {
+    const r = await human('x', [
+      'relay',
+      '--port',
+      '0',
+      '--data',
+      join(root, 'd-prev'),
+      '--previous-checkpoint-key',
+      join(root, 'no-key-A'),
+      '--previous-checkpoint-key',
+      join(root, 'no-key-B'),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no-key-A: no such checkpoint key file');
   });
 });
 

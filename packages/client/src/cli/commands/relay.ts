@@ -15,7 +15,7 @@ export function relayCommands(program: Command, run: Runner): void {
       'run a relay (HTTP + WebSocket): embedded SQLite, or one node of a PostgreSQL + NATS cluster',
     )
     .option('--port <port>', 'port (env PORT)', process.env.PORT ?? '8787')
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--host <host>', 'address to listen on (env HOST)', process.env.HOST ?? '127.0.0.1')
     .option('--data <dir>', 'data directory (env BACKCHANNEL_DATA)', process.env.BACKCHANNEL_DATA ?? './data')
     .option('--store <url>', 'storage: sqlite (default) or postgres://… (env BACKCHANNEL_STORE)')
     .option('--fanout <url>', 'fan-out between relay nodes: nats://… (env BACKCHANNEL_FANOUT)')
@@ -25,8 +25,16 @@ export function relayCommands(program: Command, run: Runner): void {
     )
     .option(
       '--previous-checkpoint-key <file>',
-      'during a key rotation: the retiring key; devices and witnesses move to the new one (docs/OPERATIONS.md)',
+      'during a key rotation: a retired key, repeated for each; devices and witnesses move to the new one (docs/OPERATIONS.md)',
+      (file: string, files: string[] | undefined) => [...(files ?? []), file],
     )
+    .option('--name <name>', "the relay's name, as devices pin it (env BACKCHANNEL_RELAY_NAME)")
+    .option(
+      '--config <file>',
+      'a JSON configuration file (env BACKCHANNEL_CONFIG); the environment and these flags win over it',
+    )
+    .option('--log-level <level>', 'fatal, error, warn, info (default), debug or trace (env LOG_LEVEL)')
+    .option('--web <dir>', "serve the web app's build from this folder (env BACKCHANNEL_WEB_DIST)")
     .addHelpText(
       'after',
       '\nExamples:\n  backchannel relay --port 8787 --data ./data\n  backchannel relay --data ./node1 --store postgres://relay@db:5432/backchannel --fanout nats://mq:4222\n  backchannel relay --data ./data --previous-checkpoint-key ./data/checkpoint-key.old',
@@ -43,7 +51,11 @@ export function relayCommands(program: Command, run: Runner): void {
             store?: string;
             fanout?: string;
             checkpointKey?: string;
-            previousCheckpointKey?: string;
+            previousCheckpointKey?: string[];
+            name?: string;
+            config?: string;
+            logLevel?: string;
+            web?: string;
           },
         ) => {
           const port = Number(opts.port);
@@ -56,23 +68,23 @@ export function relayCommands(program: Command, run: Runner): void {
           // The relay's port defaults to 8787 (not a free one, as the demo's does).
           if (port !== 0)
             await ensureFree(port, opts.host, 'choose another with --port (--port 0 picks a free one)');
-          const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry()], {
+          // The relay takes these flags itself (flags > environment > config file).
+          const given = (flag: string, value: string | undefined) =>
+            value === undefined ? [] : [flag, value];
+          const args = [
+            ...['--port', opts.port, '--host', opts.host, '--data', opts.data],
+            ...given('--store', opts.store),
+            ...given('--fanout', opts.fanout),
+            ...given('--checkpoint-key', opts.checkpointKey),
+            ...(opts.previousCheckpointKey ?? []).flatMap((f) => ['--previous-checkpoint-key', f]),
+            ...given('--name', opts.name),
+            ...given('--config', opts.config),
+            ...given('--log-level', opts.logLevel),
+            ...given('--web', opts.web),
+          ];
+          const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry(), ...args], {
             // stderr through this process: a relay that cannot start is reported as every error is.
             stdio: ['inherit', 'inherit', 'pipe'],
-            env: {
-              ...process.env,
-              PORT: opts.port,
-              HOST: opts.host,
-              BACKCHANNEL_DATA: opts.data,
-              ...(opts.store === undefined ? {} : { BACKCHANNEL_STORE: opts.store }),
-              ...(opts.fanout === undefined ? {} : { BACKCHANNEL_FANOUT: opts.fanout }),
-              ...(opts.checkpointKey === undefined
-                ? {}
-                : { BACKCHANNEL_CHECKPOINT_KEY_FILE: opts.checkpointKey }),
-              ...(opts.previousCheckpointKey === undefined
-                ? {}
-                : { BACKCHANNEL_PREVIOUS_CHECKPOINT_KEY_FILE: opts.previousCheckpointKey }),
-            },
           });
           let stopping = false;
           for (const sig of ['SIGINT', 'SIGTERM'] as const)
