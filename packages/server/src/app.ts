@@ -104,6 +104,7 @@ export function createApp(deps: AppDeps): RelayApp {
   app.notFound((c) => {
     const allowed = [...new Set(routes.filter((r) => r.re.test(c.req.path)).map((r) => r.method))];
     if (allowed.length > 0) {
+      deps.metrics.refused('METHOD_NOT_ALLOWED', 'http');
       c.header('allow', allowed.join(', '));
       return c.json(
         new RelayError(
@@ -113,6 +114,7 @@ export function createApp(deps: AppDeps): RelayApp {
         405,
       );
     }
+    deps.metrics.refused('NOT_FOUND', 'http');
     return c.json(new RelayError('NOT_FOUND', 'no such route').toJSON(), 404);
   });
 
@@ -125,6 +127,7 @@ export function createApp(deps: AppDeps): RelayApp {
       deps.log.error({ err: { name: err.name, message: err.message }, route: c.req.path }, 'request failed');
       e = new RelayError('INTERNAL', 'internal error');
     }
+    deps.metrics.refused(e.code, 'http');
     if (e.retryAfterMs !== undefined) c.header('retry-after', String(Math.ceil(e.retryAfterMs / 1000)));
     return c.json(e.toJSON(), e.status as 400);
   });

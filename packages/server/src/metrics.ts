@@ -12,6 +12,7 @@ export class RelayMetrics implements AppenderMetrics {
   readonly wsSubscribers: Gauge;
   readonly wsDropped: Counter;
   readonly rateLimited: Counter<'scope'>;
+  readonly refusals: Counter<'code' | 'via'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -57,6 +58,17 @@ export class RelayMetrics implements AppenderMetrics {
       labelNames: ['scope'],
       registers,
     });
+    this.refusals = new Counter({
+      name: 'bc_refusals_total',
+      help: 'Requests and frames refused, by error code and by how they came (http, ws)',
+      labelNames: ['code', 'via'],
+      registers,
+    });
+  }
+
+  /** One refusal answered with `code` (a RelayErrorCode: a bounded set of label values). */
+  refused(code: string, via: 'http' | 'ws'): void {
+    this.refusals.inc({ code, via });
   }
 
   batch(size: number, commitSeconds: number): void {

@@ -83,7 +83,7 @@ function readIncoming(c: Context, max: number): Promise<Uint8Array> {
  * header, a bad Content-Length, headers over 16 KiB) get the relay's JSON error too, not Node's
  * bare status line.
  */
-function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+function answerClientError(err: Error & { code?: string }, socket: Duplex, metrics: RelayMetrics): void {
   // A response already under way on this connection (keep-alive) is not written into; a client
   // gone, or too slow to send its request (the server's timeouts), gets nothing more.
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
@@ -100,6 +100,7 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
     err.code === 'HPE_HEADER_OVERFLOW'
       ? new RelayError('HEADERS_TOO_LARGE', 'the request line and headers exceed 16 KiB')
       : new RelayError('REQUEST_INVALID', 'malformed HTTP request');
+  metrics.refused(e.code, 'http');
   answerRaw(socket, e);
 }
 
@@ -189,9 +190,10 @@ async function listen(
   });
   const server = createAdaptorServer({ fetch: core.app.fetch }) as Server;
   server.keepAliveTimeout = 30_000;
-  server.on('clientError', answerClientError);
+  server.on('clientError', (err: Error, socket: Duplex) => answerClientError(err, socket, core.metrics));
   const wss = attachWebSocket(server, {
     hub: core.hub,
+    metrics: core.metrics,
     ipLimiter: core.limiters.ip,
     now,
     maxPayload: config.limits.wsFrameBytes * 2,

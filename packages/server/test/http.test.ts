@@ -37,6 +37,25 @@ describe('operations endpoints', () => {
     expect(text).toMatch(/bc_http_requests_total\{method="GET",route="\/healthz",status="200"\} 1/);
   });
 
+  it('counts refusals by their code', async () => {
+    const count = async (code: string) => {
+      const text = await (await r.core.app.request('/metrics')).text();
+      const m = new RegExp(`^bc_refusals_total\\{code="${code}",via="http"\\} (\\d+)$`, 'm').exec(text);
+      return Number(m?.[1] ?? 0);
+    };
+    const [notFound, invalid, notAllowed] = [
+      await count('NOT_FOUND'),
+      await count('REQUEST_INVALID'),
+      await count('METHOD_NOT_ALLOWED'),
+    ];
+    expect((await r.caller.get('/v1/nowhere')).status).toBe(404);
+    expect((await r.caller.get('/v1/cards/not-a-party-id')).status).toBe(400);
+    expect((await r.core.app.request('/v1/relay', { method: 'DELETE' })).status).toBe(405);
+    expect(await count('NOT_FOUND')).toBe(notFound + 1);
+    expect(await count('REQUEST_INVALID')).toBe(invalid + 1);
+    expect(await count('METHOD_NOT_ALLOWED')).toBe(notAllowed + 1);
+  });
+
   it('serves the OpenAPI document with every route and Swagger UI', async () => {
     const doc = (await r.caller.get('/openapi.json')).body as {
       paths: Record<string, unknown>;

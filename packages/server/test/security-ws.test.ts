@@ -207,6 +207,16 @@ describe('refused upgrades', () => {
     expect(limited.body).toMatchObject({ error: { code: 'RATE_LIMITED' } });
     expect((limited.body as { error: { retryAfterMs: number } }).error.retryAfterMs).toBeGreaterThan(0);
     expect(limited.headers).toMatch(/\r\nretry-after: \d+/);
+    // Each is counted by its code for the operator (/metrics is not under /v1: no rate limit).
+    const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+    const count = (code: string) =>
+      Number(
+        new RegExp(`^bc_refusals_total\\{code="${code}",via="ws"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0,
+      );
+    expect(count('NOT_FOUND')).toBe(1);
+    expect(count('METHOD_NOT_ALLOWED')).toBe(1);
+    expect(count('REQUEST_INVALID')).toBeGreaterThanOrEqual(2);
+    expect(count('RATE_LIMITED')).toBe(1);
     expect((await fetch(`${relay.url}/healthz`)).ok).toBe(true);
   });
 });

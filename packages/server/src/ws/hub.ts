@@ -421,6 +421,7 @@ export class Hub {
       this.#log.error({ err: { message: (e as Error).message } }, 'ws frame failed');
       err = new RelayError('INTERNAL', 'internal error');
     }
+    this.#metrics.refused(err.code, 'ws');
     this.#send(conn, frames.error(err.code, err.message, channel, id));
     if ((err.code.startsWith('FRAME_') || err.code === 'AUTH_MISSING') && ++conn.errors > 20) {
       this.#close(conn, CLOSE.TOO_MANY_ERRORS, 'too many bad frames');

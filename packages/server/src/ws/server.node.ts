@@ -7,9 +7,11 @@ import { rateLimited } from '../http/guards.ts';
 import { answerRaw } from '../http/raw-answer.node.ts';
 import type { RateLimiter } from '../http/rate-limit.ts';
 import type { Hub } from './hub.ts';
+import type { RelayMetrics } from '../metrics.ts';
 
 export interface WsAttachOptions {
   readonly hub: Hub;
+  readonly metrics: RelayMetrics;
   readonly ipLimiter: RateLimiter;
   readonly now: () => number;
   /** Hard cap per frame; the hub refuses frames above its own (lower) cap with FRAME_TOO_LARGE. */
@@ -20,14 +22,18 @@ export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketSe
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false });
   // A handshake `ws` refuses (not GET, no `Upgrade: websocket`, a bad key or version) is answered
   // in the relay's JSON, with ws's reason as the message, instead of ws's text/html page.
+  const refuse = (socket: Duplex, e: RelayError, headers?: Record<string, string>) => {
+    o.metrics.refused(e.code, 'ws');
+    answerRaw(socket, e, headers);
+  };
   wss.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
     if (!socket.writable) return socket.destroy();
     if (req.method !== 'GET') {
-      return answerRaw(socket, new RelayError('METHOD_NOT_ALLOWED', 'a WebSocket upgrade is a GET'), {
+      return refuse(socket, new RelayError('METHOD_NOT_ALLOWED', 'a WebSocket upgrade is a GET'), {
         allow: 'GET',
       });
     }
-    answerRaw(socket, new RelayError('REQUEST_INVALID', `not a WebSocket handshake: ${err.message}`));
+    refuse(socket, new RelayError('REQUEST_INVALID', `not a WebSocket handshake: ${err.message}`));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node hands the raw socket over with no 'error' listener: a client that resets mid-handshake
@@ -35,9 +41,9 @@ export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketSe
     // `ws` adds its own listener once the handshake completes; this one stays harmless after that.
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
-    if (path !== '/v1/ws') return answerRaw(socket, new RelayError('NOT_FOUND', 'no such route'));
+    if (path !== '/v1/ws') return refuse(socket, new RelayError('NOT_FOUND', 'no such route'));
     const wait = o.ipLimiter.take(req.socket.remoteAddress ?? 'unknown', o.now());
-    if (wait > 0) return answerRaw(socket, rateLimited(wait));
+    if (wait > 0) return refuse(socket, rateLimited(wait));
     wss.handleUpgrade(req, socket, head, (ws) => {
       // Frames sent in one turn of the event loop (a batch's acks and entries) leave in one write:
       // the socket is corked at the first and uncorked on the next turn.
