@@ -15,6 +15,7 @@ export {
   type NodeReader,
   type NodeRef,
   nodeHash,
+  nodeHashWith,
   nodesForRanges,
   rangeHash,
   rangeNodes,

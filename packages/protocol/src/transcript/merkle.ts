@@ -37,7 +37,8 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   return nodeHashWith(sha256, left, right);
 }
 
-function nodeHashWith(hash: Sha256Fn, left: Uint8Array, right: Uint8Array): Uint8Array {
+/** nodeHash with the given SHA-256. */
+export function nodeHashWith(hash: Sha256Fn, left: Uint8Array, right: Uint8Array): Uint8Array {
   const b = new Uint8Array(65);
   b[0] = 1;
   b.set(left, 1);
@@ -271,7 +272,11 @@ export interface StoredNode {
 }
 
 /** Appends one leaf hash; returns the new state and the perfect subtrees that became complete. */
-export function appendLeaf(state: TreeState, leaf: Uint8Array): { state: TreeState; nodes: StoredNode[] } {
+export function appendLeaf(
+  state: TreeState,
+  leaf: Uint8Array,
+  hash: Sha256Fn = sha256,
+): { state: TreeState; nodes: StoredNode[] } {
   const frontier = [...state.frontier, leaf];
   const nodes: StoredNode[] = [{ level: 0, index: state.size, hash: leaf }];
   let level = 0;
@@ -281,7 +286,7 @@ export function appendLeaf(state: TreeState, leaf: Uint8Array): { state: TreeSta
   while (lsb(s)) {
     const right = frontier.pop() as Uint8Array;
     const left = frontier.pop() as Uint8Array;
-    const h = nodeHash(left, right);
+    const h = nodeHashWith(hash, left, right);
     frontier.push(h);
     level++;
     idx = half(idx);
@@ -291,10 +296,11 @@ export function appendLeaf(state: TreeState, leaf: Uint8Array): { state: TreeSta
   return { state: { size: state.size + 1, frontier }, nodes };
 }
 
-export function treeRoot(state: TreeState): Uint8Array {
+export function treeRoot(state: TreeState, hash: Sha256Fn = sha256): Uint8Array {
   if (state.size === 0) return emptyRoot();
   let h = state.frontier[state.frontier.length - 1] as Uint8Array;
-  for (let i = state.frontier.length - 2; i >= 0; i--) h = nodeHash(state.frontier[i] as Uint8Array, h);
+  for (let i = state.frontier.length - 2; i >= 0; i--)
+    h = nodeHashWith(hash, state.frontier[i] as Uint8Array, h);
   return h;
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -49,6 +50,28 @@ function build(n: number): MemoryNodeStore {
 }
 
 describe('Merkle tree (RFC 9162)', () => {
+  it('gives the same roots and nodes with another SHA-256 passed in (the relay passes node:crypto’s)', () => {
+    const nodeSha = (d: Uint8Array) => new Uint8Array(createHash('sha256').update(d).digest());
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 70 }), (datas) => {
+        let a = EMPTY_TREE;
+        let b = EMPTY_TREE;
+        for (const d of datas) {
+          const ra = appendLeaf(a, leafHash(d));
+          const rb = appendLeaf(b, leafHash(d), nodeSha);
+          expect(rb.nodes.map((n) => [n.level, n.index, hex(n.hash)])).toEqual(
+            ra.nodes.map((n) => [n.level, n.index, hex(n.hash)]),
+          );
+          a = ra.state;
+          b = rb.state;
+          expect(hex(treeRoot(b, nodeSha))).toBe(hex(treeRoot(a)));
+        }
+        expect(hex(treeRoot(a))).toBe(hex(rootOfLeaves(datas.map((d) => leafHash(d)))));
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it('computes the published roots of the reference tree for sizes 1..8', () => {
     const store = new MemoryNodeStore();
     LEAVES.forEach((l, i) => {

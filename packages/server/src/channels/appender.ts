@@ -14,7 +14,7 @@ import {
 import type { RelayReceiptBody } from '@backchannel/protocol/attest';
 import { appendLeaf, type StoredNode, treeRoot } from '@backchannel/protocol/transcript';
 import { deviceStatus } from '../directory/devices.ts';
-import { leafHashNode } from '../ed25519.node.ts';
+import { leafHashNode, sha256 } from '../ed25519.node.ts';
 import { RelayError } from '../errors.ts';
 import type { Fanout, PublishedChannel, PublishedEntry, PublishedInboxItem } from '../fanout/fanout.ts';
 import type { ChannelHead, DeviceRecord, MemberRecord, MessageRef, Store, WriteTx } from '../store/store.ts';
@@ -313,7 +313,7 @@ export class Appender {
           if (w.head === undefined || w.entries.length === 0) continue;
           const last = w.checkpoints[w.checkpoints.length - 1];
           if (last === undefined || last.size !== w.head.size) {
-            const note = this.#d.signer.sign(w.channel, w.head.size, treeRoot(w.head));
+            const note = this.#d.signer.sign(w.channel, w.head.size, treeRoot(w.head, sha256));
             w.checkpoints.push({ size: w.head.size, note });
           }
           for (const c of w.checkpoints) await tx.putCheckpoint(w.channel, { ...c, issuedAt: now });
@@ -552,7 +552,7 @@ export class Appender {
       receivedAt,
       envelope: env.wire,
     });
-    const grown = appendLeaf({ size: head.size, frontier: head.frontier }, leafHashNode(entry));
+    const grown = appendLeaf({ size: head.size, frontier: head.frontier }, leafHashNode(entry), sha256);
     await tx.appendEntry(body.channel, {
       seq,
       msgId: body.msgId,
@@ -605,7 +605,7 @@ export class Appender {
     if (removed.length > 0) {
       w.checkpoints.push({
         size: w.head.size,
-        note: this.#d.signer.sign(body.channel, w.head.size, treeRoot(w.head)),
+        note: this.#d.signer.sign(body.channel, w.head.size, treeRoot(w.head, sha256)),
       });
     }
 

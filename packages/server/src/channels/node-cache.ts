@@ -8,10 +8,11 @@ import {
   inclusionRanges,
   consistencyRanges,
   type NodeRef,
-  nodeHash,
+  nodeHashWith,
   nodesForRanges,
   rangeNodes,
 } from '@backchannel/protocol/transcript';
+import { sha256 } from '../ed25519.node.ts';
 import type { ReadTx } from '../store/store.ts';
 
 const key = (channel: ChannelId, level: number, index: number) => `${channel}:${level}:${index}`;
@@ -104,7 +105,7 @@ export class ProofBuilder {
       return h;
     });
     let h = nodes[nodes.length - 1] as Uint8Array;
-    for (let i = nodes.length - 2; i >= 0; i--) h = nodeHash(nodes[i] as Uint8Array, h);
+    for (let i = nodes.length - 2; i >= 0; i--) h = nodeHashWith(sha256, nodes[i] as Uint8Array, h);
     this.#ranges.set(k, h);
     return h;
   }
