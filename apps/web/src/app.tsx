@@ -5,7 +5,8 @@ import { ChannelsScreen } from './screens/channels.tsx';
 import { MembersScreen, PartyScreen } from './screens/members.tsx';
 import { LockScreen, Onboarding } from './screens/onboarding.tsx';
 import { VerifyScreen } from './screens/verify.tsx';
-import { Link, usePath, useSession } from './ui.tsx';
+import type { RefusedSend } from '@backchannel/client/browser';
+import { Link, usePath, useSession, when } from './ui.tsx';
 
 // The attestation screen (and the SDK's proof builder) loads on first use, outside the initial bundle.
 const AttestScreen = lazy(() => import('./screens/attest.tsx').then((m) => ({ default: m.AttestScreen })));
@@ -85,10 +86,76 @@ function Shell(props: { path: string }): ReactNode {
           is back.
         </div>
       )}
+      {session.revoked ? (
+        <div className="revoked" role="alert">
+          <strong>This device was revoked by your party.</strong> It can no longer send, and it receives
+          nothing new. What is on it stays readable here. To go on working, ask your party's admin for an
+          invite and enroll a new device.
+        </div>
+      ) : null}
+      <RefusedSends />
       <div id="content">
         <Routes path={props.path} />
       </div>
     </>
+  );
+}
+
+/** Why the relay refused a send, in words (its code stays visible for support). */
+function refusalWords(r: RefusedSend): string {
+  switch (r.code) {
+    case 'CERT_REVOKED':
+      return 'this device had been revoked';
+    case 'NOT_A_MEMBER':
+      return 'this device is no longer a member of the channel';
+    case 'EPOCH_STALE':
+      return 'the channel moved on before it went out; send it again';
+    default:
+      return r.message === '' ? 'the relay refused it' : r.message;
+  }
+}
+
+const KIND_WORDS: Readonly<Record<string, string>> = {
+  message: 'Message',
+  points: 'Points',
+  proposal: 'Proposal',
+  response: 'Response',
+  readout: 'Read-out',
+  notice: 'Notice',
+  heartbeat: 'Heartbeat',
+  receipt: 'Receipt',
+};
+
+/** Sends the relay refused for good after they left the composer: nobody received them. */
+function RefusedSends(): ReactNode {
+  const session = useSession();
+  const shown = session.refused.filter((r) => r.kind !== 'heartbeat' && r.kind !== 'receipt');
+  if (shown.length === 0) return null;
+  return (
+    <div className="refused-sends" role="alert">
+      <p>
+        <strong>Not delivered:</strong> the relay refused{' '}
+        {shown.length === 1 ? 'this, which nobody received' : `these ${shown.length}, which nobody received`}:
+      </p>
+      <ul>
+        {shown.map((r) => (
+          <li key={`${r.channel}:${r.msgId}`}>
+            {KIND_WORDS[r.kind ?? ''] ?? 'An event'}
+            {r.summary === undefined ? null : (
+              <>
+                {' '}
+                <q>{r.summary}</q>
+              </>
+            )}{' '}
+            in <Link to={`/channels/${r.channel}`}>this channel</Link>, refused {when(r.at)}:{' '}
+            {refusalWords(r)} <span className="meta">({r.code})</span>{' '}
+            <button type="button" onClick={() => void session.dismissRefused(r)}>
+              Dismiss
+            </button>
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }
 

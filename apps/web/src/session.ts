@@ -14,6 +14,7 @@ import {
   openBrowserDevice,
   type Pbkdf2Params,
   type RecoveredParty,
+  type RefusedSend,
   signRequest,
   toBase64url,
 } from '@backchannel/client/browser';
@@ -51,6 +52,10 @@ export class Session {
   /** Unsent events per channel (sealed in the device store until the relay acknowledges them). */
   pendingByChannel: ReadonlyMap<string, number> = new Map();
   lastError: string | undefined;
+  /** What the relay refused for good after the composer showed it as sent, until dismissed. */
+  refused: readonly RefusedSend[] = [];
+  /** This device's certificate was revoked by its party: it can no longer send or read. */
+  revoked = false;
   settings: Settings = DEFAULT_SETTINGS;
   #bc: Backchannel | undefined;
   #version = 0;
@@ -243,10 +248,12 @@ export class Session {
       await bc.syncAll();
       this.online = true;
       this.lastError = undefined;
+      this.revoked = false;
       const after = await bc.channelIds();
       if (after.length !== before.length) this.#subscribeAll(bc);
     } catch (e) {
       if (e instanceof ClientError && (e.code === 'RELAY_UNREACHABLE' || e.retryable)) this.online = false;
+      else if (e instanceof ClientError && (e.cause_code ?? e.code) === 'CERT_REVOKED') this.revoked = true;
       else this.lastError = e instanceof Error ? e.message : String(e);
     }
     await this.#countOutbox(bc);
@@ -259,6 +266,17 @@ export class Session {
     for (const it of items) by.set(it.channel, (by.get(it.channel) ?? 0) + 1);
     this.outboxPending = items.length;
     this.pendingByChannel = by;
+    this.refused = await bc.refusedSends();
+    if (this.refused.some((r) => r.code === 'CERT_REVOKED')) this.revoked = true;
+  }
+
+  /** The user has seen a refused send. */
+  async dismissRefused(r: RefusedSend): Promise<void> {
+    await this.run(async (bc) => {
+      await bc.dismissRefusedSend(r.channel, r.msgId);
+      this.refused = await bc.refusedSends();
+    });
+    this.changed();
   }
 
   /** Runs a user action, then delivers the outbox; the outbox keeps what cannot be sent yet. */

@@ -151,7 +151,6 @@ describe("a channel's members in the web app", () => {
       .poll(() => a.locator('li.event[data-kind="join.context"]').first().textContent(), WAIT)
       .toContain('Added a device to the channel');
     await shot(staff, 'members-02-late-join.png');
-    await staff.context().close();
 
     // Step 8: the staff member leaves; A's admin revokes the laptop, which removes it from the channel.
     await a.getByRole('link', { name: 'Members & devices' }).click();
@@ -168,6 +167,24 @@ describe("a channel's members in the web app", () => {
     await expect.poll(() => deviceNames(b, A_NAME), WAIT).toEqual(['A desk']);
     expect(await deviceNames(b, B_NAME)).toEqual(['B desk']);
     await shot(b, 'members-03-after-removal.png');
+
+    // The laptop, still open on the channel, is told it was revoked; what it sends now is refused
+    // by the relay, and said so (the composer had cleared as if it were sent).
+    await staff.getByLabel('Text').fill('one last word from the laptop');
+    await staff.getByRole('button', { name: 'Send message' }).click();
+    const refused = staff.locator('.refused-sends');
+    await refused.waitFor(WAIT);
+    expect(await refused.textContent()).toMatch(
+      /Message one last word from the laptop in this channel, refused .*: this device had been revoked \(CERT_REVOKED\)/,
+    );
+    await staff
+      .locator('.revoked')
+      .filter({ hasText: 'This device was revoked by your party.' })
+      .waitFor(WAIT);
+    await shot(staff, 'members-03b-revoked-device.png');
+    await refused.getByRole('button', { name: 'Dismiss' }).click();
+    await expect.poll(() => refused.count(), WAIT).toBe(0);
+    await staff.context().close();
 
     // A's admin writes the party's recovery kit; then the desk is lost. A new browser restores
     // the party from the kit and its code (same party, same fingerprint) and revokes the lost desk.
@@ -222,6 +239,9 @@ describe("a channel's members in the web app", () => {
     await shot(desk2, 'members-04-recovered.png');
 
     expect(app.dialogs).toEqual([]);
-    expect(app.problems).toEqual([]);
+    // The revoked laptop's requests are refused (403, logged by Chromium itself); nothing else.
+    const revokedRefusal =
+      'A staff console: Failed to load resource: the server responded with a status of 403 (Forbidden)';
+    expect(app.problems.filter((p) => p !== revokedRefusal)).toEqual([]);
   });
 });

@@ -134,7 +134,9 @@ export function ChannelsScreen(): ReactNode {
         })}
       </ul>
       <NewOutreach />
-      {session.lastError === undefined ? null : <p className="error">{errorText(session.lastError)}</p>}
+      {session.lastError === undefined || session.revoked ? null : (
+        <p className="error">{errorText(session.lastError)}</p>
+      )}
     </main>
   );
 }

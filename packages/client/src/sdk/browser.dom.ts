@@ -111,7 +111,7 @@ export {
   rolesFor,
   type Segment,
 } from '@backchannel/protocol';
-export { Backchannel } from './client.ts';
+export { Backchannel, type RefusedSend } from './client.ts';
 export type { Channel, DraftEvent } from './channel.ts';
 export { explainRefusal } from './channel.ts';
 export type { EventRecord } from './channel-record.ts';

@@ -10,6 +10,7 @@ import {
   type DeviceId,
   type EventId,
   decodeEntry,
+  decodeEnvelope,
   encodeContactCard,
   encodeDeviceCertificate,
   encodeRevocation,
@@ -17,6 +18,7 @@ import {
   issueRevocation,
   makeContactCard,
   nobleEd25519,
+  openSealedEvent,
   type PartyId,
   parseChannelId,
   proveDeviceKey,
@@ -84,6 +86,20 @@ function retiredKeysOf(bytes: Uint8Array | undefined): string[] {
   } catch {
     return [];
   }
+}
+
+/** A send the relay refused for good (Backchannel.refusedSends). */
+export interface RefusedSend {
+  readonly channel: ChannelId;
+  readonly msgId: string;
+  /** The relay's code (CERT_REVOKED, CHANNEL_CLOSED…) or the SDK's. */
+  readonly code: string;
+  readonly message: string;
+  /** When it was refused (ms). */
+  readonly at: number;
+  /** The event's kind (message, proposal…), and its title or the start of its text. */
+  readonly kind?: string;
+  readonly summary?: string;
 }
 
 export interface BackchannelOptions {
@@ -397,9 +413,13 @@ export class Backchannel {
           ];
         }),
       onRejected: async (item, err) => {
-        await this.#store.put([
-          [`rejected:${item.channel}:${item.id}`, utf8(`${err.cause_code ?? err.code}`)],
-        ]);
+        const refusal: Omit<RefusedSend, 'channel' | 'msgId'> = {
+          code: err.cause_code ?? err.code,
+          message: err.message,
+          at: this.now,
+          ...(await this.#ownEventSummary(item)),
+        };
+        await this.#store.put([[`rejected:${item.channel}:${item.id}`, utf8(JSON.stringify(refusal))]]);
       },
     });
   }
@@ -701,6 +721,62 @@ export class Backchannel {
       fresh.map((k) => k.publicBytes),
       lastResort?.publicBytes,
     );
+  }
+
+  /**
+   * What this device sent that the relay refused for good (its outbox dropped it: a revoked
+   * device, a channel closed meanwhile…), oldest first, until dismissed. A user must be told:
+   * the composer showed it as sent.
+   */
+  async refusedSends(): Promise<RefusedSend[]> {
+    const out: RefusedSend[] = [];
+    for (const key of await this.#store.keys('rejected:')) {
+      const [, channel = '', msgId = ''] = key.split(':');
+      const raw = await this.#store.get(key);
+      if (raw === undefined) continue;
+      const text = new TextDecoder().decode(raw);
+      // Records of earlier versions hold the code alone.
+      let r: Partial<RefusedSend> = { code: text, message: '', at: 0 };
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (typeof parsed === 'object' && parsed !== null) r = parsed as Partial<RefusedSend>;
+      } catch {
+        // the code alone
+      }
+      out.push({
+        channel: channel as ChannelId,
+        msgId,
+        code: String(r.code ?? 'UNKNOWN'),
+        message: String(r.message ?? ''),
+        at: Number(r.at ?? 0),
+        ...(typeof r.kind === 'string' ? { kind: r.kind } : {}),
+        ...(typeof r.summary === 'string' ? { summary: r.summary } : {}),
+      });
+    }
+    return out.sort((a, b) => a.at - b.at);
+  }
+
+  /** Forgets a refused send once the user has seen it. */
+  async dismissRefusedSend(channel: string, msgId: string): Promise<void> {
+    await this.#store.put([[`rejected:${channel}:${msgId}`, undefined]]);
+  }
+
+  /** The kind and a short text of an event this device sent, from its own sealed copy. */
+  async #ownEventSummary(item: OutboxItem): Promise<{ kind?: string; summary?: string }> {
+    const env = decodeEnvelope(item.wire);
+    if (!env.ok) return {};
+    const body = env.value.body;
+    if (body.kind !== 'application' || body.commitment === undefined) return { kind: body.kind };
+    const sealed = await this.#store.get(keys.own(item.channel, item.id));
+    if (sealed === undefined) return {};
+    const opened = openSealedEvent(sealed, body.commitment, this.#opts.sha256 ?? sha256);
+    if (!opened.ok) return {};
+    const e = opened.value.event as { kind: string; text?: unknown; title?: unknown };
+    const words = typeof e.title === 'string' ? e.title : typeof e.text === 'string' ? e.text : undefined;
+    return {
+      kind: e.kind,
+      ...(words === undefined ? {} : { summary: words.length > 120 ? `${words.slice(0, 119)}…` : words }),
+    };
   }
 
   async channelIds(): Promise<ChannelId[]> {
