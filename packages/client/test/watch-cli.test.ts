@@ -4,7 +4,7 @@
  * while watching are followed, and through an endpoint that carries no WebSocket it falls back
  * to polling.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { type AddressInfo, createServer as tcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -184,6 +184,36 @@ describe('backchannel watch', () => {
     const bad = await cli('b', ['watch', 'not-a-channel', '--for', '1s']);
     expect(bad.code).not.toBe(0);
     expect(bad.json.error?.code).toBeDefined();
+  });
+
+  it('witness refuses an interval under 1s, a state file that is not one, and a --name that is not its own', async () => {
+    const state = join(root, 'witness-checks.json');
+    expect(await cli('a', ['witness', '--state', state, '--interval', '0'])).toMatchObject({
+      code: 1,
+      json: { error: { code: 'INVALID_ARGUMENT', message: '--interval must be at least 1s (not 0)' } },
+    });
+    const made = await cli('a', ['witness', '--state', state, '--name', 'w.one', '--print-key']);
+    expect(made.code).toBe(0);
+    // Written whole, readable by this user only, and no temporary file left beside it.
+    expect(statSync(state).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(state, 'utf8'))).toMatchObject({ name: 'w.one' });
+    expect(readdirSync(root).filter((f) => f.startsWith('.witness-checks'))).toEqual([]);
+    expect(await cli('a', ['witness', '--state', state, '--name', 'w.two', '--print-key'])).toMatchObject({
+      code: 1,
+      json: {
+        error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('holds the witness “w.one”') },
+      },
+    });
+    const garbage = join(root, 'witness-garbage.json');
+    writeFileSync(garbage, 'garbage\n');
+    expect(await cli('a', ['witness', '--state', garbage, '--once'])).toMatchObject({
+      code: 1,
+      json: {
+        error: { code: 'INVALID_ARGUMENT', message: `${garbage} is not a witness state file (not JSON)` },
+      },
+    });
+    // Refused, not replaced: the file is as it was.
+    expect(readFileSync(garbage, 'utf8')).toBe('garbage\n');
   });
 
   it('with --heartbeat, is the duty device too: it beats every interval in the channel it follows', {

@@ -1,6 +1,6 @@
 /** `backchannel witness`: the party's witness service (co-sign, or alarm with evidence on a fork). */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import type { Command } from 'commander';
@@ -16,6 +16,7 @@ import { type GlobalOptions, homeDir, openDevice } from '../device.node.ts';
 import { describeError, EXIT, examples, type Out, parseDuration, readTextFile } from '../output.ts';
 import type { Runner } from './identity.ts';
 import { inline } from '../text.ts';
+import { writeOutFile } from '../out-file.node.ts';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
@@ -59,6 +60,11 @@ export function witnessCommand(program: Command, run: Runner): void {
           const statePath = opts.state ?? join(homeDir(o), 'witness.json');
           const evidenceDir = opts.evidenceDir ?? join(homeDir(o), 'evidence');
           const interval = parseDuration(opts.interval);
+          if (interval < 1000)
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              `--interval must be at least 1s (not ${opts.interval})`,
+            );
           const bc = await openDevice(o);
           try {
             const relayKeyString = bc.relayKey;
@@ -67,16 +73,15 @@ export function witnessCommand(program: Command, run: Runner): void {
             const relayKey = parseVerifierKey(relayKeyString);
             if (!relayKey.ok) throw new ClientError('INVALID_ARGUMENT', 'the pinned relay key is not valid');
             let state: WitnessState = existsSync(statePath)
-              ? (JSON.parse(readTextFile(statePath)) as WitnessState)
+              ? readWitnessState(statePath, opts.name)
               : newWitnessState(
                   opts.name ?? `witness.${bc.identity.party.slice(2, 10).toLowerCase()}`,
                   new Uint8Array(randomBytes(32)),
                   relayKeyString,
                 );
-            const save = () => {
-              writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-              chmodSync(statePath, 0o600);
-            };
+            // Written whole or not at all (a temporary file, synced, renamed over it): the file
+            // holds the witness's signing seed, and a stop mid-write must not lose it.
+            const save = () => writeOutFile(statePath, `${JSON.stringify(state, null, 2)}\n`, true);
             save();
             if (opts.printKey === true) {
               out.result(
@@ -180,6 +185,38 @@ export function witnessCommand(program: Command, run: Runner): void {
         },
       ),
     );
+}
+
+/** A witness state file as saved, or INVALID_ARGUMENT naming the file and what is wrong. */
+function readWitnessState(path: string, name: string | undefined): WitnessState {
+  let v: unknown;
+  try {
+    v = JSON.parse(readTextFile(path));
+  } catch {
+    throw new ClientError('INVALID_ARGUMENT', `${path} is not a witness state file (not JSON)`);
+  }
+  const s = v as Partial<WitnessState> | null;
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    typeof s.name !== 'string' ||
+    typeof s.seed !== 'string' ||
+    typeof s.relayKey !== 'string' ||
+    typeof s.channels !== 'object' ||
+    s.channels === null ||
+    typeof s.alarmed !== 'object' ||
+    s.alarmed === null
+  )
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `${path} is not a witness state file (it needs name, seed, relayKey, channels, alarmed)`,
+    );
+  if (name !== undefined && name !== s.name)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `${path} holds the witness “${s.name}”: --name names a new witness only (use another --state)`,
+    );
+  return s as WitnessState;
 }
 
 /**
