@@ -324,6 +324,39 @@ describe('a relay outage', () => {
     expect(await ok('a', ['sync'])).toMatchObject({ outboxPending: 0 });
   });
 
+  it('heartbeat --daemon beats at a fixed rate, ahead of its interval: the line never shows quiet between beats', {
+    timeout: 120_000,
+  }, async () => {
+    const w = start('b', ['heartbeat', ch, '--interval', '2s', '--daemon']);
+    const beats: string[] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        const got = await w.waitFor(
+          `heartbeat ${i + 1}`,
+          (j) => typeof j.heartbeat === 'string' && !beats.includes(j.heartbeat),
+        );
+        beats.push(String(got.heartbeat));
+      }
+    } finally {
+      await w.stop();
+    }
+    await ok('b', ['sync']);
+    await ok('a', ['sync']);
+    const log = Object.values(await ok('a', ['log', ch, '--limit', '200'])) as Array<{
+      receivedAt?: number;
+      event?: { id?: string; kind?: string };
+    }>;
+    const at = log
+      .filter((r) => r.event?.kind === 'heartbeat' && beats.includes(String(r.event.id)))
+      .map((r) => Number(r.receivedAt));
+    expect(at).toHaveLength(5);
+    // The relay's times: on average a beat every 1.8 s (a tenth ahead of 2 s). Before, each beat
+    // waited a full interval after the last had finished, ~2.3 s apart: quiet at every beat.
+    const mean = ((at.at(-1) as number) - (at[0] as number)) / (at.length - 1);
+    expect(mean).toBeLessThan(1_950);
+    expect(mean).toBeGreaterThan(1_500);
+  });
+
   it('heartbeat --daemon started during the outage reports each failed beat and goes on', {
     timeout: 120_000,
   }, async () => {

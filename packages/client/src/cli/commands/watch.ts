@@ -464,8 +464,16 @@ export function watchCommands(program: Command, run: Runner): void {
         // the relay is down, it used to exit 3 and never beat again): each failure is reported
         // (one JSON line with --json) and the next beat comes an interval later (the failed one
         // waits in the outbox).
+        // At a fixed rate, a little ahead of the interval announced (beatPeriod): a beat that waited
+        // a full interval after the last one finished reached the other side late, and the line
+        // showed quiet between every two beats.
+        const period = beatPeriod(intervalMs);
+        let due = Date.now();
         for (let first = true; ; first = false) {
-          if (!first) await new Promise((r) => setTimeout(r, intervalMs));
+          if (!first) {
+            due = nextDue(due, period, Date.now());
+            await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+          }
           try {
             const id = await beat();
             if (first || out.json)
@@ -606,7 +614,7 @@ export function watchCommands(program: Command, run: Runner): void {
           const beating = new Set<string>();
           const beat = async (channels: readonly string[]) => {
             if (beatMs === undefined || Date.now() < nextBeat) return;
-            nextBeat = Date.now() + beatMs;
+            nextBeat = nextDue(nextBeat, beatPeriod(beatMs), Date.now());
             const waiting = await bc.outbox.pending();
             if (waiting > 0) {
               if (out.json)
@@ -800,4 +808,20 @@ function progressBar(done: number, total: number): string {
   const w = 30;
   const f = Math.min(w, Math.round((done / Math.max(1, total)) * w));
   return `[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}`;
+}
+
+/**
+ * How often a duty device beats for a heartbeat interval of `intervalMs`: a tenth earlier (at most
+ * 5 s), at a fixed rate. Liveness turns quiet when no beat came within one interval; a beat sent
+ * exactly on the interval arrives after it (the relay, the other side's sync), so the line would
+ * show quiet for a moment at every beat.
+ */
+export function beatPeriod(intervalMs: number): number {
+  return intervalMs - Math.min(intervalMs / 10, 5_000);
+}
+
+/** The beat after one due at `due`: a period later; a whole period from now when that has passed (no burst). */
+export function nextDue(due: number, period: number, now: number): number {
+  const next = due + period;
+  return next < now ? now + period : next;
 }
