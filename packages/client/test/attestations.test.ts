@@ -141,6 +141,23 @@ function expectRefused(v: AttestationVerdict, code: string): void {
 }
 
 describe('attestations from the reference scenario', () => {
+  it('liveness is refused where, in the issuer’s own view, the line was not open then', async () => {
+    // The second channel's outreach was never accepted.
+    await expect(attest(s.a, s.other, { kind: 'liveness', withinHours: 1 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(
+        /was proposed since .*: a liveness attestation would say the line was open$/,
+      ),
+    });
+    // Ten days ago the scenario's channel did not exist.
+    await expect(
+      attest(s.a, s.channel, { kind: 'liveness', asOf: Date.now() - 10 * 86_400_000 }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('was not yet open'),
+    });
+  });
+
   it.each(['outreach', 'liveness', 'delivery', 'disclosure', 'readouts', 'agreed'])(
     'a %s attestation verifies offline',
     (name) => {

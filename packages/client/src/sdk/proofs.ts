@@ -178,6 +178,26 @@ function resolveDoc(ids: readonly string[], idOrPrefix: string): string {
   return hits[0] as string;
 }
 
+/**
+ * A liveness attestation says "the line was open": the verifier sees only the heartbeats it
+ * discloses, so the issuing device vouches for the rest and refuses when, in its own verified
+ * view, the channel was not open at that time (suspended, closed, or not yet accepted).
+ */
+function lineOpenAt(
+  channel: string,
+  history: ReadonlyArray<{ status: string; at: number; reason?: string }>,
+  asOf: number,
+): void {
+  const inForce = history.filter((h) => h.at <= asOf).at(-1);
+  if (inForce?.status === 'open') return;
+  const since = inForce === undefined ? '' : ` since ${new Date(inForce.at).toISOString()}`;
+  const why = inForce?.reason === undefined ? '' : ` (“${inForce.reason}”)`;
+  throw new ClientError(
+    'INVALID_ARGUMENT',
+    `channel ${channel} was ${inForce?.status ?? 'not yet open'}${since}${why} at ${new Date(asOf).toISOString()}: a liveness attestation would say the line was open`,
+  );
+}
+
 /** Creates and signs an attestation with this device's key. */
 export async function attest(
   bc: Backchannel,
@@ -189,6 +209,7 @@ export async function attest(
   const snap = await transcriptSnapshot(bc, ch.id, opts);
   const resolved =
     req.kind === 'agreed' ? { ...req, doc: resolveDoc(Object.keys(ch.view.state.documents), req.doc) } : req;
+  if (req.kind === 'liveness') lineOpenAt(ch.id, ch.view.state.lifecycleHistory, req.asOf ?? bc.now);
   const plan = planFor(bc, snap, resolved, ch.view.state.parties);
   try {
     return createAttestation(
