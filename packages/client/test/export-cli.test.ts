@@ -62,6 +62,14 @@ describe('backchannel export', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(leftovers(dir, 'transcript.json')).toEqual([]);
 
+    // An empty name is said as such (it used to name a temporary file it could not link).
+    expect(await cli('a', ['export', ch, '--out', ''])).toMatchObject({
+      code: 1,
+      json: {
+        error: { code: 'INVALID_ARGUMENT', message: 'the file to write to is empty: name one (--out)' },
+      },
+    });
+
     const fresh = join(dir, 'second.json');
     await ok('a', ['export', ch, '--out', fresh]);
     expect(statSync(fresh).mode & 0o777).toBe(0o600);

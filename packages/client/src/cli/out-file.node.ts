@@ -30,6 +30,8 @@ export function refuseExisting(paths: readonly string[], force: boolean): void {
  * replaces). Without `force`, an existing file is refused (INVALID_ARGUMENT) and left as it was.
  */
 export function writeOutFile(path: string, text: string, force: boolean): void {
+  if (path.trim() === '')
+    throw new ClientError('INVALID_ARGUMENT', 'the file to write to is empty: name one (--out)');
   folderExists(path);
   const tmp = join(dirname(path), `.${basename(path)}.${Buffer.from(randomNode(6)).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', 0o600);
