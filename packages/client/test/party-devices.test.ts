@@ -95,3 +95,27 @@ describe('partyDevices', () => {
     for (const d of [a, m]) d.close();
   });
 });
+
+describe('names', () => {
+  it('a party or device name of only spaces, or over 200 characters, is INVALID_ARGUMENT in words', async () => {
+    const r = inProcessRelay('bc-names-');
+    const a = await r.device('a');
+    await expect(
+      a.createParty({ partyName: '   ', deviceName: 'desk', relays: [RELAY_URL] }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'a party name is needed (not only spaces)',
+    });
+    await expect(
+      a.createParty({ partyName: 'A', deviceName: '', relays: [RELAY_URL] }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'a device name is needed (not only spaces)',
+    });
+    await a.createParty({ partyName: 'A', deviceName: 'desk', relays: [RELAY_URL] });
+    await expect(a.addDevice('x'.repeat(201), 'staff')).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'a device name is at most 200 characters (this one has 201)',
+    });
+  });
+});

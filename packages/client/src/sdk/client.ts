@@ -88,6 +88,16 @@ function retiredKeysOf(bytes: Uint8Array | undefined): string[] {
   }
 }
 
+/** A party or device name as the card and certificate take it: 1–200 characters, not only spaces. */
+function nameOk(what: string, name: string): void {
+  if (name.trim() === '') throw new ClientError('INVALID_ARGUMENT', `a ${what} is needed (not only spaces)`);
+  if (name.length > 200)
+    throw new ClientError(
+      'INVALID_ARGUMENT',
+      `a ${what} is at most 200 characters (this one has ${name.length})`,
+    );
+}
+
 /** A send the relay refused for good (Backchannel.refusedSends). */
 export interface RefusedSend {
   readonly channel: ChannelId;
@@ -495,6 +505,8 @@ export class Backchannel {
     rootSeed: Uint8Array,
     opts: { partyName: string; deviceName: string; role: Role; relays: readonly string[] },
   ): Promise<DeviceIdentity> {
+    nameOk('party name', opts.partyName);
+    nameOk('device name', opts.deviceName);
     const identity = newParty({ rootSeed, deviceSeed: this.#opts.random(32), now: this.now, ...opts });
     await this.#saveIdentity(identity);
     await this.publishCard();
@@ -596,6 +608,7 @@ export class Backchannel {
 
   /** Admin: issues a certificate for a new device; returns its identity to seal in an invite. */
   async addDevice(name: string, role: Role): Promise<DeviceIdentity> {
+    nameOk('device name', name);
     const { certificate, identity } = issueMemberDevice(
       this.identity,
       this.#opts.random(32),
