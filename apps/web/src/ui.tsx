@@ -172,3 +172,30 @@ export function shortId(id: string): string {
 export function shortMsgId(id: string): string {
   return id.length > 12 ? `e_…${id.slice(-8)}` : id;
 }
+
+/** Bidirectional overrides, embeddings and isolates: they reorder what is shown after them. */
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text the other side wrote, with every bidirectional override, embedding or isolate shown as a
+ * visible mark instead of obeyed: "U+202E" turns "txt.exe" into "exe.txt" on screen otherwise.
+ * (Direction marks and joiners, which right-to-left scripts and emoji need, stay as they are.)
+ */
+export function Txt(props: { text: string | undefined }): ReactNode {
+  const s = props.text ?? '';
+  const parts: ReactNode[] = [];
+  let last = 0;
+  for (const m of s.matchAll(BIDI_CONTROLS)) {
+    parts.push(s.slice(last, m.index));
+    const code = `U+${(m[0].codePointAt(0) ?? 0).toString(16).toUpperCase()}`;
+    parts.push(
+      <span key={m.index} className="bidi-control" title="a text direction control, shown instead of obeyed">
+        [{code}]
+      </span>,
+    );
+    last = m.index + 1;
+  }
+  if (last === 0) return s;
+  parts.push(s.slice(last));
+  return <>{parts}</>;
+}

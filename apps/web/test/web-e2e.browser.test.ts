@@ -144,6 +144,12 @@ describe('the web app in Chromium', () => {
       .locator('[data-receipt="delivered"], [data-receipt="read"]')
       .first()
       .waitFor(WAIT);
+    // A direction override is shown, not obeyed: "txt.exe" must not read "exe.txt" on screen.
+    await a.getByLabel('Text').fill('see the file \u202Etxt.exe');
+    await a.getByRole('button', { name: 'Send message' }).click();
+    const spoof = b.locator('li.event[data-kind="message"] p.text').filter({ hasText: 'see the file' });
+    await spoof.waitFor(WAIT);
+    expect(await spoof.textContent()).toBe('see the file [U+202E]txt.exe');
 
     // Offline: A's browser loses the network; the banner shows, the message waits in the outbox
     // (sealed in IndexedDB) and goes out when the line is back.

@@ -5,7 +5,7 @@ import { memo, type ReactNode, useState } from 'react';
 /** Events rendered at first and per "earlier" click: a few screens, so the first paint stays fast. */
 const PAGE = 60;
 import { isReadable, type Readable } from '../model.ts';
-import { shortId, shortMsgId, when } from '../ui.tsx';
+import { shortId, shortMsgId, Txt, when } from '../ui.tsx';
 
 /** Renders a party id through the caller (it knows names); plain id otherwise. */
 export type NameOf = (party: string) => string;
@@ -29,21 +29,24 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
     case 'message':
       return (
         <p className="text" dir="auto">
-          {e.text}
+          <Txt text={e.text} />
         </p>
       );
     case 'points':
       return (
         <>
           <p className="title">
-            Points: <bdi>{e.title}</bdi>
+            Points:{' '}
+            <bdi>
+              <Txt text={e.title} />
+            </bdi>
           </p>
           <ol>
             {e.items.map((it, i) => (
               // Items are positional: the order is the content.
               // biome-ignore lint/suspicious/noArrayIndexKey: the list never reorders
               <li key={i} dir="auto">
-                {it}
+                <Txt text={it} />
               </li>
             ))}
           </ol>
@@ -53,10 +56,13 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
       return (
         <>
           <p className="title">
-            Proposal: <bdi>{e.title}</bdi>
+            Proposal:{' '}
+            <bdi>
+              <Txt text={e.title} />
+            </bdi>
           </p>
           <p className="text" dir="auto">
-            {e.text}
+            <Txt text={e.text} />
           </p>
         </>
       );
@@ -67,7 +73,7 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
             Response ({e.stance}) to {shortMsgId(e.to)}
           </p>
           <p className="text" dir="auto">
-            {e.text}
+            <Txt text={e.text} />
           </p>
         </>
       );
@@ -75,29 +81,47 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
       return (
         <>
           <p className="title">
-            Notice: <bdi>{e.title}</bdi> — acknowledge by {when(e.ackBy)}
+            Notice:{' '}
+            <bdi>
+              <Txt text={e.title} />
+            </bdi>{' '}
+            — acknowledge by {when(e.ackBy)}
           </p>
           <p className="text" dir="auto">
-            {e.text}
+            <Txt text={e.text} />
           </p>
         </>
       );
     case 'readout':
       return (
         <p className="text">
-          Read-out (<bdi>{e.round}</bdi>): <bdi>{e.text ?? '[committed, not yet published]'}</bdi>
+          Read-out (
+          <bdi>
+            <Txt text={e.round} />
+          </bdi>
+          ):{' '}
+          <bdi>
+            <Txt text={e.text ?? '[committed, not yet published]'} />
+          </bdi>
         </p>
       );
     case 'outreach':
       return (
         <p className="text">
-          Outreach: <bdi>{e.note}</bdi>
+          Outreach:{' '}
+          <bdi>
+            <Txt text={e.note} />
+          </bdi>
         </p>
       );
     case 'track.open':
       return (
         <p className="meta">
-          Track “<bdi>{e.name}</bdi>” opened
+          Track “
+          <bdi>
+            <Txt text={e.name} />
+          </bdi>
+          ” opened
         </p>
       );
     case 'join.context':
@@ -117,7 +141,9 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
           {e.reason === undefined ? null : (
             <>
               {' — '}
-              <bdi>{e.reason}</bdi>
+              <bdi>
+                <Txt text={e.reason} />
+              </bdi>
             </>
           )}
         </p>
@@ -129,7 +155,9 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
           {'reason' in e && typeof e.reason === 'string' ? (
             <>
               {' — '}
-              <bdi>{e.reason}</bdi>
+              <bdi>
+                <Txt text={e.reason} />
+              </bdi>
             </>
           ) : null}
         </p>
