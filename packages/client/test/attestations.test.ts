@@ -487,6 +487,56 @@ describe('backchannel verify (the CLI, offline)', () => {
       valid: false,
       code: 'TIME_OUTSIDE_WINDOW',
     });
+    // A keys file whose keys are filed under the wrong party ids, or are not keys, is refused
+    // before anything is verified (exit 1, naming the file); so is a file that is not there.
+    const run = (args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        execFile(process.execPath, [bin, '--json', 'verify', good, ...args], (err, stdout) => {
+          resolve({ code: err === null ? 0 : ((err as { code?: number }).code ?? -1), out: stdout });
+        });
+      });
+    const keysWith = (name: string, parties: Record<string, string>) => {
+      const f = join(dir, name);
+      writeFileSync(
+        f,
+        JSON.stringify({
+          type: 'backchannel/public-keys',
+          v: 1,
+          parties,
+          relayKeys: [s.relayKey],
+          witnesses: [],
+        }),
+      );
+      return f;
+    };
+    const refusedWith = async (args: string[], message: string) => {
+      const r = await run(args);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.out.trim().split('\n').at(-1) as string)).toMatchObject({
+        error: { code: 'INVALID_ARGUMENT', message },
+      });
+    };
+    const swapped = keysWith('swapped.json', {
+      [s.A.party]: toBase64url(s.B.root),
+      [s.B.party]: toBase64url(s.A.root),
+    });
+    await refusedWith(
+      ['--keys', swapped],
+      `${swapped}: the key filed under party ${s.A.party} is party ${s.B.party}'s`,
+    );
+    const short = keysWith('short.json', { [s.A.party]: 'AAAA' });
+    await refusedWith(
+      ['--keys', short],
+      `${short}: the key of party ${s.A.party} is not a 32-byte Ed25519 key`,
+    );
+    await refusedWith(
+      ['--party-key', 'notakey', '--relay-key', s.relayKey],
+      '--party-key notakey is not a 32-byte Ed25519 key',
+    );
+    const missing = await run(['--keys', join(dir, 'no-such-keys.json')]);
+    expect(missing.code).toBe(1);
+    expect(missing.out).not.toContain('is not a JSON keys file');
+
     // At the terminal, what the attestation reveals is shown too: the outreach's cover note.
     const outreach = join(dir, 'outreach.json');
     const o = doc('outreach');

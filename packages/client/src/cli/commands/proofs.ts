@@ -1,5 +1,5 @@
 /** attest, verify, keys, witness, readout-commit/readout-reveal, receipt-check: proofs for the public. */
-import { fromBase64url, parseEventId, toBase64url } from '@backchannel/protocol';
+import { fromBase64url, parseEventId, partyIdFromKey, toBase64url } from '@backchannel/protocol';
 import {
   type AttestationVerdict,
   encodeAttestation,
@@ -37,15 +37,33 @@ export interface PublicKeysFile {
 }
 
 export function readKeysFile(path: string): PublicKeysFile {
+  // A file that cannot be read is said as such (describeError names it), not as "not JSON".
+  const text = readTextFile(path).replace(/^\uFEFF/, '');
   let v: unknown;
   try {
-    v = JSON.parse(readTextFile(path));
+    v = JSON.parse(text);
   } catch {
     throw new ClientError('INVALID_ARGUMENT', `${path} is not a JSON keys file`);
   }
   const k = v as Partial<PublicKeysFile>;
   if (k.type !== 'backchannel/public-keys' || typeof k.parties !== 'object' || k.parties === null)
     throw new ClientError('INVALID_ARGUMENT', `${path} is not a backchannel public-keys file`);
+  // Each party's key is a 32-byte Ed25519 key, and the party id it is filed under is that key's:
+  // a key filed under another party's id (swapped, or mistyped) would vouch for the wrong party.
+  for (const [party, key] of Object.entries(k.parties)) {
+    const raw = typeof key === 'string' ? fromBase64urlOrUndefined(key) : undefined;
+    if (raw === undefined || raw.length !== 32)
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        `${path}: the key of party ${party} is not a 32-byte Ed25519 key`,
+      );
+    const owner = partyIdFromKey(raw);
+    if (owner !== party)
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        `${path}: the key filed under party ${party} is party ${owner}'s`,
+      );
+  }
   return {
     type: 'backchannel/public-keys',
     v: 1,
@@ -306,7 +324,12 @@ export function proofsCommands(program: Command, run: Runner): void {
           }
           const parties = [
             ...Object.values(k?.parties ?? {}).map((p) => fromBase64url(p)),
-            ...(opts.partyKey ?? []).map((p) => fromBase64url(p)),
+            ...(opts.partyKey ?? []).map((p) => {
+              const raw = fromBase64urlOrUndefined(p);
+              if (raw === undefined || raw.length !== 32)
+                throw new ClientError('INVALID_ARGUMENT', `--party-key ${p} is not a 32-byte Ed25519 key`);
+              return raw;
+            }),
           ];
           const relayKeys = [...(k?.relayKeys ?? []), ...(opts.relayKey ?? [])];
           const witnesses = [...(k?.witnesses ?? []), ...(opts.witness ?? [])];
@@ -472,5 +495,14 @@ function toRequest(kind: AttestRequest['kind'], opts: Record<string, string | un
         throw new ClientError('INVALID_ARGUMENT', '--revision must be a whole number');
       return { kind, doc: need('doc', opts.doc), ...(revision === undefined ? {} : { revision }) };
     }
+  }
+}
+
+/** base64url bytes, or undefined when `s` is not base64url. */
+function fromBase64urlOrUndefined(s: string): Uint8Array | undefined {
+  try {
+    return fromBase64url(s);
+  } catch {
+    return undefined;
   }
 }
