@@ -3,7 +3,7 @@
  * `backchannel doc verify` command on what it exported.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -75,6 +75,14 @@ describe('the joint statement (reference scenario, step 9)', () => {
         code: 'INVALID_ARGUMENT',
         message: `${keysFile} is an attestation: check it with \`backchannel verify\``,
       },
+    });
+    // What the demo writes is this user's only; a second run into the same folder is refused
+    // before it starts, unless --force says to replace the files.
+    for (const f of ['attestation-agreed-by-B.json', 'public-keys.json', 'transcript-A.json'])
+      expect(statSync(join(out, f)).mode & 0o777, f).toBe(0o600);
+    await expect(runDemo({ json: true, outDir: out, port: 0 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: `${out} holds files already (an earlier demo's?): pass --force to replace them, or choose another --out`,
     });
   });
 

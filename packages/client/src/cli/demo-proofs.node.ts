@@ -7,13 +7,14 @@
  * witnesses co-sign again and B attests the joint statement's agreed text (demoAgreedText).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { documentStatus, type EventId, fromBase64url, toBase64url } from '@backchannel/protocol';
 import { type Attestation, encodeAttestation, verifyAttestation } from '@backchannel/protocol/attest';
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import type { Backchannel } from '../sdk/client.ts';
 import { ed25519Node } from '../sdk/mls-crypto.node.ts';
+import { writeOutFile } from './out-file.node.ts';
 import {
   type AttestRequest,
   attest,
@@ -205,18 +206,21 @@ export async function demoAgreedText(
 
 export function writeDemoProofs(dir: string, p: DemoProofs): void {
   mkdirSync(dir, { recursive: true });
+  // The run replaces what it wrote before (the demo checked --force before it started).
   for (const [name, doc] of Object.entries(p.files))
-    writeFileSync(join(dir, `attestation-${name}.json`), encodeAttestation(doc));
+    writeOutFile(join(dir, `attestation-${name}.json`), encodeAttestation(doc), true);
   for (const [name, state] of Object.entries(p.witnesses)) {
     // The witness's secret key stays out of the export: only its public key and what it co-signed.
     const { seed: _seed, ...pub } = state;
-    writeFileSync(
+    writeOutFile(
       join(dir, `witness-${name}.json`),
       `${JSON.stringify({ ...pub, vkey: witnessVerifierKey(state) }, null, 2)}\n`,
+      true,
     );
   }
-  writeFileSync(
+  writeOutFile(
     join(dir, 'public-keys.json'),
     `${JSON.stringify({ type: 'backchannel/public-keys', v: 1, ...p.keys }, null, 2)}\n`,
+    true,
   );
 }

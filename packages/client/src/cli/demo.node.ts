@@ -4,7 +4,7 @@
  * store; the relay is a real process (crashed with kill -9 in step 7).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -25,11 +25,14 @@ import { SqliteLocalStore } from '../sdk/sqlite.node.ts';
 import { renderStatus, statusOf } from './commands/watch.ts';
 import { demoAgreedText, demoProofs, writeDemoProofs } from './demo-proofs.node.ts';
 import { jointStatementStep } from './demo-documents.node.ts';
+import { writeOutFile } from './out-file.node.ts';
 import { startRelayProcess } from './relay-process.node.ts';
 
 export interface DemoOptions {
   readonly json: boolean;
   readonly outDir?: string | undefined;
+  /** Replace the files of an earlier run in outDir (else a folder holding files is refused). */
+  readonly force?: boolean;
   readonly port?: number;
   readonly out?: unknown;
 }
@@ -64,6 +67,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const say = (s: string) => {
     if (!opts.json) process.stdout.write(`${s}\n`);
   };
+  // Said before anything starts: files already in --out (an earlier run's, or anyone's) are
+  // replaced only with --force.
+  if (opts.outDir !== undefined && opts.force !== true) {
+    const held = existsSync(opts.outDir) ? readdirSync(opts.outDir).length : 0;
+    if (held > 0)
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        `${opts.outDir} holds files already (an earlier demo's?): pass --force to replace them, or choose another --out`,
+      );
+  }
   const root = mkdtempSync(join(tmpdir(), 'backchannel-demo-'));
   const relay = await startRelayProcess(join(root, 'relay-data'), opts.port).catch((e: unknown) => {
     rmSync(root, { recursive: true, force: true });
@@ -310,7 +323,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       ] as const) {
         const ch = await bc.channel(cid);
         const entries = await bc.store.entries(cid, 0, 1_000_000);
-        writeFileSync(
+        writeOutFile(
           join(opts.outDir, `transcript-${name}.json`),
           JSON.stringify(
             {
@@ -324,6 +337,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
             null,
             1,
           ),
+          true,
         );
       }
       writeDemoProofs(opts.outDir, proofs);

@@ -133,9 +133,16 @@ export function relayCommands(program: Command, run: Runner): void {
       'also write each party exported transcript and the joint statement export bundle there',
     )
     .option('--port <port>', 'port for the demo relay', '0')
+    .option('--force', 'replace the files of an earlier run in --out')
     .action(
-      run(async (o, out, opts: { out?: string; port: string }) => {
-        await runDemo({ out, json: o.json === true, outDir: opts.out, port: Number(opts.port) });
+      run(async (o, out, opts: { out?: string; port: string; force?: boolean }) => {
+        await runDemo({
+          out,
+          json: o.json === true,
+          outDir: opts.out,
+          force: opts.force === true,
+          port: Number(opts.port),
+        });
       }),
     );
 }
