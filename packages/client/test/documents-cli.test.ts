@@ -84,6 +84,11 @@ describe('backchannel doc', () => {
       json: { error: { code: 'EVENT_REJECTED' } },
     });
     await ok('a', ['doc', 'initial', ch, doc]);
+    // Initialling the same revision twice from one device adds nothing: refused, in words.
+    expect(await cli('a', ['doc', 'initial', ch, doc])).toMatchObject({
+      code: 1,
+      json: { error: { code: 'INVALID_ARGUMENT', message: 'this device has already initialled revision 3' } },
+    });
     await ok('b', ['doc', 'initial', ch, doc]);
     let show = await ok('a', ['doc', 'show', ch, doc]);
     expect(show).toMatchObject({

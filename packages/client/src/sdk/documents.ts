@@ -7,6 +7,7 @@ import {
   type ClauseDiff,
   type ClauseStatus,
   clauseHash,
+  constantTimeEqual,
   clauseStatus,
   DOCUMENT_TYPE_NAMES,
   encodeCanonical,
@@ -165,6 +166,27 @@ export class Documents {
   /** Initials or signs the head revision. */
   async signRevision(idOrPrefix: string, level: 'initial' | 'sign'): Promise<EventId> {
     const d = this.get(idOrPrefix);
+    const head = headOf(d);
+    const what = level === 'sign' ? 'sign' : 'initial';
+    if (head.body.clauses.length === 0)
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        `revision ${head.body.n} has no clause: there is no text to ${what}`,
+      );
+    const me = this.#bc.identity.device;
+    if (
+      d.signoffs.some(
+        (s) =>
+          s.device === me &&
+          s.level === level &&
+          s.clause === undefined &&
+          constantTimeEqual(s.revision, head.hash),
+      )
+    )
+      throw new ClientError(
+        'INVALID_ARGUMENT',
+        `this device has already ${level === 'sign' ? 'signed' : 'initialled'} revision ${head.body.n}`,
+      );
     return this.#ch.send(this.#signDraft(d, level));
   }
 

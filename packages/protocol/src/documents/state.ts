@@ -351,11 +351,14 @@ export function documentStatus(doc: DocumentState): DocumentStatus {
     if (levels !== undefined && !levels.includes(s.level)) levels.push(s.level);
   }
   const parties = head.body.parties;
+  // A revision without a clause has no text to agree on: never agreed, initialled or signed.
+  const hasText = head.body.clauses.length > 0;
   const every = (level: SignoffLevel) =>
-    parties.length > 0 && parties.every((p) => byParty[p]?.includes(level) === true);
+    hasText && parties.length > 0 && parties.every((p) => byParty[p]?.includes(level) === true);
   const agreed = need !== undefined && every(need.level);
   const initialled = every('initial');
   const clausesAgreed =
+    hasText &&
     parties.length > 0 &&
     head.body.clauses.every((c) =>
       head.body.languages.every((l) => clauseStatus(doc, c.id, l).status === 'agreed'),

@@ -97,6 +97,21 @@ function draftJointStatement(w: World): EventId {
   return doc;
 }
 
+describe('a document with no clause', () => {
+  it('is never clauses-agreed, initialled or agreed, whoever signs it', () => {
+    const w = new World();
+    const doc = w.create(w.aPrincipal, 'signed-text', ['en'], []);
+    for (const dev of [w.aNegotiator, w.bNegotiator]) expect(w.signoff(dev, doc, 'initial').ok).toBe(true);
+    for (const dev of [w.aPrincipal, w.bPrincipal]) expect(w.signoff(dev, doc, 'sign').ok).toBe(true);
+    expect(documentStatus(w.doc(doc))).toMatchObject({
+      clausesAgreed: false,
+      initialled: false,
+      agreed: false,
+      stage: 'draft',
+    });
+  });
+});
+
 function agreeAllClauses(w: World, doc: EventId): void {
   for (const dev of [w.aNegotiator, w.bNegotiator])
     for (const c of w.head(doc).clauses)
