@@ -141,7 +141,24 @@ describe('backchannel doc', () => {
     ]);
     expect(await cli('a', ['doc', 'export', ch, doc, '--out', out])).toMatchObject({
       code: 2,
-      json: { error: { code: 'DOCUMENT_NOT_AGREED' } },
+      json: {
+        error: {
+          code: 'DOCUMENT_NOT_AGREED',
+          message: expect.stringMatching(/revision 3 is agreed: export it with --revision 3$/),
+        },
+      },
+    });
+    // What was signed before the edit stays exportable, and verifies as agreed.
+    const signed = join(root, 'export-signed');
+    await ok('a', ['doc', 'export', ch, doc, '--out', signed, '--revision', '3']);
+    expect(await ok('x', ['doc', 'verify', join(signed, 'joint-statement.bundle.json')])).toMatchObject({
+      ok: true,
+      agreed: true,
+      revision: { n: 3 },
+    });
+    expect(await cli('a', ['doc', 'export', ch, doc, '--out', signed, '--revision', '9'])).toMatchObject({
+      code: 1,
+      json: { error: { code: 'INVALID_ARGUMENT', message: 'revisions run from 0 to 4' } },
     });
   });
 

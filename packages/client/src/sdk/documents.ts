@@ -224,12 +224,32 @@ export class Documents {
   }
 
   /** The agreed text (Markdown, Akoma Ntoso per language) and its signature bundle. */
-  export(idOrPrefix: string, opts: { base?: string; draft?: boolean } = {}): ExportedDocument {
+  /**
+   * The export of a revision (default: the head) with its sign-offs. An earlier revision stays
+   * exportable: a text the parties signed before a later edit is still what they signed.
+   */
+  export(
+    idOrPrefix: string,
+    opts: { base?: string; draft?: boolean; revision?: number } = {},
+  ): ExportedDocument {
     const d = this.get(idOrPrefix);
-    if (opts.draft !== true && !documentStatus(d).agreed) {
+    const last = d.revisions.length - 1;
+    const n = opts.revision ?? last;
+    if (!Number.isSafeInteger(n) || n < 0 || n > last)
+      throw new ClientError('INVALID_ARGUMENT', `revisions run from 0 to ${last}`);
+    const upTo = { ...d, revisions: d.revisions.slice(0, n + 1) };
+    if (opts.draft !== true && !documentStatus(upTo).agreed) {
+      // The latest agreed revision, if an edit came after it.
+      const agreedAt = d.revisions.findLastIndex(
+        (_r, i) => documentStatus({ ...d, revisions: d.revisions.slice(0, i + 1) }).agreed,
+      );
+      const hint =
+        opts.revision === undefined && agreedAt >= 0
+          ? `; revision ${agreedAt} is agreed: export it with --revision ${agreedAt}`
+          : '';
       throw new ClientError(
         'DOCUMENT_NOT_AGREED',
-        `${DOCUMENT_TYPE_NAMES[d.type]} ${d.id} is not agreed at revision ${headOf(d).body.n}: not every party has signed it at the level its type requires`,
+        `${DOCUMENT_TYPE_NAMES[d.type]} ${d.id} is not agreed at revision ${n}: not every party has signed it at the level its type requires${hint}`,
       );
     }
     const rootKeys: Record<string, Uint8Array> = {};
@@ -242,7 +262,8 @@ export class Documents {
         );
       rootKeys[p] = k;
     }
-    return exportDocument(d, { rootKeys, base: opts.base ?? slug(headOf(d).body.title) });
+    const rev = d.revisions[n] as (typeof d.revisions)[number];
+    return exportDocument(d, { rootKeys, base: opts.base ?? slug(rev.body.title), revision: rev });
   }
 }
 

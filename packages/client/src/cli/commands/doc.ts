@@ -374,6 +374,10 @@ export function docCommands(program: Command, run: Runner): void {
     )
     .requiredOption('--out <dir>', 'directory to write to')
     .option('--draft', 'export even if not agreed (the bundle then does not verify as agreed)')
+    .option(
+      '--revision <n>',
+      'export this revision (default: the latest), e.g. the one signed before a later edit',
+    )
     .option('--force', 'replace files of an earlier export there')
     .addHelpText(
       'after',
@@ -386,9 +390,17 @@ export function docCommands(program: Command, run: Runner): void {
           out,
           channel: string,
           docId: string,
-          opts: { out: string; draft?: boolean; force?: boolean },
+          opts: { out: string; draft?: boolean; revision?: string; force?: boolean },
         ) => {
-          const ex = await withDocs(o, channel, async (d) => d.export(docId, { draft: opts.draft === true }));
+          const revision = opts.revision === undefined ? undefined : Number(opts.revision);
+          if (revision !== undefined && !/^\d+$/.test(opts.revision ?? ''))
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              `--revision is a revision number (not ${opts.revision})`,
+            );
+          const ex = await withDocs(o, channel, async (d) =>
+            d.export(docId, { draft: opts.draft === true, ...(revision === undefined ? {} : { revision }) }),
+          );
           const written = writeExport(opts.out, ex, opts.force === true);
           out.result(
             { channel, doc: docId, files: written },
