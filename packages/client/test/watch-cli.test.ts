@@ -245,6 +245,40 @@ describe('backchannel watch', () => {
     for (const r of heard) expect(r).toMatchObject({ status: 'ok', event: { intervalMs: 1000 } });
   });
 
+  it('alerts a notice that passes its deadline unacknowledged, once', { timeout: 150_000 }, async () => {
+    const sent = await ok('b', [
+      'notice',
+      ch,
+      'Exercises start Monday.',
+      '--title',
+      'Exercises',
+      '--ack-within',
+      '1m',
+    ]);
+    const notice = String(sent.event ?? sent.id);
+    // A watches (and sends delivery receipts, which acknowledge nothing); the minute passes.
+    const w = start('a', ['watch', ch, '--every', '1s', '--for', '100s']);
+    try {
+      const alert = await w.waitFor('the overdue alert', (j) => {
+        const a = j.alert as { notice?: unknown } | undefined;
+        return a?.notice === notice;
+      });
+      expect(alert.alert).toMatchObject({
+        channel: ch,
+        notice,
+        title: 'Exercises',
+        unanswered: [expect.any(String)],
+      });
+      await new Promise((r) => setTimeout(r, 3_000));
+      const said = w.lines.filter((l) => l.includes('"alert"') && l.includes(notice));
+      expect(said).toHaveLength(1);
+    } finally {
+      await w.stop();
+    }
+    // Acknowledged now (a read receipt), so that later tests see no overdue notice.
+    await ok('a', ['read', ch, notice]);
+  });
+
   it('stops by itself after --for, exit 0', { timeout: 120_000 }, async () => {
     const w = start('b', ['watch', ch, '--every', '100ms', '--for', '1s']);
     await new Promise((r) => w.child.once('exit', r));

@@ -541,6 +541,8 @@ export function watchCommands(program: Command, run: Runner): void {
             deviceListTtlMs: JOIN_CHECK_MS,
           });
           const lastLiveness = new Map<string, string>();
+          /** Notices already alerted as overdue (each once per watch). */
+          const overdueSaid = new Set<string>();
           const delivery = new Map<string, boolean>();
           // Parties by the names their cards claim, unless two of the channel's parties claim one
           // name (as `log` names them).
@@ -568,6 +570,32 @@ export function watchCommands(program: Command, run: Runner): void {
                 }
               }
               lastLiveness.set(key, l);
+            }
+            // A notice past its deadline, unacknowledged by some party: escalated to whoever watches
+            // (the sender's principal among them), once.
+            for (const o of overdueNotices(ch.view.state, now)) {
+              const key = `${ch.id}/${o.event}`;
+              if (overdueSaid.has(key)) continue;
+              overdueSaid.add(key);
+              const r = ch.view.timeline.find((t) => 'event' in t && t.event.id === o.event);
+              const title =
+                r !== undefined && 'event' in r && r.event.kind === 'notice' ? r.event.title : null;
+              const alert = {
+                channel: ch.id,
+                notice: o.event,
+                title,
+                from: o.notice.from,
+                ackBy: o.notice.ackBy,
+                unanswered: o.unanswered,
+                at: now,
+              };
+              if (out.json) out.result({ alert });
+              else {
+                const labels = labelsOf(ch);
+                out.say(
+                  `ALERT ${ch.id}: notice ${o.event}${title === null ? '' : ` "${inline(title)}"`} from ${namedPartyInFull(labels, o.notice.from)} is OVERDUE (due ${new Date(o.notice.ackBy).toISOString()}), unacknowledged by ${o.unanswered.map((p) => namedPartyInFull(labels, p)).join(', ')}`,
+                );
+              }
             }
           };
           // How each channel's events arrive: pushed on the socket, or polled (said once per change).
