@@ -275,8 +275,10 @@ describe('backchannel watch', () => {
     } finally {
       await w.stop();
     }
-    // Acknowledged now (a read receipt), so that later tests see no overdue notice.
-    await ok('a', ['read', ch, notice]);
+    // Acknowledged now (a read receipt), so that later tests see no overdue notice; a second
+    // `read` of it sends nothing more.
+    expect(await ok('a', ['read', ch, notice])).toMatchObject({ read: [notice] });
+    expect(await ok('a', ['read', ch, notice])).toMatchObject({ read: [] });
   });
 
   it('stops by itself after --for, exit 0', { timeout: 120_000 }, async () => {

@@ -254,7 +254,7 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
         return { ok: true, state: lifecycleTo(withParties, 'proposed', v, e.note) };
       }
       if (s.lifecycle !== 'suspended')
-        return refuse(s, 'TRANSITION_INVALID', `cannot reach out on a ${s.lifecycle} channel`);
+        return refuse(s, 'TRANSITION_INVALID', `cannot reach out on ${aOrAn(s.lifecycle)} channel`);
       if (!s.parties.includes(e.to))
         return refuse(s, 'NOT_A_MEMBER', 'the outreach names a party outside the channel');
       // The mediator and delivery bound are stated once, when the channel opens.
@@ -284,11 +284,11 @@ function apply(s: ChannelState, v: VerifiedEvent): FoldResult {
     }
     case 'channel.suspend':
       if (s.lifecycle !== 'open')
-        return refuse(s, 'TRANSITION_INVALID', `cannot suspend a ${s.lifecycle} channel`);
+        return refuse(s, 'TRANSITION_INVALID', `cannot suspend ${aOrAn(s.lifecycle)} channel`);
       return { ok: true, state: lifecycleTo(s, 'suspended', v, e.reason) };
     case 'channel.reopen':
       if (s.lifecycle !== 'suspended')
-        return refuse(s, 'TRANSITION_INVALID', `cannot reopen a ${s.lifecycle} channel`);
+        return refuse(s, 'TRANSITION_INVALID', `cannot reopen ${aOrAn(s.lifecycle)} channel`);
       return { ok: true, state: lifecycleTo(s, 'open', v, e.reason) };
     case 'channel.close':
       return { ok: true, state: lifecycleTo(s, 'closed', v, e.reason) };
@@ -466,4 +466,9 @@ export function foldAll(
 /** Canonical bytes of a state (deterministic CBOR; absent optional fields omitted). */
 export function encodeState(s: ChannelState): Uint8Array {
   return encodeCanonical({ ...s, receipts: Object.fromEntries(s.receipts) });
+}
+
+/** "a suspended", "an open". */
+function aOrAn(word: string): string {
+  return `${/^[aeiou]/.test(word) ? 'an' : 'a'} ${word}`;
 }

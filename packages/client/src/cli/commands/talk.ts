@@ -453,9 +453,11 @@ export function talkCommands(program: Command, run: Runner): void {
                 `${r === undefined ? `channel ${ch.id} has no event ${e} to acknowledge` : `${e} is your own party's event`} (see \`backchannel log ${ch.id}\`)`,
               );
           }
+          // An event this party already marked read gets no second receipt (it would add nothing).
+          const unread = (id: EventId) => ch.view.state.receipts.get(id)?.read[me] === undefined;
           const ids: EventId[] =
             events.length > 0
-              ? events.map((e) => parseEventId(e))
+              ? events.map((e) => parseEventId(e)).filter(unread)
               : ch.view.timeline.flatMap((r) =>
                   'event' in r &&
                   r.status === 'ok' &&
