@@ -189,7 +189,13 @@ export function Txt(props: { text: string | undefined }): ReactNode {
     parts.push(s.slice(last, m.index));
     const code = `U+${(m[0].codePointAt(0) ?? 0).toString(16).toUpperCase()}`;
     parts.push(
-      <span key={m.index} className="bidi-control" title="a text direction control, shown instead of obeyed">
+      // dir="ltr": the mark's own Latin letters must not decide a dir="auto" paragraph's direction.
+      <span
+        key={m.index}
+        className="bidi-control"
+        dir="ltr"
+        title="a text direction control, shown instead of obeyed"
+      >
         [{code}]
       </span>,
     );

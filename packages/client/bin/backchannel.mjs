@@ -38,11 +38,18 @@ const fresh =
 // Under npx (npm exec), npm passes a SIGTERM on to the shell it ran this command in, and the shell
 // ends without passing it on: a long-running command (relay, watch, heartbeat --daemon, witness)
 // would live on with its parent gone. Noticing the parent go, it stops as on SIGTERM.
-if (process.env.npm_command === 'exec') {
+const args = process.argv.slice(2);
+const longRunning =
+  ['relay', 'watch', 'witness'].some((c) => args.includes(c)) ||
+  (args.includes('heartbeat') && args.includes('--daemon'));
+if (process.env.npm_command === 'exec' && longRunning) {
   const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) process.kill(process.pid, 'SIGTERM');
-  }, 500).unref();
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }, 500);
+  watch.unref();
 }
 
 if (fresh) {

@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer, type Server } from 'node:net';
+import { type AddressInfo, createServer, type Server, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -169,9 +169,13 @@ describe('backchannel relay that starts', () => {
       ['backchannel', 'relay', '--port', String(port), '--data', join(root, 'd-npx')],
       {
         cwd: join(import.meta.dirname, '..', '..', '..'),
-        stdio: 'ignore',
+        stdio: ['ignore', 'pipe', 'ignore'],
       },
     );
+    let logged = '';
+    npx.stdout?.on('data', (d: Buffer) => {
+      logged += d.toString();
+    });
     const readyz = () =>
       fetch(`http://127.0.0.1:${port}/readyz`).then(
         (r) => r.ok,
@@ -190,6 +194,51 @@ describe('backchannel relay that starts', () => {
       up = await readyz();
     }
     expect(up).toBe(false);
+    // Stopped as on SIGTERM, once: it finished its drain (a second signal cuts it short).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(logged).toContain('"msg":"relay stopped"');
+  });
+
+  it('Ctrl-C (SIGINT to the whole process group) stops the relay once, cleanly, exit 0', {
+    timeout: 60_000,
+  }, async () => {
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [BIN, 'relay', '--port', String(port), '--data', join(root, 'd-int')],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true, // a process group of its own, as a terminal's foreground job
+      },
+    );
+    let logged = '';
+    for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => (logged += d.toString()));
+    const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    let ready = false;
+    for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
+      ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (!ready) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ready, logged).toBe(true);
+    // A WebSocket client that never answers the close frame: the relay's drain then takes a while,
+    // long enough for a second signal to cut it short.
+    const socket = tcpConnect({ host: '127.0.0.1', port });
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(
+      'GET /v1/ws HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await new Promise((r) => socket.once('data', r));
+    socket.pause();
+    process.kill(-(child.pid as number), 'SIGINT');
+    const code = await exit;
+    socket.destroy();
+    expect(code, logged).toBe(0);
+    expect(logged).toContain('"msg":"relay stopped"');
   });
 
   it('passes every --previous-checkpoint-key on, not only the last', { timeout: 60_000 }, async () => {

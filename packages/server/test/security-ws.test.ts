@@ -166,7 +166,7 @@ async function rawAnswer(
 
 describe('refused upgrades', () => {
   it('are answered in JSON with a code, like every other refusal', async () => {
-    relay = await relayWith({ rateLimits: { ip: { perSecond: 1, burst: 6 } } });
+    relay = await relayWith({ rateLimits: { ip: { perSecond: 1, burst: 7 } } });
     const port = Number(new URL(relay.url).port);
     const noWhere = await rawAnswer(port, upgrade('/nowhere'));
     expect(noWhere.status).toBe(404);
@@ -189,6 +189,10 @@ describe('refused upgrades', () => {
     );
     expect(notWebSocket.status).toBe(400);
     expect(notWebSocket.body).toMatchObject({ error: { code: 'REQUEST_INVALID' } });
+
+    const version = await rawAnswer(port, upgrade('/v1/ws').replace('Version: 13', 'Version: 99'));
+    expect(version.status).toBe(400);
+    expect(version.headers).toContain('\r\nsec-websocket-version: 13, 8');
 
     const post = await rawAnswer(port, upgrade('/v1/ws').replace('GET', 'POST'));
     expect(post.status).toBe(405);
@@ -215,7 +219,7 @@ describe('refused upgrades', () => {
       );
     expect(count('NOT_FOUND')).toBe(1);
     expect(count('METHOD_NOT_ALLOWED')).toBe(1);
-    expect(count('REQUEST_INVALID')).toBeGreaterThanOrEqual(2);
+    expect(count('REQUEST_INVALID')).toBeGreaterThanOrEqual(3);
     expect(count('RATE_LIMITED')).toBe(1);
     expect((await fetch(`${relay.url}/healthz`)).ok).toBe(true);
   });
@@ -323,6 +327,9 @@ describe('inbound frames are rate limited and the send buffer is capped', () => 
     expect(pongs).toBeLessThanOrEqual(10);
     expect(c.frames.filter((f) => f.type === 'error' && f.code === 'RATE_LIMITED').length).toBe(40 - pongs);
     c.close();
+    // Each refused frame is counted for the operator.
+    const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+    expect(metrics).toContain(`bc_refusals_total{code="RATE_LIMITED",via="ws"} ${40 - pongs}`);
   });
 
   it('a send frame is also a write: past rateLimits.writes it is refused RATE_LIMITED, and nothing refused is appended', async () => {

@@ -35,7 +35,7 @@ import {
   typeRule,
 } from '../documents-model.ts';
 import type { Session } from '../session.ts';
-import { ActionButton, errorText, Link, navigate, shortId, useSession } from '../ui.tsx';
+import { ActionButton, errorText, Link, navigate, shortId, Txt, useSession } from '../ui.tsx';
 import { PartyName, useChannels } from './channels.tsx';
 import './documents.css';
 
@@ -69,7 +69,9 @@ export function DocumentsScreen(): ReactNode {
           <li key={d.id} data-doc={d.id} data-stage={d.status.stage}>
             <Link to={`/documents/${ch.id}/${d.id}`} className="doc-row">
               <TypeBadge type={d.type} />
-              <span className="doc-title">{d.title}</span>
+              <span className="doc-title">
+                <Txt text={d.title} />
+              </span>
             </Link>
             <span className="doc-meta">
               revision {d.head.n} · {stageText(d.status.stage)} · {d.languages.join(' + ')} · with{' '}
@@ -283,7 +285,10 @@ function Draft(props: { channel: string; state: DocumentState; view: DocumentVie
         <Link to="/documents">All documents</Link> · <Link to={`/channels/${props.channel}`}>Channel</Link>
       </p>
       <h1>
-        <TypeBadge type={v.type} /> <span className="doc-title">{v.title}</span>
+        <TypeBadge type={v.type} />{' '}
+        <span className="doc-title">
+          <Txt text={v.title} />
+        </span>
       </h1>
       <dl className="doc-facts">
         <dt>Type</dt>
@@ -374,7 +379,7 @@ function AltMark(props: { text: string; by: string | undefined }): ReactNode {
       data-alt={props.text}
       title={props.by === undefined ? undefined : `proposed by ${nameOf(session, props.by)}`}
     >
-      [{props.text}]
+      [<Txt text={props.text} />]
     </mark>
   );
 }
@@ -397,7 +402,9 @@ function SegmentsView(props: { segments: readonly Segment[] }): ReactNode {
           </span>
         ) : (
           // biome-ignore lint/suspicious/noArrayIndexKey: segments have no identity beyond their place
-          <span key={i}>{s}</span>
+          <span key={i}>
+            <Txt text={s} />
+          </span>
         ),
       )}
     </>
@@ -477,7 +484,9 @@ function ClauseView(props: {
             <li key={i}>
               <span className="who">{c.by === null ? 'unattributed' : <PartyName id={c.by} />}</span>
               {c.lang === null ? '' : ` (${c.lang})`} on revision {c.n}:{' '}
-              <span className="comment-text">{c.text}</span>
+              <span className="comment-text">
+                <Txt text={c.text} />
+              </span>
             </li>
           ))}
         </ul>

@@ -137,7 +137,11 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
     case 'track.conclude':
       return (
         <p className="meta">
-          Track “<bdi>{props.trackName(e.trackId)}</bdi>” {TRACK_VERBS[e.kind]}
+          Track “
+          <bdi>
+            <Txt text={props.trackName(e.trackId)} />
+          </bdi>
+          ” {TRACK_VERBS[e.kind]}
           {e.reason === undefined ? null : (
             <>
               {' — '}
@@ -204,10 +208,16 @@ const Item = memo(function Item(props: {
     >
       <div className="head">
         <span className="who">
-          <bdi>{props.nameOf(r.party)}</bdi>
+          <bdi>
+            <Txt text={props.nameOf(r.party)} />
+          </bdi>
         </span>
         <time dateTime={new Date(r.receivedAt).toISOString()}>{when(r.receivedAt)}</time>
-        {track === undefined ? null : <span className="track-tag">#{props.trackName(track)}</span>}
+        {track === undefined ? null : (
+          <span className="track-tag">
+            #<Txt text={props.trackName(track)} />
+          </span>
+        )}
         {r.status === 'rejected' ? <span className="rejected">refused: {r.code}</span> : null}
         {r.status === 'unchecked' && r.refs !== undefined ? (
           <span className="before-join">

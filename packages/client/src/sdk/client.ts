@@ -423,11 +423,15 @@ export class Backchannel {
           ];
         }),
       onRejected: async (item, err) => {
+        const summary = await this.#ownEventSummary(item);
+        // Heartbeats and receipts are automatic signals, not something the user wrote: a refused
+        // one is not kept (nobody would dismiss it; the next one goes out on its own).
+        if (summary.kind === 'heartbeat' || summary.kind === 'receipt') return;
         const refusal: Omit<RefusedSend, 'channel' | 'msgId'> = {
           code: err.cause_code ?? err.code,
           message: err.message,
           at: this.now,
-          ...(await this.#ownEventSummary(item)),
+          ...summary,
         };
         await this.#store.put([[`rejected:${item.channel}:${item.id}`, utf8(JSON.stringify(refusal))]]);
       },

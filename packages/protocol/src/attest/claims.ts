@@ -474,6 +474,8 @@ function agreed(ctx: ClaimContext, c: ClaimOf<'agreed'>): ClaimResult | Fail {
     );
   if (body.docType !== c.docType)
     return no('CLAIM_UNSUPPORTED', `document ${c.doc} is a ${body.docType}, not a ${c.docType}`);
+  if (body.clauses.length === 0)
+    return no('CLAIM_UNSUPPORTED', `revision ${c.revision} has no clause: there is no text to have agreed`);
   const listed = [...c.parties].sort().join();
   if (listed !== [...body.parties].sort().join())
     return no(

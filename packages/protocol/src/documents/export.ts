@@ -294,8 +294,10 @@ export function verifyDocumentBundle(
     signers.push({ party: s.party, role: cc.role, level: s.level, signedAt: s.signedAt, device: cc.device });
   }
   const need = requiredSignoff(body.docType);
+  // A revision without a clause has no text to agree on (documentStatus says the same).
   const agreed =
     need !== undefined &&
+    body.clauses.length > 0 &&
     body.parties.length > 0 &&
     body.parties.every((p) => signers.some((s) => s.party === p && s.level === need.level));
   if (!agreed && opts.allowUnagreed !== true)

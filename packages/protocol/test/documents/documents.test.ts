@@ -109,6 +109,13 @@ describe('a document with no clause', () => {
       agreed: false,
       stage: 'draft',
     });
+    // Its export, signatures and all, does not verify as agreed either (a bundle any client made).
+    const rootKeys = { [w.A.id]: w.A.root.publicKey, [w.B.id]: w.B.root.publicKey };
+    const { bundle, files } = exportDocument(w.doc(doc), { rootKeys, base: 'empty' });
+    expect(verifyDocumentBundle(JSON.parse(JSON.stringify(bundle)), files)).toMatchObject({
+      ok: false,
+      code: 'DOC_NOT_AGREED',
+    });
   });
 });
 

@@ -454,6 +454,7 @@ export class Hub {
     // Counted and registered in one synchronous step: two auths in flight cannot both take the last slot.
     const held = this.#byDevice.get(device.device)?.size ?? 0;
     if (held >= this.#o.maxConnectionsPerDevice) {
+      this.#metrics.refused('TOO_MANY_CONNECTIONS', 'ws');
       this.#send(
         conn,
         frames.error(
@@ -765,6 +766,7 @@ export class Hub {
       CERT_NOT_YET_VALID: "this device's certificate is not valid yet",
       DEVICE_UNKNOWN: 'this device is no longer registered',
     }[code];
+    this.#metrics.refused(code, 'ws');
     this.#send(conn, frames.error(code, why));
     this.#close(conn, CLOSE.REVOKED, code);
   }
@@ -841,6 +843,7 @@ export class Hub {
       conn.limited = 0;
       return true;
     }
+    this.#metrics.refused('RATE_LIMITED', 'ws');
     this.#send(conn, frames.error('RATE_LIMITED', 'too many frames; slow down', undefined, id, wait));
     // A client that ignores the answers: closed rather than answered forever.
     if (++conn.limited > MAX_REFUSED_IN_A_ROW) {

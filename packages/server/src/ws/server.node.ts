@@ -33,7 +33,9 @@ export function attachWebSocket(server: Server, o: WsAttachOptions): WebSocketSe
         allow: 'GET',
       });
     }
-    refuse(socket, new RelayError('REQUEST_INVALID', `not a WebSocket handshake: ${err.message}`));
+    // RFC 6455 §4.4: a version the server does not speak is answered with those it does.
+    const versions = /Sec-WebSocket-Version/.test(err.message) ? { 'sec-websocket-version': '13, 8' } : {};
+    refuse(socket, new RelayError('REQUEST_INVALID', `not a WebSocket handshake: ${err.message}`), versions);
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node hands the raw socket over with no 'error' listener: a client that resets mid-handshake

@@ -69,14 +69,17 @@ export function relayCommands(program: Command, run: Runner): void {
           if (port !== 0)
             await ensureFree(port, opts.host, 'choose another with --port (--port 0 picks a free one)');
           // The relay takes these flags itself (flags > environment > config file).
+          // `--flag=value`: a value that starts with '-' is not taken for another flag.
           const given = (flag: string, value: string | undefined) =>
-            value === undefined ? [] : [flag, value];
+            value === undefined ? [] : [`${flag}=${value}`];
           const args = [
-            ...['--port', opts.port, '--host', opts.host, '--data', opts.data],
+            ...given('--port', opts.port),
+            ...given('--host', opts.host),
+            ...given('--data', opts.data),
             ...given('--store', opts.store),
             ...given('--fanout', opts.fanout),
             ...given('--checkpoint-key', opts.checkpointKey),
-            ...(opts.previousCheckpointKey ?? []).flatMap((f) => ['--previous-checkpoint-key', f]),
+            ...(opts.previousCheckpointKey ?? []).flatMap((f) => given('--previous-checkpoint-key', f)),
             ...given('--name', opts.name),
             ...given('--config', opts.config),
             ...given('--log-level', opts.logLevel),
@@ -85,12 +88,21 @@ export function relayCommands(program: Command, run: Runner): void {
           const child = spawn(process.execPath, ['--import', tsxImport(), relayEntry(), ...args], {
             // stderr through this process: a relay that cannot start is reported as every error is.
             stdio: ['inherit', 'inherit', 'pipe'],
+            // A process group of its own: Ctrl-C reaches this process only, which passes it on once
+            // (the terminal's and ours made two, and a second signal cuts the relay's drain short).
+            detached: true,
           });
           let stopping = false;
-          for (const sig of ['SIGINT', 'SIGTERM'] as const)
+          // The terminal closing (SIGHUP) no longer reaches the relay's group: it stops it as SIGTERM.
+          for (const [sig, as] of [
+            ['SIGINT', 'SIGINT'],
+            ['SIGTERM', 'SIGTERM'],
+            ['SIGHUP', 'SIGTERM'],
+          ] as const)
             process.on(sig, () => {
+              if (stopping) return;
               stopping = true;
-              child.kill(sig);
+              child.kill(as);
             });
           const stderr = new HeldUntilReady();
           child.stderr?.on('data', (d: Buffer) => stderr.write(d));

@@ -848,8 +848,11 @@ export function beatPeriod(intervalMs: number): number {
   return intervalMs - Math.min(intervalMs / 10, 5_000);
 }
 
-/** The beat after one due at `due`: a period later; a whole period from now when that has passed (no burst). */
+/**
+ * The beat after one due at `due`: a period later; a whole period from now when that has passed
+ * (no burst), and never more than a period away (a clock set back must not stall the beats).
+ */
 export function nextDue(due: number, period: number, now: number): number {
   const next = due + period;
-  return next < now ? now + period : next;
+  return next < now || next > now + period ? now + period : next;
 }

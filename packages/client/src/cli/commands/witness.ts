@@ -189,9 +189,11 @@ export function witnessCommand(program: Command, run: Runner): void {
 
 /** A witness state file as saved, or INVALID_ARGUMENT naming the file and what is wrong. */
 function readWitnessState(path: string, name: string | undefined): WitnessState {
+  // A file that cannot be read is said as such (describeError names it), not as "not JSON".
+  const text = readTextFile(path);
   let v: unknown;
   try {
-    v = JSON.parse(readTextFile(path));
+    v = JSON.parse(text);
   } catch {
     throw new ClientError('INVALID_ARGUMENT', `${path} is not a witness state file (not JSON)`);
   }
