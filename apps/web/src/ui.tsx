@@ -61,8 +61,29 @@ export function StatusBadge(props: { status: Badge }): ReactNode {
   );
 }
 
+/**
+ * What the app calls the actions the SDK's messages name as CLI commands (the SDK speaks to the
+ * terminal too): a user of the app is pointed at the button, not at a command they cannot run.
+ */
+const IN_THE_APP: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^channel reopen\b/, '“Reopen channel” on the channel'],
+  [/^outreach\b/, 'a new outreach to them (Channels)'],
+  [/^accept\b/, '“Accept outreach” on the channel'],
+  [/^card publish\b/, 'publishing its card (their admin does it)'],
+  [/^device add\b/, '“Add a device” under Members & devices'],
+  [/^device revoke\b/, '“Revoke” under Members & devices'],
+  [/^(init recover|recovery-kit)\b/, 'the recovery kit (Our party)'],
+  [/^init\b/, 'setting up this device'],
+  [/^doc\b/, 'the Documents page'],
+  [/^keys\b/, 'the public-keys file (Attestations)'],
+];
+
 export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  const text = e instanceof Error ? e.message : String(e);
+  return text.replace(/`backchannel ([^`]*)`/g, (whole, cmd: string) => {
+    const hit = IN_THE_APP.find(([re]) => re.test(cmd));
+    return hit === undefined ? whole : hit[1];
+  });
 }
 
 /** A button that runs an async action, disables itself meanwhile and reports failures. */
@@ -111,6 +132,10 @@ export function ConfirmAction(props: {
   confirmLabel: string;
   question: string;
   needsReason?: boolean;
+  /** A reason field that may stay empty (a decline, a close). */
+  offerReason?: boolean;
+  /** The field's label (default: "Reason (kept on record)"). */
+  reasonLabel?: string;
   onConfirm: (reason: string) => Promise<unknown>;
   danger?: boolean;
 }): ReactNode {
@@ -130,10 +155,15 @@ export function ConfirmAction(props: {
   return (
     <fieldset className="confirm">
       <legend>{props.question}</legend>
-      {props.needsReason === true ? (
+      {props.needsReason === true || props.offerReason === true ? (
         <label>
-          Reason (kept on record)
-          <input value={reason} onChange={(e) => setReason(e.target.value)} required />
+          {props.reasonLabel ??
+            (props.needsReason === true ? 'Reason (kept on record)' : 'Reason (optional, kept on record)')}
+          <input
+            value={reason}
+            onChange={(e) => setReason(e.target.value)}
+            required={props.needsReason === true}
+          />
         </label>
       ) : null}
       <ActionButton

@@ -309,6 +309,25 @@ describe('negotiation documents in the web app', () => {
     expect(await a.getByRole('note').first().textContent()).toContain('cleared agreement on talks (en)');
     await shot(a, 'docs-07-edit-clears-clause.png');
 
+    // The channel's timeline names each document event by the document's title (a link to it),
+    // not by its raw kind.
+    await b.getByRole('link', { name: 'Channels' }).click();
+    await b.locator('ul.channels a.channel-row').first().click(WAIT);
+    const opened = b.locator('li.event[data-kind="doc.revision"] p.meta').first();
+    await opened.waitFor(WAIT);
+    expect(await opened.textContent()).toMatch(/^Opened the document “.+”: revision 0$/);
+    await b
+      .locator('li.event[data-kind="doc.sign"] p.meta')
+      .filter({ hasText: /^Signed “.+”$/ })
+      .first()
+      .waitFor(WAIT);
+    expect(
+      await b
+        .locator('li.event p.meta')
+        .filter({ hasText: /^doc\./ })
+        .count(),
+    ).toBe(0);
+
     // Phone width: no sideways scrolling.
     await a.setViewportSize({ width: 390, height: 844 });
     expect(await a.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);

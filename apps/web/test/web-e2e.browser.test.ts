@@ -181,6 +181,39 @@ describe('the web app in Chromium', () => {
     await a.locator('li[data-track="nuclear"][data-track-status="revived"]').waitFor(WAIT);
     await shot(a, '07-channel-view.png');
 
+    // Steps 2–3 of the reference scenario on the channel itself: B suspends it; months later A
+    // reaches out on it (proposing to reopen), and B accepts: the channel is open again.
+    await b.getByRole('button', { name: 'Suspend channel' }).click();
+    await b.getByLabel('Reason (kept on record)').fill('unrest');
+    await b.getByRole('button', { name: 'Suspend the channel' }).click();
+    await a.locator('.channel-head .badge[data-status="suspended"]').waitFor(WAIT);
+    await a.getByRole('button', { name: 'Propose to reopen' }).click();
+    await a.getByLabel('What the outreach says').fill('In light of the unrest we propose to resume contact.');
+    await a.getByRole('button', { name: 'Send the outreach' }).click();
+    await b.getByRole('button', { name: 'Accept outreach' }).waitFor(WAIT);
+    await b.getByRole('button', { name: 'Accept outreach' }).click();
+    await a.locator('.channel-head .badge[data-status="open"]').waitFor(WAIT);
+    await b.locator('.channel-head .badge[data-status="open"]').waitFor(WAIT);
+    // A notice with a deadline, from the app: B sees it with its deadline.
+    await a.getByRole('radio', { name: 'notice' }).check();
+    await a.getByLabel('Title').fill('Exercises');
+    await a.getByLabel('Text').fill('Exercises start on Monday.');
+    await a.getByLabel('Acknowledge within (hours)').fill('2');
+    await a.getByRole('button', { name: 'Send notice' }).click();
+    const notice = b.locator('li.event[data-kind="notice"] p.title').filter({ hasText: 'Exercises' });
+    await notice.waitFor(WAIT);
+    expect(await notice.textContent()).toMatch(/^Notice: Exercises — acknowledge by /);
+    await a.getByRole('radio', { name: 'message' }).check();
+    // B answers it; the response names the notice by its title.
+    await b.getByRole('radio', { name: 'response' }).check();
+    await b.getByLabel('In response to').selectOption({ label: 'notice: Exercises' });
+    await b.getByLabel('Text').fill('Noted.');
+    await b.getByRole('button', { name: 'Send response' }).click();
+    const answer = a.locator('li.event[data-kind="response"] p.title').filter({ hasText: 'Exercises' });
+    await answer.waitFor(WAIT);
+    expect(await answer.textContent()).toBe('Response (note) to “Exercises”');
+    await b.getByRole('radio', { name: 'message' }).check();
+
     // A draft survives a reload (kept encrypted in the device store, restored after unlock).
     await a.getByLabel('Text').fill('draft: unfinished sentence');
     await a.getByText('Draft saved on this device').waitFor(WAIT);

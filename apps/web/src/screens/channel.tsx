@@ -25,7 +25,7 @@ import { ChannelMembers, JoinNote, StateLostNote } from './channel-members.tsx';
 import { LivenessChart, TrackChart } from './charts.tsx';
 import { Timeline } from './timeline.tsx';
 
-type Kind = 'message' | 'points' | 'proposal' | 'response';
+type Kind = 'message' | 'points' | 'proposal' | 'response' | 'notice';
 
 interface Draft {
   kind: Kind;
@@ -33,8 +33,16 @@ interface Draft {
   text: string;
   to: string;
   stance: 'accept' | 'reject' | 'counter' | 'note';
+  /** A notice's deadline: acknowledge within this many hours (kept as typed). */
+  ackWithinHours?: string;
 }
 const EMPTY: Draft = { kind: 'message', title: '', text: '', to: '', stance: 'note' };
+
+/** Hours a notice may give (1 minute to 366 days, as the CLI's --ack-within). */
+function ackHours(d: Draft): number | undefined {
+  const h = Number(d.ackWithinHours ?? '24');
+  return Number.isFinite(h) && h >= 1 / 60 && h <= 366 * 24 ? h : undefined;
+}
 
 function draftEvent(d: Draft, track: string): DraftEvent {
   const t = track === '' ? {} : { track: track as TrackId };
@@ -55,6 +63,14 @@ function draftEvent(d: Draft, track: string): DraftEvent {
       return { kind: 'proposal', title: d.title, text: d.text, ...t } as DraftEvent;
     case 'response':
       return { kind: 'response', to: d.to as EventId, stance: d.stance, text: d.text, ...t } as DraftEvent;
+    case 'notice':
+      return {
+        kind: 'notice',
+        title: d.title,
+        text: d.text,
+        ackBy: Date.now() + Math.round((ackHours(d) ?? 24) * 3_600_000),
+        ...t,
+      } as DraftEvent;
   }
 }
 
@@ -81,16 +97,23 @@ function Composer(props: { ch: Channel; track: string }): ReactNode {
   }, [session, key, d]);
   const me = session.bc.identity.party;
   const targets = answerable(props.ch.view.timeline, me);
-  const needsTitle = d.kind === 'points' || d.kind === 'proposal';
+  const needsTitle = d.kind === 'points' || d.kind === 'proposal' || d.kind === 'notice';
   const ready =
-    d.text.trim() !== '' && (!needsTitle || d.title.trim() !== '') && (d.kind !== 'response' || d.to !== '');
+    d.text.trim() !== '' &&
+    (!needsTitle || d.title.trim() !== '') &&
+    (d.kind !== 'response' || d.to !== '') &&
+    (d.kind !== 'notice' || ackHours(d) !== undefined);
+  const role = session.bc.identity.certificate.body.role;
+  const kinds = (['message', 'points', 'proposal', 'response', 'notice'] as const).filter((k) =>
+    roleMaySend(role, k),
+  );
   const set = (patch: Partial<Draft>) => setD((x) => ({ ...x, ...patch }));
   return (
     <form className="composer card" aria-label="Compose" onSubmit={(e) => e.preventDefault()}>
       <fieldset>
         <legend>Send</legend>
         <div className="kinds" role="radiogroup" aria-label="What to send">
-          {(['message', 'points', 'proposal', 'response'] as const).map((k) => (
+          {kinds.map((k) => (
             <label key={k} className="radio">
               <input
                 type="radio"
@@ -107,6 +130,19 @@ function Composer(props: { ch: Channel; track: string }): ReactNode {
           <label>
             Title
             <input value={d.title} onChange={(e) => set({ title: e.target.value })} />
+          </label>
+        ) : null}
+        {d.kind === 'notice' ? (
+          <label>
+            Acknowledge within (hours)
+            <input
+              type="number"
+              min="0.1"
+              max="8784"
+              step="any"
+              value={d.ackWithinHours ?? '24'}
+              onChange={(e) => set({ ackWithinHours: e.target.value })}
+            />
           </label>
         ) : null}
         {d.kind === 'response' ? (
@@ -251,6 +287,9 @@ function Lifecycle(props: { ch: Channel }): ReactNode {
   const send = (ev: DraftEvent) => session.act(async () => props.ch.send(ev));
   const role = session.bc.identity.certificate.body.role;
   const may = (kind: DraftEvent['kind']) => roleMaySend(role, kind);
+  // The one other party an outreach on this channel goes to (none when there are several).
+  const others = s.parties.filter((p) => p !== me);
+  const other = others.length === 1 ? others[0] : undefined;
   const waiting =
     (s.lifecycle === 'proposed' && s.initiator !== me) ||
     (s.lifecycle === 'suspended' && s.reopenProposedBy !== undefined && s.reopenProposedBy !== me);
@@ -271,6 +310,7 @@ function Lifecycle(props: { ch: Channel }): ReactNode {
             label="Decline"
             confirmLabel="Decline the outreach"
             question="Decline this outreach?"
+            offerReason
             onConfirm={(reason) =>
               send({ kind: 'channel.decline', ...(reason === '' ? {} : { reason }) } as DraftEvent)
             }
@@ -309,11 +349,31 @@ function Lifecycle(props: { ch: Channel }): ReactNode {
             Reopen channel
           </ActionButton>
         ) : null}
+        {s.lifecycle === 'suspended' &&
+        s.reopenProposedBy === undefined &&
+        may('outreach') &&
+        other !== undefined ? (
+          // Step 3 of the reference scenario: reach out on the suspended channel; the other party
+          // accepts (the channel reopens) or declines.
+          <ConfirmAction
+            label="Propose to reopen"
+            confirmLabel="Send the outreach"
+            question="Reach out on this channel to propose to reopen it? The other party accepts or declines."
+            needsReason
+            reasonLabel="What the outreach says"
+            onConfirm={(note) =>
+              session.act(async () =>
+                props.ch.send({ kind: 'outreach', from: me, to: other, note } as DraftEvent, { to: [other] }),
+              )
+            }
+          />
+        ) : null}
         {s.lifecycle !== 'closed' && may('channel.close') ? (
           <ConfirmAction
             label="Close channel"
             confirmLabel="Close the channel for good"
             question="Close this channel? This is final: nothing more can be sent on it."
+            offerReason
             danger
             onConfirm={(reason) =>
               send({ kind: 'channel.close', ...(reason === '' ? {} : { reason }) } as DraftEvent)

@@ -5,7 +5,7 @@ import { memo, type ReactNode, useState } from 'react';
 /** Events rendered at first and per "earlier" click: a few screens, so the first paint stays fast. */
 const PAGE = 60;
 import { isReadable, type Readable } from '../model.ts';
-import { shortId, shortMsgId, Txt, when } from '../ui.tsx';
+import { Link, shortId, shortMsgId, Txt, when } from '../ui.tsx';
 
 /** Renders a party id through the caller (it knows names); plain id otherwise. */
 export type NameOf = (party: string) => string;
@@ -23,9 +23,58 @@ const CHANGE_LABELS: Partial<Record<string, string>> = {
   'channel.close': 'Closed the channel',
 };
 
-function Body(props: { r: Readable; trackName: (id: string) => string }): ReactNode {
+function Body(props: {
+  r: Readable;
+  trackName: (id: string) => string;
+  /** A document's title and where its page is. */
+  doc: (id: string) => { title: string; href: string };
+  /** Titles of the channel's events by id (what a response answers). */
+  titles: ReadonlyMap<string, string>;
+}): ReactNode {
   const e = props.r.event;
   switch (e.kind) {
+    case 'doc.revision':
+    case 'doc.comment':
+    case 'doc.sign': {
+      const d = props.doc(e.doc);
+      const title = (
+        <>
+          “
+          <Link to={d.href}>
+            <bdi>
+              <Txt text={d.title} />
+            </bdi>
+          </Link>
+          ”
+        </>
+      );
+      if (e.kind === 'doc.revision')
+        return (
+          <p className="meta">
+            {e.n === 0 ? 'Opened the document' : 'Revised the document'} {title}: revision {e.n}
+          </p>
+        );
+      if (e.kind === 'doc.comment')
+        return (
+          <p className="meta">
+            Commented on clause {e.clause}
+            {e.lang === undefined ? '' : ` (${e.lang})`} of {title}:{' '}
+            <bdi>
+              <Txt text={e.text} />
+            </bdi>
+          </p>
+        );
+      return (
+        <p className="meta">
+          {e.level === 'agree'
+            ? `Agreed clause ${e.clause?.id ?? '?'}${e.clause === undefined ? '' : ` (${e.clause.lang})`} of `
+            : e.level === 'initial'
+              ? 'Initialled '
+              : 'Signed '}
+          {title}
+        </p>
+      );
+    }
     case 'message':
       return (
         <p className="text" dir="auto">
@@ -70,7 +119,18 @@ function Body(props: { r: Readable; trackName: (id: string) => string }): ReactN
       return (
         <>
           <p className="title">
-            Response ({e.stance}) to {shortMsgId(e.to)}
+            Response ({e.stance}) to{' '}
+            {props.titles.has(e.to) ? (
+              <>
+                “
+                <bdi>
+                  <Txt text={props.titles.get(e.to)} />
+                </bdi>
+                ”
+              </>
+            ) : (
+              shortMsgId(e.to)
+            )}
           </p>
           <p className="text" dir="auto">
             <Txt text={e.text} />
@@ -197,6 +257,7 @@ const Item = memo(function Item(props: {
   me: PartyId;
   nameOf: NameOf;
   trackName: (id: string) => string;
+  titles: ReadonlyMap<string, string>;
 }): ReactNode {
   const { r } = props;
   const track = r.event.track;
@@ -225,7 +286,7 @@ const Item = memo(function Item(props: {
           </span>
         ) : null}
       </div>
-      <Body r={r} trackName={props.trackName} />
+      <Body r={r} trackName={props.trackName} doc={(id) => docLink(props.s, id)} titles={props.titles} />
       <Receipts s={props.s} r={r} nameOf={props.nameOf} />
     </li>
   );
@@ -240,6 +301,15 @@ export function Timeline(props: {
 }): ReactNode {
   const s = props.state;
   const trackName = (id: string) => s.tracks[id]?.name ?? shortId(id);
+  // A response names what it answers by its title (a proposal's, points', a notice's).
+  // (Built on every render, as the list below: the SDK may grow the same timeline array.)
+  const titles = new Map(
+    props.timeline.flatMap((r) =>
+      isReadable(r) && 'title' in r.event && typeof r.event.title === 'string'
+        ? [[r.event.id as string, r.event.title] as const]
+        : [],
+    ),
+  );
   const items = props.timeline.filter(
     (r): r is Readable =>
       isReadable(r) &&
@@ -262,9 +332,24 @@ export function Timeline(props: {
       <ol className="timeline" aria-label="Timeline">
         {items.length === 0 ? <li className="meta">Nothing yet.</li> : null}
         {(hidden > 0 ? items.slice(hidden) : items).map((r) => (
-          <Item key={r.seq} r={r} s={s} me={props.me} nameOf={props.nameOf} trackName={trackName} />
+          <Item
+            key={r.seq}
+            r={r}
+            s={s}
+            me={props.me}
+            nameOf={props.nameOf}
+            trackName={trackName}
+            titles={titles}
+          />
         ))}
       </ol>
     </>
   );
+}
+
+/** A document of the channel: its title (its id while unknown) and its page. */
+function docLink(s: ChannelState, id: string): { title: string; href: string } {
+  const d = s.documents[id];
+  const head = d?.revisions[d.revisions.length - 1];
+  return { title: head?.body.title ?? shortId(id), href: `/documents/${s.channel}/${id}` };
 }
