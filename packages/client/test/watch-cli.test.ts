@@ -214,6 +214,31 @@ describe('backchannel watch', () => {
     });
     // Refused, not replaced: the file is as it was.
     expect(readFileSync(garbage, 'utf8')).toBe('garbage\n');
+    // A channel id that is not one is a usage error (it reached the relay as REQUEST_INVALID).
+    expect(await cli('a', ['witness', '--state', state, '--channel', 'bad', '--once'])).toMatchObject({
+      code: 1,
+      json: { error: { code: 'ID_INVALID' } },
+    });
+  });
+
+  it('a track name, or a notice title or text, of only spaces is refused in words', async () => {
+    expect(await cli('a', ['track', 'open', ch, '   '])).toMatchObject({
+      code: 1,
+      json: { error: { code: 'INVALID_ARGUMENT', message: 'a track needs a name (not only spaces)' } },
+    });
+    for (const [text, title] of [
+      ['Exercises start Monday.', ' '],
+      ['  ', 'Exercises'],
+    ])
+      expect(await cli('a', ['notice', ch, text as string, '--title', title as string])).toMatchObject({
+        code: 1,
+        json: {
+          error: {
+            code: 'INVALID_ARGUMENT',
+            message: 'a notice needs a --title and a text (not only spaces)',
+          },
+        },
+      });
   });
 
   it('with --heartbeat, is the duty device too: it beats every interval in the channel it follows', {

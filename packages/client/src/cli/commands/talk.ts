@@ -419,13 +419,20 @@ export function talkCommands(program: Command, run: Runner): void {
     .action(
       sendCmd(
         run,
-        (_ch, [text, opts]: [string, { title: string; ackWithin: string }]) =>
-          ({
+        (_ch, [text, opts]: [string, { title: string; ackWithin: string }]) => {
+          // A notice must be acknowledged: it says something, under a title.
+          if (opts.title.trim() === '' || text.trim() === '')
+            throw new ClientError(
+              'INVALID_ARGUMENT',
+              'a notice needs a --title and a text (not only spaces)',
+            );
+          return {
             kind: 'notice',
             title: opts.title,
             text,
             ackBy: Date.now() + ackWithin(opts.ackWithin),
-          }) as DraftEvent,
+          } as DraftEvent;
+        },
         'notice',
       ),
     );
@@ -489,6 +496,8 @@ export function talkCommands(program: Command, run: Runner): void {
     .addHelpText('after', examples('backchannel track open c_… nuclear'))
     .action(
       run(async (o, out, channel: string, name: string) => {
+        if (name.trim() === '')
+          throw new ClientError('INVALID_ARGUMENT', 'a track needs a name (not only spaces)');
         const trackId = trackIdFrom(new Uint8Array(randomBytes(16)));
         await withChannel(o, channel, (ch) => {
           // Names are how tracks are given on the command line: one live track per name.

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseChannelId } from '@backchannel/protocol';
 import { parseVerifierKey } from '@backchannel/protocol/transcript';
 import type { Command } from 'commander';
 import { ClientError, isRetryable } from '../../sdk/errors.ts';
@@ -91,7 +92,7 @@ export function witnessCommand(program: Command, run: Runner): void {
               return;
             }
             for (;;) {
-              const channels = opts.channel ?? (await bc.channelIds());
+              const channels = opts.channel?.map((c) => parseChannelId(c)) ?? (await bc.channelIds());
               // Keep this device's own verified copy of each log current (no sends): it is what
               // turns a fork alarm into proof when the relay later shows a shorter history.
               for (const c of channels) {
