@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRelay, openSqliteStore, resolveConfig } from '@backchannel/server';
+import type { PartyId } from '@backchannel/protocol';
 import type { Channel, DraftEvent } from '../src/sdk/channel.ts';
 import { Backchannel, type BackchannelOptions } from '../src/sdk/client.ts';
 import { ed25519Node, nodeMlsCrypto, sha256Node } from '../src/sdk/mls-crypto.node.ts';
@@ -70,7 +71,12 @@ export function messageTexts(ch: Pick<Channel, 'view'>): string[] {
 export async function openChannel(a: Backchannel, b: Backchannel) {
   await a.createParty({ partyName: 'A', deviceName: 'a', relays: [RELAY_URL] });
   const B = await b.createParty({ partyName: 'B', deviceName: 'b', role: 'principal', relays: [RELAY_URL] });
-  const chA = await a.outreach(B.party, 'hello');
+  return reachOutAndAccept(a, b, B.party);
+}
+
+/** A reaches out to party `to`, whose device `b` accepts; both have synced. */
+export async function reachOutAndAccept(a: Backchannel, b: Backchannel, to: PartyId) {
+  const chA = await a.outreach(to, 'hello');
   await b.checkInbox();
   const chB = await b.channel(chA.id);
   await chB.sync();

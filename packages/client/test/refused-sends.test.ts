@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../src/sdk/channel.ts';
-import { inProcessRelay, RELAY_URL } from './in-process.ts';
+import { inProcessRelay, RELAY_URL, reachOutAndAccept } from './in-process.ts';
 
 describe('a send refused for good', () => {
   it('is kept on record with its code, kind and words, until dismissed', { timeout: 120_000 }, async () => {
@@ -23,12 +23,7 @@ describe('a send refused for good', () => {
     const s = await r.device('s');
     await s.enroll(staff);
 
-    const chA = await a.outreach(B.party, 'hello');
-    await b.checkInbox();
-    const chB = await b.channel(chA.id);
-    await chB.sync();
-    await chB.send({ kind: 'channel.accept' } as DraftEvent);
-    await b.outbox.flush();
+    const { chA, chB } = await reachOutAndAccept(a, b, B.party);
     await s.syncAll();
     const chS = await s.channel(chA.id);
     await chS.sync();

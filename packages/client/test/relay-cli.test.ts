@@ -22,6 +22,20 @@ afterAll(async () => {
   for (const r of started) await r.stop();
 });
 
+/** Polls the relay's /readyz until it answers ok (true), `ms` pass, or `child` exits (false). */
+async function readyWithin(url: string, ms: number, child?: ChildProcess): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until && (child === undefined || child.exitCode === null)) {
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
 describe('backchannel relay that cannot start', () => {
   it('on a port in use: INVALID_ARGUMENT, exit 1', { timeout: 60_000 }, async () => {
     const taken: Server = createServer();
@@ -103,14 +117,7 @@ describe('backchannel relay that starts', () => {
       stderr += d.toString();
     });
     const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    let ready = false;
-    for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
-      ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (!ready) await new Promise((r) => setTimeout(r, 100));
-    }
+    const ready = await readyWithin(`http://127.0.0.1:${port}`, 20_000, child);
     expect(ready, stderr).toBe(true);
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
@@ -143,14 +150,7 @@ describe('backchannel relay that starts', () => {
     let output = '';
     for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => (output += d.toString()));
     const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    let ready = false;
-    for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
-      ready = await fetch(`http://127.0.0.2:${port}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (!ready) await new Promise((r) => setTimeout(r, 100));
-    }
+    const ready = await readyWithin(`http://127.0.0.2:${port}`, 20_000, child);
     expect(ready, output).toBe(true);
     const about = (await (await fetch(`http://127.0.0.2:${port}/v1/relay`)).json()) as { name: string };
     expect(about.name).toBe('from-config.example');
@@ -181,12 +181,7 @@ describe('backchannel relay that starts', () => {
         (r) => r.ok,
         () => false,
       );
-    let ready = false;
-    for (let i = 0; i < 300 && !ready; i++) {
-      ready = await readyz();
-      if (!ready) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(ready).toBe(true);
+    expect(await readyWithin(`http://127.0.0.1:${port}`, 30_000)).toBe(true);
     npx.kill('SIGTERM');
     let up = true;
     for (let i = 0; i < 100 && up; i++) {
@@ -214,14 +209,7 @@ describe('backchannel relay that starts', () => {
     let logged = '';
     for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => (logged += d.toString()));
     const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    let ready = false;
-    for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
-      ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (!ready) await new Promise((r) => setTimeout(r, 100));
-    }
+    const ready = await readyWithin(`http://127.0.0.1:${port}`, 20_000, child);
     expect(ready, logged).toBe(true);
     // A WebSocket client that never answers the close frame: the relay's drain then takes a while,
     // long enough for a second signal to cut it short.
